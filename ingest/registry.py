@@ -1,0 +1,167 @@
+"""The device registry: regions, sites, device profiles and devices.
+
+The registry, not the payload, decides where a message comes from (site -> country) and which
+category each field belongs to. It is a YAML file that operators edit; it is validated at load and
+every error names the file and the field at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ingest.errors import RegistryError
+
+Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
+CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code")]
+Safeguard = Literal[
+    "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
+    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Model):
+    """A store with a location. Locally one database, in production one TimescaleDB."""
+
+    country: Country
+    description: str = ""
+    recipient: dict[str, bool] = Field(
+        default_factory=dict,
+        description="Attributes of the organisation operating this store, e.g. dpf_certified: true.",
+    )
+
+
+class FieldSpec(_Model):
+    category: Category
+    unit: str | None = None
+    description: str = ""
+
+
+class Profile(_Model):
+    """What a kind of device sends: every field with its category. Undeclared fields are not trusted."""
+
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+
+
+class Entity(_Model):
+    ciio: bool = False
+    public_scope: bool = False
+
+
+class Volume(_Model):
+    individuals_ytd: int = Field(default=0, ge=0)
+    sensitive_individuals_ytd: int = Field(default=0, ge=0)
+
+
+class Site(_Model):
+    """A factory: its country decides which jurisdiction's rules apply to its data."""
+
+    country: Country
+    home_region: str
+    name: str = ""
+    entity: Entity = Entity()
+    volume: Volume = Volume()
+    purpose: str | None = None
+    safeguards: dict[Country, list[Safeguard]] = Field(
+        default_factory=dict,
+        description="Safeguards in force for flows from this site, per destination country.",
+    )
+
+
+class Device(_Model):
+    site: str
+    profile: str
+    description: str = ""
+
+
+class Registry(_Model):
+    regions: dict[str, Region] = Field(min_length=1)
+    analytics_region: str | None = Field(
+        default=None, description="Region that receives a central copy of whatever may travel."
+    )
+    profiles: dict[str, Profile]
+    sites: dict[str, Site]
+    devices: dict[str, Device]
+
+    @model_validator(mode="after")
+    def _references(self) -> Registry:
+        if self.analytics_region is not None and self.analytics_region not in self.regions:
+            raise ValueError(f"analytics_region: {self.analytics_region!r} is not a declared region")
+        for site_id, site in self.sites.items():
+            if site.home_region not in self.regions:
+                raise ValueError(f"sites.{site_id}.home_region: {site.home_region!r} is not a declared region")
+        for device_id, device in self.devices.items():
+            if device.site not in self.sites:
+                raise ValueError(f"devices.{device_id}.site: {device.site!r} is not a declared site")
+            if device.profile not in self.profiles:
+                raise ValueError(f"devices.{device_id}.profile: {device.profile!r} is not a declared profile")
+        return self
+
+    def site_of(self, device_id: str) -> tuple[str, Site] | None:
+        device = self.devices.get(device_id)
+        if device is None:
+            return None
+        return device.site, self.sites[device.site]
+
+    def profile_of(self, device_id: str) -> Profile:
+        return self.profiles[self.devices[device_id].profile]
+
+    def candidate_regions(self, site: Site) -> list[str]:
+        """Regions a site's data may be written to: its home region first, then the analytics region."""
+        regions = [site.home_region]
+        if self.analytics_region and self.analytics_region != site.home_region:
+            regions.append(self.analytics_region)
+        return regions
+
+
+def load_registry(path: Path) -> Registry:
+    """Load and validate a registry file; errors name the file, the line when known, and the field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read registry: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise RegistryError(f"{path}{where}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: registry must be a mapping with regions, profiles, sites, devices")
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc_parts: tuple[int | str, ...] = tuple(err["loc"])
+        msg = err["msg"]
+        if not loc_parts and ": " in msg:  # cross-reference errors carry their path in the message
+            dotted, msg = msg.removeprefix("Value error, ").split(": ", 1)
+            loc_parts = tuple(dotted.split("."))
+        loc = ".".join(str(p) for p in loc_parts) or "(top level)"
+        line = _line_of(text, loc_parts)
+        where = f":{line}" if line else ""
+        raise RegistryError(f"{path}{where}: {loc}: {msg}") from None
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number of the deepest key of ``loc`` that appears in the YAML text."""
+    line_no: int | None = None
+    start = 0
+    lines = text.splitlines()
+    for key in loc:
+        if not isinstance(key, str):
+            continue
+        for i in range(start, len(lines)):
+            stripped = lines[i].lstrip()
+            if stripped.startswith(f"{key}:") or stripped.startswith(f"- {key}:"):
+                line_no, start = i + 1, i + 1
+                break
+    return line_no

@@ -1,0 +1,41 @@
+# Sourced by scripts/run and scripts/test: install what is missing, idempotently.
+#  - Debian/Ubuntu packages: mosquitto, PostgreSQL server, python3-venv (with sudo when not root)
+#  - .venv with the project and its dev extras (reinstalled only when pyproject.toml changes)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+_sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then missing+=(mosquitto); fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "bootstrap: Python >= 3.11 is required (found: $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then missing+=("python3-venv"); fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: missing ${missing[*]} and no apt-get here: install them with your package manager" >&2
+    exit 2
+  fi
+  echo "bootstrap: installing ${missing[*]} from the distribution's packages ..." >&2
+  _sudo apt-get update -qq
+  _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv ..." >&2
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing Python dependencies into .venv ..." >&2
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q -e ".[dev]" >&2
+  rm -f .venv/.installed-* && touch "$stamp"
+fi

@@ -1,0 +1,36 @@
+"""The wire format shared by the edge agent and the ingest: topics and the versioned batch payload."""
+
+from wire.envelope import (
+    MAX_READINGS_PER_BATCH,
+    SCHEMA_VERSION,
+    Batch,
+    OriginClaim,
+    Reading,
+    Status,
+    Value,
+    decode_batch,
+    encode_batch,
+    json_schema,
+)
+from wire.errors import DecodeError, SchemaVersionError, TopicError, WireError
+from wire.topics import DataTopic, StatusTopic, data_subscription
+
+__all__ = [
+    "MAX_READINGS_PER_BATCH",
+    "SCHEMA_VERSION",
+    "Batch",
+    "DataTopic",
+    "DecodeError",
+    "OriginClaim",
+    "Reading",
+    "SchemaVersionError",
+    "Status",
+    "StatusTopic",
+    "TopicError",
+    "Value",
+    "WireError",
+    "data_subscription",
+    "decode_batch",
+    "encode_batch",
+    "json_schema",
+]
