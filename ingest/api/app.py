@@ -1,0 +1,75 @@
+"""``create_app(runtime)``: the ingest HTTP API under /api/v1, plus the dashboard at /dashboard."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ingest.api.config import ApiSettings, load_api_settings
+from ingest.api.errors import ApiError, BadParameterError
+from ingest.api.metrics import observe_requests
+from ingest.api.routes import dashboard, decisions, devices, health, registry, rejections, schema, stats
+from ingest.errors import StoreUnavailableError
+from ingest.runtime import Runtime
+
+API_PREFIX = "/api/v1"
+VERSION = "0.1.0"
+
+log = logging.getLogger("ingest.api")
+
+TAGS = [
+    {"name": "health", "description": "Is every store reachable, the pipeline healthy, a policy loaded?"},
+    {"name": "devices", "description": "Registry devices, their status and their telemetry per region."},
+    {"name": "decisions", "description": "The policy decision log and the origin -> region flow matrix."},
+    {"name": "rejections", "description": "Messages that could not be stored, with their reason codes."},
+    {"name": "registry", "description": "Regions (stores) and sites (factories) of the registry."},
+    {"name": "stats", "description": "Pipeline counters and Prometheus metrics."},
+    {"name": "schema", "description": "The wire format devices publish."},
+]
+
+
+def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> FastAPI:
+    """Build the API around a running service's ``runtime`` (pools are opened and closed by the owner)."""
+    app = FastAPI(
+        title="Residency-aware telemetry: ingest API",
+        version=VERSION,
+        description=(
+            "Telemetry from the region stores, the device registry, the policy decision log (where data "
+            "went and why), rejected messages, pipeline counters, and a live dashboard at /dashboard."
+        ),
+        openapi_tags=TAGS,
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.runtime = runtime
+    app.state.api_settings = settings or load_api_settings()
+
+    for router in (health, schema, devices, decisions, rejections, stats, registry):
+        app.include_router(router.router, prefix=API_PREFIX)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")
+
+    app.middleware("http")(observe_requests)
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)  # type: ignore[arg-type]
+    return app
+
+
+def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    body: dict[str, str] = {"detail": exc.detail}
+    if isinstance(exc, BadParameterError):
+        body["parameter"] = exc.parameter
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+    log.warning("%s %s: store %s unavailable: %s", request.method, request.url.path, exc.store, exc.reason)
+    return JSONResponse(
+        {"detail": f"store {exc.store!r} unavailable: {exc.reason}", "store": exc.store},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )

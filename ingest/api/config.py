@@ -1,0 +1,41 @@
+"""Limits and timeouts of the HTTP API (pydantic-settings; every variable is prefixed INGEST_API_).
+
+They keep a down or slow store from hanging a request: a request waits at most ``pool_timeout_s``
+for a connection and a query runs at most ``statement_timeout_ms``, then the API answers 503 naming
+the store.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.errors import ConfigError
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_API_", env_ignore_empty=True, extra="ignore")
+
+    pool_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Longest wait for a pooled connection before answering 503."
+    )
+    statement_timeout_ms: int = Field(
+        default=5000, ge=1, le=600_000, description="PostgreSQL statement_timeout of every API query."
+    )
+    health_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="Longest wait for a store's SELECT 1 in GET /health."
+    )
+    max_series_buckets: int = Field(
+        default=10_000, ge=1, description="GET /devices/{id}/series refuses windows with more buckets."
+    )
+
+
+def load_api_settings() -> ApiSettings:
+    """Settings from the environment; raise ConfigError naming the variable at fault."""
+    try:
+        return ApiSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"INGEST_API_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(problems) from None

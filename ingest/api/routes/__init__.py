@@ -1,0 +1,1 @@
+"""One APIRouter per domain; ``ingest.api.app`` includes them."""

@@ -1,0 +1,59 @@
+"""The decision log and the origin -> region flow matrix derived from it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
+from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, Outcome
+from ingest.api.service import decisions as service
+from ingest.registry import Category
+
+router = APIRouter(
+    tags=["decisions"],
+    responses={503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+)
+
+
+@router.get(
+    "/decisions",
+    summary="Policy decisions, newest first",
+    responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
+)
+def list_decisions(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    origin: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Origin country (ISO 3166-1 alpha-2).")
+    ] = None,
+    region: Annotated[str | None, Query(description="Region (store) the decision was about.")] = None,
+    category: Category | None = None,
+    outcome: Outcome | None = None,
+    device_id: str | None = None,
+    include_input: Annotated[bool, Query(description="Add the exact policy input of each decision.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DecisionPage:
+    check_region_name(runtime.registry, region)
+    filters: dict[str, str | None] = {
+        "origin_country": origin.upper() if origin else None,
+        "region": region,
+        "category": category,
+        "outcome": outcome,
+        "device_id": device_id,
+    }
+    return service.list_decisions(
+        runtime=runtime, settings=settings, filters=filters, include_input=include_input,
+        limit=limit, offset=offset,
+    )
+
+
+@router.get("/flows", summary="Origin country -> region flow matrix over a recent window")
+def get_flows(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    window_s: Annotated[int, Query(ge=1, le=7 * 86400, description="Window length in seconds.")] = 300,
+) -> FlowsPublic:
+    return service.flows(runtime=runtime, settings=settings, window_s=window_s)

@@ -1,0 +1,28 @@
+"""Rejected messages: metadata only (the payload is not kept), with counts per reason code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.models import ErrorPublic, RejectionPage
+from ingest.api.service import rejections as service
+
+router = APIRouter(
+    prefix="/rejections",
+    tags=["rejections"],
+    responses={503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+)
+
+
+@router.get("", summary="Rejected messages, newest first, with counts per code")
+def list_rejections(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    code: Annotated[str | None, Query(description="Only this reason code, e.g. unknown_device.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RejectionPage:
+    return service.list_rejections(runtime=runtime, settings=settings, code=code, limit=limit, offset=offset)

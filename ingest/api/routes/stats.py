@@ -1,0 +1,35 @@
+"""Pipeline counters (JSON) and Prometheus metrics (text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from ingest.api.deps import RuntimeDep
+
+router = APIRouter(tags=["stats"])
+
+
+@router.get(
+    "/stats",
+    summary="Counters of the ingest pipeline",
+    description="The pipeline's snapshot (messages, rejections, rows_by_region, decisions, inflight, "
+    "last_commit_at, store_errors, broker_connected, healthy, policy_revision), passed through; "
+    '`{"pipeline": null}` when this process runs no pipeline.',
+)
+def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
+    if runtime.pipeline is None:
+        return {"pipeline": None}
+    return runtime.pipeline.snapshot()
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+)
+def get_metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

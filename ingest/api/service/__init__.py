@@ -1,0 +1,1 @@
+"""Queries behind the routes: plain keyword-only functions that return response models."""

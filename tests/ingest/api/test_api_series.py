@@ -1,0 +1,144 @@
+"""GET /devices/{id}/series: date_bin buckets computed from the seeded readings, and every bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from ingest.api.service.readings import bucket_count
+from tests.ingest.api.api_seed import T0
+
+SERIES = "/api/v1/devices/de-munich-cnc-01/series"
+
+
+def _at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+def _points(body: dict[str, Any]) -> list[tuple[datetime, float, float, float, int]]:
+    return [
+        (datetime.fromisoformat(p["ts"]), p["min"], p["max"], p["avg"], p["count"]) for p in body["points"]
+    ]
+
+
+def test_one_minute_buckets(client: TestClient) -> None:
+    response = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(360)})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["name"], body["category"], body["unit"], body["region"], body["bucket"]) == (
+        "spindle_temp_c", "machine", "degC", "eu-central", "1m"
+    )
+    assert datetime.fromisoformat(body["start"]) == T0
+    assert datetime.fromisoformat(body["end"]) == T0 + timedelta(minutes=6)
+    # readings: 40 @ +10 s, 42 @ +40 s, 50 @ +65 s, 44 @ +299 s, 46 @ +300 s
+    assert _points(body) == [
+        (T0, 40.0, 42.0, 41.0, 2),
+        (T0 + timedelta(minutes=1), 50.0, 50.0, 50.0, 1),
+        (T0 + timedelta(minutes=4), 44.0, 44.0, 44.0, 1),
+        (T0 + timedelta(minutes=5), 46.0, 46.0, 46.0, 1),
+    ]
+
+
+def test_five_minute_and_hour_buckets(client: TestClient) -> None:
+    five = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(600), "bucket": "5m"})
+    assert _points(five.json()) == [
+        (T0, 40.0, 50.0, 44.0, 4),
+        (T0 + timedelta(minutes=5), 46.0, 46.0, 46.0, 1),
+    ]
+    hour = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(3600), "bucket": "1h"})
+    assert _points(hour.json()) == [(T0, 40.0, 50.0, 44.4, 5)]
+
+
+def test_window_bounds_are_start_inclusive_end_exclusive(client: TestClient) -> None:
+    body = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(40), "end": _at(300)}).json()
+    assert [p[4] for p in _points(body)] == [1, 1, 1]  # 42 @ +40 s in; 46 @ +300 s out
+    assert [p[1] for p in _points(body)] == [42.0, 50.0, 44.0]
+
+
+def test_naive_datetimes_are_utc(client: TestClient) -> None:
+    naive_start = T0.replace(tzinfo=None)
+    naive_end = naive_start + timedelta(minutes=1)
+    params = {"name": "spindle_temp_c", "start": naive_start.isoformat(), "end": naive_end.isoformat()}
+    body = client.get(SERIES, params=params).json()
+    assert _points(body) == [(T0, 40.0, 42.0, 41.0, 2)]
+
+
+def test_other_region(client: TestClient) -> None:
+    body = client.get(
+        SERIES, params={"name": "spindle_speed_rpm", "start": _at(0), "end": _at(600), "region": "us-east"}
+    ).json()
+    assert body["region"] == "us-east"
+    assert _points(body) == [(T0 + timedelta(minutes=5), 1200.0, 1200.0, 1200.0, 1)]
+
+
+def test_default_window_is_the_last_hour(client: TestClient) -> None:
+    before = datetime.now(UTC)
+    body = client.get(SERIES, params={"name": "spindle_temp_c"}).json()
+    start, end = datetime.fromisoformat(body["start"]), datetime.fromisoformat(body["end"])
+    assert end - start == timedelta(hours=1)
+    assert before <= end <= datetime.now(UTC)
+    assert body["points"] == []  # the seeded readings are older
+    only_start = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0)}).json()
+    assert datetime.fromisoformat(only_start["end"]) == T0 + timedelta(hours=1)
+    assert len(only_start["points"]) == 4
+    only_end = client.get(SERIES, params={"name": "spindle_temp_c", "end": _at(60)}).json()
+    assert datetime.fromisoformat(only_end["start"]) == T0 + timedelta(seconds=60) - timedelta(hours=1)
+    assert _points(only_end) == [(T0, 40.0, 42.0, 41.0, 2)]
+
+
+def _error(client: TestClient, status: int, **params: str) -> dict[str, Any]:
+    response = client.get(SERIES, params=params)
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_unknown_field_names_the_profile(client: TestClient) -> None:
+    body = _error(client, 400, name="barrel_temp_c")
+    assert body["parameter"] == "name"
+    assert body["detail"].startswith(
+        "name: unknown field 'barrel_temp_c' for device 'de-munich-cnc-01' (profile cnc_mill: "
+    )
+    assert "spindle_temp_c" in body["detail"]
+
+
+def test_text_field_is_not_numeric(client: TestClient) -> None:
+    body = _error(client, 400, name="operator_badge", start=_at(0), end=_at(600))
+    assert body == {
+        "detail": "name: field 'operator_badge' of device 'de-munich-cnc-01' holds text values, not numbers",
+        "parameter": "name",
+    }
+
+
+def test_inverted_and_empty_ranges(client: TestClient) -> None:
+    body = _error(client, 400, name="spindle_temp_c", start=_at(600), end=_at(0))
+    assert body["parameter"] == "start"
+    assert "must be before end" in body["detail"]
+    assert _error(client, 400, name="spindle_temp_c", start=_at(0), end=_at(0))["parameter"] == "start"
+
+
+def test_too_many_buckets(client: TestClient) -> None:
+    body = _error(client, 400, name="spindle_temp_c", start=_at(0), end=_at(86400 * 30), bucket="1m")
+    assert body["parameter"] == "bucket"
+    assert "43200 points (limit 10000)" in body["detail"]
+    # exactly at the cap is fine: 10,000 aligned one-minute buckets
+    ok = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(60 * 10_000)})
+    assert ok.status_code == 200
+    assert len(ok.json()["points"]) == 4
+
+
+def test_bad_bucket_missing_name_and_bad_dates_are_422(client: TestClient) -> None:
+    assert _error(client, 422, name="spindle_temp_c", bucket="2m")["detail"][0]["loc"] == ["query", "bucket"]
+    assert _error(client, 422)["detail"][0]["loc"] == ["query", "name"]
+    assert _error(client, 422, name="spindle_temp_c", start="yesterday")["detail"][0]["loc"] == ["query", "start"]
+    assert _error(client, 400, name="spindle_temp_c", region="moon")["parameter"] == "region"
+
+
+def test_bucket_count_counts_aligned_buckets() -> None:
+    minute = timedelta(minutes=1)
+    assert bucket_count(T0, T0 + 10 * minute, minute) == 10
+    assert bucket_count(T0 + timedelta(seconds=30), T0 + 10 * minute, minute) == 10
+    assert bucket_count(T0 + timedelta(seconds=30), T0 + 10 * minute + timedelta(seconds=1), minute) == 11
+    assert bucket_count(T0, T0 + timedelta(seconds=1), timedelta(days=1)) == 1
