@@ -1,0 +1,163 @@
+"""The agent's configuration: pydantic models loaded from YAML (see ``sample.yaml``).
+
+Every error names the file, the line (best effort) and the field, e.g.
+``agent.yaml:12: broker.port: Input should be less than or equal to 65535 (got 70000)``.
+Relative paths (``state_dir``, TLS files) are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from edge_agent._yaml import YamlDocument, load_yaml
+from edge_agent.errors import ConfigError
+from edge_agent.sources.base import DeviceId
+from edge_agent.sources.simulated import SimulatedSettings
+from wire import MAX_READINGS_PER_BATCH
+
+__all__ = [
+    "AgentConfig",
+    "AnySourceSettings",
+    "BatchSettings",
+    "BrokerSettings",
+    "OutboxSettings",
+    "ReconnectSettings",
+    "TlsSettings",
+    "load_config",
+]
+
+# One member per source type. When a second type lands this becomes
+# ``Annotated[SimulatedSettings | ModbusSettings, Field(discriminator="type")]``.
+AnySourceSettings = SimulatedSettings
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Model):
+    """TLS to the broker; with cert_file and key_file also client-certificate (mutual) TLS."""
+
+    enabled: bool = Field(default=False, description="Connect with TLS.")
+    ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker certificate (PEM).")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
+    key_file: Path | None = Field(default=None, description="Client private key (PEM), for mutual TLS.")
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class ReconnectSettings(_Model):
+    """Exponential backoff with jitter between connection attempts."""
+
+    min_delay_s: float = Field(default=0.5, gt=0, le=3600, description="First delay after a lost connection.")
+    max_delay_s: float = Field(default=30.0, gt=0, le=86_400, description="Cap of the doubling delay.")
+
+    @model_validator(mode="after")
+    def _order(self) -> ReconnectSettings:
+        if self.max_delay_s < self.min_delay_s:
+            raise ValueError("max_delay_s must be >= min_delay_s")
+        return self
+
+
+class BrokerSettings(_Model):
+    """The MQTT broker (MQTT v5, QoS 1)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    username: str | None = Field(default=None, min_length=1, description="MQTT user name, if the broker wants one.")
+    password: SecretStr | None = Field(default=None, description="MQTT password (needs username).")
+    keepalive_s: int = Field(default=30, ge=5, le=65535, description="MQTT keep-alive; also bounds LWT latency.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=300, description="TCP/TLS connect timeout.")
+    max_inflight: int = Field(
+        default=20, ge=1, le=65535, description="Unacknowledged batches on the wire (capped by the broker's limit)."
+    )
+    tls: TlsSettings = TlsSettings()
+    reconnect: ReconnectSettings = ReconnectSettings()
+
+    @model_validator(mode="after")
+    def _credentials(self) -> BrokerSettings:
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+
+class BatchSettings(_Model):
+    """How readings of one device are grouped into a batch (one MQTT message)."""
+
+    max_readings: int = Field(default=50, ge=1, le=MAX_READINGS_PER_BATCH, description="Cut a batch at this size.")
+    max_latency_ms: int = Field(
+        default=1000, ge=1, le=3_600_000, description="Cut a batch when its oldest reading has waited this long."
+    )
+
+
+class OutboxSettings(_Model):
+    """Batches kept in memory until acknowledged (while the broker is unreachable, too)."""
+
+    max_batches: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="When full, the oldest unsent batch is dropped (counted)."
+    )
+
+
+class AgentConfig(_Model):
+    """Everything one gateway's agent needs."""
+
+    gateway_id: DeviceId = Field(description="Gateway id: MQTT client id and status topic segment.")
+    site_id: DeviceId = Field(description="Site (factory) id: topic segment of every device.")
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Z]{2}$", description="Origin claim put in each batch; the ingest checks it."
+    )
+    state_dir: Path = Field(description="Directory for per-device sequence numbers (must survive reboots).")
+    broker: BrokerSettings = BrokerSettings()
+    batch: BatchSettings = BatchSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    sources: list[AnySourceSettings] = Field(min_length=1, description="One source per device.")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_devices(cls, sources: list[AnySourceSettings]) -> list[AnySourceSettings]:
+        first: dict[str, int] = {}
+        for i, source in enumerate(sources):
+            if source.device_id in first:
+                raise ValueError(f"device_id {source.device_id!r} is used by sources {first[source.device_id]} and {i}")
+            first[source.device_id] = i
+        return sources
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [s.device_id for s in self.sources]
+
+
+def _describe(doc: YamlDocument, err: dict[str, Any]) -> ConfigError:
+    loc = tuple(err.get("loc", ()))
+    field = ".".join(str(p) for p in loc) or None
+    reason = str(err.get("msg", "invalid"))
+    value = err.get("input")
+    if err.get("type") not in ("missing", "extra_forbidden") and isinstance(value, str | int | float | bool):
+        reason = f"{reason} (got {value!r})"
+    return ConfigError(reason, file=doc.path, line=doc.line_of(loc), field=field)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Load and validate the agent config; raise :class:`ConfigError` naming file, line and field."""
+    doc = load_yaml(Path(path))
+    if not isinstance(doc.data, dict):
+        raise ConfigError("the config must be a YAML mapping (key: value)", file=doc.path, line=1)
+    try:
+        return AgentConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        first, *more = [_describe(doc, dict(e)) for e in exc.errors()]
+        raise ConfigError(first.reason, file=first.file, line=first.line, field=first.field, more=more) from None

@@ -1,0 +1,281 @@
+"""Publishes batches to the broker over MQTT v5 with QoS 1 and tracks their acknowledgements.
+
+One network thread owns the paho client (no paho call happens on another thread). It connects,
+publishes the retained birth status on every connect, moves batches from the :class:`Outbox` to
+the wire within an in-flight window, and counts PUBACKs per device. When the connection is lost,
+the in-flight batches go back to the outbox and are published again after reconnecting (QoS 1
+is at-least-once: the ingest removes duplicates by ``(device_id, seq)``). Reconnects wait with
+exponential backoff and jitter. The broker publishes the retained Last Will (offline, "connection
+lost") if the agent vanishes; a clean :meth:`Publisher.close` publishes offline/"shutdown" itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.backoff import Backoff
+from edge_agent.config import BrokerSettings
+from edge_agent.mqtt import make_client, status_payload
+from edge_agent.outbox import Outbox, OutboxItem
+from wire import StatusTopic
+
+__all__ = ["DeviceCounts", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DeviceCounts:
+    """What happened to one device's batches on the way to the broker."""
+
+    batches_published: int = 0  # handed to the connection (first time)
+    readings_published: int = 0
+    batches_acked: int = 0  # acknowledged by the broker (PUBACK, success)
+    readings_acked: int = 0
+    batches_republished: int = 0  # published again after a lost connection
+    batches_rejected: int = 0  # PUBACK with a failure reason code (e.g. not authorized)
+    batches_dropped: int = 0  # dropped because the outbox was full
+
+
+class Publisher:
+    """Owns the MQTT connection of one gateway; thread-safe :meth:`submit`, :meth:`counts`, :meth:`close`."""
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        *,
+        gateway_id: str,
+        site_id: str,
+        devices: Sequence[str],
+        outbox: Outbox,
+        rng: random.Random | None = None,
+        tick_s: float = 0.02,
+    ) -> None:
+        self.broker = broker
+        self.gateway_id = gateway_id
+        self.site_id = site_id
+        self.devices = list(devices)
+        self.status_topic = str(StatusTopic(site_id=site_id, gateway_id=gateway_id))
+        self._outbox = outbox
+        self._tick_s = tick_s
+        self._backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
+        self._client = make_client(broker, gateway_id)
+        self._client.enable_logger(logging.getLogger("edge_agent.paho"))
+        self._client.max_inflight_messages = 0  # paho sends at once; _pump() enforces the window
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._client.connect_async(broker.host, broker.port, broker.keepalive_s, clean_start=True)
+        # network-thread state
+        self._window = broker.max_inflight
+        self._mids: dict[int, OutboxItem] = {}
+        self._status_mids: set[int] = set()
+        self._sent_before: set[tuple[str, int]] = set()
+        # shared state
+        self._cond = threading.Condition()
+        self._counts: dict[str, DeviceCounts] = {d: DeviceCounts() for d in self.devices}
+        self._connected = threading.Event()
+        self._closing = threading.Event()
+        self._offline_acked = threading.Event()
+        self._closing_reason = "shutdown"
+        self.last_error: str | None = None
+        self._refusal: str | None = None
+        self.connects = 0
+        self._thread = threading.Thread(target=self._run, name=f"publisher-{gateway_id}", daemon=True)
+
+    # --- API (any thread) -------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Start the network thread; it connects in the background and keeps reconnecting."""
+        self._thread.start()
+
+    def submit(self, item: OutboxItem) -> None:
+        """Queue an encoded batch; it is published as soon as the connection allows."""
+        dropped = self._outbox.put(item)
+        with self._cond:
+            for old in dropped:
+                self._count(old.device_id).batches_dropped += 1
+                log.warning("outbox full: dropped batch %s seq %d", old.device_id, old.seq)
+
+    def counts(self) -> dict[str, DeviceCounts]:
+        with self._cond:
+            return {d: replace(c) for d, c in self._counts.items()}
+
+    def unacked(self) -> int:
+        return len(self._outbox)
+
+    def wait_until_acked(self, timeout_s: float) -> bool:
+        """Block until every submitted batch is acknowledged (or rejected); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._outbox) == 0, timeout_s)
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def close(self, reason: str = "shutdown", timeout_s: float = 5.0) -> None:
+        """Publish the retained offline status (if connected), disconnect cleanly and stop the thread."""
+        self._closing_reason = reason
+        self._closing.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s + 1.0)
+        left = len(self._outbox)
+        if left:
+            log.warning("%d batch(es) were not acknowledged before shutdown", left)
+
+    # --- network thread ---------------------------------------------------------------------
+    def _count(self, device_id: str) -> DeviceCounts:
+        return self._counts.setdefault(device_id, DeviceCounts())
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._session()
+            except Exception as exc:  # a bug or an unexpected paho error must not end publishing
+                log.exception("publisher: unexpected error")
+                self._lost()
+                # leave so that the broker publishes our Last Will: we are not really online now
+                self._client.disconnect(ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+                self._failed(f"unexpected error: {type(exc).__name__}: {exc}")
+        self._shutdown()
+
+    def _session(self) -> None:
+        """One connection attempt and, if it succeeds, the loop until the connection ends."""
+        client = self._client
+        self._refusal = None
+        client.will_set(
+            self.status_topic,
+            status_payload(self.gateway_id, self.site_id, "offline", self.devices, "connection lost"),
+            qos=1,
+            retain=True,
+        )
+        try:
+            client.reconnect()
+        except (OSError, ssl.CertificateError) as exc:
+            self._failed(f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}")
+            return
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._closing.is_set():
+            self._pump()
+            rc = client.loop(self._tick_s)
+        if not self._closing.is_set():
+            self._lost()
+            self._failed(self.last_error or f"connection lost ({rc.name})")
+
+    def _failed(self, reason: str) -> None:
+        self.last_error = reason
+        delay = self._backoff.next_delay()
+        level = logging.WARNING if self._backoff.attempts <= 3 or self._backoff.attempts % 10 == 0 else logging.DEBUG
+        log.log(level, "%s; retrying in %.1f s (attempt %d)", reason, delay, self._backoff.attempts)
+        self._closing.wait(delay)
+
+    def _lost(self) -> None:
+        self._connected.clear()
+        self._client.drop_out_messages()  # our outbox re-publishes them, in order
+        self._mids.clear()
+        self._status_mids.clear()
+        requeued = self._outbox.requeue()
+        if requeued:
+            log.info("%d in-flight batch(es) will be published again", requeued)
+
+    def _pump(self) -> None:
+        if not self._connected.is_set():
+            return
+        free = self._window - len(self._mids) - len(self._status_mids)
+        if free <= 0:
+            return
+        for item in self._outbox.take(free):
+            info = self._client.publish(item.topic, item.payload, qos=1)
+            self._mids[info.mid] = item
+            with self._cond:
+                counts = self._count(item.device_id)
+                if item.key in self._sent_before:
+                    counts.batches_republished += 1
+                else:
+                    self._sent_before.add(item.key)
+                    counts.batches_published += 1
+                    counts.readings_published += item.readings
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if self._connected.is_set():
+            payload = status_payload(self.gateway_id, self.site_id, "offline", self.devices, self._closing_reason)
+            info = client.publish(self.status_topic, payload, qos=1, retain=True)
+            self._status_mids.add(info.mid)
+            deadline = time.monotonic() + 3.0
+            while not self._offline_acked.is_set() and time.monotonic() < deadline:
+                if client.loop(self._tick_s) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+            client.disconnect()
+            deadline = time.monotonic() + 1.0
+            while client.socket() is not None and time.monotonic() < deadline:
+                client.loop(self._tick_s)
+        self._connected.clear()
+
+    # --- paho callbacks (network thread) ----------------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags, reason: ReasonCode, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refusal = f"broker {self.broker.host}:{self.broker.port} refused the connection: {reason}"
+            self.last_error = self._refusal
+            return  # paho closes the socket; _run() logs and retries with backoff
+        receive_max = getattr(props, "ReceiveMaximum", 65535)
+        self._window = max(1, min(self.broker.max_inflight, receive_max))
+        self._backoff.reset()
+        self.connects += 1
+        self.last_error = None
+        payload = status_payload(self.gateway_id, self.site_id, "online", self.devices, None)
+        self._status_mids.add(client.publish(self.status_topic, payload, qos=1, retain=True).mid)
+        self._connected.set()
+        log.info(
+            "connected to %s:%d as %s (in-flight window %d, %d batch(es) waiting)",
+            self.broker.host,
+            self.broker.port,
+            self.gateway_id,
+            self._window,
+            len(self._outbox),
+        )
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: mqtt.DisconnectFlags, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._connected.clear()
+        if not self._closing.is_set():
+            lost = f"connection to {self.broker.host}:{self.broker.port} lost: {reason}"
+            self.last_error = self._refusal or lost
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
+        if mid in self._status_mids:
+            self._status_mids.discard(mid)
+            if self._closing.is_set():
+                self._offline_acked.set()
+            return
+        item = self._mids.pop(mid, None)
+        if item is None:
+            return
+        self._outbox.ack(item)
+        self._sent_before.discard(item.key)
+        with self._cond:
+            counts = self._count(item.device_id)
+            if reason.is_failure:
+                counts.batches_rejected += 1
+                log.error("broker rejected batch %s seq %d: %s", item.device_id, item.seq, reason)
+            else:
+                counts.batches_acked += 1
+                counts.readings_acked += item.readings
+            self._cond.notify_all()

@@ -1,0 +1,72 @@
+"""The contract every source implements (after Telegraf's ``Input``/``ServiceInput``).
+
+Lifecycle: ``init()`` validates and prepares without I/O (bad settings are rejected here);
+``start()`` opens connections (retry-able); ``read()`` returns the samples due so far, each
+stamped at the source with its own ``ts``; ``stop()`` releases resources. The agent calls
+``read()`` every ``poll_interval_s`` from a thread of the source's own, so a slow or failing
+source never holds up the others.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol, runtime_checkable
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from wire import Reading
+from wire.topics import valid_id
+
+__all__ = ["DeviceId", "Source", "SourceSettings"]
+
+
+def _check_id(value: str) -> str:
+    if not valid_id(value):
+        raise ValueError(
+            "must start with a letter or digit and contain only letters, digits, '_', '.' or '-' "
+            "(at most 64 characters)"
+        )
+    return value
+
+
+DeviceId = Annotated[str, AfterValidator(_check_id)]
+"""A device, site or gateway id that is valid as a topic segment."""
+
+
+class SourceSettings(BaseModel):
+    """Settings every source has: its type (the registry key) and the device it reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(description="Source type, a key of the source registry.")
+    device_id: DeviceId = Field(description="Device id; the data topic is tele/v1/{site_id}/{device_id}.")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A source of readings for one device."""
+
+    @property
+    def device_id(self) -> str:
+        """The device whose readings this source produces."""
+        ...
+
+    @property
+    def poll_interval_s(self) -> float:
+        """How often the agent should call :meth:`read`."""
+        ...
+
+    def init(self) -> None:
+        """Validate settings and prepare; no I/O. Raise ``SourceError`` or ``ConfigError``."""
+        ...
+
+    def start(self) -> None:
+        """Open connections. May be called again after :meth:`stop` when the agent retries."""
+        ...
+
+    def read(self) -> list[Reading]:
+        """Return the samples due since the previous call (possibly none), oldest first."""
+        ...
+
+    def stop(self) -> None:
+        """Release resources. Must not raise if the source is not started."""
+        ...
