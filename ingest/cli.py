@@ -1,0 +1,78 @@
+"""``ingest serve``: run the consumer and the API. ``ingest check``: validate configuration and stores."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ingest.config import load_settings
+from ingest.errors import IngestError
+
+app = typer.Typer(add_completion=False, help="Residency-aware telemetry ingest service.")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def serve() -> None:
+    """Start the MQTT consumer and the HTTP API (settings from INGEST_* environment variables)."""
+    import uvicorn
+
+    from ingest.service import IngestService
+
+    try:
+        settings = load_settings()
+        _setup_logging(settings.log_level)
+        service = IngestService(settings)
+    except IngestError as exc:
+        typer.echo(f"ingest: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # policy load errors etc.: one clear line, not a traceback
+        typer.echo(f"ingest: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(service.app(), host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+@app.command()
+def check() -> None:
+    """Validate settings and registry, reach and migrate every store, load the policy; one line per check."""
+    from ingest.registry import load_registry
+    from ingest.service import build_policy, check_regions, prepare_stores
+
+    failed = False
+
+    def step(name: str, fn: object) -> object:
+        nonlocal failed
+        try:
+            result = fn()  # type: ignore[operator]
+        except Exception as exc:
+            failed = True
+            typer.echo(f"FAIL {name}: {exc}")
+            return None
+        typer.echo(f"ok   {name}")
+        return result
+
+    settings = step("settings", load_settings)
+    if settings is None:
+        raise typer.Exit(1)
+    registry = step(f"registry {settings.registry_file}", lambda: load_registry(settings.registry_file))
+    if registry is not None:
+        step("region DSNs match registry", lambda: check_regions(settings, registry))
+    step("stores reachable and migrated", lambda: prepare_stores(settings))
+    step(f"policy ({settings.policy_engine})", lambda: build_policy(settings).revision)
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""From one MQTT message to rows per region, decision records and rejections. Pure: no I/O.
+
+Python gathers the policy input and applies the output; the policy (Rego) decides. For each
+category present in a batch and each candidate region (the site's home region, then the analytics
+region) one flow is decided. Rows go to every region whose decision allows them, transformed as the
+decision demands. A category that no region may hold is discarded: only metadata is kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ingest.pipeline import transforms
+from ingest.pipeline.transforms import Pseudonymizer
+from ingest.registry import Registry, Site
+from policy import Decision, Flow, PolicyEngine
+from wire import Batch, DataTopic, DecodeError, TopicError, decode_batch
+
+_DECISION_NS = uuid.UUID("6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11")
+
+# Row layout of region tables (order of ingest.store.region.COLUMNS).
+Row = tuple[str, int, int, str, datetime, str, str, str, float | None, str | None, str | None, uuid.UUID, str]
+
+
+@dataclass(frozen=True)
+class RejectionRecord:
+    topic: str
+    code: str
+    detail: str
+    payload_bytes: int
+    device_id: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: uuid.UUID
+    device_id: str
+    seq: int
+    site_id: str
+    origin_country: str
+    category: str
+    region: str
+    destination_country: str
+    outcome: str  # stored | transformed | denied
+    decision: Decision
+    readings: int
+    input: dict[str, Any]
+
+
+@dataclass
+class Routed:
+    """Everything one message produces; committed together, then the message is acknowledged."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    rejections: list[RejectionRecord] = field(default_factory=list)
+    device_id: str | None = None
+    seq: int | None = None
+    readings: int = 0
+
+    @property
+    def stored(self) -> bool:
+        return self.device_id is not None
+
+
+def decision_id(device_id: str, seq: int, category: str, region: str) -> uuid.UUID:
+    """Deterministic, so a redelivered message logs the same decision once."""
+    return uuid.uuid5(_DECISION_NS, f"{device_id}/{seq}/{category}/{region}")
+
+
+class Router:
+    def __init__(
+        self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int
+    ) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.pseudonymizer = pseudonymizer
+        self.max_bytes = max_bytes
+
+    def route(self, topic: str, payload: bytes) -> Routed:
+        size = len(payload)
+
+        def reject(code: str, detail: str, device: str | None = None, seq: int | None = None) -> Routed:
+            return Routed(rejections=[RejectionRecord(topic, code, detail, size, device, seq)])
+
+        if size > self.max_bytes:
+            return reject("oversized", f"payload of {size} bytes exceeds the limit of {self.max_bytes} bytes")
+        try:
+            parsed_topic = DataTopic.parse(topic)
+        except TopicError as exc:
+            return reject("bad_topic", str(exc))
+        try:
+            batch = decode_batch(payload)
+        except DecodeError as exc:
+            return reject("malformed", str(exc), parsed_topic.device_id)
+        if batch.device_id != parsed_topic.device_id:
+            return reject(
+                "topic_mismatch",
+                f"payload device_id {batch.device_id!r} differs from topic device {parsed_topic.device_id!r}",
+                parsed_topic.device_id, batch.seq,
+            )
+        found = self.registry.site_of(batch.device_id)
+        if found is None:
+            return reject("unknown_device", f"device {batch.device_id!r} is not in the registry",
+                          batch.device_id, batch.seq)
+        site_id, site = found
+        if parsed_topic.site_id != site_id:
+            return reject(
+                "site_mismatch",
+                f"device {batch.device_id!r} belongs to site {site_id!r}, published under site "
+                f"{parsed_topic.site_id!r}",
+                batch.device_id, batch.seq,
+            )
+        claim = batch.origin
+        if claim is not None and (
+            (claim.site_id is not None and claim.site_id != site_id)
+            or (claim.country is not None and claim.country != site.country)
+        ):
+            return reject(
+                "origin_mismatch",
+                f"payload claims origin site={claim.site_id!r} country={claim.country!r}; registry says "
+                f"site={site_id!r} country={site.country!r}",
+                batch.device_id, batch.seq,
+            )
+        return self._route_batch(topic, size, batch, site_id, site)
+
+    def _route_batch(self, topic: str, size: int, batch: Batch, site_id: str, site: Site) -> Routed:
+        profile = self.registry.profile_of(batch.device_id)
+        routed = Routed(device_id=batch.device_id, seq=batch.seq, readings=len(batch.readings))
+        # category -> list of (idx, name, ts, value)
+        parts: dict[str, list[tuple[int, str, datetime, Any]]] = defaultdict(list)
+        undeclared: set[str] = set()
+        for idx, reading in enumerate(batch.readings):
+            for name, value in reading.values.items():
+                spec = profile.fields.get(name)
+                if spec is None:
+                    undeclared.add(name)
+                    continue
+                parts[spec.category].append((idx, name, reading.ts, value))
+        if undeclared:
+            routed.rejections.append(RejectionRecord(
+                topic, "undeclared_field",
+                f"fields {sorted(undeclared)} are not declared in profile "
+                f"{self.registry.devices[batch.device_id].profile!r}; their values were discarded",
+                size, batch.device_id, batch.seq,
+            ))
+
+        for category, values in parts.items():
+            edge_pseudonymized = all(batch.edge_transforms.get(name) == "pseudonymized" for _, name, _, _ in values)
+            placed = False
+            for region_name in self.registry.candidate_regions(site):
+                region = self.registry.regions[region_name]
+                flow = Flow.model_validate({
+                    "origin": site.country,
+                    "destination": region.country,
+                    "category": category,
+                    "safeguards": list(site.safeguards.get(region.country, [])),
+                    "recipient": dict(region.recipient),
+                    "entity": site.entity.model_dump(),
+                    "purpose": site.purpose,
+                    "volume": site.volume.model_dump(),
+                    "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
+                })
+                decision = self.policy.decide(flow)
+                did = decision_id(batch.device_id, batch.seq, category, region_name)
+                outcome, rows, decision = self._apply(decision, did, batch, site_id, site, category, values)
+                if rows:
+                    routed.rows.setdefault(region_name, []).extend(rows)
+                    placed = True
+                routed.decisions.append(DecisionRecord(
+                    decision_id=did, device_id=batch.device_id, seq=batch.seq, site_id=site_id,
+                    origin_country=site.country, category=category, region=region_name,
+                    destination_country=region.country, outcome=outcome, decision=decision,
+                    readings=len(batch.readings), input=flow.model_dump(mode="json"),
+                ))
+            if not placed:
+                routed.rejections.append(RejectionRecord(
+                    topic, "no_lawful_region",
+                    f"no candidate region may hold {category} data from {site.country} "
+                    f"({', '.join(self.registry.candidate_regions(site))}); {len(values)} values discarded",
+                    size, batch.device_id, batch.seq,
+                ))
+        return routed
+
+    def _apply(
+        self, decision: Decision, did: uuid.UUID, batch: Batch, site_id: str, site: Site, category: str,
+        values: list[tuple[int, str, datetime, Any]],
+    ) -> tuple[str, list[Row], Decision]:
+        """Apply one decision to a category's values: (outcome, rows, decision as logged)."""
+        if not decision.allow:
+            return "denied", [], decision
+        demanded = {decision.transforms.get(name, decision.transforms.get(category)) for _, name, _, _ in values}
+        unsupported = sorted(t for t in demanded if t is not None and t not in transforms.SUPPORTED)
+        if unsupported:
+            reasons = [*decision.reasons, f"ingest cannot apply transform(s) {unsupported} per message"]
+            return "denied", [], decision.model_copy(update={"allow": False, "reasons": reasons})
+        rows: list[Row] = []
+        for idx, name, ts, value in values:
+            edge = batch.edge_transforms.get(name) == "pseudonymized"
+            wanted = decision.transforms.get(name, decision.transforms.get(category))
+            if wanted is not None and not (wanted == "pseudonymize" and edge):
+                keep, value = transforms.apply(wanted, value, self.pseudonymizer)
+                if not keep:
+                    continue
+            transform = "pseudonymized" if edge or wanted == "pseudonymize" else None
+            num, txt = _split(value)
+            rows.append((batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
+                         transform, did, decision.policy_revision))
+        outcome = "stored" if demanded == {None} else "transformed"
+        return outcome, rows, decision
+
+
+def _split(value: Any) -> tuple[float | None, str | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return (1.0 if value else 0.0), None
+    if isinstance(value, int | float):
+        return float(value), None
+    return None, str(value)

@@ -1,0 +1,35 @@
+"""What the API needs from the running service: settings, registry, pools, policy and pipeline status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from psycopg_pool import ConnectionPool
+
+from ingest.config import IngestSettings
+from ingest.registry import Registry
+
+
+class RevisionSource(Protocol):
+    @property
+    def revision(self) -> str: ...
+
+
+class PipelineStatus(Protocol):
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and health of the consumer: see ingest.pipeline.stats.PipelineStats.snapshot."""
+        ...
+
+    def healthy(self) -> bool: ...
+
+
+@dataclass
+class Runtime:
+    settings: IngestSettings
+    registry: Registry
+    control: ConnectionPool
+    regions: dict[str, ConnectionPool]
+    policy: RevisionSource
+    pipeline: PipelineStatus | None = None
+    extras: dict[str, Any] = field(default_factory=dict)

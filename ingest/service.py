@@ -1,0 +1,118 @@
+"""Assembles the ingest service: validates configuration, migrates stores, loads the policy,
+starts the consumer and builds the API. ``ingest serve`` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from ingest.config import IngestSettings
+from ingest.errors import ConfigError
+from ingest.pipeline.consumer import Consumer
+from ingest.pipeline.router import Router
+from ingest.pipeline.stats import PipelineStats
+from ingest.pipeline.transforms import Pseudonymizer
+from ingest.registry import Registry, load_registry
+from ingest.runtime import Runtime
+from ingest.store.migrate import enable_timescaledb, migrate
+from policy import PolicyEngine, load_engine
+
+log = logging.getLogger("ingest.service")
+
+
+def check_regions(settings: IngestSettings, registry: Registry) -> None:
+    """Every region of the registry needs a DSN, and every DSN a region: name both sides on mismatch."""
+    missing = sorted(set(registry.regions) - set(settings.region_dsns))
+    unknown = sorted(set(settings.region_dsns) - set(registry.regions))
+    if missing:
+        raise ConfigError(f"INGEST_REGION_DSNS: no DSN for region(s) {missing} of {settings.registry_file}")
+    if unknown:
+        raise ConfigError(f"INGEST_REGION_DSNS: region(s) {unknown} are not declared in {settings.registry_file}")
+
+
+def prepare_stores(settings: IngestSettings) -> dict[str, bool]:
+    """Apply migrations to the control and every region store; return region -> TimescaleDB in use."""
+    migrate(settings.control_dsn, "control", store="control")
+    timescale: dict[str, bool] = {}
+    for region, dsn in settings.region_dsns.items():
+        migrate(dsn, "region", store=region)
+        timescale[region] = enable_timescaledb(dsn, store=region, mode=settings.timescaledb)
+    return timescale
+
+
+def build_policy(settings: IngestSettings) -> PolicyEngine:
+    return load_engine(
+        settings.policy_engine,
+        policy_dir=settings.policy_dir,
+        opa_url=settings.opa_url,
+        cache_size=settings.decision_cache_size,
+    )
+
+
+class IngestService:
+    """The running service: one consumer (flush thread + MQTT) and the API's pools."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.registry = load_registry(settings.registry_file)
+        check_regions(settings, self.registry)
+        self.timescale = prepare_stores(settings)
+        self.policy = build_policy(settings)
+        self.stats = PipelineStats()
+        self.stats.policy_revision = self.policy.revision
+        self.router = Router(
+            registry=self.registry,
+            policy=self.policy,
+            pseudonymizer=Pseudonymizer(settings.pseudonymization_key.get_secret_value().encode()),
+            max_bytes=settings.max_message_bytes,
+        )
+        self.consumer = Consumer(settings, self.router, self.stats)
+        self.runtime = Runtime(
+            settings=settings,
+            registry=self.registry,
+            control=ConnectionPool(settings.control_dsn, min_size=1, max_size=4, open=False,
+                                   check=ConnectionPool.check_connection,
+                                   kwargs={"connect_timeout": 5}),
+            regions={name: ConnectionPool(dsn, min_size=1, max_size=4, open=False,
+                                          check=ConnectionPool.check_connection,
+                                          kwargs={"connect_timeout": 5})
+                     for name, dsn in settings.region_dsns.items()},
+            policy=self.policy,
+            pipeline=self.stats,
+            extras={"timescaledb": self.timescale},
+        )
+
+    def start(self) -> None:
+        self.runtime.control.open(wait=False)
+        for pool in self.runtime.regions.values():
+            pool.open(wait=False)
+        self.consumer.start()
+        log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
+                 self.settings.policy_engine, self.policy.revision)
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.runtime.control.close()
+        for pool in self.runtime.regions.values():
+            pool.close()
+        log.info("ingest stopped")
+
+    def app(self) -> FastAPI:
+        from ingest.api.app import create_app
+
+        app = create_app(self.runtime)
+
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            self.start()
+            try:
+                yield
+            finally:
+                self.stop()
+
+        app.router.lifespan_context = lifespan
+        return app

@@ -1,0 +1,27 @@
+"""Errors raised by the policy package.
+
+Every error is a :class:`PolicyError`, so callers that only need to know "the
+policy could not answer" catch that one class.
+"""
+
+from __future__ import annotations
+
+
+class PolicyError(Exception):
+    """Base class of every policy error."""
+
+
+class PolicyLoadError(PolicyError):
+    """The Rego modules or the data could not be read, parsed or compiled."""
+
+
+class PolicyInputError(PolicyError, ValueError):
+    """The flow handed to the engine is not a usable flow (missing or mistyped fields)."""
+
+
+class PolicyEvaluationError(PolicyError):
+    """The policy ran but its answer is missing (undefined), malformed or an error."""
+
+
+class PolicyUnavailableError(PolicyError):
+    """A remote policy engine (an OPA server) could not be reached."""

@@ -1,0 +1,69 @@
+# METADATA
+# title: Russia tests, origin rule and citizenship overlay
+package residency_test
+
+import data.residency
+
+test_ru_machine_allowed if {
+	d := residency.decide({"origin": "RU", "destination": "CN", "category": "machine"})
+	d.allow
+	d.localization == "none"
+}
+
+test_ru_personal_primary_in_country_and_rkn_notification if {
+	d := residency.decide({"origin": "RU", "destination": "DE", "category": "personal"})
+	not d.allow
+	d.localization == "primary_in_country"
+	d.requires == ["RU_RKN_NOTIFIED"]
+	contains(d.reasons[0], "Art 18(5)")
+}
+
+test_ru_personal_to_adequate_with_notification_allowed if {
+	d := residency.decide({"origin": "RU", "destination": "DE", "category": "personal", "safeguards": ["RU_RKN_NOTIFIED"]})
+	d.allow
+	d.localization == "primary_in_country"
+}
+
+test_ru_personal_to_non_adequate_needs_consent_too if {
+	d := residency.decide({"origin": "RU", "destination": "CN", "category": "sensitive_personal"})
+	not d.allow
+	d.requires == ["CONSENT+RU_RKN_NOTIFIED"]
+	residency.decide({"origin": "RU", "destination": "CN", "category": "sensitive_personal", "safeguards": ["CONSENT", "RU_RKN_NOTIFIED"]}).allow
+}
+
+test_ru_anonymisation_is_not_a_rewrite if {
+	d := residency.decide({"origin": "RU", "destination": "DE", "category": "personal", "transforms_applied": ["anonymized"]})
+	not d.allow
+	contains(d.reasons[0], "not recognised")
+}
+
+test_ru_important_core_no_rule if {
+	not residency.decide({"origin": "RU", "destination": "DE", "category": "important"}).allow
+	not residency.decide({"origin": "RU", "destination": "DE", "category": "core"}).allow
+}
+
+test_ru_citizen_overlay_on_eu_flow if {
+	d := residency.decide({
+		"origin": "DE", "destination": "FR", "category": "personal",
+		"subject": {"citizenship": "RU"},
+	})
+	not d.allow
+	d.localization == "primary_in_country"
+	d.requires == ["RU_RKN_NOTIFIED"]
+	startswith(d.reasons[1], "Subject overlay (citizenship RU)")
+}
+
+test_ru_citizen_overlay_satisfied_by_storing_in_russia if {
+	d := residency.decide({
+		"origin": "DE", "destination": "RU", "category": "personal",
+		"safeguards": ["SCC", "TIA"], "subject": {"citizenship": "RU"},
+	})
+	d.allow
+	d.localization == "primary_in_country"
+}
+
+test_ru_citizen_overlay_ignores_machine_data if {
+	d := residency.decide({"origin": "DE", "destination": "US", "category": "machine", "subject": {"citizenship": "RU"}})
+	d.allow
+	d.localization == "none"
+}

@@ -1,0 +1,135 @@
+"""The router on the real Rego engine: splitting by category and region, transforms, rejections."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline.router import Router, decision_id
+from ingest.pipeline.transforms import Pseudonymizer
+from ingest.registry import Registry
+from policy import CachedPolicyEngine, EmbeddedPolicyEngine
+
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
+CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 40.0, "vibration_mm_s": 1.0, "power_kw": 5.0,
+       "tool_wear_pct": 3.0, "fault_code": 0, "operator_badge": "B-1"}
+
+# A small policy for transform handling, evaluated by the real engine: it demands pseudonymization of
+# personal data leaving the origin country, and an aggregate (which no single message can satisfy)
+# for sensitive data.
+TRANSFORM_POLICY = """package residency
+
+decision := {
+    "allow": true,
+    "localization": "none",
+    "requires": [],
+    "transforms": _transforms,
+    "reasons": ["test policy"],
+    "policy_revision": "sha256:test",
+}
+
+_transforms := {"personal": "pseudonymize"} if {
+    input.category == "personal"
+    input.origin != input.destination
+} else := {}
+"""
+
+
+def _payload(device: str, seq: int, readings: list[dict], **extra: object) -> bytes:
+    return json.dumps({"v": 1, "device_id": device, "seq": seq, "sent_at": NOW,
+                       "readings": [{"ts": NOW, "values": r} for r in readings], **extra}).encode()
+
+
+@pytest.fixture(scope="module")
+def real_router(registry: Registry) -> Router:
+    engine = CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=1000)
+    return Router(registry=registry, policy=engine, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+
+
+def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) -> None:
+    routed = real_router.route("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 7, [CNC, CNC]))
+    assert routed.rejections == []
+    eu = {(r[1], r[2], r[3]) for r in routed.rows["eu-central"]}
+    us = {(r[1], r[2], r[3]) for r in routed.rows["us-east"]}
+    assert len(eu) == 14 and (7, 0, "operator_badge") in eu
+    assert len(us) == 12 and all(name != "operator_badge" for _, _, name in us)
+    outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
+    assert outcomes == {("machine", "eu-central"): "stored", ("machine", "us-east"): "stored",
+                        ("personal", "eu-central"): "stored", ("personal", "us-east"): "denied"}
+    denied = next(d for d in routed.decisions if d.outcome == "denied")
+    assert denied.decision_id == decision_id("de-munich-cnc-01", 7, "personal", "us-east")
+    assert any("GDPR" in r for r in denied.decision.reasons)
+    assert denied.input["origin"] == "DE" and denied.input["destination"] == "US"
+
+
+def test_vn_personal_needs_the_filed_assessment(real_router: Router, registry: Registry) -> None:
+    values = {"barrel_temp_c": 220.0, "injection_pressure_bar": 900.0, "cycle_time_s": 30.0,
+              "vibration_mm_s": 2.0, "power_kw": 20.0, "fault_code": 0, "operator_badge": "VN-1"}
+    routed = real_router.route("tele/v1/vn-hanoi/vn-hanoi-press-01", _payload("vn-hanoi-press-01", 1, [values]))
+    names = {r[3] for r in routed.rows["ap-southeast"]}
+    assert "operator_badge" in names  # VN_TIA_FILED is declared for SG in the registry
+    without = registry.model_copy(deep=True)
+    site = without.sites["vn-hanoi"].model_copy(update={"safeguards": {}})
+    without = without.model_copy(update={"sites": {**without.sites, "vn-hanoi": site}})
+    router = Router(registry=without, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+    routed = router.route("tele/v1/vn-hanoi/vn-hanoi-press-01", _payload("vn-hanoi-press-01", 2, [values]))
+    assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
+    assert [r.code for r in routed.rejections] == ["no_lawful_region"]
+    assert "personal data from VN" in routed.rejections[0].detail
+
+
+def test_transforms_demanded_by_the_policy_are_applied(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "rego").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "rego" / "t.rego").write_text(TRANSFORM_POLICY)
+    engine = EmbeddedPolicyEngine.from_dir(tmp_path)
+    router = Router(registry=registry, policy=engine, pseudonymizer=Pseudonymizer(b"secret"), max_bytes=1 << 20)
+    routed = router.route("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC]))
+    badge = {region: [r for r in rows if r[3] == "operator_badge"] for region, rows in routed.rows.items()}
+    assert badge["eu-central"][0][9] == "B-1" and badge["eu-central"][0][10] is None  # domestic: as is
+    us_badge = badge["us-east"][0]
+    assert us_badge[9] != "B-1" and us_badge[9].startswith("ps1:") and us_badge[10] == "pseudonymized"
+    assert us_badge[9] == Pseudonymizer(b"secret").token("B-1")  # deterministic under one key
+    outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
+    assert outcomes[("personal", "us-east")] == "transformed"
+    assert outcomes[("personal", "eu-central")] == "stored"
+
+
+def test_edge_pseudonymized_fields_are_not_hashed_twice(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "rego").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "rego" / "t.rego").write_text(TRANSFORM_POLICY)
+    router = Router(registry=registry, policy=EmbeddedPolicyEngine.from_dir(tmp_path),
+                    pseudonymizer=Pseudonymizer(b"secret"), max_bytes=1 << 20)
+    values = {**CNC, "operator_badge": "edge-token-1"}
+    routed = router.route("tele/v1/de-munich/de-munich-cnc-01", _payload(
+        "de-munich-cnc-01", 1, [values], key_id="gw-key-1", edge_transforms={"operator_badge": "pseudonymized"}))
+    us_badge = next(r for r in routed.rows["us-east"] if r[3] == "operator_badge")
+    assert (us_badge[9], us_badge[10]) == ("edge-token-1", "pseudonymized")
+    flow = next(d.input for d in routed.decisions if d.category == "personal")
+    assert flow["transforms_applied"] == ["pseudonymized"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"),
+    [
+        ("tele/v1/de-munich/de-munich-cnc-01", b"\xff\xfe", "malformed"),
+        ("tele/v9/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC]), "bad_topic"),
+        ("tele/v1/de-munich/de-munich-cnc-02", _payload("de-munich-cnc-01", 1, [CNC]), "topic_mismatch"),
+        ("tele/v1/de-munich/ghost", _payload("ghost", 1, [CNC]), "unknown_device"),
+        ("tele/v1/fr-lyon/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC]), "site_mismatch"),
+        ("tele/v1/de-munich/de-munich-cnc-01",
+         _payload("de-munich-cnc-01", 1, [CNC], origin={"site_id": "fr-lyon"}), "origin_mismatch"),
+        ("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC] * 2000), "oversized"),
+    ],
+)
+def test_rejections(real_router: Router, topic: str, payload: bytes, code: str) -> None:
+    router = Router(registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"),
+                    max_bytes=64 * 1024)
+    routed = router.route(topic, payload)
+    assert [r.code for r in routed.rejections] == [code]
+    assert routed.rows == {} and not routed.stored
+    assert routed.rejections[0].payload_bytes == len(payload)

@@ -1,0 +1,112 @@
+"""CachedPolicyEngine: LRU by (revision, flow.cache_key()), counters, thread safety."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from policy import CachedPolicyEngine, Decision, Flow, load_engine
+
+
+class CountingEngine:
+    """A stand-in inner engine that counts calls and can change revision."""
+
+    def __init__(self) -> None:
+        self.revision = "sha256:one"
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def decide(self, flow: Flow) -> Decision:
+        with self._lock:
+            self.calls += 1
+        return Decision(
+            allow=flow.category == "machine",
+            localization="none",
+            requires=[],
+            transforms={},
+            reasons=[f"{flow.origin}->{flow.destination} {flow.category}"],
+            policy_revision=self.revision,
+        )
+
+    def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
+        return [self.decide(f) for f in flows]
+
+
+def flow(category: str = "machine", dest: str = "US") -> Flow:
+    return Flow(origin="DE", destination=dest, category=category)
+
+
+def test_hits_and_misses():
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=8)
+    first = cache.decide(flow())
+    again = cache.decide(Flow(origin="de", destination="US", category="machine"))
+    assert again is first
+    assert inner.calls == 1
+    assert cache.stats() == {"hits": 1, "misses": 1, "size": 1, "maxsize": 8}
+
+
+def test_lru_eviction_keeps_recently_used():
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=2)
+    cache.decide(flow(dest="US"))
+    cache.decide(flow(dest="CN"))
+    cache.decide(flow(dest="US"))  # US becomes most recent
+    cache.decide(flow(dest="SG"))  # evicts CN
+    assert inner.calls == 3
+    cache.decide(flow(dest="US"))
+    assert inner.calls == 3
+    cache.decide(flow(dest="CN"))
+    assert inner.calls == 4
+    assert cache.stats()["size"] == 2
+
+
+def test_new_revision_never_serves_old_decisions():
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=8)
+    assert cache.decide(flow()).policy_revision == "sha256:one"
+    inner.revision = "sha256:two"
+    assert cache.revision == "sha256:two"
+    assert cache.decide(flow()).policy_revision == "sha256:two"
+    assert inner.calls == 2
+
+
+def test_clear_resets_entries_and_counters():
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=8)
+    cache.decide_many([flow(), flow(), flow("personal")])
+    assert cache.stats()["hits"] == 1
+    cache.clear()
+    assert cache.stats() == {"hits": 0, "misses": 0, "size": 0, "maxsize": 8}
+    cache.decide(flow())
+    assert inner.calls == 3
+
+
+def test_thread_safety_under_contention():
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=4)
+    flows = [flow(dest=d) for d in ("US", "CN", "SG", "JP", "BR", "IN")] * 50
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        decisions = list(pool.map(cache.decide, flows))
+    assert [d.reasons[0] for d in decisions] == [f"DE->{f.destination} machine" for f in flows]
+    stats = cache.stats()
+    assert stats["hits"] + stats["misses"] == len(flows)
+    assert stats["size"] <= 4
+
+
+def test_invalid_maxsize():
+    with pytest.raises(ValueError):
+        CachedPolicyEngine(CountingEngine(), maxsize=0)
+
+
+def test_load_engine_wraps_the_embedded_engine_in_a_cache():
+    engine = load_engine("embedded", cache_size=16)
+    assert isinstance(engine, CachedPolicyEngine)
+    a = engine.decide(Flow(origin="DE", destination="US", category="personal"))
+    b = engine.decide(Flow(origin="DE", destination="US", category="personal"))
+    assert a == b and not a.allow
+    assert engine.stats()["hits"] == 1
+    assert not isinstance(load_engine("embedded", cache_size=0), CachedPolicyEngine)
