@@ -32,4 +32,5 @@ class Runtime:
     regions: dict[str, ConnectionPool]
     policy: RevisionSource
     pipeline: PipelineStatus | None = None
+    quarantine: Any = None  # ingest.quarantine.QuarantineService when the pipeline runs
     extras: dict[str, Any] = field(default_factory=dict)

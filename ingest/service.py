@@ -16,6 +16,7 @@ from ingest.pipeline.consumer import Consumer
 from ingest.pipeline.router import Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.quarantine import QuarantineService
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import enable_timescaledb, migrate
@@ -83,6 +84,7 @@ class IngestService:
                      for name, dsn in settings.region_dsns.items()},
             policy=self.policy,
             pipeline=self.stats,
+            quarantine=QuarantineService(settings, self.router),
             extras={"timescaledb": self.timescale},
         )
 

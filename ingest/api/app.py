@@ -11,7 +11,17 @@ from fastapi.staticfiles import StaticFiles
 from ingest.api.config import ApiSettings, load_api_settings
 from ingest.api.errors import ApiError, BadParameterError
 from ingest.api.metrics import observe_requests
-from ingest.api.routes import dashboard, decisions, devices, health, registry, rejections, schema, stats
+from ingest.api.routes import (
+    dashboard,
+    decisions,
+    devices,
+    health,
+    quarantine,
+    registry,
+    rejections,
+    schema,
+    stats,
+)
 from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
 
@@ -25,6 +35,7 @@ TAGS = [
     {"name": "devices", "description": "Registry devices, their status and their telemetry per region."},
     {"name": "decisions", "description": "The policy decision log and the origin -> region flow matrix."},
     {"name": "rejections", "description": "Messages that could not be stored, with their reason codes."},
+    {"name": "quarantine", "description": "Quarantined messages: review, inspect and release (compliance)."},
     {"name": "registry", "description": "Regions (stores) and sites (factories) of the registry."},
     {"name": "stats", "description": "Pipeline counters and Prometheus metrics."},
     {"name": "schema", "description": "The wire format devices publish."},
@@ -48,7 +59,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.runtime = runtime
     app.state.api_settings = settings or load_api_settings()
 
-    for router in (health, schema, devices, decisions, rejections, stats, registry):
+    for router in (health, schema, devices, decisions, rejections, quarantine, stats, registry):
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")

@@ -1,11 +1,21 @@
-"""The MQTT consumer: shared subscription, manual acknowledgement after commit, in arrival order.
+"""The MQTT consumer: shared subscription, persistent session, acknowledgement after commit.
 
 paho's network thread only queues messages (``on_message``). One flush thread takes up to
 ``flush_max_messages`` messages or waits ``flush_interval_ms``, routes them (policy decisions),
-commits the rows of every region and the control records, and only then acknowledges the messages,
-in the order they arrived. A failed commit is retried with backoff and nothing is acknowledged
-meanwhile: the broker keeps the messages (Receive Maximum bounds how many we hold), so nothing is
-lost; inserts are idempotent, so a retry or a redelivery stores nothing twice.
+commits the control records (decision log, quarantine index, sequences), then the rows of every
+region, and only then acknowledges each message whose every part is committed, in arrival order.
+
+Faults:
+- Control store down: nothing is acknowledged; the flush is retried with backoff. The broker keeps
+  the messages; Receive Maximum bounds how many we hold (memory is bounded).
+- One region store down: messages that need it are *parked* (only their payload is kept in memory)
+  and retried; the other regions keep flowing and their messages are acknowledged. A parked message
+  is acknowledged once its region is back, after later messages: the only case where acknowledgements
+  leave arrival order (Mosquitto matches PUBACKs by packet id). Its data waits; it is never written
+  to another region.
+- Broker connection lost: messages received on the old connection are never acknowledged on the new
+  one (packet ids are reused); the persistent session makes the broker redeliver them, and the
+  idempotent stores ignore what was already written.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,6 +40,7 @@ from ingest.errors import StoreUnavailableError
 from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.store.control import ControlWriter
+from ingest.store.quarantine import QuarantineWriter
 from ingest.store.region import RegionWriter
 from wire import Status, data_subscription
 from wire.topics import STATUS_PREFIX, status_subscription
@@ -37,12 +48,14 @@ from wire.topics import STATUS_PREFIX, status_subscription
 log = logging.getLogger("ingest.consumer")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Inbound:
     mid: int
     qos: int
     topic: str
     payload: bytes
+    epoch: int  # broker connection it arrived on
+    pending: set[str] = field(default_factory=set)  # regions still to write (parked messages)
 
 
 class Consumer:
@@ -52,8 +65,14 @@ class Consumer:
         self.stats = stats
         self._queue: queue.Queue[_Inbound] = queue.Queue()
         self._stop = threading.Event()
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
         self._regions = {name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
+        self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._control = ControlWriter(settings.control_dsn)
+        self._parked: list[_Inbound] = []
+        self._region_retry_at: dict[str, float] = {}
+        self._region_delay: dict[str, float] = {}
         self._thread = threading.Thread(target=self._flush_loop, name="ingest-flush", daemon=True)
         self._client = self._make_client()
 
@@ -76,16 +95,18 @@ class Consumer:
         client.on_message = self._on_message
         return client
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker %s:%s refused the connection: %s", self.settings.mqtt_host,
                       self.settings.mqtt_port, reason)
             return
-        options = SubscribeOptions(qos=1)
-        client.subscribe([(data_subscription(self.settings.share_group), options),
+        with self._epoch_lock:
+            self._epoch += 1
+        client.subscribe([(data_subscription(self.settings.share_group), SubscribeOptions(qos=1)),
                           (status_subscription(), SubscribeOptions(qos=1))])
         self.stats.set_connected(True)
-        log.info("connected to %s:%s, subscribed to %s", self.settings.mqtt_host, self.settings.mqtt_port,
+        log.info("connected to %s:%s (session present: %s), subscribed to %s", self.settings.mqtt_host,
+                 self.settings.mqtt_port, getattr(flags, "session_present", "?"),
                  data_subscription(self.settings.share_group))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
@@ -96,7 +117,7 @@ class Consumer:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.stats.message_received()
-        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload))
+        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._epoch))
 
     # --- lifecycle ---
     def start(self) -> None:
@@ -114,7 +135,7 @@ class Consumer:
         self._thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
-        for writer in self._regions.values():
+        for writer in (*self._regions.values(), *self._quarantine.values()):
             writer.close()
         self._control.close()
 
@@ -139,6 +160,8 @@ class Consumer:
     def _flush_loop(self) -> None:
         while True:
             batch = self._collect()
+            if self._parked:
+                self._retry_parked()
             if not batch:
                 if self._stop.is_set():
                     return
@@ -146,7 +169,7 @@ class Consumer:
             self._process(batch)
 
     def _process(self, batch: list[_Inbound]) -> None:
-        routed: list[Routed] = []
+        routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[Status] = []
         for item in batch:
             if item.topic.startswith(STATUS_PREFIX + "/"):
@@ -155,58 +178,150 @@ class Consumer:
                 except ValidationError as exc:
                     log.warning("ignoring invalid status on %s: %s", item.topic, exc.errors()[0]["msg"])
                 continue
-            routed.append(self.router.route(item.topic, item.payload))
+            routed.append((item, self.router.route(item.topic, item.payload)))
+        if not self._commit_control([r for _, r in routed], statuses, len(batch)):
+            return  # stopping: nothing acknowledged, the broker redelivers
+        rows = self._commit_regions(routed)
+        done = [item for item in batch if not item.pending]
+        parked = [item for item in batch if item.pending]
+        if parked:
+            self._parked.extend(parked)
+            log.warning("parked %d messages waiting for region(s) %s", len(parked),
+                        sorted({r for item in parked for r in item.pending}))
+        acked = self._ack(done)
+        rejections: Counter[str] = Counter(r.code for _, m in routed for r in m.rejections)
+        for _, m in routed:
+            for r in m.rejections:
+                log.warning("quarantined %s (device=%s seq=%s): %s: %s [%s]", r.topic, r.device_id, r.seq, r.code,
+                            r.detail, f"held in {r.payload_region}" if r.payload_region else "metadata only")
+        self.stats.committed(
+            acked=acked,
+            stored=sum(1 for _, m in routed if m.stored),
+            rejected=sum(1 for _, m in routed if not m.stored),
+            rows=rows,
+            decisions=dict(Counter(d.outcome for _, m in routed for d in m.decisions)),
+            rejections=dict(rejections),
+        )
+        self.stats.set_parked(len(self._parked), self._down_regions())
+
+    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int) -> bool:
+        """Commit the audit records, retrying until the control store answers; False if stopping."""
+        batches: dict[str, list[tuple[int, int]]] = {}
+        for m in routed:
+            if m.device_id is not None and m.seq is not None:
+                batches.setdefault(m.device_id, []).append((m.seq, m.readings))
         delay = 0.2
         while True:
             try:
-                rows = self._commit(routed, statuses)
-                break
+                self._control.write(
+                    decisions=[d for m in routed for d in m.decisions],
+                    rejections=[r for m in routed for r in m.rejections],
+                    batches=batches,
+                    statuses=statuses,
+                )
+                self.stats.store_ok("control")
+                return True
             except StoreUnavailableError as exc:
                 self.stats.store_failed(exc.store, str(exc))
-                log.error("commit failed, holding %d messages unacknowledged: %s", len(batch), exc)
-                if self._stop.is_set() and delay > 5:
-                    log.error("stopping with %d messages unacknowledged; the broker will redeliver them",
-                              len(batch))
-                    return
+                log.error("control store unavailable, holding %d messages unacknowledged: %s", size, exc)
+                if self._stop.is_set():
+                    return False
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 10.0)
-        for item in batch:  # in arrival order
-            self._client.ack(item.mid, item.qos)
-        rejections: Counter[str] = Counter(r.code for m in routed for r in m.rejections)
-        for m in routed:
-            for r in m.rejections:
-                log.warning("rejected %s (device=%s seq=%s): %s: %s", r.topic, r.device_id, r.seq, r.code, r.detail)
-        self.stats.committed(
-            acked=len(batch),
-            stored=sum(1 for m in routed if m.stored),
-            rejected=sum(1 for m in routed if not m.stored),
-            rows=rows,
-            decisions=dict(Counter(d.outcome for m in routed for d in m.decisions)),
-            rejections=dict(rejections),
-        )
 
-    def _commit(self, routed: list[Routed], statuses: list[Status]) -> dict[str, int]:
+    def _commit_regions(self, routed: list[tuple[_Inbound, Routed]]) -> dict[str, int]:
+        """Write each region's rows and held payloads; mark messages whose region failed as pending."""
         per_region: dict[str, list[tuple[object, ...]]] = {}
-        for m in routed:
+        held: dict[str, list[tuple[object, ...]]] = {}
+        users: dict[str, list[_Inbound]] = {}
+        for item, m in routed:
             for region, rows in m.rows.items():
                 per_region.setdefault(region, []).extend(rows)
+                users.setdefault(region, []).append(item)
+            for r in m.rejections:
+                if r.payload_region is not None and r.payload is not None:
+                    held.setdefault(r.payload_region, []).append((r.quarantine_id, r.topic, r.payload))
+                    users.setdefault(r.payload_region, []).append(item)
         written: dict[str, int] = {}
-        for region, rows in per_region.items():
+        for region in sorted(users):
+            if self._region_waiting(region):
+                failed = True
+            else:
+                failed = not self._write_region(region, per_region.get(region, []), held.get(region, []))
+                if not failed:
+                    written[region] = len(per_region.get(region, []))
+            if failed:
+                for item in users[region]:
+                    item.pending.add(region)
+        return written
+
+    def _write_region(self, region: str, rows: list[tuple[object, ...]], held: list[tuple[object, ...]]) -> bool:
+        try:
             writer = self._regions.get(region)
             if writer is None:
                 raise StoreUnavailableError(region, "no DSN configured for this region (INGEST_REGION_DSNS)")
             writer.write(rows)
-            written[region] = len(rows)
-        progress: dict[str, tuple[int, int, int]] = {}
-        for m in routed:
-            if m.device_id is None or m.seq is None:
+            self._quarantine[region].write(held)  # type: ignore[arg-type]
+        except StoreUnavailableError as exc:
+            self.stats.store_failed(exc.store, str(exc))
+            delay = min(self._region_delay.get(region, 0.25) * 2, 10.0)
+            self._region_delay[region] = delay
+            self._region_retry_at[region] = time.monotonic() + delay * random.uniform(0.8, 1.2)
+            log.error("region %s unavailable (retry in %.1fs): %s", region, delay, exc)
+            return False
+        self.stats.store_ok(region)
+        if region in self._region_delay:
+            log.info("region %s is back", region)
+        self._region_delay.pop(region, None)
+        self._region_retry_at.pop(region, None)
+        return True
+
+    def _region_waiting(self, region: str) -> bool:
+        return time.monotonic() < self._region_retry_at.get(region, 0.0)
+
+    def _down_regions(self) -> list[str]:
+        return sorted(self._region_delay)
+
+    def _retry_parked(self) -> None:
+        """Retry parked messages (re-routed from their payload) for the regions they still need."""
+        still: list[_Inbound] = []
+        done: list[_Inbound] = []
+        for item in self._parked:
+            if item.epoch != self._epoch:
+                self.stats.dropped_stale(1)  # the broker redelivers it on the new connection
                 continue
-            seq, batches, readings = progress.get(m.device_id, (m.seq, 0, 0))
-            progress[m.device_id] = (max(seq, m.seq), batches + 1, readings + m.readings)
-        self._control.write(
-            decisions=[d for m in routed for d in m.decisions],
-            rejections=[r for m in routed for r in m.rejections],
-            progress=progress,
-            statuses=statuses,
-        )
-        return written
+            if all(self._region_waiting(r) for r in item.pending):
+                still.append(item)
+                continue
+            m = self.router.route(item.topic, item.payload)
+            for region in sorted(item.pending):
+                if self._region_waiting(region):
+                    continue
+                rows = m.rows.get(region, [])
+                held = [(r.quarantine_id, r.topic, r.payload) for r in m.rejections
+                        if r.payload_region == region and r.payload is not None]
+                if self._write_region(region, rows, held):  # type: ignore[arg-type]
+                    item.pending.discard(region)
+                    self.stats.rows_written(region, len(rows))
+            (still if item.pending else done).append(item)
+        self._parked = still
+        if done:
+            self.stats.unparked(self._ack(done))
+            log.info("wrote and acknowledged %d parked messages; %d still parked", len(done), len(still))
+        self.stats.set_parked(len(self._parked), self._down_regions())
+
+    def _ack(self, items: list[_Inbound]) -> int:
+        """Acknowledge in arrival order; never ack on a newer connection than the message came on.
+
+        Returns how many were acknowledged (the others are counted as stale)."""
+        stale = 0
+        with self._epoch_lock:
+            for item in items:
+                if item.epoch == self._epoch:
+                    self._client.ack(item.mid, item.qos)
+                else:
+                    stale += 1
+        if stale:
+            self.stats.dropped_stale(stale)
+            log.info("%d messages arrived on a previous connection: not acknowledged, the broker redelivers", stale)
+        return len(items) - stale

@@ -8,6 +8,7 @@ decision demands. A category that no region may hold is discarded: only metadata
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,12 +29,23 @@ Row = tuple[str, int, int, str, datetime, str, str, str, float | None, str | Non
 
 @dataclass(frozen=True)
 class RejectionRecord:
+    """A quarantined message or part: always its metadata; its payload only where it may lawfully live."""
+
     topic: str
     code: str
     detail: str
     payload_bytes: int
     device_id: str | None = None
     seq: int | None = None
+    quarantine_id: uuid.UUID | None = None
+    origin_country: str | None = None
+    category: str | None = None
+    payload_region: str | None = None  # None: metadata only, the payload is discarded
+    payload: bytes | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> str:
+        return "held" if self.payload_region is not None else "discarded"
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,20 @@ class Routed:
         return self.device_id is not None
 
 
-def decision_id(device_id: str, seq: int, category: str, region: str) -> uuid.UUID:
-    """Deterministic, so a redelivered message logs the same decision once."""
-    return uuid.uuid5(_DECISION_NS, f"{device_id}/{seq}/{category}/{region}")
+def decision_id(device_id: str, seq: int, category: str, region: str, revision: str) -> uuid.UUID:
+    """Deterministic, so a redelivered message logs the same decision once (per policy revision)."""
+    return uuid.uuid5(_DECISION_NS, f"{device_id}/{seq}/{category}/{region}/{revision}")
+
+
+def quarantine_id(topic: str, payload: bytes, code: str, category: str | None) -> uuid.UUID:
+    """Deterministic, so a redelivered message is quarantined once."""
+    digest = hashlib.sha256(payload).hexdigest()
+    return uuid.uuid5(_DECISION_NS, f"q/{code}/{category}/{topic}/{digest}")
+
+
+# Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
+# these categories, on top of those the device's profile declares: the cautious side.
+_UNCLASSIFIED = ("personal", "sensitive_personal")
 
 
 class Router:
@@ -85,8 +108,9 @@ class Router:
     def route(self, topic: str, payload: bytes) -> Routed:
         size = len(payload)
 
-        def reject(code: str, detail: str, device: str | None = None, seq: int | None = None) -> Routed:
-            return Routed(rejections=[RejectionRecord(topic, code, detail, size, device, seq)])
+        def reject(code: str, detail: str, device: str | None = None, seq: int | None = None, *,
+                   hold: bool = False) -> Routed:
+            return Routed(rejections=[self._quarantine(topic, payload, code, detail, device, seq, hold=hold)])
 
         if size > self.max_bytes:
             return reject("oversized", f"payload of {size} bytes exceeds the limit of {self.max_bytes} bytes")
@@ -97,7 +121,7 @@ class Router:
         try:
             batch = decode_batch(payload)
         except DecodeError as exc:
-            return reject("malformed", str(exc), parsed_topic.device_id)
+            return reject("malformed", str(exc), parsed_topic.device_id, hold=True)
         if batch.device_id != parsed_topic.device_id:
             return reject(
                 "topic_mismatch",
@@ -127,9 +151,55 @@ class Router:
                 f"site={site_id!r} country={site.country!r}",
                 batch.device_id, batch.seq,
             )
-        return self._route_batch(topic, size, batch, site_id, site)
+        return self._route_batch(topic, payload, batch, site_id, site)
 
-    def _route_batch(self, topic: str, size: int, batch: Batch, site_id: str, site: Site) -> Routed:
+    def _quarantine(
+        self, topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,
+        hold: bool, categories: tuple[str, ...] | None = None,
+    ) -> RejectionRecord:
+        """A rejection whose payload is held in the first region where every category it may contain is
+        allowed to live (the site's home region first); metadata only where there is none, where the
+        origin is unknown or disputed (unknown device, spoofing), or where the payload is oversized."""
+        site = self.registry.site_of(device_id) if device_id else None
+        origin = site[1].country if site else None
+        region: str | None = None
+        kinds: tuple[str, ...] = ()
+        if hold and site is not None and device_id is not None:
+            kinds = categories or tuple(sorted(
+                {f.category for f in self.registry.profile_of(device_id).fields.values()} | set(_UNCLASSIFIED)
+            ))
+            region = self._lawful_region(site[1], kinds)
+            if region is None:
+                detail += f"; no region may hold {'/'.join(kinds)} data from {origin}: payload discarded"
+        category = "/".join(kinds) if kinds else None
+        return RejectionRecord(
+            topic, code, detail, len(payload), device_id, seq,
+            quarantine_id=quarantine_id(topic, payload, code, category), origin_country=origin,
+            category=category, payload_region=region, payload=payload if region else None,
+        )
+
+    def _lawful_region(self, site: Site, categories: tuple[str, ...]) -> str | None:
+        others = sorted(r for r in self.registry.regions if r != site.home_region)
+        for region_name in [site.home_region, *others]:
+            if all(self.policy.decide(self._flow(site, region_name, c, False)).allow for c in categories):
+                return region_name
+        return None
+
+    def _flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
+        region = self.registry.regions[region_name]
+        return Flow.model_validate({
+            "origin": site.country,
+            "destination": region.country,
+            "category": category,
+            "safeguards": list(site.safeguards.get(region.country, [])),
+            "recipient": dict(region.recipient),
+            "entity": site.entity.model_dump(),
+            "purpose": site.purpose,
+            "volume": site.volume.model_dump(),
+            "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
+        })
+
+    def _route_batch(self, topic: str, payload: bytes, batch: Batch, site_id: str, site: Site) -> Routed:
         profile = self.registry.profile_of(batch.device_id)
         routed = Routed(device_id=batch.device_id, seq=batch.seq, readings=len(batch.readings))
         # category -> list of (idx, name, ts, value)
@@ -143,11 +213,11 @@ class Router:
                     continue
                 parts[spec.category].append((idx, name, reading.ts, value))
         if undeclared:
-            routed.rejections.append(RejectionRecord(
-                topic, "undeclared_field",
+            routed.rejections.append(self._quarantine(
+                topic, payload, "undeclared_field",
                 f"fields {sorted(undeclared)} are not declared in profile "
-                f"{self.registry.devices[batch.device_id].profile!r}; their values were discarded",
-                size, batch.device_id, batch.seq,
+                f"{self.registry.devices[batch.device_id].profile!r}; they were not stored",
+                batch.device_id, batch.seq, hold=True,
             ))
 
         for category, values in parts.items():
@@ -155,19 +225,9 @@ class Router:
             placed = False
             for region_name in self.registry.candidate_regions(site):
                 region = self.registry.regions[region_name]
-                flow = Flow.model_validate({
-                    "origin": site.country,
-                    "destination": region.country,
-                    "category": category,
-                    "safeguards": list(site.safeguards.get(region.country, [])),
-                    "recipient": dict(region.recipient),
-                    "entity": site.entity.model_dump(),
-                    "purpose": site.purpose,
-                    "volume": site.volume.model_dump(),
-                    "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
-                })
+                flow = self._flow(site, region_name, category, edge_pseudonymized)
                 decision = self.policy.decide(flow)
-                did = decision_id(batch.device_id, batch.seq, category, region_name)
+                did = decision_id(batch.device_id, batch.seq, category, region_name, decision.policy_revision)
                 outcome, rows, decision = self._apply(decision, did, batch, site_id, site, category, values)
                 if rows:
                     routed.rows.setdefault(region_name, []).extend(rows)
@@ -179,11 +239,12 @@ class Router:
                     readings=len(batch.readings), input=flow.model_dump(mode="json"),
                 ))
             if not placed:
-                routed.rejections.append(RejectionRecord(
-                    topic, "no_lawful_region",
+                routed.rejections.append(self._quarantine(
+                    topic, payload, "no_lawful_region",
                     f"no candidate region may hold {category} data from {site.country} "
-                    f"({', '.join(self.registry.candidate_regions(site))}); {len(values)} values discarded",
-                    size, batch.device_id, batch.seq,
+                    f"({', '.join(self.registry.candidate_regions(site))}); {len(values)} values not stored",
+                    batch.device_id, batch.seq, hold=True,
+                    categories=tuple(sorted({f.category for f in profile.fields.values()})),
                 ))
         return routed
 

@@ -16,6 +16,7 @@ _ROWS = PromCounter("ingest_rows", "Rows committed to region stores", ["region"]
 _DECISIONS = PromCounter("ingest_decisions", "Policy decisions logged, by outcome", ["outcome"])
 _INFLIGHT = Gauge("ingest_inflight_messages", "Messages received and not yet acknowledged")
 _STORE_ERRORS = PromCounter("ingest_store_errors", "Failed commit attempts, by store", ["store"])
+_PARKED = Gauge("ingest_parked_messages", "Messages waiting for an unavailable region store")
 
 
 class PipelineStats:
@@ -34,7 +35,9 @@ class PipelineStats:
         self.last_commit_at: datetime | None = None
         self.last_error: str | None = None
         self.broker_connected = False
-        self.store_healthy = True
+        self.down_stores: set[str] = set()
+        self.parked = 0
+        self.stale_redeliveries = 0
         self.policy_revision = ""
 
     def message_received(self) -> None:
@@ -55,8 +58,6 @@ class PipelineStats:
             self.decisions.update(decisions)
             self.rejections.update(rejections)
             self.last_commit_at = datetime.now(UTC)
-            self.store_healthy = True
-            self.last_error = None
         _INFLIGHT.dec(acked)
         _MESSAGES.labels("stored").inc(stored)
         _MESSAGES.labels("rejected").inc(rejected)
@@ -70,9 +71,39 @@ class PipelineStats:
     def store_failed(self, store: str, error: str) -> None:
         with self._lock:
             self.store_errors += 1
-            self.store_healthy = False
+            self.down_stores.add(store)
             self.last_error = error
         _STORE_ERRORS.labels(store).inc()
+
+    def store_ok(self, store: str) -> None:
+        with self._lock:
+            self.down_stores.discard(store)
+            if not self.down_stores:
+                self.last_error = None
+
+    def rows_written(self, region: str, n: int) -> None:
+        with self._lock:
+            self.rows_by_region[region] += n
+        _ROWS.labels(region).inc(n)
+
+    def set_parked(self, parked: int, down_regions: list[str]) -> None:
+        with self._lock:
+            self.parked = parked
+            self.down_stores = {s for s in self.down_stores if s == "control"} | set(down_regions)
+        _PARKED.set(parked)
+
+    def unparked(self, n: int) -> None:
+        """Parked messages written and acknowledged."""
+        with self._lock:
+            self.inflight -= n
+        _INFLIGHT.dec(n)
+
+    def dropped_stale(self, n: int) -> None:
+        """Messages from a previous broker connection, dropped unacknowledged (the broker redelivers them)."""
+        with self._lock:
+            self.inflight -= n
+            self.stale_redeliveries += n
+        _INFLIGHT.dec(n)
 
     def set_connected(self, connected: bool) -> None:
         with self._lock:
@@ -80,7 +111,7 @@ class PipelineStats:
 
     def healthy(self) -> bool:
         with self._lock:
-            return self.broker_connected and self.store_healthy
+            return self.broker_connected and not self.down_stores
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -94,6 +125,9 @@ class PipelineStats:
                 "store_errors": self.store_errors,
                 "last_error": self.last_error,
                 "broker_connected": self.broker_connected,
-                "healthy": self.broker_connected and self.store_healthy,
+                "down_stores": sorted(self.down_stores),
+                "parked": self.parked,
+                "stale_redeliveries": self.stale_redeliveries,
+                "healthy": self.broker_connected and not self.down_stores,
                 "policy_revision": self.policy_revision,
             }

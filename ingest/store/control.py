@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.pipeline.router import DecisionRecord, RejectionRecord
 from ingest.store.connection import StoreConnection
+from ingest.store.sequences import record_batches
 from wire import Status
 
 _DECISION = (
@@ -18,13 +19,9 @@ _DECISION = (
     " ON CONFLICT (decision_id) DO NOTHING"
 )
 _REJECTION = (
-    "INSERT INTO rejections (topic, device_id, seq, code, detail, payload_bytes) VALUES (%s, %s, %s, %s, %s, %s)"
-)
-_PROGRESS = (
-    "INSERT INTO device_progress AS p (device_id, last_seq, batches, readings, last_seen_at)"
-    " VALUES (%s, %s, %s, %s, now())"
-    " ON CONFLICT (device_id) DO UPDATE SET last_seq = GREATEST(p.last_seq, EXCLUDED.last_seq),"
-    " batches = p.batches + EXCLUDED.batches, readings = p.readings + EXCLUDED.readings, last_seen_at = now()"
+    "INSERT INTO rejections (topic, device_id, seq, code, detail, payload_bytes, payload_kept, quarantine_id,"
+    " category, origin_country, payload_region, state) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (quarantine_id) DO NOTHING"
 )
 _STATUS = (
     "INSERT INTO gateway_status (gateway_id, site_id, state, at, devices, reason) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -43,10 +40,13 @@ class ControlWriter:
         *,
         decisions: Sequence[DecisionRecord],
         rejections: Sequence[RejectionRecord],
-        progress: dict[str, tuple[int, int, int]],
+        batches: dict[str, list[tuple[int, int]]],
         statuses: Sequence[Status],
-    ) -> None:
-        """Commit everything in one transaction. ``progress``: device -> (max seq, batches, readings)."""
+    ) -> dict[str, list[int]]:
+        """Commit everything in one transaction; return, per device, the batch seqs seen for the first time.
+
+        ``batches``: device -> [(seq, readings)] of the valid batches received.
+        """
         conn = self._store.get()
         try:
             with conn.transaction(), conn.cursor() as cur:
@@ -60,14 +60,16 @@ class ControlWriter:
                     ])
                 if rejections:
                     cur.executemany(_REJECTION, [
-                        (r.topic, r.device_id, r.seq, r.code, r.detail, r.payload_bytes) for r in rejections
+                        (r.topic, r.device_id, r.seq, r.code, r.detail, r.payload_bytes, r.payload_region is not None,
+                         r.quarantine_id, r.category, r.origin_country, r.payload_region, r.state)
+                        for r in rejections
                     ])
-                for device_id, (seq, batches, readings) in sorted(progress.items()):
-                    cur.execute(_PROGRESS, (device_id, seq, batches, readings))
+                new = {device: record_batches(cur, device, items) for device, items in sorted(batches.items())}
                 for s in statuses:
                     cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason))
         except psycopg.Error as exc:
             raise self._store.error(exc) from None
+        return new
 
     def close(self) -> None:
         self._store.close()

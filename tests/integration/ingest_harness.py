@@ -26,7 +26,8 @@ def running_ingest(
     broker: MosquittoServer, control: str, regions: dict[str, str], **overrides: Any
 ) -> Iterator[tuple[IngestService, TestClient]]:
     settings = load_settings(
-        mqtt_port=broker.port, control_dsn=control, region_dsns=regions, registry_file=REGISTRY,
+        mqtt_port=broker.port, control_dsn=control, region_dsns=regions,
+        registry_file=overrides.pop("registry_file", REGISTRY),
         mqtt_client_id=overrides.pop("mqtt_client_id", f"ingest-test-{time.monotonic_ns()}"),
         flush_interval_ms=overrides.pop("flush_interval_ms", 50), **overrides,
     )

@@ -45,7 +45,8 @@ def test_bad_input_is_counted_and_valid_traffic_is_stored(
         }
         assert snap["messages"] == {"received": 9, "stored": 3, "rejected": 6}
 
-        rows = query(control, "SELECT code, device_id, seq, detail, payload_kept FROM rejections ORDER BY id")
+        rows = query(control, "SELECT code, device_id, seq, detail, payload_kept, state, payload_region, quarantine_id"
+                              " FROM rejections ORDER BY id")
         assert Counter(r[0] for r in rows) == Counter(snap["rejections"])
         by_code = {r[0]: r for r in rows}
         assert any("not JSON" in r[3] for r in rows if r[0] == "malformed")
@@ -53,7 +54,16 @@ def test_bad_input_is_counted_and_valid_traffic_is_stored(
         assert "country='US'" in by_code["origin_mismatch"][3] and "country='DE'" in by_code["origin_mismatch"][3]
         assert "exceeds the limit of 65536 bytes" in by_code["oversized"][3]
         assert "secret_sauce" in by_code["undeclared_field"][3]
-        assert not any(r[4] for r in rows)  # no payload kept: metadata only
+        # Quarantine obeys residency: payloads of a known DE device are held in eu-central (DE data may
+        # live in DE); unknown or disputed origins and oversized payloads keep metadata only.
+        held = {(r[0], r[5], r[6]) for r in rows if r[4]}
+        assert held == {("malformed", "held", "eu-central"), ("undeclared_field", "held", "eu-central")}
+        for code in ("unknown_device", "origin_mismatch", "site_mismatch", "oversized"):
+            assert (by_code[code][4], by_code[code][5], by_code[code][6]) == (False, "discarded", None)
+        kept = query(regions["eu-central"], "SELECT quarantine_id FROM quarantine_payloads")
+        assert {k[0] for k in kept} == {r[7] for r in rows if r[4]}
+        for other in ("us-east", "cn-north", "ap-southeast"):
+            assert query(regions[other], "SELECT count(*) FROM quarantine_payloads") == [(0,)]
 
         # The valid traffic around the bad input is stored: seqs 1, 6 (declared fields only) and 7.
         eu = query(regions["eu-central"], "SELECT seq, count(DISTINCT idx), count(*) FROM readings "

@@ -1,0 +1,116 @@
+"""Lawful quarantine with release after a policy change, and sequence gap detection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from devstack import MosquittoServer
+from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
+
+PRESS = {"barrel_temp_c": 220.0, "injection_pressure_bar": 900.0, "cycle_time_s": 30.0, "vibration_mm_s": 2.0,
+         "power_kw": 20.0, "fault_code": 0, "operator_badge": "VN-B1"}
+CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "vibration_mm_s": 1.2, "power_kw": 7.5,
+       "tool_wear_pct": 12.0, "fault_code": 0, "operator_badge": "DE-B1001"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_gaps_open_and_close_when_filled(mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]]) -> None:
+    control, regions = databases
+    with running_ingest(mqtt_broker, control, regions) as (service, api):
+        pub = publisher(mqtt_broker)
+        topic = "tele/v1/de-munich/de-munich-cnc-01"
+        for seq in (1, 2, 5, 6, 9):
+            pub.publish(topic, batch_payload("de-munich-cnc-01", seq, [CNC]), qos=1).wait_for_publish(5)
+        wait_until(lambda: service.stats.snapshot()["messages"]["stored"] == 5, 20, "5 batches stored")
+        gaps = api.get("/api/v1/gaps", params={"device_id": "de-munich-cnc-01"}).json()
+        assert sorted((g["first_missing"], g["last_missing"]) for g in gaps["items"]) == [(3, 4), (7, 8)]
+        # A replay fills 3, 4 and 7: the first gap closes, the second shrinks to 8.
+        for seq in (3, 7, 4, 4):  # 4 twice: a duplicate changes nothing
+            pub.publish(topic, batch_payload("de-munich-cnc-01", seq, [CNC]), qos=1).wait_for_publish(5)
+        wait_until(lambda: service.stats.snapshot()["messages"]["stored"] == 9, 20, "replays stored")
+        gaps = api.get("/api/v1/gaps", params={"device_id": "de-munich-cnc-01", "state": "all"}).json()
+        assert gaps["open"] == 1
+        spans = sorted((g["first_missing"], g["last_missing"], g["closed_at"] is None) for g in gaps["items"])
+        assert (8, 8, True) in spans and any(not is_open for *_, is_open in spans)
+        progress = query(control, "SELECT last_seq, batches, readings FROM device_progress "
+                                  "WHERE device_id = 'de-munich-cnc-01'")
+        assert progress == [(9, 8, 8)]  # the duplicate of 4 is not counted
+        pub.loop_stop()
+
+
+def test_quarantine_keeps_payloads_only_where_they_may_live(
+    mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    control, regions = databases
+    # Vietnam's transfer impact assessment not filed: remove the site's safeguard from a registry copy.
+    registry = tmp_path / "registry.yaml"
+    text = (REPO / "deploy/local/registry.yaml").read_text()
+    registry.write_text(text.replace("    safeguards:\n      SG: [VN_TIA_FILED]\n", ""))
+    with running_ingest(mqtt_broker, control, regions, registry_file=str(registry)) as (service, api):
+        pub = publisher(mqtt_broker)
+        pub.publish("tele/v1/vn-hanoi/vn-hanoi-press-01",
+                    batch_payload("vn-hanoi-press-01", 1, [PRESS]), qos=1).wait_for_publish(5)
+        # A malformed payload from a DE device: held in eu-central (DE data may live in DE).
+        pub.publish("tele/v1/de-munich/de-munich-cnc-01", b'{"v": 1, "device_id": "de-munich-cnc-01"',
+                    qos=1).wait_for_publish(5)
+        wait_until(lambda: service.stats.snapshot()["messages"]["received"] == 2, 20, "received")
+        wait_until(lambda: service.stats.snapshot()["inflight"] == 0, 20, "committed")
+        items = api.get("/api/v1/quarantine").json()
+        by_code = {i["code"]: i for i in items["items"]}
+        # VN personal data may go nowhere we have a store: metadata only, the payload is discarded.
+        vn = by_code["no_lawful_region"]
+        assert (vn["state"], vn["payload_region"], vn["origin_country"]) == ("discarded", None, "VN")
+        # VN machine data went to the home region and the analytics region; the badge is nowhere.
+        for region in regions.values():
+            assert query(region, "SELECT count(*) FROM readings WHERE name = 'operator_badge'") == [(0,)]
+        assert query(regions["ap-southeast"], "SELECT count(*) FROM readings WHERE device_id = 'vn-hanoi-press-01'"
+                     ) == [(6,)]
+        bad = by_code["malformed"]
+        assert (bad["state"], bad["payload_region"]) == ("held", "eu-central")
+        detail = api.get(f"/api/v1/quarantine/{bad['quarantine_id']}").json()
+        assert detail["payload"].startswith('{"v": 1')
+        # Release of something still invalid is refused and it stays held.
+        refused = api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release", headers={"X-Actor": "alice"})
+        assert refused.status_code == 409 and "malformed" in refused.json()["detail"]
+        assert api.post(f"/api/v1/quarantine/{vn['quarantine_id']}/release",
+                        headers={"X-Actor": "alice"}).status_code == 409  # nothing held to release
+        assert api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release").status_code == 422  # no actor
+        pub.loop_stop()
+
+
+def test_release_routes_held_data_once(mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]],
+                                       tmp_path: Path) -> None:
+    """An undeclared field quarantines the message (held at home); after the registry declares the field
+    a release stores it, once."""
+    control, regions = databases
+    registry = tmp_path / "registry.yaml"
+    text = (REPO / "deploy/local/registry.yaml").read_text()
+    registry.write_text(text)
+    with running_ingest(mqtt_broker, control, regions, registry_file=str(registry)) as (service, api):
+        pub = publisher(mqtt_broker)
+        pub.publish("tele/v1/de-munich/de-munich-cnc-01",
+                    batch_payload("de-munich-cnc-01", 1, [{**CNC, "coolant_flow_l_min": 3.5}]), qos=1
+                    ).wait_for_publish(5)
+        wait_until(lambda: service.stats.snapshot()["inflight"] == 0
+                   and service.stats.snapshot()["messages"]["received"] == 1, 20, "committed")
+        pub.loop_stop()
+        item = api.get("/api/v1/quarantine", params={"code": "undeclared_field"}).json()["items"][0]
+        assert item["state"] == "held"
+    # The operator declares the field; the service restarts with the new registry.
+    registry.write_text(text.replace("      operator_badge:    {category: personal, description: \"Badge id of the "
+                                     "logged-in operator\"}",
+                                     "      operator_badge:    {category: personal}\n"
+                                     "      coolant_flow_l_min: {category: machine, unit: l/min}"))
+    with running_ingest(mqtt_broker, control, regions, registry_file=str(registry)) as (service, api):
+        released = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers={"X-Actor": "bob"})
+        assert released.status_code == 200, released.text
+        body = released.json()
+        assert body["rows"] == {"eu-central": 8, "us-east": 7}  # badge stays home; coolant is machine data
+        again = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers={"X-Actor": "bob"})
+        assert again.status_code == 409 and "released" in again.json()["detail"]
+        after = api.get(f"/api/v1/quarantine/{item['quarantine_id']}").json()
+        assert (after["state"], after["released_by"], after["payload"]) == ("released", "bob", None)
+        assert query(regions["eu-central"], "SELECT num FROM readings WHERE name = 'coolant_flow_l_min'") == [(3.5,)]
+        assert query(regions["eu-central"], "SELECT count(*) FROM quarantine_payloads") == [(0,)]
+        assert json.loads(json.dumps(body["decisions"]))  # decisions are reported
