@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,3 +65,64 @@ def batch_payload(device_id: str, seq: int, readings: list[dict[str, Any]], **ex
 def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+class Replica:
+    """One ingest replica as a subprocess (`python -m ingest serve`), killable with SIGKILL."""
+
+    def __init__(self, name: str, broker: MosquittoServer, control: str, regions: dict[str, str],
+                 log_dir: Any, **env: str) -> None:
+        from devstack.ports import free_port
+
+        self.name = name
+        self.api_port = free_port()
+        self.log = log_dir / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "INGEST_MQTT_PORT": str(broker.port), "INGEST_MQTT_CLIENT_ID": name,
+            "INGEST_CONTROL_DSN": control, "INGEST_REGION_DSNS": json.dumps(regions),
+            "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(self.api_port),
+            "INGEST_FLUSH_INTERVAL_MS": "50", **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Replica:
+        import httpx
+
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "serve"], env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"replica {self.name} exited: {self.log.read_text()[-2000:]}")
+            try:
+                return bool(httpx.get(self.url("/api/v1/stats"), timeout=1).json().get("broker_connected"))
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 60, f"replica {self.name} connected")
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.api_port}{path}"
+
+    def stats(self) -> dict[str, Any]:
+        import httpx
+
+        return httpx.get(self.url("/api/v1/stats"), timeout=5).json()  # type: ignore[no-any-return]
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
