@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import MosquittoServer
 from ingest.config import load_settings
+from ingest.registry import Registry
 from ingest.service import IngestService
 
 REGISTRY = "deploy/local/registry.yaml"
@@ -126,3 +127,18 @@ class Replica:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def distinct_readings(dsn: str, device: str) -> int:
+    return int(query(dsn, "SELECT count(*) FROM (SELECT DISTINCT seq, idx FROM readings WHERE device_id = %s) r",
+                     device)[0][0])
+
+
+def assert_home_regions_hold_exactly(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> None:
+    for device, n in acked.items():
+        home = registry.sites[registry.devices[device].site].home_region
+        assert n > 0
+        assert distinct_readings(regions[home], device) == n, device
+    for dsn in regions.values():  # the primary key makes a duplicate impossible; check the invariant anyway
+        assert query(dsn, "SELECT count(*) FROM (SELECT device_id, seq, idx, name FROM readings "
+                          "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d") == [(0,)]

@@ -11,9 +11,14 @@ import pytest
 
 from devstack import MosquittoServer
 from ingest.registry import Registry
-from tests.integration.ingest_harness import Replica, query, wait_until
+from tests.integration.ingest_harness import (
+    Replica,
+    assert_home_regions_hold_exactly,
+    distinct_readings,
+    query,
+    wait_until,
+)
 from tests.integration.load import AgentLoad
-from tests.integration.test_faults import assert_home_regions_hold_exactly, distinct_readings
 
 
 def _all_stored(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> bool:
