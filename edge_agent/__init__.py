@@ -1,4 +1,5 @@
-"""The edge agent a factory gateway runs: sources -> batches -> MQTT (QoS 1), with per-device sequences.
+"""The edge agent a factory gateway runs: machines (simulated, Modbus TCP, OPC UA) -> batches ->
+pseudonymization -> durable SQLite queue with per-device sequences -> MQTT v5 (QoS 1).
 
 Typical use::
 

@@ -1,14 +1,18 @@
-"""The ``edge-agent`` command: ``run`` the agent, or ``check`` a config, its sources and the broker.
+"""The ``edge-agent`` command: ``run`` the agent, ``check`` a config, its sources and the broker,
+``status`` of a running (or stopped) agent, ``keygen`` and ``pseudonym`` for edge pseudonymization.
 
-Exit codes: 0 success; 1 a check failed or batches were not acknowledged; 2 the config is unusable.
+Exit codes: 0 success; 1 a check failed, batches were not acknowledged, or ``status`` found a
+problem (not running, disconnected, a source failing, data dropped); 2 the config is unusable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,9 +20,13 @@ import typer
 
 from edge_agent.agent import Agent, DeviceStats
 from edge_agent.config import AgentConfig, load_config
+from edge_agent.diskqueue import read_snapshot
 from edge_agent.errors import AgentError, ConfigError, PublishError
 from edge_agent.mqtt import probe_broker
-from edge_agent.sources import create_source
+from edge_agent.privacy import Pseudonymizer, generate_key_file, loosely_protected, read_key
+from edge_agent.sources import Source, create_source
+from edge_agent.statelock import lock_holder
+from edge_agent.status import format_status, read_status
 
 __all__ = ["app", "main"]
 
@@ -37,10 +45,14 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if numeric > logging.DEBUG:
+        # The runner already reports every source failure (with backoff); the protocol libraries'
+        # own lines would repeat it on each retry.
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        logging.getLogger("asyncua").setLevel(logging.ERROR)
+        logging.getLogger("edge_agent.paho").setLevel(logging.CRITICAL)  # the publisher logs the reason
 
 
 def summary(stats: dict[str, DeviceStats]) -> str:
@@ -55,8 +67,10 @@ def summary(stats: dict[str, DeviceStats]) -> str:
             f"{n} {what}"
             for n, what in (
                 (s.batches_republished, "republished"),
-                (s.batches_dropped, "dropped"),
+                (s.batches_dropped, "dropped (queue full)"),
+                (s.batches_refused, "refused (queue full)"),
                 (s.batches_rejected, "rejected"),
+                (s.batches_unrouted, "unrouted (no subscriber, sent again)"),
                 (s.source_errors, "source errors"),
             )
             if n
@@ -68,7 +82,9 @@ def summary(stats: dict[str, DeviceStats]) -> str:
 def _report(agent: Agent, every_s: float, done: threading.Event) -> None:
     while not done.wait(every_s):
         state = "connected" if agent.connected else f"disconnected ({agent.last_error or 'connecting'})"
-        log.info("%s | %s", state, summary(agent.stats()))
+        snapshot = agent.queue_snapshot()
+        queued = f"queue {snapshot.batches} | " if snapshot is not None else ""
+        log.info("%s | %s%s", state, queued, summary(agent.stats()))
 
 
 @app.command()
@@ -124,9 +140,53 @@ def _check_state_dir(cfg: AgentConfig) -> str:
     return f"state_dir {path} is writable" + ("" if existing == path else " (will be created)")
 
 
+def _probe_source(source: Source, timeout_s: float) -> str:
+    """init(), then for networked sources start(), one read() and stop(), within ``timeout_s``."""
+    source.init()
+    kind = str(getattr(source, "kind", type(source).__name__))
+    if kind == "simulated":
+        return "simulated, initialised"
+    outcome: list[str] = []
+    failure: list[BaseException] = []
+
+    def probe() -> None:
+        try:
+            source.start()
+            try:
+                readings: list = []
+                deadline = time.monotonic() + min(timeout_s, max(2.0, 2 * source.poll_interval_s))
+                while not readings and time.monotonic() < deadline:
+                    readings = source.read()
+                    if not readings:
+                        time.sleep(min(0.2, source.poll_interval_s))
+                fields = sorted({f for r in readings for f in r.values})
+                outcome.append(
+                    f"{kind} reachable, read {len(fields)} field(s)" + (f": {', '.join(fields)}" if fields else "")
+                )
+            finally:
+                source.stop()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=probe, name=f"check-{source.device_id}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise AgentError(f"{kind} did not answer within {timeout_s:.0f} s")
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
 @app.command()
-def check(config: ConfigOption, log_level: LogLevel = "WARNING") -> None:
-    """Check the config, each source's init() and that the broker accepts a connection."""
+def check(
+    config: ConfigOption,
+    log_level: LogLevel = "WARNING",
+    source_timeout_s: Annotated[
+        float, typer.Option("--source-timeout", min=1, help="Seconds allowed per source check.")
+    ] = 20.0,
+) -> None:
+    """Check the config, the state dir, the privacy keys, each source (reachable, one read) and the broker."""
     _setup_logging(log_level)
     failed = False
 
@@ -145,18 +205,140 @@ def check(config: ConfigOption, log_level: LogLevel = "WARNING") -> None:
         line(True, "state", _check_state_dir(cfg))
     except AgentError as exc:
         line(False, "state", str(exc))
+    for what, detail, ok in _check_privacy(cfg):
+        line(ok, what, detail)
     for settings in cfg.sources:
         try:
-            create_source(settings).init()
-            line(True, f"source {settings.device_id}", f"{settings.type} initialised")
-        except Exception as exc:  # report any failure of a source's init as a failed check
-            line(False, f"source {settings.device_id}", str(exc))
+            line(True, f"source {settings.device_id}", _probe_source(create_source(settings), source_timeout_s))
+        except Exception as exc:  # report any failure of a source as a failed check
+            line(False, f"source {settings.device_id}", getattr(exc, "reason", None) or str(exc) or type(exc).__name__)
     try:
         line(True, "broker", probe_broker(cfg.broker, client_id=f"{cfg.gateway_id}-check-{os.getpid()}"))
     except AgentError as exc:
         line(False, "broker", str(exc))
     if failed:
         raise typer.Exit(1)
+
+
+def _check_privacy(cfg: AgentConfig) -> list[tuple[str, str, bool]]:
+    lines = []
+    keyrings = [("privacy", cfg.privacy)] + [
+        (f"privacy {s.device_id}", s.privacy) for s in cfg.sources if s.privacy is not None and s.privacy.keys
+    ]
+    fields = sorted({f for i in range(len(cfg.sources)) for f in cfg.privacy_of(i)[0]})
+    for what, settings in keyrings:
+        if settings is None or not settings.keys:
+            continue
+        active = settings.active
+        loose = [str(k.file) for k in settings.keys if loosely_protected(k.file)]
+        try:
+            for key in settings.keys:
+                read_key(key.file)
+        except ValueError as exc:
+            lines.append((what, str(exc), False))
+            continue
+        detail = (
+            f"{len(settings.keys)} key(s), active {active.id if active else '-'}; pseudonymizing {fields or 'nothing'}"
+        )
+        if loose:
+            lines.append(
+                (what, f"{detail}; key file(s) readable by group/others: {', '.join(loose)} (chmod 600)", False)
+            )
+        else:
+            lines.append((what, detail, True))
+    return lines
+
+
+@app.command()
+def status(
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status document (JSON).")] = False,
+) -> None:
+    """Show queue depth, oldest unsent reading, last publish and each source's health (from state_dir)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    doc = read_status(cfg.state_dir)
+    pid = lock_holder(cfg.state_dir)
+    alive = pid is not None and doc is not None and doc.get("pid") == pid and doc.get("state") == "running"
+    q = cfg.queue
+    snapshot = (
+        read_snapshot(cfg.state_dir, max_batches=q.max_batches, max_bytes=int(q.max_bytes), when_full=q.when_full)
+        if q.kind == "disk"
+        else None
+    )
+    if as_json:
+        out = dict(doc or {})
+        out["alive"] = alive
+        if snapshot is not None:
+            out["queue_now"] = {
+                "batches": snapshot.batches,
+                "readings": snapshot.readings,
+                "bytes": snapshot.bytes,
+                "oldest_reading_age_s": time.time() - snapshot.oldest_reading_ts
+                if snapshot.oldest_reading_ts
+                else None,
+            }
+        typer.echo(json.dumps(out, indent=1))
+        raise typer.Exit(0 if alive else 1)
+    lines, healthy = format_status(doc, snapshot, alive=alive)
+    typer.echo(f"edge-agent {cfg.gateway_id} (site {cfg.site_id}), state_dir {cfg.state_dir}")
+    for text in lines:
+        typer.echo(text)
+    raise typer.Exit(0 if healthy else 1)
+
+
+@app.command()
+def keygen(
+    path: Annotated[Path, typer.Argument(help="Where to write the new key (must not exist).", dir_okay=False)],
+) -> None:
+    """Create a pseudonymization key: 32 random bytes as hex, readable by the owner only (mode 600)."""
+    try:
+        generate_key_file(path)
+    except FileExistsError:
+        typer.echo(f"error: {path} exists; a key is never overwritten (rotate by adding a new key id)", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {path} (mode 600); list it under privacy.keys with a new id")
+
+
+@app.command()
+def pseudonym(
+    config: ConfigOption,
+    value: Annotated[str, typer.Argument(help="The clear value, e.g. a badge id.")],
+    device: Annotated[
+        str | None, typer.Option("--device", help="Use this device's keys (default: the site's).")
+    ] = None,
+) -> None:
+    """Print the pseudonym of VALUE under every configured key (to find a person's records on request)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = cfg.privacy
+    if device is not None:
+        index = next((i for i, s in enumerate(cfg.sources) if s.device_id == device), None)
+        if index is None:
+            typer.echo(f"error: no source with device_id {device!r}", err=True)
+            raise typer.Exit(2)
+        settings = cfg.privacy_of(index)[1]
+    if not settings.keys:
+        typer.echo("error: no pseudonymization key is configured", err=True)
+        raise typer.Exit(2)
+    active = settings.active
+    for key in settings.keys:
+        try:
+            pseudo = Pseudonymizer([], key.id, read_key(key.file)).pseudonym(value)
+        except ValueError as exc:
+            typer.echo(f"{key.id}: error: {exc}")
+            continue
+        marker = " (active)" if active is not None and key.id == active.id else ""
+        typer.echo(f"{key.id}: {pseudo}{marker}")
 
 
 def main() -> None:

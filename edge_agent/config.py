@@ -2,19 +2,32 @@
 
 Every error names the file, the line (best effort) and the field, e.g.
 ``agent.yaml:12: broker.port: Input should be less than or equal to 65535 (got 70000)``.
-Relative paths (``state_dir``, TLS files) are relative to the working directory.
+Relative paths (``state_dir``, TLS files, keys, certificates) are relative to the working directory.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge_agent._yaml import YamlDocument, load_yaml
 from edge_agent.errors import ConfigError
+from edge_agent.privacy import PrivacySettings
 from edge_agent.sources.base import DeviceId
+from edge_agent.sources.modbus.settings import ModbusSettings
+from edge_agent.sources.opcua.settings import OpcUaSettings
 from edge_agent.sources.simulated import SimulatedSettings
 from wire import MAX_READINGS_PER_BATCH
 
@@ -23,15 +36,16 @@ __all__ = [
     "AnySourceSettings",
     "BatchSettings",
     "BrokerSettings",
-    "OutboxSettings",
+    "PublishSettings",
+    "QueueSettings",
     "ReconnectSettings",
     "TlsSettings",
     "load_config",
 ]
 
-# One member per source type. When a second type lands this becomes
-# ``Annotated[SimulatedSettings | ModbusSettings, Field(discriminator="type")]``.
-AnySourceSettings = SimulatedSettings
+# One member per source type; ``type`` selects the model (and the error messages list the types).
+AnySourceSettings = Annotated[SimulatedSettings | ModbusSettings | OpcUaSettings, Field(discriminator="type")]
+SOURCE_TYPES = ("simulated", "modbus", "opcua")
 
 
 class _Model(BaseModel):
@@ -85,6 +99,11 @@ class BrokerSettings(_Model):
     max_inflight: int = Field(
         default=20, ge=1, le=65535, description="Unacknowledged batches on the wire (capped by the broker's limit)."
     )
+    retry_unrouted: bool = Field(
+        default=True,
+        description="A batch the broker acknowledges with 'no matching subscribers' (0x10: no ingest is "
+        "subscribed) is kept and sent again with the reconnect backoff, instead of counting as delivered.",
+    )
     tls: TlsSettings = TlsSettings()
     reconnect: ReconnectSettings = ReconnectSettings()
 
@@ -104,12 +123,35 @@ class BatchSettings(_Model):
     )
 
 
-class OutboxSettings(_Model):
-    """Batches kept in memory until acknowledged (while the broker is unreachable, too)."""
+class QueueSettings(_Model):
+    """Batches kept until the broker acknowledges them (store and forward)."""
 
-    max_batches: int = Field(
-        default=10_000, ge=1, le=10_000_000, description="When full, the oldest unsent batch is dropped (counted)."
+    kind: Literal["disk", "memory"] = Field(
+        default="disk", description="disk: SQLite in state_dir, survives restarts; memory: lost on restart."
     )
+    max_batches: int = Field(default=1_000_000, ge=1, le=100_000_000, description="Bound on queued batches.")
+    max_bytes: ByteSize = Field(
+        default=ByteSize(256 * 1024 * 1024), ge=1024, description="Bound on queued payload bytes, e.g. 256MiB or 2GB."
+    )
+    when_full: Literal["drop_oldest", "reject_new"] = Field(
+        default="drop_oldest",
+        description="drop_oldest: evict the oldest unsent batches; reject_new: refuse the new batch. Both counted.",
+    )
+
+
+class PublishSettings(_Model):
+    """How batches go on the wire: compression and rate limit."""
+
+    compression: Literal["none", "gzip"] = Field(
+        default="none",
+        description="gzip: compress each payload; signalled by content type application/json+gzip "
+        "and user property content-encoding=gzip (the ingest must support it).",
+    )
+    compression_level: int = Field(default=6, ge=1, le=9, description="gzip level (1 fast ... 9 small).")
+    max_messages_per_s: float = Field(
+        default=0, ge=0, le=1_000_000, description="Token-bucket limit on data messages per second (0: none)."
+    )
+    burst: int = Field(default=20, ge=1, le=1_000_000, description="Messages that may go out at once under the limit.")
 
 
 class AgentConfig(_Model):
@@ -123,7 +165,12 @@ class AgentConfig(_Model):
     state_dir: Path = Field(description="Directory for per-device sequence numbers (must survive reboots).")
     broker: BrokerSettings = BrokerSettings()
     batch: BatchSettings = BatchSettings()
-    outbox: OutboxSettings = OutboxSettings()
+    queue: QueueSettings = QueueSettings()
+    publish: PublishSettings = PublishSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    status_interval_s: float = Field(
+        default=2.0, ge=0.1, le=3600, description="How often state_dir/status.json is rewritten (edge-agent status)."
+    )
     sources: list[AnySourceSettings] = Field(min_length=1, description="One source per device.")
 
     @field_validator("sources")
@@ -136,15 +183,55 @@ class AgentConfig(_Model):
             first[source.device_id] = i
         return sources
 
+    @model_validator(mode="after")
+    def _keys_for_personal_fields(self) -> AgentConfig:
+        for i, source in enumerate(self.sources):
+            fields, keys = self.privacy_of(i)
+            if fields and keys.active is None:
+                where = f"sources.{i}.privacy" if source.privacy and source.privacy.pseudonymize else "privacy"
+                raise ValueError(
+                    f"{where}: {', '.join(fields)} of {source.device_id} must be pseudonymized but no key is "
+                    "configured (set key_id and key_file, or keys and active_key)"
+                )
+        return self
+
+    def privacy_of(self, index: int) -> tuple[list[str], PrivacySettings]:
+        """Fields to pseudonymize for source ``index`` (site's plus source's) and the keys to use."""
+        site, own = self.privacy, self.sources[index].privacy
+        fields = list(site.pseudonymize)
+        if own is not None:
+            fields += [f for f in own.pseudonymize if f not in fields]
+        keys = own if own is not None and own.keys else site
+        return fields, keys
+
     @property
     def device_ids(self) -> list[str]:
         return [s.device_id for s in self.sources]
 
 
+def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the union tag pydantic puts after a source's index: ``sources.0.modbus.port`` -> ``sources.0.port``."""
+    out: list[Any] = []
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[i - 2] == "sources" and isinstance(loc[i - 1], int) and part in SOURCE_TYPES:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+_WHERE = re.compile(r"^(?:Value error, )?((?:privacy|sources\.\d+\.privacy)): (.*)$", re.DOTALL)
+
+
 def _describe(doc: YamlDocument, err: dict[str, Any]) -> ConfigError:
-    loc = tuple(err.get("loc", ()))
-    field = ".".join(str(p) for p in loc) or None
+    loc = _strip_tags(tuple(err.get("loc", ())))
+    if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        loc += ("type",)  # the source's type is what is wrong (or missing)
     reason = str(err.get("msg", "invalid"))
+    where = _WHERE.match(reason) if not loc else None
+    if where:  # a whole-config check that names the section it is about
+        loc = tuple(int(p) if p.isdigit() else p for p in where.group(1).split("."))
+        reason = where.group(2)
+    field = ".".join(str(p) for p in loc) or None
     value = err.get("input")
     if err.get("type") not in ("missing", "extra_forbidden") and isinstance(value, str | int | float | bool):
         reason = f"{reason} (got {value!r})"

@@ -2,7 +2,12 @@
 
 One network thread owns the paho client (no paho call happens on another thread). It connects,
 publishes the retained birth status on every connect, moves batches from the :class:`Outbox` to
-the wire within an in-flight window, and counts PUBACKs per device. When the connection is lost,
+the wire within an in-flight window (and under the optional token-bucket rate limit), and counts
+PUBACKs per device. A PUBACK with reason 0x10 ("no matching subscribers": nobody, e.g. no ingest,
+took the batch) does not count as delivered when ``broker.retry_unrouted`` is on (the default): the
+batch stays in the queue, publishing pauses (reconnect backoff), and the batch is sent again, first.
+A gzip-compressed payload is published with the MQTT v5 content type
+``application/json+gzip`` and the user property ``content-encoding: gzip``. When the connection is lost,
 the in-flight batches go back to the outbox and are published again after reconnecting (QoS 1
 is at-least-once: the ingest removes duplicates by ``(device_id, seq)``). Reconnects wait with
 exponential backoff and jitter. The broker publishes the retained Last Will (offline, "connection
@@ -23,17 +28,30 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import BrokerSettings
 from edge_agent.mqtt import make_client, status_payload
-from edge_agent.outbox import Outbox, OutboxItem
+from edge_agent.outbox import EnqueueResult, Outbox, OutboxItem
+from edge_agent.ratelimit import TokenBucket
 from wire import StatusTopic
 
-__all__ = ["DeviceCounts", "Publisher"]
+__all__ = ["GZIP_CONTENT_TYPE", "DeviceCounts", "Publisher"]
 
 log = logging.getLogger(__name__)
+
+GZIP_CONTENT_TYPE = "application/json+gzip"
+FULL_LOG_EVERY_S = 10.0
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def _gzip_properties() -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = GZIP_CONTENT_TYPE
+    props.UserProperty = ("content-encoding", "gzip")
+    return props
 
 
 @dataclass(slots=True)
@@ -46,7 +64,10 @@ class DeviceCounts:
     readings_acked: int = 0
     batches_republished: int = 0  # published again after a lost connection
     batches_rejected: int = 0  # PUBACK with a failure reason code (e.g. not authorized)
-    batches_dropped: int = 0  # dropped because the outbox was full
+    batches_dropped: int = 0  # evicted from a full queue (drop_oldest)
+    batches_refused: int = 0  # refused by a full queue (reject_new)
+    readings_dropped: int = 0  # readings of dropped and refused batches
+    batches_unrouted: int = 0  # PUBACK "no matching subscribers": kept and sent again (retry_unrouted)
 
 
 class Publisher:
@@ -61,7 +82,8 @@ class Publisher:
         devices: Sequence[str],
         outbox: Outbox,
         rng: random.Random | None = None,
-        tick_s: float = 0.02,
+        tick_s: float = 0.05,
+        rate_limit: TokenBucket | None = None,
     ) -> None:
         self.broker = broker
         self.gateway_id = gateway_id
@@ -70,6 +92,8 @@ class Publisher:
         self.status_topic = str(StatusTopic(site_id=site_id, gateway_id=gateway_id))
         self._outbox = outbox
         self._tick_s = tick_s
+        self._rate = rate_limit
+        self._gzip_props = _gzip_properties()
         self._backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
         self._client = make_client(broker, gateway_id)
         self._client.enable_logger(logging.getLogger("edge_agent.paho"))
@@ -83,6 +107,12 @@ class Publisher:
         self._mids: dict[int, OutboxItem] = {}
         self._status_mids: set[int] = set()
         self._sent_before: set[tuple[str, int]] = set()
+        self._unrouted: list[tuple[int, OutboxItem]] = []  # (publish order, batch) answered 0x10
+        self._order = 0
+        self._order_of: dict[int, int] = {}  # mid -> publish order
+        self._unrouted_until = 0.0
+        self._unrouted_backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
+        self._unrouted_logged_at = 0.0
         # shared state
         self._cond = threading.Condition()
         self._counts: dict[str, DeviceCounts] = {d: DeviceCounts() for d in self.devices}
@@ -93,6 +123,10 @@ class Publisher:
         self.last_error: str | None = None
         self._refusal: str | None = None
         self.connects = 0
+        self.connected_since: float | None = None  # epoch seconds
+        self.last_ack_at: float | None = None  # epoch seconds of the last PUBACK of a batch
+        self._full_logged_at = 0.0
+        self._full_unlogged = [0, 0, 0]  # dropped batches, refused batches, readings since the last log line
         self._thread = threading.Thread(target=self._run, name=f"publisher-{gateway_id}", daemon=True)
 
     # --- API (any thread) -------------------------------------------------------------------
@@ -107,10 +141,51 @@ class Publisher:
     def submit(self, item: OutboxItem) -> None:
         """Queue an encoded batch; it is published as soon as the connection allows."""
         dropped = self._outbox.put(item)
+        refused = bool(dropped) and dropped[-1] is item
+        self._note_full([d for d in dropped if d is not item], item if refused else None)
+
+    def note_enqueued(self, result: EnqueueResult, device_id: str, readings: int) -> None:
+        """Count what a full queue did while the agent enqueued a batch (the queue already stored it)."""
+        if result.evicted or result.refused:
+            refused = None
+            if result.refused:
+                refused = OutboxItem(device_id, result.seq, "", b"", readings)
+            self._note_full(result.evicted, refused)
+
+    def _note_full(self, evicted: Sequence[OutboxItem], refused: OutboxItem | None) -> None:
+        if not evicted and refused is None:
+            return
         with self._cond:
-            for old in dropped:
-                self._count(old.device_id).batches_dropped += 1
-                log.warning("outbox full: dropped batch %s seq %d", old.device_id, old.seq)
+            for old in evicted:
+                counts = self._count(old.device_id)
+                counts.batches_dropped += 1
+                counts.readings_dropped += old.readings
+                self._full_unlogged[0] += 1
+                self._full_unlogged[2] += old.readings
+            if refused is not None:
+                counts = self._count(refused.device_id)
+                counts.batches_refused += 1
+                counts.readings_dropped += refused.readings
+                self._full_unlogged[1] += 1
+                self._full_unlogged[2] += refused.readings
+            now = time.monotonic()
+            if now - self._full_logged_at < FULL_LOG_EVERY_S:
+                return
+            dropped, refusals, readings = self._full_unlogged
+            self._full_unlogged = [0, 0, 0]
+            self._full_logged_at = now
+        what = []
+        if dropped:
+            what.append(f"dropped the {dropped} oldest unsent batch(es)")
+        if refusals:
+            what.append(f"refused {refusals} new batch(es)")
+        log.warning(
+            "queue full (%d batches waiting): %s, %d readings lost; next report in %.0f s at the earliest",
+            len(self._outbox),
+            " and ".join(what),
+            readings,
+            FULL_LOG_EVERY_S,
+        )
 
     def counts(self) -> dict[str, DeviceCounts]:
         with self._cond:
@@ -185,9 +260,13 @@ class Publisher:
 
     def _lost(self) -> None:
         self._connected.clear()
+        self.connected_since = None
         self._client.drop_out_messages()  # our outbox re-publishes them, in order
         self._mids.clear()
         self._status_mids.clear()
+        self._unrouted.clear()  # still in flight for the outbox: requeue() puts them back in front
+        self._order_of.clear()
+        self._unrouted_until = 0.0
         requeued = self._outbox.requeue()
         if requeued:
             log.info("%d in-flight batch(es) will be published again", requeued)
@@ -195,12 +274,26 @@ class Publisher:
     def _pump(self) -> None:
         if not self._connected.is_set():
             return
+        if self._unrouted:
+            if time.monotonic() < self._unrouted_until:
+                return  # nobody subscribes: wait before trying again
+            self._unrouted.sort(key=lambda entry: entry[0])
         free = self._window - len(self._mids) - len(self._status_mids)
+        if self._rate is not None and free > 0:
+            free = min(free, self._rate.available())
         if free <= 0:
             return
-        for item in self._outbox.take(free):
-            info = self._client.publish(item.topic, item.payload, qos=1)
+        again = [item for _, item in self._unrouted[:free]]
+        del self._unrouted[: len(again)]
+        taken = again + self._outbox.take(free - len(again)) if not self._unrouted else again
+        if self._rate is not None and taken:
+            self._rate.take(len(taken))
+        for item in taken:
+            props = self._gzip_props if item.encoding == "gzip" else None
+            info = self._client.publish(item.topic, item.payload, qos=1, properties=props)
             self._mids[info.mid] = item
+            self._order += 1
+            self._order_of[info.mid] = self._order
             with self._cond:
                 counts = self._count(item.device_id)
                 if item.key in self._sent_before:
@@ -238,6 +331,7 @@ class Publisher:
         self._window = max(1, min(self.broker.max_inflight, receive_max))
         self._backoff.reset()
         self.connects += 1
+        self.connected_since = time.time()
         self.last_error = None
         payload = status_payload(self.gateway_id, self.site_id, "online", self.devices, None)
         self._status_mids.add(client.publish(self.status_topic, payload, qos=1, retain=True).mid)
@@ -266,10 +360,30 @@ class Publisher:
                 self._offline_acked.set()
             return
         item = self._mids.pop(mid, None)
+        order = self._order_of.pop(mid, 0)
         if item is None:
+            return
+        if reason.value == NO_MATCHING_SUBSCRIBERS and self.broker.retry_unrouted:
+            self._unrouted.append((order, item))
+            now = time.monotonic()
+            if self._unrouted_until <= now:
+                delay = self._unrouted_backoff.next_delay()
+                self._unrouted_until = now + delay
+                if now - self._unrouted_logged_at >= FULL_LOG_EVERY_S:
+                    self._unrouted_logged_at = now
+                    log.warning(
+                        "the broker has no subscriber for %s (PUBACK 'no matching subscribers'): "
+                        "batches are kept and sent again in %.1f s",
+                        item.topic,
+                        delay,
+                    )
+            with self._cond:
+                self._count(item.device_id).batches_unrouted += 1
             return
         self._outbox.ack(item)
         self._sent_before.discard(item.key)
+        if not reason.is_failure:
+            self._unrouted_backoff.reset()
         with self._cond:
             counts = self._count(item.device_id)
             if reason.is_failure:
@@ -278,4 +392,5 @@ class Publisher:
             else:
                 counts.batches_acked += 1
                 counts.readings_acked += item.readings
+                self.last_ack_at = time.time()
             self._cond.notify_all()

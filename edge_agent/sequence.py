@@ -8,62 +8,48 @@ the same state directory.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
 from edge_agent.errors import StateError
+from edge_agent.statelock import LOCK_NAME, StateLock, ensure_state_dir
 
-__all__ = ["SequenceStore"]
+__all__ = ["DB_NAME", "LOCK_NAME", "SequenceStore", "adopt_legacy_db"]
 
-DB_NAME = "sequence.sqlite3"
-LOCK_NAME = "agent.lock"
+DB_NAME = "state.sqlite3"
+LEGACY_DB_NAME = "sequence.sqlite3"  # before the disk queue, the same table lived here
+
+
+def adopt_legacy_db(state_dir: Path) -> None:
+    """Rename ``sequence.sqlite3`` (and its WAL files) to ``state.sqlite3`` once; call with the lock held."""
+    new, old = state_dir / DB_NAME, state_dir / LEGACY_DB_NAME
+    if new.exists() or not old.exists():
+        return
+    for suffix in ("-wal", "-shm", ""):  # the main file last: its presence marks the move as done
+        src = state_dir / f"{LEGACY_DB_NAME}{suffix}"
+        if src.exists():
+            src.rename(state_dir / f"{DB_NAME}{suffix}")
 
 
 class SequenceStore:
     """Hands out per-device batch sequence numbers, persisted in ``state_dir``."""
 
     def __init__(self, state_dir: Path | str) -> None:
-        self.state_dir = Path(state_dir)
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(self.state_dir, f"cannot create the directory: {exc.strerror or exc}") from None
-        self._lock_fd = self._take_lock()
+        self.state_dir = ensure_state_dir(Path(state_dir))
+        self._lock = StateLock(self.state_dir)
         self._mutex = threading.Lock()
         try:
+            adopt_legacy_db(self.state_dir)
             self._db = sqlite3.connect(self.state_dir / DB_NAME, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS device_seq (device_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL)"
             )
-        except sqlite3.Error as exc:
-            self._release_lock()
+        except (sqlite3.Error, OSError) as exc:
+            self._lock.release()
             raise StateError(self.state_dir / DB_NAME, f"cannot open: {exc}") from None
-
-    def _take_lock(self) -> int:
-        path = self.state_dir / LOCK_NAME
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StateError(path, f"cannot open the lock file: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise StateError(self.state_dir, f"in use by another agent (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        return fd
-
-    def _release_lock(self) -> None:
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = -1
 
     def next(self, device_id: str) -> int:
         """Commit and return the next sequence number of ``device_id``."""
@@ -86,10 +72,10 @@ class SequenceStore:
 
     def close(self) -> None:
         with self._mutex:
-            if self._lock_fd < 0:
+            if not self._lock.held:
                 return
             self._db.close()
-            self._release_lock()
+            self._lock.release()
 
     def __enter__(self) -> SequenceStore:
         return self

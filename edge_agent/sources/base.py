@@ -13,6 +13,7 @@ from typing import Annotated, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edge_agent.privacy import PrivacySettings
 from wire import Reading
 from wire.topics import valid_id
 
@@ -39,6 +40,10 @@ class SourceSettings(BaseModel):
 
     type: str = Field(description="Source type, a key of the source registry.")
     device_id: DeviceId = Field(description="Device id; the data topic is tele/v1/{site_id}/{device_id}.")
+    privacy: PrivacySettings | None = Field(
+        default=None,
+        description="Fields of this device to pseudonymize (added to the site's), and optionally its own keys.",
+    )
 
 
 @runtime_checkable

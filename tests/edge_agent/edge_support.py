@@ -111,6 +111,8 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    content_type: str | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -154,7 +156,10 @@ class Subscriber:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Received(msg.topic, msg.payload, msg.qos, bool(msg.retain)))
+            props = getattr(msg, "properties", None)
+            content_type = getattr(props, "ContentType", None)
+            user = tuple(getattr(props, "UserProperty", ()) or ())
+            self.messages.append(Received(msg.topic, msg.payload, msg.qos, bool(msg.retain), content_type, user))
             self._cond.notify_all()
 
     def on(self, prefix: str) -> list[Received]:
@@ -178,6 +183,9 @@ def agent_config_dict(tmp_path: Path, port: int, **overrides: Any) -> dict[str, 
             "port": port,
             "keepalive_s": 10,
             "reconnect": {"min_delay_s": 0.1, "max_delay_s": 0.5},
+            # Most tests run without an ingest: a PUBACK "no matching subscribers" counts as delivered.
+            # test_publish_options.py covers the default (retry until someone subscribes).
+            "retry_unrouted": False,
         },
         "batch": {"max_readings": 10, "max_latency_ms": 2000},
         "sources": [
@@ -267,3 +275,38 @@ def make_password_file(directory: Path, user: str, password: str) -> Path:
     if done.returncode != 0:
         pytest.fail(f"mosquitto_passwd failed: {done.stderr}", pytrace=False)
     return path
+
+
+def make_client_cert(directory: Path, ca: Path, ca_key: Path, name: str) -> tuple[Path, Path]:
+    """A client certificate (CN=name, clientAuth) signed by ``ca``; returns (cert, key)."""
+    openssl = _tool("openssl")
+    key, csr, cert = directory / f"{name}-key.pem", directory / f"{name}.csr", directory / f"{name}.pem"
+    ext = directory / f"{name}.cnf"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    commands = [
+        [openssl, "req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={name}"],
+        [
+            openssl,
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+        ],
+    ]
+    for command in commands:
+        done = subprocess.run([str(c) for c in command], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"openssl failed: {done.stderr}", pytrace=False)
+    return cert, key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -136,3 +137,55 @@ def test_last_will_is_published_when_the_agent_dies(
     late = subscriber_factory(broker.port, client_id="late", topics=(STATUS_TOPIC,))
     assert late.wait_for(lambda ms: len(ms) >= 1)
     assert late.messages[0].retain and status_of(late.messages[0]).reason == "connection lost"
+
+
+def test_check_reads_each_networked_source_once(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    from .servers import ModbusServer
+
+    server = ModbusServer().start()
+    try:
+        server.set("holding", 0, [421])
+        plc = {
+            "type": "modbus",
+            "device_id": "plc-01",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "timeout_s": 1,
+            "registers": [{"field": "speed_rpm", "address": 0}],
+        }
+        dead = plc | {"device_id": "plc-02", "port": free_port()}
+        cfg = agent_config_dict(tmp_path, free_port())
+        config = write_config(tmp_path, free_port(), sources=[cfg["sources"][0], plc, dead])
+        done = edge_agent(cli_env, "check", "--config", str(config))
+    finally:
+        server.close()
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert "ok    source plc-01: modbus reachable, read 1 field(s): speed_rpm" in lines
+    assert any(line.startswith("FAIL  source plc-02: cannot connect to modbus://127.0.0.1:") for line in lines)
+
+
+def test_status_of_a_stopped_agent_and_of_none(broker: Mosquitto, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_agent.agent import Agent
+    from edge_agent.cli import app
+    from edge_agent.config import load_config
+
+    runner = CliRunner()
+    config = write_config(tmp_path, broker.port)
+    never = runner.invoke(app, ["status", "--config", str(config)])
+    assert never.exit_code == 1 and "no status file" in never.output
+    Agent(load_config(config)).run(max_batches_per_device=2)
+    done = runner.invoke(app, ["status", "--config", str(config)])
+    assert done.exit_code == 1, done.output  # not running is not healthy
+    lines = done.output.splitlines()
+    assert lines[0] == f"edge-agent test-gw-01 (site de-munich), state_dir {tmp_path / 'state'}"
+    assert lines[1].startswith("agent     : NOT RUNNING (stopped or killed; last status written")
+    assert any(line.startswith("publish   : last acknowledged batch") and "ago" in line for line in lines)
+    assert "queue     : 0 batch(es), 0 reading(s), 0 B; oldest unsent reading - old" in lines
+    assert any(line.startswith("source    : de-munich-cnc-01 (simulated) stopped, ") for line in lines)
+    as_json = runner.invoke(app, ["status", "--config", str(config), "--json"])
+    doc = json.loads(as_json.output)
+    assert doc["alive"] is False and doc["devices"]["de-munich-cnc-01"]["batches_acked"] == 2
+    assert doc["queue_now"]["batches"] == 0 and doc["last_publish_at"] is not None

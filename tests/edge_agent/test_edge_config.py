@@ -84,7 +84,7 @@ def test_invalid_machine_and_source_type(tmp_path: Path) -> None:
     err = error_of(tmp_path, VALID.replace("machine: cnc_mill", "machine: lathe"))
     assert (err.line, err.field) == (10, "sources.0.machine")
     assert "cnc_mill" in err.reason
-    err = error_of(tmp_path, VALID.replace("type: simulated", "type: modbus"))
+    err = error_of(tmp_path, VALID.replace("type: simulated", "type: profinet"))
     assert (err.line, err.field) == (8, "sources.0.type")
 
 
@@ -150,3 +150,53 @@ def test_models_are_frozen(tmp_path: Path) -> None:
     assert isinstance(cfg, AgentConfig)
     with pytest.raises(ValueError):
         cfg.broker.port = 1  # type: ignore[misc]
+
+
+def test_queue_publish_and_privacy_sections(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    assert (cfg.queue.kind, cfg.queue.when_full, int(cfg.queue.max_bytes)) == ("disk", "drop_oldest", 256 * 1024**2)
+    assert (cfg.publish.compression, cfg.publish.max_messages_per_s) == ("none", 0)
+    assert cfg.privacy.pseudonymize == [] and cfg.privacy.active is None
+    sized = load_config(write(tmp_path, VALID + "queue: {max_bytes: 2GB, when_full: reject_new}\n"))
+    assert int(sized.queue.max_bytes) == 2_000_000_000 and sized.queue.when_full == "reject_new"
+    err = error_of(tmp_path, VALID + "queue:\n  kind: disk\n  when_full: overwrite\n")
+    assert (err.line, err.field) == (14, "queue.when_full")
+    assert "'drop_oldest' or 'reject_new'" in err.reason
+    err = error_of(tmp_path, VALID + "publish:\n  compression: zstd\n")
+    assert (err.line, err.field) == (13, "publish.compression")
+
+
+MODBUS = """\
+gateway_id: gw-01
+site_id: de-munich
+state_dir: ./state
+sources:
+  - type: modbus
+    device_id: plc-01
+    host: 10.0.0.5
+    registers:
+      - field: temp_c
+        address: 10
+        type: float32
+      - field: speed_rpm
+        address: 12
+        type: int24
+"""
+
+
+def test_source_plugin_errors_name_the_line_and_field(tmp_path: Path) -> None:
+    err = error_of(tmp_path, MODBUS)
+    assert (err.line, err.field) == (14, "sources.0.registers.1.type")  # no union tag in the path
+    err = error_of(tmp_path, MODBUS.replace("    host: 10.0.0.5\n", ""))
+    assert (err.line, err.field) == (5, "sources.0.host")
+    opcua = MODBUS.split("  - type: modbus")[0] + (
+        "  - type: opcua\n"
+        "    device_id: press-01\n"
+        "    endpoint: opc.tcp://10.0.0.6:4840\n"
+        "    security:\n"
+        "      mode: SignAndEncrypt\n"
+        "    nodes: [{node_id: 'ns=2;s=T', field: t}]\n"
+    )
+    err = error_of(tmp_path, opcua)
+    assert (err.line, err.field) == (8, "sources.0.security")
+    assert "mode SignAndEncrypt needs policy, certificate, private_key" in err.reason

@@ -26,7 +26,12 @@ STATUS_TOPIC = "status/v1/de-munich/pub-gw"
 
 def settings(port: int) -> BrokerSettings:
     return BrokerSettings.model_validate(
-        {"port": port, "reconnect": {"min_delay_s": 0.1, "max_delay_s": 0.3}, "connect_timeout_s": 2}
+        {
+            "port": port,
+            "reconnect": {"min_delay_s": 0.1, "max_delay_s": 0.3},
+            "connect_timeout_s": 2,
+            "retry_unrouted": False,
+        }
     )
 
 
@@ -175,6 +180,7 @@ def test_tls_and_password_authentication(tmp_path: Path, make_config: Callable[.
             "username": "gw-user",
             "password": "s3cret",
             "tls": {"enabled": True, "ca_file": str(pki["ca"])},
+            "retry_unrouted": False,  # no subscriber on this broker
         }
         stats = Agent(make_config(secure.port, broker=broker)).run(max_batches_per_device=2, ack_timeout_s=10)
         assert all(s.batches_acked == 2 for s in stats.values())

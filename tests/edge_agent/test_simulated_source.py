@@ -267,5 +267,5 @@ def test_lifecycle_errors_and_registry() -> None:
         SimulatedSettings.model_validate({"type": "simulated", "device_id": "dev-9", "machine": "compressor"})
     )
     assert isinstance(built, Source) and built.device_id == "dev-9"
-    with pytest.raises(ConfigError, match="unknown source type 'modbus'"):
-        create_source(SourceSettings(type="modbus", device_id="dev-9"))
+    with pytest.raises(ConfigError, match="unknown source type 'profinet'"):
+        create_source(SourceSettings(type="profinet", device_id="dev-9"))
