@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,6 +92,8 @@ def quarantine_id(topic: str, payload: bytes, code: str, category: str | None) -
     return uuid.uuid5(_DECISION_NS, f"q/{code}/{category}/{topic}/{digest}")
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
 # Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
 # these categories, on top of those the device's profile declares: the cautious side.
 _UNCLASSIFIED = ("personal", "sensitive_personal")
@@ -119,7 +122,7 @@ class Router:
         except TopicError as exc:
             return reject("bad_topic", str(exc))
         try:
-            batch = decode_batch(payload)
+            batch = decode_batch(self._inflate(payload))
         except DecodeError as exc:
             return reject("malformed", str(exc), parsed_topic.device_id, hold=True)
         if batch.device_id != parsed_topic.device_id:
@@ -152,6 +155,20 @@ class Router:
                 batch.device_id, batch.seq,
             )
         return self._route_batch(topic, payload, batch, site_id, site)
+
+    def _inflate(self, payload: bytes) -> bytes:
+        """Gzip payloads (the edge agent's optional compression, content type application/json+gzip) are
+        recognised by their magic bytes and inflated, at most to the size limit (no decompression bombs)."""
+        if not payload.startswith(_GZIP_MAGIC):
+            return payload
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(payload, self.max_bytes + 1)
+        except zlib.error as exc:
+            raise DecodeError(f"invalid gzip payload: {exc}") from None
+        if len(data) > self.max_bytes or inflater.unconsumed_tail:
+            raise DecodeError(f"gzip payload inflates beyond the limit of {self.max_bytes} bytes")
+        return data
 
     def _quarantine(
         self, topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,

@@ -60,7 +60,8 @@ def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) ->
     assert outcomes == {("machine", "eu-central"): "stored", ("machine", "us-east"): "stored",
                         ("personal", "eu-central"): "stored", ("personal", "us-east"): "denied"}
     denied = next(d for d in routed.decisions if d.outcome == "denied")
-    assert denied.decision_id == decision_id("de-munich-cnc-01", 7, "personal", "us-east", denied.decision.policy_revision)
+    revision = denied.decision.policy_revision
+    assert denied.decision_id == decision_id("de-munich-cnc-01", 7, "personal", "us-east", revision)
     assert any("GDPR" in r for r in denied.decision.reasons)
     assert denied.input["origin"] == "DE" and denied.input["destination"] == "US"
 
@@ -133,3 +134,19 @@ def test_rejections(real_router: Router, topic: str, payload: bytes, code: str) 
     assert [r.code for r in routed.rejections] == [code]
     assert routed.rows == {} and not routed.stored
     assert routed.rejections[0].payload_bytes == len(payload)
+
+
+def test_gzip_payloads_are_inflated_within_the_limit(real_router: Router) -> None:
+    import gzip
+
+    plain = _payload("de-munich-cnc-01", 9, [CNC])
+    routed = real_router.route("tele/v1/de-munich/de-munich-cnc-01", gzip.compress(plain))
+    assert routed.rejections == [] and len(routed.rows["eu-central"]) == 7
+    bomb = gzip.compress(b"{" + b" " * (2 << 20) + b"}")  # small on the wire, 2 MiB inflated
+    small = Router(registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"),
+                   max_bytes=1 << 20)
+    rejected = small.route("tele/v1/de-munich/de-munich-cnc-01", bomb)
+    assert [r.code for r in rejected.rejections] == ["malformed"]
+    assert "inflates beyond the limit" in rejected.rejections[0].detail
+    broken = small.route("tele/v1/de-munich/de-munich-cnc-01", b"\x1f\x8b\x08garbage")
+    assert "invalid gzip" in broken.rejections[0].detail
