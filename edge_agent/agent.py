@@ -6,7 +6,8 @@ fields declared personal, and stores each batch in the queue together with the d
 sequence number, in one SQLite transaction (:class:`edge_agent.diskqueue.DiskQueue`). The
 publisher's network thread publishes the queued batches (QoS 1, FIFO) and deletes each one when
 the broker acknowledges it. A status thread rewrites ``state_dir/status.json`` for
-``edge-agent status``.
+``edge-agent status``; with ``metrics.enabled`` an HTTP thread serves Prometheus metrics
+(:mod:`edge_agent.metrics`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.batcher import Batcher, ReadyBatch
 from edge_agent.config import AgentConfig
@@ -33,6 +34,9 @@ from edge_agent.runner import SourceHealth, SourceRunner
 from edge_agent.sources import Source, create_source
 from edge_agent.status import StatusWriter, status_document
 from wire import Batch, DataTopic, OriginClaim, Reading, encode_batch
+
+if TYPE_CHECKING:
+    from edge_agent.metrics import MetricsServer
 
 __all__ = ["Agent", "DeviceStats"]
 
@@ -102,6 +106,7 @@ class Agent:
         self._built = dict.fromkeys(self.devices, 0)
         self._last_seq: dict[str, int | None] = dict.fromkeys(self.devices)
         self._publisher: Publisher | None = None
+        self._metrics: MetricsServer | None = None
         self._limit: int | None = None
         self._ran = False
         self._store_error_logged_at = 0.0
@@ -127,6 +132,7 @@ class Agent:
                     device,
                     sorted(pseudonymizer.fields),
                     pseudonymizer.key_id,
+                    extra={"device_id": device, "fields": sorted(pseudonymizer.fields), "key_id": pseudonymizer.key_id},
                 )
         return result
 
@@ -142,6 +148,11 @@ class Agent:
     @property
     def publisher(self) -> Publisher | None:
         return self._publisher
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` while the metrics endpoint is served, else None."""
+        return self._metrics.url if self._metrics is not None else None
 
     def stats(self) -> dict[str, DeviceStats]:
         """Per-device counts: batches and readings published and acknowledged, last seq, source errors."""
@@ -217,18 +228,24 @@ class Agent:
         stop = stop or threading.Event()
         cfg = self.config
         self._store = self._open_queue()
-        for device in self.devices:
-            self._last_seq[device] = self._store.last_seq(device)
-        rate = cfg.publish.max_messages_per_s
-        self._publisher = Publisher(
-            cfg.broker,
-            gateway_id=cfg.gateway_id,
-            site_id=cfg.site_id,
-            devices=self.devices,
-            outbox=self._store,
-            rate_limit=TokenBucket(rate, cfg.publish.burst) if rate > 0 else None,
-        )
+        try:
+            for device in self.devices:
+                self._last_seq[device] = self._store.last_seq(device)
+            rate = cfg.publish.max_messages_per_s
+            self._publisher = Publisher(
+                cfg.broker,
+                gateway_id=cfg.gateway_id,
+                site_id=cfg.site_id,
+                devices=self.devices,
+                outbox=self._store,
+                rate_limit=TokenBucket(rate, cfg.publish.burst) if rate > 0 else None,
+            )
+            self._start_metrics()  # e.g. the port is taken: AgentError before anything is published
+        except BaseException:
+            self._store.close()
+            raise
         backlog = len(self._store)
+        kind = getattr(self._store, "kind", "custom")
         log.info(
             "agent %s (site %s): %d source(s), broker %s:%d, %s queue%s",
             cfg.gateway_id,
@@ -236,8 +253,16 @@ class Agent:
             len(self._sources),
             cfg.broker.host,
             cfg.broker.port,
-            self._store.kind if hasattr(self._store, "kind") else "custom",
+            kind,
             f" with {backlog} batch(es) to replay" if backlog else "",
+            extra={
+                "gateway_id": cfg.gateway_id,
+                "site_id": cfg.site_id,
+                "devices": self.devices,
+                "broker": f"{cfg.broker.host}:{cfg.broker.port}",
+                "queue": kind,
+                "queue_batches": backlog,
+            },
         )
         status = StatusWriter(self, cfg.state_dir, cfg.status_interval_s)
         self.running = True
@@ -261,8 +286,21 @@ class Agent:
             self._publisher.close("shutdown")
             self.running = False
             status.stop()
+            if self._metrics is not None:
+                self._metrics.stop()
+                self._metrics = None
             self._store.close()
         return self.stats()
+
+    def _start_metrics(self) -> None:
+        settings = self.config.metrics
+        if not settings.enabled:
+            return
+        from edge_agent.metrics import MetricsServer  # prometheus_client is imported only when metrics are on
+
+        server = MetricsServer(self, settings.host, settings.port)
+        server.start()
+        self._metrics = server
 
     def _done(self) -> bool:
         return self._limit is not None and all(n >= self._limit for n in self._built.values())
@@ -338,7 +376,13 @@ class Agent:
             now = time.monotonic()
             if now - self._store_error_logged_at > 10:
                 self._store_error_logged_at = now
-                log.error("%s: %d reading(s) of %s lost", exc, len(readings), device)
+                log.error(
+                    "%s: %d reading(s) of %s lost",
+                    exc,
+                    len(readings),
+                    device,
+                    extra={"device_id": device, "readings_lost": len(readings), "error": str(exc)},
+                )
             result = EnqueueResult(None, 0)
         self._publisher.note_enqueued(result, device, len(readings))
         self._built[device] += 1
@@ -372,4 +416,4 @@ class Agent:
         if strict:
             raise PublishError(reason, unacked=unacked)
         kept = " (kept in the disk queue for the next start)" if getattr(self._store, "kind", "") == "disk" else ""
-        log.warning("%s%s", reason, kept)
+        log.warning("%s%s", reason, kept, extra={"unacked": unacked, "queue_batches": left})

@@ -22,6 +22,7 @@ from edge_agent.agent import Agent, DeviceStats
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.diskqueue import read_snapshot
 from edge_agent.errors import AgentError, ConfigError, PublishError
+from edge_agent.logs import LogFormat, setup_logging
 from edge_agent.mqtt import probe_broker
 from edge_agent.privacy import Pseudonymizer, generate_key_file, loosely_protected, read_key
 from edge_agent.sources import Source, create_source
@@ -42,17 +43,30 @@ app = typer.Typer(
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Agent config file (YAML).", dir_okay=False)]
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        case_sensitive=False,
+        help="text: classic lines; json: one JSON object per line (ts, level, logger, msg, fields such as device_id).",
+    ),
+]
 
 
-def _setup_logging(level: str) -> None:
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    if numeric > logging.DEBUG:
-        # The runner already reports every source failure (with backoff); the protocol libraries'
-        # own lines would repeat it on each retry.
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        logging.getLogger("asyncua").setLevel(logging.ERROR)
-        logging.getLogger("edge_agent.paho").setLevel(logging.CRITICAL)  # the publisher logs the reason
+def _setup_logging(level: str, fmt: LogFormat = LogFormat.text) -> None:
+    setup_logging(level, fmt)
+
+
+def _fail(fmt: LogFormat, exc: AgentError, code: int) -> typer.Exit:
+    """Report an error that stops ``run`` before the agent starts: a line of text, or a JSON log line."""
+    if fmt is LogFormat.json:
+        extra: dict[str, object] = {"error": type(exc).__name__}
+        if isinstance(exc, ConfigError):
+            extra.update(file=exc.file, line=exc.line, field=exc.field, reason=exc.reason)
+        log.error("%s", exc, extra=extra)
+    else:
+        typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code)
 
 
 def summary(stats: dict[str, DeviceStats]) -> str:
@@ -81,10 +95,19 @@ def summary(stats: dict[str, DeviceStats]) -> str:
 
 def _report(agent: Agent, every_s: float, done: threading.Event) -> None:
     while not done.wait(every_s):
-        state = "connected" if agent.connected else f"disconnected ({agent.last_error or 'connecting'})"
+        connected = agent.connected
+        state = "connected" if connected else f"disconnected ({agent.last_error or 'connecting'})"
         snapshot = agent.queue_snapshot()
         queued = f"queue {snapshot.batches} | " if snapshot is not None else ""
-        log.info("%s | %s%s", state, queued, summary(agent.stats()))
+        stats = agent.stats()
+        fields: dict[str, object] = {
+            "connected": connected,
+            "queue_batches": snapshot.batches if snapshot is not None else None,
+            "batches_acked": sum(s.batches_acked for s in stats.values()),
+            "batches_dropped": sum(s.batches_dropped + s.batches_refused for s in stats.values()),
+            "source_errors": sum(s.source_errors for s in stats.values()),
+        }
+        log.info("%s | %s%s", state, queued, summary(stats), extra=fields)
 
 
 @app.command()
@@ -96,21 +119,21 @@ def run(
     ] = None,
     report_every: Annotated[float, typer.Option("--report-every", min=0.1, help="Seconds between log lines.")] = 5.0,
     log_level: LogLevel = "INFO",
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Run the agent until SIGINT/SIGTERM (or until --batches are acknowledged)."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     try:
         agent = Agent(load_config(config))
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(log_format, exc, 2) from None
     except AgentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise _fail(log_format, exc, 1) from None
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        log.info("%s received: stopping", name, extra={"signal": name})
         stop.set()
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -121,11 +144,11 @@ def run(
     try:
         stats = agent.run(stop, batches)
     except PublishError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"unacked": exc.unacked})
         log.info("final | %s", summary(agent.stats()))
         raise typer.Exit(1) from None
     except AgentError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"error": type(exc).__name__})
         raise typer.Exit(1) from None
     finally:
         done.set()
@@ -216,6 +239,13 @@ def check(
         line(True, "broker", probe_broker(cfg.broker, client_id=f"{cfg.gateway_id}-check-{os.getpid()}"))
     except AgentError as exc:
         line(False, "broker", str(exc))
+    if cfg.metrics.enabled:
+        from edge_agent.metrics import check_listen
+
+        try:
+            line(True, "metrics", check_listen(cfg.metrics.host, cfg.metrics.port))
+        except AgentError as exc:
+            line(False, "metrics", f"{exc} (is an agent with this config already running?)")
     if failed:
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ Relative paths (``state_dir``, TLS files, keys, certificates) are relative to th
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,6 +37,7 @@ __all__ = [
     "AnySourceSettings",
     "BatchSettings",
     "BrokerSettings",
+    "MetricsSettings",
     "PublishSettings",
     "QueueSettings",
     "ReconnectSettings",
@@ -154,6 +156,31 @@ class PublishSettings(_Model):
     burst: int = Field(default=20, ge=1, le=1_000_000, description="Messages that may go out at once under the limit.")
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+class MetricsSettings(_Model):
+    """The Prometheus endpoint of ``edge-agent run``: ``http://host:port/metrics`` (no TLS, no auth)."""
+
+    enabled: bool = Field(default=False, description="Serve Prometheus metrics while the agent runs.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on: 127.0.0.1 (local scrapers only), 0.0.0.0 or :: (every interface).",
+    )
+    port: int = Field(default=9108, ge=1, le=65535, description="TCP port of the metrics endpoint.")
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value):
+                raise ValueError("must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::) or a host name") from None
+        return value
+
+
 class AgentConfig(_Model):
     """Everything one gateway's agent needs."""
 
@@ -171,6 +198,7 @@ class AgentConfig(_Model):
     status_interval_s: float = Field(
         default=2.0, ge=0.1, le=3600, description="How often state_dir/status.json is rewritten (edge-agent status)."
     )
+    metrics: MetricsSettings = MetricsSettings()
     sources: list[AnySourceSettings] = Field(min_length=1, description="One source per device.")
 
     @field_validator("sources")

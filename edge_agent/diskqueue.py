@@ -78,7 +78,7 @@ RAISE_SEQ = (
 )
 FLUSH_EVERY_S = 0.5
 FLUSH_EVERY_ACKS = 2048
-COLUMNS = "id, device_id, seq, topic, payload, readings, encoding"
+COLUMNS = "id, device_id, seq, topic, payload, readings, encoding, queued_at"
 
 
 @dataclass(slots=True)
@@ -163,6 +163,7 @@ class DiskQueue:
                     db.execute(RAISE_SEQ, (device_id, seq))
                 payload = build(seq)
                 size = len(payload)
+                queued_at = time.time()
                 evicted: list[OutboxItem] = []
                 refused = size > self.max_bytes
                 while not refused and (count + 1 > self.max_batches or size_total + size > self.max_bytes):
@@ -193,7 +194,7 @@ class DiskQueue:
                     db.execute(
                         "INSERT INTO batches (device_id, seq, topic, payload, encoding, readings, first_ts, queued_at) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (device_id, seq, topic, payload, encoding, readings, first_ts, time.time()),
+                        (device_id, seq, topic, payload, encoding, readings, first_ts, queued_at),
                     )
                     count, size_total, readings_total = count + 1, size_total + size, readings_total + readings
                 if evicted:
@@ -210,7 +211,7 @@ class DiskQueue:
                 raise
             self._count, self._bytes, self._readings = count, size_total, readings_total
             self._acked.clear()
-        item = None if refused else OutboxItem(device_id, seq, topic, payload, readings, encoding)
+        item = None if refused else OutboxItem(device_id, seq, topic, payload, readings, encoding, queued_at)
         return EnqueueResult(item, seq, evicted)
 
     def put(self, item: OutboxItem) -> list[OutboxItem]:
@@ -360,8 +361,8 @@ class DiskQueue:
 
 
 def _item(row: tuple[Any, ...]) -> OutboxItem:
-    _id, device_id, seq, topic, payload, readings, encoding = row
-    return OutboxItem(device_id, seq, topic, bytes(payload), readings, encoding)
+    _id, device_id, seq, topic, payload, readings, encoding, queued_at = row
+    return OutboxItem(device_id, seq, topic, bytes(payload), readings, encoding, float(queued_at))
 
 
 def _snapshot(

@@ -47,6 +47,8 @@ class OutboxItem:
     payload: bytes
     readings: int
     encoding: str | None = None  # "gzip" when the payload is compressed
+    # epoch seconds when the batch was stored (publish latency = PUBACK - queued_at); not part of equality
+    queued_at: float | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -267,7 +269,7 @@ class MemoryQueue:
         encoding: str | None = None,
     ) -> EnqueueResult:
         seq = self._seq.next(device_id)
-        item = OutboxItem(device_id, seq, topic, build(seq), readings, encoding)
+        item = OutboxItem(device_id, seq, topic, build(seq), readings, encoding, time.time())
         dropped = self._box.put(item)
         with self._lock:
             refused = bool(dropped) and dropped[-1] is item

@@ -16,6 +16,7 @@ lost") if the agent vanishes; a clean :meth:`Publisher.close` publishes offline/
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import ssl
@@ -38,13 +39,18 @@ from edge_agent.outbox import EnqueueResult, Outbox, OutboxItem
 from edge_agent.ratelimit import TokenBucket
 from wire import StatusTopic
 
-__all__ = ["GZIP_CONTENT_TYPE", "DeviceCounts", "Publisher"]
+__all__ = ["GZIP_CONTENT_TYPE", "PUBLISH_LATENCY_BUCKETS_S", "DeviceCounts", "LatencySnapshot", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 GZIP_CONTENT_TYPE = "application/json+gzip"
 FULL_LOG_EVERY_S = 10.0
 NO_MATCHING_SUBSCRIBERS = 0x10
+# Upper bounds (seconds) of the publish latency histogram: from milliseconds (a connected broker) to a
+# day (a backlog replayed after an outage); Prometheus adds +Inf.
+PUBLISH_LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0,
+)  # fmt: skip
 
 
 def _gzip_properties() -> Properties:
@@ -70,6 +76,39 @@ class DeviceCounts:
     batches_unrouted: int = 0  # PUBACK "no matching subscribers": kept and sent again (retry_unrouted)
 
 
+@dataclass(frozen=True, slots=True)
+class LatencySnapshot:
+    """Publish latencies (enqueue to PUBACK) observed so far, as a cumulative histogram."""
+
+    bounds: tuple[float, ...]  # upper bounds of the buckets; the last bucket (+Inf) is implied
+    cumulative: tuple[int, ...]  # observations <= each bound, then the total (len(bounds) + 1 values)
+    sum_s: float
+
+    @property
+    def count(self) -> int:
+        return self.cumulative[-1]
+
+
+class _LatencyHistogram:
+    """Bucket counts of publish latencies; not thread-safe (the publisher holds its lock)."""
+
+    def __init__(self, bounds: tuple[float, ...] = PUBLISH_LATENCY_BUCKETS_S) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum_s = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1  # a value equal to a bound goes in its bucket
+        self.sum_s += seconds
+
+    def snapshot(self) -> LatencySnapshot:
+        cumulative, total = [], 0
+        for n in self.counts:
+            total += n
+            cumulative.append(total)
+        return LatencySnapshot(self.bounds, tuple(cumulative), self.sum_s)
+
+
 class Publisher:
     """Owns the MQTT connection of one gateway; thread-safe :meth:`submit`, :meth:`counts`, :meth:`close`."""
 
@@ -90,6 +129,7 @@ class Publisher:
         self.site_id = site_id
         self.devices = list(devices)
         self.status_topic = str(StatusTopic(site_id=site_id, gateway_id=gateway_id))
+        self._where = f"{broker.host}:{broker.port}"
         self._outbox = outbox
         self._tick_s = tick_s
         self._rate = rate_limit
@@ -116,6 +156,7 @@ class Publisher:
         # shared state
         self._cond = threading.Condition()
         self._counts: dict[str, DeviceCounts] = {d: DeviceCounts() for d in self.devices}
+        self._latency = _LatencyHistogram()
         self._connected = threading.Event()
         self._closing = threading.Event()
         self._offline_acked = threading.Event()
@@ -179,17 +220,32 @@ class Publisher:
             what.append(f"dropped the {dropped} oldest unsent batch(es)")
         if refusals:
             what.append(f"refused {refusals} new batch(es)")
+        waiting = len(self._outbox)
         log.warning(
             "queue full (%d batches waiting): %s, %d readings lost; next report in %.0f s at the earliest",
-            len(self._outbox),
+            waiting,
             " and ".join(what),
             readings,
             FULL_LOG_EVERY_S,
+            extra={
+                "queue_batches": waiting,
+                "batches_dropped": dropped,
+                "batches_refused": refusals,
+                "readings_lost": readings,
+            },
         )
 
     def counts(self) -> dict[str, DeviceCounts]:
         with self._cond:
             return {d: replace(c) for d, c in self._counts.items()}
+
+    def latency(self) -> LatencySnapshot:
+        """Histogram of the time from enqueue (stored in the queue) to PUBACK of acknowledged batches.
+
+        Batches replayed from the disk queue after a restart count from when they were first stored.
+        """
+        with self._cond:
+            return self._latency.snapshot()
 
     def unacked(self) -> int:
         return len(self._outbox)
@@ -210,7 +266,7 @@ class Publisher:
             self._thread.join(timeout_s + 1.0)
         left = len(self._outbox)
         if left:
-            log.warning("%d batch(es) were not acknowledged before shutdown", left)
+            log.warning("%d batch(es) were not acknowledged before shutdown", left, extra={"queue_batches": left})
 
     # --- network thread ---------------------------------------------------------------------
     def _count(self, device_id: str) -> DeviceCounts:
@@ -254,8 +310,16 @@ class Publisher:
     def _failed(self, reason: str) -> None:
         self.last_error = reason
         delay = self._backoff.next_delay()
-        level = logging.WARNING if self._backoff.attempts <= 3 or self._backoff.attempts % 10 == 0 else logging.DEBUG
-        log.log(level, "%s; retrying in %.1f s (attempt %d)", reason, delay, self._backoff.attempts)
+        attempt = self._backoff.attempts
+        level = logging.WARNING if attempt <= 3 or attempt % 10 == 0 else logging.DEBUG
+        log.log(
+            level,
+            "%s; retrying in %.1f s (attempt %d)",
+            reason,
+            delay,
+            attempt,
+            extra={"broker": self._where, "error": reason, "attempt": attempt, "retry_in_s": round(delay, 3)},
+        )
         self._closing.wait(delay)
 
     def _lost(self) -> None:
@@ -269,7 +333,7 @@ class Publisher:
         self._unrouted_until = 0.0
         requeued = self._outbox.requeue()
         if requeued:
-            log.info("%d in-flight batch(es) will be published again", requeued)
+            log.info("%d in-flight batch(es) will be published again", requeued, extra={"batches": requeued})
 
     def _pump(self) -> None:
         if not self._connected.is_set():
@@ -336,13 +400,15 @@ class Publisher:
         payload = status_payload(self.gateway_id, self.site_id, "online", self.devices, None)
         self._status_mids.add(client.publish(self.status_topic, payload, qos=1, retain=True).mid)
         self._connected.set()
+        waiting = len(self._outbox)
         log.info(
             "connected to %s:%d as %s (in-flight window %d, %d batch(es) waiting)",
             self.broker.host,
             self.broker.port,
             self.gateway_id,
             self._window,
-            len(self._outbox),
+            waiting,
+            extra={"broker": self._where, "connects": self.connects, "window": self._window, "queue_batches": waiting},
         )
 
     def _on_disconnect(
@@ -376,6 +442,7 @@ class Publisher:
                         "batches are kept and sent again in %.1f s",
                         item.topic,
                         delay,
+                        extra={"device_id": item.device_id, "topic": item.topic, "retry_in_s": round(delay, 3)},
                     )
             with self._cond:
                 self._count(item.device_id).batches_unrouted += 1
@@ -388,9 +455,18 @@ class Publisher:
             counts = self._count(item.device_id)
             if reason.is_failure:
                 counts.batches_rejected += 1
-                log.error("broker rejected batch %s seq %d: %s", item.device_id, item.seq, reason)
+                log.error(
+                    "broker rejected batch %s seq %d: %s",
+                    item.device_id,
+                    item.seq,
+                    reason,
+                    extra={"device_id": item.device_id, "seq": item.seq, "reason": str(reason)},
+                )
             else:
                 counts.batches_acked += 1
                 counts.readings_acked += item.readings
-                self.last_ack_at = time.time()
+                now = time.time()
+                self.last_ack_at = now
+                if item.queued_at is not None:
+                    self._latency.observe(max(0.0, now - item.queued_at))
             self._cond.notify_all()

@@ -82,7 +82,11 @@ class SourceRunner:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                log.warning("source %s did not stop within %.1f s", self.device_id, timeout_s)
+                log.warning("source %s did not stop within %.1f s", self.device_id, timeout_s, extra=self._extra())
+
+    def _extra(self, **more: object) -> dict[str, object]:
+        """Structured fields of this source's log lines (``--log-format json``)."""
+        return {"device_id": self.device_id, "source": self.kind, **more}
 
     def health(self) -> SourceHealth:
         return SourceHealth(
@@ -115,7 +119,12 @@ class SourceRunner:
                 started = self.running = False
                 continue
             if self.consecutive_failures:
-                log.info("source %s is reading again after %d failure(s)", self.device_id, self.consecutive_failures)
+                log.info(
+                    "source %s is reading again after %d failure(s)",
+                    self.device_id,
+                    self.consecutive_failures,
+                    extra=self._extra(failures=self.consecutive_failures),
+                )
             self._backoff.reset()
             self.consecutive_failures = 0
             self.retry_at = None
@@ -145,7 +154,13 @@ class SourceRunner:
         n = self.consecutive_failures
         level = logging.WARNING if n <= 3 or n % 10 == 0 else logging.DEBUG
         log.log(
-            level, "source %s failed (%s); retrying in %.1f s (failure %d)", self.device_id, self.last_error, delay, n
+            level,
+            "source %s failed (%s); retrying in %.1f s (failure %d)",
+            self.device_id,
+            self.last_error,
+            delay,
+            n,
+            extra=self._extra(error=self.last_error, failures=n, errors=self.errors, retry_in_s=round(delay, 3)),
         )
         self._safe_stop()
         self._stop.wait(delay)
@@ -154,4 +169,4 @@ class SourceRunner:
         try:
             self.source.stop()
         except Exception as exc:
-            log.warning("source %s: stop() failed: %s", self.device_id, exc)
+            log.warning("source %s: stop() failed: %s", self.device_id, exc, extra=self._extra(error=str(exc)))

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.errors import ConfigError
+from ingest.store.options import Duration
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 
@@ -51,12 +53,42 @@ class IngestSettings(BaseSettings):
     timescaledb: Literal["auto", "on", "off"] = Field(
         "auto", description="Use the timescaledb extension when present (auto), require it, or never."
     )
+    chunk_interval: Duration = Field(
+        timedelta(days=1), description="TimescaleDB chunk interval of readings, e.g. '1 day', '12h' (plain "
+        "PostgreSQL always uses daily partitions)."
+    )
+    compress_after: Duration = Field(
+        timedelta(days=7), description="TimescaleDB compresses chunks older than this, e.g. '7 days'."
+    )
+    retention_days: int = Field(
+        90, ge=0, description="Drop raw readings older than this many days (whole days/chunks); 0 keeps them."
+    )
+    rollup_retention_days: int = Field(
+        0, ge=0, description="Drop 1-minute/1-hour rollup rows older than this many days; 0 keeps them."
+    )
+    partitions_ahead: int = Field(
+        7, ge=1, le=366, description="Plain PostgreSQL: daily partitions of readings created ahead of today."
+    )
+    maintenance_interval_s: float = Field(
+        3600, gt=0, description="How often the store maintenance (partitions ahead, retention) runs."
+    )
+    rollup_refresh_window: Duration = Field(
+        timedelta(days=7), description="TimescaleDB: how far back continuous-aggregate refreshes look for "
+        "late readings (kept below the retention)."
+    )
 
     # --- policy ---
     policy_engine: Literal["embedded", "opa"] = "embedded"
     policy_dir: Path = DEFAULT_POLICY_DIR
     opa_url: str | None = None
     decision_cache_size: int = Field(10_000, ge=0)
+    policy_watch_s: float = Field(
+        5.0, ge=0, description="Seconds between checks for a new policy revision (policy directory, API "
+        "activations made on other replicas, or the OPA bundle revision); 0 disables the watcher."
+    )
+    policy_draft_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest policy draft POST /api/v1/policy/drafts accepts."
+    )
 
     # --- transforms applied by the ingest when a decision demands them ---
     pseudonymization_key: SecretStr = Field(

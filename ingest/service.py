@@ -16,10 +16,13 @@ from ingest.pipeline.consumer import Consumer
 from ingest.pipeline.router import Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.policy_runtime import PolicyRuntime
 from ingest.quarantine import QuarantineService
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
+from ingest.store.maintenance import StoreMaintenance
 from ingest.store.migrate import enable_timescaledb, migrate
+from ingest.store.options import StoreOptions
 from policy import PolicyEngine, load_engine
 
 log = logging.getLogger("ingest.service")
@@ -39,9 +42,10 @@ def prepare_stores(settings: IngestSettings) -> dict[str, bool]:
     """Apply migrations to the control and every region store; return region -> TimescaleDB in use."""
     migrate(settings.control_dsn, "control", store="control")
     timescale: dict[str, bool] = {}
+    options = StoreOptions.from_settings(settings)
     for region, dsn in settings.region_dsns.items():
-        migrate(dsn, "region", store=region)
-        timescale[region] = enable_timescaledb(dsn, store=region, mode=settings.timescaledb)
+        migrate(dsn, "region", store=region, timescaledb=settings.timescaledb)
+        timescale[region] = enable_timescaledb(dsn, store=region, mode=settings.timescaledb, options=options)
     return timescale
 
 
@@ -62,9 +66,12 @@ class IngestService:
         self.registry = load_registry(settings.registry_file)
         check_regions(settings, self.registry)
         self.timescale = prepare_stores(settings)
-        self.policy = build_policy(settings)
+        # The router holds the ActivePolicy: an activated revision decides the next message (no restart).
+        self.policy_runtime = PolicyRuntime.from_settings(settings)
+        self.policy = self.policy_runtime.active
         self.stats = PipelineStats()
         self.stats.policy_revision = self.policy.revision
+        self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
         self.router = Router(
             registry=self.registry,
             policy=self.policy,
@@ -72,6 +79,7 @@ class IngestService:
             max_bytes=settings.max_message_bytes,
         )
         self.consumer = Consumer(settings, self.router, self.stats)
+        self.maintenance = StoreMaintenance(settings.region_dsns, StoreOptions.from_settings(settings))
         self.runtime = Runtime(
             settings=settings,
             registry=self.registry,
@@ -85,19 +93,23 @@ class IngestService:
             policy=self.policy,
             pipeline=self.stats,
             quarantine=QuarantineService(settings, self.router),
-            extras={"timescaledb": self.timescale},
+            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime},
         )
 
     def start(self) -> None:
         self.runtime.control.open(wait=False)
         for pool in self.runtime.regions.values():
             pool.open(wait=False)
+        self.policy_runtime.start()
         self.consumer.start()
+        self.maintenance.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
                  self.settings.policy_engine, self.policy.revision)
 
     def stop(self) -> None:
+        self.maintenance.stop()
         self.consumer.stop()
+        self.policy_runtime.stop()
         self.runtime.control.close()
         for pool in self.runtime.regions.values():
             pool.close()

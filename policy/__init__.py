@@ -14,6 +14,7 @@ from typing import Literal
 from policy.cache import CachedPolicyEngine
 from policy.engine import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, PolicyEngine, compute_revision
 from policy.errors import (
+    PolicyDraftError,
     PolicyError,
     PolicyEvaluationError,
     PolicyInputError,
@@ -52,6 +53,7 @@ __all__ = [
     "EmbeddedPolicyEngine",
     "Flow",
     "OpaPolicyEngine",
+    "PolicyDraftError",
     "PolicyEngine",
     "PolicyError",
     "PolicyEvaluationError",

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from policy.engine import PolicyEngine
+from policy.errors import PolicyError
 from policy.models import Decision, Flow
 
 
 class CachedPolicyEngine:
-    """Caches decisions by ``(inner.revision, flow.cache_key())``.
+    """Caches decisions by ``(inner.revision, UTC day, flow.cache_key())``.
 
-    A new policy revision never serves an old decision: the revision is part of the key. Volume counters
-    are part of the key too (decisions and their reasons depend on them), so flows whose counters change
-    every message do not hit the cache.
+    A new policy revision never serves an old decision: the revision is part of the key. The UTC day is
+    part of it because the policy reads the clock at day granularity (adequacy decisions that expire:
+    ``until`` in data/adequacy.json). Volume counters are part of the flow's key too (decisions and their
+    reasons depend on them), so flows whose counters change every message do not hit the cache.
     """
 
     def __init__(self, inner: PolicyEngine, maxsize: int = 4096):
@@ -23,7 +26,7 @@ class CachedPolicyEngine:
             raise ValueError("maxsize must be at least 1")
         self.inner = inner
         self.maxsize = maxsize
-        self._entries: OrderedDict[tuple[str, str], Decision] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int, str], tuple[Flow, Decision]] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -33,17 +36,17 @@ class CachedPolicyEngine:
         return self.inner.revision
 
     def decide(self, flow: Flow) -> Decision:
-        key = (self.inner.revision, flow.cache_key())
+        key = (self.inner.revision, int(time.time() // 86400), flow.cache_key())
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 self._hits += 1
-                return found
+                return found[1]
             self._misses += 1
         decision = self.inner.decide(flow)
         with self._lock:
-            self._entries[key] = decision
+            self._entries[key] = (flow, decision)
             self._entries.move_to_end(key)
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
@@ -51,6 +54,31 @@ class CachedPolicyEngine:
 
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]
+
+    def flows(self, limit: int | None = None) -> list[Flow]:
+        """The cached flows, most recently used first: what a new revision's cache can be warmed with."""
+        with self._lock:
+            entries = list(reversed(self._entries.values()))
+        return [flow for flow, _ in entries[:limit]]
+
+    def warm(self, flows: Sequence[Flow], *, reset_counters: bool = True) -> int:
+        """Decide ``flows`` now (before this cache serves traffic); return how many were evaluated.
+
+        With ``reset_counters`` (for a cache not yet serving) hit and miss counters are reset afterwards, so
+        ``stats()`` describes the traffic only.
+        """
+        evaluated = 0
+        for flow in flows:
+            before = self._misses
+            try:
+                self.decide(flow)
+            except PolicyError:  # the traffic will meet the same error; nothing to keep
+                continue
+            evaluated += self._misses - before
+        if reset_counters:
+            with self._lock:
+                self._hits = self._misses = 0
+        return evaluated
 
     def clear(self) -> None:
         with self._lock:

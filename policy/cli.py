@@ -1,16 +1,16 @@
-"""``python -m policy``: decide a flow, run the Rego tests, print the revision, build an OPA bundle."""
+"""``python -m policy``: decide a flow, run the Rego tests, replay recorded traffic against a draft (what-if),
+print the revision, build an OPA bundle."""
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import shutil
+import os
 import sys
-import tarfile
 from pathlib import Path
 
-from policy.engine import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, compute_revision, is_test_module, load_data
+from policy.bundle import build_bundle
+from policy.engine import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, compute_revision
 from policy.errors import PolicyError, PolicyInputError
 from policy.models import Flow
 
@@ -126,51 +126,89 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_bundle(policy_dir: Path, out: Path) -> str:
-    """Write an OPA bundle (directory, or .tar.gz when ``out`` ends so) and return its revision.
-
-    Layout: the non-test .rego files, ``residency_data/<name>/data.json`` per data file,
-    ``residency_meta/data.json`` with the revision, and ``.manifest`` whose revision OPA reports at
-    ``/v1/data/system/bundles``.
-    """
-    revision = compute_revision(policy_dir)
-    document = load_data(policy_dir, revision)
-    files: dict[str, bytes] = {
-        ".manifest": json.dumps(
-            {"revision": revision, "roots": ["residency", "residency_data", "residency_meta"]}, indent=2
-        ).encode(),
-        "residency_meta/data.json": json.dumps(document["residency_meta"], indent=2).encode(),
-    }
-    for name, content in document["residency_data"].items():
-        files[f"residency_data/{name}/data.json"] = json.dumps(content, indent=2, ensure_ascii=False).encode()
-    for path in sorted((policy_dir / "rego").rglob("*.rego")):
-        if not is_test_module(path):
-            files[path.relative_to(policy_dir).as_posix()] = path.read_bytes()
-    if out.name.endswith(".tar.gz"):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(out, "w:gz") as tar:
-            for name, content in sorted(files.items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-    else:
-        if out.exists():
-            shutil.rmtree(out)
-        for name, content in files.items():
-            target = out / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-    return revision
-
-
 def cmd_bundle(args: argparse.Namespace) -> int:
     try:
-        revision = build_bundle(args.policy_dir, args.out)
+        revision = build_bundle(args.policy_dir, args.out, with_tests=args.with_tests)
     except (PolicyError, OSError) as exc:
         _err(str(exc))
         return EXIT_FAIL
     print(f"wrote {args.out} (revision {revision})")
     return EXIT_OK
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    from policy import whatif
+
+    try:
+        since = whatif.parse_time(args.since) if args.since else None
+        until = whatif.parse_time(args.until) if args.until else None
+        window = whatif.parse_window(args.window) if args.window else None
+        since, until = whatif.resolve_window(since, until, window)
+        if args.limit is not None and args.limit < 1:
+            raise ValueError("--limit must be at least 1")
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if not args.control_dsn:
+        _err("no control store: pass --control-dsn or set INGEST_CONTROL_DSN")
+        return EXIT_USAGE
+    try:
+        engine = EmbeddedPolicyEngine.from_dir(args.draft_dir)
+    except PolicyError as exc:
+        _err(f"draft {args.draft_dir}: {exc}")
+        return EXIT_FAIL
+    with _progress(enabled=not args.no_progress) as progress:
+        try:
+            patterns = whatif.read_patterns(
+                args.control_dsn, since=since, until=until, limit=args.limit, progress=progress
+            )
+        except Exception as exc:  # psycopg errors: one line naming the store, not a traceback
+            _err(f"control store: {type(exc).__name__}: {exc}")
+            return EXIT_FAIL
+        report = whatif.replay(
+            patterns, engine, since=since, until=until, progress=progress, examples_per_change=args.examples
+        )
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for line in whatif.render_text(report):
+            print(line)
+    return EXIT_OK
+
+
+class _progress:
+    """A rich progress bar on stderr fed by ``progress(stage, done, total)`` calls (no-op when disabled)."""
+
+    LABELS = {"read": "reading recorded decisions (hour slices)", "evaluate": "evaluating distinct inputs"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar = None
+        self._tasks: dict[str, object] = {}
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+        self._bar.start()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int | None) -> None:
+        assert self._bar is not None
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(self.LABELS.get(stage, stage), total=total)
+        self._bar.update(self._tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,7 +239,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="write an OPA bundle (directory or .tar.gz) with its revision")
     common(p, opa=False)
     p.add_argument("out", type=Path)
+    p.add_argument(
+        "--with-tests",
+        action="store_true",
+        help="include the *_test.rego files (root residency_test): what a draft uploaded to the ingest API needs",
+    )
     p.set_defaults(func=cmd_bundle)
+    p = sub.add_parser(
+        "whatif",
+        help="replay the recorded decisions of a window against a draft policy directory",
+        description="Replays the policy inputs the ingest recorded in the control store's decisions table "
+        "against DRAFT_DIR (same layout as policy/) and reports what would change.",
+    )
+    p.add_argument("draft_dir", type=Path, metavar="DRAFT_DIR", help="draft policy directory (rego/ and data/)")
+    p.add_argument(
+        "--control-dsn",
+        default=os.environ.get("INGEST_CONTROL_DSN"),
+        help="control store DSN (default: $INGEST_CONTROL_DSN)",
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--since", help="start of the window (ISO 8601; UTC when no offset)")
+    when.add_argument("--window", help="window length ending at --until, e.g. 30m, 24h, 7d (default 24h)")
+    p.add_argument("--until", help="end of the window (ISO 8601; default now)")
+    p.add_argument("--limit", type=int, default=None, help="only the newest N decisions of the window")
+    p.add_argument("--examples", type=int, default=3, help="examples per changed transition (default 3)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=cmd_whatif)
     return parser
 
 

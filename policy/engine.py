@@ -102,21 +102,30 @@ def load_data(policy_dir: Path, revision: str | None = None) -> dict[str, Any]:
     return document
 
 
+# Serialises the fd 1 swap: two threads swapping concurrently could leave stdout pointing at stderr.
+_REDIRECT_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
-    """rego-cpp prints compile errors on the process's standard output; keep it clean for JSON output."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+    """rego-cpp prints compile errors on the process's standard output; keep it clean for JSON output.
+
+    Process-wide (file descriptor 1), so one thread at a time: loading policies in several threads
+    (a running service checking a candidate while an API request checks a draft) serialises here.
+    """
+    with _REDIRECT_LOCK:
+        try:
+            sys.stdout.flush()
+            saved = os.dup(1)
+        except (OSError, ValueError):
+            yield
+            return
+        try:
+            os.dup2(2, 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 _ERROR_RE = re.compile(r"\(error \d+:(?P<file>[^|\n]+)\|(?P<offset>\d+)\|\d+\s*\(errormsg \d+:(?P<msg>[^\n]*)\)")

@@ -1,7 +1,14 @@
 """Errors raised by the policy package.
 
 Every error is a :class:`PolicyError`, so callers that only need to know "the
-policy could not answer" catch that one class.
+policy could not answer" catch that one class::
+
+    PolicyError
+    +-- PolicyLoadError         rego/data unreadable, unparsable or not compiling (names the file)
+    +-- PolicyInputError        the flow is not usable (also a ValueError)
+    +-- PolicyEvaluationError   undefined or malformed answer
+    +-- PolicyUnavailableError  OPA unreachable (names host:port)
+    +-- PolicyDraftError        an uploaded draft is not a policy directory (bad archive, path or size)
 """
 
 from __future__ import annotations
@@ -25,3 +32,7 @@ class PolicyEvaluationError(PolicyError):
 
 class PolicyUnavailableError(PolicyError):
     """A remote policy engine (an OPA server) could not be reached."""
+
+
+class PolicyDraftError(PolicyError):
+    """A policy draft (an uploaded archive or file mapping) is not a usable policy directory."""

@@ -12,6 +12,7 @@ from policy.errors import PolicyInputError
 Localization = Literal["none", "primary_in_country", "in_country_only"]
 TransformName = Literal["pseudonymized", "anonymized", "aggregated"]
 Count = Annotated[StrictInt, Field(ge=0)]
+_SET_FIELDS = {"safeguards", "transforms_applied"}
 
 
 class Recipient(BaseModel):
@@ -109,31 +110,17 @@ class Flow(BaseModel):
         return self.model_dump(mode="json")
 
     def cache_key(self) -> str:
-        """A canonical string of exactly the fields the policy reads.
+        """A canonical string of the whole policy input, so equal keys mean equal inputs for the policy.
 
-        Two flows with the same key get the same decision from the same policy
-        revision. Order of safeguards and transforms does not matter, and
-        extra keys the policy ignores are left out.
+        It is built from :meth:`to_input`, the only thing the policy can read (besides its data and the
+        date, which :class:`policy.cache.CachedPolicyEngine` adds): nothing the policy reads can be missing
+        from the key, even after a data edit makes it read a new recipient or entity flag. Safeguards and
+        transforms are sets to the policy, so their order and repetitions do not matter; keys the
+        contract does not define are dropped at parsing (extra recipient, entity, subject and volume
+        attributes are kept, since the data may name them).
         """
-        key = {
-            "o": self.origin,
-            "d": self.destination,
-            "c": self.category,
-            "s": sorted(set(self.safeguards)),
-            "r": sorted(
-                k
-                for k in ("dpf_certified", "uk_extension", "cbpr_certified", "pipeda", "appi", "swiss_dpf_certified")
-                if getattr(self.recipient, k)
-            ),
-            "e": sorted(k for k in ("ciio", "public_scope", "cni") if getattr(self.entity, k)),
-            "es": (self.entity.subdivision or "").strip().upper(),
-            "sc": (self.subject.citizenship or "").strip().upper(),
-            "sg": self.subject.government_related,
-            "p": self.purpose or "",
-            "v": [self.volume.individuals_ytd, self.volume.sensitive_individuals_ytd],
-            "t": sorted(set(self.transforms_applied)),
-        }
-        return json.dumps(key, sort_keys=True, separators=(",", ":"))
+        sets = json.dumps([sorted(set(self.safeguards)), sorted(set(self.transforms_applied))], separators=(",", ":"))
+        return sets + self.model_dump_json(exclude=_SET_FIELDS)
 
 
 class Decision(BaseModel):

@@ -61,8 +61,15 @@ class OpaPolicyEngine:
         try:
             body = self._client.query_rule(input_data=flow_input, package_path=self.path)
         except requests.exceptions.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
             detail = exc.response.text[:300] if exc.response is not None else str(exc)
-            raise PolicyEvaluationError(f"{self._where()} rejected POST /v1/data/{self.path}: {detail}") from exc
+            if status in (502, 503, 504):  # a proxy or OPA itself says it cannot answer now
+                raise PolicyUnavailableError(f"{self._where()} answered {status}: {detail}") from exc
+            raise PolicyEvaluationError(
+                f"{self._where()} rejected POST /v1/data/{self.path} ({status}): {detail}"
+            ) from exc
+        except requests.exceptions.JSONDecodeError as exc:  # also a RequestException: must come first
+            raise PolicyEvaluationError(f"{self._where()} answered with something that is not JSON") from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise PolicyUnavailableError(f"{self._where()} is unreachable: {type(exc).__name__}") from exc
         except requests.exceptions.RequestException as exc:
@@ -104,6 +111,20 @@ class OpaPolicyEngine:
                     self._revision = found
                     self._from_bundle = True
         with self._lock:
+            return self._revision
+
+    def refresh_revision(self) -> str:
+        """Ask OPA for the bundle revision now (ignoring ``revision_ttl``); the known revision if it has none.
+
+        The ingest's policy runtime calls this from its watcher thread and builds the engine with
+        ``revision_ttl=inf``, so that the decision path never waits on this request.
+        """
+        found = self._bundle_revision()
+        with self._lock:
+            self._revision_checked = time.monotonic()
+            if found:
+                self._revision = found
+                self._from_bundle = True
             return self._revision
 
     def decide(self, flow: Flow) -> Decision:

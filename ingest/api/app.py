@@ -12,14 +12,17 @@ from ingest.api.config import ApiSettings, load_api_settings
 from ingest.api.errors import ApiError, BadParameterError
 from ingest.api.metrics import observe_requests
 from ingest.api.routes import (
+    aggregates,
     dashboard,
     decisions,
     devices,
     health,
+    policy,
     quarantine,
     registry,
     rejections,
     schema,
+    sites,
     stats,
 )
 from ingest.errors import StoreUnavailableError
@@ -37,8 +40,10 @@ TAGS = [
     {"name": "rejections", "description": "Messages that could not be stored, with their reason codes."},
     {"name": "quarantine", "description": "Quarantined messages: review, inspect and release (compliance)."},
     {"name": "registry", "description": "Regions (stores) and sites (factories) of the registry."},
+    {"name": "telemetry", "description": "Per-site summaries and cross-region aggregates of machine metrics."},
     {"name": "stats", "description": "Pipeline counters and Prometheus metrics."},
     {"name": "schema", "description": "The wire format devices publish."},
+    {"name": "policy", "description": "The residency policy: active revision, drafts, activation, history, what-if."},
 ]
 
 
@@ -59,7 +64,8 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.runtime = runtime
     app.state.api_settings = settings or load_api_settings()
 
-    for router in (health, schema, devices, decisions, rejections, quarantine, stats, registry):
+    routers = (health, schema, devices, decisions, rejections, quarantine, stats, registry, sites, aggregates, policy)
+    for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")

@@ -13,6 +13,7 @@ from ingest.registry import Category
 Outcome = Literal["stored", "transformed", "denied"]
 OUTCOMES: tuple[Outcome, ...] = ("stored", "transformed", "denied")
 Bucket = Literal["1m", "5m", "1h", "1d"]
+SeriesBucket = Literal["raw", "1m", "5m", "1h", "1d"]
 
 
 class ErrorPublic(BaseModel):
@@ -109,6 +110,11 @@ class FieldValuePublic(BaseModel):
     policy_revision: str
     decision_id: UUID
     region: str
+    withheld: bool = Field(
+        default=False,
+        description="The value is not returned: restricted (non-machine) data of a region the caller is not "
+        "authorised for (X-Regions).",
+    )
 
 
 class LatestPublic(BaseModel):
@@ -125,16 +131,122 @@ class SeriesPointPublic(BaseModel):
     count: int
 
 
+class RawPointPublic(BaseModel):
+    ts: datetime
+    seq: int = Field(description="The device's batch sequence number.")
+    idx: int = Field(description="Index of the reading in its batch.")
+    value: float | str | None
+    transform: str | None
+
+
 class SeriesPublic(BaseModel):
     device_id: str
     name: str
     category: Category
     unit: str | None
+    region: str = Field(description="The region store read, or 'all' for a combined answer.")
+    bucket: SeriesBucket
+    start: datetime
+    end: datetime
+    points: list[SeriesPointPublic] = Field(
+        description="Buckets holding data, oldest first (no gap filling); empty for bucket=raw."
+    )
+    rollup: str | None = Field(
+        default=None,
+        description="Rollup that answered the whole buckets (readings_1m, readings_1h); raw rows answer the "
+        "partial buckets at the window's edges. Null: computed from raw rows only.",
+    )
+    regions: list[str] = Field(
+        default_factory=list,
+        description="region=all: the stores consulted. A bucket's value comes from the store holding the most "
+        "readings of it (stores hold copies of the same readings, so they are not added up).",
+    )
+    readings: list[RawPointPublic] | None = Field(
+        default=None, description="bucket=raw: the stored readings, oldest first, at most limit; null otherwise."
+    )
+    limit: int | None = Field(default=None, description="bucket=raw: the page size.")
+    next_cursor: str | None = Field(
+        default=None, description="bucket=raw: pass as cursor= for the next page; null on the last page."
+    )
+
+
+class AggregatePublic(BaseModel):
+    min: float | None
+    max: float | None
+    avg: float | None
+    count: int
+
+
+class RegionCountPublic(BaseModel):
     region: str
+    readings: int = Field(description="Numeric readings of the metric stored in this region over the window "
+                          "(copies included).")
+
+
+class DeviceAggregatePublic(AggregatePublic):
+    device_id: str
+    site: str
+
+
+class MetricAggregatePublic(BaseModel):
+    name: str
+    category: Category
+    unit: str | None
+    site: str | None
     bucket: Bucket
     start: datetime
     end: datetime
-    points: list[SeriesPointPublic] = Field(description="Buckets holding data, oldest first (no gap filling).")
+    regions: list[RegionCountPublic] = Field(description="Every region store consulted.")
+    total: AggregatePublic = Field(description="Over every device and the whole window.")
+    devices_total: int = Field(description="Devices included (declaring the metric).")
+    limit: int
+    offset: int
+    devices: list[DeviceAggregatePublic] = Field(description="One page (limit, offset) of per-device aggregates.")
+    points: list[SeriesPointPublic] = Field(description="Per bucket, over every device, oldest first.")
+
+
+# --- site summary -------------------------------------------------------------------------------
+
+
+class LatestValuePublic(BaseModel):
+    device_id: str
+    ts: datetime
+    value: float | str | None
+    withheld: bool = False
+
+
+class MetricSummaryPublic(BaseModel):
+    name: str
+    category: Category
+    unit: str | None
+    devices: int = Field(description="Devices of the site that declare this field.")
+    latest: LatestValuePublic | None = Field(description="Most recent value over the site's devices.")
+    last_hour: AggregatePublic | None = Field(
+        description="Numeric values of the last hour; null for withheld data."
+    )
+    withheld: bool = Field(
+        default=False, description="Restricted data of a region the caller is not authorised for: values omitted."
+    )
+
+
+class SiteSummaryPublic(BaseModel):
+    site_id: str
+    name: str
+    country: str
+    home_region: str
+    candidate_regions: list[str]
+    window_start: datetime
+    window_end: datetime
+    devices_total: int
+    online: int
+    offline: int
+    unknown: int
+    readings_last_hour: int = Field(description="Readings (all fields) stored in the home region over the last hour.")
+    readings_last_hour_by_region: dict[str, int] = Field(description="The same, per candidate region (copies).")
+    metrics: list[MetricSummaryPublic] = Field(description="Every field declared by the site's devices, by name.")
+    limit: int
+    offset: int
+    devices: list[DevicePublic] = Field(description="One page of the site's devices (limit, offset).")
 
 
 # --- decisions, flows, rejections ---------------------------------------------------------------
@@ -216,3 +328,149 @@ class RejectionPage(BaseModel):
     offset: int
     counts: dict[str, int] = Field(description="All rejections per code (unfiltered).")
     items: list[RejectionPublic]
+
+
+# --- policy: status, drafts, activations, what-if -----------------------------------------------
+
+ActivationSource = Literal["startup", "file", "api", "opa"]
+
+
+class PolicyCachePublic(BaseModel):
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+class ActivationPublic(BaseModel):
+    id: int | None = Field(default=None, description="Row id in policy_activations (null: not recorded yet).")
+    at: datetime
+    revision: str
+    previous_revision: str | None
+    draft_id: str | None = Field(default=None, description="Source api: the draft that was checked.")
+    activated_by: str = Field(description="X-Actor of the API call, file:<dir>, opa-bundle or startup.")
+    source: ActivationSource
+    outcome: Literal["accepted", "refused"]
+    error: str | None = Field(description="Why a candidate was refused (load error or failing Rego tests).")
+    replica: str | None = None
+    engine: str | None = None
+    tests_passed: int | None = None
+    tests_failed: int | None = None
+
+
+class ActivationPage(BaseModel):
+    limit: int
+    offset: int
+    items: list[ActivationPublic]
+
+
+class PolicyStatusPublic(BaseModel):
+    revision: str = Field(description="The active revision: what the next message is decided with.")
+    engine: Literal["embedded", "opa"]
+    loaded_at: datetime
+    source: ActivationSource = Field(description="How the active revision became active.")
+    activated_by: str
+    policy_dir: str | None = Field(description="The watched policy directory (embedded engine).")
+    file_revision: str | None = Field(description="Revision of the policy directory at the last check.")
+    watch_s: float = Field(description="Seconds between checks for a new revision (0: no watcher).")
+    replica: str
+    cache: PolicyCachePublic | None = Field(
+        description="Decision cache of the active revision (a new, empty one on every activation)."
+    )
+    last_refused: ActivationPublic | None = Field(description="The last candidate this replica refused, if any.")
+    unrecorded_activations: int = Field(description="Attempts not yet written to policy_activations (store down).")
+
+
+class DraftPublic(BaseModel):
+    draft_id: str = Field(description="sha256 over every file, tests included.")
+    revision: str = Field(description="sha256 over the policy and data (tests left out), as decisions carry it.")
+    uploaded_by: str
+    uploaded_at: datetime
+    bytes: int
+    tests: int = Field(description="Number of *_test.rego files.")
+
+
+class DraftCheckPublic(BaseModel):
+    revision: str = Field(description="Revision the draft's files hash to: pass it to POST /policy/activate.")
+    draft_id: str = Field(description="sha256 over every file, tests included (drafts differing only in tests "
+                          "share a revision; activation takes the newest).")
+    files: int
+    bytes: int
+    tests: int
+    loads: bool
+    tests_passed: int
+    tests_failed: int
+    error: str | None = Field(description="Why activation would be refused; null when it would be accepted.")
+
+
+class ActivateRequest(BaseModel):
+    revision: str = Field(description="Revision of an uploaded draft (from POST /policy/drafts).")
+    draft_id: str | None = Field(default=None, description="A specific draft of that revision (default: newest).")
+
+
+class WhatIfRequest(BaseModel):
+    revision: str = Field(description="Revision of an uploaded draft to replay the recorded decisions against.")
+    since: datetime | None = Field(default=None, description="Start of the window (default: until - window_s).")
+    until: datetime | None = Field(default=None, description="End of the window (default: now).")
+    window_s: int = Field(default=86_400, ge=1, le=31 * 86_400, description="Window length when since is not given.")
+    limit: int | None = Field(default=None, ge=1, description="Only the newest N decisions of the window.")
+    examples: int = Field(default=3, ge=0, le=50, description="Examples per changed transition.")
+
+
+class TransitionPublic(BaseModel):
+    origin: str
+    region: str
+    destination: str
+    category: str
+    old: str = Field(description="Recorded outcome: stored, transformed or denied.")
+    new: str = Field(description="Outcome under the draft (error: the draft could not decide).")
+    decisions: int
+    readings: int
+    changed: bool
+
+
+class PolicyRegionCountPublic(BaseModel):
+    region: str
+    decisions: int
+    readings: int
+
+
+class MessageCountPublic(BaseModel):
+    messages: int
+    readings: int
+
+
+class WhatIfExamplePublic(BaseModel):
+    origin: str
+    region: str
+    destination: str
+    category: str
+    old: str
+    new: str
+    device_id: str
+    seq: int
+    old_reasons: list[str]
+    new_reasons: list[str]
+    old_requires: list[str]
+    new_requires: list[str]
+    policy_input: dict[str, Any]
+
+
+class WhatIfPublic(BaseModel):
+    since: datetime
+    until: datetime
+    draft_revision: str
+    recorded_revisions: dict[str, int] = Field(description="Revisions that made the recorded decisions.")
+    decisions: int
+    messages: int = Field(description="Message-categories replayed.")
+    distinct_inputs: int = Field(description="Distinct policy inputs, each evaluated once.")
+    seconds: float
+    changed_decisions: int
+    reasons_only_changed_decisions: int
+    transitions: list[TransitionPublic] = Field(description="Per origin -> region -> category: old -> new.")
+    newly_denied: list[PolicyRegionCountPublic] = Field(description="Rows that would no longer be stored there.")
+    newly_allowed: list[PolicyRegionCountPublic] = Field(description="Rows that would now be stored there.")
+    newly_quarantined: MessageCountPublic = Field(description="Message-categories no region could hold any more.")
+    newly_placed: MessageCountPublic = Field(description="Previously quarantined message-categories now stored.")
+    examples: list[WhatIfExamplePublic]
+    errors: list[dict[str, Any]]

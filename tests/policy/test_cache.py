@@ -110,3 +110,17 @@ def test_load_engine_wraps_the_embedded_engine_in_a_cache():
     assert a == b and not a.allow
     assert engine.stats()["hits"] == 1
     assert not isinstance(load_engine("embedded", cache_size=0), CachedPolicyEngine)
+
+
+def test_flows_and_warm_carry_the_traffic_to_a_new_cache():
+    old = CachedPolicyEngine(CountingEngine(), maxsize=8)
+    old.decide_many([flow(dest="US"), flow(dest="CN"), flow(dest="US")])
+    assert [f.destination for f in old.flows()] == ["US", "CN"]  # most recently used first
+    assert [f.destination for f in old.flows(limit=1)] == ["US"]
+    inner = CountingEngine()
+    inner.revision = "sha256:two"
+    new = CachedPolicyEngine(inner, maxsize=8)
+    assert new.warm(old.flows()) == 2
+    assert new.stats() == {"hits": 0, "misses": 0, "size": 2, "maxsize": 8}  # counters describe traffic only
+    assert new.decide(flow(dest="CN")).policy_revision == "sha256:two"
+    assert inner.calls == 2 and new.stats()["hits"] == 1

@@ -11,6 +11,7 @@ import pytest
 
 from policy import (
     DEFAULT_POLICY_DIR,
+    CachedPolicyEngine,
     Decision,
     EmbeddedPolicyEngine,
     Flow,
@@ -234,7 +235,8 @@ def test_cache_key_is_canonical_and_complete():
         destination="US",
         category="personal",
         safeguards=["SCC", "TIA", "SCC"],
-        recipient={"unrelated": True},
+        recipient={"dpf_certified": False},
+        unrelated_top_level_key=True,
     )
     assert a.cache_key() == b.cache_key()
     variants = [
@@ -266,6 +268,26 @@ def test_cache_key_is_canonical_and_complete():
     ]
     keys = {v.cache_key() for v in variants} | {a.cache_key()}
     assert len(keys) == len(variants) + 1
+
+
+def test_cache_key_covers_a_flag_that_only_the_data_names(policy_copy: Path):
+    """A compliance officer adds a recipient flag in the data (no code change): the cache must tell
+    flows with and without it apart, since the key is built from the whole policy input."""
+    vocabulary = policy_copy / "data" / "vocabulary.json"
+    vocab = json.loads(vocabulary.read_text())
+    vocab["recipient_flags"].append("tisax_certified")
+    vocabulary.write_text(json.dumps(vocab))
+    regimes = policy_copy / "data" / "regimes.json"
+    data = json.loads(regimes.read_text())
+    data["SG"]["categories"]["personal"]["recipient_flags"].append("tisax_certified")
+    regimes.write_text(json.dumps(data))
+    cached = CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(policy_copy), maxsize=8)
+    plain = Flow(origin="SG", destination="US", category="personal")
+    flagged = Flow(origin="SG", destination="US", category="personal", recipient={"tisax_certified": True})
+    assert plain.cache_key() != flagged.cache_key()
+    assert not cached.decide(plain).allow
+    assert cached.decide(flagged).allow
+    assert any("recipient.tisax_certified is true" in r for r in cached.decide(flagged).reasons)
 
 
 # --- loading and revision ---------------------------------------------------------------------------
@@ -392,3 +414,35 @@ def test_data_integrity():
             assert code[6:] in groups if code.startswith("group:") else code in countries, (name, entry)
             if isinstance(entry, dict) and "requires_recipient" in entry:
                 assert entry["requires_recipient"] in VOCABULARY["recipient_flags"]
+
+
+def test_adequacy_expiry_is_a_data_field(policy_copy: Path):
+    """``until`` is the last day of validity (UTC): valid through it, expired from the next day on."""
+    import datetime as dt
+
+    path = policy_copy / "data" / "adequacy.json"
+    data = json.loads(path.read_text())
+    today = dt.datetime.now(dt.UTC).date()
+    flow = Flow(origin="DE", destination="GB", category="personal")
+    for until, allowed in ((today, True), (today - dt.timedelta(days=1), False)):
+        for entry in data["EU_ADEQ"]["entries"]:
+            if isinstance(entry, dict) and entry["c"] == "GB":
+                entry["until"] = until.isoformat()
+        path.write_text(json.dumps(data))
+        decision = EmbeddedPolicyEngine.from_dir(policy_copy).decide(flow)
+        assert decision.allow is allowed, decision.reasons
+        if not allowed:
+            assert f"expired on {until.isoformat()}" in decision.reasons[0]
+
+
+def test_russian_convention_108_adequacy_is_a_data_switch(policy_copy: Path):
+    """RU_ADEQ.unconfirmed_entries holds the [U] Draft Law 951518-8: deleting it restores adequacy."""
+    flow = Flow(origin="RU", destination="DE", category="personal", safeguards=["RU_RKN_NOTIFIED"])
+    assert not EmbeddedPolicyEngine.from_dir(policy_copy).decide(flow).allow
+    path = policy_copy / "data" / "adequacy.json"
+    data = json.loads(path.read_text())
+    del data["RU_ADEQ"]["unconfirmed_entries"]
+    path.write_text(json.dumps(data))
+    decision = EmbeddedPolicyEngine.from_dir(policy_copy).decide(flow)
+    assert decision.allow and decision.localization == "primary_in_country"
+    assert "DE is adequate (Convention 108 party" in decision.reasons[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +20,8 @@ from policy import (
     PolicyUnavailableError,
     load_engine,
 )
+from policy.engine import validate_decision
+from tests.policy.flowset import generated_flows
 
 BUNDLE_REVISION = "sha256:" + "ab" * 32
 
@@ -29,16 +32,26 @@ class FakeOpa:
     It implements the parts of OPA's documented REST API the client uses:
     ``POST /v1/data/{path}`` with ``{"input": ...}`` answers ``{"result": ...}`` (no ``result`` key when the
     document is undefined), ``GET /v1/data/system/bundles`` answers the bundle manifests, ``GET /health``.
-    Decisions are evaluated by the embedded regopy engine, so both engines run the same Rego.
+    Decisions are evaluated by the embedded regopy engine, not by OPA: both engines run the same Rego, so
+    what the parity tests check is the wire (serialisation of the input and of the decision, HTTP
+    handling), not OPA's own evaluator. ``mode`` makes it misbehave like a real server can: ``"500"``
+    (OPA's internal_error), ``"503"``, ``"slow"`` (answers after ``delay`` seconds), ``"not_json"``,
+    ``"not_object"`` (a result that is not a decision).
     """
 
     def __init__(self, engine: EmbeddedPolicyEngine, bundle_revision: str | None = BUNDLE_REVISION):
         self.engine = engine
         self.bundle_revision = bundle_revision
         self.requests: list[tuple[str, str]] = []
+        self.inputs: list[object] = []
+        self.mode = "normal"
+        self.delay = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like OPA: one connection for a run of decisions
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 
@@ -72,7 +85,26 @@ class FakeOpa:
                 except json.JSONDecodeError:
                     self._send(400, {"code": "invalid_parameter", "message": "body is not JSON"})
                     return
+                if fake.mode == "slow":
+                    time.sleep(fake.delay)
+                elif fake.mode == "500":
+                    self._send(500, {"code": "internal_error", "message": "eval_conflict_error: complete rules"})
+                    return
+                elif fake.mode == "503":
+                    self._send(503, {"code": "unavailable", "message": "bundle not activated"})
+                    return
+                elif fake.mode == "not_json":
+                    payload = b"<html>proxy error</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                elif fake.mode == "not_object":
+                    self._send(200, {"result": ["not", "a", "decision"]})
+                    return
                 if self.path == "/v1/data/residency/decision":
+                    fake.inputs.append(body.get("input"))
                     self._send(200, {"result": fake.engine.evaluate(body.get("input"))})
                 else:
                     self._send(200, {})  # undefined document: OPA omits "result"
@@ -165,3 +197,87 @@ def test_load_engine_opa_with_cache(fake_opa):
 def test_bad_url_is_rejected():
     with pytest.raises(ValueError):
         OpaPolicyEngine("ftp://example")
+
+
+# --- wire parity on a large generated set -------------------------------------------------------------
+
+
+class _MemoEngine:
+    """The embedded engine with ``evaluate`` memoised on the canonical JSON of the input.
+
+    Used by the fake server and for the baseline: when the client puts exactly the flow's input on the
+    wire, both share one evaluation (rego-cpp needs ~10 ms per decision); when it does not, the inputs
+    differ, each is evaluated on its own and the decisions are compared for real.
+    """
+
+    def __init__(self, engine: EmbeddedPolicyEngine) -> None:
+        self.engine = engine
+        self.memo: dict[str, object] = {}
+
+    def evaluate(self, value: object) -> object:
+        key = json.dumps(value, sort_keys=True)
+        if key not in self.memo:
+            self.memo[key] = self.engine.evaluate(value)
+        return self.memo[key]
+
+
+def test_opa_and_embedded_agree_on_every_generated_flow(engine):
+    """Every flow of a generated set across all jurisdictions x categories x safeguards, flags, purposes,
+    transforms and volume boundaries gets the identical decision through the OPA Data API client (JSON
+    over HTTP both ways) as from the embedded engine, and the server receives exactly the flow's input."""
+    flows = [Flow.parse(f) for f in generated_flows()]
+    assert len(flows) > 650
+    memo = _MemoEngine(engine)
+    with FakeOpa(memo) as fake:  # type: ignore[arg-type]
+        through_opa = OpaPolicyEngine(fake.url, timeout=10.0).decide_many(flows)
+    assert fake.inputs == [f.to_input() for f in flows]
+    expected = [validate_decision(memo.evaluate(f.to_input())) for f in flows]
+    assert expected[:5] == engine.decide_many(flows[:5])  # the baseline is what EmbeddedPolicyEngine.decide gives
+    mismatches = [(f.to_input(), a, b) for f, a, b in zip(flows, through_opa, expected, strict=True) if a != b]
+    assert not mismatches, mismatches[:3]
+    assert {d.allow for d in expected} == {True, False}
+    assert {d.localization for d in expected} == {"none", "primary_in_country", "in_country_only"}
+    assert len({d.reasons[0] for d in expected}) > 100
+
+
+# --- OPA behaviours the client must handle ------------------------------------------------------------
+
+
+def test_undefined_result_without_result_key_is_an_evaluation_error(fake_opa):
+    opa = OpaPolicyEngine(fake_opa.url, path="residency/not_a_rule")
+    with pytest.raises(PolicyEvaluationError, match=r"data\.residency\.not_a_rule is undefined"):
+        opa.decide(FLOWS[0])
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "match"),
+    [
+        ("500", PolicyEvaluationError, r"rejected POST /v1/data/residency/decision \(500\).*eval_conflict_error"),
+        ("503", PolicyUnavailableError, r"OPA at 127\.0\.0\.1:\d+ answered 503"),
+        ("not_json", PolicyEvaluationError, "not JSON"),
+        ("not_object", PolicyEvaluationError, "not an object"),
+    ],
+)
+def test_server_errors_are_typed(fake_opa, mode, error, match):
+    fake_opa.mode = mode
+    with pytest.raises(error, match=match):
+        OpaPolicyEngine(fake_opa.url).decide(FLOWS[0])
+
+
+def test_timeout_is_unavailable_naming_the_host(fake_opa):
+    fake_opa.mode, fake_opa.delay = "slow", 1.5
+    opa = OpaPolicyEngine(fake_opa.url, timeout=0.3)
+    started = time.monotonic()
+    where = rf"OPA at 127\.0\.0\.1:{fake_opa.port}"
+    with pytest.raises(PolicyUnavailableError, match=rf"{where} is unreachable: ReadTimeout"):
+        opa.decide(FLOWS[0])
+    assert time.monotonic() - started < 1.4  # no retries behind the caller's back
+
+
+def test_refresh_revision_follows_a_new_bundle(fake_opa):
+    opa = OpaPolicyEngine(fake_opa.url, revision_ttl=float("inf"))
+    assert opa.revision == BUNDLE_REVISION
+    fake_opa.bundle_revision = "sha256:" + "cd" * 32
+    assert opa.revision == BUNDLE_REVISION  # ttl: not asked again on the decision path
+    assert opa.refresh_revision() == "sha256:" + "cd" * 32
+    assert opa.revision == "sha256:" + "cd" * 32

@@ -40,8 +40,17 @@ def test_suite_covers_every_jurisdiction_and_the_china_boundaries():
         "ca",
     ):
         assert any(n.startswith(f"test_{prefix}_") for n in names), prefix
+    # one test per jurisdiction pinning every category (machine .. core), in matrix_test.rego
+    for prefix in ("eu", "eea_efta", "uk", "ch", "us", "doj", "cn", "ru", "in", "vn", "sg", "jp", "kr", "br", "id",
+                   "sa", "au", "ca"):
+        assert f"test_{prefix}_matrix_every_category" in names, prefix
     for boundary in (
         "test_cn_boundary_exactly_100000_is_art8",
+        "test_cn_boundary_99999_with_one_sensitive_is_art8_not_exempt",
+        "test_vn_boundary_999999_is_important_and_1000000_is_core",
+        "test_vn_boundary_sensitive_exactly_10000_is_important",
+        "test_doj_personal_below_bulk_threshold_allowed",
+        "test_doj_sensitive_threshold_is_more_than_1000",
         "test_cn_boundary_exactly_1000000_is_art7",
         "test_cn_sensitive_exactly_10000_is_art7",
         "test_cn_sensitive_9999_is_art8",

@@ -7,8 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ingest.api.caller import CallerDep
 from ingest.api.deps import ApiSettingsDep, DeviceDep, RuntimeDep, region_store
-from ingest.api.models import Bucket, DevicePage, DevicePublic, ErrorPublic, LatestPublic, SeriesPublic
+from ingest.api.errors import BadParameterError
+from ingest.api.models import (
+    DevicePage,
+    DevicePublic,
+    ErrorPublic,
+    LatestPublic,
+    SeriesBucket,
+    SeriesPublic,
+)
 from ingest.api.service import devices as device_service
 from ingest.api.service import readings as reading_service
 
@@ -53,31 +62,67 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
 @router.get(
     "/{device_id}/latest",
     summary="Latest value of every field of a device in a region store",
-    responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
+    description=(
+        "Values of restricted fields (every category but machine) stored in a region the caller is not "
+        "authorised for (X-Regions) are redacted: value null, withheld true."
+    ),
+    responses={400: {"model": ErrorPublic, "description": "Unknown region, or bad X-Regions."}},
 )
 def get_latest(
-    device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, region: RegionQuery = None
+    device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
 ) -> LatestPublic:
     store = region_store(runtime, region, default=device.site.home_region)
-    return reading_service.latest(ref=device, store=store, settings=settings)
+    return reading_service.latest(ref=device, store=store, settings=settings, caller=caller)
 
 
 @router.get(
     "/{device_id}/series",
-    summary="Time-bucketed min/max/avg/count of a numeric field",
-    responses={400: {"model": ErrorPublic, "description": "Unknown field or region, bad window."}},
+    summary="Bucketed min/max/avg/count of a numeric field, or its raw readings",
+    description=(
+        "bucket=1m|5m|1h|1d: min/max/avg/count per bucket (aligned on UTC multiples), served from the "
+        "rollups (readings_1m for 1m/5m, readings_1h for 1h/1d); raw rows answer only the partial buckets "
+        "at the window's edges. bucket=raw: the stored readings, oldest first, paginated with limit and "
+        "cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
+        "of the device's site answers, and each bucket takes the store holding the most readings of it. "
+        "Restricted fields of a region the caller is not authorised for (X-Regions): 403."
+    ),
+    responses={
+        400: {"model": ErrorPublic, "description": "Unknown field or region, text field, inverted window, "
+              "too many points (names the limit), bad cursor."},
+        403: {"model": ErrorPublic, "description": "Restricted field of a region the caller may not read."},
+    },
 )
 def get_series(
     device: DeviceDep,
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
+    caller: CallerDep,
     name: Annotated[str, Query(description="Field name, declared in the device's profile.")],
     start: Annotated[datetime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
     end: Annotated[datetime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
-    bucket: Annotated[Bucket, Query(description="Bucket width.")] = "1m",
-    region: RegionQuery = None,
+    bucket: Annotated[SeriesBucket, Query(description="Bucket width, or raw for the stored readings.")] = "1m",
+    region: Annotated[
+        str | None,
+        Query(description="Region store to read (default: the site's home region), or 'all' to combine the "
+              "candidate regions (bucketed machine fields only)."),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, description="bucket=raw: points per page (at most the API's point limit).")
+    ] = 1000,
+    cursor: Annotated[str | None, Query(description="bucket=raw: next_cursor of the previous page.")] = None,
 ) -> SeriesPublic:
+    if region == reading_service.ALL_REGIONS:
+        if bucket == "raw":
+            raise BadParameterError("region", "region=all combines buckets: use a bucket, or one region for raw")
+        return reading_service.series_all_regions(
+            ref=device, runtime=runtime, settings=settings, name=name, start=start, end=end, bucket=bucket
+        )
     store = region_store(runtime, region, default=device.site.home_region)
+    if bucket == "raw":
+        return reading_service.raw_series(
+            ref=device, store=store, settings=settings, caller=caller, name=name, start=start, end=end,
+            limit=limit, cursor=cursor,
+        )
     return reading_service.series(
-        ref=device, store=store, settings=settings, name=name, start=start, end=end, bucket=bucket
+        ref=device, store=store, settings=settings, caller=caller, name=name, start=start, end=end, bucket=bucket
     )

@@ -158,3 +158,16 @@ test_cn_foreign_authority_request_needs_approval if {
 	d.localization == "in_country_only"
 	d.requires == ["STATE_APPROVAL"]
 }
+
+test_cn_boundary_99999_with_one_sensitive_is_art8_not_exempt if {
+	d := _cn({"category": "personal", "volume": {"individuals_ytd": 99999, "sensitive_individuals_ytd": 1}})
+	not d.allow
+	d.requires == ["CN_CERTIFICATION", "CN_STANDARD_CONTRACT"]
+	contains(d.reasons[0], "Art 8")
+}
+
+test_cn_boundary_sensitive_10000_wins_over_small_individual_count if {
+	d := _cn({"category": "personal", "volume": {"individuals_ytd": 5, "sensitive_individuals_ytd": 10000}})
+	d.localization == "primary_in_country"
+	d.requires == ["CN_SECURITY_ASSESSMENT"]
+}

@@ -96,7 +96,8 @@ test_unmodelled_origin_denied if {
 test_category_without_rule_denied if {
 	d := residency.decide({"origin": "DE", "destination": "US", "category": "important"})
 	not d.allow
-	contains(d.reasons[0], "EU/EEA: no rule for category important")
+	startswith(d.reasons[0], "EU GDPR Chapter V (Art 44-49): the EU/EEA rule table has no rule for category important")
+	contains(d.reasons[0], "default deny (cautious)")
 }
 
 test_requires_drops_codes_already_in_force if {

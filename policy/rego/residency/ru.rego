@@ -8,7 +8,20 @@
 #   collected elsewhere.
 package residency
 
-_ru_adequate(f) if f.destination in _entry_codes(data.residency_data.adequacy.RU_ADEQ.entries)
+# An adequacy entry named in RU_ADEQ.unconfirmed_entries (e.g. Convention 108 parties while Draft Law
+# 951518-8 is pending) does not count: the cautious side of an unconfirmed fact.
+_ru_adequate(f) if {
+	some e in data.residency_data.adequacy.RU_ADEQ.entries
+	not is_string(object.get(data.residency_data.adequacy, ["RU_ADEQ", "unconfirmed_entries", e], null))
+	f.destination in _entry_codes([e])
+}
+
+_ru_unconfirmed_notes(f) := [concat("", [trim_prefix(e, "group:"), ", but ", note]) |
+	some e in data.residency_data.adequacy.RU_ADEQ.entries
+	note := object.get(data.residency_data.adequacy, ["RU_ADEQ", "unconfirmed_entries", e], null)
+	is_string(note)
+	f.destination in _entry_codes([e])
+]
 
 _ru_alternatives(f) := [["RU_RKN_NOTIFIED"]] if {
 	_ru_adequate(f)
@@ -19,6 +32,13 @@ _ru_transfer_text(f) := concat("", [
 	" is adequate (Convention 108 party or RKN Order 128): Roskomnadzor must be notified before the first transfer",
 ]) if {
 	_ru_adequate(f)
+} else := concat("", [
+	f.destination,
+	" is in ", concat("; ", notes),
+	", so it is treated as not adequate (cautious): Roskomnadzor must be notified, the transfer may not start while the notification is under review, and it needs a ground such as written consent",
+]) if {
+	notes := _ru_unconfirmed_notes(f)
+	count(notes) > 0
 } else := concat("", [
 	f.destination,
 	" is not adequate: Roskomnadzor must be notified, the transfer may not start while the notification is under review, and it needs a ground such as written consent",

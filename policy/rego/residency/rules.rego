@@ -120,8 +120,9 @@ _info(reason) := _finding(true, "none", [], reason)
 _category_findings(f, rid, ec) := _rule_findings(f, rid, ec, _category_rule(rid, ec))
 
 _rule_findings(f, rid, ec, rule) := [_deny_hard("none", concat("", [
-	_regime_name(rid), ": no rule for category ", ec,
-	"; default deny",
+	object.get(data.residency_data.regimes, [rid, "law"], _regime_name(rid)),
+	": the ", _regime_name(rid), " rule table has no rule for category ", ec,
+	" from this origin; default deny (cautious) until one is added to data/regimes.json",
 ]))] if {
 	not is_object(rule)
 } else := _handler_findings(f, rule, ec) if {
@@ -297,6 +298,11 @@ _item_problems(f, item) := {p |
 	p := concat("", ["recipient.", flag, " is not true"])
 } | {p |
 	until := item.until
-	time.now_ns() > time.parse_rfc3339_ns(concat("", [until, "T23:59:59Z"]))
+	# Valid through the whole UTC day `until` (YYYY-MM-DD), expired from the next UTC day on: a decision
+	# depends on the UTC date only (the decision cache keys on it). Compared as ISO date strings:
+	# rego-cpp 1.5 answers undefined for time.parse_rfc3339_ns of a "...Z" time.
+	_utc_today > until
 	p := concat("", ["expired on ", until])
 }
+
+_utc_today := sprintf("%04d-%02d-%02d", time.date(time.now_ns()))

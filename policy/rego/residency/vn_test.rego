@@ -50,3 +50,21 @@ test_vn_personal_volume_makes_it_core if {
 	d.localization == "in_country_only"
 	d.requires == ["STATE_APPROVAL+VN_TIA_FILED"]
 }
+
+test_vn_boundary_999999_is_important_and_1000000_is_core if {
+	important := residency.decide({"origin": "VN", "destination": "SG", "category": "personal", "safeguards": ["VN_TIA_FILED"], "volume": {"individuals_ytd": 999999}})
+	important.localization == "none"
+	important.requires == ["STATE_APPROVAL"]
+	contains(important.reasons[1], "classified important")
+	core := residency.decide({"origin": "VN", "destination": "SG", "category": "personal", "safeguards": ["VN_TIA_FILED"], "volume": {"individuals_ytd": 1000000}})
+	core.localization == "in_country_only"
+	contains(core.reasons[1], "classified core")
+}
+
+test_vn_boundary_sensitive_exactly_10000_is_important if {
+	d := residency.decide({"origin": "VN", "destination": "SG", "category": "sensitive_personal", "safeguards": ["VN_TIA_FILED"], "volume": {"sensitive_individuals_ytd": 10000}})
+	not d.allow
+	d.localization == "none"
+	contains(d.reasons[1], "classified important")
+	residency.decide({"origin": "VN", "destination": "SG", "category": "sensitive_personal", "safeguards": ["VN_TIA_FILED"], "volume": {"sensitive_individuals_ytd": 9999}}).allow
+}

@@ -17,6 +17,7 @@ from ingest.api import ApiSettings
 from ingest.config import load_settings
 from ingest.registry import Registry
 from ingest.runtime import Runtime
+from ingest.store import rollups
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGISTRY_FILE = REPO_ROOT / "deploy" / "local" / "registry.yaml"
@@ -167,6 +168,7 @@ def seed_region(dsn: str, region: str, registry: Registry) -> None:
                     REVISION,
                 ),
             )
+        rollups.rebuild(conn)  # the rows above bypass RegionWriter, which maintains the rollups
 
 
 def seed_control(dsn: str) -> None:

@@ -121,3 +121,19 @@ def test_regions_and_sites(client: TestClient) -> None:
     assert sites["us-detroit"]["candidate_regions"] == ["us-east"]
     assert sites["fr-lyon"]["devices"] == 2
     assert sites["fr-lyon"]["home_region"] == "eu-central"
+
+
+def test_latest_redacts_personal_values_of_regions_outside_the_callers_set(client: TestClient) -> None:
+    path = "/api/v1/devices/de-munich-cnc-01/latest"
+    for header in ("us-east", ""):
+        body = client.get(path, headers={"X-Regions": header}).json()
+        fields = {f["name"]: f for f in body["fields"]}
+        assert (fields["operator_badge"]["value"], fields["operator_badge"]["withheld"]) == (None, True)
+        assert fields["operator_badge"]["category"] == "personal"  # that it exists is not withheld
+        assert (fields["spindle_temp_c"]["value"], fields["spindle_temp_c"]["withheld"]) == (46.0, False)
+    allowed = client.get(path, headers={"X-Regions": "eu-central"}).json()
+    badge = next(f for f in allowed["fields"] if f["name"] == "operator_badge")
+    assert (badge["value"], badge["withheld"]) == (BADGE_TOKEN, False)
+    unknown = client.get(path, headers={"X-Regions": "atlantis"})
+    assert unknown.status_code == 400
+    assert unknown.json()["detail"].startswith("X-Regions: unknown region(s) atlantis (known: ")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ingest.api.service.readings import bucket_count
-from tests.ingest.api.api_seed import T0
+from tests.ingest.api.api_seed import BADGE_TOKEN, T0
 
 SERIES = "/api/v1/devices/de-munich-cnc-01/series"
 
@@ -142,3 +142,84 @@ def test_bucket_count_counts_aligned_buckets() -> None:
     assert bucket_count(T0 + timedelta(seconds=30), T0 + 10 * minute, minute) == 10
     assert bucket_count(T0 + timedelta(seconds=30), T0 + 10 * minute + timedelta(seconds=1), minute) == 11
     assert bucket_count(T0, T0 + timedelta(seconds=1), timedelta(days=1)) == 1
+
+
+# --- rollups, raw pages, region=all, caller regions ------------------------------------------------
+
+
+def test_whole_buckets_come_from_the_rollups(client: TestClient) -> None:
+    aligned = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(360)}).json()
+    assert aligned["rollup"] == "readings_1m"
+    hour = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(0), "end": _at(7200), "bucket": "1h"})
+    assert hour.json()["rollup"] == "readings_1h"
+    # a window shorter than one rollup bucket is answered from raw rows only
+    short = client.get(SERIES, params={"name": "spindle_temp_c", "start": _at(10), "end": _at(50)}).json()
+    assert short["rollup"] is None
+    assert _points(short) == [(T0, 40.0, 42.0, 41.0, 2)]
+
+
+def test_day_buckets_from_hour_rollups(client: TestClient) -> None:
+    day_start = T0.replace(hour=0)
+    body = client.get(SERIES, params={"name": "spindle_temp_c", "start": day_start.isoformat(),
+                                      "end": (day_start + timedelta(days=2)).isoformat(), "bucket": "1d"}).json()
+    assert body["rollup"] == "readings_1h"
+    assert _points(body) == [(day_start, 40.0, 50.0, 44.4, 5)]
+
+
+def test_raw_readings_are_paginated(client: TestClient) -> None:
+    params = {"name": "spindle_temp_c", "start": _at(0), "end": _at(600), "bucket": "raw", "limit": "2"}
+    first = client.get(SERIES, params=params).json()
+    assert (first["bucket"], first["limit"], first["points"]) == ("raw", 2, [])
+    assert [(r["seq"], r["idx"], r["value"]) for r in first["readings"]] == [(1, 0, 40.0), (1, 1, 42.0)]
+    second = client.get(SERIES, params={**params, "cursor": first["next_cursor"]}).json()
+    assert [r["value"] for r in second["readings"]] == [50.0, 44.0]
+    third = client.get(SERIES, params={**params, "cursor": second["next_cursor"]}).json()
+    assert [r["value"] for r in third["readings"]] == [46.0]
+    assert third["next_cursor"] is None
+    # text fields are readable raw (pseudonymized tokens here)
+    badge = client.get(SERIES, params={**params, "name": "operator_badge", "limit": "10"}).json()
+    assert [(r["value"], r["transform"]) for r in badge["readings"]] == [
+        ("ps_0000aa", "pseudonymized"), (BADGE_TOKEN, "pseudonymized")
+    ]
+
+
+def test_raw_bad_parameters(client: TestClient) -> None:
+    body = _error(client, 400, name="spindle_temp_c", bucket="raw", limit="10001")
+    assert body == {"detail": "limit: at most 10000 raw points per page (limit 10000)", "parameter": "limit"}
+    assert _error(client, 400, name="spindle_temp_c", bucket="raw", cursor="not-a-cursor")["parameter"] == "cursor"
+    assert _error(client, 422, name="spindle_temp_c", bucket="raw", limit="0")["detail"][0]["loc"] == ["query", "limit"]
+    assert _error(client, 400, name="spindle_temp_c", bucket="raw", start=_at(5), end=_at(1))["parameter"] == "start"
+
+
+def test_region_all_combines_copies_without_counting_twice(client: TestClient) -> None:
+    # spindle_speed_rpm 1200 @ +300 s is stored in eu-central (home) and copied to us-east (analytics)
+    params = {"name": "spindle_speed_rpm", "start": _at(0), "end": _at(600), "region": "all"}
+    body = client.get(SERIES, params=params).json()
+    assert (body["region"], body["regions"]) == ("all", ["eu-central", "us-east"])
+    assert _points(body) == [(T0 + timedelta(minutes=5), 1200.0, 1200.0, 1200.0, 1)]
+
+
+def test_region_all_is_for_bucketed_machine_data(client: TestClient) -> None:
+    personal = _error(client, 400, name="operator_badge", region="all")
+    assert personal["parameter"] == "region"
+    assert "only machine data is combined across regions" in personal["detail"]
+    assert _error(client, 400, name="spindle_temp_c", region="all", bucket="raw")["parameter"] == "region"
+
+
+def test_personal_fields_need_the_region_in_the_callers_set(client: TestClient) -> None:
+    params = {"name": "operator_badge", "start": _at(0), "end": _at(600), "bucket": "raw"}
+    denied = client.get(SERIES, params=params, headers={"X-Regions": "us-east"})
+    assert denied.status_code == 403
+    assert denied.json()["detail"] == (
+        "field 'operator_badge' of device 'de-munich-cnc-01' is personal data stored in region 'eu-central'; "
+        "the caller is authorised for personal data of: us-east (X-Regions)"
+    )
+    assert client.get(SERIES, params=params, headers={"X-Regions": ""}).status_code == 403
+    assert client.get(SERIES, params=params, headers={"X-Regions": "eu-central, us-east"}).status_code == 200
+    assert client.get(SERIES, params=params, headers={"X-Regions": "*"}).status_code == 200
+    # machine fields are not restricted
+    machine = {"name": "spindle_temp_c", "start": _at(0), "end": _at(600)}
+    assert client.get(SERIES, params=machine, headers={"X-Regions": ""}).status_code == 200
+    bad = client.get(SERIES, params=params, headers={"X-Regions": "eu-central,moon"})
+    assert bad.status_code == 400
+    assert bad.json()["parameter"] == "X-Regions"

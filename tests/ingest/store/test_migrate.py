@@ -1,33 +1,112 @@
+"""Versioned migrations: ordered, applied once (twice, concurrently), per backend, and upgrades keep rows."""
+
 import threading
+import uuid
+from datetime import UTC, datetime
 
 import psycopg
+import pytest
 
 from devstack import PostgresServer
-from ingest.store.migrate import enable_timescaledb, migrate, migration_files
+from ingest.errors import StoreUnavailableError
+from ingest.store import partitions, rollups
+from ingest.store.migrate import (
+    enable_timescaledb,
+    migrate,
+    migration_files,
+    migrations,
+    store_backend,
+    timescaledb_available,
+)
 
 
 def test_migrations_are_ordered_and_named() -> None:
-    versions = [v for v, _ in migration_files("region")]
-    assert versions == sorted(versions) and versions[0].startswith("0001_")
+    plain = [v for v, _ in migration_files("region", "plain")]
+    timescale = [v for v, _ in migration_files("region", "timescaledb")]
+    assert plain == sorted(plain) and timescale == sorted(timescale)
+    assert plain[:3] == ["0001_readings", "0002_partitioned_readings", "0003_rollups"]
+    assert timescale[:3] == ["0001_readings", "0002_timescaledb_hypertable", "0003_timescaledb_rollups"]
+    # files without a backend suffix (0001, the quarantine table...) apply to both
+    common = {m.version for m in migrations("region") if m.backend is None}
+    assert "0001_readings" in common and common <= set(plain) and common <= set(timescale)
+    assert all(v[:4].isdigit() and v[4] == "_" for v in plain + timescale)
 
 
 def test_migrate_twice_and_concurrently(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("migrate_concurrent")
     results: list[list[str]] = []
-    threads = [threading.Thread(target=lambda: results.append(migrate(dsn, "region", store="r"))) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(migrate(dsn, "region", store="r"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     applied = [v for r in results for v in r]
-    assert applied == [v for v, _ in migration_files("region")]  # each version applied exactly once
+    expected = [v for v, _ in migration_files("region", "plain")]
+    assert sorted(applied) == expected  # each version applied exactly once, by one of the replicas
     assert migrate(dsn, "region", store="r") == []
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone() == (0,)
+        recorded = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY applied_at, version")]
+        assert recorded == expected  # and in version order
+        assert store_backend(conn) == "plain"
+        assert partitions.is_partitioned(conn)
+        assert rollups.maintained_at_write(conn)
 
 
 def test_plain_postgresql_path_without_timescaledb(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("no_timescale")
+    with psycopg.connect(dsn) as conn:
+        assert timescaledb_available(conn) is False
     migrate(dsn, "region", store="r")
     assert enable_timescaledb(dsn, store="r", mode="auto") is False
     assert enable_timescaledb(dsn, store="r", mode="off") is False
+    with pytest.raises(StoreUnavailableError, match="store r: INGEST_TIMESCALEDB=on"):
+        enable_timescaledb(dsn, store="r", mode="on")
+
+
+def test_mode_on_without_the_extension_names_the_store(pg_server: PostgresServer) -> None:
+    fresh = pg_server.create_database("timescale_required")
+    with pytest.raises(StoreUnavailableError, match="store eu-central: INGEST_TIMESCALEDB=on but the timescaledb"):
+        migrate(fresh, "region", store="eu-central", timescaledb="on")
+    plain = pg_server.create_database("timescale_required_plain")
+    migrate(plain, "region", store="eu-central", timescaledb="off")
+    with pytest.raises(StoreUnavailableError, match="created on plain PostgreSQL"):
+        migrate(plain, "region", store="eu-central", timescaledb="on")
+    assert migrate(plain, "region", store="eu-central", timescaledb="auto") == []  # the backend is kept
+
+
+def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server: PostgresServer) -> None:
+    """A store migrated by the previous version (0001 only, unpartitioned readings, rows in it)."""
+    dsn = pg_server.create_database("migrate_upgrade")
+    version, sql = migration_files("region")[0]
+    ts = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
+                     " DEFAULT now())")
+        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        for i, value in enumerate((1.0, 2.0, 6.0)):
+            conn.execute(
+                "INSERT INTO readings (device_id, seq, idx, name, ts, site_id, origin_country, category, num,"
+                " decision_id, policy_revision) VALUES ('d', 1, %s, 'p', %s, 's', 'DE', 'machine', %s, %s, 'r')",
+                (i, ts, value, uuid.uuid4()),
+            )
+    applied = migrate(dsn, "region", store="r")
+    assert applied[:2] == ["0002_partitioned_readings", "0003_rollups"]
+    with psycopg.connect(dsn) as conn:
+        assert partitions.is_partitioned(conn)
+        assert conn.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall() == [
+            ("readings_default", 3)
+        ]
+        assert conn.execute("SELECT count, sum, min, max FROM readings_1h").fetchall() == [(3, 9.0, 1.0, 6.0)]
+        assert rollups.verify(conn, start=ts, end=ts) == []
+        assert conn.execute("SELECT to_regclass('readings_v1')").fetchone() == (None,)

@@ -1,23 +1,43 @@
+"""RegionWriter on plain PostgreSQL: idempotent inserts, and rollups maintained from new rows only."""
+
+import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
 from devstack import PostgresServer
 from ingest.errors import StoreUnavailableError
+from ingest.store import rollups
 from ingest.store.migrate import migrate
 from ingest.store.region import RegionWriter
 
+T0 = datetime(2026, 11, 22, 7, 0, 0, tzinfo=UTC)
+DAY = (T0 - timedelta(days=1), T0 + timedelta(days=1))
 
-def _row(seq: int, idx: int, name: str, num: float | None = None, txt: str | None = None) -> tuple:
-    return ("dev-1", seq, idx, name, datetime(2026, 11, 22, 7, 0, idx, tzinfo=UTC), "site-1", "DE", "machine",
-            num, txt, None, uuid.uuid4(), "sha256:abc")
+
+def _row(seq: int, idx: int, name: str, num: float | None = None, txt: str | None = None, *,
+         device: str = "dev-1", at: datetime | None = None) -> tuple:
+    ts = at if at is not None else T0 + timedelta(seconds=idx)
+    return (device, seq, idx, name, ts, "site-1", "DE", "machine", num, txt, None, uuid.uuid4(), "sha256:abc")
+
+
+def _store(pg: PostgresServer, name: str) -> str:
+    dsn = pg.create_database(name)
+    migrate(dsn, "region", store="eu")
+    return dsn
+
+
+def _rollup(dsn: str, table: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            f"SELECT device_id, name, bucket, count, sum, min, max FROM {table} ORDER BY 1, 2, 3"  # type: ignore[arg-type]
+        ).fetchall()
 
 
 def test_write_is_idempotent(pg_server: PostgresServer) -> None:
-    dsn = pg_server.create_database("writer_idem")
-    migrate(dsn, "region", store="eu")
+    dsn = _store(pg_server, "writer_idem")
     writer = RegionWriter("eu", dsn)
     rows = [_row(1, 0, "power_kw", 1.5), _row(1, 1, "power_kw", 2.5), _row(1, 0, "badge", txt="B-1")]
     assert writer.write(rows) == 3
@@ -28,6 +48,114 @@ def test_write_is_idempotent(pg_server: PostgresServer) -> None:
     assert got == [(1, 0, "badge", None, "B-1"), (1, 0, "power_kw", 1.5, None), (1, 1, "power_kw", 2.5, None),
                    (2, 0, "power_kw", 9.0, None)]
     writer.close()
+
+
+def test_rollups_count_new_rows_only(pg_server: PostgresServer) -> None:
+    dsn = _store(pg_server, "writer_rollups")
+    writer = RegionWriter("eu", dsn)
+    first = [_row(1, 0, "power_kw", 1.5), _row(1, 1, "power_kw", 2.5), _row(1, 0, "badge", txt="B-1")]
+    assert writer.write(first) == 3
+    assert writer.maintains_rollups
+    minute = rollups.floor_to(T0, timedelta(minutes=1))
+    assert _rollup(dsn, "readings_1m") == [("dev-1", "power_kw", minute, 2, 4.0, 1.5, 2.5)]  # text rows: none
+    assert _rollup(dsn, "readings_1h") == [("dev-1", "power_kw", T0.replace(minute=0), 2, 4.0, 1.5, 2.5)]
+
+    # a redelivery plus one new row, one new lower value, and a row in the next minute
+    later = [_row(2, 0, "power_kw", 0.5), _row(3, 0, "power_kw", 7.0, at=T0 + timedelta(seconds=61))]
+    assert writer.write([*first, *later]) == 2
+    assert writer.write(later) == 0
+    assert _rollup(dsn, "readings_1m") == [
+        ("dev-1", "power_kw", minute, 3, 4.5, 0.5, 2.5),
+        ("dev-1", "power_kw", minute + timedelta(minutes=1), 1, 7.0, 7.0, 7.0),
+    ]
+    assert _rollup(dsn, "readings_1h") == [("dev-1", "power_kw", T0.replace(minute=0), 4, 11.5, 0.5, 7.0)]
+    with psycopg.connect(dsn) as conn:
+        assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
+    writer.close()
+
+
+def test_a_failed_write_changes_neither_rows_nor_rollups(pg_server: PostgresServer) -> None:
+    dsn = _store(pg_server, "writer_atomic")
+    writer = RegionWriter("eu", dsn)
+    assert writer.write([_row(1, 0, "power_kw", 1.0)]) == 1
+    bad = _row(2, 0, "power_kw", 5.0)
+    bad = (*bad[:5], None, *bad[6:])  # site_id NULL violates NOT NULL: the whole flush fails
+    with pytest.raises(StoreUnavailableError, match="store eu"):
+        writer.write([_row(2, 1, "power_kw", 3.0), bad])
+    assert _rollup(dsn, "readings_1m")[0][3:] == (1, 1.0, 1.0, 1.0)
+    assert writer.write([_row(2, 1, "power_kw", 3.0)]) == 1  # reconnects and carries on
+    assert _rollup(dsn, "readings_1m")[0][3:] == (2, 4.0, 1.0, 3.0)
+    writer.close()
+
+
+def test_concurrent_overlapping_writers_keep_rollups_exact(pg_server: PostgresServer) -> None:
+    """Two replicas receiving the same batches (redelivery after a lost ack) in different orders."""
+    dsn = _store(pg_server, "writer_concurrent")
+    batches = [
+        [_row(seq, i, name, float(seq * 10 + i), device=f"dev-{seq % 3}",
+              at=T0 + timedelta(seconds=seq * 7 + i)) for i in range(20) for name in ("a", "b")]
+        for seq in range(40)
+    ]
+    written: list[int] = []
+    errors: list[BaseException] = []
+
+    def replica(order: list[list[tuple]]) -> None:
+        writer = RegionWriter("eu", dsn)
+        try:
+            written.append(sum(writer.write(batch) for batch in order))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            writer.close()
+
+    threads = [threading.Thread(target=replica, args=(order,))
+               for order in (batches, list(reversed(batches)), batches[::2] + batches[1::2])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(written) == 40 * 20 * 2  # every reading inserted exactly once, whoever wrote it
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT sum(count) FROM readings_1m").fetchone() == (1600,)
+        assert conn.execute("SELECT sum(count) FROM readings_1h").fetchone() == (1600,)
+        assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
+
+
+def test_rollups_are_left_to_timescaledb_where_they_are_views(pg_server: PostgresServer) -> None:
+    """Where readings_1m/1h are not tables (continuous aggregates), the writer inserts raw rows only."""
+    dsn = _store(pg_server, "writer_views")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DROP TABLE readings_1m, readings_1h")
+        for table, width in (("readings_1m", "1 minute"), ("readings_1h", "1 hour")):
+            conn.execute(
+                f"CREATE VIEW {table} AS SELECT device_id, name, date_bin('{width}', ts, '2000-01-01') AS bucket,"
+                " count(num) AS count, sum(num) AS sum, min(num) AS min, max(num) AS max FROM readings"
+                " WHERE num IS NOT NULL GROUP BY 1, 2, 3"
+            )
+    writer = RegionWriter("eu", dsn)
+    assert writer.write([_row(1, 0, "power_kw", 1.0), _row(1, 0, "power_kw", 1.0)]) == 1
+    assert not writer.maintains_rollups
+    assert _rollup(dsn, "readings_1m")[0][3:] == (1, 1.0, 1.0, 1.0)
+    writer.close()
+
+
+def test_rebuild_recomputes_rollups_from_raw_rows(pg_server: PostgresServer) -> None:
+    dsn = _store(pg_server, "writer_rebuild")
+    RegionWriter("eu", dsn).write([_row(1, i, "power_kw", float(i)) for i in range(5)])
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE readings_1m SET count = 99")
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, idx, name, ts, site_id, origin_country, category, num,"
+            " decision_id, policy_revision) VALUES ('dev-2', 1, 0, 'power_kw', %s, 's', 'DE', 'machine', 4,"
+            " gen_random_uuid(), 'r')", (T0,),
+        )
+        broken = rollups.verify(conn, start=DAY[0], end=DAY[1])
+        assert {(m.table, m.device_id) for m in broken} == {
+            ("readings_1m", "dev-1"), ("readings_1m", "dev-2"), ("readings_1h", "dev-2")
+        }
+        rollups.rebuild(conn, T0 - timedelta(minutes=5), T0 + timedelta(minutes=5))
+        assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
 
 
 def test_unreachable_store_names_the_region() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks that measure the platform against baselines taken in the same run."""

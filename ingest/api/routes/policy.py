@@ -1,0 +1,134 @@
+"""The residency policy of this replica: status, drafts, activation without restart, history, what-if.
+
+Changes need an ``X-Actor`` header naming the compliance officer (recorded as ``activated_by`` /
+``uploaded_by``). It is not authentication: that comes in a later issue.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.models import (
+    ActivateRequest,
+    ActivationPage,
+    ActivationPublic,
+    DraftCheckPublic,
+    DraftPublic,
+    ErrorPublic,
+    PolicyStatusPublic,
+    WhatIfPublic,
+    WhatIfRequest,
+)
+from ingest.api.service import policy as service
+
+router = APIRouter(
+    prefix="/policy",
+    tags=["policy"],
+    responses={503: {"model": ErrorPublic, "description": "No policy runtime here, or the control store is down."}},
+)
+
+ActorHeader = Annotated[
+    str | None,
+    Header(alias="X-Actor", description="Who makes the change (required; authentication comes later)."),
+]
+
+
+@router.get("", summary="The active policy revision, engine, load time and decision cache")
+def get_policy(runtime: RuntimeDep) -> PolicyStatusPublic:
+    return service.status(runtime=runtime)
+
+
+@router.get("/activations", summary="Activation attempts (accepted and refused), newest first")
+def list_activations(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    outcome: Literal["accepted", "refused"] | None = None,
+    source: Literal["startup", "file", "api", "opa"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ActivationPage:
+    return service.list_activations(
+        runtime=runtime, settings=settings, limit=limit, offset=offset, outcome=outcome, source=source
+    )
+
+
+@router.get("/drafts", summary="Uploaded drafts, newest first (without their files)")
+def list_drafts(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DraftPublic]:
+    return service.list_drafts(runtime=runtime, settings=settings, limit=limit, offset=offset)
+
+
+@router.post(
+    "/drafts",
+    status_code=201,
+    summary="Upload a draft policy",
+    description=(
+        "Body: a `.tar.gz` (`Content-Type: application/gzip`) as written by "
+        "`python -m policy bundle --with-tests draft.tar.gz --policy-dir DRAFT_DIR`, or a tar.gz of a policy "
+        "directory (`rego/`, `data/`), or JSON `{\"rego/residency/x.rego\": \"...\", \"data/x.json\": \"...\"}`. "
+        "The draft is stored under the revision its files hash to, loaded and tested; the answer says whether "
+        "an activation would be accepted."
+    ),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+    }}},
+    responses={
+        401: {"model": ErrorPublic, "description": "No X-Actor header."},
+        409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
+        413: {"model": ErrorPublic, "description": "Larger than INGEST_POLICY_DRAFT_MAX_BYTES."},
+        415: {"model": ErrorPublic, "description": "Neither application/gzip nor application/json."},
+        422: {"model": ErrorPublic, "description": "Not a policy directory (bad archive, path or file type)."},
+    },
+)
+async def upload_draft(request: Request, runtime: RuntimeDep, x_actor: ActorHeader = None) -> DraftCheckPublic:
+    uploaded_by = service.actor(x_actor)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > runtime.settings.policy_draft_max_bytes:
+        raise service.DraftTooLargeError(
+            f"the draft is {declared} bytes; the limit is {runtime.settings.policy_draft_max_bytes}"
+        )
+    body = await request.body()
+    return await run_in_threadpool(
+        service.upload_draft,
+        runtime=runtime,
+        body=body,
+        content_type=request.headers.get("content-type", ""),
+        uploaded_by=uploaded_by,
+    )
+
+
+@router.post(
+    "/activate",
+    summary="Activate an uploaded draft (after it loads and its Rego tests pass)",
+    responses={
+        401: {"model": ErrorPublic, "description": "No X-Actor header."},
+        404: {"model": ErrorPublic, "description": "No draft with that revision."},
+        409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
+        422: {"model": ErrorPublic, "description": "Refused: the draft does not load or its tests fail."},
+    },
+)
+def activate(body: ActivateRequest, runtime: RuntimeDep, x_actor: ActorHeader = None) -> ActivationPublic:
+    return service.activate(
+        runtime=runtime, revision=body.revision, activated_by=service.actor(x_actor), draft_id=body.draft_id
+    )
+
+
+@router.post(
+    "/whatif",
+    summary="Replay recorded decisions of a window against a draft",
+    responses={
+        404: {"model": ErrorPublic, "description": "No draft with that revision."},
+        422: {"model": ErrorPublic, "description": "The draft does not load, or the window is empty."},
+    },
+)
+def post_whatif(body: WhatIfRequest, runtime: RuntimeDep) -> WhatIfPublic:
+    return service.run_whatif(runtime=runtime, request=body)

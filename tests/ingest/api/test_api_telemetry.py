@@ -1,0 +1,256 @@
+"""GET /sites/{site}/summary and GET /metrics/{name}/aggregate against stores written by the real
+RegionWriter with recent readings (the last hour), and rollup-vs-raw equivalence of the series service.
+
+The Munich site's readings are in eu-central (home); us-east (analytics) holds a copy of part of the
+machine readings of one device, as the policy's central copy would.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from devstack import PostgresServer
+from ingest.api import create_app
+from ingest.api.caller import get_caller
+from ingest.api.deps import RegionStore, resolve_device
+from ingest.api.errors import BadParameterError
+from ingest.api.service import readings as reading_service
+from ingest.registry import Registry
+from ingest.runtime import Runtime
+from ingest.store.migrate import migrate
+from ingest.store.region import RegionWriter
+from tests.ingest.api.api_seed import FAST, build_runtime, close_runtime, seed_control
+
+CNC, PRESS = "de-munich-cnc-01", "de-munich-press-01"
+
+
+@dataclass
+class Recent:
+    runtime: Runtime
+    client: TestClient
+    base: datetime
+    values: dict[tuple[str, str], list[tuple[datetime, float]]]  # (device, name) -> readings in eu-central
+    copied: list[tuple[datetime, float]]  # power_kw of CNC also stored in us-east
+
+
+def _row(device: str, seq: int, idx: int, name: str, ts: datetime, value: float | str, category: str) -> tuple:
+    return (device, seq, idx, name, ts, "de-munich", "DE", category,
+            value if isinstance(value, float) else None, value if isinstance(value, str) else None,
+            "pseudonymized" if isinstance(value, str) else None, uuid.uuid4(), "sha256:recent")
+
+
+@pytest.fixture(scope="module")
+def recent(api_pg: PostgresServer, api_registry: Registry) -> Iterator[Recent]:
+    control = api_pg.create_database("recent_control")
+    migrate(control, "control", store="control")
+    seed_control(control)  # gateways: gw-munich-1 (online) lists both Munich devices
+    regions = {}
+    for region in api_registry.regions:
+        regions[region] = api_pg.create_database(f"recent_{region.replace('-', '_')}")
+        migrate(regions[region], "region", store=region)
+    base = (datetime.now(UTC) - timedelta(minutes=50)).replace(microsecond=0)
+    values: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
+    eu: list[tuple] = []
+    for k in range(80):  # CNC: every 30 s for 40 minutes
+        ts = base + timedelta(seconds=30 * k)
+        for name, value in (("power_kw", 5.0 + k % 7), ("spindle_temp_c", 40.0 + (k * 3) % 11)):
+            values.setdefault((CNC, name), []).append((ts, value))
+            eu.append(_row(CNC, k, 0, name, ts, value, "machine"))
+    eu.append(_row(CNC, 80, 0, "operator_badge", base + timedelta(minutes=41), "ps_recent", "personal"))
+    for k in range(40):  # press: every 45 s for 30 minutes
+        ts = base + timedelta(seconds=45 * k)
+        values.setdefault((PRESS, "power_kw"), []).append((ts, 10.0 + k % 5))
+        eu.append(_row(PRESS, k, 0, "power_kw", ts, 10.0 + k % 5, "machine"))
+    copied = values[(CNC, "power_kw")][:40]
+    us = [_row(CNC, k, 0, "power_kw", ts, v, "machine") for k, (ts, v) in enumerate(copied)]
+    for region, rows in (("eu-central", eu), ("us-east", us)):
+        writer = RegionWriter(region, regions[region])
+        writer.write(rows)
+        writer.close()
+    runtime = build_runtime(control, regions, api_registry, None)
+    try:
+        yield Recent(runtime, TestClient(create_app(runtime, settings=FAST)), base, values, copied)
+    finally:
+        close_runtime(runtime)
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {"min": min(values), "max": max(values), "avg": pytest.approx(sum(values) / len(values)),
+            "count": len(values)}
+
+
+# --- site summary --------------------------------------------------------------------------------
+
+
+def test_site_summary(recent: Recent) -> None:
+    body = recent.client.get("/api/v1/sites/de-munich/summary").json()
+    assert (body["site_id"], body["home_region"], body["candidate_regions"]) == (
+        "de-munich", "eu-central", ["eu-central", "us-east"]
+    )
+    assert (body["devices_total"], body["online"], body["offline"], body["unknown"]) == (2, 2, 0, 0)
+    assert body["readings_last_hour"] == 80 * 2 + 1 + 40
+    assert body["readings_last_hour_by_region"] == {"eu-central": 201, "us-east": 40}
+    metrics = {m["name"]: m for m in body["metrics"]}
+    # every field declared by the two profiles, each once
+    assert sorted(metrics) == sorted(set(recent.runtime.registry.profiles["cnc_mill"].fields)
+                                     | set(recent.runtime.registry.profiles["injection_press"].fields))
+    power = metrics["power_kw"]
+    assert (power["devices"], power["unit"], power["category"], power["withheld"]) == (2, "kW", "machine", False)
+    last_cnc = recent.values[(CNC, "power_kw")][-1]
+    assert power["latest"]["device_id"] == CNC  # the CNC reported last
+    assert (datetime.fromisoformat(power["latest"]["ts"]), power["latest"]["value"]) == last_cnc
+    both = [v for key in ((CNC, "power_kw"), (PRESS, "power_kw")) for _, v in recent.values[key]]
+    assert power["last_hour"] == _stats(both)
+    assert metrics["barrel_temp_c"]["latest"] is None
+    assert metrics["barrel_temp_c"]["last_hour"] == {"min": None, "max": None, "avg": None, "count": 0}
+    badge = metrics["operator_badge"]
+    assert (badge["category"], badge["latest"]["value"], badge["withheld"]) == ("personal", "ps_recent", False)
+    assert [d["device_id"] for d in body["devices"]] == [CNC, PRESS]
+    assert {d["status"] for d in body["devices"]} == {"online"}
+
+
+def test_site_summary_withholds_personal_values_and_pages_devices(recent: Recent) -> None:
+    body = recent.client.get("/api/v1/sites/de-munich/summary", params={"limit": 1, "offset": 1},
+                             headers={"X-Regions": "us-east"}).json()
+    metrics = {m["name"]: m for m in body["metrics"]}
+    badge = metrics["operator_badge"]
+    assert (badge["withheld"], badge["last_hour"], badge["latest"]["value"], badge["latest"]["withheld"]) == (
+        True, None, None, True
+    )
+    assert metrics["power_kw"]["withheld"] is False
+    assert (body["limit"], body["offset"], [d["device_id"] for d in body["devices"]]) == (1, 1, [PRESS])
+    assert body["devices_total"] == 2
+
+
+def test_site_summary_errors(recent: Recent) -> None:
+    missing = recent.client.get("/api/v1/sites/atlantis/summary")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "unknown site 'atlantis'"}
+    assert recent.client.get("/api/v1/sites/de-munich/summary", params={"limit": 0}).status_code == 422
+    assert recent.client.get("/api/v1/sites/de-munich/summary", params={"limit": 1001}).status_code == 422
+
+
+# --- cross-region aggregate ----------------------------------------------------------------------
+
+
+def test_metric_aggregate_combines_regions_without_counting_copies_twice(recent: Recent) -> None:
+    start, end = recent.base - timedelta(minutes=10), recent.base + timedelta(minutes=60)
+    body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
+        "site": "de-munich", "start": start.isoformat(), "end": end.isoformat(), "bucket": "1h"}).json()
+    assert (body["name"], body["category"], body["unit"], body["site"]) == ("power_kw", "machine", "kW", "de-munich")
+    assert body["regions"] == [{"region": "eu-central", "readings": 120}, {"region": "us-east", "readings": 40}]
+    cnc = [v for _, v in recent.values[(CNC, "power_kw")]]
+    press = [v for _, v in recent.values[(PRESS, "power_kw")]]
+    assert body["total"] == _stats(cnc + press)  # 120, not 160: the us-east copy is not added
+    devices = {d["device_id"]: d for d in body["devices"]}
+    assert {k: v for k, v in devices[CNC].items() if k not in ("device_id", "site")} == _stats(cnc)
+    assert {k: v for k, v in devices[PRESS].items() if k not in ("device_id", "site")} == _stats(press)
+    assert sum(p["count"] for p in body["points"]) == 120
+
+
+def test_metric_aggregate_over_every_site(recent: Recent) -> None:
+    start = recent.base - timedelta(minutes=10)
+    body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
+        "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}).json()
+    assert body["site"] is None
+    assert [r["region"] for r in body["regions"]] == ["ap-southeast", "cn-north", "eu-central", "us-east"]
+    assert body["total"]["count"] == 120
+    declaring = sorted(d for d in recent.runtime.registry.devices
+                       if "power_kw" in recent.runtime.registry.profile_of(d).fields)
+    assert body["devices_total"] == len(body["devices"]) == len(declaring)
+    page = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
+        "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(), "limit": 2, "offset": 1}).json()
+    assert [d["device_id"] for d in page["devices"]] == declaring[1:3]
+    assert (page["devices_total"], page["total"]) == (len(declaring), body["total"])  # totals cover every device
+
+
+def test_metric_aggregate_errors(recent: Recent) -> None:
+    def error(status: int, name: str = "power_kw", **params: str) -> dict[str, Any]:
+        response = recent.client.get(f"/api/v1/metrics/{name}/aggregate", params=params)
+        assert response.status_code == status, response.text
+        return cast(dict[str, Any], response.json())
+
+    unknown = error(400, "warp_factor")
+    assert (unknown["parameter"], unknown["detail"].startswith("name: unknown metric 'warp_factor' (declared: ")) == (
+        "name", True
+    )
+    personal = error(400, "operator_badge", site="de-munich")
+    assert personal["detail"] == (
+        "name: metric 'operator_badge' is personal data: only machine data is aggregated across regions"
+    )
+    assert error(400, site="atlantis")["parameter"] == "site"
+    assert error(400, "barrel_temp_c", site="fr-lyon")["detail"] == (
+        "name: no device of site 'fr-lyon' declares metric 'barrel_temp_c'"
+    )
+    now = datetime.now(UTC)
+    assert error(400, start=now.isoformat(), end=(now - timedelta(hours=1)).isoformat())["parameter"] == "start"
+    too_many = error(400, start=(now - timedelta(days=30)).isoformat(), end=now.isoformat(), bucket="1m")
+    assert too_many["parameter"] == "bucket" and "(limit 10000)" in too_many["detail"]
+    assert error(422, bucket="2m")["detail"][0]["loc"] == ["query", "bucket"]
+
+
+# --- rollups answer exactly what the raw rows give -----------------------------------------------
+
+
+def test_rollup_answers_equal_raw_answers_for_any_window(recent: Recent) -> None:
+    ref = resolve_device(recent.runtime.registry, CNC)
+    store = RegionStore("eu-central", recent.runtime.regions["eu-central"])
+    caller = SimpleNamespace(require=lambda *_: None)
+    rng = random.Random(7)
+    served_by_rollups = 0
+    for _ in range(40):
+        start = recent.base + timedelta(seconds=rng.randrange(-600, 2400))
+        end = start + timedelta(seconds=rng.randrange(1, 7200))
+        bucket = rng.choice(["1m", "5m", "1h", "1d"])
+        args = {"ref": ref, "store": store, "settings": FAST, "caller": caller, "name": "power_kw",
+                "start": start, "end": end, "bucket": bucket}
+        fast = reading_service.series(**args)  # type: ignore[arg-type]
+        slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]
+        served_by_rollups += fast.rollup is not None
+        assert slow.rollup is None
+        assert [(p.ts, p.min, p.max, p.count) for p in fast.points] == [
+            (p.ts, p.min, p.max, p.count) for p in slow.points
+        ], (start, end, bucket)
+        assert [p.avg for p in fast.points] == pytest.approx([p.avg for p in slow.points])
+        expected = [v for ts, v in recent.values[(CNC, "power_kw")] if start <= ts < end]
+        assert sum(p.count for p in fast.points) == len(expected)
+    assert served_by_rollups > 20
+
+
+def test_caller_without_header_in_production_reads_no_personal_data() -> None:
+    registry = SimpleNamespace(regions={"eu-central": None, "us-east": None})
+    production = SimpleNamespace(settings=SimpleNamespace(environment="production"), registry=registry)
+    development = SimpleNamespace(settings=SimpleNamespace(environment="development"), registry=registry)
+    assert get_caller(production, None).regions == set()  # type: ignore[arg-type]
+    assert get_caller(development, None).regions is None  # type: ignore[arg-type]
+    assert get_caller(production, "*").regions is None  # type: ignore[arg-type]
+    assert get_caller(production, " eu-central ,").regions == {"eu-central"}  # type: ignore[arg-type]
+    with pytest.raises(BadParameterError, match="X-Regions: unknown region"):
+        get_caller(production, "mars")  # type: ignore[arg-type]
+    caller = get_caller(production, "eu-central")  # type: ignore[arg-type]
+    assert caller.may_read("us-east", "machine") and caller.may_read("eu-central", "sensitive_personal")
+    assert not caller.may_read("us-east", "personal") and not caller.may_read("us-east", "core")
+
+
+def test_openapi_documents_the_new_endpoints(recent: Recent) -> None:
+    spec = recent.client.get("/api/v1/openapi.json").json()
+    for path, model in (("/api/v1/sites/{site_id}/summary", "SiteSummaryPublic"),
+                        ("/api/v1/metrics/{name}/aggregate", "MetricAggregatePublic")):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+    series = spec["paths"]["/api/v1/devices/{device_id}/series"]["get"]
+    assert {p["name"] for p in series["parameters"]} >= {"name", "bucket", "region", "limit", "cursor", "X-Regions"}
+    assert "403" in series["responses"]
+    assert "telemetry" in {t["name"] for t in spec["tags"]}
+    with psycopg.connect(recent.runtime.settings.region_dsns["eu-central"]) as conn:
+        assert conn.execute("SELECT count(*) FROM readings_1m").fetchone() != (0,)
