@@ -4,12 +4,20 @@ Every ``check_*`` function takes an *interpolated* compose mapping (see :func:`l
 directory that relative paths are resolved against, and returns a list of problems, each a sentence
 naming the service and the key at fault. An empty list means the check passed. The tests feed them
 both the real file and deliberately broken copies.
+
+Besides the compose file they read what it mounts or builds from: the registry, the Dockerfiles,
+pyproject.toml, broker/mosquitto.conf, the agents' configs, the Grafana provisioning files and dashboards,
+the Prometheus config and the databases' init scripts. The OPA check parses the policy-bundle job's
+command with the policy CLI's own argument parser (``policy.cli.build_parser``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import io
 import json
+import posixpath
 import re
 import shlex
 import tomllib
@@ -566,7 +574,156 @@ def check_ingest_replicas(compose: Compose) -> list[str]:
     return problems
 
 
-# --- OPA -------------------------------------------------------------------------------------------
+# --- shell commands of a service ---------------------------------------------------------------------
+
+SHELLS = frozenset({"sh", "bash", "ash", "dash"})
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The commands a service runs: its argv, or each simple command of its ``sh -c`` script."""
+
+    argvs: list[list[str]]
+    stops_on_error: bool  # a failing command stops the rest (one command; `sh -e`; `set -e`; only `&&`)
+    script: bool  # the commands come from a shell script
+
+
+def _script_commands(script: str) -> tuple[list[list[str]], bool]:
+    """Simple commands of a shell script (lines, ``;``, ``&&``, ``||``, ``|``); whether only ``&&`` joins
+    them (a new line is a ``;`` unless the previous one ended with ``&&``). Enough for the one-shot
+    scripts of a compose file, not a shell parser."""
+    argvs: list[list[str]] = []
+    only_and = True
+    joined = True  # the next command follows `&&` (or is the first)
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        current: list[str] = []
+        for token in lexer:
+            if token in ("&&", ";", "||", "|", "&"):
+                if current:
+                    argvs.append(current)
+                current = []
+                joined = token == "&&"
+                only_and = only_and and joined
+            else:
+                if not current and not joined:
+                    only_and = False
+                current.append(token)
+                joined = True
+        if current:
+            argvs.append(current)
+            joined = False
+    return argvs, only_and
+
+
+def service_commands(service: Mapping[str, Any]) -> Commands:
+    entry = service.get("entrypoint")
+    entrypoint = shlex.split(entry) if isinstance(entry, str) else [str(part) for part in entry or []]
+    argv = [*entrypoint, *command(service)]
+    if not argv or Path(argv[0]).name not in SHELLS:
+        return Commands([argv] if argv else [], True, False)
+    errexit, script = False, None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg.startswith("-") and not arg.startswith("--"):
+            errexit = errexit or "e" in arg
+            if "c" in arg:
+                script = argv[i + 1] if i + 1 < len(argv) else ""
+                break
+    if script is None:
+        return Commands([argv], True, False)
+    argvs, only_and = _script_commands(script)
+    errexit = errexit or any(a[:1] == ["set"] and any(o.startswith("-") and "e" in o for o in a[1:]) for a in argvs)
+    argvs = [a for a in argvs if a[:1] != ["set"]]
+    return Commands(argvs, errexit or only_and or len(argvs) <= 1, True)
+
+
+PYTHONS = frozenset({"python", "python3"})
+
+
+def python_module(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(module, arguments) of ``python -m module args...``, else None."""
+    if len(argv) >= 3 and Path(argv[0]).name in PYTHONS and argv[1] == "-m":
+        return argv[2], argv[3:]
+    return None
+
+
+def mount_of(service: Mapping[str, Any], container_path: str) -> tuple[Mount, str] | None:
+    """The mount providing ``container_path`` (the deepest one) and the path inside it."""
+    best: tuple[Mount, str] | None = None
+    for mount in mounts(service):
+        target = mount.target.rstrip("/")
+        inside = container_path == target or container_path.startswith(target + "/")
+        if inside and (best is None or len(target) > len(best[0].target.rstrip("/"))):
+            best = (mount, container_path[len(target) :].lstrip("/"))
+    return best
+
+
+# --- images built from the repository's Dockerfiles ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a service's own Dockerfile says about the filesystem it runs on."""
+
+    workdir: str
+    user: str | None
+    copies: dict[str, Path]  # container path -> host source (COPY of one file or directory)
+    owned_dirs: set[str]  # directories created and chown'ed by a RUN
+
+
+def image_facts(service: Mapping[str, Any], root: Path) -> ImageFacts | None:
+    build = service.get("build")
+    if not build:
+        return None
+    build = {"context": build} if isinstance(build, str) else build
+    context = root / build.get("context", ".")
+    path = context / build.get("dockerfile", "Dockerfile")
+    if not path.is_file():
+        return None
+    workdir, user = "/", None
+    copies: dict[str, Path] = {}
+    owned: set[str] = set()
+    for keyword, args in parse_dockerfile(path):
+        if keyword == "WORKDIR":
+            workdir = posixpath.join(workdir, args.strip())
+        elif keyword == "USER":
+            user = args.split(":")[0]
+        elif keyword in ("COPY", "ADD"):
+            parts = [p for p in _exec_form(args) if not p.startswith("--")]
+            sources, dest = parts[:-1], parts[-1]
+            dest = posixpath.normpath(posixpath.join(workdir, dest))
+            for source in sources:
+                if any(ch in source for ch in "*?["):
+                    continue
+                host = context / source
+                if host.is_dir() and len(sources) == 1:
+                    copies[dest] = host  # a directory's contents land in dest
+                elif host.is_file():
+                    single = len(sources) == 1 and not parts[-1].endswith("/")
+                    copies[dest if single else posixpath.join(dest, host.name)] = host
+        elif keyword == "RUN" and "chown" in args:
+            for chown in re.findall(r"chown\s+(?:-R\s+)?\S+((?:\s+/[^\s&;|]*)+)", args):
+                owned |= {posixpath.normpath(p) for p in chown.split()}
+    return ImageFacts(workdir, user, copies, owned)
+
+
+def container_source(service: Mapping[str, Any], container_path: str, root: Path) -> Path | None:
+    """The repository path behind ``container_path``: a bind mount, else what the Dockerfile COPYs there."""
+    found = host_path(service, container_path, root)
+    if found is not None:
+        return found
+    facts = image_facts(service, root)
+    if facts is None:
+        return None
+    for dest, source in sorted(facts.copies.items(), key=lambda item: -len(item[0])):
+        if container_path == dest or container_path.startswith(dest.rstrip("/") + "/"):
+            rest = container_path[len(dest) :].lstrip("/")
+            return source / rest if rest else source
+    return None
+
+
+# --- OPA and its policy bundle ---------------------------------------------------------------------
 
 _OPA_VALUE_FLAGS = {
     "--ignore",
@@ -584,13 +741,11 @@ _OPA_VALUE_FLAGS = {
     "--authentication",
     "--authorization",
 }
+BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
 
 
 def opa_services(compose: Compose) -> list[str]:
     return [n for n, s in _services(compose) if str(s.get("image", "")).startswith("openpolicyagent/opa")]
-
-
-DATA_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def opa_paths(argv: list[str]) -> list[tuple[str, str]]:
@@ -610,79 +765,194 @@ def opa_paths(argv: list[str]) -> list[tuple[str, str]]:
     return paths
 
 
-def _rego_data_refs(files: list[Path]) -> set[tuple[str, str]]:
-    """(namespace, name) of every ``data.<namespace>.<name>`` reference in the Rego files."""
-    refs: set[tuple[str, str]] = set()
-    for path in files:
-        refs |= set(re.findall(r"\bdata\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)", path.read_text(encoding="utf-8")))
-    return refs
+@dataclass
+class BundleJob:
+    """A service that runs ``python -m policy bundle``: where the bundle ends up, and what is wrong."""
+
+    service: str
+    argv: list[str]  # the `python -m policy bundle ...` command
+    policy_dir: str  # inside the container
+    out: str  # where the finished bundle is (after any `mv`), inside the container
+    volume: str | None  # the named volume holding `out`
+    path_in_volume: str | None
+    problems: list[str]
+
+
+def _policy_cli(argv: list[str]) -> tuple[str, list[str], Any] | None:
+    """(subcommand, arguments, parsed namespace or None) of ``python -m policy <subcommand> ...``."""
+    module = python_module(argv)
+    if module is None or module[0] != "policy" or not module[1]:
+        return None
+    from policy.cli import build_parser  # the CLI's own parser: the compose file must use its real arguments
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            parsed = build_parser().parse_args(module[1])
+    except SystemExit:
+        parsed = None
+    return module[1][0], module[1], parsed
+
+
+def _policy_dir_arg(args: list[str], workdir: str) -> str:
+    """``--policy-dir`` as given, else the CLI's default: the package directory, i.e. ``<workdir>/policy``
+    for ``python -m policy`` run from the directory the Dockerfile copied the package to."""
+    value = _flag(args, "--policy-dir")
+    if value is None:
+        return posixpath.join(workdir, "policy")
+    return value if value.startswith("/") else posixpath.normpath(posixpath.join(workdir, value))
+
+
+def bundle_jobs(compose: Compose, root: Path) -> list[BundleJob]:
+    """Every service running ``python -m policy bundle``, checked: the bundle is a .tar.gz of the
+    repository's policy/, built after its Rego tests passed, left on a named volume the service may
+    write, by a one-shot."""
+    jobs = []
+    policy_root = (root / "policy").resolve()
+    for name, svc in _services(compose):
+        cmds = service_commands(svc)
+        facts = image_facts(svc, root)
+        workdir = str(svc.get("working_dir") or (facts.workdir if facts else "/"))
+        for index, argv in enumerate(cmds.argvs):
+            cli = _policy_cli(argv)
+            if cli is None or cli[0] != "bundle":
+                continue
+            _, args, parsed = cli
+            problems: list[str] = []
+            if parsed is None:
+                problems.append(f"{name}: `{shlex.join(argv)}` is not valid for `python -m policy bundle --help`")
+                jobs.append(BundleJob(name, argv, "", "", None, None, problems))
+                continue
+            out = str(parsed.out)
+            out = out if out.startswith("/") else posixpath.normpath(posixpath.join(workdir, out))
+            policy_dir = _policy_dir_arg(args, workdir)
+            if getattr(parsed, "with_tests", False):
+                problems.append(
+                    f"{name}: --with-tests is the draft format of the ingest API; OPA should serve the policy "
+                    "without its tests"
+                )
+            # Where the policy comes from.
+            source = container_source(svc, policy_dir, root)
+            if source is None or source.resolve() != policy_root:
+                where = "nothing of the repository" if source is None else str(source)
+                problems.append(f"{name}: bundles {policy_dir}, which is {where}, not the repository's policy/")
+            # The Rego tests gate the bundle.
+            tested = any(
+                (c := _policy_cli(earlier)) is not None
+                and c[0] == "test"
+                and _policy_dir_arg(c[1], workdir) == policy_dir
+                for earlier in cmds.argvs[:index]
+            )
+            if not tested:
+                problems.append(
+                    f"{name}: builds the bundle without running the Rego tests of {policy_dir} first "
+                    "(python -m policy test --policy-dir ...): a failing policy would be published"
+                )
+            elif not cmds.stops_on_error:
+                problems.append(
+                    f"{name}: the script goes on when the Rego tests fail (run the shell with -e, or join with &&)"
+                )
+            # Renamed into place afterwards?
+            written = out
+            for later in cmds.argvs[index + 1 :]:
+                operands = [a for a in later[1:] if not a.startswith("-")]
+                if later[:1] == ["mv"] and len(operands) == 2 and operands[0] == out:
+                    out = operands[1]
+            if not written.endswith(BUNDLE_SUFFIXES):
+                problems.append(
+                    f"{name}: `python -m policy bundle` writes {written} as a directory, not a .tar.gz bundle "
+                    "(a directory cannot be replaced atomically)"
+                )
+            where = mount_of(svc, out)
+            volume = rel = None
+            if where is None or where[0].kind != "volume":
+                problems.append(f"{name}: writes the bundle to {out}, which is not on a named volume OPA can mount")
+            else:
+                mount, rel = where
+                volume = mount.source
+                if mount.read_only:
+                    problems.append(f"{name}: the volume {volume} holding {out} is mounted read-only")
+                if written != out:
+                    first = mount_of(svc, written)
+                    if first is None or first[0] != mount:
+                        problems.append(
+                            f"{name}: {written} and {out} are on different filesystems: the mv is not an atomic rename"
+                        )
+                if facts is not None and facts.user not in (None, "root", "0") and svc.get("user") is None:
+                    target = mount.target.rstrip("/")
+                    if target not in facts.owned_dirs:
+                        problems.append(
+                            f"{name}: runs as {facts.user} but its Dockerfile does not create and chown {target}: "
+                            f"a new volume {volume} would be owned by root and not writable"
+                        )
+            restart = str(svc.get("restart", "no"))
+            if restart not in ("no", "on-failure") and not restart.startswith("on-failure:"):
+                problems.append(f"{name}: is a one-shot job; restart {restart!r} would run it again and again")
+            jobs.append(BundleJob(name, argv, policy_dir, out, volume, rel, problems))
+    return jobs
 
 
 def check_opa(compose: Compose, root: Path) -> list[str]:
-    """OPA serves the repository's policy: every path it loads is bind-mounted from policy/, every
-    data file there is loaded once, under a prefix (OPA puts all files of a directory at the same
-    path), and the prefix is the one the Rego reads it at (``data.<namespace>.<file stem>``)."""
+    """OPA serves the bundle that a one-shot service builds with ``python -m policy bundle`` from the
+    repository's policy/: OPA runs ``--bundle`` (so the manifest's revision and roots count) and
+    ``--watch`` (a rebuilt bundle is reloaded without a restart), reads it from the named volume the job
+    writes, at the same path, read-only, and starts only after the job completed successfully. Loading
+    policy/rego and policy/data directly is refused: decisions would carry no revision."""
     names = opa_services(compose)
     if not names:
         return ["no openpolicyagent/opa service"]
-    problems = []
-    policy_root = (root / "policy").resolve()
+    problems: list[str] = []
+    jobs = bundle_jobs(compose, root)
     for name in names:
         svc = compose["services"][name]
         argv = command(svc)
         if argv[:1] != ["run"] or "--server" not in argv:
             problems.append(f"{name}: command must be `run --server ...`, got {argv}")
             continue
+        if not {"--bundle", "-b"} & set(argv):
+            problems.append(f"{name}: runs without --bundle: the bundle's .manifest (revision, roots) would be ignored")
+        if not {"--watch", "-w"} & set(argv):
+            problems.append(f"{name}: runs without --watch: a rebuilt bundle would need an OPA restart")
         loaded = opa_paths(argv)
         if not loaded:
-            problems.append(f"{name}: loads no policy path")
-        rego_files: list[Path] = []
-        data_loaded: dict[Path, str] = {}
-        mounted_dirs: set[Path] = set()
+            problems.append(f"{name}: loads no bundle")
         for prefix, path in loaded:
-            host = host_path(svc, path, root)
-            if host is None:
-                problems.append(f"{name}: policy path {path} is not bind-mounted from the repository")
+            if prefix:
+                problems.append(f"{name}: {prefix}:{path} has a prefix; a bundle's .manifest roots place its data")
+            where = mount_of(svc, path)
+            if where is None:
+                problems.append(f"{name}: {path} is not provided by any mount")
                 continue
-            if not host.resolve().is_relative_to(policy_root):
-                problems.append(f"{name}: policy path {path} comes from {host}, outside policy/")
-                continue
-            if not host.exists():
-                problems.append(f"{name}: policy path {path} is mounted from {host}, which does not exist")
-                continue
-            for mount in mounts(svc):
-                if mount.kind == "bind" and path.startswith(mount.target.rstrip("/") + "/"):
-                    mounted_dirs.add((root / mount.source).resolve())
-            files = sorted(host.rglob("*")) if host.is_dir() else [host]
-            rego_files += [f for f in files if f.suffix == ".rego" and not f.name.endswith("_test.rego")]
-            data = [f for f in files if f.suffix in DATA_SUFFIXES]
-            if data and not prefix:
+            mount, rel = where
+            if mount.kind == "bind":
                 problems.append(
-                    f"{name}: {path} holds data files loaded without a prefix; OPA merges them all at "
-                    f"the directory's path: {[f.name for f in data]}"
+                    f"{name}: loads {path} straight from the repository ({mount.source}); serve the bundle "
+                    "built by `python -m policy bundle` instead, or decisions carry no policy revision"
                 )
-            for f in data:
-                if f.resolve() in data_loaded:
-                    problems.append(f"{name}: data file {f.name} is loaded twice")
-                data_loaded[f.resolve()] = prefix
-        for directory in mounted_dirs:
-            for f in sorted(directory.rglob("*")):
-                if f.suffix in DATA_SUFFIXES and f.resolve() not in data_loaded:
-                    problems.append(f"{name}: data file {f.relative_to(root)} is mounted but OPA does not load it")
-        refs = _rego_data_refs(rego_files)
-        for f, prefix in sorted(data_loaded.items()):
-            if not prefix:
                 continue
-            expected = {f"{ns}.{stem}" for ns, stem in refs if stem == f.stem}
-            if expected and prefix not in expected:
+            if mount.kind != "volume":
+                problems.append(f"{name}: {path} is on an anonymous volume")
+                continue
+            if not mount.read_only:
+                problems.append(f"{name}: the bundle volume {mount.source} is mounted writable; OPA only reads it")
+            makers = [j for j in jobs if j.volume == mount.source and j.path_in_volume == rel]
+            if not makers:
+                written = sorted(f"{j.service} -> {j.volume}:{j.path_in_volume}" for j in jobs) or ["nothing"]
                 problems.append(
-                    f"{name}: {f.name} is loaded at data.{prefix}; the Rego reads data.{sorted(expected)[0]}"
+                    f"{name}: no service builds the bundle {path} (volume {mount.source}, {rel}) with "
+                    f"`python -m policy bundle`; bundle jobs write: {', '.join(written)}"
                 )
-            elif not expected and prefix.rsplit(".", 1)[-1] != f.stem:
-                problems.append(f"{name}: {f.name} is loaded at data.{prefix}, not under its file stem")
+            for job in makers:
+                condition = depends_on(svc).get(job.service)
+                if condition != "service_completed_successfully":
+                    problems.append(
+                        f"{name}: must depend_on {job.service} with condition service_completed_successfully "
+                        f"(it has {condition or 'no dependency'}): OPA would start before the bundle exists"
+                    )
         test = " ".join(str(p) for p in (svc.get("healthcheck") or {}).get("test", []))
         if f":{opa_listen_port(svc)}/health" not in test:
             problems.append(f"{name}: healthcheck does not query /health on port {opa_listen_port(svc)}")
+    for job in jobs:
+        problems += job.problems
     return problems
 
 
@@ -857,6 +1127,10 @@ def check_agents(compose: Compose, root: Path, registry: Mapping[str, Any]) -> l
 
 # The pyproject extra each console script needs (the gateway image must not pull in the server).
 EXTRA_OF_PROGRAM = {"ingest": "server", "edge-agent": "edge"}
+# ... and of each package run as `python -m <package>` (the policy tools need regopy: server).
+EXTRA_OF_PACKAGE = {"policy": "server", "ingest": "server", "edge_agent": "edge"}
+# Commands a one-shot script may run besides the project's programs.
+SHELL_UTILITIES = frozenset({"mv", "cp", "rm", "mkdir", "echo", "printf", "test", "[", "true", "chmod", "ls", "cat"})
 DOCKERIGNORE_REQUIRED = (".venv", ".git", "var", "tests")
 
 
@@ -947,23 +1221,462 @@ def check_dockerfiles(compose: Compose, root: Path) -> list[str]:
                 installed = set(match.group(1).split(","))
         if user in (None, "root", "0"):
             problems.append(f"{where}: runs as root (add a USER)")
-        argv = command(svc) or cmd
-        program = argv[0] if argv else ""
-        if program not in scripts:
-            problems.append(f"{where}: command {program!r} is not a [project.scripts] entry of pyproject.toml")
+        cmds = service_commands(svc)
+        argvs = cmds.argvs if (svc.get("command") or svc.get("entrypoint")) else [cmd]
+        ran = False
+        for argv in argvs:
+            argv = argv[1:] if argv[:1] == ["exec"] else argv
+            module = python_module(argv)
+            if module is not None:
+                program = f"python -m {module[0]}"
+                package = module[0].split(".")[0]
+                wanted = EXTRA_OF_PACKAGE.get(package)
+                what = program
+            elif argv and argv[0] in scripts:
+                program = argv[0]
+                package = scripts[program].split(":")[0].split(".")[0]
+                wanted = EXTRA_OF_PROGRAM.get(program)
+                what = f"{program} ({scripts[program]})"
+            elif argv and cmds.script and Path(argv[0]).name in SHELL_UTILITIES:
+                continue
+            else:
+                program = argv[0] if argv else ""
+                problems.append(
+                    f"{where}: command {program!r} is not a [project.scripts] entry of pyproject.toml "
+                    "nor `python -m <package>`"
+                )
+                continue
+            ran = True
+            if package not in copied:
+                problems.append(f"{where}: runs {what} but does not COPY {package}/")
+            if installed is not None and wanted is not None and installed != {wanted}:
+                problems.append(f"{where}: installs extras {sorted(installed)}; {program} needs exactly [{wanted}]")
+        if not ran:
             continue
-        package = scripts[program].split(":")[0].split(".")[0]
-        if package not in copied:
-            problems.append(f"{where}: runs {program} ({scripts[program]}) but does not COPY {package}/")
         if "wire" not in copied:
             problems.append(f"{where}: does not COPY wire/ (the shared wire format)")
-        wanted = EXTRA_OF_PROGRAM.get(program)
         if installed is None:
             problems.append(f"{where}: no `pip install .[extra]` found")
-        elif wanted is not None and installed != {wanted}:
-            problems.append(f"{where}: installs extras {sorted(installed)}; {program} needs exactly [{wanted}]")
         elif unknown := sorted(installed - extras):
             problems.append(f"{where}: installs unknown extras {unknown}")
+    return problems
+
+
+# --- Grafana ---------------------------------------------------------------------------------------
+
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+POSTGRES_DATASOURCE = "grafana-postgresql-datasource"  # the core plugin's id since Grafana 10 (was "postgres")
+BUILTIN_DATASOURCES = frozenset({"-- Mixed --", "-- Grafana --", "-- Dashboard --"})
+INITDB_DIR = "/docker-entrypoint-initdb.d"
+# Scripts the TimescaleDB image ships in /docker-entrypoint-initdb.d (run in file-name order).
+TIMESCALEDB_INITDB_SCRIPTS = ("000_install_timescaledb.sh", "001_timescaledb_tune.sh")
+_ENV_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+)|__env\{(\w+)\})$")
+_CREATE_ROLE = re.compile(r"\bCREATE\s+(?:ROLE|USER)\s+\"?(\w+)", re.I)
+
+
+def _rel(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
+def grafana_services(compose: Compose) -> list[str]:
+    return [n for n, s in _services(compose) if str(s.get("image", "")).startswith("grafana/grafana")]
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")) if directory.is_dir() else []
+
+
+def _provisioning(svc: Mapping[str, Any], kind: str, root: Path) -> tuple[list[tuple[Path, Any]], list[str]]:
+    """Parsed provisioning files of ``kind`` (datasources, dashboards) bind-mounted into Grafana."""
+    inside = f"{GRAFANA_PROVISIONING}/{kind}"
+    directory = host_path(svc, inside, root)
+    if directory is None or not directory.is_dir():
+        return [], [f"grafana: no directory of the repository is mounted at {inside}"]
+    parsed, problems = [], []
+    for path in _yaml_files(directory):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            problems.append(f"grafana: {_rel(path, root)} is not valid YAML: {exc}")
+            continue
+        if not isinstance(doc, dict) or doc.get("apiVersion") != 1:
+            problems.append(f"grafana: {_rel(path, root)} lacks apiVersion: 1")
+            continue
+        parsed.append((path, doc))
+    if not parsed and not problems:
+        problems.append(f"grafana: {_rel(directory, root)} holds no provisioning file")
+    return parsed, problems
+
+
+def grafana_datasources(svc: Mapping[str, Any], root: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    files, problems = _provisioning(svc, "datasources", root)
+    found: list[dict[str, Any]] = []
+    for path, doc in files:
+        entries = doc.get("datasources") or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            problems.append(f"grafana: {_rel(path, root)}: datasources must be a list of mappings")
+            continue
+        found += entries
+    return found, problems
+
+
+def grafana_dashboards(svc: Mapping[str, Any], root: Path) -> tuple[dict[Path, Any], list[str]]:
+    """Dashboard JSON files of every file provider, parsed, by host path."""
+    files, problems = _provisioning(svc, "dashboards", root)
+    dashboards: dict[Path, Any] = {}
+    for path, doc in files:
+        for provider in doc.get("providers") or []:
+            if not isinstance(provider, dict) or provider.get("type", "file") != "file":
+                continue
+            inside = str((provider.get("options") or {}).get("path", ""))
+            directory = host_path(svc, inside, root) if inside else None
+            if directory is None or not directory.is_dir():
+                problems.append(
+                    f"grafana: provider {provider.get('name')!r} of {path.name} reads {inside!r}, "
+                    "which no bind mount of the repository provides"
+                )
+                continue
+            for json_path in sorted(directory.rglob("*.json")):
+                try:
+                    dashboards[json_path] = json.loads(json_path.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as exc:
+                    problems.append(f"grafana: {_rel(json_path, root)} is not valid JSON: {exc}")
+            if not any(p.is_relative_to(directory) for p in dashboards):
+                problems.append(f"grafana: {_rel(directory, root)} holds no dashboard")
+    return dashboards, problems
+
+
+def initdb_roles(compose: Compose, db: str, root: Path) -> tuple[set[str], list[str]]:
+    """Roles the init scripts mounted into ``db`` create, and problems with how they are mounted."""
+    svc = compose["services"][db]
+    roles: set[str] = set()
+    problems = []
+    image = str(svc.get("image", ""))
+    for mount in mounts(svc):
+        target = mount.target.rstrip("/")
+        if target == INITDB_DIR:
+            problems.append(
+                f"{db}: mounts a directory over {INITDB_DIR}, hiding the image's own init scripts; mount files"
+            )
+            continue
+        if posixpath.dirname(target) != INITDB_DIR:
+            continue
+        script = posixpath.basename(target)
+        if image.startswith("timescale/timescaledb") and script <= TIMESCALEDB_INITDB_SCRIPTS[-1]:
+            problems.append(f"{db}: {script} would run before the image's {', '.join(TIMESCALEDB_INITDB_SCRIPTS)}")
+        if mount.kind == "bind" and (root / mount.source).is_file():
+            roles |= set(_CREATE_ROLE.findall((root / mount.source).read_text(encoding="utf-8")))
+    return roles, problems
+
+
+def _url_host_port(url: str, default_port: int) -> tuple[str, int] | None:
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    if not parts.hostname:
+        return None
+    try:
+        return parts.hostname, parts.port or default_port
+    except ValueError:
+        return None
+
+
+def _listen_port(argv: list[str], flag: str, default: int) -> int:
+    value = _flag(argv, flag)
+    return int(value.rsplit(":", 1)[1]) if value and ":" in value else default
+
+
+def check_grafana(compose: Compose, root: Path) -> list[str]:
+    """Grafana: admin password set, no anonymous access; one PostgreSQL datasource per region store of
+    the ingest (the compose service, its database, a role an init script of that database creates, the
+    same password variable), Prometheus datasources on the prometheus service; dashboards reference only
+    provisioned datasources or datasource variables of their own."""
+    names = grafana_services(compose)
+    if not names:
+        return ["no grafana/grafana service"]
+    services = compose["services"]
+    problems: list[str] = []
+    for name in names:
+        svc = services[name]
+        env = environment(svc)
+        if not env.get("GF_SECURITY_ADMIN_PASSWORD"):
+            problems.append(f"{name}: GF_SECURITY_ADMIN_PASSWORD is empty (Grafana would keep admin/admin)")
+        if env.get("GF_AUTH_ANONYMOUS_ENABLED") != "false":
+            problems.append(f'{name}: GF_AUTH_ANONYMOUS_ENABLED must be "false"')
+        if env.get("GF_USERS_ALLOW_SIGN_UP", "false") != "false":
+            problems.append(f'{name}: GF_USERS_ALLOW_SIGN_UP must be "false"')
+        datasources, found = grafana_datasources(svc, root)
+        problems += found
+        uids: dict[str, str] = {}
+        seen_names: set[str] = set()
+        stores: dict[str, str] = {}  # database service -> datasource name
+        deps = depends_on(svc)
+        for ds in datasources:
+            label = f"{name}: datasource {ds.get('name')!r}"
+            uid, ds_type = str(ds.get("uid") or ""), str(ds.get("type") or "")
+            if not uid:
+                problems.append(f"{label} has no uid (dashboards reference datasources by uid)")
+            elif uid in uids:
+                problems.append(f"{label}: uid {uid!r} is also used by {uids[uid]!r}")
+            uids[uid] = ds_type
+            if ds.get("name") in seen_names:
+                problems.append(f"{label}: name used twice")
+            seen_names.add(str(ds.get("name")))
+            if ds_type in ("postgres", POSTGRES_DATASOURCE):
+                problems += _check_pg_datasource(compose, name, ds, label, root)
+                target = _url_host_port(str(ds.get("url", "")), 5432)
+                if target and target[0] in services:
+                    if target[0] in stores:
+                        problems.append(f"{label}: {target[0]} already has datasource {stores[target[0]]!r}")
+                    stores[target[0]] = str(ds.get("name"))
+                    if deps.get(target[0]) != "service_healthy":
+                        problems.append(f"{name}: reads {target[0]} but does not depend_on it being healthy")
+            elif ds_type == "prometheus":
+                target = _url_host_port(str(ds.get("url", "")), 80)
+                proms = prometheus_services(compose)
+                if target is None or target[0] not in proms:
+                    problems.append(f"{label}: url {ds.get('url')!r} is not a prometheus service")
+                else:
+                    port = _listen_port(command(services[target[0]]), "--web.listen-address", 9090)
+                    if target[1] != port:
+                        problems.append(f"{label}: port {target[1]} but {target[0]} listens on {port}")
+        for ingest in ingest_services(compose)[:1]:
+            try:
+                dsns = json.loads(environment(services[ingest]).get("INGEST_REGION_DSNS", "{}"))
+            except json.JSONDecodeError:
+                continue
+            for region, dsn in sorted(dsns.items()):
+                host = urlsplit(str(dsn)).hostname
+                if host and host not in stores:
+                    problems.append(f"{name}: no PostgreSQL datasource for region {region} (store {host})")
+        dashboards, found = grafana_dashboards(svc, root)
+        problems += found
+        for path, dashboard in dashboards.items():
+            problems += check_dashboard_datasources(dashboard, uids, f"{name}: {path.name}")
+    return problems
+
+
+def _check_pg_datasource(compose: Compose, grafana: str, ds: Mapping[str, Any], label: str, root: Path) -> list[str]:
+    services = compose["services"]
+    problems = []
+    if ds.get("type") != POSTGRES_DATASOURCE:
+        problems.append(f"{label}: type {ds.get('type')!r}; Grafana 11 names the plugin {POSTGRES_DATASOURCE!r}")
+    target = _url_host_port(str(ds.get("url", "")), 5432)
+    if target is None or target[0] not in services or target[0] not in database_services(compose):
+        return [*problems, f"{label}: url {ds.get('url')!r} is not a database service of the compose file"]
+    host, port = target
+    db_env = environment(services[host])
+    json_data = ds.get("jsonData") or {}
+    if port != 5432:
+        problems.append(f"{label}: port {port} (postgres listens on 5432 in {host})")
+    database = db_env.get("POSTGRES_DB") or db_env.get("POSTGRES_USER") or "postgres"
+    if json_data.get("database") != database:
+        problems.append(f"{label}: jsonData.database {json_data.get('database')!r} but {host} creates {database!r}")
+    if not json_data.get("sslmode"):
+        problems.append(f"{label}: jsonData.sslmode is not set")
+    timescale = str(services[host].get("image", "")).startswith("timescale/timescaledb")
+    if bool(json_data.get("timescaledb")) != timescale:
+        problems.append(
+            f"{label}: jsonData.timescaledb is {json_data.get('timescaledb')!r} but {host} runs "
+            f"{services[host].get('image')!r}"
+        )
+    user = str(ds.get("user") or "")
+    roles, found = initdb_roles(compose, host, root)
+    problems += found
+    if user == (db_env.get("POSTGRES_USER") or "postgres"):
+        problems.append(f"{label}: reads as {user!r}, the owner of the store's tables (use a read-only role)")
+    elif user not in roles:
+        problems.append(f"{label}: user {user!r} is not a role that an init script of {host} creates ({sorted(roles)})")
+    password = str((ds.get("secureJsonData") or {}).get("password") or "")
+    ref = _ENV_REF.match(password)
+    if ref is None:
+        problems.append(f"{label}: secureJsonData.password is not an environment reference like ${{VAR}}")
+    else:
+        var = next(g for g in ref.groups() if g)
+        mine = environment(services[grafana]).get(var)
+        theirs = db_env.get(var)
+        if mine is None:
+            problems.append(f"{label}: password variable {var} is not in {grafana}'s environment")
+        elif theirs is None:
+            problems.append(f"{label}: password variable {var} is not in {host}'s environment (the role's password)")
+        elif mine != theirs:
+            problems.append(f"{label}: password variable {var} differs between {grafana} and {host}")
+    return problems
+
+
+def dashboard_panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, rows' nested panels included (collapsed rows keep theirs in ``panels``)."""
+    for panel in dashboard.get("panels") or []:
+        yield panel
+        yield from dashboard_panels(panel)
+
+
+def datasource_variables(dashboard: Mapping[str, Any]) -> dict[str, str]:
+    """Name -> plugin type of the dashboard's datasource variables."""
+    return {
+        str(v.get("name")): str(v.get("query"))
+        for v in (dashboard.get("templating") or {}).get("list") or []
+        if v.get("type") == "datasource"
+    }
+
+
+def _ds_ref(ref: Any) -> tuple[str, str | None]:
+    if isinstance(ref, dict):
+        return str(ref.get("uid") or ""), (str(ref["type"]) if ref.get("type") else None)
+    return str(ref or ""), None
+
+
+def check_dashboard_datasources(dashboard: Mapping[str, Any], uids: Mapping[str, str], who: str) -> list[str]:
+    """Every datasource reference (panels, targets, query variables) is a provisioned uid, a datasource
+    variable of the dashboard (``$region``, ``${region}``) or a built-in; types agree."""
+    variables = datasource_variables(dashboard)
+    problems = []
+    for var, plugin in variables.items():
+        if plugin not in set(uids.values()):
+            problems.append(f"{who}: datasource variable ${var} lists type {plugin!r}, which no datasource has")
+
+    def check(ref: Any, where: str) -> str | None:
+        uid, kind = _ds_ref(ref)
+        if not uid:
+            return None
+        match = re.fullmatch(r"\$\{?(\w+)\}?", uid)
+        if match:
+            if match.group(1) not in variables:
+                problems.append(f"{who}: {where} uses ${match.group(1)}, which is no datasource variable")
+                return None
+            expected = variables[match.group(1)]
+        elif uid in BUILTIN_DATASOURCES:
+            return uid
+        elif uid not in uids:
+            problems.append(f"{who}: {where} references datasource uid {uid!r}, which is not provisioned")
+            return None
+        else:
+            expected = uids[uid]
+        if kind is not None and kind != expected:
+            problems.append(f"{who}: {where} says type {kind!r} for {uid!r}, which is a {expected!r}")
+        return uid
+
+    for var in (dashboard.get("templating") or {}).get("list") or []:
+        if var.get("type") == "query" and check(var.get("datasource"), f"variable ${var.get('name')}") is None:
+            problems.append(f"{who}: variable ${var.get('name')} has no usable datasource")
+    for panel in dashboard_panels(dashboard):
+        if panel.get("type") == "row":
+            continue
+        where = f"panel {panel.get('title')!r}"
+        panel_uid = check(panel.get("datasource"), where)
+        for target in panel.get("targets") or []:
+            target_uid = check(target.get("datasource"), f"{where} target {target.get('refId')}")
+            if target_uid is None and panel_uid in (None, "-- Mixed --"):
+                problems.append(f"{who}: {where} target {target.get('refId')} has no datasource")
+    return problems
+
+
+# --- SQL of the dashboards -------------------------------------------------------------------------
+
+_SQL_RELATION = re.compile(r"\b(?:FROM|JOIN)\s+(?!\()([A-Za-z_][\w.]*)", re.I)
+_CTE = re.compile(r"(?:\bWITH|,)\s*([A-Za-z_]\w*)\s+AS\s*\(", re.I)
+
+
+def sql_relations(sql: str) -> set[str]:
+    """Relations a query reads (``FROM x`` / ``JOIN x``), its own CTEs left out. A regex: enough for
+    dashboard queries, which name their tables plainly."""
+    ctes = {c.lower() for c in _CTE.findall(sql)}
+    return {r.lower() for r in _SQL_RELATION.findall(sql)} - ctes
+
+
+_CREATED = re.compile(r"\bCREATE\s+(?:TABLE|(?:MATERIALIZED\s+)?VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_]\w*)", re.I)
+_RENAMED = re.compile(r"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?([A-Za-z_]\w*)\s+RENAME\s+TO\s+([A-Za-z_]\w*)", re.I)
+_DROPPED = re.compile(r"\bDROP\s+(?:TABLE|(?:MATERIALIZED\s+)?VIEW)\s+(?:IF\s+EXISTS\s+)?([A-Za-z_]\w*)", re.I)
+
+
+def relations_created(statements: list[str]) -> set[str]:
+    """Tables and views that a sequence of migrations leaves (created, renamed, dropped, in order)."""
+    live: set[str] = set()
+    for sql in statements:
+        events = [(m.start(), "create", m.group(1).lower(), "") for m in _CREATED.finditer(sql)]
+        events += [(m.start(), "rename", m.group(1).lower(), m.group(2).lower()) for m in _RENAMED.finditer(sql)]
+        events += [(m.start(), "drop", m.group(1).lower(), "") for m in _DROPPED.finditer(sql)]
+        for _, kind, name, new in sorted(events):
+            if kind == "create":
+                live.add(name)
+            elif kind == "rename":
+                live.discard(name)
+                live.add(new)
+            else:
+                live.discard(name)
+    return live
+
+
+def dashboard_sql(dashboard: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, SQL) of every SQL target and SQL query variable of a dashboard."""
+    for var in (dashboard.get("templating") or {}).get("list") or []:
+        query = var.get("query")
+        if var.get("type") == "query" and isinstance(query, dict):
+            query = query.get("rawSql") or query.get("query")
+        if var.get("type") == "query" and isinstance(query, str) and re.search(r"\bSELECT\b", query, re.I):
+            yield f"variable ${var.get('name')}", query
+    for panel in dashboard_panels(dashboard):
+        for target in panel.get("targets") or []:
+            if target.get("rawSql"):
+                yield f"panel {panel.get('title')!r} target {target.get('refId')}", str(target["rawSql"])
+
+
+def check_dashboard_sql(dashboard: Mapping[str, Any], relations: set[str], who: str) -> list[str]:
+    return [
+        f"{who}: {where} reads {rel!r}, which the region migrations do not create ({sorted(relations)})"
+        for where, sql in dashboard_sql(dashboard)
+        for rel in sorted(sql_relations(sql) - relations)
+    ]
+
+
+# --- Prometheus ------------------------------------------------------------------------------------
+
+INGEST_METRICS_PATH = "/api/v1/metrics"  # the ingest API's Prometheus endpoint (tests/deploy checks the app)
+
+
+def prometheus_services(compose: Compose) -> list[str]:
+    images = ("prom/prometheus", "quay.io/prometheus/prometheus")
+    return [n for n, s in _services(compose) if str(s.get("image", "")).startswith(images)]
+
+
+def check_prometheus(compose: Compose, root: Path) -> list[str]:
+    """Prometheus scrapes every ``ingest serve`` service at its API port and /api/v1/metrics, keeps its
+    TSDB on a named volume and is not published beyond loopback (check_ports)."""
+    problems: list[str] = []
+    services = compose["services"]
+    expected = {f"{n}:{environment(services[n]).get('INGEST_API_PORT', '8000')}" for n in ingest_services(compose)}
+    for name in prometheus_services(compose):
+        svc = services[name]
+        argv = command(svc)
+        config_inside = _flag(argv, "--config.file") or "/etc/prometheus/prometheus.yml"
+        path = host_path(svc, config_inside, root)
+        if path is None or not path.is_file():
+            problems.append(f"{name}: --config.file {config_inside} is not a bind-mounted file of the repository")
+            continue
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{name}: {_rel(path, root)} is not valid YAML: {exc}")
+            continue
+        scraped: set[str] = set()
+        for job in config.get("scrape_configs") or []:
+            targets = {t for sc in job.get("static_configs") or [] for t in sc.get("targets") or []}
+            ingest_targets = targets & expected
+            if ingest_targets and job.get("metrics_path", "/metrics") != INGEST_METRICS_PATH:
+                problems.append(
+                    f"{name}: job {job.get('job_name')!r} scrapes the ingest at {job.get('metrics_path', '/metrics')}, "
+                    f"not {INGEST_METRICS_PATH}"
+                )
+            for target in sorted(targets - expected):
+                host = target.rsplit(":", 1)[0]
+                if host in set(ingest_services(compose)):
+                    problems.append(f"{name}: target {target} is not the API port of {host}")
+                elif host not in services and host not in ("localhost", "127.0.0.1"):
+                    problems.append(f"{name}: target {target} is not a service of the compose file")
+            scraped |= ingest_targets
+        if missing := sorted(expected - scraped):
+            problems.append(f"{name}: does not scrape the ingest replicas {missing}")
+        storage = (_flag(argv, "--storage.tsdb.path") or "/prometheus").rstrip("/")
+        if not any(m.kind == "volume" and m.target.rstrip("/") == storage for m in mounts(svc)):
+            problems.append(f"{name}: the TSDB {storage} is not on a named volume")
     return problems
 
 
@@ -988,4 +1701,6 @@ def check_all(raw: Compose, compose: Compose, root: Path = REPO_ROOT) -> list[st
     if registry is not None:
         problems += check_agents(compose, root, registry)
     problems += check_dockerfiles(compose, root)
+    problems += check_grafana(compose, root)
+    problems += check_prometheus(compose, root)
     return problems

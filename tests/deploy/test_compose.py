@@ -16,7 +16,7 @@ import yaml
 from tests.deploy import compose_checks as cc
 
 TEST_KEY = "test-only-pseudonymization-key-0123456789"
-TEST_ENV = {"INGEST_PSEUDONYMIZATION_KEY": TEST_KEY}
+TEST_ENV = {"INGEST_PSEUDONYMIZATION_KEY": TEST_KEY, "GRAFANA_ADMIN_PASSWORD": "test-only-grafana-admin"}
 REGION_DBS = ("db-eu-central", "db-us-east", "db-cn-north", "db-ap-southeast")
 SITES = ("de-munich", "fr-lyon", "us-detroit", "cn-shenzhen", "vn-hanoi", "sg-jurong")
 
@@ -46,7 +46,8 @@ def _env(compose: cc.Compose, service: str = "ingest") -> dict[str, Any]:
 
 def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
     services = compose["services"]
-    expected = {*REGION_DBS, "db-control", "mosquitto", "opa", "ingest", "ingest-2"}
+    expected = {*REGION_DBS, "db-control", "mosquitto", "policy-bundle", "opa", "ingest", "ingest-2"}
+    expected |= {"grafana", "prometheus"}
     expected |= {f"edge-{site}" for site in SITES}
     assert expected <= services.keys(), sorted(expected - services.keys())
     for name in REGION_DBS:
@@ -58,14 +59,25 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
     assert cc.command(services["ingest"]) == ["ingest", "serve"]
     assert services["ingest"]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
     assert services["edge-de-munich"]["build"]["dockerfile"] == "deploy/docker/Dockerfile.edge"
+    assert services["policy-bundle"]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
 
 
 def test_defaults_only_for_local_use(raw: cc.Compose) -> None:
-    """The DB password has a local default; the pseudonymization key has none and stops compose."""
+    """The DB passwords have local defaults; the pseudonymization key and the Grafana admin password have
+    none and stop compose."""
     db_env = raw["services"]["db-eu-central"]["environment"]
     assert db_env["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-change-me}"
+    assert db_env["GRAFANA_READER_PASSWORD"] == "${GRAFANA_READER_PASSWORD:-change-me-reader}"
     with pytest.raises(cc.InterpolationError, match="INGEST_PSEUDONYMIZATION_KEY"):
         cc.interpolate_tree(raw, {})
+    with pytest.raises(cc.InterpolationError, match="GRAFANA_ADMIN_PASSWORD"):
+        cc.interpolate_tree(raw, {"INGEST_PSEUDONYMIZATION_KEY": TEST_KEY})
+    compose = cc.interpolate_tree(raw, {**TEST_ENV, "GRAFANA_READER_PASSWORD": "r3ader"})
+    assert cc.environment(compose["services"]["grafana"])["GF_SECURITY_ADMIN_PASSWORD"] == "test-only-grafana-admin"
+    for name in (*REGION_DBS, "grafana"):
+        assert cc.environment(compose["services"][name])["GRAFANA_READER_PASSWORD"] == "r3ader"
+    assert "GRAFANA_READER_PASSWORD" not in cc.environment(compose["services"]["db-control"])
 
 
 CHECKS: dict[str, Callable[[cc.Compose, Path], list[str]]] = {
@@ -81,6 +93,8 @@ CHECKS: dict[str, Callable[[cc.Compose, Path], list[str]]] = {
     "broker": cc.check_broker,
     "databases": lambda c, _root: cc.check_databases(c),
     "dockerfiles": cc.check_dockerfiles,
+    "grafana": cc.check_grafana,
+    "prometheus": cc.check_prometheus,
 }
 
 
@@ -117,8 +131,10 @@ def test_unknown_keys_are_reported(raw: cc.Compose) -> None:
 
 
 def test_check_all_is_clean_with_another_password(raw: cc.Compose) -> None:
-    """DSNs follow POSTGRES_PASSWORD (no password hard-coded on one side only)."""
-    compose = cc.interpolate_tree(raw, {**TEST_ENV, "POSTGRES_PASSWORD": "s3cret-Pw_1"})
+    """DSNs follow POSTGRES_PASSWORD, datasources GRAFANA_READER_PASSWORD (no password hard-coded on one
+    side only)."""
+    env = {**TEST_ENV, "POSTGRES_PASSWORD": "s3cret-Pw_1", "GRAFANA_READER_PASSWORD": "other-Pw_2"}
+    compose = cc.interpolate_tree(raw, env)
     assert cc.check_all(raw, compose) == []
     dsns = json.loads(_env(compose)["INGEST_REGION_DSNS"])
     assert all(":s3cret-Pw_1@" in dsn for dsn in dsns.values())
@@ -142,6 +158,7 @@ def test_ingest_settings_accept_the_compose_environment(
         assert settings.control_dsn.endswith("@db-control:5432/control")
         assert settings.policy_engine == "opa"
         assert settings.opa_url == "http://opa:8181"
+        assert settings.policy_watch_s == 5.0  # how often each replica asks OPA for the bundle revision
         assert settings.environment == "production"
         assert settings.timescaledb == "on"
         assert settings.pseudonymization_key.get_secret_value() == TEST_KEY
@@ -205,6 +222,16 @@ def _mount(compose: cc.Compose, service: str, old: str, new: str | None) -> None
 
 def _opa_args(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> None:
     compose["services"]["opa"]["command"] = change(list(compose["services"]["opa"]["command"]))
+
+
+def _without(args: list[str], flag: str) -> list[str]:
+    return [a for a in args if a != flag]
+
+
+def _script(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> None:
+    """Edit the lines of the policy-bundle service's shell script."""
+    svc = compose["services"]["policy-bundle"]
+    svc["command"] = ["\n".join(change(svc["command"][0].splitlines()))]
 
 
 BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
@@ -350,27 +377,146 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "builds",
         "'deploy/docker/Nope' does not exist",
     ),
-    "OPA without the policy mount": (
-        lambda c: _mount(c, "opa", "./policy/rego", None),
+    "OPA loads policy/ directly (no revision)": (
+        lambda c: c["services"]["opa"].update(
+            command=["run", "--server", "--addr=0.0.0.0:8181", "--watch", "/policy/rego"],
+            volumes=["./policy/rego:/policy/rego:ro"],
+        ),
         "opa",
-        "/policy/rego is not bind-mounted",
+        "loads /policy/rego straight from the repository",
     ),
-    "OPA merges a data directory at one path": (
-        lambda c: _opa_args(c, lambda args: [a for a in args if ":/policy/data/" not in a] + ["/policy/data"]),
+    "OPA without --bundle": (lambda c: _opa_args(c, lambda a: _without(a, "--bundle")), "opa", "without --bundle"),
+    "OPA without --watch": (lambda c: _opa_args(c, lambda a: _without(a, "--watch")), "opa", "without --watch"),
+    "OPA loads a data file with a prefix": (
+        lambda c: _opa_args(c, lambda a: [*a, "residency_data.groups:/bundles/groups.json"]),
         "opa",
-        "holds data files loaded without a prefix",
+        "has a prefix",
     ),
-    "OPA skips a data file": (
-        lambda c: _opa_args(c, lambda args: [a for a in args if not a.endswith("/groups.json")]),
+    "OPA loads another file than the job writes": (
+        lambda c: _opa_args(c, lambda a: [x.replace("residency.tar.gz", "other.tar.gz") for x in a]),
         "opa",
-        "policy/data/groups.json is mounted but OPA does not load it",
+        "no service builds the bundle /bundles/other.tar.gz",
     ),
-    "OPA loads a data file where the Rego does not read it": (
-        lambda c: _opa_args(c, lambda args: [a.replace("residency_data.regimes:", "regimes:") for a in args]),
+    "OPA reads another volume": (
+        lambda c: _mount(c, "opa", "policy-bundles", "mosquitto-data:/bundles:ro"),
         "opa",
-        "regimes.json is loaded at data.regimes; the Rego reads data.residency_data.regimes",
+        "no service builds the bundle /bundles/residency.tar.gz (volume mosquitto-data",
+    ),
+    "OPA starts before the bundle is built": (
+        lambda c: c["services"]["opa"]["depends_on"].update({"policy-bundle": {"condition": "service_started"}}),
+        "opa",
+        "must depend_on policy-bundle with condition service_completed_successfully",
+    ),
+    "OPA can write the bundle volume": (
+        lambda c: _mount(c, "opa", "policy-bundles", "policy-bundles:/bundles"),
+        "opa",
+        "mounted writable",
+    ),
+    "bundle job skips the Rego tests": (
+        lambda c: _script(c, lambda lines: [x for x in lines if "policy test" not in x]),
+        "opa",
+        "without running the Rego tests of /app/policy first",
+    ),
+    "bundle job goes on after failing tests": (
+        lambda c: c["services"]["policy-bundle"].update(entrypoint=["/bin/sh", "-c"]),
+        "opa",
+        "goes on when the Rego tests fail",
+    ),
+    "bundle job builds another directory": (
+        lambda c: _script(c, lambda lines: [x.replace("/app/policy", "/app/ingest") for x in lines]),
+        "opa",
+        "bundles /app/ingest, which is",
+    ),
+    "bundle job renames across filesystems": (
+        lambda c: _script(
+            c, lambda lines: [x.replace("/bundles/.residency.next", "/tmp/residency.next") for x in lines]
+        ),
+        "opa",
+        "on different filesystems",
+    ),
+    "bundle job publishes a directory": (
+        lambda c: _script(c, lambda lines: [x.replace(".residency.next.tar.gz", ".residency.next") for x in lines]),
+        "opa",
+        "writes /bundles/.residency.next as a directory, not a .tar.gz bundle",
+    ),
+    "bundle job passes an unknown CLI option": (
+        lambda c: _script(
+            c, lambda lines: [x.replace("bundle --policy-dir", "bundle --revision x --policy-dir") for x in lines]
+        ),
+        "opa",
+        "is not valid for `python -m policy bundle --help`",
+    ),
+    "bundle job restarts forever": (
+        lambda c: c["services"]["policy-bundle"].update(restart="unless-stopped"),
+        "opa",
+        "is a one-shot job",
     ),
     "OPA not a server": (lambda c: c["services"]["opa"].update(command=["run", "/policy/rego"]), "opa", "run --server"),
+    "Grafana admin password empty": (
+        lambda c: _env(c, "grafana").update(GF_SECURITY_ADMIN_PASSWORD=""),
+        "grafana",
+        "GF_SECURITY_ADMIN_PASSWORD is empty",
+    ),
+    "Grafana anonymous access": (
+        lambda c: _env(c, "grafana").update(GF_AUTH_ANONYMOUS_ENABLED="true"),
+        "grafana",
+        'GF_AUTH_ANONYMOUS_ENABLED must be "false"',
+    ),
+    "Grafana published on all interfaces": (
+        lambda c: c["services"]["grafana"].update(ports=["3000:3000"]),
+        "ports",
+        "grafana: port '3000:3000' is published on all interfaces",
+    ),
+    "Grafana starts before a region store is healthy": (
+        lambda c: c["services"]["grafana"]["depends_on"].pop("db-cn-north"),
+        "grafana",
+        "reads db-cn-north but does not depend_on it being healthy",
+    ),
+    "reader password differs between Grafana and a store": (
+        lambda c: _env(c, "db-us-east").update(GRAFANA_READER_PASSWORD="other"),
+        "grafana",
+        "password variable GRAFANA_READER_PASSWORD differs between grafana and db-us-east",
+    ),
+    "region store without the reader init script": (
+        lambda c: _mount(c, "db-ap-southeast", "./deploy/compose/db/initdb", None),
+        "grafana",
+        "user 'grafana_reader' is not a role that an init script of db-ap-southeast creates",
+    ),
+    "init directory hides TimescaleDB's scripts": (
+        lambda c: _mount(
+            c,
+            "db-eu-central",
+            "./deploy/compose/db/initdb",
+            "./deploy/compose/db/initdb:/docker-entrypoint-initdb.d:ro",
+        ),
+        "grafana",
+        "mounts a directory over /docker-entrypoint-initdb.d",
+    ),
+    "init script runs before TimescaleDB's": (
+        lambda c: _mount(
+            c,
+            "db-us-east",
+            "./deploy/compose/db/initdb",
+            "./deploy/compose/db/initdb/grafana-reader.sh:/docker-entrypoint-initdb.d/000_grafana.sh:ro",
+        ),
+        "grafana",
+        "000_grafana.sh would run before the image's 000_install_timescaledb.sh",
+    ),
+    "Grafana provisioning not mounted": (
+        lambda c: _mount(c, "grafana", "./deploy/compose/grafana/provisioning/datasources", None),
+        "grafana",
+        "no directory of the repository is mounted at /etc/grafana/provisioning/datasources",
+    ),
+    "Prometheus misses a replica": (
+        lambda c: c["services"]["ingest-2"]["environment"].update(INGEST_API_PORT="8001"),
+        "prometheus",
+        "does not scrape the ingest replicas ['ingest-2:8001']",
+    ),
+    "Prometheus TSDB not on a volume": (
+        lambda c: _mount(c, "prometheus", "prometheus-data", None),
+        "prometheus",
+        "the TSDB /prometheus is not on a named volume",
+    ),
     "broker config not mounted": (
         lambda c: _mount(c, "mosquitto", "./broker/mosquitto.conf", None),
         "broker",
@@ -480,3 +626,35 @@ def test_interpolation_follows_compose_rules() -> None:
     with pytest.raises(cc.InterpolationError, match="EMPTY is missing: need it"):
         cc.interpolate("${EMPTY:?need it}", env)
     assert cc.interpolate("${EMPTY?need it}", env) == ""
+
+
+def test_bundle_job_needs_its_volume_writable_and_the_policy_copied(compose: cc.Compose, build_root: Path) -> None:
+    """The image runs as telemetry: without /bundles created and chown'ed in the Dockerfile, the new
+    named volume would be root-owned; without COPY policy/, /app/policy is nothing of the repository."""
+    assert cc.check_opa(compose, build_root) == []
+    dockerfile = build_root / "deploy" / "docker" / "Dockerfile"
+    text = dockerfile.read_text()
+    dockerfile.write_text(text.replace("RUN mkdir /bundles && chown telemetry:telemetry /bundles\n", ""))
+    problems = "\n".join(cc.check_opa(compose, build_root))
+    assert "policy-bundle: runs as telemetry but its Dockerfile does not create and chown /bundles" in problems
+    dockerfile.write_text(text.replace("COPY policy/ policy/\n", ""))
+    assert "policy-bundle: bundles /app/policy, which is nothing of the repository" in "\n".join(
+        cc.check_opa(compose, build_root)
+    )
+    assert "policy-bundle (deploy/docker/Dockerfile): runs python -m policy but does not COPY policy/" in "\n".join(
+        cc.check_dockerfiles(compose, build_root)
+    )
+
+
+def test_shell_scripts_are_split_into_commands() -> None:
+    script = "set -e\npython -m policy test && \\\n  python -m policy bundle out.tar.gz\nmv -f a b  # done\n"
+    commands = cc.service_commands({"entrypoint": ["/bin/sh", "-c"], "command": [script]})
+    assert commands.argvs == [
+        ["python", "-m", "policy", "test"],
+        ["python", "-m", "policy", "bundle", "out.tar.gz"],
+        ["mv", "-f", "a", "b"],
+    ]
+    assert commands.stops_on_error and commands.script
+    assert not cc.service_commands({"entrypoint": "sh -c", "command": ["a; b"]}).stops_on_error
+    assert cc.service_commands({"entrypoint": ["sh", "-c"], "command": ["a && b"]}).stops_on_error
+    assert cc.service_commands({"command": "ingest serve"}).argvs == [["ingest", "serve"]]
