@@ -1,4 +1,11 @@
-"""The live dashboard: one static HTML page with its own CSS and JS (no CDN: works offline)."""
+"""The dashboard: static pages with their own CSS and JS modules (no CDN: works offline).
+
+- ``/dashboard``: live counters, flow matrix, rates, devices (``dashboard.html``)
+- ``/dashboard/device?id=...``: one device's charts, latest values and gaps (``device.html``)
+- ``/dashboard/compliance``: decisions, quarantine review, policy history, what-if (``compliance.html``)
+
+Each page gets its data from the JSON API under ``/api/v1``; the assets are served from ``/dashboard/static``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-# Everything the page loads comes from this server; nothing inline, nothing external.
+# Everything a page loads comes from this server; nothing inline, nothing external.
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
+_HEADERS = {"Content-Security-Policy": _CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin"}
+PAGES = {"dashboard": "dashboard.html", "device": "device.html", "compliance": "compliance.html"}
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC_DIR / PAGES[name], media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 
 @router.get("/")
@@ -24,9 +38,16 @@ def root(request: Request) -> RedirectResponse:
 
 @router.get("/dashboard", name="dashboard")
 def dashboard() -> FileResponse:
-    return FileResponse(
-        STATIC_DIR / "dashboard.html",
-        media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache",
-                 "X-Content-Type-Options": "nosniff"},
-    )
+    return _page("dashboard")
+
+
+@router.get("/dashboard/device", name="dashboard-device")
+def device_page() -> FileResponse:
+    """One device: ``?id=<device_id>&window=1h|6h|24h|7d&region=<region>`` (all optional)."""
+    return _page("device")
+
+
+@router.get("/dashboard/compliance", name="dashboard-compliance")
+def compliance_page() -> FileResponse:
+    """Decisions (filters in the query string), quarantine review, policy history and what-if."""
+    return _page("compliance")

@@ -1,0 +1,411 @@
+// Compliance page: the policy in force and its activation history, the decision log with filters,
+// quarantine review (inspect, release with an actor name) and what-if of a draft revision.
+// Every value from the API reaches the page as text (textContent / text nodes), never as HTML.
+import {
+  CATEGORIES, HttpError, OUTCOMES, backlog, byId, clock, el, fail, getJSON, guard, note, num, pageUrl, pill, postJSON,
+  query, revision, safeClass, setQuery, shortRev, show, stamp, table, time,
+} from "./common.js";
+
+const PAGE = 50;
+const FILTERS = ["origin", "region", "category", "outcome", "device_id"];
+const Q_STATES = ["", "held", "discarded", "released"];
+const state = {
+  offset: Number(query("offset")) || 0,
+  qState: Q_STATES.includes(query("quarantine")) ? query("quarantine") : "",
+  inspected: null, // quarantine id shown in the inspector
+  loads: 0, // decision list requests sent (only the newest renders)
+};
+const enc = encodeURIComponent;
+const options = (values, label = (v) => v) => values.map((v) => el("option", { value: v }, label(v)));
+const dl = (pairs) => el("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+
+// --- policy --------------------------------------------------------------------------------------
+function renderPolicy(status) {
+  const chip = byId("policy-chip");
+  chip.textContent = `policy: ${shortRev(status.revision)}`;
+  chip.title = status.revision;
+  const cache = status.cache;
+  show(
+    "policy-status",
+    dl([
+      ["revision in force", el("span", { class: "mono", id: "policy-revision" }, status.revision)],
+      ["engine", `${status.engine} (replica ${status.replica})`],
+      ["activated", [`${status.source} by ${status.activated_by}, `, time(status.loaded_at)]],
+      status.policy_dir && ["policy directory", [
+        el("span", { class: "mono" }, status.policy_dir),
+        status.watch_s ? ` (checked every ${status.watch_s} s)` : " (not watched)",
+      ]],
+      status.file_revision && status.file_revision !== status.revision && ["directory revision", revision(status.file_revision)],
+      cache && ["decision cache", `${num(cache.hits)} hits, ${num(cache.misses)} misses, ${num(cache.size)} of ${num(cache.maxsize)} entries`],
+      status.last_refused && ["last refused", el("span", { class: "error" }, `${shortRev(status.last_refused.revision)}: ${status.last_refused.error}`)],
+      status.unrecorded_activations > 0 && ["not yet recorded", `${num(status.unrecorded_activations)} activation(s): control store down`],
+    ]),
+  );
+}
+
+function renderActivations(page) {
+  if (!page.items.length) return show("activations", note("No activation recorded yet."));
+  const rows = page.items.map((a) =>
+    el(
+      "tr",
+      { "data-outcome": a.outcome },
+      el("td", {}, time(a.at)),
+      el("td", {}, el("span", { class: `pill ${a.outcome === "accepted" ? "stored" : "denied"}` }, a.outcome)),
+      el("td", {}, revision(a.revision)),
+      el("td", {}, a.previous_revision ? revision(a.previous_revision) : "–"),
+      el("td", {}, a.source),
+      el("td", {}, a.activated_by),
+      el("td", { class: "muted" }, [a.engine, a.replica].filter(Boolean).join(" · ") || "–"),
+      el("td", { class: "num" }, a.tests_passed === null ? "–"
+        : `${num(a.tests_passed)} passed${a.tests_failed ? `, ${num(a.tests_failed)} failed` : ""}`),
+      el("td", { class: "detail" }, a.error || ""),
+    ),
+  );
+  const headers = ["at", "outcome", "revision", "previous", "source", "by", "engine · replica", { label: "Rego tests", num: true }, "error"];
+  return show("activations", table(headers, rows));
+}
+
+// --- decisions -----------------------------------------------------------------------------------
+function filterValues() {
+  const form = byId("decision-filters");
+  return Object.fromEntries(FILTERS.map((f) => [f, form.elements[f].value.trim()]));
+}
+
+async function loadDecisions() {
+  const filters = filterValues();
+  setQuery({ ...filters, offset: state.offset || null });
+  const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+  params.set("limit", PAGE);
+  params.set("offset", state.offset);
+  const list = byId("decision-list");
+  const mine = ++state.loads; // only the newest request renders (filters can change faster than answers)
+  list.setAttribute("aria-busy", "true");
+  try {
+    const page = await getJSON(`/decisions?${params}`);
+    if (mine === state.loads) renderDecisions(page, filters);
+  } catch (err) {
+    if (mine === state.loads) show("decision-list", fail(err));
+  } finally {
+    if (mine === state.loads) list.removeAttribute("aria-busy");
+  }
+}
+
+function renderDecisions(page, filters) {
+  const active = Object.entries(filters).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(", ");
+  byId("decisions-count").textContent = page.items.length
+    ? `${num(page.offset + 1)}–${num(page.offset + page.items.length)}${active ? ` · ${active}` : ""}`
+    : "";
+  byId("newer-btn").disabled = page.offset === 0;
+  byId("older-btn").disabled = page.items.length < page.limit;
+  const list = byId("decision-list");
+  list.dataset.filters = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+  if (!page.items.length) return show("decision-list", note(active ? "No decision matches these filters." : "No decisions yet."));
+  const rows = page.items.map((d) =>
+    el(
+      "tr",
+      {
+        "data-id": d.decision_id, "data-origin": d.origin_country, "data-region": d.region,
+        "data-category": d.category, "data-outcome": d.outcome,
+      },
+      el("td", {}, time(d.decided_at, clock(d.decided_at))),
+      el("td", {}, el("a", { href: pageUrl("device", { id: d.device_id }) }, d.device_id), el("span", { class: "muted" }, ` #${d.seq}`)),
+      el("td", {}, el("span", { class: "tag" }, d.category)),
+      el("td", {}, `${d.origin_country} → ${d.region} (${d.destination_country})`),
+      el("td", {}, pill(d.outcome)),
+      el(
+        "td",
+        { class: "why" },
+        el("ul", { class: "reasons" }, (d.reasons || []).map((r) => el("li", {}, r))),
+        d.requires.length ? el("div", { class: "muted" }, `requires one of: ${d.requires.join(", ")}`) : null,
+        Object.keys(d.transforms).length
+          ? el("div", { class: "muted" }, `transforms: ${Object.entries(d.transforms).map(([k, v]) => `${k}: ${v}`).join(", ")}`)
+          : null,
+        d.localization && d.localization !== "none" ? el("div", { class: "muted" }, `localization: ${d.localization}`) : null,
+      ),
+      el("td", { class: "num" }, num(d.readings)),
+      el("td", {}, revision(d.policy_revision)),
+    ),
+  );
+  const headers = ["time", "device", "category", "origin → region", "outcome", "reasons", { label: "readings", num: true }, "policy"];
+  return show("decision-list", table(headers, rows, { class: "decisions" }));
+}
+
+// --- quarantine ----------------------------------------------------------------------------------
+function renderQueues(queues) {
+  const q = queues.quarantine;
+  const chip = byId("quarantine-chip");
+  chip.textContent = `quarantine: ${num(q.held || 0)} held · ${num(q.discarded || 0)} discarded`;
+  chip.className = `chip ${q.held ? "warn" : ""}`;
+  const gaps = byId("gaps-chip");
+  gaps.textContent = `open gaps: ${num(queues.openGaps)}`;
+  gaps.className = `chip ${queues.openGaps ? "warn" : ""}`;
+  show("quarantine-states", ...Q_STATES.map((s) =>
+    el("button", { type: "button", class: "btn", "aria-pressed": String(s === state.qState), "data-state": s || "all", onclick: () => {
+      state.qState = s;
+      setQuery({ quarantine: s || null });
+      refreshQuarantine();
+    } }, `${s || "all"} ${num(s ? q[s] || 0 : Object.values(q).reduce((a, b) => a + b, 0))}`)));
+}
+
+function renderQuarantine(page) {
+  if (!page.items.length) return show("quarantine-list", note(state.qState ? `Nothing ${state.qState}.` : "Nothing quarantined."));
+  const rows = page.items.map((item) =>
+    el(
+      "tr",
+      { "data-id": item.quarantine_id, "data-state": item.state, class: item.quarantine_id === state.inspected ? "selected" : null },
+      el("td", {}, time(item.received_at, clock(item.received_at))),
+      el("td", {}, item.device_id
+        ? [el("a", { href: pageUrl("device", { id: item.device_id }) }, item.device_id),
+          item.seq === null ? null : el("span", { class: "muted" }, ` #${item.seq}`)]
+        : el("span", { class: "mono muted" }, item.topic)),
+      el("td", { class: "reason" }, el("span", { class: "mono" }, item.code), el("div", { class: "detail" }, item.detail)),
+      el("td", {}, item.origin_country || "–", item.category ? el("div", { class: "detail" }, item.category.replaceAll("/", " / ")) : null),
+      el("td", {}, item.payload_region || el("span", { class: "muted" }, "nowhere"),
+        el("div", { class: "detail" }, `${num(item.payload_bytes)} bytes`)),
+      el("td", {}, el("span", { class: `pill ${safeClass(item.state, ["held", "discarded", "released"], "unknown")}` }, item.state)),
+      el("td", {}, el("button", { type: "button", class: "btn", "data-action": "inspect", onclick: () => inspect(item.quarantine_id) }, "Inspect")),
+    ),
+  );
+  return show("quarantine-list", table(["received", "device", "reason", "origin · categories", "kept in", "state", ""], rows));
+}
+
+async function refreshQuarantine() {
+  const filter = state.qState ? `&state=${state.qState}` : "";
+  const [queues, page] = await Promise.allSettled([backlog(), getJSON(`/quarantine?limit=100${filter}`)]);
+  guard(queues, null, renderQueues);
+  guard(page, "quarantine-list", renderQuarantine);
+}
+
+async function inspect(id) {
+  state.inspected = id;
+  for (const row of byId("quarantine-list").querySelectorAll("tr[data-id]")) row.classList.toggle("selected", row.dataset.id === id);
+  let item;
+  try {
+    item = await getJSON(`/quarantine/${enc(id)}`);
+  } catch (err) {
+    return show("quarantine-detail", fail(err));
+  }
+  const missing = {
+    held: "Payload not found in its region store.",
+    released: "Released: the payload was routed and removed from quarantine.",
+    discarded: "Payload discarded: no region may lawfully hold it.",
+  };
+  const payload = item.payload !== null && item.payload !== undefined
+    ? el("pre", { class: "payload", id: "quarantine-payload" }, item.payload)
+    : note(missing[item.state] || "No payload.");
+  const result = el("div", { id: "release-result", role: "status" });
+  let form = null;
+  if (item.state === "held") {
+    const actor = el("input", {
+      name: "actor", id: "release-actor", required: true, maxlength: 200, placeholder: "your name", autocomplete: "name",
+      value: localStorage.getItem("dashboard.actor") || "",
+    });
+    form = el("form", { class: "filters", id: "release-form", onsubmit: (event) => {
+      event.preventDefault();
+      release(item.quarantine_id, actor.value.trim(), result, event.submitter || event.target.querySelector("button"));
+    } }, el("label", {}, "released by ", actor), el("button", { type: "submit", class: "btn primary", id: "release-btn" }, "Release"));
+  }
+  show(
+    "quarantine-detail",
+    el("h3", {}, `${item.code}: ${item.device_id || item.topic}`),
+    dl([
+      ["id", el("span", { class: "mono" }, item.quarantine_id)],
+      ["received", time(item.received_at)],
+      ["topic", el("span", { class: "mono" }, item.topic)],
+      ["reason", item.detail],
+      ["origin · category", `${item.origin_country || "–"} · ${item.category || "–"}`],
+      ["payload", `${num(item.payload_bytes)} bytes, ${item.payload_region ? `held in ${item.payload_region}` : "not kept"}`],
+      ["state", el("span", { class: `pill ${safeClass(item.state, ["held", "discarded", "released"], "unknown")}` }, item.state)],
+      item.released_by && ["released", [`by ${item.released_by}, `, time(item.released_at)]],
+      item.release_result && ["release result", el("span", { class: "mono" }, JSON.stringify(item.release_result))],
+    ]),
+    payload,
+    form,
+    result,
+  );
+  return undefined;
+}
+
+async function release(id, actor, result, button) {
+  if (!actor) return;
+  localStorage.setItem("dashboard.actor", actor);
+  button.disabled = true;
+  result.className = "result";
+  result.textContent = "releasing…";
+  try {
+    const body = await postJSON(`/quarantine/${enc(id)}/release`, {}, { "X-Actor": actor });
+    const rows = Object.entries(body.rows).map(([region, n]) => `${region}: ${num(n)}`).join(", ") || "none";
+    result.className = "result ok";
+    result.dataset.status = "200";
+    result.textContent = `Released by ${body.released_by} under policy ${shortRev(body.policy_revision)}: `
+      + `rows stored ${rows}; ${num(body.decisions.length)} decision(s) recorded.`;
+    await refreshQuarantine();
+  } catch (err) {
+    result.className = "result error";
+    result.dataset.status = err instanceof HttpError ? String(err.status) : "network";
+    result.textContent = err instanceof HttpError ? `Refused (HTTP ${err.status}): ${err.detail}` : `Failed: ${err.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- what-if -------------------------------------------------------------------------------------
+function renderDrafts(drafts) {
+  const select = byId("draft-select");
+  if (!drafts.length) {
+    select.replaceChildren(el("option", { value: "" }, "no drafts uploaded (POST /api/v1/policy/drafts)"));
+    byId("whatif-btn").disabled = true;
+    return;
+  }
+  const seen = new Set();
+  select.replaceChildren(...drafts.filter((d) => !seen.has(d.revision) && seen.add(d.revision)).map((d) =>
+    el("option", { value: d.revision, title: d.revision },
+      `${shortRev(d.revision)} · ${d.uploaded_by}, ${stamp(d.uploaded_at)} · ${num(d.tests)} test files`)));
+  const wanted = query("draft");
+  if (wanted && seen.has(wanted)) select.value = wanted;
+}
+
+async function runWhatif(event) {
+  event.preventDefault();
+  const form = event.target;
+  const body = {
+    revision: form.elements.revision.value,
+    window_s: Number(form.elements.window_s.value),
+    examples: Number(form.elements.examples.value) || 0,
+  };
+  const button = byId("whatif-btn");
+  const progress = byId("whatif-progress");
+  const started = performance.now();
+  const tick = setInterval(() => (progress.textContent = `replaying… ${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
+  button.disabled = true;
+  progress.textContent = "replaying…";
+  show("whatif-result");
+  try {
+    const report = await postJSON("/policy/whatif", body);
+    renderWhatif(report);
+    progress.textContent = `done in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+  } catch (err) {
+    progress.textContent = "";
+    const text = err instanceof HttpError ? `What-if refused (HTTP ${err.status}): ${err.detail}` : `What-if failed: ${err.message}`;
+    show("whatif-result", el("p", { class: "result error", "data-status": err.status || "network" }, text));
+  } finally {
+    clearInterval(tick);
+    button.disabled = false;
+  }
+}
+
+function regionCounts(title, rows) {
+  if (!rows.length) return null;
+  return el("div", {}, el("h3", {}, title), table(["region", { label: "decisions", num: true }, { label: "readings", num: true }],
+    rows.map((r) => el("tr", {}, el("td", {}, r.region),
+      el("td", { class: "num" }, num(r.decisions)), el("td", { class: "num" }, num(r.readings))))));
+}
+
+function renderWhatif(r) {
+  const card = (key, label, value, tone, sub) => el("div", { class: `card${tone ? ` ${tone}` : ""}`, "data-kpi": key },
+    el("div", { class: "label" }, label), el("div", { class: "value" }, value), sub ? el("div", { class: "muted small" }, sub) : null);
+  const transitions = [...r.transitions].sort((a, b) => Number(b.changed) - Number(a.changed));
+  const outcomeClass = (o) => safeClass(o, OUTCOMES, "unknown");
+  const rows = transitions.map((t) =>
+    el(
+      "tr",
+      { class: t.changed ? "changed" : "unchanged", "data-changed": String(t.changed), "data-key": `${t.origin}|${t.region}|${t.category}` },
+      el("td", {}, t.origin),
+      el("td", {}, `${t.region} (${t.destination})`),
+      el("td", {}, el("span", { class: "tag" }, t.category)),
+      el("td", {}, el("span", { class: `pill ${outcomeClass(t.old)}` }, t.old), " → ", el("span", { class: `pill ${outcomeClass(t.new)}` }, t.new)),
+      el("td", { class: "num" }, num(t.decisions)),
+      el("td", { class: "num" }, num(t.readings)),
+    ),
+  );
+  const examples = r.examples.map((x) =>
+    el(
+      "div",
+      { class: "example" },
+      el("h4", {}, el("a", { href: pageUrl("device", { id: x.device_id }) }, x.device_id),
+        ` #${x.seq}: ${x.origin} → ${x.region} (${x.destination}), ${x.category}: `,
+        el("span", { class: `pill ${outcomeClass(x.old)}` }, x.old), " → ", el("span", { class: `pill ${outcomeClass(x.new)}` }, x.new)),
+      el("div", { class: "two" },
+        el("div", {}, el("div", { class: "muted" }, "recorded reasons"), el("ul", { class: "reasons" }, x.old_reasons.map((t) => el("li", {}, t)))),
+        el("div", {}, el("div", { class: "muted" }, "draft reasons"), el("ul", { class: "reasons" }, x.new_reasons.map((t) => el("li", {}, t))),
+          x.new_requires.length ? el("div", { class: "muted" }, `requires one of: ${x.new_requires.join(", ")}`) : null)),
+    ),
+  );
+  show(
+    "whatif-result",
+    el("p", { class: "legend" },
+      `Draft ${shortRev(r.draft_revision)} against decisions of ${stamp(r.since)} – ${stamp(r.until)}, recorded by `,
+      Object.entries(r.recorded_revisions).map(([rev, n]) => `${shortRev(rev)} (${num(n)})`).join(", ") || "no revision",
+      `; ${r.seconds.toFixed(2)} s.`),
+    el("div", { class: "cards" },
+      card("decisions", "decisions replayed", num(r.decisions)),
+      card("messages", "message-categories", num(r.messages)),
+      card("changed", "outcome changed", num(r.changed_decisions), r.changed_decisions ? "warn" : "good"),
+      card("reasons-only", "only reasons changed", num(r.reasons_only_changed_decisions)),
+      card("newly-quarantined", "newly quarantined (no region left)", num(r.newly_quarantined.messages), r.newly_quarantined.messages ? "bad" : null,
+        `message-categories · ${num(r.newly_quarantined.readings)} readings`),
+      card("newly-placed", "newly placed (were quarantined)", num(r.newly_placed.messages), null,
+        `message-categories · ${num(r.newly_placed.readings)} readings`),
+    ),
+    el("h3", {}, "Changes per origin → region → category"),
+    el("div", { class: "scroll" }, table(
+      ["origin", "region (destination)", "category", "recorded → draft", { label: "decisions", num: true }, { label: "readings", num: true }],
+      rows,
+      { class: "transitions", id: "whatif-transitions" },
+    )),
+    el("div", { class: "two" }, regionCounts("Rows no longer stored", r.newly_denied), regionCounts("Rows newly stored", r.newly_allowed)),
+    examples.length ? [el("h3", {}, "Examples"), examples] : null,
+    r.errors.length ? [el("h3", { class: "error" }, "Errors"), el("pre", { class: "payload" }, JSON.stringify(r.errors, null, 2))] : null,
+  );
+}
+
+// --- page ----------------------------------------------------------------------------------------
+async function refreshAll() {
+  const [policy, activations, drafts] = await Promise.allSettled([
+    getJSON("/policy"),
+    getJSON("/policy/activations?limit=20"),
+    getJSON("/policy/drafts?limit=100"),
+  ]);
+  guard(policy, "policy-status", renderPolicy);
+  guard(activations, "activations", renderActivations);
+  guard(drafts, null, renderDrafts);
+  await Promise.all([loadDecisions(), refreshQuarantine(), state.inspected ? inspect(state.inspected) : null]);
+  document.body.dataset.loaded = "1";
+}
+
+async function start() {
+  const form = byId("decision-filters");
+  const [sites, regions, devices] = await Promise.allSettled([getJSON("/sites"), getJSON("/regions"), getJSON("/devices?limit=1000")]);
+  if (sites.status === "fulfilled") form.elements.origin.append(...options([...new Set(sites.value.map((s) => s.country))].sort()));
+  if (regions.status === "fulfilled") {
+    const country = Object.fromEntries(regions.value.map((r) => [r.name, r.country]));
+    form.elements.region.append(...options(Object.keys(country), (n) => `${n} (${country[n]})`));
+  }
+  if (devices.status === "fulfilled") byId("device-list").append(...options(devices.value.items.map((d) => d.device_id)));
+  form.elements.category.append(...options(CATEGORIES));
+  form.elements.outcome.append(...options(OUTCOMES));
+  for (const f of FILTERS) if (query(f)) form.elements[f].value = query(f);
+  const reload = () => {
+    state.offset = 0;
+    loadDecisions();
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    reload();
+  });
+  form.addEventListener("change", (event) => event.target.tagName === "SELECT" && reload());
+  form.addEventListener("reset", () => setTimeout(reload));
+  byId("newer-btn").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - PAGE);
+    loadDecisions();
+  });
+  byId("older-btn").addEventListener("click", () => {
+    state.offset += PAGE;
+    loadDecisions();
+  });
+  byId("whatif-form").addEventListener("submit", runWhatif);
+  byId("refresh-btn").addEventListener("click", refreshAll);
+  await refreshAll();
+}
+
+start();
