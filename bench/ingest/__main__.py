@@ -1,0 +1,5 @@
+import sys
+
+from bench.ingest.cli import main
+
+sys.exit(main())

@@ -1,0 +1,585 @@
+"""``python -m bench.ingest [--quick] [--json OUT] [--profile DIR] [--keep]``: the ingest benchmark.
+
+Every ratio is measured in this run, on this machine, against a baseline taken on the same workload:
+
+  G1  end-to-end rows/s, 100 readings/msg, QoS 1, ack after commit, real policy   / B_copy   >= 0.5
+      (also shown / B_raw)
+  G2  writer stage (the ingest's RegionWriter, in-process)                          / B_copy   >= 0.7
+  G3  ingest msgs/s, 1 reading/msg                       / bare paho QoS 1 subscriber (counts only) >= 0.8
+  G5  two replicas (shared subscription) / one replica                                            >= 1.3
+  G6  p99 publish -> row visible at half the load of G1  / INGEST_FLUSH_INTERVAL_MS               <= 1.5
+
+Progress goes to stderr; the report to stdout; ``--json`` writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.ingest import baselines
+from bench.ingest.latency import percentile, run_latency, sql_latency
+from bench.ingest.load import LoadMeter
+from bench.ingest.machine import machine_info
+from bench.ingest.profile import Sampler, summarize, thread_breakdown
+from bench.ingest.progress import Progress
+from bench.ingest.publish import Publisher, PublishResult, publish_inline
+from bench.ingest.report import Goal, Report, fmt
+from bench.ingest.stack import BenchError, IngestProcess, Stack, last_commit, stored, wait_stored
+from bench.ingest.workload import (
+    LATENCY_SEQ_BASE,
+    MEASURED_SEQ_BASE,
+    Message,
+    Workload,
+    make_router,
+    merge_rows,
+    route_each,
+    sentinel_text,
+    timestamped_templates,
+)
+from ingest.config import IngestSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    messages_100: int  # 100-reading messages (G1, G5, baselines)
+    messages_1: int  # 1-reading messages (G3)
+    latency_s: float  # duration of the paced load (G6)
+    readings_per_device: int
+    timeout_s: float
+    writer_messages: int  # subset of the 100-reading messages for the in-process writer stage
+    quiet_wait_s: float  # longest wait for other processes to calm down before a timed phase
+    budget_s: float  # a phase measured while other processes used >= 10% of the CPUs is measured again
+    # (keeping the least disturbed attempt) as long as the run stays within this many seconds
+
+
+QUICK = Sizes(messages_100=48, messages_1=600, latency_s=2.0, readings_per_device=600, timeout_s=120,
+              writer_messages=24, quiet_wait_s=0, budget_s=0)
+FULL = Sizes(messages_100=600, messages_1=12_000, latency_s=20.0, readings_per_device=6_000, timeout_s=600,
+             writer_messages=240, quiet_wait_s=20, budget_s=480)
+FLUSH_INTERVAL_MS = 200
+PUBLISHERS = {"paho": 2, "c": 12}  # kind -> processes
+
+
+def _pairs(messages: list[Message]) -> list[tuple[str, bytes]]:
+    return [(m.topic, m.payload) for m in messages]
+
+
+def _default(name: str) -> Any:
+    return IngestSettings.model_fields[name].default
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, progress: Progress, profile_dir: Path | None, keep: bool) -> None:
+        self.sizes = sizes
+        self.p = progress
+        self.profile_dir = profile_dir
+        self.report = Report()
+        self.keep = keep
+        self.stack: Stack | None = None
+        self.publisher_kind: dict[str, str] = {"100": "c", "1": "c"}
+        self.publisher_alone: dict[str, float] = {}
+        self.meter = LoadMeter()
+        self.quiet: dict[str, float] = {}
+        self.t0 = time.monotonic()
+        self.attempts: dict[str, int] = {}
+
+    def run_phase(self, method: Any, keys: list[str], max_attempts: int = 3) -> None:
+        """Run a timed phase; while other processes took >= 10% of the CPUs during its timed windows and
+        the time budget allows another attempt, run it again. The least disturbed attempt is kept."""
+        best: tuple[float, dict[str, Any], dict[str, float], dict[str, Any], dict[str, float]] | None = None
+        for attempt in range(1, max_attempts + 1):
+            started = time.monotonic()
+            method()
+            took = time.monotonic() - started
+            bg = max(self.meter.windows.get(k, 0.0) for k in keys)
+            if best is None or bg < best[0]:
+                best = (bg, dict(self.__dict__), dict(self.report.metrics), dict(self.report.details),
+                        {k: self.meter.windows[k] for k in keys if k in self.meter.windows})
+            left = self.sizes.budget_s - (time.monotonic() - self.t0)
+            if bg < 0.10 or attempt == max_attempts or left < took * 1.2:
+                break
+            self.p.note(f"other processes used {bg:.0%} of the CPUs during this phase: measuring again "
+                        f"({left:.0f} s of the time budget left)")
+            self.p.again()
+        assert best is not None
+        _, state, metrics, details, windows = best
+        attempts = {**self.attempts, **dict.fromkeys(keys, attempt)}
+        self.__dict__.update(state)
+        self.attempts = attempts
+        self.report.metrics.clear()
+        self.report.metrics.update(metrics)
+        self.report.details.clear()
+        self.report.details.update(details)
+        self.meter.windows.update(windows)
+
+    def _quiet(self, key: str) -> None:
+        """Before a timed phase: wait (bounded) for other processes on the machine to calm down."""
+        if self.sizes.quiet_wait_s <= 0:
+            return
+        share = self.meter.wait_quiet(self.sizes.quiet_wait_s)
+        self.quiet[key] = share
+        if share >= 0.10:
+            self.p.note(f"other processes still use {share:.0%} of the CPUs; measuring anyway")
+
+    # --- helpers ---
+    def _publisher(self, kind: str, messages: list[tuple[str, bytes]]) -> Publisher:
+        assert self.stack is not None
+        return Publisher(kind, self.stack.mqtt_port, messages, processes=PUBLISHERS[kind], workdir=self.stack.dir)
+
+    def _ingest_run(self, name: str, replicas: int, messages: list[Message], kind: str,
+                    env: dict[str, str] | None = None, profile: str | None = None) -> dict[str, Any]:
+        """Fresh tables and broker, ``replicas`` ingest processes, warm-up, then the timed load."""
+        st = self.stack
+        assert st is not None
+        st.reset_databases()
+        st.fresh_broker()
+        self.p.note(f"starting {replicas} ingest replica(s) (python -m ingest serve)")
+        procs: list[IngestProcess] = [st.start_ingest(f"{name}-{i + 1}", env) for i in range(replicas)]
+        try:
+            for proc in procs:
+                proc.wait_ready()
+            warm = self.workload.warmup()
+            publish_inline(st.mqtt_port, _pairs(warm))
+            snaps = wait_stored(procs, len(warm), 60)
+            base = [stored(s) for s in snaps]
+            publisher = self._publisher(kind, _pairs(messages))
+            self._quiet(name)
+            sampler = Sampler(procs[0].pid, self.profile_dir, profile) if profile and self.profile_dir else None
+            self.p.note(f"publishing {len(messages):,} messages ({kind} publisher x{PUBLISHERS[kind]}) "
+                        f"to {replicas} ingest replica(s)")
+            self.meter.start(name)
+            try:
+                pub = publisher.run()
+                snaps = wait_stored(procs, len(messages), self.sizes.timeout_s, base=base,
+                                    on_count=lambda n: self.p.count(n, len(messages), "messages stored"))
+            finally:
+                files = sampler.stop() if sampler else {}
+                self.meter.stop(name)
+            self.p.count(sum(stored(s) - b for s, b in zip(snaps, base, strict=True)), len(messages),
+                         "messages stored", final=True)
+            ends = [t for t in (last_commit(s) for s in snaps) if t is not None]
+            elapsed = max(ends) - pub.t0
+            shares = [(stored(s) - b) / len(messages) for s, b in zip(snaps, base, strict=True)]
+            rows = st.count_rows(min_seq=MEASURED_SEQ_BASE)
+            return {"elapsed": elapsed, "publish": pub, "shares": shares, "rows": rows, "files": files,
+                    "stats": snaps}
+        finally:
+            st.stop_ingests()
+
+    # --- phases ---
+    def setup(self) -> None:
+        self.p.phase("setup: machine, workload, PostgreSQL")
+        self.machine = machine_info()
+        gc.disable()  # building many small objects; the workload lives for the whole run
+        try:
+            self.workload = Workload(readings_per_device=self.sizes.readings_per_device)
+            self.router = make_router(self.workload.registry)
+            self.m100 = self.workload.messages(self.sizes.messages_100, 100)
+            self.m1 = self.workload.messages(self.sizes.messages_1, 1)
+            self.per_msg = route_each(self.router, self.m100)
+            self.rows = merge_rows(self.per_msg)
+        finally:
+            gc.enable()
+        self.readings_100 = sum(m.readings for m in self.m100)
+        self.rows_100 = sum(len(r) for r in self.rows.values())
+        self.p.note(f"{len(self.workload.devices)} devices; {len(self.m100):,} messages x 100 readings = "
+                    f"{self.rows_100:,} rows ({self.rows_100 / self.readings_100:.1f} rows/reading, "
+                    f"{sum(len(m.payload) for m in self.m100) / len(self.m100) / 1024:.1f} KiB/msg); "
+                    f"{len(self.m1):,} messages x 1 reading")
+        self.stack = Stack(list(self.workload.registry.regions), keep=self.keep)
+        self.stack.start_postgres()
+        self.stack.fresh_broker()
+        note = self.stack.store_maintenance()
+        if note:
+            self.p.note(note)
+        self.p.note(f"PostgreSQL on :{self.stack.pg.port}, Mosquitto on :{self.stack.mqtt_port}, dir {self.stack.dir}")
+
+    def b_copy(self) -> None:
+        self.p.phase("B_copy: psql \\copy of the router's rows (text and binary; regions in turn, then at once)")
+        assert self.stack is not None
+        if not getattr(self, "copy_files", None):
+            self.copy_files = baselines.copy_files(self.stack, self.rows)
+        counts = {r: len(v) for r, v in self.rows.items()}
+        results: dict[str, baselines.Timed] = {}
+        for form, parallel in (("text", False), ("binary", False), ("binary", True)):
+            label = f"{form}{' parallel' if parallel else ''}"
+            self._quiet(f"b_copy_{label}")
+            t = baselines.b_copy(self.stack, self.copy_files[form], counts, form, parallel, self.meter,
+                                 say=self.p.note)
+            results[label] = t
+            self.p.note(f"{label}: {t.rate:,.0f} rows/s")
+        best_label, best = max(results.items(), key=lambda kv: kv[1].rate)
+        self.b_copy_rate = self.report.metric("b_copy_rows_per_s", best.rate)
+        self.report.metric("b_copy_text_rows_per_s", results["text"].rate)
+        self.report.metric("b_copy_binary_rows_per_s", results["binary"].rate)
+        self.report.metric("b_copy_binary_parallel_rows_per_s", results["binary parallel"].rate)
+        self.report.details["b_copy"] = {k: {"rows": v.rows, "seconds": v.seconds, **v.detail}
+                                         for k, v in results.items()}
+        self.b_copy_format = best_label
+        rebuild = best.detail.get("rollup_rebuild_s")
+        self.b_copy_rollups = (best.rows / (best.seconds + rebuild)) if isinstance(rebuild, float) else None
+        if self.b_copy_rollups:
+            self.report.metric("b_copy_plus_rollup_rebuild_rows_per_s", self.b_copy_rollups)
+
+    def b_raw(self) -> None:
+        self.p.phase("B_raw: mosquitto_sub -q 1 | psql COPY (C only, no validation)")
+        assert self.stack is not None
+        self.stack.fresh_broker()
+        self._quiet("b_raw")
+        t = baselines.b_raw(self.stack, self.per_msg, self.meter, publisher_kind="paho", say=self.p.note)
+        self.b_raw_rate = self.report.metric("b_raw_rows_per_s", t.rate)
+        self.report.details["b_raw"] = {"rows": t.rows, "seconds": t.seconds, **t.detail}
+        self.p.note(f"{t.rate:,.0f} rows/s")
+
+    def stages(self) -> None:
+        self.p.phase("stages in-process: Router.route alone; RegionWriter.write alone")
+        assert self.stack is not None
+        self.rows = {}  # free the baseline rows (the COPY files stay for B_copy retries)
+        self._quiet("route_stage")
+        route = baselines.route_stage(self.router, self.m100, self.meter)
+        self.report.metric("route_stage_rows_per_s", route.rate)
+        self.report.metric("route_stage_msgs_per_s", route.detail["messages"] / route.seconds)
+        self.p.note(f"route: {route.rate:,.0f} rows/s ({route.detail['messages_per_s']:,} msg/s)")
+        per_flush = 8
+        self._quiet("writer_stage")
+        writer = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter)
+        self.writer_rate = self.report.metric("writer_stage_rows_per_s", writer.rate)
+        self.report.details["stages"] = {"route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
+                                         "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail}}
+        self.p.note(f"writer: {writer.rate:,.0f} rows/s ({per_flush} messages per transaction and region, "
+                    f"{writer.rows:,} rows)")
+
+    def publishers(self) -> None:
+        self.p.phase("publishers alone (no subscriber): paho x2 vs mosquitto_pub -l x12")
+        assert self.stack is not None
+        self.stack.fresh_broker()
+        alone: dict[str, dict[str, float]] = {}
+        for label, msgs in (("100", self.m100), ("1", self.m1)):
+            alone[label] = {}
+            for kind in PUBLISHERS:
+                r: PublishResult = self._publisher(kind, _pairs(msgs)).run()
+                alone[label][kind] = r.rate
+                self.report.metric(f"publisher_{kind}_{label}r_msgs_per_s", r.rate)
+                self.p.note(f"{label} reading(s)/msg, {kind} x{PUBLISHERS[kind]}: {r.rate:,.0f} msg/s")
+            self.publisher_kind[label] = max(alone[label], key=lambda k: alone[label][k])
+            self.publisher_alone[label] = alone[label][self.publisher_kind[label]]
+        self.report.details["publishers_alone_msgs_per_s"] = alone
+        self.report.details["publisher_used"] = self.publisher_kind
+
+    def g1(self) -> None:
+        self.p.phase("G1: ingest end-to-end, 100 readings/msg, 1 replica")
+        run = self._ingest_run("g1", 1, self.m100, self.publisher_kind["100"])
+        expected = self.rows_100
+        got = sum(run["rows"].values())
+        if got != expected:
+            raise BenchError(f"G1: {got} rows in the region stores, expected {expected} (router's rows)")
+        el = run["elapsed"]
+        self.g1_rows = self.report.metric("e2e_100_rows_per_s", expected / el)
+        self.g1_readings = self.report.metric("e2e_100_readings_per_s", self.readings_100 / el)
+        self.g1_msgs = self.report.metric("e2e_100_msgs_per_s", len(self.m100) / el)
+        self.report.details["g1"] = {"seconds": el, "rows": expected, "readings": self.readings_100,
+                                     "messages": len(self.m100), "publisher_msgs_per_s": run["publish"].rate,
+                                     "last_stats": run["stats"][0]}
+        self.p.note(f"{self.g1_rows:,.0f} rows/s, {self.g1_readings:,.0f} readings/s, {self.g1_msgs:,.1f} msg/s")
+
+    def g3(self) -> None:
+        self.p.phase("G3: 1 reading/msg: bare paho subscriber, then the ingest")
+        st = self.stack
+        assert st is not None
+        kind = self.publisher_kind["1"]
+        st.fresh_broker()
+        rmax = int(_default("receive_maximum"))
+        sub = subprocess.Popen(
+            [sys.executable, "-m", "bench.ingest.subscriber", "--port", str(st.mqtt_port), "--count",
+             str(len(self.m1)), "--receive-maximum", str(rmax), "--timeout", str(self.sizes.timeout_s)],
+            stdout=subprocess.PIPE, cwd=REPO_ROOT,
+        )
+        try:
+            assert sub.stdout is not None
+            if sub.stdout.readline().strip() != b"ready":
+                raise BenchError("bare subscriber could not subscribe")
+            publisher = self._publisher(kind, _pairs(self.m1))
+            self._quiet("bare_sub")
+            self.p.note(f"bare subscriber (manual ack, immediate), Receive Maximum {rmax}: "
+                        f"{len(self.m1):,} messages ({kind} publisher)")
+            self.meter.start("bare_sub")
+            pub = publisher.run()
+            line = sub.stdout.readline()
+            self.meter.stop("bare_sub")
+            sub.wait(30)
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.wait()
+        res = json.loads(line)
+        if res["count"] < len(self.m1):
+            raise BenchError(f"bare subscriber got {res['count']} of {len(self.m1)} messages")
+        self.bare_rate = self.report.metric("bare_sub_1r_msgs_per_s", len(self.m1) / (res["t_last"] - pub.t0))
+        self.p.note(f"bare subscriber: {self.bare_rate:,.0f} msg/s")
+        run = self._ingest_run("g3", 1, self.m1, kind)
+        self.ingest_1r = self.report.metric("e2e_1_msgs_per_s", len(self.m1) / run["elapsed"])
+        self.report.metric("e2e_1_rows_per_s", sum(run["rows"].values()) / run["elapsed"])
+        self.report.details["g3"] = {"messages": len(self.m1), "bare_seconds": res["t_last"] - pub.t0,
+                                     "ingest_seconds": run["elapsed"], "rows": run["rows"],
+                                     "publisher_msgs_per_s": run["publish"].rate}
+        self.p.note(f"ingest: {self.ingest_1r:,.0f} msg/s")
+
+    def g5(self) -> None:
+        self.p.phase("G5: two ingest replicas on one shared subscription")
+        run = self._ingest_run("g5", 2, self.m100, self.publisher_kind["100"])
+        got = sum(run["rows"].values())
+        if got != self.rows_100:
+            raise BenchError(f"G5: {got} rows in the region stores, expected {self.rows_100}")
+        self.g5_rows = self.report.metric("two_replicas_rows_per_s", got / run["elapsed"])
+        self.g5_shares = run["shares"]
+        for i, share in enumerate(run["shares"], 1):
+            self.report.metric(f"two_replicas_share_{i}", share)
+        self.report.details["g5"] = {"seconds": run["elapsed"], "shares": run["shares"]}
+        self.p.note(f"{self.g5_rows:,.0f} rows/s; shares {', '.join(f'{s:.0%}' for s in run['shares'])}")
+
+    def g6(self) -> None:
+        self.p.phase("G6: publish -> row visible, at half the G1 load")
+        st = self.stack
+        assert st is not None and st.db is not None
+        rate = max(1.0, self.g1_msgs / 2)
+        count = max(len(self.workload.devices), round(rate * self.sizes.latency_s))
+        templates = timestamped_templates(self.workload, count, 100, LATENCY_SEQ_BASE)
+        regions_of = {}
+        for m in templates[: len(self.workload.devices)]:
+            regions_of[m.device_id] = set(self.router.route(m.topic, m.payload).rows)
+        st.reset_databases()
+        st.fresh_broker()
+        proc = st.start_ingest("g6", {"INGEST_FLUSH_INTERVAL_MS": str(FLUSH_INTERVAL_MS)})
+        try:
+            proc.wait_ready()
+            warm = self.workload.warmup()
+            publish_inline(st.mqtt_port, _pairs(warm))
+            wait_stored([proc], len(warm), 60)
+            self._quiet("g6")
+            self.p.note(f"{count} messages x 100 readings at {rate:.1f} msg/s ({rate * 100:,.0f} readings/s) "
+                        f"for {count / rate:.0f}s; poll every 20 ms")
+            self.meter.start("g6")
+            res = run_latency(st.mqtt_port, st.db.regions, templates, regions_of, sentinel_text(), rate,
+                              on_count=lambda n: self.p.count(n, count, "messages published"))
+            self.meter.stop("g6")
+            self.p.count(count, count, "messages published", final=True)
+            wait_stored([proc], count + len(warm), 60)
+        finally:
+            st.stop_ingests()
+        sql = sql_latency(st.db.regions, LATENCY_SEQ_BASE)
+        lat = res.poll_latencies
+        p99 = percentile(lat, 0.99) * 1000
+        self.g6 = {"rate_msgs_per_s": rate, "messages": count, "p50_ms": percentile(lat, 0.5) * 1000,
+                   "p99_ms": p99, "max_ms": max(lat) * 1000, "samples": len(lat),
+                   "sql_p50_ms": sql["p50"] * 1000, "sql_p99_ms": sql["p99"] * 1000, "sql_max_ms": sql["max"] * 1000}
+        self.report.metric("latency_p99_ms", p99)
+        self.report.metric("latency_p50_ms", self.g6["p50_ms"])
+        self.report.metric("latency_sql_p99_ms", self.g6["sql_p99_ms"])
+        self.report.metric("latency_rate_msgs_per_s", rate)
+        self.report.details["g6"] = self.g6
+        self.p.note(f"p50 {self.g6['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
+                    f"{self.g6['sql_p99_ms']:.0f} ms)")
+
+    def prototypes(self) -> None:
+        from bench.ingest import prototypes
+
+        self.p.phase("prototypes: writer and router variants, in-process (not timed goals)")
+        assert self.stack is not None
+        n = self.sizes.writer_messages
+        writers = prototypes.writer_variants(self.stack, self.per_msg[:n], 8, say=self.p.note)
+        routers = prototypes.router_variants(self.router, self.m100[:n], self.m1[: n * 25], say=self.p.note)
+        self.prototype_results = writers + routers
+        self.report.details["prototypes"] = [
+            {"name": v.name, "units": v.rows, "seconds": v.seconds, "rate": v.rate, "note": v.note}
+            for v in self.prototype_results
+        ]
+
+    def profile(self) -> None:
+        assert self.profile_dir is not None
+        self.p.phase(f"profile: py-spy on the ingest under load (not timed), into {self.profile_dir}")
+        summaries = []
+        for name, msgs, label in (("e2e-100", self.m100[:300], "100"), ("e2e-1", self.m1[:6000], "1")):
+            run = self._ingest_run(f"prof-{name}", 1, msgs, self.publisher_kind[label], profile=name)
+            for kind in ("cpu", "wall"):
+                path = run["files"].get(kind)
+                if path is not None:
+                    text = summarize(path) if kind == "cpu" else thread_breakdown(path)
+                    summaries.append(text)
+                    (self.profile_dir / f"{name}.{kind}.summary.txt").write_text(text)
+            self.p.note(f"{name}: {len(msgs) / run['elapsed']:,.1f} msg/s under py-spy; "
+                        f"{', '.join(str(p) for p in run['files'].values())}")
+        self.report.details["profile"] = {"dir": str(self.profile_dir)}
+        self.profile_summaries = summaries
+
+    # --- report ---
+    def results(self) -> Report:
+        r = self.report
+        r.section("Baselines (same run, same rows)")
+        r.add_info("B_copy  psql \\copy from file", self.b_copy_rate, "rows/s",
+                   f"best of: text {fmt(r.metrics['b_copy_text_rows_per_s'])}, binary "
+                   f"{fmt(r.metrics['b_copy_binary_rows_per_s'])} (regions in turn), binary "
+                   f"{fmt(r.metrics['b_copy_binary_parallel_rows_per_s'])} (4 regions at once); "
+                   f"{self.rows_100:,} rows")
+        r.add_info("B_raw   mosquitto_sub -q 1 | psql COPY", self.b_raw_rate, "rows/s",
+                   f"{r.details['b_raw']['messages']:,} messages, auto-ack on receipt, 4 region pipelines at once")
+        r.add_info("bare paho subscriber, 1 reading/msg", self.bare_rate, "msg/s",
+                   f"QoS 1, manual ack at once, Receive Maximum {_default('receive_maximum')}")
+        r.add_info("route stage  Router.route alone", r.metrics["route_stage_rows_per_s"], "rows/s",
+                   f"{fmt(r.metrics['route_stage_msgs_per_s'])} msg/s of 100 readings, one thread")
+        for label in ("100", "1"):
+            r.add_info(f"publisher alone, {label} reading(s)/msg", self.publisher_alone[label], "msg/s",
+                       f"{self.publisher_kind[label]} x{PUBLISHERS[self.publisher_kind[label]]}, used below")
+        r.section("Goals")
+        r.add_goal(Goal("G1", "e2e 100 readings/msg, QoS1, ack after commit", self.g1_rows, "rows/s",
+                        "B_copy", self.b_copy_rate, "rows/s", self.g1_rows / self.b_copy_rate, ">=", 0.5,
+                        note=f"= {fmt(self.g1_readings)} readings/s, {fmt(self.g1_msgs)} msg/s; vs B_raw "
+                             f"{fmt(self.b_raw_rate)} rows/s: ratio {self.g1_rows / self.b_raw_rate:.2f}; "
+                             f"publisher alone {fmt(self.publisher_alone['100'])} msg/s"))
+        r.metric("g1_ratio_vs_b_raw", self.g1_rows / self.b_raw_rate)
+        r.add_goal(Goal("G2", "writer stage (RegionWriter, in-process)", self.writer_rate, "rows/s", "B_copy",
+                        self.b_copy_rate, "rows/s", self.writer_rate / self.b_copy_rate, ">=", 0.7,
+                        note="RegionWriter.write as it is (COPY into a staging table, merge ON CONFLICT DO NOTHING, "
+                             "rollups where the store has them), 8 messages per transaction and region"))
+        r.add_goal(Goal("G3", "e2e 1 reading/msg", self.ingest_1r, "msg/s", "bare sub", self.bare_rate, "msg/s",
+                        self.ingest_1r / self.bare_rate, ">=", 0.8,
+                        note=f"publisher alone {fmt(self.publisher_alone['1'])} msg/s"))
+        r.add_goal(Goal("G5", "two replicas vs one (100 readings/msg)", self.g5_rows, "rows/s", "1 replica",
+                        self.g1_rows, "rows/s", self.g5_rows / self.g1_rows, ">=", 1.3,
+                        note="per-replica share of messages: "
+                             + ", ".join(f"{s:.1%}" for s in self.g5_shares) + " (goal: each within 50% +/- 10%)"))
+        self._goal_g6(r)
+        r.section("Background CPU (other processes on this machine) during each timed window")
+        windows = self.meter.windows
+        r.lines.append("    " + ", ".join(
+            f"{k} {v:.0%}" + (f" (best of {self.attempts[k]})" if self.attempts.get(k, 1) > 1 else "")
+            for k, v in windows.items()))
+        busy = [k for k, v in windows.items() if v >= 0.10]
+        if busy:
+            r.lines.append(f"    WARNING: >= 10% in {', '.join(busy)}: those numbers (and ratios) are not clean")
+        r.details["background_cpu"] = windows
+        r.details["attempts"] = self.attempts
+        if self.b_copy_rollups:
+            r.section("Informational")
+            r.add_info("B_copy + rollup rebuild (like-for-like)", self.b_copy_rollups, "rows/s",
+                       f"e2e G1 / this = {self.g1_rows / self.b_copy_rollups:.2f}")
+        if getattr(self, "prototype_results", None):
+            r.section("Prototypes (in-process, same rows; output checked equal to the current code)")
+            for v in self.prototype_results:
+                unit = "rows/s" if v.name.startswith("W") else "msg/s"
+                r.add_info(v.name, v.rate, unit, v.note)
+        return r
+
+    def _goal_g6(self, r: Report) -> None:
+        g6 = self.g6
+        r.add_goal(Goal("G6", f"p99 publish->visible @ {fmt(g6['rate_msgs_per_s'])} msg/s", g6["p99_ms"], "ms",
+                        "flush interval", FLUSH_INTERVAL_MS, "ms", g6["p99_ms"] / FLUSH_INTERVAL_MS, "<=", 1.5,
+                        note=f"poll (20 ms): p50 {g6['p50_ms']:.0f} ms, max {g6['max_ms']:.0f} ms over "
+                             f"{g6['samples']} message x region; SQL ingested_at - ts (txn start, lower bound): "
+                             f"p50 {g6['sql_p50_ms']:.0f} ms, p99 {g6['sql_p99_ms']:.0f} ms"))
+
+
+def machine_lines(m: dict[str, object]) -> list[str]:
+    return [
+        f"machine: {m['nproc']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, {m['ram_gib']} GiB RAM, "
+        f"Linux {m['kernel']}",
+        f"versions: {m['postgresql']}; {m['mosquitto']}; Python {m['python']}; paho-mqtt {m['paho-mqtt']}; "
+        f"psycopg {m['psycopg']} (binary {m['psycopg-binary']}); pydantic {m['pydantic']}; regopy {m['regopy']}",
+        f"code: git {m['git']}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 60 s)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="afterwards, profile the ingest under load with py-spy into DIR (not timed)")
+    parser.add_argument("--prototypes", action="store_true",
+                        help="afterwards, measure prototypes of proposed optimizations (in-process)")
+    parser.add_argument("--quiet-wait", type=float, metavar="S",
+                        help="before each timed phase, wait up to S seconds for other processes to use < 10%% "
+                             "of the CPUs (default 20, 0 with --quick)")
+    parser.add_argument("--budget", type=float, metavar="S",
+                        help="re-measure phases disturbed by other processes while the run stays under S "
+                             "seconds (default 480, 0 with --quick: never)")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' directory (logs) afterwards")
+    args = parser.parse_args(argv)
+
+    sizes = QUICK if args.quick else FULL
+    if args.quiet_wait is not None:
+        sizes = replace(sizes, quiet_wait_s=max(0.0, args.quiet_wait))
+    if args.budget is not None:
+        sizes = replace(sizes, budget_s=max(0.0, args.budget))
+    phases = 9 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
+    progress = Progress(phases)
+    bench = Bench(sizes, progress, args.profile, args.keep)
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    try:
+        bench.setup()
+        bench.run_phase(bench.b_copy, ["b_copy_text", "b_copy_binary", "b_copy_binary_parallel"])
+        bench.run_phase(bench.b_raw, ["b_raw"])
+        bench.run_phase(bench.stages, ["route_stage", "writer_stage"])
+        bench.publishers()
+        bench.run_phase(bench.g1, ["g1"])
+        bench.run_phase(bench.g3, ["bare_sub", "g3"])
+        bench.run_phase(bench.g5, ["g5"])
+        bench.run_phase(bench.g6, ["g6"])
+        if args.prototypes:
+            bench.prototypes()
+        if args.profile:
+            bench.profile()
+    except (BenchError, RuntimeError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if bench.stack is not None:
+            bench.stack.cleanup()
+    duration = time.monotonic() - t0
+    report = bench.results()
+    settings = {
+        "flush_interval_ms": {"g1_g3_g5": _default("flush_interval_ms"), "g6": FLUSH_INTERVAL_MS},
+        "flush_max_messages": _default("flush_max_messages"),
+        "receive_maximum": _default("receive_maximum"),
+        "policy": "embedded (regopy) behind the decision cache",
+        "postgresql": dict(bench.stack.pg.settings) if bench.stack else {},
+        "broker": "broker/local.conf",
+    }
+    workload = {"devices": len(bench.workload.devices), "messages_100": len(bench.m100),
+                "readings_100": bench.readings_100, "rows_100": bench.rows_100, "messages_1": len(bench.m1),
+                "sizes": sizes.__dict__}
+    print(f"ingest benchmark ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, {duration:.0f} s")
+    for line in machine_lines(bench.machine):
+        print(line)
+    print(f"ingest settings: flush {_default('flush_interval_ms')} ms / {_default('flush_max_messages')} msgs, "
+          f"Receive Maximum {_default('receive_maximum')}, policy embedded+cache; PostgreSQL "
+          + ", ".join(f"{k}={v}" for k, v in settings["postgresql"].items()))
+    print(f"workload: {workload['devices']} devices of deploy/local/registry.yaml, {len(bench.m100):,} msgs x 100 "
+          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading")
+    for line in report.lines:
+        print(line)
+    if args.profile and getattr(bench, "profile_summaries", None):
+        print("\nProfile summaries (py-spy):")
+        for text in bench.profile_summaries:
+            print(text)
+    if args.json:
+        report.write_json(args.json, command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
+                          quick=args.quick, started_at=started.isoformat(), duration_s=duration,
+                          machine=bench.machine, settings=settings, workload=workload)
+        print(f"\nJSON: {args.json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,166 @@
+"""Publish→row-visible latency at a steady load (goal G6).
+
+A paho QoS 1 publisher sends the 100-reading messages at a fixed rate; at publish time the sentinel
+timestamps of each payload (``sent_at`` and every reading's ``ts``) are replaced by the publish time.
+Two measures:
+
+- **poll** (primary): a poller asks every region database every ``poll_s`` which published
+  messages are visible yet (an index lookup on the primary key prefix ``(device_id, seq)``); a message is
+  visible in a region at the start of the first query that sees it. Latency = that - publish time: an
+  upper bound, by at most one poll period plus the query time.
+- **sql**: ``ingested_at - ts`` per reading (``percentile_cont`` in SQL). ``ingested_at`` defaults to
+  ``now()``, which is the *start* of the writing transaction, not its commit: this misses the COPY, the
+  merge and the commit of that transaction (and of the regions written before it), so it is a lower
+  bound.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.ingest.workload import Message
+
+
+@dataclass
+class _Pending:
+    t_pub: float
+    regions: set[str]
+
+
+@dataclass
+class LatencyResult:
+    rate: float
+    messages: int
+    poll_s: float
+    poll_latencies: list[float] = field(default_factory=list)
+    sql: dict[str, float] = field(default_factory=dict)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (what percentile_cont does)."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+class VisibilityPoller(threading.Thread):
+    _SQL = ("SELECT p.d, p.s FROM unnest(%s::text[], %s::bigint[]) AS p(d, s)"
+            " WHERE EXISTS (SELECT 1 FROM readings r WHERE r.device_id = p.d AND r.seq = p.s)")
+
+    def __init__(self, region_dsns: dict[str, str], poll_s: float) -> None:
+        super().__init__(name="visibility-poller", daemon=True)
+        self.dsns = region_dsns
+        self.poll_s = poll_s
+        self.pending: dict[tuple[str, int], _Pending] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def expect(self, device_id: str, seq: int, t_pub: float, regions: set[str]) -> None:
+        with self.lock:
+            self.pending[(device_id, seq)] = _Pending(t_pub, set(regions))
+
+    def outstanding(self) -> int:
+        with self.lock:
+            return len(self.pending)
+
+    def run(self) -> None:
+        try:
+            conns = {r: psycopg.connect(dsn, autocommit=True) for r, dsn in self.dsns.items()}
+            try:
+                while not self.stop_event.is_set():
+                    t_cycle = time.monotonic()
+                    for region, conn in conns.items():
+                        with self.lock:
+                            keys = [k for k, p in self.pending.items() if region in p.regions]
+                        if not keys:
+                            continue
+                        t_query = time.time()
+                        found = conn.execute(self._SQL, ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+                        with self.lock:
+                            for d, s in found:
+                                p = self.pending.get((d, s))
+                                if p is None or region not in p.regions:
+                                    continue
+                                self.latencies.append(t_query - p.t_pub)
+                                p.regions.discard(region)
+                                if not p.regions:
+                                    del self.pending[(d, s)]
+                    time.sleep(max(0.0, self.poll_s - (time.monotonic() - t_cycle)))
+            finally:
+                for c in conns.values():
+                    c.close()
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+
+
+def run_latency(
+    port: int, region_dsns: dict[str, str], templates: Sequence[Message], regions_of: dict[str, set[str]],
+    sentinel: bytes, rate: float, poll_s: float = 0.02, on_count: Callable[[int], None] | None = None,
+    drain_timeout: float = 60.0,
+) -> LatencyResult:
+    """Publish ``templates`` at ``rate`` msg/s, stamping them; wait until every one is visible."""
+    poller = VisibilityPoller(region_dsns, poll_s)
+    poller.start()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-latency-{time.monotonic_ns()}",
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    connected = threading.Event()
+    client.on_connect = lambda *_a: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise RuntimeError("latency publisher could not connect to the broker")
+        interval = 1.0 / rate
+        t_start = time.monotonic() + 0.05
+        for k, m in enumerate(templates):
+            delay = t_start + k * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = datetime.now(UTC)
+            stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            poller.expect(m.device_id, m.seq, now.timestamp(), regions_of[m.device_id])
+            client.publish(m.topic, m.payload.replace(sentinel, stamp), qos=1)
+            if on_count is not None:
+                on_count(k + 1)
+        deadline = time.monotonic() + drain_timeout
+        while poller.outstanding() and time.monotonic() < deadline and poller.error is None:
+            time.sleep(0.05)
+        if poller.error is not None:
+            raise RuntimeError(f"visibility poller failed: {poller.error}")
+        if poller.outstanding():
+            raise RuntimeError(f"{poller.outstanding()} messages still not visible after {drain_timeout}s")
+    finally:
+        poller.stop_event.set()
+        poller.join(5)
+        client.disconnect()
+        client.loop_stop()
+    return LatencyResult(rate, len(templates), poll_s, list(poller.latencies))
+
+
+def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
+    """p50/p99/max of ingested_at - ts over every reading (one value per reading and region)."""
+    values: list[float] = []
+    for dsn in region_dsns.values():
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                "SELECT extract(epoch FROM min(ingested_at - ts))::float8 FROM readings WHERE seq >= %s"
+                " GROUP BY device_id, seq, idx", (min_seq,)
+            ).fetchall()
+            values.extend(r[0] for r in rows)
+    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+            "max": max(values) if values else float("nan"), "readings": float(len(values))}

@@ -1,0 +1,228 @@
+"""Load generators: pre-encoded payloads published at QoS 1 as fast as possible, from child processes.
+
+Two kinds, measured alone first so the faster one feeds the system under test:
+
+- ``paho``: ``python -m bench.ingest.publish`` workers (paho-mqtt, MQTT v5, QoS 1, a window of
+  un-PUBACKed messages), each with its share of the devices (per-device order is kept);
+- ``c``: one ``mosquitto_pub -l`` per device topic, fed one payload per line (the JSON payloads are
+  single-line); C, so it leaves more CPU to the system under test on a small machine.
+
+Both connect first, then start on a signal, so ``t0`` (wall clock, just before the signal) is the first
+publish. A run returns when every worker has received every PUBACK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class PublishResult:
+    kind: str
+    processes: int
+    messages: int
+    t0: float  # wall clock of the go signal (first publish)
+    t_done: float  # wall clock when the last PUBACK was received
+    bytes: int
+
+    @property
+    def seconds(self) -> float:
+        return self.t_done - self.t0
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def _split_by_topic(messages: Sequence[tuple[str, bytes]], parts: int) -> list[list[tuple[str, bytes]]]:
+    topics = sorted({t for t, _ in messages})
+    owner = {t: i % parts for i, t in enumerate(topics)}
+    out: list[list[tuple[str, bytes]]] = [[] for _ in range(min(parts, len(topics)))]
+    for t, p in messages:
+        out[owner[t]].append((t, p))
+    return [o for o in out if o]
+
+
+class Publisher:
+    """Prepared publisher processes (connected, waiting); ``run()`` sends the go signal and waits."""
+
+    def __init__(self, kind: str, port: int, messages: Sequence[tuple[str, bytes]], processes: int = 2,
+                 workdir: Path | None = None, inflight: int = 1000) -> None:
+        if kind not in ("paho", "c"):
+            raise ValueError(f"unknown publisher kind {kind!r}")
+        if kind == "c" and shutil.which("mosquitto_pub") is None:
+            raise RuntimeError("mosquitto_pub not found (apt-get install mosquitto-clients)")
+        self.kind = kind
+        self.port = port
+        self.count = len(messages)
+        self.bytes = sum(len(p) for _, p in messages)
+        self.dir = Path(tempfile.mkdtemp(prefix="pub-", dir=workdir))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._inputs: list[Path] = []
+        if kind == "paho":
+            parts = _split_by_topic(messages, processes)
+            for i, part in enumerate(parts):
+                path = self.dir / f"part-{i}.pickle"
+                path.write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "bench.ingest.publish", "--port", str(port), "--file", str(path),
+                     "--inflight", str(inflight), "--client-id", f"bench-pub-{os.getpid()}-{i}"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
+                ))
+            for p in self.procs:
+                line = p.stdout.readline() if p.stdout else b""
+                if line.strip() != b"ready":
+                    self.close()
+                    raise RuntimeError(f"publisher worker failed to connect: {line!r}")
+        else:
+            by_topic: dict[str, list[bytes]] = {}
+            for t, p in messages:
+                if b"\n" in p:
+                    raise ValueError("mosquitto_pub -l needs single-line payloads")
+                by_topic.setdefault(t, []).append(p)
+            for i, (topic, payloads) in enumerate(sorted(by_topic.items())):
+                path = self.dir / f"lines-{i}.txt"
+                path.write_bytes(b"\n".join(payloads) + b"\n")
+                self._inputs.append(path)
+                self.procs.append(subprocess.Popen(
+                    ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1", "-M", str(inflight),
+                     "-i", f"bench-cpub-{os.getpid()}-{i}", "-t", topic, "-l"],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                ))
+            time.sleep(0.5)  # let them connect
+
+    def run(self, timeout: float = 600.0) -> PublishResult:
+        t0 = time.time()
+        if self.kind == "paho":
+            for p in self.procs:
+                assert p.stdin is not None
+                p.stdin.write(b"go\n")
+                p.stdin.flush()
+            t_done = t0
+            for p in self.procs:
+                assert p.stdout is not None
+                line = p.stdout.readline()
+                try:
+                    result = json.loads(line)
+                except ValueError:
+                    raise RuntimeError(f"publisher worker failed: {line!r}") from None
+                t_done = max(t_done, float(result["t_done"]))
+                p.wait(timeout)
+        else:
+            def feed(proc: subprocess.Popen[bytes], path: Path) -> None:
+                assert proc.stdin is not None
+                with open(path, "rb") as f:
+                    shutil.copyfileobj(f, proc.stdin, 1 << 20)
+                proc.stdin.close()
+
+            threads = [threading.Thread(target=feed, args=(p, path), daemon=True)
+                       for p, path in zip(self.procs, self._inputs, strict=True)]
+            for t in threads:
+                t.start()
+            for p in self.procs:
+                p.wait(timeout)
+                if p.returncode != 0:
+                    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+                    raise RuntimeError(f"mosquitto_pub exited with {p.returncode}: {err.strip()}")
+            t_done = time.time()
+        result = PublishResult(self.kind, len(self.procs), self.count, t0, t_done, self.bytes)
+        self.close()
+        return result
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: float = 30.0) -> None:
+    """Publish a few messages from this process (warm-ups): QoS 1, returns once all are PUBACKed."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-warm-{os.getpid()}-{time.monotonic_ns()}",
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(max(20, len(messages)))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(t, p, qos=1) for t, p in messages]
+        for info in infos:
+            info.wait_for_publish(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# --- worker (child process) --------------------------------------------------------------------------
+
+def _worker(port: int, path: Path, inflight: int, client_id: str) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    messages: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
+    acked = 0
+    cond = threading.Condition()
+
+    def on_publish(_c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
+        nonlocal acked
+        with cond:
+            acked += 1
+            if acked == len(messages) or acked % 256 == 0:
+                cond.notify_all()
+
+    connected = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(inflight)
+    client.max_queued_messages_set(0)
+    client.on_publish = on_publish
+    client.on_connect = lambda *_a: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    if not connected.wait(10):
+        print("not connected", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    window = max(inflight * 4, 4096)  # paho mids wrap at 65535: never have that many outstanding
+    for sent, (topic, payload) in enumerate(messages, 1):
+        client.publish(topic, payload, qos=1)
+        if sent - acked > window:
+            with cond:
+                cond.wait_for(lambda s=sent: s - acked <= window // 2, timeout=30)
+    with cond:
+        cond.wait_for(lambda: acked >= len(messages), timeout=300)
+    t_done = time.time()
+    client.disconnect()
+    client.loop_stop()
+    print(json.dumps({"t_done": t_done, "acked": acked}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", type=Path, required=True)
+    parser.add_argument("--inflight", type=int, default=1000)
+    parser.add_argument("--client-id", default=f"bench-pub-{os.getpid()}")
+    args = parser.parse_args()
+    _worker(args.port, args.file, args.inflight, args.client_id)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Smoke test of the ingest benchmark: ``python -m bench.ingest --quick --json OUT`` runs end to end and
+reports every metric. No timing assertions: numbers belong to the benchmark's report, not to tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+METRICS = [
+    "b_copy_rows_per_s",
+    "b_copy_text_rows_per_s",
+    "b_copy_binary_rows_per_s",
+    "b_copy_binary_parallel_rows_per_s",
+    "b_raw_rows_per_s",
+    "route_stage_rows_per_s",
+    "route_stage_msgs_per_s",
+    "writer_stage_rows_per_s",
+    "publisher_paho_100r_msgs_per_s",
+    "publisher_c_100r_msgs_per_s",
+    "publisher_paho_1r_msgs_per_s",
+    "publisher_c_1r_msgs_per_s",
+    "e2e_100_rows_per_s",
+    "e2e_100_readings_per_s",
+    "e2e_100_msgs_per_s",
+    "bare_sub_1r_msgs_per_s",
+    "e2e_1_msgs_per_s",
+    "e2e_1_rows_per_s",
+    "two_replicas_rows_per_s",
+    "two_replicas_share_1",
+    "two_replicas_share_2",
+    "latency_p99_ms",
+    "latency_p50_ms",
+    "latency_sql_p99_ms",
+    "latency_rate_msgs_per_s",
+    "g1_ratio",
+    "g1_ratio_vs_b_raw",
+    "g2_ratio",
+    "g3_ratio",
+    "g5_ratio",
+    "g6_ratio",
+]
+GOALS = {"G1", "G2", "G3", "G5", "G6"}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--quick", "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=280,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    # progress on stderr: phase names and counters
+    assert "[1/9] setup" in proc.stderr
+    assert "G6:" in proc.stderr
+    # the report on stdout: one line per goal with its verdict, and the machine
+    for goal in GOALS:
+        assert any(line.startswith(goal) and ("PASS" in line or "MISS" in line) for line in proc.stdout.splitlines())
+    assert "machine:" in proc.stdout and "versions:" in proc.stdout
+
+    doc = json.loads(out.read_text())
+    metrics = doc["metrics"]
+    missing = [m for m in METRICS if m not in metrics]
+    assert not missing, f"metrics missing from the JSON: {missing}"
+    bad = {m: metrics[m] for m in METRICS if not (isinstance(metrics[m], float) and math.isfinite(metrics[m])
+                                                  and metrics[m] > 0)}
+    assert not bad, f"metrics that are not positive numbers: {bad}"
+    assert {g["id"] for g in doc["goals"]} == GOALS
+    for goal in doc["goals"]:
+        assert goal["ratio"] > 0 and goal["baseline"] > 0 and isinstance(goal["pass"], bool)
+    assert doc["machine"]["nproc"] >= 1 and doc["machine"]["cpu_model"]
+    assert doc["workload"]["rows_100"] > 0
+    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub"}
