@@ -1,4 +1,6 @@
-"""``python -m bench.ingest [--quick] [--json OUT] [--profile DIR] [--keep]``: the ingest benchmark.
+"""``python -m bench.ingest [--quick] [--json OUT] [--prototypes] [--profile DIR] [--budget S] [--quiet-wait S]``
+
+The ingest benchmark (issue 5). It starts its own PostgreSQL and Mosquitto and runs the real service.
 
 Every ratio is measured in this run, on this machine, against a baseline taken on the same workload:
 
