@@ -107,6 +107,8 @@ class Router:
         self.policy = policy
         self.pseudonymizer = pseudonymizer
         self.max_bytes = max_bytes
+        self._flows: dict[tuple[int, str, str, bool], Flow] = {}
+        self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
 
     def route(self, topic: str, payload: bytes) -> Routed:
         size = len(payload)
@@ -203,6 +205,22 @@ class Router:
         return None
 
     def _flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
+        """The policy input of one flow. It depends only on the (immutable) registry, so it is built once
+        per (site, region, category, edge transform) instead of once per message (hot path)."""
+        key = (id(site), region_name, category, edge_pseudonymized)
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = self._flows[key] = self._build_flow(site, region_name, category, edge_pseudonymized)
+        return flow
+
+    def _input_of(self, flow: Flow) -> dict[str, Any]:
+        """The flow as logged in the decision record (JSON-ready), dumped once per memoized flow."""
+        dumped = self._inputs.get(id(flow))
+        if dumped is None:
+            dumped = self._inputs[id(flow)] = flow.model_dump(mode="json")
+        return dumped
+
+    def _build_flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
         region = self.registry.regions[region_name]
         return Flow.model_validate({
             "origin": site.country,
@@ -253,7 +271,7 @@ class Router:
                     decision_id=did, device_id=batch.device_id, seq=batch.seq, site_id=site_id,
                     origin_country=site.country, category=category, region=region_name,
                     destination_country=region.country, outcome=outcome, decision=decision,
-                    readings=len(batch.readings), input=flow.model_dump(mode="json"),
+                    readings=len(batch.readings), input=self._input_of(flow),
                 ))
             if not placed:
                 routed.rejections.append(self._quarantine(
@@ -298,6 +316,6 @@ def _split(value: Any) -> tuple[float | None, str | None]:
         return None, None
     if isinstance(value, bool):
         return (1.0 if value else 0.0), None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # a tuple: `int | float` builds a union object per call
         return float(value), None
     return None, str(value)
