@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg_pool import ConnectionPool
 
 from ingest.config import IngestSettings
 from ingest.registry import Registry
+
+if TYPE_CHECKING:
+    from ingest.quarantine import QuarantineService
 
 
 class RevisionSource(Protocol):
@@ -32,5 +35,5 @@ class Runtime:
     regions: dict[str, ConnectionPool]
     policy: RevisionSource
     pipeline: PipelineStatus | None = None
-    quarantine: Any = None  # ingest.quarantine.QuarantineService when the pipeline runs
+    quarantine: QuarantineService | None = None  # when the pipeline runs in this process
     extras: dict[str, Any] = field(default_factory=dict)
