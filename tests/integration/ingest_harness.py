@@ -134,6 +134,13 @@ def distinct_readings(dsn: str, device: str) -> int:
                      device)[0][0])
 
 
+def all_home_readings_stored(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> bool:
+    """Every reading the agents got acknowledged is in its device's home region (a wait predicate: the
+    ingest's in-flight count can touch zero between two deliveries of a backlog, so it is no signal)."""
+    return all(distinct_readings(regions[registry.sites[registry.devices[d].site].home_region], d) == n
+               for d, n in acked.items())
+
+
 def assert_home_regions_hold_exactly(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> None:
     for device, n in acked.items():
         home = registry.sites[registry.devices[device].site].home_region

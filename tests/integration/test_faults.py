@@ -18,6 +18,7 @@ from devstack import MosquittoServer, PostgresServer
 from ingest.registry import Registry
 from tests.conftest import fresh_databases
 from tests.integration.ingest_harness import (
+    all_home_readings_stored,
     assert_home_regions_hold_exactly,
     distinct_readings,
     query,
@@ -54,8 +55,10 @@ def test_postgresql_down_for_a_minute_under_load(
             assert max_inflight <= 300, "Receive Maximum bounds what the ingest holds"
             pg.restart()
             acked = load.join(300)
-            wait_until(lambda: service.stats.snapshot()["inflight"] == 0 and service.stats.healthy(), 120,
+            wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120,
                        "backlog committed after the outage")
+            wait_until(lambda: service.stats.snapshot()["inflight"] == 0 and service.stats.healthy(), 30,
+                       "healthy, nothing unacknowledged")
             assert api.get("/api/v1/health").status_code == 200
             assert_home_regions_hold_exactly(acked, regions, registry)
     finally:
@@ -75,8 +78,7 @@ def test_broker_restart_under_load(mqtt_broker: MosquittoServer, databases: tupl
         mqtt_broker.restart()
         acked = load.join(300)
         wait_until(lambda: service.stats.snapshot()["broker_connected"], 60, "ingest reconnected")
-        wait_until(lambda: all(distinct_readings(regions[registry.sites[registry.devices[d].site].home_region], d)
-                               == n for d, n in acked.items()), 120, "every acked reading stored")
+        wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120, "every acked reading stored")
         assert_home_regions_hold_exactly(acked, regions, registry)
 
 
@@ -107,8 +109,9 @@ def test_one_region_down_the_others_keep_flowing(
                                             "AND category <> 'machine'") == [(0,)]
             cn_server.restart()
             acked = load.join(300)
+            wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120, "parked messages written")
             wait_until(lambda: service.stats.snapshot()["parked"] == 0
-                       and service.stats.snapshot()["inflight"] == 0, 120, "parked messages written")
+                       and service.stats.snapshot()["inflight"] == 0, 30, "nothing parked or unacknowledged")
             assert_home_regions_hold_exactly(acked, regions, registry)
             for name in ("eu-central", "us-east", "ap-southeast"):
                 assert query(regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' "

@@ -13,17 +13,12 @@ from devstack import MosquittoServer
 from ingest.registry import Registry
 from tests.integration.ingest_harness import (
     Replica,
+    all_home_readings_stored,
     assert_home_regions_hold_exactly,
-    distinct_readings,
     query,
     wait_until,
 )
 from tests.integration.load import AgentLoad
-
-
-def _all_stored(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> bool:
-    return all(distinct_readings(regions[registry.sites[registry.devices[d].site].home_region], d) == n
-               for d, n in acked.items())
 
 
 @pytest.mark.integration
@@ -34,7 +29,7 @@ def test_three_replicas_split_the_work(mqtt_broker: MosquittoServer, databases: 
     try:
         acked = AgentLoad(mqtt_broker, registry, ["de-munich", "us-detroit", "sg-jurong"], tmp_path,
                           batches=60).start().join(300)
-        wait_until(lambda: _all_stored(acked, regions, registry), 120, "every reading stored")
+        wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120, "every reading stored")
         shares = [r.stats()["messages"]["stored"] for r in replicas]
         assert all(s > 0 for s in shares), f"every replica took a share: {shares}"
         assert sum(shares) >= 60 * len(acked)
@@ -63,7 +58,7 @@ def test_kill_9_of_a_replica_five_times_under_load(
             time.sleep(0.5)
             victim.start()  # same client id: the broker redelivers what was not acknowledged
         acked = load.join(300)
-        wait_until(lambda: _all_stored(acked, regions, registry), 180, "every reading stored")
+        wait_until(lambda: all_home_readings_stored(acked, regions, registry), 180, "every reading stored")
         assert_home_regions_hold_exactly(acked, regions, registry)
         # Each decision is logged once per (message, category, region), whatever the redeliveries.
         assert query(control, "SELECT count(*) FROM (SELECT device_id, seq, category, region FROM decisions "
