@@ -43,8 +43,21 @@ class IngestSettings(BaseSettings):
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger payloads are rejected.")
 
     # --- batching ---
-    flush_interval_ms: int = Field(200, ge=1, description="Maximum wait before committing a batch.")
+    flush_interval_ms: int = Field(
+        200, ge=1, le=60_000,
+        description="Longest a batch stays open for more messages, counted from its first message's arrival.",
+    )
+    flush_idle_ms: int = Field(
+        10, ge=0, le=60_000,
+        description="A batch closes early when no message has arrived for this long (0: as soon as the queue "
+        "is empty). Under load messages keep coming and batches grow to the interval or the caps; at low "
+        "load a message does not wait the whole interval.",
+    )
     flush_max_messages: int = Field(500, ge=1, description="Commit after this many messages.")
+    flush_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024,
+        description="Commit once the batch's payloads reach this many bytes (bounds memory and transaction size).",
+    )
 
     # --- stores ---
     registry_file: Path = Field(Path("deploy/local/registry.yaml"))
@@ -116,6 +129,11 @@ class IngestSettings(BaseSettings):
             "dev-only-change-me"
         ):
             raise ValueError("INGEST_PSEUDONYMIZATION_KEY must be set in production")
+        if self.flush_idle_ms > self.flush_interval_ms:
+            raise ValueError(
+                f"INGEST_FLUSH_IDLE_MS ({self.flush_idle_ms}) must be <= INGEST_FLUSH_INTERVAL_MS "
+                f"({self.flush_interval_ms})"
+            )
         if self.receive_maximum < self.flush_max_messages:
             raise ValueError(
                 f"INGEST_RECEIVE_MAXIMUM ({self.receive_maximum}) must be >= INGEST_FLUSH_MAX_MESSAGES "

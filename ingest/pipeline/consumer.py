@@ -1,9 +1,16 @@
 """The MQTT consumer: shared subscription, persistent session, acknowledgement after commit.
 
-paho's network thread only queues messages (``on_message``). One flush thread takes up to
-``flush_max_messages`` messages or waits ``flush_interval_ms``, routes them (policy decisions),
-commits the control records (decision log, quarantine index, sequences), then the rows of every
-region, and only then acknowledges each message whose every part is committed, in arrival order.
+paho's network thread only queues messages (``on_message``, stamped with their arrival time). One
+flush thread collects a batch, routes it (policy decisions), commits the control records (decision
+log, quarantine index, sequences), then the rows of every region (one connection and thread per
+region, concurrently), and only then acknowledges each message whose every part is committed, in
+arrival order.
+
+A batch closes at the first of: ``flush_interval_ms`` after its first message *arrived* (time spent
+queued behind the previous flush counts), ``flush_idle_ms`` without a new message, or the caps
+``flush_max_messages`` / ``flush_max_bytes``. Under load the queue never runs dry and batches grow to
+the caps (throughput); at low load a message waits about ``flush_idle_ms``, not the whole interval
+(latency).
 
 Faults:
 - Control store down: nothing is acknowledged; the flush is retried with backoff. The broker keeps
@@ -26,6 +33,7 @@ import random
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -55,6 +63,7 @@ class _Inbound:
     topic: str
     payload: bytes
     epoch: int  # broker connection it arrived on
+    arrived: float  # time.monotonic() when paho delivered it
     pending: set[str] = field(default_factory=set)  # regions still to write (parked messages)
 
 
@@ -74,6 +83,8 @@ class Consumer:
         self._region_retry_at: dict[str, float] = {}
         self._region_delay: dict[str, float] = {}
         self._thread = threading.Thread(target=self._flush_loop, name="ingest-flush", daemon=True)
+        # One worker per region: a flush writes its regions concurrently (each has its own connection).
+        self._writers = ThreadPoolExecutor(max_workers=max(1, len(self._regions)), thread_name_prefix="ingest-region")
         self._client = self._make_client()
 
     # --- MQTT side (paho network thread) ---
@@ -117,7 +128,7 @@ class Consumer:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.stats.message_received()
-        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._epoch))
+        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._epoch, time.monotonic()))
 
     # --- lifecycle ---
     def start(self) -> None:
@@ -135,6 +146,7 @@ class Consumer:
         self._thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        self._writers.shutdown(wait=True)
         for writer in (*self._regions.values(), *self._quarantine.values()):
             writer.close()
         self._control.close()
@@ -143,17 +155,28 @@ class Consumer:
     def _collect(self) -> list[_Inbound]:
         batch: list[_Inbound] = []
         try:
-            batch.append(self._queue.get(timeout=0.2))
+            first = self._queue.get(timeout=0.2)
         except queue.Empty:
             return batch
-        deadline = time.monotonic() + self.settings.flush_interval_ms / 1000
-        while len(batch) < self.settings.flush_max_messages:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        batch.append(first)
+        size = len(first.payload)
+        settings = self.settings
+        deadline = first.arrived + settings.flush_interval_ms / 1000
+        idle = settings.flush_idle_ms / 1000
+        while len(batch) < settings.flush_max_messages and size < settings.flush_max_bytes:
             try:
-                batch.append(self._queue.get(timeout=remaining))
+                item = self._queue.get_nowait()  # whatever is already queued joins without waiting
             except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or idle <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=min(idle, remaining))
+                except queue.Empty:
+                    break  # idle for flush_idle_ms, or the interval is over
+            batch.append(item)
+            size += len(item.payload)
+            if item.arrived >= deadline:
                 break
         return batch
 
@@ -242,15 +265,18 @@ class Consumer:
                 if r.payload_region is not None and r.payload is not None:
                     held.setdefault(r.payload_region, []).append((r.quarantine_id, r.topic, r.payload))
                     users.setdefault(r.payload_region, []).append(item)
+        ready = [region for region in sorted(users) if not self._region_waiting(region)]
+        jobs = {region: (per_region.get(region, []), held.get(region, [])) for region in ready}
+        if len(jobs) > 1:  # concurrently: each region has its own connection and worker thread
+            futures = {region: self._writers.submit(self._write_region, region, *job) for region, job in jobs.items()}
+            ok = {region: future.result() for region, future in futures.items()}
+        else:
+            ok = {region: self._write_region(region, *job) for region, job in jobs.items()}
         written: dict[str, int] = {}
         for region in sorted(users):
-            if self._region_waiting(region):
-                failed = True
+            if ok.get(region, False):
+                written[region] = len(per_region.get(region, []))
             else:
-                failed = not self._write_region(region, per_region.get(region, []), held.get(region, []))
-                if not failed:
-                    written[region] = len(per_region.get(region, []))
-            if failed:
                 for item in users[region]:
                     item.pending.add(region)
         return written

@@ -1,13 +1,20 @@
-"""Writes to one region store: binary COPY into a staging table, then an idempotent insert.
+"""Writes to one region store: one transaction per flush, idempotent by the primary key
+(device_id, seq, idx, name, ts), so a redelivered or replayed batch is never stored twice.
 
-One transaction per flush: the rows of many messages are committed together, and a redelivered
-or replayed batch hits the primary key (device_id, seq, idx, name, ts) and is ignored.
+Two paths, both exact:
 
-On plain PostgreSQL the same statement also maintains the rollups ``readings_1m`` / ``readings_1h``
-from the rows that were actually inserted (``INSERT ... ON CONFLICT DO NOTHING RETURNING`` feeding the
-rollup upserts: see :mod:`ingest.store.rollups`), so duplicates never count twice and the rollups
-commit or roll back with the raw rows. On TimescaleDB the rollups are continuous aggregates and the
-writer only inserts the raw rows.
+- **Fast path** (the common case: rows never seen before). Inside a savepoint, binary ``COPY`` straight
+  into ``readings``; on plain PostgreSQL the rollups ``readings_1m`` / ``readings_1h`` are then upserted
+  from aggregates computed here from the same rows (one statement, rows in key order). Every row was new,
+  so the rollups count each exactly once.
+- **Merge path** (a redelivery or replay: the COPY hits a unique violation, or a deadlock with another
+  replica writing the same rows). The savepoint is rolled back, the rows go into a temporary staging
+  table by ``COPY``, and one statement inserts them with ``ON CONFLICT DO NOTHING`` in key order and folds
+  only the rows actually inserted into the rollups (``RETURNING`` feeding the upserts: see
+  :mod:`ingest.store.rollups`). Duplicates never count twice.
+
+Either way the raw rows and the rollups commit or roll back together. On TimescaleDB the rollups are
+continuous aggregates and the writer only inserts the raw rows.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class RegionWriter:
         self._store = StoreConnection(name, dsn)
         self._checked: psycopg.Connection | None = None
         self._rollups = False
+        self.merges = 0
+        """Flushes that took the merge path (the rows held a duplicate): redeliveries and replays."""
 
     @property
     def maintains_rollups(self) -> bool:
@@ -60,11 +69,17 @@ class RegionWriter:
                     self._rollups = rollups.maintained_at_write(conn)
                 self._checked = conn
             with conn.transaction(), conn.cursor() as cur:
+                try:
+                    with conn.transaction():  # a savepoint: a duplicate undoes only the fast path
+                        self._copy(cur, "readings", rows)
+                        if self._rollups:
+                            cur.execute(rollups.UPSERT_AGGREGATES_SQL, rollups.upsert_aggregates_params(
+                                rollups.aggregate_rows(rows, device=0, name=3, ts=4, num=8)))
+                    return len(rows)
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+                    self.merges += 1
                 cur.execute(_STAGING)
-                with cur.copy(f"COPY readings_in ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(list(_TYPES))
-                    for row in rows:
-                        copy.write_row(row)
+                self._copy(cur, "readings_in", rows)
                 if self._rollups:
                     cur.execute(_MERGE_WITH_ROLLUPS)
                     new = cur.fetchone()
@@ -74,6 +89,13 @@ class RegionWriter:
         except psycopg.Error as exc:
             self._checked = None
             raise self._store.error(exc) from None
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor, table: str, rows: Sequence[tuple[object, ...]]) -> None:
+        with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[arg-type]
+            copy.set_types(list(_TYPES))
+            for row in rows:
+                copy.write_row(row)
 
     def close(self) -> None:
         self._store.close()

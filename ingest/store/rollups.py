@@ -20,6 +20,7 @@ alignment as TimescaleDB's ``time_bucket`` (origin 2000-01-03, also a midnight).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,98 @@ def merge_with_rollups_sql(columns: str, staging: str) -> str:
     ]
     ctes += [f"up_{i} AS ({upsert_sql(r, 'new')})" for i, r in enumerate(ROLLUPS)]
     return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM new"
+
+
+# Epoch seconds of the alignment origin: a whole number of hours (and so of minutes) since 1970, so flooring
+# epoch seconds to the bucket width gives the same buckets as date_bin(..., ORIGIN).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
+_ORIGIN_EPOCH = int(ORIGIN.timestamp())
+assert _ORIGIN_EPOCH % 3600 == 0
+
+
+Aggregates = dict[tuple[str, str, int], list[float]]
+"""(device_id, name, bucket start in epoch seconds) -> [count, sum, min, max]."""
+
+
+def aggregate_rows(rows: Sequence[Sequence[object]], *, device: int, name: int, ts: int, num: int) -> Aggregates:
+    """1-minute aggregates of the numeric values of ``rows`` (tuples; the arguments are column positions).
+
+    For the writer's fast path: rows known to be new are folded into the rollups without reading them back
+    from the database. Rows of one sample share their ``ts`` object, so its bucket is computed once."""
+    agg: Aggregates = {}
+    last_ts: object = None
+    bucket = 0
+    for row in rows:
+        value = row[num]
+        if value is None:
+            continue
+        stamp = row[ts]
+        if stamp is not last_ts:
+            # exact integer arithmetic (a float timestamp could round a value just before a boundary up)
+            bucket, last_ts = (stamp - _EPOCH) // _MINUTE * 60, stamp  # type: ignore[operator]
+        key = (row[device], row[name], bucket)
+        a = agg.get(key)
+        if a is None:
+            agg[key] = [1, value, value, value]  # type: ignore[list-item]
+        else:
+            a[0] += 1
+            a[1] += value  # type: ignore[operator]
+            if value < a[2]:  # type: ignore[operator]
+                a[2] = value  # type: ignore[assignment]
+            elif value > a[3]:  # type: ignore[operator]
+                a[3] = value  # type: ignore[assignment]
+    return agg
+
+
+def coarsen(agg: Aggregates, width_s: int) -> Aggregates:
+    """Aggregates re-bucketed to a wider width (a multiple of the input's): 1 minute -> 1 hour."""
+    out: Aggregates = {}
+    for (device, name, bucket), (count, total, low, high) in agg.items():
+        key = (device, name, bucket - (bucket - _ORIGIN_EPOCH) % width_s)
+        a = out.get(key)
+        if a is None:
+            out[key] = [count, total, low, high]
+        else:
+            a[0] += count
+            a[1] += total
+            a[2] = min(a[2], low)
+            a[3] = max(a[3], high)
+    return out
+
+
+def _upsert_arrays_sql(rollup: Rollup, params: str) -> str:
+    return (
+        f"INSERT INTO {rollup.table} AS r (device_id, name, bucket, count, sum, min, max)"
+        " SELECT d, n, to_timestamp(b), c, s, lo, hi FROM unnest("
+        f"%({params}_d)s::text[], %({params}_n)s::text[], %({params}_b)s::float8[], %({params}_c)s::int8[],"
+        f" %({params}_s)s::float8[], %({params}_lo)s::float8[], %({params}_hi)s::float8[])"
+        " AS t(d, n, b, c, s, lo, hi) ORDER BY 1, 2, 3"
+        " ON CONFLICT (device_id, name, bucket) DO UPDATE SET"
+        " count = r.count + EXCLUDED.count, sum = r.sum + EXCLUDED.sum,"
+        " min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max)"
+    )
+
+
+# Both rollups in one round trip; each statement's rows are in key order (lock order, see upsert_sql).
+UPSERT_AGGREGATES_SQL = (
+    f"WITH m AS ({_upsert_arrays_sql(ROLLUP_1M, 'm')}), h AS ({_upsert_arrays_sql(ROLLUP_1H, 'h')}) SELECT 1"
+)
+
+
+def upsert_aggregates_params(minute: Aggregates) -> dict[str, list[object]]:
+    """Parameters of :data:`UPSERT_AGGREGATES_SQL` for 1-minute aggregates (the hour rollup is derived)."""
+    params: dict[str, list[object]] = {}
+    for prefix, agg in (("m", minute), ("h", coarsen(minute, 3600))):
+        items = sorted(agg.items())
+        params[f"{prefix}_d"] = [k[0] for k, _ in items]
+        params[f"{prefix}_n"] = [k[1] for k, _ in items]
+        params[f"{prefix}_b"] = [float(k[2]) for k, _ in items]
+        params[f"{prefix}_c"] = [int(v[0]) for _, v in items]
+        params[f"{prefix}_s"] = [v[1] for _, v in items]
+        params[f"{prefix}_lo"] = [v[2] for _, v in items]
+        params[f"{prefix}_hi"] = [v[3] for _, v in items]
+    return params
 
 
 def maintained_at_write(conn: psycopg.Connection) -> bool:

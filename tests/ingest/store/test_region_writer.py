@@ -164,3 +164,42 @@ def test_unreachable_store_names_the_region() -> None:
     writer = RegionWriter("cn-north", f"postgresql://x@127.0.0.1:{free_port()}/none")
     with pytest.raises(StoreUnavailableError, match="store cn-north"):
         writer.write([_row(1, 0, "power_kw", 1.0)])
+
+
+def test_new_rows_take_the_fast_path_and_duplicates_the_merge_path(pg_server: PostgresServer) -> None:
+    dsn = _store(pg_server, "writer_paths")
+    writer = RegionWriter("eu", dsn)
+    first = [_row(1, i, "power_kw", float(i)) for i in range(5)]
+    assert writer.write(first) == 5
+    assert writer.merges == 0  # COPY straight into readings, rollups from the same rows
+    assert writer.write([_row(2, 0, "power_kw", 10.0)]) == 1
+    assert writer.merges == 0
+    assert writer.write([*first[:2], _row(3, 0, "power_kw", 20.0)]) == 1  # a replay: merge path
+    assert writer.merges == 1
+    dup_in_batch = [_row(4, 0, "power_kw", 1.0), _row(4, 0, "power_kw", 1.0)]
+    assert writer.write(dup_in_batch) == 1  # the same key twice in one flush: stored once
+    assert writer.merges == 2
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (8,)
+        assert conn.execute("SELECT sum(count) FROM readings_1m").fetchone() == (8,)
+        assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
+    writer.close()
+
+
+def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: PostgresServer) -> None:
+    dsn = _store(pg_server, "writer_bounds")
+    writer = RegionWriter("eu", dsn)
+    hour = T0.replace(minute=0)
+    stamps = [hour - timedelta(microseconds=1), hour, hour + timedelta(minutes=1) - timedelta(microseconds=1),
+              hour + timedelta(minutes=1), hour + timedelta(hours=1) - timedelta(microseconds=1)]
+    rows = [_row(1, i, "t", float(i), at=at) for i, at in enumerate(stamps)]
+    assert writer.write(rows) == len(rows)
+    assert writer.merges == 0
+    with psycopg.connect(dsn) as conn:
+        assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
+    assert [r[2:4] for r in _rollup(dsn, "readings_1h")] == [(hour - timedelta(hours=1), 1), (hour, 4)]
+    assert [r[2:4] for r in _rollup(dsn, "readings_1m")] == [
+        (hour - timedelta(minutes=1), 1), (hour, 2), (hour + timedelta(minutes=1), 1),
+        (hour + timedelta(minutes=59), 1),
+    ]
+    writer.close()
