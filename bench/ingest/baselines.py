@@ -6,8 +6,9 @@
 - **B_raw**: C only, no validation, no policy: the same rows as text COPY lines, published as MQTT
   payloads (one message per workload message and region), ``mosquitto_sub -q 1`` per region piped
   into ``psql \\copy ... FROM pstdin``. Time from first publish to the last psql commit.
-- **Writer stage** (goal G2): the ingest's own ``RegionWriter.write`` (binary COPY into a staging table
-  then ``INSERT ... ON CONFLICT DO NOTHING``), in-process, rows grouped as the ingest's flushes would be.
+- **Writer stage** (goal G2): the ingest's own ``RegionWriter.write`` (new rows: binary COPY straight
+  into ``readings`` and rollups upserted from aggregates of the same rows; a duplicate sends the flush
+  through the staging merge), in-process, rows grouped as the ingest's flushes would be.
 - **Route stage**: ``Router.route`` alone, in-process (the Python CPU cost per message).
 """
 
