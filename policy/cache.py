@@ -27,6 +27,10 @@ class CachedPolicyEngine:
         self.inner = inner
         self.maxsize = maxsize
         self._entries: OrderedDict[tuple[str, int, str], tuple[Flow, Decision]] = OrderedDict()
+        # Identity fast path: callers that reuse one (frozen) Flow object per flow, like the ingest's router,
+        # skip building the canonical key (a JSON dump of the input) on every call. Holding the flow keeps
+        # its id from being reused; bounded like the cache, emptied with it.
+        self._by_id: dict[int, tuple[Flow, tuple[str, int, str], Decision]] = {}
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -36,12 +40,21 @@ class CachedPolicyEngine:
         return self.inner.revision
 
     def decide(self, flow: Flow) -> Decision:
-        key = (self.inner.revision, int(time.time() // 86400), flow.cache_key())
+        revision, day = self.inner.revision, int(time.time() // 86400)
+        memo = self._by_id.get(id(flow))
+        if memo is not None and memo[0] is flow and memo[1][0] == revision and memo[1][1] == day:
+            with self._lock:
+                if memo[1] in self._entries:  # still cached (not evicted, not cleared): a hit, as by key
+                    self._entries.move_to_end(memo[1])
+                    self._hits += 1
+                    return memo[2]
+        key = (revision, day, flow.cache_key())
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 self._hits += 1
+                self._remember(flow, key, found[1])
                 return found[1]
             self._misses += 1
         decision = self.inner.decide(flow)
@@ -50,7 +63,13 @@ class CachedPolicyEngine:
             self._entries.move_to_end(key)
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
+            self._remember(flow, key, decision)
         return decision
+
+    def _remember(self, flow: Flow, key: tuple[str, int, str], decision: Decision) -> None:
+        if len(self._by_id) >= self.maxsize:
+            self._by_id.clear()
+        self._by_id[id(flow)] = (flow, key, decision)
 
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]
@@ -83,6 +102,7 @@ class CachedPolicyEngine:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._by_id.clear()
             self._hits = 0
             self._misses = 0
 

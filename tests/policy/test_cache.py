@@ -124,3 +124,28 @@ def test_flows_and_warm_carry_the_traffic_to_a_new_cache():
     assert new.stats() == {"hits": 0, "misses": 0, "size": 2, "maxsize": 8}  # counters describe traffic only
     assert new.decide(flow(dest="CN")).policy_revision == "sha256:two"
     assert inner.calls == 2 and new.stats()["hits"] == 1
+
+
+def test_the_same_flow_object_is_served_by_identity_with_the_same_rules():
+    """The router reuses one Flow object per flow: the cache answers it without rebuilding the key, but
+    still per revision, still counted, and not after an eviction or a clear."""
+    inner = CountingEngine()
+    cache = CachedPolicyEngine(inner, maxsize=2)
+    f = flow()
+    first = cache.decide(f)
+    assert cache.decide(f) is first and cache.decide(f) is first
+    assert inner.calls == 1
+    assert cache.stats()["hits"] == 2
+
+    inner.revision = "sha256:two"  # a new revision never serves the old decision
+    second = cache.decide(f)
+    assert second.policy_revision == "sha256:two" and inner.calls == 2
+
+    cache.decide(flow("personal"))
+    cache.decide(flow("machine", "CN"))  # evicts f's entry (maxsize 2)
+    assert cache.decide(f).policy_revision == "sha256:two"
+    assert inner.calls == 5  # evicted: decided again, not served from the identity memo
+
+    cache.clear()
+    cache.decide(f)
+    assert inner.calls == 6
