@@ -50,7 +50,9 @@ def up(args: argparse.Namespace) -> int:
         return 2
     try:
         stack.start()
-        print(f"\nAPI        {stack.api_url}/api/v1/docs\nDashboard  {stack.api_url}/dashboard\n"
+        print(f"\nAPI        {stack.api_url}/api/v1/docs  (Authorize: the token below)\n"
+              f"Dashboard  {stack.dashboard_link}\n"
+              f"Token      {stack.admin_token}  (user admin: every role, every region; this run only)\n"
               f"MQTT       127.0.0.1:{stack.mqtt.port}   PostgreSQL 127.0.0.1:{stack.pg.port}\n"
               f"Logs       {stack.dir}\nPress Ctrl-C to stop everything.\n", flush=True)
         started = time.monotonic()

@@ -21,6 +21,7 @@ from devstack.mosquitto import MosquittoServer
 from devstack.ports import free_port, wait_for_port
 from devstack.postgres import PostgresServer
 from devstack.process import spawn, stop, tail
+from ingest.auth import tokens
 from ingest.registry import Registry, load_registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +59,25 @@ class LocalStack:
         self.api_port = options.api_port or (8000 if _port_free(8000) else free_port())
         self.ingest: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        # The demo admin (every role, every region): the ingest creates user "admin" with this token's hash on
+        # its first start (INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE), as docker-compose does with a Docker secret.
+        self.admin_token = tokens.generate().text
+        self.admin_token_file = self.dir / "admin-token"
+        self.admin_token_file.write_text(self.admin_token + "\n")
+        os.chmod(self.admin_token_file, 0o600)
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    @property
+    def dashboard_link(self) -> str:
+        """The dashboard, signed in as the demo admin (the page moves the token to sessionStorage)."""
+        return f"{self.api_url}/dashboard#token={self.admin_token}"
 
     def start(self, progress: bool = True) -> None:
         say = print if progress else (lambda *a, **k: None)
@@ -81,6 +97,7 @@ class LocalStack:
             "INGEST_CONTROL_DSN": control,
             "INGEST_API_HOST": "127.0.0.1",
             "INGEST_API_PORT": str(self.api_port),
+            "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(self.admin_token_file),
             **self.options.ingest_env,
         }
         self.ingest = spawn([sys.executable, "-m", "ingest", "serve"], user=None,
@@ -118,7 +135,7 @@ class LocalStack:
         raise ComponentError("ingest", f"API not up on {self.api_url} after {timeout}s:\n{log}")
 
     def stats(self) -> dict[str, object]:
-        return httpx.get(f"{self.api_url}/api/v1/stats", timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.api_url}/api/v1/stats", headers=self.auth_headers, timeout=5).json()  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         for proc in self.agents.values():

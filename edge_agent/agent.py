@@ -62,6 +62,7 @@ class DeviceStats:
     last_seq: int | None
     source_errors: int
     last_source_error: str | None
+    batches_unauthorized: int = 0  # PUBACK "not authorized" (broker ACL): kept and sent again
 
 
 class Agent:
@@ -177,6 +178,7 @@ class Agent:
                 last_seq=self._last_seq[device],
                 source_errors=runner.errors,
                 last_source_error=runner.last_error,
+                batches_unauthorized=c.batches_unauthorized,
             )
         return result
 

@@ -85,6 +85,7 @@ def summary(stats: dict[str, DeviceStats]) -> str:
                 (s.batches_refused, "refused (queue full)"),
                 (s.batches_rejected, "rejected"),
                 (s.batches_unrouted, "unrouted (no subscriber, sent again)"),
+                (s.batches_unauthorized, "not authorized by the broker ACL (kept, sent again)"),
                 (s.source_errors, "source errors"),
             )
             if n

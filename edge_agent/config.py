@@ -96,6 +96,11 @@ class BrokerSettings(_Model):
     port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     username: str | None = Field(default=None, min_length=1, description="MQTT user name, if the broker wants one.")
     password: SecretStr | None = Field(default=None, description="MQTT password (needs username).")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the MQTT password (one line, e.g. identities/<gateway_id>/password of "
+        "`python -m broker credentials`); instead of password. Read when the agent starts.",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=65535, description="MQTT keep-alive; also bounds LWT latency.")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=300, description="TCP/TLS connect timeout.")
     max_inflight: int = Field(
@@ -106,14 +111,49 @@ class BrokerSettings(_Model):
         description="A batch the broker acknowledges with 'no matching subscribers' (0x10: no ingest is "
         "subscribed) is kept and sent again with the reconnect backoff, instead of counting as delivered.",
     )
+    retry_unauthorized: bool = Field(
+        default=True,
+        description="A batch the broker refuses with 'not authorized' (0x87: its ACL does not allow the topic) "
+        "is kept and sent again with backoff (an ACL fix makes it flow), instead of being dropped.",
+    )
     tls: TlsSettings = TlsSettings()
     reconnect: ReconnectSettings = ReconnectSettings()
 
+    @field_validator("password_file")
+    @classmethod
+    def _password_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_password_file(value)
+        return value
+
     @model_validator(mode="after")
     def _credentials(self) -> BrokerSettings:
-        if self.password is not None and self.username is None:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password and password_file are both set: use one")
+        if (self.password is not None or self.password_file is not None) and self.username is None:
             raise ValueError("password is set but username is not")
         return self
+
+    def secret(self) -> str | None:
+        """The MQTT password: ``password``, or the content of ``password_file`` read now (rotations apply)."""
+        if self.password_file is not None:
+            return read_password_file(self.password_file)
+        return self.password.get_secret_value() if self.password is not None else None
+
+
+def read_password_file(path: Path) -> str:
+    """The one-line secret in ``path`` (surrounding whitespace stripped); ValueError naming the problem."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValueError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if not value or "\n" in value:
+        raise ValueError(f"{path} must hold exactly one non-empty line")
+    return value
 
 
 class BatchSettings(_Model):

@@ -46,6 +46,11 @@ DEVICE_COUNTERS = (
     ("batches_republished", "batches_republished", "Batches published again after a lost connection."),
     ("batches_rejected", "batches_rejected", "Batches the broker refused (PUBACK failure reason code)."),
     ("batches_unrouted", "batches_unrouted", "PUBACKs 'no matching subscribers' (batch kept and sent again)."),
+    (
+        "batches_unauthorized",
+        "batches_unauthorized",
+        "PUBACKs 'not authorized': the broker ACL refused the topic (batch kept and sent again).",
+    ),
     ("readings_published", "readings_published", "Readings in batches published (first attempt)."),
     ("readings_acked", "readings_acked", "Readings in batches acknowledged by the broker."),
     ("readings_dropped", "readings_dropped", "Readings lost with dropped batches (full queue, store failure)."),

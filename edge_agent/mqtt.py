@@ -24,7 +24,10 @@ def make_client(broker: BrokerSettings, client_id: str) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
     client.connect_timeout = broker.connect_timeout_s
     if broker.username is not None:
-        password = broker.password.get_secret_value() if broker.password is not None else None
+        try:
+            password = broker.secret()
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="broker.password_file") from None
         client.username_pw_set(broker.username, password)
     tls = broker.tls
     if tls.enabled:

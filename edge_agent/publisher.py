@@ -6,6 +6,12 @@ the wire within an in-flight window (and under the optional token-bucket rate li
 PUBACKs per device. A PUBACK with reason 0x10 ("no matching subscribers": nobody, e.g. no ingest,
 took the batch) does not count as delivered when ``broker.retry_unrouted`` is on (the default): the
 batch stays in the queue, publishing pauses (reconnect backoff), and the batch is sent again, first.
+A PUBACK with reason 0x87 ("not authorized": the broker's ACL does not let this gateway's user publish
+on the batch's topic) is handled the same way when ``broker.retry_unauthorized`` is on (the default):
+the batch is kept, an error naming the topic, the device and the reason is logged (at most every 10 s),
+``batches_unauthorized`` counts it, and publishing pauses with backoff, so the agent does not spin and
+the queue flows again as soon as the ACL is fixed (one FIFO per gateway: the gateway's other devices
+wait too). Other failure reason codes drop the batch (``batches_rejected``).
 A gzip-compressed payload is published with the MQTT v5 content type
 ``application/json+gzip`` and the user property ``content-encoding: gzip``. When the connection is lost,
 the in-flight batches go back to the outbox and are published again after reconnecting (QoS 1
@@ -46,6 +52,7 @@ log = logging.getLogger(__name__)
 GZIP_CONTENT_TYPE = "application/json+gzip"
 FULL_LOG_EVERY_S = 10.0
 NO_MATCHING_SUBSCRIBERS = 0x10
+NOT_AUTHORIZED = 0x87  # what Mosquitto 2.0 sends when its ACL denies a QoS 1 publish (tests/broker/)
 # Upper bounds (seconds) of the publish latency histogram: from milliseconds (a connected broker) to a
 # day (a backlog replayed after an outage); Prometheus adds +Inf.
 PUBLISH_LATENCY_BUCKETS_S = (
@@ -74,6 +81,7 @@ class DeviceCounts:
     batches_refused: int = 0  # refused by a full queue (reject_new)
     readings_dropped: int = 0  # readings of dropped and refused batches
     batches_unrouted: int = 0  # PUBACK "no matching subscribers": kept and sent again (retry_unrouted)
+    batches_unauthorized: int = 0  # PUBACK "not authorized" (broker ACL): kept and sent again (retry_unauthorized)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,7 @@ class Publisher:
         self._unrouted_until = 0.0
         self._unrouted_backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
         self._unrouted_logged_at = 0.0
+        self._unauthorized_logged_at = -FULL_LOG_EVERY_S
         # shared state
         self._cond = threading.Condition()
         self._counts: dict[str, DeviceCounts] = {d: DeviceCounts() for d in self.devices}
@@ -419,15 +428,58 @@ class Publisher:
             lost = f"connection to {self.broker.host}:{self.broker.port} lost: {reason}"
             self.last_error = self._refusal or lost
 
+    def _hold_unauthorized(self, order: int, item: OutboxItem, reason: ReasonCode) -> None:
+        """Keep a batch the broker's ACL refused; pause publishing with backoff and say why."""
+        self._unrouted.append((order, item))  # the same held list as 0x10: sent again first, in order
+        now = time.monotonic()
+        delay = max(0.0, self._unrouted_until - now)
+        if self._unrouted_until <= now:
+            delay = self._unrouted_backoff.next_delay()
+            self._unrouted_until = now + delay
+        with self._cond:
+            self._count(item.device_id).batches_unauthorized += 1
+        if now - self._unauthorized_logged_at >= FULL_LOG_EVERY_S:
+            self._unauthorized_logged_at = now
+            log.error(
+                "the broker refused batch %s seq %d on %s: %s (PUBACK 0x%02X); the ACL of user %r must allow "
+                "this topic; the batch is kept and sent again in %.1f s",
+                item.device_id,
+                item.seq,
+                item.topic,
+                reason,
+                reason.value,
+                self.broker.username,
+                delay,
+                extra={
+                    "device_id": item.device_id,
+                    "seq": item.seq,
+                    "topic": item.topic,
+                    "reason": str(reason),
+                    "reason_code": reason.value,
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
         if mid in self._status_mids:
             self._status_mids.discard(mid)
+            if reason.is_failure:
+                log.error(
+                    "the broker refused the status message on %s: %s (PUBACK 0x%02X)",
+                    self.status_topic,
+                    reason,
+                    reason.value,
+                    extra={"topic": self.status_topic, "reason": str(reason), "reason_code": reason.value},
+                )
             if self._closing.is_set():
                 self._offline_acked.set()
             return
         item = self._mids.pop(mid, None)
         order = self._order_of.pop(mid, 0)
         if item is None:
+            return
+        if reason.value == NOT_AUTHORIZED and self.broker.retry_unauthorized:
+            self._hold_unauthorized(order, item, reason)
             return
         if reason.value == NO_MATCHING_SUBSCRIBERS and self.broker.retry_unrouted:
             self._unrouted.append((order, item))

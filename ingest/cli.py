@@ -1,4 +1,5 @@
-"""``ingest serve``: run the consumer and the API. ``ingest check``: validate configuration and stores."""
+"""``ingest serve``: run the consumer and the API. ``ingest check``: validate configuration and stores.
+``ingest users ...`` / ``ingest tokens ...``: users and API tokens (:mod:`ingest.auth.cli`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import sys
 
 import typer
 
+from ingest.auth.cli import tokens_app, users_app
 from ingest.config import load_settings
 from ingest.errors import IngestError
 
 app = typer.Typer(add_completion=False, help="Residency-aware telemetry ingest service.")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 def _setup_logging(level: str) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.auth.tokens import read_token_file
 from ingest.errors import ConfigError
 from ingest.store.options import Duration
 
@@ -61,6 +62,10 @@ class IngestSettings(BaseSettings):
 
     # --- stores ---
     registry_file: Path = Field(Path("deploy/local/registry.yaml"))
+    registry_refresh_s: float = Field(
+        2.0, gt=0, le=3600, description="Seconds between checks for registry changes made through the API "
+        "(on any replica): sites and devices in the control store, overlaid on INGEST_REGISTRY_FILE."
+    )
     region_dsns: dict[str, str] = Field(default_factory=dict, description="Region name -> PostgreSQL DSN.")
     control_dsn: str = Field(..., description="DSN of the control database (decision log, rejections).")
     timescaledb: Literal["auto", "on", "off"] = Field(
@@ -112,7 +117,18 @@ class IngestSettings(BaseSettings):
     # --- API ---
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    bootstrap_admin_token_file: Path | None = Field(
+        None, description="A file (Docker secret) holding an API token rtk_<id>_<secret>: at start, if no user "
+        "exists yet, user 'admin' (every role, every region) is created with that token's hash.",
+    )
     log_level: str = "INFO"
+
+    @field_validator("bootstrap_admin_token_file")
+    @classmethod
+    def _bootstrap_token(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_token_file(value)  # raises ValueError naming the file and what is wrong
+        return value
 
     @field_validator("region_dsns")
     @classmethod

@@ -22,8 +22,10 @@ Every attempt is a row of the control table ``policy_activations`` (migration 00
 revision, who, when, source, accepted or refused, and the error. Rows that cannot be written while the
 control store is down are kept and written on a later poll.
 
-Who: ``X-Actor`` on the API (authentication comes in a later issue), ``file:<dir>`` for file changes,
-``opa-bundle`` for OPA.
+Who: the authenticated user on the API (``Principal.user``, see ``ingest.api.auth``), ``file:<dir>`` for
+file changes, ``opa-bundle`` for OPA. Draft uploads and API activations (accepted or refused) are also
+written to the audit trail (``ingest.store.audit``) in the same transaction as their own row; replicas that
+follow an activation record it in ``policy_activations`` only.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.config import IngestSettings
 from ingest.errors import StoreUnavailableError
+from ingest.store import audit
 from policy import CachedPolicyEngine, Decision, EmbeddedPolicyEngine, Flow, OpaPolicyEngine, PolicyEngine, rego_tests
 from policy.bundle import count_tests, files_digest, read_policy_dir, snapshot, write_policy_dir
 from policy.engine import compute_revision
@@ -145,6 +148,7 @@ class Activation:
     tests_failed: int | None = None
     draft_id: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    audited: bool = False  # write an audit row with the activation row (an API request, not a follower)
 
 
 def check_candidate(policy_dir: Path) -> CheckResult:
@@ -263,7 +267,7 @@ class PolicyRuntime:
 
     def _activate(
         self, inner: PolicyEngine, revision: str, source: Source, actor: str, check: CheckResult | None,
-        draft_id: str | None = None,
+        draft_id: str | None = None, audit: bool = False,
     ) -> Activation:
         state = self._state(inner, revision, source, actor)
         if isinstance(state.engine, CachedPolicyEngine) and isinstance(self.active.state.engine, CachedPolicyEngine):
@@ -275,6 +279,7 @@ class PolicyRuntime:
         result = Activation(
             revision, previous.revision, actor, source, "accepted", None,
             check.tests_passed if check else None, check.tests_failed if check else None, draft_id,
+            audited=audit,
         )
         for listener in self._listeners:
             listener(revision)
@@ -283,11 +288,12 @@ class PolicyRuntime:
         return result
 
     def _refuse(
-        self, revision: str, source: Source, actor: str, check: CheckResult, draft_id: str | None = None
+        self, revision: str, source: Source, actor: str, check: CheckResult, draft_id: str | None = None,
+        audit: bool = False,
     ) -> Activation:
         result = Activation(
             revision, self.active.revision, actor, source, "refused", check.error,
-            check.tests_passed, check.tests_failed, draft_id,
+            check.tests_passed, check.tests_failed, draft_id, audited=audit,
         )
         self.last_refused = result
         log.warning("policy %s refused (%s, by %s): %s; %s stays active", revision, source, actor, check.error,
@@ -442,12 +448,21 @@ class PolicyRuntime:
             shutil.rmtree(tmp, ignore_errors=True)
         size = sum(len(c) for c in files.values())
         draft_id = files_digest(files)
-        self._execute(
-            "INSERT INTO policy_drafts (draft_id, revision, uploaded_by, files, bytes, tests)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (draft_id) DO UPDATE"
-            " SET uploaded_by = EXCLUDED.uploaded_by, uploaded_at = now()",
-            (draft_id, check.revision, uploaded_by, Jsonb(texts), size, count_tests(files)),
-        )
+        try:
+            with self._connect() as conn, conn.transaction():  # the draft and its audit row together
+                conn.execute(
+                    "INSERT INTO policy_drafts (draft_id, revision, uploaded_by, files, bytes, tests)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (draft_id) DO UPDATE"
+                    " SET uploaded_by = EXCLUDED.uploaded_by, uploaded_at = now()",
+                    (draft_id, check.revision, uploaded_by, Jsonb(texts), size, count_tests(files)),
+                )
+                audit.record(
+                    conn, actor=uploaded_by, action="policy.draft_upload", target=f"policy:{check.revision}",
+                    details={"draft_id": draft_id, "files": len(files), "bytes": size,
+                             "loads": check.engine is not None, "tests_failed": check.tests_failed},
+                )
+        except psycopg.Error as exc:
+            raise StoreUnavailableError("control", _first_line(exc)) from None
         if check.engine is not None:
             self._remember(check.revision, check.engine)
         return {
@@ -462,11 +477,13 @@ class PolicyRuntime:
             "error": check.error,
         }
 
-    def activate(self, revision: str, activated_by: str, *, draft_id: str | None = None) -> Activation:
+    def activate(
+        self, revision: str, activated_by: str, *, draft_id: str | None = None, audit: bool = False
+    ) -> Activation:
         """Check a draft and activate it; ActivationRefused (recorded) when it fails.
 
         The draft is ``draft_id`` when given (a replica following an activation), else the newest upload of
-        ``revision``.
+        ``revision``. ``audit``: also write the attempt to the audit trail (an API request).
         """
         if self.kind == "opa":
             raise ManagedByOpaError("policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa): "
@@ -483,10 +500,10 @@ class PolicyRuntime:
                 check = CheckResult(check.revision, None, check.tests_passed, check.tests_failed,
                                     f"the stored files hash to {check.revision}, not {revision}")
             if not check.ok or check.engine is None:
-                self._refuse(revision, "api", activated_by, check, draft_id)
+                self._refuse(revision, "api", activated_by, check, draft_id, audit=audit)
                 raise ActivationRefused(revision, check.error or "does not load")
             check.engine.source = f"draft {draft_id}"
-            return self._activate(check.engine, revision, "api", activated_by, check, draft_id)
+            return self._activate(check.engine, revision, "api", activated_by, check, draft_id, audit=audit)
 
     def draft_files(self, revision: str, *, draft_id: str | None = None) -> tuple[str, dict[str, bytes]]:
         """(draft id, files) of ``draft_id``, or of the newest draft of ``revision``."""
@@ -550,6 +567,15 @@ class PolicyRuntime:
                     [(a.at, a.revision, a.previous_revision, a.draft_id, a.activated_by, a.source, a.outcome,
                       a.error, self.replica, self.kind, a.tests_passed, a.tests_failed) for a in pending],
                 )
+                for a in pending:
+                    if a.audited:  # same transaction as its policy_activations row
+                        audit.record(
+                            conn, actor=a.activated_by,
+                            action="policy.activate" if a.outcome == "accepted" else "policy.activate_refused",
+                            target=f"policy:{a.revision}",
+                            details={"previous_revision": a.previous_revision, "draft_id": a.draft_id,
+                                     "error": a.error, "replica": self.replica, "at": a.at.isoformat()},
+                        )
         except psycopg.Error as exc:
             log.warning("cannot record %d policy activation(s) yet: %s", len(pending), _first_line(exc))
             with self._lock:

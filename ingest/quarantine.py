@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from ingest.config import IngestSettings
 from ingest.errors import IngestError, StoreUnavailableError
 from ingest.pipeline.router import Router
+from ingest.store import audit
 from ingest.store.control import ControlWriter
 from ingest.store.region import RegionWriter
 
@@ -102,6 +103,12 @@ class QuarantineService:
                 "UPDATE rejections SET state = 'released', released_at = now(), released_by = %s,"
                 " release_result = %s WHERE quarantine_id = %s",
                 (actor, Jsonb(result), qid),
+            )
+            audit.record(  # same transaction as the state change
+                conn, actor=actor, action="quarantine.release", target=f"quarantine:{qid}",
+                regions={item["payload_region"], *rows},
+                details={"device_id": item["device_id"], "code": item["code"], "rows": rows,
+                         "policy_revision": self.router.policy.revision},
             )
         self._forget_payload(item["payload_region"], qid)
         log.info("quarantine item %s released by %s: rows %s", qid, actor, rows)

@@ -7,8 +7,9 @@ every error names the file and the field at fault.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -165,3 +166,52 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
                 line_no, start = i + 1, i + 1
                 break
     return line_no
+
+
+# --- the effective registry: the YAML overlaid with entries changed through the API -----------------------
+
+EntrySpec = dict[str, Any] | None
+"""A site's or device's fields as JSON (``Site`` / ``Device``), or None for a decommissioned entry."""
+
+
+class RegistryEntryError(RegistryError):
+    """Overlaying API entries on the file registry gives an invalid registry.
+
+    ``kind`` (site / device) and ``entry_id`` name the entry when the problem is in one, ``field`` the field
+    inside it (e.g. ``site``, ``home_region``, ``country``); ``where`` is the full dotted path."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+        parts = where.split(".", 2)
+        self.kind: str | None = {"sites": "site", "devices": "device"}.get(parts[0])
+        self.entry_id: str | None = parts[1] if self.kind and len(parts) > 1 else None
+        self.field: str | None = parts[2] if self.kind and len(parts) > 2 else None
+
+
+def overlay(base: Registry, *, sites: Mapping[str, EntrySpec], devices: Mapping[str, EntrySpec]) -> Registry:
+    """``base`` (the YAML) with the API entries applied: an entry replaces the file's entry of the same id,
+    a tombstone (None) removes it. Validated like the file (every reference resolves); RegistryEntryError
+    names the entry and the field at fault."""
+    merged_sites: dict[str, Any] = dict(base.sites)
+    merged_devices: dict[str, Any] = dict(base.devices)
+    for target, changes in ((merged_sites, sites), (merged_devices, devices)):
+        for entry_id, spec in changes.items():
+            if spec is None:
+                target.pop(entry_id, None)
+            else:
+                target[entry_id] = spec
+    raw = {
+        "regions": base.regions, "analytics_region": base.analytics_region, "profiles": base.profiles,
+        "sites": merged_sites, "devices": merged_devices,
+    }
+    try:
+        return Registry.model_validate(raw)  # unchanged entries are the file's (already valid) instances
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if not loc and ": " in msg:  # cross-reference errors carry their path in the message
+            loc, msg = msg.removeprefix("Value error, ").split(": ", 1)
+        raise RegistryEntryError(loc or "(registry)", msg) from None

@@ -12,6 +12,7 @@ from ingest.registry import Registry
 
 if TYPE_CHECKING:
     from ingest.quarantine import QuarantineService
+    from ingest.registry_sync import RegistrySync
 
 
 class RevisionSource(Protocol):
@@ -36,4 +37,5 @@ class Runtime:
     policy: RevisionSource
     pipeline: PipelineStatus | None = None
     quarantine: QuarantineService | None = None  # when the pipeline runs in this process
+    registry_sync: RegistrySync | None = None  # follows API registry changes; sets ``registry`` on each swap
     extras: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from ingest.auth.bootstrap import bootstrap_admin
 from ingest.config import IngestSettings
 from ingest.errors import ConfigError
 from ingest.pipeline.consumer import Consumer
@@ -19,6 +20,7 @@ from ingest.pipeline.transforms import Pseudonymizer
 from ingest.policy_runtime import PolicyRuntime
 from ingest.quarantine import QuarantineService
 from ingest.registry import Registry, load_registry
+from ingest.registry_sync import RegistrySync
 from ingest.runtime import Runtime
 from ingest.store.maintenance import StoreMaintenance
 from ingest.store.migrate import enable_timescaledb, migrate
@@ -41,6 +43,7 @@ def check_regions(settings: IngestSettings, registry: Registry) -> None:
 def prepare_stores(settings: IngestSettings) -> dict[str, bool]:
     """Apply migrations to the control and every region store; return region -> TimescaleDB in use."""
     migrate(settings.control_dsn, "control", store="control")
+    bootstrap_admin(settings)  # the first admin, from INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE, when no user exists
     timescale: dict[str, bool] = {}
     options = StoreOptions.from_settings(settings)
     for region, dsn in settings.region_dsns.items():
@@ -66,6 +69,10 @@ class IngestService:
         self.registry = load_registry(settings.registry_file)
         check_regions(settings, self.registry)
         self.timescale = prepare_stores(settings)
+        # Sites and devices changed through the API overlay the file; every replica follows (registry_sync).
+        self.registry_sync = RegistrySync(base=self.registry, control_dsn=settings.control_dsn,
+                                          refresh_s=settings.registry_refresh_s)
+        self.registry = self.registry_sync.load().registry
         # The router holds the ActivePolicy: an activated revision decides the next message (no restart).
         self.policy_runtime = PolicyRuntime.from_settings(settings)
         self.policy = self.policy_runtime.active
@@ -93,8 +100,15 @@ class IngestService:
             policy=self.policy,
             pipeline=self.stats,
             quarantine=QuarantineService(settings, self.router),
+            registry_sync=self.registry_sync,
             extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime},
         )
+        # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
+        self.registry_sync.on_change(self.router.replace_registry)
+        self.registry_sync.on_change(self._registry_changed)
+
+    def _registry_changed(self, registry: Registry) -> None:
+        self.registry = self.runtime.registry = registry
 
     def start(self) -> None:
         self.runtime.control.open(wait=False)
@@ -103,10 +117,12 @@ class IngestService:
         self.policy_runtime.start()
         self.consumer.start()
         self.maintenance.start()
+        self.registry_sync.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
                  self.settings.policy_engine, self.policy.revision)
 
     def stop(self) -> None:
+        self.registry_sync.stop()
         self.maintenance.stop()
         self.consumer.stop()
         self.policy_runtime.stop()

@@ -451,8 +451,9 @@ class Bench:
         r.metric("g1_ratio_vs_b_raw", self.g1_rows / self.b_raw_rate)
         r.add_goal(Goal("G2", "writer stage (RegionWriter, in-process)", self.writer_rate, "rows/s", "B_copy",
                         self.b_copy_rate, "rows/s", self.writer_rate / self.b_copy_rate, ">=", 0.7,
-                        note="RegionWriter.write as it is (fast path: binary COPY into readings + rollups aggregated from "
-                             "the same rows; merge path on a duplicate), 8 messages per transaction and region"))
+                        note="RegionWriter.write as it is (fast path: binary COPY into readings + rollups "
+                             "aggregated from the same rows; merge path on a duplicate), 8 messages per "
+                             "transaction and region"))
         r.add_goal(Goal("G3", "e2e 1 reading/msg", self.ingest_1r, "msg/s", "bare sub", self.bare_rate, "msg/s",
                         self.ingest_1r / self.bare_rate, ">=", 0.8,
                         note=f"publisher alone {fmt(self.publisher_alone['1'])} msg/s"))

@@ -27,6 +27,7 @@ from devstack.mosquitto import MosquittoServer
 from devstack.ports import free_port, wait_for_port
 from devstack.postgres import PostgresServer
 from devstack.process import spawn, stop, tail
+from ingest.auth import tokens
 from ingest.store.migrate import migrate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +92,8 @@ class Stack:
         for dsn in self.db.all():
             with psycopg.connect(dsn, autocommit=True) as conn:
                 tables = [r[0] for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename NOT IN ('schema_migrations', 'audit_log')"  # audit_log refuses TRUNCATE
                 ).fetchall()]
                 if tables:
                     conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
@@ -147,6 +149,15 @@ class Stack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+_ADMIN_TOKEN = tokens.generate()  # the ingest creates user "admin" with it in each fresh control store
+
+
+def _admin_token_file(directory: Path) -> Path:
+    path = directory / "admin-token"
+    path.write_text(_ADMIN_TOKEN.text + "\n")
+    return path
+
+
 @dataclass
 class IngestProcess:
     """``python -m ingest serve`` as a child process, with its own API port and MQTT client id."""
@@ -184,6 +195,7 @@ class IngestProcess:
             "INGEST_CONTROL_DSN": db.control,
             "INGEST_API_HOST": "127.0.0.1",
             "INGEST_API_PORT": str(self.api_port),
+            "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(_admin_token_file(self.stack.dir)),  # /stats needs a token
             **self.env,
         }
         self.proc = spawn([sys.executable, "-m", "ingest", "serve"], user=None, log_file=self.log_file,
@@ -205,7 +217,8 @@ class IngestProcess:
         raise BenchError(f"ingest {self.name} not ready on {self.url} after {timeout}s:\n{tail(self.log_file)}")
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/api/v1/stats", timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.url}/api/v1/stats", headers={"Authorization": f"Bearer {_ADMIN_TOKEN.text}"},
+                         timeout=5).json()  # type: ignore[no-any-return]
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

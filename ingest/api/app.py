@@ -7,12 +7,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
+from ingest.api.bodylimit import BodySizeLimit
 from ingest.api.config import ApiSettings, load_api_settings
 from ingest.api.errors import ApiError, BadParameterError
 from ingest.api.metrics import observe_requests
+from ingest.api.ratelimit import RateLimiter
 from ingest.api.routes import (
     aggregates,
+    audit,
     dashboard,
     decisions,
     devices,
@@ -20,10 +24,12 @@ from ingest.api.routes import (
     policy,
     quarantine,
     registry,
+    registry_admin,
     rejections,
     schema,
     sites,
     stats,
+    users,
 )
 from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
@@ -44,6 +50,8 @@ TAGS = [
     {"name": "stats", "description": "Pipeline counters and Prometheus metrics."},
     {"name": "schema", "description": "The wire format devices publish."},
     {"name": "policy", "description": "The residency policy: active revision, drafts, activation, history, what-if."},
+    {"name": "users", "description": "Users, their roles and region scopes, and their API tokens (admin)."},
+    {"name": "audit", "description": "The append-only audit trail of changes: who, what, when (compliance, admin)."},
 ]
 
 
@@ -62,14 +70,27 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.runtime = runtime
-    app.state.api_settings = settings or load_api_settings()
+    app.state.api_settings = api_settings = settings or load_api_settings()
+    app.state.rate_limiter = RateLimiter(api_settings)
 
-    routers = (health, schema, devices, decisions, rejections, quarantine, stats, registry, sites, aggregates, policy)
+    routers = (health, schema, devices, decisions, rejections, quarantine, stats, registry, sites, aggregates, policy,
+               users, audit)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
+    app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")
 
+    draft_limit = runtime.settings.policy_draft_max_bytes
+
+    def body_limit(scope: Scope) -> tuple[int, str]:
+        if scope.get("path") == f"{API_PREFIX}/policy/drafts":
+            return draft_limit, "a policy draft (INGEST_POLICY_DRAFT_MAX_BYTES)"
+        return api_settings.max_body_bytes, "a request (INGEST_API_MAX_BODY_BYTES)"
+
+    # added first = innermost: its receive() is called by the route itself, not through the task group of a
+    # BaseHTTPMiddleware (which would wrap the 413 in an ExceptionGroup that FastAPI turns into a 400)
+    app.add_middleware(BodySizeLimit, limit_for=body_limit)
     app.middleware("http")(observe_requests)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)  # type: ignore[arg-type]
@@ -80,7 +101,7 @@ def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     body: dict[str, str] = {"detail": exc.detail}
     if isinstance(exc, BadParameterError):
         body["parameter"] = exc.parameter
-    return JSONResponse(body, status_code=exc.status_code)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
 
 
 def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:

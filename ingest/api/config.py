@@ -7,7 +7,8 @@ the store.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from limits import RateLimitItem, parse
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.errors import ConfigError
@@ -28,6 +29,35 @@ class ApiSettings(BaseSettings):
     max_series_buckets: int = Field(
         default=10_000, ge=1, description="GET /devices/{id}/series refuses windows with more buckets."
     )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=1 << 30,
+        description="Largest request body (413 above it); the policy draft upload has its own limit, "
+        "INGEST_POLICY_DRAFT_MAX_BYTES.",
+    )
+    rate_limit: str = Field(
+        default="1200/minute",
+        description="Requests per authenticated token, per replica (`limits` notation: '20/second', "
+        "'1200/minute', '100 per 10 seconds'); 429 with Retry-After above it.",
+    )
+    rate_limit_unauthenticated: str = Field(
+        default="60/minute",
+        description="Requests without a valid token to protected endpoints, per client address and replica.",
+    )
+
+    @field_validator("rate_limit", "rate_limit_unauthenticated")
+    @classmethod
+    def _parse_rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit like '1200/minute' or '20 per 1 second': {value!r}") from None
+        return value
+
+    def rate_limit_item(self) -> RateLimitItem:
+        return parse(self.rate_limit)
+
+    def rate_limit_unauthenticated_item(self) -> RateLimitItem:
+        return parse(self.rate_limit_unauthenticated)
 
 
 def load_api_settings() -> ApiSettings:

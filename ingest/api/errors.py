@@ -13,9 +13,10 @@ class ApiError(IngestError):
 
     status_code = 400
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers or {}
 
 
 class NotFoundError(ApiError):
@@ -32,3 +33,35 @@ class BadParameterError(ApiError):
     def __init__(self, parameter: str, detail: str) -> None:
         super().__init__(f"{parameter}: {detail}")
         self.parameter = parameter
+
+
+class UnauthorizedError(ApiError):
+    """No token, or a malformed, unknown, expired or revoked one (401, ``WWW-Authenticate: Bearer``)."""
+
+    status_code = 401
+
+    def __init__(self, detail: str, *, error: str = "invalid_token") -> None:
+        # RFC 6750 section 3: the challenge names the error (no error code when no token was sent)
+        challenge = 'Bearer realm="ingest"' + (f', error="{error}"' if error else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class ForbiddenError(ApiError):
+    """The caller is authenticated but not authorised: role or region scope (403)."""
+
+    status_code = 403
+
+
+class PayloadTooLargeError(ApiError):
+    """The request body is larger than allowed (413)."""
+
+    status_code = 413
+
+
+class TooManyRequestsError(ApiError):
+    """Over the rate limit (429, ``Retry-After`` in seconds)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))})

@@ -113,7 +113,7 @@ class FieldValuePublic(BaseModel):
     withheld: bool = Field(
         default=False,
         description="The value is not returned: restricted (non-machine) data of a region the caller is not "
-        "authorised for (X-Regions).",
+        "authorised for (outside the user's region scope).",
     )
 
 
@@ -348,7 +348,7 @@ class ActivationPublic(BaseModel):
     revision: str
     previous_revision: str | None
     draft_id: str | None = Field(default=None, description="Source api: the draft that was checked.")
-    activated_by: str = Field(description="X-Actor of the API call, file:<dir>, opa-bundle or startup.")
+    activated_by: str = Field(description="The authenticated user of the API call, file:<dir>, opa-bundle or startup.")
     source: ActivationSource
     outcome: Literal["accepted", "refused"]
     error: str | None = Field(description="Why a candidate was refused (load error or failing Rego tests).")

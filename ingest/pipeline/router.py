@@ -9,6 +9,7 @@ decision demands. A category that no region may hold is discarded: only metadata
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 import zlib
 from collections import defaultdict
@@ -109,8 +110,22 @@ class Router:
         self.max_bytes = max_bytes
         self._flows: dict[tuple[int, str, str, bool], Flow] = {}
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
+        self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
+
+    def replace_registry(self, registry: Registry) -> None:
+        """Route the next message with ``registry`` (a change made through the API, ingest.registry_sync).
+        The memoised flows were built from the old site definitions (keyed by ``id(site)``, which a new site
+        may reuse once the old one is freed): they are dropped, between two messages (the lock)."""
+        with self._registry_lock:
+            self.registry = registry
+            self._flows = {}
+            self._inputs = {}
 
     def route(self, topic: str, payload: bytes) -> Routed:
+        with self._registry_lock:
+            return self._route(topic, payload)
+
+    def _route(self, topic: str, payload: bytes) -> Routed:
         size = len(payload)
 
         def reject(code: str, detail: str, device: str | None = None, seq: int | None = None, *,

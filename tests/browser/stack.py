@@ -38,7 +38,6 @@ BACKFILL_BATCHES = 26  # 15 one-minute readings each: 6.5 hours
 BACKFILL_READINGS = 15
 MISSING_SEQS = (19, 20)  # never sent: one open gap
 MALFORMED = b'{"v": 1, "device_id": "de-munich-cnc-01", "seq": '
-ACTOR = "browser-test"
 
 
 @dataclass
@@ -57,9 +56,19 @@ class LiveStack:
         return self.replica.url("")
 
     def api(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.replica.url(f"/api/v1{path}"), params=params, timeout=10)
+        response = httpx.get(self.replica.url(f"/api/v1{path}"), params=params, headers=self.replica.headers,
+                             timeout=10)
         response.raise_for_status()
         return response.json()
+
+    @property
+    def token(self) -> str:
+        """The replica's admin token (every role and region)."""
+        return self.replica.headers["Authorization"].removeprefix("Bearer ")
+
+    def signed_in(self, url: str) -> str:
+        """``url`` with the token in its fragment: the page keeps it in sessionStorage and drops the fragment."""
+        return f"{url}#token={self.token}"
 
     def sql(self, dsn: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         return query(dsn, statement, *params)
@@ -158,7 +167,7 @@ def _upload_draft(stack: LiveStack, tmp: Path) -> str:
     draft_without_dpf_and_stricter_vietnam(draft)
     body = targz(bundle_files(draft, with_tests=True)[1])
     response = httpx.post(stack.replica.url("/api/v1/policy/drafts"), content=body, timeout=60,
-                          headers={"X-Actor": ACTOR, "Content-Type": "application/gzip"})
+                          headers={**stack.replica.headers, "Content-Type": "application/gzip"})
     assert response.status_code == 201, response.text
     assert response.json()["loads"], response.text
     return str(response.json()["revision"])

@@ -53,7 +53,7 @@ def console_errors(browser: Browser, *allowed: str) -> list[str]:
 
 
 def test_live_page_shows_what_the_stack_holds(browser: Browser, stack: LiveStack, screenshots: Path) -> None:
-    browser.navigate(stack.base + "/dashboard?window=86400")
+    browser.navigate(stack.signed_in(stack.base + "/dashboard?window=86400"))
     browser.wait_for("!!document.querySelector('#flows table.matrix[data-window=\"86400\"]')"
                      " && !!document.querySelector('[data-kpi=quarantine-held]')"
                      " && document.querySelectorAll('#devices tr[data-device]').length > 0", what="live data")
@@ -155,7 +155,7 @@ def _check_charts(browser: Browser, stack: LiveStack, window: str, bucket: str) 
 
 
 def test_device_page_charts_latest_values_and_gaps(browser: Browser, stack: LiveStack, screenshots: Path) -> None:
-    browser.navigate(f"{stack.base}/dashboard/device?id={BACKFILL_DEVICE}&window=6h")
+    browser.navigate(stack.signed_in(f"{stack.base}/dashboard/device?id={BACKFILL_DEVICE}&window=6h"))
     charts = _check_charts(browser, stack, "6h", "5m")
     assert all(c["points"] > 50 for c in charts)  # 6 h of minute readings in 5 min buckets, less the gap
 
@@ -238,7 +238,7 @@ def _set_filters(browser: Browser, **filters: str) -> None:
 def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser, stack: LiveStack,
                                                                screenshots: Path) -> None:
     # Reached from the Live page's navigation.
-    browser.navigate(stack.base + "/dashboard")
+    browser.navigate(stack.signed_in(stack.base + "/dashboard"))
     browser.wait_for("!!document.querySelector('nav a[href=\"dashboard/compliance\"]')")
     browser.evaluate("document.querySelector('nav a[href=\"dashboard/compliance\"]').click()")
     browser.wait_for("location.pathname === '/dashboard/compliance' && document.body.dataset.loaded === '1'",
@@ -281,17 +281,16 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
     payload = browser.wait_for("(() => { const p = document.getElementById('quarantine-payload');"
                                " return p && p.textContent; })()", what="payload shown")
     assert payload == MALFORMED.decode()
-    browser.evaluate("document.getElementById('release-actor').value = 'Alice Compliance';"
-                     "document.getElementById('release-btn').click()")
+    browser.evaluate("document.getElementById('release-btn').click()")
     result = browser.wait_for("(() => { const r = document.getElementById('release-result');"
                               " return r.dataset.status && [r.dataset.status, r.textContent]; })()",
                               what="release answer")
-    assert result[0] == "409", result  # 409, not 422: the X-Actor header was sent
+    assert result[0] == "409", result  # 409, not 401: the page sent the signed-in user's token
     assert "still rejected" in result[1] and "malformed" in result[1], result
     assert stack.sql(stack.control, "SELECT state, released_by FROM rejections WHERE quarantine_id = %s",
                      stack.malformed_id) == [("held", None)]
     direct = httpx.post(stack.replica.url(f"/api/v1/quarantine/{stack.malformed_id}/release"),
-                        headers={"X-Actor": "test"}, timeout=10)
+                        headers=stack.replica.headers, timeout=10)
     assert direct.status_code == 409 and direct.json()["detail"] in result[1]
     browser.screenshot(screenshots / "compliance-quarantine.png")
 
@@ -308,7 +307,7 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
         rows: document.querySelectorAll('#whatif-transitions tbody tr').length,
         kpi: Object.fromEntries([...document.querySelectorAll('#whatif-result [data-kpi]')].map(c =>
             [c.dataset.kpi, c.querySelector('.value').textContent]))})""")
-    report = httpx.post(stack.replica.url("/api/v1/policy/whatif"), timeout=60,
+    report = httpx.post(stack.replica.url("/api/v1/policy/whatif"), timeout=60, headers=stack.replica.headers,
                         json={"revision": stack.draft_revision, "window_s": 86400, "examples": 2}).json()
     changed = {f"{t['origin']}|{t['region']}|{t['category']}": [t["decisions"], t["readings"]]
                for t in report["transitions"] if t["changed"]}
@@ -320,3 +319,43 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
     assert digits(shown["kpi"]["newly-quarantined"]) == report["newly_quarantined"]["messages"]
     browser.screenshot(screenshots / "compliance.png")
     assert console_errors(browser, f"/api/v1/quarantine/{stack.malformed_id}/release") == []
+
+
+# --- sign-in ---------------------------------------------------------------------------------------
+
+
+def test_sign_in_with_a_pasted_token_a_link_and_sign_out(browser: Browser, stack: LiveStack, screenshots: Path) -> None:
+    user = stack.api("/me")["user"]
+    signed_in = "(() => { const c = document.getElementById('user-chip'); return c && c.textContent; })()"
+    browser.navigate(stack.base + "/dashboard/device")
+    browser.evaluate("sessionStorage.clear()")
+    browser.navigate(stack.base + "/dashboard")  # without a token: the sign-in form, no data
+    browser.wait_for("!!document.getElementById('signin')", what="sign-in form")
+    assert browser.evaluate("!!document.getElementById('user-chip')") is False
+    browser.screenshot(screenshots / "sign-in.png")
+
+    browser.evaluate(f"document.getElementById('signin-token').value = {js(stack.token)};"
+                     "document.getElementById('signin-btn').click()")
+    assert browser.wait_for(signed_in, what="signed in after pasting the token") == f"user: {user}"
+    browser.wait_for("document.querySelectorAll('#devices tbody tr').length > 0", what="devices listed")
+    assert browser.evaluate("!!document.getElementById('signin')") is False
+    assert browser.evaluate("sessionStorage.getItem('dashboard.token')") == stack.token
+    assert browser.evaluate("localStorage.getItem('dashboard.token')") is None  # this tab only
+
+    browser.evaluate("document.getElementById('signout-btn').click()")
+    browser.wait_for("!!document.getElementById('signin')", what="signed out")
+    assert browser.evaluate("sessionStorage.getItem('dashboard.token')") is None
+
+    # A link with #token=...: signed in, and the token leaves the address bar (and the history entry) at once.
+    browser.navigate(stack.signed_in(stack.base + "/dashboard/compliance"))
+    assert browser.wait_for(signed_in, what="signed in from the link") == f"user: {user}"
+    assert browser.evaluate("location.hash") == ""
+    assert stack.token not in browser.evaluate("location.href")
+
+    # A revoked or mistyped token: the form again, with the API's reason.
+    browser.evaluate("sessionStorage.setItem('dashboard.token', 'rtk_nosuchtoken_' + 'x'.repeat(43))")
+    browser.navigate(stack.base + "/dashboard")
+    reason = browser.wait_for("(() => { const r = document.getElementById('signin-reason'); "
+                              "return r && r.textContent.trim(); })()", what="sign-in reason")
+    assert "invalid token" in reason
+    browser.evaluate("sessionStorage.clear()")

@@ -107,6 +107,7 @@ class Mount:
     source: str
     target: str
     read_only: bool
+    subpath: str = ""  # long syntax volume.subpath: only this directory of the volume is mounted
 
 
 def mounts(service: Mapping[str, Any]) -> list[Mount]:
@@ -121,6 +122,7 @@ def mounts(service: Mapping[str, Any]) -> list[Mount]:
                     source,
                     str(entry.get("target", "")),
                     bool(entry.get("read_only", False)),
+                    str((entry.get("volume") or {}).get("subpath", "")).strip("/"),
                 )
             )
             continue
@@ -633,6 +635,9 @@ def service_commands(service: Mapping[str, Any]) -> Commands:
     if script is None:
         return Commands([argv], True, False)
     argvs, only_and = _script_commands(script)
+    # `sh -ec 'export X=...; exec "$@"' sh prog args`: the wrapped command is the positional arguments.
+    positional = argv[argv.index(script) + 2 :] if script in argv else []
+    argvs = [["exec", *positional] if a in (["exec", "$@"], ["$@"]) else a for a in argvs]
     errexit = errexit or any(a[:1] == ["set"] and any(o.startswith("-") and "e" in o for o in a[1:]) for a in argvs)
     argvs = [a for a in argvs if a[:1] != ["set"]]
     return Commands(argvs, errexit or only_and or len(argvs) <= 1, True)
@@ -1009,6 +1014,133 @@ def check_broker(compose: Compose, root: Path) -> list[str]:
     return problems
 
 
+# --- broker security: credentials job, broker files, each client's identity -----------------------
+
+CREDENTIALS_MODULE = "broker"
+
+
+@dataclass(frozen=True)
+class CredentialsJob:
+    service: str
+    volume: str  # the named volume it writes
+    out: str  # --out inside the job
+    identities: dict[str, Any] | None  # the parsed --identities file
+    problems: list[str]
+
+
+def credentials_jobs(compose: Compose, root: Path) -> list[CredentialsJob]:
+    """Services that run ``python -m broker credentials --out <dir on a writable named volume>``."""
+    jobs = []
+    for name, svc in _services(compose):
+        for argv in service_commands(svc).argvs:
+            module = python_module(argv[1:] if argv[:1] == ["exec"] else argv)
+            if module is None or module[0] != CREDENTIALS_MODULE or module[1][:1] != ["credentials"]:
+                continue
+            problems: list[str] = []
+            out = _flag(module[1], "--out") or _flag(module[1], "-o") or ""
+            found = mount_of(svc, out)
+            volume = ""
+            if found is None or found[0].kind != "volume" or found[0].read_only or found[1]:
+                problems.append(f"{name}: --out {out!r} is not the root of a writable named volume")
+            else:
+                volume = found[0].source
+            identities = None
+            inside = _flag(module[1], "--identities")
+            path = host_path(svc, inside, root) if inside else None
+            if path is None or not path.is_file():
+                problems.append(f"{name}: --identities {inside!r} is not a bind-mounted file")
+            else:
+                identities = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if "--ca-file" not in module[1]:
+                problems.append(f"{name}: no --ca-file: clients would get no CA to verify the broker with")
+            jobs.append(CredentialsJob(name, volume, out, identities, problems))
+    return jobs
+
+
+def _identity_mount(svc: Mapping[str, Any], path: str, volume: str) -> str | None:
+    """The identity whose directory of ``volume`` provides ``path`` inside ``svc`` (None: not from there)."""
+    found = mount_of(svc, path)
+    if found is None or found[0].kind != "volume" or found[0].source != volume:
+        return None
+    parts = found[0].subpath.split("/")
+    return parts[1] if len(parts) == 2 and parts[0] == "identities" else None
+
+
+def check_broker_security(compose: Compose, root: Path) -> list[str]:
+    """The broker refuses anonymous clients and reads the files a credentials job writes; every ingest
+    replica and edge agent logs in over TLS as its own identity, with that identity's files only."""
+    jobs = credentials_jobs(compose, root)
+    if len(jobs) != 1:
+        return [f"expected one service running `python -m broker credentials`, found {len(jobs)}"]
+    job = jobs[0]
+    problems = list(job.problems)
+    services = compose["services"]
+    spec = job.identities if isinstance(job.identities, dict) else {}
+    ingest_accounts = set(spec.get("ingest") or [])
+    gateways = spec.get("gateways") or {}
+
+    def needs_job(name: str) -> None:
+        if depends_on(services[name]).get(job.service) != "service_completed_successfully":
+            problems.append(f"{name}: must depend_on {job.service} (service_completed_successfully)")
+
+    for name in [n for n, s in _services(compose) if str(s.get("image", "")).startswith("eclipse-mosquitto")]:
+        conf = mosquitto_conf_of(compose, name, root) or []
+        if conf_values(conf, "allow_anonymous") != ["false"]:
+            problems.append(f"{name}: the mounted config does not set allow_anonymous false")
+        if conf_values(conf, "use_username_as_clientid") != ["true"]:
+            problems.append(f"{name}: use_username_as_clientid true is missing (client ids could be taken over)")
+        for directive in ("plugin_opt_config_file", "cafile", "certfile", "keyfile"):
+            values = conf_values(conf, directive)
+            found = mount_of(services[name], values[-1]) if values else None
+            if found is None or found[0].kind != "volume" or found[0].source != job.volume:
+                problems.append(f"{name}: {directive} is not on the volume {job.volume!r} that {job.service} writes")
+            elif found[0].subpath != "broker" or not found[0].read_only:
+                problems.append(f"{name}: mount the broker/ directory of {job.volume!r} read-only, nothing else")
+        needs_job(name)
+
+    for name in ingest_services(compose):
+        svc = services[name]
+        env = environment(svc)
+        user = env.get("INGEST_MQTT_USERNAME")
+        if user not in ingest_accounts:
+            problems.append(f"{name}: INGEST_MQTT_USERNAME {user!r} is not an ingest account of the identities file")
+        if user != env.get("INGEST_MQTT_CLIENT_ID"):
+            problems.append(f"{name}: INGEST_MQTT_USERNAME {user!r} differs from INGEST_MQTT_CLIENT_ID (the broker "
+                            "uses the user name as the client id)")
+        if env.get("INGEST_MQTT_TLS") != "true":
+            problems.append(f"{name}: INGEST_MQTT_TLS is not true")
+        if _identity_mount(svc, env.get("INGEST_MQTT_CA_FILE", ""), job.volume) != user:
+            problems.append(f"{name}: INGEST_MQTT_CA_FILE is not in the identities/{user} directory of {job.volume!r}")
+        script = " ".join(" ".join(a) for a in service_commands(svc).argvs)
+        match = re.search(r"INGEST_MQTT_PASSWORD=\$\(cat (\S+)\)", script)
+        if match is None or _identity_mount(svc, match.group(1), job.volume) != user:
+            problems.append(f"{name}: INGEST_MQTT_PASSWORD is not read from identities/{user}/password of "
+                            f"{job.volume!r}")
+        needs_job(name)
+
+    for name in agent_services(compose):
+        svc = services[name]
+        inside = _flag(command(svc), "--config")
+        path = host_path(svc, inside, root) if inside else None
+        if path is None or not path.is_file():
+            continue  # reported by check_agents
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        broker = cfg.get("broker") or {}
+        gw = cfg.get("gateway_id")
+        if broker.get("username") != gw:
+            problems.append(f"{name}: broker.username {broker.get('username')!r} is not the gateway_id {gw!r}")
+        if gw not in gateways or (gateways[gw] or {}).get("site") != cfg.get("site_id"):
+            problems.append(f"{name}: gateway {gw!r} of site {cfg.get('site_id')!r} is not in the identities file")
+        tls = broker.get("tls") or {}
+        if not tls.get("enabled"):
+            problems.append(f"{name}: broker.tls.enabled is not true")
+        for key, value in (("password_file", broker.get("password_file")), ("tls.ca_file", tls.get("ca_file"))):
+            if _identity_mount(svc, str(value or ""), job.volume) != gw:
+                problems.append(f"{name}: broker.{key} is not in the identities/{gw} directory of {job.volume!r}")
+        needs_job(name)
+    return problems
+
+
 # --- databases -------------------------------------------------------------------------------------
 
 
@@ -1127,10 +1259,14 @@ def check_agents(compose: Compose, root: Path, registry: Mapping[str, Any]) -> l
 
 # The pyproject extra each console script needs (the gateway image must not pull in the server).
 EXTRA_OF_PROGRAM = {"ingest": "server", "edge-agent": "edge"}
-# ... and of each package run as `python -m <package>` (the policy tools need regopy: server).
-EXTRA_OF_PACKAGE = {"policy": "server", "ingest": "server", "edge_agent": "edge"}
+# ... and of each package run as `python -m <package>` (the policy tools need regopy: server; the broker
+# credentials tool loads the registry with the ingest's loader: server).
+EXTRA_OF_PACKAGE = {"policy": "server", "ingest": "server", "edge_agent": "edge", "broker": "server"}
 # Commands a one-shot script may run besides the project's programs.
-SHELL_UTILITIES = frozenset({"mv", "cp", "rm", "mkdir", "echo", "printf", "test", "[", "true", "chmod", "ls", "cat"})
+SHELL_UTILITIES = frozenset({
+    "mv", "cp", "rm", "mkdir", "echo", "printf", "test", "[", "true", "chmod", "ls", "cat", "chown", "export",
+    "dev-ca.sh",  # broker/dev-ca.sh (bash + openssl), copied into the image with broker/
+})
 DOCKERIGNORE_REQUIRED = (".venv", ".git", "var", "tests")
 
 
@@ -1697,6 +1833,7 @@ def check_all(raw: Compose, compose: Compose, root: Path = REPO_ROOT) -> list[st
     problems += check_ingest_replicas(compose)
     problems += check_opa(compose, root)
     problems += check_broker(compose, root)
+    problems += check_broker_security(compose, root)
     problems += check_databases(compose)
     if registry is not None:
         problems += check_agents(compose, root, registry)

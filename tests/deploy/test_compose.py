@@ -91,6 +91,7 @@ CHECKS: dict[str, Callable[[cc.Compose, Path], list[str]]] = {
     "ingest_replicas": lambda c, _root: cc.check_ingest_replicas(c),
     "opa": cc.check_opa,
     "broker": cc.check_broker,
+    "broker_security": cc.check_broker_security,
     "databases": lambda c, _root: cc.check_databases(c),
     "dockerfiles": cc.check_dockerfiles,
     "grafana": cc.check_grafana,
@@ -141,17 +142,27 @@ def test_check_all_is_clean_with_another_password(raw: cc.Compose) -> None:
 
 
 def test_ingest_settings_accept_the_compose_environment(
-    compose: cc.Compose, registry_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    compose: cc.Compose, registry_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The ingest's own pydantic-settings model loads each replica's environment."""
+    from ingest.auth import tokens
     from ingest.config import IngestSettings
 
+    # The bootstrap admin token is a Docker secret from the environment of `docker compose up`, mounted at
+    # /run/secrets/admin_token; here a generated token in a file stands in for the mounted secret.
+    assert compose["secrets"]["ingest-admin-token"] == {"environment": "INGEST_BOOTSTRAP_ADMIN_TOKEN"}
+    stand_in = tmp_path / "admin_token"
+    stand_in.write_text(tokens.generate().text + "\n")
     client_ids = set()
     for name in cc.ingest_services(compose):
+        service = compose["services"][name]
+        assert {"source": "ingest-admin-token", "target": "admin_token"} in service["secrets"]
+        env = cc.environment(service)
+        assert env["INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE"] == "/run/secrets/admin_token"
         with monkeypatch.context() as m:
             for key in [k for k in os.environ if k.startswith("INGEST_")]:
                 m.delenv(key)
-            for key, value in cc.environment(compose["services"][name]).items():
+            for key, value in {**env, "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(stand_in)}.items():
                 m.setenv(key, value)
             settings = IngestSettings()  # type: ignore[call-arg]
         assert set(settings.region_dsns) == set(registry_data["regions"])
@@ -164,7 +175,9 @@ def test_ingest_settings_accept_the_compose_environment(
         assert settings.pseudonymization_key.get_secret_value() == TEST_KEY
         assert str(settings.registry_file) == "/etc/telemetry/registry.yaml"
         assert (settings.api_host, settings.api_port) == ("0.0.0.0", 8000)
-        assert (settings.mqtt_host, settings.mqtt_port, settings.share_group) == ("mosquitto", 1883, "ingest")
+        assert (settings.mqtt_host, settings.mqtt_port, settings.share_group) == ("mosquitto", 8883, "ingest")
+        assert settings.mqtt_tls and str(settings.mqtt_ca_file) == "/run/secrets/mqtt/ca.crt"
+        assert settings.mqtt_username == settings.mqtt_client_id
         client_ids.add(settings.mqtt_client_id)
     assert client_ids == {"ingest-1", "ingest-2"}
 
@@ -178,17 +191,37 @@ def test_mounted_registry_loads_with_the_ingest_loader(compose: cc.Compose) -> N
     assert set(load_registry(path).regions) == {"eu-central", "us-east", "cn-north", "ap-southeast"}
 
 
-def test_agent_configs_load_with_the_edge_agent_loader(compose: cc.Compose) -> None:
+def test_agent_configs_load_with_the_edge_agent_loader(compose: cc.Compose, tmp_path: Path) -> None:
+    """Each agent config loads once the files its broker identity mount provides exist: they are
+    generated here by the credentials job's own code and put where the mount's subpath points."""
+    from broker.credentials import generate_for_registry
+    from broker.identities import load_identities
     from edge_agent.config import load_config
+    from ingest.registry import load_registry
 
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n")
+    out = tmp_path / "credentials"
+    generate_for_registry(
+        load_registry(cc.REPO_ROOT / "deploy/local/registry.yaml"),
+        load_identities(cc.REPO_ROOT / "deploy/local/broker-identities.yaml"),
+        out,
+        ca_file=ca,
+    )
     for name in cc.agent_services(compose):
         svc = compose["services"][name]
         path = cc.host_path(svc, "/etc/edge-agent/agent.yaml", cc.REPO_ROOT)
         assert path is not None, name
-        config = load_config(path)
+        secrets_mount = next(m for m in cc.mounts(svc) if m.source == "broker-credentials")
+        text = path.read_text().replace(secrets_mount.target, str(out / secrets_mount.subpath))
+        local = tmp_path / f"{name}.yaml"
+        local.write_text(text)
+        config = load_config(local)
         assert config.broker.host == "mosquitto"
         assert f"edge-{config.site_id}" == name
         assert str(config.state_dir) == "/var/lib/edge-agent"
+        assert config.broker.username == config.gateway_id
+        assert config.broker.secret() == (out / "identities" / config.gateway_id / "password").read_text().strip()
 
 
 # --- the checkers catch broken files ---------------------------------------------------------------
@@ -213,7 +246,7 @@ def _mount(compose: cc.Compose, service: str, old: str, new: str | None) -> None
     """Replace (or with ``new=None`` remove) the volume entries of ``service`` that start with ``old``."""
     volumes = []
     for entry in compose["services"][service]["volumes"]:
-        if not entry.startswith(old):
+        if not isinstance(entry, str) or not entry.startswith(old):
             volumes.append(entry)
         elif new is not None:
             volumes.append(new)
@@ -234,7 +267,46 @@ def _script(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> No
     svc["command"] = ["\n".join(change(svc["command"][0].splitlines()))]
 
 
+def _credentials_mount(compose: cc.Compose, service: str) -> dict[str, Any]:
+    """The long-syntax mount of the broker-credentials volume in ``service`` (mutable)."""
+    return next(
+        entry
+        for entry in compose["services"][service]["volumes"]
+        if isinstance(entry, dict) and entry.get("source") == "broker-credentials"
+    )
+
+
 BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
+    "ingest replica with another replica's secrets": (
+        lambda c: _credentials_mount(c, "ingest-2").update(volume={"subpath": "identities/ingest-1"}),
+        "broker_security",
+        "ingest-2: INGEST_MQTT_CA_FILE is not in the identities/ingest-2 directory",
+    ),
+    "agent with another gateway's secrets": (
+        lambda c: _credentials_mount(c, "edge-de-munich").update(volume={"subpath": "identities/fr-lyon-gw-01"}),
+        "broker_security",
+        "edge-de-munich: broker.password_file is not in the identities/de-munich-gw-01 directory",
+    ),
+    "ingest user name is not its client id": (
+        lambda c: _env(c).update(INGEST_MQTT_USERNAME="ingest-2"),
+        "broker_security",
+        "differs from INGEST_MQTT_CLIENT_ID",
+    ),
+    "ingest over plain MQTT": (
+        lambda c: _env(c).update(INGEST_MQTT_TLS="false"),
+        "broker_security",
+        "ingest: INGEST_MQTT_TLS is not true",
+    ),
+    "broker sees every identity's secret": (
+        lambda c: _credentials_mount(c, "mosquitto").pop("volume"),
+        "broker_security",
+        "mosquitto: mount the broker/ directory",
+    ),
+    "broker starts before its credentials exist": (
+        lambda c: c["services"]["mosquitto"].pop("depends_on"),
+        "broker_security",
+        "mosquitto: must depend_on broker-credentials",
+    ),
     # name: (mutation, checker key, expected fragment of a problem)
     "unknown dependency": (
         lambda c: c["services"]["ingest"]["depends_on"].update({"db-mars": {"condition": "service_started"}}),
@@ -308,9 +380,9 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "but opa listens on 8181",
     ),
     "MQTT port no listener serves": (
-        lambda c: _env(c).update(INGEST_MQTT_PORT="8883"),
+        lambda c: _env(c).update(INGEST_MQTT_PORT="1883"),
         "ingest",
-        "but mosquitto listens on {1883}",
+        "but mosquitto listens on {8883}",
     ),
     "timescaledb on a plain postgres": (
         lambda c: c["services"]["db-us-east"].update(image="postgres:16"),
@@ -593,7 +665,7 @@ def build_root(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", ".dockerignore"):
         shutil.copy(cc.REPO_ROOT / name, tmp_path / name)
     shutil.copytree(cc.REPO_ROOT / "deploy" / "docker", tmp_path / "deploy" / "docker")
-    for package in ("wire", "ingest", "policy", "edge_agent"):
+    for package in ("wire", "ingest", "policy", "edge_agent", "broker"):
         (tmp_path / package).mkdir()
     return tmp_path
 

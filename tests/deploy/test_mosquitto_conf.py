@@ -1,10 +1,13 @@
 """broker/mosquitto.conf (production) and broker/local.conf (local demo), read and run by the real broker.
 
-The production file is started with its listener moved to a free loopback port and its
-persistence_location moved to a temporary directory; local.conf is started the way the local runner
-does it (listener and persistence_location prepended). Then the broker must stay up, accept
-connections, announce the configured limits to an MQTT v5 client, refuse oversized messages, and
-write its persistence file on shutdown.
+The production file is started with its listener moved to a free loopback port, its
+persistence_location moved to a temporary directory and its /mosquitto/security/ files (TLS and
+credentials) replaced by ones that broker/dev-ca.sh and `python -m broker credentials` generate for
+the test, exactly as the compose job does; local.conf is started the way the local runner does it
+(listener and persistence_location prepended). Then the broker must stay up, accept connections,
+announce the configured limits to an MQTT v5 client, refuse oversized messages, and write its
+persistence file on shutdown; the production broker must also refuse anonymous clients and enforce
+the generated ACL, over TLS.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -26,12 +30,18 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devstack.mosquitto import find_dynsec_plugin
 from tests.deploy import compose_checks as cc
 
 BROKER_DIR = cc.REPO_ROOT / "broker"
 PRODUCTION = BROKER_DIR / "mosquitto.conf"
 LOCAL = BROKER_DIR / "local.conf"
 MIB = 1024 * 1024
+SECURITY_DIR = "/mosquitto/security"  # where compose mounts the broker/ directory of broker-credentials
+# The dynamic-security plugin in eclipse-mosquitto:2.0.x (docker/2.0/Dockerfile of eclipse/mosquitto installs
+# it there); the Debian package has it under /usr/lib/<triplet>/ (devstack.mosquitto.find_dynsec_plugin).
+IMAGE_DYNSEC_PLUGIN = "/usr/lib/mosquitto_dynamic_security.so"
+GATEWAY, DEVICE, OTHER_DEVICE = "de-munich-gw-01", "de-munich-cnc-01", "fr-lyon-cnc-01"
 
 
 class MosquittoFailed(RuntimeError):
@@ -52,9 +62,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def adapt(text: str, port: int, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class Security:
+    """TLS and credential files for the production config, generated like the compose job does."""
+
+    dir: Path  # replaces /mosquitto/security
+    ca_file: Path
+    secrets: Path  # identities/ of the credentials output
+
+    def secret(self, identity: str) -> str:
+        return (self.secrets / identity / "password").read_text().strip()
+
+
+def adapt(text: str, port: int, data_dir: Path, security_dir: Path | None = None) -> str:
     """Move the listener to 127.0.0.1:<port> and persistence to <data_dir>; prepend them when absent
-    (that is what the local runner does with local.conf)."""
+    (that is what the local runner does with local.conf); point /mosquitto/security/ at security_dir."""
+    if security_dir is not None:
+        text = text.replace(SECURITY_DIR + "/", f"{security_dir}/")
+    text = text.replace(f"plugin {IMAGE_DYNSEC_PLUGIN}\n", f"plugin {find_dynsec_plugin()}\n")
     lines = text.splitlines()
     listeners = [i for i, line in enumerate(lines) if line.split()[:1] == ["listener"]]
     if len(listeners) > 1:
@@ -115,8 +140,43 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def security(workdir: Path) -> Security:
+    """The compose job's steps: broker/dev-ca.sh, then `python -m broker credentials` with the CA."""
+    from broker.credentials import generate_for_registry
+    from broker.identities import load_identities
+    from ingest.registry import load_registry
+
+    tls = workdir / "tls"
+    subprocess.run([str(BROKER_DIR / "dev-ca.sh"), "--out", str(tls)], check=True, capture_output=True)
+    out = workdir / "credentials"
+    generate_for_registry(
+        load_registry(cc.REPO_ROOT / "deploy/local/registry.yaml"),
+        load_identities(cc.REPO_ROOT / "deploy/local/broker-identities.yaml"),
+        out,
+        ca_file=tls / "ca.crt",
+    )
+    broker_dir = out / "broker"
+    for name in ("server.crt", "server.key"):
+        shutil.copy(tls / name, broker_dir / name)
+    account = _unprivileged()
+    if account is not None:
+        for path in (workdir, out, broker_dir, *broker_dir.iterdir()):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    return Security(broker_dir, tls / "ca.crt", out / "identities")
+
+
+def _conf_for(path: Path, request: pytest.FixtureRequest) -> tuple[str, Security | None]:
+    """The config text and, for production, the security files it needs (they live in the workdir)."""
+    if path == PRODUCTION:
+        return path.read_text(), request.getfixturevalue("security")
+    return path.read_text(), None
+
+
 @contextmanager
-def running_mosquitto(conf_text: str, workdir: Path, *, stay_up_s: float = 1.0) -> Iterator[Broker]:
+def running_mosquitto(
+    conf_text: str, workdir: Path, *, stay_up_s: float = 1.0, security: Security | None = None
+) -> Iterator[Broker]:
     """Run ``mosquitto -c`` with the adapted config; raise MosquittoFailed with its log if it does not
     accept connections or does not stay up for ``stay_up_s``. Stops it (SIGTERM) on exit."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -128,7 +188,7 @@ def running_mosquitto(conf_text: str, workdir: Path, *, stay_up_s: float = 1.0) 
     log_file = workdir / "mosquitto.log"
     port = free_port()
     conf = workdir / "mosquitto.conf"
-    conf.write_text(adapt(conf_text, port, data_dir))
+    conf.write_text(adapt(conf_text, port, data_dir, security.dir if security else None))
     kwargs: dict[str, object] = {}
     if account is not None:
         for path in (workdir, data_dir, conf):
@@ -163,14 +223,21 @@ def _value(path: Path, directive: str) -> str:
 
 
 def test_production_conf_settings() -> None:
-    assert _value(PRODUCTION, "listener") == "1883"
+    assert _value(PRODUCTION, "listener") == "8883"
+    assert _value(PRODUCTION, "allow_anonymous") == "false"
+    assert _value(PRODUCTION, "use_username_as_clientid") == "true"
+    for directive, name in (("plugin_opt_config_file", "dynamic-security.json"), ("cafile", "ca.crt"),
+                            ("certfile", "server.crt"), ("keyfile", "server.key")):
+        assert _value(PRODUCTION, directive) == f"{SECURITY_DIR}/{name}"
+    assert _value(PRODUCTION, "plugin") == IMAGE_DYNSEC_PLUGIN
+    directives = {name for name, _ in _conf(PRODUCTION)}
+    assert not directives & {"password_file", "acl_file"}  # one mechanism: the plugin checks SUBSCRIBE too
     assert _value(PRODUCTION, "persistence") == "true"
     assert _value(PRODUCTION, "persistence_location") == "/mosquitto/data/"
     assert int(_value(PRODUCTION, "max_queued_messages")) >= 100_000
     assert 1 <= int(_value(PRODUCTION, "max_inflight_messages")) <= 65535
     assert int(_value(PRODUCTION, "message_size_limit")) == MIB
     assert _value(PRODUCTION, "persistent_client_expiration")[-1] in "hdwmy"
-    assert _value(PRODUCTION, "allow_anonymous") == "true"
 
 
 def test_local_conf_leaves_listener_and_location_to_the_runner() -> None:
@@ -183,20 +250,19 @@ def test_local_conf_leaves_listener_and_location_to_the_runner() -> None:
     assert {"error", "warning", "notice"} <= set(cc.conf_values(_conf(LOCAL), "log_type"))
 
 
-@pytest.mark.parametrize("path", [PRODUCTION, LOCAL], ids=["production", "local"])
-def test_anonymous_access_is_marked_demo_only(path: Path) -> None:
-    lines = path.read_text(encoding="utf-8").splitlines()
+def test_anonymous_access_is_marked_demo_only() -> None:
+    lines = LOCAL.read_text(encoding="utf-8").splitlines()
     index = next(i for i, line in enumerate(lines) if line.startswith("allow_anonymous true"))
     comment = " ".join(lines[max(0, index - 4) : index]).lower()
     assert "demo only" in comment
-    assert "later issue adds per-device credentials and acls" in comment
+    assert "production" in comment and "credentials and acls" in comment
 
 
-def test_readme_documents_the_demo_only_access() -> None:
+def test_readme_documents_the_security() -> None:
     text = (BROKER_DIR / "README.md").read_text(encoding="utf-8").lower()
-    assert "allow_anonymous true" in text
-    assert "demo only" in text
-    assert "per-device credentials and acls" in text
+    assert "allow_anonymous true" in text and "demo only" in text
+    for needed in ("python -m broker credentials", "dev-ca.sh", "allow_anonymous false", "0x87", "--rotate"):
+        assert needed in text, needed
 
 
 def test_compose_data_volume_is_the_persistence_location(raw_compose: cc.Compose) -> None:
@@ -226,9 +292,10 @@ def test_adapt_moves_listener_and_persistence(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("path", [PRODUCTION, LOCAL], ids=["production", "local"])
-def test_mosquitto_runs_with_the_config(path: Path, workdir: Path) -> None:
+def test_mosquitto_runs_with_the_config(path: Path, workdir: Path, request: pytest.FixtureRequest) -> None:
     """Starts, stays up, accepts TCP, stops cleanly and saves its database in persistence_location."""
-    with running_mosquitto(path.read_text(), workdir) as broker:
+    text, security = _conf_for(path, request)
+    with running_mosquitto(text, workdir, security=security) as broker:
         with socket.create_connection(("127.0.0.1", broker.port), timeout=2):
             pass
         assert broker.proc.poll() is None
@@ -269,13 +336,24 @@ class RawMqtt5:
         0x0B: "v",
     }
 
-    def __init__(self, port: int, client_id: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(
+        self, port: int, client_id: str, *, username: str | None = None, password: str | None = None,
+        ca_file: Path | None = None, expect: int = 0,
+    ) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if ca_file is not None:  # TLS, verifying the broker's certificate for "localhost"
+            sock = ssl.create_default_context(cafile=str(ca_file)).wrap_socket(sock, server_hostname="localhost")
+        self.sock = sock
         cid = client_id.encode()
-        body = b"\x00\x04MQTT\x05\x02\x00\x1e\x00" + len(cid).to_bytes(2, "big") + cid
+        flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+        body = b"\x00\x04MQTT\x05" + bytes([flags]) + b"\x00\x1e\x00" + len(cid).to_bytes(2, "big") + cid
+        for field in (username, password):
+            if field is not None:
+                body += len(field.encode()).to_bytes(2, "big") + field.encode()
         self.sock.sendall(b"\x10" + self._varint(len(body)) + body)
         kind, packet = self._read()
-        assert kind == 0x20 and packet[1] == 0, f"CONNACK expected, got {kind:#x} {packet[:2]!r}"
+        assert kind == 0x20 and packet[1] == expect, f"CONNACK {expect:#x} expected, got {kind:#x} {packet[:2]!r}"
+        self.reason = packet[1]
         self.connack = self._properties(packet[2:])
         self._next_id = 1
 
@@ -346,17 +424,31 @@ class RawMqtt5:
         assert int.from_bytes(packet[:2], "big") == packet_id
         return packet[2] if len(packet) > 2 else 0
 
+    def subscribe_qos1(self, topic_filter: str) -> int:
+        """Subscribe and return the SUBACK reason code (1: granted QoS 1, 0x87: not authorized)."""
+        packet_id, self._next_id = self._next_id, self._next_id + 1
+        name = topic_filter.encode()
+        body = packet_id.to_bytes(2, "big") + b"\x00" + len(name).to_bytes(2, "big") + name + b"\x01"
+        self.sock.sendall(b"\x82" + self._varint(len(body)) + body)
+        kind, packet = self._read()
+        assert kind == 0x90, f"SUBACK expected, got {kind:#x}"
+        assert int.from_bytes(packet[:2], "big") == packet_id
+        return packet[-1]
+
     def close(self) -> None:
         self.sock.sendall(b"\xe0\x00")  # DISCONNECT, normal
         self.sock.close()
 
 
-def _subscriber(port: int, topic: str) -> tuple[mqtt.Client, list[bytes]]:
+def _subscriber(port: int, topic: str, security: Security | None = None) -> tuple[mqtt.Client, list[bytes]]:
     received: list[bytes] = []
     subscribed = threading.Event()
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id="deploy-test-sub", protocol=mqtt.MQTTv5
     )
+    if security is not None:  # the ingest's identity, over TLS
+        client.username_pw_set("ingest-1", security.secret("ingest-1"))
+        client.tls_set(ca_certs=str(security.ca_file))
     client.on_connect = lambda c, *_args: c.subscribe(topic, qos=1)
     client.on_subscribe = lambda *_args: subscribed.set()
     client.on_message = lambda _c, _u, message: received.append(message.payload)
@@ -368,20 +460,26 @@ def _subscriber(port: int, topic: str) -> tuple[mqtt.Client, list[bytes]]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("path", [PRODUCTION, LOCAL], ids=["production", "local"])
-def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path) -> None:
+def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path, request: pytest.FixtureRequest) -> None:
     """CONNACK announces max_inflight_messages as Receive Maximum; a payload over message_size_limit
-    gets an error PUBACK and is not forwarded, while one of exactly the limit is delivered."""
+    gets an error PUBACK and is not forwarded, while one of exactly the limit is delivered. In
+    production the publisher is a gateway and the subscriber the ingest, over TLS with credentials."""
     conf = _conf(path)
     inflight = int(cc.conf_values(conf, "max_inflight_messages")[-1])
     limit = int(cc.conf_values(conf, "message_size_limit")[-1])
-    with running_mosquitto(path.read_text(), workdir, stay_up_s=0.2) as broker:
-        subscriber, received = _subscriber(broker.port, "deploy/test")
-        publisher = RawMqtt5(broker.port, "deploy-test-pub")
+    text, security = _conf_for(path, request)
+    topic = f"tele/v1/de-munich/{DEVICE}" if security else "deploy/test"
+    login = (
+        {"username": GATEWAY, "password": security.secret(GATEWAY), "ca_file": security.ca_file} if security else {}
+    )
+    with running_mosquitto(text, workdir, stay_up_s=0.2, security=security) as broker:
+        subscriber, received = _subscriber(broker.port, "$share/ingest/tele/v1/+/+" if security else topic, security)
+        publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]
         try:
             assert publisher.connack.get(0x21) == inflight  # Receive Maximum
             # mosquitto.conf(5) says 0x83 (implementation specific error); 2.0.11 sends 0x95.
-            assert publisher.publish_qos1("deploy/test", b"x" * (limit + 1)) in (0x83, 0x95)
-            assert publisher.publish_qos1("deploy/test", b"y" * limit) == 0
+            assert publisher.publish_qos1(topic, b"x" * (limit + 1)) in (0x83, 0x95)
+            assert publisher.publish_qos1(topic, b"y" * limit) == 0
             deadline = time.monotonic() + 5
             while not received and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -392,3 +490,40 @@ def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path) ->
             publisher.close()
             subscriber.disconnect()
             subscriber.loop_stop()
+
+
+@pytest.mark.integration
+def test_production_broker_refuses_anonymous_and_enforces_the_acl(workdir: Path, security: Security) -> None:
+    """The production config with the generated files: no anonymous or wrong-password CONNECT, no
+    plain MQTT on the TLS port, a gateway may publish only its own devices' topics (else 0x87) and may
+    not subscribe (not even to join the ingest's shared group); the ingest only to its own filters."""
+    with running_mosquitto(PRODUCTION.read_text(), workdir, stay_up_s=0.2, security=security) as broker:
+        RawMqtt5(broker.port, "anon", ca_file=security.ca_file, expect=0x87).sock.close()  # Not authorized
+        wrong = RawMqtt5(
+            broker.port, GATEWAY, username=GATEWAY, password="wrong", ca_file=security.ca_file, expect=0x87
+        )  # Mosquitto 2.0.11 answers a wrong password with 0x87 Not authorized too (not 0x86)
+        wrong.sock.close()
+        with pytest.raises((ConnectionError, OSError, AssertionError)):
+            RawMqtt5(broker.port, GATEWAY, username=GATEWAY, password=security.secret(GATEWAY))  # no TLS
+        gateway = RawMqtt5(
+            broker.port, GATEWAY, username=GATEWAY, password=security.secret(GATEWAY), ca_file=security.ca_file
+        )
+        try:
+            assert gateway.publish_qos1(f"tele/v1/de-munich/{DEVICE}", b"{}") == 0x10  # allowed, no subscriber
+            assert gateway.publish_qos1(f"tele/v1/fr-lyon/{OTHER_DEVICE}", b"{}") == 0x87  # Not authorized
+            assert gateway.publish_qos1(f"status/v1/de-munich/{GATEWAY}", b"{}") == 0x10
+            assert gateway.publish_qos1("status/v1/de-munich/another-gw", b"{}") == 0x87
+            assert gateway.subscribe_qos1("$share/ingest/tele/v1/+/+") == 0x87
+            assert gateway.subscribe_qos1("tele/v1/#") == 0x87
+        finally:
+            gateway.close()
+        ingest = RawMqtt5(
+            broker.port, "ingest-1", username="ingest-1", password=security.secret("ingest-1"),
+            ca_file=security.ca_file,
+        )
+        try:
+            assert ingest.subscribe_qos1("$share/ingest/tele/v1/+/+") == 0x01
+            assert ingest.subscribe_qos1("status/v1/+/+") == 0x01
+            assert ingest.subscribe_qos1("$share/other/tele/v1/+/+") == 0x87
+        finally:
+            ingest.close()

@@ -145,6 +145,27 @@ def test_password_needs_username(tmp_path: Path) -> None:
     assert "secret" not in str(err)
 
 
+def test_password_file(tmp_path: Path) -> None:
+    """The secret comes from a file (e.g. identities/<gateway>/password of `python -m broker credentials`)."""
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-value\n")
+    with_file = VALID.replace("  port: 1883\n", f"  port: 1883\n  username: gw-01\n  password_file: {secret}\n")
+    cfg = load_config(write(tmp_path, with_file))
+    assert cfg.broker.secret() == "s3cret-value"
+    assert "s3cret-value" not in repr(cfg)
+    err = error_of(tmp_path, with_file.replace(str(secret), str(tmp_path / "missing")))
+    assert err.field == "broker.password_file" and "file not found" in err.reason
+    secret.write_text("\n")
+    err = error_of(tmp_path, with_file)
+    assert err.field == "broker.password_file" and "exactly one non-empty line" in err.reason
+    secret.write_text("x")
+    both = with_file.replace("  username: gw-01\n", "  username: gw-01\n  password: y\n")
+    err = error_of(tmp_path, both)
+    assert err.field == "broker" and "password and password_file are both set" in err.reason
+    err = error_of(tmp_path, with_file.replace("  username: gw-01\n", ""))
+    assert err.field == "broker" and "username" in err.reason
+
+
 def test_models_are_frozen(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, VALID))
     assert isinstance(cfg, AgentConfig)

@@ -18,9 +18,12 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import MosquittoServer
+from ingest.auth.roles import Role
 from ingest.config import load_settings
 from ingest.registry import Registry
 from ingest.service import IngestService
+from ingest.store import users
+from ingest.store.migrate import migrate
 
 REGISTRY = "deploy/local/registry.yaml"
 
@@ -35,10 +38,20 @@ def running_ingest(
         mqtt_client_id=overrides.pop("mqtt_client_id", f"ingest-test-{time.monotonic_ns()}"),
         flush_interval_ms=overrides.pop("flush_interval_ms", 50), **overrides,
     )
-    service = IngestService(settings)
-    with TestClient(service.app()) as client:
+    service = IngestService(settings)  # migrates the stores
+    with TestClient(service.app(), headers=admin_headers(control)) as client:
         wait_until(lambda: service.stats.broker_connected, 10, "ingest connected to the broker")
         yield service, client
+
+
+def admin_headers(control: str) -> dict[str, str]:
+    """Authorization of a new user with every role and every region (the control store is migrated here)."""
+    migrate(control, "control", store="control")
+    name = f"harness-admin-{time.monotonic_ns()}"
+    with psycopg.connect(control) as conn, conn.transaction():
+        users.create_user(conn, name=name, roles=list(Role), regions=None, actor="test-setup")
+        _, issued = users.create_token(conn, user=name, actor="test-setup")
+    return {"Authorization": f"Bearer {issued.text}"}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -86,6 +99,7 @@ class Replica:
             "INGEST_FLUSH_INTERVAL_MS": "50", **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.headers = admin_headers(control)
 
     def start(self) -> Replica:
         import httpx
@@ -99,7 +113,8 @@ class Replica:
             if self.proc.poll() is not None:
                 raise AssertionError(f"replica {self.name} exited: {self.log.read_text()[-2000:]}")
             try:
-                return bool(httpx.get(self.url("/api/v1/stats"), timeout=1).json().get("broker_connected"))
+                return bool(httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=1).json()
+                            .get("broker_connected"))
             except httpx.HTTPError:
                 return False
 
@@ -112,7 +127,7 @@ class Replica:
     def stats(self) -> dict[str, Any]:
         import httpx
 
-        return httpx.get(self.url("/api/v1/stats"), timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=5).json()  # type: ignore[no-any-return]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from devstack import MosquittoServer
-from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
+from ingest.auth.roles import Role
+from ingest.store import users
+from tests.integration.ingest_harness import (
+    admin_headers,
+    batch_payload,
+    publisher,
+    query,
+    running_ingest,
+    wait_until,
+)
 
 PRESS = {"barrel_temp_c": 220.0, "injection_pressure_bar": 900.0, "cycle_time_s": 30.0, "vibration_mm_s": 2.0,
          "power_kw": 20.0, "fault_code": 0, "operator_badge": "VN-B1"}
 CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "vibration_mm_s": 1.2, "power_kw": 7.5,
        "tool_wear_pct": 12.0, "fault_code": 0, "operator_badge": "DE-B1001"}
 REPO = Path(__file__).resolve().parents[2]
+
+
+def compliance_headers(control: str, name: str) -> dict[str, str]:
+    """A compliance officer scoped to every region, with a token."""
+    with psycopg.connect(control) as conn, conn.transaction():
+        users.create_user(conn, name=name, roles=[Role.COMPLIANCE], regions=None, actor="test-setup")
+        _, issued = users.create_token(conn, user=name, actor="test-setup")
+    return {"Authorization": f"Bearer {issued.text}"}
 
 
 def test_gaps_open_and_close_when_filled(mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]]) -> None:
@@ -70,11 +89,15 @@ def test_quarantine_keeps_payloads_only_where_they_may_live(
         detail = api.get(f"/api/v1/quarantine/{bad['quarantine_id']}").json()
         assert detail["payload"].startswith('{"v": 1')
         # Release of something still invalid is refused and it stays held.
-        refused = api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release", headers={"X-Actor": "alice"})
+        alice = compliance_headers(control, "alice")
+        refused = api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release", headers=alice)
         assert refused.status_code == 409 and "malformed" in refused.json()["detail"]
         assert api.post(f"/api/v1/quarantine/{vn['quarantine_id']}/release",
-                        headers={"X-Actor": "alice"}).status_code == 409  # nothing held to release
-        assert api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release").status_code == 422  # no actor
+                        headers=alice).status_code == 409  # nothing held to release
+        assert api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release",
+                        headers={"Authorization": ""}).status_code == 401  # nobody
+        admin = admin_headers(control)  # every role and region: authorised, and still refused (409)
+        assert api.post(f"/api/v1/quarantine/{bad['quarantine_id']}/release", headers=admin).status_code == 409
         pub.loop_stop()
 
 
@@ -102,14 +125,17 @@ def test_release_routes_held_data_once(mqtt_broker: MosquittoServer, databases: 
                                      "      operator_badge:    {category: personal}\n"
                                      "      coolant_flow_l_min: {category: machine, unit: l/min}"))
     with running_ingest(mqtt_broker, control, regions, registry_file=str(registry)) as (service, api):
-        released = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers={"X-Actor": "bob"})
+        bob = compliance_headers(control, "bob")
+        released = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers=bob)
         assert released.status_code == 200, released.text
         body = released.json()
         assert body["rows"] == {"eu-central": 8, "us-east": 7}  # badge stays home; coolant is machine data
-        again = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers={"X-Actor": "bob"})
+        again = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers=bob)
         assert again.status_code == 409 and "released" in again.json()["detail"]
         after = api.get(f"/api/v1/quarantine/{item['quarantine_id']}").json()
         assert (after["state"], after["released_by"], after["payload"]) == ("released", "bob", None)
+        audited = query(control, "SELECT actor, target, regions FROM audit_log WHERE action = 'quarantine.release'")
+        assert audited == [("bob", f"quarantine:{item['quarantine_id']}", ["eu-central", "us-east"])]
         assert query(regions["eu-central"], "SELECT num FROM readings WHERE name = 'coolant_flow_l_min'") == [(3.5,)]
         assert query(regions["eu-central"], "SELECT count(*) FROM quarantine_payloads") == [(0,)]
         # The release logged its decisions: coolant and the other machine fields may travel, the badge may not.

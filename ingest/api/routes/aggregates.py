@@ -7,14 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
 from ingest.api.models import Bucket, ErrorPublic, MetricAggregatePublic
 from ingest.api.service import telemetry
+from ingest.auth.roles import Role
 
 router = APIRouter(
+    dependencies=guard(Role.ENGINEER),
     prefix="/metrics",
     tags=["telemetry"],
-    responses={503: {"model": ErrorPublic, "description": "A region store is unreachable."}},
+    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A region store is unreachable."}},
 )
 
 

@@ -6,14 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
 from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, Outcome
 from ingest.api.service import decisions as service
+from ingest.auth.roles import Role
 from ingest.registry import Category
 
 router = APIRouter(
+    dependencies=guard(Role.ENGINEER, Role.COMPLIANCE),
     tags=["decisions"],
-    responses={503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
 )
 
 

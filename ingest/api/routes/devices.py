@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.caller import CallerDep
 from ingest.api.deps import ApiSettingsDep, DeviceDep, RuntimeDep, region_store
 from ingest.api.errors import BadParameterError
@@ -20,11 +21,14 @@ from ingest.api.models import (
 )
 from ingest.api.service import devices as device_service
 from ingest.api.service import readings as reading_service
+from ingest.auth.roles import Role
 
+# registry metadata and status: every role that works with devices; telemetry values: engineers
 router = APIRouter(
     prefix="/devices",
     tags=["devices"],
-    responses={404: {"model": ErrorPublic, "description": "Unknown device."},
+    dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
+    responses={**AUTH_RESPONSES, 404: {"model": ErrorPublic, "description": "Unknown device."},
                503: {"model": ErrorPublic, "description": "A store is unreachable."}},
 )
 
@@ -64,9 +68,10 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
     summary="Latest value of every field of a device in a region store",
     description=(
         "Values of restricted fields (every category but machine) stored in a region the caller is not "
-        "authorised for (X-Regions) are redacted: value null, withheld true."
+        "authorised for (outside the user's region scope) are redacted: value null, withheld true. Role: engineer."
     ),
-    responses={400: {"model": ErrorPublic, "description": "Unknown region, or bad X-Regions."}},
+    dependencies=guard(Role.ENGINEER),
+    responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
 )
 def get_latest(
     device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
@@ -84,8 +89,9 @@ def get_latest(
         "at the window's edges. bucket=raw: the stored readings, oldest first, paginated with limit and "
         "cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
         "of the device's site answers, and each bucket takes the store holding the most readings of it. "
-        "Restricted fields of a region the caller is not authorised for (X-Regions): 403."
+        "Restricted fields of a region outside the user's region scope: 403. Role: engineer."
     ),
+    dependencies=guard(Role.ENGINEER),
     responses={
         400: {"model": ErrorPublic, "description": "Unknown field or region, text field, inverted window, "
               "too many points (names the limit), bad cursor."},

@@ -1,16 +1,19 @@
 """The residency policy of this replica: status, drafts, activation without restart, history, what-if.
 
-Changes need an ``X-Actor`` header naming the compliance officer (recorded as ``activated_by`` /
-``uploaded_by``). It is not authentication: that comes in a later issue.
+Reading the active revision: any authenticated user. Drafts, activation history, what-if and changes: role
+compliance. Activation is global (every region's data is routed by the new revision), so it also needs a
+scope of every region. The authenticated user is recorded as ``uploaded_by`` / ``activated_by`` and every
+change is written to the audit trail.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
 from ingest.api.models import (
     ActivateRequest,
@@ -24,25 +27,25 @@ from ingest.api.models import (
     WhatIfRequest,
 )
 from ingest.api.service import policy as service
+from ingest.auth.roles import Principal, Role
 
 router = APIRouter(
     prefix="/policy",
     tags=["policy"],
-    responses={503: {"model": ErrorPublic, "description": "No policy runtime here, or the control store is down."}},
+    responses={**AUTH_RESPONSES,
+               503: {"model": ErrorPublic, "description": "No policy runtime here, or the control store is down."}},
 )
 
-ActorHeader = Annotated[
-    str | None,
-    Header(alias="X-Actor", description="Who makes the change (required; authentication comes later)."),
-]
+ComplianceDep = Annotated[Principal, Depends(require(Role.COMPLIANCE))]
 
 
-@router.get("", summary="The active policy revision, engine, load time and decision cache")
+@router.get("", summary="The active policy revision, engine, load time and decision cache", dependencies=guard())
 def get_policy(runtime: RuntimeDep) -> PolicyStatusPublic:
     return service.status(runtime=runtime)
 
 
-@router.get("/activations", summary="Activation attempts (accepted and refused), newest first")
+@router.get("/activations", summary="Activation attempts (accepted and refused), newest first",
+            dependencies=guard(Role.COMPLIANCE))
 def list_activations(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -56,7 +59,8 @@ def list_activations(
     )
 
 
-@router.get("/drafts", summary="Uploaded drafts, newest first (without their files)")
+@router.get("/drafts", summary="Uploaded drafts, newest first (without their files)",
+            dependencies=guard(Role.COMPLIANCE))
 def list_drafts(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -82,15 +86,14 @@ def list_drafts(
         "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
     }}},
     responses={
-        401: {"model": ErrorPublic, "description": "No X-Actor header."},
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
         413: {"model": ErrorPublic, "description": "Larger than INGEST_POLICY_DRAFT_MAX_BYTES."},
         415: {"model": ErrorPublic, "description": "Neither application/gzip nor application/json."},
         422: {"model": ErrorPublic, "description": "Not a policy directory (bad archive, path or file type)."},
     },
 )
-async def upload_draft(request: Request, runtime: RuntimeDep, x_actor: ActorHeader = None) -> DraftCheckPublic:
-    uploaded_by = service.actor(x_actor)
+async def upload_draft(request: Request, runtime: RuntimeDep, principal: ComplianceDep) -> DraftCheckPublic:
+    uploaded_by = principal.user
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > runtime.settings.policy_draft_max_bytes:
         raise service.DraftTooLargeError(
@@ -110,15 +113,16 @@ async def upload_draft(request: Request, runtime: RuntimeDep, x_actor: ActorHead
     "/activate",
     summary="Activate an uploaded draft (after it loads and its Rego tests pass)",
     responses={
-        401: {"model": ErrorPublic, "description": "No X-Actor header."},
+        403: {"model": ErrorPublic, "description": "Not compliance, or not scoped to every region."},
         404: {"model": ErrorPublic, "description": "No draft with that revision."},
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
         422: {"model": ErrorPublic, "description": "Refused: the draft does not load or its tests fail."},
     },
 )
-def activate(body: ActivateRequest, runtime: RuntimeDep, x_actor: ActorHeader = None) -> ActivationPublic:
+def activate(body: ActivateRequest, runtime: RuntimeDep, principal: ComplianceDep) -> ActivationPublic:
+    require_scope(principal, None, "activating a policy (it routes every region's data)")
     return service.activate(
-        runtime=runtime, revision=body.revision, activated_by=service.actor(x_actor), draft_id=body.draft_id
+        runtime=runtime, revision=body.revision, activated_by=principal.user, draft_id=body.draft_id
     )
 
 
@@ -129,6 +133,7 @@ def activate(body: ActivateRequest, runtime: RuntimeDep, x_actor: ActorHeader = 
         404: {"model": ErrorPublic, "description": "No draft with that revision."},
         422: {"model": ErrorPublic, "description": "The draft does not load, or the window is empty."},
     },
+    dependencies=guard(Role.COMPLIANCE),
 )
 def post_whatif(body: WhatIfRequest, runtime: RuntimeDep) -> WhatIfPublic:
     return service.run_whatif(runtime=runtime, request=body)

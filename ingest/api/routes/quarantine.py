@@ -1,7 +1,9 @@
-"""Quarantine review and release (compliance role), and sequence gaps per device.
+"""Quarantine review and release (role compliance), and sequence gaps per device (operator, engineer).
 
-Until the authentication issue lands, the caller names itself in the ``X-Actor`` header, which is
-recorded with every release (placeholder for the authenticated identity).
+Region scope: a compliance officer scoped to some regions sees, inspects and releases only items whose
+payload is held in one of them (items kept as metadata only, without a payload region, are listed for
+everyone with the role). A release is recorded with the authenticated user's name (``released_by``) and
+written to the audit trail in the same transaction.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from ingest.api import db
+from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
 from ingest.api.models import ErrorPublic
+from ingest.auth.roles import Principal, Role
 from ingest.quarantine import QuarantineError
 
-router = APIRouter(tags=["quarantine"], responses={503: {"model": ErrorPublic, "description": "A store is down."}})
+router = APIRouter(tags=["quarantine"],
+                   responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A store is down."}})
+ComplianceDep = Annotated[Principal, Depends(require(Role.COMPLIANCE))]
 
 State = Literal["held", "discarded", "released"]
 
@@ -83,18 +89,21 @@ _COLUMNS = ("quarantine_id, received_at, topic, device_id, seq, code, detail, ca
 
 @router.get("/quarantine", summary="Quarantined messages, newest first, with counts per state")
 def list_quarantine(
-    runtime: RuntimeDep, settings: ApiSettingsDep,
+    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep,
     state: Annotated[State | None, Query(description="held: payload kept; discarded: metadata only")] = None,
     code: Annotated[str | None, Query(description="Reason code, e.g. malformed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> QuarantinePage:
-    where = "quarantine_id IS NOT NULL AND (%(state)s::text IS NULL OR state = %(state)s)" \
+    scope = "(%(scope)s::text[] IS NULL OR payload_region IS NULL OR payload_region = ANY(%(scope)s::text[]))"
+    where = f"quarantine_id IS NOT NULL AND {scope} AND (%(state)s::text IS NULL OR state = %(state)s)" \
             " AND (%(code)s::text IS NULL OR code = %(code)s)"
-    params = {"state": state, "code": code, "limit": limit, "offset": offset}
+    regions = None if principal.regions is None else sorted(principal.regions)
+    params = {"state": state, "code": code, "limit": limit, "offset": offset, "scope": regions}
     with db.query(runtime.control, store="control", settings=settings) as cur:
         counts = {r["state"]: r["n"] for r in cur.execute(
-            "SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL GROUP BY state").fetchall()}
+            f"SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL AND {scope}"
+            " GROUP BY state", params).fetchall()}
         total = cur.execute(f"SELECT count(*) AS n FROM rejections WHERE {where}", params).fetchone()["n"]  # type: ignore[index]
         rows = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE {where} ORDER BY received_at DESC, id DESC"
                            " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
@@ -103,12 +112,10 @@ def list_quarantine(
 
 
 @router.get("/quarantine/{quarantine_id}", summary="One quarantined message, with its payload when held")
-def get_quarantine(runtime: RuntimeDep, settings: ApiSettingsDep, quarantine_id: uuid.UUID) -> QuarantineDetail:
-    with db.query(runtime.control, store="control", settings=settings) as cur:
-        row = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE quarantine_id = %s", (quarantine_id,)).fetchone()
-    if row is None:
-        raise HTTPException(404, f"unknown quarantine item {quarantine_id}")
-    detail = QuarantineDetail.model_validate(row)
+def get_quarantine(
+    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID
+) -> QuarantineDetail:
+    detail = QuarantineDetail.model_validate(_item(runtime, settings, principal, quarantine_id, "inspecting"))
     if detail.state == "held" and detail.payload_region and runtime.quarantine is not None:
         found = runtime.quarantine.payload(detail.payload_region, quarantine_id)
         if found is not None:
@@ -119,20 +126,34 @@ def get_quarantine(runtime: RuntimeDep, settings: ApiSettingsDep, quarantine_id:
 @router.post("/quarantine/{quarantine_id}/release", summary="Re-run the decision and route the data, once",
              responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
 def release_quarantine(
-    runtime: RuntimeDep, quarantine_id: uuid.UUID,
-    x_actor: Annotated[str, Header(min_length=1, max_length=200, description="Who releases (until auth)")],
+    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID,
 ) -> ReleaseResponse:
+    _item(runtime, settings, principal, quarantine_id, "releasing")
     if runtime.quarantine is None:
         raise HTTPException(503, "the ingest pipeline is not running in this process")
     try:
-        result = runtime.quarantine.release(quarantine_id, actor=x_actor)
+        result = runtime.quarantine.release(quarantine_id, actor=principal.user)
     except QuarantineError as exc:
         raise HTTPException(exc.status, str(exc)) from None
     return ReleaseResponse(quarantine_id=result.quarantine_id, released_by=result.released_by,
                            policy_revision=result.policy_revision, rows=result.rows, decisions=result.decisions)
 
 
-@router.get("/gaps", tags=["devices"], summary="Missing batch sequence ranges per device")
+def _item(
+    runtime: RuntimeDep, settings: ApiSettingsDep, principal: Principal, quarantine_id: uuid.UUID, doing: str
+) -> dict[str, Any]:
+    """The item's row; 404 when unknown, 403 when its payload region is outside the principal's scope."""
+    with db.query(runtime.control, store="control", settings=settings) as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE quarantine_id = %s", (quarantine_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"unknown quarantine item {quarantine_id}")
+    if row["payload_region"] is not None:
+        require_scope(principal, {row["payload_region"]}, f"{doing} quarantine item {quarantine_id}")
+    return dict(row)
+
+
+@router.get("/gaps", tags=["devices"], summary="Missing batch sequence ranges per device",
+            dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE))
 def list_gaps(
     runtime: RuntimeDep, settings: ApiSettingsDep,
     device_id: str | None = None,

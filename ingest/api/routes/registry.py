@@ -6,10 +6,12 @@ from collections import Counter
 
 from fastapi import APIRouter
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import RuntimeDep
 from ingest.api.models import RegionPublic, SitePublic
 
-router = APIRouter(tags=["registry"])
+# every authenticated user (no role needed): the registry's regions and sites
+router = APIRouter(tags=["registry"], dependencies=guard(), responses=AUTH_RESPONSES)
 
 
 @router.get("/regions", summary="Regions (stores) of the registry")

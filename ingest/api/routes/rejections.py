@@ -6,14 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
 from ingest.api.models import ErrorPublic, RejectionPage
 from ingest.api.service import rejections as service
+from ingest.auth.roles import Role
 
 router = APIRouter(
+    dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
     prefix="/rejections",
     tags=["rejections"],
-    responses={503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
 )
 
 

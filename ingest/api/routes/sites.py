@@ -6,15 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.caller import CallerDep
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
 from ingest.api.models import ErrorPublic, SiteSummaryPublic
 from ingest.api.service import telemetry
+from ingest.auth.roles import Role
 
 router = APIRouter(
+    dependencies=guard(Role.ENGINEER),
     prefix="/sites",
     tags=["telemetry"],
-    responses={404: {"model": ErrorPublic, "description": "Unknown site."},
+    responses={**AUTH_RESPONSES, 404: {"model": ErrorPublic, "description": "Unknown site."},
                503: {"model": ErrorPublic, "description": "A store is unreachable."}},
 )
 
@@ -27,7 +30,7 @@ router = APIRouter(
         "hour are counted in every candidate region (home region and analytics copy); latest values and "
         "last-hour aggregates are read from the home region (rollups for whole minutes). Restricted fields "
         "(every category but machine) are withheld unless the caller is authorised for the home region "
-        "(X-Regions). The device list is paginated (limit, offset)."
+        "(the user's region scope). Role: engineer. The device list is paginated (limit, offset)."
     ),
 )
 def get_site_summary(

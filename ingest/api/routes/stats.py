@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import RuntimeDep
+from ingest.auth.roles import Role
 
 router = APIRouter(tags=["stats"])
 
@@ -17,7 +19,9 @@ router = APIRouter(tags=["stats"])
     summary="Counters of the ingest pipeline",
     description="The pipeline's snapshot (messages, rejections, rows_by_region, decisions, inflight, "
     "last_commit_at, store_errors, broker_connected, healthy, policy_revision), passed through; "
-    '`{"pipeline": null}` when this process runs no pipeline.',
+    '`{"pipeline": null}` when this process runs no pipeline. Roles: operator, engineer, compliance.',
+    dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
+    responses=AUTH_RESPONSES,
 )
 def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
     if runtime.pipeline is None:
@@ -27,7 +31,7 @@ def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (open: counters only, no personal data; for the Prometheus scrape)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
 )

@@ -48,10 +48,6 @@ class PolicyRuntimeMissingError(ApiError):
     status_code = 503
 
 
-class ActorRequiredError(ApiError):
-    status_code = 401
-
-
 class PolicyConflictError(ApiError):
     status_code = 409
 
@@ -73,16 +69,6 @@ def policy_runtime(runtime: Runtime) -> PolicyRuntime:
     if not isinstance(found, PolicyRuntime):
         raise PolicyRuntimeMissingError("this process runs no policy runtime (API only): ask an ingest replica")
     return found
-
-
-def actor(value: str | None) -> str:
-    """The caller named by ``X-Actor`` (required; authentication comes in a later issue)."""
-    name = (value or "").strip()
-    if not name:
-        raise ActorRequiredError("X-Actor header required: the name of the compliance officer making the change")
-    if len(name) > 200:
-        raise ActorRequiredError("X-Actor header too long (at most 200 characters)")
-    return name
 
 
 def status(*, runtime: Runtime) -> PolicyStatusPublic:
@@ -151,7 +137,7 @@ def upload_draft(*, runtime: Runtime, body: bytes, content_type: str, uploaded_b
 
 def activate(*, runtime: Runtime, revision: str, activated_by: str, draft_id: str | None = None) -> ActivationPublic:
     try:
-        result = policy_runtime(runtime).activate(revision, activated_by, draft_id=draft_id)
+        result = policy_runtime(runtime).activate(revision, activated_by, draft_id=draft_id, audit=True)
     except ManagedByOpaError as exc:
         raise PolicyConflictError(str(exc)) from None
     except DraftNotFoundError as exc:

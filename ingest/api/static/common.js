@@ -76,6 +76,68 @@ export const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–")
 export const stamp = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 export const time = (iso, text) => el("time", { datetime: iso || null, title: iso || null }, text ?? stamp(iso));
 
+// --- sign-in: an API token kept in sessionStorage (this tab only), sent as Authorization: Bearer ---
+const TOKEN_KEY = "dashboard.token";
+
+// A link may carry the token in its fragment (#token=rtk_...; fragments never reach a server or a log): keep it
+// for this tab and take it out of the address bar and the history at once.
+(function tokenFromFragment() {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const token = params.get("token");
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  params.delete("token");
+  const rest = params.toString();
+  window.history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
+})();
+
+export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  window.location.reload();
+}
+
+/** Show the sign-in form (once) above the page, with why (no token, expired, revoked...). */
+function showSignIn(reason) {
+  let box = document.getElementById("signin");
+  if (!box) {
+    const input = el("input", { type: "password", id: "signin-token", name: "token", required: true, autocomplete: "off",
+      placeholder: "rtk_…", "aria-label": "API token", size: 48 });
+    box = el("form", { class: "signin", id: "signin", onsubmit: (event) => {
+      event.preventDefault();
+      const token = input.value.trim();
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      window.location.reload();
+    } },
+    el("strong", {}, "Sign in"), " with an API token (ask an admin; kept in this tab only): ", input,
+    el("button", { type: "submit", class: "btn primary", id: "signin-btn" }, "Sign in"),
+    el("span", { class: "signin-reason", id: "signin-reason" }));
+    document.body.prepend(box);
+  }
+  byId("signin-reason").textContent = reason ? ` ${reason}` : "";
+}
+
+/** The signed-in user in the top bar (GET /me), with a sign-out button; the sign-in form without a token. */
+export async function whoAmI() {
+  if (!getToken()) {
+    showSignIn("");
+    return null;
+  }
+  try {
+    const me = await getJSON("/me");
+    const chips = document.querySelector(".topbar .chips");
+    if (chips && !byId("user-chip")) {
+      chips.append(el("span", { class: "chip", id: "user-chip", title: `roles: ${me.roles.join(", ")}; regions: ${me.regions}` },
+        `user: ${me.user}`), el("button", { type: "button", class: "btn", id: "signout-btn", onclick: signOut }, "Sign out"));
+    }
+    return me;
+  } catch (err) {
+    return null;
+  }
+}
+
 // --- HTTP --------------------------------------------------------------------------------------
 export class HttpError extends Error {
   constructor(status, detail) {
@@ -86,13 +148,16 @@ export class HttpError extends Error {
 }
 
 async function request(path, init = {}, okStatuses = []) {
-  const response = await fetch(`${API}${path}`, { cache: "no-store", ...init, headers: { Accept: "application/json", ...init.headers } });
+  const token = getToken();
+  const auth = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(`${API}${path}`, { cache: "no-store", ...init, headers: { Accept: "application/json", ...auth, ...init.headers } });
   let body = null;
   try {
     body = await response.json();
   } catch {
     body = null;
   }
+  if (response.status === 401) showSignIn(body && typeof body.detail === "string" ? body.detail : "");
   if (!response.ok && !okStatuses.includes(response.status)) {
     const detail = body && typeof body.detail === "string" ? body.detail : body && body.detail ? JSON.stringify(body.detail) : response.statusText;
     throw new HttpError(response.status, detail || `HTTP ${response.status}`);
@@ -130,3 +195,6 @@ export function setQuery(params) {
   window.history.replaceState(null, "", url);
 }
 export const query = (key) => new URL(window.location.href).searchParams.get(key);
+
+// Every page: show who is signed in, or the sign-in form.
+whoAmI();

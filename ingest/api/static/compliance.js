@@ -1,5 +1,5 @@
 // Compliance page: the policy in force and its activation history, the decision log with filters,
-// quarantine review (inspect, release with an actor name) and what-if of a draft revision.
+// quarantine review (inspect, release as the signed-in user) and what-if of a draft revision.
 // Every value from the API reaches the page as text (textContent / text nodes), never as HTML.
 import {
   CATEGORIES, HttpError, OUTCOMES, backlog, byId, clock, el, fail, getJSON, guard, note, num, pageUrl, pill, postJSON,
@@ -196,14 +196,11 @@ async function inspect(id) {
   const result = el("div", { id: "release-result", role: "status" });
   let form = null;
   if (item.state === "held") {
-    const actor = el("input", {
-      name: "actor", id: "release-actor", required: true, maxlength: 200, placeholder: "your name", autocomplete: "name",
-      value: localStorage.getItem("dashboard.actor") || "",
-    });
+    // released_by is the signed-in user (the API token's owner), recorded with the release and in the audit trail
     form = el("form", { class: "filters", id: "release-form", onsubmit: (event) => {
       event.preventDefault();
-      release(item.quarantine_id, actor.value.trim(), result, event.submitter || event.target.querySelector("button"));
-    } }, el("label", {}, "released by ", actor), el("button", { type: "submit", class: "btn primary", id: "release-btn" }, "Release"));
+      release(item.quarantine_id, result, event.submitter || event.target.querySelector("button"));
+    } }, el("button", { type: "submit", class: "btn primary", id: "release-btn" }, "Release"));
   }
   show(
     "quarantine-detail",
@@ -226,14 +223,12 @@ async function inspect(id) {
   return undefined;
 }
 
-async function release(id, actor, result, button) {
-  if (!actor) return;
-  localStorage.setItem("dashboard.actor", actor);
+async function release(id, result, button) {
   button.disabled = true;
   result.className = "result";
   result.textContent = "releasing…";
   try {
-    const body = await postJSON(`/quarantine/${enc(id)}/release`, {}, { "X-Actor": actor });
+    const body = await postJSON(`/quarantine/${enc(id)}/release`, {});
     const rows = Object.entries(body.rows).map(([region, n]) => `${region}: ${num(n)}`).join(", ") || "none";
     result.className = "result ok";
     result.dataset.status = "200";

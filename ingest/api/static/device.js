@@ -252,7 +252,7 @@ function renderInfo(device, gaps) {
 function latestCell(f) {
   if (!f) return el("td", { class: "num muted", title: "nothing of this field stored in this region" }, "–");
   const shown = f.withheld
-    ? el("span", { class: "muted", title: "restricted data of a region you are not authorised for (X-Regions)" }, "withheld")
+    ? el("span", { class: "muted", title: "restricted data of a region outside your user's region scope" }, "withheld")
     : value(f.value);
   return el(
     "td",

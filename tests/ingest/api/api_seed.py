@@ -234,4 +234,5 @@ def close_runtime(runtime: Runtime) -> None:
         pool.close()
 
 
-FAST = ApiSettings(pool_timeout_s=1.0, health_timeout_s=1.0, statement_timeout_ms=3000)
+FAST = ApiSettings(pool_timeout_s=1.0, health_timeout_s=1.0, statement_timeout_ms=3000,
+                   rate_limit="100000/minute", rate_limit_unauthenticated="100000/minute")

@@ -3,13 +3,15 @@ the known rows of ``api_seed``, and a TestClient on ``create_app(runtime)``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from devstack import PostgresServer
 from ingest.api import create_app
+from ingest.auth.roles import Role
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import migrate
@@ -23,6 +25,7 @@ from tests.ingest.api.api_seed import (
     seed_control,
     seed_region,
 )
+from tests.ingest.api.auth_support import bearer, issue_token
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +74,36 @@ def runtime(
 
 
 @pytest.fixture(scope="session")
-def client(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(runtime, settings=FAST))
+def admin_token(api_dsns: tuple[str, dict[str, str]]) -> str:
+    """A token of a user with every role and every region (what the tests that are not about auth use)."""
+    return issue_token(api_dsns[0], list(Role), None, name="test-admin")[1]
+
+
+@pytest.fixture(scope="session")
+def app(runtime: Runtime) -> FastAPI:
+    return create_app(runtime, settings=FAST)
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI, admin_token: str) -> TestClient:
+    """Authenticated as ``test-admin`` (every role and region) unless a request sends its own Authorization."""
+    return TestClient(app, headers=bearer(admin_token))
+
+
+@pytest.fixture(scope="session")
+def anonymous(app: FastAPI) -> TestClient:
+    """No Authorization header."""
+    return TestClient(app)
+
+
+@pytest.fixture
+def token_for(api_dsns: tuple[str, dict[str, str]]) -> Callable[..., dict[str, str]]:
+    """``token_for(Role.ENGINEER, regions={"eu-central"})`` -> headers of a new user's token."""
+
+    def make(*roles: Role, regions: Iterable[str] | None = None) -> dict[str, str]:
+        return bearer(issue_token(api_dsns[0], roles, regions)[1])
+
+    return make
 
 
 @pytest.fixture

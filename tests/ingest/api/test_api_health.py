@@ -15,11 +15,13 @@ import wire
 from devstack import PostgresServer
 from ingest.api import create_app, db
 from ingest.api.config import load_api_settings
+from ingest.auth.roles import Role
 from ingest.errors import ConfigError, StoreUnavailableError
 from ingest.registry import Registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import migrate
 from tests.ingest.api.api_seed import FAST, REVISION, FakePipeline, build_runtime, close_runtime, seed_region
+from tests.ingest.api.auth_support import bearer, issue_token
 
 ALL_CHECKS = {
     "control", "region:eu-central", "region:us-east", "region:cn-north", "region:ap-southeast",
@@ -53,8 +55,9 @@ def test_health_degraded_when_pipeline_unhealthy(client: TestClient, pipeline: F
     assert body["checks"]["control"]["ok"] is True
 
 
-def test_api_only_process_has_no_pipeline(runtime: Runtime) -> None:
-    client = TestClient(create_app(dataclasses.replace(runtime, pipeline=None), settings=FAST))
+def test_api_only_process_has_no_pipeline(runtime: Runtime, admin_token: str) -> None:
+    client = TestClient(create_app(dataclasses.replace(runtime, pipeline=None), settings=FAST),
+                        headers=bearer(admin_token))
     health = client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json()["checks"]["pipeline"]["ok"] is True
@@ -138,7 +141,8 @@ def test_down_region_gives_503_naming_it_without_hanging(
     split_runtime: tuple[Runtime, PostgresServer],
 ) -> None:
     runtime, server = split_runtime
-    client = TestClient(create_app(runtime, settings=FAST))
+    admin = issue_token(runtime.settings.control_dsn, list(Role), None)[1]
+    client = TestClient(create_app(runtime, settings=FAST), headers=bearer(admin))
     before = client.get("/api/v1/devices/sg-jurong-cnc-01/latest")
     assert before.status_code == 200
     assert [f["value"] for f in before.json()["fields"]] == [7.5]
@@ -168,11 +172,13 @@ def test_down_region_gives_503_naming_it_without_hanging(
     assert client.get("/api/v1/devices/de-munich-cnc-01/latest").status_code == 200
 
 
-def test_unusable_control_store_gives_503_naming_it(runtime: Runtime, api_dsns: tuple[str, dict[str, str]]) -> None:
-    closed = ConnectionPool(api_dsns[0], open=False)  # never opened: every checkout fails at once
-    client = TestClient(create_app(dataclasses.replace(runtime, control=closed), settings=FAST))
+def test_unusable_control_store_gives_503_naming_it(runtime: Runtime, admin_token: str) -> None:
+    closed = ConnectionPool(runtime.settings.control_dsn, open=False)  # never opened: every checkout fails at once
+    client = TestClient(create_app(dataclasses.replace(runtime, control=closed), settings=FAST),
+                        headers=bearer(admin_token))
+    # every authenticated request needs the control store (the token is checked there), region reads too
     for path in ("/api/v1/devices", "/api/v1/devices/de-munich-cnc-01", "/api/v1/decisions", "/api/v1/flows",
-                 "/api/v1/rejections"):
+                 "/api/v1/rejections", "/api/v1/devices/de-munich-cnc-01/latest"):
         response = client.get(path)
         assert response.status_code == 503, path
         assert response.json() == {
@@ -181,8 +187,6 @@ def test_unusable_control_store_gives_503_naming_it(runtime: Runtime, api_dsns: 
     health = client.get("/api/v1/health")
     assert health.status_code == 503
     assert health.json()["checks"]["control"]["ok"] is False
-    # region reads do not need the control store
-    assert client.get("/api/v1/devices/de-munich-cnc-01/latest").status_code == 200
 
 
 def test_slow_query_is_cut_by_the_statement_timeout(runtime: Runtime) -> None:

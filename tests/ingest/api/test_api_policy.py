@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from devstack import PostgresServer
 from ingest.api import create_app
+from ingest.auth.roles import Role
 from ingest.config import load_settings
 from ingest.policy_runtime import PolicyRuntime
 from ingest.registry import Registry
@@ -26,12 +27,15 @@ from ingest.store.migrate import migrate
 from policy import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, Flow, compute_revision
 from policy.bundle import bundle_files, read_policy_dir, targz
 from tests.ingest.api.api_seed import FAST, REGISTRY_FILE
+from tests.ingest.api.auth_support import add_user_with_token, bearer, fixed_token
 from tests.ingest.test_policy_runtime import drop_uk_adequacy
 from tests.policy.decision_seed import draft_without_dpf_and_stricter_vietnam, seed
 from tests.policy.test_opa_client import FakeOpa
 
 _n = itertools.count(1)
-ALICE = {"X-Actor": "alice"}
+ALICE_TOKEN, BOB_TOKEN = fixed_token("alice"), fixed_token("bob")
+ALICE, BOB = bearer(ALICE_TOKEN), bearer(BOB_TOKEN)  # compliance officers scoped to every region
+NOBODY = {"Authorization": ""}
 DE_TO_GB = Flow(origin="DE", destination="GB", category="personal")
 
 
@@ -54,6 +58,8 @@ def control(api_pg: PostgresServer) -> str:
 
 def _client(runtime_policy: PolicyRuntime | None, control: str, regions: dict[str, str], registry: Registry,
             **settings: object) -> tuple[TestClient, ConnectionPool]:
+    for name, token in (("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)):
+        add_user_with_token(control, name, [Role.COMPLIANCE], None, token)
     pool = ConnectionPool(control, min_size=1, max_size=2, open=True, kwargs={"connect_timeout": 2})
     runtime = Runtime(
         settings=load_settings(control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE, **settings),
@@ -63,7 +69,7 @@ def _client(runtime_policy: PolicyRuntime | None, control: str, regions: dict[st
         policy=runtime_policy.active if runtime_policy else EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR),
         extras={"policy_runtime": runtime_policy} if runtime_policy else {},
     )
-    return TestClient(create_app(runtime, settings=FAST)), pool
+    return TestClient(create_app(runtime, settings=FAST), headers=ALICE), pool
 
 
 @pytest.fixture
@@ -110,7 +116,7 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     assert "test_eu_personal_to_uk_adequate_until_2031" in refused_draft["error"]
 
     response = client.post("/api/v1/policy/activate", json={"revision": refused_draft["revision"]},
-                           headers={"X-Actor": "bob"})
+                           headers=BOB)
     assert response.status_code == 422
     assert "Rego test(s) fail" in response.json()["detail"]
     assert "test_eu_personal_to_uk_adequate_until_2031" in response.json()["detail"]
@@ -167,7 +173,7 @@ def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, Pol
 @pytest.mark.parametrize(
     ("body", "headers", "status", "detail"),
     [
-        (b"{}", {"Content-Type": "application/json"}, 401, "X-Actor header required"),
+        (b"{}", {**NOBODY, "Content-Type": "application/json"}, 401, "authentication required"),
         (b"x", {**ALICE, "Content-Type": "text/plain"}, 415, "Content-Type text/plain not supported"),
         (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable .tar.gz"),
         (b"[1]", {**ALICE, "Content-Type": "application/json"}, 422, "non-empty JSON object"),
@@ -198,7 +204,7 @@ def test_too_large_and_unknown_and_actorless(
         assert response.status_code == 413 and "limit is 4096" in response.json()["detail"]
         response = client.post("/api/v1/policy/activate", json={"revision": "sha256:unknown"}, headers=ALICE)
         assert response.status_code == 404 and "no draft with revision" in response.json()["detail"]
-        response = client.post("/api/v1/policy/activate", json={"revision": "sha256:unknown"})
+        response = client.post("/api/v1/policy/activate", json={"revision": "sha256:unknown"}, headers=NOBODY)
         assert response.status_code == 401
         response = client.post("/api/v1/policy/whatif", json={"revision": "sha256:unknown"})
         assert response.status_code == 404

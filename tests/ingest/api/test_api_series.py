@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from ingest.api.service.readings import bucket_count
+from ingest.auth.roles import Role
 from tests.ingest.api.api_seed import BADGE_TOKEN, T0
 
 SERIES = "/api/v1/devices/de-munich-cnc-01/series"
@@ -206,20 +208,23 @@ def test_region_all_is_for_bucketed_machine_data(client: TestClient) -> None:
     assert _error(client, 400, name="spindle_temp_c", region="all", bucket="raw")["parameter"] == "region"
 
 
-def test_personal_fields_need_the_region_in_the_callers_set(client: TestClient) -> None:
+def test_personal_fields_need_the_region_in_the_callers_set(
+    client: TestClient, token_for: Callable[..., dict[str, str]]
+) -> None:
     params = {"name": "operator_badge", "start": _at(0), "end": _at(600), "bucket": "raw"}
-    denied = client.get(SERIES, params=params, headers={"X-Regions": "us-east"})
+    us_only = token_for(Role.ENGINEER, regions={"us-east"})
+    denied = client.get(SERIES, params=params, headers=us_only)
     assert denied.status_code == 403
+    user = denied.json()["detail"].split("user '")[1].split("'")[0]
     assert denied.json()["detail"] == (
         "field 'operator_badge' of device 'de-munich-cnc-01' is personal data stored in region 'eu-central'; "
-        "the caller is authorised for personal data of: us-east (X-Regions)"
+        f"user '{user}' is authorised for personal data of: us-east (the user's region scope)"
     )
-    assert client.get(SERIES, params=params, headers={"X-Regions": ""}).status_code == 403
-    assert client.get(SERIES, params=params, headers={"X-Regions": "eu-central, us-east"}).status_code == 200
-    assert client.get(SERIES, params=params, headers={"X-Regions": "*"}).status_code == 200
+    no_region = token_for(Role.ENGINEER, regions=set())
+    assert client.get(SERIES, params=params, headers=no_region).status_code == 403
+    both = token_for(Role.ENGINEER, regions={"eu-central", "us-east"})
+    assert client.get(SERIES, params=params, headers=both).status_code == 200
+    assert client.get(SERIES, params=params, headers=token_for(Role.ENGINEER)).status_code == 200  # every region
     # machine fields are not restricted
     machine = {"name": "spindle_temp_c", "start": _at(0), "end": _at(600)}
-    assert client.get(SERIES, params=machine, headers={"X-Regions": ""}).status_code == 200
-    bad = client.get(SERIES, params=params, headers={"X-Regions": "eu-central,moon"})
-    assert bad.status_code == 400
-    assert bad.json()["parameter"] == "X-Regions"
+    assert client.get(SERIES, params=machine, headers=no_region).status_code == 200

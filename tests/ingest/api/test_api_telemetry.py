@@ -23,13 +23,14 @@ from devstack import PostgresServer
 from ingest.api import create_app
 from ingest.api.caller import get_caller
 from ingest.api.deps import RegionStore, resolve_device
-from ingest.api.errors import BadParameterError
 from ingest.api.service import readings as reading_service
+from ingest.auth.roles import Principal, Role
 from ingest.registry import Registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import migrate
 from ingest.store.region import RegionWriter
 from tests.ingest.api.api_seed import FAST, build_runtime, close_runtime, seed_control
+from tests.ingest.api.auth_support import bearer, issue_token
 
 CNC, PRESS = "de-munich-cnc-01", "de-munich-press-01"
 
@@ -78,8 +79,9 @@ def recent(api_pg: PostgresServer, api_registry: Registry) -> Iterator[Recent]:
         writer.write(rows)
         writer.close()
     runtime = build_runtime(control, regions, api_registry, None)
+    admin = bearer(issue_token(control, list(Role), None, name="recent-admin")[1])
     try:
-        yield Recent(runtime, TestClient(create_app(runtime, settings=FAST)), base, values, copied)
+        yield Recent(runtime, TestClient(create_app(runtime, settings=FAST), headers=admin), base, values, copied)
     finally:
         close_runtime(runtime)
 
@@ -119,9 +121,13 @@ def test_site_summary(recent: Recent) -> None:
     assert {d["status"] for d in body["devices"]} == {"online"}
 
 
+def engineer_of(regions: set[str], recent: Recent) -> dict[str, str]:
+    return bearer(issue_token(recent.runtime.settings.control_dsn, [Role.ENGINEER], regions)[1])
+
+
 def test_site_summary_withholds_personal_values_and_pages_devices(recent: Recent) -> None:
     body = recent.client.get("/api/v1/sites/de-munich/summary", params={"limit": 1, "offset": 1},
-                             headers={"X-Regions": "us-east"}).json()
+                             headers=engineer_of({"us-east"}, recent)).json()
     metrics = {m["name"]: m for m in body["metrics"]}
     badge = metrics["operator_badge"]
     assert (badge["withheld"], badge["last_hour"], badge["latest"]["value"], badge["latest"]["withheld"]) == (
@@ -227,17 +233,14 @@ def test_rollup_answers_equal_raw_answers_for_any_window(recent: Recent) -> None
     assert served_by_rollups > 20
 
 
-def test_caller_without_header_in_production_reads_no_personal_data() -> None:
-    registry = SimpleNamespace(regions={"eu-central": None, "us-east": None})
-    production = SimpleNamespace(settings=SimpleNamespace(environment="production"), registry=registry)
-    development = SimpleNamespace(settings=SimpleNamespace(environment="development"), registry=registry)
-    assert get_caller(production, None).regions == set()  # type: ignore[arg-type]
-    assert get_caller(development, None).regions is None  # type: ignore[arg-type]
-    assert get_caller(production, "*").regions is None  # type: ignore[arg-type]
-    assert get_caller(production, " eu-central ,").regions == {"eu-central"}  # type: ignore[arg-type]
-    with pytest.raises(BadParameterError, match="X-Regions: unknown region"):
-        get_caller(production, "mars")  # type: ignore[arg-type]
-    caller = get_caller(production, "eu-central")  # type: ignore[arg-type]
+def test_caller_regions_come_from_the_principal_scope() -> None:
+    def principal(regions: frozenset[str] | None) -> Principal:
+        return Principal(user="u", roles=frozenset({Role.ENGINEER}), regions=regions, token_id="t")
+
+    assert get_caller(principal(None)).regions is None
+    assert get_caller(principal(frozenset())).regions == set()
+    caller = get_caller(principal(frozenset({"eu-central"})))
+    assert caller.regions == {"eu-central"}
     assert caller.may_read("us-east", "machine") and caller.may_read("eu-central", "sensitive_personal")
     assert not caller.may_read("us-east", "personal") and not caller.may_read("us-east", "core")
 
@@ -249,8 +252,9 @@ def test_openapi_documents_the_new_endpoints(recent: Recent) -> None:
         schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}
     series = spec["paths"]["/api/v1/devices/{device_id}/series"]["get"]
-    assert {p["name"] for p in series["parameters"]} >= {"name", "bucket", "region", "limit", "cursor", "X-Regions"}
-    assert "403" in series["responses"]
+    assert {p["name"] for p in series["parameters"]} >= {"name", "bucket", "region", "limit", "cursor"}
+    assert {"401", "403", "429"} <= set(series["responses"])
+    assert series["security"] == [{"token": []}]
     assert "telemetry" in {t["name"] for t in spec["tags"]}
     with psycopg.connect(recent.runtime.settings.region_dsns["eu-central"]) as conn:
         assert conn.execute("SELECT count(*) FROM readings_1m").fetchone() != (0,)

@@ -1,0 +1,121 @@
+"""``python -m broker credentials``: the broker's dynamic-security file and per-identity secrets.
+
+Exit codes: 0 written; 2 bad input (registry, identities file, option), naming the file and field;
+1 the output cannot be written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.credentials import OwnerKey, generate_for_registry
+from broker.errors import BrokerConfigError, CredentialsWriteError
+from broker.identities import load_identities
+from broker.registry_source import load_effective_registry
+from ingest.errors import RegistryError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="broker",
+    help="Broker security tools: MQTT credentials and ACLs generated from the device registry.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Broker security tools (a callback keeps ``credentials`` a named subcommand)."""
+
+
+_OWNER = re.compile(r"^(broker|gateway|device|ingest)=(\d+):(\d+)$")
+
+
+def _owners(values: list[str]) -> dict[OwnerKey, tuple[int, int]]:
+    owners: dict[OwnerKey, tuple[int, int]] = {}
+    for value in values:
+        m = _OWNER.match(value)
+        if m is None:
+            raise BrokerConfigError(
+                f"--owner: {value!r} must be KIND=UID:GID with KIND one of broker, gateway, device, ingest"
+            )
+        owners[m.group(1)] = (int(m.group(2)), int(m.group(3)))  # type: ignore[index]
+    return owners
+
+
+@app.command()
+def credentials(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (broker/dynamic-security.json, "
+                           "identities/<name>/password).")
+    ],
+    registry: Annotated[
+        Path, typer.Option("--registry", help="Device registry (YAML).", dir_okay=False)
+    ] = Path("deploy/local/registry.yaml"),
+    identities: Annotated[
+        Path, typer.Option("--identities", help="Gateways and ingest accounts (YAML).", dir_okay=False)
+    ] = Path("deploy/local/broker-identities.yaml"),
+    control_dsn: Annotated[
+        str | None,
+        typer.Option("--control-dsn", envvar="BROKER_CONTROL_DSN", show_envvar=True,
+                     help="Control database: use the effective registry (the YAML overlaid with the sites "
+                     "and devices registered through the API)."),
+    ] = None,
+    rotate: Annotated[
+        list[str], typer.Option("--rotate", help="Issue a new secret for this identity (repeatable).")
+    ] = [],  # noqa: B006
+    owner: Annotated[
+        list[str],
+        typer.Option("--owner", help="KIND=UID:GID: hand files to an account (broker: broker/; gateway, "
+                     "device, ingest: their secrets). Needs root. Repeatable."),
+    ] = [],  # noqa: B006
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", help="CA certificate (PEM) to put next to every secret and into broker/.",
+                     dir_okay=False),
+    ] = None,
+    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Also print every secret (careful).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line.")] = False,
+) -> None:
+    """Generate (or update) the broker's dynamic-security file and per-identity secrets from the registry.
+
+    Existing secrets are kept, new identities added, decommissioned ones removed; --rotate NAME issues
+    a new secret. Secrets are written to files (0600), not printed, unless --show-secrets.
+    """
+    try:
+        loaded = load_effective_registry(registry, control_dsn)
+        spec = load_identities(identities)
+        report = generate_for_registry(
+            loaded.registry, spec, out, source=str(identities), rotate=rotate, owners=_owners(owner),
+            header=f"Identities {loaded.description} and {identities}.", keep_secrets=show_secrets,
+            ca_file=ca_file,
+        )
+    except (RegistryError, BrokerConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except CredentialsWriteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not quiet:
+        status = dict.fromkeys(report.added, "added") | dict.fromkeys(report.rotated, "rotated")
+        for ident in report.identities:
+            topics = ", ".join(ident.writes or ident.subscribes)
+            verb = "writes" if ident.writes else "subscribes"
+            typer.echo(f"  {status.get(ident.name, 'kept'):7} {ident.kind:7} {ident.name}: {verb} {topics}")
+        for name in report.removed:
+            typer.echo(f"  removed         {name}")
+    if loaded.revision is not None:
+        typer.echo(f"registry: {registry} overlaid with the control database's entries (revision {loaded.revision})")
+    typer.echo(report.summary())
+    for name, secret in report.secrets.items():
+        typer.echo(f"{name}\t{secret}")
+
+
+def main() -> None:
+    app()

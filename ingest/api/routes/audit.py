@@ -1,0 +1,130 @@
+"""The audit trail (roles compliance and admin): list with filters (keyset pages), export as CSV or JSON lines.
+
+A reader scoped to some regions sees the rows that name one of its regions and the rows that name none
+(global changes: users, tokens, policy). Exports stream: rows are fetched in batches as they are sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from ingest.api import db
+from ingest.api.auth import AUTH_RESPONSES, require
+from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
+from ingest.api.errors import BadParameterError
+from ingest.api.models import ErrorPublic
+from ingest.auth.roles import Principal, Role
+from ingest.errors import StoreUnavailableError
+from ingest.store import audit
+
+router = APIRouter(
+    prefix="/audit",
+    tags=["audit"],
+    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+)
+ReaderDep = Annotated[Principal, Depends(require(Role.COMPLIANCE, Role.ADMIN))]
+CSV_COLUMNS = ("id", "at", "actor", "action", "target", "regions", "details")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    regions: list[str]
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_before_id: int | None
+    """Pass as before_id for the next (older) page; null on the last page."""
+
+
+def _filter(
+    runtime: RuntimeDep,
+    principal: ReaderDep,
+    actor: Annotated[str | None, Query(description="Who made the change.")] = None,
+    action: Annotated[str | None, Query(description="e.g. token.create, policy.activate, quarantine.release")] = None,
+    target: Annotated[str | None, Query(description="e.g. user:alice, token:<id>, policy:<revision>")] = None,
+    region: Annotated[str | None, Query(description="Rows naming this region.")] = None,
+    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601 with offset.")] = None,
+    until: Annotated[datetime | None, Query(description="To (exclusive).")] = None,
+    before_id: Annotated[int | None, Query(ge=1, description="Rows older than this id (pagination).")] = None,
+) -> audit.AuditFilter:
+    check_region_name(runtime.registry, region)
+    if since is not None and until is not None and since >= until:
+        raise BadParameterError("since", "must be before until")
+    return audit.AuditFilter(actor=actor, action=action, target=target, region=region, since=since, until=until,
+                             before_id=before_id, scope=principal.regions)
+
+
+FilterDep = Annotated[audit.AuditFilter, Depends(_filter)]
+
+
+def _entry(row: audit.AuditRow) -> AuditEntry:
+    return AuditEntry(**row.__dict__)
+
+
+@router.get("", summary="Audit rows, newest first (roles compliance, admin)")
+def list_audit(
+    runtime: RuntimeDep, settings: ApiSettingsDep, flt: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    with db.query(runtime.control, store="control", settings=settings) as cur:
+        rows = audit.list_rows(cur, flt, limit=limit)
+    return AuditPage(items=[_entry(r) for r in rows], next_before_id=rows[-1].id if len(rows) == limit else None)
+
+
+@router.get(
+    "/export",
+    summary="Every matching audit row, streamed as CSV or JSON lines (roles compliance, admin)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+)
+def export_audit(
+    runtime: RuntimeDep, settings: ApiSettingsDep, flt: FilterDep,
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (one JSON object a line)")] = "csv",
+) -> StreamingResponse:
+    # fail before the response starts when the store is down: the first batch is read here
+    conn_cm = runtime.control.connection(timeout=settings.pool_timeout_s)
+    try:
+        conn = conn_cm.__enter__()
+    except Exception as exc:
+        raise StoreUnavailableError("control", str(exc) or "no connection") from None
+
+    def lines() -> Iterator[str]:
+        try:
+            rows = audit.iter_rows(conn, flt)
+            if format == "csv":
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(CSV_COLUMNS)
+                for i, row in enumerate(rows):
+                    writer.writerow([row.id, row.at.isoformat(), row.actor, row.action, row.target,
+                                     ";".join(row.regions), json.dumps(row.details, sort_keys=True)])
+                    if i % 200 == 0:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+                yield buffer.getvalue()
+            else:
+                for row in rows:
+                    yield _entry(row).model_dump_json() + "\n"
+        finally:
+            conn_cm.__exit__(None, None, None)
+
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    return StreamingResponse(lines(), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.{format}"'})

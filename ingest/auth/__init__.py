@@ -1,0 +1,1 @@
+"""Authentication of API callers: roles scoped to regions (:mod:`roles`) and API tokens (:mod:`tokens`)."""

@@ -1,0 +1,220 @@
+"""Operators register sites and devices through the API: roles, region scope, validation naming the field,
+conflicts, the audit trail, and the effective registry (YAML + API) with each entry's source. Real
+PostgreSQL (a fresh control store per test), real tokens."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from devstack import PostgresServer
+from ingest.api import create_app
+from ingest.auth.roles import Role
+from ingest.registry import Registry
+from ingest.registry_sync import RegistrySync
+from ingest.runtime import Runtime
+from ingest.store import users
+from ingest.store.migrate import migrate
+from tests.ingest.api.api_seed import FAST, FakePipeline, build_runtime, close_runtime
+
+_n = itertools.count(1)
+BERLIN = {"site_id": "de-berlin", "country": "DE", "home_region": "eu-central", "name": "Berlin plant"}
+JURONG2 = {"site_id": "sg-jurong-2", "country": "SG", "home_region": "ap-southeast"}
+
+
+class Api:
+    """A TestClient with one token per user of the test."""
+
+    def __init__(self, client: TestClient, runtime: Runtime, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.tokens = tokens
+
+    def call(self, method: str, path: str, user: str | None, json: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return self.client.request(method, f"/api/v1{path}", headers=headers, json=json)
+
+    def audit(self) -> list[tuple[str, str, str, list[str], dict[str, Any]]]:
+        with psycopg.connect(self.runtime.settings.control_dsn) as conn:
+            return conn.execute(  # type: ignore[return-value]
+                "SELECT actor, action, target, regions, details FROM audit_log WHERE action LIKE 'registry.%'"
+                " ORDER BY id").fetchall()
+
+    def revision(self) -> int:
+        with psycopg.connect(self.runtime.settings.control_dsn) as conn:
+            return int(conn.execute("SELECT revision FROM registry_revision").fetchone()[0])  # type: ignore[index]
+
+
+USERS: dict[str, tuple[list[Role], list[str] | None]] = {
+    "olga": ([Role.OPERATOR], None),  # every region
+    "sam": ([Role.OPERATOR], ["ap-southeast"]),
+    "erik": ([Role.ENGINEER], None),
+    "eva": ([Role.OPERATOR], ["eu-central"]),
+}
+
+
+@pytest.fixture
+def api(api_pg: PostgresServer, api_dsns: tuple[str, dict[str, str]], api_registry: Registry) -> Iterator[Api]:
+    control = api_pg.create_database(f"registry_admin_{next(_n)}")
+    migrate(control, "control", store="control")
+    tokens: dict[str, str] = {}
+    with psycopg.connect(control) as conn, conn.transaction():
+        for name, (roles, regions) in USERS.items():
+            users.create_user(conn, name=name, roles=roles, regions=regions, actor="test")
+            tokens[name] = users.create_token(conn, user=name, actor="test")[1].text
+    runtime = build_runtime(control, api_dsns[1], api_registry, FakePipeline())
+    sync = RegistrySync(base=api_registry, control_dsn=control, refresh_s=60)
+    runtime.registry = sync.load().registry
+    sync.on_change(lambda registry: setattr(runtime, "registry", registry))
+    runtime.registry_sync = sync
+    try:
+        yield Api(TestClient(create_app(runtime, settings=FAST)), runtime, tokens)
+    finally:
+        sync.stop()
+        close_runtime(runtime)
+
+
+def test_the_registry_reports_each_entry_with_its_source(api: Api) -> None:
+    assert api.call("GET", "/registry", None).status_code == 401
+    body = api.call("GET", "/registry", "erik").json()
+    assert body["revision"] == 0 and body["decommissioned"] == []
+    assert {s["id"]: s["source"] for s in body["sites"]}["de-munich"] == "file"
+    munich = next(s for s in body["sites"] if s["id"] == "de-munich")
+    assert munich["home_region"] == "eu-central" and munich["spec"]["country"] == "DE" and munich["updated_by"] is None
+
+    created = api.call("POST", "/sites", "olga", BERLIN)
+    assert created.status_code == 201, created.text
+    change = created.json()
+    assert change["action"] == "create" and change["revision"] == 1 and change["previous"] is None
+    assert change["entry"]["source"] == "api" and change["entry"]["updated_by"] == "olga"
+    assert change["entry"]["spec"]["name"] == "Berlin plant"
+    updated = api.call("PUT", "/sites/de-munich", "olga", {"country": "DE", "home_region": "eu-central",
+                                                             "name": "Munich (API)"})
+    assert updated.status_code == 200 and updated.json()["previous"]["name"] == "Munich plant"
+    body = api.call("GET", "/registry", "erik").json()
+    sources = {s["id"]: s["source"] for s in body["sites"]}
+    assert body["revision"] == 2 and sources["de-berlin"] == "api" and sources["de-munich"] == "api"
+    assert sources["us-detroit"] == "file"
+    # the existing read endpoints answer from the effective registry too
+    assert any(s["site_id"] == "de-berlin" for s in api.call("GET", "/sites", "erik").json())
+
+
+def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_each(api: Api) -> None:
+    assert api.call("POST", "/sites", "olga", BERLIN).status_code == 201
+    device = {"device_id": "de-berlin-cnc-01", "site": "de-berlin", "profile": "cnc_mill"}
+    assert api.call("POST", "/devices", "olga", device).status_code == 201
+    assert api.call("GET", "/devices/de-berlin-cnc-01", "erik").status_code == 200
+    changed = api.call("PUT", "/devices/de-berlin-cnc-01", "olga", {"site": "de-berlin", "profile": "compressor"})
+    assert changed.status_code == 200 and changed.json()["entry"]["spec"]["profile"] == "compressor"
+
+    in_use = api.call("DELETE", "/sites/de-berlin", "olga")
+    assert in_use.status_code == 409 and "de-berlin-cnc-01" in in_use.json()["detail"]
+    gone = api.call("DELETE", "/devices/de-berlin-cnc-01", "olga")
+    assert gone.status_code == 200 and gone.json()["entry"] is None and gone.json()["revision"] == 4
+    assert api.call("GET", "/devices/de-berlin-cnc-01", "erik").status_code == 404
+    assert api.call("DELETE", "/devices/fr-lyon-comp-01", "olga").status_code == 200  # a file device: tombstone
+    assert api.call("DELETE", "/sites/de-berlin", "olga").status_code == 200
+
+    body = api.call("GET", "/registry", "erik").json()
+    assert {(d["kind"], d["id"], d["decommissioned_by"]) for d in body["decommissioned"]} == {
+        ("device", "de-berlin-cnc-01", "olga"), ("device", "fr-lyon-comp-01", "olga"), ("site", "de-berlin", "olga")}
+    assert "fr-lyon-comp-01" not in {d["id"] for d in body["devices"]}
+
+    audit = api.audit()
+    assert [(a[0], a[1], a[2], a[3]) for a in audit] == [
+        ("olga", "registry.site.create", "site:de-berlin", ["eu-central"]),
+        ("olga", "registry.device.create", "device:de-berlin-cnc-01", ["eu-central"]),
+        ("olga", "registry.device.update", "device:de-berlin-cnc-01", ["eu-central"]),
+        ("olga", "registry.device.decommission", "device:de-berlin-cnc-01", ["eu-central"]),
+        ("olga", "registry.device.decommission", "device:fr-lyon-comp-01", ["eu-central"]),
+        ("olga", "registry.site.decommission", "site:de-berlin", ["eu-central"]),
+    ]
+    update = audit[2][4]
+    assert update["revision"] == 3
+    assert update["before"]["profile"] == "cnc_mill" and update["after"]["profile"] == "compressor"
+    assert audit[3][4]["after"] is None
+
+
+def test_duplicates_conflict_and_unknown_ids_are_not_found(api: Api) -> None:
+    file_site = api.call("POST", "/sites", "olga", {**BERLIN, "site_id": "de-munich"})
+    assert file_site.status_code == 409 and "'de-munich' already exists (file)" in file_site.json()["detail"]
+    assert api.call("POST", "/sites", "olga", BERLIN).status_code == 201
+    again = api.call("POST", "/sites", "olga", BERLIN)
+    assert again.status_code == 409 and "(api)" in again.json()["detail"]
+    device = {"device_id": "de-munich-cnc-01", "site": "de-munich", "profile": "cnc_mill"}
+    assert api.call("POST", "/devices", "olga", device).status_code == 409
+    missing = api.call("PUT", "/devices/nope-1", "olga", {"site": "de-munich", "profile": "cnc_mill"})
+    assert missing.status_code == 404 and "unknown device 'nope-1'" in missing.json()["detail"]
+    assert api.call("DELETE", "/sites/nope", "olga").status_code == 404
+    assert api.revision() == 1 and len(api.audit()) == 1  # refused changes write nothing
+
+
+@pytest.mark.parametrize(("path", "body", "parameter", "message"), [
+    ("/devices", {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"}, "site",
+     "'nowhere' is not a declared site"),
+    ("/devices", {"device_id": "x-1", "site": "de-munich", "profile": "robot"}, "profile",
+     "'robot' is not a declared profile"),
+    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region"),
+])
+def test_references_that_do_not_resolve_are_refused_naming_the_field(
+    api: Api, path: str, body: dict[str, Any], parameter: str, message: str
+) -> None:
+    answer = api.call("POST", path, "olga", body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter}
+    assert api.revision() == 0 and api.audit() == []
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**BERLIN, "country": "Germany"}, "country"),
+    ({**BERLIN, "site_id": "de/berlin"}, "site_id"),
+    ({**BERLIN, "safeguards": {"US": ["PINKY_SWEAR"]}}, "safeguards"),
+    ({**BERLIN, "colour": "blue"}, "colour"),
+    ({k: v for k, v in BERLIN.items() if k != "home_region"}, "home_region"),
+])
+def test_malformed_bodies_are_refused_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    answer = api.call("POST", "/sites", "olga", body)
+    assert answer.status_code == 422
+    assert any(field in [str(p) for p in err["loc"]] for err in answer.json()["detail"]), answer.text
+
+
+def test_only_operators_change_the_registry(api: Api) -> None:
+    assert api.call("POST", "/sites", None, BERLIN).status_code == 401
+    refused = api.call("POST", "/sites", "erik", BERLIN)
+    assert refused.status_code == 403 and "operator" in refused.json()["detail"]
+    assert api.call("DELETE", "/devices/de-munich-cnc-01", "erik").status_code == 403
+    assert api.revision() == 0 and api.audit() == []
+
+
+def test_operators_change_only_what_is_in_their_regions(api: Api) -> None:
+    # sam acts for ap-southeast only
+    outside = api.call("POST", "/sites", "sam", BERLIN)
+    assert outside.status_code == 403 and "eu-central" in outside.json()["detail"]
+    assert api.call("PUT", "/sites/de-munich", "sam", {"country": "DE", "home_region": "ap-southeast"}).status_code \
+        == 403  # the site's current home region is not his
+    assert api.call("POST", "/sites", "sam", JURONG2).status_code == 201
+    move = api.call("PUT", "/sites/sg-jurong-2", "sam", {"country": "SG", "home_region": "eu-central"})
+    assert move.status_code == 403 and "eu-central" in move.json()["detail"]  # the new home region is not his
+    assert api.call("POST", "/devices", "sam", {"device_id": "de-x-1", "site": "de-munich",
+                                                "profile": "cnc_mill"}).status_code == 403
+    assert api.call("POST", "/devices", "sam", {"device_id": "sg-x-1", "site": "sg-jurong-2",
+                                                "profile": "cnc_mill"}).status_code == 201
+    # a device moved to a site of another region needs both regions
+    assert api.call("PUT", "/devices/sg-x-1", "sam", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403
+    assert api.call("PUT", "/devices/sg-x-1", "eva", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403
+    assert api.call("PUT", "/devices/sg-x-1", "olga", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 200
+    assert api.call("DELETE", "/devices/de-munich-cnc-01", "sam").status_code == 403
+    assert api.call("DELETE", "/devices/de-munich-cnc-01", "eva").status_code == 200
+    audit = api.audit()
+    assert [(a[0], a[1], a[3]) for a in audit] == [
+        ("sam", "registry.site.create", ["ap-southeast"]),
+        ("sam", "registry.device.create", ["ap-southeast"]),
+        ("olga", "registry.device.update", ["ap-southeast", "eu-central"]),
+        ("eva", "registry.device.decommission", ["eu-central"]),
+    ]
+    assert api.revision() == 4
