@@ -103,6 +103,7 @@ class Consumer:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -119,6 +120,20 @@ class Consumer:
         log.info("connected to %s:%s (session present: %s), subscribed to %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, getattr(flags, "session_present", "?"),
                  data_subscription(self.settings.share_group))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
+        """A refused subscription (e.g. the broker's ACL does not grant this account the share group) leaves
+        the replica connected but idle: report it, and be unhealthy until a later SUBACK grants it."""
+        filters = (data_subscription(self.settings.share_group), status_subscription())
+        refused = [f"{topic}: {reason}" for topic, reason in zip(filters, reasons, strict=False)
+                   if getattr(reason, "is_failure", False)]
+        if refused:
+            error = (f"broker {self.settings.mqtt_host}:{self.settings.mqtt_port} refused the subscription of "
+                     f"{self.settings.mqtt_username or 'anonymous'} to " + "; ".join(refused))
+            log.error("%s (check the broker ACL and INGEST_SHARE_GROUP)", error)
+            self.stats.set_subscription_error(error)
+        else:
+            self.stats.set_subscription_error(None)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.stats.set_connected(False)

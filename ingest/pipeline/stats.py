@@ -35,6 +35,7 @@ class PipelineStats:
         self.last_commit_at: datetime | None = None
         self.last_error: str | None = None
         self.broker_connected = False
+        self.subscription_error: str | None = None  # the broker refused a subscription (SUBACK failure)
         self.down_stores: set[str] = set()
         self.parked = 0
         self.stale_redeliveries = 0
@@ -109,9 +110,16 @@ class PipelineStats:
         with self._lock:
             self.broker_connected = connected
 
+    def set_subscription_error(self, error: str | None) -> None:
+        with self._lock:
+            self.subscription_error = error
+
+    def _healthy(self) -> bool:
+        return self.broker_connected and not self.down_stores and self.subscription_error is None
+
     def healthy(self) -> bool:
         with self._lock:
-            return self.broker_connected and not self.down_stores
+            return self._healthy()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -125,9 +133,10 @@ class PipelineStats:
                 "store_errors": self.store_errors,
                 "last_error": self.last_error,
                 "broker_connected": self.broker_connected,
+                "subscription_error": self.subscription_error,
                 "down_stores": sorted(self.down_stores),
                 "parked": self.parked,
                 "stale_redeliveries": self.stale_redeliveries,
-                "healthy": self.broker_connected and not self.down_stores,
+                "healthy": self._healthy(),
                 "policy_revision": self.policy_revision,
             }

@@ -65,6 +65,8 @@ def _pipeline(runtime: Runtime) -> CheckPublic:
         snap = {}
     if snap.get("broker_connected") is False:
         detail += ": broker not connected"
+    if snap.get("subscription_error"):
+        detail += f": {snap['subscription_error']}"
     if snap.get("last_error"):
         detail += f": {snap['last_error']}"
     return CheckPublic(ok=False, detail=detail)
