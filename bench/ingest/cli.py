@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import baselines
-from bench.ingest.latency import percentile, run_latency, sql_latency
+from bench.ingest.latency import flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter
 from bench.ingest.machine import machine_info
 from bench.ingest.profile import Sampler, summarize, thread_breakdown
@@ -99,7 +99,8 @@ class Bench:
     def run_phase(self, method: Any, keys: list[str], max_attempts: int = 3) -> None:
         """Run a timed phase; while other processes took >= 10% of the CPUs during its timed windows and
         the time budget allows another attempt, run it again. The least disturbed attempt is kept."""
-        best: tuple[float, dict[str, Any], dict[str, float], dict[str, Any], dict[str, float]] | None = None
+        best: tuple[float, dict[str, Any], dict[str, float], dict[str, Any], dict[str, float],
+                    dict[str, float]] | None = None
         for attempt in range(1, max_attempts + 1):
             started = time.monotonic()
             method()
@@ -107,7 +108,8 @@ class Bench:
             bg = max(self.meter.windows.get(k, 0.0) for k in keys)
             if best is None or bg < best[0]:
                 best = (bg, dict(self.__dict__), dict(self.report.metrics), dict(self.report.details),
-                        {k: self.meter.windows[k] for k in keys if k in self.meter.windows})
+                        {k: self.meter.windows[k] for k in keys if k in self.meter.windows},
+                        {k: self.meter.busy[k] for k in keys if k in self.meter.busy})
             left = self.sizes.budget_s - (time.monotonic() - self.t0)
             if bg < 0.10 or attempt == max_attempts or left < took * 1.2:
                 break
@@ -115,7 +117,7 @@ class Bench:
                         f"({left:.0f} s of the time budget left)")
             self.p.again()
         assert best is not None
-        _, state, metrics, details, windows = best
+        _, state, metrics, details, windows, busy = best
         attempts = {**self.attempts, **dict.fromkeys(keys, attempt)}
         self.__dict__.update(state)
         self.attempts = attempts
@@ -124,6 +126,7 @@ class Bench:
         self.report.details.clear()
         self.report.details.update(details)
         self.meter.windows.update(windows)
+        self.meter.busy.update(busy)
 
     def _quiet(self, key: str) -> None:
         """Before a timed phase: wait (bounded) for other processes on the machine to calm down."""
@@ -377,6 +380,7 @@ class Bench:
             self.meter.stop("g6")
             self.p.count(count, count, "messages published", final=True)
             wait_stored([proc], count + len(warm), 60)
+            stages = flush_stages(proc.url)
         finally:
             st.stop_ingests()
         sql = sql_latency(st.db.regions, LATENCY_SEQ_BASE)
@@ -384,7 +388,8 @@ class Bench:
         p99 = percentile(lat, 0.99) * 1000
         self.g6 = {"rate_msgs_per_s": rate, "messages": count, "p50_ms": percentile(lat, 0.5) * 1000,
                    "p99_ms": p99, "max_ms": max(lat) * 1000, "samples": len(lat),
-                   "sql_p50_ms": sql["p50"] * 1000, "sql_p99_ms": sql["p99"] * 1000, "sql_max_ms": sql["max"] * 1000}
+                   "sql_p50_ms": sql["p50"] * 1000, "sql_p99_ms": sql["p99"] * 1000, "sql_max_ms": sql["max"] * 1000,
+                   "flush_stages": stages}
         self.report.metric("latency_p99_ms", p99)
         self.report.metric("latency_p50_ms", self.g6["p50_ms"])
         self.report.metric("latency_sql_p99_ms", self.g6["sql_p99_ms"])
@@ -392,6 +397,9 @@ class Bench:
         self.report.details["g6"] = self.g6
         self.p.note(f"p50 {self.g6['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
                     f"{self.g6['sql_p99_ms']:.0f} ms)")
+        self.p.note("flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
+            f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in stages.items() if k != "messages"
+        ) + f"; {stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
 
     def prototypes(self) -> None:
         from bench.ingest import prototypes
@@ -471,6 +479,10 @@ class Bench:
         if busy:
             r.lines.append(f"    WARNING: >= 10% in {', '.join(busy)}: those numbers (and ratios) are not clean")
         r.details["background_cpu"] = windows
+        r.section("Machine CPU busy during each timed window (all processes: PostgreSQL, Mosquitto, the ingest, "
+                  "the load generators, others)")
+        r.lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in self.meter.busy.items()))
+        r.details["machine_cpu_busy"] = dict(self.meter.busy)
         r.details["attempts"] = self.attempts
         if self.b_copy_rollups:
             r.section("Informational")

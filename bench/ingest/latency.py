@@ -164,3 +164,35 @@ def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
             values.extend(r[0] for r in rows)
     return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
             "max": max(values) if values else float("nan"), "readings": float(len(values))}
+
+
+def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
+    """The ingest's own account of its flushes (Prometheus histograms ``ingest_flush_stage_seconds`` and
+    ``ingest_flush_messages`` of /api/v1/metrics): per stage the mean and the share of flushes over 100 ms."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{api_url}/api/v1/metrics", timeout=10).text
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    under: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "ingest_flush_stage_seconds":
+            for s in family.samples:
+                stage = s.labels.get("stage", "")
+                if s.name.endswith("_sum"):
+                    sums[stage] = s.value
+                elif s.name.endswith("_count"):
+                    counts[stage] = s.value
+                elif s.name.endswith("_bucket") and s.labels.get("le") == "0.1":
+                    under[stage] = s.value
+        elif family.name == "ingest_flush_messages":
+            msg_sum = sum(s.value for s in family.samples if s.name.endswith("_sum"))
+            msg_count = sum(s.value for s in family.samples if s.name.endswith("_count"))
+            if msg_count:
+                out["messages"] = {"mean": msg_sum / msg_count}
+    for stage, n in counts.items():
+        if n:
+            out[stage] = {"mean_ms": sums.get(stage, 0.0) / n * 1000, "over_100ms": 1 - under.get(stage, n) / n}
+    return out

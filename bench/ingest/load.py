@@ -80,19 +80,30 @@ def foreign_share(a: Sample, b: Sample) -> float:
     return min(1.0, foreign / _HZ / (wall * _NCPU))
 
 
+def busy_share(a: Sample, b: Sample) -> float:
+    """Share of all CPUs busy between two samples, whoever used them (this benchmark included; 0..1)."""
+    wall = b.wall - a.wall
+    if wall <= 0:
+        return 0.0
+    return min(1.0, max(0, b.busy - a.busy) / _HZ / (wall * _NCPU))
+
+
 class LoadMeter:
-    """Per-window foreign CPU share, keyed by the window's name."""
+    """Per-window foreign CPU share (and the machine's total busy share), keyed by the window's name."""
 
     def __init__(self) -> None:
         self.windows: dict[str, float] = {}
+        self.busy: dict[str, float] = {}
         self._open: dict[str, Sample] = {}
 
     def start(self, key: str) -> None:
         self._open[key] = sample()
 
     def stop(self, key: str) -> float:
-        share = foreign_share(self._open.pop(key), sample())
+        start, end = self._open.pop(key), sample()
+        share = foreign_share(start, end)
         self.windows[key] = share
+        self.busy[key] = busy_share(start, end)
         return share
 
     def wait_quiet(self, max_wait_s: float, threshold: float = 0.10, window_s: float = 1.0) -> float:

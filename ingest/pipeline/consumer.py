@@ -207,6 +207,7 @@ class Consumer:
             self._process(batch)
 
     def _process(self, batch: list[_Inbound]) -> None:
+        t0 = time.monotonic()
         routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[Status] = []
         for item in batch:
@@ -217,9 +218,12 @@ class Consumer:
                     log.warning("ignoring invalid status on %s: %s", item.topic, exc.errors()[0]["msg"])
                 continue
             routed.append((item, self.router.route(item.topic, item.payload)))
+        t1 = time.monotonic()
         if not self._commit_control([r for _, r in routed], statuses, len(batch)):
             return  # stopping: nothing acknowledged, the broker redelivers
+        t2 = time.monotonic()
         rows = self._commit_regions(routed)
+        t3 = time.monotonic()
         done = [item for item in batch if not item.pending]
         parked = [item for item in batch if item.pending]
         if parked:
@@ -227,6 +231,8 @@ class Consumer:
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
         acked = self._ack(done)
+        self.stats.flush_timed(len(batch), {"queued": t0 - batch[0].arrived, "route": t1 - t0, "control": t2 - t1,
+                                            "regions": t3 - t2, "ack": time.monotonic() - t3})
         rejections: Counter[str] = Counter(r.code for _, m in routed for r in m.rejections)
         for _, m in routed:
             for r in m.rejections:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 _MESSAGES = PromCounter("ingest_messages", "MQTT messages handled, by outcome", ["outcome"])
 _REJECTIONS = PromCounter("ingest_rejections", "Messages or parts rejected, by reason code", ["code"])
@@ -16,6 +16,14 @@ _ROWS = PromCounter("ingest_rows", "Rows committed to region stores", ["region"]
 _DECISIONS = PromCounter("ingest_decisions", "Policy decisions logged, by outcome", ["outcome"])
 _INFLIGHT = Gauge("ingest_inflight_messages", "Messages received and not yet acknowledged")
 _STORE_ERRORS = PromCounter("ingest_store_errors", "Failed commit attempts, by store", ["store"])
+_FLUSH_STAGE = Histogram(
+    "ingest_flush_stage_seconds", "Time of each stage of a flush: queued (first message's wait before the flush "
+    "began), route, control (decision log commit), regions (all region commits), ack", ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+_FLUSH_MESSAGES = Histogram(
+    "ingest_flush_messages", "Messages per flush", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+)
 _PARKED = Gauge("ingest_parked_messages", "Messages waiting for an unavailable region store")
 
 
@@ -105,6 +113,11 @@ class PipelineStats:
             self.inflight -= n
             self.stale_redeliveries += n
         _INFLIGHT.dec(n)
+
+    def flush_timed(self, messages: int, stages: dict[str, float]) -> None:
+        _FLUSH_MESSAGES.observe(messages)
+        for stage, seconds in stages.items():
+            _FLUSH_STAGE.labels(stage).observe(seconds)
 
     def set_connected(self, connected: bool) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -81,6 +82,16 @@ def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
+_STARTED: set[Replica] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Replicas a failed test did not stop (e.g. started in a list comprehension that failed half-way)."""
+    for replica in list(_STARTED):
+        replica.kill()
+
+
 class Replica:
     """One ingest replica as a subprocess (`python -m ingest serve`), killable with SIGKILL."""
 
@@ -118,7 +129,12 @@ class Replica:
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, 60, f"replica {self.name} connected")
+        _STARTED.add(self)
+        try:
+            wait_until(up, 60, f"replica {self.name} connected")
+        except BaseException:
+            self.kill()  # a replica that did not come up must not outlive the test
+            raise
         return self
 
     def url(self, path: str) -> str:
