@@ -2,9 +2,13 @@
 
 paho's network thread only queues messages (``on_message``, stamped with their arrival time). One
 flush thread collects a batch, routes it (policy decisions), commits the control records (decision
-log, quarantine index, sequences), then the rows of every region (one connection and thread per
-region, concurrently), and only then acknowledges each message whose every part is committed, in
-arrival order.
+log, quarantine index, sequences), then hands the rows of every region to that region's writer (one
+connection and thread per region, concurrently), and acknowledges each message whose every part is
+committed, in arrival order. Two batches overlap: while the regions write batch n, the flush thread
+collects, routes and logs batch n+1; it then waits for batch n's regions, acknowledges batch n, and
+hands over batch n+1. A region never has two writes in flight, and batch n is acknowledged before
+batch n+1. When no message is waiting, the flush thread finishes the batch in flight first, so an
+idle ingest acknowledges at once.
 
 A batch closes at the first of: ``flush_interval_ms`` after its first message *arrived* (time spent
 queued behind the previous flush counts), ``flush_idle_ms`` without a new message, or the caps
@@ -33,7 +37,7 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -65,6 +69,19 @@ class _Inbound:
     epoch: int  # broker connection it arrived on
     arrived: float  # time.monotonic() when paho delivered it
     pending: set[str] = field(default_factory=set)  # regions still to write (parked messages)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose control records are committed and whose region writes run in the writer threads."""
+
+    batch: list[_Inbound]
+    routed: list[tuple[_Inbound, Routed]]
+    users: dict[str, list[_Inbound]]  # region -> messages with rows or held payloads there
+    rows: dict[str, int]  # region -> rows handed to its writer
+    futures: dict[str, Future[bool]]
+    submitted: float  # time.monotonic() when the writes were handed over
+    stages: dict[str, float]  # seconds: queued, route, control
 
 
 class Consumer:
@@ -196,17 +213,24 @@ class Consumer:
         return batch
 
     def _flush_loop(self) -> None:
+        inflight: _InFlight | None = None
         while True:
+            if inflight is not None and self._queue.empty():
+                inflight = self._finish(inflight)  # nothing to overlap with: acknowledge now
             batch = self._collect()
             if self._parked:
+                inflight = self._finish(inflight)  # the writers' connections are free for the retry
                 self._retry_parked()
             if not batch:
                 if self._stop.is_set():
+                    self._finish(inflight)
                     return
                 continue
-            self._process(batch)
+            inflight = self._process(batch, inflight)
 
-    def _process(self, batch: list[_Inbound]) -> None:
+    def _process(self, batch: list[_Inbound], previous: _InFlight | None) -> _InFlight | None:
+        """Route and log ``batch`` while ``previous`` is being written; finish ``previous``; hand ``batch`` to
+        the region writers. Returns the new batch in flight (None when stopping: nothing acknowledged)."""
         t0 = time.monotonic()
         routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[Status] = []
@@ -219,11 +243,50 @@ class Consumer:
                 continue
             routed.append((item, self.router.route(item.topic, item.payload)))
         t1 = time.monotonic()
-        if not self._commit_control([r for _, r in routed], statuses, len(batch)):
-            return  # stopping: nothing acknowledged, the broker redelivers
+        committed = self._commit_control([r for _, r in routed], statuses, len(batch))
         t2 = time.monotonic()
-        rows = self._commit_regions(routed)
+        self._finish(previous)
+        if not committed:
+            return None  # stopping: nothing acknowledged, the broker redelivers
+        return self._submit_regions(batch, routed, {"queued": t0 - batch[0].arrived, "route": t1 - t0,
+                                                    "control": t2 - t1})
+
+    def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
+                        stages: dict[str, float]) -> _InFlight:
+        """Hand each region its rows and held payloads (one job per region, in its writer thread)."""
+        per_region: dict[str, list[tuple[object, ...]]] = {}
+        held: dict[str, list[tuple[object, ...]]] = {}
+        users: dict[str, list[_Inbound]] = {}
+        for item, m in routed:
+            for region, rows in m.rows.items():
+                per_region.setdefault(region, []).extend(rows)
+                users.setdefault(region, []).append(item)
+            for r in m.rejections:
+                if r.payload_region is not None and r.payload is not None:
+                    held.setdefault(r.payload_region, []).append((r.quarantine_id, r.topic, r.payload))
+                    users.setdefault(r.payload_region, []).append(item)
+        futures = {
+            region: self._writers.submit(self._write_region, region, per_region.get(region, []), held.get(region, []))
+            for region in sorted(users) if not self._region_waiting(region)
+        }
+        rows = {region: len(per_region.get(region, [])) for region in users}
+        return _InFlight(batch, routed, users, rows, futures, time.monotonic(), stages)
+
+    def _finish(self, inflight: _InFlight | None) -> None:
+        """Wait for a batch's region writes; acknowledge what is fully committed, park the rest."""
+        if inflight is None:
+            return None
         t3 = time.monotonic()
+        ok = {region: future.result() for region, future in inflight.futures.items()}
+        t4 = time.monotonic()
+        written: dict[str, int] = {}
+        for region, items in inflight.users.items():
+            if ok.get(region, False):  # a region still waiting to be retried was not submitted: not ok
+                written[region] = inflight.rows[region]
+            else:
+                for item in items:
+                    item.pending.add(region)
+        batch, routed = inflight.batch, inflight.routed
         done = [item for item in batch if not item.pending]
         parked = [item for item in batch if item.pending]
         if parked:
@@ -231,8 +294,8 @@ class Consumer:
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
         acked = self._ack(done)
-        self.stats.flush_timed(len(batch), {"queued": t0 - batch[0].arrived, "route": t1 - t0, "control": t2 - t1,
-                                            "regions": t3 - t2, "ack": time.monotonic() - t3})
+        self.stats.flush_timed(len(batch), {**inflight.stages, "regions": t4 - inflight.submitted,
+                                            "regions_wait": t4 - t3, "ack": time.monotonic() - t4})
         rejections: Counter[str] = Counter(r.code for _, m in routed for r in m.rejections)
         for _, m in routed:
             for r in m.rejections:
@@ -242,11 +305,12 @@ class Consumer:
             acked=acked,
             stored=sum(1 for _, m in routed if m.stored),
             rejected=sum(1 for _, m in routed if not m.stored),
-            rows=rows,
+            rows=written,
             decisions=dict(Counter(d.outcome for _, m in routed for d in m.decisions)),
             rejections=dict(rejections),
         )
         self.stats.set_parked(len(self._parked), self._down_regions())
+        return None
 
     def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int) -> bool:
         """Commit the audit records, retrying until the control store answers; False if stopping."""
@@ -272,35 +336,6 @@ class Consumer:
                     return False
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 10.0)
-
-    def _commit_regions(self, routed: list[tuple[_Inbound, Routed]]) -> dict[str, int]:
-        """Write each region's rows and held payloads; mark messages whose region failed as pending."""
-        per_region: dict[str, list[tuple[object, ...]]] = {}
-        held: dict[str, list[tuple[object, ...]]] = {}
-        users: dict[str, list[_Inbound]] = {}
-        for item, m in routed:
-            for region, rows in m.rows.items():
-                per_region.setdefault(region, []).extend(rows)
-                users.setdefault(region, []).append(item)
-            for r in m.rejections:
-                if r.payload_region is not None and r.payload is not None:
-                    held.setdefault(r.payload_region, []).append((r.quarantine_id, r.topic, r.payload))
-                    users.setdefault(r.payload_region, []).append(item)
-        ready = [region for region in sorted(users) if not self._region_waiting(region)]
-        jobs = {region: (per_region.get(region, []), held.get(region, [])) for region in ready}
-        if len(jobs) > 1:  # concurrently: each region has its own connection and worker thread
-            futures = {region: self._writers.submit(self._write_region, region, *job) for region, job in jobs.items()}
-            ok = {region: future.result() for region, future in futures.items()}
-        else:
-            ok = {region: self._write_region(region, *job) for region, job in jobs.items()}
-        written: dict[str, int] = {}
-        for region in sorted(users):
-            if ok.get(region, False):
-                written[region] = len(per_region.get(region, []))
-            else:
-                for item in users[region]:
-                    item.pending.add(region)
-        return written
 
     def _write_region(self, region: str, rows: list[tuple[object, ...]], held: list[tuple[object, ...]]) -> bool:
         try:

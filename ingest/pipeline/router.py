@@ -311,6 +311,19 @@ class Router:
             reasons = [*decision.reasons, f"ingest cannot apply transform(s) {unsupported} per message"]
             return "denied", [], decision.model_copy(update={"allow": False, "reasons": reasons})
         rows: list[Row] = []
+        if demanded == {None} and not batch.edge_transforms:  # hot path: values stored as they are
+            device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
+            append = rows.append
+            for idx, name, ts, value in values:
+                kind = type(value)
+                if kind is float:
+                    append((device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
+                            revision))
+                else:
+                    num, txt = _split(value)
+                    append((device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
+                            revision))
+            return "stored", rows, decision
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
             wanted = decision.transforms.get(name, decision.transforms.get(category))
