@@ -215,15 +215,16 @@ def writer_stage(stack: Stack, per_message: Sequence[dict[str, list[tuple[object
     return Timed(total, seconds, {"messages_per_transaction": per_flush})
 
 
-def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter) -> Timed:
+def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter, key: str = "route_stage") -> Timed:
     """Router.route alone (decode, registry, policy via the decision cache, rows): rows/s of Python CPU."""
     route_rows(router, messages[:24])  # policy cache warm, as in the service after its first messages
-    meter.start("route_stage")
+    meter.start(key)
     t = time.perf_counter()
     rows = 0
     for m in messages:
         routed = router.route(m.topic, m.payload)
         rows += sum(len(r) for r in routed.rows.values())
     seconds = time.perf_counter() - t
-    meter.stop("route_stage")
-    return Timed(rows, seconds, {"messages": len(messages), "messages_per_s": round(len(messages) / seconds)})
+    meter.stop(key)
+    return Timed(rows, seconds, {"messages": len(messages), "messages_per_s": round(len(messages) / seconds),
+                                 "us_per_message": round(seconds / len(messages) * 1e6, 1)})

@@ -256,6 +256,10 @@ class Bench:
         self.report.metric("route_stage_rows_per_s", route.rate)
         self.report.metric("route_stage_msgs_per_s", route.detail["messages"] / route.seconds)
         self.p.note(f"route: {route.rate:,.0f} rows/s ({route.detail['messages_per_s']:,} msg/s)")
+        route1 = baselines.route_stage(self.router, self.m1, self.meter, key="route_stage_1r")
+        self.report.metric("route_stage_1r_us_per_msg", route1.detail["us_per_message"])
+        self.p.note(f"route, 1 reading/msg: {route1.detail['messages_per_s']:,} msg/s "
+                    f"({route1.detail['us_per_message']} us per message)")
         per_flush = 8
         self._quiet("writer_stage")
         writer = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter)
@@ -447,6 +451,9 @@ class Bench:
                    f"QoS 1, manual ack at once, Receive Maximum {_default('receive_maximum')}")
         r.add_info("route stage  Router.route alone", r.metrics["route_stage_rows_per_s"], "rows/s",
                    f"{fmt(r.metrics['route_stage_msgs_per_s'])} msg/s of 100 readings, one thread")
+        if "route_stage_1r_us_per_msg" in r.metrics:
+            us = r.metrics["route_stage_1r_us_per_msg"]
+            r.add_info("route stage, 1 reading/msg", 1e6 / us, "msg/s", f"{us:.0f} us per message, one thread")
         for label in ("100", "1"):
             r.add_info(f"publisher alone, {label} reading(s)/msg", self.publisher_alone[label], "msg/s",
                        f"{self.publisher_kind[label]} x{PUBLISHERS[self.publisher_kind[label]]}, used below")
