@@ -5,8 +5,6 @@ one replica in-process and one as a subprocess on the same shared subscription."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +22,6 @@ TOPIC = f"tele/v1/de-berlin/{DEVICE}"
 CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "operator_badge": "DE-B1001"}
 BERLIN = {"country": "DE", "home_region": "eu-central", "name": "Berlin plant"}
 FAST_REFRESH = 0.2
-
-
-class _Replica(Replica):
-    """The harness's subprocess replica, asking its API with a token (/stats needs a role)."""
-
-    def __init__(self, *args: Any, token: str, **env: str) -> None:
-        super().__init__(*args, **env)
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def start(self) -> _Replica:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "serve"], env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"replica {self.name} exited: {self.log.read_text()[-2000:]}")
-            try:
-                return bool(self.stats().get("broker_connected"))
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 60, f"replica {self.name} connected")
-        return self
-
-    def stats(self) -> dict[str, Any]:
-        return httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=5).json()  # type: ignore[no-any-return]
 
 
 def _operator_token(control: str) -> str:
@@ -73,8 +43,9 @@ def test_registry_changes_reach_every_replica(
     control, regions = databases
     token = _operator_token(control)
     auth = {"Authorization": f"Bearer {token}"}
-    other = _Replica("ingest-other", mqtt_broker, control, regions, tmp_path, token=token,
-                     INGEST_REGISTRY_REFRESH_S=str(FAST_REFRESH))
+    other = Replica("ingest-other", mqtt_broker, control, regions, tmp_path,
+                    INGEST_REGISTRY_REFRESH_S=str(FAST_REFRESH))
+    other.headers = auth  # the operator reads the replica's /stats too
     pub = publisher(mqtt_broker)
     try:
         other.start()
