@@ -37,6 +37,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -82,6 +83,7 @@ class _InFlight:
     futures: dict[str, Future[bool]]
     submitted: float  # time.monotonic() when the writes were handed over
     stages: dict[str, float]  # seconds: queued, route, control
+    finished: bool = False
 
 
 class Consumer:
@@ -243,7 +245,9 @@ class Consumer:
                 continue
             routed.append((item, self.router.route(item.topic, item.payload)))
         t1 = time.monotonic()
-        committed = self._commit_control([r for _, r in routed], statuses, len(batch))
+        # while the control store is down, the previous batch (already stored) is acknowledged, not held
+        committed = self._commit_control([r for _, r in routed], statuses, len(batch),
+                                         on_failure=lambda: self._finish(previous))
         t2 = time.monotonic()
         self._finish(previous)
         if not committed:
@@ -273,9 +277,10 @@ class Consumer:
         return _InFlight(batch, routed, users, rows, futures, time.monotonic(), stages)
 
     def _finish(self, inflight: _InFlight | None) -> None:
-        """Wait for a batch's region writes; acknowledge what is fully committed, park the rest."""
-        if inflight is None:
+        """Wait for a batch's region writes; acknowledge what is fully committed, park the rest (once)."""
+        if inflight is None or inflight.finished:
             return None
+        inflight.finished = True
         t3 = time.monotonic()
         ok = {region: future.result() for region, future in inflight.futures.items()}
         t4 = time.monotonic()
@@ -312,8 +317,10 @@ class Consumer:
         self.stats.set_parked(len(self._parked), self._down_regions())
         return None
 
-    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int) -> bool:
-        """Commit the audit records, retrying until the control store answers; False if stopping."""
+    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int,
+                        on_failure: Callable[[], None] | None = None) -> bool:
+        """Commit the audit records, retrying until the control store answers; False if stopping.
+        ``on_failure`` runs after each failed attempt, before the wait."""
         batches: dict[str, list[tuple[int, int]]] = {}
         for m in routed:
             if m.device_id is not None and m.seq is not None:
@@ -332,6 +339,8 @@ class Consumer:
             except StoreUnavailableError as exc:
                 self.stats.store_failed(exc.store, str(exc))
                 log.error("control store unavailable, holding %d messages unacknowledged: %s", size, exc)
+                if on_failure is not None:
+                    on_failure()
                 if self._stop.is_set():
                     return False
                 time.sleep(delay * random.uniform(0.8, 1.2))
