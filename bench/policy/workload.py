@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ingest.pipeline.router import policy_flow
 from ingest.registry import Registry
 from policy import Flow
 from wire import Batch, DataTopic, Reading, encode_batch
@@ -85,16 +86,6 @@ def demo_flows(registry: Registry) -> list[Flow]:
             for spec in registry.profiles[device.profile].fields.values()
         })
         for category in categories:
-            for region_name in registry.candidate_regions(site):
-                region = registry.regions[region_name]
-                flows.append(Flow.model_validate({
-                    "origin": site.country,
-                    "destination": region.country,
-                    "category": category,
-                    "safeguards": list(site.safeguards.get(region.country, [])),
-                    "recipient": dict(region.recipient),
-                    "entity": site.entity.model_dump(),
-                    "purpose": site.purpose,
-                    "volume": site.volume.model_dump(),
-                }))
+            flows.extend(policy_flow(registry, site, region_name, category)
+                         for region_name in registry.candidate_regions(site))
     return flows

@@ -100,6 +100,24 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _UNCLASSIFIED = ("personal", "sensitive_personal")
 
 
+def policy_flow(registry: Registry, site: Site, region_name: str, category: str, *,
+                edge_pseudonymized: bool = False) -> Flow:
+    """The policy input for ``category`` data of ``site`` stored in region ``region_name``: what the registry
+    says of the origin, the destination and the recipient."""
+    region = registry.regions[region_name]
+    return Flow.model_validate({
+        "origin": site.country,
+        "destination": region.country,
+        "category": category,
+        "safeguards": list(site.safeguards.get(region.country, [])),
+        "recipient": dict(region.recipient),
+        "entity": site.entity.model_dump(),
+        "purpose": site.purpose,
+        "volume": site.volume.model_dump(),
+        "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
+    })
+
+
 class Router:
     def __init__(
         self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int
@@ -236,18 +254,7 @@ class Router:
         return dumped
 
     def _build_flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
-        region = self.registry.regions[region_name]
-        return Flow.model_validate({
-            "origin": site.country,
-            "destination": region.country,
-            "category": category,
-            "safeguards": list(site.safeguards.get(region.country, [])),
-            "recipient": dict(region.recipient),
-            "entity": site.entity.model_dump(),
-            "purpose": site.purpose,
-            "volume": site.volume.model_dump(),
-            "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
-        })
+        return policy_flow(self.registry, site, region_name, category, edge_pseudonymized=edge_pseudonymized)
 
     def _route_batch(self, topic: str, payload: bytes, batch: Batch, site_id: str, site: Site) -> Routed:
         profile = self.registry.profile_of(batch.device_id)
