@@ -66,33 +66,27 @@ class AuditRow:
     details: dict[str, Any]
 
 
+# AuditFilter field -> SQL condition on its value
+_CONDITIONS = {
+    "actor": "actor = %s",
+    "action": "action = %s",
+    "target": "target = %s",
+    "region": "%s = ANY(regions)",
+    "since": "at >= %s",
+    "until": "at < %s",
+    "before_id": "id < %s",
+    "scope": "(regions = '{}' OR regions && %s::text[])",
+}
+
+
 def _where(flt: AuditFilter) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
-    if flt.actor is not None:
-        clauses.append("actor = %s")
-        params.append(flt.actor)
-    if flt.action is not None:
-        clauses.append("action = %s")
-        params.append(flt.action)
-    if flt.target is not None:
-        clauses.append("target = %s")
-        params.append(flt.target)
-    if flt.region is not None:
-        clauses.append("%s = ANY(regions)")
-        params.append(flt.region)
-    if flt.since is not None:
-        clauses.append("at >= %s")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("at < %s")
-        params.append(flt.until)
-    if flt.before_id is not None:
-        clauses.append("id < %s")
-        params.append(flt.before_id)
-    if flt.scope is not None:
-        clauses.append("(regions = '{}' OR regions && %s::text[])")
-        params.append(sorted(flt.scope))
+    for name, condition in _CONDITIONS.items():
+        value = getattr(flt, name)
+        if value is not None:
+            clauses.append(condition)
+            params.append(sorted(value) if isinstance(value, frozenset) else value)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
