@@ -60,14 +60,22 @@ def test_registry_changes_reach_every_replica(
                 return service.stats.snapshot()["messages"]["stored"], other.stats()["messages"]["stored"]
 
             def publish(seqs: range) -> tuple[int, int]:
-                """Publish one batch per seq; wait until every one is decided; return what each replica stored."""
+                """Publish one batch per seq; wait until every one is decided and stored; return each replica's share.
+
+                Decisions are logged before the batch's region writes finish (the consumer's two-stage pipeline),
+                so the decision log alone does not say the stores and the stats have caught up."""
                 before = stored()
                 for seq in seqs:
                     pub.publish(TOPIC, batch_payload(DEVICE, seq, [CNC]), qos=1).wait_for_publish(5)
                 wait_until(lambda: len({row[0] for row in _decisions(control, seqs)}) == len(seqs), 30,
                            f"decisions of seqs {seqs.start}..{seqs.stop - 1}")
-                after = stored()
-                return after[0] - before[0], after[1] - before[1]
+
+                def shares() -> tuple[int, int]:
+                    after = stored()
+                    return after[0] - before[0], after[1] - before[1]
+
+                wait_until(lambda: sum(shares()) == len(seqs), 30, f"seqs {seqs.start}..{seqs.stop - 1} stored")
+                return shares()
 
             # 1. Unknown at start: quarantined (metadata only), on whichever replica takes it.
             pub.publish(TOPIC, batch_payload(DEVICE, 1, [CNC]), qos=1).wait_for_publish(5)
