@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.pipeline.router import DecisionRecord, RejectionRecord
 from ingest.store.connection import StoreConnection
-from ingest.store.sequences import record_batches
+from ingest.store.sequences import record_all
 from wire import Status
 
 _DECISION_COLS = (
@@ -102,7 +102,7 @@ class ControlWriter:
                          r.quarantine_id, r.category, r.origin_country, r.payload_region, r.state)
                         for r in rejections
                     ])
-                new = {device: record_batches(cur, device, items) for device, items in sorted(batches.items())}
+                new = record_all(conn, batches)
                 for s in statuses:
                     cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason))
         except psycopg.Error as exc:
