@@ -1,37 +1,36 @@
 """Writes to the control store: decision log, rejections, device progress, gateway status.
 
 The decision log is the bulk of it (one row per message x category x candidate region). Its rows are
-written like the region rows: binary ``COPY`` inside a savepoint, falling back to
+written like the region rows: binary ``COPY`` into ``decision_log`` inside a savepoint, falling back to
 ``INSERT ... ON CONFLICT DO NOTHING`` when a redelivered message brings a decision already logged (the
-decision id is deterministic). The JSON columns repeat the same few documents (the router shares one
-policy input and one decision object per flow), so each distinct object is encoded once per flush.
+decision id is deterministic). The documents a decision carries (policy input, reasons, ...) are those of
+its flow: each is stored once in ``decision_docs`` (``ingest.store.decision_docs``), inserted in the same
+transaction before the first decision that names it; the view ``decisions`` joins them back.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.pipeline.router import DecisionRecord, RejectionRecord
 from ingest.store.connection import StoreConnection
+from ingest.store.decision_docs import INSERT_DOCS, DocIds
 from ingest.store.sequences import record_all
 from wire import Status
 
 _DECISION_COLS = (
-    "decision_id, device_id, seq, site_id, origin_country, category, region, destination_country, outcome, allow,"
-    " localization, requires, transforms, reasons, policy_revision, readings, input"
+    "decision_id, device_id, seq, site_id, origin_country, category, region, destination_country, outcome, readings,"
+    " doc_id"
 )
-_DECISION_TYPES = ["uuid", "text", "int8", "text", "text", "text", "text", "text", "text", "bool", "text", "jsonb",
-                   "jsonb", "jsonb", "text", "int4", "jsonb"]
+_DECISION_TYPES = ["uuid", "text", "int8", "text", "text", "text", "text", "text", "text", "int4", "uuid"]
 _DECISION = (
-    f"INSERT INTO decisions ({_DECISION_COLS}) VALUES ({', '.join(['%s'] * len(_DECISION_TYPES))})"
+    f"INSERT INTO decision_log ({_DECISION_COLS}) VALUES ({', '.join(['%s'] * len(_DECISION_TYPES))})"
     " ON CONFLICT (decision_id) DO NOTHING"
 )
-_DECISION_COPY = f"COPY decisions ({_DECISION_COLS}) FROM STDIN (FORMAT BINARY)"
+_DECISION_COPY = f"COPY decision_log ({_DECISION_COLS}) FROM STDIN (FORMAT BINARY)"
 _REJECTION = (
     "INSERT INTO rejections (topic, device_id, seq, code, detail, payload_bytes, payload_kept, quarantine_id,"
     " category, origin_country, payload_region, state) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -45,30 +44,11 @@ _STATUS = (
 )
 
 
-def _identity(text: Any) -> str:
-    return text  # type: ignore[no-any-return]
-
-
-class _JsonOnce:
-    """``Jsonb`` parameters encoded once per distinct object (by identity, for the duration of one write)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, tuple[object, Jsonb]] = {}
-
-    def __call__(self, obj: object) -> Jsonb:
-        hit = self._seen.get(id(obj))
-        if hit is None:  # keep obj referenced so its id is not reused while cached
-            hit = (obj, Jsonb(json.dumps(obj, separators=(",", ":")), dumps=_identity))
-            self._seen[id(obj)] = hit
-        return hit[1]
-
-
-def _decision_rows(decisions: Sequence[DecisionRecord], jsonb: Callable[[object], Jsonb]) -> list[tuple[object, ...]]:
+def _decision_rows(decisions: Sequence[DecisionRecord], docs: DocIds) -> list[tuple[object, ...]]:
+    lookup = docs.lookup
     return [
         (d.decision_id, d.device_id, d.seq, d.site_id, d.origin_country, d.category, d.region,
-         d.destination_country, d.outcome, d.decision.allow, d.decision.localization,
-         jsonb(d.decision.requires), jsonb(d.decision.transforms), jsonb(d.decision.reasons),
-         d.decision.policy_revision, d.readings, jsonb(d.input))
+         d.destination_country, d.outcome, d.readings, lookup(d.decision, d.input))
         for d in decisions
     ]
 
@@ -76,8 +56,11 @@ def _decision_rows(decisions: Sequence[DecisionRecord], jsonb: Callable[[object]
 class ControlWriter:
     def __init__(self, dsn: str) -> None:
         self._store = StoreConnection("control", dsn)
+        self._docs = DocIds()
         self.merges = 0
         """Writes whose decisions were partly logged already (redeliveries): they took the INSERT path."""
+        self.docs_written = 0
+        """Decision documents sent to the store (new flows, policy revisions, registry changes)."""
 
     def write(
         self,
@@ -95,7 +78,12 @@ class ControlWriter:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 if decisions:
-                    self._log_decisions(conn, cur, _decision_rows(decisions, _JsonOnce()))
+                    rows = _decision_rows(decisions, self._docs)
+                    docs = self._docs.pending()
+                    if docs:
+                        cur.executemany(INSERT_DOCS, docs)
+                        self.docs_written += len(docs)
+                    self._log_decisions(conn, cur, rows)
                 if rejections:
                     cur.executemany(_REJECTION, [
                         (r.topic, r.device_id, r.seq, r.code, r.detail, r.payload_bytes, r.payload_region is not None,
@@ -106,7 +94,12 @@ class ControlWriter:
                 for s in statuses:
                     cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason))
         except psycopg.Error as exc:
+            self._docs.rolled_back()
             raise self._store.error(exc) from None
+        except BaseException:
+            self._docs.rolled_back()
+            raise
+        self._docs.committed()
         return new
 
     def _log_decisions(self, conn: psycopg.Connection, cur: psycopg.Cursor, rows: list[tuple[object, ...]]) -> None:

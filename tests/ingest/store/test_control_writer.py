@@ -3,6 +3,8 @@
 import uuid
 
 import psycopg
+import pytest
+from psycopg.types.json import Jsonb
 
 from devstack import PostgresServer
 from ingest.pipeline.router import DecisionRecord
@@ -51,3 +53,61 @@ def test_decisions_are_copied_once_with_their_documents(pg_server: PostgresServe
     assert writer.merges == 1
     assert [r[:2] for r in _logged(dsn)] == [(1, "eu-central"), (1, "us-east"), (2, "us-east"), (3, "us-east")]
     writer.close()
+
+
+def _docs(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT input->>'category', reasons FROM decision_docs ORDER BY 1").fetchall()
+
+
+def test_each_document_is_stored_once_and_sent_once(pg_server: PostgresServer) -> None:
+    dsn = pg_server.create_database("control_docs")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    machine = {**INPUT, "category": "machine"}
+    # 40 decisions over two flows: two documents
+    writer.write(decisions=[_record(s, policy_input=INPUT if s % 2 else machine) for s in range(1, 41)],
+                 rejections=[], batches={}, statuses=[])
+    assert _docs(dsn) == [("machine", ["GDPR Art 46: SCC in force"]), ("personal", ["GDPR Art 46: SCC in force"])]
+    assert writer.docs_written == 2
+    # equal content in new objects (a new router, another replica): same id, nothing sent again
+    writer.write(decisions=[_record(41, policy_input=dict(INPUT))], rejections=[], batches={}, statuses=[])
+    assert writer.docs_written == 2 and len(_docs(dsn)) == 2
+    # another writer (replica) sends the document again: ON CONFLICT keeps one row
+    other = ControlWriter(dsn)
+    other.write(decisions=[_record(42)], rejections=[], batches={}, statuses=[])
+    assert other.docs_written == 1 and len(_docs(dsn)) == 2
+    assert len(_logged(dsn)) == 42
+    writer.close()
+    other.close()
+
+
+def test_a_rolled_back_write_sends_its_documents_again(pg_server: PostgresServer) -> None:
+    dsn = pg_server.create_database("control_docs_rollback")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    bad_status = object()  # not a Status: the transaction fails after the documents were inserted
+    with pytest.raises(AttributeError):
+        writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[bad_status])  # type: ignore[list-item]
+    assert _docs(dsn) == [] and _logged(dsn) == []
+    writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[])
+    assert len(_docs(dsn)) == 1 and len(_logged(dsn)) == 1
+    writer.close()
+
+
+def test_the_decisions_view_reads_and_inserts_like_the_old_table(pg_server: PostgresServer) -> None:
+    """Readers keep ``SELECT ... FROM decisions``; an INSERT into the view (seeds, scripts) still works and
+    shares the document of an equal decision written by SQL."""
+    dsn = pg_server.create_database("control_view")
+    migrate(dsn, "control", store="control")
+    insert = ("INSERT INTO decisions (decision_id, device_id, seq, site_id, origin_country, category, region,"
+              " destination_country, outcome, allow, localization, requires, transforms, reasons, policy_revision,"
+              " readings, input) VALUES (%s, 'dev-9', %s, 's', 'DE', 'machine', 'eu-central', 'DE', 'stored', true,"
+              " 'none', '[]', '{}', '[\"ok\"]', 'sha256:r', 1, %s)")
+    with psycopg.connect(dsn) as conn:
+        for seq in (1, 2):
+            conn.execute(insert, (uuid.uuid4(), seq, Jsonb(INPUT)))
+        rows = conn.execute("SELECT seq, allow, reasons, input, decided_at IS NOT NULL FROM decisions"
+                            " ORDER BY seq").fetchall()
+        assert rows == [(1, True, ["ok"], INPUT, True), (2, True, ["ok"], INPUT, True)]
+        assert conn.execute("SELECT count(*) FROM decision_docs").fetchone() == (1,)

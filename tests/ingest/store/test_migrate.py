@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from devstack import PostgresServer
 from ingest.errors import StoreUnavailableError
@@ -110,3 +111,34 @@ def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server
         assert conn.execute("SELECT count, sum, min, max FROM readings_1h").fetchall() == [(3, 9.0, 1.0, 6.0)]
         assert rollups.verify(conn, start=ts, end=ts) == []
         assert conn.execute("SELECT to_regclass('readings_v1')").fetchone() == (None,)
+
+
+def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(pg_server: PostgresServer) -> None:
+    """A control store of the previous version (0001-0005, documents in every decision row) keeps every
+    decision, readable through the ``decisions`` view as before, each distinct document stored once."""
+    dsn = pg_server.create_database("migrate_control_upgrade")
+    older = [(v, sql) for v, sql in migration_files("control") if v < "0006"]
+    inputs = [{"origin": "DE", "destination": "US", "category": c} for c in ("machine", "personal")]
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
+                     " DEFAULT now())")
+        for version, sql in older:
+            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        for seq in range(1, 11):
+            conn.execute(
+                "INSERT INTO decisions (decision_id, device_id, seq, site_id, origin_country, category, region,"
+                " destination_country, outcome, allow, localization, requires, transforms, reasons, policy_revision,"
+                " readings, input) VALUES (%s, 'd', %s, 's', 'DE', %s, 'us-east', 'US', 'stored', true, 'none',"
+                " '[\"SCC\"]', '{}', '[\"why\"]', 'sha256:r', 5, %s)",
+                (uuid.uuid4(), seq, inputs[seq % 2]["category"], Jsonb(inputs[seq % 2])),
+            )
+        before = conn.execute("SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input"
+                              " FROM decisions ORDER BY seq").fetchall()
+    assert migrate(dsn, "control", store="control")[0] == "0006_decision_docs"
+    with psycopg.connect(dsn) as conn:
+        after = conn.execute("SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input"
+                             " FROM decisions ORDER BY seq").fetchall()
+        assert after == before
+        assert conn.execute("SELECT count(*) FROM decision_docs").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM decision_log WHERE doc_id IS NULL").fetchone() == (0,)
