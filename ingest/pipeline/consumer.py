@@ -1,14 +1,19 @@
 """The MQTT consumer: shared subscription, persistent session, acknowledgement after commit.
 
 paho's network thread only queues messages (``on_message``, stamped with their arrival time). One
-flush thread collects a batch, routes it (policy decisions), commits the control records (decision
-log, quarantine index, sequences), then hands the rows of every region to that region's writer (one
-connection and thread per region, concurrently), and acknowledges each message whose every part is
-committed, in arrival order. Two batches overlap: while the regions write batch n, the flush thread
-collects, routes and logs batch n+1; it then waits for batch n's regions, acknowledges batch n, and
-hands over batch n+1. A region never has two writes in flight, and batch n is acknowledged before
-batch n+1. When no message is waiting, the flush thread finishes the batch in flight first, so an
-idle ingest acknowledges at once.
+flush thread collects a batch and routes it (policy decisions); the batch's control records (decision
+log, quarantine index, sequences) are committed by the control thread, its rows by each region's
+writer (one connection and thread per region), all concurrently; each message whose every part is
+committed is acknowledged, in arrival order. Two batches overlap: while batch n is being written, the
+flush thread collects and routes batch n+1 and queues its control records behind batch n's; it then
+waits for batch n's control and region commits, acknowledges batch n, and hands batch n+1's rows to
+the regions. A region never has two writes in flight, control commits keep batch order, and batch n is
+acknowledged before batch n+1. When no message is waiting, the flush thread finishes the batch in
+flight first, so an idle ingest acknowledges at once.
+
+The control and region commits of one batch are independent: each is idempotent (deterministic
+decision ids, sequence rows, reading keys), so a crash between them leaves nothing that a redelivery
+does not complete, and nothing twice.
 
 A batch closes at the first of: ``flush_interval_ms`` after its first message *arrived* (time spent
 queued behind the previous flush counts), ``flush_idle_ms`` without a new message, or the caps
@@ -17,8 +22,9 @@ the caps (throughput); at low load a message waits about ``flush_idle_ms``, not 
 (latency).
 
 Faults:
-- Control store down: nothing is acknowledged; the flush is retried with backoff. The broker keeps
-  the messages; Receive Maximum bounds how many we hold (memory is bounded).
+- Control store down: nothing more is acknowledged; the control thread retries the batch's commit
+  with backoff while the flush thread waits for it with at most one more batch routed. The broker
+  keeps the messages; Receive Maximum bounds how many we hold (memory is bounded).
 - One region store down: messages that need it are *parked* (only their payload is kept in memory)
   and retried; the other regions keep flowing and their messages are acknowledged. A parked message
   is acknowledged once its region is back, after later messages: the only case where acknowledgements
@@ -37,7 +43,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -80,9 +85,10 @@ class _InFlight:
     routed: list[tuple[_Inbound, Routed]]
     users: dict[str, list[_Inbound]]  # region -> messages with rows or held payloads there
     rows: dict[str, int]  # region -> rows handed to its writer
+    control: Future[float | None]  # seconds the control commit took; None: stopping before it committed
     futures: dict[str, Future[bool]]
-    submitted: float  # time.monotonic() when the writes were handed over
-    stages: dict[str, float]  # seconds: queued, route, control
+    submitted: float  # time.monotonic() when the region writes were handed over
+    stages: dict[str, float]  # seconds: queued, route
     finished: bool = False
 
 
@@ -102,6 +108,8 @@ class Consumer:
         self._region_retry_at: dict[str, float] = {}
         self._region_delay: dict[str, float] = {}
         self._thread = threading.Thread(target=self._flush_loop, name="ingest-flush", daemon=True)
+        # One thread commits the control records, in batch order, while the flush thread routes the next batch.
+        self._control_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-control")
         # One worker per region: a flush writes its regions concurrently (each has its own connection).
         self._writers = ThreadPoolExecutor(max_workers=max(1, len(self._regions)), thread_name_prefix="ingest-region")
         self._client = self._make_client()
@@ -180,6 +188,7 @@ class Consumer:
         self._thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        self._control_thread.shutdown(wait=True)
         self._writers.shutdown(wait=True)
         for writer in (*self._regions.values(), *self._quarantine.values()):
             writer.close()
@@ -230,9 +239,9 @@ class Consumer:
                 continue
             inflight = self._process(batch, inflight)
 
-    def _process(self, batch: list[_Inbound], previous: _InFlight | None) -> _InFlight | None:
-        """Route and log ``batch`` while ``previous`` is being written; finish ``previous``; hand ``batch`` to
-        the region writers. Returns the new batch in flight (None when stopping: nothing acknowledged)."""
+    def _process(self, batch: list[_Inbound], previous: _InFlight | None) -> _InFlight:
+        """Route ``batch`` and queue its control commit while ``previous`` is being written; finish
+        ``previous``; hand ``batch`` to the region writers. Returns the new batch in flight."""
         t0 = time.monotonic()
         routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[Status] = []
@@ -245,18 +254,12 @@ class Consumer:
                 continue
             routed.append((item, self.router.route(item.topic, item.payload)))
         t1 = time.monotonic()
-        # while the control store is down, the previous batch (already stored) is acknowledged, not held
-        committed = self._commit_control([r for _, r in routed], statuses, len(batch),
-                                         on_failure=lambda: self._finish(previous))
-        t2 = time.monotonic()
+        control = self._control_thread.submit(self._commit_control, [r for _, r in routed], statuses, len(batch))
         self._finish(previous)
-        if not committed:
-            return None  # stopping: nothing acknowledged, the broker redelivers
-        return self._submit_regions(batch, routed, {"queued": t0 - batch[0].arrived, "route": t1 - t0,
-                                                    "control": t2 - t1})
+        return self._submit_regions(batch, routed, control, {"queued": t0 - batch[0].arrived, "route": t1 - t0})
 
     def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
-                        stages: dict[str, float]) -> _InFlight:
+                        control: Future[float | None], stages: dict[str, float]) -> _InFlight:
         """Hand each region its rows and held payloads (one job per region, in its writer thread)."""
         per_region: dict[str, list[tuple[object, ...]]] = {}
         held: dict[str, list[tuple[object, ...]]] = {}
@@ -274,16 +277,20 @@ class Consumer:
             for region in sorted(users) if not self._region_waiting(region)
         }
         rows = {region: len(per_region.get(region, [])) for region in users}
-        return _InFlight(batch, routed, users, rows, futures, time.monotonic(), stages)
+        return _InFlight(batch, routed, users, rows, control, futures, time.monotonic(), stages)
 
     def _finish(self, inflight: _InFlight | None) -> None:
-        """Wait for a batch's region writes; acknowledge what is fully committed, park the rest (once)."""
+        """Wait for a batch's control and region commits; acknowledge what is fully committed, park the rest
+        (once). A batch whose control records were not committed (stopping) is not acknowledged at all."""
         if inflight is None or inflight.finished:
             return None
         inflight.finished = True
         t3 = time.monotonic()
         ok = {region: future.result() for region, future in inflight.futures.items()}
+        control = inflight.control.result()
         t4 = time.monotonic()
+        if control is None:
+            return None  # stopping: nothing acknowledged, the broker redelivers the whole batch
         written: dict[str, int] = {}
         for region, items in inflight.users.items():
             if ok.get(region, False):  # a region still waiting to be retried was not submitted: not ok
@@ -299,8 +306,8 @@ class Consumer:
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
         acked = self._ack(done)
-        self.stats.flush_timed(len(batch), {**inflight.stages, "regions": t4 - inflight.submitted,
-                                            "regions_wait": t4 - t3, "ack": time.monotonic() - t4})
+        self.stats.flush_timed(len(batch), {**inflight.stages, "control": control, "regions": t4 - inflight.submitted,
+                                            "wait": t4 - t3, "ack": time.monotonic() - t4})
         rejections: Counter[str] = Counter(r.code for _, m in routed for r in m.rejections)
         for _, m in routed:
             for r in m.rejections:
@@ -317,10 +324,11 @@ class Consumer:
         self.stats.set_parked(len(self._parked), self._down_regions())
         return None
 
-    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int,
-                        on_failure: Callable[[], None] | None = None) -> bool:
-        """Commit the audit records, retrying until the control store answers; False if stopping.
-        ``on_failure`` runs after each failed attempt, before the wait."""
+    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int) -> float | None:
+        """Commit the audit records (control thread), retrying until the control store answers.
+
+        Returns the seconds it took (the stage ``control``), or None if stopping before it committed."""
+        t0 = time.monotonic()
         batches: dict[str, list[tuple[int, int]]] = {}
         for m in routed:
             if m.device_id is not None and m.seq is not None:
@@ -335,14 +343,12 @@ class Consumer:
                     statuses=statuses,
                 )
                 self.stats.store_ok("control")
-                return True
+                return time.monotonic() - t0
             except StoreUnavailableError as exc:
                 self.stats.store_failed(exc.store, str(exc))
                 log.error("control store unavailable, holding %d messages unacknowledged: %s", size, exc)
-                if on_failure is not None:
-                    on_failure()
                 if self._stop.is_set():
-                    return False
+                    return None
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 10.0)
 

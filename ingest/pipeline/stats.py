@@ -18,8 +18,9 @@ _INFLIGHT = Gauge("ingest_inflight_messages", "Messages received and not yet ack
 _STORE_ERRORS = PromCounter("ingest_store_errors", "Failed commit attempts, by store", ["store"])
 _FLUSH_STAGE = Histogram(
     "ingest_flush_stage_seconds", "Time of each stage of a flush: queued (first message's wait before the flush "
-    "began), route, control (decision log commit), regions (hand-over to the last region commit; overlaps the "
-    "next batch's route and control), regions_wait (what the flush thread still waited for them), ack",
+    "began), route, control (decision log commit, in the control thread), regions (hand-over to the last region "
+    "commit), both overlapping the next batch's route; wait (what the flush thread still waited for the control "
+    "and region commits), ack",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
