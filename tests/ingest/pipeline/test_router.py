@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,3 +151,11 @@ def test_gzip_payloads_are_inflated_within_the_limit(real_router: Router) -> Non
     assert "inflates beyond the limit" in rejected.rejections[0].detail
     broken = small.route("tele/v1/de-munich/de-munich-cnc-01", b"\x1f\x8b\x08garbage")
     assert "invalid gzip" in broken.rejections[0].detail
+
+
+def test_decision_id_is_uuid5_of_message_category_region_and_revision() -> None:
+    from ingest.pipeline.router import _DECISION_NS, decision_id
+
+    assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r") == uuid.uuid5(
+        _DECISION_NS, "dev-1/7/personal/us-east/sha256:r")
+    assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r").version == 5
