@@ -30,6 +30,7 @@ from bench.ingest.publish import Publisher
 from bench.ingest.stack import Stack
 from bench.ingest.workload import COPY_COLUMNS, Message, merge_rows, route_rows
 from ingest.pipeline.router import Router
+from ingest.store.control import ControlWriter
 from ingest.store.region import RegionWriter
 
 # Binary COPY types of the readings columns (ingest.store.region writes the same).
@@ -228,3 +229,44 @@ def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter, k
     meter.stop(key)
     return Timed(rows, seconds, {"messages": len(messages), "messages_per_s": round(len(messages) / seconds),
                                  "us_per_message": round(seconds / len(messages) * 1e6, 1)})
+
+
+def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per_flush: int,
+                  meter: LoadMeter) -> Timed:
+    """The ingest's ControlWriter on 1-reading messages (the G3 workload), ``per_flush`` messages per
+    transaction: decision log, sequence tracking, commit. ``rows`` are logged decisions; the detail gives
+    the time per flush and the bytes the decision log takes per decision (tables and indexes)."""
+    assert stack.db is not None
+    routed = [router.route(m.topic, m.payload) for m in messages]
+    flushes = []
+    for i in range(0, len(routed), per_flush):
+        part = routed[i:i + per_flush]
+        batches: dict[str, list[tuple[int, int]]] = {}
+        for m in part:
+            if m.device_id is not None and m.seq is not None:
+                batches.setdefault(m.device_id, []).append((m.seq, m.readings))
+        flushes.append(([d for m in part for d in m.decisions], batches))
+    stack.reset_databases()
+    writer = ControlWriter(stack.db.control)
+    decisions = 0
+    try:
+        meter.start("control_stage")
+        t = time.perf_counter()
+        for logged, batches in flushes:
+            writer.write(decisions=logged, rejections=[], batches=batches, statuses=[])
+            decisions += len(logged)
+        seconds = time.perf_counter() - t
+        meter.stop("control_stage")
+    finally:
+        writer.close()
+    with psycopg.connect(stack.db.control) as conn:
+        row = conn.execute("SELECT pg_total_relation_size('decision_log') + pg_total_relation_size('decision_docs'),"
+                           " (SELECT count(*) FROM decision_log)").fetchone()
+    assert row is not None
+    size, count = row
+    return Timed(decisions, seconds, {
+        "messages": len(messages), "messages_per_flush": per_flush, "flushes": len(flushes),
+        "ms_per_flush": round(seconds / len(flushes) * 1000, 2),
+        "decisions_per_message": round(decisions / len(messages), 2),
+        "bytes_per_decision": round(size / count) if count else None,
+    })

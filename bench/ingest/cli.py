@@ -248,7 +248,7 @@ class Bench:
         self.p.note(f"{t.rate:,.0f} rows/s")
 
     def stages(self) -> None:
-        self.p.phase("stages in-process: Router.route alone; RegionWriter.write alone")
+        self.p.phase("stages in-process: Router.route alone; RegionWriter.write alone; ControlWriter.write alone")
         assert self.stack is not None
         self.rows = {}  # free the baseline rows (the COPY files stay for B_copy retries)
         self._quiet("route_stage")
@@ -264,10 +264,20 @@ class Bench:
         self._quiet("writer_stage")
         writer = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter)
         self.writer_rate = self.report.metric("writer_stage_rows_per_s", writer.rate)
-        self.report.details["stages"] = {"route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
-                                         "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail}}
         self.p.note(f"writer: {writer.rate:,.0f} rows/s ({per_flush} messages per transaction and region, "
                     f"{writer.rows:,} rows)")
+        self._quiet("control_stage")
+        control = baselines.control_stage(self.stack, self.router, self.m1, int(_default("flush_max_messages")),
+                                          self.meter)
+        self.report.metric("control_stage_ms_per_flush", control.detail["ms_per_flush"])
+        self.report.details["stages"] = {"route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
+                                         "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail},
+                                         "control": {"decisions": control.rows, "seconds": control.seconds,
+                                                     **control.detail}}
+        self.p.note(f"control, 1 reading/msg: {control.detail['ms_per_flush']} ms per flush of "
+                    f"{control.detail['messages_per_flush']} messages ({control.detail['decisions_per_message']} "
+                    f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['bytes_per_decision']} "
+                    "bytes per logged decision")
 
     def publishers(self) -> None:
         self.p.phase("publishers alone (no subscriber): paho x2 vs mosquitto_pub -l x12")
@@ -454,6 +464,11 @@ class Bench:
         if "route_stage_1r_us_per_msg" in r.metrics:
             us = r.metrics["route_stage_1r_us_per_msg"]
             r.add_info("route stage, 1 reading/msg", 1e6 / us, "msg/s", f"{us:.0f} us per message, one thread")
+        control = self.report.details.get("stages", {}).get("control")
+        if control:
+            r.add_info("control stage, 1 reading/msg", control["messages"] / control["seconds"], "msg/s",
+                       f"ControlWriter.write, {control['ms_per_flush']} ms per flush of {control['messages_per_flush']}"
+                       f" messages, {control['bytes_per_decision']} bytes per logged decision")
         for label in ("100", "1"):
             r.add_info(f"publisher alone, {label} reading(s)/msg", self.publisher_alone[label], "msg/s",
                        f"{self.publisher_kind[label]} x{PUBLISHERS[self.publisher_kind[label]]}, used below")
@@ -553,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.setup()
         bench.run_phase(bench.b_copy, ["b_copy_text", "b_copy_binary", "b_copy_binary_parallel"])
         bench.run_phase(bench.b_raw, ["b_raw"])
-        bench.run_phase(bench.stages, ["route_stage", "writer_stage"])
+        bench.run_phase(bench.stages, ["route_stage", "writer_stage", "control_stage"])
         bench.publishers()
         bench.run_phase(bench.g1, ["g1"])
         bench.run_phase(bench.g3, ["bare_sub", "g3"])
