@@ -1,7 +1,7 @@
 -- The decision log, normalised. A logged decision is one row per message x category x candidate region,
 -- but its documents (the policy input, the decision's requires / transforms / reasons and revision) are
--- those of its flow, which thousands of messages share: about 0.7 KB of JSON per row, repeated. They now
--- live once in decision_docs; each row of decision_log (about 150 bytes) names its document.
+-- those of its flow, which thousands of messages share, repeated in every row. They now live once in
+-- decision_docs; each (narrow) row of decision_log names its document.
 --
 -- `decisions` stays, as a view with the columns it always had, so every reader (API, what-if, cache
 -- warm-up, exports) is unchanged; an INSERT into it (seeds, hand-written scripts) still works through an
