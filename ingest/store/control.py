@@ -93,11 +93,10 @@ class ControlWriter:
                 new = record_all(conn, batches)
                 for s in statuses:
                     cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason))
-        except psycopg.Error as exc:
-            self._docs.rolled_back()
-            raise self._store.error(exc) from None
-        except BaseException:
-            self._docs.rolled_back()
+        except BaseException as exc:
+            self._docs.rolled_back()  # the documents of a failed transaction must be sent again
+            if isinstance(exc, psycopg.Error):
+                raise self._store.error(exc) from None
             raise
         self._docs.committed()
         return new
