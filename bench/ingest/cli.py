@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import baselines
+from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
 from bench.ingest.latency import flush_stages, percentile, run_latency, sql_latency
-from bench.ingest.load import LoadMeter
+from bench.ingest.load import LoadMeter, Windows
 from bench.ingest.machine import machine_info
 from bench.ingest.profile import Sampler, summarize, thread_breakdown
 from bench.ingest.progress import Progress
@@ -99,8 +100,7 @@ class Bench:
     def run_phase(self, method: Any, keys: list[str], max_attempts: int = 3) -> None:
         """Run a timed phase; while other processes took >= 10% of the CPUs during its timed windows and
         the time budget allows another attempt, run it again. The least disturbed attempt is kept."""
-        best: tuple[float, dict[str, Any], dict[str, float], dict[str, Any], dict[str, float],
-                    dict[str, float]] | None = None
+        best: tuple[float, dict[str, Any], dict[str, float], dict[str, Any], Windows] | None = None
         for attempt in range(1, max_attempts + 1):
             started = time.monotonic()
             method()
@@ -108,8 +108,7 @@ class Bench:
             bg = max(self.meter.windows.get(k, 0.0) for k in keys)
             if best is None or bg < best[0]:
                 best = (bg, dict(self.__dict__), dict(self.report.metrics), dict(self.report.details),
-                        {k: self.meter.windows[k] for k in keys if k in self.meter.windows},
-                        {k: self.meter.busy[k] for k in keys if k in self.meter.busy})
+                        self.meter.take(keys))
             left = self.sizes.budget_s - (time.monotonic() - self.t0)
             if bg < 0.10 or attempt == max_attempts or left < took * 1.2:
                 break
@@ -117,7 +116,7 @@ class Bench:
                         f"({left:.0f} s of the time budget left)")
             self.p.again()
         assert best is not None
-        _, state, metrics, details, windows, busy = best
+        _, state, metrics, details, windows = best
         attempts = {**self.attempts, **dict.fromkeys(keys, attempt)}
         self.__dict__.update(state)
         self.attempts = attempts
@@ -125,8 +124,7 @@ class Bench:
         self.report.metrics.update(metrics)
         self.report.details.clear()
         self.report.details.update(details)
-        self.meter.windows.update(windows)
-        self.meter.busy.update(busy)
+        self.meter.put(windows)
 
     def _quiet(self, key: str) -> None:
         """Before a timed phase: wait (bounded) for other processes on the machine to calm down."""
@@ -492,6 +490,7 @@ class Bench:
                         note="per-replica share of messages: "
                              + ", ".join(f"{s:.1%}" for s in self.g5_shares) + " (goal: each within 50% +/- 10%)"))
         self._goal_g6(r)
+        self._ceilings(r)
         r.section("Background CPU (other processes on this machine) during each timed window")
         windows = self.meter.windows
         r.lines.append("    " + ", ".join(
@@ -505,6 +504,13 @@ class Bench:
                   "the load generators, others)")
         r.lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in self.meter.busy.items()))
         r.details["machine_cpu_busy"] = dict(self.meter.busy)
+        r.section("CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate)")
+        for key in ("g1", "bare_sub", "g3", "g5", "g6"):
+            roles = self.meter.roles.get(key)
+            if roles:
+                r.lines.append(f"    {key:<9}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items()
+                                                        if cpus >= 0.005))
+        r.details["cpu_by_role"] = dict(self.meter.roles)
         r.details["attempts"] = self.attempts
         if self.b_copy_rollups:
             r.section("Informational")
@@ -516,6 +522,25 @@ class Bench:
                 unit = "rows/s" if v.name.startswith("W") else "msg/s"
                 r.add_info(v.name, v.rate, unit, v.note)
         return r
+
+    def _ceilings(self, r: Report) -> None:
+        """What the machine's CPUs allow G3 and G5 to reach (bench/ingest/ceilings.py)."""
+        busy, m = self.meter.busy, r.metrics
+        needed = ("bare_sub", "b_copy_binary_parallel", "g1")
+        if any(k not in busy for k in needed) or "route_stage_1r_us_per_msg" not in m:
+            return
+        cpus = int(self.machine["cpus_usable"])
+        r.section("Ceilings on this machine (CPU costs measured in this run; estimates, see bench/ingest/ceilings.py)")
+        g3 = g3_ceiling(cpus=cpus, bare_rate=self.bare_rate, bare_busy=busy["bare_sub"],
+                        route_us_per_msg=m["route_stage_1r_us_per_msg"],
+                        rows_per_msg=sum(r.details["g3"]["rows"].values()) / len(self.m1),
+                        copy_rate=m["b_copy_binary_parallel_rows_per_s"], copy_busy=busy["b_copy_binary_parallel"])
+        r.add_info("G3 ceiling (paho + route + rows at COPY cost)", r.metric("g3_ceiling", g3.ratio), "x bare sub",
+                   f"{g3.detail()}; target 0.8")
+        g5 = replicas_ceiling(busy["g1"])
+        r.add_info("G5 ceiling (all CPUs at G1's cost per row)", r.metric("g5_ceiling", g5), "x 1 replica",
+                   f"machine {busy['g1']:.0%} busy during G1; target 1.3")
+        r.details["ceilings"] = {"g3": g3.__dict__, "g5": g5}
 
     def _goal_g6(self, r: Report) -> None:
         g6 = self.g6

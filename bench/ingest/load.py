@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -60,15 +61,85 @@ def _tree_jiffies(root: int) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class ProcessTime:
+    comm: str
+    started: int  # start time in clock ticks after boot: tells a reused pid from the same process
+    jiffies: int  # utime + stime + cutime + cstime (children it reaped included)
+
+
+def _process_jiffies() -> dict[int, ProcessTime]:
+    """pid -> its command name, start time and CPU time, for every live process."""
+    table: dict[int, ProcessTime] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        head, rest = text.rsplit(")", 1)
+        fields = rest.split()  # fields[0] is field 3 of proc(5): state
+        table[int(entry.name)] = ProcessTime(head.split("(", 1)[1], int(fields[19]),
+                                             sum(int(x) for x in fields[11:15]))
+    return table
+
+
+# Python children are told apart by their command line (module names of this repo).
+_PYTHON_ROLES = (("ingest serve", "ingest"), ("bench.ingest.publish", "publishers"),
+                 ("bench.ingest.subscriber", "bare subscriber"))
+_NAMED_ROLES = {"postgres": "postgres", "mosquitto": "mosquitto", "mosquitto_pub": "publishers",
+                "mosquitto_sub": "mosquitto_sub", "psql": "psql"}
+
+
+def process_role(pid: int, comm: str, bench_pid: int) -> str:
+    """What a process is to the benchmark: ``ingest``, ``postgres``, ``mosquitto``, ``publishers``, ...;
+    ``other`` for anything else on the machine."""
+    if pid == bench_pid:
+        return "bench"  # with the publishers it started and reaped
+    if comm in _NAMED_ROLES:
+        return _NAMED_ROLES[comm]
+    if comm.startswith("python"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return "other"
+        for needle, role in _PYTHON_ROLES:
+            if needle in cmdline:
+                return role
+    return "other"
+
+
+def by_role(start: dict[int, ProcessTime], end: dict[int, ProcessTime], seconds: float,
+            bench_pid: int) -> dict[str, float]:
+    """CPUs used per role between two process tables (1.0 = one CPU busy for the whole window).
+
+    A process that exited inside the window counts in its parent's reaped-children time (the
+    publishers under ``bench``, PostgreSQL backends under ``postgres``), whole life included; one that
+    exited unreaped is missing. An approximation meant to show where the machine's CPU went, not a
+    measurement to divide by."""
+    if seconds <= 0:
+        return {}
+    used: dict[str, float] = defaultdict(float)
+    for pid, now in end.items():
+        before = start.get(pid)
+        delta = now.jiffies - (before.jiffies if before and before.started == now.started else 0)
+        if delta > 0:
+            used[process_role(pid, now.comm, bench_pid)] += delta / _HZ / seconds
+    return dict(sorted(used.items(), key=lambda kv: -kv[1]))
+
+
 @dataclass
 class Sample:
     wall: float
     busy: int
     ours: int
+    processes: dict[int, ProcessTime] = field(default_factory=dict)
 
 
-def sample() -> Sample:
-    return Sample(time.monotonic(), _busy_jiffies(), _tree_jiffies(os.getpid()))
+def sample(processes: bool = False) -> Sample:
+    return Sample(time.monotonic(), _busy_jiffies(), _tree_jiffies(os.getpid()),
+                  _process_jiffies() if processes else {})
 
 
 def foreign_share(a: Sample, b: Sample) -> float:
@@ -88,23 +159,45 @@ def busy_share(a: Sample, b: Sample) -> float:
     return min(1.0, max(0, b.busy - a.busy) / _HZ / (wall * _NCPU))
 
 
+@dataclass
+class Windows:
+    """What a LoadMeter recorded for some windows (to keep the least disturbed attempt of a phase)."""
+
+    foreign: dict[str, float]
+    busy: dict[str, float]
+    roles: dict[str, dict[str, float]]
+
+
 class LoadMeter:
-    """Per-window foreign CPU share (and the machine's total busy share), keyed by the window's name."""
+    """Per-window foreign CPU share, the machine's total busy share, and the CPUs each role (ingest,
+    postgres, mosquitto, publishers, ...) used, keyed by the window's name."""
 
     def __init__(self) -> None:
         self.windows: dict[str, float] = {}
         self.busy: dict[str, float] = {}
+        self.roles: dict[str, dict[str, float]] = {}
         self._open: dict[str, Sample] = {}
 
     def start(self, key: str) -> None:
-        self._open[key] = sample()
+        self._open[key] = sample(processes=True)
 
     def stop(self, key: str) -> float:
-        start, end = self._open.pop(key), sample()
+        start, end = self._open.pop(key), sample(processes=True)
         share = foreign_share(start, end)
         self.windows[key] = share
         self.busy[key] = busy_share(start, end)
+        self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid())
         return share
+
+    def take(self, keys: list[str]) -> Windows:
+        return Windows({k: self.windows[k] for k in keys if k in self.windows},
+                       {k: self.busy[k] for k in keys if k in self.busy},
+                       {k: self.roles[k] for k in keys if k in self.roles})
+
+    def put(self, recorded: Windows) -> None:
+        self.windows.update(recorded.foreign)
+        self.busy.update(recorded.busy)
+        self.roles.update(recorded.roles)
 
     def wait_quiet(self, max_wait_s: float, threshold: float = 0.10, window_s: float = 1.0) -> float:
         """Wait (at most ``max_wait_s``) until other processes use less than ``threshold`` of the CPUs."""

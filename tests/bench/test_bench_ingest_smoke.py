@@ -45,6 +45,8 @@ METRICS = [
     "g3_ratio",
     "g5_ratio",
     "g6_ratio",
+    "g3_ceiling",
+    "g5_ceiling",
 ]
 GOALS = {"G1", "G2", "G3", "G5", "G6"}
 
@@ -65,6 +67,7 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     for goal in GOALS:
         assert any(line.startswith(goal) and ("PASS" in line or "MISS" in line) for line in proc.stdout.splitlines())
     assert "machine:" in proc.stdout and "versions:" in proc.stdout
+    assert "G3 ceiling" in proc.stdout and "G5 ceiling" in proc.stdout
 
     doc = json.loads(out.read_text())
     metrics = doc["metrics"]

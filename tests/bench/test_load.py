@@ -1,0 +1,60 @@
+"""CPU accounting of the benchmark's timed windows (bench/ingest/load.py), on this machine's /proc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from bench.ingest.load import _HZ, LoadMeter, ProcessTime, by_role, process_role
+
+
+def test_process_role_names_the_benchmark_and_its_servers() -> None:
+    me = os.getpid()
+    assert process_role(me, "python3.11", me) == "bench"
+    assert process_role(12345, "postgres", me) == "postgres"
+    assert process_role(12345, "mosquitto", me) == "mosquitto"
+    assert process_role(12345, "mosquitto_pub", me) == "publishers"
+    assert process_role(12345, "kworker/0:1", me) == "other"
+
+
+def test_python_children_are_told_apart_by_command_line() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "bench.ingest.publish"])
+    try:
+        time.sleep(0.2)
+        assert process_role(child.pid, "python3", os.getpid()) == "publishers"
+    finally:
+        child.kill()
+        child.wait()
+    assert process_role(child.pid, "python3", os.getpid()) == "other"  # gone: nothing to read
+
+
+def test_by_role_counts_cpu_deltas_and_new_processes() -> None:
+    start = {1: ProcessTime("postgres", 10, 100), 2: ProcessTime("mosquitto", 10, 50)}
+    end = {1: ProcessTime("postgres", 10, 300), 2: ProcessTime("mosquitto", 10, 50),
+           3: ProcessTime("postgres", 99, 100)}  # 3 started in the window
+    used = by_role(start, end, 2.0, bench_pid=-1)
+    assert used == {"postgres": (200 + 100) / _HZ / 2.0}
+    # a reused pid (another start time) counts from zero, not as a negative delta
+    assert by_role({1: ProcessTime("postgres", 10, 500)}, {1: ProcessTime("psql", 70, 20)}, 1.0, -1) == \
+        {"psql": 20 / _HZ}
+    # a kernel thread that renames itself is still the same process
+    assert by_role({4: ProcessTime("kworker/0:2-events", 5, 13)}, {4: ProcessTime("kworker/0:2-mm", 5, 13)},
+                   1.0, -1) == {}
+    assert by_role(start, end, 0, -1) == {}
+
+
+def test_meter_attributes_a_busy_child_to_its_role() -> None:
+    meter = LoadMeter()
+    meter.start("w")
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass",
+                              "bench.ingest.subscriber"])
+    time.sleep(0.8)
+    meter.stop("w")
+    child.wait()
+    assert meter.roles["w"].get("bare subscriber", 0) > 0.3, meter.roles["w"]
+    kept = meter.take(["w"])
+    other = LoadMeter()
+    other.put(kept)
+    assert other.roles == meter.roles and other.busy == meter.busy and other.windows == meter.windows
