@@ -32,6 +32,7 @@ from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
 from bench.ingest.latency import flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter, Windows
 from bench.ingest.machine import machine_info
+from bench.ingest.pgwatch import PostgresWatch, waits_line
 from bench.ingest.profile import Sampler, summarize, thread_breakdown
 from bench.ingest.progress import Progress
 from bench.ingest.publish import Publisher, PublishResult, publish_inline
@@ -72,6 +73,8 @@ FULL = Sizes(messages_100=600, messages_1=12_000, latency_s=20.0, readings_per_d
              writer_messages=240, quiet_wait_s=20, budget_s=480)
 FLUSH_INTERVAL_MS = 200
 PUBLISHERS = {"paho": 2, "c": 12}  # kind -> processes
+# windows whose PostgreSQL WAL and wait events are watched, with what their rows are counted against
+WATCHED = ("b_copy_binary_parallel", "g1", "g3", "g5", "g6")
 
 
 def _pairs(messages: list[Message]) -> list[tuple[str, bytes]]:
@@ -202,6 +205,7 @@ class Bench:
                     f"{len(self.m1):,} messages x 1 reading")
         self.stack = Stack(list(self.workload.registry.regions), keep=self.keep)
         self.stack.start_postgres()
+        self.meter.watch = PostgresWatch(self.stack.pg.dsn(), only=set(WATCHED))
         self.stack.fresh_broker()
         note = self.stack.store_maintenance()
         if note:
@@ -511,6 +515,7 @@ class Bench:
                 r.lines.append(f"    {key:<9}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items()
                                                         if cpus >= 0.005))
         r.details["cpu_by_role"] = dict(self.meter.roles)
+        self._postgres_lines(r)
         r.details["attempts"] = self.attempts
         if self.b_copy_rollups:
             r.section("Informational")
@@ -522,6 +527,24 @@ class Bench:
                 unit = "rows/s" if v.name.startswith("W") else "msg/s"
                 r.add_info(v.name, v.rate, unit, v.note)
         return r
+
+    def _postgres_lines(self, r: Report) -> None:
+        watch = self.meter.watch
+        if watch is None or not watch.waits:
+            return
+        rows = {"b_copy_binary_parallel": self.rows_100, "g1": self.rows_100, "g5": self.rows_100,
+                "g3": sum(r.details.get("g3", {}).get("rows", {}).values())}
+        r.section("PostgreSQL during the timed windows: WAL written, and client backends by wait event "
+                  "(average number; CPU = running, no wait)")
+        for key in WATCHED:
+            if key not in watch.waits:
+                continue
+            wal = watch.wal_bytes.get(key, 0)
+            per_row = f", {wal / rows[key]:.0f} bytes/row" if rows.get(key) else ""
+            r.lines.append(f"    {key:<23} WAL {wal / 2**20:,.0f} MiB{per_row}; {waits_line(watch.waits[key])}")
+            if rows.get(key):
+                r.metric(f"wal_bytes_per_row_{key}", wal / rows[key])
+        r.details["postgres"] = {"wal_bytes": dict(watch.wal_bytes), "waits": dict(watch.waits)}
 
     def _ceilings(self, r: Report) -> None:
         """What the machine's CPUs allow G3 and G5 to reach (bench/ingest/ceilings.py)."""

@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.ingest.pgwatch import PostgresWatch
+
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _NCPU = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -64,6 +66,7 @@ def _tree_jiffies(root: int) -> int:
 @dataclass(frozen=True)
 class ProcessTime:
     comm: str
+    ppid: int
     started: int  # start time in clock ticks after boot: tells a reused pid from the same process
     jiffies: int  # utime + stime + cutime + cstime (children it reaped included)
 
@@ -80,7 +83,7 @@ def _process_jiffies() -> dict[int, ProcessTime]:
             continue
         head, rest = text.rsplit(")", 1)
         fields = rest.split()  # fields[0] is field 3 of proc(5): state
-        table[int(entry.name)] = ProcessTime(head.split("(", 1)[1], int(fields[19]),
+        table[int(entry.name)] = ProcessTime(head.split("(", 1)[1], int(fields[1]), int(fields[19]),
                                              sum(int(x) for x in fields[11:15]))
     return table
 
@@ -115,17 +118,24 @@ def by_role(start: dict[int, ProcessTime], end: dict[int, ProcessTime], seconds:
     """CPUs used per role between two process tables (1.0 = one CPU busy for the whole window).
 
     A process that exited inside the window counts in its parent's reaped-children time (the
-    publishers under ``bench``, PostgreSQL backends under ``postgres``), whole life included; one that
-    exited unreaped is missing. An approximation meant to show where the machine's CPU went, not a
-    measurement to divide by."""
+    publishers under ``bench``, PostgreSQL backends under ``postgres``): its time before the window,
+    known from the start table, is taken off the parent again. One that exited unreaped is missing. An
+    approximation meant to show where the machine's CPU went, not a measurement to divide by."""
     if seconds <= 0:
         return {}
-    used: dict[str, float] = defaultdict(float)
+    jiffies: dict[int, int] = {}
     for pid, now in end.items():
         before = start.get(pid)
-        delta = now.jiffies - (before.jiffies if before and before.started == now.started else 0)
+        jiffies[pid] = now.jiffies - (before.jiffies if before and before.started == now.started else 0)
+    for pid, then in start.items():
+        gone = pid not in end or end[pid].started != then.started
+        parent = end.get(then.ppid)
+        if gone and parent is not None and then.ppid in jiffies:
+            jiffies[then.ppid] -= then.jiffies
+    used: dict[str, float] = defaultdict(float)
+    for pid, delta in jiffies.items():
         if delta > 0:
-            used[process_role(pid, now.comm, bench_pid)] += delta / _HZ / seconds
+            used[process_role(pid, end[pid].comm, bench_pid)] += delta / _HZ / seconds
     return dict(sorted(used.items(), key=lambda kv: -kv[1]))
 
 
@@ -166,19 +176,25 @@ class Windows:
     foreign: dict[str, float]
     busy: dict[str, float]
     roles: dict[str, dict[str, float]]
+    wal_bytes: dict[str, int]
+    pg_waits: dict[str, dict[str, float]]
 
 
 class LoadMeter:
     """Per-window foreign CPU share, the machine's total busy share, and the CPUs each role (ingest,
-    postgres, mosquitto, publishers, ...) used, keyed by the window's name."""
+    postgres, mosquitto, publishers, ...) used, keyed by the window's name; with ``watch`` set, also
+    PostgreSQL's WAL bytes and wait events (:mod:`bench.ingest.pgwatch`)."""
 
     def __init__(self) -> None:
         self.windows: dict[str, float] = {}
         self.busy: dict[str, float] = {}
         self.roles: dict[str, dict[str, float]] = {}
+        self.watch: PostgresWatch | None = None
         self._open: dict[str, Sample] = {}
 
     def start(self, key: str) -> None:
+        if self.watch is not None:
+            self.watch.start(key)
         self._open[key] = sample(processes=True)
 
     def stop(self, key: str) -> float:
@@ -187,17 +203,25 @@ class LoadMeter:
         self.windows[key] = share
         self.busy[key] = busy_share(start, end)
         self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid())
+        if self.watch is not None:
+            self.watch.stop(key)
         return share
 
     def take(self, keys: list[str]) -> Windows:
+        wal = self.watch.wal_bytes if self.watch else {}
+        waits = self.watch.waits if self.watch else {}
         return Windows({k: self.windows[k] for k in keys if k in self.windows},
                        {k: self.busy[k] for k in keys if k in self.busy},
-                       {k: self.roles[k] for k in keys if k in self.roles})
+                       {k: self.roles[k] for k in keys if k in self.roles},
+                       {k: wal[k] for k in keys if k in wal}, {k: waits[k] for k in keys if k in waits})
 
     def put(self, recorded: Windows) -> None:
         self.windows.update(recorded.foreign)
         self.busy.update(recorded.busy)
         self.roles.update(recorded.roles)
+        if self.watch is not None:
+            self.watch.wal_bytes.update(recorded.wal_bytes)
+            self.watch.waits.update(recorded.pg_waits)
 
     def wait_quiet(self, max_wait_s: float, threshold: float = 0.10, window_s: float = 1.0) -> float:
         """Wait (at most ``max_wait_s``) until other processes use less than ``threshold`` of the CPUs."""

@@ -31,18 +31,26 @@ def test_python_children_are_told_apart_by_command_line() -> None:
 
 
 def test_by_role_counts_cpu_deltas_and_new_processes() -> None:
-    start = {1: ProcessTime("postgres", 10, 100), 2: ProcessTime("mosquitto", 10, 50)}
-    end = {1: ProcessTime("postgres", 10, 300), 2: ProcessTime("mosquitto", 10, 50),
-           3: ProcessTime("postgres", 99, 100)}  # 3 started in the window
+    start = {1: ProcessTime("postgres", 0, 10, 100), 2: ProcessTime("mosquitto", 0, 10, 50)}
+    end = {1: ProcessTime("postgres", 0, 10, 300), 2: ProcessTime("mosquitto", 0, 10, 50),
+           3: ProcessTime("postgres", 1, 99, 100)}  # 3 started in the window
     used = by_role(start, end, 2.0, bench_pid=-1)
     assert used == {"postgres": (200 + 100) / _HZ / 2.0}
     # a reused pid (another start time) counts from zero, not as a negative delta
-    assert by_role({1: ProcessTime("postgres", 10, 500)}, {1: ProcessTime("psql", 70, 20)}, 1.0, -1) == \
+    assert by_role({1: ProcessTime("postgres", 0, 10, 500)}, {1: ProcessTime("psql", 0, 70, 20)}, 1.0, -1) == \
         {"psql": 20 / _HZ}
     # a kernel thread that renames itself is still the same process
-    assert by_role({4: ProcessTime("kworker/0:2-events", 5, 13)}, {4: ProcessTime("kworker/0:2-mm", 5, 13)},
+    assert by_role({4: ProcessTime("kworker/0:2-events", 2, 5, 13)}, {4: ProcessTime("kworker/0:2-mm", 2, 5, 13)},
                    1.0, -1) == {}
     assert by_role(start, end, 0, -1) == {}
+
+
+def test_by_role_takes_a_reaped_childs_earlier_time_off_its_parent() -> None:
+    # the bench (pid 10) reaps a publisher (pid 11) that had used 300 ticks before the window and 50 in it:
+    # the bench's reaped-children time grows by all 350, of which only 50 belong to the window
+    start = {10: ProcessTime("python3", 1, 5, 1000), 11: ProcessTime("mosquitto_pub", 10, 6, 300)}
+    end = {10: ProcessTime("python3", 1, 5, 1000 + 20 + 350)}  # 20 of its own
+    assert by_role(start, end, 1.0, bench_pid=10) == {"bench": (20 + 50) / _HZ}
 
 
 def test_meter_attributes_a_busy_child_to_its_role() -> None:
