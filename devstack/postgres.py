@@ -54,6 +54,10 @@ class PostgresServer:
             "max_connections": "200",
             "shared_buffers": "256MB",
             "synchronous_commit": "on",
+            # The ingest commits a transaction per region and flush from several connections; with the
+            # default (1/32 of shared_buffers = 8 MB) its backends queue on LWLock:WALWrite. The ingest
+            # benchmark's PostgreSQL watch shows it (bench/ingest/README.md, fourth round).
+            "wal_buffers": "64MB",
             **(settings or {}),
         }
         self.dir: Path | None = None

@@ -63,6 +63,17 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
     assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
 
 
+def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.Compose) -> None:
+    """The ingest benchmark runs devstack's PostgreSQL settings; production's databases get the same WAL
+    buffers (the TimescaleDB image's own tuning would set 16 MB)."""
+    from devstack import PostgresServer
+
+    wanted = PostgresServer().settings["wal_buffers"]
+    for name in (*REGION_DBS, "db-control"):
+        cmd = cc.command(compose["services"][name])
+        assert cmd[:1] == ["postgres"] and f"wal_buffers={wanted}" in cmd, (name, cmd)
+
+
 def test_defaults_only_for_local_use(raw: cc.Compose) -> None:
     """The DB passwords have local defaults; the pseudonymization key and the Grafana admin password have
     none and stop compose."""
