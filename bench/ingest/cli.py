@@ -1,4 +1,5 @@
-"""``python -m bench.ingest [--quick] [--json OUT] [--prototypes] [--profile DIR] [--budget S] [--quiet-wait S]``
+"""``python -m bench.ingest [--quick] [--json OUT] [--prototypes] [--profile DIR] [--budget S] [--quiet-wait S]
+[--pg-setting NAME=VALUE]``
 
 The ingest benchmark (issue 5). It starts its own PostgreSQL and Mosquitto and runs the real service.
 
@@ -10,6 +11,9 @@ Every ratio is measured in this run, on this machine, against a baseline taken o
   G3  ingest msgs/s, 1 reading/msg                       / bare paho QoS 1 subscriber (counts only) >= 0.8
   G5  two replicas (shared subscription) / one replica                                            >= 1.3
   G6  p99 publish -> row visible at half the load of G1  / INGEST_FLUSH_INTERVAL_MS               <= 1.5
+
+Also printed: the CPUs each process role used, PostgreSQL's WAL bytes per row and wait events, and the
+ceilings this machine's CPUs put on G3 and G5 (bench/ingest/ceilings.py).
 
 Progress goes to stderr; the report to stdout; ``--json`` writes every number.
 """
@@ -86,7 +90,9 @@ def _default(name: str) -> Any:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, progress: Progress, profile_dir: Path | None, keep: bool) -> None:
+    def __init__(self, sizes: Sizes, progress: Progress, profile_dir: Path | None, keep: bool,
+                 pg_settings: dict[str, str] | None = None) -> None:
+        self.pg_settings = pg_settings or {}
         self.sizes = sizes
         self.p = progress
         self.profile_dir = profile_dir
@@ -203,7 +209,7 @@ class Bench:
                     f"{self.rows_100:,} rows ({self.rows_100 / self.readings_100:.1f} rows/reading, "
                     f"{sum(len(m.payload) for m in self.m100) / len(self.m100) / 1024:.1f} KiB/msg); "
                     f"{len(self.m1):,} messages x 1 reading")
-        self.stack = Stack(list(self.workload.registry.regions), keep=self.keep)
+        self.stack = Stack(list(self.workload.registry.regions), keep=self.keep, pg_settings=self.pg_settings)
         self.stack.start_postgres()
         self.meter.watch = PostgresWatch(self.stack.pg.dsn(), only=set(WATCHED))
         self.stack.fresh_broker()
@@ -584,6 +590,13 @@ def machine_lines(m: dict[str, object]) -> list[str]:
     ]
 
 
+def _pg_setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip() or not name.replace("_", "").replace(".", "").isalnum():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (a PostgreSQL setting), got {text!r}")
+    return name.strip(), value.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -600,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-measure phases disturbed by other processes while the run stays under S "
                              "seconds (default 480, 0 with --quick: never)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directory (logs) afterwards")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", type=_pg_setting,
+                        help="a PostgreSQL setting over devstack's (repeatable), e.g. wal_buffers=8MB to "
+                             "measure a setting against the default; the report lists the settings")
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
@@ -609,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, budget_s=max(0.0, args.budget))
     phases = 9 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
     progress = Progress(phases)
-    bench = Bench(sizes, progress, args.profile, args.keep)
+    bench = Bench(sizes, progress, args.profile, args.keep, dict(args.pg_setting))
     started = datetime.now(UTC)
     t0 = time.monotonic()
     try:

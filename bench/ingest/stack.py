@@ -51,12 +51,12 @@ class Databases:
 
 
 class Stack:
-    def __init__(self, regions: list[str], keep: bool = False) -> None:
+    def __init__(self, regions: list[str], keep: bool = False, pg_settings: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
         os.chmod(self.dir, 0o755)
         self.keep = keep
         self.region_names = regions
-        self.pg = PostgresServer(base_dir=self.dir)
+        self.pg = PostgresServer(base_dir=self.dir, settings=pg_settings)
         self.mqtt: MosquittoServer | None = None
         self.db: Databases | None = None
         self.ingests: list[IngestProcess] = []

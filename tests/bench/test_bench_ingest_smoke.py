@@ -58,7 +58,7 @@ GOALS = {"G1", "G2", "G3", "G5", "G6"}
 def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "bench.ingest", "--quick", "--json", str(out), "--pg-setting", "wal_buffers=16MB"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=280,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
@@ -84,4 +84,13 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
         assert goal["ratio"] > 0 and goal["baseline"] > 0 and isinstance(goal["pass"], bool)
     assert doc["machine"]["nproc"] >= 1 and doc["machine"]["cpu_model"]
     assert doc["workload"]["rows_100"] > 0
+    assert doc["settings"]["postgresql"]["wal_buffers"] == "16MB"  # --pg-setting reached the server's settings
     assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub"}
+
+
+@pytest.mark.parametrize("bad", ["wal_buffers", "=8MB", "wal_buffers=", "x; DROP=1"])
+def test_a_bad_pg_setting_is_refused_by_name(bad: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.ingest", "--quick", "--pg-setting", bad],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--pg-setting" in proc.stderr and "expected NAME=VALUE" in proc.stderr
