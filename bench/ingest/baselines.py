@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,28 +193,39 @@ def b_raw(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]
 
 
 def writer_stage(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]]], per_flush: int,
-                 meter: LoadMeter) -> Timed:
-    """The ingest's RegionWriter on the workload's rows, ``per_flush`` messages per transaction and region."""
+                 meter: LoadMeter, concurrent: bool = True) -> Timed:
+    """The ingest's RegionWriter on the workload's rows, ``per_flush`` messages per transaction and region.
+
+    ``concurrent``: a flush's regions are written at once, one thread per region, as the ingest's
+    consumer does; otherwise one region after the other (key ``writer_stage_serial``)."""
     assert stack.db is not None
     groups = [merge_rows(per_message[i:i + per_flush]) for i in range(0, len(per_message), per_flush)]
     stack.reset_databases()
     writers = {r: RegionWriter(r, dsn) for r, dsn in stack.db.regions.items()}
     for w in writers.values():  # connect (and let the writer inspect the store) outside the timed part
         w.write([])
-    total = 0
+    key = "writer_stage" if concurrent else "writer_stage_serial"
+    total = sum(len(rows) for group in groups for rows in group.values())
+    pool = ThreadPoolExecutor(len(writers), thread_name_prefix="bench-region") if concurrent else None
     try:
-        meter.start("writer_stage")
+        meter.start(key)
         t = time.perf_counter()
         for group in groups:
-            for region, rows in group.items():
-                writers[region].write(rows)
-                total += len(rows)
+            if pool is not None:
+                for future in [pool.submit(writers[region].write, rows) for region, rows in group.items()]:
+                    future.result()
+            else:
+                for region, rows in group.items():
+                    writers[region].write(rows)
         seconds = time.perf_counter() - t
-        meter.stop("writer_stage")
+        meter.stop(key)
     finally:
+        if pool is not None:
+            pool.shutdown()
         for w in writers.values():
             w.close()
-    return Timed(total, seconds, {"messages_per_transaction": per_flush})
+    return Timed(total, seconds, {"messages_per_transaction": per_flush,
+                                  "regions": "at once, a thread each" if concurrent else "one after the other"})
 
 
 def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter, key: str = "route_stage") -> Timed:

@@ -273,13 +273,20 @@ class Bench:
         writer = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter)
         self.writer_rate = self.report.metric("writer_stage_rows_per_s", writer.rate)
         self.p.note(f"writer: {writer.rate:,.0f} rows/s ({per_flush} messages per transaction and region, "
-                    f"{writer.rows:,} rows)")
+                    f"regions at once, {writer.rows:,} rows)")
+        self._quiet("writer_stage_serial")
+        serial = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter,
+                                        concurrent=False)
+        self.report.metric("writer_stage_serial_rows_per_s", serial.rate)
+        self.p.note(f"writer, regions one after the other: {serial.rate:,.0f} rows/s")
         self._quiet("control_stage")
         control = baselines.control_stage(self.stack, self.router, self.m1, int(_default("flush_max_messages")),
                                           self.meter)
         self.report.metric("control_stage_ms_per_flush", control.detail["ms_per_flush"])
         self.report.details["stages"] = {"route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
                                          "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail},
+                                         "writer_serial": {"rows": serial.rows, "seconds": serial.seconds,
+                                                           **serial.detail},
                                          "control": {"decisions": control.rows, "seconds": control.seconds,
                                                      **control.detail}}
         self.p.note(f"control, 1 reading/msg: {control.detail['ms_per_flush']} ms per flush of "
@@ -491,7 +498,9 @@ class Bench:
                         self.b_copy_rate, "rows/s", self.writer_rate / self.b_copy_rate, ">=", 0.7,
                         note="RegionWriter.write as it is (fast path: binary COPY into readings + rollups "
                              "aggregated from the same rows; merge path on a duplicate), 8 messages per "
-                             "transaction and region"))
+                             "transaction and region, a flush's regions at once (a thread each, as the ingest); "
+                             f"one region after the other: {fmt(r.metrics['writer_stage_serial_rows_per_s'])} "
+                             "rows/s"))
         r.add_goal(Goal("G3", "e2e 1 reading/msg", self.ingest_1r, "msg/s", "bare sub", self.bare_rate, "msg/s",
                         self.ingest_1r / self.bare_rate, ">=", 0.8,
                         note=f"publisher alone {fmt(self.publisher_alone['1'])} msg/s"))
@@ -632,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.setup()
         bench.run_phase(bench.b_copy, ["b_copy_text", "b_copy_binary", "b_copy_binary_parallel"])
         bench.run_phase(bench.b_raw, ["b_raw"])
-        bench.run_phase(bench.stages, ["route_stage", "writer_stage", "control_stage"])
+        bench.run_phase(bench.stages, ["route_stage", "writer_stage", "writer_stage_serial", "control_stage"])
         bench.publishers()
         bench.run_phase(bench.g1, ["g1"])
         bench.run_phase(bench.g3, ["bare_sub", "g3"])

@@ -22,6 +22,7 @@ METRICS = [
     "route_stage_rows_per_s",
     "route_stage_msgs_per_s",
     "writer_stage_rows_per_s",
+    "writer_stage_serial_rows_per_s",
     "publisher_paho_100r_msgs_per_s",
     "publisher_c_100r_msgs_per_s",
     "publisher_paho_1r_msgs_per_s",
