@@ -523,7 +523,8 @@ class Bench:
                   "the load generators, others)")
         r.lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in self.meter.busy.items()))
         r.details["machine_cpu_busy"] = dict(self.meter.busy)
-        r.section("CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate)")
+        r.section("CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate; "
+                  "bench = this process and the publishers it started and reaped)")
         for key in ("g1", "bare_sub", "g3", "g5", "g6"):
             roles = self.meter.roles.get(key)
             if roles:
