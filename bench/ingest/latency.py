@@ -56,8 +56,16 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class VisibilityPoller(threading.Thread):
-    _SQL = ("SELECT p.d, p.s FROM unnest(%s::text[], %s::bigint[]) AS p(d, s)"
-            " WHERE EXISTS (SELECT 1 FROM readings r WHERE r.device_id = p.d AND r.seq = p.s)")
+    """Asks every region store, every ``poll_s``, which of the pending messages it shows.
+
+    The poller shares the machine with what it measures, so its query is kept cheap: every reading of
+    a message carries the publish time as ``ts``, and the query bounds ``ts`` by the pending messages'
+    publish times (scalar parameters, so PostgreSQL plans against the one or two daily partitions of
+    ``readings`` that can hold them instead of all of them)."""
+
+    _SQL = ("SELECT p.d, p.s FROM unnest(%s::text[], %s::bigint[]) AS p(d, s) CROSS JOIN LATERAL"
+            " (SELECT 1 FROM readings r WHERE r.device_id = p.d AND r.seq = p.s"
+            " AND r.ts >= to_timestamp(%s) AND r.ts <= to_timestamp(%s) LIMIT 1) AS seen")
 
     def __init__(self, region_dsns: dict[str, str], poll_s: float) -> None:
         super().__init__(name="visibility-poller", daemon=True)
@@ -86,10 +94,12 @@ class VisibilityPoller(threading.Thread):
                     for region, conn in conns.items():
                         with self.lock:
                             keys = [k for k, p in self.pending.items() if region in p.regions]
+                            times = [self.pending[k].t_pub for k in keys]
                         if not keys:
                             continue
                         t_query = time.time()
-                        found = conn.execute(self._SQL, ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+                        found = conn.execute(self._SQL, ([k[0] for k in keys], [k[1] for k in keys],
+                                                         min(times) - 1.0, max(times) + 1.0)).fetchall()
                         with self.lock:
                             for d, s in found:
                                 p = self.pending.get((d, s))
