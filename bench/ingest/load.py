@@ -32,37 +32,6 @@ def _busy_jiffies() -> int:
     return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
 
 
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, utime + stime + cutime + cstime)."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        rest = text.rsplit(")", 1)[1].split()
-        # rest[0] = state, rest[1] = ppid, rest[11..14] = utime stime cutime cstime
-        table[int(entry.name)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
-    return table
-
-
-def _tree_jiffies(root: int) -> int:
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    total = 0
-    stack = [root]
-    while stack:
-        pid = stack.pop()
-        if pid in table:
-            total += table[pid][1]
-        stack.extend(children.get(pid, []))
-    return total
-
-
 @dataclass(frozen=True)
 class ProcessTime:
     comm: str
@@ -86,6 +55,21 @@ def _process_jiffies() -> dict[int, ProcessTime]:
         table[int(entry.name)] = ProcessTime(head.split("(", 1)[1], int(fields[1]), int(fields[19]),
                                              sum(int(x) for x in fields[11:15]))
     return table
+
+
+def _tree_jiffies(root: int, table: dict[int, ProcessTime]) -> int:
+    """CPU time of ``root`` and its live descendants (their reaped children included)."""
+    children: dict[int, list[int]] = {}
+    for pid, proc in table.items():
+        children.setdefault(proc.ppid, []).append(pid)
+    total = 0
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in table:
+            total += table[pid].jiffies
+        stack.extend(children.get(pid, []))
+    return total
 
 
 # Python children are told apart by their command line (module names of this repo).
@@ -148,8 +132,9 @@ class Sample:
 
 
 def sample(processes: bool = False) -> Sample:
-    return Sample(time.monotonic(), _busy_jiffies(), _tree_jiffies(os.getpid()),
-                  _process_jiffies() if processes else {})
+    """The machine's busy time and this process tree's; with ``processes``, every process's (by role later)."""
+    table = _process_jiffies()
+    return Sample(time.monotonic(), _busy_jiffies(), _tree_jiffies(os.getpid(), table), table if processes else {})
 
 
 def foreign_share(a: Sample, b: Sample) -> float:
