@@ -10,10 +10,12 @@ ceilings follow from those costs:
   load (B_copy, binary, 4 regions at once). It leaves out the decision log, the rollups, the row
   encoding and the ingest's own bookkeeping, so the true ceiling is lower than this one.
 - **G5** (two replicas / one): at one replica's machine-wide CPU cost per row, all CPUs busy give
-  1 / (busy share during G1). A second replica only helps with idle CPU.
+  1 / (busy share during G1). A second replica only helps with idle CPU. Two replicas can cost less
+  per row than one (larger batches each, commits overlapping), so a run can beat this estimate.
 
-They are estimates (CPU time is sampled from /proc in clock ticks; a 2-vCPU VM may share one core's
-execution units), printed so that a missed target can be read against what the machine allows.
+They are estimates, not bounds (CPU time is sampled from /proc in clock ticks; a 2-vCPU VM may share
+one core's execution units), printed so that a missed target can be read against what the machine
+allows.
 """
 
 from __future__ import annotations

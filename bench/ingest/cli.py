@@ -575,10 +575,10 @@ class Bench:
                         rows_per_msg=sum(r.details["g3"]["rows"].values()) / len(self.m1),
                         copy_rate=m["b_copy_binary_parallel_rows_per_s"], copy_busy=busy["b_copy_binary_parallel"])
         r.add_info("G3 ceiling (paho + route + rows at COPY cost)", r.metric("g3_ceiling", g3.ratio), "x bare sub",
-                   f"{g3.detail()}; target 0.8")
+                   f"{g3.detail()}; target 0.8", digits=2)
         g5 = replicas_ceiling(busy["g1"])
         r.add_info("G5 ceiling (all CPUs at G1's cost per row)", r.metric("g5_ceiling", g5), "x 1 replica",
-                   f"machine {busy['g1']:.0%} busy during G1; target 1.3")
+                   f"machine {busy['g1']:.0%} busy during G1; target 1.3", digits=2)
         r.details["ceilings"] = {"g3": g3.__dict__, "g5": g5}
 
     def _goal_g6(self, r: Report) -> None:

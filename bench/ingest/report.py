@@ -47,8 +47,9 @@ def fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def info(name: str, value: float, unit: str, detail: str = "") -> str:
-    return f"    {name:<46} {fmt(value)} {unit}" + (f"  ({detail})" if detail else "")
+def info(name: str, value: float, unit: str, detail: str = "", digits: int | None = None) -> str:
+    shown = fmt(value) if digits is None else f"{value:.{digits}f}"
+    return f"    {name:<46} {shown} {unit}" + (f"  ({detail})" if detail else "")
 
 
 class Report:
@@ -62,8 +63,8 @@ class Report:
         self.metrics[key] = float(value)
         return value
 
-    def add_info(self, name: str, value: float, unit: str, detail: str = "") -> None:
-        self.lines.append(info(name, value, unit, detail))
+    def add_info(self, name: str, value: float, unit: str, detail: str = "", digits: int | None = None) -> None:
+        self.lines.append(info(name, value, unit, detail, digits))
 
     def add_goal(self, goal: Goal) -> None:
         self.goals.append(goal)
