@@ -11,7 +11,7 @@ ceilings follow from those costs:
   encoding and the ingest's own bookkeeping, so the true ceiling is lower than this one.
 - **G5** (two replicas / one): at one replica's machine-wide CPU cost per row, all CPUs busy give
   1 / (busy share during G1). A second replica only helps with idle CPU. Two replicas can cost less
-  per row than one (larger batches each, commits overlapping), so a run can beat this estimate.
+  machine CPU per row than one, and then a run beats this estimate (one run of the fourth round did).
 
 They are estimates, not bounds (CPU time is sampled from /proc in clock ticks; a 2-vCPU VM may share
 one core's execution units), printed so that a missed target can be read against what the machine
