@@ -52,6 +52,13 @@ class ForbiddenError(ApiError):
     status_code = 403
 
 
+class ConflictError(ApiError):
+    """The request conflicts with the current state: the id exists already, the entry is still in use,
+    or the policy is managed elsewhere (409)."""
+
+    status_code = 409
+
+
 class PayloadTooLargeError(ApiError):
     """The request body is larger than allowed (413)."""
 

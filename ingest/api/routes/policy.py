@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.errors import PayloadTooLargeError
 from ingest.api.models import (
     ActivateRequest,
     ActivationPage,
@@ -96,7 +97,7 @@ async def upload_draft(request: Request, runtime: RuntimeDep, principal: Complia
     uploaded_by = principal.user
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > runtime.settings.policy_draft_max_bytes:
-        raise service.DraftTooLargeError(
+        raise PayloadTooLargeError(
             f"the draft is {declared} bytes; the limit is {runtime.settings.policy_draft_max_bytes}"
         )
     body = await request.body()

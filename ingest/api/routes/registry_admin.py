@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from ingest.api.auth import AUTH_RESPONSES, PrincipalDep, require, require_scope
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.errors import ApiError, BadParameterError, NotFoundError
+from ingest.api.errors import BadParameterError, ConflictError, NotFoundError
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
 from ingest.errors import RegistryError, StoreUnavailableError
@@ -52,12 +52,6 @@ router = APIRouter(
 )
 
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
-
-
-class ConflictError(ApiError):
-    """The id exists already, or the entry is still in use (409)."""
-
-    status_code = 409
 
 
 class InvalidEntryError(BadParameterError):
@@ -158,9 +152,7 @@ def _change(
             record(conn, actor=principal.user, action=f"registry.{kind}.{action}", target=f"{kind}:{entry_id}",
                    regions=result.regions,
                    details={"revision": result.revision, "before": result.before, "after": result.after})
-    except EntryExistsError as exc:
-        raise ConflictError(str(exc)) from None
-    except EntryInUseError as exc:
+    except (EntryExistsError, EntryInUseError) as exc:
         raise ConflictError(str(exc)) from None
     except EntryNotFoundError as exc:
         raise NotFoundError(str(exc)) from None

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from ingest.api.auth import AUTH_RESPONSES, PrincipalDep, require, require_scope
 from ingest.api.config import ApiSettings
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.errors import ApiError, BadParameterError, NotFoundError
+from ingest.api.errors import BadParameterError, ConflictError, NotFoundError
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import ALL_REGIONS, Principal, Role
 from ingest.errors import StoreUnavailableError
@@ -35,10 +35,6 @@ router = APIRouter(
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 UserName = Annotated[str, Path(pattern=NAME_PATTERN, description="User name.")]
-
-
-class ConflictError(ApiError):
-    status_code = 409
 
 
 class UserCreate(BaseModel):

@@ -17,7 +17,7 @@ import psycopg
 
 from ingest.api import db
 from ingest.api.config import ApiSettings
-from ingest.api.errors import ApiError, NotFoundError
+from ingest.api.errors import ApiError, ConflictError, NotFoundError, PayloadTooLargeError
 from ingest.api.models import (
     ActivationPage,
     ActivationPublic,
@@ -46,14 +46,6 @@ WHATIF_STATEMENT_TIMEOUT_MS = 300_000
 
 class PolicyRuntimeMissingError(ApiError):
     status_code = 503
-
-
-class PolicyConflictError(ApiError):
-    status_code = 409
-
-
-class DraftTooLargeError(ApiError):
-    status_code = 413
 
 
 class UnsupportedDraftTypeError(ApiError):
@@ -109,7 +101,7 @@ def upload_draft(*, runtime: Runtime, body: bytes, content_type: str, uploaded_b
     """Store a draft from a .tar.gz (``python -m policy bundle --with-tests``, or a policy directory) or JSON."""
     limit = runtime.settings.policy_draft_max_bytes
     if len(body) > limit:
-        raise DraftTooLargeError(
+        raise PayloadTooLargeError(
             f"the draft is {len(body)} bytes; the limit is {limit} (INGEST_POLICY_DRAFT_MAX_BYTES)"
         )
     kind = content_type.split(";", 1)[0].strip().lower()
@@ -130,7 +122,7 @@ def upload_draft(*, runtime: Runtime, body: bytes, content_type: str, uploaded_b
             )
         return DraftCheckPublic.model_validate(target.upload_draft(files, uploaded_by))
     except ManagedByOpaError as exc:
-        raise PolicyConflictError(str(exc)) from None
+        raise ConflictError(str(exc)) from None
     except PolicyDraftError as exc:
         raise PolicyRefusedError(f"unusable draft: {exc}") from None
 
@@ -139,7 +131,7 @@ def activate(*, runtime: Runtime, revision: str, activated_by: str, draft_id: st
     try:
         result = policy_runtime(runtime).activate(revision, activated_by, draft_id=draft_id, audit=True)
     except ManagedByOpaError as exc:
-        raise PolicyConflictError(str(exc)) from None
+        raise ConflictError(str(exc)) from None
     except DraftNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
     except ActivationRefused as exc:
