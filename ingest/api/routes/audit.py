@@ -11,11 +11,11 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from ingest.api import db
 from ingest.api.auth import AUTH_RESPONSES, require
@@ -35,18 +35,8 @@ ReaderDep = Annotated[Principal, Depends(require(Role.COMPLIANCE, Role.ADMIN))]
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "regions", "details")
 
 
-class AuditEntry(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    regions: list[str]
-    details: dict[str, Any]
-
-
 class AuditPage(BaseModel):
-    items: list[AuditEntry]
+    items: list[audit.AuditRow]  # the store's rows as they are: one definition of an audit row
     next_before_id: int | None
     """Pass as before_id for the next (older) page; null on the last page."""
 
@@ -72,8 +62,7 @@ def _filter(
 FilterDep = Annotated[audit.AuditFilter, Depends(_filter)]
 
 
-def _entry(row: audit.AuditRow) -> AuditEntry:
-    return AuditEntry(**row.__dict__)
+_ROW_JSON = TypeAdapter(audit.AuditRow)
 
 
 @router.get("", summary="Audit rows, newest first (roles compliance, admin)")
@@ -83,7 +72,7 @@ def list_audit(
 ) -> AuditPage:
     with db.query(runtime.control, store="control", settings=settings) as cur:
         rows = audit.list_rows(cur, flt, limit=limit)
-    return AuditPage(items=[_entry(r) for r in rows], next_before_id=rows[-1].id if len(rows) == limit else None)
+    return AuditPage(items=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
 @router.get(
@@ -120,7 +109,7 @@ def export_audit(
                 yield buffer.getvalue()
             else:
                 for row in rows:
-                    yield _entry(row).model_dump_json() + "\n"
+                    yield _ROW_JSON.dump_json(row).decode() + "\n"
         finally:
             conn_cm.__exit__(None, None, None)
 

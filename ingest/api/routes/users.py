@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -64,20 +65,11 @@ class TokenCreate(BaseModel):
     expires_in_days: float | None = Field(default=None, gt=0, le=3650, description="Omit: never expires.")
 
 
-class TokenPublic(BaseModel):
-    token_id: str
-    user: str
-    label: str
-    created_at: datetime
-    created_by: str
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    revoked_by: str | None
-    last_used_at: datetime | None
+@dataclass(frozen=True)
+class TokenCreated(users.TokenInfo):
+    """A new token's metadata (the store's :class:`~ingest.store.users.TokenInfo`) and its text."""
 
-
-class TokenCreated(TokenPublic):
-    token: str = Field(description="The token, shown only in this answer: `Authorization: Bearer <token>`.")
+    token: Annotated[str, Field(description="The token, shown only in this answer: `Authorization: Bearer <token>`.")]
 
 
 def _user_public(user: users.User) -> UserPublic:
@@ -85,10 +77,6 @@ def _user_public(user: users.User) -> UserPublic:
         name=user.name, roles=sorted(user.roles), regions=ALL_REGIONS if user.regions is None else sorted(user.regions),
         disabled=user.disabled, created_at=user.created_at, created_by=user.created_by, updated_at=user.updated_at,
     )
-
-
-def _token_public(info: users.TokenInfo) -> TokenPublic:
-    return TokenPublic(**info.__dict__)
 
 
 def _regions(runtime: Runtime, value: list[str] | Literal["*"]) -> frozenset[str] | None:
@@ -190,28 +178,28 @@ def create_token(
         _get_managed(conn, principal, name, "creating a token for")
         info, issued = users.create_token(conn, user=name, actor=principal.user, label=body.label,
                                           expires_at=expires_at)
-    return TokenCreated(**_token_public(info).model_dump(), token=issued.text)
+    return TokenCreated(**asdict(info), token=issued.text)
 
 
 @router.get("/users/{name}/tokens", summary="A user's tokens, without secrets (role admin)",
             responses={404: {"model": ErrorPublic}})
 def list_user_tokens(
     name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep
-) -> list[TokenPublic]:
+) -> list[users.TokenInfo]:
     with _write(runtime, settings) as conn:
         _get_managed(conn, principal, name, "listing the tokens of")
-        return [_token_public(t) for t in users.list_tokens(conn, user=name)]
+        return users.list_tokens(conn, user=name)
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token (role admin); idempotent",
                responses={404: {"model": ErrorPublic}})
-def revoke_token(token_id: str, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> TokenPublic:
+def revoke_token(token_id: str, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> users.TokenInfo:
     with _write(runtime, settings) as conn:
         owner = next((t.user for t in users.list_tokens(conn) if t.token_id == token_id), None)
         if owner is None:
             raise users.UnknownTokenError(f"unknown token {token_id!r}")
         _get_managed(conn, principal, owner, "revoking a token of")
-        return _token_public(users.revoke_token(conn, token_id, actor=principal.user))
+        return users.revoke_token(conn, token_id, actor=principal.user)
 
 
 class MePublic(BaseModel):
