@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker.errors import BrokerConfigError
 from ingest.registry import Registry
+from ingest.yaml_model import load_model
 from wire import DataTopic, StatusTopic
 from wire.topics import DATA_PREFIX, STATUS_PREFIX, data_subscription, status_subscription, valid_id
 
@@ -96,26 +96,9 @@ class IdentitiesSpec(BaseModel):
 
 
 def load_identities(path: Path) -> IdentitiesSpec:
-    """Load and validate the identities file; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BrokerConfigError(f"{path}: cannot read identities file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise BrokerConfigError(f"{path}{where}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BrokerConfigError(f"{path}: must be a mapping with 'ingest' and 'gateways'")
-    try:
-        return IdentitiesSpec.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if not err["loc"] and ": " in msg:
-            loc, msg = msg.split(": ", 1)
-        raise BrokerConfigError(f"{path}: {loc}: {msg}") from None
+    """Load and validate the identities file; errors name the file, the line when known, and the field."""
+    return load_model(path, IdentitiesSpec, what="identities file", error=BrokerConfigError,
+                      not_a_mapping="must be a mapping with 'ingest' and 'gateways'")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.errors import RegistryError
+from ingest.yaml_model import load_model
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
@@ -125,47 +125,8 @@ class Registry(_Model):
 
 def load_registry(path: Path) -> Registry:
     """Load and validate a registry file; errors name the file, the line when known, and the field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read registry: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise RegistryError(f"{path}{where}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: registry must be a mapping with regions, profiles, sites, devices")
-    try:
-        return Registry.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc_parts: tuple[int | str, ...] = tuple(err["loc"])
-        msg = err["msg"]
-        if not loc_parts and ": " in msg:  # cross-reference errors carry their path in the message
-            dotted, msg = msg.removeprefix("Value error, ").split(": ", 1)
-            loc_parts = tuple(dotted.split("."))
-        loc = ".".join(str(p) for p in loc_parts) or "(top level)"
-        line = _line_of(text, loc_parts)
-        where = f":{line}" if line else ""
-        raise RegistryError(f"{path}{where}: {loc}: {msg}") from None
-
-
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best-effort line number of the deepest key of ``loc`` that appears in the YAML text."""
-    line_no: int | None = None
-    start = 0
-    lines = text.splitlines()
-    for key in loc:
-        if not isinstance(key, str):
-            continue
-        for i in range(start, len(lines)):
-            stripped = lines[i].lstrip()
-            if stripped.startswith(f"{key}:") or stripped.startswith(f"- {key}:"):
-                line_no, start = i + 1, i + 1
-                break
-    return line_no
+    return load_model(path, Registry, what="registry", error=RegistryError,
+                      not_a_mapping="registry must be a mapping with regions, profiles, sites, devices")
 
 
 # --- the effective registry: the YAML overlaid with entries changed through the API -----------------------
