@@ -48,6 +48,19 @@ def registry() -> Registry:
     return load_registry(REGISTRY_FILE)
 
 
+def fresh_control(pg: PostgresServer) -> str:
+    """A new, migrated control database."""
+    control = pg.create_database(f"t{next(_db_counter)}_control")
+    migrate(control, "control", store="control")
+    return control
+
+
+@pytest.fixture
+def control(pg_server: PostgresServer) -> str:
+    """A new, migrated control database on the session's PostgreSQL (a test module may define its own)."""
+    return fresh_control(pg_server)
+
+
 def fresh_databases(pg: PostgresServer, registry: Registry) -> tuple[str, dict[str, str]]:
     """A new, migrated control database and one region database per registry region."""
     n = next(_db_counter)

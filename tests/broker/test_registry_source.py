@@ -4,7 +4,6 @@ added through the overlay publish after the regeneration and a broker restart.""
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -18,21 +17,12 @@ from broker.registry_source import load_effective_registry
 from devstack import PostgresServer
 from devstack.mosquitto import BrokerAuth, MosquittoServer
 from ingest.store import registry_store
-from ingest.store.migrate import migrate
 from tests.broker.support import DEMO_REGISTRY, REPO, Credentials, connect
 
 pytestmark = pytest.mark.integration
 
-_n = itertools.count(1)
 BERLIN = {"country": "DE", "home_region": "eu-central", "name": "Berlin plant"}
 IDENTITIES = REPO / "deploy" / "local" / "broker-identities.yaml"
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database(f"broker_registry_{next(_n)}")
-    migrate(dsn, "control", store="control")
-    return dsn
 
 
 def _register(dsn: str, kind: str, entry_id: str, spec: dict[str, Any] | None) -> None:

@@ -3,7 +3,6 @@ running ingest picking up the new revision for the next message. Real PostgreSQL
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import threading
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from devstack import MosquittoServer, PostgresServer
+from devstack import MosquittoServer
 from ingest.policy_runtime import (
     ActivationRefused,
     ActivePolicy,
@@ -23,14 +22,12 @@ from ingest.policy_runtime import (
     ManagedByOpaError,
     PolicyRuntime,
 )
-from ingest.store.migrate import migrate
 from policy import DEFAULT_POLICY_DIR, CachedPolicyEngine, EmbeddedPolicyEngine, Flow, PolicyEngine, compute_revision
 from policy.bundle import files_digest, read_policy_dir
 from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
 from tests.policy.test_opa_client import FakeOpa
 from wire import DataTopic
 
-_n = itertools.count(1)
 DE_TO_GB = Flow(origin="DE", destination="GB", category="personal")
 DE_TO_US = Flow(origin="DE", destination="US", category="personal")
 
@@ -57,13 +54,6 @@ def drop_uk_adequacy(policy_dir: Path, *, fix_tests: bool) -> None:
             "\ntest_eu_personal_to_uk_no_longer_adequate if {\n"
             '\tnot residency.decide({"origin": "DE", "destination": "GB", "category": "personal"}).allow\n}\n'
         ))
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database(f"policy_rt_{next(_n)}")
-    migrate(dsn, "control", store="control")
-    return dsn
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the control store, the real Rego engine behind the router."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
@@ -13,18 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from devstack import PostgresServer
 from ingest.errors import StoreUnavailableError
 from ingest.pipeline.router import Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Registry, RegistryEntryError
 from ingest.registry_sync import RegistrySync, effective
 from ingest.store import registry_store
-from ingest.store.migrate import migrate
 from ingest.store.registry_store import RegistryEntry, RegistrySnapshot
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 
-_n = itertools.count(1)
 T = datetime(2026, 11, 22, tzinfo=UTC)
 BERLIN = {"country": "DE", "home_region": "eu-central", "name": "Berlin plant"}
 BERLIN_CNC = {"site": "de-berlin", "profile": "cnc_mill"}
@@ -32,13 +28,6 @@ BERLIN_CNC = {"site": "de-berlin", "profile": "cnc_mill"}
 
 def _entry(kind: str, entry_id: str, spec: dict[str, Any] | None, revision: int = 1) -> RegistryEntry:
     return RegistryEntry(kind, entry_id, spec, revision, T, "olga")  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database(f"registry_sync_{next(_n)}")
-    migrate(dsn, "control", store="control")
-    return dsn
 
 
 def _write(dsn: str, kind: str, entry_id: str, spec: dict[str, Any] | None) -> int:

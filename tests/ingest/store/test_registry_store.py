@@ -3,25 +3,14 @@ tombstones, consistent snapshots, and the write lock that serialises concurrent 
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 import psycopg
 import pytest
 
-from devstack import PostgresServer
 from ingest.store import registry_store
-from ingest.store.migrate import migrate
 
-_n = itertools.count(1)
 SITE = {"country": "DE", "home_region": "eu-central", "name": "Berlin plant"}
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database(f"registry_store_{next(_n)}")
-    migrate(dsn, "control", store="control")
-    return dsn
 
 
 def test_a_fresh_store_is_at_revision_zero_with_no_entries(control: str) -> None:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from devstack import PostgresServer
-from ingest.store.migrate import migrate
 from ingest.store.sequences import record_all
-
-_names = iter(range(1, 1000))
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> Iterator[str]:
-    dsn = pg_server.create_database(f"sequences_{next(_names)}")
-    migrate(dsn, "control", store="control")
-    yield dsn
 
 
 def _record(dsn: str, batches: dict[str, list[tuple[int, int]]]) -> dict[str, list[int]]:

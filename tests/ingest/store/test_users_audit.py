@@ -9,23 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devstack import PostgresServer
 from ingest.auth import tokens
 from ingest.auth.bootstrap import bootstrap_admin
 from ingest.auth.roles import Role
 from ingest.config import load_settings
 from ingest.store import audit, users
-from ingest.store.migrate import migrate
 from tests.conftest import REGISTRY_FILE
-
-_n = iter(range(1, 10_000))
-
-
-@pytest.fixture
-def control(pg_server: PostgresServer) -> str:
-    dsn = pg_server.create_database(f"auth_{next(_n)}")
-    migrate(dsn, "control", store="control")
-    return dsn
 
 
 @pytest.fixture
