@@ -428,14 +428,22 @@ class Publisher:
             lost = f"connection to {self.broker.host}:{self.broker.port} lost: {reason}"
             self.last_error = self._refusal or lost
 
+    def _hold(self, order: int, item: OutboxItem) -> tuple[float, bool]:
+        """Keep a batch the broker refused for now (no subscriber, or its ACL): it is sent again first, in
+        order, after a backoff. Returns the seconds until the held batches are retried, and whether this call
+        started that wait."""
+        self._unrouted.append((order, item))
+        now = time.monotonic()
+        if self._unrouted_until > now:
+            return self._unrouted_until - now, False
+        delay = self._unrouted_backoff.next_delay()
+        self._unrouted_until = now + delay
+        return delay, True
+
     def _hold_unauthorized(self, order: int, item: OutboxItem, reason: ReasonCode) -> None:
         """Keep a batch the broker's ACL refused; pause publishing with backoff and say why."""
-        self._unrouted.append((order, item))  # the same held list as 0x10: sent again first, in order
+        delay, _ = self._hold(order, item)
         now = time.monotonic()
-        delay = max(0.0, self._unrouted_until - now)
-        if self._unrouted_until <= now:
-            delay = self._unrouted_backoff.next_delay()
-            self._unrouted_until = now + delay
         with self._cond:
             self._count(item.device_id).batches_unauthorized += 1
         if now - self._unauthorized_logged_at >= FULL_LOG_EVERY_S:
@@ -482,20 +490,17 @@ class Publisher:
             self._hold_unauthorized(order, item, reason)
             return
         if reason.value == NO_MATCHING_SUBSCRIBERS and self.broker.retry_unrouted:
-            self._unrouted.append((order, item))
+            delay, started = self._hold(order, item)
             now = time.monotonic()
-            if self._unrouted_until <= now:
-                delay = self._unrouted_backoff.next_delay()
-                self._unrouted_until = now + delay
-                if now - self._unrouted_logged_at >= FULL_LOG_EVERY_S:
-                    self._unrouted_logged_at = now
-                    log.warning(
-                        "the broker has no subscriber for %s (PUBACK 'no matching subscribers'): "
-                        "batches are kept and sent again in %.1f s",
-                        item.topic,
-                        delay,
-                        extra={"device_id": item.device_id, "topic": item.topic, "retry_in_s": round(delay, 3)},
-                    )
+            if started and now - self._unrouted_logged_at >= FULL_LOG_EVERY_S:
+                self._unrouted_logged_at = now
+                log.warning(
+                    "the broker has no subscriber for %s (PUBACK 'no matching subscribers'): "
+                    "batches are kept and sent again in %.1f s",
+                    item.topic,
+                    delay,
+                    extra={"device_id": item.device_id, "topic": item.topic, "retry_in_s": round(delay, 3)},
+                )
             with self._cond:
                 self._count(item.device_id).batches_unrouted += 1
             return
