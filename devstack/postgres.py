@@ -14,6 +14,15 @@ from devstack.ports import free_port
 from devstack.process import chown_tree, make_owned_dir, run_as_user, spawn, stop, tail
 
 SUPERUSER = "telemetry"
+DEFAULT_SETTINGS: dict[str, str] = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "synchronous_commit": "on",
+    # The ingest commits a transaction per region and flush from several connections; with the default
+    # (1/32 of shared_buffers = 8 MB) its backends queue on LWLock:WALWrite. The ingest benchmark's
+    # PostgreSQL watch shows it (bench/ingest/README.md, fourth round); the compose databases use the same.
+    "wal_buffers": "64MB",
+}
 
 
 def find_pg_bin() -> Path:
@@ -50,16 +59,7 @@ class PostgresServer:
         self.port = port or free_port()
         self.user = run_as_user(["postgres"])
         self._parent = base_dir
-        self.settings = {
-            "max_connections": "200",
-            "shared_buffers": "256MB",
-            "synchronous_commit": "on",
-            # The ingest commits a transaction per region and flush from several connections; with the
-            # default (1/32 of shared_buffers = 8 MB) its backends queue on LWLock:WALWrite. The ingest
-            # benchmark's PostgreSQL watch shows it (bench/ingest/README.md, fourth round).
-            "wal_buffers": "64MB",
-            **(settings or {}),
-        }
+        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 

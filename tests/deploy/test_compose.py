@@ -66,9 +66,9 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
 def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.Compose) -> None:
     """The ingest benchmark runs devstack's PostgreSQL settings; production's databases get the same WAL
     buffers (the TimescaleDB image's own tuning would set 16 MB)."""
-    from devstack import PostgresServer
+    from devstack.postgres import DEFAULT_SETTINGS
 
-    wanted = PostgresServer().settings["wal_buffers"]
+    wanted = DEFAULT_SETTINGS["wal_buffers"]
     for name in (*REGION_DBS, "db-control"):
         cmd = cc.command(compose["services"][name])
         assert cmd[:1] == ["postgres"] and f"wal_buffers={wanted}" in cmd, (name, cmd)
