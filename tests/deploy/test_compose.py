@@ -65,7 +65,7 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
 
 def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.Compose) -> None:
     """The ingest benchmark runs devstack's PostgreSQL settings; production's databases get the same WAL
-    buffers (the TimescaleDB image's own tuning would set 16 MB)."""
+    buffers (over what the TimescaleDB image's timescaledb-tune would pick)."""
     from devstack.postgres import DEFAULT_SETTINGS
 
     wanted = DEFAULT_SETTINGS["wal_buffers"]
