@@ -1,6 +1,6 @@
 # Sourced by scripts/run and scripts/test: install what is missing, idempotently.
 #  - Debian/Ubuntu packages: mosquitto, PostgreSQL server, python3-venv (with sudo when not root),
-#    and chromium for the test command's browser tests
+#    and, for the test command, chromium and the programs tests call (mosquitto-clients, psql, openssl, ip)
 #  - .venv with the project and its dev extras (reinstalled only when pyproject.toml changes)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,8 +13,15 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
-# The browser tests drive Debian's Chromium (headless); only the test command needs it.
-if [ "${BOOTSTRAP_FOR_TESTS:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+# Programs the tests and benchmarks call (grep subprocess calls when adding one): command -> Debian package.
+# Only the test command needs them.
+if [ "${BOOTSTRAP_FOR_TESTS:-0}" = 1 ]; then
+  for pair in chromium:chromium mosquitto_sub:mosquitto-clients mosquitto_pub:mosquitto-clients \
+              psql:postgresql-client openssl:openssl ip:iproute2; do
+    cmd="${pair%%:*}" pkg="${pair#*:}"
+    if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! " ${missing[*]} " =~ " $pkg " ]]; then missing+=("$pkg"); fi
+  done
+fi
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   echo "bootstrap: Python >= 3.11 is required (found: $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
