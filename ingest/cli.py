@@ -17,6 +17,34 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
 
+EXIT_FATAL = 70
+"""``ingest serve``'s exit status when a worker thread died (EX_SOFTWARE): restart me."""
+_FATAL_GRACE_S = 30.0
+
+
+class _FatalExit:
+    """``on_fatal`` of ``ingest serve``: a worker thread died. Ask the server to stop gracefully (uvicorn shuts
+    down, the consumer stops without acknowledging anything more), then ``serve`` exits with EXIT_FATAL; exit
+    hard if the graceful stop takes too long."""
+
+    def __init__(self) -> None:
+        self.server: object | None = None  # the uvicorn.Server, once built
+
+    def __call__(self, reason: str) -> None:
+        import os
+        import threading
+
+        def hard_exit() -> None:
+            sys.stderr.write(f"ingest: {reason}; graceful stop took over {_FATAL_GRACE_S:.0f} s, exiting\n")
+            os._exit(EXIT_FATAL)
+
+        timer = threading.Timer(_FATAL_GRACE_S, hard_exit)
+        timer.daemon = True
+        timer.start()
+        if self.server is not None:
+            self.server.should_exit = True  # type: ignore[attr-defined]
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
@@ -31,17 +59,27 @@ def serve() -> None:
 
     from ingest.service import IngestService
 
+    on_fatal = _FatalExit()
     try:
         settings = load_settings()
         _setup_logging(settings.log_level)
-        service = IngestService(settings)
+        service = IngestService(settings, on_fatal=on_fatal)
     except IngestError as exc:
         typer.echo(f"ingest: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # policy load errors etc.: one clear line, not a traceback
         typer.echo(f"ingest: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(service.app(), host=settings.api_host, port=settings.api_port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(service.app(), host=settings.api_host, port=settings.api_port,
+                                          log_level="warning"))
+    on_fatal.server = server
+    if service.fatal:  # died before the server object existed
+        server.should_exit = True
+    server.run()
+    if service.fatal:
+        typer.echo(f"ingest: {service.fatal}; exiting with status {EXIT_FATAL} so that a supervisor restarts it",
+                   err=True)
+        raise typer.Exit(EXIT_FATAL)
 
 
 @app.command()
@@ -69,7 +107,7 @@ def check() -> None:
     registry = step(f"registry {settings.registry_file}", lambda: load_registry(settings.registry_file))
     if registry is not None:
         step("region DSNs match registry", lambda: check_regions(settings, registry))
-    step("stores reachable and migrated", lambda: prepare_stores(settings))
+    step("stores reachable and migrated", lambda: prepare_stores(settings, strict=True))
     step(f"policy ({settings.policy_engine})", lambda: build_policy(settings).revision)
     raise typer.Exit(1 if failed else 0)
 

@@ -43,6 +43,22 @@ class IngestSettings(BaseSettings):
     )
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger payloads are rejected.")
 
+    # --- what one device may claim (docs/message-isolation.md) ---
+    seq_jump_allowance: int = Field(
+        1000, ge=1, description="A batch more than this many seqs (plus INGEST_SEQ_RATE_MAX per second since the "
+        "device's last batch) ahead of the device's highest seq is quarantined as seq_jump.",
+    )
+    seq_rate_max: float = Field(
+        50.0, gt=0, description="Most batches per second a device can produce (bounds a plausible seq jump after "
+        "an outage).",
+    )
+    max_clock_skew_s: float = Field(
+        300.0, gt=0, description="A gateway status dated more than this ahead of the ingest's clock is refused.",
+    )
+    watchdog_stall_s: float = Field(
+        120.0, gt=0, description="Unhealthy when the pipeline made no progress this long with messages waiting.",
+    )
+
     # --- batching ---
     flush_interval_ms: int = Field(
         200, ge=1, le=60_000,

@@ -40,10 +40,28 @@ class Region(_Model):
     )
 
 
+FieldType = Literal["number", "integer", "boolean", "text"]
+FIELD_TYPES: tuple[FieldType, ...] = ("number", "integer", "boolean", "text")
+FIELD_VALUE_TYPES: dict[str, tuple[type, ...]] = {
+    "number": (int, float), "integer": (int,), "boolean": (bool,), "text": (str,),
+}
+"""The Python types of the wire values each field type accepts, compared with ``type(value) in ...`` (so a bool
+is not a number, though Python's bool is an int). None, a missing sample, is accepted by every type."""
+
+
 class FieldSpec(_Model):
     category: Category
+    type: FieldType = Field(
+        default="number",
+        description="What the field's values are: number (integer or decimal), integer, boolean or text. A value "
+                    "of another type is quarantined (wrong_type), never stored: a machine field cannot carry text.",
+    )
     unit: str | None = None
     description: str = ""
+
+    def accepts(self, value: object) -> bool:
+        """Whether a wire value is of this field's type (None, a missing sample, always is)."""
+        return value is None or type(value) in FIELD_VALUE_TYPES[self.type]
 
 
 class Profile(_Model):

@@ -4,7 +4,7 @@ starts the consumer and builds the API. ``ingest serve`` runs it under uvicorn."
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,11 +12,12 @@ from psycopg_pool import ConnectionPool
 
 from ingest.auth.bootstrap import bootstrap_admin
 from ingest.config import IngestSettings
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, StoreUnavailableError
 from ingest.pipeline.consumer import Consumer
 from ingest.pipeline.router import Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.pipeline.watchdog import Watchdog
 from ingest.policy_runtime import PolicyRuntime
 from ingest.quarantine import QuarantineService
 from ingest.registry import Registry, load_registry
@@ -40,16 +41,33 @@ def check_regions(settings: IngestSettings, registry: Registry) -> None:
         raise ConfigError(f"INGEST_REGION_DSNS: region(s) {unknown} are not declared in {settings.registry_file}")
 
 
-def prepare_stores(settings: IngestSettings) -> dict[str, bool]:
-    """Apply migrations to the control and every region store; return region -> TimescaleDB in use."""
+def prepare_region(settings: IngestSettings, region: str) -> bool:
+    """Migrate one region store and apply its TimescaleDB policies; return whether TimescaleDB is in use.
+    StoreUnavailableError names the region when it cannot be reached (or migrated)."""
+    dsn = settings.region_dsns[region]
+    migrate(dsn, "region", store=region, timescaledb=settings.timescaledb)
+    return enable_timescaledb(dsn, store=region, mode=settings.timescaledb,
+                              options=StoreOptions.from_settings(settings))
+
+
+def prepare_stores(settings: IngestSettings, *, strict: bool = True) -> tuple[dict[str, bool], set[str]]:
+    """Apply migrations to the control and every region store; return (region -> TimescaleDB in use, regions
+    that could not be reached). The control store is required. ``strict`` (``ingest check``): an unreachable
+    region is an error too; otherwise it is left for its writer to migrate when it comes back."""
     migrate(settings.control_dsn, "control", store="control")
     bootstrap_admin(settings)  # the first admin, from INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE, when no user exists
     timescale: dict[str, bool] = {}
-    options = StoreOptions.from_settings(settings)
-    for region, dsn in settings.region_dsns.items():
-        migrate(dsn, "region", store=region, timescaledb=settings.timescaledb)
-        timescale[region] = enable_timescaledb(dsn, store=region, mode=settings.timescaledb, options=options)
-    return timescale
+    unreachable: set[str] = set()
+    for region in settings.region_dsns:
+        try:
+            timescale[region] = prepare_region(settings, region)
+        except StoreUnavailableError as exc:
+            if strict:
+                raise
+            unreachable.add(region)
+            log.warning("region %s is unreachable at start (%s): its messages wait, and it is migrated when it "
+                        "comes back", region, exc.reason)
+    return timescale, unreachable
 
 
 def build_policy(settings: IngestSettings) -> PolicyEngine:
@@ -64,11 +82,12 @@ def build_policy(settings: IngestSettings) -> PolicyEngine:
 class IngestService:
     """The running service: one consumer (flush thread + MQTT) and the API's pools."""
 
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: IngestSettings, *, on_fatal: Callable[[str], None] | None = None) -> None:
+        """``on_fatal(reason)``: called once when a worker thread dies (``ingest serve`` exits non-zero)."""
         self.settings = settings
         self.registry = load_registry(settings.registry_file)
         check_regions(settings, self.registry)
-        self.timescale = prepare_stores(settings)
+        self.timescale, unreachable = prepare_stores(settings, strict=False)
         # Sites and devices changed through the API overlay the file; every replica follows (registry_sync).
         self.registry_sync = RegistrySync(base=self.registry, control_dsn=settings.control_dsn,
                                           refresh_s=settings.registry_refresh_s)
@@ -76,7 +95,7 @@ class IngestService:
         # The router holds the ActivePolicy: an activated revision decides the next message (no restart).
         self.policy_runtime = PolicyRuntime.from_settings(settings)
         self.policy = self.policy_runtime.active
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(Watchdog(settings.watchdog_stall_s, on_fatal))
         self.stats.policy_revision = self.policy.revision
         self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
         self.router = Router(
@@ -85,7 +104,8 @@ class IngestService:
             pseudonymizer=Pseudonymizer(settings.pseudonymization_key.get_secret_value().encode()),
             max_bytes=settings.max_message_bytes,
         )
-        self.consumer = Consumer(settings, self.router, self.stats)
+        self.consumer = Consumer(settings, self.router, self.stats, prepare_region=self._prepare_late)
+        self.consumer.mark_unprepared(unreachable)
         self.maintenance = StoreMaintenance(settings.region_dsns, StoreOptions.from_settings(settings))
         self.runtime = Runtime(
             settings=settings,
@@ -107,6 +127,16 @@ class IngestService:
         self.registry_sync.on_change(self.router.replace_registry)
         self.registry_sync.on_change(self._registry_changed)
 
+    def _prepare_late(self, region: str) -> None:
+        """A region unreachable at start is back: migrate it before its first write."""
+        self.timescale[region] = prepare_region(self.settings, region)
+        log.info("region %s reached and migrated", region)
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the pipeline stopped for good (a worker thread died), or None."""
+        return self.stats.watchdog.fatal
+
     def _registry_changed(self, registry: Registry) -> None:
         self.registry = self.runtime.registry = registry
 
@@ -115,8 +145,11 @@ class IngestService:
         for pool in self.runtime.regions.values():
             pool.open(wait=False)
         self.policy_runtime.start()
+        # Partitions of today and the days ahead exist before the first write: rows of those days never land
+        # in the default partition, so no move of rows races with the first writes and reads.
+        self.maintenance.run_once()
         self.consumer.start()
-        self.maintenance.start()
+        self.maintenance.start(first_run_now=False)
         self.registry_sync.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
                  self.settings.policy_engine, self.policy.revision)

@@ -1,7 +1,9 @@
 """The wire format shared by the edge agent and the ingest: topics and the versioned batch payload."""
 
 from wire.envelope import (
+    MAX_MAGNITUDE,
     MAX_READINGS_PER_BATCH,
+    MAX_SEQ,
     SCHEMA_VERSION,
     Batch,
     OriginClaim,
@@ -9,6 +11,7 @@ from wire.envelope import (
     Status,
     Value,
     decode_batch,
+    decode_status,
     encode_batch,
     json_schema,
 )
@@ -16,7 +19,9 @@ from wire.errors import DecodeError, SchemaVersionError, TopicError, WireError
 from wire.topics import DataTopic, StatusTopic, data_subscription
 
 __all__ = [
+    "MAX_MAGNITUDE",
     "MAX_READINGS_PER_BATCH",
+    "MAX_SEQ",
     "SCHEMA_VERSION",
     "Batch",
     "DataTopic",
@@ -31,6 +36,7 @@ __all__ = [
     "WireError",
     "data_subscription",
     "decode_batch",
+    "decode_status",
     "encode_batch",
     "json_schema",
 ]

@@ -8,12 +8,20 @@ it and compares it with its device registry.
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import from_json
 
 from wire.errors import DecodeError, SchemaVersionError
 from wire.topics import valid_id
@@ -22,8 +30,24 @@ SCHEMA_VERSION = 1
 MAX_READINGS_PER_BATCH = 5000
 MAX_VALUES_PER_READING = 256
 MAX_TEXT_LENGTH = 1024
+MAX_MAGNITUDE = 1e15
+"""Largest absolute value of a number. Every integer up to it is exact in float8 (the stores' type), and
+float8 rollups can sum 10^290 such values without overflowing."""
+MAX_SEQ = 2**63 - 1
+"""Largest batch sequence number (PostgreSQL bigint)."""
+MAX_DEVICES_PER_STATUS = 10_000
 
-Value = float | int | bool | Annotated[str, Field(max_length=MAX_TEXT_LENGTH)] | None
+
+
+def _no_nul(text: str) -> str:
+    """PostgreSQL's text cannot hold a NUL, and no field of ours needs one: refused at the wire."""
+    if "\x00" in text:
+        raise ValueError("text must not contain a NUL character (\\u0000)")
+    return text
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
+Value = float | int | bool | Text | None
 FieldName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
@@ -43,17 +67,24 @@ class Reading(_Frozen):
 
     @field_validator("values")
     @classmethod
-    def _finite(cls, values: dict[str, Value]) -> dict[str, Value]:
+    def _bounded(cls, values: dict[str, Value]) -> dict[str, Value]:
         for name, v in values.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"field {name!r} is not a finite number")
+            kind = type(v)
+            if kind is float:
+                if not math.isfinite(v):  # type: ignore[arg-type]
+                    raise ValueError(f"field {name!r} is not a finite number")
+                if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # type: ignore[operator]
+                    raise ValueError(f"field {name!r}: {v!r} is out of range (|value| <= {MAX_MAGNITUDE:g})")
+            elif kind is int and not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # type: ignore[operator]
+                raise ValueError(f"field {name!r}: integer of {len(str(abs(v)))} digits is out of range "  # type: ignore[arg-type]
+                                 f"(|value| <= {MAX_MAGNITUDE:g})")
         return values
 
 
 class OriginClaim(_Frozen):
     """What the publisher says about its origin. Checked against the registry, never trusted."""
 
-    site_id: str | None = None
+    site_id: Annotated[str, Field(max_length=64), AfterValidator(_no_nul)] | None = None
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
 
 
@@ -62,10 +93,11 @@ class Batch(_Frozen):
 
     v: Literal[1] = Field(default=SCHEMA_VERSION, description="Schema version of this payload.")
     device_id: str = Field(description="Device id; must equal the device segment of the topic.")
-    seq: int = Field(ge=0, description="Per-device monotonic batch sequence number.")
+    seq: StrictInt = Field(ge=0, le=MAX_SEQ, description="Per-device monotonic batch sequence number (an integer, "
+                           "not a boolean or a string).")
     sent_at: AwareDatetime = Field(description="Time the agent published the batch.")
     origin: OriginClaim | None = Field(default=None, description="Optional origin claim, cross-checked.")
-    key_id: str | None = Field(
+    key_id: Annotated[str, Field(max_length=128), AfterValidator(_no_nul)] | None = Field(
         default=None, description="Id of the gateway key used for edge pseudonymization, if any."
     )
     edge_transforms: dict[FieldName, Literal["pseudonymized"]] = Field(
@@ -81,6 +113,7 @@ class Batch(_Frozen):
         return value
 
 
+
 class Status(_Frozen):
     """Retained birth / Last Will message of a gateway."""
 
@@ -88,9 +121,24 @@ class Status(_Frozen):
     gateway_id: str
     site_id: str
     state: Literal["online", "offline"]
-    at: datetime
-    devices: list[str] = Field(default_factory=list)
-    reason: str | None = None
+    at: AwareDatetime
+    devices: list[str] = Field(default_factory=list, max_length=MAX_DEVICES_PER_STATUS)
+    reason: Text | None = None
+
+    @field_validator("gateway_id", "site_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not valid_id(value):
+            raise ValueError(f"{value!r} is not a valid id")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _device_ids(cls, devices: list[str]) -> list[str]:
+        for device in devices:
+            if not valid_id(device):
+                raise ValueError(f"device id {device!r} is not a valid id")
+        return devices
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -98,10 +146,38 @@ def encode_batch(batch: Batch) -> bytes:
     return batch.model_dump_json(exclude_none=True, exclude_defaults=False).encode()
 
 
+# The branches of the ``Value`` union, as pydantic names them in an error's location.
+_UNION_BRANCHES = {"float", "int", "bool", "str", "none", "constrained-str"}
+
+
 def _first_error(exc: ValidationError) -> DecodeError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()))
-    return DecodeError(err.get("msg", "invalid"), field=loc or None)
+    """The first error, and for a value of the ``Value`` union the branch that matches its type (a text with a NUL
+    is "should match pattern", not "should be a valid number")."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = list(err.get("loc", ()))
+    if loc and str(loc[-1]) in _UNION_BRANCHES:
+        same = [e for e in errors if list(e.get("loc", ()))[:-1] == loc[:-1]]
+        err = next((e for e in same if not str(e.get("type", "")).endswith(("_type", "_parsing"))), err)
+        loc = loc[:-1]
+    where = ".".join(_printable(str(p)) for p in loc)
+    return DecodeError(_printable(err.get("msg", "invalid")), field=where or None)
+
+
+def _printable(text: str) -> str:
+    """Control characters of untrusted input (a NUL in a field name) escaped: error texts are stored and logged."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def parse_json(payload: bytes | str) -> Any:
+    """Untrusted JSON to Python values, or :class:`DecodeError`. pydantic's parser (jiter), not ``json.loads``:
+    it bounds nesting (a payload nested 1,000 deep is an error, not a ``RecursionError``) and reports an integer
+    too large to convert as an error, not a ``ValueError`` elsewhere. NaN and Infinity parse (the models refuse
+    them naming the field)."""
+    try:
+        return from_json(payload, allow_inf_nan=True)  # NaN and Infinity: refused by the model, naming the field
+    except ValueError as exc:
+        raise DecodeError(f"not JSON: {_printable(str(exc))}") from None
 
 
 def decode_batch(payload: bytes | str) -> Batch:
@@ -110,10 +186,7 @@ def decode_batch(payload: bytes | str) -> Batch:
         return Batch.model_validate_json(payload)
     except ValidationError:
         pass  # the steps below say what is wrong: not JSON, not an object, schema version, first bad field
-    try:
-        raw: Any = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
+    raw = parse_json(payload)
     if not isinstance(raw, dict):
         raise DecodeError("payload must be a JSON object")
     version = raw.get("v", SCHEMA_VERSION)
@@ -121,6 +194,17 @@ def decode_batch(payload: bytes | str) -> Batch:
         raise SchemaVersionError(version)
     try:
         return Batch.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def decode_status(payload: bytes | str) -> Status:
+    """Parse and validate a gateway status; raise :class:`DecodeError` naming the first bad field."""
+    raw = parse_json(payload)
+    if not isinstance(raw, dict):
+        raise DecodeError("status must be a JSON object")
+    try:
+        return Status.model_validate(raw)
     except ValidationError as exc:
         raise _first_error(exc) from None
 

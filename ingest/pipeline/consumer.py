@@ -21,6 +21,13 @@ queued behind the previous flush counts), ``flush_idle_ms`` without a new messag
 the caps (throughput); at low load a message waits about ``flush_idle_ms``, not the whole interval
 (latency).
 
+Isolation (docs/message-isolation.md): routing never raises for one message (the router quarantines it);
+before a batch is routed its sequence numbers are claimed in the control store (a conflict or an implausible
+jump is quarantined); a store that refuses one message's *data* gets the flush again one message per
+transaction and the message at fault is quarantined (``store_rejected``). A worker thread that dies makes
+the pipeline unhealthy and calls ``on_fatal`` (``ingest serve`` exits non-zero); a pipeline that makes no
+progress with messages waiting is reported stalled (:mod:`ingest.pipeline.watchdog`).
+
 Faults:
 - Control store down: nothing more is acknowledged; the control thread retries the batch's commit
   with backoff while the flush thread waits for it with at most one more batch routed. The broker
@@ -43,23 +50,27 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import ValidationError
 
 from ingest.config import IngestSettings
-from ingest.errors import StoreUnavailableError
-from ingest.pipeline.router import Routed, Router
+from ingest.errors import StoreDataError, StoreUnavailableError
+from ingest.pipeline.router import Parsed, RejectionRecord, Routed, Router, quarantine_id
 from ingest.pipeline.stats import PipelineStats
-from ingest.store.control import ControlWriter
+from ingest.store.control import ControlRecords, ControlWriter
+from ingest.store.isolation import write_isolated
 from ingest.store.quarantine import QuarantineWriter
 from ingest.store.region import RegionWriter
+from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
+from policy.errors import PolicyUnavailableError
 from wire import Status, data_subscription
 from wire.topics import STATUS_PREFIX, status_subscription
 
@@ -78,36 +89,66 @@ class _Inbound:
 
 
 @dataclass(slots=True)
+class _Committed:
+    """What the control thread did with a batch: seconds it took, and the messages it had to quarantine instead
+    (the control store refused their records' data)."""
+
+    seconds: float
+    replaced: list[RejectionRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _RegionDone:
+    """What a region's writer did with a batch: written (False: the region is down, park), and the messages
+    whose data it refused (index into the job's messages -> the store's reason)."""
+
+    ok: bool
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class _InFlight:
     """A batch whose control records are committed and whose region writes run in the writer threads."""
 
     batch: list[_Inbound]
     routed: list[tuple[_Inbound, Routed]]
-    users: dict[str, list[_Inbound]]  # region -> messages with rows or held payloads there
+    users: dict[str, list[_Inbound]]  # region -> messages with rows or held payloads there (job order)
     rows: dict[str, int]  # region -> rows handed to its writer
-    control: Future[float | None]  # seconds the control commit took; None: stopping before it committed
-    futures: dict[str, Future[bool]]
+    control: Future[_Committed | None]  # None: stopping before it committed
+    futures: dict[str, Future[_RegionDone]]
     submitted: float  # time.monotonic() when the region writes were handed over
     stages: dict[str, float]  # seconds: queued, route
     finished: bool = False
 
 
+# A region job: per message, its rows and its held payloads (quarantine id, topic, payload) in that region.
+_Job = list[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]
+
+
 class Consumer:
-    def __init__(self, settings: IngestSettings, router: Router, stats: PipelineStats) -> None:
+    def __init__(self, settings: IngestSettings, router: Router, stats: PipelineStats, *,
+                 prepare_region: Callable[[str], None] | None = None) -> None:
+        """``prepare_region(name)``: migrate a region store that was unreachable at start, before its first
+        write (raises StoreUnavailableError while it still is)."""
         self.settings = settings
         self.router = router
         self.stats = stats
+        self.watchdog = stats.watchdog
+        self._prepare_region = prepare_region
+        self._unprepared: set[str] = set()
         self._queue: queue.Queue[_Inbound] = queue.Queue()
         self._stop = threading.Event()
         self._epoch = 0
         self._epoch_lock = threading.Lock()
         self._regions = {name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
-        self._control = ControlWriter(settings.control_dsn)
+        self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
+        self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
+                                                                        settings.seq_rate_max))
         self._parked: list[_Inbound] = []
         self._region_retry_at: dict[str, float] = {}
         self._region_delay: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._flush_loop, name="ingest-flush", daemon=True)
+        self._thread = threading.Thread(target=self._flush_thread, name="ingest-flush", daemon=True)
         # One thread commits the control records, in batch order, while the flush thread routes the next batch.
         self._control_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-control")
         # One worker per region: a flush writes its regions concurrently (each has its own connection).
@@ -193,6 +234,11 @@ class Consumer:
         for writer in (*self._regions.values(), *self._quarantine.values()):
             writer.close()
         self._control.close()
+        self._claims.close()
+
+    def mark_unprepared(self, regions: set[str]) -> None:
+        """Regions unreachable at start: migrated (``prepare_region``) before their first write."""
+        self._unprepared |= regions
 
     # --- flush thread ---
     def _collect(self) -> list[_Inbound]:
@@ -223,9 +269,16 @@ class Consumer:
                 break
         return batch
 
+    def _flush_thread(self) -> None:
+        try:
+            self._flush_loop()
+        except BaseException as exc:  # a bug: report it (unhealthy, on_fatal), never die silently
+            self.watchdog.died("ingest-flush", exc)
+
     def _flush_loop(self) -> None:
         inflight: _InFlight | None = None
         while True:
+            self.watchdog.stage("collect")
             if inflight is not None and self._queue.empty():
                 inflight = self._finish(inflight)  # nothing to overlap with: acknowledge now
             batch = self._collect()
@@ -239,44 +292,102 @@ class Consumer:
                 continue
             inflight = self._process(batch, inflight)
 
-    def _process(self, batch: list[_Inbound], previous: _InFlight | None) -> _InFlight:
+    def _process(self, batch: list[_Inbound], previous: _InFlight | None) -> _InFlight | None:
         """Route ``batch`` and queue its control commit while ``previous`` is being written; finish
-        ``previous``; hand ``batch`` to the region writers. Returns the new batch in flight."""
+        ``previous``; hand ``batch`` to the region writers. Returns the new batch in flight (None: stopping
+        while the policy or the control store was out; nothing of ``batch`` is acknowledged)."""
         t0 = time.monotonic()
-        routed: list[tuple[_Inbound, Routed]] = []
-        statuses: list[Status] = []
-        for item in batch:
-            if item.topic.startswith(STATUS_PREFIX + "/"):
-                try:
-                    statuses.append(Status.model_validate_json(item.payload))
-                except ValidationError as exc:
-                    log.warning("ignoring invalid status on %s: %s", item.topic, exc.errors()[0]["msg"])
-                continue
-            routed.append((item, self.router.route(item.topic, item.payload)))
+        self.watchdog.stage("route")
+        done = self._route_all(batch)
+        if done is None:
+            self._finish(previous)
+            return None
+        routed, statuses = done
         t1 = time.monotonic()
-        control = self._control_thread.submit(self._commit_control, [r for _, r in routed], statuses, len(batch))
+        groups = [ControlRecords(m.decisions, m.rejections) for _, m in routed]
+        groups += [ControlRecords(statuses=[status]) for _, status in statuses]
+        owners = [(item, m) for item, m in routed] + [(item, None) for item, _ in statuses]
+        control = self._control_thread.submit(self._commit_control, groups, owners, len(batch))
         self._finish(previous)
         return self._submit_regions(batch, routed, control, {"queued": t0 - batch[0].arrived, "route": t1 - t0})
 
+    def _route_all(
+        self, batch: list[_Inbound]
+    ) -> tuple[list[tuple[_Inbound, Routed]], list[tuple[_Inbound, Status]]] | None:
+        """Every message of ``batch`` routed in isolation: statuses checked, batches parsed, their sequence
+        numbers claimed, then routed (or quarantined as a conflict or a jump). While the policy engine or the
+        control store is out, wait and try again (nothing is acknowledged meanwhile); None if stopping."""
+        delay = 0.2
+        while True:
+            try:
+                return self._try_route_all(batch)
+            except (PolicyUnavailableError, StoreUnavailableError, StoreDataError) as exc:
+                store = getattr(exc, "store", "policy")
+                self.stats.store_failed(store, str(exc))
+                log.error("%s unavailable while routing, holding %d messages unacknowledged: %s", store,
+                          len(batch), exc)
+                self.watchdog.progress()
+                if self._stop.is_set():
+                    return None
+                time.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 10.0)
+
+    def _try_route_all(
+        self, batch: list[_Inbound]
+    ) -> tuple[list[tuple[_Inbound, Routed]], list[tuple[_Inbound, Status]]]:
+        routed: list[tuple[_Inbound, Routed]] = []
+        statuses: list[tuple[_Inbound, Status]] = []
+        parsed: list[tuple[_Inbound, Parsed]] = []
+        now = datetime.now(UTC)
+        skew = timedelta(seconds=self.settings.max_clock_skew_s)
+        for item in batch:
+            if item.topic.startswith(STATUS_PREFIX + "/"):
+                status = self.router.status(item.topic, item.payload, now, skew)
+                if isinstance(status, Status):
+                    statuses.append((item, status))
+                else:
+                    routed.append((item, Routed(rejections=[status])))
+                continue
+            p = self.router.parse(item.topic, item.payload)
+            if isinstance(p, Routed):
+                routed.append((item, p))
+            else:
+                parsed.append((item, p))
+        if parsed:
+            self.watchdog.stage("claim")
+            verdicts = self._claims.claim([Claim(p.batch.device_id, p.batch.seq, len(p.batch.readings), p.digest)
+                                           for _, p in parsed])
+            self.stats.store_ok("control")
+            self.watchdog.stage("route")
+            for (item, p), verdict in zip(parsed, verdicts, strict=True):
+                if verdict == "conflict":
+                    m = self.router.reject_parsed(p, "seq_conflict", (
+                        f"batch {p.batch.seq} of {p.batch.device_id} was received before with other content; "
+                        "a re-used sequence number is not stored (a retry must resend the same bytes)"))
+                elif verdict == "jump":
+                    m = self.router.reject_parsed(p, "seq_jump", (
+                        f"batch {p.batch.seq} of {p.batch.device_id} is further ahead of the device's highest "
+                        f"seq than it could have produced (INGEST_SEQ_JUMP_ALLOWANCE, INGEST_SEQ_RATE_MAX); "
+                        "not stored, the device's high-water mark did not move"))
+                else:
+                    m = self.router.route_parsed(p)
+                routed.append((item, m))
+        return routed, statuses
+
     def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
-                        control: Future[float | None], stages: dict[str, float]) -> _InFlight:
+                        control: Future[_Committed | None], stages: dict[str, float]) -> _InFlight:
         """Hand each region its rows and held payloads (one job per region, in its writer thread)."""
-        per_region: dict[str, list[tuple[object, ...]]] = {}
-        held: dict[str, list[tuple[object, ...]]] = {}
+        jobs: dict[str, _Job] = {}
         users: dict[str, list[_Inbound]] = {}
         for item, m in routed:
-            for region, rows in m.rows.items():
-                per_region.setdefault(region, []).extend(rows)
+            for region, (rows, held) in _per_region(m).items():
+                jobs.setdefault(region, []).append((rows, held))
                 users.setdefault(region, []).append(item)
-            for r in m.rejections:
-                if r.payload_region is not None and r.payload is not None:
-                    held.setdefault(r.payload_region, []).append((r.quarantine_id, r.topic, r.payload))
-                    users.setdefault(r.payload_region, []).append(item)
         futures = {
-            region: self._writers.submit(self._write_region, region, per_region.get(region, []), held.get(region, []))
+            region: self._writers.submit(self._write_region, region, jobs[region])
             for region in sorted(users) if not self._region_waiting(region)
         }
-        rows = {region: len(per_region.get(region, [])) for region in users}
+        rows = {region: sum(len(r) for r, _ in jobs[region]) for region in users}
         return _InFlight(batch, routed, users, rows, control, futures, time.monotonic(), stages)
 
     def _finish(self, inflight: _InFlight | None) -> None:
@@ -286,18 +397,27 @@ class Consumer:
             return None
         inflight.finished = True
         t3 = time.monotonic()
-        ok = {region: future.result() for region, future in inflight.futures.items()}
+        self.watchdog.stage("wait for commits")
+        results = {region: future.result() for region, future in inflight.futures.items()}
         control = inflight.control.result()
         t4 = time.monotonic()
         if control is None:
             return None  # stopping: nothing acknowledged, the broker redelivers the whole batch
         written: dict[str, int] = {}
+        refused: list[RejectionRecord] = []
+        routed_of = {id(item): m for item, m in inflight.routed}
         for region, items in inflight.users.items():
-            if ok.get(region, False):  # a region still waiting to be retried was not submitted: not ok
+            done = results.get(region)
+            if done is not None and done.ok:  # a region still waiting to be retried was not submitted: not ok
                 written[region] = inflight.rows[region]
+                refused += [_store_rejected(items[i], region, reason, routed_of.get(id(items[i])))
+                            for i, reason in sorted(done.refused.items())]
             else:
                 for item in items:
                     item.pending.add(region)
+        extra = control.replaced + refused
+        if refused and not self._commit_rejections(refused):
+            return None  # stopping before the quarantine records were committed: nothing acknowledged
         batch, routed = inflight.batch, inflight.routed
         done = [item for item in batch if not item.pending]
         parked = [item for item in batch if item.pending]
@@ -306,72 +426,110 @@ class Consumer:
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
         acked = self._ack(done)
-        self.stats.flush_timed(len(batch), {**inflight.stages, "control": control, "regions": t4 - inflight.submitted,
-                                            "wait": t4 - t3, "ack": time.monotonic() - t4})
-        rejections: Counter[str] = Counter(r.code for _, m in routed for r in m.rejections)
-        for _, m in routed:
-            for r in m.rejections:
-                log.warning("quarantined %s (device=%s seq=%s): %s: %s [%s]", r.topic, r.device_id, r.seq, r.code,
-                            r.detail, f"held in {r.payload_region}" if r.payload_region else "metadata only")
+        self.watchdog.progress()
+        self.stats.flush_timed(len(batch), {**inflight.stages, "control": control.seconds,
+                                            "regions": t4 - inflight.submitted, "wait": t4 - t3,
+                                            "ack": time.monotonic() - t4})
+        every = [r for _, m in routed for r in m.rejections] + extra
+        for r in every:
+            log.warning("quarantined %s (device=%s seq=%s): %s: %s [%s]", r.topic, r.device_id, r.seq, r.code,
+                        r.detail, f"held in {r.payload_region}" if r.payload_region else "metadata only")
         self.stats.committed(
             acked=acked,
             stored=sum(1 for _, m in routed if m.stored),
             rejected=sum(1 for _, m in routed if not m.stored),
             rows=written,
             decisions=dict(Counter(d.outcome for _, m in routed for d in m.decisions)),
-            rejections=dict(rejections),
+            rejections=dict(Counter(r.code for r in every)),
         )
         self.stats.set_parked(len(self._parked), self._down_regions())
         return None
 
-    def _commit_control(self, routed: list[Routed], statuses: list[Status], size: int) -> float | None:
-        """Commit the audit records (control thread), retrying until the control store answers.
+    def _commit_control(self, groups: list[ControlRecords], owners: list[tuple[_Inbound, Routed | None]],
+                        size: int) -> _Committed | None:
+        """Commit the audit records (control thread), retrying until the control store answers. A message (or
+        status) whose records the store refuses is quarantined instead (``store_rejected`` / ``bad_status``).
 
-        Returns the seconds it took (the stage ``control``), or None if stopping before it committed."""
+        Returns the seconds it took (the stage ``control``) and those replacements, or None if stopping before it
+        committed."""
         t0 = time.monotonic()
-        batches: dict[str, list[tuple[int, int]]] = {}
-        for m in routed:
-            if m.device_id is not None and m.seq is not None:
-                batches.setdefault(m.device_id, []).append((m.seq, m.readings))
+        replaced: list[RejectionRecord] = []
+
+        def write() -> None:
+            result = self._control.write_groups(groups)
+            for i, error in sorted(result.refused.items()):
+                item, m = owners[i]
+                if m is None:
+                    replaced.append(RejectionRecord(item.topic, "bad_status", f"the control store refused it: "
+                                                    f"{error.reason}", len(item.payload), quarantine_id=quarantine_id(
+                                                        item.topic, item.payload, "bad_status", None)))
+                else:
+                    replaced.append(_store_rejected(item, "control", error.reason, m))
+            if replaced:
+                self._control.write_groups([ControlRecords(rejections=[r]) for r in replaced])
+
+        if not self._retry_control(write, size):
+            return None
+        return _Committed(time.monotonic() - t0, replaced)
+
+    def _commit_rejections(self, rejections: list[RejectionRecord]) -> bool:
+        """Commit quarantine records found after the batch's control commit (a region refused a message's data),
+        in the control thread; wait for it. False if stopping before it committed."""
+        def write() -> None:
+            self._control.write_groups([ControlRecords(rejections=[r]) for r in rejections])
+
+        return self._control_thread.submit(self._retry_control, write, len(rejections)).result()
+
+    def _retry_control(self, write: Callable[[], None], size: int) -> bool:
+        """Run a control write until the control store answers; False if stopping first."""
         delay = 0.2
         while True:
             try:
-                self._control.write(
-                    decisions=[d for m in routed for d in m.decisions],
-                    rejections=[r for m in routed for r in m.rejections],
-                    batches=batches,
-                    statuses=statuses,
-                )
+                write()
                 self.stats.store_ok("control")
-                return time.monotonic() - t0
+                self.watchdog.progress()
+                return True
             except StoreUnavailableError as exc:
                 self.stats.store_failed(exc.store, str(exc))
                 log.error("control store unavailable, holding %d messages unacknowledged: %s", size, exc)
+                self.watchdog.progress()
                 if self._stop.is_set():
-                    return None
+                    return False
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 10.0)
 
-    def _write_region(self, region: str, rows: list[tuple[object, ...]], held: list[tuple[object, ...]]) -> bool:
+    def _write_region(self, region: str, job: _Job) -> _RegionDone:
+        """Write a region's part of a batch (writer thread): rows and held payloads, per message. A message whose
+        data the store refuses is reported in ``refused`` (the others are written); an outage makes it not ok."""
         try:
             writer = self._regions.get(region)
             if writer is None:
                 raise StoreUnavailableError(region, "no DSN configured for this region (INGEST_REGION_DSNS)")
-            writer.write(rows)
-            self._quarantine[region].write(held)  # type: ignore[arg-type]
+            if region in self._unprepared and self._prepare_region is not None:
+                self._prepare_region(region)  # unreachable at start: migrate it now
+                self._unprepared.discard(region)
+            with_rows = [i for i, (rows, _) in enumerate(job) if rows]
+            result = writer.write_groups([job[i][0] for i in with_rows])
+            refused = {with_rows[i]: error.reason for i, error in result.refused.items()}
+            with_held = [i for i, (_, held) in enumerate(job) if held and i not in refused]
+            held = write_isolated(region, lambda some: self._quarantine[region].write([h for g in some for h in g]),
+                                  [job[i][1] for i in with_held])
+            refused.update({with_held[i]: error.reason for i, error in held.refused.items()})
         except StoreUnavailableError as exc:
             self.stats.store_failed(exc.store, str(exc))
             delay = min(self._region_delay.get(region, 0.25) * 2, 10.0)
             self._region_delay[region] = delay
             self._region_retry_at[region] = time.monotonic() + delay * random.uniform(0.8, 1.2)
             log.error("region %s unavailable (retry in %.1fs): %s", region, delay, exc)
-            return False
+            self.watchdog.progress()
+            return _RegionDone(False)
         self.stats.store_ok(region)
+        self.watchdog.progress()
         if region in self._region_delay:
             log.info("region %s is back", region)
         self._region_delay.pop(region, None)
         self._region_retry_at.pop(region, None)
-        return True
+        return _RegionDone(True, refused)
 
     def _region_waiting(self, region: str) -> bool:
         return time.monotonic() < self._region_retry_at.get(region, 0.0)
@@ -381,8 +539,10 @@ class Consumer:
 
     def _retry_parked(self) -> None:
         """Retry parked messages (re-routed from their payload) for the regions they still need."""
+        self.watchdog.stage("retry parked")
         still: list[_Inbound] = []
         done: list[_Inbound] = []
+        refused: list[RejectionRecord] = []
         for item in self._parked:
             if item.epoch != self._epoch:
                 self.stats.dropped_stale(1)  # the broker redelivers it on the new connection
@@ -390,18 +550,32 @@ class Consumer:
             if all(self._region_waiting(r) for r in item.pending):
                 still.append(item)
                 continue
-            m = self.router.route(item.topic, item.payload)
+            try:
+                m = self.router.route(item.topic, item.payload)
+            except PolicyUnavailableError as exc:  # the policy is out now: try again later
+                self.stats.store_failed("policy", str(exc))
+                still.append(item)
+                continue
+            parts = _per_region(m)
             for region in sorted(item.pending):
                 if self._region_waiting(region):
                     continue
-                rows = m.rows.get(region, [])
-                held = [(r.quarantine_id, r.topic, r.payload) for r in m.rejections
-                        if r.payload_region == region and r.payload is not None]
-                if self._write_region(region, rows, held):  # type: ignore[arg-type]
+                rows, held = parts.get(region, ([], []))
+                result = self._write_region(region, [(rows, held)])
+                if result.ok:
                     item.pending.discard(region)
-                    self.stats.rows_written(region, len(rows))
+                    if 0 in result.refused:
+                        refused.append(_store_rejected(item, region, result.refused[0], m))
+                    else:
+                        self.stats.rows_written(region, len(rows))
             (still if item.pending else done).append(item)
         self._parked = still
+        if refused and not self._commit_rejections(refused):
+            self._parked = still + done  # stopping: acknowledged nothing; the broker redelivers
+            return
+        if refused:
+            self.stats.committed(acked=0, stored=0, rejected=0, rows={}, decisions={},
+                                 rejections=dict(Counter(r.code for r in refused)))
         if done:
             self.stats.unparked(self._ack(done))
             log.info("wrote and acknowledged %d parked messages; %d still parked", len(done), len(still))
@@ -422,3 +596,25 @@ class Consumer:
             self.stats.dropped_stale(stale)
             log.info("%d messages arrived on a previous connection: not acknowledged, the broker redelivers", stale)
         return len(items) - stale
+
+
+def _per_region(m: Routed) -> dict[str, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
+    """A routed message's rows and held payloads (quarantine id, topic, payload), per region."""
+    parts: dict[str, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]] = {}
+    for region, rows in m.rows.items():
+        parts.setdefault(region, ([], []))[0].extend(rows)
+    for r in m.rejections:
+        if r.payload_region is not None and r.payload is not None:
+            parts.setdefault(r.payload_region, ([], []))[1].append((r.quarantine_id, r.topic, r.payload))
+    return parts
+
+
+def _store_rejected(item: _Inbound, store: str, reason: str, m: Routed | None = None) -> RejectionRecord:
+    """A message (or its part for one store) that a store refused: metadata only (the store that should have
+    held it is the one that refused it). The other regions' parts of the message are stored."""
+    code = "store_rejected"
+    return RejectionRecord(
+        item.topic, code, f"store {store} refused this message's data: {reason}", len(item.payload),
+        m.device_id if m else None, m.seq if m else None,
+        quarantine_id=quarantine_id(item.topic, item.payload, code, store),
+    )

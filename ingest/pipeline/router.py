@@ -4,29 +4,55 @@ Python gathers the policy input and applies the output; the policy (Rego) decide
 category present in a batch and each candidate region (the site's home region, then the analytics
 region) one flow is decided. Rows go to every region whose decision allows them, transformed as the
 decision demands. A category that no region may hold is discarded: only metadata is kept.
+
+A message is routed in isolation (docs/message-isolation.md): whatever exception routing one message
+raises, the message ends as a quarantine record (``unprocessable``, or ``policy_error`` when the policy
+could not evaluate its flows), never as an exception that stops the flush. Only an outage of the policy
+engine (``PolicyUnavailableError``: OPA unreachable) propagates: the caller holds the messages and retries.
+
+Routing is two steps so that the consumer can claim sequence numbers in between: :meth:`Router.parse`
+(size, topic, payload, registry, origin) and :meth:`Router.route_parsed` (split, decide, transform).
+:meth:`Router.route` does both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
-from ingest.registry import Registry, Site
+from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from policy import Decision, Flow, PolicyEngine
-from wire import Batch, DataTopic, DecodeError, TopicError, decode_batch
+from policy.errors import PolicyEvaluationError, PolicyUnavailableError
+from wire import Batch, DataTopic, DecodeError, Status, StatusTopic, TopicError, decode_batch, decode_status
+
+log = logging.getLogger("ingest.router")
 
 _DECISION_NS = uuid.UUID("6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11")
 
 # Row layout of region tables (order of ingest.store.region.COLUMNS).
 Row = tuple[str, int, int, str, datetime, str, str, str, float | None, str | None, str | None, uuid.UUID, str]
+
+
+MAX_DETAIL = 2000
+"""Longest rejection detail kept (it quotes untrusted input)."""
+
+
+def printable(text: str, limit: int = MAX_DETAIL) -> str:
+    """Untrusted text made safe to store and log: control characters escaped (PostgreSQL's text cannot hold a
+    NUL), at most ``limit`` characters."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,10 @@ class RejectionRecord:
     category: str | None = None
     payload_region: str | None = None  # None: metadata only, the payload is discarded
     payload: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", printable(self.detail))
+        object.__setattr__(self, "topic", printable(self.topic, 1024))
 
     @property
     def state(self) -> str:
@@ -64,6 +94,19 @@ class DecisionRecord:
     decision: Decision
     readings: int
     input: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A valid batch of a registered device, before its sequence number is claimed and its data routed."""
+
+    topic: str
+    payload: bytes
+    batch: Batch
+    site_id: str
+    site: Site
+    digest: bytes  # SHA-256 of the (inflated) payload: the same (device, seq) with another digest is a conflict
+    registry: Registry  # the registry it was parsed against
 
 
 @dataclass
@@ -100,6 +143,7 @@ def quarantine_id(topic: str, payload: bytes, code: str, category: str | None) -
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 
 # Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
 # these categories, on top of those the device's profile declares: the cautious side.
@@ -134,6 +178,7 @@ class Router:
         self.max_bytes = max_bytes
         self._flows: dict[tuple[int, str, str, bool], Flow] = {}
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
+        self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
 
     def replace_registry(self, registry: Registry) -> None:
@@ -144,12 +189,94 @@ class Router:
             self.registry = registry
             self._flows = {}
             self._inputs = {}
+            self._fields = {}
 
     def route(self, topic: str, payload: bytes) -> Routed:
-        with self._registry_lock:
-            return self._route(topic, payload)
+        """Parse and route one message (in isolation: never raises but ``PolicyUnavailableError``)."""
+        parsed = self.parse(topic, payload)
+        return parsed if isinstance(parsed, Routed) else self.route_parsed(parsed)
 
-    def _route(self, topic: str, payload: bytes) -> Routed:
+    def parse(self, topic: str, payload: bytes) -> Parsed | Routed:
+        """Size, topic, payload, registry and origin checks: a :class:`Parsed` batch, or the message's rejection."""
+        with self._registry_lock:
+            return self._guard(topic, payload, None, None, lambda: self._parse(topic, payload))
+
+    def route_parsed(self, parsed: Parsed) -> Routed:
+        """Split, decide and transform a parsed batch (against the registry in force now)."""
+        with self._registry_lock:
+            batch = parsed.batch
+            if parsed.registry is not self.registry:  # changed since parse: the origin is checked again
+                return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq,
+                                   lambda: self._reparse_and_route(parsed))
+            return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._route_batch(
+                parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site))
+
+    def reject_parsed(self, parsed: Parsed, code: str, detail: str) -> Routed:
+        """A parsed batch refused as a whole (a sequence conflict or jump): quarantined like content that cannot
+        be trusted (payload held only where every category it may hold is allowed)."""
+        with self._registry_lock:
+            batch = parsed.batch
+            return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: Routed(
+                rejections=[self._quarantine(parsed.topic, parsed.payload, code, detail, batch.device_id,
+                                             batch.seq, hold=True)]))
+
+    def status(self, topic: str, payload: bytes, now: datetime, max_skew: timedelta) -> Status | RejectionRecord:
+        """A gateway status, checked against its topic and the registry; or its rejection (``bad_status``,
+        metadata only). It must name the gateway and site of its topic, list only devices of that site, and
+        not be dated beyond ``max_skew`` ahead of ``now`` (a future date would freeze the gateway's status)."""
+        def bad(detail: str) -> RejectionRecord:
+            return RejectionRecord(topic, "bad_status", detail, len(payload),
+                                   quarantine_id=quarantine_id(topic, payload, "bad_status", None))
+
+        try:
+            where = StatusTopic.parse(topic)
+            status = decode_status(payload)
+        except (TopicError, DecodeError) as exc:
+            return bad(str(exc))
+        if (status.gateway_id, status.site_id) != (where.gateway_id, where.site_id):
+            return bad(f"status names gateway {status.gateway_id!r} of site {status.site_id!r}; its topic is "
+                       f"gateway {where.gateway_id!r} of site {where.site_id!r}")
+        with self._registry_lock:
+            registry = self.registry
+        if status.site_id not in registry.sites:
+            return bad(f"site {status.site_id!r} is not in the registry")
+        foreign = sorted(d for d in status.devices
+                         if d in registry.devices and registry.devices[d].site != status.site_id)
+        if foreign:
+            return bad(f"status of site {status.site_id!r} lists devices of other sites: {foreign[:10]}")
+        if status.at > now + max_skew:
+            return bad(f"status dated {status.at.isoformat()}, more than {max_skew.total_seconds():.0f} s ahead of "
+                       f"the ingest's clock ({now.isoformat()})")
+        return status
+
+    def _guard(self, topic: str, payload: bytes, device_id: str | None, seq: int | None,
+               work: Callable[[], Any]) -> Any:
+        """Run ``work`` for one message; any exception but a policy outage becomes the message's rejection."""
+        try:
+            return work()
+        except PolicyUnavailableError:
+            raise  # an outage, not this message's fault: the caller holds it and retries
+        except Exception as exc:  # isolation: one message must never stop the flush (docs/message-isolation.md)
+            code = "policy_error" if isinstance(exc, PolicyEvaluationError) else "unprocessable"
+            if code == "unprocessable":
+                log.exception("routing a message on %s failed; quarantined as unprocessable", printable(topic, 200))
+            detail = f"{type(exc).__name__}: {exc}"
+            try:
+                record = self._quarantine(topic, payload, code, detail, device_id, seq, hold=True)
+            except Exception:  # the policy cannot say where the payload may live: metadata only
+                record = RejectionRecord(
+                    topic, code, detail + "; payload discarded (no lawful region could be determined)", len(payload),
+                    device_id, seq, quarantine_id=quarantine_id(topic, payload, code, None),
+                )
+            return Routed(rejections=[record])
+
+    def _reparse_and_route(self, parsed: Parsed) -> Routed:
+        again = self._parse(parsed.topic, parsed.payload)
+        if isinstance(again, Routed):
+            return again
+        return self._route_batch(again.topic, again.payload, again.batch, again.site_id, again.site)
+
+    def _parse(self, topic: str, payload: bytes) -> Parsed | Routed:
         size = len(payload)
 
         def reject(code: str, detail: str, device: str | None = None, seq: int | None = None, *,
@@ -163,7 +290,8 @@ class Router:
         except TopicError as exc:
             return reject("bad_topic", str(exc))
         try:
-            batch = decode_batch(self._inflate(payload))
+            inflated = self._inflate(payload)
+            batch = decode_batch(inflated)
         except DecodeError as exc:
             return reject("malformed", str(exc), parsed_topic.device_id, hold=True)
         if batch.device_id != parsed_topic.device_id:
@@ -195,7 +323,7 @@ class Router:
                 f"site={site_id!r} country={site.country!r}",
                 batch.device_id, batch.seq,
             )
-        return self._route_batch(topic, payload, batch, site_id, site)
+        return Parsed(topic, payload, batch, site_id, site, hashlib.sha256(inflated).digest(), self.registry)
 
     def _inflate(self, payload: bytes) -> bytes:
         """Gzip payloads (the edge agent's optional compression, content type application/json+gzip) are
@@ -262,24 +390,46 @@ class Router:
     def _build_flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
         return policy_flow(self.registry, site, region_name, category, edge_pseudonymized=edge_pseudonymized)
 
+    def _field_index(self, profile: Profile) -> dict[str, tuple[str, tuple[type, ...]]]:
+        """name -> (category, Python types its values may have), per profile (hot path: one lookup per value)."""
+        index = self._fields.get(id(profile))
+        if index is None:
+            index = self._fields[id(profile)] = {
+                name: (spec.category, FIELD_VALUE_TYPES[spec.type]) for name, spec in profile.fields.items()
+            }
+        return index
+
     def _route_batch(self, topic: str, payload: bytes, batch: Batch, site_id: str, site: Site) -> Routed:
         profile = self.registry.profile_of(batch.device_id)
+        fields = self._field_index(profile)
         routed = Routed(device_id=batch.device_id, seq=batch.seq, readings=len(batch.readings))
         # category -> list of (idx, name, ts, value)
         parts: dict[str, list[tuple[int, str, datetime, Any]]] = defaultdict(list)
         undeclared: set[str] = set()
+        wrong: dict[str, str] = {}  # field -> the type of its first wrong value
         for idx, reading in enumerate(batch.readings):
             for name, value in reading.values.items():
-                spec = profile.fields.get(name)
+                spec = fields.get(name)
                 if spec is None:
                     undeclared.add(name)
                     continue
-                parts[spec.category].append((idx, name, reading.ts, value))
+                if value is not None and type(value) not in spec[1]:
+                    wrong.setdefault(name, _WIRE_TYPE.get(type(value), type(value).__name__))
+                    continue
+                parts[spec[0]].append((idx, name, reading.ts, value))
+        profile_name = self.registry.devices[batch.device_id].profile
         if undeclared:
             routed.rejections.append(self._quarantine(
                 topic, payload, "undeclared_field",
-                f"fields {sorted(undeclared)} are not declared in profile "
-                f"{self.registry.devices[batch.device_id].profile!r}; they were not stored",
+                f"fields {sorted(undeclared)} are not declared in profile {profile_name!r}; they were not stored",
+                batch.device_id, batch.seq, hold=True,
+            ))
+        if wrong:
+            found = ", ".join(f"{name}: {kind}, declared {profile.fields[name].type}"
+                              for name, kind in sorted(wrong.items()))
+            routed.rejections.append(self._quarantine(
+                topic, payload, "wrong_type",
+                f"values of the wrong type in profile {profile_name!r} ({found}); those values were not stored",
                 batch.device_id, batch.seq, hold=True,
             ))
 

@@ -10,6 +10,8 @@ from typing import Any
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from ingest.pipeline.watchdog import Watchdog
+
 _MESSAGES = PromCounter("ingest_messages", "MQTT messages handled, by outcome", ["outcome"])
 _REJECTIONS = PromCounter("ingest_rejections", "Messages or parts rejected, by reason code", ["code"])
 _ROWS = PromCounter("ingest_rows", "Rows committed to region stores", ["region"])
@@ -28,12 +30,15 @@ _FLUSH_MESSAGES = Histogram(
     "ingest_flush_messages", "Messages per flush", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
 )
 _PARKED = Gauge("ingest_parked_messages", "Messages waiting for an unavailable region store")
+_PIPELINE_OK = Gauge("ingest_pipeline_ok", "1 while no worker thread died and the pipeline is not stalled "
+                     "(docs/message-isolation.md)")
 
 
 class PipelineStats:
     """Thread-safe counters; ``snapshot()`` is what GET /api/v1/stats returns."""
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog: Watchdog | None = None) -> None:
+        self.watchdog = watchdog or Watchdog(stall_s=120.0)
         self._lock = threading.Lock()
         self.received = 0
         self.stored = 0
@@ -130,8 +135,14 @@ class PipelineStats:
         with self._lock:
             self.subscription_error = error
 
+    def _problem(self) -> str | None:
+        problem = self.watchdog.problem(self.inflight)
+        _PIPELINE_OK.set(0 if problem else 1)
+        return problem
+
     def _healthy(self) -> bool:
-        return self.broker_connected and not self.down_stores and self.subscription_error is None
+        return (self.broker_connected and not self.down_stores and self.subscription_error is None
+                and self._problem() is None)
 
     def healthy(self) -> bool:
         with self._lock:
@@ -150,6 +161,7 @@ class PipelineStats:
                 "last_error": self.last_error,
                 "broker_connected": self.broker_connected,
                 "subscription_error": self.subscription_error,
+                "problem": self._problem(),
                 "down_stores": sorted(self.down_stores),
                 "parked": self.parked,
                 "stale_redeliveries": self.stale_redeliveries,

@@ -11,13 +11,15 @@ transaction before the first decision that names it; the view ``decisions`` join
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.pipeline.router import DecisionRecord, RejectionRecord
-from ingest.store.connection import StoreConnection
+from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.decision_docs import INSERT_DOCS, DocIds
+from ingest.store.isolation import GroupsWritten, write_isolated
 from ingest.store.sequences import record_all
 from wire import Status
 
@@ -40,7 +42,8 @@ _STATUS = (
     "INSERT INTO gateway_status (gateway_id, site_id, state, at, devices, reason) VALUES (%s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (gateway_id) DO UPDATE SET site_id = EXCLUDED.site_id, state = EXCLUDED.state,"
     " at = EXCLUDED.at, devices = EXCLUDED.devices, reason = EXCLUDED.reason"
-    " WHERE gateway_status.at <= EXCLUDED.at"
+    # a row dated in the future (before statuses were checked against the clock) must not freeze the gateway
+    " WHERE gateway_status.at <= EXCLUDED.at OR gateway_status.at > now() + make_interval(secs => %s)"
 )
 
 
@@ -53,8 +56,18 @@ def _decision_rows(decisions: Sequence[DecisionRecord], docs: DocIds) -> list[tu
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class ControlRecords:
+    """The control records of one message (its decisions and rejections) or one gateway status."""
+
+    decisions: Sequence[DecisionRecord] = ()
+    rejections: Sequence[RejectionRecord] = ()
+    statuses: Sequence[Status] = ()
+
+
 class ControlWriter:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, max_clock_skew_s: float = 300.0) -> None:
+        self._max_skew_s = max_clock_skew_s
         self._store = StoreConnection("control", dsn)
         self._docs = DocIds()
         self.merges = 0
@@ -92,14 +105,26 @@ class ControlWriter:
                     ])
                 new = record_all(conn, batches)
                 for s in statuses:
-                    cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason))
+                    cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason,
+                                          self._max_skew_s))
         except BaseException as exc:
             self._docs.rolled_back()  # the documents of a failed transaction must be sent again
-            if isinstance(exc, psycopg.Error):
+            if isinstance(exc, (psycopg.Error, *ENCODING_ERRORS)):
                 raise self._store.error(exc) from None
             raise
         self._docs.committed()
         return new
+
+    def write_groups(self, groups: Sequence[ControlRecords]) -> GroupsWritten:
+        """Commit several messages' records in one transaction; if the store refuses the data, find the messages
+        at fault by writing each in its own transaction (ingest.store.isolation)."""
+        def write(some: Sequence[ControlRecords]) -> int:
+            self.write(decisions=[d for g in some for d in g.decisions],
+                       rejections=[r for g in some for r in g.rejections],
+                       batches={}, statuses=[s for g in some for s in g.statuses])
+            return len(some)
+
+        return write_isolated("control", write, groups)
 
     def _log_decisions(self, conn: psycopg.Connection, cur: psycopg.Cursor, rows: list[tuple[object, ...]]) -> None:
         try:

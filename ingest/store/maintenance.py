@@ -146,11 +146,13 @@ class StoreMaintenance:
 
     # --- thread runner -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, first_run_now: bool = True) -> None:
+        """Run every interval in a daemon thread; ``first_run_now=False`` when the caller just ran it."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="store-maintenance", daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(first_run_now,), name="store-maintenance",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -159,7 +161,9 @@ class StoreMaintenance:
             self._thread.join(timeout)
             self._thread = None
 
-    def _loop(self) -> None:
+    def _loop(self, run_now: bool) -> None:
+        if not run_now:
+            self._stop.wait(self.options.maintenance_interval.total_seconds())
         while not self._stop.is_set():
             try:
                 self.run_once()

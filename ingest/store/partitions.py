@@ -6,13 +6,15 @@ partition ``readings_default`` for rows that fall in no daily partition (far fut
 partition does not exist yet). A partition is created by creating a standalone table, moving that
 day's rows out of the default partition into it, and attaching it, in one transaction.
 
-Locks: that transaction first takes SHARE ROW EXCLUSIVE on ``readings`` (it waits for the writers'
-transactions in flight and holds new ones back), then ACCESS EXCLUSIVE on the default partition (which
-ATTACH needs anyway). Without the first lock, an INSERT that routed its rows with the partition list
-from before the ATTACH would put a row of the new day into the default partition and fail its
-constraint. Writers take their locks in the same order (parent, then partitions), so there is no
-deadlock, and ``lock_timeout`` bounds how long writers are held back: a day's partition is normally
-created days ahead, when the default partition holds none of its rows, so this takes milliseconds.
+Locks: that transaction first takes ACCESS EXCLUSIVE on ``readings`` (it waits for the writers' and
+readers' transactions in flight and holds new ones back), then ACCESS EXCLUSIVE on the default partition
+(which ATTACH needs anyway). Without the first lock, an INSERT that routed its rows with the partition
+list from before the ATTACH would put a row of the new day into the default partition and fail its
+constraint, and a SELECT planned with that list would read the emptied default partition and miss the
+day's rows (a weaker SHARE ROW EXCLUSIVE lock let readers through: they lost rows for a moment). Readers
+and writers take their locks in the same order (parent, then partitions), so there is no deadlock, and
+``lock_timeout`` bounds how long they are held back: a day's partition is normally created days ahead,
+when the default partition holds none of its rows, so this takes milliseconds.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def create_partition(conn: psycopg.Connection, day: date, *, lock_timeout_ms: in
     lo, hi = bounds(day)
     with conn.transaction():
         _lock_timeout(conn, lock_timeout_ms)
-        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(PARENT)))
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(PARENT)))
         conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(DEFAULT)))
         if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() != (None,):
             return None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from ingest.store.connection import StoreConnection
+from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 
 _INSERT = (
     "INSERT INTO quarantine_payloads (quarantine_id, topic, payload) VALUES (%s, %s, %s)"
@@ -22,15 +22,17 @@ class QuarantineWriter:
         self.name = name
         self._store = StoreConnection(name, dsn)
 
-    def write(self, items: Sequence[tuple[uuid.UUID, str, bytes]]) -> None:
+    def write(self, items: Sequence[tuple[uuid.UUID, str, bytes]]) -> int:
+        """Hold ``items`` (quarantine id, topic, payload); idempotent. Returns how many were given."""
         if not items:
-            return
+            return 0
         conn = self._store.get()
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(_INSERT, list(items))
-        except psycopg.Error as exc:
+        except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
+        return len(items)
 
     def close(self) -> None:
         self._store.close()

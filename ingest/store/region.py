@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import psycopg
 
 from ingest.store import rollups
-from ingest.store.connection import StoreConnection
+from ingest.store.connection import ENCODING_ERRORS, StoreConnection
+from ingest.store.isolation import GroupsWritten, write_isolated
 
 COLUMNS = ("device_id", "seq", "idx", "name", "ts", "site_id", "origin_country", "category", "num", "txt",
            "transform", "decision_id", "policy_revision")
@@ -86,9 +87,14 @@ class RegionWriter:
                     return int(new[0]) if new else 0
                 cur.execute(_MERGE)
                 return cur.rowcount
-        except psycopg.Error as exc:
+        except (psycopg.Error, *ENCODING_ERRORS) as exc:
             self._checked = None
             raise self._store.error(exc) from None
+
+    def write_groups(self, groups: Sequence[Sequence[tuple[object, ...]]]) -> GroupsWritten:
+        """Commit the rows of several messages (a group each) in one transaction; if the store refuses the data,
+        find the groups at fault by writing each in its own transaction (docs/message-isolation.md)."""
+        return write_isolated(self.name, lambda some: self.write([row for group in some for row in group]), groups)
 
     @staticmethod
     def _copy(cur: psycopg.Cursor, table: str, rows: Sequence[tuple[object, ...]]) -> None:

@@ -1,7 +1,8 @@
-"""Per-device sequence tracking in the control store: batches seen once, gaps opened and closed.
+"""Per-device sequence tracking in the control store: batches seen once, gaps opened and closed, and the
+claims that tell a redelivery from a conflict or an implausible jump (docs/message-isolation.md).
 
-Called inside the control transaction, under per-device advisory locks, so replicas that receive
-batches of the same devices concurrently serialise here and agree on the gaps.
+Called inside a control transaction, under per-device advisory locks, so replicas that receive
+batches of the same devices concurrently serialise here and agree on the gaps and on who claimed a seq.
 
 The work of a whole flush takes two round trips, whatever the number of devices (psycopg pipeline
 mode): the first pipeline takes every device's lock (in sorted device order, so replicas cannot
@@ -11,15 +12,28 @@ batches; the gap changes and progress counters, worked out here, go out in the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import psycopg
 
+from ingest.store.connection import ENCODING_ERRORS, StoreConnection
+
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('seq:' || %s))"
-# One index probe per device (max() per device_id uses the primary key backwards).
-_MAX_SEEN = "SELECT d, (SELECT max(seq) FROM batches_seen WHERE device_id = d) FROM unnest(%s::text[]) AS d"
+# One index probe per device (max() per device_id uses the primary key backwards), with the seconds since the
+# device's last batch (the ingest's clock: a device cannot move it).
+_MAX_SEEN = (
+    "SELECT d, (SELECT max(seq) FROM batches_seen WHERE device_id = d),"
+    " (SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM device_progress WHERE device_id = d)"
+    " FROM unnest(%s::text[]) AS d"
+)
+# The digests of incoming seqs already seen (a redelivery, a replay or a conflict).
+_DIGESTS = (
+    "SELECT b.device_id, b.seq, b.digest FROM unnest(%s::text[], %s::bigint[]) AS t(d, s)"
+    " JOIN batches_seen b ON b.device_id = t.d AND b.seq = t.s"
+)
 # The open gaps that hold an incoming seq: the only ones a late batch can shrink, split or close. Only a
 # seq below the highest seen can be in a gap; each such seq probes its device's open gaps (partial index).
 _GAPS_HOLDING = (
@@ -33,6 +47,11 @@ _SEEN = (
     "INSERT INTO batches_seen (device_id, seq, readings)"
     " SELECT d, s, r FROM unnest(%s::text[], %s::bigint[], %s::int[]) AS t(d, s, r)"
     " ON CONFLICT DO NOTHING RETURNING device_id, seq, readings"
+)
+_CLAIM = (
+    "INSERT INTO batches_seen (device_id, seq, readings, digest)"
+    " SELECT d, s, r, g FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bytea[]) AS t(d, s, r, g)"
+    " ON CONFLICT DO NOTHING"
 )
 _UPDATE_GAPS = (
     "UPDATE sequence_gaps g SET first_missing = u.f, last_missing = u.l,"
@@ -87,7 +106,7 @@ def record_all(conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]
             high.execute(_MAX_SEEN, (devices,))
             held.execute(_GAPS_HOLDING, (seq_devices, seqs))
             seen.execute(_SEEN, (seq_devices, seqs, readings))
-        highest: dict[str, int | None] = dict(high.fetchall())
+        highest: dict[str, int | None] = {device: top for device, top, _ in high.fetchall()}
         gaps: dict[str, list[_Gap]] = {}
         for gap_id, device, first, last, detected_at in held.fetchall():
             gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
@@ -100,6 +119,95 @@ def record_all(conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]
         _track(device, [s for s, _ in new[device]], highest[device], gaps.setdefault(device, []))
     _write(conn, [g for device in devices for g in gaps[device]], new)
     return {device: [s for s, _ in new[device]] for device in devices}
+
+
+Verdict = Literal["new", "seen", "conflict", "jump"]
+"""What a claim found: ``new`` (first time), ``seen`` (the same content again: a redelivery or replay),
+``conflict`` (the seq was seen with other content), ``jump`` (further ahead than the device could have come)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A valid batch about to be routed: its device, seq, number of readings and content digest."""
+
+    device_id: str
+    seq: int
+    readings: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JumpBound:
+    """How far ahead of a device's highest seq a batch may be: ``allowance`` batches plus ``rate`` batches per
+    second since the device's last batch. A first batch of a device beyond ``allowance`` opens no gap."""
+
+    allowance: int = 1000
+    rate: float = 50.0
+
+    def limit(self, highest: int, idle_s: float | None) -> int:
+        return highest + self.allowance + int(self.rate * max(0.0, idle_s or 0.0))
+
+
+def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBound) -> list[Verdict]:
+    """Claim the seqs of a flush's valid batches: record the new ones (gaps, progress) and say, per claim, whether
+    it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush;
+    runs in the caller's transaction (never commits), under the devices' advisory locks.
+
+    A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
+    if not claims:
+        return []
+    devices = sorted({c.device_id for c in claims})
+    with conn.cursor() as lock, conn.cursor() as high, conn.cursor() as digests, conn.cursor() as held:
+        keys = sorted({(c.device_id, c.seq) for c in claims})
+        with conn.pipeline():
+            for device in devices:  # sorted: replicas take the locks in the same order
+                lock.execute(_LOCK, (device,))
+            high.execute(_MAX_SEEN, (devices,))
+            digests.execute(_DIGESTS, ([d for d, _ in keys], [s for _, s in keys]))
+            held.execute(_GAPS_HOLDING, ([d for d, _ in keys], [s for _, s in keys]))
+        state = {device: (highest, idle) for device, highest, idle in high.fetchall()}
+        known: dict[tuple[str, int], bytes | None] = {(d, s): g for d, s, g in digests.fetchall()}
+        gaps: dict[str, list[_Gap]] = {}
+        for gap_id, device, first, last, detected_at in held.fetchall():
+            gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
+
+    verdicts: list[Verdict] = ["new"] * len(claims)
+    accepted: dict[str, list[tuple[int, int]]] = {device: [] for device in devices}
+    inserts: list[Claim] = []
+    highest = {device: state[device][0] for device in devices}
+    no_gap_before: set[str] = set()
+    order = sorted(range(len(claims)), key=lambda i: (claims[i].device_id, claims[i].seq))
+    for i in order:
+        c = claims[i]
+        key = (c.device_id, c.seq)
+        if key in known:
+            digest = known[key]
+            verdicts[i] = "seen" if digest is None or digest == c.digest else "conflict"
+            continue
+        top = highest[c.device_id]
+        if top is None:
+            if c.seq > bound.allowance + 1:
+                no_gap_before.add(c.device_id)  # a device's first batch, far from 1: no gap of invented batches
+        elif c.seq > bound.limit(top, state[c.device_id][1]):
+            verdicts[i] = "jump"
+            continue
+        known[key] = c.digest
+        inserts.append(c)
+        accepted[c.device_id].append((c.seq, c.readings))
+        if top is None or c.seq > top:
+            highest[c.device_id] = c.seq
+    if inserts:
+        with conn.cursor() as cur:
+            cur.execute(_CLAIM, ([c.device_id for c in inserts], [c.seq for c in inserts],
+                                 [c.readings for c in inserts], [c.digest for c in inserts]))
+    for device in devices:
+        seqs = [s for s, _ in accepted[device]]
+        start = state[device][0]
+        if start is None and device in no_gap_before:
+            start, seqs = seqs[0], seqs[1:]  # the device's first accepted seq is where it starts
+        _track(device, seqs, start, gaps.setdefault(device, []))
+    _write(conn, [g for device in devices for g in gaps[device]], accepted)
+    return verdicts
 
 
 def _track(device_id: str, new: Iterable[int], highest: int | None, gaps: list[_Gap]) -> None:
@@ -155,3 +263,26 @@ def _write(conn: psycopg.Connection, gaps: list[_Gap], new: dict[str, list[tuple
                                     [max(s for s, _ in rows) for _, rows in progressed],
                                     [len(rows) for _, rows in progressed],
                                     [sum(r for _, r in rows) for _, rows in progressed]))
+
+
+class SequenceClaimer:
+    """Claims a flush's sequence numbers before its messages are routed (:func:`claim_all`), on its own
+    connection to the control store (the control thread commits decision logs on another, concurrently)."""
+
+    def __init__(self, dsn: str, bound: JumpBound) -> None:
+        self._store = StoreConnection("control", dsn)
+        self.bound = bound
+
+    def claim(self, claims: Sequence[Claim]) -> list[Verdict]:
+        """Claim and commit; raise StoreUnavailableError (or, for data it cannot hold, StoreDataError)."""
+        if not claims:
+            return []
+        conn = self._store.get()
+        try:
+            with conn.transaction():
+                return claim_all(conn, claims, self.bound)
+        except (psycopg.Error, *ENCODING_ERRORS) as exc:
+            raise self._store.error(exc) from None
+
+    def close(self) -> None:
+        self._store.close()

@@ -118,3 +118,38 @@ def test_one_region_down_the_others_keep_flowing(
                                             "AND category <> 'machine'") == [(0,)]
     finally:
         cn_server.cleanup()
+
+
+@pytest.mark.integration
+def test_start_while_a_region_is_down_then_it_comes_back(
+    mqtt_broker: MosquittoServer, pg_server: PostgresServer, registry: Registry, tmp_path: Path
+) -> None:
+    """A replica (re)started while cn-north is down starts with the reachable stores (it used to refuse to start:
+    'cannot migrate'), keeps CN data parked, and migrates cn-north when it comes back, never before."""
+    control, regions = fresh_databases(pg_server, registry)
+    cn_server = PostgresServer(settings={"fsync": "off"})
+    cn_server.start()
+    try:
+        regions["cn-north"] = cn_server.create_database("cn_north")  # never migrated: down before the first start
+        cn_server.stop()
+        with running_ingest(mqtt_broker, control, regions) as (service, api):
+            assert api.get("/api/v1/health").status_code == 503
+            load = AgentLoad(mqtt_broker, registry, ["de-munich", "cn-shenzhen"], tmp_path, batches=80).start()
+            wait_until(lambda: distinct_readings(regions["eu-central"], "de-munich-cnc-01") > 300, 60,
+                       "DE readings stored while cn-north was never reachable")
+            wait_until(lambda: query(regions["us-east"], "SELECT count(*) FROM readings WHERE origin_country = 'CN'")
+                       [0][0] > 0, 60, "CN machine data reached us-east")
+            assert service.stats.snapshot()["parked"] > 0
+            for name in ("eu-central", "us-east", "ap-southeast"):
+                assert query(regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' "
+                                            "AND category <> 'machine'") == [(0,)]
+            cn_server.restart()
+            acked = load.join(300)
+            wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120,
+                       "cn-north migrated and the parked messages written")
+            wait_until(lambda: service.stats.snapshot()["parked"] == 0 and service.stats.snapshot()["inflight"] == 0
+                       and service.stats.healthy(), 30, "nothing parked or unacknowledged, healthy")
+            assert_home_regions_hold_exactly(acked, regions, registry)
+            assert query(regions["cn-north"], "SELECT count(*) FROM schema_migrations")[0][0] > 0
+    finally:
+        cn_server.cleanup()

@@ -63,6 +63,8 @@ def _pipeline(runtime: Runtime) -> CheckPublic:
         snap = runtime.pipeline.snapshot()
     except Exception:  # the detail is a best effort on top of healthy() == False
         snap = {}
+    if snap.get("problem"):
+        detail += f": {snap['problem']}"
     if snap.get("broker_connected") is False:
         detail += ": broker not connected"
     if snap.get("subscription_error"):

@@ -184,3 +184,43 @@ def test_timescaledb_stores_are_left_to_their_jobs(pg_server: PostgresServer) ->
     report = StoreMaintenance({"eu": dsn}).run_once(now=NOW)["eu"]
     assert (report.backend, report.created, report.error) == ("timescaledb", [], None)
     assert report.skipped is not None and "TimescaleDB" in report.skipped
+
+
+def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_server: PostgresServer) -> None:
+    """A query that started while a day's rows moved out of the default partition used to plan without the new
+    partition and then read the emptied default partition: 0 rows (the API briefly lost data; a flaky test
+    found it). The move now locks the parent, so such a query waits and plans with the new partition."""
+    dsn = _store(pg_server, "part_reader")
+    writer = RegionWriter("r", dsn)
+    writer.write(_rows(NOW, 50))  # no partition for that day yet: into the default partition
+    writer.close()
+    blocker = psycopg.connect(dsn)
+    blocker.execute("LOCK TABLE readings_default IN ACCESS SHARE MODE")  # holds the mover back mid-way
+    mover_done: list[int | None] = []
+
+    def move() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            mover_done.append(partitions.create_partition(conn, TODAY, lock_timeout_ms=60_000))
+
+    def waiting(query_start: str) -> int:
+        with psycopg.connect(dsn) as conn:
+            return int(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                    " AND query LIKE %s", (query_start + "%",)).fetchone()[0])
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    deadline = time.monotonic() + 30
+    while waiting("LOCK TABLE") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    counted: list[int] = []
+    reader = threading.Thread(target=lambda: counted.append(int(psycopg.connect(dsn, autocommit=True).execute(
+        "SELECT count(*) FROM readings WHERE device_id = 'dev-1'").fetchone()[0])))
+    reader.start()
+    while waiting("SELECT count(*) FROM readings") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    blocker.rollback()  # the mover goes on; the reader waits for it
+    blocker.close()
+    mover.join(30)
+    reader.join(30)
+    assert mover_done == [50]
+    assert counted == [50]

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from devstack import PostgresServer
-from ingest.errors import StoreUnavailableError
+from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.store import rollups
 from ingest.store.migrate import migrate
 from ingest.store.region import RegionWriter
@@ -79,8 +79,8 @@ def test_a_failed_write_changes_neither_rows_nor_rollups(pg_server: PostgresServ
     writer = RegionWriter("eu", dsn)
     assert writer.write([_row(1, 0, "power_kw", 1.0)]) == 1
     bad = _row(2, 0, "power_kw", 5.0)
-    bad = (*bad[:5], None, *bad[6:])  # site_id NULL violates NOT NULL: the whole flush fails
-    with pytest.raises(StoreUnavailableError, match="store eu"):
+    bad = (*bad[:5], None, *bad[6:])  # site_id NULL violates NOT NULL: the whole flush fails, as a data error
+    with pytest.raises(StoreDataError, match="store eu refused the data"):
         writer.write([_row(2, 1, "power_kw", 3.0), bad])
     assert _rollup(dsn, "readings_1m")[0][3:] == (1, 1.0, 1.0, 1.0)
     assert writer.write([_row(2, 1, "power_kw", 3.0)]) == 1  # reconnects and carries on
@@ -202,4 +202,48 @@ def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: Po
         (hour - timedelta(minutes=1), 1), (hour, 2), (hour + timedelta(minutes=1), 1),
         (hour + timedelta(minutes=59), 1),
     ]
+    writer.close()
+
+
+# --- data errors vs outages, and finding the message at fault (docs/message-isolation.md) ---------------------
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        (_row(5, 0, "label", txt="a\x00b"), "invalid byte sequence"),  # a NUL: class 22
+        ((*_row(2**63, 0, "power_kw", 1.0)[:1], 2**63, *_row(0, 0, "x")[2:]), "int too big"),  # encoding, client side
+        (_row(6, 0, "power_kw", 1.5e308), "out of range"),  # with the 1.5e308 stored before: the rollup's sum overflows
+    ],
+)
+def test_write_groups_quarantines_only_the_group_the_store_refuses(pg_server: PostgresServer, bad: tuple,
+                                                                   what: str) -> None:
+    dsn = _store(pg_server, f"writer_groups_{uuid.uuid4().hex[:8]}")
+    writer = RegionWriter("eu", dsn)
+    assert writer.write([_row(9, 0, "power_kw", 1.5e308)]) == 1  # an earlier flush, same device, field and minute
+    groups = [[_row(1, 0, "power_kw", 1.0)], [bad], [_row(3, 0, "other", 2.0), _row(3, 1, "other", 3.0)]]
+    result = writer.write_groups(groups)
+    assert list(result.refused) == [1]
+    assert what in result.refused[1].reason
+    with psycopg.connect(dsn) as conn:
+        seqs = {s for (s,) in conn.execute("SELECT DISTINCT seq FROM readings").fetchall()}
+    assert seqs == {1, 3, 9}
+    assert writer.write([_row(1, 0, "power_kw", 1.0)]) == 0  # the connection is still usable, nothing twice
+    writer.close()
+
+
+def test_write_groups_reports_an_outage_when_every_message_is_refused(pg_server: PostgresServer) -> None:
+    """A store that refuses every message on its own has a problem of its own: nothing goes to quarantine."""
+    dsn = _store(pg_server, "writer_all_refused")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE readings ADD CONSTRAINT never CHECK (seq < 0) NOT VALID")
+    writer = RegionWriter("eu", dsn)
+    with pytest.raises(StoreUnavailableError, match="each of 2 messages was refused on its own"):
+        writer.write_groups([[_row(1, 0, "power_kw", 1.0)], [_row(2, 0, "power_kw", 2.0)]])
+    writer.close()
+
+
+def test_a_stopped_server_is_an_outage_not_a_data_error() -> None:
+    writer = RegionWriter("eu", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StoreUnavailableError, match="store eu"):
+        writer.write_groups([[_row(1, 0, "power_kw", 1.0)], [_row(2, 0, "power_kw", 2.0)]])
     writer.close()
