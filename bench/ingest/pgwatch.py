@@ -1,6 +1,8 @@
 """What PostgreSQL did during each timed window: WAL bytes written, and what its client backends waited on.
 
-- **WAL**: ``pg_current_wal_lsn()`` at the window's start and end (the whole server: every database).
+- **WAL**: ``pg_current_wal_insert_lsn()`` at the window's start and end (the whole server: every database).
+  The insert position, not ``pg_current_wal_lsn()`` (the write position), which lags behind what was
+  generated until the WAL writer catches up (with ``synchronous_commit=off``, by up to its delay).
   Divided by the rows a window stored, it shows whether the ingest writes more per row than the bulk
   load does (indexes, rollups, decision log, savepoints).
 - **Waits**: a thread asks ``pg_stat_activity`` every ``period_s`` which client backends are active
@@ -46,7 +48,7 @@ class PostgresWatch:
 
     def _lsn(self) -> int:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            row = conn.execute("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
+            row = conn.execute("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
         assert row is not None
         return int(row[0])
 
@@ -64,6 +66,11 @@ class PostgresWatch:
                 window.counts.update(row[0] for row in conn.execute(_ACTIVE))
                 window.samples += 1
                 window.stop.wait(self.period_s)
+
+    def samples(self, key: str) -> int:
+        """Samples taken so far in an open window (0 when it is not open)."""
+        window = self._open.get(key)
+        return window.samples if window is not None else 0
 
     def stop(self, key: str) -> None:
         window = self._open.pop(key, None)

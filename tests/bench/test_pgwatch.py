@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -12,6 +14,13 @@ from devstack import PostgresServer
 
 
 @pytest.mark.integration
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_watch_counts_wal_and_sees_a_backend_waiting_on_a_lock(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("t_pgwatch")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -25,7 +34,11 @@ def test_watch_counts_wal_and_sees_a_backend_waiting_on_a_lock(pg_server: Postgr
         holder.execute("UPDATE w SET pad = 'x' WHERE id = 1")  # holds the row lock until rollback
         blocked = threading.Thread(target=writer.execute, args=("UPDATE w SET pad = 'y' WHERE id = 1",))
         blocked.start()
-        threading.Event().wait(0.3)
+        with psycopg.connect(dsn, autocommit=True) as probe:  # wait for the conditions, not for a time
+            _wait(lambda: probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                  .fetchone() == (1,), "the UPDATE waiting on the row lock")
+            seen = watch.samples("load")
+            _wait(lambda: watch.samples("load") >= seen + 5, "the watch sampling while it waits")
         holder.rollback()
         blocked.join(5)
         with psycopg.connect(dsn, autocommit=True) as bulk:
