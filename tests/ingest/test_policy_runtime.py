@@ -118,7 +118,10 @@ def test_decisions_during_an_activation_come_from_one_revision_or_the_other(cont
         w.start()
     try:
         assert runtime.check_files() is not None
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60  # a condition, not a time: the workers decide under the new revision
+        while not any(revision == after for revision, _ in seen[-50:]) and not errors:
+            assert time.monotonic() < deadline, "no decision under the activated revision"
+            time.sleep(0.01)
     finally:
         stop.set()
         for w in workers:
