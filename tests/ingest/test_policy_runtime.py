@@ -100,15 +100,16 @@ def test_decisions_during_an_activation_come_from_one_revision_or_the_other(cont
     before = runtime.active.revision
     drop_uk_adequacy(policy_dir, fix_tests=True)
     after = compute_revision(policy_dir)
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[float, str, bool]] = []  # (when the decision started, revision, allow)
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def decide() -> None:
         while not stop.is_set():
             try:
+                started = time.monotonic()
                 d = runtime.active.decide(DE_TO_GB)
-                seen.append((d.policy_revision, d.allow))
+                seen.append((started, d.policy_revision, d.allow))
             except BaseException as exc:  # recorded and asserted below
                 errors.append(exc)
                 return
@@ -118,17 +119,18 @@ def test_decisions_during_an_activation_come_from_one_revision_or_the_other(cont
         w.start()
     try:
         assert runtime.check_files() is not None
-        deadline = time.monotonic() + 60  # a condition, not a time: the workers decide under the new revision
-        while not any(revision == after for revision, _ in seen[-50:]) and not errors:
-            assert time.monotonic() < deadline, "no decision under the activated revision"
+        activated = time.monotonic()
+        deadline = activated + 60  # a condition, not a time: decisions started after the activation returned
+        while sum(1 for started, _, _ in list(seen) if started > activated) < 5 and not errors:
+            assert time.monotonic() < deadline, "no decision started after the activation"
             time.sleep(0.01)
     finally:
         stop.set()
         for w in workers:
             w.join(timeout=30)
     assert not errors
-    assert set(seen) <= {(before, True), (after, False)}
-    assert seen[-1] == (after, False)
+    assert {(r, a) for _, r, a in seen} <= {(before, True), (after, False)}
+    assert {(r, a) for started, r, a in seen if started > activated} == {(after, False)}
 
 
 # --- file changes -------------------------------------------------------------------------------------
