@@ -111,6 +111,10 @@ class ActivePolicy:
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return self._state.engine.decide_many(flows)
 
+    def document(self, path: str, value: Any) -> Any:
+        """Another document of the active policy (e.g. ``residency/raw_processing``)."""
+        return self._state.engine.document(path, value)  # type: ignore[attr-defined]
+
     def swap(self, state: ActiveState) -> ActiveState:
         """Make ``state`` the active one (one reference assignment) and return the previous one."""
         previous, self._state = self._state, state

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from policy.engine import PolicyEngine
 from policy.errors import PolicyError
@@ -70,6 +71,10 @@ class CachedPolicyEngine:
         if len(self._by_id) >= self.maxsize:
             self._by_id.clear()
         self._by_id[id(flow)] = (flow, key, decision)
+
+    def document(self, path: str, value: Any) -> Any:
+        """Another document of the policy, not cached (not on the hot path)."""
+        return self.inner.document(path, value)  # type: ignore[attr-defined]
 
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]

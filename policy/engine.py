@@ -280,6 +280,14 @@ class EmbeddedPolicyEngine:
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]
 
+    def document(self, path: str, value: Any) -> Any:
+        """Another document of the policy (e.g. ``residency/raw_processing``) for ``value`` as input. Not on the
+        hot path (it recompiles: :meth:`query`); PolicyEvaluationError when undefined."""
+        result = self.query(f"x = data.{path.strip('/').replace('/', '.')}", value)
+        if result is None:
+            raise PolicyEvaluationError(f"data.{path.strip('/').replace('/', '.')} is undefined")
+        return result
+
     def query(self, query: str, value: Any = None) -> Any | None:
         """Evaluate any query with ``Interpreter.query`` (slow: recompiles); ``None`` when undefined.
 

@@ -57,16 +57,21 @@ class OpaPolicyEngine:
     def _where(self) -> str:
         return f"OPA at {self.host}:{self.port}"
 
-    def _post(self, flow_input: dict[str, Any]) -> Any:
+    def document(self, path: str, value: Any) -> Any:
+        """Another document of the policy (e.g. ``residency/raw_processing``) for ``value`` as input."""
+        return self._post(value, path.strip("/"))
+
+    def _post(self, flow_input: Any, path: str | None = None) -> Any:
+        path = path or self.path
         try:
-            body = self._client.query_rule(input_data=flow_input, package_path=self.path)
+            body = self._client.query_rule(input_data=flow_input, package_path=path)
         except requests.exceptions.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else None
             detail = exc.response.text[:300] if exc.response is not None else str(exc)
             if status in (502, 503, 504):  # a proxy or OPA itself says it cannot answer now
                 raise PolicyUnavailableError(f"{self._where()} answered {status}: {detail}") from exc
             raise PolicyEvaluationError(
-                f"{self._where()} rejected POST /v1/data/{self.path} ({status}): {detail}"
+                f"{self._where()} rejected POST /v1/data/{path} ({status}): {detail}"
             ) from exc
         except requests.exceptions.JSONDecodeError as exc:  # also a RequestException: must come first
             raise PolicyEvaluationError(f"{self._where()} answered with something that is not JSON") from exc
@@ -77,7 +82,7 @@ class OpaPolicyEngine:
         except ValueError as exc:
             raise PolicyEvaluationError(f"{self._where()} answered with something that is not JSON") from exc
         if not isinstance(body, dict) or "result" not in body:
-            raise PolicyEvaluationError(f"{self._where()}: data.{self.path.replace('/', '.')} is undefined")
+            raise PolicyEvaluationError(f"{self._where()}: data.{path.replace('/', '.')} is undefined")
         return body["result"]
 
     def _bundle_revision(self) -> str | None:
