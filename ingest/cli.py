@@ -85,8 +85,9 @@ def serve() -> None:
 @app.command()
 def check() -> None:
     """Validate settings and registry, reach and migrate every store, load the policy; one line per check."""
+    from ingest.cells.topology import check_raw_processing
     from ingest.registry import load_registry
-    from ingest.service import build_policy, check_regions, prepare_stores
+    from ingest.service import build_policy, check_regions, load_cell, prepare_stores
 
     failed = False
 
@@ -105,10 +106,17 @@ def check() -> None:
     if settings is None:
         raise typer.Exit(1)
     registry = step(f"registry {settings.registry_file}", lambda: load_registry(settings.registry_file))
+    topology = None
     if registry is not None:
-        step("region DSNs match registry", lambda: check_regions(settings, registry))
+        if settings.topology_file is not None:
+            topology = step(f"topology {settings.topology_file} (cell {settings.cell})",
+                            lambda: load_cell(settings, registry))
+        step("region DSNs match registry", lambda: check_regions(settings, registry, topology))
     step("stores reachable and migrated", lambda: prepare_stores(settings, strict=True))
-    step(f"policy ({settings.policy_engine})", lambda: build_policy(settings).revision)
+    policy = step(f"policy ({settings.policy_engine})", lambda: build_policy(settings))
+    if topology is not None and policy is not None and settings.topology_file is not None:
+        step("every site's raw payload may be processed in its cell's country (data.residency.raw_processing)",
+             lambda: check_raw_processing(topology, registry, policy, settings.topology_file))  # type: ignore[arg-type]
     raise typer.Exit(1 if failed else 0)
 
 

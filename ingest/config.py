@@ -111,6 +111,23 @@ class IngestSettings(BaseSettings):
         "late readings (kept below the retention)."
     )
 
+    # --- residency cells (docs/cells.md) ---
+    topology_file: Path | None = Field(
+        None, description="The cells' topology (YAML). With it, this ingest serves one cell (INGEST_CELL): its "
+        "regions are written here, the others receive parts over the cell's broker and its bridges.",
+    )
+    cell: str | None = Field(None, description="The cell this ingest serves (a name of INGEST_TOPOLOGY_FILE).")
+    link_window: int = Field(
+        1000, ge=1, le=100_000, description="Parts in flight (sent, not receipted) per link at most: the bridge "
+        "queue never holds more, so the broker never drops one (keep its max_queued_messages above this).",
+    )
+    link_resend_s: float = Field(30.0, gt=0, description="A part not receipted this long after it was sent while "
+                                 "the link was up is sent again.")
+    link_outbox_max: int = Field(
+        1_000_000, ge=1, description="Parts waiting per link at most; beyond, messages that need that link are "
+        "parked (not acknowledged) until it drains.",
+    )
+
     # --- policy ---
     policy_engine: Literal["embedded", "opa"] = "embedded"
     policy_dir: Path = DEFAULT_POLICY_DIR
@@ -155,6 +172,8 @@ class IngestSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> IngestSettings:
+        if (self.topology_file is None) != (self.cell is None):
+            raise ValueError("INGEST_TOPOLOGY_FILE and INGEST_CELL go together (a cell's ingest needs both)")
         if self.policy_engine == "opa" and not self.opa_url:
             raise ValueError("INGEST_OPA_URL is required when INGEST_POLICY_ENGINE=opa")
         if self.environment == "production" and self.pseudonymization_key.get_secret_value() == (

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from ingest.auth.bootstrap import bootstrap_admin
+from ingest.cells.link import LinkSender
+from ingest.cells.receive import CellContext
+from ingest.cells.topology import Topology, TopologyError, check_against_registry, check_raw_processing, load_topology
 from ingest.config import IngestSettings
 from ingest.errors import ConfigError, StoreUnavailableError
 from ingest.pipeline.consumer import Consumer
@@ -31,14 +34,32 @@ from policy import PolicyEngine, load_engine
 log = logging.getLogger("ingest.service")
 
 
-def check_regions(settings: IngestSettings, registry: Registry) -> None:
-    """Every region of the registry needs a DSN, and every DSN a region: name both sides on mismatch."""
-    missing = sorted(set(registry.regions) - set(settings.region_dsns))
-    unknown = sorted(set(settings.region_dsns) - set(registry.regions))
+def check_regions(settings: IngestSettings, registry: Registry, topology: Topology | None = None) -> None:
+    """Every region this ingest writes needs a DSN, and every DSN a region: name both sides on mismatch. Without
+    cells that is every region of the registry; in a cell, exactly the regions the cell hosts."""
+    if topology is not None and settings.cell is not None:
+        wanted = set(topology.cells[settings.cell].regions)
+        whose = f"cell {settings.cell} of {settings.topology_file}"
+    else:
+        wanted, whose = set(registry.regions), str(settings.registry_file)
+    missing = sorted(wanted - set(settings.region_dsns))
+    unknown = sorted(set(settings.region_dsns) - wanted)
     if missing:
-        raise ConfigError(f"INGEST_REGION_DSNS: no DSN for region(s) {missing} of {settings.registry_file}")
+        raise ConfigError(f"INGEST_REGION_DSNS: no DSN for region(s) {missing} of {whose}")
     if unknown:
-        raise ConfigError(f"INGEST_REGION_DSNS: region(s) {unknown} are not declared in {settings.registry_file}")
+        raise ConfigError(f"INGEST_REGION_DSNS: region(s) {unknown} are not regions of {whose}")
+
+
+def load_cell(settings: IngestSettings, registry: Registry) -> Topology | None:
+    """The topology, checked against the registry, when this ingest serves a cell; None otherwise."""
+    if settings.topology_file is None:
+        return None
+    topology = load_topology(settings.topology_file)
+    check_against_registry(topology, registry, settings.topology_file)
+    if settings.cell not in topology.cells:
+        raise TopologyError(f"INGEST_CELL: {settings.cell!r} is not a cell of {settings.topology_file} "
+                            f"(cells: {sorted(topology.cells)})")
+    return topology
 
 
 def prepare_region(settings: IngestSettings, region: str) -> bool:
@@ -86,7 +107,8 @@ class IngestService:
         """``on_fatal(reason)``: called once when a worker thread dies (``ingest serve`` exits non-zero)."""
         self.settings = settings
         self.registry = load_registry(settings.registry_file)
-        check_regions(settings, self.registry)
+        self.topology = load_cell(settings, self.registry)
+        check_regions(settings, self.registry, self.topology)
         self.timescale, unreachable = prepare_stores(settings, strict=False)
         # Sites and devices changed through the API overlay the file; every replica follows (registry_sync).
         self.registry_sync = RegistrySync(base=self.registry, control_dsn=settings.control_dsn,
@@ -95,6 +117,17 @@ class IngestService:
         # The router holds the ActivePolicy: an activated revision decides the next message (no restart).
         self.policy_runtime = PolicyRuntime.from_settings(settings)
         self.policy = self.policy_runtime.active
+        self.cell: CellContext | None = None
+        self.link: LinkSender | None = None
+        if self.topology is not None and settings.cell is not None and settings.topology_file is not None:
+            # A site may be served here only if its raw payload may be processed in this cell's country.
+            check_raw_processing(self.topology, self.registry, self.policy, settings.topology_file,
+                                 cells=[settings.cell])
+            self.cell = CellContext(settings.cell, self.topology)
+            sends_to, _ = self.topology.peers(settings.cell, self.registry)
+            if sends_to:
+                self.link = LinkSender(cell=settings.cell, peers=sends_to, control_dsn=settings.control_dsn,
+                                       window=settings.link_window, resend_s=settings.link_resend_s)
         self.stats = PipelineStats(Watchdog(settings.watchdog_stall_s, on_fatal))
         self.stats.policy_revision = self.policy.revision
         self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
@@ -103,8 +136,10 @@ class IngestService:
             policy=self.policy,
             pseudonymizer=Pseudonymizer(settings.pseudonymization_key.get_secret_value().encode()),
             max_bytes=settings.max_message_bytes,
+            cell=self.cell,
         )
-        self.consumer = Consumer(settings, self.router, self.stats, prepare_region=self._prepare_late)
+        self.consumer = Consumer(settings, self.router, self.stats, prepare_region=self._prepare_late, cell=self.cell,
+                                 link=self.link)
         self.consumer.mark_unprepared(unreachable)
         self.maintenance = StoreMaintenance(settings.region_dsns, StoreOptions.from_settings(settings))
         self.runtime = Runtime(
@@ -121,7 +156,8 @@ class IngestService:
             pipeline=self.stats,
             quarantine=QuarantineService(settings, self.router),
             registry_sync=self.registry_sync,
-            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime},
+            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "cell": self.cell,
+                    "link": self.link},
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
         self.registry_sync.on_change(self.router.replace_registry)
@@ -149,6 +185,8 @@ class IngestService:
         # in the default partition, so no move of rows races with the first writes and reads.
         self.maintenance.run_once()
         self.consumer.start()
+        if self.link is not None:
+            self.link.start(self.consumer.client)
         self.maintenance.start(first_run_now=False)
         self.registry_sync.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
@@ -157,6 +195,8 @@ class IngestService:
     def stop(self) -> None:
         self.registry_sync.stop()
         self.maintenance.stop()
+        if self.link is not None:
+            self.link.stop()
         self.consumer.stop()
         self.policy_runtime.stop()
         self.runtime.control.close()

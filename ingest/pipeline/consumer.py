@@ -61,6 +61,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.cells.envelope import XACK_PREFIX, XFER_PREFIX, Receipt, xack_topic
+from ingest.cells.link import BRIDGE_STATE_PREFIX, LinkSender
+from ingest.cells.outbox import OutboxWriter
+from ingest.cells.receive import CellContext
 from ingest.config import IngestSettings
 from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.pipeline.router import Parsed, RejectionRecord, Routed, Router, quarantine_id
@@ -127,10 +131,15 @@ _Job = list[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]
 
 class Consumer:
     def __init__(self, settings: IngestSettings, router: Router, stats: PipelineStats, *,
-                 prepare_region: Callable[[str], None] | None = None) -> None:
+                 prepare_region: Callable[[str], None] | None = None, cell: CellContext | None = None,
+                 link: LinkSender | None = None) -> None:
         """``prepare_region(name)``: migrate a region store that was unreachable at start, before its first
-        write (raises StoreUnavailableError while it still is)."""
+        write (raises StoreUnavailableError while it still is). ``cell``: this ingest serves a residency cell
+        (docs/cells.md): regions of other cells are written to the outbox, which ``link`` ships; parts from
+        peer cells are received on ``xfer/v1/<cell>/...`` and receipted after commit."""
         self.settings = settings
+        self.cell = cell
+        self.link = link
         self.router = router
         self.stats = stats
         self.watchdog = stats.watchdog
@@ -140,7 +149,13 @@ class Consumer:
         self._stop = threading.Event()
         self._epoch = 0
         self._epoch_lock = threading.Lock()
-        self._regions = {name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
+        self._regions: dict[str, RegionWriter | OutboxWriter] = {
+            name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
+        if cell is not None:  # a region of another cell is written to the outbox, which the link ships
+            for region, peer in sorted(_remote_regions(cell).items()):
+                self._regions[region] = OutboxWriter(region, from_cell=cell.name, to_cell=peer,
+                                                     control_dsn=settings.control_dsn,
+                                                     max_parts=settings.link_outbox_max)
         self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
         self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
@@ -173,7 +188,19 @@ class Consumer:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        if self.link is not None:
+            client.on_publish = lambda _c, _u, mid, reason, _p: self.link.on_publish(mid, reason)  # type: ignore[union-attr]
         return client
+
+    def _filters(self) -> list[str]:
+        """Every subscription: the data (shared), the statuses, and for a cell its incoming parts (shared), its
+        receipts and its bridges' states."""
+        filters = [data_subscription(self.settings.share_group), status_subscription()]
+        if self.cell is not None:
+            filters.append(f"$share/{self.settings.share_group}/{XFER_PREFIX}/{self.cell.name}/+/+")
+        if self.link is not None:
+            filters += self.link.filters()
+        return filters
 
     def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -182,9 +209,10 @@ class Consumer:
             return
         with self._epoch_lock:
             self._epoch += 1
-        client.subscribe([(data_subscription(self.settings.share_group), SubscribeOptions(qos=1)),
-                          (status_subscription(), SubscribeOptions(qos=1))])
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters()])
         self.stats.set_connected(True)
+        if self.link is not None:
+            self.link.connected(True)
         log.info("connected to %s:%s (session present: %s), subscribed to %s", self.settings.mqtt_host,
                  self.settings.mqtt_port, getattr(flags, "session_present", "?"),
                  data_subscription(self.settings.share_group))
@@ -192,7 +220,7 @@ class Consumer:
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
         """A refused subscription (e.g. the broker's ACL does not grant this account the share group) leaves
         the replica connected but idle: report it, and be unhealthy until a later SUBACK grants it."""
-        filters = (data_subscription(self.settings.share_group), status_subscription())
+        filters = self._filters()
         refused = [f"{topic}: {reason}" for topic, reason in zip(filters, reasons, strict=False)
                    if getattr(reason, "is_failure", False)]
         if refused:
@@ -205,11 +233,18 @@ class Consumer:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.stats.set_connected(False)
+        if self.link is not None:
+            self.link.connected(False)
         if not self._stop.is_set():
             log.warning("disconnected from broker %s:%s (%s); reconnecting", self.settings.mqtt_host,
                         self.settings.mqtt_port, reason)
 
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if self.link is not None and msg.topic.startswith((XACK_PREFIX + "/", BRIDGE_STATE_PREFIX + "/")):
+            self.link.on_message(msg)  # receipts and bridge states: for the link sender, acknowledged at once
+            if msg.qos:
+                client.ack(msg.mid, msg.qos)
+            return
         self.stats.message_received()
         self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._epoch, time.monotonic()))
 
@@ -235,6 +270,11 @@ class Consumer:
             writer.close()
         self._control.close()
         self._claims.close()
+
+    @property
+    def client(self) -> mqtt.Client:
+        """The replica's MQTT connection (the link sender publishes parts through it)."""
+        return self._client
 
     def mark_unprepared(self, regions: set[str]) -> None:
         """Regions unreachable at start: migrated (``prepare_region``) before their first write."""
@@ -348,6 +388,9 @@ class Consumer:
                 else:
                     routed.append((item, Routed(rejections=[status])))
                 continue
+            if item.topic.startswith(XFER_PREFIX + "/"):
+                routed.append((item, self.router.receive_part(item.topic, item.payload)))
+                continue
             p = self.router.parse(item.topic, item.payload)
             if isinstance(p, Routed):
                 routed.append((item, p))
@@ -426,6 +469,7 @@ class Consumer:
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
         acked = self._ack(done)
+        self._receipt([m for item, m in routed if not item.pending and item.epoch == self._epoch])
         self.watchdog.progress()
         self.stats.flush_timed(len(batch), {**inflight.stages, "control": control.seconds,
                                             "regions": t4 - inflight.submitted, "wait": t4 - t3,
@@ -543,6 +587,7 @@ class Consumer:
         still: list[_Inbound] = []
         done: list[_Inbound] = []
         refused: list[RejectionRecord] = []
+        receipts: dict[int, Routed] = {}
         for item in self._parked:
             if item.epoch != self._epoch:
                 self.stats.dropped_stale(1)  # the broker redelivers it on the new connection
@@ -556,6 +601,8 @@ class Consumer:
                 self.stats.store_failed("policy", str(exc))
                 still.append(item)
                 continue
+            if m.receipt is not None:
+                receipts[id(item)] = m
             parts = _per_region(m)
             for region in sorted(item.pending):
                 if self._region_waiting(region):
@@ -578,8 +625,23 @@ class Consumer:
                                  rejections=dict(Counter(r.code for r in refused)))
         if done:
             self.stats.unparked(self._ack(done))
+            self._receipt([receipts[id(item)] for item in done if id(item) in receipts and item.epoch == self._epoch])
             log.info("wrote and acknowledged %d parked messages; %d still parked", len(done), len(still))
         self.stats.set_parked(len(self._parked), self._down_regions())
+
+    def _receipt(self, committed: list[Routed]) -> None:
+        """Tell each peer cell which of its parts this cell committed (stored, or refused and quarantined): it
+        drops them from its outbox. QoS 1, not waited for: a lost receipt only makes the peer send again."""
+        if self.cell is None:
+            return
+        by_peer: dict[str, list[object]] = {}
+        for m in committed:
+            if m.receipt is not None:
+                by_peer.setdefault(m.receipt[0], []).append(m.receipt[1])
+        now = datetime.now(UTC)
+        for peer, parts in sorted(by_peer.items()):
+            body = Receipt(parts=parts, at=now).model_dump_json().encode()  # type: ignore[arg-type]
+            self._client.publish(xack_topic(peer, self.cell.name), body, qos=1)
 
     def _ack(self, items: list[_Inbound]) -> int:
         """Acknowledge in arrival order; never ack on a newer connection than the message came on.
@@ -618,3 +680,8 @@ def _store_rejected(item: _Inbound, store: str, reason: str, m: Routed | None = 
         m.device_id if m else None, m.seq if m else None,
         quarantine_id=quarantine_id(item.topic, item.payload, code, store),
     )
+
+
+def _remote_regions(cell: CellContext) -> dict[str, str]:
+    """Regions hosted by other cells -> the cell hosting each."""
+    return {region: name for name, spec in cell.topology.cells.items() if name != cell.name for region in spec.regions}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
@@ -119,6 +120,7 @@ class Routed:
     device_id: str | None = None
     seq: int | None = None
     readings: int = 0
+    receipt: tuple[str, uuid.UUID] | None = None  # a part from a peer cell: (its cell, part id), receipted after commit
 
     @property
     def stored(self) -> bool:
@@ -170,8 +172,13 @@ def policy_flow(registry: Registry, site: Site, region_name: str, category: str,
 
 class Router:
     def __init__(
-        self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int
+        self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int,
+        cell: CellContext | None = None,
     ) -> None:
+        """``cell``: this ingest serves one residency cell (docs/cells.md): messages of sites another cell serves
+        are refused (``wrong_cell``), quarantined payloads are held only in the cell's own regions, and parts
+        from peer cells are checked (:meth:`receive_part`)."""
+        self.cell = cell
         self.registry = registry
         self.policy = policy
         self.pseudonymizer = pseudonymizer
@@ -219,6 +226,51 @@ class Router:
             return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: Routed(
                 rejections=[self._quarantine(parsed.topic, parsed.payload, code, detail, batch.device_id,
                                              batch.seq, hold=True)]))
+
+    def receive_part(self, topic: str, payload: bytes) -> Routed:
+        """A part from a peer cell: its rows for the local region and this cell's decisions, or its refusal
+        (``transfer_refused``, metadata only). Either way receipted after commit (``Routed.receipt``)."""
+        with self._registry_lock:
+            return self._guard(topic, payload, None, None, lambda: self._receive_part(topic, payload))
+
+    def _receive_part(self, topic: str, payload: bytes) -> Routed:
+        if self.cell is None:
+            return Routed(rejections=[RejectionRecord(
+                topic, "transfer_refused", "this ingest is not a cell's: it accepts no transfers", len(payload),
+                quarantine_id=quarantine_id(topic, payload, "transfer_refused", None))])
+        registry = self.registry
+
+        def decide(site_id: str, region: str, category: str, pseudonymized: bool) -> tuple[Flow, Decision]:
+            flow = self._flow(registry.sites[site_id], region, category, pseudonymized)
+            return flow, self.policy.decide(flow)
+
+        try:
+            accepted = check_part(topic, payload, cell=self.cell, registry=registry, decide=decide)
+        except TransferRefused as exc:
+            part = exc.part
+            return Routed(
+                rejections=[RejectionRecord(
+                    topic, "transfer_refused", exc.reason, len(payload), part.device_id if part else None,
+                    part.seq if part else None, quarantine_id=quarantine_id(topic, payload, "transfer_refused", None),
+                    origin_country=part.origin_country if part else None,
+                )],
+                receipt=(part.from_cell, part.part_id) if part else None,
+            )
+        part = accepted.part
+        site = registry.sites[part.site_id]
+        region = registry.regions[part.region]
+        readings = len({r.idx for r in part.rows})
+        routed = Routed(rows={part.region: accepted.rows}, device_id=part.device_id, seq=part.seq,
+                        readings=readings, receipt=(part.from_cell, part.part_id))
+        for category, (flow, decision) in accepted.decisions.items():
+            routed.decisions.append(DecisionRecord(
+                decision_id=decision_id(part.device_id, part.seq, category, part.region, decision.policy_revision),
+                device_id=part.device_id, seq=part.seq, site_id=part.site_id, origin_country=site.country,
+                category=category, region=part.region, destination_country=region.country,
+                outcome="transformed" if decision.transforms else "stored", decision=decision, readings=readings,
+                input=self._input_of(flow),
+            ))
+        return routed
 
     def status(self, topic: str, payload: bytes, now: datetime, max_skew: timedelta) -> Status | RejectionRecord:
         """A gateway status, checked against its topic and the registry; or its rejection (``bad_status``,
@@ -312,6 +364,13 @@ class Router:
                 f"{parsed_topic.site_id!r}",
                 batch.device_id, batch.seq,
             )
+        if self.cell is not None and self.cell.topology.cell_of_site(site_id) != self.cell.name:
+            return reject(
+                "wrong_cell",
+                f"site {site_id!r} is served by cell {self.cell.topology.cell_of_site(site_id)!r}, not by cell "
+                f"{self.cell.name!r}: its gateways must connect to their own cell's broker; payload not kept here",
+                batch.device_id, batch.seq,
+            )
         claim = batch.origin
         if claim is not None and (
             (claim.site_id is not None and claim.site_id != site_id)
@@ -365,8 +424,12 @@ class Router:
         )
 
     def _lawful_region(self, site: Site, categories: tuple[str, ...]) -> str | None:
-        others = sorted(r for r in self.registry.regions if r != site.home_region)
-        for region_name in [site.home_region, *others]:
+        """The first region where every category may live: the home region first. In a cell, only the cell's own
+        regions: a quarantined payload is raw, and a raw payload never leaves its cell."""
+        regions = self.cell.regions if self.cell is not None else self.registry.regions
+        others = sorted(r for r in regions if r != site.home_region)
+        first = [site.home_region] if site.home_region in regions else []
+        for region_name in [*first, *others]:
             if all(self.policy.decide(self._flow(site, region_name, c, False)).allow for c in categories):
                 return region_name
         return None

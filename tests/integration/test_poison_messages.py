@@ -218,7 +218,8 @@ def test_a_poison_message_is_quarantined_once_and_the_canary_after_it_is_stored(
     if poison.code == "seq_jump":
         assert query(control, "SELECT last_seq FROM device_progress WHERE device_id = %s", device) == [(2,)]
         assert query(control, "SELECT count(*) FROM sequence_gaps WHERE device_id = %s", device) == [(0,)]
-    assert stack["health"] and set(stack["health"]) == {200}, "health stayed ok: the pipeline kept working"
+    wait_until(lambda: bool(stack["health"]), 30, "health sampled")
+    assert set(stack["health"]) == {200}, "health stayed ok: the pipeline kept working"
     assert api.get("/api/v1/health").json()["status"] == "ok"
 
 

@@ -44,8 +44,9 @@ def test_gaps_open_and_close_when_filled(mqtt_broker: MosquittoServer, databases
         gaps = api.get("/api/v1/gaps", params={"device_id": "de-munich-cnc-01"}).json()
         assert sorted((g["first_missing"], g["last_missing"]) for g in gaps["items"]) == [(3, 4), (7, 8)]
         # A replay fills 3, 4 and 7: the first gap closes, the second shrinks to 8.
-        for seq in (3, 7, 4, 4):  # 4 twice: a duplicate changes nothing
-            pub.publish(topic, batch_payload("de-munich-cnc-01", seq, [CNC]), qos=1).wait_for_publish(5)
+        replays = {seq: batch_payload("de-munich-cnc-01", seq, [CNC]) for seq in (3, 7, 4)}
+        for seq in (3, 7, 4, 4):  # 4 twice, the same bytes (a redelivery): a duplicate changes nothing
+            pub.publish(topic, replays[seq], qos=1).wait_for_publish(5)
         wait_until(lambda: service.stats.snapshot()["messages"]["stored"] == 9, 20, "replays stored")
         gaps = api.get("/api/v1/gaps", params={"device_id": "de-munich-cnc-01", "state": "all"}).json()
         assert gaps["open"] == 1
@@ -120,10 +121,12 @@ def test_release_routes_held_data_once(mqtt_broker: MosquittoServer, databases: 
         item = api.get("/api/v1/quarantine", params={"code": "undeclared_field"}).json()["items"][0]
         assert item["state"] == "held"
     # The operator declares the field; the service restarts with the new registry.
-    registry.write_text(text.replace("      operator_badge:    {category: personal, description: \"Badge id of the "
-                                     "logged-in operator\"}",
-                                     "      operator_badge:    {category: personal}\n"
-                                     "      coolant_flow_l_min: {category: machine, unit: l/min}"))
+    declared = text.replace("      operator_badge:    {category: personal, type: text, description: \"Badge id of "
+                            "the logged-in operator\"}",
+                            "      operator_badge:    {category: personal, type: text}\n"
+                            "      coolant_flow_l_min: {category: machine, unit: l/min}")
+    assert declared != text
+    registry.write_text(declared)
     with running_ingest(mqtt_broker, control, regions, registry_file=str(registry)) as (service, api):
         bob = compliance_headers(control, "bob")
         released = api.post(f"/api/v1/quarantine/{item['quarantine_id']}/release", headers=bob)
