@@ -55,7 +55,7 @@ SECRET_FILE = "password"
 SECRET_BYTES = 32  # 256-bit random secrets, URL-safe base64
 
 Owner = tuple[int, int]  # uid, gid
-OwnerKey = Literal["broker", "gateway", "device", "ingest"]
+OwnerKey = Literal["broker", "gateway", "device", "ingest", "cell"]
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ _WHAT = {
     "gateway": "edge agent: its devices' data and its own status",
     "device": "device with its own MQTT connection: its data and its status",
     "ingest": "ingest replica: its shared subscription and the status topics",
+    "cell": "a peer cell's bridge: the parts it sends to this cell, and their receipts",
 }
 
 

@@ -35,7 +35,7 @@ from wire.topics import DATA_PREFIX, STATUS_PREFIX, data_subscription, status_su
 
 __all__ = ["GatewaySpec", "IdentitiesSpec", "Identity", "Kind", "load_identities", "plan"]
 
-Kind = Literal["gateway", "device", "ingest"]
+Kind = Literal["gateway", "device", "ingest", "cell"]
 
 
 def _check_ids(values: list[str] | dict[str, object], what: str) -> None:
