@@ -21,7 +21,9 @@ def health(*, runtime: Runtime, settings: ApiSettings) -> HealthPublic:
     stores: dict[str, Callable[[], CheckPublic]] = {
         "control": lambda: _store(runtime.control, "control", settings.health_timeout_s)
     }
-    for region in sorted(set(runtime.registry.regions) | set(runtime.regions)):
+    # A cell's replica checks the regions it hosts; the others are its peers' (their links: GET /api/v1/links).
+    hosted = set(runtime.regions) if runtime.extras.get("cell") is not None else set(runtime.registry.regions)
+    for region in sorted(hosted | set(runtime.regions)):
         stores[f"region:{region}"] = _region_check(runtime, region, settings.health_timeout_s)
     with ThreadPoolExecutor(max_workers=len(stores), thread_name_prefix="health") as executor:
         futures = {name: executor.submit(check) for name, check in stores.items()}
