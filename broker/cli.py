@@ -16,7 +16,7 @@ from broker.credentials import OwnerKey, generate_for_registry
 from broker.errors import BrokerConfigError, CredentialsWriteError
 from broker.identities import load_identities
 from broker.registry_source import load_effective_registry
-from ingest.errors import RegistryError
+from ingest.errors import ConfigError, RegistryError
 
 __all__ = ["app", "main"]
 
@@ -80,6 +80,12 @@ def credentials(
         typer.Option("--ca-file", help="CA certificate (PEM) to put next to every secret and into broker/.",
                      dir_okay=False),
     ] = None,
+    topology: Annotated[
+        Path | None,
+        typer.Option("--topology", help="Residency cells (docs/cells.md): one directory per cell under --out, "
+                     "each with its broker's credentials (only its sites' gateways, peer bridge accounts) and "
+                     "broker/bridges.conf (its bridges to the cells it sends parts to).", dir_okay=False),
+    ] = None,
     show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Also print every secret (careful).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line.")] = False,
 ) -> None:
@@ -88,6 +94,9 @@ def credentials(
     Existing secrets are kept, new identities added, decommissioned ones removed; --rotate NAME issues
     a new secret. Secrets are written to files (0600), not printed, unless --show-secrets.
     """
+    if topology is not None:
+        _cells(out, registry, identities, topology, control_dsn, ca_file, quiet)
+        return
     try:
         loaded = load_effective_registry(registry, control_dsn)
         spec = load_identities(identities)
@@ -115,6 +124,30 @@ def credentials(
     typer.echo(report.summary())
     for name, secret in report.secrets.items():
         typer.echo(f"{name}\t{secret}")
+
+
+def _cells(out: Path, registry: Path, identities: Path, topology: Path, control_dsn: str | None,
+           ca_file: Path | None, quiet: bool) -> None:
+    from broker.cells import generate_cells
+    from ingest.cells.topology import check_against_registry, load_topology
+
+    try:
+        loaded = load_effective_registry(registry, control_dsn)
+        cells = load_topology(topology)
+        check_against_registry(cells, loaded.registry, topology)
+        reports = generate_cells(loaded.registry, load_identities(identities), cells, out, source=str(identities),
+                                 ca_file=ca_file)
+    except (RegistryError, BrokerConfigError, ConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except CredentialsWriteError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for cell, report in reports.items():
+        if not quiet:
+            for ident in report.identities:
+                typer.echo(f"  {cell:8} {ident.kind:7} {ident.name}: writes {', '.join(ident.writes) or '-'}")
+        typer.echo(f"cell {cell}: {report.summary()}; bridges in {out / cell / 'broker' / 'bridges.conf'}")
 
 
 def main() -> None:
