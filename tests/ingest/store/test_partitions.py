@@ -176,11 +176,13 @@ def test_thread_runner_runs_at_once_and_stops(pg_server: PostgresServer) -> None
     assert today in _days(dsn)
 
 
-def test_timescaledb_stores_are_left_to_their_jobs(pg_server: PostgresServer) -> None:
+def test_timescaledb_stores_are_left_to_their_jobs_but_late_ranges(pg_server: PostgresServer) -> None:
+    """No partitions or retention on a TimescaleDB store (its policies do that); only the late ranges the
+    writer recorded are refreshed (none here: tests/ingest/store/test_late_data.py)."""
     dsn = pg_server.create_database("parts_timescale")
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE TABLE store_info (key text PRIMARY KEY, value text NOT NULL)")
         conn.execute("INSERT INTO store_info VALUES ('backend', 'timescaledb')")
     report = StoreMaintenance({"eu": dsn}).run_once(now=NOW)["eu"]
-    assert (report.backend, report.created, report.error) == ("timescaledb", [], None)
-    assert report.skipped is not None and "TimescaleDB" in report.skipped
+    assert (report.backend, report.created, report.dropped, report.error) == ("timescaledb", [], [], None)
+    assert (report.skipped, report.late_ranges) == (None, 0)
