@@ -103,6 +103,12 @@ def schema_statements() -> dict[str, list[Statement]]:
     }
 
 
+def refresh_all_statements() -> list[Statement]:
+    """Materialize every bucket of both aggregates (after a bulk load that bypassed the writer: tests'
+    seeds, the benchmark). ``CALL``: autocommit only."""
+    return [Statement(f"CALL refresh_continuous_aggregate('{r.table}', NULL, NULL)") for r in ROLLUPS]
+
+
 # --- policies (every start, only what is missing or changed) ----------------------------------------
 
 COMPRESSION, RETENTION, REFRESH_PROC = "policy_compression", "policy_retention", "policy_refresh_continuous_aggregate"
@@ -258,6 +264,30 @@ def apply_policies(conn: psycopg.Connection, options: StoreOptions) -> list[Poli
         for statement in change.statements:
             statement.execute(conn)
     return changes
+
+
+# --- server settings -----------------------------------------------------------------------------------
+
+MAX_POLICIES = len(desired_policies(StoreOptions(retention_days=1, rollup_retention_days=1)))
+"""The most jobs one region store has (compression, retention, two refreshes, two rollup retentions)."""
+PARALLEL_WORKERS = 8  # PostgreSQL's default max_parallel_workers, which max_worker_processes also serves
+
+
+def worker_settings(*, databases: int, stores: int) -> dict[str, str]:
+    """``max_worker_processes`` and ``timescaledb.max_background_workers`` for a server holding
+    ``databases`` databases with the extension (each runs a scheduler, a background worker, all the time),
+    ``stores`` of them region stores whose jobs may all run at once (a restart, a missed schedule).
+
+    TimescaleDB's sizing rule: background workers = databases + concurrent jobs; worker processes =
+    background workers + parallel workers + 1 (TimescaleDB's launcher). PostgreSQL's default of 8 worker
+    processes is too small for four region stores on one server: jobs then fail with "failed to start a
+    background worker"."""
+    background = databases + stores * MAX_POLICIES
+    return {
+        "max_worker_processes": str(background + PARALLEL_WORKERS + 1),
+        "timescaledb.max_background_workers": str(background),
+        "max_parallel_workers": str(PARALLEL_WORKERS),
+    }
 
 
 def extension_usable(conn: psycopg.Connection) -> bool:

@@ -17,7 +17,7 @@ from ingest.api import ApiSettings
 from ingest.config import load_settings
 from ingest.registry import Registry
 from ingest.runtime import Runtime
-from ingest.store import rollups
+from ingest.store import rollups, timescale
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGISTRY_FILE = REPO_ROOT / "deploy" / "local" / "registry.yaml"
@@ -168,7 +168,13 @@ def seed_region(dsn: str, region: str, registry: Registry) -> None:
                     REVISION,
                 ),
             )
-        rollups.rebuild(conn)  # the rows above bypass RegionWriter, which maintains the rollups
+        # the rows above bypass RegionWriter: rebuild the rollup tables (plain) or materialize the aggregates
+        if rollups.maintained_at_write(conn):
+            rollups.rebuild(conn)
+            return
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in timescale.refresh_all_statements():
+            statement.execute(conn)
 
 
 def seed_control(dsn: str) -> None:

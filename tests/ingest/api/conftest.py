@@ -15,6 +15,7 @@ from ingest.auth.roles import Role
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import migrate
+from tests import backend
 from tests.ingest.api.api_seed import (
     FAST,
     REGISTRY_FILE,
@@ -35,7 +36,7 @@ def api_registry() -> Registry:
 
 @pytest.fixture(scope="session")
 def api_pg() -> Iterator[PostgresServer]:
-    server = PostgresServer(settings={"fsync": "off"})
+    server = backend.postgres_server(settings={"fsync": "off"})
     try:
         server.start()
     except Exception as exc:
@@ -53,7 +54,7 @@ def api_dsns(api_pg: PostgresServer, api_registry: Registry) -> tuple[str, dict[
     regions: dict[str, str] = {}
     for region in api_registry.regions:
         regions[region] = api_pg.create_database(region_db_name(region))
-        migrate(regions[region], "region", store=region)
+        migrate(regions[region], "region", store=region, timescaledb=backend.region_mode())
         seed_region(regions[region], region, api_registry)
     return control, regions
 

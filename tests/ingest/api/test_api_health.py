@@ -20,6 +20,7 @@ from ingest.errors import ConfigError, StoreUnavailableError
 from ingest.registry import Registry
 from ingest.runtime import Runtime
 from ingest.store.migrate import migrate
+from tests import backend
 from tests.ingest.api.api_seed import FAST, REVISION, FakePipeline, build_runtime, close_runtime, seed_region
 from tests.ingest.api.auth_support import bearer, issue_token
 
@@ -123,10 +124,10 @@ def split_runtime(
 ) -> Iterator[tuple[Runtime, PostgresServer]]:
     """ap-southeast on its own server (so it can be stopped), the other stores on the session server."""
     control, regions = api_dsns
-    server = PostgresServer(settings={"fsync": "off"}).start()
+    server = backend.postgres_server(settings={"fsync": "off"}).start()
     try:
         dsn = server.create_database("ap_southeast")
-        migrate(dsn, "region", store="ap-southeast")
+        migrate(dsn, "region", store="ap-southeast", timescaledb=backend.region_mode())
         seed_region(dsn, "ap-southeast", api_registry)
         runtime = build_runtime(control, {**regions, "ap-southeast": dsn}, api_registry, None)
         try:
