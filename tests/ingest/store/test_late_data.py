@@ -1,7 +1,8 @@
 """Late data (readings older than the rollups' refresh window) gives the same answers on both backends.
 
-- Plain path, for real: late readings written through the RegionWriter are in every rollup-served
-  answer, equal to the raw rows (the issue's case: a 1-minute window and 1 h buckets nine days ago).
+- For real, on the run's backend (plain by default; TimescaleDB with ``--store-backend timescaledb``):
+  late readings written through the RegionWriter are in every rollup-served answer, equal to the raw
+  rows (the issue's case: a 1-minute window and 1 h buckets nine days ago).
 - TimescaleDB path, without the extension (stubs of tests/ingest/store/test_timescale_sql.py): the writer
   records exactly the late ranges, per UTC day, in the transaction of the rows; the maintenance refreshes
   them with ``refresh_continuous_aggregate`` over whole buckets of each aggregate, cut to the retention,
@@ -24,9 +25,10 @@ from ingest.registry import Device, FieldSpec, Profile, Site
 from ingest.store import late_data, rollups, timescale
 from ingest.store.late_data import LateRows
 from ingest.store.maintenance import StoreMaintenance
-from ingest.store.migrate import migrate, migration_files
+from ingest.store.migrate import enable_timescaledb, migrate, migration_files
 from ingest.store.options import StoreOptions
 from ingest.store.region import COLUMNS, RegionWriter
+from tests import backend
 from tests.ingest.api.api_seed import FAST
 from tests.ingest.store.test_timescale_sql import STUBS
 
@@ -59,25 +61,36 @@ def _series(store: RegionStore, start: datetime, end: datetime, bucket: str, *, 
     return [(p.ts, p.min, p.max, round(p.avg, 9), p.count) for p in answer.points]
 
 
-def test_plain_path_keeps_late_data_in_every_rollup_answer(pg_server: PostgresServer) -> None:
-    dsn = pg_server.create_database("late_plain")
-    migrate(dsn, "region", store="late", timescaledb="off")
+def test_late_data_is_in_every_rollup_answer(pg_server: PostgresServer) -> None:
+    """Plain stores (the default run) and real TimescaleDB stores (``--store-backend timescaledb``): the
+    issue's case, a 1-minute window and 1 h buckets nine days ago, after the refresh policy has run."""
+    dsn = pg_server.create_database("late_answers")
+    migrate(dsn, "region", store="late", timescaledb=backend.region_mode())
+    enable_timescaledb(dsn, store="late", mode=backend.region_mode(), options=StoreOptions())  # policies
     writer = RegionWriter("late", dsn)
     writer.write(_rows(NOW - timedelta(hours=1), 100))
+    if backend.timescaledb():  # what the 1-minute refresh policy does: its window is materialized
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CALL refresh_continuous_aggregate('readings_1m', now() - INTERVAL '7 days', now())")
+            conn.execute("CALL refresh_continuous_aggregate('readings_1h', now() - INTERVAL '7 days', now())")
     writer.write(_rows(LATE, 400, seq0=1000))  # a gateway replaying a nine-day-old queue
     writer.close()
-    StoreMaintenance({"late": dsn}).run_once()  # the plain maintenance (partitions) changes no answer
     with ConnectionPool(dsn, min_size=1, max_size=1, open=True) as pool:
         store = RegionStore("late", pool)
         minute = (LATE + timedelta(minutes=30), LATE + timedelta(minutes=31))
         day = (LATE - timedelta(hours=1), LATE + timedelta(hours=4))
+        if backend.timescaledb():  # below the aggregates' watermark and outside every policy window: lost ...
+            assert _series(store, *minute, "1m", use_rollups=True) == []
+            with pool.connection() as conn:
+                assert late_data.pending(conn) == 1  # ... unless the recorded range is refreshed
+        StoreMaintenance({"late": dsn}).run_once()
         for (start, end), bucket in ((minute, "1m"), (day, "1h"), (day, "5m")):
             from_rollups = _series(store, start, end, bucket, use_rollups=True)
             assert from_rollups == _series(store, start, end, bucket, use_rollups=False)
             assert from_rollups, (bucket, start)
         assert sum(p[4] for p in _series(store, *day, "1h", use_rollups=True)) == 400
         with pool.connection() as conn:
-            assert late_data.pending(conn) == 0  # nothing to refresh on plain PostgreSQL
+            assert late_data.pending(conn) == 0  # refreshed (TimescaleDB) or never recorded (plain)
 
 
 # --- TimescaleDB path, against stubs ---------------------------------------------------------------------

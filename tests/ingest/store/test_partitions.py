@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+import pytest
 
 from devstack import PostgresServer
 from ingest.store import partitions, rollups
@@ -14,6 +15,8 @@ from ingest.store.maintenance import StoreMaintenance
 from ingest.store.migrate import migrate
 from ingest.store.options import StoreOptions
 from ingest.store.region import RegionWriter
+
+pytestmark = pytest.mark.plain_only  # daily partitions and the plain maintenance
 
 NOW = datetime(2026, 11, 22, 7, 30, tzinfo=UTC)
 TODAY = NOW.date()
