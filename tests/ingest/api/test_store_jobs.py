@@ -23,8 +23,9 @@ from ingest.auth.roles import Role
 from ingest.registry import Registry
 from ingest.runtime import Runtime
 from ingest.store import rollups, timescale
-from ingest.store.migrate import migration_files
+from ingest.store.migrate import enable_timescaledb, migrate, migration_files
 from ingest.store.options import StoreOptions
+from tests import backend
 from tests.conftest import fresh_control
 from tests.ingest.api.api_seed import FAST, build_runtime, close_runtime
 from tests.ingest.api.auth_support import bearer, issue_token
@@ -126,16 +127,26 @@ def test_endpoint_and_metrics(runtime: Runtime, store: str) -> None:
     assert b"ingest_store_job_last_run_success" in generate_latest(REGISTRY)
 
 
-def test_plain_stores_have_no_jobs_check(pg_server: PostgresServer, registry: Registry) -> None:
-    from ingest.store.migrate import migrate
-
+def test_a_store_of_the_runs_backend(pg_server: PostgresServer, registry: Registry) -> None:
+    """Plain (default run): no jobs, no jobs check. TimescaleDB (``--store-backend timescaledb``): the real
+    views answer the query, every policy of the settings has a job and none has a problem yet."""
     store_jobs.clear_cache()
-    plain = pg_server.create_database(f"jobs_plain_{uuid.uuid4().hex[:8]}")
-    migrate(plain, "region", store="eu-central", timescaledb="off")
-    runtime = build_runtime(fresh_control(pg_server), {"eu-central": plain}, registry, None)
+    dsn = pg_server.create_database(f"jobs_real_{uuid.uuid4().hex[:8]}")
+    migrate(dsn, "region", store="eu-central", timescaledb=backend.region_mode())
+    enable_timescaledb(dsn, store="eu-central", mode=backend.region_mode(), options=StoreOptions())
+    runtime = build_runtime(fresh_control(pg_server), {"eu-central": dsn}, registry, None)
     try:
         result = health_service.health(runtime=runtime, settings=FAST)
-        assert not any(name.startswith("jobs:") for name in result.checks)
-        assert store_jobs.store_jobs_by_region(runtime, FAST)["eu-central"].backend == "plain"
+        eu = store_jobs.store_jobs_by_region(runtime, FAST)["eu-central"]
+        if backend.timescaledb():
+            assert (eu.backend, eu.ok) == ("timescaledb", True), eu
+            assert sorted(job.name for job in eu.jobs) == sorted(
+                f"{p.proc}({p.relation})" for p in timescale.desired_policies(StoreOptions()))
+            assert all(job.job_id is not None and job.problem is None for job in eu.jobs)
+            assert result.checks["jobs:eu-central"].ok
+        else:
+            assert (eu.backend, eu.jobs) == ("plain", [])
+            assert not any(name.startswith("jobs:") for name in result.checks)
     finally:
         close_runtime(runtime)
+        store_jobs.clear_cache()
