@@ -16,7 +16,8 @@ import pytest
 from devstack import MosquittoServer, PostgresServer
 from devstack.postgres import find_pg_bin, timescaledb_installed
 from ingest.registry import Registry, load_registry
-from ingest.store.migrate import migrate
+from ingest.store.migrate import enable_timescaledb, migrate
+from ingest.store.options import StoreOptions
 from tests import backend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,7 @@ def fresh_databases(pg: PostgresServer, registry: Registry) -> tuple[str, dict[s
     for region in registry.regions:
         dsn = pg.create_database(f"t{n}_{region.replace('-', '_')}")
         migrate(dsn, "region", store=region, timescaledb=backend.region_mode())
+        enable_timescaledb(dsn, store=region, mode=backend.region_mode(), options=StoreOptions())
         regions[region] = dsn
     return control, regions
 

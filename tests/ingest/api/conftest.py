@@ -14,7 +14,8 @@ from ingest.api import create_app
 from ingest.auth.roles import Role
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
-from ingest.store.migrate import migrate
+from ingest.store.migrate import enable_timescaledb, migrate
+from ingest.store.options import StoreOptions
 from tests import backend
 from tests.ingest.api.api_seed import (
     FAST,
@@ -55,6 +56,8 @@ def api_dsns(api_pg: PostgresServer, api_registry: Registry) -> tuple[str, dict[
     for region in api_registry.regions:
         regions[region] = api_pg.create_database(region_db_name(region))
         migrate(regions[region], "region", store=region, timescaledb=backend.region_mode())
+        # as the service does at start: TimescaleDB policies (their jobs are part of the health)
+        enable_timescaledb(regions[region], store=region, mode=backend.region_mode(), options=StoreOptions())
         seed_region(regions[region], region, api_registry)
     return control, regions
 
