@@ -26,7 +26,11 @@ OVERDUE_GRACE = timedelta(minutes=15)
 # consecutive failures: failed runs (or crashes: no result and no process) since the last success
 JOBS_SQL = """
 SELECT j.job_id, j.proc_name, j.hypertable_name AS relation, j.scheduled, j.schedule_interval,
-       s.last_run_status, s.job_status, s.last_run_started_at, s.last_successful_finish, s.next_start,
+       s.last_run_status, s.job_status,
+       -- TimescaleDB says -infinity for "never" (before the first run), which has no datetime
+       CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END AS last_run_started_at,
+       CASE WHEN isfinite(s.last_successful_finish) THEN s.last_successful_finish END AS last_successful_finish,
+       CASE WHEN isfinite(s.next_start) THEN s.next_start END AS next_start,
        coalesce(s.total_runs, 0) AS total_runs, coalesce(s.total_failures, 0) AS total_failures,
        f.consecutive_failures, f.last_error
 FROM timescaledb_information.jobs j

@@ -54,9 +54,10 @@ def store(pg_server: PostgresServer) -> str:
         for rollup in rollups.ROLLUPS:
             conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
         timescale.apply_policies(conn, StoreOptions())  # 4 jobs: compression, retention, two refreshes
+        # as TimescaleDB: -infinity where a job never finished successfully
         conn.execute("INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
-                     " total_runs) SELECT job_id, 'Success', %s, 3 FROM timescaledb_information.jobs",
-                     (NOW + timedelta(minutes=4),))
+                     " last_successful_finish, total_runs) SELECT job_id, 'Success', %s, '-infinity', 3"
+                     " FROM timescaledb_information.jobs", (NOW + timedelta(minutes=4),))
     return dsn
 
 
