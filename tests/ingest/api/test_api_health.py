@@ -22,7 +22,15 @@ from ingest.runtime import Runtime
 from ingest.store.migrate import enable_timescaledb, migrate
 from ingest.store.options import StoreOptions
 from tests import backend
-from tests.ingest.api.api_seed import FAST, REVISION, FakePipeline, build_runtime, close_runtime, seed_region
+from tests.ingest.api.api_seed import (
+    FAST,
+    REVISION,
+    STORE_RETENTION_DAYS,
+    FakePipeline,
+    build_runtime,
+    close_runtime,
+    seed_region,
+)
 from tests.ingest.api.auth_support import bearer, issue_token
 
 REGIONS = ("eu-central", "us-east", "cn-north", "ap-southeast")
@@ -129,7 +137,8 @@ def split_runtime(
     try:
         dsn = server.create_database("ap_southeast")
         migrate(dsn, "region", store="ap-southeast", timescaledb=backend.region_mode())
-        enable_timescaledb(dsn, store="ap-southeast", mode=backend.region_mode(), options=StoreOptions())
+        enable_timescaledb(dsn, store="ap-southeast", mode=backend.region_mode(),
+                           options=StoreOptions(retention_days=STORE_RETENTION_DAYS))
         seed_region(dsn, "ap-southeast", api_registry)
         runtime = build_runtime(control, {**regions, "ap-southeast": dsn}, api_registry, None)
         try:

@@ -102,14 +102,14 @@ def test_overdue_paused_and_missing_jobs(runtime: Runtime, store: str) -> None:
                      "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'readings_1m')",
                      (NOW - timedelta(hours=2),))  # never started since: no background worker free
         conn.execute("UPDATE timescaledb_information.jobs SET scheduled = FALSE WHERE hypertable_name = 'readings_1h'")
-        conn.execute("DELETE FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'")
+        conn.execute("DELETE FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'")
     stores = store_jobs.store_jobs_by_region(runtime, FAST)
     problems = {job.name: (job.problem or "").split(":")[0] for job in stores["eu-central"].jobs}
     assert problems == {
-        "policy_compression(readings)": "",
+        "policy_compression(readings)": "missing",
         "policy_refresh_continuous_aggregate(readings_1m)": "overdue",
         "policy_refresh_continuous_aggregate(readings_1h)": "paused",
-        "policy_retention(readings)": "missing",
+        "policy_retention(readings)": "",
     }
 
 
