@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sites", default=None, help="comma-separated site ids (default: every site)")
     up.add_argument("--interval-ms", type=int, default=200, help="sampling period of simulated machines")
     up.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
+    up.add_argument("--timescaledb", action="store_true",
+                    help="region stores on TimescaleDB (it must be installed for the PostgreSQL used; PG_BIN)")
     return p
 
 
@@ -42,6 +44,7 @@ def up(args: argparse.Namespace) -> int:
     options = StackOptions(
         registry_file=args.registry, api_port=args.api_port, mqtt_port=args.mqtt_port, pg_port=args.pg_port,
         sites=args.sites.split(",") if args.sites else None, interval_ms=args.interval_ms,
+        timescaledb=args.timescaledb,
     )
     try:
         stack = LocalStack(options)

@@ -25,6 +25,19 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 
+def timescaledb_installed(bin_dir: Path) -> Path | None:
+    """The ``timescaledb.control`` of the PostgreSQL in ``bin_dir`` (None when TimescaleDB is not installed
+    for it; ``pg_config`` beside the server tells where its extensions live)."""
+    pg_config = bin_dir / "pg_config"
+    if not pg_config.exists():
+        return None
+    sharedir = subprocess.run(
+        [str(pg_config), "--sharedir"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    control = Path(sharedir) / "extension" / "timescaledb.control"
+    return control if control.exists() else None
+
+
 def find_pg_bin() -> Path:
     """Directory of initdb/postgres: $PG_BIN, Debian's /usr/lib/postgresql/<newest>/bin, or PATH."""
     if env := os.environ.get("PG_BIN"):
@@ -47,6 +60,10 @@ class PostgresServer:
 
     As root it runs as the ``postgres`` account (PostgreSQL refuses root). Authentication is
     ``trust`` on loopback only: this server is for the local demo and tests, never production.
+
+    ``timescaledb=True`` preloads TimescaleDB (it must be installed for these binaries: start fails naming
+    what is missing), turns its telemetry off and sizes the background workers for
+    ``timescaledb_databases`` region stores (:func:`ingest.store.timescale.worker_settings`).
     """
 
     def __init__(
@@ -55,11 +72,23 @@ class PostgresServer:
         port: int | None = None,
         base_dir: Path | None = None,
         settings: dict[str, str] | None = None,
+        timescaledb: bool = False,
+        timescaledb_databases: int = 4,
     ) -> None:
         self.port = port or free_port()
         self.user = run_as_user(["postgres"])
         self._parent = base_dir
-        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.timescaledb = timescaledb
+        extra: dict[str, str] = {}
+        if timescaledb:
+            from ingest.store.timescale import worker_settings
+
+            extra = {
+                "shared_preload_libraries": "timescaledb",
+                "timescaledb.telemetry_level": "off",  # a local server reports nothing anywhere
+                **worker_settings(databases=timescaledb_databases, stores=timescaledb_databases),
+            }
+        self.settings = {**DEFAULT_SETTINGS, **extra, **(settings or {})}
         self.dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -73,6 +102,12 @@ class PostgresServer:
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         bin_dir = find_pg_bin()
+        if self.timescaledb and timescaledb_installed(bin_dir) is None:
+            raise ComponentError(
+                "postgresql", f"TimescaleDB was requested but is not installed for the PostgreSQL in {bin_dir} "
+                "(no timescaledb.control in its share/extension directory): install a TimescaleDB built for "
+                "this PostgreSQL's version, or point PG_BIN at a PostgreSQL that has one",
+            )
         if self._parent is not None:
             self._parent.mkdir(parents=True, exist_ok=True)
         self.dir = make_owned_dir("pg-", self.user, self._parent)

@@ -42,6 +42,7 @@ class StackOptions:
     interval_ms: int = 200
     batches: int | None = None  # per device; None = run until stopped
     ingest_env: dict[str, str] = field(default_factory=dict)
+    timescaledb: bool = False  # region stores on TimescaleDB (installed for this PostgreSQL), sized for them
 
 
 class LocalStack:
@@ -54,7 +55,8 @@ class LocalStack:
         self.sites = options.sites or sorted(self.registry.sites)
         self.dir = Path(tempfile.mkdtemp(prefix="telemetry-stack-"))
         os.chmod(self.dir, 0o755)
-        self.pg = PostgresServer(port=options.pg_port, base_dir=self.dir)
+        self.pg = PostgresServer(port=options.pg_port, base_dir=self.dir, timescaledb=options.timescaledb,
+                                 timescaledb_databases=len(self.registry.regions))
         self.mqtt = MosquittoServer(port=options.mqtt_port, base_dir=self.dir)
         self.api_port = options.api_port or (8000 if _port_free(8000) else free_port())
         self.ingest: subprocess.Popen[bytes] | None = None
@@ -94,6 +96,7 @@ class LocalStack:
             "INGEST_MQTT_PORT": str(self.mqtt.port),
             "INGEST_REGISTRY_FILE": str(self.options.registry_file),
             "INGEST_REGION_DSNS": json.dumps(dsns),
+            **({"INGEST_TIMESCALEDB": "on"} if self.options.timescaledb else {}),
             "INGEST_CONTROL_DSN": control,
             "INGEST_API_HOST": "127.0.0.1",
             "INGEST_API_PORT": str(self.api_port),

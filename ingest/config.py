@@ -110,6 +110,10 @@ class IngestSettings(BaseSettings):
         timedelta(days=7), description="TimescaleDB: how far back continuous-aggregate refreshes look for "
         "late readings (kept below the retention)."
     )
+    late_refresh_interval_s: float = Field(
+        60, gt=0, description="TimescaleDB: how often the maintenance refreshes the rollups over late readings "
+        "older than the refresh window (ranges the writer recorded)."
+    )
 
     # --- residency cells (docs/cells.md) ---
     topology_file: Path | None = Field(

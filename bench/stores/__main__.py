@@ -2,18 +2,22 @@
 
     .venv/bin/python -m bench.stores                    # 10,368,000 readings, 30 timed repetitions
     .venv/bin/python -m bench.stores --readings 1000000 --repeats 10   # a quick look
+    .venv/bin/python -m bench.stores --backend timescaledb             # where TimescaleDB is installed
 
-What it does, on a throwaway PostgreSQL (its own temporary directory, plain path: daily partitions
-and rollup tables, exactly the region schema of ingest/store/migrations):
+What it does, on a throwaway PostgreSQL (its own temporary directory) with the region schema of
+ingest/store/migrations: ``--backend plain`` (daily partitions and rollup tables), ``timescaledb``
+(hypertable and continuous aggregates; devstack preloads the extension), or ``auto`` (the default:
+TimescaleDB where it is installed for the PostgreSQL found, else plain):
 
 1. loads N readings of one region store with ``INSERT ... SELECT generate_series`` inside PostgreSQL
    (devices x 5 metrics at 1 Hz over two days; two loader connections), into daily partitions made by
-   the real partition code (ingest.store.partitions);
-2. builds the rollups in bulk with ``ingest.store.rollups.rebuild`` (the same bucket definitions as the
-   incremental path), writes one more device through the real ``RegionWriter`` (incremental rollups,
-   with a redelivered batch), and checks that rollups equal raw aggregates: the writer's device in
-   full, and a sample of the bulk rows; and that a bulk rebuild of the writer's rows gives exactly the
-   rows the incremental path produced;
+   the real partition code (ingest.store.partitions), or a hypertable's chunks;
+2. builds the rollups in bulk: ``ingest.store.rollups.rebuild`` (plain: the same bucket definitions as
+   the incremental path) or ``refresh_continuous_aggregate`` over everything (TimescaleDB); writes one
+   more device through the real ``RegionWriter`` (plain: incremental rollups; TimescaleDB: refreshed
+   again after it), with a redelivered batch, and checks that rollups equal raw aggregates: the
+   writer's device in full, and a sample of the bulk rows; and (plain) that a bulk rebuild of the
+   writer's rows gives exactly the rows the incremental path produced;
 3. times ``GET /devices/{id}/series?bucket=1m`` over 24 h for one device and metric through the API's
    service function (``ingest.api.service.readings.series``: the same SQL, pool, read-only transaction
    and response model as the endpoint), once served from the rollups and once computed from the raw
@@ -39,11 +43,12 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from devstack import PostgresServer
+from devstack.postgres import find_pg_bin, timescaledb_installed
 from ingest.api.config import ApiSettings
 from ingest.api.deps import DeviceRef, RegionStore
 from ingest.api.service import readings as reading_service
 from ingest.registry import Device, FieldSpec, Profile, Site
-from ingest.store import partitions, rollups
+from ingest.store import partitions, rollups, timescale
 from ingest.store.migrate import migrate
 from ingest.store.region import RegionWriter
 
@@ -93,9 +98,9 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def _server(base: Path) -> PostgresServer:
+def _server(base: Path, *, timescaledb: bool) -> PostgresServer:
     base.chmod(0o755)  # the server runs as the postgres account when we are root
-    return PostgresServer(base_dir=base, settings={
+    return PostgresServer(base_dir=base, timescaledb=timescaledb, timescaledb_databases=1, settings={
         "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "1GB",
         "maintenance_work_mem": "512MB", "work_mem": "64MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
     })
@@ -162,7 +167,14 @@ def write_sample(dsn: str) -> int:
     return new
 
 
-def check_rollups(dsn: str, devices: int) -> list[str]:
+def refresh_aggregates(dsn: str) -> None:
+    """TimescaleDB: materialize both continuous aggregates over everything (instead of ``rollups.rebuild``)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in timescale.refresh_all_statements():
+            statement.execute(conn)
+
+
+def check_rollups(dsn: str, devices: int, *, incremental_path: bool = True) -> list[str]:
     """Problems found (empty = rollups exactly equal raw aggregates where checked)."""
     problems: list[str] = []
     day = partitions.day_start(DAY0)
@@ -177,6 +189,8 @@ def check_rollups(dsn: str, devices: int) -> list[str]:
                 if wrong:
                     problems.append(f"bench-cnc-{d:02d} from +{hour}h: {len(wrong)} rows differ, e.g. {wrong[0]}")
         query = ("SELECT device_id, name, bucket, count, sum, min, max FROM {} WHERE device_id = %s ORDER BY 2, 3")
+        if not incremental_path:  # continuous aggregates: no rollup tables the writer maintains
+            return problems
         incremental = {r.table: conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()  # type: ignore[arg-type]
                        for r in rollups.ROLLUPS}
         with conn.transaction():
@@ -244,7 +258,7 @@ def time_series(dsn: str, devices: int, repeats: int, progress: Progress, *, ali
                 p = reading_service.plan(start, start + timedelta(hours=24), "1m", use_rollups=use_rollups)
                 t = time.perf_counter()
                 sql_conn.execute(reading_service.bucketed_sql(p),  # type: ignore[arg-type]
-                                 {**p.params(), "device": device.device_id, "name": name}).fetchall()
+                                 {**p.params(), "device": device.device_id, "name": name}, prepare=False).fetchall()
                 sql_elapsed = (time.perf_counter() - t) * 1000
                 if i >= 3:
                     timings.service[use_rollups].append(elapsed)
@@ -268,20 +282,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="approximate number of readings to load (rounded up to whole devices; default 10M)")
     parser.add_argument("--repeats", type=int, default=30, help="timed repetitions of each query (default 30)")
     parser.add_argument("--keep", action="store_true", help="leave the server's directory in place")
+    parser.add_argument("--backend", choices=("auto", "plain", "timescaledb"), default="auto",
+                        help="region store backend (auto: TimescaleDB where it is installed for this PostgreSQL)")
     args = parser.parse_args(argv)
+    use_timescaledb = args.backend == "timescaledb" or (
+        args.backend == "auto" and timescaledb_installed(find_pg_bin()) is not None
+    )
+    backend = "timescaledb" if use_timescaledb else "plain"
     devices = max(1, -(-args.readings // (SECONDS * len(METRICS))))
 
     progress = Progress(6)
     base = Path(tempfile.mkdtemp(prefix="bench-stores-"))
-    server = _server(base)
-    progress.phase(f"PostgreSQL {base} (fsync off: query timings, not durability)")
+    server = _server(base, timescaledb=use_timescaledb)
+    progress.phase(f"PostgreSQL {base}, {backend} region store (fsync off: query timings, not durability)")
     server.start()
     try:
         dsn = server.create_database("bench_region")
-        migrate(dsn, "region", store="bench")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for n in range(DAYS):
-                partitions.create_partition(conn, DAY0 + timedelta(days=n))
+        migrate(dsn, "region", store="bench", timescaledb="on" if use_timescaledb else "off")
+        if not use_timescaledb:  # TimescaleDB makes its chunks as rows arrive
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for n in range(DAYS):
+                    partitions.create_partition(conn, DAY0 + timedelta(days=n))
 
         progress.phase(f"load {devices} devices x {len(METRICS)} metrics x {DAYS} days at 1 Hz "
                        f"= {devices * SECONDS * len(METRICS):,} readings (INSERT ... SELECT generate_series, "
@@ -290,19 +311,25 @@ def main(argv: list[str] | None = None) -> int:
         total = load(dsn, devices, progress)
         load_s = time.monotonic() - t
 
-        progress.phase("rollups: bulk rebuild (SQL), one device through RegionWriter, checks")
+        progress.phase("rollups: bulk rebuild (plain) or aggregate refresh (TimescaleDB), one device through "
+                       "RegionWriter, checks")
         t = time.monotonic()
-        with psycopg.connect(dsn) as conn:
-            rollups.rebuild(conn)
+        if use_timescaledb:
+            refresh_aggregates(dsn)
+        else:
+            with psycopg.connect(dsn) as conn:
+                rollups.rebuild(conn)
         rebuild_s = time.monotonic() - t
         written = write_sample(dsn)
+        if use_timescaledb:  # the writer's rows are below the aggregates' watermark: refresh them in
+            refresh_aggregates(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             sizes = conn.execute(
                 "SELECT (SELECT count(*) FROM readings), (SELECT count(*) FROM readings_1m),"
                 " (SELECT count(*) FROM readings_1h), pg_size_pretty(pg_database_size(current_database()))"
             ).fetchone()
-        problems = check_rollups(dsn, devices)
+        problems = check_rollups(dsn, devices, incremental_path=not use_timescaledb)
         if problems:
             for problem in problems:
                 print("ROLLUP CHECK FAILED:", problem, file=sys.stderr)
@@ -323,10 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         p95_fast, p95_slow = _pct(fast, 0.95), _pct(slow, 0.95)
         ratio = med_slow / med_fast
         print()
-        print(f"region store: {sizes[0]:,} readings ({total:,} bulk + {written:,} through RegionWriter), "
+        print(f"{backend} region store: {sizes[0]:,} readings ({total:,} bulk + {written:,} through RegionWriter), "
               f"{sizes[1]:,} rows in readings_1m, {sizes[2]:,} in readings_1h, database {sizes[3]}")
         print(f"load: {total / load_s:,.0f} readings/s ({load_s:.0f} s); rollup rebuild {rebuild_s:.1f} s; "
-              "rollups = raw aggregates: checked (writer device in full, bulk sample, bulk == incremental)")
+              "rollups = raw aggregates: checked (writer device in full, bulk sample"
+              f"{', bulk == incremental' if not use_timescaledb else ''})")
         print()
         print("24 h series at 1-minute buckets (1440 points; 1441 off the minute), one device and metric:")
         print("  service = ingest.api.service.readings.series (what GET /devices/{id}/series runs: pool, read-only")

@@ -35,7 +35,8 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
     policy_revision: str | None
     checks: dict[str, CheckPublic] = Field(
-        description="'control', 'region:<name>' for every region, 'pipeline' and 'policy'."
+        description="'control', 'region:<name>' for every region, 'jobs:<name>' for every TimescaleDB region "
+        "store (its background jobs: failing, overdue, paused or missing), 'pipeline' and 'policy'."
     )
 
 
@@ -474,3 +475,37 @@ class WhatIfPublic(BaseModel):
     newly_placed: MessageCountPublic = Field(description="Previously quarantined message-categories now stored.")
     examples: list[WhatIfExamplePublic]
     errors: list[dict[str, Any]]
+
+
+# --- store jobs (TimescaleDB policies: ingest.store.jobs) --------------------------------------------
+
+
+class StoreJobPublic(BaseModel):
+    name: str = Field(description="The policy and what it acts on, e.g. policy_compression(readings).")
+    job_id: int | None = Field(description="TimescaleDB's job id; null when the policy has no job (missing).")
+    scheduled: bool
+    job_status: str | None = Field(description="Scheduled, Running or Paused (timescaledb_information.job_stats).")
+    last_run_status: str | None = Field(description="Success or Failed; null before the first run.")
+    last_run_started_at: datetime | None
+    last_successful_finish: datetime | None
+    next_start: datetime | None
+    total_runs: int
+    total_failures: int
+    consecutive_failures: int = Field(description="Failed runs since the last successful one (job_history).")
+    last_error: str | None
+    problem: str | None = Field(description="Why the job needs attention (failing, overdue, paused, missing).")
+
+
+class StoreJobsPublic(BaseModel):
+    region: str
+    backend: Literal["timescaledb", "plain"] | None = Field(
+        description="plain: no background jobs in the store (the ingest's maintenance does the work); "
+        "null when the store could not be read."
+    )
+    ok: bool
+    error: str | None = None
+    jobs: list[StoreJobPublic] = Field(default_factory=list)
+
+
+class StoreJobsListPublic(BaseModel):
+    stores: list[StoreJobsPublic]

@@ -9,7 +9,9 @@ On plain PostgreSQL, each run, per region store:
    rows from the default partition; deletes rollup rows older than ``rollup_retention_days`` (if set).
 
 On TimescaleDB the same work is done by the database's own jobs (the policies set by
-:mod:`ingest.store.timescale`), so a run only reports the store as skipped.
+:mod:`ingest.store.timescale`). What they cannot do is refresh the rollups over late data older than their
+refresh window: each run (and every ``late_refresh_interval`` in between) refreshes the ranges the writer
+recorded (:mod:`ingest.store.late_data`).
 
 Replicas coordinate with a session advisory lock per store (``pg_try_advisory_lock``): a replica that
 does not get it skips that store for this run. Failures are logged and reported, never raised: the
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from ingest.store import partitions
+from ingest.store import late_data, partitions
 from ingest.store.migrate import store_backend
 from ingest.store.options import StoreOptions
 from ingest.store.rollups import ROLLUPS
@@ -45,6 +48,9 @@ class MaintenanceReport:
     deleted_rows: int = 0
     rollup_rows_deleted: int = 0
     rows_in_default: int = 0
+    late_ranges: int = 0
+    """TimescaleDB: recorded late ranges refreshed (then deleted) by this run."""
+    late_windows: list[str] = field(default_factory=list)
     skipped: str | None = None
     error: str | None = None
 
@@ -72,35 +78,47 @@ class StoreMaintenance:
 
     # --- one run -------------------------------------------------------------------------------
 
-    def run_once(self, now: datetime | None = None) -> dict[str, MaintenanceReport]:
+    def run_once(self, now: datetime | None = None, *, late_only: bool = False) -> dict[str, MaintenanceReport]:
+        """Maintain every store; ``late_only``: only refresh the recorded late ranges (TimescaleDB)."""
         now = now or datetime.now(UTC)
-        reports = {region: self.maintain(region, dsn, now) for region, dsn in sorted(self.region_dsns.items())}
-        self.last_reports, self.last_run_at = reports, now
+        reports = {
+            region: self.maintain(region, dsn, now, late_only=late_only)
+            for region, dsn in sorted(self.region_dsns.items())
+            # between full runs, no connection to a store the last full run found plain
+            if not (late_only and getattr(self.last_reports.get(region), "backend", None) == "plain")
+        }
+        if not late_only:
+            self.last_reports, self.last_run_at = reports, now
         return reports
 
-    def maintain(self, region: str, dsn: str, now: datetime) -> MaintenanceReport:
+    def maintain(self, region: str, dsn: str, now: datetime, *, late_only: bool = False) -> MaintenanceReport:
         report = MaintenanceReport(region)
         try:
             with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
                 report.backend = store_backend(conn)
-                if report.backend != "plain" or not partitions.is_partitioned(conn):
-                    report.skipped = (
-                        "TimescaleDB policies do this in the database" if report.backend == "timescaledb"
+                timescale = report.backend == "timescaledb"
+                if not timescale and (late_only or report.backend != "plain" or not partitions.is_partitioned(conn)):
+                    report.skipped = "plain store: rollups kept at write" if late_only and report.backend == "plain" \
                         else "store not migrated"
-                    )
                     return report
                 locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
                 if not locked or not locked[0]:
                     report.skipped = "another replica is maintaining this store"
                     return report
                 try:
-                    self._plain(conn, report, now)
+                    if timescale:  # the rest is done by TimescaleDB's policies
+                        self._late(conn, report, now)
+                    else:
+                        self._plain(conn, report, now)
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
         except psycopg.Error as exc:
             lines = str(exc).strip().splitlines()
             report.error = lines[0] if lines else type(exc).__name__
             log.warning("maintenance of region store %s failed (will retry): %s", region, report.error)
+        if report.late_ranges:
+            log.info("region store %s: refreshed the rollups over %d late range(s): %s", region, report.late_ranges,
+                     "; ".join(report.late_windows) or "all older than the retention")
         if report.created or report.dropped or report.deleted_rows or report.rollup_rows_deleted:
             log.info(
                 "region store %s: created %d partition(s) (moved %d rows from default), dropped %s, deleted %d "
@@ -108,6 +126,10 @@ class StoreMaintenance:
                 report.dropped or "none", report.deleted_rows, report.rollup_rows_deleted,
             )
         return report
+
+    def _late(self, conn: psycopg.Connection, report: MaintenanceReport, now: datetime) -> None:
+        result = late_data.refresh_recorded(conn, retention=self.options.retention, now=now)
+        report.late_ranges, report.late_windows = result.ranges, result.windows or []
 
     def _plain(self, conn: psycopg.Connection, report: MaintenanceReport, now: datetime) -> None:
         opts = self.options
@@ -162,11 +184,18 @@ class StoreMaintenance:
             self._thread = None
 
     def _loop(self, run_now: bool) -> None:
-        if not run_now:
-            self._stop.wait(self.options.maintenance_interval.total_seconds())
+        """A full run every ``maintenance_interval`` (the first at once unless the caller just ran it); in
+        between, every ``late_refresh_interval``, only the late ranges (a connection per store; nothing on plain
+        stores)."""
+        full = self.options.maintenance_interval.total_seconds()
+        late = self.options.late_refresh_interval.total_seconds()
+        next_full = 0.0 if run_now else time.monotonic() + full
         while not self._stop.is_set():
+            late_only = time.monotonic() < next_full
+            if not late_only:
+                next_full = time.monotonic() + full
             try:
-                self.run_once()
+                self.run_once(late_only=late_only)
             except Exception:  # never let the thread die: log and try again next interval
                 log.exception("store maintenance run failed")
-            self._stop.wait(self.options.maintenance_interval.total_seconds())
+            self._stop.wait(max(0.0, min(late, next_full - time.monotonic())))

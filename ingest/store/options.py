@@ -77,6 +77,8 @@ class StoreOptions:
     """How often the ingest's maintenance thread runs (plain PostgreSQL)."""
     rollup_refresh_window: timedelta = timedelta(days=7)
     """TimescaleDB: how far back the continuous-aggregate refresh policies look for late data."""
+    late_refresh_interval: timedelta = timedelta(seconds=60)
+    """TimescaleDB: how often the maintenance refreshes the recorded ranges of older late data."""
 
     @classmethod
     def from_settings(cls, settings: IngestSettings) -> StoreOptions:
@@ -88,6 +90,7 @@ class StoreOptions:
             partitions_ahead=settings.partitions_ahead,
             maintenance_interval=timedelta(seconds=settings.maintenance_interval_s),
             rollup_refresh_window=settings.rollup_refresh_window,
+            late_refresh_interval=timedelta(seconds=settings.late_refresh_interval_s),
         )
 
     @property

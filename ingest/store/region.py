@@ -14,7 +14,8 @@ Two paths, both exact:
   :mod:`ingest.store.rollups`). Duplicates never count twice.
 
 Either way the raw rows and the rollups commit or roll back together. On TimescaleDB the rollups are
-continuous aggregates and the writer only inserts the raw rows.
+continuous aggregates and the writer only inserts the raw rows, and records the ranges of rows older than
+the aggregates' refresh window (a hook: :mod:`ingest.store.late_data`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from ingest.store import rollups
+from ingest.store import late_data, rollups
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.isolation import GroupsWritten, write_isolated
 
@@ -51,6 +52,7 @@ class RegionWriter:
         self._store = StoreConnection(name, dsn)
         self._checked: psycopg.Connection | None = None
         self._rollups = False
+        self._late: late_data.LateRows | None = None  # TimescaleDB: how old a row must be to count as late
         self.merges = 0
         """Flushes that took the merge path (the rows held a duplicate): redeliveries and replays."""
 
@@ -68,8 +70,11 @@ class RegionWriter:
             if conn is not self._checked:  # a new connection: is this a plain or a TimescaleDB store?
                 with conn.transaction():
                     self._rollups = rollups.maintained_at_write(conn)
+                    self._late = None if self._rollups else late_data.LateRows.of_store(conn)
                 self._checked = conn
             with conn.transaction(), conn.cursor() as cur:
+                if self._late is not None:  # late-data hook (TimescaleDB), in the transaction of the rows
+                    self._late.record(cur, rows)
                 try:
                     with conn.transaction():  # a savepoint: a duplicate undoes only the fast path
                         self._copy(cur, "readings", rows)

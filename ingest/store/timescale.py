@@ -10,12 +10,16 @@ signatures on plain PostgreSQL). Two parts:
   (:mod:`ingest.store.migrate`): the extension, ``readings`` as a hypertable on ``ts``, and the
   continuous aggregates ``readings_1m`` / ``readings_1h`` with the same columns as the plain path's
   rollup tables (:mod:`ingest.store.rollups`).
-- **Policies** (:func:`policy_statements`): applied at every start from the settings, so a changed
-  setting takes effect on restart: chunk interval (new chunks), compression (segment by device_id,
-  name; order by ts), compression policy, retention policy, refresh policies of the aggregates.
+  Compression (segment by device_id, name; order by ts, seq, idx) is migration
+  ``0005_timescaledb_compression``.
+- **Policies** (:func:`apply_policies`): reconciled at every start with the settings, so a changed
+  setting takes effect on restart while an unchanged policy keeps its job (id, statistics, schedule):
+  compression, retention, refresh policies of the aggregates and their retention.
+- **Late data** (:mod:`ingest.store.late_data`) and **job health** (:mod:`ingest.store.jobs`) read and
+  call what is defined here.
 
-Targets TimescaleDB 2.13+ (``by_range``; the docker-compose image is 2.17). The compression options
-use the ``timescaledb.compress*`` names, which 2.18+ still accept.
+Targets TimescaleDB 2.15+ (``by_range``, ``timescaledb_information.job_history``; the docker-compose image
+is 2.31). The compression options use the ``timescaledb.compress*`` names, which 2.18+ still accept.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ HYPERTABLE = "readings"
 TIME_COLUMN = "ts"
 INITIAL_CHUNK_INTERVAL = "INTERVAL '1 day'"  # replaced at start by set_chunk_time_interval(settings)
 SEGMENT_BY = ("device_id", "name")
-ORDER_BY = (("ts", "DESC"),)
+ORDER_BY = (("ts", "DESC"), ("seq", "DESC"), ("idx", "DESC"))  # every primary-key column: see 0005
 # How the refresh policy of each aggregate runs: (end_offset, schedule_interval).
 REFRESH: dict[str, tuple[timedelta, timedelta]] = {
     ROLLUP_1M.table: (timedelta(minutes=1), timedelta(minutes=5)),
@@ -95,13 +99,30 @@ def schema_statements() -> dict[str, list[Statement]]:
     return {
         "0002_timescaledb_hypertable": [extension_statement(), hypertable_statement()],
         "0003_timescaledb_rollups": [s for r in ROLLUPS for s in continuous_aggregate_statements(r)],
+        "0005_timescaledb_compression": [compression_settings_statement()],
     }
 
 
-# --- policies (every start) ------------------------------------------------------------------------
+def refresh_all_statements() -> list[Statement]:
+    """Materialize every bucket of both aggregates (after a bulk load that bypassed the writer: tests'
+    seeds, the benchmark). ``CALL``: autocommit only."""
+    return [Statement(f"CALL refresh_continuous_aggregate('{r.table}', NULL, NULL)") for r in ROLLUPS]
+
+
+# --- policies (every start, only what is missing or changed) ----------------------------------------
+
+COMPRESSION, RETENTION, REFRESH_PROC = "policy_compression", "policy_retention", "policy_refresh_continuous_aggregate"
+POLICY_PROCS = (COMPRESSION, RETENTION, REFRESH_PROC)
 
 
 def compression_settings_statement() -> Statement:
+    """Compression of ``readings`` (migration ``0005_timescaledb_compression``).
+
+    Every column of the primary key (device_id, seq, idx, name, ts) is a segment-by or order-by column:
+    an insert into a compressed chunk (a redelivery, a late batch) checks the key against the segment of
+    its (device_id, name) and, inside it, only the batches whose min/max of ts, seq and idx can hold the
+    row, instead of decompressing whole segments (TimescaleDB warns ``column "seq" should be used for
+    segmenting or ordering`` otherwise)."""
     segment_by = ", ".join(SEGMENT_BY)
     order_by = ", ".join(f"{column} {direction}" for column, direction in ORDER_BY)
     return Statement(
@@ -121,57 +142,152 @@ def refresh_start_offset(rollup: Rollup, options: StoreOptions) -> timedelta:
     return max(start, end_offset + 2 * rollup.width)
 
 
-def policy_statements(options: StoreOptions) -> list[Statement]:
-    """Idempotent: each policy is removed (if present) and added with the current settings."""
-    statements = [
-        Statement(
-            f"SELECT set_chunk_time_interval('{HYPERTABLE}', %(chunk)s::interval)", {"chunk": options.chunk_interval}
-        ),
-        Statement(f"SELECT remove_compression_policy('{HYPERTABLE}', if_exists => TRUE)"),
-        Statement(
-            f"SELECT add_compression_policy('{HYPERTABLE}', compress_after => %(after)s::interval)",
-            {"after": options.compress_after},
-        ),
-        Statement(f"SELECT remove_retention_policy('{HYPERTABLE}', if_exists => TRUE)"),
-    ]
+@dataclass(frozen=True)
+class Policy:
+    """One TimescaleDB job the settings ask for: what identifies it (``proc``, ``relation``), what must
+    match for an existing job to be kept (``config`` keys of the job, ``schedule``), and how to create
+    and remove it."""
+
+    proc: str
+    relation: str
+    config: dict[str, timedelta]
+    schedule: timedelta | None
+    add: Statement
+    remove: Statement
+
+
+def _remove(proc: str, relation: str) -> Statement:
+    fn = {COMPRESSION: "remove_compression_policy", RETENTION: "remove_retention_policy",
+          REFRESH_PROC: "remove_continuous_aggregate_policy"}[proc]
+    return Statement(f"SELECT {fn}('{relation}', if_exists => TRUE)")
+
+
+def _retention(relation: str, drop_after: timedelta) -> Policy:
+    return Policy(RETENTION, relation, {"drop_after": drop_after}, None, Statement(
+        f"SELECT add_retention_policy('{relation}', drop_after => %(drop)s::interval)", {"drop": drop_after},
+    ), _remove(RETENTION, relation))
+
+
+def desired_policies(options: StoreOptions) -> list[Policy]:
+    """Every policy the settings ask for, in the order they are created."""
+    policies = [Policy(COMPRESSION, HYPERTABLE, {"compress_after": options.compress_after}, None, Statement(
+        f"SELECT add_compression_policy('{HYPERTABLE}', compress_after => %(after)s::interval)",
+        {"after": options.compress_after},
+    ), _remove(COMPRESSION, HYPERTABLE))]
     if options.retention is not None:
-        statements.append(Statement(
-            f"SELECT add_retention_policy('{HYPERTABLE}', drop_after => %(drop)s::interval)",
-            {"drop": options.retention},
-        ))
+        policies.append(_retention(HYPERTABLE, options.retention))
     for rollup in ROLLUPS:
         end_offset, schedule = REFRESH[rollup.table]
-        statements += [
-            Statement(f"SELECT remove_continuous_aggregate_policy('{rollup.table}', if_exists => TRUE)"),
-            Statement(
+        start = refresh_start_offset(rollup, options)
+        policies.append(Policy(
+            REFRESH_PROC, rollup.table, {"start_offset": start, "end_offset": end_offset}, schedule, Statement(
                 f"SELECT add_continuous_aggregate_policy('{rollup.table}', start_offset => %(start)s::interval,"
                 " end_offset => %(end)s::interval, schedule_interval => %(every)s::interval)",
-                {"start": refresh_start_offset(rollup, options), "end": end_offset, "every": schedule},
-            ),
-            Statement(f"SELECT remove_retention_policy('{rollup.table}', if_exists => TRUE)"),
-        ]
+                {"start": start, "end": end_offset, "every": schedule},
+            ), _remove(REFRESH_PROC, rollup.table),
+        ))
         if options.rollup_retention is not None:
-            statements.append(Statement(
-                f"SELECT add_retention_policy('{rollup.table}', drop_after => %(drop)s::interval)",
-                {"drop": max(options.rollup_retention, options.retention or timedelta(0))},
-            ))
-    return statements
+            policies.append(_retention(rollup.table, max(options.rollup_retention, options.retention or timedelta(0))))
+    return policies
 
 
-_COMPRESSION_ENABLED = (
-    "SELECT compression_enabled FROM timescaledb_information.hypertables"
-    " WHERE hypertable_schema = current_schema() AND hypertable_name = %s"
+@dataclass(frozen=True)
+class ExistingJob:
+    job_id: int
+    proc: str
+    relation: str
+    config: dict[str, timedelta]
+    schedule: timedelta | None
+
+
+# timescaledb_information.jobs names a continuous aggregate's policies by the aggregate (2.x since 2.15);
+# the config keys we compare are read as seconds (an interval with months would not map to a timedelta).
+_CONFIG_KEYS = ("compress_after", "drop_after", "start_offset", "end_offset")
+EXISTING_JOBS_SQL = (
+    "SELECT job_id, proc_name, hypertable_name, extract(epoch FROM schedule_interval), "
+    + ", ".join(f"extract(epoch FROM (config->>'{key}')::interval)" for key in _CONFIG_KEYS)
+    + " FROM timescaledb_information.jobs WHERE proc_name = ANY(%(procs)s)"
+    " AND hypertable_schema = current_schema() ORDER BY job_id"
 )
 
 
-def apply_policies(conn: psycopg.Connection, options: StoreOptions) -> None:
-    """Enable compression once (its settings cannot change while compressed chunks exist), then apply
-    :func:`policy_statements`. Runs in the caller's transaction."""
-    row = conn.execute(_COMPRESSION_ENABLED, (HYPERTABLE,)).fetchone()
-    if row is None or not row[0]:
-        compression_settings_statement().execute(conn)
-    for statement in policy_statements(options):
-        statement.execute(conn)
+def existing_jobs(conn: psycopg.Connection) -> list[ExistingJob]:
+    jobs = []
+    for job_id, proc, relation, schedule, *values in conn.execute(EXISTING_JOBS_SQL, {"procs": list(POLICY_PROCS)}):
+        config = {k: timedelta(seconds=float(v)) for k, v in zip(_CONFIG_KEYS, values, strict=True) if v is not None}
+        jobs.append(ExistingJob(int(job_id), proc, relation, config,
+                                timedelta(seconds=float(schedule)) if schedule is not None else None))
+    return jobs
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    action: str  # "add" | "replace" | "remove" | "keep"
+    proc: str
+    relation: str
+    statements: tuple[Statement, ...]
+
+
+def plan_policies(options: StoreOptions, existing: list[ExistingJob]) -> list[PolicyChange]:
+    """What to do so the store's jobs are exactly :func:`desired_policies`: a job whose settings match is
+    kept (same job id, its statistics and schedule go on), a changed one is replaced, a missing one
+    added, one no longer wanted (retention switched off) removed."""
+    found = {(job.proc, job.relation): job for job in existing}
+    changes = []
+    for policy in desired_policies(options):
+        job = found.pop((policy.proc, policy.relation), None)
+        if job is None:
+            changes.append(PolicyChange("add", policy.proc, policy.relation, (policy.add,)))
+        elif job.config != policy.config or (policy.schedule is not None and job.schedule != policy.schedule):
+            changes.append(PolicyChange("replace", policy.proc, policy.relation, (policy.remove, policy.add)))
+        else:
+            changes.append(PolicyChange("keep", policy.proc, policy.relation, ()))
+    for (proc, relation), _job in sorted(found.items()):
+        if relation in {HYPERTABLE, *(r.table for r in ROLLUPS)}:
+            changes.append(PolicyChange("remove", proc, relation, (_remove(proc, relation),)))
+    return changes
+
+
+def chunk_interval_statement(options: StoreOptions) -> Statement:
+    """New chunks get the configured interval (existing chunks keep theirs; no job involved)."""
+    return Statement(
+        f"SELECT set_chunk_time_interval('{HYPERTABLE}', %(chunk)s::interval)", {"chunk": options.chunk_interval}
+    )
+
+
+def apply_policies(conn: psycopg.Connection, options: StoreOptions) -> list[PolicyChange]:
+    """Set the chunk interval and reconcile the policies (:func:`plan_policies`). Runs in the caller's
+    transaction; returns what was done, for the log."""
+    chunk_interval_statement(options).execute(conn)
+    changes = plan_policies(options, existing_jobs(conn))
+    for change in changes:
+        for statement in change.statements:
+            statement.execute(conn)
+    return changes
+
+
+# --- server settings -----------------------------------------------------------------------------------
+
+MAX_POLICIES = len(desired_policies(StoreOptions(retention_days=1, rollup_retention_days=1)))
+"""The most jobs one region store has (compression, retention, two refreshes, two rollup retentions)."""
+PARALLEL_WORKERS = 8  # PostgreSQL's default max_parallel_workers, which max_worker_processes also serves
+
+
+def worker_settings(*, databases: int, stores: int) -> dict[str, str]:
+    """``max_worker_processes`` and ``timescaledb.max_background_workers`` for a server holding
+    ``databases`` databases with the extension (each runs a scheduler, a background worker, all the time),
+    ``stores`` of them region stores whose jobs may all run at once (a restart, a missed schedule).
+
+    TimescaleDB's sizing rule: background workers = databases + concurrent jobs; worker processes =
+    background workers + parallel workers + 1 (TimescaleDB's launcher). PostgreSQL's default of 8 worker
+    processes is too small for four region stores on one server: jobs then fail with "failed to start a
+    background worker"."""
+    background = databases + stores * MAX_POLICIES
+    return {
+        "max_worker_processes": str(background + PARALLEL_WORKERS + 1),
+        "timescaledb.max_background_workers": str(background),
+        "max_parallel_workers": str(PARALLEL_WORKERS),
+    }
 
 
 def extension_usable(conn: psycopg.Connection) -> bool:

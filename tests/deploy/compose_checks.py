@@ -393,7 +393,40 @@ INGEST_REQUIRED = (
     "INGEST_API_HOST",
     "INGEST_API_PORT",
 )
-DEFAULT_PGDATA = "/var/lib/postgresql/data"
+DEFAULT_PGDATA = "/var/lib/postgresql/data"  # the postgres images up to PostgreSQL 17
+PG18_VOLUME = "/var/lib/postgresql"  # 18+: PGDATA is /var/lib/postgresql/18/docker, under one mount here
+# TimescaleDB releases whose background jobs run on the current PostgreSQL minors (18.7, 17.12, 16.16,
+# 15.20): earlier patch releases fail every job there with `cannot drop portal "" while it is being set up`
+# (TimescaleDB #11015, fixed in 2.27.3, 2.28.4 and 2.31.2); 2.32.0 supports PostgreSQL only up to 18.6.
+TIMESCALEDB_JOB_FIX = {(2, 27): (2, 27, 3), (2, 28): (2, 28, 4), (2, 31): (2, 31, 2)}
+_TIMESCALEDB_TAG = re.compile(r"^timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg(\d+)$")
+
+
+def pg_major(image: str) -> int | None:
+    """The PostgreSQL major version of a timescale/timescaledb:X.Y.Z-pgNN or postgres:NN[...] image."""
+    if m := _TIMESCALEDB_TAG.match(image):
+        return int(m.group(4))
+    if m := re.match(r"^postgres:(\d+)", image):
+        return int(m.group(1))
+    return None
+
+
+def check_timescaledb_image(image: str) -> list[str]:
+    """A pinned X.Y.Z-pgNN tag of a release whose jobs run on current PostgreSQL minors."""
+    m = _TIMESCALEDB_TAG.match(image)
+    if m is None:
+        return [f"{image!r}: pin a release as timescale/timescaledb:X.Y.Z-pgNN"]
+    version = tuple(int(g) for g in m.group(1, 2, 3))
+    fixed = TIMESCALEDB_JOB_FIX.get(version[:2])
+    newest = max(TIMESCALEDB_JOB_FIX.values())
+    if (fixed is None and version < newest) or (fixed is not None and version < fixed):
+        want = ".".join(map(str, fixed or newest))
+        return [f"{image!r}: TimescaleDB {'.'.join(map(str, version))} fails every background job on current "
+                f"PostgreSQL minors; use {want} or later"]
+    if fixed is None and version[:2] > newest[:2]:
+        return [f"{image!r}: not a release known to run jobs on current PostgreSQL minors "
+                f"({', '.join('.'.join(map(str, v)) for v in TIMESCALEDB_JOB_FIX.values())})"]
+    return []
 
 
 def ingest_services(compose: Compose) -> list[str]:
@@ -1159,9 +1192,18 @@ def check_databases(compose: Compose) -> list[str]:
         env = environment(svc)
         if not env.get("POSTGRES_PASSWORD"):
             problems.append(f"{name}: POSTGRES_PASSWORD is empty")
-        pgdata = env.get("PGDATA", DEFAULT_PGDATA).rstrip("/")
+        major = pg_major(str(svc.get("image", "")))
+        pgdata = env.get("PGDATA", PG18_VOLUME if major is not None and major >= 18 else DEFAULT_PGDATA).rstrip("/")
         if not any(m.kind == "volume" and m.target.rstrip("/") == pgdata for m in mounts(svc)):
             problems.append(f"{name}: {pgdata} is not on a named volume")
+        if major is not None and major >= 18 and "PGDATA" not in env and any(
+            m.target.rstrip("/") == DEFAULT_PGDATA for m in mounts(svc)
+        ):
+            problems.append(
+                f"{name}: PostgreSQL {major} images refuse a mount at {DEFAULT_PGDATA}; mount {PG18_VOLUME}"
+            )
+        if str(svc.get("image", "")).startswith("timescale/timescaledb"):
+            problems += [f"{name}: {p}" for p in check_timescaledb_image(str(svc["image"]))]
         test = (svc.get("healthcheck") or {}).get("test", [])
         if "pg_isready" not in " ".join(str(p) for p in test):
             problems.append(f"{name}: healthcheck does not use pg_isready")

@@ -3,6 +3,7 @@ files it mounts, the registry, the Dockerfiles, pyproject.toml and the ingest's 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -72,6 +73,40 @@ def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.C
     for name in (*REGION_DBS, "db-control"):
         cmd = cc.command(compose["services"][name])
         assert cmd[:1] == ["postgres"] and f"wal_buffers={wanted}" in cmd, (name, cmd)
+
+
+def test_databases_have_background_workers_for_their_jobs(compose: cc.Compose) -> None:
+    """Each database server holds three databases with TimescaleDB (the image creates the extension in
+    postgres, template1 and POSTGRES_DB) and one region store whose jobs may all run at once."""
+    from ingest.store.timescale import worker_settings
+
+    for name in (*REGION_DBS, "db-control"):
+        cmd = cc.command(compose["services"][name])
+        for key, value in worker_settings(databases=3, stores=1).items():
+            assert f"{key}={value}" in cmd, (name, key, cmd)
+
+
+@pytest.mark.parametrize(("image", "problem"), [
+    ("timescale/timescaledb:2.31.2-pg18", None),
+    ("timescale/timescaledb:2.28.4-pg15", None),
+    ("timescale/timescaledb:2.28.3-pg15", "use 2.28.4 or later"),
+    ("timescale/timescaledb:2.17.2-pg16", "use 2.31.2 or later"),
+    ("timescale/timescaledb:2.32.0-pg18", "not a release known to run jobs"),
+    ("timescale/timescaledb:latest-pg18", "pin a release"),
+])
+def test_timescaledb_image_must_run_jobs_on_current_postgresql(image: str, problem: str | None) -> None:
+    found = cc.check_timescaledb_image(image)
+    assert (found == []) if problem is None else (len(found) == 1 and problem in found[0]), found
+
+
+def test_postgresql_18_data_is_mounted_where_the_image_keeps_it(compose: cc.Compose) -> None:
+    broken = copy.deepcopy(compose)
+    svc = broken["services"]["db-us-east"]
+    svc["volumes"] = [v if "data" not in str(v) else "db-us-east-data:/var/lib/postgresql/data" for v in svc["volumes"]]
+    assert cc.check_databases(broken) == [
+        "db-us-east: /var/lib/postgresql is not on a named volume",
+        "db-us-east: PostgreSQL 18 images refuse a mount at /var/lib/postgresql/data; mount /var/lib/postgresql",
+    ]
 
 
 def test_defaults_only_for_local_use(raw: cc.Compose) -> None:
@@ -613,7 +648,7 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
     "database without a volume": (
         lambda c: c["services"]["db-control"].pop("volumes"),
         "databases",
-        "db-control: /var/lib/postgresql/data",
+        "db-control: /var/lib/postgresql is not on a named volume",
     ),
 }
 

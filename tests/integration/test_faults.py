@@ -16,6 +16,7 @@ import pytest
 
 from devstack import MosquittoServer, PostgresServer
 from ingest.registry import Registry
+from tests import backend
 from tests.conftest import fresh_databases
 from tests.integration.ingest_harness import (
     all_home_readings_stored,
@@ -32,7 +33,7 @@ from tests.integration.load import AgentLoad
 def test_postgresql_down_for_a_minute_under_load(
     mqtt_broker: MosquittoServer, registry: Registry, tmp_path: Path
 ) -> None:
-    pg = PostgresServer(settings={"fsync": "off"})
+    pg = backend.postgres_server(settings={"fsync": "off"})
     pg.start()
     try:
         control, regions = fresh_databases(pg, registry)
@@ -87,13 +88,13 @@ def test_one_region_down_the_others_keep_flowing(
     mqtt_broker: MosquittoServer, pg_server: PostgresServer, registry: Registry, tmp_path: Path
 ) -> None:
     control, regions = fresh_databases(pg_server, registry)
-    cn_server = PostgresServer(settings={"fsync": "off"})
+    cn_server = backend.postgres_server(settings={"fsync": "off"})
     cn_server.start()
     try:
         regions["cn-north"] = cn_server.create_database("cn_north")
         from ingest.store.migrate import migrate
 
-        migrate(regions["cn-north"], "region", store="cn-north")
+        migrate(regions["cn-north"], "region", store="cn-north", timescaledb=backend.region_mode())
         with running_ingest(mqtt_broker, control, regions) as (service, api):
             cn_server.stop()
             load = AgentLoad(mqtt_broker, registry, ["de-munich", "cn-shenzhen"], tmp_path, batches=150).start()

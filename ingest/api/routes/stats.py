@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ingest.api.auth import AUTH_RESPONSES, guard
-from ingest.api.deps import RuntimeDep
+from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.service import store_jobs
 from ingest.auth.roles import Role
 
 router = APIRouter(tags=["stats"])
@@ -35,5 +36,6 @@ def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
 )
-def get_metrics() -> Response:
+def get_metrics(runtime: RuntimeDep, settings: ApiSettingsDep) -> Response:
+    store_jobs.store_jobs_by_region(runtime, settings)  # the ingest_store_job_* gauges (cached a few seconds)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from ingest.api import db
 from ingest.api.config import ApiSettings
 from ingest.api.models import CheckPublic, HealthPublic
+from ingest.api.service import store_jobs
 from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
 
@@ -28,6 +29,10 @@ def health(*, runtime: Runtime, settings: ApiSettings) -> HealthPublic:
     with ThreadPoolExecutor(max_workers=len(stores), thread_name_prefix="health") as executor:
         futures = {name: executor.submit(check) for name, check in stores.items()}
         checks = {name: future.result() for name, future in futures.items()}
+    # --- store jobs (TimescaleDB policies): one "jobs:<region>" check per TimescaleDB store -------------
+    reachable = {name.removeprefix("region:") for name, check in checks.items() if check.ok}
+    checks.update(store_jobs.health_checks(runtime, settings, reachable=reachable))
+    # --- end store jobs -------------------------------------------------------------------------------
     checks["pipeline"] = _pipeline(runtime)
     revision, checks["policy"] = _policy(runtime)
     status: Literal["ok", "degraded"] = "ok" if all(check.ok for check in checks.values()) else "degraded"

@@ -281,11 +281,37 @@ function renderDevices(page) {
   show("devices", table(headers, rows));
 }
 
+// --- store jobs ----------------------------------------------------------------------------------
+function renderStoreJobs(list) {
+  const rows = [];
+  for (const store of list.stores) {
+    if (store.error) {
+      rows.push(el("tr", { class: "bad", "data-region": store.region }, el("td", {}, store.region),
+        el("td", { colspan: "5" }, `unreadable: ${store.error}`)));
+    } else if (store.backend === "plain") {
+      rows.push(el("tr", { "data-region": store.region }, el("td", {}, store.region),
+        el("td", { colspan: "5", class: "muted" }, "plain PostgreSQL: no jobs in the store (the ingest's maintenance)")));
+    }
+    for (const job of store.jobs || []) {
+      const status = job.problem ? job.problem.split(":")[0] : job.last_run_status || "not run yet";
+      rows.push(el("tr", { class: job.problem ? "bad" : null, "data-region": store.region, "data-job": job.name },
+        el("td", {}, store.region),
+        el("td", { class: "mono" }, job.name),
+        el("td", { title: job.problem || job.last_error || "" }, status),
+        el("td", { class: "num", title: job.last_error || "" }, num(job.consecutive_failures)),
+        el("td", { title: job.last_run_started_at || "" }, ago(job.last_run_started_at)),
+        el("td", { title: job.next_start || "" }, job.next_start ? clock(job.next_start) : "–")));
+    }
+  }
+  show("store-jobs", rows.length ? table(["region", "job", "status", { label: "failures in a row", num: true },
+    "last run", "next start"], rows) : note("No region store."));
+}
+
 // --- polling -------------------------------------------------------------------------------------
 async function tick() {
   state.timer = null;
   const w = state.windowS;
-  const [health, stats, regions, flows, decisions, rejections, devices, queues] = await Promise.allSettled([
+  const [health, stats, regions, flows, decisions, rejections, devices, queues, storeJobs] = await Promise.allSettled([
     getJSON("/health", [503]),
     getJSON("/stats"),
     getJSON("/regions"),
@@ -294,6 +320,7 @@ async function tick() {
     getJSON("/rejections?limit=8"),
     getJSON("/devices?limit=1000"),
     backlog(),
+    getJSON("/stores/jobs"),
   ]);
   guard(health, null, renderHealth);
   if (health.status === "rejected") {
@@ -315,6 +342,7 @@ async function tick() {
   guard(decisions, "decisions", renderDecisions);
   guard(rejections, "rejections", renderRejections);
   guard(devices, "devices", renderDevices);
+  guard(storeJobs, "store-jobs", renderStoreJobs);
   byId("updated-chip").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.updated = String(Date.now());
   schedule();

@@ -17,11 +17,14 @@ from ingest.api import ApiSettings
 from ingest.config import load_settings
 from ingest.registry import Registry
 from ingest.runtime import Runtime
-from ingest.store import rollups
+from ingest.store import rollups, timescale
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REGISTRY_FILE = REPO_ROOT / "deploy" / "local" / "registry.yaml"
 REVISION = "sha256:test-revision-1"
+# The seeded readings are older than the default 90-day retention: on TimescaleDB its policy would drop them
+# as soon as it is added. The stores keep everything (no retention policy), as the runtime's settings say.
+STORE_RETENTION_DAYS = 0
 OLD_REVISION = "sha256:test-revision-0"
 T0 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 BADGE_TOKEN = "ps_7f3a9c"
@@ -168,7 +171,13 @@ def seed_region(dsn: str, region: str, registry: Registry) -> None:
                     REVISION,
                 ),
             )
-        rollups.rebuild(conn)  # the rows above bypass RegionWriter, which maintains the rollups
+        # the rows above bypass RegionWriter: rebuild the rollup tables (plain) or materialize the aggregates
+        if rollups.maintained_at_write(conn):
+            rollups.rebuild(conn)
+            return
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in timescale.refresh_all_statements():
+            statement.execute(conn)
 
 
 def seed_control(dsn: str) -> None:
@@ -219,7 +228,8 @@ def build_runtime(
     control: str, regions: dict[str, str], registry: Registry, pipeline: FakePipeline | None
 ) -> Runtime:
     return Runtime(
-        settings=load_settings(control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE),
+        settings=load_settings(control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE,
+                               retention_days=STORE_RETENTION_DAYS),
         registry=registry,
         control=open_pool(control, "control"),
         regions={region: open_pool(dsn, region) for region, dsn in regions.items()},

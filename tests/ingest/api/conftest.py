@@ -14,10 +14,13 @@ from ingest.api import create_app
 from ingest.auth.roles import Role
 from ingest.registry import Registry, load_registry
 from ingest.runtime import Runtime
-from ingest.store.migrate import migrate
+from ingest.store.migrate import enable_timescaledb, migrate
+from ingest.store.options import StoreOptions
+from tests import backend
 from tests.ingest.api.api_seed import (
     FAST,
     REGISTRY_FILE,
+    STORE_RETENTION_DAYS,
     FakePipeline,
     build_runtime,
     close_runtime,
@@ -35,7 +38,7 @@ def api_registry() -> Registry:
 
 @pytest.fixture(scope="session")
 def api_pg() -> Iterator[PostgresServer]:
-    server = PostgresServer(settings={"fsync": "off"})
+    server = backend.postgres_server(settings={"fsync": "off"})
     try:
         server.start()
     except Exception as exc:
@@ -53,7 +56,10 @@ def api_dsns(api_pg: PostgresServer, api_registry: Registry) -> tuple[str, dict[
     regions: dict[str, str] = {}
     for region in api_registry.regions:
         regions[region] = api_pg.create_database(region_db_name(region))
-        migrate(regions[region], "region", store=region)
+        migrate(regions[region], "region", store=region, timescaledb=backend.region_mode())
+        # as the service does at start: TimescaleDB policies (their jobs are part of the health)
+        enable_timescaledb(regions[region], store=region, mode=backend.region_mode(),
+                           options=StoreOptions(retention_days=STORE_RETENTION_DAYS))
         seed_region(regions[region], region, api_registry)
     return control, regions
 

@@ -19,14 +19,24 @@ from ingest.auth.roles import Role
 from ingest.errors import ConfigError, StoreUnavailableError
 from ingest.registry import Registry
 from ingest.runtime import Runtime
-from ingest.store.migrate import migrate
-from tests.ingest.api.api_seed import FAST, REVISION, FakePipeline, build_runtime, close_runtime, seed_region
+from ingest.store.migrate import enable_timescaledb, migrate
+from ingest.store.options import StoreOptions
+from tests import backend
+from tests.ingest.api.api_seed import (
+    FAST,
+    REVISION,
+    STORE_RETENTION_DAYS,
+    FakePipeline,
+    build_runtime,
+    close_runtime,
+    seed_region,
+)
 from tests.ingest.api.auth_support import bearer, issue_token
 
-ALL_CHECKS = {
-    "control", "region:eu-central", "region:us-east", "region:cn-north", "region:ap-southeast",
-    "pipeline", "policy",
-}
+REGIONS = ("eu-central", "us-east", "cn-north", "ap-southeast")
+ALL_CHECKS = {"control", *(f"region:{r}" for r in REGIONS), "pipeline", "policy"}
+# TimescaleDB stores (--store-backend timescaledb) add the health of their background jobs
+JOB_CHECKS = {f"jobs:{r}" for r in REGIONS} if backend.timescaledb() else set()
 
 
 def test_health_ok(client: TestClient) -> None:
@@ -35,7 +45,7 @@ def test_health_ok(client: TestClient) -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert body["policy_revision"] == REVISION
-    assert set(body["checks"]) == ALL_CHECKS
+    assert set(body["checks"]) == ALL_CHECKS | JOB_CHECKS
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["region:eu-central"]["detail"] == "reachable"
     assert body["checks"]["region:eu-central"]["latency_ms"] >= 0
@@ -123,10 +133,12 @@ def split_runtime(
 ) -> Iterator[tuple[Runtime, PostgresServer]]:
     """ap-southeast on its own server (so it can be stopped), the other stores on the session server."""
     control, regions = api_dsns
-    server = PostgresServer(settings={"fsync": "off"}).start()
+    server = backend.postgres_server(settings={"fsync": "off"}).start()
     try:
         dsn = server.create_database("ap_southeast")
-        migrate(dsn, "region", store="ap-southeast")
+        migrate(dsn, "region", store="ap-southeast", timescaledb=backend.region_mode())
+        enable_timescaledb(dsn, store="ap-southeast", mode=backend.region_mode(),
+                           options=StoreOptions(retention_days=STORE_RETENTION_DAYS))
         seed_region(dsn, "ap-southeast", api_registry)
         runtime = build_runtime(control, {**regions, "ap-southeast": dsn}, api_registry, None)
         try:

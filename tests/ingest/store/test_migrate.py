@@ -33,6 +33,7 @@ def test_migrations_are_ordered_and_named() -> None:
     assert all(v[:4].isdigit() and v[4] == "_" for v in plain + timescale)
 
 
+@pytest.mark.plain_only
 def test_migrate_twice_and_concurrently(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("migrate_concurrent")
     results: list[list[str]] = []
@@ -63,6 +64,7 @@ def test_migrate_twice_and_concurrently(pg_server: PostgresServer) -> None:
         assert rollups.maintained_at_write(conn)
 
 
+@pytest.mark.plain_only
 def test_plain_postgresql_path_without_timescaledb(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("no_timescale")
     with psycopg.connect(dsn) as conn:
@@ -74,6 +76,7 @@ def test_plain_postgresql_path_without_timescaledb(pg_server: PostgresServer) ->
         enable_timescaledb(dsn, store="r", mode="on")
 
 
+@pytest.mark.plain_only
 def test_mode_on_without_the_extension_names_the_store(pg_server: PostgresServer) -> None:
     fresh = pg_server.create_database("timescale_required")
     with pytest.raises(StoreUnavailableError, match="store eu-central: INGEST_TIMESCALEDB=on but the timescaledb"):
@@ -85,6 +88,7 @@ def test_mode_on_without_the_extension_names_the_store(pg_server: PostgresServer
     assert migrate(plain, "region", store="eu-central", timescaledb="auto") == []  # the backend is kept
 
 
+@pytest.mark.plain_only
 def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server: PostgresServer) -> None:
     """A store migrated by the previous version (0001 only, unpartitioned readings, rows in it)."""
     dsn = pg_server.create_database("migrate_upgrade")

@@ -50,6 +50,7 @@ def test_write_is_idempotent(pg_server: PostgresServer) -> None:
     writer.close()
 
 
+@pytest.mark.plain_only
 def test_rollups_count_new_rows_only(pg_server: PostgresServer) -> None:
     dsn = _store(pg_server, "writer_rollups")
     writer = RegionWriter("eu", dsn)
@@ -122,6 +123,7 @@ def test_concurrent_overlapping_writers_keep_rollups_exact(pg_server: PostgresSe
         assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
 
 
+@pytest.mark.plain_only
 def test_rollups_are_left_to_timescaledb_where_they_are_views(pg_server: PostgresServer) -> None:
     """Where readings_1m/1h are not tables (continuous aggregates), the writer inserts raw rows only."""
     dsn = _store(pg_server, "writer_views")
@@ -140,6 +142,7 @@ def test_rollups_are_left_to_timescaledb_where_they_are_views(pg_server: Postgre
     writer.close()
 
 
+@pytest.mark.plain_only
 def test_rebuild_recomputes_rollups_from_raw_rows(pg_server: PostgresServer) -> None:
     dsn = _store(pg_server, "writer_rebuild")
     RegionWriter("eu", dsn).write([_row(1, i, "power_kw", float(i)) for i in range(5)])
