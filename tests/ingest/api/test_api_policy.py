@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 import tarfile
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,9 @@ from policy.bundle import bundle_files, read_policy_dir, targz
 from tests.ingest.api.api_seed import FAST, REGISTRY_FILE
 from tests.ingest.api.auth_support import add_user_with_token, bearer, fixed_token
 from tests.ingest.test_policy_runtime import drop_uk_adequacy
+from tests.policy import archive_craft as craft
 from tests.policy.decision_seed import draft_without_dpf_and_stricter_vietnam, seed
+from tests.policy.test_archive import gnu_long_name
 from tests.policy.test_opa_client import FakeOpa
 
 _n = itertools.count(1)
@@ -175,7 +178,7 @@ def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, Pol
     [
         (b"{}", {**NOBODY, "Content-Type": "application/json"}, 401, "authentication required"),
         (b"x", {**ALICE, "Content-Type": "text/plain"}, 415, "Content-Type text/plain not supported"),
-        (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable .tar.gz"),
+        (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable tar archive"),
         (b"[1]", {**ALICE, "Content-Type": "application/json"}, 422, "non-empty JSON object"),
         (json.dumps({"../../etc/x.rego": "package x"}).encode(), {**ALICE, "Content-Type": "application/json"},
          422, "inside the policy directory"),
@@ -190,6 +193,44 @@ def test_unusable_uploads(
     response = client.post("/api/v1/policy/drafts", content=body, headers=headers)
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"]
+
+
+def test_crafted_archives_get_a_4xx_naming_the_entry_with_bounded_memory(
+    setup: tuple[TestClient, PolicyRuntime, Path],
+) -> None:
+    """A GNU long name of 64 MiB in a 64 KB upload, 20,000 directory entries, a 256 MiB gzip bomb: each is
+    refused with 422 naming the entry, and the request allocates a few MiB, not the unpacked size."""
+    client, _, _ = setup
+    mib = 1 << 20
+
+    def directories() -> Iterator[bytes]:
+        for i in range(20_000):
+            yield craft.header(f"rego/d{i}/", 0, b"5")
+        yield from craft.end()
+
+    def bomb() -> Iterator[bytes]:
+        yield from craft.small_policy()
+        yield craft.header("data/bomb.json", 256 * mib)
+        yield from craft.repeated(b"\0", 256 * mib, chunk=8 * mib)
+        yield from craft.end()
+
+    cases = [
+        (craft.gzipped(gnu_long_name(64 * mib)), "GNU long name of 67108864 bytes"),
+        (craft.gzipped(directories()), "rego/d2000: the archive holds more than 2000 entries"),
+        (craft.gzipped(bomb()), "data/bomb.json: 268435456 bytes"),
+    ]
+    for archive, expected in cases:
+        tracemalloc.start()
+        try:
+            response = client.post("/api/v1/policy/drafts", content=archive,
+                                   headers={**ALICE, "Content-Type": "application/gzip"})
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert response.status_code == 422, response.text[:500]
+        detail = response.json()["detail"]
+        assert expected in detail and len(detail) < 400, detail[:500]
+        assert peak < 24 * mib, f"{expected}: the upload allocated {peak / mib:.0f} MiB"
 
 
 def test_too_large_and_unknown_and_actorless(
