@@ -27,8 +27,7 @@ def _setup_logging(level: str) -> None:
 @app.command()
 def serve() -> None:
     """Start the MQTT consumer and the HTTP API (settings from INGEST_* environment variables)."""
-    import uvicorn
-
+    from ingest.api.server import serve as serve_api
     from ingest.service import IngestService
 
     try:
@@ -41,7 +40,8 @@ def serve() -> None:
     except Exception as exc:  # policy load errors etc.: one clear line, not a traceback
         typer.echo(f"ingest: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(service.app(), host=settings.api_host, port=settings.api_port, log_level="warning")
+    # forwarded headers only from INGEST_API_TRUSTED_PROXIES (ingest.api.server)
+    serve_api(service.app(), host=settings.api_host, port=settings.api_port)
 
 
 @app.command()
@@ -70,8 +70,20 @@ def check() -> None:
     if registry is not None:
         step("region DSNs match registry", lambda: check_regions(settings, registry))
     step("stores reachable and migrated", lambda: prepare_stores(settings))
-    step(f"policy ({settings.policy_engine})", lambda: build_policy(settings).revision)
+    engine = step(f"policy ({settings.policy_engine})", lambda: build_policy(settings))
+    if engine is not None:
+        step(f"policy keeps the platform invariants ({settings.policy_invariants_file})",
+             lambda: _keeps_invariants(engine, settings.policy_invariants_file))
     raise typer.Exit(1 if failed else 0)
+
+
+def _keeps_invariants(engine: object, path: object) -> None:
+    from policy import invariants
+
+    found = invariants.load(path)  # type: ignore[arg-type]
+    violations = invariants.check(engine, found)  # type: ignore[arg-type]
+    if violations:
+        raise invariants.InvariantsBroken(engine.revision, violations)  # type: ignore[attr-defined]
 
 
 def main() -> None:
