@@ -124,6 +124,7 @@ class IngestService:
     def stop(self) -> None:
         self.registry_sync.stop()
         self.maintenance.stop()
+        self.policy.close()  # a flush waiting on a paused policy (OPA: broken invariants) gives up: nothing acked
         self.consumer.stop()
         self.policy_runtime.stop()
         self.runtime.control.close()

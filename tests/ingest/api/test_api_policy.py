@@ -32,6 +32,7 @@ from tests.ingest.api.auth_support import add_user_with_token, bearer, fixed_tok
 from tests.ingest.test_policy_runtime import drop_uk_adequacy
 from tests.policy import archive_craft as craft
 from tests.policy.decision_seed import draft_without_dpf_and_stricter_vietnam, seed
+from tests.policy.permissive import write_allow_all
 from tests.policy.test_archive import gnu_long_name
 from tests.policy.test_opa_client import FakeOpa
 
@@ -155,6 +156,55 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     drafts = client.get("/api/v1/policy/drafts").json()
     assert [d["draft_id"] for d in drafts] == [draft["draft_id"], refused_draft["draft_id"]]
     assert all(d["uploaded_by"] == "alice" and d["tests"] >= 8 for d in drafts)
+
+
+def test_activation_by_draft_id_invariants_and_the_file_policy_again(
+    setup: tuple[TestClient, PolicyRuntime, Path],
+) -> None:
+    """Issue 12/16: a permissive draft with a trivial test is refused naming the broken invariant; activation
+    by draft id; an untested upload of the same revision does not shadow the tested one; a later success
+    clears the refusal banner; the policy directory is activated again without uploading it."""
+    client, runtime, tmp = setup
+    file_revision = runtime.active.revision
+    gz = {**ALICE, "Content-Type": "application/gzip"}
+
+    permissive = client.post("/api/v1/policy/drafts", content=_gz(write_allow_all(tmp / "allow-all")), headers=gz)
+    assert permissive.status_code == 201, permissive.text
+    body = permissive.json()
+    assert body["tests_failed"] == 0 and "cn-ciio-personal-stays-in-cn" in body["invariants_failed"]
+    refused = client.post("/api/v1/policy/activate", json={"draft_id": body["draft_id"]}, headers=BOB)
+    assert refused.status_code == 422 and "cn-ciio-personal-stays-in-cn" in refused.json()["detail"]
+    assert client.get("/api/v1/policy").json()["last_refused"]["activated_by"] == "bob"
+
+    tested_dir = _copy(tmp / "tested")
+    drop_uk_adequacy(tested_dir, fix_tests=True)
+    tested = client.post("/api/v1/policy/drafts", content=_gz(tested_dir), headers=gz).json()
+    untested_files = {name: content.decode() for name, content in read_policy_dir(tested_dir).items()
+                      if not name.endswith("_test.rego")}
+    untested = client.post("/api/v1/policy/drafts", json=untested_files, headers=ALICE).json()
+    assert untested["revision"] == tested["revision"] and untested["tests"] == 0 and untested["error"]
+    listed = {d["draft_id"]: d for d in client.get("/api/v1/policy/drafts").json()}
+    assert listed[tested["draft_id"]]["error"] is None and listed[tested["draft_id"]]["loads"] is True
+    assert "no Rego tests" in listed[untested["draft_id"]]["error"]
+    assert "cn-ciio-personal-stays-in-cn" in listed[body["draft_id"]]["invariants_failed"]
+
+    response = client.post("/api/v1/policy/activate", json={"revision": tested["revision"]}, headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.json()["draft_id"] == tested["draft_id"]  # the tested draft, though uploaded before
+    status = client.get("/api/v1/policy").json()
+    assert status["revision"] == tested["revision"] and status["last_refused"] is None
+    assert status["paused"] is None and status["invariants"] >= 12
+
+    response = client.post("/api/v1/policy/activate", json={"file": True}, headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert (response.json()["revision"], response.json()["draft_id"]) == (file_revision, None)
+    assert client.get("/api/v1/policy").json()["revision"] == file_revision
+
+    for bad in ({}, {"file": True, "draft_id": tested["draft_id"]}, {"draft_id": 5}):
+        response = client.post("/api/v1/policy/activate", json=bad, headers=ALICE)
+        assert response.status_code == 422, (bad, response.text)
+    response = client.post("/api/v1/policy/activate", json={"draft_id": "sha256:nope"}, headers=ALICE)
+    assert response.status_code == 404 and "no draft sha256:nope" in response.json()["detail"]
 
 
 def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, PolicyRuntime, Path]) -> None:
