@@ -252,7 +252,7 @@ class Consumer:
                 except ValidationError as exc:
                     log.warning("ignoring invalid status on %s: %s", item.topic, exc.errors()[0]["msg"])
                 continue
-            routed.append((item, self.router.route(item.topic, item.payload)))
+            routed.append((item, self.router.route(item.topic, item.payload, received=item.arrived)))
         t1 = time.monotonic()
         control = self._control_thread.submit(self._commit_control, [r for _, r in routed], statuses, len(batch))
         self._finish(previous)
@@ -390,7 +390,7 @@ class Consumer:
             if all(self._region_waiting(r) for r in item.pending):
                 still.append(item)
                 continue
-            m = self.router.route(item.topic, item.payload)
+            m = self.router.route(item.topic, item.payload, received=item.arrived)
             for region in sorted(item.pending):
                 if self._region_waiting(region):
                     continue

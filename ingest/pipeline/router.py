@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 import zlib
 from collections import defaultdict
@@ -135,18 +136,31 @@ class Router:
         self._flows: dict[tuple[int, str, str, bool], Flow] = {}
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
+        # the registry replaced by the last change, and when (time.monotonic()): for messages received before it
+        self._previous: tuple[Registry, float] | None = None
 
     def replace_registry(self, registry: Registry) -> None:
-        """Route the next message with ``registry`` (a change made through the API, ingest.registry_sync).
+        """Route messages received from now on with ``registry`` (a change made through the API,
+        ingest.registry_sync); messages received before keep the registry in force when they arrived.
         The memoised flows were built from the old site definitions (keyed by ``id(site)``, which a new site
         may reuse once the old one is freed): they are dropped, between two messages (the lock)."""
         with self._registry_lock:
+            self._previous = (self.registry, time.monotonic())
             self.registry = registry
             self._flows = {}
             self._inputs = {}
 
-    def route(self, topic: str, payload: bytes) -> Routed:
+    def route(self, topic: str, payload: bytes, *, received: float | None = None) -> Routed:
+        """``received``: the message's time.monotonic() on arrival; one received before the last registry change
+        is routed with the registry in force then (a site's country, home region and a field's category take
+        effect for data received after their change)."""
         with self._registry_lock:
+            if received is not None and self._previous is not None and received < self._previous[1]:
+                current, self.registry = self.registry, self._previous[0]
+                try:
+                    return self._route(topic, payload)
+                finally:
+                    self.registry = current
             return self._route(topic, payload)
 
     def _route(self, topic: str, payload: bytes) -> Routed:
