@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.errors import PayloadTooLargeError
 from ingest.api.models import (
     ActivateRequest,
@@ -53,7 +53,7 @@ def list_activations(
     outcome: Literal["accepted", "refused"] | None = None,
     source: Literal["startup", "file", "api", "opa"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ActivationPage:
     return service.list_activations(
         runtime=runtime, settings=settings, limit=limit, offset=offset, outcome=outcome, source=source
@@ -66,7 +66,7 @@ def list_drafts(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[DraftPublic]:
     return service.list_drafts(runtime=runtime, settings=settings, limit=limit, offset=offset)
 

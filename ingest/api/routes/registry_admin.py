@@ -26,13 +26,15 @@ from fastapi import APIRouter, Depends, Path
 from psycopg_pool import PoolClosed, PoolTimeout
 from pydantic import BaseModel, Field
 
+from ingest.api import closed_sets
 from ingest.api.auth import AUTH_RESPONSES, PrincipalDep, require, require_scope
+from ingest.api.closed_sets import InvalidChoiceError
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.errors import BadParameterError, ConflictError, ForbiddenError, NotFoundError
+from ingest.api.errors import ConflictError, ForbiddenError, NotFoundError
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
 from ingest.errors import RegistryError, StoreUnavailableError
-from ingest.registry import Device, RegistryEntryError, Site
+from ingest.registry import Device, Registry, RegistryEntryError, Site
 from ingest.registry_changes import (
     Action,
     ChangeResult,
@@ -62,11 +64,14 @@ OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
 UpdaterDep = Annotated[Principal, Depends(require(Role.OPERATOR, Role.COMPLIANCE))]
 
 
-class InvalidEntryError(BadParameterError):
+class InvalidEntryError(InvalidChoiceError):
     """The entry does not fit the registry (unknown site, profile or region): 422, ``parameter`` names the
-    field."""
+    field and ``accepted`` lists what it may be."""
 
-    status_code = 422
+    def __init__(self, field: str, message: str, registry: Registry) -> None:
+        name = field.split(".")[-1]
+        accepted = sorted(registry.sites) if name == "site" else closed_sets.accepted_for(name, registry)
+        super().__init__(field, message, accepted or [], location="body")
 
 
 class SiteCreate(Site):
@@ -174,7 +179,7 @@ def _change(
     except EntryNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
     except RegistryEntryError as exc:
-        raise InvalidEntryError(exc.field or exc.where, exc.message) from None
+        raise InvalidEntryError(exc.field or exc.where, exc.message, sync.current.registry) from None
     except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
         raise StoreUnavailableError("control", f"cannot change the registry: {exc}") from None
     log.info("registry %s %s %s by %s: revision %d", kind, entry_id, action, principal.user, result.revision)

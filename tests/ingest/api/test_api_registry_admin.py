@@ -158,19 +158,22 @@ def test_duplicates_conflict_and_unknown_ids_are_not_found(api: Api) -> None:
     assert api.revision() == 1 and len(api.audit()) == 1  # refused changes write nothing
 
 
-@pytest.mark.parametrize(("path", "body", "parameter", "message"), [
+@pytest.mark.parametrize(("path", "body", "parameter", "message", "accepted"), [
     ("/devices", {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"}, "site",
-     "'nowhere' is not a declared site"),
+     "'nowhere' is not a declared site",
+     ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "us-detroit", "vn-hanoi"]),
     ("/devices", {"device_id": "x-1", "site": "de-munich", "profile": "robot"}, "profile",
-     "'robot' is not a declared profile"),
-    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region"),
+     "'robot' is not a declared profile", ["cnc_mill", "compressor", "injection_press"]),
+    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region",
+     ["ap-southeast", "cn-north", "eu-central", "us-east"]),
 ])
-def test_references_that_do_not_resolve_are_refused_naming_the_field(
-    api: Api, path: str, body: dict[str, Any], parameter: str, message: str
+def test_references_that_do_not_resolve_are_refused_naming_the_field_and_what_it_may_be(
+    api: Api, path: str, body: dict[str, Any], parameter: str, message: str, accepted: list[str]
 ) -> None:
     answer = api.call("POST", path, "olga", body)
     assert answer.status_code == 422, answer.text
-    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter}
+    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter, "errors": [
+        {"location": "body", "field": parameter, "message": message, "accepted": accepted}]}
     assert api.revision() == 0 and api.audit() == []
 
 
@@ -184,7 +187,8 @@ def test_references_that_do_not_resolve_are_refused_naming_the_field(
 def test_malformed_bodies_are_refused_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     answer = api.call("POST", "/sites", "olga", body)
     assert answer.status_code == 422
-    assert any(field in [str(p) for p in err["loc"]] for err in answer.json()["detail"]), answer.text
+    assert any(err["field"].split(".")[0] == field for err in answer.json()["errors"]), answer.text
+    assert field in answer.json()["detail"]
 
 
 def test_an_operator_cannot_change_a_sites_country_and_a_compliance_officer_can_with_an_audit_row(api: Api) -> None:
