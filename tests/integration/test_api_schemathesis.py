@@ -74,7 +74,8 @@ def _config(path: Path) -> Path:
     return path
 
 
-def _run(replica: Replica, authorization: str, tmp_path: Path, who: str) -> tuple[str, dict[str, set[int]]]:
+def _run(replica: Replica, authorization: str, tmp_path: Path, who: str,
+         max_examples: int = MAX_EXAMPLES) -> tuple[str, dict[str, set[int]]]:
     report = tmp_path / f"schemathesis-{who}.ndjson"
     config = _config(tmp_path / "schemathesis.toml")
     command = [
@@ -83,7 +84,7 @@ def _run(replica: Replica, authorization: str, tmp_path: Path, who: str) -> tupl
         "--checks", "all",
         *(["--exclude-checks", ",".join(EXCLUDED_CHECKS)] if EXCLUDED_CHECKS else []),
         "--header", f"Authorization: {authorization}",
-        "--max-examples", str(MAX_EXAMPLES),
+        "--max-examples", str(max_examples),
         "--seed", "20261122",
         # policy activation and draft upload run the platform invariants and the Rego suite (seconds, more on a
         # loaded machine): the response-time check gets the same generous bound as the request itself
@@ -118,7 +119,8 @@ def test_schemathesis_with_every_check_finds_nothing(
 
         # the engineer first: the admin's run changes users and tokens (its stateful phase follows the links of
         # GET /users into PATCH and DELETE, so it may disable any user listed, the engineer and itself included)
-        output, statuses = _run(replica, engineer, tmp_path, "engineer")
+        # (half the examples: most of its operations answer 403, which a few requests show)
+        output, statuses = _run(replica, engineer, tmp_path, "engineer", max_examples=max(1, MAX_EXAMPLES // 2))
         assert len(statuses) >= 40, f"only {len(statuses)} operations were exercised:\n{output[-3000:]}"
         forbidden = {op for op, codes in statuses.items() if 403 in codes}
         assert "POST /api/v1/users" in forbidden and "POST /api/v1/policy/activate" in forbidden
