@@ -57,6 +57,7 @@ def serve() -> None:
     """Start the MQTT consumer and the HTTP API (settings from INGEST_* environment variables)."""
     import uvicorn
 
+    from ingest.api.server import uvicorn_config
     from ingest.service import IngestService
 
     on_fatal = _FatalExit()
@@ -70,8 +71,8 @@ def serve() -> None:
     except Exception as exc:  # policy load errors etc.: one clear line, not a traceback
         typer.echo(f"ingest: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from None
-    server = uvicorn.Server(uvicorn.Config(service.app(), host=settings.api_host, port=settings.api_port,
-                                          log_level="warning"))
+    # forwarded headers only from INGEST_API_TRUSTED_PROXIES (ingest.api.server)
+    server = uvicorn.Server(uvicorn_config(service.app(), host=settings.api_host, port=settings.api_port))
     on_fatal.server = server
     if service.fatal:  # died before the server object existed
         server.should_exit = True
@@ -113,11 +114,23 @@ def check() -> None:
                             lambda: load_cell(settings, registry))
         step("region DSNs match registry", lambda: check_regions(settings, registry, topology))
     step("stores reachable and migrated", lambda: prepare_stores(settings, strict=True))
-    policy = step(f"policy ({settings.policy_engine})", lambda: build_policy(settings))
-    if topology is not None and policy is not None and settings.topology_file is not None:
+    engine = step(f"policy ({settings.policy_engine})", lambda: build_policy(settings))
+    if engine is not None:
+        step(f"policy keeps the platform invariants ({settings.policy_invariants_file})",
+             lambda: _keeps_invariants(engine, settings.policy_invariants_file))
+    if topology is not None and engine is not None and settings.topology_file is not None:
         step("every site's raw payload may be processed in its cell's country (data.residency.raw_processing)",
-             lambda: check_raw_processing(topology, registry, policy, settings.topology_file))  # type: ignore[arg-type]
+             lambda: check_raw_processing(topology, registry, engine, settings.topology_file))  # type: ignore[arg-type]
     raise typer.Exit(1 if failed else 0)
+
+
+def _keeps_invariants(engine: object, path: object) -> None:
+    from policy import invariants
+
+    found = invariants.load(path)  # type: ignore[arg-type]
+    violations = invariants.check(engine, found)  # type: ignore[arg-type]
+    if violations:
+        raise invariants.InvariantsBroken(engine.revision, violations)  # type: ignore[attr-defined]
 
 
 def main() -> None:

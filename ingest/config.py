@@ -23,6 +23,7 @@ from ingest.errors import ConfigError
 from ingest.store.options import Duration
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+DEFAULT_INVARIANTS_FILE = DEFAULT_POLICY_DIR / "invariants.yaml"
 
 
 class IngestSettings(BaseSettings):
@@ -142,7 +143,12 @@ class IngestSettings(BaseSettings):
         "activations made on other replicas, or the OPA bundle revision); 0 disables the watcher."
     )
     policy_draft_max_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024, description="Largest policy draft POST /api/v1/policy/drafts accepts."
+        16 * 1024 * 1024, ge=1024, description="Largest policy draft POST /api/v1/policy/drafts accepts (also "
+        "the most it may unpack to)."
+    )
+    policy_invariants_file: Path = Field(
+        DEFAULT_INVARIANTS_FILE, description="The platform's residency invariants every policy revision must keep "
+        "(checked at every activation; shipped with the ingest, never part of a draft)."
     )
 
     # --- transforms applied by the ingest when a decision demands them ---

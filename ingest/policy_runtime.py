@@ -50,9 +50,11 @@ from ingest.config import IngestSettings
 from ingest.errors import StoreUnavailableError
 from ingest.store import audit
 from policy import CachedPolicyEngine, Decision, EmbeddedPolicyEngine, Flow, OpaPolicyEngine, PolicyEngine, rego_tests
+from policy import invariants as platform_invariants
 from policy.bundle import count_tests, files_digest, read_policy_dir, snapshot, write_policy_dir
 from policy.engine import compute_revision
-from policy.errors import PolicyDraftError, PolicyError
+from policy.errors import PolicyDraftError, PolicyError, PolicyUnavailableError
+from policy.invariants import InvariantsBroken, InvariantSet
 
 log = logging.getLogger("ingest.policy")
 
@@ -92,10 +94,18 @@ class ActiveState:
 
 
 class ActivePolicy:
-    """The policy engine the router holds: delegates to the current state's engine."""
+    """The policy engine the router holds: delegates to the current state's engine.
+
+    It can be *held* (OPA mode: OPA serves a bundle revision that breaks a platform invariant): then every
+    decision waits until the hold is released (a revision that keeps the invariants) or the policy is
+    closed (shutdown: :class:`PolicyUnavailableError`). Nothing is decided meanwhile, so nothing is routed
+    or acknowledged: the broker keeps the messages."""
 
     def __init__(self, state: ActiveState) -> None:
         self._state = state
+        self._held: str | None = None
+        self._closed = False
+        self._released = threading.Condition()
 
     @property
     def state(self) -> ActiveState:
@@ -105,15 +115,46 @@ class ActivePolicy:
     def revision(self) -> str:
         return self._state.engine.revision
 
+    @property
+    def held(self) -> str | None:
+        """Why decisions wait (None: they do not)."""
+        return self._held
+
     def decide(self, flow: Flow) -> Decision:
+        if self._held is not None:
+            self._wait()
         return self._state.engine.decide(flow)
 
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
+        if self._held is not None:
+            self._wait()
         return self._state.engine.decide_many(flows)
 
     def document(self, path: str, value: Any) -> Any:
         """Another document of the active policy (e.g. ``residency/raw_processing``)."""
         return self._state.engine.document(path, value)  # type: ignore[attr-defined]
+
+    def hold(self, reason: str) -> None:
+        with self._released:
+            self._held = reason
+
+    def release(self) -> None:
+        with self._released:
+            self._held = None
+            self._released.notify_all()
+
+    def close(self) -> None:
+        """Release every waiting decision with PolicyUnavailableError (shutdown)."""
+        with self._released:
+            self._closed = True
+            self._released.notify_all()
+
+    def _wait(self) -> None:
+        with self._released:
+            while self._held is not None:
+                if self._closed:
+                    raise PolicyUnavailableError(f"routing paused: {self._held}")
+                self._released.wait(1.0)
 
     def swap(self, state: ActiveState) -> ActiveState:
         """Make ``state`` the active one (one reference assignment) and return the previous one."""
@@ -134,6 +175,8 @@ class CheckResult:
     tests_passed: int
     tests_failed: int
     error: str | None
+    invariants_failed: tuple[str, ...] = ()
+    """Ids of the platform invariants the candidate breaks."""
 
     @property
     def ok(self) -> bool:
@@ -155,8 +198,11 @@ class Activation:
     audited: bool = False  # write an audit row with the activation row (an API request, not a follower)
 
 
-def check_candidate(policy_dir: Path) -> CheckResult:
-    """Load a policy directory and run its Rego tests (the gate of every activation)."""
+def check_candidate(policy_dir: Path, invariants: InvariantSet | None = None) -> CheckResult:
+    """Load a policy directory, check the platform's invariants and run its Rego tests (the gate of every
+    activation). ``invariants``: the platform's set (default: ``policy/invariants.yaml``)."""
+    if invariants is None:
+        invariants = platform_invariants.load()
     try:
         revision = compute_revision(policy_dir)
     except PolicyError as exc:
@@ -165,20 +211,23 @@ def check_candidate(policy_dir: Path) -> CheckResult:
         engine = EmbeddedPolicyEngine.from_dir(policy_dir)
     except PolicyError as exc:
         return CheckResult(revision, None, 0, 0, f"does not load: {exc}")
+    violations = platform_invariants.check(engine, invariants, content_revision=True)
+    broken = tuple(sorted({v.invariant.id for v in violations}))
+    problems = [platform_invariants.summary(violations)] if violations else []
     try:
         results = rego_tests.run(policy_dir)
     except PolicyError as exc:
-        return CheckResult(revision, engine, 0, 0, f"Rego tests do not run: {exc}")
+        return CheckResult(revision, engine, 0, 0, "; ".join([*problems, f"Rego tests do not run: {exc}"]), broken)
     passed = sum(r.passed for r in results)
     failed = [r for r in results if not r.passed]
     if not results:
-        return CheckResult(revision, engine, 0, 0, "no Rego tests (rego/**/*_test.rego): a policy is only "
-                           "activated when its tests pass (build drafts with `python -m policy bundle --with-tests`)")
+        problems.append("no Rego tests (rego/**/*_test.rego): a policy is only activated when its tests pass "
+                        "(build drafts with `python -m policy bundle --with-tests`)")
     if failed:
         shown = "; ".join(f"{r.test.id}: {r.detail}" for r in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
-        return CheckResult(revision, engine, passed, len(failed), f"{len(failed)} Rego test(s) fail: {shown}{more}")
-    return CheckResult(revision, engine, passed, 0, None)
+        problems.append(f"{len(failed)} Rego test(s) fail: {shown}{more}")
+    return CheckResult(revision, engine, passed, len(failed), "; ".join(problems) or None, broken)
 
 
 class PolicyRuntime:
@@ -194,8 +243,10 @@ class PolicyRuntime:
         opa_url: str | None = None,
         cache_size: int = 10_000,
         watch_s: float = 5.0,
+        invariants: InvariantSet | None = None,
     ) -> None:
         self.kind = kind
+        self.invariants = invariants if invariants is not None else platform_invariants.load()
         self.policy_dir = Path(policy_dir)
         self.control_dsn = control_dsn
         self.replica = replica
@@ -208,6 +259,9 @@ class PolicyRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_refused: Activation | None = None
+        self._opa_refused: str | None = None  # the OPA revision whose invariant check failed (checked once)
+        startup_refused: CheckResult | None = None
+        unchecked = False
         if kind == "opa":
             if not opa_url:
                 raise PolicyError("INGEST_OPA_URL is required when INGEST_POLICY_ENGINE=opa")
@@ -216,6 +270,13 @@ class PolicyRuntime:
             revision = opa.refresh_revision()
             self._opa: OpaPolicyEngine | None = opa
             self._file_revision: str | None = None
+            try:
+                startup_refused = self._check_opa_invariants(revision)
+                unchecked = False
+            except PolicyUnavailableError as exc:  # paused until a poll can check it
+                startup_refused = CheckResult(revision, None, 0, 0, f"could not be checked against the platform "
+                                              f"invariants: {exc}")
+                unchecked = True
         else:
             copy = snapshot(self.policy_dir)
             try:
@@ -226,7 +287,14 @@ class PolicyRuntime:
             revision = inner.revision
             self._opa = None
             self._file_revision = revision
+            violations = platform_invariants.check(inner, self.invariants, content_revision=True)
+            if violations:  # never route with it: the replica does not start (ingest serve exits naming them)
+                raise InvariantsBroken(revision, violations)
         self.active = ActivePolicy(self._state(inner, revision, "startup", "startup"))
+        self._startup_refused = startup_refused
+        if startup_refused is not None:
+            self._opa_refused = None if unchecked else revision
+            self.active.hold(self._hold_reason(revision, startup_refused.error))
         self._last_api_id = 0
 
     @classmethod
@@ -240,6 +308,7 @@ class PolicyRuntime:
             opa_url=settings.opa_url,
             cache_size=settings.decision_cache_size,
             watch_s=settings.policy_watch_s,
+            invariants=platform_invariants.load(settings.policy_invariants_file),
         )
 
     # --- state ------------------------------------------------------------------------------------
@@ -267,6 +336,8 @@ class PolicyRuntime:
             "cache": self.active.cache_stats(),
             "last_refused": self.last_refused,
             "unrecorded_activations": len(self._pending),
+            "paused": self.active.held,
+            "invariants": len(self.invariants.invariants),
         }
 
     def _activate(
@@ -280,6 +351,7 @@ class PolicyRuntime:
             warmed = state.engine.warm(self.active.state.engine.flows(limit=WARM_LIMIT))
             log.info("policy %s: decision cache warmed with %d flow(s)", revision, warmed)
         previous = self.active.swap(state)
+        self.last_refused = None  # the banner of an earlier refusal ends with a later success
         result = Activation(
             revision, previous.revision, actor, source, "accepted", None,
             check.tests_passed if check else None, check.tests_failed if check else None, draft_id,
@@ -310,7 +382,12 @@ class PolicyRuntime:
     def start(self) -> None:
         """Record the startup revision, follow an API activation made while this replica was down, and
         start the watcher thread (unless ``watch_s`` is 0)."""
-        self._record(Activation(self.active.revision, None, "startup", "startup", "accepted", None))
+        if self._startup_refused is not None:
+            refused = self._startup_refused
+            self.last_refused = Activation(refused.revision, None, "opa-bundle", "startup", "refused", refused.error)
+            self._record(self.last_refused)
+        else:
+            self._record(Activation(self.active.revision, None, "startup", "startup", "accepted", None))
         if self.kind == "embedded":
             try:
                 self._follow_api(startup=True)
@@ -323,6 +400,7 @@ class PolicyRuntime:
             self._thread.start()
 
     def stop(self) -> None:
+        self.active.close()  # a decision waiting on a paused policy gives up (shutdown)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -393,7 +471,7 @@ class PolicyRuntime:
             except (PolicyError, OSError) as exc:
                 return self._refuse(on_disk, "file", actor, CheckResult(on_disk, None, 0, 0, f"unreadable: {exc}"))
             try:
-                check = check_candidate(copy)
+                check = check_candidate(copy, self.invariants)
             finally:
                 shutil.rmtree(copy, ignore_errors=True)
             if not check.ok or check.engine is None:
@@ -402,15 +480,47 @@ class PolicyRuntime:
             return self._activate(check.engine, check.revision, "file", actor, check)
 
     def check_opa(self) -> Activation | None:
-        """Empty the cache and record the change when OPA's bundle revision changed."""
+        """When OPA's bundle revision changed: check it against the platform's invariants; empty the cache,
+        record the change and release a pause if it keeps them, else pause routing (and record the refusal).
+
+        OPA cannot be asked to evaluate an older revision, so a bundle that breaks an invariant cannot be
+        refused by routing with the previous one: decisions wait (:meth:`ActivePolicy.hold`) until OPA serves
+        a revision that keeps every invariant. Each revision is checked once."""
         if self._opa is None:
             return None
         revision = self._opa.refresh_revision()
         with self._lock:
             # the engine's own revision is already the new one: compare with the one this state was made for
-            if revision == self.active.state.revision:
+            if revision == self._opa_refused or (revision == self.active.state.revision and self.active.held is None):
                 return None
-            return self._activate(self._opa, revision, "opa", "opa-bundle", None)
+            try:
+                refused = self._check_opa_invariants(revision)
+            except PolicyUnavailableError as exc:
+                log.warning("OPA revision %s not checked against the invariants yet: %s", revision, exc)
+                return None
+            if refused is not None:
+                self._opa_refused = revision
+                self.active.hold(self._hold_reason(revision, refused.error))
+                return self._refuse(revision, "opa", "opa-bundle", refused)
+            self._opa_refused = None
+            result = self._activate(self._opa, revision, "opa", "opa-bundle", None)
+            self.active.release()
+            return result
+
+    def _check_opa_invariants(self, revision: str) -> CheckResult | None:
+        """None when OPA's decisions keep every invariant, else the refusal. PolicyUnavailableError when OPA
+        cannot be asked (nothing is decided then: the caller checks again later)."""
+        assert self._opa is not None
+        violations = platform_invariants.check(self._opa, self.invariants)
+        if not violations:
+            return None
+        broken = tuple(sorted({v.invariant.id for v in violations}))
+        return CheckResult(revision, None, 0, 0, platform_invariants.summary(violations), broken)
+
+    @staticmethod
+    def _hold_reason(revision: str, error: str | None) -> str:
+        return (f"OPA serves revision {revision}, which {error}; routing waits until OPA serves a revision that "
+                "keeps every platform invariant")
 
     def _follow_api(self, *, startup: bool = False) -> None:
         """Follow the newest accepted API activation (made on any replica) not yet seen here.
@@ -432,12 +542,21 @@ class PolicyRuntime:
         if row["source"] != "api" or row["revision"] == self.active.revision:
             return
         with contextlib.suppress(ActivationRefused, DraftNotFoundError):  # recorded; this replica keeps its own
-            self.activate(row["revision"], row["activated_by"], draft_id=row["draft_id"])
+            if row["draft_id"] is None:  # the policy directory was activated again through the API
+                if compute_revision(self.policy_dir) != row["revision"]:
+                    log.warning("not following %s's activation of policy directory revision %s: this replica's "
+                                "directory %s has another revision", row["activated_by"], row["revision"],
+                                self.policy_dir)
+                    return
+                self.activate_file(row["activated_by"])
+            else:
+                self.activate(row["revision"], row["activated_by"], draft_id=row["draft_id"])
 
     # --- drafts and API activation ---------------------------------------------------------------------
 
     def upload_draft(self, files: Mapping[str, bytes], uploaded_by: str) -> dict[str, Any]:
-        """Store a draft (checked layout) and say whether it loads and passes its tests."""
+        """Store a draft (checked layout) with the result of its check: does it load, keep the platform's
+        invariants and pass its tests (what an activation would say)."""
         if self.kind == "opa":
             raise ManagedByOpaError("policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)")
         try:
@@ -447,23 +566,30 @@ class PolicyRuntime:
         tmp = Path(tempfile.mkdtemp(prefix="policy-draft-"))
         try:
             write_policy_dir(files, tmp)
-            check = check_candidate(tmp)
+            check = check_candidate(tmp, self.invariants)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         size = sum(len(c) for c in files.values())
         draft_id = files_digest(files)
+        tests = count_tests(files)
         try:
             with self._connect() as conn, conn.transaction():  # the draft and its audit row together
                 conn.execute(
-                    "INSERT INTO policy_drafts (draft_id, revision, uploaded_by, files, bytes, tests)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (draft_id) DO UPDATE"
-                    " SET uploaded_by = EXCLUDED.uploaded_by, uploaded_at = now()",
-                    (draft_id, check.revision, uploaded_by, Jsonb(texts), size, count_tests(files)),
+                    "INSERT INTO policy_drafts (draft_id, revision, uploaded_by, files, bytes, tests, loads,"
+                    " tests_passed, tests_failed, check_error, invariants_failed, checked_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (draft_id) DO UPDATE"
+                    " SET uploaded_by = EXCLUDED.uploaded_by, uploaded_at = now(), loads = EXCLUDED.loads,"
+                    " tests_passed = EXCLUDED.tests_passed, tests_failed = EXCLUDED.tests_failed,"
+                    " check_error = EXCLUDED.check_error, invariants_failed = EXCLUDED.invariants_failed,"
+                    " checked_at = now()",
+                    (draft_id, check.revision, uploaded_by, Jsonb(texts), size, tests, check.engine is not None,
+                     check.tests_passed, check.tests_failed, check.error, list(check.invariants_failed)),
                 )
                 audit.record(
                     conn, actor=uploaded_by, action="policy.draft_upload", target=f"policy:{check.revision}",
                     details={"draft_id": draft_id, "files": len(files), "bytes": size,
-                             "loads": check.engine is not None, "tests_failed": check.tests_failed},
+                             "loads": check.engine is not None, "tests_failed": check.tests_failed,
+                             "invariants_failed": list(check.invariants_failed)},
                 )
         except psycopg.Error as exc:
             raise StoreUnavailableError("control", _first_line(exc)) from None
@@ -474,30 +600,44 @@ class PolicyRuntime:
             "draft_id": draft_id,
             "files": len(files),
             "bytes": size,
-            "tests": count_tests(files),
+            "tests": tests,
             "loads": check.engine is not None,
             "tests_passed": check.tests_passed,
             "tests_failed": check.tests_failed,
+            "invariants_failed": list(check.invariants_failed),
             "error": check.error,
         }
 
     def activate(
-        self, revision: str, activated_by: str, *, draft_id: str | None = None, audit: bool = False
+        self, revision: str | None, activated_by: str, *, draft_id: str | None = None, audit: bool = False
     ) -> Activation:
         """Check a draft and activate it; ActivationRefused (recorded) when it fails.
 
-        The draft is ``draft_id`` when given (a replica following an activation), else the newest upload of
-        ``revision``. ``audit``: also write the attempt to the audit trail (an API request).
+        ``draft_id``: exactly that draft (``revision``, when also given, must be its revision). Else the
+        best draft of ``revision``: the newest whose upload check passed, before untested or failing ones
+        (so an untested upload of the same revision never shadows a tested one); and when no draft has that
+        revision but the policy directory has, the directory (:meth:`activate_file`).
+        ``audit``: also write the attempt to the audit trail (an API request).
         """
         if self.kind == "opa":
             raise ManagedByOpaError("policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa): "
                                     "activate by publishing a new bundle")
-        draft_id, files = self.draft_files(revision, draft_id=draft_id)
+        if draft_id is None and revision is None:
+            raise DraftNotFoundError("name a draft_id or a revision to activate")
+        try:
+            draft_id, stored, files = self.draft_files(revision, draft_id=draft_id)
+        except DraftNotFoundError:
+            if draft_id is None and revision is not None and revision == self._directory_revision():
+                return self.activate_file(activated_by, audit=audit)
+            raise
+        if revision is not None and stored != revision:
+            raise DraftNotFoundError(f"draft {draft_id} has revision {stored}, not {revision}")
+        revision = stored
         with self._lock:
             tmp = Path(tempfile.mkdtemp(prefix="policy-activate-"))
             try:
                 write_policy_dir(files, tmp)
-                check = check_candidate(tmp)
+                check = check_candidate(tmp, self.invariants)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             if check.ok and check.revision != revision:
@@ -509,20 +649,54 @@ class PolicyRuntime:
             check.engine.source = f"draft {draft_id}"
             return self._activate(check.engine, revision, "api", activated_by, check, draft_id, audit=audit)
 
-    def draft_files(self, revision: str, *, draft_id: str | None = None) -> tuple[str, dict[str, bytes]]:
-        """(draft id, files) of ``draft_id``, or of the newest draft of ``revision``."""
+    def activate_file(self, activated_by: str, *, audit: bool = False) -> Activation:
+        """Activate the policy directory (``INGEST_POLICY_DIR``) again, e.g. after an API draft, without
+        uploading it: the same checks as any candidate. Recorded as an ``api`` activation without a draft,
+        which other replicas follow with their own directory when it has the same revision."""
+        if self.kind == "opa":
+            raise ManagedByOpaError("policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)")
+        with self._lock:
+            try:
+                copy = snapshot(self.policy_dir)
+            except (PolicyError, OSError) as exc:
+                check = CheckResult("unreadable", None, 0, 0, f"policy directory {self.policy_dir} unreadable: {exc}")
+                self._refuse(check.revision, "api", activated_by, check, audit=audit)
+                raise ActivationRefused(check.revision, check.error or "unreadable") from None
+            try:
+                check = check_candidate(copy, self.invariants)
+            finally:
+                shutil.rmtree(copy, ignore_errors=True)
+            self._file_revision = check.revision
+            if not check.ok or check.engine is None:
+                self._refuse(check.revision, "api", activated_by, check, audit=audit)
+                raise ActivationRefused(check.revision, check.error or "does not load")
+            check.engine.source = str(self.policy_dir)
+            return self._activate(check.engine, check.revision, "api", activated_by, check, None, audit=audit)
+
+    def _directory_revision(self) -> str | None:
+        try:
+            return compute_revision(self.policy_dir)
+        except (PolicyError, OSError):
+            return None
+
+    def draft_files(
+        self, revision: str | None, *, draft_id: str | None = None
+    ) -> tuple[str, str, dict[str, bytes]]:
+        """(draft id, revision, files) of ``draft_id``, or of the best draft of ``revision`` (see :meth:`activate`)."""
         if draft_id:
-            row = self._query_one("SELECT draft_id, files FROM policy_drafts WHERE draft_id = %s", (draft_id,))
+            row = self._query_one("SELECT draft_id, revision, files FROM policy_drafts WHERE draft_id = %s",
+                                  (draft_id,))
         else:
             row = self._query_one(
-                "SELECT draft_id, files FROM policy_drafts WHERE revision = %s"
-                " ORDER BY uploaded_at DESC, draft_id LIMIT 1",
+                "SELECT draft_id, revision, files FROM policy_drafts WHERE revision = %s"
+                " ORDER BY (loads IS TRUE AND check_error IS NULL) DESC, (tests > 0) DESC, uploaded_at DESC, draft_id"
+                " LIMIT 1",
                 (revision,),
             )
         if row is None:
             what = f"draft {draft_id}" if draft_id else f"draft with revision {revision!r}"
             raise DraftNotFoundError(f"no {what} (upload it to POST /api/v1/policy/drafts)")
-        return row["draft_id"], {name: text.encode("utf-8") for name, text in row["files"].items()}
+        return row["draft_id"], row["revision"], {name: text.encode("utf-8") for name, text in row["files"].items()}
 
     def draft_engine(self, revision: str) -> EmbeddedPolicyEngine:
         """The loaded engine of a draft (kept in memory for what-if), loading it from the control store if needed."""
@@ -531,7 +705,7 @@ class PolicyRuntime:
             if found is not None:
                 self._drafts.move_to_end(revision)
                 return found
-        _, files = self.draft_files(revision)
+        _, _, files = self.draft_files(revision)
         tmp = Path(tempfile.mkdtemp(prefix="policy-draft-"))
         try:
             engine = EmbeddedPolicyEngine.from_dir(write_policy_dir(files, tmp))

@@ -60,6 +60,9 @@ class QuarantineService:
         return (row[0], bytes(row[1])) if row else None
 
     def release(self, qid: uuid.UUID, *, actor: str) -> ReleaseResult:
+        held = getattr(self.router.policy, "held", None)  # OPA serves a revision that breaks an invariant
+        if held:
+            raise StoreUnavailableError("policy", f"routing paused: {held}")
         try:
             conn = psycopg.connect(self.settings.control_dsn, connect_timeout=5, row_factory=dict_row)
         except psycopg.OperationalError as exc:

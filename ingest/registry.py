@@ -7,18 +7,40 @@ every error names the file and the field at fault.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code")]
+_COUNTRIES_FILE = Path(__file__).resolve().parent.parent / "policy" / "data" / "countries.json"
+
+
+@cache
+def iso_countries() -> tuple[str, ...]:
+    """The ISO 3166-1 alpha-2 codes (the 249 the shipped policy knows: any other code is denied by it)."""
+    return tuple(sorted(json.loads(_COUNTRIES_FILE.read_text(encoding="utf-8"))["codes"]))
+
+
+def _known_country(code: str) -> str:
+    if code not in iso_countries():
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+# x-closed-set: the API's OpenAPI document lists the accepted values (ingest.api.closed_sets)
+Country = Annotated[
+    str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code",
+               json_schema_extra={"x-closed-set": "countries"}),
+    AfterValidator(_known_country),
+]
 Safeguard = Literal[
     "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
     "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL",
@@ -26,7 +48,8 @@ Safeguard = Literal[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a YAML or JSON `false` is no count and `1` no flag (the API once took volume: false as 0)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Region(_Model):
@@ -84,7 +107,7 @@ class Site(_Model):
     """A factory: its country decides which jurisdiction's rules apply to its data."""
 
     country: Country
-    home_region: str
+    home_region: str = Field(json_schema_extra={"x-closed-set": "regions"})
     name: str = ""
     entity: Entity = Entity()
     volume: Volume = Volume()
@@ -97,7 +120,7 @@ class Site(_Model):
 
 class Device(_Model):
     site: str
-    profile: str
+    profile: str = Field(json_schema_extra={"x-closed-set": "profiles"})
     description: str = ""
 
 

@@ -5,7 +5,9 @@ audit row to the same commit). It takes the registry's write lock, reads the API
 registry as it would be after the change and validates it exactly like the YAML file (a device needs an
 existing site and profile, a site an existing home region). Only then is the entry written and the revision
 bumped. ``authorize`` is called with the home regions the change touches, before (the entry as it is) and
-after (the entry as it would be), and raises to refuse.
+after (the entry as it would be), and raises to refuse; ``authorize_facts`` with the residency facts an
+update changes (:data:`RESIDENCY_FACTS`: country, home region, safeguards, entity, volume, purpose of a site;
+site and profile of a device), and raises to refuse.
 """
 
 from __future__ import annotations
@@ -23,6 +25,22 @@ from ingest.store import registry_store
 from ingest.store.registry_store import EntryKind
 
 Action = Literal["create", "update", "decommission"]
+
+RESIDENCY_FACTS: dict[EntryKind, tuple[str, ...]] = {
+    "site": ("country", "home_region", "safeguards", "entity", "volume", "purpose"),
+    "device": ("site", "profile"),
+}
+"""The fields that decide where a site's or device's data may go: the policy input (origin country, entity,
+volume, purpose, safeguards in force), the candidate regions (home region), a device's site (its country)
+and profile (its fields' categories). Changing them on an existing entry needs the role compliance."""
+
+
+def residency_changes(kind: EntryKind, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """The residency facts an update changes (in :data:`RESIDENCY_FACTS` order); none for a create or a
+    decommission (no data was routed with the entry before, or none will be after)."""
+    if before is None or after is None:
+        return []
+    return [name for name in RESIDENCY_FACTS[kind] if before.get(name) != after.get(name)]
 
 
 class RegistryChangeError(IngestError):
@@ -60,6 +78,8 @@ class ChangeResult:
     """The entry as it is now (JSON), None for a decommission."""
     regions: frozenset[str]
     """Home regions the change touched (before and after)."""
+    residency_facts: tuple[str, ...] = ()
+    """The residency facts it changed (see :data:`RESIDENCY_FACTS`)."""
 
 
 def home_region(registry: Registry, kind: EntryKind, entry_id: str) -> str | None:
@@ -87,6 +107,7 @@ def apply_change(
     spec: Site | Device | None,
     actor: str,
     authorize: Callable[[frozenset[str]], None],
+    authorize_facts: Callable[[list[str]], None] | None = None,
 ) -> ChangeResult:
     """Validate and store one change (inside the caller's transaction); see the module docstring."""
     if (spec is None) != (action == "decommission"):
@@ -111,8 +132,11 @@ def apply_change(
     new_region = home_region(changed, kind, entry_id)
     regions = frozenset(r for r in (old_region, new_region) if r is not None)
     authorize(regions)
+    facts = residency_changes(kind, before, after)
+    if authorize_facts is not None:
+        authorize_facts(facts)
     revision = registry_store.write_entry(conn, kind=kind, entry_id=entry_id, spec=after, actor=actor)
-    return ChangeResult(kind, entry_id, action, revision, before, after, regions)
+    return ChangeResult(kind, entry_id, action, revision, before, after, regions, tuple(facts))
 
 
 def _overlaid(current: EffectiveRegistry, kind: EntryKind, entry_id: str, spec: dict[str, Any] | None) -> Registry:

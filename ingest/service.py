@@ -195,6 +195,7 @@ class IngestService:
     def stop(self) -> None:
         self.registry_sync.stop()
         self.maintenance.stop()
+        self.policy.close()  # a flush waiting on a paused policy (OPA: broken invariants) gives up: nothing acked
         if self.link is not None:
             self.link.stop()
         self.consumer.stop()

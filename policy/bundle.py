@@ -27,13 +27,13 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from policy.archive import ArchiveLimits, check_file_map, read_archive
 from policy.engine import DATA_ROOT, META_ROOT, compute_revision, is_test_module, policy_files
 from policy.errors import PolicyDraftError
 
 ROOTS = ["residency", DATA_ROOT, META_ROOT]
 TEST_ROOT = "residency_test"
 MAX_DRAFT_BYTES = 16 * 1024 * 1024
-MAX_DRAFT_FILES = 2000
 
 
 def bundle_files(policy_dir: Path, *, with_tests: bool = False) -> tuple[str, dict[str, bytes]]:
@@ -93,26 +93,17 @@ def targz(files: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def files_from_archive(archive: bytes, *, max_bytes: int = MAX_DRAFT_BYTES) -> dict[str, bytes]:
-    """Policy-directory files (``rego/...``, ``data/...``) from a .tar.gz bundle or policy-directory archive."""
+def files_from_archive(
+    archive: bytes, *, max_bytes: int = MAX_DRAFT_BYTES, limits: ArchiveLimits | None = None
+) -> dict[str, bytes]:
+    """Policy-directory files (``rego/...``, ``data/...``) from a .tar.gz bundle or policy-directory archive.
+
+    Read with bounded memory (:mod:`policy.archive`): ``limits`` (default: :class:`ArchiveLimits` with
+    ``max_total_bytes=max_bytes``) bound the entries, each file, the unpacked total and the paths."""
+    limits = limits or ArchiveLimits(max_total_bytes=max_bytes)
     raw: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue
-                if not member.isreg():
-                    raise PolicyDraftError(f"{member.name}: only regular files are allowed in a policy archive")
-                if len(raw) >= MAX_DRAFT_FILES:
-                    raise PolicyDraftError(f"the archive holds more than {MAX_DRAFT_FILES} files")
-                total += member.size
-                if total > max_bytes:
-                    raise PolicyDraftError(f"the archive unpacks to more than {max_bytes} bytes")
-                handle = tar.extractfile(member)
-                raw[_clean(member.name)] = handle.read() if handle else b""
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise PolicyDraftError(f"not a readable .tar.gz archive: {exc}") from exc
+    for name, content in read_archive(archive, limits).items():
+        raw[_clean(name)] = content
     if not raw:
         raise PolicyDraftError("the archive is empty")
     raw = _strip_common_dir(raw)
@@ -121,18 +112,20 @@ def files_from_archive(archive: bytes, *, max_bytes: int = MAX_DRAFT_BYTES) -> d
     return check_layout(raw)
 
 
-def files_from_mapping(mapping: object, *, max_bytes: int = MAX_DRAFT_BYTES) -> dict[str, bytes]:
-    """Policy-directory files from a JSON object ``{relative path: text content}``."""
+def files_from_mapping(
+    mapping: object, *, max_bytes: int = MAX_DRAFT_BYTES, limits: ArchiveLimits | None = None
+) -> dict[str, bytes]:
+    """Policy-directory files from a JSON object ``{relative path: text content}`` (the archive limits apply)."""
     if not isinstance(mapping, dict) or not mapping:
         raise PolicyDraftError("a draft must be a non-empty JSON object of {relative path: file content}")
+    limits = limits or ArchiveLimits(max_total_bytes=max_bytes)
     files: dict[str, bytes] = {}
     for name, content in mapping.items():
         if not isinstance(name, str) or not isinstance(content, str):
-            raise PolicyDraftError(f"{name!r}: paths and contents must be strings")
-        files[_clean(name)] = content.encode("utf-8")
-    if sum(len(c) for c in files.values()) > max_bytes:
-        raise PolicyDraftError(f"the draft is larger than {max_bytes} bytes")
-    return check_layout(files)
+            raise PolicyDraftError(f"{str(name)[:80]!r}: paths and contents must be strings")
+        files[name] = content.encode("utf-8")
+    check_file_map(files, limits)
+    return check_layout({_clean(name): content for name, content in files.items()})
 
 
 def check_layout(files: dict[str, bytes]) -> dict[str, bytes]:

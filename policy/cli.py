@@ -81,6 +81,33 @@ def cmd_revision(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_invariants(args: argparse.Namespace) -> int:
+    """Check a policy directory (or an OPA server) against the platform's invariants (policy/invariants.yaml)."""
+    from policy import invariants
+
+    try:
+        found = invariants.load(args.invariants or invariants.DEFAULT_INVARIANTS_FILE)
+        engine = _engine(args)
+        violations = invariants.check(engine, found)
+    except (PolicyError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    broken = sorted({v.invariant.id for v in violations})
+    if args.json:
+        json.dump({"revision": engine.revision, "invariants": len(found.invariants), "flows": len(found.flows()),
+                   "broken": broken,
+                   "violations": [{"invariant": v.invariant.id, "title": v.invariant.title, "basis": v.invariant.basis,
+                                   "flow": v.flow.to_input(), "problem": v.problem} for v in violations]},
+                  sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for v in violations:
+            print(f"BROKEN {v.describe()}")
+        print(f"{len(found.flows())} flows of {len(found.invariants)} invariants: {len(broken)} broken"
+              + (f" ({', '.join(broken)})" if broken else ""))
+    return EXIT_FAIL if violations else EXIT_OK
+
+
 BENCH_FLOWS = [
     {"origin": "DE", "destination": "US", "category": "machine"},
     {"origin": "DE", "destination": "US", "category": "personal", "safeguards": ["SCC", "TIA"]},
@@ -227,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, opa=False)
     p.add_argument("-v", "--verbose", action="store_true", help="also list passing tests")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("invariants", help="check the platform's residency invariants (what no revision may decide)")
+    common(p, opa=True)
+    p.add_argument("--invariants", type=Path, default=None,
+                   help="the invariants file (default: policy/invariants.yaml, shipped with the platform)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_invariants)
     p = sub.add_parser("revision", help="print the policy revision (sha256 of policy and data)")
     common(p, opa=True)
     p.set_defaults(func=cmd_revision)

@@ -131,6 +131,7 @@ def run_ingest(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from bench.policy.workload import write_no_invariants
     from ingest.config import load_settings
     from ingest.registry import load_registry
     from ingest.service import IngestService
@@ -143,10 +144,13 @@ def run_ingest(
     for region in registry.regions:
         regions[region] = pg.create_database(f"bench{run_id}_{region.replace('-', '_')}")
         migrate(regions[region], "region", store=region)
+    invariants = {}
+    if policy == "allow-all":  # the baseline breaks the platform's residency invariants by design
+        invariants["policy_invariants_file"] = write_no_invariants(policy_dir.parent / "no-invariants.yaml")
     settings = load_settings(
         mqtt_port=broker.port, control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE,
         mqtt_client_id=f"bench-ingest-{run_id}", share_group=f"bench{run_id}", session_expiry_s=0,
-        policy_dir=policy_dir, policy_watch_s=0, timescaledb="off",
+        policy_dir=policy_dir, policy_watch_s=0, timescaledb="off", **invariants,
     )
     service = IngestService(settings)
     service.start()

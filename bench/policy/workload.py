@@ -32,6 +32,13 @@ decision := {
 """
 
 
+def write_no_invariants(target: Path) -> Path:
+    """An empty platform-invariants file (INGEST_POLICY_INVARIANTS_FILE): the allow-all baseline of the
+    benchmark breaks every residency invariant, and a replica refuses to start on such a policy."""
+    target.write_text("invariants: []\n")
+    return target
+
+
 def write_allow_all(target: Path) -> Path:
     """A policy directory (rego/ and data/) whose decision allows everything."""
     (target / "rego" / "residency").mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from ingest.api import problems
 from ingest.api.bodylimit import BodySizeLimit
+from ingest.api.closed_sets import InvalidChoiceError
 from ingest.api.config import ApiSettings, load_api_settings
 from ingest.api.errors import ApiError, BadParameterError
 from ingest.api.metrics import observe_requests
+from ingest.api.models import FieldErrorPublic
 from ingest.api.ratelimit import RateLimiter
 from ingest.api.routes import (
     aggregates,
@@ -96,20 +99,22 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.middleware("http")(observe_requests)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)  # type: ignore[arg-type]
+    problems.install(app)  # one error body (ErrorPublic) for validation and Starlette's own errors; Allow on 405
+    problems.document(app, runtime.registry)  # ... and in the OpenAPI document, with closed sets as enums
     return app
 
 
 def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-    body: dict[str, str] = {"detail": exc.detail}
-    if isinstance(exc, BadParameterError):
-        body["parameter"] = exc.parameter
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
+    parameter = exc.parameter if isinstance(exc, BadParameterError) else None
+    errors = None
+    if isinstance(exc, InvalidChoiceError):
+        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,  # type: ignore[arg-type]
+                                   message=exc.detail.removeprefix(f"{exc.parameter}: "), accepted=exc.accepted)]
+    return problems.error_response(exc.status_code, exc.detail, parameter=parameter, errors=errors,
+                                   headers=exc.headers or None)
 
 
 def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
     log.warning("%s %s: store %s unavailable: %s", request.method, request.url.path, exc.store, exc.reason)
-    return JSONResponse(
-        {"detail": f"store {exc.store!r} unavailable: {exc.reason}", "store": exc.store},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+    return problems.error_response(503, f"store {exc.store!r} unavailable: {exc.reason}", store=exc.store,
+                                   headers={"Retry-After": "5"})

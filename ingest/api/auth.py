@@ -85,13 +85,13 @@ def _verify(runtime: Runtime, settings: ApiSettings, credentials: HTTPAuthorizat
     # unknown id and wrong secret get the same answer (no oracle for valid ids)
     if record is None or not tokens.verify(presented.secret, record.digest):
         raise UnauthorizedError("invalid token: unknown token or wrong secret")
+    if record.user.disabled:  # first: disabling also revokes the user's tokens, and this says why
+        raise UnauthorizedError(f"user {record.user.name!r} is disabled")
     if record.revoked_at is not None:
         raise UnauthorizedError(f"token {record.token_id} was revoked at {record.revoked_at.isoformat()}")
     now = datetime.now(UTC)
     if record.expires_at is not None and record.expires_at <= now:
         raise UnauthorizedError(f"token {record.token_id} expired at {record.expires_at.isoformat()}")
-    if record.user.disabled:
-        raise UnauthorizedError(f"user {record.user.name!r} is disabled")
     if record.last_used_at is None or now - record.last_used_at >= users.LAST_USED_RESOLUTION:
         _touch(runtime, settings, record.token_id)
     return Principal(user=record.user.name, roles=record.user.roles, regions=record.user.regions,

@@ -7,9 +7,12 @@ the store.
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Annotated, Any
+
 from limits import RateLimitItem, parse
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ingest.errors import ConfigError
 
@@ -43,6 +46,27 @@ class ApiSettings(BaseSettings):
         default="60/minute",
         description="Requests without a valid token to protected endpoints, per client address and replica.",
     )
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies in front of the API: "
+        "only their X-Forwarded-For / X-Forwarded-Proto are believed (the client address of the rate limit "
+        "and the logs). Default: none, every request's address is the connecting one.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> list[str]:
+        items = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value or [])
+        if isinstance(value, str) and not value.strip():
+            return []
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r} (a comma-separated list like "
+                                 "'10.0.0.5, 10.1.0.0/16'; '*' and host names are not accepted)") from None
+        return items
 
     @field_validator("rate_limit", "rate_limit_unauthenticated")
     @classmethod

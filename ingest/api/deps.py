@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from psycopg_pool import ConnectionPool
 
+from ingest.api.closed_sets import InvalidChoiceError
 from ingest.api.config import ApiSettings
-from ingest.api.errors import BadParameterError, NotFoundError
+from ingest.api.errors import NotFoundError
 from ingest.errors import StoreUnavailableError
 from ingest.registry import Device, Profile, Registry, Site
 from ingest.runtime import Runtime
@@ -26,6 +27,10 @@ def get_api_settings(request: Request) -> ApiSettings:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (pagination).")]
+"""The ``offset`` of every paginated list (bounded: PostgreSQL's OFFSET is a bigint)."""
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 
 
@@ -79,19 +84,17 @@ class RegionStore:
 
 
 def region_store(runtime: Runtime, region: str | None, *, default: str) -> RegionStore:
-    """The store of ``region`` (``default`` when None): 400 if not a registry region, 503 if no pool."""
+    """The store of ``region`` (``default`` when None): 422 if not a registry region, 503 if no pool."""
     name = default if region is None else region
-    if name not in runtime.registry.regions:
-        known = ", ".join(sorted(runtime.registry.regions))
-        raise BadParameterError("region", f"unknown region {name!r} (known: {known})")
+    check_region_name(runtime.registry, name)
     pool = runtime.regions.get(name)
     if pool is None:
         raise StoreUnavailableError(name, "no database is configured for this region")
     return RegionStore(name=name, pool=pool)
 
 
-def check_region_name(registry: Registry, region: str | None) -> None:
-    """400 when a region filter is not a registry region."""
+def check_region_name(registry: Registry, region: str | None, parameter: str = "region") -> None:
+    """422 listing the regions when a region parameter is not a registry region."""
     if region is not None and region not in registry.regions:
-        known = ", ".join(sorted(registry.regions))
-        raise BadParameterError("region", f"unknown region {region!r} (known: {known})")
+        known = sorted(registry.regions)
+        raise InvalidChoiceError(parameter, f"unknown region {region!r} (known: {', '.join(known)})", known)

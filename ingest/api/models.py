@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ingest.registry import Category
 
@@ -16,10 +18,37 @@ Bucket = Literal["1m", "5m", "1h", "1d"]
 SeriesBucket = Literal["raw", "1m", "5m", "1h", "1d"]
 
 
+class FieldErrorPublic(BaseModel):
+    """One field of the request that is wrong."""
+
+    location: Literal["path", "query", "header", "cookie", "body"]
+    field: str = Field(description="Dotted path of the field in its location ('' for the body as a whole).")
+    message: str = Field(description="What is wrong with it.")
+    accepted: list[str] | None = Field(
+        default=None, description="The accepted values, when they are a closed set (regions, countries, "
+        "categories, profiles, roles, ...).")
+
+
 class ErrorPublic(BaseModel):
-    detail: str = Field(description="What is wrong, naming the device, parameter or store at fault.")
-    parameter: str | None = Field(default=None, description="The query parameter at fault (400).")
+    """The body of every 4xx and 5xx answer of the API."""
+
+    detail: str = Field(description="What is wrong, naming the device, parameter, field or store at fault.")
+    parameter: str | None = Field(default=None, description="The parameter or body field at fault (400, 422).")
     store: str | None = Field(default=None, description="The store that is unreachable (503).")
+    errors: list[FieldErrorPublic] | None = Field(
+        default=None, description="422: every field at fault, with the accepted values of a closed set.")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, (bool, int, float)) or (
+            isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("a date and time like 2026-05-01T12:00:00Z (ISO 8601), not a number")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A date and time in ISO 8601 (pydantic would also read a number as seconds since 1970: ``start=0.5``)."""
 
 
 # --- health -------------------------------------------------------------------------------------
@@ -352,7 +381,8 @@ class ActivationPublic(BaseModel):
     activated_by: str = Field(description="The authenticated user of the API call, file:<dir>, opa-bundle or startup.")
     source: ActivationSource
     outcome: Literal["accepted", "refused"]
-    error: str | None = Field(description="Why a candidate was refused (load error or failing Rego tests).")
+    error: str | None = Field(description="Why a candidate was refused (load error, broken platform invariants "
+                              "or failing Rego tests).")
     replica: str | None = None
     engine: str | None = None
     tests_passed: int | None = None
@@ -378,44 +408,77 @@ class PolicyStatusPublic(BaseModel):
     cache: PolicyCachePublic | None = Field(
         description="Decision cache of the active revision (a new, empty one on every activation)."
     )
-    last_refused: ActivationPublic | None = Field(description="The last candidate this replica refused, if any.")
+    last_refused: ActivationPublic | None = Field(
+        description="The last candidate this replica refused, until a later activation succeeds.")
     unrecorded_activations: int = Field(description="Attempts not yet written to policy_activations (store down).")
+    paused: str | None = Field(
+        default=None, description="OPA mode: why routing waits (OPA serves a revision that breaks a platform "
+        "invariant); null when decisions flow.")
+    invariants: int = Field(default=0, description="Platform invariants every candidate is checked against.")
 
 
 class DraftPublic(BaseModel):
-    draft_id: str = Field(description="sha256 over every file, tests included.")
+    draft_id: str = Field(description="sha256 over every file, tests included: pass it to POST /policy/activate.")
     revision: str = Field(description="sha256 over the policy and data (tests left out), as decisions carry it.")
     uploaded_by: str
     uploaded_at: datetime
     bytes: int
     tests: int = Field(description="Number of *_test.rego files.")
+    loads: bool | None = Field(default=None, description="The upload check: it loads (null: not checked).")
+    tests_passed: int | None = None
+    tests_failed: int | None = None
+    invariants_failed: list[str] = Field(default_factory=list, description="Platform invariants it breaks.")
+    error: str | None = Field(default=None, description="Why its activation would be refused (null: it would "
+                              "pass, or it was not checked).")
 
 
 class DraftCheckPublic(BaseModel):
-    revision: str = Field(description="Revision the draft's files hash to: pass it to POST /policy/activate.")
-    draft_id: str = Field(description="sha256 over every file, tests included (drafts differing only in tests "
-                          "share a revision; activation takes the newest).")
+    revision: str = Field(description="Revision the draft's files hash to.")
+    draft_id: str = Field(description="sha256 over every file, tests included: pass it to POST /policy/activate "
+                          "(drafts differing only in tests share a revision).")
     files: int
     bytes: int
     tests: int
     loads: bool
     tests_passed: int
     tests_failed: int
+    invariants_failed: list[str] = Field(description="Ids of the platform invariants the draft breaks.")
     error: str | None = Field(description="Why activation would be refused; null when it would be accepted.")
 
 
 class ActivateRequest(BaseModel):
-    revision: str = Field(description="Revision of an uploaded draft (from POST /policy/drafts).")
-    draft_id: str | None = Field(default=None, description="A specific draft of that revision (default: newest).")
+    """What to activate: one of ``draft_id`` (exactly that draft), ``revision`` (the newest draft of that
+    revision whose upload check passed; or the policy directory when it has that revision and no draft
+    does) or ``file: true`` (the policy directory the ingest runs from, INGEST_POLICY_DIR, again)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["draft_id"]}, {"required": ["revision"], "not": {"required": ["draft_id"]}},
+        {"required": ["file"], "properties": {"file": {"const": True}}},
+    ]})
+
+    draft_id: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="A draft (from POST or GET /policy/drafts).")
+    revision: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="A revision; with draft_id, it must be that draft's.")
+    file: StrictBool = Field(default=False, description="Activate the policy directory again (no draft).")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ActivateRequest:
+        if self.file and (self.draft_id or self.revision):
+            raise ValueError("file: true names the policy directory; leave draft_id and revision out")
+        if not self.file and not (self.draft_id or self.revision):
+            raise ValueError("name a draft_id, a revision, or file: true")
+        return self
 
 
 class WhatIfRequest(BaseModel):
     revision: str = Field(description="Revision of an uploaded draft to replay the recorded decisions against.")
-    since: datetime | None = Field(default=None, description="Start of the window (default: until - window_s).")
-    until: datetime | None = Field(default=None, description="End of the window (default: now).")
-    window_s: int = Field(default=86_400, ge=1, le=31 * 86_400, description="Window length when since is not given.")
-    limit: int | None = Field(default=None, ge=1, description="Only the newest N decisions of the window.")
-    examples: int = Field(default=3, ge=0, le=50, description="Examples per changed transition.")
+    since: IsoDateTime | None = Field(default=None, description="Start of the window (default: until - window_s).")
+    until: IsoDateTime | None = Field(default=None, description="End of the window (default: now).")
+    window_s: StrictInt = Field(default=86_400, ge=1, le=31 * 86_400,
+                                description="Window length when since is not given.")
+    limit: StrictInt | None = Field(default=None, ge=1, description="Only the newest N decisions of the window.")
+    examples: StrictInt = Field(default=3, ge=0, le=50, description="Examples per changed transition.")
 
 
 class TransitionPublic(BaseModel):

@@ -391,7 +391,7 @@ class Consumer:
             if item.topic.startswith(XFER_PREFIX + "/"):
                 routed.append((item, self.router.receive_part(item.topic, item.payload)))
                 continue
-            p = self.router.parse(item.topic, item.payload)
+            p = self.router.parse(item.topic, item.payload, received=item.arrived)
             if isinstance(p, Routed):
                 routed.append((item, p))
             else:
@@ -596,7 +596,7 @@ class Consumer:
                 still.append(item)
                 continue
             try:
-                m = self.router.route(item.topic, item.payload)
+                m = self.router.route(item.topic, item.payload, received=item.arrived)
             except PolicyUnavailableError as exc:  # the policy is out now: try again later
                 self.stats.store_failed("policy", str(exc))
                 still.append(item)

@@ -17,13 +17,15 @@ Routing is two steps so that the consumer can claim sequence numbers in between:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
+import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -187,36 +189,65 @@ class Router:
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
         self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
+        # the registry replaced by the last change, and when (time.monotonic()): for messages received before it
+        self._previous: tuple[Registry, float] | None = None
 
     def replace_registry(self, registry: Registry) -> None:
-        """Route the next message with ``registry`` (a change made through the API, ingest.registry_sync).
+        """Route messages received from now on with ``registry`` (a change made through the API,
+        ingest.registry_sync); messages received before keep the registry in force when they arrived.
         The memoised flows were built from the old site definitions (keyed by ``id(site)``, which a new site
         may reuse once the old one is freed): they are dropped, between two messages (the lock)."""
         with self._registry_lock:
+            self._previous = (self.registry, time.monotonic())
             self.registry = registry
             self._flows = {}
             self._inputs = {}
             self._fields = {}
 
-    def route(self, topic: str, payload: bytes) -> Routed:
-        """Parse and route one message (in isolation: never raises but ``PolicyUnavailableError``)."""
-        parsed = self.parse(topic, payload)
+    def route(self, topic: str, payload: bytes, *, received: float | None = None) -> Routed:
+        """Parse and route one message (in isolation: never raises but ``PolicyUnavailableError``).
+
+        ``received``: the message's time.monotonic() on arrival; one received before the last registry change
+        is routed with the registry in force then (a site's country, home region and a field's category take
+        effect for data received after their change)."""
+        parsed = self.parse(topic, payload, received=received)
         return parsed if isinstance(parsed, Routed) else self.route_parsed(parsed)
 
-    def parse(self, topic: str, payload: bytes) -> Parsed | Routed:
-        """Size, topic, payload, registry and origin checks: a :class:`Parsed` batch, or the message's rejection."""
-        with self._registry_lock:
+    def parse(self, topic: str, payload: bytes, *, received: float | None = None) -> Parsed | Routed:
+        """Size, topic, payload, registry and origin checks: a :class:`Parsed` batch, or the message's rejection.
+        Against the registry in force when the message was ``received`` (see :meth:`route`)."""
+        with self._registry_lock, self._using(self._registry_at(received)):
             return self._guard(topic, payload, None, None, lambda: self._parse(topic, payload))
 
     def route_parsed(self, parsed: Parsed) -> Routed:
-        """Split, decide and transform a parsed batch (against the registry in force now)."""
+        """Split, decide and transform a parsed batch, against the registry it was parsed against (the one in
+        force when it arrived); if that registry has been replaced twice since, the origin is checked again
+        against the one in force now."""
         with self._registry_lock:
             batch = parsed.batch
-            if parsed.registry is not self.registry:  # changed since parse: the origin is checked again
+            known = (self.registry, *((self._previous[0],) if self._previous is not None else ()))
+            if not any(parsed.registry is r for r in known):
                 return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq,
                                    lambda: self._reparse_and_route(parsed))
-            return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._route_batch(
-                parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site))
+            with self._using(parsed.registry):
+                return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._route_batch(
+                    parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site))
+
+    def _registry_at(self, received: float | None) -> Registry:
+        """The registry in force when a message arrived (time.monotonic()); the current one when unknown."""
+        if received is not None and self._previous is not None and received < self._previous[1]:
+            return self._previous[0]
+        return self.registry
+
+    @contextlib.contextmanager
+    def _using(self, registry: Registry) -> Iterator[None]:
+        """Route with ``registry`` for a moment (under the lock): the memoised flows are keyed by the site
+        objects, which differ between registries, so both can be memoised at once."""
+        current, self.registry = self.registry, registry
+        try:
+            yield
+        finally:
+            self.registry = current
 
     def reject_parsed(self, parsed: Parsed, code: str, detail: str) -> Routed:
         """A parsed batch refused as a whole (a sequence conflict or jump): quarantined like content that cannot

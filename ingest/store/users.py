@@ -168,7 +168,8 @@ def update_user(
     disabled: bool | None = None,
 ) -> User:
     """Change roles, regions (None = every region; leave out to keep) or disabled; audit ``user.update``
-    (``user.disable`` / ``user.enable`` when only that flag changes)."""
+    (``user.disable`` / ``user.enable`` when only that flag changes). Disabling revokes the user's tokens
+    (one ``token.revoke`` audit row each, reason "user disabled")."""
     before = get_user(conn, name)
     sets: list[str] = []
     params: list[object] = []
@@ -203,6 +204,14 @@ def update_user(
         action = "user.disable" if disabled else "user.enable"
     touched = set(before.regions or ()) | set(after.regions or ())
     audit.record(conn, actor=actor, action=action, target=f"user:{name}", regions=touched, details=changes)
+    if disabled and not before.disabled:  # a disabled user's tokens end with it (enabling does not revive them)
+        with conn.cursor() as cur:
+            cur.execute("UPDATE api_tokens SET revoked_at = now(), revoked_by = %s"
+                        " WHERE user_name = %s AND revoked_at IS NULL RETURNING token_id", (actor, name))
+            revoked = [row[0] for row in cur.fetchall()]
+        for token_id in sorted(revoked):
+            audit.record(conn, actor=actor, action="token.revoke", target=f"token:{token_id}", regions=touched,
+                         details={"user": name, "reason": "user disabled"})
     return after
 
 
@@ -236,8 +245,14 @@ def create_token(
     return _token(row), issued
 
 
-def list_tokens(conn: psycopg.Connection[Any], *, user: str | None = None) -> list[TokenInfo]:
-    where, params = ("WHERE user_name = %s", [user]) if user is not None else ("", [])
+def list_tokens(
+    conn: psycopg.Connection[Any], *, user: str | None = None, active_only: bool = False
+) -> list[TokenInfo]:
+    """Tokens, newest first; ``active_only``: neither revoked nor expired."""
+    conditions, params = (["user_name = %s"], [user]) if user is not None else ([], [])
+    if active_only:
+        conditions.append("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT {_TOKEN_COLS} FROM api_tokens {where} ORDER BY created_at DESC, token_id", params)
         return [_token(r) for r in cur.fetchall()]

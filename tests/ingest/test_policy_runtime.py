@@ -24,7 +24,10 @@ from ingest.policy_runtime import (
 )
 from policy import DEFAULT_POLICY_DIR, CachedPolicyEngine, EmbeddedPolicyEngine, Flow, PolicyEngine, compute_revision
 from policy.bundle import files_digest, read_policy_dir
+from policy.errors import PolicyUnavailableError
+from policy.invariants import InvariantsBroken
 from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
+from tests.policy.permissive import write_allow_all
 from tests.policy.test_opa_client import FakeOpa
 from wire import DataTopic
 
@@ -201,7 +204,8 @@ def test_draft_upload_activation_and_a_second_replica_following(control: str, po
         revision = compute_revision(draft)
         assert check == {"revision": revision, "draft_id": files_digest(read_policy_dir(draft)),
                          "files": check["files"], "bytes": check["bytes"], "tests": check["tests"], "loads": True,
-                         "tests_passed": check["tests_passed"], "tests_failed": 0, "error": None}
+                         "tests_passed": check["tests_passed"], "tests_failed": 0, "invariants_failed": [],
+                         "error": None}
         assert check["tests"] >= 8 and check["tests_passed"] > 100
         assert a.active.revision != revision  # uploading does not activate
         with pytest.raises(DraftNotFoundError):
@@ -224,8 +228,9 @@ def test_draft_upload_activation_and_a_second_replica_following(control: str, po
         # same data as alice's draft, only the tests differ: same revision, another draft
         assert bad["revision"] == revision and bad["draft_id"] != check["draft_id"]
         with pytest.raises(ActivationRefused, match="Rego test"):
-            a.activate(bad["revision"], "bob")
+            a.activate(None, "bob", draft_id=bad["draft_id"])  # by id: that draft, refused
         assert a.active.revision == revision
+        assert a.activate(revision, "bob").draft_id == check["draft_id"]  # by revision: the draft that passed
         # a replica started later follows the newest API activation
         c = make_runtime(control, copy_policy(tmp_path / "c"), replica="ingest-c")
         c.start()
@@ -238,7 +243,7 @@ def test_draft_upload_activation_and_a_second_replica_following(control: str, po
     assert ("ingest-a", "api", "accepted", "alice") in rows
     assert ("ingest-b", "api", "accepted", "alice") in rows
     assert ("ingest-a", "api", "refused", "bob") in rows
-    assert ("ingest-c", "api", "accepted", "alice") in rows
+    assert ("ingest-c", "api", "accepted", "bob") in rows  # the newest activation: bob's, of alice's draft
 
 
 def test_a_file_edit_after_an_api_activation_wins_at_restart(control: str, policy_dir: Path, tmp_path: Path):
@@ -254,6 +259,110 @@ def test_a_file_edit_after_an_api_activation_wins_at_restart(control: str, polic
     restarted.start()
     assert restarted.active.revision == compute_revision(policy_dir)
     restarted.stop()
+
+
+# --- platform invariants, activation by draft id, the file policy again -----------------------------------
+
+
+def test_a_permissive_draft_whose_only_test_is_trivial_is_refused_naming_the_invariant(
+    control: str, policy_dir: Path, tmp_path: Path
+):
+    runtime = make_runtime(control, policy_dir)
+    runtime.start()
+    try:
+        before = runtime.active.revision
+        check = runtime.upload_draft(read_policy_dir(write_allow_all(tmp_path / "allow-all")), "mallory")
+        assert check["loads"] and check["tests_passed"] == 1 and check["tests_failed"] == 0  # its own test passes
+        assert "cn-ciio-personal-stays-in-cn" in check["invariants_failed"]
+        assert "platform invariant" in check["error"]
+        with pytest.raises(ActivationRefused, match="cn-ciio-personal-stays-in-cn") as refused:
+            runtime.activate(None, "mallory", draft_id=check["draft_id"])
+        assert "CN->US personal (entity=ciio:True): allowed, must be denied" in refused.value.error
+        assert runtime.active.revision == before
+        assert not runtime.active.decide(Flow(origin="CN", destination="US", category="personal",
+                                              entity={"ciio": True})).allow
+        assert runtime.status()["last_refused"].error == refused.value.error
+    finally:
+        runtime.stop()
+    row = activations(control)[-1]
+    assert (row["source"], row["outcome"], row["activated_by"]) == ("api", "refused", "mallory")
+    assert "cn-ciio-personal-stays-in-cn" in row["error"]
+
+
+def test_a_permissive_policy_directory_is_refused_by_the_file_watch_and_at_startup(control: str, policy_dir: Path):
+    runtime = make_runtime(control, policy_dir)
+    runtime.start()
+    try:
+        before = runtime.active.revision
+        shutil.rmtree(policy_dir / "rego")
+        shutil.rmtree(policy_dir / "data")
+        write_allow_all(policy_dir)
+        result = runtime.check_files()
+        assert result is not None and result.outcome == "refused" and result.source == "file"
+        assert "core-data-stays-in-cn-and-vn" in (result.error or "")
+        assert runtime.active.revision == before
+    finally:
+        runtime.stop()
+    with pytest.raises(InvariantsBroken, match="cn-ciio-personal-stays-in-cn"):
+        make_runtime(control, policy_dir)  # a replica does not start on a policy that breaks an invariant
+
+
+def test_activation_by_draft_id_and_an_untested_draft_never_shadows_a_tested_one(
+    control: str, policy_dir: Path, tmp_path: Path
+):
+    runtime = make_runtime(control, policy_dir)
+    runtime.start()
+    try:
+        tested_dir = copy_policy(tmp_path / "tested")
+        drop_uk_adequacy(tested_dir, fix_tests=True)
+        tested = runtime.upload_draft(read_policy_dir(tested_dir), "alice")
+        untested_files = {name: content for name, content in read_policy_dir(tested_dir).items()
+                          if not name.endswith("_test.rego")}
+        untested = runtime.upload_draft(untested_files, "bob")  # same revision, uploaded later, no tests
+        assert untested["revision"] == tested["revision"] and untested["draft_id"] != tested["draft_id"]
+        assert untested["tests"] == 0 and "no Rego tests" in untested["error"]
+
+        with pytest.raises(ActivationRefused, match="no Rego tests"):
+            runtime.activate(None, "bob", draft_id=untested["draft_id"])  # by id: exactly that draft
+        assert runtime.status()["last_refused"] is not None
+        result = runtime.activate(tested["revision"], "alice")  # by revision: the newest draft that passed
+        assert (result.outcome, result.draft_id) == ("accepted", tested["draft_id"])
+        assert runtime.status()["last_refused"] is None  # a later success clears the banner
+        with pytest.raises(DraftNotFoundError, match="has revision"):
+            runtime.activate("sha256:" + "0" * 64, "alice", draft_id=tested["draft_id"])
+    finally:
+        runtime.stop()
+
+
+def test_the_file_policy_is_activated_again_after_an_api_draft_without_uploading_it(
+    control: str, policy_dir: Path, tmp_path: Path
+):
+    a = make_runtime(control, policy_dir, replica="ingest-a")
+    b = make_runtime(control, copy_policy(tmp_path / "b"), replica="ingest-b")
+    a.start()
+    b.start()
+    try:
+        file_revision = a.active.revision
+        draft = copy_policy(tmp_path / "draft")
+        drop_uk_adequacy(draft, fix_tests=True)
+        a.activate(a.upload_draft(read_policy_dir(draft), "alice")["revision"], "alice")
+        b.poll()
+        assert a.active.revision == b.active.revision != file_revision
+        result = a.activate_file("alice")
+        assert (result.outcome, result.revision, result.draft_id) == ("accepted", file_revision, None)
+        assert a.active.revision == file_revision and a.active.state.source == "api"
+        assert a.active.decide(DE_TO_GB).allow
+        b.poll()  # the other replica goes back to its own policy directory (same revision)
+        assert b.active.revision == file_revision
+        # by revision: no draft has the directory's revision, so the directory is what is activated
+        a.activate(compute_revision(draft), "alice")
+        assert a.activate(file_revision, "alice").draft_id is None and a.active.revision == file_revision
+    finally:
+        a.stop()
+        b.stop()
+    rows = [(r["replica"], r["revision"] == file_revision, r["draft_id"]) for r in activations(control)
+            if r["source"] == "api" and r["outcome"] == "accepted"]
+    assert ("ingest-a", True, None) in rows and ("ingest-b", True, None) in rows
 
 
 # --- OPA mode --------------------------------------------------------------------------------------------
@@ -279,7 +388,9 @@ def test_opa_mode_follows_the_bundle_revision_and_refuses_uploads(control: str):
             runtime.poll()
             assert runtime.active.revision == "sha256:" + "22" * 32
             posts = fake.requests.count(("POST", "/v1/data/residency/decision"))
-            assert posts == 4  # 2 flows before, the same 2 again for the new cache (warmed before the swap)
+            # 2 flows before, the same 2 again for the new cache (warmed before the swap), and every platform
+            # invariant flow at startup and for the new revision
+            assert posts == 4 + 2 * len(runtime.invariants.flows())
             assert runtime.active.cache_stats() == {"hits": 0, "misses": 0, "size": 2, "maxsize": 16}
             with pytest.raises(ManagedByOpaError):
                 runtime.upload_draft(read_policy_dir(DEFAULT_POLICY_DIR), "alice")
@@ -291,6 +402,66 @@ def test_opa_mode_follows_the_bundle_revision_and_refuses_uploads(control: str):
     assert [(r["source"], r["revision"][-4:], r["activated_by"]) for r in rows] == [
         ("startup", "1111", "startup"), ("opa", "2222", "opa-bundle"),
     ]
+
+
+def test_an_opa_revision_that_breaks_an_invariant_pauses_routing_until_a_good_one(control: str, tmp_path: Path):
+    good = EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR)
+    with FakeOpa(good, bundle_revision="sha256:" + "11" * 32) as fake:
+        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="ingest-o",
+                                opa_url=fake.url, cache_size=16, watch_s=0)
+        runtime.start()
+        try:
+            assert runtime.active.held is None
+            fake.engine = EmbeddedPolicyEngine.from_dir(write_allow_all(tmp_path / "allow-all"))
+            fake.bundle_revision = "sha256:" + "33" * 32  # OPA loaded a permissive bundle
+            runtime.poll()
+            held = runtime.active.held
+            assert held is not None and "sha256:" + "33" * 32 in held and "cn-ciio-personal-stays-in-cn" in held
+            assert runtime.status()["paused"] == held
+            decided: list[Any] = []
+            waiter = threading.Thread(target=lambda: decided.append(runtime.active.decide(DE_TO_US)), daemon=True)
+            waiter.start()
+            waiter.join(1.5)
+            assert waiter.is_alive() and not decided  # nothing is decided (so nothing routed) meanwhile
+            runtime.poll()  # the same revision is not checked again
+            assert runtime.active.held == held
+            fake.engine = good
+            fake.bundle_revision = "sha256:" + "44" * 32
+            runtime.poll()
+            waiter.join(10)
+            assert runtime.active.held is None and runtime.active.revision == "sha256:" + "44" * 32
+            assert decided and not decided[0].allow  # decided by the good revision, after the pause
+        finally:
+            runtime.stop()
+    rows = activations(control)
+    assert [(r["source"], r["outcome"], r["revision"][-4:]) for r in rows] == [
+        ("startup", "accepted", "1111"), ("opa", "refused", "3333"), ("opa", "accepted", "4444"),
+    ]
+    assert "cn-ciio-personal-stays-in-cn" in rows[1]["error"]
+
+
+def test_stopping_releases_a_decision_waiting_on_a_paused_policy(control: str, tmp_path: Path):
+    with FakeOpa(EmbeddedPolicyEngine.from_dir(write_allow_all(tmp_path / "allow-all")),
+                 bundle_revision="sha256:" + "55" * 32) as fake:
+        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="ingest-p",
+                                opa_url=fake.url, cache_size=16, watch_s=0)
+        runtime.start()  # OPA already serves a permissive bundle: the replica starts paused
+        errors: list[BaseException] = []
+
+        def decide() -> None:
+            try:
+                runtime.active.decide(DE_TO_US)
+            except PolicyUnavailableError as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=decide, daemon=True)
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive()
+        runtime.stop()
+        waiter.join(10)
+        assert not waiter.is_alive() and errors and "routing paused" in str(errors[0])
+    assert [(r["source"], r["outcome"]) for r in activations(control)] == [("startup", "refused")]
 
 
 # --- the running ingest -----------------------------------------------------------------------------------

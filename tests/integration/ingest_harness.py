@@ -47,10 +47,16 @@ def running_ingest(
 
 def admin_headers(control: str) -> dict[str, str]:
     """Authorization of a new user with every role and every region (the control store is migrated here)."""
+    return issue_headers(control, list(Role), None, prefix="harness-admin")
+
+
+def issue_headers(control: str, roles: list[Role], regions: list[str] | None, *,
+                  prefix: str = "harness-user") -> dict[str, str]:
+    """Authorization of a new user with ``roles`` and ``regions`` (None: every region)."""
     migrate(control, "control", store="control")
-    name = f"harness-admin-{time.monotonic_ns()}"
+    name = f"{prefix}-{time.monotonic_ns()}"
     with psycopg.connect(control) as conn, conn.transaction():
-        users.create_user(conn, name=name, roles=list(Role), regions=None, actor="test-setup")
+        users.create_user(conn, name=name, roles=roles, regions=regions, actor="test-setup")
         _, issued = users.create_token(conn, user=name, actor="test-setup")
     return {"Authorization": f"Bearer {issued.text}"}
 

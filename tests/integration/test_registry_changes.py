@@ -26,7 +26,9 @@ FAST_REFRESH = 0.2
 
 def _operator_token(control: str) -> str:
     with psycopg.connect(control) as conn, conn.transaction():
-        users.create_user(conn, name="olga", roles=[Role.OPERATOR], regions=["eu-central"], actor="test")  # sees stats
+        # an operator registers sites and devices; their residency facts (safeguards, country) need compliance
+        users.create_user(conn, name="olga", roles=[Role.OPERATOR, Role.COMPLIANCE], regions=["eu-central"],
+                          actor="test")
         return users.create_token(conn, user="olga", actor="test")[1].text
 
 

@@ -139,9 +139,9 @@ def test_links_and_garbage_are_refused():
         link.type = tarfile.SYMTYPE
         link.linkname = "/etc/passwd"
         tar.addfile(link)
-    with pytest.raises(PolicyDraftError, match="only regular files"):
+    with pytest.raises(PolicyDraftError, match="only regular files and directories"):
         files_from_archive(buffer.getvalue())
-    with pytest.raises(PolicyDraftError, match=r"not a readable \.tar\.gz"):
+    with pytest.raises(PolicyDraftError, match=r"not a readable tar archive"):
         files_from_archive(b"\x1f\x8b not really gzip")
 
 

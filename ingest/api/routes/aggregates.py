@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.models import Bucket, ErrorPublic, MetricAggregatePublic
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
+from ingest.api.models import Bucket, ErrorPublic, IsoDateTime, MetricAggregatePublic
 from ingest.api.service import telemetry
 from ingest.auth.roles import Role
 
@@ -38,11 +37,11 @@ def get_metric_aggregate(
     settings: ApiSettingsDep,
     name: Annotated[str, Path(description="Field name declared in device profiles, e.g. power_kw.")],
     site: Annotated[str | None, Query(description="Only devices of this site (default: every site).")] = None,
-    start: Annotated[datetime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
+    start: Annotated[IsoDateTime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
+    end: Annotated[IsoDateTime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
     bucket: Annotated[Bucket, Query(description="Bucket width of points.")] = "1h",
     limit: Annotated[int, Query(ge=1, le=1000, description="Per-device aggregates per page.")] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> MetricAggregatePublic:
     return telemetry.metric_aggregate(
         runtime=runtime, settings=settings, name=name, site=site, start=start, end=end, bucket=bucket,

@@ -19,9 +19,10 @@ from pydantic import BaseModel, TypeAdapter
 
 from ingest.api import db
 from ingest.api.auth import AUTH_RESPONSES, require
+from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
 from ingest.api.errors import BadParameterError
-from ingest.api.models import ErrorPublic
+from ingest.api.models import ErrorPublic, IsoDateTime
 from ingest.auth.roles import Principal, Role
 from ingest.errors import StoreUnavailableError
 from ingest.store import audit
@@ -29,7 +30,8 @@ from ingest.store import audit
 router = APIRouter(
     prefix="/audit",
     tags=["audit"],
-    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."}},
+    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."},
+               400: {"model": ErrorPublic, "description": "since is not before until."}},
 )
 ReaderDep = Annotated[Principal, Depends(require(Role.COMPLIANCE, Role.ADMIN))]
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "regions", "details")
@@ -47,10 +49,12 @@ def _filter(
     actor: Annotated[str | None, Query(description="Who made the change.")] = None,
     action: Annotated[str | None, Query(description="e.g. token.create, policy.activate, quarantine.release")] = None,
     target: Annotated[str | None, Query(description="e.g. user:alice, token:<id>, policy:<revision>")] = None,
-    region: Annotated[str | None, Query(description="Rows naming this region.")] = None,
-    since: Annotated[datetime | None, Query(description="From (inclusive), ISO 8601 with offset.")] = None,
-    until: Annotated[datetime | None, Query(description="To (exclusive).")] = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Rows older than this id (pagination).")] = None,
+    region: Annotated[str | None, Query(description="Rows naming this region.",
+                                        json_schema_extra=closed_set("regions"))] = None,
+    since: Annotated[IsoDateTime | None, Query(description="From (inclusive), ISO 8601 with offset.")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="To (exclusive).")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Rows older than this id (pagination).")]
+    = None,
 ) -> audit.AuditFilter:
     check_region_name(runtime.registry, region)
     if since is not None and until is not None and since >= until:

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
-from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
+from ingest.api.closed_sets import closed_set
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep, check_region_name
 from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, Outcome
 from ingest.api.service import decisions as service
 from ingest.auth.roles import Role
@@ -23,7 +24,8 @@ router = APIRouter(
 @router.get(
     "/decisions",
     summary="Policy decisions, newest first",
-    responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
+    responses={422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
+                     "registry region (the accepted ones are listed)."}},
 )
 def list_decisions(
     runtime: RuntimeDep,
@@ -31,13 +33,14 @@ def list_decisions(
     origin: Annotated[
         str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Origin country (ISO 3166-1 alpha-2).")
     ] = None,
-    region: Annotated[str | None, Query(description="Region (store) the decision was about.")] = None,
+    region: Annotated[str | None, Query(description="Region (store) the decision was about.",
+                                        json_schema_extra=closed_set("regions"))] = None,
     category: Category | None = None,
     outcome: Outcome | None = None,
     device_id: str | None = None,
     include_input: Annotated[bool, Query(description="Add the exact policy input of each decision.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DecisionPage:
     check_region_name(runtime.registry, region)
     filters: dict[str, str | None] = {

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.caller import CallerDep
-from ingest.api.deps import ApiSettingsDep, DeviceDep, RuntimeDep, region_store
+from ingest.api.closed_sets import closed_set
+from ingest.api.deps import ApiSettingsDep, DeviceDep, Offset, RuntimeDep, region_store
 from ingest.api.errors import BadParameterError
 from ingest.api.models import (
     DevicePage,
     DevicePublic,
     ErrorPublic,
+    IsoDateTime,
     LatestPublic,
     SeriesBucket,
     SeriesPublic,
@@ -33,11 +34,13 @@ router = APIRouter(
 )
 
 RegionQuery = Annotated[
-    str | None, Query(description="Region store to read; default: the home region of the device's site.")
+    str | None, Query(description="Region store to read; default: the home region of the device's site.",
+                      json_schema_extra=closed_set("regions"))
 ]
 
 
-@router.get("", summary="Registry devices with ingest progress and gateway status")
+@router.get("", summary="Registry devices with ingest progress and gateway status",
+            responses={400: {"model": ErrorPublic, "description": "Unknown site (the known ones are named)."}})
 def list_devices(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -46,7 +49,7 @@ def list_devices(
         str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Only devices of sites in this country.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DevicePage:
     return device_service.list_devices(
         runtime=runtime,
@@ -71,7 +74,8 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
         "authorised for (outside the user's region scope) are redacted: value null, withheld true. Role: engineer."
     ),
     dependencies=guard(Role.ENGINEER),
-    responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
+    responses={422: {"model": ErrorPublic, "description": "A region that is not a registry region (the accepted "
+                     "ones are listed)."}},
 )
 def get_latest(
     device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
@@ -93,8 +97,8 @@ def get_latest(
     ),
     dependencies=guard(Role.ENGINEER),
     responses={
-        400: {"model": ErrorPublic, "description": "Unknown field or region, text field, inverted window, "
-              "too many points (names the limit), bad cursor."},
+        400: {"model": ErrorPublic, "description": "Unknown field, text field, inverted window, too many points "
+              "(names the limit), bad cursor, region=all with bucket=raw."},
         403: {"model": ErrorPublic, "description": "Restricted field of a region the caller may not read."},
     },
 )
@@ -104,13 +108,13 @@ def get_series(
     settings: ApiSettingsDep,
     caller: CallerDep,
     name: Annotated[str, Query(description="Field name, declared in the device's profile.")],
-    start: Annotated[datetime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
+    start: Annotated[IsoDateTime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
+    end: Annotated[IsoDateTime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
     bucket: Annotated[SeriesBucket, Query(description="Bucket width, or raw for the stored readings.")] = "1m",
     region: Annotated[
         str | None,
         Query(description="Region store to read (default: the site's home region), or 'all' to combine the "
-              "candidate regions (bucketed machine fields only)."),
+              "candidate regions (bucketed machine fields only).", json_schema_extra=closed_set("regions+all")),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, description="bucket=raw: points per page (at most the API's point limit).")

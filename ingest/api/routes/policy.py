@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.errors import PayloadTooLargeError
 from ingest.api.models import (
     ActivateRequest,
@@ -53,7 +53,7 @@ def list_activations(
     outcome: Literal["accepted", "refused"] | None = None,
     source: Literal["startup", "file", "api", "opa"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ActivationPage:
     return service.list_activations(
         runtime=runtime, settings=settings, limit=limit, offset=offset, outcome=outcome, source=source
@@ -66,7 +66,7 @@ def list_drafts(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[DraftPublic]:
     return service.list_drafts(runtime=runtime, settings=settings, limit=limit, offset=offset)
 
@@ -79,12 +79,17 @@ def list_drafts(
         "Body: a `.tar.gz` (`Content-Type: application/gzip`) as written by "
         "`python -m policy bundle --with-tests draft.tar.gz --policy-dir DRAFT_DIR`, or a tar.gz of a policy "
         "directory (`rego/`, `data/`), or JSON `{\"rego/residency/x.rego\": \"...\", \"data/x.json\": \"...\"}`. "
-        "The draft is stored under the revision its files hash to, loaded and tested; the answer says whether "
-        "an activation would be accepted."
+        "The draft is stored under the revision its files hash to, loaded, checked against the platform's "
+        "invariants and tested; the answer says whether an activation would be accepted. At most 2000 entries, "
+        "4 MiB per file, INGEST_POLICY_DRAFT_MAX_BYTES unpacked, 255-byte paths; only regular files and "
+        "directories (links, devices and oversized tar extension headers are refused, naming the entry)."
     ),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/gzip": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+        "application/json": {"schema": {
+            "type": "object", "minProperties": 1, "additionalProperties": {"type": "string"},
+            "propertyNames": {"pattern": r"^(rego/.+\.rego|data/.+\.json)$", "maxLength": 255},
+        }},
     }}},
     responses={
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
@@ -112,19 +117,26 @@ async def upload_draft(request: Request, runtime: RuntimeDep, principal: Complia
 
 @router.post(
     "/activate",
-    summary="Activate an uploaded draft (after it loads and its Rego tests pass)",
+    summary="Activate a draft by id (or the best draft of a revision), or the policy directory again",
+    description=(
+        "Body: `{\"draft_id\": ...}` (exactly that draft), `{\"revision\": ...}` (the newest draft of that "
+        "revision whose upload check passed, so an untested upload never shadows a tested one; the policy "
+        "directory when no draft has that revision but the directory has) or `{\"file\": true}` (the policy "
+        "directory the ingest runs from, INGEST_POLICY_DIR, again, e.g. after an API draft). The candidate "
+        "must load, keep every platform invariant (policy/invariants.yaml) and pass its own Rego tests."
+    ),
     responses={
         403: {"model": ErrorPublic, "description": "Not compliance, or not scoped to every region."},
-        404: {"model": ErrorPublic, "description": "No draft with that revision."},
+        404: {"model": ErrorPublic, "description": "No such draft, or not of that revision."},
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
-        422: {"model": ErrorPublic, "description": "Refused: the draft does not load or its tests fail."},
+        422: {"model": ErrorPublic, "description": "Refused: the candidate does not load, breaks a platform "
+              "invariant (named) or its tests fail; or the body names nothing to activate."},
     },
 )
 def activate(body: ActivateRequest, runtime: RuntimeDep, principal: ComplianceDep) -> ActivationPublic:
     require_scope(principal, None, "activating a policy (it routes every region's data)")
-    return service.activate(
-        runtime=runtime, revision=body.revision, activated_by=principal.user, draft_id=body.draft_id
-    )
+    return service.activate(runtime=runtime, revision=body.revision, activated_by=principal.user,
+                            draft_id=body.draft_id, file=body.file)
 
 
 @router.post(

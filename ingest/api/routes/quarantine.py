@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ingest.api import db
 from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
 from ingest.quarantine import QuarantineError
@@ -93,7 +93,7 @@ def list_quarantine(
     state: Annotated[State | None, Query(description="held: payload kept; discarded: metadata only")] = None,
     code: Annotated[str | None, Query(description="Reason code, e.g. malformed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> QuarantinePage:
     scope = "(%(scope)s::text[] IS NULL OR payload_region IS NULL OR payload_region = ANY(%(scope)s::text[]))"
     where = f"quarantine_id IS NOT NULL AND {scope} AND (%(state)s::text IS NULL OR state = %(state)s)" \
@@ -111,7 +111,8 @@ def list_quarantine(
                           items=[QuarantineItem.model_validate(r) for r in rows])
 
 
-@router.get("/quarantine/{quarantine_id}", summary="One quarantined message, with its payload when held")
+@router.get("/quarantine/{quarantine_id}", summary="One quarantined message, with its payload when held",
+            responses={404: {"model": ErrorPublic, "description": "Unknown quarantine item."}})
 def get_quarantine(
     runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID
 ) -> QuarantineDetail:
@@ -159,7 +160,7 @@ def list_gaps(
     device_id: str | None = None,
     state: Annotated[Literal["open", "closed", "all"], Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> GapPage:
     where = "(%(device)s::text IS NULL OR device_id = %(device)s) AND (%(state)s = 'all'" \
             " OR (%(state)s = 'open') = (closed_at IS NULL))"

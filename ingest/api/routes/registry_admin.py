@@ -3,9 +3,16 @@
 The YAML registry is the deployment's baseline; changes made here are stored in the control store and
 overlaid on it (``ingest.registry_sync``): an entry with the same id replaces the file's, a decommission
 hides it. Every replica follows within ``INGEST_REGISTRY_REFRESH_S``; the replica that answered has already
-switched. Role ``operator``, scoped to regions: a site is changed only if its home region is in the caller's
-scope (both the old and the new one for a move), a device only if its site's home region is (both sites'
-for a move). Each change and its audit row (``registry.<kind>.<action>``) commit in one transaction.
+switched. Scoped to regions: a site is changed only if its home region is in the caller's scope (both the
+old and the new one for a move), a device only if its site's home region is (both sites' for a move).
+Each change and its audit row (``registry.<kind>.<action>``, with the entry before and after and the
+residency facts it changed) commit in one transaction.
+
+Roles: creating and decommissioning sites and devices needs ``operator``. An update needs ``operator`` or
+``compliance``; an update that changes a *residency fact* (``ingest.registry_changes.RESIDENCY_FACTS``: a
+site's country, home region, safeguards, entity, volume or purpose; a device's site or profile, which decide
+its country and its fields' categories) needs ``compliance`` (a user may hold both roles): those facts decide
+where personal data goes (issue 12: an operator moved cn-shenzhen to the US and CN badges landed in us-east).
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ from fastapi import APIRouter, Depends, Path
 from psycopg_pool import PoolClosed, PoolTimeout
 from pydantic import BaseModel, Field
 
+from ingest.api import closed_sets
 from ingest.api.auth import AUTH_RESPONSES, PrincipalDep, require, require_scope
+from ingest.api.closed_sets import InvalidChoiceError
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.errors import BadParameterError, ConflictError, NotFoundError
+from ingest.api.errors import ConflictError, ForbiddenError, NotFoundError
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
 from ingest.errors import RegistryError, StoreUnavailableError
-from ingest.registry import Device, RegistryEntryError, Site
+from ingest.registry import Device, Registry, RegistryEntryError, Site
 from ingest.registry_changes import (
     Action,
     ChangeResult,
@@ -52,13 +61,17 @@ router = APIRouter(
 )
 
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
+UpdaterDep = Annotated[Principal, Depends(require(Role.OPERATOR, Role.COMPLIANCE))]
 
 
-class InvalidEntryError(BadParameterError):
+class InvalidEntryError(InvalidChoiceError):
     """The entry does not fit the registry (unknown site, profile or region): 422, ``parameter`` names the
-    field."""
+    field and ``accepted`` lists what it may be."""
 
-    status_code = 422
+    def __init__(self, field: str, message: str, registry: Registry) -> None:
+        name = field.split(".")[-1]
+        accepted = sorted(registry.sites) if name == "site" else closed_sets.accepted_for(name, registry)
+        super().__init__(field, message, accepted or [], location="body")
 
 
 class SiteCreate(Site):
@@ -145,19 +158,28 @@ def _change(
     def authorize(regions: frozenset[str]) -> None:
         require_scope(principal, regions, f"{action} of {kind} {entry_id!r}")
 
+    def authorize_facts(facts: list[str]) -> None:
+        needed = Role.COMPLIANCE if facts else Role.OPERATOR
+        if needed not in principal.roles:
+            has = ", ".join(sorted(r.value for r in principal.roles)) or "none"
+            what = (f"changing {', '.join(facts)} of {kind} {entry_id!r} (residency facts: they decide where its "
+                    "data may be stored)" if facts else f"{action} of {kind} {entry_id!r}")
+            raise ForbiddenError(f"{what} needs the role {needed.value}; user {principal.user!r} has: {has}")
+
     try:
         with runtime.control.connection(timeout=timeout_s) as conn, conn.transaction():
             result = apply_change(conn, base=sync.base, kind=kind, entry_id=entry_id, action=action, spec=spec,
-                                  actor=principal.user, authorize=authorize)
+                                  actor=principal.user, authorize=authorize, authorize_facts=authorize_facts)
             record(conn, actor=principal.user, action=f"registry.{kind}.{action}", target=f"{kind}:{entry_id}",
                    regions=result.regions,
-                   details={"revision": result.revision, "before": result.before, "after": result.after})
+                   details={"revision": result.revision, "before": result.before, "after": result.after,
+                            "residency_facts": list(result.residency_facts)})
     except (EntryExistsError, EntryInUseError) as exc:
         raise ConflictError(str(exc)) from None
     except EntryNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
     except RegistryEntryError as exc:
-        raise InvalidEntryError(exc.field or exc.where, exc.message) from None
+        raise InvalidEntryError(exc.field or exc.where, exc.message, sync.current.registry) from None
     except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
         raise StoreUnavailableError("control", f"cannot change the registry: {exc}") from None
     log.info("registry %s %s %s by %s: revision %d", kind, entry_id, action, principal.user, result.revision)
@@ -191,9 +213,11 @@ def create_site(body: SiteCreate, runtime: RuntimeDep, settings: ApiSettingsDep,
     return _change(runtime, settings.pool_timeout_s, principal, "site", body.site_id, "create", site)
 
 
-@router.put("/sites/{site_id}", responses=_CHANGE, summary="Change a site (role operator)")
+@router.put("/sites/{site_id}", responses=_CHANGE,
+            summary="Change a site (role operator; country, home region, safeguards, entity, volume or purpose: "
+                    "role compliance)")
 def update_site(site_id: _SiteId, body: Site, runtime: RuntimeDep, settings: ApiSettingsDep,
-                principal: OperatorDep) -> ChangePublic:
+                principal: UpdaterDep) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "site", site_id, "update", body)
 
 
@@ -210,9 +234,10 @@ def create_device(body: DeviceCreate, runtime: RuntimeDep, settings: ApiSettings
     return _change(runtime, settings.pool_timeout_s, principal, "device", body.device_id, "create", device)
 
 
-@router.put("/devices/{device_id}", responses=_CHANGE, summary="Change a device (role operator)")
+@router.put("/devices/{device_id}", responses=_CHANGE,
+            summary="Change a device (role operator; its site or profile: role compliance)")
 def update_device(device_id: _DeviceId, body: Device, runtime: RuntimeDep, settings: ApiSettingsDep,
-                  principal: OperatorDep) -> ChangePublic:
+                  principal: UpdaterDep) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "device", device_id, "update", body)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import ErrorPublic, RejectionPage
 from ingest.api.service import rejections as service
 from ingest.auth.roles import Role
@@ -26,6 +26,6 @@ def list_rejections(
     settings: ApiSettingsDep,
     code: Annotated[str | None, Query(description="Only this reason code, e.g. unknown_device.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RejectionPage:
     return service.list_rejections(runtime=runtime, settings=settings, code=code, limit=limit, offset=offset)

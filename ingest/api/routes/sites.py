@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.caller import CallerDep
-from ingest.api.deps import ApiSettingsDep, RuntimeDep
+from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import ErrorPublic, SiteSummaryPublic
 from ingest.api.service import telemetry
 from ingest.auth.roles import Role
@@ -39,7 +39,7 @@ def get_site_summary(
     caller: CallerDep,
     site_id: Annotated[str, Path(description="Site id from the registry.")],
     limit: Annotated[int, Query(ge=1, le=1000, description="Devices per page.")] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SiteSummaryPublic:
     return telemetry.site_summary(
         runtime=runtime, settings=settings, caller=caller, site_id=site_id, limit=limit, offset=offset

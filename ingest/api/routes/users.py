@@ -15,14 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from psycopg_pool import PoolClosed, PoolTimeout
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
+from ingest.api import closed_sets
 from ingest.api.auth import AUTH_RESPONSES, PrincipalDep, require, require_scope
+from ingest.api.closed_sets import InvalidChoiceError, closed_set
 from ingest.api.config import ApiSettings
 from ingest.api.deps import ApiSettingsDep, RuntimeDep
-from ingest.api.errors import BadParameterError, ConflictError, NotFoundError
+from ingest.api.errors import ConflictError, NotFoundError
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import ALL_REGIONS, Principal, Role
 from ingest.errors import StoreUnavailableError
@@ -41,13 +43,14 @@ UserName = Annotated[str, Path(pattern=NAME_PATTERN, description="User name.")]
 class UserCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="Login name: letters, digits, . _ @ -; at most 64.")
     roles: list[Role] = Field(min_length=1, description="operator, compliance, engineer, admin")
-    regions: list[str] | Literal["*"] = Field(description='Region names of the registry, or "*" for every region.')
+    regions: list[str] | Literal["*"] = Field(description='Region names of the registry, or "*" for every region.',
+                                              json_schema_extra=closed_set("regions"))
 
 
 class UserUpdate(BaseModel):
     roles: list[Role] | None = Field(default=None, min_length=1)
-    regions: list[str] | Literal["*"] | None = None
-    disabled: bool | None = None
+    regions: list[str] | Literal["*"] | None = Field(default=None, json_schema_extra=closed_set("regions"))
+    disabled: StrictBool | None = None
 
 
 class UserPublic(BaseModel):
@@ -82,11 +85,13 @@ def _user_public(user: users.User) -> UserPublic:
 def _regions(runtime: Runtime, value: list[str] | Literal["*"]) -> frozenset[str] | None:
     if value == ALL_REGIONS:
         return None
-    names = frozenset(v.strip() for v in value)
+    names = frozenset(value)
     unknown = sorted(names - set(runtime.registry.regions))
     if unknown:
-        known = ", ".join(sorted(runtime.registry.regions))
-        raise BadParameterError("regions", f"unknown region(s) {', '.join(unknown)} (known: {known}, or \"*\")")
+        accepted = closed_sets.values("regions+*", runtime.registry)
+        raise InvalidChoiceError("regions", f"unknown region(s) {', '.join(map(repr, unknown))} (known: "
+                                 f"{', '.join(sorted(runtime.registry.regions))}, or \"*\" alone)", accepted,
+                                 location="body")
     return names
 
 
@@ -112,7 +117,7 @@ def _write(runtime: Runtime, settings: ApiSettings) -> Iterator[psycopg.Connecti
 
 
 @router.post("/users", status_code=201, summary="Create a user (role admin)",
-             responses={400: {"model": ErrorPublic}, 409: {"model": ErrorPublic, "description": "Name taken."}})
+             responses={409: {"model": ErrorPublic, "description": "Name taken."}})
 def create_user(body: UserCreate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> UserPublic:
     regions = _regions(runtime, body.regions)
     _manage(principal, regions, f"creating user {body.name!r}")
@@ -160,7 +165,7 @@ def update_user(
         return _user_public(users.update_user(conn, name, actor=principal.user, **changes))
 
 
-@router.delete("/users/{name}", summary="Disable a user: its tokens stop working; the user stays for the audit trail",
+@router.delete("/users/{name}", summary="Disable a user: its tokens are revoked; the user stays for the audit trail",
                responses={404: {"model": ErrorPublic}})
 def disable_user(name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> UserPublic:
     with _write(runtime, settings) as conn:
@@ -181,14 +186,16 @@ def create_token(
     return TokenCreated(**asdict(info), token=issued.text)
 
 
-@router.get("/users/{name}/tokens", summary="A user's tokens, without secrets (role admin)",
+@router.get("/users/{name}/tokens", summary="A user's usable tokens, without secrets (role admin)",
             responses={404: {"model": ErrorPublic}})
 def list_user_tokens(
-    name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep
+    name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep,
+    include_inactive: Annotated[bool, Query(description="Also revoked and expired tokens (a disabled user's "
+                                                         "tokens are revoked).")] = False,
 ) -> list[users.TokenInfo]:
     with _write(runtime, settings) as conn:
         _get_managed(conn, principal, name, "listing the tokens of")
-        return users.list_tokens(conn, user=name)
+        return users.list_tokens(conn, user=name, active_only=not include_inactive)
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token (role admin); idempotent",

@@ -88,4 +88,7 @@ def _policy(runtime: Runtime) -> tuple[str | None, CheckPublic]:
         return None, CheckPublic(ok=False, detail=f"policy revision unavailable: {type(exc).__name__}: {exc}")
     if not revision:
         return None, CheckPublic(ok=False, detail="no policy loaded")
+    held = getattr(runtime.policy, "held", None)  # ingest.policy_runtime.ActivePolicy: routing paused (OPA)
+    if held:
+        return revision, CheckPublic(ok=False, detail=f"routing paused: {held}")
     return revision, CheckPublic(ok=True, detail=f"revision {revision}")

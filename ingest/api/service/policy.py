@@ -3,7 +3,8 @@
 The running service puts its :class:`ingest.policy_runtime.PolicyRuntime` in ``runtime.extras["policy_runtime"]``;
 an API process without one answers 503. Policy errors become HTTP answers here (as :class:`ApiError`s):
 404 unknown draft, 409 when OPA bundles manage the policy, 413 draft too large, 415 unknown body type,
-422 unusable draft or refused activation (with the load error or the failing Rego tests).
+422 unusable draft or refused activation (with the load error, the broken platform invariants or the failing
+Rego tests).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def list_activations(
 def list_drafts(*, runtime: Runtime, settings: ApiSettings, limit: int, offset: int) -> list[DraftPublic]:
     with db.query(runtime.control, store="control", settings=settings) as cur:
         rows = cur.execute(
-            "SELECT draft_id, revision, uploaded_by, uploaded_at, bytes, tests FROM policy_drafts"
+            "SELECT draft_id, revision, uploaded_by, uploaded_at, bytes, tests, loads, tests_passed, tests_failed,"
+            " invariants_failed, check_error AS error FROM policy_drafts"
             " ORDER BY uploaded_at DESC, revision LIMIT %s OFFSET %s",
             (limit, offset),
         ).fetchall()
@@ -127,17 +129,22 @@ def upload_draft(*, runtime: Runtime, body: bytes, content_type: str, uploaded_b
         raise PolicyRefusedError(f"unusable draft: {exc}") from None
 
 
-def activate(*, runtime: Runtime, revision: str, activated_by: str, draft_id: str | None = None) -> ActivationPublic:
+def activate(
+    *, runtime: Runtime, revision: str | None, activated_by: str, draft_id: str | None = None, file: bool = False
+) -> ActivationPublic:
+    target = policy_runtime(runtime)
     try:
-        result = policy_runtime(runtime).activate(revision, activated_by, draft_id=draft_id, audit=True)
+        if file:
+            result = target.activate_file(activated_by, audit=True)
+        else:
+            result = target.activate(revision, activated_by, draft_id=draft_id, audit=True)
     except ManagedByOpaError as exc:
         raise ConflictError(str(exc)) from None
     except DraftNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
     except ActivationRefused as exc:
         raise PolicyRefusedError(str(exc)) from None
-    return ActivationPublic.model_validate({**asdict(result), "replica": policy_runtime(runtime).replica,
-                                            "engine": policy_runtime(runtime).kind})
+    return ActivationPublic.model_validate({**asdict(result), "replica": target.replica, "engine": target.kind})
 
 
 def run_whatif(*, runtime: Runtime, request: WhatIfRequest) -> WhatIfPublic:

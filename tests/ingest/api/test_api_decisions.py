@@ -70,12 +70,13 @@ def test_decision_input_on_request(client: TestClient) -> None:
 
 def test_decision_bad_filters(client: TestClient) -> None:
     response = client.get("/api/v1/decisions", params={"region": "atlantis"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["parameter"] == "region"
     for params in ({"outcome": "maybe"}, {"category": "secret"}, {"origin": "DEU"}, {"limit": 5000}):
         response = client.get("/api/v1/decisions", params=params)
         assert response.status_code == 422, params
-        assert response.json()["detail"][0]["loc"] == ["query", next(iter(params))]
+        assert response.json()["errors"][0]["location"] == "query"
+        assert response.json()["errors"][0]["field"] == response.json()["parameter"] == next(iter(params))
 
 
 def test_flows_over_the_default_window(client: TestClient) -> None:

@@ -38,7 +38,7 @@ def test_devices_bad_filters_name_the_parameter(client: TestClient) -> None:
     assert response.json()["detail"].startswith("site: unknown site 'atlantis'")
     response = client.get("/api/v1/devices", params={"country": "DEU"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "country"]
+    assert response.json()["errors"][0]["field"] == "country"
     assert client.get("/api/v1/devices", params={"limit": 0}).status_code == 422
 
 
@@ -99,12 +99,15 @@ def test_latest_in_another_region(client: TestClient) -> None:
     assert empty == {"device_id": "de-munich-cnc-01", "region": "cn-north", "fields": []}
 
 
-def test_latest_unknown_region_is_400(client: TestClient) -> None:
+def test_latest_unknown_region_is_422_listing_the_regions(client: TestClient) -> None:
     response = client.get("/api/v1/devices/de-munich-cnc-01/latest", params={"region": "mars-1"})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    regions = ["ap-southeast", "cn-north", "eu-central", "us-east"]
     assert response.json() == {
         "detail": "region: unknown region 'mars-1' (known: ap-southeast, cn-north, eu-central, us-east)",
         "parameter": "region",
+        "errors": [{"location": "query", "field": "region", "accepted": regions,
+                    "message": "unknown region 'mars-1' (known: ap-southeast, cn-north, eu-central, us-east)"}],
     }
 
 

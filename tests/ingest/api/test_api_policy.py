@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 import tarfile
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,10 @@ from policy.bundle import bundle_files, read_policy_dir, targz
 from tests.ingest.api.api_seed import FAST, REGISTRY_FILE
 from tests.ingest.api.auth_support import add_user_with_token, bearer, fixed_token
 from tests.ingest.test_policy_runtime import drop_uk_adequacy
+from tests.policy import archive_craft as craft
 from tests.policy.decision_seed import draft_without_dpf_and_stricter_vietnam, seed
+from tests.policy.permissive import write_allow_all
+from tests.policy.test_archive import gnu_long_name
 from tests.policy.test_opa_client import FakeOpa
 
 _n = itertools.count(1)
@@ -154,6 +158,55 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     assert all(d["uploaded_by"] == "alice" and d["tests"] >= 8 for d in drafts)
 
 
+def test_activation_by_draft_id_invariants_and_the_file_policy_again(
+    setup: tuple[TestClient, PolicyRuntime, Path],
+) -> None:
+    """Issue 12/16: a permissive draft with a trivial test is refused naming the broken invariant; activation
+    by draft id; an untested upload of the same revision does not shadow the tested one; a later success
+    clears the refusal banner; the policy directory is activated again without uploading it."""
+    client, runtime, tmp = setup
+    file_revision = runtime.active.revision
+    gz = {**ALICE, "Content-Type": "application/gzip"}
+
+    permissive = client.post("/api/v1/policy/drafts", content=_gz(write_allow_all(tmp / "allow-all")), headers=gz)
+    assert permissive.status_code == 201, permissive.text
+    body = permissive.json()
+    assert body["tests_failed"] == 0 and "cn-ciio-personal-stays-in-cn" in body["invariants_failed"]
+    refused = client.post("/api/v1/policy/activate", json={"draft_id": body["draft_id"]}, headers=BOB)
+    assert refused.status_code == 422 and "cn-ciio-personal-stays-in-cn" in refused.json()["detail"]
+    assert client.get("/api/v1/policy").json()["last_refused"]["activated_by"] == "bob"
+
+    tested_dir = _copy(tmp / "tested")
+    drop_uk_adequacy(tested_dir, fix_tests=True)
+    tested = client.post("/api/v1/policy/drafts", content=_gz(tested_dir), headers=gz).json()
+    untested_files = {name: content.decode() for name, content in read_policy_dir(tested_dir).items()
+                      if not name.endswith("_test.rego")}
+    untested = client.post("/api/v1/policy/drafts", json=untested_files, headers=ALICE).json()
+    assert untested["revision"] == tested["revision"] and untested["tests"] == 0 and untested["error"]
+    listed = {d["draft_id"]: d for d in client.get("/api/v1/policy/drafts").json()}
+    assert listed[tested["draft_id"]]["error"] is None and listed[tested["draft_id"]]["loads"] is True
+    assert "no Rego tests" in listed[untested["draft_id"]]["error"]
+    assert "cn-ciio-personal-stays-in-cn" in listed[body["draft_id"]]["invariants_failed"]
+
+    response = client.post("/api/v1/policy/activate", json={"revision": tested["revision"]}, headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.json()["draft_id"] == tested["draft_id"]  # the tested draft, though uploaded before
+    status = client.get("/api/v1/policy").json()
+    assert status["revision"] == tested["revision"] and status["last_refused"] is None
+    assert status["paused"] is None and status["invariants"] >= 12
+
+    response = client.post("/api/v1/policy/activate", json={"file": True}, headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert (response.json()["revision"], response.json()["draft_id"]) == (file_revision, None)
+    assert client.get("/api/v1/policy").json()["revision"] == file_revision
+
+    for bad in ({}, {"file": True, "draft_id": tested["draft_id"]}, {"draft_id": 5}):
+        response = client.post("/api/v1/policy/activate", json=bad, headers=ALICE)
+        assert response.status_code == 422, (bad, response.text)
+    response = client.post("/api/v1/policy/activate", json={"draft_id": "sha256:nope"}, headers=ALICE)
+    assert response.status_code == 404 and "no draft sha256:nope" in response.json()["detail"]
+
+
 def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, PolicyRuntime, Path]) -> None:
     client, _, tmp = setup
     draft = _copy(tmp / "draft")
@@ -175,7 +228,7 @@ def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, Pol
     [
         (b"{}", {**NOBODY, "Content-Type": "application/json"}, 401, "authentication required"),
         (b"x", {**ALICE, "Content-Type": "text/plain"}, 415, "Content-Type text/plain not supported"),
-        (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable .tar.gz"),
+        (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable tar archive"),
         (b"[1]", {**ALICE, "Content-Type": "application/json"}, 422, "non-empty JSON object"),
         (json.dumps({"../../etc/x.rego": "package x"}).encode(), {**ALICE, "Content-Type": "application/json"},
          422, "inside the policy directory"),
@@ -190,6 +243,44 @@ def test_unusable_uploads(
     response = client.post("/api/v1/policy/drafts", content=body, headers=headers)
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"]
+
+
+def test_crafted_archives_get_a_4xx_naming_the_entry_with_bounded_memory(
+    setup: tuple[TestClient, PolicyRuntime, Path],
+) -> None:
+    """A GNU long name of 64 MiB in a 64 KB upload, 20,000 directory entries, a 256 MiB gzip bomb: each is
+    refused with 422 naming the entry, and the request allocates a few MiB, not the unpacked size."""
+    client, _, _ = setup
+    mib = 1 << 20
+
+    def directories() -> Iterator[bytes]:
+        for i in range(20_000):
+            yield craft.header(f"rego/d{i}/", 0, b"5")
+        yield from craft.end()
+
+    def bomb() -> Iterator[bytes]:
+        yield from craft.small_policy()
+        yield craft.header("data/bomb.json", 256 * mib)
+        yield from craft.repeated(b"\0", 256 * mib, chunk=8 * mib)
+        yield from craft.end()
+
+    cases = [
+        (craft.gzipped(gnu_long_name(64 * mib)), "GNU long name of 67108864 bytes"),
+        (craft.gzipped(directories()), "rego/d2000: the archive holds more than 2000 entries"),
+        (craft.gzipped(bomb()), "data/bomb.json: 268435456 bytes"),
+    ]
+    for archive, expected in cases:
+        tracemalloc.start()
+        try:
+            response = client.post("/api/v1/policy/drafts", content=archive,
+                                   headers={**ALICE, "Content-Type": "application/gzip"})
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert response.status_code == 422, response.text[:500]
+        detail = response.json()["detail"]
+        assert expected in detail and len(detail) < 400, detail[:500]
+        assert peak < 24 * mib, f"{expected}: the upload allocated {peak / mib:.0f} MiB"
 
 
 def test_too_large_and_unknown_and_actorless(

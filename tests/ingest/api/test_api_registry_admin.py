@@ -55,6 +55,9 @@ USERS: dict[str, tuple[list[Role], list[str] | None]] = {
     "sam": ([Role.OPERATOR], ["ap-southeast"]),
     "erik": ([Role.ENGINEER], None),
     "eva": ([Role.OPERATOR], ["eu-central"]),
+    "cora": ([Role.COMPLIANCE], None),
+    "otto": ([Role.OPERATOR, Role.COMPLIANCE], None),
+    "cleo": ([Role.COMPLIANCE], ["ap-southeast"]),
 }
 
 
@@ -109,7 +112,7 @@ def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_eac
     device = {"device_id": "de-berlin-cnc-01", "site": "de-berlin", "profile": "cnc_mill"}
     assert api.call("POST", "/devices", "olga", device).status_code == 201
     assert api.call("GET", "/devices/de-berlin-cnc-01", "erik").status_code == 200
-    changed = api.call("PUT", "/devices/de-berlin-cnc-01", "olga", {"site": "de-berlin", "profile": "compressor"})
+    changed = api.call("PUT", "/devices/de-berlin-cnc-01", "otto", {"site": "de-berlin", "profile": "compressor"})
     assert changed.status_code == 200 and changed.json()["entry"]["spec"]["profile"] == "compressor"
 
     in_use = api.call("DELETE", "/sites/de-berlin", "olga")
@@ -129,7 +132,7 @@ def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_eac
     assert [(a[0], a[1], a[2], a[3]) for a in audit] == [
         ("olga", "registry.site.create", "site:de-berlin", ["eu-central"]),
         ("olga", "registry.device.create", "device:de-berlin-cnc-01", ["eu-central"]),
-        ("olga", "registry.device.update", "device:de-berlin-cnc-01", ["eu-central"]),
+        ("otto", "registry.device.update", "device:de-berlin-cnc-01", ["eu-central"]),
         ("olga", "registry.device.decommission", "device:de-berlin-cnc-01", ["eu-central"]),
         ("olga", "registry.device.decommission", "device:fr-lyon-comp-01", ["eu-central"]),
         ("olga", "registry.site.decommission", "site:de-berlin", ["eu-central"]),
@@ -137,6 +140,7 @@ def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_eac
     update = audit[2][4]
     assert update["revision"] == 3
     assert update["before"]["profile"] == "cnc_mill" and update["after"]["profile"] == "compressor"
+    assert update["residency_facts"] == ["profile"]
     assert audit[3][4]["after"] is None
 
 
@@ -154,19 +158,22 @@ def test_duplicates_conflict_and_unknown_ids_are_not_found(api: Api) -> None:
     assert api.revision() == 1 and len(api.audit()) == 1  # refused changes write nothing
 
 
-@pytest.mark.parametrize(("path", "body", "parameter", "message"), [
+@pytest.mark.parametrize(("path", "body", "parameter", "message", "accepted"), [
     ("/devices", {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"}, "site",
-     "'nowhere' is not a declared site"),
+     "'nowhere' is not a declared site",
+     ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "us-detroit", "vn-hanoi"]),
     ("/devices", {"device_id": "x-1", "site": "de-munich", "profile": "robot"}, "profile",
-     "'robot' is not a declared profile"),
-    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region"),
+     "'robot' is not a declared profile", ["cnc_mill", "compressor", "injection_press"]),
+    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region",
+     ["ap-southeast", "cn-north", "eu-central", "us-east"]),
 ])
-def test_references_that_do_not_resolve_are_refused_naming_the_field(
-    api: Api, path: str, body: dict[str, Any], parameter: str, message: str
+def test_references_that_do_not_resolve_are_refused_naming_the_field_and_what_it_may_be(
+    api: Api, path: str, body: dict[str, Any], parameter: str, message: str, accepted: list[str]
 ) -> None:
     answer = api.call("POST", path, "olga", body)
     assert answer.status_code == 422, answer.text
-    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter}
+    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter, "errors": [
+        {"location": "body", "field": parameter, "message": message, "accepted": accepted}]}
     assert api.revision() == 0 and api.audit() == []
 
 
@@ -180,13 +187,78 @@ def test_references_that_do_not_resolve_are_refused_naming_the_field(
 def test_malformed_bodies_are_refused_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     answer = api.call("POST", "/sites", "olga", body)
     assert answer.status_code == 422
-    assert any(field in [str(p) for p in err["loc"]] for err in answer.json()["detail"]), answer.text
+    assert any(err["field"].split(".")[0] == field for err in answer.json()["errors"]), answer.text
+    assert field in answer.json()["detail"]
+
+
+def test_an_operator_cannot_change_a_sites_country_and_a_compliance_officer_can_with_an_audit_row(api: Api) -> None:
+    """Issue 12: an operator changed cn-shenzhen's country to US (200) and CN badges landed in us-east."""
+    shenzhen = api.call("GET", "/registry", "erik").json()
+    spec = next(s["spec"] for s in shenzhen["sites"] if s["id"] == "cn-shenzhen")
+    moved = {**spec, "country": "US"}
+    refused = api.call("PUT", "/sites/cn-shenzhen", "olga", moved)
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert "country" in detail and "compliance" in detail and "'olga'" in detail
+    assert api.revision() == 0 and api.audit() == []
+    assert api.runtime.registry.sites["cn-shenzhen"].country == "CN"
+
+    renamed = api.call("PUT", "/sites/cn-shenzhen", "olga", {**spec, "name": "Shenzhen (renamed)"})
+    assert renamed.status_code == 200, renamed.text  # not a residency fact: operators keep doing it
+
+    accepted = api.call("PUT", "/sites/cn-shenzhen", "cora", {**moved, "name": "Shenzhen (renamed)"})
+    assert accepted.status_code == 200, accepted.text
+    assert api.runtime.registry.sites["cn-shenzhen"].country == "US"
+    actor, action, target, regions, details = api.audit()[-1]
+    assert (actor, action, target, regions) == ("cora", "registry.site.update", "site:cn-shenzhen", ["cn-north"])
+    assert details["before"]["country"] == "CN" and details["after"]["country"] == "US"
+    assert details["residency_facts"] == ["country"]
+
+
+@pytest.mark.parametrize(("change", "facts"), [
+    ({"home_region": "us-east"}, ["home_region"]),
+    ({"safeguards": {"US": ["CN_SECURITY_ASSESSMENT"]}}, ["safeguards"]),
+    ({"entity": {"ciio": False, "public_scope": False}}, ["entity"]),
+    ({"volume": {"individuals_ytd": 5, "sensitive_individuals_ytd": 0}}, ["volume"]),
+    ({"purpose": "hr_management"}, ["purpose"]),
+    ({"country": "US", "home_region": "us-east"}, ["country", "home_region"]),
+])
+def test_every_residency_fact_of_a_site_needs_the_compliance_role(
+    api: Api, change: dict[str, Any], facts: list[str]
+) -> None:
+    spec = next(s["spec"] for s in api.call("GET", "/registry", "erik").json()["sites"] if s["id"] == "cn-shenzhen")
+    refused = api.call("PUT", "/sites/cn-shenzhen", "olga", {**spec, **change})
+    assert refused.status_code == 403, refused.text
+    assert f"changing {', '.join(facts)} of site 'cn-shenzhen'" in refused.json()["detail"]
+    assert api.call("PUT", "/sites/cn-shenzhen", "otto", {**spec, **change}).status_code == 200  # both roles
+    assert api.audit()[-1][4]["residency_facts"] == facts
+
+
+def test_a_devices_profile_and_site_are_residency_facts(api: Api) -> None:
+    device = {"site": "de-munich", "profile": "compressor"}
+    refused = api.call("PUT", "/devices/de-munich-cnc-01", "olga", device)
+    assert refused.status_code == 403 and "changing profile of device 'de-munich-cnc-01'" in refused.json()["detail"]
+    moved = api.call("PUT", "/devices/de-munich-cnc-01", "olga", {"site": "fr-lyon", "profile": "cnc_mill"})
+    assert moved.status_code == 403 and "changing site of device" in moved.json()["detail"]
+    described = api.call("PUT", "/devices/de-munich-cnc-01", "olga",
+                         {"site": "de-munich", "profile": "cnc_mill", "description": "line 3"})
+    assert described.status_code == 200, described.text
+    assert api.call("PUT", "/devices/de-munich-cnc-01", "cora", device).status_code == 200
+    # operators still register sites and devices; a compliance officer alone does not
+    assert api.call("POST", "/sites", "olga", BERLIN).status_code == 201
+    assert api.call("POST", "/devices", "cora", {"device_id": "de-berlin-x", "site": "de-berlin",
+                                                 "profile": "cnc_mill"}).status_code == 403
+    # the compliance officer's region scope applies as well
+    assert api.call("PUT", "/devices/de-munich-cnc-01", "cleo", {"site": "de-munich", "profile": "cnc_mill"}) \
+        .status_code == 403
 
 
 def test_only_operators_change_the_registry(api: Api) -> None:
     assert api.call("POST", "/sites", None, BERLIN).status_code == 401
     refused = api.call("POST", "/sites", "erik", BERLIN)
     assert refused.status_code == 403 and "operator" in refused.json()["detail"]
+    assert api.call("PUT", "/sites/de-munich", "erik", {"country": "DE", "home_region": "eu-central"}) \
+        .status_code == 403
     assert api.call("DELETE", "/devices/de-munich-cnc-01", "erik").status_code == 403
     assert api.revision() == 0 and api.audit() == []
 
@@ -207,14 +279,14 @@ def test_operators_change_only_what_is_in_their_regions(api: Api) -> None:
     # a device moved to a site of another region needs both regions
     assert api.call("PUT", "/devices/sg-x-1", "sam", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403
     assert api.call("PUT", "/devices/sg-x-1", "eva", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403
-    assert api.call("PUT", "/devices/sg-x-1", "olga", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 200
+    assert api.call("PUT", "/devices/sg-x-1", "otto", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 200
     assert api.call("DELETE", "/devices/de-munich-cnc-01", "sam").status_code == 403
     assert api.call("DELETE", "/devices/de-munich-cnc-01", "eva").status_code == 200
     audit = api.audit()
     assert [(a[0], a[1], a[3]) for a in audit] == [
         ("sam", "registry.site.create", ["ap-southeast"]),
         ("sam", "registry.device.create", ["ap-southeast"]),
-        ("olga", "registry.device.update", ["ap-southeast", "eu-central"]),
+        ("otto", "registry.device.update", ["ap-southeast", "eu-central"]),
         ("eva", "registry.device.decommission", ["eu-central"]),
     ]
     assert api.revision() == 4

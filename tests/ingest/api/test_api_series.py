@@ -132,10 +132,10 @@ def test_too_many_buckets(client: TestClient) -> None:
 
 
 def test_bad_bucket_missing_name_and_bad_dates_are_422(client: TestClient) -> None:
-    assert _error(client, 422, name="spindle_temp_c", bucket="2m")["detail"][0]["loc"] == ["query", "bucket"]
-    assert _error(client, 422)["detail"][0]["loc"] == ["query", "name"]
-    assert _error(client, 422, name="spindle_temp_c", start="yesterday")["detail"][0]["loc"] == ["query", "start"]
-    assert _error(client, 400, name="spindle_temp_c", region="moon")["parameter"] == "region"
+    assert _error(client, 422, name="spindle_temp_c", bucket="2m")["errors"][0]["field"] == "bucket"
+    assert _error(client, 422)["errors"][0]["field"] == "name"
+    assert _error(client, 422, name="spindle_temp_c", start="yesterday")["errors"][0]["field"] == "start"
+    assert _error(client, 422, name="spindle_temp_c", region="moon")["parameter"] == "region"
 
 
 def test_bucket_count_counts_aligned_buckets() -> None:
@@ -189,7 +189,7 @@ def test_raw_bad_parameters(client: TestClient) -> None:
     body = _error(client, 400, name="spindle_temp_c", bucket="raw", limit="10001")
     assert body == {"detail": "limit: at most 10000 raw points per page (limit 10000)", "parameter": "limit"}
     assert _error(client, 400, name="spindle_temp_c", bucket="raw", cursor="not-a-cursor")["parameter"] == "cursor"
-    assert _error(client, 422, name="spindle_temp_c", bucket="raw", limit="0")["detail"][0]["loc"] == ["query", "limit"]
+    assert _error(client, 422, name="spindle_temp_c", bucket="raw", limit="0")["errors"][0]["field"] == "limit"
     assert _error(client, 400, name="spindle_temp_c", bucket="raw", start=_at(5), end=_at(1))["parameter"] == "start"
 
 

@@ -202,7 +202,7 @@ def test_metric_aggregate_errors(recent: Recent) -> None:
     assert error(400, start=now.isoformat(), end=(now - timedelta(hours=1)).isoformat())["parameter"] == "start"
     too_many = error(400, start=(now - timedelta(days=30)).isoformat(), end=now.isoformat(), bucket="1m")
     assert too_many["parameter"] == "bucket" and "(limit 10000)" in too_many["detail"]
-    assert error(422, bucket="2m")["detail"][0]["loc"] == ["query", "bucket"]
+    assert error(422, bucket="2m")["errors"][0]["field"] == "bucket"
 
 
 # --- rollups answer exactly what the raw rows give -----------------------------------------------

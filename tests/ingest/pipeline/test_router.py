@@ -159,3 +159,32 @@ def test_decision_id_is_uuid5_of_message_category_region_and_revision() -> None:
     assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r") == uuid.uuid5(
         _DECISION_NS, "dev-1/7/personal/us-east/sha256:r")
     assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r").version == 5
+
+
+def test_a_registry_change_decides_only_messages_received_after_it(registry: Registry) -> None:
+    """Issue 12: a site's country, home region and a field's category decide where personal data goes; a
+    change (cn-shenzhen moved to the US) takes effect for messages received after it, not for those received
+    before it and still waiting to be routed."""
+    import time
+
+    from ingest.registry import overlay
+
+    router = Router(registry=registry, policy=CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=100),
+                    pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+    topic, device = "tele/v1/cn-shenzhen/cn-shenzhen-cnc-01", "cn-shenzhen-cnc-01"
+    received_before = time.monotonic()
+    moved = registry.sites["cn-shenzhen"].model_dump(mode="json") | {"country": "US", "home_region": "us-east"}
+    router.replace_registry(overlay(registry, sites={"cn-shenzhen": moved}, devices={}))
+    received_after = time.monotonic()
+
+    def badge_regions(routed: object) -> set[str]:
+        return {region for region, rows in routed.rows.items()  # type: ignore[attr-defined]
+                if any(row[3] == "operator_badge" for row in rows)}
+
+    before = router.route(topic, _payload(device, 1, [CNC]), received=received_before)
+    assert {d.origin_country for d in before.decisions} == {"CN"}
+    assert badge_regions(before) == {"cn-north"}  # as the registry said when it arrived: the badge stays in CN
+    after = router.route(topic, _payload(device, 2, [CNC]), received=received_after)
+    assert {d.origin_country for d in after.decisions} == {"US"} and badge_regions(after) == {"us-east"}
+    unknown = router.route(topic, _payload(device, 3, [CNC]))  # no arrival time: the registry in force
+    assert {d.origin_country for d in unknown.decisions} == {"US"}

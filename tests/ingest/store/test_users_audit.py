@@ -47,12 +47,15 @@ def test_user_and_token_store_only_the_digest_and_audit_each_change(conn: psycop
         users.revoke_token(conn, info.token_id, actor="root")
     rows = [(r.actor, r.action, r.target) for r in audit.iter_rows(conn, audit.AuditFilter())]
     assert rows == [
-        ("root", "token.revoke", f"token:{info.token_id}"),
+        ("root", "token.revoke", f"token:{info.token_id}"),  # again: idempotent, audited
+        ("root", "token.revoke", f"token:{info.token_id}"),  # disabling alice revoked her token
         ("root", "user.disable", "user:alice"),
         ("root", "user.update", "user:alice"),
         ("root", "token.create", f"token:{info.token_id}"),
         ("root", "user.create", "user:alice"),
     ]
+    by_disable = list(audit.iter_rows(conn, audit.AuditFilter(action="token.revoke")))[-1]
+    assert by_disable.details == {"user": "alice", "reason": "user disabled"}
     update = next(r for r in audit.iter_rows(conn, audit.AuditFilter(action="user.update")))
     assert update.details["regions"] == {"from": "eu-central", "to": "*"}
     assert update.details["roles"] == {"from": ["engineer"], "to": ["engineer", "operator"]}
