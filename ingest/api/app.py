@@ -20,6 +20,7 @@ from ingest.api.routes import (
     dashboard,
     decisions,
     devices,
+    docs,
     health,
     policy,
     quarantine,
@@ -65,7 +66,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
             "went and why), rejected messages, pipeline counters, and a live dashboard at /dashboard."
         ),
         openapi_tags=TAGS,
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served with local assets by routes.docs (no CDN)
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
@@ -79,6 +80,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices
     app.include_router(dashboard.router)
+    docs.mount_docs(app, API_PREFIX)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")
 
     draft_limit = runtime.settings.policy_draft_max_bytes

@@ -68,14 +68,16 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
     summary="Latest value of every field of a device in a region store",
     description=(
         "Values of restricted fields (every category but machine) stored in a region the caller is not "
-        "authorised for (outside the user's region scope) are redacted: value null, withheld true. Role: engineer."
+        "authorised for (outside the user's region scope) are redacted: value null, withheld true. Roles: "
+        "engineer; operator (machine fields of the sites of its regions; other fields withheld)."
     ),
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     responses={400: {"model": ErrorPublic, "description": "Unknown region."}},
 )
 def get_latest(
     device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
 ) -> LatestPublic:
+    caller.require_site(device.site_id, device.site)
     store = region_store(runtime, region, default=device.site.home_region)
     return reading_service.latest(ref=device, store=store, settings=settings, caller=caller)
 
@@ -89,9 +91,10 @@ def get_latest(
         "at the window's edges. bucket=raw: the stored readings, oldest first, paginated with limit and "
         "cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
         "of the device's site answers, and each bucket takes the store holding the most readings of it. "
-        "Restricted fields of a region outside the user's region scope: 403. Role: engineer."
+        "Restricted fields of a region outside the user's region scope: 403. Roles: engineer; operator (machine "
+        "fields of the sites of its regions)."
     ),
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     responses={
         400: {"model": ErrorPublic, "description": "Unknown field or region, text field, inverted window, "
               "too many points (names the limit), bad cursor."},
@@ -117,6 +120,7 @@ def get_series(
     ] = 1000,
     cursor: Annotated[str | None, Query(description="bucket=raw: next_cursor of the previous page.")] = None,
 ) -> SeriesPublic:
+    caller.require_site(device.site_id, device.site)
     if region == reading_service.ALL_REGIONS:
         if bucket == "raw":
             raise BadParameterError("region", "region=all combines buckets: use a bucket, or one region for raw")

@@ -232,6 +232,16 @@ def merge(aggs: Iterable[Agg]) -> Agg | None:
     return total
 
 
+def most_complete_sources(per_region: Mapping[str, Mapping[Any, Agg]]) -> dict[Any, tuple[str, Agg]]:
+    """:func:`most_complete`, with the region each kept answer came from."""
+    combined: dict[Any, tuple[str, Agg]] = {}
+    for region, answers in per_region.items():
+        for key, agg in answers.items():
+            if key not in combined or agg.count > combined[key][1].count:
+                combined[key] = (region, agg)
+    return combined
+
+
 def most_complete(per_region: Mapping[str, Mapping[Any, Agg]]) -> dict[Any, Agg]:
     """Combine the answers of several region stores: for each key (e.g. device and bucket), the answer
     of the store holding the most readings. Stores hold copies of the same readings (the home region

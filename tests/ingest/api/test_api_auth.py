@@ -94,7 +94,8 @@ def test_open_endpoints_need_no_token(anonymous: TestClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed", "denied"),
     [
-        ("GET", "/api/v1/devices/de-munich-cnc-01/latest", Role.ENGINEER, Role.OPERATOR),
+        ("GET", "/api/v1/devices/de-munich-cnc-01/latest", Role.ENGINEER, Role.COMPLIANCE),
+        ("GET", "/api/v1/devices/de-munich-cnc-01/latest", Role.OPERATOR, Role.ADMIN),  # machine data of its sites
         ("GET", "/api/v1/sites/de-munich/summary", Role.ENGINEER, Role.COMPLIANCE),
         ("GET", "/api/v1/devices", Role.OPERATOR, Role.ADMIN),
         ("GET", "/api/v1/gaps", Role.OPERATOR, Role.ADMIN),
