@@ -18,7 +18,7 @@ from ingest.pipeline.router import Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.policy_runtime import PolicyRuntime
-from ingest.quarantine import QuarantineService
+from ingest.quarantine import QuarantineRetention, QuarantineService
 from ingest.registry import Registry, load_registry
 from ingest.registry_sync import RegistrySync
 from ingest.runtime import Runtime
@@ -99,11 +99,12 @@ class IngestService:
                      for name, dsn in settings.region_dsns.items()},
             policy=self.policy,
             pipeline=self.stats,
-            quarantine=QuarantineService(settings, self.router),
+            quarantine=(quarantine := QuarantineService(settings, self.router)),
             registry_sync=self.registry_sync,
             extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime},
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
+        self.quarantine_retention = QuarantineRetention(quarantine, settings)
         self.registry_sync.on_change(self.router.replace_registry)
         self.registry_sync.on_change(self._registry_changed)
 
@@ -117,12 +118,14 @@ class IngestService:
         self.policy_runtime.start()
         self.consumer.start()
         self.maintenance.start()
+        self.quarantine_retention.start()
         self.registry_sync.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
                  self.settings.policy_engine, self.policy.revision)
 
     def stop(self) -> None:
         self.registry_sync.stop()
+        self.quarantine_retention.stop()
         self.maintenance.stop()
         self.consumer.stop()
         self.policy_runtime.stop()
