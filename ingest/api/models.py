@@ -302,6 +302,7 @@ class DecisionPublic(BaseModel):
 
 
 class DecisionPage(BaseModel):
+    total: int = Field(description="Decisions matching the filters, over every page.")
     limit: int
     offset: int
     items: list[DecisionPublic]
