@@ -24,6 +24,7 @@ from ingest.api.routes import (
     health,
     policy,
     quarantine,
+    rates,
     registry,
     registry_admin,
     rejections,
@@ -74,8 +75,8 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.api_settings = api_settings = settings or load_api_settings()
     app.state.rate_limiter = RateLimiter(api_settings)
 
-    routers = (health, schema, devices, decisions, rejections, quarantine, stats, registry, sites, aggregates, policy,
-               users, audit)
+    routers = (health, schema, devices, decisions, rejections, quarantine, stats, rates, registry, sites, aggregates,
+               policy, users, audit)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices

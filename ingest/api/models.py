@@ -12,8 +12,8 @@ from ingest.registry import Category
 
 Outcome = Literal["stored", "transformed", "denied"]
 OUTCOMES: tuple[Outcome, ...] = ("stored", "transformed", "denied")
-Bucket = Literal["1m", "5m", "1h", "1d"]
-SeriesBucket = Literal["raw", "1m", "5m", "1h", "1d"]
+Bucket = Literal["10s", "1m", "5m", "1h", "1d"]
+SeriesBucket = Literal["raw", "10s", "1m", "5m", "1h", "1d"]
 
 
 class ErrorPublic(BaseModel):

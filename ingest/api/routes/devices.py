@@ -86,10 +86,10 @@ def get_latest(
     "/{device_id}/series",
     summary="Bucketed min/max/avg/count of a numeric field, or its raw readings",
     description=(
-        "bucket=1m|5m|1h|1d: min/max/avg/count per bucket (aligned on UTC multiples), served from the "
-        "rollups (readings_1m for 1m/5m, readings_1h for 1h/1d); raw rows answer only the partial buckets "
-        "at the window's edges. bucket=raw: the stored readings, oldest first, paginated with limit and "
-        "cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
+        "bucket=10s|1m|5m|1h|1d: min/max/avg/count per bucket (aligned on UTC multiples), served from the "
+        "rollups (readings_1m for 1m/5m, readings_1h for 1h/1d; 10s from raw rows); raw rows answer the "
+        "partial buckets at the window's edges. bucket=raw: the stored readings, oldest first, paginated with "
+        "limit and cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
         "of the device's site answers, and each bucket takes the store holding the most readings of it. "
         "Restricted fields of a region outside the user's region scope: 403. Roles: engineer; operator (machine "
         "fields of the sites of its regions)."
