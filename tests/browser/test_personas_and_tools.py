@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.browser.cdp import Browser
-from tests.browser.stack import BACKFILL_DEVICE, REFLASHED_DEVICE, LiveStack
+from tests.browser.stack import BACKFILL_DEVICE, PSEUDONYM, PSEUDONYM_DEVICE, REFLASHED_DEVICE, LiveStack
 
 pytestmark = pytest.mark.integration
 
@@ -102,13 +102,7 @@ def test_api_docs_render_operations_without_internet(browser: Browser, stack: Li
     assert hosts == {urlparse(stack.base).netloc}, hosts  # nothing from a CDN
     assert browser.console == []
     browser.screenshot(screenshots / "api-docs.png")
-
-    browser.navigate(stack.base + "/api/v1/redoc")
-    browser.wait_for("document.querySelectorAll('[data-section-id^=\"operation/\"], [id^=\"operation/\"]').length > 20",
-                     timeout=45, what="ReDoc operations")
-    assert {urlparse(name).netloc for name, _ in browser.evaluate(RESOURCES)} <= {urlparse(stack.base).netloc, ""}
-    assert [line for line in browser.console if "favicon" not in line] == []
-    browser.screenshot(screenshots / "api-redoc.png")
+    assert httpx.get(stack.replica.url("/api/v1/redoc"), timeout=10).status_code == 404  # its bundle needs a CDN
 
 
 # --- without a token -----------------------------------------------------------------------------------
@@ -295,16 +289,14 @@ def test_device_windows_zoom_pan_overlay_and_csv(browser: Browser, stack: LiveSt
 
 def test_long_values_are_clipped_with_the_whole_value_in_a_tooltip(browser: Browser, stack: LiveStack) -> None:
     """A pseudonym (HMAC hex) in the latest values, long decision transforms: no table overflows its panel."""
-    pseudonymized = stack.sql(stack.regions["us-east"],
-                              "SELECT device_id FROM readings WHERE transform = 'pseudonymized' LIMIT 1")
-    assert pseudonymized, "the stack holds a pseudonymized value"
-    device = pseudonymized[0][0]
-    sign_in(browser, f"{stack.base}/dashboard/device?id={device}&region=us-east", stack.token)
+    assert stack.sql(stack.regions["eu-central"], "SELECT txt, transform FROM readings WHERE device_id = %s"
+                     " AND name = 'operator_badge'", PSEUDONYM_DEVICE) == [(PSEUDONYM, "pseudonymized")]
+    sign_in(browser, f"{stack.base}/dashboard/device?id={PSEUDONYM_DEVICE}", stack.token)
     cell = browser.wait_for("(() => { const c = document.querySelector("
-                            "'#latest tr[data-field=operator_badge] td[data-region=us-east] .clip');"
+                            "'#latest tr[data-field=operator_badge] td[data-region=eu-central] .clip');"
                             " return c && [c.textContent, c.title, c.scrollWidth > c.clientWidth]; })()",
                             what="pseudonym cell")
-    assert cell[0] == cell[1] and len(cell[1]) >= 16 and cell[2] is True  # cut, the whole value in the tooltip
+    assert cell == [PSEUDONYM, PSEUDONYM, True]  # cut to the cell, the whole value in the tooltip
     assert no_overflow(browser) == []
     for page in ("/dashboard", "/dashboard/compliance"):
         sign_in(browser, stack.base + page, stack.token)
@@ -350,7 +342,7 @@ def test_decisions_time_filter_total_and_exports(browser: Browser, stack: LiveSt
 def test_quarantine_release_after_a_registry_change_and_dismissal(browser: Browser, stack: LiveStack,
                                                                   screenshots: Path) -> None:
     officer = user_token(stack, "officer-eu", ["compliance"], ["eu-central"])
-    sign_in(browser, stack.base + "/dashboard/compliance#quarantine", officer)
+    sign_in(browser, stack.base + "/dashboard/compliance", officer)
     item = f"#quarantine-list tr[data-id={js(stack.undeclared_id)}]"
     browser.wait_for(f"!!document.querySelector({js(item)})", what="the undeclared item listed")
     browser.evaluate(f"document.querySelector({js(item + ' button[data-action=inspect]')}).click()")

@@ -17,7 +17,8 @@ const WINDOWS = {
   "7d": [604800, "1h", 86400e3],
 };
 const BUCKET_MS = { "10s": 10e3, "1m": 60e3, "5m": 300e3, "1h": 3600e3, "1d": 86400e3 };
-const TICKS_MS = [10e3, 30e3, 60e3, 5 * 60e3, 15 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 86400e3];
+const TICKS_MS = [10e3, 30e3, 60e3, 2 * 60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 2 * 3600e3, 4 * 3600e3,
+  6 * 3600e3, 12 * 3600e3, 86400e3];
 const state = {
   id: query("id") || "",
   window: WINDOWS[query("window")] ? query("window") : "1h",
@@ -45,8 +46,10 @@ function bucketFor(ms) {
   return Object.keys(BUCKET_MS).find((b) => ms / BUCKET_MS[b] <= 360) || "1d";
 }
 
-function tickFor(ms) {
-  return TICKS_MS.find((t) => ms / t <= 8) || 7 * 86400e3;
+/** A round tick step leaving about 80 px per time label. */
+function tickFor(ms, widthPx) {
+  const most = Math.max(2, Math.floor(widthPx / 80));
+  return TICKS_MS.find((t) => ms / t <= most) || 7 * 86400e3;
 }
 
 // --- chart ---------------------------------------------------------------------------------------
@@ -140,8 +143,8 @@ function draw(chart) {
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  // Time ticks on round local times, about eight over the span.
-  const tickMs = tickFor(t1 - t0);
+  // Time ticks on round local times, as many as the width has room for.
+  const tickMs = tickFor(t1 - t0, plotW);
   const offset = new Date(t0).getTimezoneOffset() * 60e3;
   for (let t = Math.ceil((t0 - offset) / tickMs) * tickMs + offset; t <= t1; t += tickMs) {
     const xx = Math.round(PAD.left + ((t - t0) / (t1 - t0)) * plotW) + 0.5;
