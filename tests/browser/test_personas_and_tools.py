@@ -235,6 +235,8 @@ def test_device_windows_zoom_pan_overlay_and_csv(browser: Browser, stack: LiveSt
     assert zoomed["bucket"] == "1m" and before["bucket"] == "5m"
     assert zoomed["points"] == _series_points(stack, BACKFILL_DEVICE, zoomed, "cn-north") > 60
     assert "view=" in browser.evaluate("location.search")  # a shareable link to this span
+    captions = browser.evaluate("[...document.querySelectorAll('#charts figcaption')].map(c => c.textContent)")
+    assert captions and not any("null" in c or "undefined" in c for c in captions), captions
     browser.screenshot(screenshots / "device-zoomed.png")
 
     # Pan: half a span earlier.

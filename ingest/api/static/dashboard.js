@@ -125,7 +125,7 @@ function updateRates(stats) {
   state.prevAt = now;
 }
 
-/** One small time series: stored values/s as a band to zero, readings/s as a line, over the rates window. */
+/** One small time series over the rates window: stored values/s as a bar per step, readings/s as a line. */
 function sparkline(points, series) {
   const canvas = el("canvas", { class: "spark", width: 240, height: 36, role: "img" });
   const t0 = Date.parse(series.start);
@@ -137,19 +137,16 @@ function sparkline(points, series) {
     const x = (t) => ((t + (step * 1000) / 2 - t0) / (t1 - t0)) * canvas.width;
     const y = (v) => canvas.height - 2 - (v / max) * (canvas.height - 4);
     const pts = points.map((p) => ({ t: Date.parse(p.ts), v: p.values / step, r: p.readings / step }));
-    ctx.fillStyle = "rgba(36, 87, 197, 0.18)";
+    const bar = Math.max(2, ((step * 1000) / (t1 - t0)) * canvas.width - 1);
+    ctx.fillStyle = "rgba(36, 87, 197, 0.25)";
+    for (const p of pts) ctx.fillRect(x(p.t) - bar / 2, y(p.v), bar, canvas.height - y(p.v));
     ctx.strokeStyle = "#2457c5";
+    ctx.fillStyle = "#2457c5";
     ctx.lineWidth = 1.5;
-    if (!pts.length) return;
-    ctx.beginPath();
-    ctx.moveTo(x(pts[0].t), canvas.height);
-    for (const p of pts) ctx.lineTo(x(p.t), y(p.v));
-    ctx.lineTo(x(pts[pts.length - 1].t), canvas.height);
-    ctx.closePath();
-    ctx.fill();
     ctx.beginPath();
     pts.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.r)) : ctx.moveTo(x(p.t), y(p.r))));
     ctx.stroke();
+    for (const p of pts) ctx.fillRect(x(p.t) - 1.5, y(p.r) - 1.5, 3, 3);
   });
   return canvas;
 }

@@ -337,7 +337,7 @@ function renderChart(chart, series, compare) {
   const stats = pts.length
     ? `min ${value(Math.min(...pts.map((p) => p.min)))} · avg ${value(avg)} · max ${value(Math.max(...pts.map((p) => p.max)))}`
     : "no readings in this window";
-  chart.caption.replaceChildren(
+  chart.caption.replaceChildren(...[
     el("strong", {}, series.name),
     el("span", { class: "muted" }, series.unit ? `(${series.unit})` : ""),
     el("span", { class: "tag" }, series.category),
@@ -345,7 +345,7 @@ function renderChart(chart, series, compare) {
       el("span", { class: "swatch" }), compare.device_id) : null,
     el("span", { class: "muted stats" },
       `${stats} · ${num(pts.length)} bucket${pts.length === 1 ? "" : "s"} of ${series.bucket} in ${series.region}`),
-  );
+  ].filter(Boolean));
   const f = chart.figure;
   Object.assign(f.dataset, { points: pts.length, bucket: series.bucket, start: series.start, end: series.end, region: series.region });
   if (compare) Object.assign(f.dataset, { compare: compare.device_id, comparePoints: compare.points.length });
