@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+from devstack import banner
 from devstack.errors import ComponentError
+from devstack.personas import create_demo_users
 from devstack.stack import DEFAULT_REGISTRY, LocalStack, StackOptions
 
 
@@ -26,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     up.add_argument("--timescaledb", action="store_true",
                     help="region stores on TimescaleDB (it must be installed for the PostgreSQL used; PG_BIN)")
+    up.add_argument("--keep", action="store_true",
+                    help="keep the data and logs directory after stopping (its path is printed)")
     return p
 
 
@@ -35,6 +39,16 @@ def _fmt_rates(prev: dict[str, int], cur: dict[str, int], dt: float) -> str:
         rate = (cur[region] - prev.get(region, 0)) / dt if dt > 0 else 0.0
         parts.append(f"{region} {cur[region]} (+{rate:.0f}/s)")
     return ", ".join(parts) or "no rows yet"
+
+
+def _next_steps(stack: LocalStack, *, keep: bool) -> banner.NextSteps:
+    users = create_demo_users(stack.api_url, stack.admin_token, list(stack.registry.regions))
+    return banner.NextSteps(
+        api_url=stack.api_url, admin_token=stack.admin_token, users=users, control_dsn=stack.control_dsn,
+        region_dsns=stack.region_dsns, mqtt_host="127.0.0.1", mqtt_port=stack.mqtt.port,
+        agent_config=stack.agent_config_file(stack.sites[0]) if stack.sites else None, data_dir=stack.dir,
+        keep=keep,
+    )
 
 
 def up(args: argparse.Namespace) -> int:
@@ -53,11 +67,7 @@ def up(args: argparse.Namespace) -> int:
         return 2
     try:
         stack.start()
-        print(f"\nAPI        {stack.api_url}/api/v1/docs  (Authorize: the token below)\n"
-              f"Dashboard  {stack.dashboard_link}\n"
-              f"Token      {stack.admin_token}  (user admin: every role, every region; this run only)\n"
-              f"MQTT       127.0.0.1:{stack.mqtt.port}   PostgreSQL 127.0.0.1:{stack.pg.port}\n"
-              f"Logs       {stack.dir}\nPress Ctrl-C to stop everything.\n", flush=True)
+        print(banner.render(_next_steps(stack, keep=args.keep)), flush=True)
         started = time.monotonic()
         prev: dict[str, int] = {}
         last = time.monotonic()
@@ -84,7 +94,9 @@ def up(args: argparse.Namespace) -> int:
         return 1
     finally:
         print("stopping agents, ingest, Mosquitto, PostgreSQL ...", flush=True)
-        stack.cleanup()
+        stack.cleanup(keep=args.keep)
+        if args.keep:
+            print(f"kept the data and logs in {stack.dir} (delete it when done)", flush=True)
         print("stopped.", flush=True)
 
 

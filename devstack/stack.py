@@ -59,6 +59,8 @@ class LocalStack:
                                  timescaledb_databases=len(self.registry.regions))
         self.mqtt = MosquittoServer(port=options.mqtt_port, base_dir=self.dir)
         self.api_port = options.api_port or (8000 if _port_free(8000) else free_port())
+        self.control_dsn = ""
+        self.region_dsns: dict[str, str] = {}
         self.ingest: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         # The demo admin (every role, every region): the ingest creates user "admin" with this token's hash on
@@ -85,8 +87,8 @@ class LocalStack:
         say = print if progress else (lambda *a, **k: None)
         say(f"[1/4] PostgreSQL on 127.0.0.1:{self.pg.port} ...", flush=True)
         self.pg.start()
-        control = self.pg.create_database("control")
-        dsns = {r: self.pg.create_database(region_db(r)) for r in self.registry.regions}
+        self.control_dsn = control = self.pg.create_database("control")
+        self.region_dsns = dsns = {r: self.pg.create_database(region_db(r)) for r in self.registry.regions}
         say(f"[2/4] Mosquitto on 127.0.0.1:{self.mqtt.port} ...", flush=True)
         self.mqtt.start()
         say(f"[3/4] ingest + API on {self.api_url} ...", flush=True)
@@ -110,12 +112,15 @@ class LocalStack:
         for site_id in self.sites:
             self.start_agent(site_id)
 
+    def agent_config_file(self, site_id: str) -> Path:
+        return self.dir / f"agent-{site_id}.yaml"
+
     def start_agent(self, site_id: str) -> None:
         state = self.dir / "agents" / site_id
         state.mkdir(parents=True, exist_ok=True)
         cfg = agent_config(self.registry, site_id, mqtt_port=self.mqtt.port, state_dir=state,
                            interval_ms=self.options.interval_ms)
-        path = write_agent_config(self.dir / f"agent-{site_id}.yaml", cfg)
+        path = write_agent_config(self.agent_config_file(site_id), cfg)
         argv = [sys.executable, "-m", "edge_agent", "run", "--config", str(path)]
         if self.options.batches is not None:
             argv += ["--batches", str(self.options.batches)]
@@ -148,9 +153,11 @@ class LocalStack:
         self.mqtt.stop()
         self.pg.stop()
 
-    def cleanup(self) -> None:
+    def cleanup(self, *, keep: bool = False) -> None:
+        """Stop everything; delete the data and logs directory unless ``keep``."""
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _port_free(port: int) -> bool:

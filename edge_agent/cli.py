@@ -1,8 +1,10 @@
 """The ``edge-agent`` command: ``run`` the agent, ``check`` a config, its sources and the broker,
 ``status`` of a running (or stopped) agent, ``keygen`` and ``pseudonym`` for edge pseudonymization.
 
-Exit codes: 0 success; 1 a check failed, batches were not acknowledged, or ``status`` found a
-problem (not running, disconnected, a source failing, data dropped); 2 the config is unusable.
+Exit codes (every command): 0 success; 1 a check failed, batches were not acknowledged, ``status``
+found a problem (not running, disconnected, a source failing, data dropped), or ``keygen`` could not
+write the key; 2 the config is unusable (or names no key for ``pseudonym``), or the command line is
+wrong (unknown command or option, missing ``--config``).
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ def check(
         cfg = load_config(config)
     except ConfigError as exc:
         line(False, "config", str(exc))
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None  # unusable config: 2, as for every command
     line(True, "config", f"{config} ({len(cfg.sources)} source(s), gateway {cfg.gateway_id}, site {cfg.site_id})")
     try:
         line(True, "state", _check_state_dir(cfg))

@@ -16,7 +16,37 @@ from edge_agent.config import BrokerSettings
 from edge_agent.errors import ConfigError, PublishError
 from wire import Status
 
-__all__ = ["make_client", "probe_broker", "status_payload"]
+__all__ = ["IDENTITY_REFUSALS", "explain_refusal", "make_client", "probe_broker", "status_payload"]
+
+IDENTITY_REFUSALS = frozenset({0x85, 0x86, 0x87, 0x8A, 0x8C})
+"""CONNACK reason codes that refuse *who* connects (client id invalid, bad user name or password, not
+authorized, banned, bad authentication method): retrying soon cannot help until the config or the broker's
+identities change, so the publisher backs off further (:class:`edge_agent.publisher.Publisher`)."""
+
+
+def explain_refusal(broker: BrokerSettings, client_id: str, reason: ReasonCode) -> str:
+    """A refused CONNACK as an operator can act on it: which identity was refused, and which config field sets
+    it. Mosquitto answers "Not authorized" both for a wrong password and for a missing user name."""
+    where = f"broker {broker.host}:{broker.port}"
+    code = f"{reason} (0x{reason.value:02X})"
+    if reason.value not in IDENTITY_REFUSALS:
+        return f"{where} refused the connection of client id {client_id!r}: {code}"
+    if broker.username is not None:
+        secret = (f"broker.password_file ({broker.password_file})" if broker.password_file is not None
+                  else "broker.password" if broker.password is not None else "no password (broker.password_file)")
+        who = f"user name {broker.username!r} (broker.username), client id {client_id!r}"
+        hint = (f"check broker.username and {secret} in the agent config; the broker must know this identity "
+                "(python -m broker credentials creates one per gateway, user name = gateway_id)")
+    elif broker.tls.cert_file is not None:
+        who = f"the client certificate {broker.tls.cert_file} (broker.tls.cert_file), client id {client_id!r}"
+        hint = "check that the broker trusts this certificate and maps its identity to an account"
+    else:
+        who = f"an anonymous login (no broker.username set), client id {client_id!r}"
+        hint = ("this broker wants a login: set broker.username (the gateway_id) and broker.password_file in the "
+                "agent config")
+    if reason.value == 0x85:
+        hint = "the broker refuses this client id (gateway_id); use the id its identities file names"
+    return f"{where} refused {who}: {code}; {hint}"
 
 
 def make_client(broker: BrokerSettings, client_id: str) -> mqtt.Client:
@@ -75,7 +105,7 @@ def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float | None
         if not result:
             raise PublishError(f"{where} accepted TCP but sent no MQTT CONNACK within {timeout:.1f} s")
         if result[0].is_failure:
-            raise PublishError(f"broker {where} refused the connection: {result[0]}")
+            raise PublishError(explain_refusal(broker, client_id, result[0]))
     finally:
         client.disconnect()
         client.loop(0.05)

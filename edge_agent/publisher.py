@@ -16,8 +16,11 @@ A gzip-compressed payload is published with the MQTT v5 content type
 ``application/json+gzip`` and the user property ``content-encoding: gzip``. When the connection is lost,
 the in-flight batches go back to the outbox and are published again after reconnecting (QoS 1
 is at-least-once: the ingest removes duplicates by ``(device_id, seq)``). Reconnects wait with
-exponential backoff and jitter. The broker publishes the retained Last Will (offline, "connection
-lost") if the agent vanishes; a clean :meth:`Publisher.close` publishes offline/"shutdown" itself.
+exponential backoff and jitter. A broker that refuses the agent's identity (wrong password, no user name,
+banned...) is reported naming that identity and the config field that sets it
+(:func:`edge_agent.mqtt.explain_refusal`), and retried more slowly: from 5 s up to 5 min.
+The broker publishes the retained Last Will (offline, "connection lost") if the agent vanishes; a clean
+:meth:`Publisher.close` publishes offline/"shutdown" itself.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import BrokerSettings
-from edge_agent.mqtt import make_client, status_payload
+from edge_agent.mqtt import IDENTITY_REFUSALS, explain_refusal, make_client, status_payload
 from edge_agent.outbox import EnqueueResult, Outbox, OutboxItem
 from edge_agent.ratelimit import TokenBucket
 from wire import StatusTopic
@@ -51,6 +54,10 @@ log = logging.getLogger(__name__)
 
 GZIP_CONTENT_TYPE = "application/json+gzip"
 FULL_LOG_EVERY_S = 10.0
+REFUSED_MIN_DELAY_S = 5.0
+"""First wait after the broker refused the agent's identity (at least broker.reconnect.min_delay_s)."""
+REFUSED_MAX_DELAY_S = 300.0
+"""Cap of the doubling wait after identity refusals (at least broker.reconnect.max_delay_s)."""
 NO_MATCHING_SUBSCRIBERS = 0x10
 NOT_AUTHORIZED = 0x87  # what Mosquitto 2.0 sends when its ACL denies a QoS 1 publish (tests/broker/)
 # Upper bounds (seconds) of the publish latency histogram: from milliseconds (a connected broker) to a
@@ -143,6 +150,9 @@ class Publisher:
         self._rate = rate_limit
         self._gzip_props = _gzip_properties()
         self._backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
+        # refused identity (wrong password, no user name...): only a config or broker change helps, so wait longer
+        self._refused_backoff = Backoff(max(broker.reconnect.min_delay_s, REFUSED_MIN_DELAY_S),
+                                        max(broker.reconnect.max_delay_s, REFUSED_MAX_DELAY_S), rng)
         self._client = make_client(broker, gateway_id)
         self._client.enable_logger(logging.getLogger("edge_agent.paho"))
         self._client.max_inflight_messages = 0  # paho sends at once; _pump() enforces the window
@@ -172,6 +182,7 @@ class Publisher:
         self._closing_reason = "shutdown"
         self.last_error: str | None = None
         self._refusal: str | None = None
+        self._identity_refused = False
         self.connects = 0
         self.connected_since: float | None = None  # epoch seconds
         self.last_ack_at: float | None = None  # epoch seconds of the last PUBACK of a batch
@@ -297,6 +308,7 @@ class Publisher:
         """One connection attempt and, if it succeeds, the loop until the connection ends."""
         client = self._client
         self._refusal = None
+        self._identity_refused = False
         client.will_set(
             self.status_topic,
             status_payload(self.gateway_id, self.site_id, "offline", self.devices, "connection lost"),
@@ -318,9 +330,12 @@ class Publisher:
 
     def _failed(self, reason: str) -> None:
         self.last_error = reason
-        delay = self._backoff.next_delay()
-        attempt = self._backoff.attempts
-        level = logging.WARNING if attempt <= 3 or attempt % 10 == 0 else logging.DEBUG
+        refused = self._identity_refused
+        backoff = self._refused_backoff if refused else self._backoff
+        delay = backoff.next_delay()
+        attempt = backoff.attempts
+        level = ((logging.ERROR if refused else logging.WARNING) if attempt <= 3 or attempt % 10 == 0
+                 else logging.DEBUG)
         log.log(
             level,
             "%s; retrying in %.1f s (attempt %d)",
@@ -397,12 +412,14 @@ class Publisher:
         self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
-            self._refusal = f"broker {self.broker.host}:{self.broker.port} refused the connection: {reason}"
+            self._refusal = explain_refusal(self.broker, self.gateway_id, reason)
+            self._identity_refused = reason.value in IDENTITY_REFUSALS
             self.last_error = self._refusal
             return  # paho closes the socket; _run() logs and retries with backoff
         receive_max = getattr(props, "ReceiveMaximum", 65535)
         self._window = max(1, min(self.broker.max_inflight, receive_max))
         self._backoff.reset()
+        self._refused_backoff.reset()
         self.connects += 1
         self.connected_since = time.time()
         self.last_error = None

@@ -104,6 +104,13 @@ class IngestSettings(BaseSettings):
     partitions_ahead: int = Field(
         7, ge=1, le=366, description="Plain PostgreSQL: daily partitions of readings created ahead of today."
     )
+    quarantine_retention_days: float = Field(
+        30, ge=0, le=3650, description="Held quarantine payloads older than this are deleted (item state "
+        "'expired', recorded in the audit trail); 0 keeps them until released or dismissed."
+    )
+    quarantine_sweep_s: float = Field(
+        3600, gt=0, description="How often the quarantine retention runs (each replica; the items are locked)."
+    )
     maintenance_interval_s: float = Field(
         3600, gt=0, description="How often the store maintenance (partitions ahead, retention) runs."
     )

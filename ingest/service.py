@@ -22,7 +22,7 @@ from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.pipeline.watchdog import Watchdog
 from ingest.policy_runtime import PolicyRuntime
-from ingest.quarantine import QuarantineService
+from ingest.quarantine import QuarantineRetention, QuarantineService
 from ingest.registry import Registry, load_registry
 from ingest.registry_sync import RegistrySync
 from ingest.runtime import Runtime
@@ -154,12 +154,13 @@ class IngestService:
                      for name, dsn in settings.region_dsns.items()},
             policy=self.policy,
             pipeline=self.stats,
-            quarantine=QuarantineService(settings, self.router),
+            quarantine=(quarantine := QuarantineService(settings, self.router, writers=self.consumer.new_writer)),
             registry_sync=self.registry_sync,
             extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "cell": self.cell,
                     "link": self.link},
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
+        self.quarantine_retention = QuarantineRetention(quarantine, settings)
         self.registry_sync.on_change(self.router.replace_registry)
         self.registry_sync.on_change(self._registry_changed)
 
@@ -188,12 +189,14 @@ class IngestService:
         if self.link is not None:
             self.link.start(self.consumer.client)
         self.maintenance.start(first_run_now=False)
+        self.quarantine_retention.start()
         self.registry_sync.start()
         log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
                  self.settings.policy_engine, self.policy.revision)
 
     def stop(self) -> None:
         self.registry_sync.stop()
+        self.quarantine_retention.stop()
         self.maintenance.stop()
         self.policy.close()  # a flush waiting on a paused policy (OPA: broken invariants) gives up: nothing acked
         if self.link is not None:

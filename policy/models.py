@@ -1,4 +1,4 @@
-"""The decision contract (shared/brief/jurisdictions.md section 1) as pydantic models."""
+"""The decision contract as pydantic models."""
 
 from __future__ import annotations
 

@@ -23,10 +23,12 @@ from ingest.api.routes import (
     dashboard,
     decisions,
     devices,
+    docs,
     health,
     links,
     policy,
     quarantine,
+    rates,
     registry,
     registry_admin,
     rejections,
@@ -70,7 +72,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
             "went and why), rejected messages, pipeline counters, and a live dashboard at /dashboard."
         ),
         openapi_tags=TAGS,
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served with local assets by routes.docs (no CDN)
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
@@ -78,12 +80,13 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.api_settings = api_settings = settings or load_api_settings()
     app.state.rate_limiter = RateLimiter(api_settings)
 
-    routers = (health, schema, devices, decisions, rejections, quarantine, stats, links, store_jobs, registry, sites,
-               aggregates, policy, users, audit)
+    routers = (health, schema, devices, decisions, rejections, quarantine, stats, links, store_jobs, rates, registry,
+               sites, aggregates, policy, users, audit)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices
     app.include_router(dashboard.router)
+    docs.mount_docs(app, API_PREFIX)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")
 
     draft_limit = runtime.settings.policy_draft_max_bytes

@@ -14,8 +14,8 @@ from ingest.registry import Category
 
 Outcome = Literal["stored", "transformed", "denied"]
 OUTCOMES: tuple[Outcome, ...] = ("stored", "transformed", "denied")
-Bucket = Literal["1m", "5m", "1h", "1d"]
-SeriesBucket = Literal["raw", "1m", "5m", "1h", "1d"]
+Bucket = Literal["10s", "1m", "5m", "1h", "1d"]
+SeriesBucket = Literal["raw", "10s", "1m", "5m", "1h", "1d"]
 
 
 class FieldErrorPublic(BaseModel):
@@ -208,9 +208,20 @@ class AggregatePublic(BaseModel):
 
 
 class RegionCountPublic(BaseModel):
+    """What one region store holds of the metric over the window, and how much of it the totals count."""
+
     region: str
-    readings: int = Field(description="Numeric readings of the metric stored in this region over the window "
-                          "(copies included).")
+    values_stored: int = Field(description="Stored values of the metric in this region over the window (one per "
+                               "reading of a device; copies included).")
+    values_counted: int = Field(description="Of these, the values counted in `total` and `points`: for each device "
+                                "and bucket, the store holding the most values of it is counted.")
+    copies_not_counted: int = Field(description="values_stored - values_counted: copies of values counted from "
+                                    "another region's store (the analytics copy of a home region's values).")
+
+
+class AggregatePointPublic(SeriesPointPublic):
+    regions: dict[str, int] = Field(description="Values of this bucket counted from each region store "
+                                    "(they add up to count).")
 
 
 class DeviceAggregatePublic(AggregatePublic):
@@ -223,16 +234,26 @@ class MetricAggregatePublic(BaseModel):
     category: Category
     unit: str | None
     site: str | None
+    region: str = Field(description="'all' (every candidate region of the sites involved, combined) or the one "
+                        "region store asked.")
     bucket: Bucket
     start: datetime
     end: datetime
-    regions: list[RegionCountPublic] = Field(description="Every region store consulted.")
-    total: AggregatePublic = Field(description="Over every device and the whole window.")
-    devices_total: int = Field(description="Devices included (declaring the metric).")
+    points: list[AggregatePointPublic] = Field(
+        description="The time series: per bucket, over every device, oldest first (buckets without values are "
+        "left out). sum(points.count) == total.count."
+    )
+    total: AggregatePublic = Field(
+        description="Over every device and the whole window: total.count == sum(points.count) == "
+        "sum(regions.values_counted) == the sum of every device's count."
+    )
+    regions: list[RegionCountPublic] = Field(description="Every region store consulted, with what it holds and "
+                                             "what of it is counted.")
+    devices_total: int = Field(description="Devices included (declaring the metric, of sites the caller may read).")
     limit: int
     offset: int
-    devices: list[DeviceAggregatePublic] = Field(description="One page (limit, offset) of per-device aggregates.")
-    points: list[SeriesPointPublic] = Field(description="Per bucket, over every device, oldest first.")
+    devices: list[DeviceAggregatePublic] = Field(description="One page (limit, offset) of per-device aggregates "
+                                                 "over the window.")
 
 
 # --- site summary -------------------------------------------------------------------------------
@@ -271,8 +292,13 @@ class SiteSummaryPublic(BaseModel):
     online: int
     offline: int
     unknown: int
-    readings_last_hour: int = Field(description="Readings (all fields) stored in the home region over the last hour.")
-    readings_last_hour_by_region: dict[str, int] = Field(description="The same, per candidate region (copies).")
+    readings_last_hour: int = Field(description="Readings (timestamped samples of a device, whatever their fields) "
+                                    "held in the home region over the last hour.")
+    readings_last_hour_by_region: dict[str, int] = Field(
+        description="The same, per candidate region: readings of which the region holds at least one value.")
+    values_last_hour: int = Field(description="Stored values (one per field of a reading) in the home region over "
+                                  "the last hour.")
+    values_last_hour_by_region: dict[str, int] = Field(description="The same, per candidate region (copies).")
     metrics: list[MetricSummaryPublic] = Field(description="Every field declared by the site's devices, by name.")
     limit: int
     offset: int
@@ -306,6 +332,7 @@ class DecisionPublic(BaseModel):
 
 
 class DecisionPage(BaseModel):
+    total: int = Field(description="Decisions matching the filters, over every page.")
     limit: int
     offset: int
     items: list[DecisionPublic]

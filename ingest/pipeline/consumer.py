@@ -271,6 +271,18 @@ class Consumer:
         self._control.close()
         self._claims.close()
 
+    def new_writer(self, region: str) -> RegionWriter | OutboxWriter:
+        """A writer of its own for ``region`` (a quarantine release): the region's store, or, for a region of
+        another cell, this cell's outbox."""
+        if region in self.settings.region_dsns:
+            return RegionWriter(region, self.settings.region_dsns[region])
+        if self.cell is not None:
+            peer = _remote_regions(self.cell).get(region)
+            if peer is not None:
+                return OutboxWriter(region, from_cell=self.cell.name, to_cell=peer,
+                                    control_dsn=self.settings.control_dsn, max_parts=self.settings.link_outbox_max)
+        raise StoreUnavailableError(region, "no DSN configured for this region (INGEST_REGION_DSNS)")
+
     @property
     def client(self) -> mqtt.Client:
         """The replica's MQTT connection (the link sender publishes parts through it)."""

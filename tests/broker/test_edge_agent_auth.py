@@ -14,6 +14,8 @@ import pytest
 from devstack.mosquitto import BrokerAuth, BrokerTls, MosquittoServer
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
+from edge_agent.errors import PublishError
+from edge_agent.mqtt import probe_broker
 from tests.broker.support import DEV_CA, Credentials, connect, demo_registry, spec, wait_until
 from tests.edge_agent.edge_support import agent_config_dict
 from wire import decode_batch
@@ -123,3 +125,46 @@ def test_refused_publishes_are_reported_kept_and_flow_after_the_acl_fix(
         ingest.close()
         if runner.is_alive():
             runner.join(45)
+
+
+@pytest.mark.parametrize("login", ["wrong password", "no user name"])
+def test_a_refused_login_names_the_identity_and_its_config_field_and_backs_off(
+    tmp_path: Path, pki: Path, servers: list[MosquittoServer], caplog: pytest.LogCaptureFixture, login: str
+) -> None:
+    """Mosquitto answers "Not authorized" to both; the agent says which identity was refused and which setting
+    sets it, and waits seconds (not the configured 0.1-0.5 s) before trying again."""
+    creds = Credentials(tmp_path / "credentials")
+    creds.generate(demo_registry(), spec(WHOLE_SITE))
+    broker = _start(creds, pki)
+    servers.append(broker)
+    data = _config(tmp_path, broker, creds, pki).model_dump(mode="json")
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    data["broker"].update(password_file=str(wrong)) if login == "wrong password" else \
+        data["broker"].update(username=None, password_file=None)
+    config = AgentConfig.model_validate(data)
+    if login == "wrong password":
+        expected = [f"refused user name '{GATEWAY}' (broker.username)", f"broker.password_file ({wrong})"]
+    else:
+        expected = ["refused an anonymous login (no broker.username set)", "set broker.username"]
+
+    with pytest.raises(PublishError) as probe:  # what `edge-agent check` prints on its broker line
+        probe_broker(config.broker, client_id=GATEWAY)
+    assert all(text in str(probe.value) for text in expected), str(probe.value)
+    assert "Not authorized (0x87)" in str(probe.value)
+
+    caplog.set_level(logging.WARNING, logger="edge_agent.publisher")
+    agent = Agent(config)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,))
+    runner.start()
+    try:
+        assert wait_until(lambda: any("refused" in r.getMessage() for r in caplog.records), timeout_s=15)
+        refusal = next(r for r in caplog.records if "refused" in r.getMessage())
+        assert refusal.levelno == logging.ERROR
+        assert all(text in refusal.getMessage() for text in expected), refusal.getMessage()
+        assert getattr(refusal, "retry_in_s", 0) >= 2.5  # not the 0.1-0.5 s of broker.reconnect
+        assert all(text in (agent.last_error or "") for text in expected)
+    finally:
+        stop.set()
+        runner.join(30)

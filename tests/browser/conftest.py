@@ -42,7 +42,7 @@ def browser(chromium: str) -> Iterator[Browser]:
     driver.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(pg_server: PostgresServer, registry: Registry, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[LiveStack]:
     broker = MosquittoServer()

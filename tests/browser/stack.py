@@ -6,11 +6,16 @@ one ingest replica as a subprocess (`python -m ingest serve`, its API on a free 
 - ``cn-shenzhen-cnc-01`` gets six hours of backfilled minute readings (so its charts have many points),
   with batches 19-20 never sent (an open sequence gap), and its gateway reports online;
 - one malformed payload from ``de-munich-cnc-01`` (quarantined, payload held in eu-central);
+- one batch of ``fr-lyon-comp-01`` whose operator badge was pseudonymized at the edge (a long hex pseudonym,
+  for the tables' long values);
+- one batch of ``fr-lyon-cnc-01`` with a press field (``barrel_temp_c``: undeclared for a cnc mill; quarantined,
+  held in eu-central, releasable once the device is registered as a press);
 - a draft policy without the EU-US DPF and with stricter Vietnamese rules is uploaded (for what-if).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -38,6 +43,9 @@ BACKFILL_BATCHES = 26  # 15 one-minute readings each: 6.5 hours
 BACKFILL_READINGS = 15
 MISSING_SEQS = (19, 20)  # never sent: one open gap
 MALFORMED = b'{"v": 1, "device_id": "de-munich-cnc-01", "seq": '
+REFLASHED_DEVICE = "fr-lyon-cnc-01"  # sends press fields: undeclared for its registered profile (cnc_mill)
+PSEUDONYM_DEVICE = "fr-lyon-comp-01"
+PSEUDONYM = "ps_" + "9f2c4e1a7b3d5f60" * 2  # as edge_agent.privacy writes them: a prefix and 32 hex digits
 
 
 @dataclass
@@ -49,6 +57,7 @@ class LiveStack:
     replica: Replica
     draft_revision: str = ""
     malformed_id: str = ""
+    undeclared_id: str = ""
     backfill_batches: list[int] = field(default_factory=list)
 
     @property
@@ -89,8 +98,6 @@ def _cnc_values(minute: int) -> dict[str, Any]:
 
 def _backfill(client: mqtt.Client, now: datetime) -> list[int]:
     """Six and a half hours of minute readings of the backfill device, ending a minute ago."""
-    import json
-
     total = BACKFILL_BATCHES * BACKFILL_READINGS
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=total)
     topic = f"tele/v1/{BACKFILL_SITE}/{BACKFILL_DEVICE}"
@@ -130,6 +137,16 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
         now = datetime.now(UTC)
         stack.backfill_batches = _backfill(client, now)
         client.publish("tele/v1/de-munich/de-munich-cnc-01", MALFORMED, qos=1).wait_for_publish(5)
+        values = {"barrel_temp_c": 221.5, "power_kw": 18.0, "fault_code": 0}
+        reflashed = json.dumps({"v": 1, "device_id": REFLASHED_DEVICE, "seq": 1, "sent_at": now.isoformat(),
+                                "readings": [{"ts": now.isoformat(), "values": values}]}).encode()
+        client.publish(f"tele/v1/fr-lyon/{REFLASHED_DEVICE}", reflashed, qos=1).wait_for_publish(5)
+        values = {"discharge_pressure_bar": 7.2, "motor_temp_c": 61.0, "vibration_mm_s": 1.1, "power_kw": 11.0,
+                  "fault_code": 0, "operator_badge": PSEUDONYM}
+        pseudonymized = json.dumps({"v": 1, "device_id": PSEUDONYM_DEVICE, "seq": 1, "sent_at": now.isoformat(),
+                                    "key_id": "k1", "edge_transforms": {"operator_badge": "pseudonymized"},
+                                    "readings": [{"ts": now.isoformat(), "values": values}]}).encode()
+        client.publish(f"tele/v1/fr-lyon/{PSEUDONYM_DEVICE}", pseudonymized, qos=1).wait_for_publish(5)
         devices = sorted(d for d, dev in registry.devices.items() if dev.site == BACKFILL_SITE)
         gateway = f"{BACKFILL_SITE}-gw-01"
         client.publish(f"status/v1/{BACKFILL_SITE}/{gateway}",
@@ -140,7 +157,7 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
         client.disconnect()
     acked = load.join(120)
     agent_batches = AGENT_BATCHES * len(acked)
-    expected = agent_batches + len(stack.backfill_batches) + 1  # + the malformed one
+    expected = agent_batches + len(stack.backfill_batches) + 3  # + the malformed, reflashed and pseudonymized ones
 
     def settled() -> bool:
         stats = stack.replica.stats()
@@ -153,6 +170,9 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
     items = stack.api("/quarantine", code="malformed")["items"]
     assert len(items) == 1, items
     stack.malformed_id = items[0]["quarantine_id"]
+    undeclared = stack.api("/quarantine", code="undeclared_field")["items"]
+    assert len(undeclared) == 1 and undeclared[0]["state"] == "held", undeclared
+    stack.undeclared_id = undeclared[0]["quarantine_id"]
     stack.draft_revision = _upload_draft(stack, tmp)
 
 

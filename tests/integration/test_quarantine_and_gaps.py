@@ -145,3 +145,87 @@ def test_release_routes_held_data_once(mqtt_broker: MosquittoServer, databases: 
         reported = {(d["category"], d["region"], d["outcome"]) for d in body["decisions"]}
         assert reported == {("machine", "eu-central", "stored"), ("machine", "us-east", "stored"),
                             ("personal", "eu-central", "stored"), ("personal", "us-east", "denied")}
+
+
+def test_quarantine_lifecycle_release_after_an_api_registry_change_dismiss_expire_and_audit(
+    mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]]
+) -> None:
+    """Without a restart: a device whose firmware now sends press fields is quarantined (undeclared_field);
+    release is refused (and audited) until the operator moves the device to the press profile through the API,
+    then it succeeds. A malformed item cannot be released (says why) but can be dismissed with a reason; a held
+    item past the retention expires; viewing a payload is audited; the open count goes down to zero."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    control, regions = databases
+    device = "fr-lyon-cnc-01"
+    with running_ingest(mqtt_broker, control, regions, registry_refresh_s=0.2) as (service, api):
+        pub = publisher(mqtt_broker)
+        reflashed = {"barrel_temp_c": 221.0, "power_kw": 19.5, "fault_code": 0}  # barrel_temp_c: not a cnc field
+        pub.publish(f"tele/v1/fr-lyon/{device}", batch_payload(device, 1, [reflashed]), qos=1).wait_for_publish(5)
+        pub.publish("tele/v1/de-munich/de-munich-cnc-01", b'{"v": 1, "seq": ', qos=1).wait_for_publish(5)
+        pub.publish("tele/v1/de-munich/de-munich-cnc-01", b'{"v": 1, "seq": 2', qos=1).wait_for_publish(5)
+        wait_until(lambda: service.stats.snapshot()["messages"]["received"] == 3
+                   and service.stats.snapshot()["inflight"] == 0, 20, "committed")
+        pub.loop_stop()
+        page = api.get("/api/v1/quarantine").json()
+        assert page["counts"]["open"] == page["counts"]["held"] == 3
+        undeclared = next(i for i in page["items"] if i["code"] == "undeclared_field")
+        malformed = [i for i in page["items"] if i["code"] == "malformed"]
+        assert undeclared["releasable"] and "profile" in undeclared["release_note"]
+        assert not malformed[0]["releasable"] and "cannot be released" in malformed[0]["release_note"]
+        alice = compliance_headers(control, "alice")
+        uid = undeclared["quarantine_id"]
+
+        refused = api.post(f"/api/v1/quarantine/{uid}/release", headers=alice)
+        assert refused.status_code == 409
+        assert "still rejected" in refused.json()["detail"] and "profile" in refused.json()["detail"]
+        never = api.post(f"/api/v1/quarantine/{malformed[0]['quarantine_id']}/release", headers=alice)
+        assert never.status_code == 409 and "malformed items cannot be released" in never.json()["detail"]
+        assert query(control, "SELECT actor, target, details->>'code' FROM audit_log"
+                              " WHERE action = 'quarantine.release_refused' ORDER BY id") == [
+            ("alice", f"quarantine:{uid}", "undeclared_field"),
+            ("alice", f"quarantine:{malformed[0]['quarantine_id']}", "malformed")]
+
+        # The registry change, through the API: the device is a press now. No restart.
+        moved = api.put(f"/api/v1/devices/{device}", json={"site": "fr-lyon", "profile": "injection_press"})
+        assert moved.status_code == 200, moved.text
+        wait_until(lambda: service.router.registry.devices[device].profile == "injection_press", 10,
+                   "the router sees the new profile")
+        released = api.post(f"/api/v1/quarantine/{uid}/release", headers=alice)
+        assert released.status_code == 200, released.text
+        assert released.json()["rows"]["eu-central"] == 3
+        assert query(regions["eu-central"], "SELECT num FROM readings WHERE device_id = %s AND name = 'barrel_temp_c'",
+                     device) == [(221.0,)]
+
+        # Viewing a payload is audited; dismissing closes with a reason and deletes the payload.
+        mid = malformed[0]["quarantine_id"]
+        assert api.get(f"/api/v1/quarantine/{mid}", headers=alice).json()["payload"].startswith('{"v": 1')
+        assert query(control, "SELECT actor FROM audit_log WHERE action = 'quarantine.view' AND target = %s",
+                     f"quarantine:{mid}") == [("alice",)]
+        assert api.post(f"/api/v1/quarantine/{mid}/dismiss", headers=alice, json={"reason": ""}).status_code == 422
+        dismissed = api.post(f"/api/v1/quarantine/{mid}/dismiss", headers=alice,
+                             json={"reason": "truncated by a gateway bug, fixed in firmware 2.1"})
+        assert dismissed.status_code == 200, dismissed.text
+        assert (dismissed.json()["state"], dismissed.json()["closed_by"], dismissed.json()["payload_deleted"]) == (
+            "dismissed", "alice", True)
+        assert api.post(f"/api/v1/quarantine/{mid}/dismiss", headers=alice,
+                        json={"reason": "again"}).status_code == 409
+        assert query(control, "SELECT details->>'reason' FROM audit_log WHERE action = 'quarantine.dismiss'") == [
+            ("truncated by a gateway bug, fixed in firmware 2.1",)]
+
+        # Retention: the last held item, as if received 31 days ago, expires.
+        last = malformed[1]["quarantine_id"]
+        with psycopg.connect(control) as conn:
+            conn.execute("UPDATE rejections SET received_at = now() - interval '31 days' WHERE quarantine_id = %s",
+                         (last,))
+        assert service.runtime.quarantine is not None
+        assert service.runtime.quarantine.expire(datetime.now(UTC), retention=timedelta(days=30)) == 1
+        assert service.runtime.quarantine.expire(datetime.now(UTC), retention=timedelta(days=30)) == 0
+        assert query(control, "SELECT state, closed_by FROM rejections WHERE quarantine_id = %s", uuid.UUID(last)) \
+            == [("expired", "retention")]
+        assert query(regions["eu-central"], "SELECT count(*) FROM quarantine_payloads") == [(0,)]
+        counts = api.get("/api/v1/quarantine").json()["counts"]
+        assert (counts["open"], counts.get("released"), counts.get("dismissed"), counts.get("expired")) == (0, 1, 1, 1)
+        closed = api.get("/api/v1/quarantine", params={"state": "closed"}).json()
+        assert closed["total"] == 3

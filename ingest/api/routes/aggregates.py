@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
+from ingest.api.caller import CallerDep
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import Bucket, ErrorPublic, IsoDateTime, MetricAggregatePublic
 from ingest.api.service import telemetry
 from ingest.auth.roles import Role
 
 router = APIRouter(
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     prefix="/metrics",
     tags=["telemetry"],
     responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A region store is unreachable."}},
@@ -22,12 +23,17 @@ router = APIRouter(
 
 @router.get(
     "/{name}/aggregate",
-    summary="min/max/avg/count of a machine metric over a site's devices, across regions",
+    summary="A machine metric over a site's (or every site's) devices as a time series, across regions",
     description=(
-        "Every candidate region of the sites involved (home regions and the analytics region) answers from "
-        "its rollups (raw rows for partial edge buckets); the answers are combined per device and bucket by "
-        "taking the store that holds the most readings of it, because stores hold copies of the same readings. "
-        "Only machine metrics are aggregated across regions (personal and state-classified data never are)."
+        "points: min/max/avg/count per bucket over every device (the time series); total: the whole window; "
+        "devices: one page of per-device aggregates. region=all (default): every candidate region of the sites "
+        "involved (home regions and the analytics region) answers from its rollups (raw rows for partial edge "
+        "buckets), and for each device and bucket the store holding the most values of it is counted, because "
+        "stores hold copies of the same readings. The arithmetic: total.count == sum(points.count) == "
+        "sum(regions.values_counted); per region, values_stored == values_counted + copies_not_counted (so "
+        "sum(regions.values_stored) exceeds total.count by the copies). region=<name>: that store alone. Only "
+        "machine metrics are aggregated across regions (personal and state-classified data never are). Roles: "
+        "engineer; operator (the sites of its regions)."
     ),
     responses={400: {"model": ErrorPublic, "description": "Unknown metric or site, restricted metric, "
                      "inverted window, too many points (names the limit)."}},
@@ -35,15 +41,17 @@ router = APIRouter(
 def get_metric_aggregate(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
+    caller: CallerDep,
     name: Annotated[str, Path(description="Field name declared in device profiles, e.g. power_kw.")],
     site: Annotated[str | None, Query(description="Only devices of this site (default: every site).")] = None,
     start: Annotated[IsoDateTime | None, Query(description="Inclusive; default: end - 1 h. Naive = UTC.")] = None,
     end: Annotated[IsoDateTime | None, Query(description="Exclusive; default: now (or start + 1 h).")] = None,
     bucket: Annotated[Bucket, Query(description="Bucket width of points.")] = "1h",
+    region: Annotated[str, Query(description="all: every candidate region, combined; or one region store.")] = "all",
     limit: Annotated[int, Query(ge=1, le=1000, description="Per-device aggregates per page.")] = 100,
     offset: Offset = 0,
 ) -> MetricAggregatePublic:
     return telemetry.metric_aggregate(
-        runtime=runtime, settings=settings, name=name, site=site, start=start, end=end, bucket=bucket,
-        limit=limit, offset=offset,
+        runtime=runtime, settings=settings, caller=caller, name=name, site=site, start=start, end=end,
+        bucket=bucket, region=region, limit=limit, offset=offset,
     )

@@ -3,6 +3,7 @@
 - ``/dashboard``: live counters, flow matrix, rates, devices (``dashboard.html``)
 - ``/dashboard/device?id=...``: one device's charts, latest values and gaps (``device.html``)
 - ``/dashboard/compliance``: decisions, quarantine review, policy history, what-if (``compliance.html``)
+- ``/dashboard/audit``: the audit trail with filters and exports (``audit.html``)
 
 Each page gets its data from the JSON API under ``/api/v1``; the assets are served from ``/dashboard/static``.
 """
@@ -22,7 +23,7 @@ _CSP = (
 )
 _HEADERS = {"Content-Security-Policy": _CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin"}
-PAGES = {"dashboard": "dashboard.html", "device": "device.html", "compliance": "compliance.html"}
+PAGES = {"dashboard": "dashboard.html", "device": "device.html", "compliance": "compliance.html", "audit": "audit.html"}
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -51,3 +52,9 @@ def device_page() -> FileResponse:
 def compliance_page() -> FileResponse:
     """Decisions (filters in the query string), quarantine review, policy history and what-if."""
     return _page("compliance")
+
+
+@router.get("/dashboard/audit", name="dashboard-audit")
+def audit_page() -> FileResponse:
+    """The audit trail: ``?actor=&action=&target=&region=&period=`` (all optional)."""
+    return _page("audit")

@@ -1,17 +1,23 @@
-"""The decision log and the origin -> region flow matrix derived from it."""
+"""The decision log (list with filters and a total, streamed export as CSV or JSON lines) and the
+origin -> region flow matrix derived from it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
 from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep, check_region_name
+from ingest.api.errors import BadParameterError
 from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, Outcome
 from ingest.api.service import decisions as service
 from ingest.auth.roles import Role
+from ingest.errors import StoreUnavailableError
 from ingest.registry import Category
 
 router = APIRouter(
@@ -21,15 +27,8 @@ router = APIRouter(
 )
 
 
-@router.get(
-    "/decisions",
-    summary="Policy decisions, newest first",
-    responses={422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
-                     "registry region (the accepted ones are listed)."}},
-)
-def list_decisions(
+def decision_filter(
     runtime: RuntimeDep,
-    settings: ApiSettingsDep,
     origin: Annotated[
         str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Origin country (ISO 3166-1 alpha-2).")
     ] = None,
@@ -38,22 +37,75 @@ def list_decisions(
     category: Category | None = None,
     outcome: Outcome | None = None,
     device_id: str | None = None,
+    since: Annotated[datetime | None, Query(description="Decided at or after (ISO 8601; naive = UTC).")] = None,
+    until: Annotated[datetime | None, Query(description="Decided before (exclusive).")] = None,
+) -> service.DecisionFilter:
+    check_region_name(runtime.registry, region)
+    if since is not None and until is not None and since >= until:
+        raise BadParameterError("since", "must be before until")
+    return service.DecisionFilter(
+        origin_country=origin.upper() if origin else None, region=region, category=category, outcome=outcome,
+        device_id=device_id, since=service.utc(since), until=service.utc(until),
+    )
+
+
+DecisionFilterDep = Annotated[service.DecisionFilter, Depends(decision_filter)]
+
+
+@router.get(
+    "/decisions",
+    summary="Policy decisions, newest first, with the total matching the filters",
+    responses={400: {"model": ErrorPublic, "description": "since not before until."},
+               422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
+                     "registry region (the accepted ones are listed)."}},
+)
+def list_decisions(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    flt: DecisionFilterDep,
     include_input: Annotated[bool, Query(description="Add the exact policy input of each decision.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> DecisionPage:
-    check_region_name(runtime.registry, region)
-    filters: dict[str, str | None] = {
-        "origin_country": origin.upper() if origin else None,
-        "region": region,
-        "category": category,
-        "outcome": outcome,
-        "device_id": device_id,
-    }
     return service.list_decisions(
-        runtime=runtime, settings=settings, filters=filters, include_input=include_input,
-        limit=limit, offset=offset,
+        runtime=runtime, settings=settings, flt=flt, include_input=include_input, limit=limit, offset=offset,
     )
+
+
+@router.get(
+    "/decisions/export",
+    summary="Every decision matching the filters (as in the list), streamed as CSV or JSON lines, newest first",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+               400: {"model": ErrorPublic, "description": "since not before until."},
+               422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
+                     "registry region (the accepted ones are listed)."}},
+)
+def export_decisions(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    flt: DecisionFilterDep,
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (one JSON object a line)")] = "csv",
+    include_input: Annotated[bool, Query(description="Add the exact policy input (jsonl; csv: as JSON text).")]
+    = False,
+) -> StreamingResponse:
+    # fail before the response starts when the store is down: the connection is taken here
+    conn_cm = runtime.control.connection(timeout=settings.pool_timeout_s)
+    try:
+        conn = conn_cm.__enter__()
+    except Exception as exc:
+        raise StoreUnavailableError("control", str(exc) or "no connection") from None
+
+    def body() -> Iterator[str]:
+        try:
+            yield from service.export_lines(conn, flt, fmt=format, include_input=include_input)
+        finally:
+            conn_cm.__exit__(None, None, None)
+
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    return StreamingResponse(body(), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="decisions-{stamp}.{format}"'})
 
 
 @router.get("/flows", summary="Origin country -> region flow matrix over a recent window")

@@ -71,15 +71,17 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
     summary="Latest value of every field of a device in a region store",
     description=(
         "Values of restricted fields (every category but machine) stored in a region the caller is not "
-        "authorised for (outside the user's region scope) are redacted: value null, withheld true. Role: engineer."
+        "authorised for (outside the user's region scope) are redacted: value null, withheld true. Roles: "
+        "engineer; operator (machine fields of the sites of its regions; other fields withheld)."
     ),
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     responses={422: {"model": ErrorPublic, "description": "A region that is not a registry region (the accepted "
                      "ones are listed)."}},
 )
 def get_latest(
     device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
 ) -> LatestPublic:
+    caller.require_site(device.site_id, device.site)
     store = region_store(runtime, region, default=device.site.home_region)
     return reading_service.latest(ref=device, store=store, settings=settings, caller=caller)
 
@@ -88,14 +90,15 @@ def get_latest(
     "/{device_id}/series",
     summary="Bucketed min/max/avg/count of a numeric field, or its raw readings",
     description=(
-        "bucket=1m|5m|1h|1d: min/max/avg/count per bucket (aligned on UTC multiples), served from the "
-        "rollups (readings_1m for 1m/5m, readings_1h for 1h/1d); raw rows answer only the partial buckets "
-        "at the window's edges. bucket=raw: the stored readings, oldest first, paginated with limit and "
-        "cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
+        "bucket=10s|1m|5m|1h|1d: min/max/avg/count per bucket (aligned on UTC multiples), served from the "
+        "rollups (readings_1m for 1m/5m, readings_1h for 1h/1d; 10s from raw rows); raw rows answer the "
+        "partial buckets at the window's edges. bucket=raw: the stored readings, oldest first, paginated with "
+        "limit and cursor (text fields included). region=all (bucketed, machine fields only): every candidate region "
         "of the device's site answers, and each bucket takes the store holding the most readings of it. "
-        "Restricted fields of a region outside the user's region scope: 403. Role: engineer."
+        "Restricted fields of a region outside the user's region scope: 403. Roles: engineer; operator (machine "
+        "fields of the sites of its regions)."
     ),
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     responses={
         400: {"model": ErrorPublic, "description": "Unknown field, text field, inverted window, too many points "
               "(names the limit), bad cursor, region=all with bucket=raw."},
@@ -121,6 +124,7 @@ def get_series(
     ] = 1000,
     cursor: Annotated[str | None, Query(description="bucket=raw: next_cursor of the previous page.")] = None,
 ) -> SeriesPublic:
+    caller.require_site(device.site_id, device.site)
     if region == reading_service.ALL_REGIONS:
         if bucket == "raw":
             raise BadParameterError("region", "region=all combines buckets: use a bucket, or one region for raw")

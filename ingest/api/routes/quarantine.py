@@ -1,9 +1,9 @@
-"""Quarantine review and release (role compliance), and sequence gaps per device (operator, engineer).
+"""Quarantine review, release and dismissal (role compliance), and sequence gaps per device (operator, engineer).
 
-Region scope: a compliance officer scoped to some regions sees, inspects and releases only items whose
-payload is held in one of them (items kept as metadata only, without a payload region, are listed for
-everyone with the role). A release is recorded with the authenticated user's name (``released_by``) and
-written to the audit trail in the same transaction.
+Region scope: a compliance officer scoped to some regions sees, inspects, releases and dismisses only items
+whose payload is held in one of them (items kept as metadata only, without a payload region, are listed for
+everyone with the role). Releases (and refused releases), dismissals and payload views are recorded with the
+authenticated user's name in the audit trail. Lifecycle: docs/quarantine.md.
 """
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from ingest.api import db
 from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
-from ingest.quarantine import QuarantineError
+from ingest.quarantine import OPEN_STATES, QuarantineError, release_note
 
 router = APIRouter(tags=["quarantine"],
                    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A store is down."}})
 ComplianceDep = Annotated[Principal, Depends(require(Role.COMPLIANCE))]
 
-State = Literal["held", "discarded", "released"]
+State = Literal["held", "discarded", "released", "dismissed", "expired"]
+StateFilter = Literal["held", "discarded", "released", "dismissed", "expired", "open", "closed"]
 
 
 class QuarantineItem(BaseModel):
@@ -45,6 +46,18 @@ class QuarantineItem(BaseModel):
     released_at: datetime | None
     released_by: str | None
     release_result: dict[str, Any] | None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = Field(default=None, description="Why it was dismissed or expired ('released' for "
+                                     "a release).")
+    releasable: bool = Field(default=False, description="A release can be tried now (held, and a code whose "
+                             "release can succeed).")
+    release_note: str = Field(default="", description="What change makes a release succeed, or why none can.")
+
+    @model_validator(mode="after")
+    def _note(self) -> QuarantineItem:
+        self.releasable, self.release_note = release_note(self.code, self.state)
+        return self
 
 
 class QuarantineDetail(QuarantineItem):
@@ -55,8 +68,23 @@ class QuarantinePage(BaseModel):
     total: int
     limit: int
     offset: int
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(description="Items per state (in the caller's scope), plus 'open': held + "
+                                   "discarded, what still needs a decision.")
     items: list[QuarantineItem]
+
+
+class DismissRequest(BaseModel):
+    reason: str = Field(min_length=3, max_length=1000, description="Why the item is closed without release "
+                        "(recorded with the item and in the audit trail).")
+
+
+class DismissResponse(BaseModel):
+    quarantine_id: uuid.UUID
+    state: State
+    closed_by: str
+    closed_at: datetime
+    close_reason: str
+    payload_deleted: bool
 
 
 class ReleaseResponse(BaseModel):
@@ -65,6 +93,8 @@ class ReleaseResponse(BaseModel):
     policy_revision: str
     rows: dict[str, int]
     decisions: list[dict[str, Any]]
+    other_rejections: list[dict[str, str]] = Field(
+        default_factory=list, description="Rejections of the same message with another code: separate items.")
 
 
 class Gap(BaseModel):
@@ -84,22 +114,27 @@ class GapPage(BaseModel):
 
 
 _COLUMNS = ("quarantine_id, received_at, topic, device_id, seq, code, detail, category, origin_country, "
-            "payload_bytes, payload_region, state, released_at, released_by, release_result")
+            "payload_bytes, payload_region, state, released_at, released_by, release_result, closed_at, closed_by,"
+            " close_reason")
 
 
 @router.get("/quarantine", summary="Quarantined messages, newest first, with counts per state")
 def list_quarantine(
     runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep,
-    state: Annotated[State | None, Query(description="held: payload kept; discarded: metadata only")] = None,
+    state: Annotated[StateFilter | None, Query(
+        description="held: payload kept; discarded: metadata only; released, dismissed, expired: closed; "
+        "open: held or discarded; closed: released, dismissed or expired")] = None,
     code: Annotated[str | None, Query(description="Reason code, e.g. malformed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> QuarantinePage:
     scope = "(%(scope)s::text[] IS NULL OR payload_region IS NULL OR payload_region = ANY(%(scope)s::text[]))"
-    where = f"quarantine_id IS NOT NULL AND {scope} AND (%(state)s::text IS NULL OR state = %(state)s)" \
+    where = f"quarantine_id IS NOT NULL AND {scope} AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))" \
             " AND (%(code)s::text IS NULL OR code = %(code)s)"
     regions = None if principal.regions is None else sorted(principal.regions)
-    params = {"state": state, "code": code, "limit": limit, "offset": offset, "scope": regions}
+    states = {"open": list(OPEN_STATES), "closed": ["released", "dismissed", "expired"]}.get(
+        state or "", [state] if state else None)
+    params = {"states": states, "code": code, "limit": limit, "offset": offset, "scope": regions}
     with db.query(runtime.control, store="control", settings=settings) as cur:
         counts = {r["state"]: r["n"] for r in cur.execute(
             f"SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL AND {scope}"
@@ -107,12 +142,13 @@ def list_quarantine(
         total = cur.execute(f"SELECT count(*) AS n FROM rejections WHERE {where}", params).fetchone()["n"]  # type: ignore[index]
         rows = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE {where} ORDER BY received_at DESC, id DESC"
                            " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+    counts["open"] = sum(counts.get(s, 0) for s in OPEN_STATES)
     return QuarantinePage(total=total, limit=limit, offset=offset, counts=counts,
                           items=[QuarantineItem.model_validate(r) for r in rows])
 
 
-@router.get("/quarantine/{quarantine_id}", summary="One quarantined message, with its payload when held",
-            responses={404: {"model": ErrorPublic, "description": "Unknown quarantine item."}})
+@router.get("/quarantine/{quarantine_id}",
+            summary="One quarantined message, with its payload when held (each view is in the audit trail)")
 def get_quarantine(
     runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID
 ) -> QuarantineDetail:
@@ -120,6 +156,8 @@ def get_quarantine(
     if detail.state == "held" and detail.payload_region and runtime.quarantine is not None:
         found = runtime.quarantine.payload(detail.payload_region, quarantine_id)
         if found is not None:
+            runtime.quarantine.record_view(quarantine_id, actor=principal.user, region=detail.payload_region,
+                                           payload_bytes=len(found[1]))
             detail.payload = found[1].decode("utf-8", errors="replace")
     return detail
 
@@ -137,7 +175,27 @@ def release_quarantine(
     except QuarantineError as exc:
         raise HTTPException(exc.status, str(exc)) from None
     return ReleaseResponse(quarantine_id=result.quarantine_id, released_by=result.released_by,
-                           policy_revision=result.policy_revision, rows=result.rows, decisions=result.decisions)
+                           policy_revision=result.policy_revision, rows=result.rows, decisions=result.decisions,
+                           other_rejections=result.other_rejections)
+
+
+@router.post("/quarantine/{quarantine_id}/dismiss",
+             summary="Close an open item without release, with a reason; its payload is deleted",
+             responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic, "description": "Already closed."}})
+def dismiss_quarantine(
+    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID,
+    body: DismissRequest,
+) -> DismissResponse:
+    _item(runtime, settings, principal, quarantine_id, "dismissing")
+    if runtime.quarantine is None:
+        raise HTTPException(503, "the ingest pipeline is not running in this process")
+    try:
+        closed = runtime.quarantine.dismiss(quarantine_id, actor=principal.user, reason=body.reason.strip())
+    except QuarantineError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return DismissResponse(quarantine_id=closed.quarantine_id, state="dismissed", closed_by=closed.closed_by,
+                           closed_at=closed.closed_at, close_reason=closed.close_reason,
+                           payload_deleted=closed.payload_deleted)
 
 
 def _item(

@@ -14,7 +14,7 @@ from ingest.api.service import telemetry
 from ingest.auth.roles import Role
 
 router = APIRouter(
-    dependencies=guard(Role.ENGINEER),
+    dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     prefix="/sites",
     tags=["telemetry"],
     responses={**AUTH_RESPONSES, 404: {"model": ErrorPublic, "description": "Unknown site."},
@@ -30,7 +30,8 @@ router = APIRouter(
         "hour are counted in every candidate region (home region and analytics copy); latest values and "
         "last-hour aggregates are read from the home region (rollups for whole minutes). Restricted fields "
         "(every category but machine) are withheld unless the caller is authorised for the home region "
-        "(the user's region scope). Role: engineer. The device list is paginated (limit, offset)."
+        "(the user's region scope). Roles: engineer; operator (sites of its regions, machine fields only). "
+        "The device list is paginated (limit, offset)."
     ),
 )
 def get_site_summary(

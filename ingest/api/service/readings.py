@@ -40,12 +40,15 @@ from ingest.runtime import Runtime
 from ingest.store.rollups import ORIGIN, ROLLUP_1H, ROLLUP_1M, Rollup, ceil_to, floor_to
 
 BUCKETS: dict[Bucket, timedelta] = {
+    "10s": timedelta(seconds=10),  # short windows (the last 5 or 15 minutes): from raw rows, no rollup
     "1m": timedelta(minutes=1),
     "5m": timedelta(minutes=5),
     "1h": timedelta(hours=1),
     "1d": timedelta(days=1),
 }
-ROLLUP_FOR: dict[Bucket, Rollup] = {"1m": ROLLUP_1M, "5m": ROLLUP_1M, "1h": ROLLUP_1H, "1d": ROLLUP_1H}
+ROLLUP_FOR: dict[Bucket, Rollup | None] = {
+    "10s": None, "1m": ROLLUP_1M, "5m": ROLLUP_1M, "1h": ROLLUP_1H, "1d": ROLLUP_1H,
+}
 DEFAULT_WINDOW = timedelta(hours=1)
 ALL_REGIONS = "all"
 POINTS = TypeAdapter(list[SeriesPointPublic])
@@ -230,6 +233,16 @@ def merge(aggs: Iterable[Agg]) -> Agg | None:
         else:
             total.add(agg)
     return total
+
+
+def most_complete_sources(per_region: Mapping[str, Mapping[Any, Agg]]) -> dict[Any, tuple[str, Agg]]:
+    """:func:`most_complete`, with the region each kept answer came from."""
+    combined: dict[Any, tuple[str, Agg]] = {}
+    for region, answers in per_region.items():
+        for key, agg in answers.items():
+            if key not in combined or agg.count > combined[key][1].count:
+                combined[key] = (region, agg)
+    return combined
 
 
 def most_complete(per_region: Mapping[str, Mapping[Any, Agg]]) -> dict[Any, Agg]:

@@ -17,8 +17,9 @@ from ingest.api import db
 from ingest.api.caller import Caller, restricted
 from ingest.api.config import ApiSettings
 from ingest.api.deps import region_store
-from ingest.api.errors import BadParameterError, NotFoundError
+from ingest.api.errors import BadParameterError, ForbiddenError, NotFoundError
 from ingest.api.models import (
+    AggregatePointPublic,
     AggregatePublic,
     Bucket,
     DeviceAggregatePublic,
@@ -30,11 +31,12 @@ from ingest.api.models import (
 )
 from ingest.api.service import devices as device_service
 from ingest.api.service.readings import (
+    ALL_REGIONS,
     Agg,
     bucketed_sql,
     check_buckets,
     merge,
-    most_complete,
+    most_complete_sources,
     plan,
     run_bucketed,
     window,
@@ -44,7 +46,10 @@ from ingest.runtime import Runtime
 
 SUMMARY_WINDOW = timedelta(hours=1)
 
-_COUNT = "SELECT count(*) AS n FROM readings WHERE site_id = %(site)s AND ts >= %(start)s AND ts < %(end)s"
+# A reading is one timestamped sample of a device (device, seq, index in batch); each of its fields is one stored
+# value (one row) in each region that holds it.
+_COUNT = ("SELECT count(*) AS n_values, count(DISTINCT (device_id, seq, idx)) AS n_readings FROM readings"
+          " WHERE site_id = %(site)s AND ts >= %(start)s AND ts < %(end)s")
 # Latest value of each (device, field) pair, then the most recent per field.
 _LATEST = """
 SELECT DISTINCT ON (f.name) f.name, r.device_id, r.ts, r.num, r.txt
@@ -81,6 +86,7 @@ def site_summary(
     site = registry.sites.get(site_id)
     if site is None:
         raise NotFoundError(f"unknown site {site_id!r}")
+    caller.require_site(site_id, site)
     device_ids = sorted(d for d, device in registry.devices.items() if device.site == site_id)
     everything = device_service.list_devices(
         runtime=runtime, settings=settings, site=site_id, country=None, limit=max(len(device_ids), 1), offset=0
@@ -100,13 +106,15 @@ def site_summary(
     home = site.home_region
     regions = registry.candidate_regions(site)
     counts: dict[str, int] = {}
+    reading_counts: dict[str, int] = {}
     latest: dict[str, dict[str, Any]] = {}
     last_hour: dict[str, Agg | None] = {}
     for region in regions:
         store = region_store(runtime, region, default=region)
         with db.query(store.pool, store=store.name, settings=settings) as cur:
             row = cur.execute(_COUNT, {"site": site_id, "start": start, "end": end}).fetchone()
-            counts[region] = int(row["n"]) if row else 0
+            counts[region] = int(row["n_values"]) if row else 0
+            reading_counts[region] = int(row["n_readings"]) if row else 0
             if region != home or not pairs:
                 continue
             for row in cur.execute(
@@ -143,7 +151,8 @@ def site_summary(
         site_id=site_id, name=site.name, country=site.country, home_region=home, candidate_regions=regions,
         window_start=start, window_end=end, devices_total=len(device_ids),
         online=statuses.count("online"), offline=statuses.count("offline"), unknown=statuses.count("unknown"),
-        readings_last_hour=counts.get(home, 0), readings_last_hour_by_region=counts, metrics=metrics,
+        readings_last_hour=reading_counts.get(home, 0), readings_last_hour_by_region=reading_counts,
+        values_last_hour=counts.get(home, 0), values_last_hour_by_region=counts, metrics=metrics,
         limit=limit, offset=offset, devices=everything.items[offset : offset + limit],
     )
 
@@ -170,12 +179,24 @@ def _declaring(registry: Registry, name: str, site: str | None) -> dict[str, Fie
 
 
 def metric_aggregate(
-    *, runtime: Runtime, settings: ApiSettings, name: str, site: str | None, start: datetime | None,
-    end: datetime | None, bucket: Bucket, limit: int = 100, offset: int = 0,
+    *, runtime: Runtime, settings: ApiSettings, caller: Caller, name: str, site: str | None,
+    start: datetime | None, end: datetime | None, bucket: Bucket, region: str = ALL_REGIONS, limit: int = 100,
+    offset: int = 0,
 ) -> MetricAggregatePublic:
-    """A machine metric over the devices of a site (or all sites), answered per region and combined."""
+    """A machine metric over the devices of a site (or all sites) as a time series, answered by every candidate
+    region (or one) and combined so that no value is counted twice.
+
+    Each region store answers per device and bucket; for each device and bucket the store holding the most values
+    is counted (stores hold copies of the same readings: the home region's and the analytics copy). So
+    ``total.count == sum(points.count) == sum(regions.values_counted)``, and each region's
+    ``values_stored == values_counted + copies_not_counted``."""
     registry = runtime.registry
     devices = _declaring(registry, name, site)
+    if site is not None:
+        caller.require_site(site, registry.sites[site])
+    devices = {d: s for d, s in devices.items() if caller.may_see_site(registry.sites[registry.devices[d].site])}
+    if not devices:
+        raise ForbiddenError(f"no site in the region scope of user {caller.user!r} has a device declaring {name!r}")
     spec = _strictest(list(devices.values()))
     if restricted(spec.category):
         raise BadParameterError(
@@ -189,35 +210,53 @@ def metric_aggregate(
     # home regions first (the authoritative stores win ties), then the other candidates (analytics copy)
     sites = [registry.sites[registry.devices[device_id].site] for device_id in devices]
     homes = sorted({s.home_region for s in sites})
-    regions = homes + sorted({r for s in sites for r in registry.candidate_regions(s)} - set(homes))
+    candidates = homes + sorted({r for s in sites for r in registry.candidate_regions(s)} - set(homes))
+    if region == ALL_REGIONS:
+        regions = candidates
+    elif region in candidates:
+        regions = [region]
+    else:
+        raise BadParameterError("region", f"region {region!r} holds no data of these devices (candidate regions: "
+                                f"{', '.join(candidates)}, or all)")
     per_region: dict[str, dict[tuple[str, datetime], Agg]] = {}
     params = {**p.params(), "devices": sorted(devices), "names": [name]}
-    for region in regions:
-        store = region_store(runtime, region, default=region)
+    for name_of_region in regions:
+        store = region_store(runtime, name_of_region, default=name_of_region)
         with db.query(store.pool, store=store.name, settings=settings) as cur:
             rows = run_bucketed(cur, bucketed_sql(p, by_device=True, many=True), params)
-        per_region[region] = {(row["device_id"], row["ts"]): Agg.of(row) for row in rows}
-    combined = most_complete(per_region)
+        per_region[name_of_region] = {(row["device_id"], row["ts"]): Agg.of(row) for row in rows}
+    combined = most_complete_sources(per_region)
 
-    by_bucket: dict[datetime, list[Agg]] = defaultdict(list)
+    by_bucket: dict[datetime, list[tuple[str, Agg]]] = defaultdict(list)
     by_device: dict[str, list[Agg]] = defaultdict(list)
-    for (device_id, ts), agg in combined.items():
-        by_bucket[ts].append(agg)
+    counted: dict[str, int] = dict.fromkeys(regions, 0)
+    for (device_id, ts), (source, agg) in combined.items():
+        by_bucket[ts].append((source, agg))
         by_device[device_id].append(agg)
+        counted[source] += agg.count
     points = []
     for ts in sorted(by_bucket):
-        merged = merge(by_bucket[ts])
-        if merged is not None:
-            points.append(merged.point(ts))
+        merged = merge(agg for _, agg in by_bucket[ts])
+        if merged is None:
+            continue
+        contributions: dict[str, int] = defaultdict(int)
+        for source, agg in by_bucket[ts]:
+            contributions[source] += agg.count
+        points.append(AggregatePointPublic(ts=ts, min=merged.min, max=merged.max, avg=merged.avg,
+                                           count=merged.count, regions=dict(sorted(contributions.items()))))
+    region_rows = []
+    for r in regions:
+        stored = sum(a.count for a in per_region[r].values())
+        region_rows.append(RegionCountPublic(region=r, values_stored=stored, values_counted=counted[r],
+                                             copies_not_counted=stored - counted[r]))
     device_rows = [
         DeviceAggregatePublic(device_id=device_id, site=registry.devices[device_id].site,
                               **_aggregate(merge(by_device.get(device_id, []))).model_dump())
         for device_id in sorted(devices)[offset : offset + limit]
     ]
     return MetricAggregatePublic(
-        name=name, category=spec.category, unit=units.pop() if len(units) == 1 else None, site=site, bucket=bucket,
-        start=start, end=end,
-        regions=[RegionCountPublic(region=r, readings=sum(a.count for a in per_region[r].values())) for r in regions],
-        total=_aggregate(merge(combined.values())), devices_total=len(devices), limit=limit, offset=offset,
-        devices=device_rows, points=points,
+        name=name, category=spec.category, unit=units.pop() if len(units) == 1 else None, site=site,
+        region=region, bucket=bucket, start=start, end=end, points=points,
+        total=_aggregate(merge(agg for _, agg in combined.values())), regions=region_rows,
+        devices_total=len(devices), limit=limit, offset=offset, devices=device_rows,
     )

@@ -50,7 +50,12 @@ export const byId = (id) => document.getElementById(id);
 export const show = (id, ...nodes) =>
   byId(id).replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 export const note = (text) => el("p", { class: "empty-note" }, text);
-export const fail = (err) => el("p", { class: "error" }, `unavailable: ${err.message || err}`);
+/** A failure as the page shows it: a refusal (401/403) is explained once, calmly; anything else is an error. */
+export const fail = (err) => (err instanceof HttpError && (err.status === 403 || err.status === 401)
+  ? el("p", { class: "denied", "data-status": err.status }, `Not available to your user: ${err.detail}`)
+  : el("p", { class: "error" }, `unavailable: ${err.message || err}`));
+/** Long text (pseudonyms, ids, JSON) cut to the cell's width, the whole of it in the tooltip. */
+export const clip = (text, cls = "") => el("span", { class: `clip ${cls}`.trim(), title: String(text ?? "") }, text ?? "–");
 export const safeClass = (val, allowed, fallback) => (allowed.includes(val) ? val : fallback);
 export const pill = (outcome) => el("span", { class: `pill ${safeClass(outcome, OUTCOMES, "unknown")}` }, outcome);
 export const shortRev = (rev) => (rev ? String(rev).replace(/^sha256:/, "").slice(0, 12) : "none");
@@ -98,6 +103,44 @@ export function signOut() {
   window.location.reload();
 }
 
+// --- session: who is signed in, and what the pages may ask for --------------------------------------
+// Pages wait for `ready` (GET /me) before polling anything: without a token they poll nothing and show the
+// sign-in form; a 401 stops every poll (session.stopped) until the user signs in again; a 403 is remembered
+// per request (path and query) and never sent again from this page (see request()).
+export const session = { me: null, stopped: false };
+const refused = new Map(); // path?query -> HttpError (403)
+
+export const hasRole = (...roles) => !!session.me && roles.some((r) => session.me.roles.includes(r));
+
+/** Hide a panel the user's roles cannot read and name it, once, in the page's access note. */
+export function restrict(element, roles, what) {
+  if (hasRole(...roles)) return true;
+  const node = typeof element === "string" ? byId(element) : element;
+  if (node) node.hidden = true;
+  accessNote().dataset.hidden = [...(accessNote().dataset.hidden ? accessNote().dataset.hidden.split("|") : []),
+    `${what} (role ${roles.join(" or ")})`].join("|");
+  renderAccessNote();
+  return false;
+}
+
+function accessNote() {
+  let box = byId("access-note");
+  if (!box) {
+    box = el("p", { class: "access-note", id: "access-note", role: "note" });
+    const main = document.querySelector("main");
+    main.parentElement.insertBefore(box, main);
+  }
+  return box;
+}
+
+function renderAccessNote() {
+  const box = accessNote();
+  const me = session.me;
+  const hidden = box.dataset.hidden ? box.dataset.hidden.split("|") : [];
+  box.textContent = `Signed in as ${me.user} (${me.roles.join(", ")}; regions ${Array.isArray(me.regions) ? me.regions.join(", ") : me.regions}).`
+    + (hidden.length ? ` Not shown for your roles: ${hidden.join("; ")}.` : "");
+}
+
 /** Show the sign-in form (once) above the page, with why (no token, expired, revoked...). */
 function showSignIn(reason) {
   let box = document.getElementById("signin");
@@ -122,16 +165,18 @@ function showSignIn(reason) {
 /** The signed-in user in the top bar (GET /me), with a sign-out button; the sign-in form without a token. */
 export async function whoAmI() {
   if (!getToken()) {
-    showSignIn("");
+    showSignIn("Without a token this page shows nothing and asks the API for nothing.");
     return null;
   }
   try {
     const me = await getJSON("/me");
+    session.me = me;
     const chips = document.querySelector(".topbar .chips");
     if (chips && !byId("user-chip")) {
       chips.append(el("span", { class: "chip", id: "user-chip", title: `roles: ${me.roles.join(", ")}; regions: ${me.regions}` },
         `user: ${me.user}`), el("button", { type: "button", class: "btn", id: "signout-btn", onclick: signOut }, "Sign out"));
     }
+    renderAccessNote();
     return me;
   } catch (err) {
     return null;
@@ -147,31 +192,85 @@ export class HttpError extends Error {
   }
 }
 
-async function request(path, init = {}, okStatuses = []) {
+async function send(path, init) {
   const token = getToken();
+  if (!token && !path.startsWith("/health")) throw new HttpError(401, "not signed in: no API token");
+  if (session.stopped) throw new HttpError(401, "signed out: sign in again");
+  const cached = (init.method || "GET") === "GET" && refused.get(path);
+  if (cached) throw cached; // answered 403 before: not asked again
   const auth = token ? { Authorization: `Bearer ${token}` } : {};
-  const response = await fetch(`${API}${path}`, { cache: "no-store", ...init, headers: { Accept: "application/json", ...auth, ...init.headers } });
+  return fetch(`${API}${path}`, { cache: "no-store", ...init, headers: { Accept: "application/json", ...auth, ...init.headers } });
+}
+
+async function request(path, init = {}, okStatuses = []) {
+  const response = await send(path, init);
   let body = null;
   try {
     body = await response.json();
   } catch {
     body = null;
   }
-  if (response.status === 401) showSignIn(body && typeof body.detail === "string" ? body.detail : "");
+  const detail = body && typeof body.detail === "string" ? body.detail : body && body.detail ? JSON.stringify(body.detail) : response.statusText;
+  if (response.status === 401) {
+    session.stopped = true; // every poll stops until the user signs in again
+    showSignIn(detail || "");
+  }
   if (!response.ok && !okStatuses.includes(response.status)) {
-    const detail = body && typeof body.detail === "string" ? body.detail : body && body.detail ? JSON.stringify(body.detail) : response.statusText;
-    throw new HttpError(response.status, detail || `HTTP ${response.status}`);
+    const err = new HttpError(response.status, detail || `HTTP ${response.status}`);
+    if (response.status === 403 && (init.method || "GET") === "GET") refused.set(path, err);
+    throw err;
   }
   return body;
+}
+
+/** Download an export (CSV, JSON lines) with the signed-in user's token, as a file named by the server. */
+export async function download(path) {
+  const response = await send(path, { headers: { Accept: "*/*" } });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      // not JSON
+    }
+    throw new HttpError(response.status, detail);
+  }
+  const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "")?.[1] || "export";
+  saveFile(name, await response.blob());
+  return name;
+}
+
+/** Offer ``blob`` (or text) as a file download named ``name``. */
+export function saveFile(name, blob, type = "text/csv") {
+  const data = blob instanceof Blob ? blob : new Blob([blob], { type });
+  const link = el("a", { href: URL.createObjectURL(data), download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  setTimeout(() => {
+    URL.revokeObjectURL(link.href);
+    link.remove();
+  }, 1000);
+}
+
+/** CSV text of rows (arrays), quoting where needed. */
+export function csv(rows) {
+  const cell = (v) => {
+    const text = v === null || v === undefined ? "" : String(v);
+    return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  return rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
 }
 export const getJSON = (path, okStatuses = []) => request(path, {}, okStatuses);
 export const postJSON = (path, body, headers = {}) =>
   request(path, { method: "POST", body: JSON.stringify(body ?? {}), headers: { "Content-Type": "application/json", ...headers } });
 
-/** Review backlog shown on Live and Compliance: quarantine size per state and open sequence gaps. */
+/** Review backlog shown on Live and Compliance: quarantine size per state (compliance) and open sequence gaps. */
 export async function backlog() {
-  const [quarantine, gaps] = await Promise.all([getJSON("/quarantine?limit=1"), getJSON("/gaps?limit=1")]);
-  return { quarantine: quarantine.counts || {}, openGaps: gaps.open };
+  const [quarantine, gaps] = await Promise.all([
+    hasRole("compliance") ? getJSON("/quarantine?limit=1") : null,
+    hasRole("operator", "engineer", "compliance") ? getJSON("/gaps?limit=1") : null,
+  ]);
+  return { quarantine: quarantine ? quarantine.counts || {} : null, openGaps: gaps ? gaps.open : undefined };
 }
 
 /** Run render(value) for a settled promise, or show the failure in #id. */
@@ -196,5 +295,5 @@ export function setQuery(params) {
 }
 export const query = (key) => new URL(window.location.href).searchParams.get(key);
 
-// Every page: show who is signed in, or the sign-in form.
-whoAmI();
+// Every page: show who is signed in, or the sign-in form; pages await this before asking the API for anything.
+export const ready = whoAmI();

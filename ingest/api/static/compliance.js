@@ -1,17 +1,19 @@
-// Compliance page: the policy in force and its activation history, the decision log with filters,
-// quarantine review (inspect, release as the signed-in user) and what-if of a draft revision.
+// Compliance page: the policy in force and its activation history, the decision log with filters (time
+// included), its total and exports, quarantine review (inspect, release or dismiss as the signed-in user) and
+// what-if of a draft revision. Only what the user's roles may read is asked for; the rest is named once.
 // Every value from the API reaches the page as text (textContent / text nodes), never as HTML.
 import {
-  CATEGORIES, HttpError, OUTCOMES, backlog, byId, clock, el, fail, getJSON, guard, note, num, pageUrl, pill, postJSON,
-  query, revision, safeClass, setQuery, shortRev, show, stamp, table, time,
+  CATEGORIES, HttpError, OUTCOMES, backlog, byId, clip, clock, download, el, fail, getJSON, guard, hasRole, note, num,
+  pageUrl, pill, postJSON, query, ready, restrict, revision, safeClass, setQuery, shortRev, show, stamp, table, time,
 } from "./common.js";
 
 const PAGE = 50;
-const FILTERS = ["origin", "region", "category", "outcome", "device_id"];
-const Q_STATES = ["", "held", "discarded", "released"];
+const FILTERS = ["origin", "region", "category", "outcome", "device_id", "period", "since", "until"];
+const Q_STATES = ["open", "held", "discarded", "released", "dismissed", "expired", ""];
+const Q_PILLS = ["held", "discarded", "released", "dismissed", "expired"];
 const state = {
   offset: Number(query("offset")) || 0,
-  qState: Q_STATES.includes(query("quarantine")) ? query("quarantine") : "",
+  qState: Q_STATES.includes(query("quarantine")) ? query("quarantine") : "open",
   inspected: null, // quarantine id shown in the inspector
   loads: 0, // decision list requests sent (only the newest renders)
 };
@@ -68,13 +70,47 @@ function renderActivations(page) {
 // --- decisions -----------------------------------------------------------------------------------
 function filterValues() {
   const form = byId("decision-filters");
-  return Object.fromEntries(FILTERS.map((f) => [f, form.elements[f].value.trim()]));
+  const values = Object.fromEntries(FILTERS.map((f) => [f, form.elements[f].value.trim()]));
+  if (values.period !== "custom") {
+    values.since = "";
+    values.until = "";
+  }
+  for (const label of form.querySelectorAll(".custom-period")) label.hidden = values.period !== "custom";
+  return values;
+}
+
+/** The API's query of the filters: a period becomes since (now - period); from/to are local times. */
+function apiParams(filters) {
+  const params = new URLSearchParams();
+  for (const [key, val] of Object.entries(filters)) {
+    if (!val || key === "period" || key === "since" || key === "until") continue;
+    params.set(key, val);
+  }
+  if (filters.period && filters.period !== "custom") {
+    params.set("since", new Date(Date.now() - Number(filters.period) * 1000).toISOString());
+  }
+  for (const key of ["since", "until"]) if (filters[key]) params.set(key, new Date(filters[key]).toISOString());
+  return params;
+}
+
+async function exportDecisions(format) {
+  const status = byId("export-status");
+  const params = apiParams(filterValues());
+  params.set("format", format);
+  status.textContent = "exporting…";
+  try {
+    const name = await download(`/decisions/export?${params}`);
+    status.textContent = `saved ${name}`;
+    status.dataset.exported = format;
+  } catch (err) {
+    status.textContent = `export failed: ${err.detail || err.message}`;
+  }
 }
 
 async function loadDecisions() {
   const filters = filterValues();
   setQuery({ ...filters, offset: state.offset || null });
-  const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+  const params = apiParams(filters);
   params.set("limit", PAGE);
   params.set("offset", state.offset);
   const list = byId("decision-list");
@@ -92,11 +128,13 @@ async function loadDecisions() {
 
 function renderDecisions(page, filters) {
   const active = Object.entries(filters).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(", ");
-  byId("decisions-count").textContent = page.items.length
-    ? `${num(page.offset + 1)}–${num(page.offset + page.items.length)}${active ? ` · ${active}` : ""}`
-    : "";
+  const count = byId("decisions-count");
+  count.textContent = page.items.length
+    ? `${num(page.offset + 1)}–${num(page.offset + page.items.length)} of ${num(page.total)}${active ? ` · ${active}` : ""}`
+    : `0 of ${num(page.total)}`;
+  count.dataset.total = String(page.total);
   byId("newer-btn").disabled = page.offset === 0;
-  byId("older-btn").disabled = page.items.length < page.limit;
+  byId("older-btn").disabled = page.offset + page.items.length >= page.total;
   const list = byId("decision-list");
   list.dataset.filters = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
   if (!page.items.length) return show("decision-list", note(active ? "No decision matches these filters." : "No decisions yet."));
@@ -126,25 +164,27 @@ function renderDecisions(page, filters) {
       el("td", {}, revision(d.policy_revision)),
     ),
   );
-  const headers = ["time", "device", "category", "origin → region", "outcome", "reasons", { label: "readings", num: true }, "policy"];
+  const headers = ["time", "device", "category", "origin → region", "outcome", "reasons",
+    { label: "readings in batch", num: true }, "policy"];
   return show("decision-list", table(headers, rows, { class: "decisions" }));
 }
 
 // --- quarantine ----------------------------------------------------------------------------------
 function renderQueues(queues) {
-  const q = queues.quarantine;
+  const q = queues.quarantine || {};
   const chip = byId("quarantine-chip");
-  chip.textContent = `quarantine: ${num(q.held || 0)} held · ${num(q.discarded || 0)} discarded`;
-  chip.className = `chip ${q.held ? "warn" : ""}`;
+  chip.textContent = `quarantine: ${num(q.open || 0)} open (${num(q.held || 0)} held · ${num(q.discarded || 0)} discarded)`;
+  chip.className = `chip ${q.open ? "warn" : ""}`;
   const gaps = byId("gaps-chip");
   gaps.textContent = `open gaps: ${num(queues.openGaps)}`;
   gaps.className = `chip ${queues.openGaps ? "warn" : ""}`;
+  const all = Q_PILLS.reduce((sum, s) => sum + (q[s] || 0), 0);
   show("quarantine-states", ...Q_STATES.map((s) =>
     el("button", { type: "button", class: "btn", "aria-pressed": String(s === state.qState), "data-state": s || "all", onclick: () => {
       state.qState = s;
-      setQuery({ quarantine: s || null });
+      setQuery({ quarantine: s === "open" ? null : s || "all" });
       refreshQuarantine();
-    } }, `${s || "all"} ${num(s ? q[s] || 0 : Object.values(q).reduce((a, b) => a + b, 0))}`)));
+    } }, `${s || "all"} ${num(s ? q[s] || 0 : all)}`)));
 }
 
 function renderQuarantine(page) {
@@ -157,12 +197,12 @@ function renderQuarantine(page) {
       el("td", {}, item.device_id
         ? [el("a", { href: pageUrl("device", { id: item.device_id }) }, item.device_id),
           item.seq === null ? null : el("span", { class: "muted" }, ` #${item.seq}`)]
-        : el("span", { class: "mono muted" }, item.topic)),
-      el("td", { class: "reason" }, el("span", { class: "mono" }, item.code), el("div", { class: "detail" }, item.detail)),
+        : clip(item.topic, "mono muted")),
+      el("td", { class: "reason" }, el("span", { class: "mono" }, item.code), el("div", { class: "detail clamp", title: item.detail }, item.detail)),
       el("td", {}, item.origin_country || "–", item.category ? el("div", { class: "detail" }, item.category.replaceAll("/", " / ")) : null),
       el("td", {}, item.payload_region || el("span", { class: "muted" }, "nowhere"),
         el("div", { class: "detail" }, `${num(item.payload_bytes)} bytes`)),
-      el("td", {}, el("span", { class: `pill ${safeClass(item.state, ["held", "discarded", "released"], "unknown")}` }, item.state)),
+      el("td", {}, el("span", { class: `pill ${safeClass(item.state, Q_PILLS, "unknown")}` }, item.state)),
       el("td", {}, el("button", { type: "button", class: "btn", "data-action": "inspect", onclick: () => inspect(item.quarantine_id) }, "Inspect")),
     ),
   );
@@ -170,6 +210,7 @@ function renderQuarantine(page) {
 }
 
 async function refreshQuarantine() {
+  if (!hasRole("compliance")) return;
   const filter = state.qState ? `&state=${state.qState}` : "";
   const [queues, page] = await Promise.allSettled([backlog(), getJSON(`/quarantine?limit=100${filter}`)]);
   guard(queues, null, renderQueues);
@@ -189,18 +230,27 @@ async function inspect(id) {
     held: "Payload not found in its region store.",
     released: "Released: the payload was routed and removed from quarantine.",
     discarded: "Payload discarded: no region may lawfully hold it.",
+    dismissed: "Dismissed: the payload was deleted.",
+    expired: "Expired: the payload was deleted after the retention period.",
   };
   const payload = item.payload !== null && item.payload !== undefined
     ? el("pre", { class: "payload", id: "quarantine-payload" }, item.payload)
     : note(missing[item.state] || "No payload.");
   const result = el("div", { id: "release-result", role: "status" });
   let form = null;
-  if (item.state === "held") {
-    // released_by is the signed-in user (the API token's owner), recorded with the release and in the audit trail
-    form = el("form", { class: "filters", id: "release-form", onsubmit: (event) => {
-      event.preventDefault();
-      release(item.quarantine_id, result, event.submitter || event.target.querySelector("button"));
-    } }, el("button", { type: "submit", class: "btn primary", id: "release-btn" }, "Release"));
+  if (item.state === "held" || item.state === "discarded") {
+    // the signed-in user (the API token's owner) is recorded with the release or dismissal and in the audit trail
+    const reason = el("input", { name: "reason", id: "dismiss-reason", placeholder: "why (recorded)", size: 28, minlength: 3 });
+    form = el("div", { class: "actions" },
+      el("p", { class: item.releasable ? "muted" : "detail", id: "release-note" }, item.release_note),
+      item.releasable ? el("form", { class: "filters", id: "release-form", onsubmit: (event) => {
+        event.preventDefault();
+        release(item.quarantine_id, result, event.submitter || event.target.querySelector("button"));
+      } }, el("button", { type: "submit", class: "btn primary", id: "release-btn" }, "Release")) : null,
+      el("form", { class: "filters", id: "dismiss-form", onsubmit: (event) => {
+        event.preventDefault();
+        dismiss(item.quarantine_id, reason.value.trim(), result, event.submitter || event.target.querySelector("button"));
+      } }, reason, el("button", { type: "submit", class: "btn", id: "dismiss-btn" }, "Dismiss")));
   }
   show(
     "quarantine-detail",
@@ -212,9 +262,11 @@ async function inspect(id) {
       ["reason", item.detail],
       ["origin · category", `${item.origin_country || "–"} · ${item.category || "–"}`],
       ["payload", `${num(item.payload_bytes)} bytes, ${item.payload_region ? `held in ${item.payload_region}` : "not kept"}`],
-      ["state", el("span", { class: `pill ${safeClass(item.state, ["held", "discarded", "released"], "unknown")}` }, item.state)],
+      ["state", el("span", { class: `pill ${safeClass(item.state, Q_PILLS, "unknown")}` }, item.state)],
       item.released_by && ["released", [`by ${item.released_by}, `, time(item.released_at)]],
-      item.release_result && ["release result", el("span", { class: "mono" }, JSON.stringify(item.release_result))],
+      item.closed_by && item.state !== "released" && ["closed", [`${item.state} by ${item.closed_by}, `, time(item.closed_at),
+        item.close_reason ? `: ${item.close_reason}` : ""]],
+      item.release_result && ["release result", clip(JSON.stringify(item.release_result), "mono")],
     ]),
     payload,
     form,
@@ -240,6 +292,29 @@ async function release(id, result, button) {
     result.dataset.status = err instanceof HttpError ? String(err.status) : "network";
     result.textContent = err instanceof HttpError ? `Refused (HTTP ${err.status}): ${err.detail}` : `Failed: ${err.message}`;
   } finally {
+    button.disabled = false;
+  }
+}
+
+async function dismiss(id, reason, result, button) {
+  if (reason.length < 3) {
+    result.className = "result error";
+    result.textContent = "Say why (at least 3 characters): the reason is recorded with the item and in the audit trail.";
+    return;
+  }
+  button.disabled = true;
+  try {
+    const body = await postJSON(`/quarantine/${enc(id)}/dismiss`, { reason });
+    await refreshQuarantine();
+    await inspect(id);
+    const after = byId("release-result");
+    after.className = "result ok";
+    after.dataset.status = "200";
+    after.textContent = `Dismissed by ${body.closed_by}: ${body.close_reason}${body.payload_deleted ? " (payload deleted)" : ""}.`;
+  } catch (err) {
+    result.className = "result error";
+    result.dataset.status = err instanceof HttpError ? String(err.status) : "network";
+    result.textContent = err instanceof HttpError ? `Refused (HTTP ${err.status}): ${err.detail}` : `Failed: ${err.message}`;
     button.disabled = false;
   }
 }
@@ -356,19 +431,30 @@ function renderWhatif(r) {
 
 // --- page ----------------------------------------------------------------------------------------
 async function refreshAll() {
+  const compliance = hasRole("compliance"); // activations and drafts are compliance data (GET /policy: anyone)
   const [policy, activations, drafts] = await Promise.allSettled([
     getJSON("/policy"),
-    getJSON("/policy/activations?limit=20"),
-    getJSON("/policy/drafts?limit=100"),
+    compliance ? getJSON("/policy/activations?limit=20") : null,
+    compliance ? getJSON("/policy/drafts?limit=100") : null,
   ]);
   guard(policy, "policy-status", renderPolicy);
-  guard(activations, "activations", renderActivations);
-  guard(drafts, null, renderDrafts);
-  await Promise.all([loadDecisions(), refreshQuarantine(), state.inspected ? inspect(state.inspected) : null]);
+  if (compliance) {
+    guard(activations, "activations", renderActivations);
+    guard(drafts, null, renderDrafts);
+  }
+  await Promise.all([hasRole("engineer", "compliance") ? loadDecisions() : null, refreshQuarantine(),
+    state.inspected && compliance ? inspect(state.inspected) : null]);
   document.body.dataset.loaded = "1";
 }
 
 async function start() {
+  const me = await ready;
+  if (!me) return; // not signed in: the sign-in form, nothing asked
+  if (!restrict("activations-block", ["compliance"], "the activation history")) byId("activations").hidden = true;
+  restrict("quarantine", ["compliance"], "quarantine review");
+  if (!restrict("whatif", ["compliance"], "what-if")) byId("quarantine-chip").hidden = true;
+  restrict("decisions", ["engineer", "compliance"], "the decision log");
+  if (!hasRole("operator", "engineer", "compliance")) byId("gaps-chip").hidden = true;
   const form = byId("decision-filters");
   const [sites, regions, devices] = await Promise.allSettled([getJSON("/sites"), getJSON("/regions"), getJSON("/devices?limit=1000")]);
   if (sites.status === "fulfilled") form.elements.origin.append(...options([...new Set(sites.value.map((s) => s.country))].sort()));
@@ -388,8 +474,10 @@ async function start() {
     event.preventDefault();
     reload();
   });
-  form.addEventListener("change", (event) => event.target.tagName === "SELECT" && reload());
+  form.addEventListener("change", (event) => (event.target.tagName === "SELECT" || event.target.type === "datetime-local") && reload());
   form.addEventListener("reset", () => setTimeout(reload));
+  byId("export-csv").addEventListener("click", () => exportDecisions("csv"));
+  byId("export-jsonl").addEventListener("click", () => exportDecisions("jsonl"));
   byId("newer-btn").addEventListener("click", () => {
     state.offset = Math.max(0, state.offset - PAGE);
     loadDecisions();

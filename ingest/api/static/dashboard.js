@@ -1,14 +1,21 @@
 // Live page of the dashboard: pipeline counters, fleet status, review backlog, the origin -> region flow
-// matrix, readings/s per region, recent decisions, rejections and devices. Polls the API every 2 s.
+// matrix, rates per region (time series), recent decisions, rejections and devices. Polls the API every 2 s,
+// only what the signed-in user's roles may read (panels the roles cannot read are hidden and named once).
 // Every value from the API reaches the page as text (textContent / text nodes), never as HTML.
 import {
-  OUTCOMES, ago, backlog, byId, clock, el, getJSON, guard, note, num, pageUrl, perSecond, pill, query,
-  safeClass, setQuery, shortRev, show, table,
+  OUTCOMES, ago, backlog, byId, clip, clock, el, getJSON, guard, hasRole, note, num, pageUrl, perSecond, pill, query,
+  ready, restrict, safeClass, session, setQuery, shortRev, show, table,
 } from "./common.js";
 
 const POLL_MS = 2000;
+const RATES_EVERY = 5; // polls between two /rates requests (10 s)
 const WINDOWS = [60, 300, 900, 3600, 86400];
-const state = { paused: false, timer: null, prevRows: null, prevAt: 0, rates: {}, windowS: 300 };
+const state = {
+  paused: false, timer: null, prevRows: null, prevAt: 0, rates: {}, windowS: 300, ticks: 0, series: null,
+};
+const TELEMETRY = ["operator", "engineer", "compliance"]; // roles that read counters, devices, rejections, rates
+const DECISIONS = ["engineer", "compliance"];
+const STORE_JOBS = ["operator", "engineer"]; // roles that read the region stores' background jobs
 
 // --- header --------------------------------------------------------------------------------------
 function renderHealth(health) {
@@ -49,12 +56,23 @@ function card(key, label, value, { title, tone, href } = {}) {
 }
 
 function renderOverview(devices, queues, health) {
+  if (!hasRole(...TELEMETRY)) {
+    show("overview", card("policy", "policy in force", health && health.policy_revision ? shortRev(health.policy_revision) : "–",
+      { title: health ? health.policy_revision : "" }));
+    return;
+  }
   const status = { online: 0, offline: 0, unknown: 0 };
   for (const d of devices ? devices.items : []) status[safeClass(d.status, ["online", "offline"], "unknown")] += 1;
   const compliance = pageUrl("compliance");
   const q = queues ? queues.quarantine : null;
   const held = q ? q.held || 0 : undefined;
   const gaps = queues ? queues.openGaps : undefined;
+  const quarantineCards = q ? [
+    card("quarantine-held", "quarantine: held", num(held),
+      { tone: held ? "warn" : null, href: `${compliance}#quarantine`, title: "Payload kept in a lawful region, awaiting review" }),
+    card("quarantine-discarded", "quarantine: discarded", num(q.discarded || 0),
+      { href: `${compliance}#quarantine`, title: "No lawful region: metadata only, payload discarded (dismiss once reviewed)" }),
+  ] : [];
   show(
     "overview",
     card("devices-online", "devices online", devices ? num(status.online) : "–", { tone: status.online ? "good" : null }),
@@ -63,10 +81,7 @@ function renderOverview(devices, queues, health) {
       { title: "No gateway has listed these devices in a birth or death message" }),
     card("open-gaps", "open sequence gaps", num(gaps),
       { tone: gaps ? "warn" : null, title: "Batch numbers a device assigned but the ingest never received (see each device's page)" }),
-    card("quarantine-held", "quarantine: held", num(held),
-      { tone: held ? "warn" : null, href: `${compliance}#quarantine`, title: "Payload kept in a lawful region, awaiting review" }),
-    card("quarantine-discarded", "quarantine: discarded", num(q ? q.discarded || 0 : undefined),
-      { href: `${compliance}#quarantine`, title: "No lawful region: metadata only, payload discarded" }),
+    quarantineCards,
     card("policy", "policy in force", health && health.policy_revision ? shortRev(health.policy_revision) : "–",
       { href: `${compliance}#policy`, title: health ? health.policy_revision : "" }),
   );
@@ -111,27 +126,58 @@ function updateRates(stats) {
   state.prevAt = now;
 }
 
-function renderRates(regions, flows) {
-  const windowRate = {};
-  for (const total of (flows && flows.totals) || []) {
-    const kept = (total.outcomes.stored?.readings || 0) + (total.outcomes.transformed?.readings || 0);
-    windowRate[total.region] = kept / flows.window_s;
-  }
-  const max = Math.max(1e-9, ...regions.map((r) => state.rates[r.name] || 0), ...Object.values(windowRate));
+/** One small time series over the rates window: stored values/s as a bar per step, readings/s as a line. */
+function sparkline(points, series) {
+  const canvas = el("canvas", { class: "spark", width: 240, height: 36, role: "img" });
+  const t0 = Date.parse(series.start);
+  const t1 = Date.parse(series.end);
+  const step = series.step_s;
+  const max = Math.max(1e-9, ...points.map((p) => p.values / step));
+  requestAnimationFrame(() => {
+    const ctx = canvas.getContext("2d");
+    const x = (t) => ((t + (step * 1000) / 2 - t0) / (t1 - t0)) * canvas.width;
+    const y = (v) => canvas.height - 2 - (v / max) * (canvas.height - 4);
+    const pts = points.map((p) => ({ t: Date.parse(p.ts), v: p.values / step, r: p.readings / step }));
+    const bar = Math.max(2, ((step * 1000) / (t1 - t0)) * canvas.width - 1);
+    ctx.fillStyle = "rgba(36, 87, 197, 0.25)";
+    for (const p of pts) ctx.fillRect(x(p.t) - bar / 2, y(p.v), bar, canvas.height - y(p.v));
+    ctx.strokeStyle = "#2457c5";
+    ctx.fillStyle = "#2457c5";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    pts.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.r)) : ctx.moveTo(x(p.t), y(p.r))));
+    ctx.stroke();
+    for (const p of pts) ctx.fillRect(x(p.t) - 1.5, y(p.r) - 1.5, 3, 3);
+  });
+  return canvas;
+}
+
+function renderRates(regions) {
+  const series = state.series;
+  const byRegion = Object.fromEntries(((series && series.regions) || []).map((r) => [r.region, r]));
   const rows = regions.map((region) => {
     const live = state.rates[region.name];
-    const bar = el("div", { class: "bar" });
-    bar.style.width = `${Math.round((Math.max(live || 0, windowRate[region.name] || 0) / max) * 100)}%`;
+    const s = byRegion[region.name];
+    const points = s ? s.points : [];
+    // the last complete step: the newest one may still be filling
+    const last = points.length > 1 ? points[points.length - 2] : points[0];
+    const step = series ? series.step_s : 1;
+    const title = s && s.error ? `store unavailable: ${s.error}`
+      : points.map((p) => `${clock(p.ts)}: ${perSecond(p.readings / step)} readings/s, ${perSecond(p.values / step)} values/s`).join("\n");
     return el(
       "tr",
-      { "data-region": region.name },
+      { "data-region": region.name, "data-points": points.length },
       el("td", {}, region.name, " ", el("span", { class: "muted" }, region.country)),
+      el("td", { class: "num", "data-rate": "readings" }, last ? perSecond(last.readings / step) : "–"),
+      el("td", { class: "num", "data-rate": "values" }, last ? perSecond(last.values / step) : "–"),
       el("td", { class: "num", "data-rate": "live" }, perSecond(live)),
-      el("td", {}, el("div", { class: "bar-track" }, bar)),
-      el("td", { class: "num", "data-rate": "window" }, perSecond(windowRate[region.name])),
+      el("td", { title, "data-series": "1" }, s && s.error ? el("span", { class: "error" }, "store unavailable")
+        : points.length ? sparkline(points, series) : el("span", { class: "muted" }, "no data in 15 min")),
     );
   });
-  show("rates", table(["region", { label: "live /s", num: true }, "", { label: "window avg /s", num: true }], rows));
+  const headers = ["region", { label: "readings/s", num: true }, { label: "values/s", num: true },
+    { label: "live values/s", num: true }, "last 15 min"];
+  show("rates", table(headers, rows, { class: "rates" }));
 }
 
 // --- flow matrix ---------------------------------------------------------------------------------
@@ -247,7 +293,7 @@ function renderRejections(page) {
         {},
         el("td", { title: r.received_at }, clock(r.received_at)),
         el("td", { class: "mono" }, r.code),
-        el("td", {}, r.device_id ?? el("span", { class: "muted" }, r.topic)),
+        el("td", {}, r.device_id ?? clip(r.topic, "muted")),
         el("td", { class: "detail" }, r.detail),
       ),
     ),
@@ -308,20 +354,30 @@ function renderStoreJobs(list) {
 }
 
 // --- polling -------------------------------------------------------------------------------------
+const skip = Promise.resolve(null); // a panel the user's roles cannot read: not asked for
+
 async function tick() {
   state.timer = null;
+  if (session.stopped) return; // the token was refused: the sign-in form is shown, nothing more is asked
   const w = state.windowS;
-  const [health, stats, regions, flows, decisions, rejections, devices, queues, storeJobs] = await Promise.allSettled([
+  const telemetry = hasRole(...TELEMETRY);
+  const decisionsToo = hasRole(...DECISIONS);
+  const jobsToo = hasRole(...STORE_JOBS);
+  const ratesDue = telemetry && (state.ticks++ % RATES_EVERY === 0 || !state.series);
+  const [health, stats, regions, flows, decisions, rejections, devices, queues, rates, storeJobs] =
+    await Promise.allSettled([
     getJSON("/health", [503]),
-    getJSON("/stats"),
+    telemetry ? getJSON("/stats") : skip,
     getJSON("/regions"),
-    getJSON(`/flows?window_s=${w}`),
-    getJSON("/decisions?limit=15"),
-    getJSON("/rejections?limit=8"),
-    getJSON("/devices?limit=1000"),
+    decisionsToo ? getJSON(`/flows?window_s=${w}`) : skip,
+    decisionsToo ? getJSON("/decisions?limit=15") : skip,
+    telemetry ? getJSON("/rejections?limit=8") : skip,
+    telemetry ? getJSON("/devices?limit=1000") : skip,
     backlog(),
-    getJSON("/stores/jobs"),
+    ratesDue ? getJSON("/rates?window_s=900&step_s=30") : skip,
+    jobsToo ? getJSON("/stores/jobs") : skip,
   ]);
+  if (rates.status === "fulfilled" && rates.value) state.series = rates.value;
   guard(health, null, renderHealth);
   if (health.status === "rejected") {
     const chip = byId("health-chip");
@@ -331,28 +387,41 @@ async function tick() {
   }
   const value = (result) => (result.status === "fulfilled" ? result.value : null);
   guard({ status: "fulfilled" }, "overview", () => renderOverview(value(devices), value(queues), value(health)));
-  guard(stats, "kpis", (s) => {
-    renderKpis(s);
-    renderBroker(s);
-    updateRates(s);
-  });
+  if (telemetry) {
+    guard(stats, "kpis", (s) => {
+      renderKpis(s);
+      renderBroker(s);
+      updateRates(s);
+    });
+    guard(regions, "rates", (r) => renderRates(r));
+    guard(rejections, "rejections", renderRejections);
+    guard(devices, "devices", renderDevices);
+  }
   const regionList = value(regions) || [];
-  guard(flows, "flows", (f) => renderFlows(f, regionList));
-  guard(regions, "rates", (r) => renderRates(r, value(flows)));
-  guard(decisions, "decisions", renderDecisions);
-  guard(rejections, "rejections", renderRejections);
-  guard(devices, "devices", renderDevices);
-  guard(storeJobs, "store-jobs", renderStoreJobs);
+  if (decisionsToo) {
+    guard(flows, "flows", (f) => renderFlows(f, regionList));
+    guard(decisions, "decisions", renderDecisions);
+  }
+  if (jobsToo) guard(storeJobs, "store-jobs", renderStoreJobs);
   byId("updated-chip").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.updated = String(Date.now());
   schedule();
 }
 
 function schedule() {
-  if (!state.paused && !document.hidden && state.timer === null) state.timer = setTimeout(tick, POLL_MS);
+  if (!state.paused && !document.hidden && !session.stopped && state.timer === null) state.timer = setTimeout(tick, POLL_MS);
 }
 
-function start() {
+async function start() {
+  const me = await ready;
+  if (!me) return; // not signed in: the sign-in form asks for a token; nothing is polled
+  if (!restrict("kpis", TELEMETRY, "pipeline counters")) byId("broker-chip").hidden = true;
+  restrict("rates-panel", TELEMETRY, "rates per region");
+  restrict("rejections-panel", TELEMETRY, "rejections");
+  restrict("devices-panel", TELEMETRY, "devices");
+  restrict("flows-panel", DECISIONS, "the flow matrix");
+  restrict("decisions-panel", DECISIONS, "recent decisions");
+  restrict("store-jobs-panel", STORE_JOBS, "store jobs");
   const fromQuery = Number(query("window"));
   if (WINDOWS.includes(fromQuery)) state.windowS = fromQuery;
   byId("window-select").value = String(state.windowS);

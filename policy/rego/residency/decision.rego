@@ -5,7 +5,7 @@
 #   destination country), whether it may be stored at the destination, with
 #   what localisation, which safeguards would make a denied flow allowed, the
 #   transforms demanded and the reasons, each citing law and article.
-#   Evaluation order (jurisdictions.md section 3): source-jurisdiction rule,
+#   Evaluation order: source-jurisdiction rule,
 #   then data-subject overlays, then destination overlays. The most
 #   restrictive finding wins and the default is deny.
 #   Rules read the flow only through function arguments, never `input`
@@ -13,7 +13,7 @@
 #   `with input as` (which crashes rego-cpp 1.x when the rule queried depends
 #   on other rules); see policy/README.md.
 # related_resources:
-#   - ref: ../../../../shared/brief/jurisdictions.md
+#   - ref: ../../README.md
 package residency
 
 # METADATA

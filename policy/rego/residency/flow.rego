@@ -1,7 +1,7 @@
 # METADATA
 # title: Flow normalisation
 # description: |
-#   Turns the raw input (jurisdictions.md section 1) into a normalised flow
+#   Turns the raw input (the decision contract, policy/README.md) into a normalised flow
 #   with every field defined, and lists the problems that make it unusable.
 #   Missing optional fields take the contract's defaults; values of the wrong
 #   type are problems (deny), never crashes. Recipient and entity flags that

@@ -1,4 +1,4 @@
-"""Every dashboard page (Live, Device, Compliance) is served with a strict CSP, references only assets of
+"""Every dashboard page (Live, Device, Compliance, Audit) is served with a strict CSP, references only assets of
 this server, writes API data as text only, and calls only API routes (and parameters) that exist.
 
 The browser tests (tests/browser/) drive the same pages in Chromium against a running stack.
@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from ingest.api.routes.dashboard import PAGES, STATIC_DIR
 
-PAGE_PATHS = {"/dashboard": "dashboard", "/dashboard/device": "device", "/dashboard/compliance": "compliance"}
+PAGE_PATHS = {"/dashboard": "dashboard", "/dashboard/device": "device", "/dashboard/compliance": "compliance",
+              "/dashboard/audit": "audit"}
 MODULES = sorted(p.name for p in STATIC_DIR.glob("*.js"))
 # Everything the brief asks the pages to show comes from these routes (method, OpenAPI path).
 REQUIRED_ROUTES = {
@@ -25,6 +26,8 @@ REQUIRED_ROUTES = {
     ("get", "/api/v1/rejections"), ("get", "/api/v1/quarantine"), ("get", "/api/v1/quarantine/{quarantine_id}"),
     ("post", "/api/v1/quarantine/{quarantine_id}/release"), ("get", "/api/v1/gaps"), ("get", "/api/v1/policy"),
     ("get", "/api/v1/policy/activations"), ("get", "/api/v1/policy/drafts"), ("post", "/api/v1/policy/whatif"),
+    ("get", "/api/v1/me"), ("get", "/api/v1/rates"), ("post", "/api/v1/quarantine/{quarantine_id}/dismiss"),
+    ("get", "/api/v1/audit"),
 }
 HTML_SINKS = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
               "srcdoc", "createContextualFragment", "DOMParser", 'setAttribute("on', "setAttribute('on", "javascript:")
@@ -52,9 +55,9 @@ def test_every_page_is_served_with_a_strict_csp(client: TestClient, path: str) -
         assert directive in csp, directive
     assert "unsafe" not in csp
     assert response.headers["x-content-type-options"] == "nosniff"
-    # Every page links to the other two.
+    # Every page links to every page.
     nav = re.search(r"<nav[^>]*>(.*?)</nav>", response.text, re.S)
-    assert nav is not None and len(re.findall(r"<a ", nav.group(1))) == 3
+    assert nav is not None and len(re.findall(r"<a ", nav.group(1))) == len(PAGE_PATHS)
     assert nav.group(1).count('aria-current="page"') == 1
 
 
@@ -139,11 +142,17 @@ def test_every_api_call_of_every_page_exists_with_its_parameters(client: TestCli
             query = template.split("?", 1)[1] if "?" in template else ""
             for name in re.findall(r"(?:^|[?&])([a-z_]+)=", query):
                 assert name in params, f"{module}: {template}: {route} has no query parameter {name!r}"
-    # Filters of the decision list are sent as query parameters of GET /decisions.
+    # Filters of the decision list are sent as query parameters of GET /decisions (and of its export); the
+    # page turns its "period" into since.
     filters = re.search(r"const FILTERS = \[([^\]]*)\]", _text("compliance.js"))
     assert filters is not None
     decision_params = _route(openapi, "get", "/decisions")[1]
-    assert set(re.findall(r'"([a-z_]+)"', filters.group(1))) <= decision_params
+    sent = set(re.findall(r'"([a-z_]+)"', filters.group(1))) - {"period"}
+    assert sent <= decision_params and sent <= _route(openapi, "get", "/decisions/export")[1]
+    assert "since" in sent and "since" in _text("compliance.js")
+    audit_filters = re.search(r"const FILTERS = \[([^\]]*)\]", _text("audit.js"))
+    assert audit_filters is not None
+    assert set(re.findall(r'"([a-z_]+)"', audit_filters.group(1))) - {"period"} <= _route(openapi, "get", "/audit")[1]
     assert used >= REQUIRED_ROUTES, sorted(REQUIRED_ROUTES - used)
 
 

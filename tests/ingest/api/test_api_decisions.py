@@ -143,3 +143,54 @@ def test_rejections_filter_and_pagination(client: TestClient) -> None:
     assert [(r["detail"], r["seq"]) for r in body["items"]] == [("not JSON", 9)]
     none = client.get("/api/v1/rejections", params={"code": "oversized"}).json()
     assert (none["total"], none["items"]) == (0, [])
+
+
+# --- totals, time filter, export -------------------------------------------------------------------
+
+
+def test_decision_list_counts_every_match_and_filters_by_time(client: TestClient) -> None:
+    from datetime import UTC, datetime
+
+    everything = client.get("/api/v1/decisions", params={"limit": 2}).json()
+    assert everything["total"] == len(DECISIONS) and len(everything["items"]) == 2
+    assert client.get("/api/v1/decisions", params={"outcome": "denied"}).json()["total"] == 2
+    times = [datetime.fromisoformat(d["decided_at"]) for d in client.get("/api/v1/decisions").json()["items"]]
+    assert times[1] > times[2]
+    cut = (times[2] + (times[1] - times[2]) / 2).astimezone(UTC)  # between the 2nd and 3rd newest
+    recent = client.get("/api/v1/decisions", params={"since": cut.isoformat()}).json()
+    assert (_keys(recent), recent["total"]) == (NEWEST_FIRST[:2], 2)
+    older = client.get("/api/v1/decisions", params={"until": cut.isoformat()}).json()
+    assert (_keys(older), older["total"]) == (NEWEST_FIRST[2:], len(DECISIONS) - 2)
+    naive = client.get("/api/v1/decisions", params={"since": cut.replace(tzinfo=None).isoformat()}).json()
+    assert naive["total"] == 2  # a naive time is UTC
+    inverted = client.get("/api/v1/decisions", params={"since": cut.isoformat(), "until": cut.isoformat()})
+    assert inverted.status_code == 400 and inverted.json()["parameter"] == "since"
+
+
+def test_decision_export_streams_what_the_list_shows_as_csv_and_json_lines(client: TestClient) -> None:
+    import csv
+    import io
+    import json
+
+    params = {"origin": "DE"}
+    listed = client.get("/api/v1/decisions", params={**params, "limit": 1000}).json()
+    assert listed["total"] > 1
+    as_csv = client.get("/api/v1/decisions/export", params={**params, "format": "csv"})
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="decisions-' in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["decision_id"] for r in rows] == [d["decision_id"] for d in listed["items"]]
+    first = listed["items"][0]
+    assert json.loads(rows[0]["reasons"]) == first["reasons"] and rows[0]["outcome"] == first["outcome"]
+    assert rows[0]["origin_country"] == "DE" and int(rows[0]["readings"]) == first["readings"]
+    as_jsonl = client.get("/api/v1/decisions/export", params={**params, "format": "jsonl", "include_input": "true"})
+    assert as_jsonl.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    assert [x["decision_id"] for x in lines] == [d["decision_id"] for d in listed["items"]]
+    assert lines[0]["reasons"] == first["reasons"] and "input" in lines[0]
+    none = client.get("/api/v1/decisions/export", params={"origin": "ZZ", "format": "csv"})
+    assert none.status_code == 200 and none.text.splitlines() == [",".join(
+        ["decision_id", "decided_at", "device_id", "seq", "site_id", "origin_country", "category", "region",
+         "destination_country", "outcome", "allow", "localization", "requires", "transforms", "reasons",
+         "policy_revision", "readings"])]
+    assert client.get("/api/v1/decisions/export", params={"region": "mars"}).status_code == 400

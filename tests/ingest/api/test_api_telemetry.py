@@ -100,8 +100,11 @@ def test_site_summary(recent: Recent) -> None:
         "de-munich", "eu-central", ["eu-central", "us-east"]
     )
     assert (body["devices_total"], body["online"], body["offline"], body["unknown"]) == (2, 2, 0, 0)
-    assert body["readings_last_hour"] == 80 * 2 + 1 + 40
-    assert body["readings_last_hour_by_region"] == {"eu-central": 201, "us-east": 40}
+    # a reading is one timestamped sample of a device; each of its fields is one stored value per region
+    assert body["readings_last_hour"] == 80 + 1 + 40
+    assert body["values_last_hour"] == 80 * 2 + 1 + 40
+    assert body["readings_last_hour_by_region"] == {"eu-central": 121, "us-east": 40}
+    assert body["values_last_hour_by_region"] == {"eu-central": 201, "us-east": 40}
     metrics = {m["name"]: m for m in body["metrics"]}
     # every field declared by the two profiles, each once
     assert sorted(metrics) == sorted(set(recent.runtime.registry.profiles["cnc_mill"].fields)
@@ -154,7 +157,10 @@ def test_metric_aggregate_combines_regions_without_counting_copies_twice(recent:
     body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
         "site": "de-munich", "start": start.isoformat(), "end": end.isoformat(), "bucket": "1h"}).json()
     assert (body["name"], body["category"], body["unit"], body["site"]) == ("power_kw", "machine", "kW", "de-munich")
-    assert body["regions"] == [{"region": "eu-central", "readings": 120}, {"region": "us-east", "readings": 40}]
+    assert body["regions"] == [
+        {"region": "eu-central", "values_stored": 120, "values_counted": 120, "copies_not_counted": 0},
+        {"region": "us-east", "values_stored": 40, "values_counted": 0, "copies_not_counted": 40},
+    ]
     cnc = [v for _, v in recent.values[(CNC, "power_kw")]]
     press = [v for _, v in recent.values[(PRESS, "power_kw")]]
     assert body["total"] == _stats(cnc + press)  # 120, not 160: the us-east copy is not added
@@ -162,6 +168,79 @@ def test_metric_aggregate_combines_regions_without_counting_copies_twice(recent:
     assert {k: v for k, v in devices[CNC].items() if k not in ("device_id", "site")} == _stats(cnc)
     assert {k: v for k, v in devices[PRESS].items() if k not in ("device_id", "site")} == _stats(press)
     assert sum(p["count"] for p in body["points"]) == 120
+
+
+def _check_arithmetic(body: dict[str, Any]) -> None:
+    """The totals add up: over points, over regions, over devices, and each point over its regions."""
+    total = body["total"]["count"]
+    assert sum(p["count"] for p in body["points"]) == total
+    assert sum(r["values_counted"] for r in body["regions"]) == total
+    assert all(r["values_stored"] == r["values_counted"] + r["copies_not_counted"] for r in body["regions"])
+    assert all(sum(p["regions"].values()) == p["count"] for p in body["points"])
+    for r in body["regions"]:
+        assert sum(p["regions"].get(r["region"], 0) for p in body["points"]) == r["values_counted"]
+    if body["devices_total"] == len(body["devices"]):
+        assert sum(d["count"] for d in body["devices"]) == total
+
+
+def test_metric_aggregate_is_a_cross_region_time_series_whose_totals_add_up(recent: Recent) -> None:
+    """One minute bucket per minute of data; the us-east copy is never counted twice; a bucket held only in
+    us-east is counted from us-east."""
+    start, end = recent.base - timedelta(minutes=10), recent.base + timedelta(minutes=60)
+    params = {"site": "de-munich", "start": start.isoformat(), "end": end.isoformat(), "bucket": "1m"}
+    body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params=params).json()
+    assert body["region"] == "all"
+    minutes = {ts.replace(second=0) for (d, n), vals in recent.values.items() if n == "power_kw" for ts, _ in vals}
+    assert [p["ts"] for p in body["points"]] == [m.isoformat().replace("+00:00", "Z") for m in sorted(minutes)]
+    assert body["total"]["count"] == 120
+    _check_arithmetic(body)
+    only_us = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={**params, "region": "us-east"}).json()
+    assert only_us["region"] == "us-east" and only_us["total"]["count"] == 40
+    assert only_us["regions"] == [{"region": "us-east", "values_stored": 40, "values_counted": 40,
+                                   "copies_not_counted": 0}]
+    _check_arithmetic(only_us)
+    # a device-bucket only the analytics store holds (a later copy): counted from us-east, once
+    late = recent.base + timedelta(minutes=55)
+    writer = RegionWriter("us-east", recent.runtime.settings.region_dsns["us-east"])
+    writer.write([_row(PRESS, 999, 0, "power_kw", late, 42.0, "machine")])
+    writer.close()
+    try:
+        body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params=params).json()
+        assert body["total"]["count"] == 121
+        assert [r["values_counted"] for r in body["regions"]] == [120, 1]
+        assert body["points"][-1]["regions"] == {"us-east": 1}
+        _check_arithmetic(body)
+    finally:
+        with psycopg.connect(recent.runtime.settings.region_dsns["us-east"]) as conn:
+            for table in ("readings", "readings_1m", "readings_1h"):  # us-east held nothing else of the press
+                conn.execute(f"DELETE FROM {table} WHERE device_id = %s", (PRESS,))
+    bad = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={**params, "region": "cn-north"})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "region"
+
+
+def test_operators_read_machine_data_of_their_regions_sites(recent: Recent) -> None:
+    """An operator scoped to eu-central reads machine telemetry of Munich (home eu-central), not its personal
+    fields, and nothing of sites elsewhere."""
+    token = issue_token(recent.runtime.settings.control_dsn, [Role.OPERATOR], ["eu-central"])[1]
+    client = TestClient(recent.client.app, headers=bearer(token))
+    latest = client.get(f"/api/v1/devices/{CNC}/latest")
+    assert latest.status_code == 200, latest.text
+    fields = {f["name"]: f for f in latest.json()["fields"]}
+    assert fields["power_kw"]["value"] is not None and not fields["power_kw"]["withheld"]
+    assert fields["operator_badge"]["withheld"] and fields["operator_badge"]["value"] is None
+    series = client.get(f"/api/v1/devices/{CNC}/series", params={"name": "power_kw"})
+    assert series.status_code == 200 and sum(p["count"] for p in series.json()["points"]) > 0
+    badge = client.get(f"/api/v1/devices/{CNC}/series", params={"name": "operator_badge", "bucket": "raw"})
+    assert badge.status_code == 403 and "reads machine data only" in badge.json()["detail"]
+    summary = client.get("/api/v1/sites/de-munich/summary").json()
+    assert {m["name"]: m["withheld"] for m in summary["metrics"]}["operator_badge"] is True
+    assert {m["name"]: m["withheld"] for m in summary["metrics"]}["power_kw"] is False
+    aggregate = client.get("/api/v1/metrics/power_kw/aggregate").json()
+    assert {d["site"] for d in aggregate["devices"]} <= {"de-munich", "fr-lyon"}
+    elsewhere = client.get("/api/v1/devices/cn-shenzhen-cnc-01/latest")
+    assert elsewhere.status_code == 403 and "outside the region scope" in elsewhere.json()["detail"]
+    assert client.get("/api/v1/sites/cn-shenzhen/summary").status_code == 403
+    assert client.get("/api/v1/metrics/power_kw/aggregate", params={"site": "us-detroit"}).status_code == 403
 
 
 def test_metric_aggregate_over_every_site(recent: Recent) -> None:
