@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.ingest.load import _HZ, LoadMeter, ProcessTime, by_role, process_role
 
@@ -53,15 +54,30 @@ def test_by_role_takes_a_reaped_childs_earlier_time_off_its_parent() -> None:
     assert by_role(start, end, 1.0, bench_pid=10) == {"bench": (20 + 50) / _HZ}
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_meter_attributes_a_busy_child_to_its_role() -> None:
+    """Waits for the child to have burnt half a second of CPU (not for a time: on a loaded machine a busy loop
+    gets far less than a CPU), then checks that the window attributes that CPU to the child's role."""
     meter = LoadMeter()
     meter.start("w")
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass",
-                              "bench.ingest.subscriber"])
-    time.sleep(0.8)
-    meter.stop("w")
-    child.wait()
-    assert meter.roles["w"].get("bare subscriber", 0) > 0.3, meter.roles["w"]
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-c", "import sys\nwhile sys.stdin.read(0) == '': pass",
+                              "bench.ingest.subscriber"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _cpu_seconds(child.pid) < 0.5:
+            assert time.monotonic() < deadline, "the child got no CPU in 2 minutes"
+            time.sleep(0.05)
+        meter.stop("w")
+        wall = time.monotonic() - started
+    finally:
+        child.kill()
+        child.wait()
+    assert meter.roles["w"].get("bare subscriber", 0) * wall > 0.4, meter.roles["w"]
     kept = meter.take(["w"])
     other = LoadMeter()
     other.put(kept)
