@@ -63,3 +63,48 @@ def render(steps: NextSteps) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CellSteps:
+    """What one running cell offers (``devstack up`` with cells)."""
+
+    name: str
+    country: str
+    sites: list[str]
+    api_url: str
+    users: list[DemoUser]
+    control_dsn: str
+    region_dsns: dict[str, str]
+    mqtt_port: int
+    bridges: list[str]  # peers it sends parts to
+
+
+def render_cells(cells: list[CellSteps], *, admin_token: str, data_dir: Path, keep: bool) -> str:
+    """The next steps of a cells run: per cell its dashboard, demo users, databases and broker."""
+    lines = ["", "Next steps " + "-" * 68,
+             "Residency cells (docs/cells.md): each cell decides for its own sites; only what the policy allows",
+             "crosses to another cell, as parts over its bridge. Every cell has its own API, users and databases.",
+             f"The admin token (every role and region, in every cell): {admin_token}"]
+    for cell in cells:
+        dashboard = f"{cell.api_url}/dashboard"
+        lines += [
+            "",
+            f"Cell {cell.name} ({cell.country}): sites {', '.join(cell.sites) or 'none'}; regions "
+            f"{', '.join(cell.region_dsns)}; bridges to {', '.join(cell.bridges) or 'no cell (it only receives)'}",
+            f"  Dashboard  {dashboard}#token={admin_token}",
+            f"  API        {cell.api_url}/api/v1/docs   links: {cell.api_url}/api/v1/links",
+        ]
+        for user in cell.users:
+            persona = user.persona
+            lines.append(f"  {persona.role:<11} user {persona.user} [{persona.scope}]: {dashboard}#token={user.token}")
+        lines += [
+            f"  export INGEST_CONTROL_DSN={cell.control_dsn}",
+            f"  export INGEST_REGION_DSNS={shlex.quote(json.dumps(cell.region_dsns))}",
+            f"  Broker     mqtt://127.0.0.1:{cell.mqtt_port} (its gateways log in with their secrets under "
+            f"{data_dir}/credentials/{cell.name}/identities/)",
+        ]
+    kept = "kept after Ctrl-C (--keep)" if keep else "deleted on Ctrl-C; run with --keep to keep them"
+    lines += ["", f"Logs       {data_dir}  (ingest-<cell>.log, agent-<site>.log, credentials, data: {kept})",
+              "Press Ctrl-C to stop everything.", ""]
+    return "\n".join(lines)

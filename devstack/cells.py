@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -220,9 +221,21 @@ class CellsStack:
         if self._own_pg:
             self.pg.stop()
 
-    def cleanup(self) -> None:
+    def cleanup(self, *, keep: bool = False) -> None:
+        """Stop everything; delete the data and logs unless ``keep``."""
         self.stop()
+        if keep:
+            return
         for cell in self.cells.values():
             cell.mqtt.cleanup()
         if self._own_pg:
             self.pg.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stats(self, cell: str) -> dict[str, object]:
+        return httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,  # type: ignore[no-any-return]
+                         timeout=5).json()
+
+    def links(self, cell: str) -> list[dict[str, object]]:
+        return httpx.get(f"{self.cells[cell].api_url}/api/v1/links", headers=self.auth_headers,  # type: ignore[no-any-return]
+                         timeout=5).json()["links"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from devstack import banner
+from devstack.cells import DEFAULT_TOPOLOGY, CellsStack
 from devstack.errors import ComponentError
 from devstack.personas import create_demo_users
 from devstack.stack import DEFAULT_REGISTRY, LocalStack, StackOptions
@@ -18,7 +21,11 @@ from devstack.stack import DEFAULT_REGISTRY, LocalStack, StackOptions
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="devstack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start PostgreSQL, Mosquitto, the ingest/API and simulated edge agents")
+    up = sub.add_parser("up", help="start the residency cells (each: Mosquitto, ingest/API, databases) and "
+                        "simulated edge agents; --single: one broker and one ingest for every region")
+    up.add_argument("--single", action="store_true",
+                    help="one broker and one ingest for every region, as before cells (the ports options apply)")
+    up.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="cells topology (default: the demo's)")
     up.add_argument("--api-port", type=int, default=None, help="API port (default 8000 if free, else any)")
     up.add_argument("--mqtt-port", type=int, default=None, help="Mosquitto port (default: a free port)")
     up.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (default: a free port)")
@@ -55,6 +62,16 @@ def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if not args.single:
+        for option in ("api_port", "mqtt_port", "pg_port"):
+            if getattr(args, option) is not None:
+                print(f"devstack: --{option.replace('_', '-')} applies to --single (cells take free ports)",
+                      file=sys.stderr)
+                return 2
+        if args.timescaledb:
+            print("devstack: --timescaledb applies to --single", file=sys.stderr)
+            return 2
+        return up_cells(args, stop)
     options = StackOptions(
         registry_file=args.registry, api_port=args.api_port, mqtt_port=args.mqtt_port, pg_port=args.pg_port,
         sites=args.sites.split(",") if args.sites else None, interval_ms=args.interval_ms,
@@ -97,6 +114,72 @@ def up(args: argparse.Namespace) -> int:
         stack.cleanup(keep=args.keep)
         if args.keep:
             print(f"kept the data and logs in {stack.dir} (delete it when done)", flush=True)
+        print("stopped.", flush=True)
+
+
+def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Every cell of the topology side by side (devstack.cells), agents of every site on their cell's broker;
+    every 5 s, per cell: rows per region and its links (parts waiting, lag)."""
+    base = Path(tempfile.mkdtemp(prefix="telemetry-cells-"))
+    os.chmod(base, 0o755)
+    try:
+        stack = CellsStack(base_dir=base, registry_file=args.registry, topology_file=args.topology)
+    except (ComponentError, ValueError) as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
+    sites = args.sites.split(",") if args.sites else None
+    unknown = sorted(set(sites or []) - set(stack.registry.sites))
+    if unknown:
+        print(f"devstack: unknown site(s) {unknown}; known: {sorted(stack.registry.sites)}", file=sys.stderr)
+        return 2
+    try:
+        stack.start(sites=sites, interval_ms=args.interval_ms, say=lambda line: print(line, flush=True))
+        steps = []
+        for name, cell in stack.cells.items():
+            spec = stack.topology.cells[name]
+            users = create_demo_users(cell.api_url, stack.admin_token, list(spec.regions))
+            steps.append(banner.CellSteps(
+                name=name, country=spec.country, sites=list(spec.sites), api_url=cell.api_url, users=users,
+                control_dsn=cell.control_dsn, region_dsns=cell.region_dsns, mqtt_port=cell.mqtt.port,
+                bridges=sorted(stack.topology.peers(name, stack.registry)[0])))
+        print(banner.render_cells(steps, admin_token=stack.admin_token, data_dir=base, keep=args.keep), flush=True)
+        started = time.monotonic()
+        prev: dict[str, dict[str, int]] = {}
+        last = time.monotonic()
+        while not stop.wait(5.0):
+            for site, proc in stack.agents.items():
+                if proc.poll() is not None:
+                    print(f"agent {site} exited with {proc.returncode}; see {base}/agent-{site}.log")
+            now = time.monotonic()
+            for name in stack.cells:
+                try:
+                    snap = stack.stats(name)
+                    links = stack.links(name)
+                except Exception as exc:  # an API restarting: keep going
+                    print(f"cell {name}: stats unavailable: {exc}")
+                    continue
+                hosted = set(stack.topology.cells[name].regions)
+                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)  # type: ignore[call-overload]
+                        for k, v in dict(snap.get("rows_by_region", {})).items()}
+                link_text = "; ".join(
+                    f"link to {lk['peer']} {'up' if lk['up'] else 'DOWN' if lk['up'] is False else '?'}, "
+                    f"{lk['outbox_parts']} parts waiting, lag {float(lk['lag_s']):.1f}s, {lk['receipted']} receipted"
+                    for lk in links)
+                print(f"cell {name}: rows: {_fmt_rates(prev.get(name, {}), rows, now - last)}"
+                      + (f" | {link_text}" if link_text else ""), flush=True)
+                prev[name] = rows
+            last = now
+            if args.duration is not None and now - started >= args.duration:
+                break
+        return 0
+    except ComponentError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping agents, ingests, brokers, PostgreSQL ...", flush=True)
+        stack.cleanup(keep=args.keep)
+        if args.keep:
+            print(f"kept the data and logs in {base} (delete it when done)", flush=True)
         print("stopped.", flush=True)
 
 

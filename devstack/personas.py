@@ -31,6 +31,7 @@ class DemoUser:
 
 PERSONAS = (
     Persona("operator", "operator-eu", ("eu-central",), "devices, sites and machine data of EU plants"),
+    Persona("operator", "operator-cn", ("cn-north",), "devices, sites and machine data of the Shenzhen plant"),
     Persona("engineer", "engineer-eu-us", ("eu-central", "us-east"), "telemetry; personal data of EU and US stores"),
     # activation is global: a compliance officer who activates policies needs every region
     Persona("compliance", "compliance", None, "decisions, quarantine, policy drafts and activation, audit"),

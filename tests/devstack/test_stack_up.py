@@ -40,7 +40,7 @@ def _processes_mentioning(text: str) -> list[str]:
 @pytest.mark.integration
 def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "up", "--interval-ms", "100", "--keep"],
+        [sys.executable, "-m", "devstack", "up", "--single", "--interval-ms", "100", "--keep"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
@@ -84,9 +84,9 @@ def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
         assert sock.connect_ex(("127.0.0.1", api_port)) != 0, "the ingest API is still listening"
 
 
-EXPECTED_PERSONAS = {  # role -> (user, region scope) as printed
-    "admin": ("admin", "*"), "operator": ("operator-eu", "eu-central"),
-    "engineer": ("engineer-eu-us", "eu-central,us-east"), "compliance": ("compliance", "*"),
+EXPECTED_PERSONAS = {  # (role, user, region scope) as printed
+    ("admin", "admin", "*"), ("operator", "operator-eu", "eu-central"), ("operator", "operator-cn", "cn-north"),
+    ("engineer", "engineer-eu-us", "eu-central,us-east"), ("compliance", "compliance", "*"),
 }
 
 
@@ -111,10 +111,51 @@ def _check_next_steps(text: str) -> None:
     api = re.search(r"API\s+(http://127.0.0.1:\d+)/api/v1/docs", text)
     assert api, text
     personas = re.findall(r"^  (\w+) +user (\S+) \[([^\]]+)\].*\n +token (rtk_\S+)\n +(\S+)$", text, re.MULTILINE)
-    assert {role: (user, scope) for role, user, scope, _, _ in personas} == EXPECTED_PERSONAS
+    assert {(role, user, scope) for role, user, scope, _, _ in personas} == EXPECTED_PERSONAS
     for role, user, scope, token, link in personas:
         assert link == f"{api.group(1)}/dashboard#token={token}"
         me = httpx.get(f"{api.group(1)}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert me.status_code == 200, me.text
         assert me.json()["user"] == user and role in me.json()["roles"]
         assert me.json()["regions"] == scope.split(",") if scope != "*" else me.json()["regions"] == "*"
+
+
+@pytest.mark.integration
+def test_up_runs_the_cells_bridged_with_data_flowing_in_each_and_across() -> None:
+    """The default: every cell of deploy/local/cells.yaml with its own broker, ingest and databases; data flows in
+    each cell and across (parts receipted over the bridges); Ctrl-C stops everything."""
+    proc = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--interval-ms", "100"], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    stack_dir = None
+    seen: set[str] = set()
+    deadline = time.monotonic() + 180
+    assert proc.stdout is not None
+    try:
+        while time.monotonic() < deadline and len(seen) < 3:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if m := re.match(r"Logs\s+(\S+)", line):
+                stack_dir = m.group(1)
+            # flowing in each cell, and across: the sending cells' parts are receipted by the global cell
+            if re.match(r"cell cn: rows: cn-north [1-9].* link to global up, .* [1-9]\d* receipted", line):
+                seen.add("cn")
+            if re.match(r"cell ap: rows: ap-southeast [1-9].* link to global up, .* [1-9]\d* receipted", line):
+                seen.add("ap")
+            if re.match(r"cell global: rows: eu-central [1-9]\d* .*us-east [1-9]", line):
+                seen.add("global")
+        text = "".join(lines)
+        assert seen == {"cn", "ap", "global"}, text
+        for cell in ("cn", "ap", "global"):
+            assert re.search(rf"^Cell {cell} \(", text, re.MULTILINE), text
+        assert stack_dir and _processes_mentioning(stack_dir)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "stopped." in out
+    time.sleep(0.5)
+    assert _processes_mentioning(stack_dir) == []
+    assert not Path(stack_dir).exists()
