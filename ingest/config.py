@@ -135,6 +135,10 @@ class IngestSettings(BaseSettings):
     )
     link_resend_s: float = Field(30.0, gt=0, description="A part not receipted this long after it was sent while "
                                  "the link was up is sent again.")
+    peer_token_file: Path | None = Field(
+        None, description="A file holding the API token this cell presents to its peers' APIs to ask for the "
+        "aggregates of machine data of the regions they host (a user with the engineer role in each peer cell).",
+    )
     link_outbox_max: int = Field(
         1_000_000, ge=1, description="Parts waiting per link at most; beyond, messages that need that link are "
         "parked (not acknowledged) until it drains.",

@@ -10,7 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.api.closed_sets import InvalidChoiceError
 from ingest.api.config import ApiSettings
-from ingest.api.errors import NotFoundError
+from ingest.api.errors import NotFoundError, OtherCellError
 from ingest.errors import StoreUnavailableError
 from ingest.registry import Device, Profile, Registry, Site
 from ingest.runtime import Runtime
@@ -88,6 +88,10 @@ def region_store(runtime: Runtime, region: str | None, *, default: str) -> Regio
     name = default if region is None else region
     check_region_name(runtime.registry, name)
     pool = runtime.regions.get(name)
+    cell = runtime.extras.get("cell")
+    if pool is None and cell is not None and name not in cell.regions:
+        owner = cell.topology.cell_of_region(name)
+        raise OtherCellError(name, owner, cell.topology.cells[owner].api)
     if pool is None:
         raise StoreUnavailableError(name, "no database is configured for this region")
     return RegionStore(name=name, pool=pool)

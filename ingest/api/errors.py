@@ -72,3 +72,18 @@ class TooManyRequestsError(ApiError):
 
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class OtherCellError(ApiError):
+    """The region is hosted by another residency cell (docs/cells.md): ask that cell's API. Personal values are
+    served only by the cell that holds them; this cell never fetches them across a border."""
+
+    status_code = 421
+
+    def __init__(self, region: str, cell: str, api: str | None) -> None:
+        where = f" at {api}" if api else ""
+        super().__init__(f"region {region!r} is hosted by cell {cell!r}: ask its API{where} (only aggregates of "
+                         "machine data are combined across cells)")
+        self.region = region
+        self.cell = cell
+        self.api = api

@@ -304,3 +304,35 @@ def test_serve_refuses_the_same_topology(tmp_path: Path, pg_server: PostgresServ
     assert "cells.global.sites: site cn-shenzhen (CN) may not be served by cell global (DE)" in serve.stderr
     with psycopg.connect(control) as conn:  # nothing was stored or decided
         assert conn.execute("SELECT count(*) FROM decision_log").fetchone() == (0,)
+
+
+@pytest.mark.integration
+def test_queries_federate_only_aggregates_of_machine_data(
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+) -> None:
+    """The global cell's API answers the aggregate of Shenzhen's power_kw over cn-north (asked from the cn cell)
+    and us-east (its own), counting no value twice; values of a region of another cell are not served here
+    (421 naming the cell); a peer never hands out anything but machine aggregates."""
+    stack, _relays = cells
+    glob, cn = stack.cells["global"], stack.cells["cn"]
+    window = {"start": "2020-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z", "bucket": "1d"}
+    if not query(cn.region_dsns["cn-north"], "SELECT 1 FROM readings WHERE name = 'power_kw' LIMIT 1"):
+        agent = _agent(stack, "cn-shenzhen", 5)
+        assert agent.wait(300) == 0
+        wait_until(lambda: _outbox(stack, "cn") == 0, 120, "parts receipted")
+    answer = httpx.get(f"{glob.api_url}/api/v1/metrics/power_kw/aggregate", headers=stack.auth_headers,
+                       params={**window, "site": "cn-shenzhen", "bucket": "1h"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    home = query(cn.region_dsns["cn-north"], "SELECT count(*) FROM readings WHERE name = 'power_kw'")[0][0]
+    regions = {r["region"]: r for r in body["regions"]}
+    assert set(regions) == {"cn-north", "us-east"}
+    assert regions["cn-north"]["values_stored"] == home and body["total"]["count"] == home  # no value twice
+    assert sum(r["values_counted"] for r in regions.values()) == home
+
+    latest = httpx.get(f"{glob.api_url}/api/v1/devices/cn-shenzhen-cnc-01/latest", params={"region": "cn-north"},
+                       headers=stack.auth_headers, timeout=10)
+    assert latest.status_code == 421 and "hosted by cell 'cn'" in latest.json()["detail"], latest.text
+    badges = httpx.get(f"{cn.api_url}/api/v1/metrics/operator_badge/partials", headers=stack.auth_headers,
+                       params={"region": "cn-north", "devices": "cn-shenzhen-cnc-01", **window}, timeout=10)
+    assert badges.status_code == 400 and "not machine data" in badges.json()["detail"]

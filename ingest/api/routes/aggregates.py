@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -55,3 +55,30 @@ def get_metric_aggregate(
         runtime=runtime, settings=settings, caller=caller, name=name, site=site, start=start, end=end,
         bucket=bucket, region=region, limit=limit, offset=offset,
     )
+
+
+@router.get(
+    "/{name}/partials",
+    summary="Per device and bucket aggregates of a machine metric in one region this cell hosts (for peer cells)",
+    description=(
+        "What a peer residency cell asks to combine a cross-cell aggregate (docs/cells.md): min, max, sum and "
+        "count per device and bucket of a **machine** metric in a region hosted here. Any other category is "
+        "refused (400): only aggregates of machine data are combined across borders. Roles: engineer."
+    ),
+    dependencies=guard(Role.ENGINEER),
+    responses={400: {"model": ErrorPublic, "description": "Not machine data, unknown devices, window or bucket."},
+               421: {"model": ErrorPublic, "description": "The region is hosted by another cell."}},
+)
+def get_metric_partials(
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    name: Annotated[str, Path(description="A machine field declared by every device asked for.")],
+    region: Annotated[str, Query(description="A region this cell hosts.")],
+    devices: Annotated[str, Query(description="Comma-separated device ids.")],
+    start: Annotated[IsoDateTime | None, Query(description="Inclusive.")] = None,
+    end: Annotated[IsoDateTime | None, Query(description="Exclusive.")] = None,
+    bucket: Annotated[Bucket, Query(description="Bucket width.")] = "1h",
+) -> dict[str, list[dict[str, Any]]]:
+    rows = telemetry.metric_partials(runtime=runtime, settings=settings, name=name, region=region,
+                                     devices=[d for d in devices.split(",") if d], start=start, end=end, bucket=bucket)
+    return {"rows": rows}

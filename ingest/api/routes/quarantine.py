@@ -148,7 +148,8 @@ def list_quarantine(
 
 
 @router.get("/quarantine/{quarantine_id}",
-            summary="One quarantined message, with its payload when held (each view is in the audit trail)")
+            summary="One quarantined message, with its payload when held (each view is in the audit trail)",
+            responses={404: {"model": ErrorPublic, "description": "Unknown quarantine item."}})
 def get_quarantine(
     runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID
 ) -> QuarantineDetail:

@@ -33,6 +33,7 @@ from ingest.api.service import devices as device_service
 from ingest.api.service.readings import (
     ALL_REGIONS,
     Agg,
+    Plan,
     bucketed_sql,
     check_buckets,
     merge,
@@ -41,6 +42,7 @@ from ingest.api.service.readings import (
     run_bucketed,
     window,
 )
+from ingest.cells.federation import peer_partials
 from ingest.registry import CATEGORIES, FieldSpec, Registry
 from ingest.runtime import Runtime
 
@@ -220,10 +222,14 @@ def metric_aggregate(
                                 f"{', '.join(candidates)}, or all)")
     per_region: dict[str, dict[tuple[str, datetime], Agg]] = {}
     params = {**p.params(), "devices": sorted(devices), "names": [name]}
+    cell = runtime.extras.get("cell")
     for name_of_region in regions:
-        store = region_store(runtime, name_of_region, default=name_of_region)
-        with db.query(store.pool, store=store.name, settings=settings) as cur:
-            rows = run_bucketed(cur, bucketed_sql(p, by_device=True, many=True), params)
+        if cell is not None and name_of_region not in runtime.regions:  # hosted by a peer cell: ask it
+            rows = peer_partials(cell, name_of_region, name, {
+                "start": start.isoformat(), "end": end.isoformat(), "bucket": bucket,
+                "devices": ",".join(sorted(devices))}, token=_peer_token(runtime))
+        else:
+            rows = region_partials(runtime, settings, name_of_region, p, params)
         per_region[name_of_region] = {(row["device_id"], row["ts"]): Agg.of(row) for row in rows}
     combined = most_complete_sources(per_region)
 
@@ -260,3 +266,40 @@ def metric_aggregate(
         total=_aggregate(merge(agg for _, agg in combined.values())), regions=region_rows,
         devices_total=len(devices), limit=limit, offset=offset, devices=device_rows,
     )
+
+
+def region_partials(runtime: Runtime, settings: ApiSettings, region: str, p: Plan,
+                    params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per device and bucket aggregates (device_id, ts, min, max, sum, count) of one local region store."""
+    store = region_store(runtime, region, default=region)
+    with db.query(store.pool, store=store.name, settings=settings) as cur:
+        return [dict(row) for row in run_bucketed(cur, bucketed_sql(p, by_device=True, many=True), params)]
+
+
+def metric_partials(
+    *, runtime: Runtime, settings: ApiSettings, name: str, region: str, devices: list[str], start: datetime,
+    end: datetime, bucket: Bucket,
+) -> list[dict[str, Any]]:
+    """What a peer cell asks for its cross-cell aggregate (ingest.cells.federation): a **machine** metric's per
+    device and bucket aggregates in a region this cell hosts. Anything but machine data is refused here too."""
+    registry = runtime.registry
+    unknown = sorted(set(devices) - set(registry.devices))
+    if unknown:
+        raise BadParameterError("devices", f"unknown devices {unknown[:5]}")
+    specs = [registry.profile_of(d).fields.get(name) for d in devices]
+    if not specs or any(spec is None for spec in specs):
+        raise BadParameterError("name", f"{name!r} is not declared by every device asked for")
+    if any(spec.category != "machine" for spec in specs if spec is not None):
+        raise BadParameterError("name", f"metric {name!r} is not machine data: only aggregates of machine data are "
+                                "combined across cells")
+    start, end = window(start, end)
+    check_buckets(start, end, bucket, settings)
+    p = plan(start, end, bucket)
+    rows = region_partials(runtime, settings, region, p, {**p.params(), "devices": sorted(devices), "names": [name]})
+    return [{"device_id": r["device_id"], "ts": r["ts"], "min": r["min"], "max": r["max"], "sum": r["sum"],
+             "count": int(r["count"])} for r in rows]
+
+
+def _peer_token(runtime: Runtime) -> str | None:
+    path = runtime.settings.peer_token_file
+    return path.read_text().strip() if path is not None else None

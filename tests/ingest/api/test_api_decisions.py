@@ -193,4 +193,4 @@ def test_decision_export_streams_what_the_list_shows_as_csv_and_json_lines(clien
         ["decision_id", "decided_at", "device_id", "seq", "site_id", "origin_country", "category", "region",
          "destination_country", "outcome", "allow", "localization", "requires", "transforms", "reasons",
          "policy_revision", "readings"])]
-    assert client.get("/api/v1/decisions/export", params={"region": "mars"}).status_code == 400
+    assert client.get("/api/v1/decisions/export", params={"region": "mars"}).status_code == 422
