@@ -5,15 +5,13 @@
 #   destination country), whether it may be stored at the destination, with
 #   what localisation, which safeguards would make a denied flow allowed, the
 #   transforms demanded and the reasons, each citing law and article.
-#   Evaluation order (jurisdictions.md section 3): source-jurisdiction rule,
+#   Evaluation order: source-jurisdiction rule,
 #   then data-subject overlays, then destination overlays. The most
 #   restrictive finding wins and the default is deny.
 #   Rules read the flow only through function arguments, never `input`
 #   directly, so the Rego tests call `decide(flow)` instead of using
 #   `with input as` (which crashes rego-cpp 1.x when the rule queried depends
 #   on other rules); see policy/README.md.
-# related_resources:
-#   - ref: ../../../../shared/brief/jurisdictions.md
 package residency
 
 # METADATA
@@ -67,14 +65,22 @@ _allowed(f, fs) := true if {
 	count(fs) > 0
 } else := false
 
+# Every function returns one value whatever the data: where several candidates qualify, the first in a
+# sorted list is taken, never `some x in ...` as the value of a function (OPA stops with
+# eval_conflict_error when two satisfied candidates give two values).
 _localization(fs) := loc if {
 	ranks := data.residency_data.vocabulary.localization_rank
 	top := max(array.concat([0], [object.get(ranks, x.localization, 0) | some x in fs]))
-	some loc in object.keys(ranks)
-	ranks[loc] == top
-}
+	locs := [l | some l in object.keys(ranks); ranks[l] == top]
+	loc := sort(locs)[0]
+} else := "none"
 
-_transforms_if(allow, fs) := {k: x.transforms[k] | some x in fs; some k in object.keys(x.transforms)} if {
+# When two findings demand different transforms of the same field, the first in sorted order is kept
+# ("remove" before "pseudonymize").
+_transforms_if(allow, fs) := {k: v |
+	some k in {key | some x in fs; some key in object.keys(x.transforms)}
+	v := sort([t | some x in fs; t := x.transforms[k]])[0]
+} if {
 	allow == true
 } else := {}
 

@@ -75,13 +75,26 @@ _category_rule(rid, cat) := object.get(data.residency_data.regimes, [rid, "categ
 #   purpose and volume rules of the same regime.
 _source_findings(f) := _source_findings_for(f, _regime_ids(f.origin))
 
-_source_findings_for(f, ids) := [_deny_hard("none", concat("", [
+# An origin no regime names is governed by the regime marked "unlisted": true (regimes.json), when there
+# is one, else denied. The regime's rules read f.origin like any other.
+_source_findings_for(f, ids) := _regime_findings(f, _unlisted_regime) if {
+	count(ids) == 0
+	is_string(_unlisted_regime)
+} else := [_deny_hard("none", concat("", [
 	"No residency rule is modelled for origin ", f.origin,
 	"; default deny",
 ]))] if {
 	count(ids) == 0
-} else := fs if {
-	rid := sort(ids)[0]
+} else := _regime_findings(f, sort(ids)[0])
+
+_unlisted_regime := ids[0] if {
+	ids := sort([rid |
+		some rid in object.keys(data.residency_data.regimes)
+		object.get(data.residency_data.regimes, [rid, "unlisted"], false) == true
+	])
+}
+
+_regime_findings(f, rid) := fs if {
 	ec := _effective_category(f, rid)
 	fs := array.concat(
 		array.concat(_transform_findings(f, rid, ec), _category_findings(f, rid, ec)),
@@ -93,13 +106,15 @@ _source_findings_for(f, ids) := [_deny_hard("none", concat("", [
 # personal data is machine data for EU, UK and CN; never for RU or the DOJ
 # overlay). Pseudonymisation never changes the category.
 _effective_category(f, rid) := to if {
-	some name in f.transforms
-	t := object.get(data.residency_data.transforms, name, null)
-	is_object(t)
-	f.category in t.from
-	rid in t.valid_for
-	to := t.to
-	is_string(to)
+	tos := [t.to |
+		some name in f.transforms
+		t := object.get(data.residency_data.transforms, name, null)
+		is_object(t)
+		f.category in t.from
+		rid in t.valid_for
+		is_string(t.to)
+	]
+	to := sort(tos)[0]
 } else := f.category
 
 _transform_findings(f, rid, ec) := [_info(concat("", [
@@ -185,21 +200,31 @@ _generic_core(f, rule, prefix, st) := _deny_hard(loc, concat("", [
 	}
 } else := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
-	"; in force: ", concat("+", sort([c | some c in alt])),
+	"; in force: ", concat(" and ", sat),
 	"; allowed",
 ])) if {
-	some alt in object.get(rule, "alternatives", [])
-	count({c | some c in alt} - f.safeguards) == 0
+	# Every satisfied alternative, in data order: a group holding both SCCs and BCRs gets one decision.
+	sat := _satisfied(f, object.get(rule, "alternatives", []))
+	count(sat) > 0
 } else := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
-	"; recipient.", flag, " is true; allowed",
+	"; ", concat(" and ", flags), " true; allowed",
 ])) if {
-	some flag in object.get(rule, "recipient_flags", [])
-	f.recipient[flag] == true
+	flags := [concat("", ["recipient.", flag]) |
+		some flag in object.get(rule, "recipient_flags", [])
+		f.recipient[flag] == true
+	]
+	count(flags) > 0
 } else := _finding(false, object.get(rule, "localization", "none"), object.get(rule, "alternatives", []), concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
 	"; ", rule.need,
 ]))
+
+# The alternatives (sets of safeguard codes) whose every code is in force, each as "A+B".
+_satisfied(f, alts) := [concat("+", sort([c | some c in alt])) |
+	some alt in alts
+	count({c | some c in alt} - f.safeguards) == 0
+]
 
 _with_unconfirmed(rule, x) := object.union(x, {"reason": concat("", [x.reason, "; unconfirmed: ", rule.unconfirmed])}) if {
 	is_string(rule.unconfirmed)
@@ -223,9 +248,9 @@ _dest_status(f, entries) := {"free": true, "why": "", "transforms": {}} if {
 	"*" in entries
 } else := _status_of(_matches(f, entries))
 
-_status_of(ms) := m if {
-	some m in ms
-	m.free
+_status_of(ms) := free[0] if {
+	free := [m | some m in ms; m.free]
+	count(free) > 0
 } else := {"free": false, "why": concat("; ", [m.why | some m in ms]), "transforms": {}}
 
 _matches(f, entries) := array.concat(
