@@ -1,9 +1,9 @@
 """The decision contract (the policy's input and output) as pydantic models.
 
 The models validate what the Rego policy validates (``rego/residency/flow.rego``), so that a flow the ingest
-or the CLI accepts is one that every engine reads the same way: country codes are two ASCII letters (ASCII
-spaces and tabs around them are trimmed, letters upper-cased; any other character, a no-break space
-included, is refused), a subdivision is an ISO 3166-2 code (``QC`` or ``CA-QC``), and every counter is a
+or the CLI accepts is one that every engine reads the same way: country codes are two ASCII letters (spaces
+around them are trimmed, letters upper-cased; any other character, a tab or a no-break space included, is
+refused), a subdivision is an ISO 3166-2 code (``QC`` or ``CA-QC``), and every counter is a
 whole number from 0 to ``MAX_COUNT``.
 """
 
@@ -35,14 +35,14 @@ TransformName = Literal["pseudonymized", "anonymized", "aggregated"]
 MAX_COUNT = 10_000_000_000
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 _SET_FIELDS = {"safeguards", "transforms_applied"}
-# [ \t] and [A-Za-z], not \s, str.strip() or str.upper(): those also take Unicode characters (a no-break
-# space, the long s that upper-cases to S) that OPA and rego-cpp treat differently.
-_CODE_RE = re.compile(r"[ \t]*([A-Za-z]{2})[ \t]*")
-_SUBDIVISION_RE = re.compile(r"[ \t]*((?:[A-Za-z]{2}-)?[A-Za-z0-9]{1,3})[ \t]*")
+# Spaces and [A-Za-z], not \s, str.strip() or str.upper(): those also take Unicode characters (a no-break
+# space, the long s that upper-cases to S) that OPA and rego-cpp treat differently (rego/residency/flow.rego).
+_CODE_RE = re.compile(r" *([A-Za-z]{2}) *")
+_SUBDIVISION_RE = re.compile(r" *((?:[A-Za-z]{2}-)?[A-Za-z0-9]{1,3}) *")
 
 
 def country_code(value: str) -> str:
-    """Two ASCII letters (ASCII spaces and tabs around them allowed), upper-cased; ValueError otherwise."""
+    """Two ASCII letters (spaces around them allowed), upper-cased; ValueError otherwise."""
     match = _CODE_RE.fullmatch(value)
     if match is None:
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (two letters A-Z)")

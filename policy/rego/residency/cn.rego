@@ -25,7 +25,7 @@ _cn_exempt_purpose(f, ec) if {
 
 # A sensitive flow is at least one sensitive individual even if the counter
 # was not supplied.
-_cn_sensitive_count(f, ec) := max([f.sensitive_individuals, 1]) if {
+_cn_sensitive_count(f, ec) := _larger(f.sensitive_individuals, 1) if {
 	ec == "sensitive_personal"
 } else := f.sensitive_individuals
 

@@ -68,12 +68,22 @@ _allowed(f, fs) := true if {
 # Every function returns one value whatever the data: where several candidates qualify, the first in a
 # sorted list is taken, never `some x in ...` as the value of a function (OPA stops with
 # eval_conflict_error when two satisfied candidates give two values).
+# The highest-ranked localisation of any finding. Ranks are compared with >, not max(): rego-cpp 1.5's max
+# compares numbers as text.
 _localization(fs) := loc if {
 	ranks := data.residency_data.vocabulary.localization_rank
-	top := max(array.concat([0], [object.get(ranks, x.localization, 0) | some x in fs]))
-	locs := [l | some l in object.keys(ranks); ranks[l] == top]
-	loc := sort(locs)[0]
+	found := [x.localization | some x in fs; is_number(object.get(ranks, x.localization, null))]
+	tops := sort([l |
+		some l in found
+		not _outranked(ranks, l, found)
+	])
+	loc := tops[0]
 } else := "none"
+
+_outranked(ranks, l, found) if {
+	some other in found
+	ranks[other] > ranks[l]
+}
 
 # When two findings demand different transforms of the same field, the first in sorted order is kept
 # ("remove" before "pseudonymize").

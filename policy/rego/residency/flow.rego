@@ -9,18 +9,19 @@
 #   key must give the same answer in OPA (where `not f(obj[key])` is
 #   undefined for a missing key) and in rego-cpp. Codes are validated as what
 #   they are (two ASCII letters; ISO 3166-2 subdivisions), after upper-casing
-#   ASCII letters and trimming ASCII spaces and tabs only: both engines do
-#   exactly that, whereas trim_space and upper treat other Unicode
-#   characters differently in OPA and rego-cpp.
+#   ASCII letters and trimming ASCII spaces only: both engines do exactly
+#   that, whereas trim_space and upper treat other Unicode characters (a
+#   no-break space, the long s) differently in OPA and rego-cpp, and
+#   rego-cpp's regex.match fails on a tab.
 package residency
 
 # Arrays, not sets: rego-cpp 1.x builds set and object comprehensions in
 # quadratic time (about 25 ms for the 249 country codes), arrays in linear time.
 _countries := data.residency_data.countries.codes
 
-_code_re := `^[ \t]*[A-Za-z]{2}[ \t]*$`
+_code_re := `^ *[A-Za-z]{2} *$`
 
-_subdivision_re := `^[ \t]*([A-Za-z]{2}-)?[A-Za-z0-9]{1,3}[ \t]*$`
+_subdivision_re := `^ *([A-Za-z]{2}-)?[A-Za-z0-9]{1,3} *$`
 
 _count_keys := [
 	"individuals_ytd", "sensitive_individuals_ytd",
@@ -42,7 +43,7 @@ _str_or_empty(obj, key) := v if {
 	is_string(v)
 } else := ""
 
-_ascii_upper(s) := upper(trim(s, " \t"))
+_ascii_upper(s) := upper(trim(s, " "))
 
 # A valid two-letter code, upper-cased; "" when absent or invalid (then a problem says why).
 _code(obj, key) := _ascii_upper(v) if {
@@ -62,6 +63,12 @@ _valid_count(v) if {
 	v <= data.residency_data.vocabulary.max_count
 	floor(v) == v
 }
+
+# The larger of two numbers. Not max([a, b]): rego-cpp 1.5's max compares numbers as text
+# (max([9999, 10000]) is 9999 there, 10000 in OPA).
+_larger(a, b) := a if {
+	a >= b
+} else := b
 
 _flag(obj, key) := true if {
 	object.get(obj, key, null) == true
@@ -88,8 +95,8 @@ _volume(raw) := {
 	"sensitive_individuals": sytd,
 	# 28 CFR 202.205 counts "at any point in the preceding 12 months"; the calendar year so far lies within
 	# that window, so a 12-month count is never below the year-to-date one.
-	"individuals_12m": max([ytd, _count(vol, "individuals_12m")]),
-	"sensitive_individuals_12m": max([sytd, _count(vol, "sensitive_individuals_12m")]),
+	"individuals_12m": _larger(ytd, _count(vol, "individuals_12m")),
+	"sensitive_individuals_12m": _larger(sytd, _count(vol, "sensitive_individuals_12m")),
 	"precise_geolocation_devices_12m": _count(vol, "precise_geolocation_devices_12m"),
 } if {
 	vol := _sub(raw, "volume")
