@@ -30,11 +30,11 @@ from policy.engine import (
 )
 from policy.errors import PolicyEvaluationError, PolicyLoadError
 from policy.models import Decision, Flow
-from policy.rego_tests import RegoTestResult, discover
+from policy.rego_tests import RegoTest, RegoTestResult, check_case, discover, fixture_packages, with_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB_DIR = ROOT / ".venv" / "real-opa" / "lib"
-INSTALL_HINT = "run BOOTSTRAP_FOR_TESTS=1 bash scripts/bootstrap.sh (it downloads the pinned wheel of scripts/real-opa.txt)"
+INSTALL_HINT = "run BOOTSTRAP_FOR_TESTS=1 bash scripts/bootstrap.sh (it downloads the wheel of scripts/real-opa.txt)"
 
 
 def bindings() -> Any:
@@ -54,10 +54,10 @@ class RealOpaEngine:
     ``evaluate`` answers ``data.residency.decision`` for any JSON value as input, exactly as
     ``POST /v1/data/residency/decision`` of an OPA server would (the server runs this same package).
     An evaluation error (e.g. ``eval_conflict_error``) is a :class:`PolicyEvaluationError`, as the OPA client
-    maps OPA's HTTP 500.
+    maps OPA's HTTP 500. ``data`` replaces the policy directory's data document (fixture runs).
     """
 
-    def __init__(self, policy_dir: Path, *, include_tests: bool = False) -> None:
+    def __init__(self, policy_dir: Path, *, include_tests: bool = False, data: dict[str, Any] | None = None):
         opa = bindings()
         self._error = opa.OpaError
         self._undefined = opa.OpaUndefinedError
@@ -66,7 +66,7 @@ class RealOpaEngine:
         try:
             for name, source in read_modules(policy_dir, include_tests=include_tests).items():
                 self._engine.add_policy(name, source)
-            self._engine.add_data(load_data(policy_dir, self._revision))
+            self._engine.add_data(data if data is not None else load_data(policy_dir, self._revision))
         except opa.OpaError as exc:
             raise PolicyLoadError(f"{policy_dir}: OPA rejects the policy: {exc}") from exc
         self._lock = threading.Lock()
@@ -98,18 +98,23 @@ class RealOpaEngine:
         self._engine.close()
 
 
-def run_rego_tests(policy_dir: Path) -> list[RegoTestResult]:
-    """Every ``test_*`` rule of the ``*_test.rego`` files evaluated by OPA (what ``opa test`` does)."""
-    engine = RealOpaEngine(policy_dir, include_tests=True)
+def _run_group(policy_dir: Path, tests: list[RegoTest], data: dict[str, Any]) -> list[RegoTestResult]:
+    engine = RealOpaEngine(policy_dir, include_tests=True, data=data)
     results = []
     try:
-        for test in discover(policy_dir):
+        for test in tests:
             try:
                 rows = engine.query(f"x = {test.ref}")
             except engine._error as exc:
                 results.append(RegoTestResult(test, False, f"OPA: {exc}"))
                 continue
-            if rows == [{"x": True}]:
+            if test.is_case:
+                if len(rows) != 1:
+                    results.append(RegoTestResult(test, False, f"the case is not a value: {rows}"))
+                    continue
+                problem = check_case(rows[0]["x"], engine.evaluate)
+                results.append(RegoTestResult(test, problem is None, problem or ""))
+            elif rows == [{"x": True}]:
                 results.append(RegoTestResult(test, True))
             elif not rows:
                 results.append(RegoTestResult(test, False, "undefined (a condition did not hold)"))
@@ -118,3 +123,22 @@ def run_rego_tests(policy_dir: Path) -> list[RegoTestResult]:
     finally:
         engine.close()
     return results
+
+
+def run_rego_tests(policy_dir: Path) -> list[RegoTestResult]:
+    """Every ``test_*`` rule and ``case_*`` decision case of the ``*_test.rego`` files evaluated by OPA, with
+    the fixture data of the packages that declare one (the same rules as ``policy.rego_tests.run``)."""
+    tests = discover(policy_dir)
+    data = load_data(policy_dir, compute_revision(policy_dir))
+    fixtures = fixture_packages(policy_dir)
+    results = _run_group(policy_dir, [t for t in tests if t.package not in fixtures], data)
+    for package in sorted(fixtures):
+        probe = RealOpaEngine(policy_dir, include_tests=True, data=data)
+        try:
+            fixture = probe.query(f"x = data.{package}.fixture")[0]["x"]
+        finally:
+            probe.close()
+        results += _run_group(policy_dir, [t for t in tests if t.package == package],
+                              with_fixture(data, fixture, package))
+    order = {t.id: i for i, t in enumerate(tests)}
+    return sorted(results, key=lambda r: order[r.test.id])
