@@ -25,6 +25,9 @@ from ingest.runtime import Runtime
 from ingest.store.maintenance import StoreMaintenance
 from ingest.store.migrate import enable_timescaledb, migrate
 from ingest.store.options import StoreOptions
+from ingest.volumes.metrics import publish
+from ingest.volumes.tracker import VolumeTracker
+from ingest.volumes.warnings import PolicyThresholds
 from policy import PolicyEngine, load_engine
 
 log = logging.getLogger("ingest.service")
@@ -79,11 +82,16 @@ class IngestService:
         self.stats = PipelineStats()
         self.stats.policy_revision = self.policy.revision
         self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
+        self.volumes = VolumeTracker(
+            settings.control_dsn, thresholds=PolicyThresholds(settings.policy_dir), sync_s=settings.volume_sync_s,
+            warn_ratio=settings.volume_warn_ratio,
+        ) if settings.measure_volumes else None
         self.router = Router(
             registry=self.registry,
             policy=self.policy,
             pseudonymizer=Pseudonymizer(settings.pseudonymization_key.get_secret_value().encode()),
             max_bytes=settings.max_message_bytes,
+            volumes=self.volumes,
         )
         self.consumer = Consumer(settings, self.router, self.stats)
         self.maintenance = StoreMaintenance(settings.region_dsns, StoreOptions.from_settings(settings))
@@ -101,7 +109,7 @@ class IngestService:
             pipeline=self.stats,
             quarantine=QuarantineService(settings, self.router),
             registry_sync=self.registry_sync,
-            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime},
+            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "volumes": self.volumes},
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
         self.registry_sync.on_change(self.router.replace_registry)
@@ -115,6 +123,14 @@ class IngestService:
         for pool in self.runtime.regions.values():
             pool.open(wait=False)
         self.policy_runtime.start()
+        if self.volumes is not None:
+            try:  # every replica's records before the first message (the store is migrated: it is up)
+                self.volumes.sync()
+            except Exception as exc:
+                log.warning("measured volumes: first sync failed, retrying in the background: %s", exc)
+            self.volumes.start()
+            publish(lambda: self.volumes.routes(self.registry.sites, self.registry.regions,  # type: ignore[union-attr]
+                                                self.registry.candidate_regions))
         self.consumer.start()
         self.maintenance.start()
         self.registry_sync.start()
@@ -125,6 +141,8 @@ class IngestService:
         self.registry_sync.stop()
         self.maintenance.stop()
         self.consumer.stop()
+        if self.volumes is not None:
+            self.volumes.stop()
         self.policy_runtime.stop()
         self.runtime.control.close()
         for pool in self.runtime.regions.values():

@@ -30,6 +30,7 @@ from ingest.api.routes import (
     sites,
     stats,
     users,
+    volumes,
 )
 from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
@@ -74,7 +75,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.rate_limiter = RateLimiter(api_settings)
 
     routers = (health, schema, devices, decisions, rejections, quarantine, stats, registry, sites, aggregates, policy,
-               users, audit)
+               users, audit, volumes)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices

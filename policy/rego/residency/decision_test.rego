@@ -12,7 +12,7 @@
 #   data.residency_data.regimes as ...`: rego-cpp 1.5 runs out of memory on
 #   any `with data...` over this policy.) ./scripts/test also runs them
 #   under OPA.
-package residency_logic_test
+package residency_test.logic
 
 import data.residency
 
@@ -206,7 +206,7 @@ test_two_satisfied_alternatives_give_one_decision if {
 test_two_recipient_flags_give_one_decision if {
 	d := _personal("GA", {"recipient": {"cbpr_certified": true, "appi": true}})
 	d.allow
-	d.reasons == ["One Art 2: GA is not a free destination for this data; recipient.cbpr_certified and recipient.appi true; allowed"]
+	d.reasons == ["One Art 2: GA is not a free destination for this data; recipient.cbpr_certified and recipient.appi are true; allowed"]
 }
 
 test_requires_combines_every_denial_and_the_highest_localisation_wins if {

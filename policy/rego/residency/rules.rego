@@ -208,7 +208,7 @@ _generic_core(f, rule, prefix, st) := _deny_hard(loc, concat("", [
 	count(sat) > 0
 } else := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
-	"; ", concat(" and ", flags), " true; allowed",
+	"; ", concat(" and ", flags), _are(flags), " true; allowed",
 ])) if {
 	flags := [concat("", ["recipient.", flag]) |
 		some flag in object.get(rule, "recipient_flags", [])
@@ -219,6 +219,10 @@ _generic_core(f, rule, prefix, st) := _deny_hard(loc, concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
 	"; ", rule.need,
 ]))
+
+_are(xs) := " is" if {
+	count(xs) == 1
+} else := " are"
 
 # The alternatives (sets of safeguard codes) whose every code is in force, each as "A+B".
 _satisfied(f, alts) := [concat("+", sort([c | some c in alt])) |
