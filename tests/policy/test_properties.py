@@ -44,8 +44,9 @@ flows = st.fixed_dictionaries(
         "purpose": st.sampled_from(["hr_management", "contract_with_individual", "emergency", "payment_data",
                                     "ict_system_logs", "foreign_authority_request", "analytics"]),
         "volume": st.fixed_dictionaries(
-            {}, optional={k: COUNTS for k in ("individuals_ytd", "sensitive_individuals_ytd", "individuals_12m",
-                                              "sensitive_individuals_12m", "precise_geolocation_devices_12m")},
+            {}, optional=dict.fromkeys(
+                ("individuals_ytd", "sensitive_individuals_ytd", "individuals_12m", "sensitive_individuals_12m",
+                 "precise_geolocation_devices_12m"), COUNTS),
         ),
         "transforms_applied": st.lists(st.sampled_from(_VOCAB["transforms_applied"]), max_size=2, unique=True),
     },

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
@@ -98,7 +97,7 @@ def test_declared_volume_is_a_floor(policy):
     assert d.input["volume"]["individuals_ytd"] == 250_000 and "Art 8" in d.decision.reasons[0]
 
 
-def test_warnings_at_80_percent_of_a_threshold(tmp_path: Path):
+def test_warnings_at_80_percent_of_a_threshold():
     tracker = VolumeTracker(None, thresholds=PolicyThresholds(DEFAULT_POLICY_DIR), today=lambda: TODAY)
     tracker._counter.merge_rows(
         (SITE, "eu-central", subject_key(SITE, f"p-{i}"), TODAY, None) for i in range(79_999))
