@@ -26,6 +26,7 @@ _regimes := {
 				"localization": "none", "free_to": ["list:ONE_ADEQ"],
 				"alternatives": [["X", "Y"], ["Z", "Y"], ["W"]], "recipient_flags": ["cbpr_certified", "appi"],
 				"cite": "One Art 2", "free": "adequate", "need": "needs X+Y, Z+Y or W",
+				"exempt_purposes": {"hr": {"cite": "One Art 7", "confirmed": true}, "pay": {"cite": "One Art 8", "confirmed": false}},
 			},
 			"sensitive_personal": {
 				"localization": "primary_in_country", "free_to": [], "alternatives": [["W"]],
@@ -234,4 +235,11 @@ test_unlisted_origin_gets_the_unlisted_regime if {
 	m.allow
 	m.reasons == ["Rest Art 0: free; allowed"]
 	not _decide({"origin": "MX", "destination": "AD", "category": "personal"}).allow
+}
+
+test_exempt_purposes_apply_only_once_confirmed if {
+	_personal("GA", {"purpose": "hr"}).reasons == ["One Art 2: purpose hr is exempt (One Art 7); allowed"]
+	d := _personal("GA", {"purpose": "pay"})
+	not d.allow
+	endswith(d.reasons[0], "; purpose pay is reported exempt (One Art 8) but that is unconfirmed: not applied (cautious)")
 }

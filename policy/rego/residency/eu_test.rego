@@ -141,14 +141,15 @@ case_uk_personal_to_korea_allowed := {
 	"expect": {"allow": true},
 }
 
-case_uk_personal_to_brazil_and_faroes_unconfirmed_1 := {
+case_uk_personal_to_brazil_not_adequate := {
 	"flow": {"category": "personal", "destination": "BR", "origin": "GB"},
 	"expect": {"allow": false},
 }
 
-case_uk_personal_to_brazil_and_faroes_unconfirmed_2 := {
+case_uk_personal_to_faroes_adequate_under_dpa_2018_sch_21 := {
+	"about": "UK_ADEQ FO: carried over from EU decision 2010/146/EU (was unconfirmed before the Dec 2026 audit)",
 	"flow": {"category": "personal", "destination": "FO", "origin": "GB"},
-	"expect": {"allow": false, "reasons_contain": ["unconfirmed"]},
+	"expect": {"allow": true, "requires": [], "reasons_contain": ["2010/146/EU"]},
 }
 
 case_uk_sensitive_with_idta_and_tia_allowed := {

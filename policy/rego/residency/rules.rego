@@ -142,7 +142,25 @@ _rule_findings(f, rid, ec, rule) := [_deny_hard("none", concat("", [
 	not is_object(rule)
 } else := _handler_findings(f, rule, ec) if {
 	is_string(rule.handler)
+} else := [_exempt_finding(f, rule, ex)] if {
+	ex := object.get(rule, ["exempt_purposes", f.purpose], null)
+	is_object(ex)
+	object.get(ex, "confirmed", false) == true
 } else := [_generic(f, rule, "")]
+
+# A purpose the rule's law exempts (rule.exempt_purposes.<purpose>): applied only once the exemption is
+# confirmed ("confirmed": true); until then the rule applies and its reason names the reported exemption.
+_exempt_finding(f, rule, ex) := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
+	rule.cite, ": purpose ", f.purpose, " is exempt (", ex.cite, "); allowed",
+]))
+
+_exemption_note(f, rule) := concat("", [
+	"; purpose ", f.purpose, " is reported exempt (", ex.cite, ") but that is unconfirmed: not applied (cautious)",
+]) if {
+	ex := object.get(rule, ["exempt_purposes", f.purpose], null)
+	is_object(ex)
+	object.get(ex, "confirmed", false) != true
+} else := ""
 
 _handler_findings(f, rule, ec) := _cn_personal(f, rule, ec) if {
 	rule.handler == "cn_personal"
@@ -177,7 +195,8 @@ _volume_findings(f, rid, ec) := _vn_volume(f, rid, ec) if {
 #   list the alternatives.
 _generic(f, rule, prefix) := object.union(_with_unconfirmed(rule, x), {"basis": _basis(rule, prefix)}) if {
 	st := _dest_status(f, object.get(rule, "free_to", []))
-	x := _generic_core(f, rule, prefix, st)
+	core := _generic_core(f, rule, prefix, st)
+	x := object.union(core, {"reason": concat("", [core.reason, _exemption_note(f, rule)])})
 }
 
 # The rule's own text without the destination, for domestic decisions.

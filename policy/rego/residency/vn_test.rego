@@ -75,3 +75,9 @@ case_vn_boundary_1000000_is_core := {
 	"flow": {"origin": "VN", "destination": "SG", "category": "personal", "safeguards": ["VN_TIA_FILED"], "volume": {"individuals_ytd": 1000000}},
 	"expect": {"localization": "in_country_only", "reasons_contain": ["classified core"]},
 }
+
+case_vn_hr_exemption_of_decree_356_is_unconfirmed_so_not_applied := {
+	"about": "Decree 356/2025 exemptions (regimes.json VN exempt_purposes, confirmed: false)",
+	"flow": {"category": "personal", "destination": "SG", "origin": "VN", "purpose": "hr_management"},
+	"expect": {"allow": false, "requires": ["VN_TIA_FILED"], "reasons_contain": ["purpose hr_management is reported exempt (VN Decree 356/2025", "unconfirmed: not applied (cautious)"]},
+}
