@@ -42,7 +42,10 @@ _us_person_data(f) if f.origin == "US"
 
 _us_person_data(f) if f.citizenship == "US"
 
-_doj_counterparty(f) if f.destination in _group_codes("US_CONCERN")
+# Computed once per query (a rule, not a function call per use).
+_us_concern := _group_codes("US_CONCERN")
+
+_doj_counterparty(f) if f.destination in _us_concern
 
 _doj_counterparty(f) if f.recipient.covered_person == true
 
@@ -67,7 +70,7 @@ _doj_bulk(f) if {
 _doj_bulk(f) if f.precise_geolocation_devices_12m > _doj_limit("precise_geolocation_devices_over")
 
 _doj_counterparty_text(f) := concat("", ["a country of concern (", f.destination, ")"]) if {
-	f.destination in _group_codes("US_CONCERN")
+	f.destination in _us_concern
 } else := concat("", ["a covered person (recipient.covered_person; 28 CFR 202.211) in ", f.destination])
 
 # Numbers are printed with format_int: rego-cpp's sprintf("%d") is 32-bit.
