@@ -141,17 +141,16 @@ _required_problems(obj) := {p |
 	p := _unknown_category(cat)
 }
 
+# A present key with the wrong type, null included (absent keys take the contract's defaults).
 _shape_problems(obj) := {p |
 	some key in ["safeguards", "transforms_applied"]
-	v := object.get(obj, key, null)
-	v != null
-	not is_array(v)
+	key in object.keys(obj)
+	not is_array(obj[key])
 	p := concat("", [key, " is not a list"])
 } | {p |
 	some key in ["recipient", "entity", "subject", "volume"]
-	v := object.get(obj, key, null)
-	v != null
-	not is_object(v)
+	key in object.keys(obj)
+	not is_object(obj[key])
 	p := concat("", [key, " is not an object"])
 } | {p |
 	v := object.get(obj, "purpose", null)
