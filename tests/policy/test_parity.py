@@ -65,3 +65,16 @@ def test_both_engines_decide_the_parity_corpus_identically(engine, real_opa):
             Flow.parse(value)
         except PolicyInputError:
             assert decision["reasons"][0].startswith("Input rejected:"), (value, decision["reasons"])
+
+
+def test_the_opa_runner_reports_failures_like_the_rego_cpp_runner(policy_copy):
+    (policy_copy / "rego" / "residency" / "zz_test.rego").write_text(
+        "package residency_test\n\n"
+        'case_zz_wrong := {"flow": {"origin": "DE", "destination": "US", "category": "personal"},\n'
+        '\t"expect": {"allow": true}}\n\n'
+        "test_zz_false if {\n\tfalse\n}\n"
+    )
+    for results in (run_rego_tests(policy_copy), rego_tests.run(policy_copy)):
+        failed = {r.test.name: r.detail for r in results if not r.passed}
+        assert set(failed) == {"case_zz_wrong", "test_zz_false"}
+        assert "expected: allow=true" in failed["case_zz_wrong"] and "obtained: allow=false" in failed["case_zz_wrong"]
