@@ -162,6 +162,20 @@ class IngestSettings(BaseSettings):
         "(checked at every activation; shipped with the ingest, never part of a draft)."
     )
 
+    # --- measured transfer volumes (docs/volumes.md) ---
+    measure_volumes: bool = Field(
+        True, description="Count the distinct data subjects transferred per (site, region) and feed the larger "
+        "of measured and declared volumes into the policy input."
+    )
+    volume_sync_s: float = Field(
+        2.0, gt=0, le=300, description="Seconds between exchanges of measured volumes with the control store "
+        "(this replica's new records out, every replica's in)."
+    )
+    volume_warn_ratio: float = Field(
+        0.8, gt=0, le=1, description="Share of a volume threshold (data/thresholds.json) from which a flow is "
+        "reported as approaching it (API, metric, compliance page)."
+    )
+
     # --- transforms applied by the ingest when a decision demands them ---
     pseudonymization_key: SecretStr = Field(
         SecretStr("dev-only-change-me"), description="HMAC key for ingest-side pseudonymization."

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
+from policy.models import MAX_COUNT
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
@@ -99,8 +100,13 @@ class Entity(_Model):
 
 
 class Volume(_Model):
-    individuals_ytd: int = Field(default=0, ge=0)
-    sensitive_individuals_ytd: int = Field(default=0, ge=0)
+    """Declared volumes (policy.models.Volume): a floor under what the ingest measures (docs/volumes.md)."""
+
+    individuals_ytd: int = Field(default=0, ge=0, le=MAX_COUNT)
+    sensitive_individuals_ytd: int = Field(default=0, ge=0, le=MAX_COUNT)
+    individuals_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
+    sensitive_individuals_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
+    precise_geolocation_devices_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
 
 
 class Site(_Model):

@@ -29,6 +29,9 @@ from ingest.runtime import Runtime
 from ingest.store.maintenance import StoreMaintenance
 from ingest.store.migrate import enable_timescaledb, migrate
 from ingest.store.options import StoreOptions
+from ingest.volumes.metrics import publish
+from ingest.volumes.tracker import VolumeTracker
+from ingest.volumes.warnings import PolicyThresholds
 from policy import PolicyEngine, load_engine
 
 log = logging.getLogger("ingest.service")
@@ -131,12 +134,17 @@ class IngestService:
         self.stats = PipelineStats(Watchdog(settings.watchdog_stall_s, on_fatal))
         self.stats.policy_revision = self.policy.revision
         self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
+        self.volumes = VolumeTracker(
+            settings.control_dsn, thresholds=PolicyThresholds(settings.policy_dir), sync_s=settings.volume_sync_s,
+            warn_ratio=settings.volume_warn_ratio,
+        ) if settings.measure_volumes else None
         self.router = Router(
             registry=self.registry,
             policy=self.policy,
             pseudonymizer=Pseudonymizer(settings.pseudonymization_key.get_secret_value().encode()),
             max_bytes=settings.max_message_bytes,
             cell=self.cell,
+            volumes=self.volumes,
         )
         self.consumer = Consumer(settings, self.router, self.stats, prepare_region=self._prepare_late, cell=self.cell,
                                  link=self.link)
@@ -157,7 +165,7 @@ class IngestService:
             quarantine=(quarantine := QuarantineService(settings, self.router, writers=self.consumer.new_writer)),
             registry_sync=self.registry_sync,
             extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "cell": self.cell,
-                    "link": self.link},
+                    "link": self.link, "volumes": self.volumes},
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
         self.quarantine_retention = QuarantineRetention(quarantine, settings)
@@ -185,6 +193,14 @@ class IngestService:
         # Partitions of today and the days ahead exist before the first write: rows of those days never land
         # in the default partition, so no move of rows races with the first writes and reads.
         self.maintenance.run_once()
+        if self.volumes is not None:
+            try:  # every replica's records before the first message (the store is migrated: it is up)
+                self.volumes.sync()
+            except Exception as exc:
+                log.warning("measured volumes: first sync failed, retrying in the background: %s", exc)
+            self.volumes.start()
+            publish(lambda: self.volumes.routes(self.registry.sites, self.registry.regions,  # type: ignore[union-attr]
+                                                self.registry.candidate_regions))
         self.consumer.start()
         if self.link is not None:
             self.link.start(self.consumer.client)
@@ -202,6 +218,8 @@ class IngestService:
         if self.link is not None:
             self.link.stop()
         self.consumer.stop()
+        if self.volumes is not None:
+            self.volumes.stop()
         self.policy_runtime.stop()
         self.runtime.control.close()
         for pool in self.runtime.regions.values():

@@ -62,6 +62,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"FAIL {result.test.id}: {result.detail}")
         elif args.verbose:
             print(f"PASS {result.test.id}")
+    print(rego_tests.kinds(results))
     print(rego_tests.summary(results))
     if not results:
         _err(f"no test_ rules found in {args.policy_dir}/rego/**/*_test.rego")

@@ -271,7 +271,11 @@ class EmbeddedPolicyEngine:
             except self._regopy.RegoError as exc:
                 raise PolicyEvaluationError(f"{DECISION_DOCUMENT}: {describe_rego_error(exc, self._modules)}") from exc
         if not ok:
-            raise PolicyEvaluationError(f"{DECISION_DOCUMENT}: evaluation error: {text.strip()[:300]}")
+            detail = text.strip()[:300]
+            if detail in ("", "<error>"):
+                detail = ("<error> (rego-cpp gives no detail: e.g. a function with two values for one input, "
+                          "which OPA names eval_conflict_error)")
+            raise PolicyEvaluationError(f"{DECISION_DOCUMENT}: evaluation error for this input: {detail}")
         return parse_output(text, DECISION_DOCUMENT)
 
     def decide(self, flow: Flow) -> Decision:

@@ -1,24 +1,70 @@
-"""The decision contract as pydantic models."""
+"""The decision contract (the policy's input and output) as pydantic models.
+
+The models validate what the Rego policy validates (``rego/residency/flow.rego``), so that a flow the ingest
+or the CLI accepts is one that every engine reads the same way: country codes are two ASCII letters (spaces
+around them are trimmed, letters upper-cased; any other character, a tab or a no-break space included, is
+refused), a subdivision is an ISO 3166-2 code (``QC`` or ``CA-QC``), and every counter is a
+whole number from 0 to ``MAX_COUNT``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from policy.errors import PolicyInputError
 
 Localization = Literal["none", "primary_in_country", "in_country_only"]
 TransformName = Literal["pseudonymized", "anonymized", "aggregated"]
-Count = Annotated[StrictInt, Field(ge=0)]
+# Ten billion (more than the people alive), data/vocabulary.json max_count: rego-cpp reads integers of 2^63
+# and above wrongly, and prints numbers above 2^31 wrapped with sprintf("%d"), so the bound is checked here
+# and in Rego. tests/policy/test_models.py checks that both say the same number.
+MAX_COUNT = 10_000_000_000
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 _SET_FIELDS = {"safeguards", "transforms_applied"}
+# Spaces and [A-Za-z], not \s, str.strip() or str.upper(): those also take Unicode characters (a no-break
+# space, the long s that upper-cases to S) that OPA and rego-cpp treat differently (rego/residency/flow.rego).
+_CODE_RE = re.compile(r" *([A-Za-z]{2}) *")
+_SUBDIVISION_RE = re.compile(r" *((?:[A-Za-z]{2}-)?[A-Za-z0-9]{1,3}) *")
+
+
+def country_code(value: str) -> str:
+    """Two ASCII letters (spaces around them allowed), upper-cased; ValueError otherwise."""
+    match = _CODE_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (two letters A-Z)")
+    return match.group(1).upper()
+
+
+def subdivision_code(value: str) -> str:
+    """An ISO 3166-2 subdivision code, ``QC`` or ``CA-QC``, upper-cased; ValueError otherwise."""
+    match = _SUBDIVISION_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an ISO 3166-2 subdivision code (e.g. QC or CA-QC)")
+    return match.group(1).upper()
+
+
+CountryCode = Annotated[StrictStr, AfterValidator(country_code)]
+SubdivisionCode = Annotated[StrictStr, AfterValidator(subdivision_code)]
 
 
 class Recipient(BaseModel):
     """Attributes of the organisation that would hold the data at the destination.
 
-    Every flag defaults to false: a flag can only open a route, never close one.
+    Every flag defaults to false: a flag can only open a route, never close one, except ``covered_person``.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -29,6 +75,9 @@ class Recipient(BaseModel):
     pipeda: StrictBool = False
     appi: StrictBool = False
     swiss_dpf_certified: StrictBool = False
+    covered_person: StrictBool = False
+    """28 CFR 202.211: the recipient is a covered person (owned by or located in a country of concern...).
+    The one flag that only closes routes (the DOJ overlay); declared per region in the registry."""
 
 
 class Entity(BaseModel):
@@ -39,7 +88,7 @@ class Entity(BaseModel):
     ciio: StrictBool = False
     public_scope: StrictBool = False
     cni: StrictBool = False
-    subdivision: StrictStr | None = None
+    subdivision: SubdivisionCode | None = None
 
 
 class Subject(BaseModel):
@@ -47,17 +96,25 @@ class Subject(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    citizenship: StrictStr | None = None
+    citizenship: CountryCode | None = None
     government_related: StrictBool = False
 
 
 class Volume(BaseModel):
-    """Counters since 1 January, including the flow being decided."""
+    """Distinct people (and devices) whose data went this way, including the flow being decided.
+
+    ``*_ytd``: since 1 January (CN CAC 2024 Provisions). ``*_12m``: the preceding 12 months (US 28 CFR
+    202.205; also used for Vietnam); the policy never reads a 12-month count below the year-to-date one.
+    ``precise_geolocation_devices_12m``: US devices whose precise geolocation the data carries (28 CFR 202.242).
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     individuals_ytd: Count = 0
     sensitive_individuals_ytd: Count = 0
+    individuals_12m: Count = 0
+    sensitive_individuals_12m: Count = 0
+    precise_geolocation_devices_12m: Count = 0
 
 
 class Flow(BaseModel):
@@ -70,8 +127,8 @@ class Flow(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    origin: StrictStr
-    destination: StrictStr
+    origin: CountryCode
+    destination: CountryCode
     category: StrictStr
     safeguards: tuple[StrictStr, ...] = ()
     recipient: Recipient = Recipient()
@@ -81,10 +138,14 @@ class Flow(BaseModel):
     volume: Volume = Volume()
     transforms_applied: tuple[TransformName, ...] = ()
 
-    @field_validator("origin", "destination")
+    @field_validator("entity")
     @classmethod
-    def _upper_code(cls, value: str) -> str:
-        return value.strip().upper()
+    def _subdivision_of_origin(cls, entity: Entity, info: Any) -> Entity:
+        origin = info.data.get("origin")
+        sub = entity.subdivision
+        if sub and "-" in sub and origin and not sub.startswith(f"{origin}-"):
+            raise ValueError(f"subdivision {sub} is a subdivision of another country than the origin {origin}")
+        return entity
 
     @classmethod
     def parse(cls, value: Any) -> Flow:
@@ -147,5 +208,5 @@ def _one_line(exc: ValidationError) -> str:
         if err["type"] == "missing":
             parts.append(f"{loc} is required")
         else:
-            parts.append(f"{loc}: {err['msg']}")
+            parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     return "invalid flow: " + "; ".join(parts)

@@ -49,3 +49,18 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]" >&2
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+
+# The tests' second, real OPA engine (OPA's Go rego package in the opa-golib-python-bindings wheel): downloaded
+# from PyPI by pinned version and hash, unpacked (not installed: the wheel asks for Python 3.14, its library
+# loads through ctypes on 3.11). tests/policy/real_opa.py loads it from here.
+if [ "${BOOTSTRAP_FOR_TESTS:-0}" = 1 ]; then
+  opa_stamp=".venv/real-opa/.unpacked-$(sha256sum scripts/real-opa.txt | cut -c1-16)"
+  if [ ! -f "$opa_stamp" ]; then
+    echo "bootstrap: downloading the real OPA engine for the tests (opa-golib-python-bindings) ..." >&2
+    rm -rf .venv/real-opa && mkdir -p .venv/real-opa/wheel
+    .venv/bin/python -m pip download -q --no-deps --require-hashes --only-binary=:all: --python-version 3.14 \
+      -r scripts/real-opa.txt -d .venv/real-opa/wheel >&2
+    .venv/bin/python -m zipfile -e .venv/real-opa/wheel/*.whl .venv/real-opa/lib
+    touch "$opa_stamp"
+  fi
+fi

@@ -37,6 +37,7 @@ from ingest.api.routes import (
     stats,
     store_jobs,
     users,
+    volumes,
 )
 from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
@@ -81,7 +82,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.rate_limiter = RateLimiter(api_settings)
 
     routers = (health, schema, devices, decisions, rejections, quarantine, stats, links, store_jobs, rates, registry,
-               sites, aggregates, policy, users, audit)
+               sites, aggregates, policy, users, audit, volumes)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices

@@ -34,6 +34,8 @@ from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
+from ingest.volumes.subjects import subjects_of
+from ingest.volumes.tracker import VolumeTracker
 from policy import Decision, Flow, PolicyEngine
 from policy.errors import PolicyEvaluationError, PolicyUnavailableError
 from wire import Batch, DataTopic, DecodeError, Status, StatusTopic, TopicError, decode_batch, decode_status
@@ -152,6 +154,7 @@ _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 # Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
 # these categories, on top of those the device's profile declares: the cautious side.
 _UNCLASSIFIED = ("personal", "sensitive_personal")
+_PERSONAL = frozenset(_UNCLASSIFIED)
 
 
 def policy_flow(registry: Registry, site: Site, region_name: str, category: str, *,
@@ -176,6 +179,7 @@ class Router:
     def __init__(
         self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int,
         cell: CellContext | None = None,
+        volumes: VolumeTracker | None = None,
     ) -> None:
         """``cell``: this ingest serves one residency cell (docs/cells.md): messages of sites another cell serves
         are refused (``wrong_cell``), quarantined payloads are held only in the cell's own regions, and parts
@@ -185,6 +189,7 @@ class Router:
         self.policy = policy
         self.pseudonymizer = pseudonymizer
         self.max_bytes = max_bytes
+        self.volumes = volumes  # measured transfer volumes (ingest.volumes); None: the registry's figures only
         self._flows: dict[tuple[int, str, str, bool], Flow] = {}
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
         self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
@@ -529,23 +534,31 @@ class Router:
 
         candidates = self.registry.candidate_regions(site)
         edge = batch.edge_transforms
+        # Measured volumes hook (ingest.volumes, docs/volumes.md): the data subjects of this message.
+        subjects = subjects_of(batch, profile, site_id) if self.volumes is not None else {}
+        transferred: set[str] = set()
         for category, values in parts.items():
             edge_pseudonymized = bool(edge) and all(edge.get(name) == "pseudonymized" for _, name, _, _ in values)
             placed = False
             for region_name in candidates:
                 region = self.registry.regions[region_name]
                 flow = self._flow(site, region_name, category, edge_pseudonymized)
+                flow_input = None
+                if subjects and region.country != site.country and self.volumes is not None:  # volumes hook
+                    flow, flow_input = self.volumes.measured_flow(flow, site_id, region_name, subjects)
                 decision = self.policy.decide(flow)
                 did = decision_id(batch.device_id, batch.seq, category, region_name, decision.policy_revision)
                 outcome, rows, decision = self._apply(decision, did, batch, site_id, site, category, values)
                 if rows:
                     routed.rows.setdefault(region_name, []).extend(rows)
                     placed = True
+                    if flow_input is not None and category in _PERSONAL:  # volumes hook
+                        transferred.add(region_name)
                 routed.decisions.append(DecisionRecord(
                     decision_id=did, device_id=batch.device_id, seq=batch.seq, site_id=site_id,
                     origin_country=site.country, category=category, region=region_name,
                     destination_country=region.country, outcome=outcome, decision=decision,
-                    readings=len(batch.readings), input=self._input_of(flow),
+                    readings=len(batch.readings), input=flow_input if flow_input is not None else self._input_of(flow),
                 ))
             if not placed:
                 routed.rejections.append(self._quarantine(
@@ -555,6 +568,8 @@ class Router:
                     batch.device_id, batch.seq, hold=True,
                     categories=tuple(sorted({f.category for f in profile.fields.values()})),
                 ))
+        if transferred and self.volumes is not None:  # volumes hook: the subjects now count where their data went
+            self.volumes.record(site_id, transferred, subjects)
         return routed
 
     def _apply(

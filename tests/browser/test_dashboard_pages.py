@@ -251,6 +251,15 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
     shown_activations = browser.evaluate("document.querySelectorAll('#activations tr[data-outcome]').length")
     assert shown_activations == len(activations) >= 1
 
+    # Measured transfer volumes: one row per cross-border (site, region), the effective counts of the API.
+    volumes = stack.api("/volumes")
+    shown_volumes = browser.evaluate("""Object.fromEntries([...document.querySelectorAll('#volume-list tr[data-route]')]
+        .map(tr => [tr.dataset.route, [...tr.querySelectorAll('td.num')].map(td => td.textContent)]))""")
+    assert volumes["measuring"] and set(shown_volumes) == {f"{r['site_id']}/{r['region']}" for r in volumes["routes"]}
+    hanoi = next(r for r in volumes["routes"] if (r["site_id"], r["region"]) == ("vn-hanoi", "ap-southeast"))
+    assert hanoi["measured"]["individuals_ytd"] >= 1  # the badges of the Hanoi messages stored in Singapore
+    assert digits(shown_volumes["vn-hanoi/ap-southeast"][0]) == hanoi["effective"]["individuals_ytd"]
+
     # Decisions: the newest page, then filtered by origin, destination region, category and outcome.
     rows = browser.evaluate(DECISION_ROWS)
     newest = stack.api("/decisions", limit=50)["items"]

@@ -501,6 +501,7 @@ def _exported_metrics() -> set[str]:
     import prometheus_client
 
     import ingest.pipeline.stats  # noqa: F401  (registers the pipeline's metrics)
+    from ingest.volumes import metrics as _volume_metrics  # noqa: F401  (registers the volume gauges)
 
     # A labelled counter has no sample before its first label value: name the series from the family.
     families = list(prometheus_client.REGISTRY.collect())

@@ -42,8 +42,8 @@ def copy_policy(target: Path) -> Path:
 
 
 def drop_uk_adequacy(policy_dir: Path, *, fix_tests: bool) -> None:
-    """Data edit: the EU's UK adequacy decision is gone. With ``fix_tests`` the Rego test that pins it is
-    updated too; without, that test fails and the candidate must be refused."""
+    """Data edit: the EU's UK adequacy decision is gone. With ``fix_tests`` the decision case that pins it is
+    updated too; without, that case fails and the candidate must be refused."""
     path = policy_dir / "data" / "adequacy.json"
     data = json.loads(path.read_text())
     data["EU_ADEQ"]["entries"] = [e for e in data["EU_ADEQ"]["entries"] if not (isinstance(e, dict) and e["c"] == "GB")]
@@ -51,11 +51,12 @@ def drop_uk_adequacy(policy_dir: Path, *, fix_tests: bool) -> None:
     if fix_tests:
         test = policy_dir / "rego" / "residency" / "eu_test.rego"
         source = test.read_text()
-        start = source.index("test_eu_personal_to_uk_adequate_until_2031 if {")
+        start = source.index("case_eu_personal_to_uk_adequate_until_2031 := {")
         end = source.index("\n}\n", start) + 3
         test.write_text(source[:start] + source[end:] + (
-            "\ntest_eu_personal_to_uk_no_longer_adequate if {\n"
-            '\tnot residency.decide({"origin": "DE", "destination": "GB", "category": "personal"}).allow\n}\n'
+            "\ncase_eu_personal_to_uk_no_longer_adequate := {\n"
+            '\t"flow": {"origin": "DE", "destination": "GB", "category": "personal"},\n'
+            '\t"expect": {"allow": false},\n}\n'
         ))
 
 
@@ -148,7 +149,7 @@ def test_file_change_is_recorded_and_refusals_keep_the_running_revision(control:
         drop_uk_adequacy(policy_dir, fix_tests=False)
         refused = runtime.check_files()
         assert refused is not None and refused.outcome == "refused"
-        assert "test_eu_personal_to_uk_adequate_until_2031" in (refused.error or "")
+        assert "case_eu_personal_to_uk_adequate_until_2031" in (refused.error or "")
         assert runtime.active.revision == first and runtime.active.decide(DE_TO_GB).allow
         assert runtime.check_files() is None  # the same refused revision is not retried every poll
         # 2. broken Rego: refused, naming the file and line
@@ -224,7 +225,7 @@ def test_draft_upload_activation_and_a_second_replica_following(control: str, po
         broken = copy_policy(tmp_path / "broken")
         drop_uk_adequacy(broken, fix_tests=False)
         bad = a.upload_draft(read_policy_dir(broken), "bob")
-        assert bad["loads"] and bad["tests_failed"] >= 1 and "test_eu_personal_to_uk" in bad["error"]
+        assert bad["loads"] and bad["tests_failed"] >= 1 and "eu_personal_to_uk" in bad["error"]
         # same data as alice's draft, only the tests differ: same revision, another draft
         assert bad["revision"] == revision and bad["draft_id"] != check["draft_id"]
         with pytest.raises(ActivationRefused, match="Rego test"):

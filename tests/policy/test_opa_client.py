@@ -8,38 +8,37 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from policy import (
     CachedPolicyEngine,
-    EmbeddedPolicyEngine,
     Flow,
     OpaPolicyEngine,
     PolicyEvaluationError,
     PolicyUnavailableError,
     load_engine,
 )
-from policy.engine import validate_decision
 from tests.policy.flowset import generated_flows
 
 BUNDLE_REVISION = "sha256:" + "ab" * 32
 
 
 class FakeOpa:
-    """A fake standing in for an OPA server, because no OPA binary can be installed here.
+    """A stand-in for an OPA server's HTTP layer, because no OPA binary can be installed here.
 
     It implements the parts of OPA's documented REST API the client uses:
     ``POST /v1/data/{path}`` with ``{"input": ...}`` answers ``{"result": ...}`` (no ``result`` key when the
-    document is undefined), ``GET /v1/data/system/bundles`` answers the bundle manifests, ``GET /health``.
-    Decisions are evaluated by the embedded regopy engine, not by OPA: both engines run the same Rego, so
-    what the parity tests check is the wire (serialisation of the input and of the decision, HTTP
-    handling), not OPA's own evaluator. ``mode`` makes it misbehave like a real server can: ``"500"``
-    (OPA's internal_error), ``"503"``, ``"slow"`` (answers after ``delay`` seconds), ``"not_json"``,
-    ``"not_object"`` (a result that is not a decision).
+    document is undefined; HTTP 500 ``internal_error`` when evaluation fails, as OPA does for an
+    ``eval_conflict_error``), ``GET /v1/data/system/bundles`` answers the bundle manifests, ``GET /health``.
+    Decisions are evaluated by OPA's own Go engine (``real_opa``: the ``rego`` package an OPA server runs),
+    so only the HTTP server around it is not OPA's. ``mode`` makes it misbehave like a real server can:
+    ``"500"`` (OPA's internal_error), ``"503"``, ``"slow"`` (answers after ``delay`` seconds),
+    ``"not_json"``, ``"not_object"`` (a result that is not a decision).
     """
 
-    def __init__(self, engine: EmbeddedPolicyEngine, bundle_revision: str | None = BUNDLE_REVISION):
+    def __init__(self, engine: Any, bundle_revision: str | None = BUNDLE_REVISION):
         self.engine = engine
         self.bundle_revision = bundle_revision
         self.requests: list[tuple[str, str]] = []
@@ -105,7 +104,12 @@ class FakeOpa:
                     return
                 if self.path == "/v1/data/residency/decision":
                     fake.inputs.append(body.get("input"))
-                    self._send(200, {"result": fake.engine.evaluate(body.get("input"))})
+                    try:
+                        result = fake.engine.evaluate(body.get("input"))
+                    except PolicyEvaluationError as exc:
+                        self._send(500, {"code": "internal_error", "message": str(exc)})
+                        return
+                    self._send(200, {"result": result})
                 else:
                     self._send(200, {})  # undefined document: OPA omits "result"
 
@@ -125,8 +129,8 @@ class FakeOpa:
 
 
 @pytest.fixture
-def fake_opa(engine) -> Iterator[FakeOpa]:
-    with FakeOpa(engine) as fake:
+def fake_opa(real_opa) -> Iterator[FakeOpa]:
+    with FakeOpa(real_opa) as fake:
         yield fake
 
 
@@ -162,11 +166,11 @@ def test_revision_comes_from_the_bundle_manifest(fake_opa):
     assert ("GET", "/v1/data/system/bundles") in fake_opa.requests
 
 
-def test_revision_falls_back_to_the_decision(engine):
-    with FakeOpa(engine, bundle_revision=None) as fake:
+def test_revision_falls_back_to_the_decision(real_opa):
+    with FakeOpa(real_opa, bundle_revision=None) as fake:
         opa = OpaPolicyEngine(fake.url)
         opa.decide(FLOWS[0])
-        assert opa.revision == engine.revision
+        assert opa.revision == real_opa.revision
 
 
 def test_undefined_document_is_an_evaluation_error(fake_opa):
@@ -202,42 +206,58 @@ def test_bad_url_is_rejected():
 # --- wire parity on a large generated set -------------------------------------------------------------
 
 
-class _MemoEngine:
-    """The embedded engine with ``evaluate`` memoised on the canonical JSON of the input.
-
-    Used by the fake server and for the baseline: when the client puts exactly the flow's input on the
-    wire, both share one evaluation (rego-cpp needs ~10 ms per decision); when it does not, the inputs
-    differ, each is evaluated on its own and the decisions are compared for real.
-    """
-
-    def __init__(self, engine: EmbeddedPolicyEngine) -> None:
-        self.engine = engine
-        self.memo: dict[str, object] = {}
-
-    def evaluate(self, value: object) -> object:
-        key = json.dumps(value, sort_keys=True)
-        if key not in self.memo:
-            self.memo[key] = self.engine.evaluate(value)
-        return self.memo[key]
-
-
-def test_opa_and_embedded_agree_on_every_generated_flow(engine):
+def test_opa_rest_and_embedded_agree_on_every_generated_flow(engine, real_opa):
     """Every flow of a generated set across all jurisdictions x categories x safeguards, flags, purposes,
     transforms and volume boundaries gets the identical decision through the OPA Data API client (JSON
-    over HTTP both ways) as from the embedded engine, and the server receives exactly the flow's input."""
+    over HTTP both ways, evaluated by OPA's engine) as from the embedded engine (rego-cpp), and the server
+    receives exactly the flow's input."""
     flows = [Flow.parse(f) for f in generated_flows()]
     assert len(flows) > 650
-    memo = _MemoEngine(engine)
-    with FakeOpa(memo) as fake:  # type: ignore[arg-type]
+    with FakeOpa(real_opa) as fake:
         through_opa = OpaPolicyEngine(fake.url, timeout=10.0).decide_many(flows)
     assert fake.inputs == [f.to_input() for f in flows]
-    expected = [validate_decision(memo.evaluate(f.to_input())) for f in flows]
-    assert expected[:5] == engine.decide_many(flows[:5])  # the baseline is what EmbeddedPolicyEngine.decide gives
+    expected = engine.decide_many(flows)
     mismatches = [(f.to_input(), a, b) for f, a, b in zip(flows, through_opa, expected, strict=True) if a != b]
     assert not mismatches, mismatches[:3]
     assert {d.allow for d in expected} == {True, False}
     assert {d.localization for d in expected} == {"none", "primary_in_country", "in_country_only"}
     assert len({d.reasons[0] for d in expected}) > 100
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"origin": "DE", "category": "machine"}],
+    ids=["empty", "no destination"],
+)
+def test_an_opa_rest_caller_gets_the_same_deny_for_missing_fields(engine, fake_opa, raw):
+    """Review defect 4: under OPA semantics these were allowed (rego-cpp denied them)."""
+    import requests
+
+    answer = requests.post(f"{fake_opa.url}/v1/data/residency/decision", json={"input": raw}, timeout=10).json()
+    assert answer["result"]["allow"] is False
+    assert answer["result"] == engine.evaluate(raw)
+
+
+def test_an_evaluation_error_in_opa_is_a_policy_evaluation_error(policy_copy):
+    """OPA answers 500 for an eval_conflict_error: deterministic for this input, so PolicyEvaluationError
+    (the ingest quarantines the message), not PolicyUnavailableError (an outage: the ingest retries)."""
+    from tests.policy.real_opa import RealOpaEngine
+
+    (policy_copy / "rego" / "residency" / "zz_conflict.rego").write_text(
+        'package residency\n\n_zz(x) := 1 if x.origin == "SG"\n\n_zz(x) := 2 if x.origin == "SG"\n\n'
+        '_zz(x) := 3 if x.origin != "SG"\n\nzz_conflict := _zz(input)\n'
+    )
+    decision_rego = policy_copy / "rego" / "residency" / "decision.rego"
+    decision_rego.write_text(decision_rego.read_text().replace(
+        "decision := decide(input)", "decision := d if {\n\tzz_conflict\n\td := decide(input)\n}"
+    ))
+    broken = RealOpaEngine(policy_copy)
+    with FakeOpa(broken) as fake:
+        client = OpaPolicyEngine(fake.url)
+        with pytest.raises(PolicyEvaluationError, match=r"\(500\).*eval_conflict_error"):
+            client.decide(Flow(origin="SG", destination="US", category="machine"))
+        assert client.decide(Flow(origin="DE", destination="US", category="machine")).allow
+    broken.close()
 
 
 # --- OPA behaviours the client must handle ------------------------------------------------------------

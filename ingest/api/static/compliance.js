@@ -1,6 +1,7 @@
-// Compliance page: the policy in force and its activation history, the decision log with filters (time
-// included), its total and exports, quarantine review (inspect, release or dismiss as the signed-in user) and
-// what-if of a draft revision. Only what the user's roles may read is asked for; the rest is named once.
+// Compliance page: the policy in force and its activation history, measured transfer volumes, the decision log
+// with filters (time included), its total and exports, quarantine review (inspect, release or dismiss as the
+// signed-in user) and what-if of a draft revision. Only what the user's roles may read is asked for; the rest is
+// named once.
 // Every value from the API reaches the page as text (textContent / text nodes), never as HTML.
 import {
   CATEGORIES, HttpError, OUTCOMES, backlog, byId, clip, clock, download, el, fail, getJSON, guard, hasRole, note, num,
@@ -65,6 +66,37 @@ function renderActivations(page) {
   );
   const headers = ["at", "outcome", "revision", "previous", "source", "by", "engine · replica", { label: "Rego tests", num: true }, "error"];
   return show("activations", table(headers, rows));
+}
+
+// --- measured transfer volumes ------------------------------------------------------------------
+const VOLUME_COUNTERS = [
+  ["individuals_ytd", "people, this year"],
+  ["sensitive_individuals_ytd", "sensitive, this year"],
+  ["individuals_12m", "people, 12 months"],
+  ["sensitive_individuals_12m", "sensitive, 12 months"],
+];
+
+function renderVolumes(body) {
+  if (!body.measuring) return show("volume-list", note("This process measures no volumes (INGEST_MEASURE_VOLUMES is off)."));
+  if (!body.routes.length) return show("volume-list", note("No cross-border route in the registry."));
+  const rows = body.routes.map((r) =>
+    el(
+      "tr",
+      { "data-route": `${r.site_id}/${r.region}`, "data-warnings": String(r.warnings.length) },
+      el("td", {}, r.site_id),
+      el("td", {}, `${r.region} (${r.origin} → ${r.destination})`),
+      ...VOLUME_COUNTERS.map(([k]) =>
+        el("td", { class: "num", title: `measured ${num(r.measured[k])}, declared ${num(r.declared[k] || 0)}` },
+          num(r.effective[k]))),
+      el("td", { class: "detail" }, r.warnings.length
+        ? r.warnings.map((w) => el("div", { class: w.status === "reached" ? "error" : "warn" },
+          `${w.status}: ${w.counter} ${num(w.value)} of ${num(w.limit)} (${Math.round(w.ratio * 100)} %), ${w.law}: ${w.becomes}`))
+        : "–"),
+    ),
+  );
+  const headers = ["site", "region", ...VOLUME_COUNTERS.map(([, label]) => ({ label, num: true })), "thresholds"];
+  const sync = body.sync_error ? el("p", { class: "error" }, `volume sync: ${body.sync_error}`) : null;
+  return show("volume-list", [sync, table(headers, rows)].filter(Boolean));
 }
 
 // --- decisions -----------------------------------------------------------------------------------
@@ -432,16 +464,19 @@ function renderWhatif(r) {
 // --- page ----------------------------------------------------------------------------------------
 async function refreshAll() {
   const compliance = hasRole("compliance"); // activations and drafts are compliance data (GET /policy: anyone)
-  const [policy, activations, drafts] = await Promise.allSettled([
+  const volumesToo = hasRole("engineer", "compliance");
+  const [policy, activations, drafts, volumes] = await Promise.allSettled([
     getJSON("/policy"),
     compliance ? getJSON("/policy/activations?limit=20") : null,
     compliance ? getJSON("/policy/drafts?limit=100") : null,
+    volumesToo ? getJSON("/volumes") : null,
   ]);
   guard(policy, "policy-status", renderPolicy);
   if (compliance) {
     guard(activations, "activations", renderActivations);
     guard(drafts, null, renderDrafts);
   }
+  if (volumesToo) guard(volumes, "volume-list", renderVolumes);
   await Promise.all([hasRole("engineer", "compliance") ? loadDecisions() : null, refreshQuarantine(),
     state.inspected && compliance ? inspect(state.inspected) : null]);
   document.body.dataset.loaded = "1";

@@ -15,11 +15,17 @@ package residency
 
 # rego-cpp 1.x: look data up by static path or object.get with a path; binding
 # large data objects to variables or indexing them with variables is slow.
-_cn_exempt_article(f) := object.get(data.residency_data.thresholds, ["CN", "exempt_purposes", f.purpose], null)
+_cn_exempt_article(f) := object.get(data.residency_data.thresholds, ["CN", "exempt_purposes", f.purpose, "article"], null)
+
+# Art 5(1)-(3): the purpose is exempt for this category (thresholds.CN.exempt_purposes.<purpose>.categories).
+_cn_exempt_purpose(f, ec) if {
+	is_string(_cn_exempt_article(f))
+	ec in object.get(data.residency_data.thresholds, ["CN", "exempt_purposes", f.purpose, "categories"], [])
+}
 
 # A sensitive flow is at least one sensitive individual even if the counter
 # was not supplied.
-_cn_sensitive_count(f, ec) := max([f.sensitive_individuals, 1]) if {
+_cn_sensitive_count(f, ec) := _larger(f.sensitive_individuals, 1) if {
 	ec == "sensitive_personal"
 } else := f.sensitive_individuals
 
@@ -38,37 +44,64 @@ _cn_consent_text(f) := "; PIPL Art 39 separate consent (CONSENT) is also needed"
 	data.residency_data.thresholds.CN.consent_gate != true
 } else := concat("", ["; no separate consent gate for purpose ", f.purpose, " (PIPL Art 13(1)(2)-(4) basis)"])
 
+# Numbers are printed with format_int: rego-cpp's sprintf("%d") is 32-bit (10^18 prints as -1486618624).
 _cn_counts_text(f, ec) := concat("", [
-	sprintf("%d", [f.individuals]), " individuals and ",
-	sprintf("%d", [_cn_sensitive_count(f, ec)]), " with sensitive personal information since 1 Jan",
+	format_int(f.individuals, 10), " individuals and ",
+	format_int(_cn_sensitive_count(f, ec), 10), " with sensitive personal information since 1 Jan",
 ])
+
+_cn_limit(name) := format_int(object.get(data.residency_data.thresholds, ["CN", name], 0), 10)
+
+# A stronger mechanism in force also satisfies a lower tier: the security assessment, the standard
+# contract filing and the certification each include the PIPL Art 55 impact assessment
+# (thresholds.CN.pipia_note), and a passed security assessment covers what a contract would. So more
+# individuals never turn a denied flow into an allowed one.
+_cn_exempt_accepts := [["TIA"], ["CN_STANDARD_CONTRACT"], ["CN_CERTIFICATION"], ["CN_SECURITY_ASSESSMENT"]]
+
+_cn_contract_accepts := [["CN_STANDARD_CONTRACT"], ["CN_CERTIFICATION"], ["CN_SECURITY_ASSESSMENT"]]
 
 # METADATA
 # title: CN tier
-# description: The single CN tier that applies, as {localization, alternatives, reason}.
+# description: |
+#   The single CN tier that applies, as {localization, alternatives (what
+#   `requires` names), accepted (what allows the flow), reason}.
 _cn_tier(f, ec) := {
 	"localization": "primary_in_country",
+	"alternatives": [["TIA"]],
+	"accepted": _cn_exempt_accepts,
+	"reason": concat("", [
+		"CN ", _cn_exempt_article(f), "; PIPL Art 40; CSL Art 37: purpose ", f.purpose,
+		" is exempt from security assessment, standard contract and certification, for a CIIO too (Art 5(1)-(3) name every data handler; only Art 5(4) excludes CIIOs), but a CIIO must still store personal information in China; PIPL Art 55 impact assessment (TIA) still required",
+	]),
+} if {
+	f.entity.ciio == true
+	_cn_exempt_purpose(f, ec)
+} else := {
+	"localization": "primary_in_country",
 	"alternatives": [["CN_SECURITY_ASSESSMENT"]],
-	"reason": "CN PIPL Art 40; CSL Art 37; CAC 2024 Provisions Art 7(1): a CIIO must store personal information in China and needs a CAC security assessment to export it (Art 5 purpose exemptions not applied to CIIOs: cautious)",
+	"accepted": [["CN_SECURITY_ASSESSMENT"]],
+	"reason": "CN PIPL Art 40; CSL Art 37; CAC 2024 Provisions Art 7(1): a CIIO must store personal information in China and needs a CAC security assessment to export it",
 } if {
 	f.entity.ciio == true
 } else := {
 	"localization": "none",
 	"alternatives": [["TIA"]],
+	"accepted": _cn_exempt_accepts,
 	"reason": concat("", [
 		"CN ", _cn_exempt_article(f),
 		": purpose ", f.purpose,
 		" is exempt from security assessment, standard contract and certification; PIPL Art 55 impact assessment (TIA) still required",
 	]),
 } if {
-	is_string(_cn_exempt_article(f))
-	ec in data.residency_data.thresholds.CN.exempt_purposes_categories
+	_cn_exempt_purpose(f, ec)
 } else := {
 	"localization": "primary_in_country",
 	"alternatives": [["CN_SECURITY_ASSESSMENT"]],
+	"accepted": [["CN_SECURITY_ASSESSMENT"]],
 	"reason": concat("", [
 		"CN PIPL Art 40; CAC 2024 Provisions Art 7(2): ", _cn_counts_text(f, ec),
-		sprintf(" reach %d individuals or %d sensitive", [data.residency_data.thresholds.CN.assessment_individuals_min, data.residency_data.thresholds.CN.assessment_sensitive_min]),
+		" reach ", _cn_limit("assessment_individuals_min"), " individuals or ",
+		_cn_limit("assessment_sensitive_min"), " sensitive",
 		", so the data must be stored in China and needs a CAC security assessment (boundary: the Chinese text's 'or more' includes the number, so exactly 1,000,000 or 10,000 sensitive falls here; cautious)",
 	]),
 } if {
@@ -76,12 +109,12 @@ _cn_tier(f, ec) := {
 } else := {
 	"localization": "none",
 	"alternatives": [["CN_STANDARD_CONTRACT"], ["CN_CERTIFICATION"]],
+	"accepted": _cn_contract_accepts,
 	"reason": concat("", [
 		"CN PIPL Art 38; CAC 2024 Provisions Art 8: ", _cn_counts_text(f, ec),
-		sprintf(" (from %d and below %d individuals, or 1 to %d sensitive)", [
-			data.residency_data.thresholds.CN.contract_individuals_min, data.residency_data.thresholds.CN.assessment_individuals_min,
-			data.residency_data.thresholds.CN.assessment_sensitive_min - 1,
-		]),
+		" (from ", _cn_limit("contract_individuals_min"), " and below ", _cn_limit("assessment_individuals_min"),
+		" individuals, or 1 to ", format_int(data.residency_data.thresholds.CN.assessment_sensitive_min - 1, 10),
+		" sensitive)",
 		" need the CAC standard contract, filed, or PI protection certification (CAC/SAMR Order 20); boundary: exactly 100,000 falls here, not under the Art 5(4) '<100,000' exemption",
 	]),
 } if {
@@ -89,9 +122,10 @@ _cn_tier(f, ec) := {
 } else := {
 	"localization": "none",
 	"alternatives": [["TIA"]],
+	"accepted": _cn_exempt_accepts,
 	"reason": concat("", [
 		"CN CAC 2024 Provisions Art 5(4): a non-CIIO exporting ", _cn_counts_text(f, ec),
-		sprintf(" (below %d, none sensitive)", [data.residency_data.thresholds.CN.exempt_individuals_below]),
+		" (below ", _cn_limit("exempt_individuals_below"), ", none sensitive)",
 		" is exempt from security assessment, standard contract and certification; PIPL Art 55 impact assessment (TIA) still required",
 	]),
 }
@@ -115,7 +149,7 @@ _cn_personal(f, _, ec) := [_finding(
 )] if {
 	tier := _cn_tier(f, ec)
 	alts := _cn_with_consent(f, tier.alternatives)
-	allowed := _any_in_force(alts, f.safeguards)
+	allowed := _any_in_force(_cn_with_consent(f, tier.accepted), f.safeguards)
 }
 
 _any_in_force(alts, safeguards) := true if {

@@ -12,8 +12,6 @@
 #   directly, so the Rego tests call `decide(flow)` instead of using
 #   `with input as` (which crashes rego-cpp 1.x when the rule queried depends
 #   on other rules); see policy/README.md.
-# related_resources:
-#   - ref: ../../README.md
 package residency
 
 # METADATA
@@ -67,14 +65,32 @@ _allowed(f, fs) := true if {
 	count(fs) > 0
 } else := false
 
+# Every function returns one value whatever the data: where several candidates qualify, the first in a
+# sorted list is taken, never `some x in ...` as the value of a function (OPA stops with
+# eval_conflict_error when two satisfied candidates give two values).
+# The highest-ranked localisation of any finding. Ranks are compared with >, not max(): rego-cpp 1.5's max
+# compares numbers as text.
 _localization(fs) := loc if {
 	ranks := data.residency_data.vocabulary.localization_rank
-	top := max(array.concat([0], [object.get(ranks, x.localization, 0) | some x in fs]))
-	some loc in object.keys(ranks)
-	ranks[loc] == top
+	found := [x.localization | some x in fs; is_number(object.get(ranks, x.localization, null))]
+	tops := sort([l |
+		some l in found
+		not _outranked(ranks, l, found)
+	])
+	loc := tops[0]
+} else := "none"
+
+_outranked(ranks, l, found) if {
+	some other in found
+	ranks[other] > ranks[l]
 }
 
-_transforms_if(allow, fs) := {k: x.transforms[k] | some x in fs; some k in object.keys(x.transforms)} if {
+# When two findings demand different transforms of the same field, the first in sorted order is kept
+# ("remove" before "pseudonymize").
+_transforms_if(allow, fs) := {k: v |
+	some k in {key | some x in fs; some key in object.keys(x.transforms)}
+	v := sort([t | some x in fs; t := x.transforms[k]])[0]
+} if {
 	allow == true
 } else := {}
 

@@ -1,132 +1,292 @@
 # METADATA
-# title: Singapore, Japan, Korea, India, Indonesia, Saudi Arabia, Australia, Brazil and Canada tests
+# title: Singapore, Japan, Korea, India, Indonesia, Saudi Arabia, Australia, Brazil and Canada decision cases
+# description: |
+#   Decision cases: one flow each and the decision expected, pinning one fact
+#   of data/ (see policy/rego_tests.py). A failing case prints the decision
+#   expected and the one obtained.
 package residency_test
 
-import data.residency
-
-test_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr if {
-	d := residency.decide({"origin": "SG", "destination": "US", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR", "CONSENT", "SCC"]
-	residency.decide({"origin": "SG", "destination": "US", "category": "personal", "safeguards": ["CONSENT"]}).allow
-	residency.decide({"origin": "SG", "destination": "US", "category": "personal", "recipient": {"cbpr_certified": true}}).allow
+case_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr_1 := {
+	"flow": {"category": "personal", "destination": "US", "origin": "SG"},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
 }
 
-test_sg_machine_and_sensitive if {
-	residency.decide({"origin": "SG", "destination": "CN", "category": "machine"}).allow
-	not residency.decide({"origin": "SG", "destination": "US", "category": "sensitive_personal"}).allow
+case_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr_2 := {
+	"flow": {"category": "personal", "destination": "US", "origin": "SG", "safeguards": ["CONSENT"]},
+	"expect": {"allow": true},
 }
 
-test_jp_personal_to_eea_allowed_and_to_us_needs_route if {
-	residency.decide({"origin": "JP", "destination": "DE", "category": "personal"}).allow
-	d := residency.decide({"origin": "JP", "destination": "US", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR", "CONSENT", "SCC"]
-	residency.decide({"origin": "JP", "destination": "US", "category": "sensitive_personal", "recipient": {"cbpr_certified": true}}).allow
+case_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr_3 := {
+	"flow": {"category": "personal", "destination": "US", "origin": "SG", "recipient": {"cbpr_certified": true}},
+	"expect": {"allow": true},
 }
 
-test_jp_uk_designation_unconfirmed if {
-	d := residency.decide({"origin": "JP", "destination": "GB", "category": "personal"})
-	not d.allow
-	contains(d.reasons[0], "unconfirmed")
+case_sg_machine_and_sensitive_1 := {
+	"flow": {"category": "machine", "destination": "CN", "origin": "SG"},
+	"expect": {"allow": true},
 }
 
-test_kr_personal_to_eea_allowed_with_field_removals if {
-	d := residency.decide({"origin": "KR", "destination": "DE", "category": "personal"})
-	d.allow
-	d.transforms == {"resident_registration_number": "remove", "credit_information": "remove"}
+case_sg_machine_and_sensitive_2 := {
+	"flow": {"category": "sensitive_personal", "destination": "US", "origin": "SG"},
+	"expect": {"allow": false},
 }
 
-test_kr_personal_to_us_needs_consent if {
-	d := residency.decide({"origin": "KR", "destination": "US", "category": "sensitive_personal"})
-	not d.allow
-	d.requires == ["CONSENT"]
-	d.transforms == {}
+case_jp_personal_to_eea_allowed_and_to_us_needs_route_1 := {
+	"flow": {"category": "personal", "destination": "DE", "origin": "JP"},
+	"expect": {"allow": true},
 }
 
-test_in_personal_allowed_with_unconfirmed_negative_list if {
-	d := residency.decide({"origin": "IN", "destination": "US", "category": "personal"})
-	d.allow
-	contains(d.reasons[0], "unconfirmed")
+case_jp_personal_to_eea_allowed_and_to_us_needs_route_2 := {
+	"flow": {"category": "personal", "destination": "US", "origin": "JP"},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
 }
 
-test_in_payment_data_in_country_only if {
-	d := residency.decide({"origin": "IN", "destination": "SG", "category": "personal", "purpose": "payment_data"})
-	not d.allow
-	d.localization == "in_country_only"
-	d.requires == ["STATE_APPROVAL"]
+case_jp_personal_to_eea_allowed_and_to_us_needs_route_3 := {
+	"flow": {"category": "sensitive_personal", "destination": "US", "origin": "JP", "recipient": {"cbpr_certified": true}},
+	"expect": {"allow": true},
 }
 
-test_in_ict_logs_primary_in_country if {
-	d := residency.decide({"origin": "IN", "destination": "SG", "category": "machine", "purpose": "ict_system_logs"})
-	d.allow
-	d.localization == "primary_in_country"
+case_jp_uk_designation_unconfirmed := {
+	"flow": {"category": "personal", "destination": "GB", "origin": "JP"},
+	"expect": {"allow": false, "reasons_contain": ["unconfirmed"]},
 }
 
-test_id_personal_needs_safeguard if {
-	d := residency.decide({"origin": "ID", "destination": "SG", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR", "CONSENT", "SCC"]
+case_kr_personal_to_eea_allowed_with_field_removals := {
+	"flow": {"category": "personal", "destination": "DE", "origin": "KR"},
+	"expect": {"allow": true, "transforms": {"resident_registration_number": "remove", "credit_information": "remove"}},
 }
 
-test_id_public_scope_operator_localises_everything if {
-	d := residency.decide({"origin": "ID", "destination": "SG", "category": "machine", "entity": {"public_scope": true}})
-	not d.allow
-	d.localization == "in_country_only"
-	d.requires == ["STATE_APPROVAL"]
+case_kr_personal_to_us_needs_consent := {
+	"flow": {"category": "sensitive_personal", "destination": "US", "origin": "KR"},
+	"expect": {"allow": false, "requires": ["CONSENT"], "transforms": {}},
 }
 
-test_sa_personal_needs_bcr_and_risk_assessment if {
-	d := residency.decide({"origin": "SA", "destination": "DE", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR+TIA"]
+case_in_personal_allowed_with_unconfirmed_negative_list := {
+	"flow": {"category": "personal", "destination": "US", "origin": "IN"},
+	"expect": {"allow": true, "reasons_contain": ["unconfirmed"]},
 }
 
-test_sa_cni_operator_unconfirmed_localisation if {
-	d := residency.decide({"origin": "SA", "destination": "DE", "category": "machine", "entity": {"cni": true}})
-	not d.allow
-	d.localization == "in_country_only"
-	contains(d.reasons[1], "unconfirmed")
+case_in_payment_data_in_country_only := {
+	"flow": {"category": "personal", "destination": "SG", "origin": "IN", "purpose": "payment_data"},
+	"expect": {"allow": false, "localization": "in_country_only", "requires": ["STATE_APPROVAL"]},
 }
 
-test_au_personal_needs_reasonable_steps if {
-	d := residency.decide({"origin": "AU", "destination": "US", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR", "CONSENT", "SCC"]
+case_in_ict_logs_primary_in_country := {
+	"flow": {"category": "machine", "destination": "SG", "origin": "IN", "purpose": "ict_system_logs"},
+	"expect": {"allow": true, "localization": "primary_in_country"},
 }
 
-test_br_personal_to_eu_allowed_and_to_us_needs_route if {
-	residency.decide({"origin": "BR", "destination": "PT", "category": "personal"}).allow
-	d := residency.decide({"origin": "BR", "destination": "US", "category": "personal", "safeguards": ["SCC"]})
-	not d.allow
-	d.requires == ["BCR", "CONSENT"]
+case_id_personal_needs_safeguard := {
+	"flow": {"category": "personal", "destination": "SG", "origin": "ID"},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
 }
 
-test_ca_quebec_is_the_cautious_default if {
-	d := residency.decide({"origin": "CA", "destination": "US", "category": "personal"})
-	not d.allow
-	d.requires == ["BCR+TIA", "SCC+TIA"]
-	contains(d.reasons[0], "entity.subdivision not given")
+case_id_public_scope_operator_localises_everything := {
+	"flow": {"category": "machine", "destination": "SG", "entity": {"public_scope": true}, "origin": "ID"},
+	"expect": {"allow": false, "localization": "in_country_only", "requires": ["STATE_APPROVAL"]},
 }
 
-test_ca_other_province_pipeda_accountability if {
-	d := residency.decide({"origin": "CA", "destination": "US", "category": "personal", "entity": {"subdivision": "ON"}})
-	d.allow
-	contains(d.reasons[0], "PIPEDA")
+case_sa_personal_needs_bcr_and_risk_assessment := {
+	"flow": {"category": "personal", "destination": "DE", "origin": "SA"},
+	"expect": {"allow": false, "requires": ["BCR+TIA"]},
 }
 
-test_machine_allowed_from_every_modelled_origin if {
-	origins := ["DE", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA"]
-	allowed := [o | some o in origins; residency.decide({"origin": o, "destination": "NZ", "category": "machine"}).allow]
-	count(allowed) == count(origins)
+case_sa_cni_operator_unconfirmed_localisation := {
+	"flow": {"category": "machine", "destination": "DE", "entity": {"cni": true}, "origin": "SA"},
+	"expect": {"allow": false, "localization": "in_country_only", "reasons_contain": ["unconfirmed"]},
 }
 
-test_state_categories_denied_where_no_rule if {
-	origins := ["SG", "JP", "KR", "IN", "ID", "SA", "AU", "BR", "CA"]
-	allowed := [o |
-		some o in origins
-		some cat in ["important", "core"]
-		residency.decide({"origin": o, "destination": "DE", "category": cat}).allow
-	]
-	count(allowed) == 0
+case_au_personal_needs_reasonable_steps := {
+	"flow": {"category": "personal", "destination": "US", "origin": "AU"},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
+}
+
+case_br_personal_to_eu_allowed_and_to_us_needs_route_1 := {
+	"flow": {"category": "personal", "destination": "PT", "origin": "BR"},
+	"expect": {"allow": true},
+}
+
+case_br_personal_to_eu_allowed_and_to_us_needs_route_2 := {
+	"flow": {"category": "personal", "destination": "US", "origin": "BR", "safeguards": ["SCC"]},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT"]},
+}
+
+case_ca_quebec_is_the_cautious_default := {
+	"flow": {"category": "personal", "destination": "US", "origin": "CA"},
+	"expect": {"allow": false, "requires": ["BCR+TIA", "SCC+TIA"], "reasons_contain": ["entity.subdivision not given"]},
+}
+
+case_ca_other_province_pipeda_accountability := {
+	"flow": {"category": "personal", "destination": "US", "entity": {"subdivision": "ON"}, "origin": "CA"},
+	"expect": {"allow": true, "reasons_contain": ["PIPEDA"]},
+}
+
+case_de_machine_to_nz_allowed := {
+	"flow": {"origin": "DE", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_gb_machine_to_nz_allowed := {
+	"flow": {"origin": "GB", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_ch_machine_to_nz_allowed := {
+	"flow": {"origin": "CH", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_us_machine_to_nz_allowed := {
+	"flow": {"origin": "US", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_cn_machine_to_nz_allowed := {
+	"flow": {"origin": "CN", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_ru_machine_to_nz_allowed := {
+	"flow": {"origin": "RU", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_in_machine_to_nz_allowed := {
+	"flow": {"origin": "IN", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_vn_machine_to_nz_allowed := {
+	"flow": {"origin": "VN", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_sg_machine_to_nz_allowed := {
+	"flow": {"origin": "SG", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_jp_machine_to_nz_allowed := {
+	"flow": {"origin": "JP", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_kr_machine_to_nz_allowed := {
+	"flow": {"origin": "KR", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_br_machine_to_nz_allowed := {
+	"flow": {"origin": "BR", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_id_machine_to_nz_allowed := {
+	"flow": {"origin": "ID", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_sa_machine_to_nz_allowed := {
+	"flow": {"origin": "SA", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_au_machine_to_nz_allowed := {
+	"flow": {"origin": "AU", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_ca_machine_to_nz_allowed := {
+	"flow": {"origin": "CA", "destination": "NZ", "category": "machine"},
+	"expect": {"allow": true},
+}
+
+case_sg_important_has_no_rule := {
+	"flow": {"origin": "SG", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_sg_core_has_no_rule := {
+	"flow": {"origin": "SG", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_jp_important_has_no_rule := {
+	"flow": {"origin": "JP", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_jp_core_has_no_rule := {
+	"flow": {"origin": "JP", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_kr_important_has_no_rule := {
+	"flow": {"origin": "KR", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_kr_core_has_no_rule := {
+	"flow": {"origin": "KR", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_in_important_has_no_rule := {
+	"flow": {"origin": "IN", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_in_core_has_no_rule := {
+	"flow": {"origin": "IN", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_id_important_has_no_rule := {
+	"flow": {"origin": "ID", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_id_core_has_no_rule := {
+	"flow": {"origin": "ID", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_sa_important_has_no_rule := {
+	"flow": {"origin": "SA", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_sa_core_has_no_rule := {
+	"flow": {"origin": "SA", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_au_important_has_no_rule := {
+	"flow": {"origin": "AU", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_au_core_has_no_rule := {
+	"flow": {"origin": "AU", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_br_important_has_no_rule := {
+	"flow": {"origin": "BR", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_br_core_has_no_rule := {
+	"flow": {"origin": "BR", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_ca_important_has_no_rule := {
+	"flow": {"origin": "CA", "destination": "DE", "category": "important"},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_ca_core_has_no_rule := {
+	"flow": {"origin": "CA", "destination": "DE", "category": "core"},
+	"expect": {"allow": false, "requires": []},
 }

@@ -75,13 +75,26 @@ _category_rule(rid, cat) := object.get(data.residency_data.regimes, [rid, "categ
 #   purpose and volume rules of the same regime.
 _source_findings(f) := _source_findings_for(f, _regime_ids(f.origin))
 
-_source_findings_for(f, ids) := [_deny_hard("none", concat("", [
+# An origin no regime names is governed by the regime marked "unlisted": true (regimes.json), when there
+# is one, else denied. The regime's rules read f.origin like any other.
+_source_findings_for(f, ids) := _regime_findings(f, _unlisted_regime) if {
+	count(ids) == 0
+	is_string(_unlisted_regime)
+} else := [_deny_hard("none", concat("", [
 	"No residency rule is modelled for origin ", f.origin,
 	"; default deny",
 ]))] if {
 	count(ids) == 0
-} else := fs if {
-	rid := sort(ids)[0]
+} else := _regime_findings(f, sort(ids)[0])
+
+_unlisted_regime := ids[0] if {
+	ids := sort([rid |
+		some rid in object.keys(data.residency_data.regimes)
+		object.get(data.residency_data.regimes, [rid, "unlisted"], false) == true
+	])
+}
+
+_regime_findings(f, rid) := fs if {
 	ec := _effective_category(f, rid)
 	fs := array.concat(
 		array.concat(_transform_findings(f, rid, ec), _category_findings(f, rid, ec)),
@@ -93,13 +106,15 @@ _source_findings_for(f, ids) := [_deny_hard("none", concat("", [
 # personal data is machine data for EU, UK and CN; never for RU or the DOJ
 # overlay). Pseudonymisation never changes the category.
 _effective_category(f, rid) := to if {
-	some name in f.transforms
-	t := object.get(data.residency_data.transforms, name, null)
-	is_object(t)
-	f.category in t.from
-	rid in t.valid_for
-	to := t.to
-	is_string(to)
+	tos := [t.to |
+		some name in f.transforms
+		t := object.get(data.residency_data.transforms, name, null)
+		is_object(t)
+		f.category in t.from
+		rid in t.valid_for
+		is_string(t.to)
+	]
+	to := sort(tos)[0]
 } else := f.category
 
 _transform_findings(f, rid, ec) := [_info(concat("", [
@@ -127,7 +142,25 @@ _rule_findings(f, rid, ec, rule) := [_deny_hard("none", concat("", [
 	not is_object(rule)
 } else := _handler_findings(f, rule, ec) if {
 	is_string(rule.handler)
+} else := [_exempt_finding(f, rule, ex)] if {
+	ex := object.get(rule, ["exempt_purposes", f.purpose], null)
+	is_object(ex)
+	object.get(ex, "confirmed", false) == true
 } else := [_generic(f, rule, "")]
+
+# A purpose the rule's law exempts (rule.exempt_purposes.<purpose>): applied only once the exemption is
+# confirmed ("confirmed": true); until then the rule applies and its reason names the reported exemption.
+_exempt_finding(f, rule, ex) := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
+	rule.cite, ": purpose ", f.purpose, " is exempt (", ex.cite, "); allowed",
+]))
+
+_exemption_note(f, rule) := concat("", [
+	"; purpose ", f.purpose, " is reported exempt (", ex.cite, ") but that is unconfirmed: not applied (cautious)",
+]) if {
+	ex := object.get(rule, ["exempt_purposes", f.purpose], null)
+	is_object(ex)
+	object.get(ex, "confirmed", false) != true
+} else := ""
 
 _handler_findings(f, rule, ec) := _cn_personal(f, rule, ec) if {
 	rule.handler == "cn_personal"
@@ -162,7 +195,8 @@ _volume_findings(f, rid, ec) := _vn_volume(f, rid, ec) if {
 #   list the alternatives.
 _generic(f, rule, prefix) := object.union(_with_unconfirmed(rule, x), {"basis": _basis(rule, prefix)}) if {
 	st := _dest_status(f, object.get(rule, "free_to", []))
-	x := _generic_core(f, rule, prefix, st)
+	core := _generic_core(f, rule, prefix, st)
+	x := object.union(core, {"reason": concat("", [core.reason, _exemption_note(f, rule)])})
 }
 
 # The rule's own text without the destination, for domestic decisions.
@@ -185,21 +219,35 @@ _generic_core(f, rule, prefix, st) := _deny_hard(loc, concat("", [
 	}
 } else := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
-	"; in force: ", concat("+", sort([c | some c in alt])),
+	"; in force: ", concat(" and ", sat),
 	"; allowed",
 ])) if {
-	some alt in object.get(rule, "alternatives", [])
-	count({c | some c in alt} - f.safeguards) == 0
+	# Every satisfied alternative, in data order: a group holding both SCCs and BCRs gets one decision.
+	sat := _satisfied(f, object.get(rule, "alternatives", []))
+	count(sat) > 0
 } else := _finding(true, object.get(rule, "localization", "none"), [], concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
-	"; recipient.", flag, " is true; allowed",
+	"; ", concat(" and ", flags), _are(flags), " true; allowed",
 ])) if {
-	some flag in object.get(rule, "recipient_flags", [])
-	f.recipient[flag] == true
+	flags := [concat("", ["recipient.", flag]) |
+		some flag in object.get(rule, "recipient_flags", [])
+		f.recipient[flag] == true
+	]
+	count(flags) > 0
 } else := _finding(false, object.get(rule, "localization", "none"), object.get(rule, "alternatives", []), concat("", [
 	prefix, rule.cite, ": ", _dest_why(f, st),
 	"; ", rule.need,
 ]))
+
+_are(xs) := " is" if {
+	count(xs) == 1
+} else := " are"
+
+# The alternatives (sets of safeguard codes) whose every code is in force, each as "A+B".
+_satisfied(f, alts) := [concat("+", sort([c | some c in alt])) |
+	some alt in alts
+	count({c | some c in alt} - f.safeguards) == 0
+]
 
 _with_unconfirmed(rule, x) := object.union(x, {"reason": concat("", [x.reason, "; unconfirmed: ", rule.unconfirmed])}) if {
 	is_string(rule.unconfirmed)
@@ -223,9 +271,9 @@ _dest_status(f, entries) := {"free": true, "why": "", "transforms": {}} if {
 	"*" in entries
 } else := _status_of(_matches(f, entries))
 
-_status_of(ms) := m if {
-	some m in ms
-	m.free
+_status_of(ms) := free[0] if {
+	free := [m | some m in ms; m.free]
+	count(free) > 0
 } else := {"free": false, "why": concat("; ", [m.why | some m in ms]), "transforms": {}}
 
 _matches(f, entries) := array.concat(

@@ -1,72 +1,77 @@
 # METADATA
-# title: United States tests, including the DOJ 28 CFR Part 202 overlay
+# title: United States decision cases, including the DOJ 28 CFR Part 202 overlay
+# description: |
+#   Decision cases: one flow each and the decision expected, pinning one fact
+#   of data/ (see policy/rego_tests.py). A failing case prints the decision
+#   expected and the one obtained.
 package residency_test
 
-import data.residency
-
-test_us_machine_allowed_everywhere if {
-	residency.decide({"origin": "US", "destination": "CN", "category": "machine"}).allow
+case_us_machine_allowed_everywhere := {
+	"flow": {"category": "machine", "destination": "CN", "origin": "US"},
+	"expect": {"allow": true},
 }
 
-test_us_personal_to_de_allowed if {
-	d := residency.decide({"origin": "US", "destination": "DE", "category": "personal"})
-	d.allow
-	d.localization == "none"
+case_us_personal_to_de_allowed := {
+	"flow": {"category": "personal", "destination": "DE", "origin": "US"},
+	"expect": {"allow": true, "localization": "none"},
 }
 
-test_us_sensitive_to_de_allowed if {
-	residency.decide({"origin": "US", "destination": "DE", "category": "sensitive_personal", "volume": {"sensitive_individuals_ytd": 50000}}).allow
+case_us_sensitive_to_de_allowed := {
+	"flow": {"category": "sensitive_personal", "destination": "DE", "origin": "US", "volume": {"sensitive_individuals_ytd": 50000}},
+	"expect": {"allow": true},
 }
 
-test_us_important_core_no_rule if {
-	not residency.decide({"origin": "US", "destination": "DE", "category": "important"}).allow
-	not residency.decide({"origin": "US", "destination": "DE", "category": "core"}).allow
+case_us_important_core_no_rule_1 := {
+	"flow": {"category": "important", "destination": "DE", "origin": "US"},
+	"expect": {"allow": false},
 }
 
-test_doj_personal_below_bulk_threshold_allowed if {
-	d := residency.decide({"origin": "US", "destination": "CN", "category": "personal", "volume": {"individuals_ytd": 100000}})
-	d.allow
-	contains(d.reasons[1], "below the bulk thresholds")
+case_us_important_core_no_rule_2 := {
+	"flow": {"category": "core", "destination": "DE", "origin": "US"},
+	"expect": {"allow": false},
 }
 
-test_doj_personal_over_bulk_threshold_denied if {
-	d := residency.decide({"origin": "US", "destination": "CN", "category": "personal", "volume": {"individuals_ytd": 100001}})
-	not d.allow
-	d.requires == []
-	contains(d.reasons[1], "28 CFR Part 202")
+case_doj_personal_below_bulk_threshold_allowed := {
+	"flow": {"category": "personal", "destination": "CN", "origin": "US", "volume": {"individuals_ytd": 100000}},
+	"expect": {"allow": true, "reasons_contain": ["below the bulk thresholds"]},
 }
 
-test_doj_sensitive_threshold_is_more_than_1000 if {
-	residency.decide({"origin": "US", "destination": "RU", "category": "sensitive_personal", "volume": {"sensitive_individuals_ytd": 1000}}).allow
-	not residency.decide({"origin": "US", "destination": "RU", "category": "sensitive_personal", "volume": {"sensitive_individuals_ytd": 1001}}).allow
+case_doj_personal_over_bulk_threshold_denied := {
+	"flow": {"category": "personal", "destination": "CN", "origin": "US", "volume": {"individuals_ytd": 100001}},
+	"expect": {"allow": false, "requires": [], "reasons_contain": ["28 CFR Part 202"]},
 }
 
-test_doj_is_transform_blind if {
-	d := residency.decide({
-		"origin": "US", "destination": "HK", "category": "sensitive_personal",
-		"transforms_applied": ["anonymized"], "volume": {"sensitive_individuals_ytd": 5000},
-	})
-	not d.allow
-	contains(d.reasons[2], "regardless of anonymisation")
+case_doj_sensitive_threshold_is_more_than_1000_1 := {
+	"flow": {"category": "sensitive_personal", "destination": "RU", "origin": "US", "volume": {"sensitive_individuals_ytd": 1000}},
+	"expect": {"allow": true},
 }
 
-test_doj_no_consent_exemption if {
-	not residency.decide({"origin": "US", "destination": "CN", "category": "personal", "safeguards": ["CONSENT", "SCC", "BCR", "TIA"], "volume": {"individuals_ytd": 200000}}).allow
+case_doj_sensitive_threshold_is_more_than_1000_2 := {
+	"flow": {"category": "sensitive_personal", "destination": "RU", "origin": "US", "volume": {"sensitive_individuals_ytd": 1001}},
+	"expect": {"allow": false},
 }
 
-test_doj_government_related_has_no_threshold if {
-	not residency.decide({"origin": "US", "destination": "VE", "category": "personal", "subject": {"government_related": true}}).allow
+case_doj_is_transform_blind := {
+	"flow": {"category": "sensitive_personal", "destination": "HK", "origin": "US", "transforms_applied": ["anonymized"], "volume": {"sensitive_individuals_ytd": 5000}},
+	"expect": {"allow": false, "reasons_contain": ["regardless of anonymisation"]},
 }
 
-test_doj_applies_to_us_citizens_data_from_elsewhere if {
-	d := residency.decide({
-		"origin": "DE", "destination": "CN", "category": "personal", "safeguards": ["SCC", "TIA"],
-		"subject": {"citizenship": "US"}, "volume": {"individuals_ytd": 150000},
-	})
-	not d.allow
-	d.requires == []
+case_doj_no_consent_exemption := {
+	"flow": {"category": "personal", "destination": "CN", "origin": "US", "safeguards": ["CONSENT", "SCC", "BCR", "TIA"], "volume": {"individuals_ytd": 200000}},
+	"expect": {"allow": false},
 }
 
-test_doj_not_for_non_concern_destination if {
-	residency.decide({"origin": "US", "destination": "SG", "category": "personal", "volume": {"individuals_ytd": 5000000}}).allow
+case_doj_government_related_has_no_threshold := {
+	"flow": {"category": "personal", "destination": "VE", "origin": "US", "subject": {"government_related": true}},
+	"expect": {"allow": false},
+}
+
+case_doj_applies_to_us_citizens_data_from_elsewhere := {
+	"flow": {"category": "personal", "destination": "CN", "origin": "DE", "safeguards": ["SCC", "TIA"], "subject": {"citizenship": "US"}, "volume": {"individuals_ytd": 150000}},
+	"expect": {"allow": false, "requires": []},
+}
+
+case_doj_not_for_non_concern_destination := {
+	"flow": {"category": "personal", "destination": "SG", "origin": "US", "volume": {"individuals_ytd": 5000000}},
+	"expect": {"allow": true},
 }

@@ -117,13 +117,13 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     assert response.status_code == 201, response.text
     refused_draft = response.json()
     assert refused_draft["loads"] and refused_draft["tests_failed"] == 1
-    assert "test_eu_personal_to_uk_adequate_until_2031" in refused_draft["error"]
+    assert "case_eu_personal_to_uk_adequate_until_2031" in refused_draft["error"]
 
     response = client.post("/api/v1/policy/activate", json={"revision": refused_draft["revision"]},
                            headers=BOB)
     assert response.status_code == 422
     assert "Rego test(s) fail" in response.json()["detail"]
-    assert "test_eu_personal_to_uk_adequate_until_2031" in response.json()["detail"]
+    assert "case_eu_personal_to_uk_adequate_until_2031" in response.json()["detail"]
     status = client.get("/api/v1/policy").json()
     assert status["revision"] == before and status["last_refused"]["activated_by"] == "bob"
     assert runtime.active.decide(DE_TO_GB).allow  # the running revision stayed
