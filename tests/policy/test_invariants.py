@@ -64,7 +64,8 @@ def test_a_weaker_cure_is_named(shipped: invariants.InvariantSet, tmp_path: Path
     for sub in ("rego", "data"):
         shutil.copytree(DEFAULT_POLICY_DIR / sub, draft / sub)
     source = (draft / "rego" / "residency" / "cn.rego").read_text()
-    ciio_tier = '"alternatives": [["CN_SECURITY_ASSESSMENT"]],\n\t"reason": "CN PIPL Art 40; CSL Art 37'
+    ciio_tier = ('"alternatives": [["CN_SECURITY_ASSESSMENT"]],\n\t"accepted": [["CN_SECURITY_ASSESSMENT"]],\n'
+                 '\t"reason": "CN PIPL Art 40; CSL Art 37')
     weaker = source.replace(ciio_tier, ciio_tier.replace("CN_SECURITY_ASSESSMENT", "CN_STANDARD_CONTRACT"), 1)
     if weaker == source:
         pytest.fail("cn.rego changed: update this test's edit of the CIIO rule")
