@@ -49,6 +49,29 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_processing(args: argparse.Namespace) -> int:
+    """Where a raw payload may be processed (residency cells): one request (JSON) on stdin."""
+    from policy.processing import RAW_PROCESSING_PATH, RawProcessing
+
+    raw = sys.stdin.buffer.read()
+    try:
+        request = json.loads(raw) if raw.strip() else None
+    except json.JSONDecodeError as exc:
+        _err(f"not JSON: {exc}")
+        return EXIT_USAGE
+    if not isinstance(request, dict) or not {"origin", "processing_country", "categories"} <= set(request):
+        _err('pipe one JSON object with "origin", "processing_country" and "categories" into standard input')
+        return EXIT_USAGE
+    try:
+        answer = RawProcessing.model_validate(_engine(args).document(RAW_PROCESSING_PATH, request))
+    except (PolicyError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    json.dump(answer.model_dump(), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from policy import rego_tests
 
@@ -251,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decide", help="read one flow (JSON) on stdin, print its decision (JSON)")
     common(p, opa=True)
     p.set_defaults(func=cmd_decide)
+    p = sub.add_parser("processing", help="read a raw-processing request (JSON) on stdin: may a site's raw payload "
+                       "be processed in that country (residency cells)?")
+    common(p, opa=True)
+    p.set_defaults(func=cmd_processing)
     p = sub.add_parser("test", help="run every test_ rule of the *_test.rego files")
     common(p, opa=False)
     p.add_argument("-v", "--verbose", action="store_true", help="also list passing tests")

@@ -118,3 +118,17 @@ def test_bundle_command_writes_an_opa_bundle(tmp_path: Path):
     assert "residency_data/adequacy/data.json" in names
     assert "rego/residency/decision.rego" in names
     assert not any(n.endswith("_test.rego") for n in names)
+
+
+def test_processing_says_where_a_raw_payload_may_be_processed() -> None:
+    """Residency cells: a CIIO's raw payload may not be processed outside China (docs/cells.md)."""
+    request = {"origin": "CN", "processing_country": "DE", "categories": ["machine", "personal"],
+               "entity": {"ciio": True}}
+    done = run("processing", stdin=json.dumps(request))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["allow"] is False and answer["categories"]["machine"]["allow"] is True
+    assert "must be collected in CN first" in answer["reasons"][0]
+    assert json.loads(run("processing", stdin=json.dumps({**request, "processing_country": "CN"})).stdout)["allow"]
+    bad = run("processing", stdin="{}")
+    assert bad.returncode == 2 and "processing_country" in bad.stderr
