@@ -532,10 +532,11 @@ def test_prometheus_config_problems_are_reported(compose: cc.Compose, tmp_path: 
     doc = yaml.safe_load(config.read_text())
     job = doc["scrape_configs"][0]
     job["metrics_path"] = "/metrics"
-    job["static_configs"][0]["targets"] = ["ingest:8000", "ingest-2:9000", "pushgateway:9091"]
+    (global_targets,) = [sc for sc in job["static_configs"] if sc["labels"]["cell"] == "global"]
+    global_targets["targets"] = ["ingest-global:8000", "ingest-global-2:9000", "pushgateway:9091"]
     copy.write_text(yaml.safe_dump(doc))
     problems = "\n".join(cc.check_prometheus(compose, cc.REPO_ROOT))
     assert "job 'ingest' scrapes the ingest at /metrics, not /api/v1/metrics" in problems
-    assert "target ingest-2:9000 is not the API port of ingest-2" in problems
+    assert "target ingest-global-2:9000 is not the API port of ingest-global-2" in problems
     assert "target pushgateway:9091 is not a service of the compose file" in problems
-    assert "does not scrape the ingest replicas ['ingest-2:8000']" in problems
+    assert "does not scrape the ingest replicas ['ingest-global-2:8000']" in problems
