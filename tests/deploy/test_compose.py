@@ -85,6 +85,7 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
 def test_each_cell_runs_its_own_part_of_the_topology(compose: cc.Compose) -> None:
     """What check_cells derives from the topology, spelled out for the demo's three cells."""
     services = compose["services"]
+    owners = cc.service_cells(compose, cc.REPO_ROOT)
     for cell, spec in CELLS.items():
         for name in spec["ingests"]:
             env = cc.environment(services[name])
@@ -97,7 +98,7 @@ def test_each_cell_runs_its_own_part_of_the_topology(compose: cc.Compose) -> Non
             assert {region: urlsplit(dsn).hostname for region, dsn in dsns.items()} == spec["regions"]
             assert cc.host_path(services[name], "/etc/telemetry/cells.yaml", cc.REPO_ROOT) == TOPOLOGY_FILE
         for site in spec["sites"]:
-            assert cc.service_cells(compose, cc.REPO_ROOT)[f"edge-{site}"] == cell
+            assert owners[f"edge-{site}"] == cell
         # the cell's private services are on its network only
         for private in (f"opa-{cell}", f"db-control-{cell}", *spec["regions"].values()):
             assert cc.service_networks(services[private]) == {f"cell-{cell}"}

@@ -500,6 +500,7 @@ def test_interpolation_follows_grafana() -> None:
 def _exported_metrics() -> set[str]:
     import prometheus_client
 
+    import ingest.cells.link  # registers the links' metrics
     import ingest.pipeline.stats  # noqa: F401  (registers the pipeline's metrics)
 
     # A labelled counter has no sample before its first label value: name the series from the family.
@@ -513,7 +514,7 @@ def test_prometheus_panels_query_metrics_the_ingest_exports(dashboard: dict[str,
     exprs = [t["expr"] for p in cc.dashboard_panels(dashboard) for t in p.get("targets") or [] if "expr" in t]
     assert exprs
     used = {name for expr in exprs for name in re.findall(r"\bingest_\w+", expr)}
-    assert "ingest_messages_total" in used
+    assert {"ingest_messages_total", "ingest_link_up", "ingest_link_outbox_parts", "ingest_link_lag_seconds"} <= used
     assert used <= exported, sorted(used - exported)
 
 

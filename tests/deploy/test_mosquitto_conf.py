@@ -142,7 +142,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 def security(workdir: Path) -> Security:
-    """The compose job's steps: broker/dev-ca.sh, then `python -m broker credentials` with the CA."""
+    """The compose job's steps for one broker: broker/dev-ca.sh, then `python -m broker credentials` with the
+    CA (the job's real script, every cell at once, runs in test_cells_brokers.py)."""
     from broker.credentials import generate_for_registry
     from broker.identities import load_identities
     from ingest.registry import load_registry
