@@ -18,11 +18,13 @@ listens with TLS, and local notifications of the bridge's state for the link sen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from broker.credentials import IDENTITIES_DIR, Report, generate, read_secret
+from broker.credentials import _write_atomic as write_atomic
+from broker.errors import BrokerConfigError
 from broker.identities import IdentitiesSpec, Identity, plan
 from ingest.cells.envelope import XACK_PREFIX, XFER_PREFIX
 from ingest.cells.link import bridge_name, bridge_state_topic
@@ -116,24 +118,37 @@ BRIDGES_FILE = "broker/bridges.conf"
 def generate_cells(registry: Registry, spec: IdentitiesSpec, topology: Topology, out_dir: Path, *,
                    source: str = "identities", ca_file: Path | None = None,
                    addresses: Mapping[str, Mapping[str, tuple[str, int]]] | None = None,
+                   bridge_ca_file: Path | None = None, rotate: Mapping[str, Iterable[str]] | None = None,
                    **options: object) -> dict[str, Report]:
     """Credentials of every cell's broker under ``out_dir/<cell>/`` (the layout of
     :func:`broker.credentials.generate`), plus ``out_dir/<cell>/broker/bridges.conf``: its bridges, with the
-    secrets of its accounts on its peers' brokers. ``addresses[cell][peer]`` overrides a peer's address."""
+    secrets of its accounts on its peers' brokers. ``addresses[cell][peer]`` overrides a peer's address.
+
+    ``bridge_ca_file``: where the broker reads the CA that verifies its TLS peers (e.g.
+    ``/mosquitto/security/ca.crt`` in its container, where compose mounts ``<cell>/broker/``); by default the
+    generated ``out_dir/<cell>/broker/ca.crt`` (with ``ca_file``). ``rotate[cell]``: identities of that cell
+    to issue new secrets for. ``options`` as for :func:`broker.credentials.generate`; its ``owners["broker"]``
+    also receives ``bridges.conf``."""
+    unknown = sorted(set(rotate or {}) - set(topology.cells))
+    if unknown:
+        raise BrokerConfigError(f"--rotate: {', '.join(map(repr, unknown))} is not a cell of the topology "
+                                f"(cells: {', '.join(sorted(topology.cells))})")
     reports = {
         cell: generate(plan_cell(registry, spec, topology, cell, source=source), out_dir / cell,
                        header=f"Cell {cell} of the topology; identities from {source}.", ca_file=ca_file,
-                       **options)  # type: ignore[arg-type]
+                       rotate=tuple((rotate or {}).get(cell, ())), **options)  # type: ignore[arg-type]
         for cell in sorted(topology.cells)
     }
+    owners = options.get("owners") or {}
+    broker_owner = owners.get("broker") if isinstance(owners, Mapping) else None
     for cell in sorted(topology.cells):
         sends_to, _ = topology.peers(cell, registry)
         secrets = {peer: read_secret(out_dir / peer / IDENTITIES_DIR / peer_account(cell) / "password")
                    for peer in sends_to}
-        peer_ca = out_dir / cell / "broker" / "ca.crt" if ca_file is not None else None
+        peer_ca = bridge_ca_file or (out_dir / cell / "broker" / "ca.crt" if ca_file is not None else None)
         text = bridge_conf(topology, registry, cell, secrets, addresses=(addresses or {}).get(cell), ca_file=peer_ca)
         path = out_dir / cell / BRIDGES_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(0o600)
+        # 0600 and the broker's account: it holds the secrets of this cell's accounts on its peers' brokers
+        write_atomic(path, text, 0o600, broker_owner)
     return reports

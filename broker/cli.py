@@ -86,6 +86,12 @@ def credentials(
                      "each with its broker's credentials (only its sites' gateways, peer bridge accounts) and "
                      "broker/bridges.conf (its bridges to the cells it sends parts to).", dir_okay=False),
     ] = None,
+    bridge_ca_file: Annotated[
+        Path | None,
+        typer.Option("--bridge-ca-file", help="With --topology: the CA file the bridges verify their peers with, as "
+                     "the broker reads it (e.g. /mosquitto/security/ca.crt in its container); default: the "
+                     "generated <cell>/broker/ca.crt.", dir_okay=False),
+    ] = None,
     show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Also print every secret (careful).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line.")] = False,
 ) -> None:
@@ -95,8 +101,13 @@ def credentials(
     a new secret. Secrets are written to files (0600), not printed, unless --show-secrets.
     """
     if topology is not None:
-        _cells(out, registry, identities, topology, control_dsn, ca_file, quiet)
+        _cells(out, registry, identities, topology, control_dsn, ca_file, quiet,
+               rotate=rotate, owner=owner, bridge_ca_file=bridge_ca_file)
         return
+    if bridge_ca_file is not None:
+        typer.echo("error: --bridge-ca-file: only with --topology (the bridges are those of residency cells)",
+                   err=True)
+        raise typer.Exit(2)
     try:
         loaded = load_effective_registry(registry, control_dsn)
         spec = load_identities(identities)
@@ -126,8 +137,21 @@ def credentials(
         typer.echo(f"{name}\t{secret}")
 
 
+def _rotations(values: list[str], topology: Path) -> dict[str, list[str]]:
+    """``--rotate CELL/NAME`` values by cell (an identity name exists once per cell: ingest-1 in each)."""
+    by_cell: dict[str, list[str]] = {}
+    for value in values:
+        cell, sep, name = value.partition("/")
+        if not sep or not cell or not name:
+            raise BrokerConfigError(f"--rotate: with --topology name the cell too: CELL/NAME (e.g. "
+                                    f"cn/cn-shenzhen-gw-01), got {value!r}; cells are those of {topology}")
+        by_cell.setdefault(cell, []).append(name)
+    return by_cell
+
+
 def _cells(out: Path, registry: Path, identities: Path, topology: Path, control_dsn: str | None,
-           ca_file: Path | None, quiet: bool) -> None:
+           ca_file: Path | None, quiet: bool, *, rotate: list[str], owner: list[str],
+           bridge_ca_file: Path | None) -> None:
     from broker.cells import generate_cells
     from ingest.cells.topology import check_against_registry, load_topology
 
@@ -136,7 +160,8 @@ def _cells(out: Path, registry: Path, identities: Path, topology: Path, control_
         cells = load_topology(topology)
         check_against_registry(cells, loaded.registry, topology)
         reports = generate_cells(loaded.registry, load_identities(identities), cells, out, source=str(identities),
-                                 ca_file=ca_file)
+                                 ca_file=ca_file, bridge_ca_file=bridge_ca_file, rotate=_rotations(rotate, topology),
+                                 owners=_owners(owner))
     except (RegistryError, BrokerConfigError, ConfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

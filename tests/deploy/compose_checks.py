@@ -29,6 +29,11 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from broker.cells import BRIDGES_FILE
+from broker.credentials import IDENTITIES_DIR
+from ingest.cells.topology import Topology, load_checked
+from ingest.registry import Registry
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
@@ -281,8 +286,9 @@ def check_images(compose: Compose) -> list[str]:
 
 
 def check_ports(compose: Compose) -> list[str]:
-    """Published ports bind the host's loopback only; nothing uses the host network."""
+    """Published ports bind the host's loopback only, each host port once; nothing uses the host network."""
     problems = []
+    published: dict[str, str] = {}
     for name, svc in _services(compose):
         if svc.get("network_mode") == "host":
             problems.append(f"{name}: network_mode host bypasses the loopback-only port policy")
@@ -294,6 +300,12 @@ def check_ports(compose: Compose) -> list[str]:
                 host_ip = text.rsplit(":", 2)[0] if text.count(":") >= 2 else ""
             if host_ip not in LOOPBACK:
                 problems.append(f"{name}: port {port!r} is published on all interfaces (bind 127.0.0.1)")
+            parts = str(port).rsplit(":", 2)
+            host_port = str(port.get("published", "")) if isinstance(port, dict) else (parts[-2:-1] or [""])[0]
+            where = f"{host_ip}:{host_port}"
+            if host_port and where in published:
+                problems.append(f"{name}: host port {where} is also published by {published[where]}")
+            published.setdefault(where, name)
     return problems
 
 
@@ -392,6 +404,8 @@ INGEST_REQUIRED = (
     "INGEST_PSEUDONYMIZATION_KEY",
     "INGEST_API_HOST",
     "INGEST_API_PORT",
+    "INGEST_TOPOLOGY_FILE",  # the production topology is residency cells (docs/cells.md): check_cells
+    "INGEST_CELL",
 )
 DEFAULT_PGDATA = "/var/lib/postgresql/data"  # the postgres images up to PostgreSQL 17
 PG18_VOLUME = "/var/lib/postgresql"  # 18+: PGDATA is /var/lib/postgresql/18/docker, under one mount here
@@ -433,8 +447,8 @@ def ingest_services(compose: Compose) -> list[str]:
     return services_running(compose, "ingest", "serve")
 
 
-def ingest_registry(compose: Compose, root: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """The registry file the (first) ingest service mounts, loaded from the host."""
+def ingest_registry_path(compose: Compose, root: Path) -> tuple[Path | None, list[str]]:
+    """The host file behind the (first) ingest service's INGEST_REGISTRY_FILE."""
     names = ingest_services(compose)
     if not names:
         return None, ["no service runs `ingest serve`"]
@@ -445,10 +459,18 @@ def ingest_registry(compose: Compose, root: Path) -> tuple[dict[str, Any] | None
         return None, [f"{names[0]}: INGEST_REGISTRY_FILE {inside!r} is not provided by a bind mount"]
     if not path.is_file():
         return None, [f"{names[0]}: registry {path} does not exist"]
+    return path, []
+
+
+def ingest_registry(compose: Compose, root: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The registry file the (first) ingest service mounts, loaded from the host."""
+    path, problems = ingest_registry_path(compose, root)
+    if path is None:
+        return None, problems
     try:
         return load_registry(path), []
     except (ValueError, yaml.YAMLError) as exc:
-        return None, [f"{names[0]}: registry {path}: {exc}"]
+        return None, [f"{ingest_services(compose)[0]}: registry {path}: {exc}"]
 
 
 def _check_dsn(compose: Compose, who: str, label: str, dsn: str) -> tuple[list[str], str | None]:
@@ -521,10 +543,9 @@ def _check_one_ingest(compose: Compose, name: str, root: Path, registry: dict[st
         return [*problems, f"{name}: INGEST_REGION_DSNS must be a JSON object of region -> DSN"]
     if registry is not None:
         regions = set(registry["regions"])
-        if missing := sorted(regions - dsns.keys()):
-            problems.append(f"{name}: INGEST_REGION_DSNS lacks regions of the registry: {missing}")
         if extra := sorted(dsns.keys() - regions):
             problems.append(f"{name}: INGEST_REGION_DSNS has regions not in the registry: {extra}")
+        # Which of them: exactly the regions its cell hosts (check_cells, against the topology it mounts).
     region_hosts: dict[str, str] = {}
     for region, dsn in dsns.items():
         dsn_problems, host = _check_dsn(compose, name, f"INGEST_REGION_DSNS[{region}]", dsn)
@@ -593,16 +614,17 @@ def _check_one_ingest(compose: Compose, name: str, root: Path, registry: dict[st
 
 
 def check_ingest_replicas(compose: Compose) -> list[str]:
-    """Replicas share one subscription group but each has its own client id (its session)."""
+    """Replicas on one broker (a cell's) share one subscription group, but each has its own client id (its
+    session on that broker); every broker's replicas use the same group name."""
     names = ingest_services(compose)
     envs = {name: environment(compose["services"][name]) for name in names}
     problems = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for name, env in envs.items():
-        client = env.get("INGEST_MQTT_CLIENT_ID", "")
-        if client in seen:
-            problems.append(f"{name}: INGEST_MQTT_CLIENT_ID {client!r} is also used by {seen[client]}")
-        seen[client] = name
+        key = (env.get("INGEST_MQTT_HOST", ""), env.get("INGEST_MQTT_CLIENT_ID", ""))
+        if key in seen:
+            problems.append(f"{name}: INGEST_MQTT_CLIENT_ID {key[1]!r} is also used by {seen[key]} on {key[0]}")
+        seen[key] = name
     groups = {env.get("INGEST_SHARE_GROUP", "") for env in envs.values()}
     if len(groups) > 1 or "" in groups:
         problems.append(f"ingest replicas must share one non-empty INGEST_SHARE_GROUP, found {sorted(groups)}")
@@ -1014,24 +1036,96 @@ def conf_values(conf: list[tuple[str, list[str]]], directive: str) -> list[str]:
     return [" ".join(args) for name, args in conf if name == directive]
 
 
-def mosquitto_conf_of(compose: Compose, name: str, root: Path) -> list[tuple[str, list[str]]] | None:
-    path = host_path(compose["services"][name], MOSQUITTO_CONF_TARGET, root)
+@dataclass(frozen=True)
+class MosquittoConf:
+    """A broker service's configuration as Mosquitto reads it: the main file with every ``include_dir`` whose
+    files come from the repository (bind mounts) expanded in place, in Mosquitto's order (alphabetical per
+    directory), and the ``include_dir`` directories that a named volume provides (generated files)."""
+
+    directives: list[tuple[str, list[str]]]
+    generated: list[tuple[str, Mount, str]]  # (directory, its mount, the directory's path inside the mount)
+    problems: list[str]
+
+
+def _included_files(
+    service: Mapping[str, Any], directory: str, root: Path
+) -> tuple[list[Path], tuple[Mount, str] | None]:
+    """Host files of the ``*.conf`` files that bind mounts put into ``directory``, and the named volume
+    providing the directory itself, if one does."""
+    directory = directory.rstrip("/")
+    files: dict[str, Path] = {}
+    volume = None
+    found = mount_of(service, directory)
+    if found is not None:
+        mount, rel = found
+        if mount.kind == "bind":
+            host = root / mount.source / rel if rel else root / mount.source
+            if host.is_dir():
+                files |= {p.name: p for p in host.glob("*.conf")}
+        elif mount.kind == "volume":
+            volume = found
+    for mount in mounts(service):  # single files mounted into the directory
+        target = mount.target.rstrip("/")
+        if mount.kind == "bind" and posixpath.dirname(target) == directory and target.endswith(".conf"):
+            files[posixpath.basename(target)] = root / mount.source
+    return [files[name] for name in sorted(files)], volume
+
+
+def mosquitto_config(compose: Compose, name: str, root: Path) -> MosquittoConf | None:
+    svc = compose["services"][name]
+    path = host_path(svc, MOSQUITTO_CONF_TARGET, root)
     if path is None or not path.is_file():
         return None
-    return parse_mosquitto_conf(path.read_text(encoding="utf-8"))
+    directives: list[tuple[str, list[str]]] = []
+    generated: list[tuple[str, Mount, str]] = []
+    problems: list[str] = []
+    for directive, args in parse_mosquitto_conf(path.read_text(encoding="utf-8")):
+        if directive != "include_dir":
+            directives.append((directive, args))
+            continue
+        directory = " ".join(args)
+        files, volume = _included_files(svc, directory, root)
+        if volume is not None:
+            generated.append((directory, *volume))
+        elif not files:
+            problems.append(f"{name}: include_dir {directory} is provided by no mount (Mosquitto would not start)")
+        for file in files:
+            if not file.is_file():
+                continue  # reported by check_mounts
+            for included in parse_mosquitto_conf(file.read_text(encoding="utf-8")):
+                if included[0] == "include_dir":
+                    problems.append(f"{name}: {_rel(file, root)} uses include_dir, which Mosquitto allows only in "
+                                    "the main file")
+                else:
+                    directives.append(included)
+    return MosquittoConf(directives, generated, problems)
+
+
+def mosquitto_conf_of(compose: Compose, name: str, root: Path) -> list[tuple[str, list[str]]] | None:
+    """The directives a broker service runs with (see :class:`MosquittoConf`), or None without a config."""
+    conf = mosquitto_config(compose, name, root)
+    return None if conf is None else conf.directives
+
+
+def broker_services(compose: Compose) -> list[str]:
+    return [n for n, s in _services(compose) if str(s.get("image", "")).startswith("eclipse-mosquitto")]
 
 
 def check_broker(compose: Compose, root: Path) -> list[str]:
-    names = [n for n, s in _services(compose) if str(s.get("image", "")).startswith("eclipse-mosquitto")]
+    names = broker_services(compose)
     if not names:
         return ["no eclipse-mosquitto service"]
     problems = []
     for name in names:
         svc = compose["services"][name]
-        conf = mosquitto_conf_of(compose, name, root)
-        if conf is None:
+        config = mosquitto_config(compose, name, root)
+        if config is None:
             problems.append(f"{name}: no existing config file is mounted at {MOSQUITTO_CONF_TARGET}")
             continue
+        conf = config.directives
+        problems += config.problems
+        problems += [f"{name}: include_dir {directory} is on the volume {mount.source} mounted writable"
+                     for directory, mount, _ in config.generated if not mount.read_only]
         listeners = {int(args[0]) for directive, args in conf if directive == "listener" and args}
         if not listeners:
             problems.append(f"{name}: the mounted config defines no listener")
@@ -1055,10 +1149,18 @@ CREDENTIALS_MODULE = "broker"
 @dataclass(frozen=True)
 class CredentialsJob:
     service: str
+    argv: list[str]  # its `python -m broker credentials ...` command
     volume: str  # the named volume it writes
     out: str  # --out inside the job
+    out_in_volume: str  # where --out is inside that volume ("" for its root)
     identities: dict[str, Any] | None  # the parsed --identities file
+    topology: Path | None  # --topology, the host file (residency cells: one directory per cell under --out)
+    bridge_ca_file: str | None  # --bridge-ca-file: the bridges' CA as each cell's broker sees it
     problems: list[str]
+
+    def dir_of(self, cell: str | None, *parts: str) -> str:
+        """A directory the job writes, as a path inside its volume: ``<out>/[<cell>/]<parts>``."""
+        return posixpath.join(self.out_in_volume, *([cell] if cell else []), *parts)
 
 
 def credentials_jobs(compose: Compose, root: Path) -> list[CredentialsJob]:
@@ -1066,17 +1168,18 @@ def credentials_jobs(compose: Compose, root: Path) -> list[CredentialsJob]:
     jobs = []
     for name, svc in _services(compose):
         for argv in service_commands(svc).argvs:
-            module = python_module(argv[1:] if argv[:1] == ["exec"] else argv)
+            argv = argv[1:] if argv[:1] == ["exec"] else argv
+            module = python_module(argv)
             if module is None or module[0] != CREDENTIALS_MODULE or module[1][:1] != ["credentials"]:
                 continue
             problems: list[str] = []
             out = _flag(module[1], "--out") or _flag(module[1], "-o") or ""
             found = mount_of(svc, out)
-            volume = ""
-            if found is None or found[0].kind != "volume" or found[0].read_only or found[1]:
-                problems.append(f"{name}: --out {out!r} is not the root of a writable named volume")
+            volume, out_in_volume = "", ""
+            if found is None or found[0].kind != "volume" or found[0].read_only:
+                problems.append(f"{name}: --out {out!r} is not on a writable named volume")
             else:
-                volume = found[0].source
+                volume, out_in_volume = found[0].source, posixpath.join(found[0].subpath, found[1]).strip("/")
             identities = None
             inside = _flag(module[1], "--identities")
             path = host_path(svc, inside, root) if inside else None
@@ -1086,22 +1189,32 @@ def credentials_jobs(compose: Compose, root: Path) -> list[CredentialsJob]:
                 identities = yaml.safe_load(path.read_text(encoding="utf-8"))
             if "--ca-file" not in module[1]:
                 problems.append(f"{name}: no --ca-file: clients would get no CA to verify the broker with")
-            jobs.append(CredentialsJob(name, volume, out, identities, problems))
+            topology = None
+            inside = _flag(module[1], "--topology")
+            if inside is not None:
+                topology = host_path(svc, inside, root)
+                if topology is None or not topology.is_file():
+                    problems.append(f"{name}: --topology {inside!r} is not a bind-mounted file of the repository")
+                    topology = None
+            jobs.append(CredentialsJob(name, argv, volume, out, out_in_volume, identities, topology,
+                                       _flag(module[1], "--bridge-ca-file"), problems))
     return jobs
 
 
-def _identity_mount(svc: Mapping[str, Any], path: str, volume: str) -> str | None:
-    """The identity whose directory of ``volume`` provides ``path`` inside ``svc`` (None: not from there)."""
+def _secrets_dir(svc: Mapping[str, Any], path: str, volume: str) -> str | None:
+    """The directory of ``volume`` (a path inside it) holding the file ``path`` of ``svc``; None when the file
+    does not come from that volume."""
     found = mount_of(svc, path)
     if found is None or found[0].kind != "volume" or found[0].source != volume:
         return None
-    parts = found[0].subpath.split("/")
-    return parts[1] if len(parts) == 2 and parts[0] == "identities" else None
+    return posixpath.dirname(posixpath.join(found[0].subpath, found[1]))
 
 
 def check_broker_security(compose: Compose, root: Path) -> list[str]:
-    """The broker refuses anonymous clients and reads the files a credentials job writes; every ingest
-    replica and edge agent logs in over TLS as its own identity, with that identity's files only."""
+    """Every broker refuses anonymous clients and reads the files a credentials job writes for its cell (its
+    own ``<cell>/broker/`` directory: dynamic-security file, TLS files and its bridges); every ingest replica
+    and edge agent logs in over TLS as its own identity on its cell's broker, with that identity's files
+    only."""
     jobs = credentials_jobs(compose, root)
     if len(jobs) != 1:
         return [f"expected one service running `python -m broker credentials`, found {len(jobs)}"]
@@ -1111,24 +1224,60 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
     spec = job.identities if isinstance(job.identities, dict) else {}
     ingest_accounts = set(spec.get("ingest") or [])
     gateways = spec.get("gateways") or {}
+    topology = None
+    if job.topology is not None:
+        cells, found = compose_topology(compose, root, job.topology)
+        topology = cells.topology if cells else None
+        if topology is None:
+            return [*problems, *found]
+        tls_peers = any(cell.broker.tls for cell in topology.cells.values())
+        if tls_peers and job.bridge_ca_file is None:
+            problems.append(f"{job.service}: no --bridge-ca-file: the bridges would verify their TLS peers with "
+                            f"{job.out}/<cell>/broker/ca.crt, a path of the job that no broker has")
 
     def needs_job(name: str) -> None:
         if depends_on(services[name]).get(job.service) != "service_completed_successfully":
             problems.append(f"{name}: must depend_on {job.service} (service_completed_successfully)")
 
-    for name in [n for n, s in _services(compose) if str(s.get("image", "")).startswith("eclipse-mosquitto")]:
-        conf = mosquitto_conf_of(compose, name, root) or []
+    def own_dir(name: str, what: str, path: str, expected: str) -> None:
+        if _secrets_dir(services[name], path, job.volume) != expected:
+            problems.append(f"{name}: {what} is not in the {expected} directory of {job.volume!r}")
+
+    for name in broker_services(compose):
+        config = mosquitto_config(compose, name, root)
+        conf = config.directives if config else []
         if conf_values(conf, "allow_anonymous") != ["false"]:
             problems.append(f"{name}: the mounted config does not set allow_anonymous false")
         if conf_values(conf, "use_username_as_clientid") != ["true"]:
             problems.append(f"{name}: use_username_as_clientid true is missing (client ids could be taken over)")
+        cell = None
+        if topology is not None:
+            cell = next((c for c, spec_ in topology.cells.items() if spec_.broker.host == name), None)
+            if cell is None:
+                problems.append(f"{name}: is the broker of no cell of {_rel(job.topology, root)}")  # type: ignore[arg-type]
+                continue
+        expected = job.dir_of(cell, "broker")
         for directive in ("plugin_opt_config_file", "cafile", "certfile", "keyfile"):
             values = conf_values(conf, directive)
             found = mount_of(services[name], values[-1]) if values else None
             if found is None or found[0].kind != "volume" or found[0].source != job.volume:
                 problems.append(f"{name}: {directive} is not on the volume {job.volume!r} that {job.service} writes")
-            elif found[0].subpath != "broker" or not found[0].read_only:
-                problems.append(f"{name}: mount the broker/ directory of {job.volume!r} read-only, nothing else")
+            elif found[0].subpath != expected or not found[0].read_only:
+                problems.append(f"{name}: mount the {expected} directory of {job.volume!r} read-only, nothing else")
+        if topology is not None and config is not None:
+            # bridges.conf lies in the broker/ directory of its cell: it must be an include_dir of the broker
+            bridges = posixpath.join(job.dir_of(cell), posixpath.dirname(BRIDGES_FILE))
+            if not any(m.source == job.volume and posixpath.join(m.subpath, rel).rstrip("/") == bridges
+                       for _, m, rel in config.generated):
+                problems.append(f"{name}: does not include_dir the directory of its bridges ({bridges}/"
+                                f"{posixpath.basename(BRIDGES_FILE)} of {job.volume!r}): cell {cell}'s bridges "
+                                "would not start")
+            if job.bridge_ca_file is not None:
+                found = mount_of(services[name], job.bridge_ca_file)
+                where = (found[0].source, posixpath.join(found[0].subpath, found[1])) if found else None
+                if where != (job.volume, posixpath.join(expected, "ca.crt")):
+                    problems.append(f"{name}: --bridge-ca-file {job.bridge_ca_file} of {job.service} is not the "
+                                    f"{expected}/ca.crt of {job.volume!r} here: its bridges could not verify peers")
         needs_job(name)
 
     for name in ingest_services(compose):
@@ -1142,13 +1291,12 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
                             "uses the user name as the client id)")
         if env.get("INGEST_MQTT_TLS") != "true":
             problems.append(f"{name}: INGEST_MQTT_TLS is not true")
-        if _identity_mount(svc, env.get("INGEST_MQTT_CA_FILE", ""), job.volume) != user:
-            problems.append(f"{name}: INGEST_MQTT_CA_FILE is not in the identities/{user} directory of {job.volume!r}")
+        expected = job.dir_of(env.get("INGEST_CELL") if topology is not None else None, IDENTITIES_DIR, str(user))
+        own_dir(name, "INGEST_MQTT_CA_FILE", env.get("INGEST_MQTT_CA_FILE", ""), expected)
         script = " ".join(" ".join(a) for a in service_commands(svc).argvs)
         match = re.search(r"INGEST_MQTT_PASSWORD=\$\(cat (\S+)\)", script)
-        if match is None or _identity_mount(svc, match.group(1), job.volume) != user:
-            problems.append(f"{name}: INGEST_MQTT_PASSWORD is not read from identities/{user}/password of "
-                            f"{job.volume!r}")
+        if match is None or _secrets_dir(svc, match.group(1), job.volume) != expected:
+            problems.append(f"{name}: INGEST_MQTT_PASSWORD is not read from {expected}/password of {job.volume!r}")
         needs_job(name)
 
     for name in agent_services(compose):
@@ -1167,10 +1315,345 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
         tls = broker.get("tls") or {}
         if not tls.get("enabled"):
             problems.append(f"{name}: broker.tls.enabled is not true")
+        cell = topology.cell_of_site(str(cfg.get("site_id"))) if topology is not None else None
+        expected = job.dir_of(cell, IDENTITIES_DIR, str(gw))
         for key, value in (("password_file", broker.get("password_file")), ("tls.ca_file", tls.get("ca_file"))):
-            if _identity_mount(svc, str(value or ""), job.volume) != gw:
-                problems.append(f"{name}: broker.{key} is not in the identities/{gw} directory of {job.volume!r}")
+            own_dir(name, f"broker.{key}", str(value or ""), expected)
         needs_job(name)
+    return problems
+
+
+# --- residency cells --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The topology the compose file runs, checked like the ingest checks it at start."""
+
+    path: Path
+    topology: Topology
+    registry: Registry
+
+
+_CHECKED_TOPOLOGIES: dict[tuple[str, ...], tuple[Topology | None, Registry | None, str | None]] = {}
+
+
+def _checked_topology(path: Path, registry_path: Path, policy_dir: Path) -> tuple[Topology | None, Registry | None,
+                                                                                  str | None]:
+    """``ingest.cells.topology.load_checked`` with the real policy (the ingest's own check at start), memoised
+    on the files' contents: the policy engine takes a second to load and decide."""
+    from ingest.errors import ConfigError
+    from ingest.registry import load_registry as load_ingest_registry
+    from policy import EmbeddedPolicyEngine, compute_revision
+
+    key = (str(path), path.read_text(encoding="utf-8"), str(registry_path), registry_path.read_text(encoding="utf-8"),
+           str(policy_dir), compute_revision(policy_dir))
+    if key not in _CHECKED_TOPOLOGIES:
+        try:
+            registry = load_ingest_registry(registry_path)
+            engine = EmbeddedPolicyEngine.from_dir(policy_dir)
+            _CHECKED_TOPOLOGIES[key] = (load_checked(path, registry, engine), registry, None)
+        except ConfigError as exc:
+            _CHECKED_TOPOLOGIES[key] = (None, None, str(exc))
+    return _CHECKED_TOPOLOGIES[key]
+
+
+def served_policy_dir(compose: Compose, root: Path) -> Path:
+    """The repository directory of the policy that OPA serves: what the bundle job bundles."""
+    for job in bundle_jobs(compose, root):
+        source = container_source(compose["services"][job.service], job.policy_dir, root)
+        if source is not None and source.is_dir():
+            return source
+    return root / "policy"
+
+
+def compose_topology(compose: Compose, root: Path, path: Path) -> tuple[Cells | None, list[str]]:
+    """The topology file at ``path`` loaded and checked against the ingest's registry and the policy OPA
+    serves (every region hosted by one cell, every site served by one, each site's raw payload allowed in
+    its cell's country: ``data.residency.raw_processing``)."""
+    registry_path, problems = ingest_registry_path(compose, root)
+    if registry_path is None:
+        return None, problems
+    topology, registry, error = _checked_topology(path, registry_path, served_policy_dir(compose, root))
+    if topology is None or registry is None:
+        return None, [f"topology: {error}"]
+    return Cells(path, topology, registry), []
+
+
+def ingest_topology(compose: Compose, root: Path) -> tuple[Cells | None, list[str]]:
+    """The one topology file every ingest mounts (INGEST_TOPOLOGY_FILE), checked (:func:`compose_topology`)."""
+    names = ingest_services(compose)
+    if not names:
+        return None, ["no service runs `ingest serve`"]
+    problems: list[str] = []
+    files: dict[Path, list[str]] = {}
+    for name in names:
+        svc = compose["services"][name]
+        env = environment(svc)
+        inside = env.get("INGEST_TOPOLOGY_FILE")
+        if not inside or not env.get("INGEST_CELL"):
+            problems.append(f"{name}: INGEST_TOPOLOGY_FILE and INGEST_CELL must be set: each ingest serves one "
+                            "residency cell (docs/cells.md)")
+            continue
+        path = host_path(svc, inside, root)
+        if path is None or not path.is_file():
+            problems.append(f"{name}: INGEST_TOPOLOGY_FILE {inside} is not a bind-mounted file of the repository")
+            continue
+        files.setdefault(path.resolve(), []).append(name)
+    if len(files) > 1:
+        problems.append("the ingests mount different topology files: " + "; ".join(
+            f"{_rel(p, root)} ({', '.join(n)})" for p, n in sorted(files.items())))
+    if len(files) != 1:
+        return None, problems
+    cells, found = compose_topology(compose, root, next(iter(files)))
+    return cells, problems + found
+
+
+def _api_port(env: Mapping[str, str]) -> int:
+    return int(env.get("INGEST_API_PORT") or 8000)
+
+
+def _dsn_host(dsn: str) -> str:
+    return urlsplit(dsn).hostname or ""
+
+
+def ingest_uses(env: Mapping[str, str]) -> dict[str, str]:
+    """The services an ingest's settings name: database, broker and OPA hosts -> what for."""
+    uses = {env.get("INGEST_MQTT_HOST", ""): "broker", _dsn_host(env.get("INGEST_CONTROL_DSN", "")): "control store"}
+    try:
+        dsns = json.loads(env.get("INGEST_REGION_DSNS", "{}"))
+    except json.JSONDecodeError:
+        dsns = {}
+    if isinstance(dsns, dict):
+        uses |= {_dsn_host(str(dsn)): f"store of region {region}" for region, dsn in dsns.items()}
+    uses[urlsplit(env.get("INGEST_OPA_URL", "")).hostname or ""] = "policy engine"
+    uses.pop("", None)
+    return uses
+
+
+def check_cells(compose: Compose, root: Path) -> list[str]:
+    """The residency cells of the topology every ingest mounts, as the compose file runs them.
+
+    - The topology passes the ingest's own start check with the real policy (``load_checked``), and the
+      credentials job generates from that same file.
+    - Its cells' broker and API addresses are the compose services: ``broker.host`` a Mosquitto service
+      listening on ``broker.port`` (with TLS when ``tls``), ``api`` an ingest of that cell on its API port.
+    - Every cell has an ingest; each ingest serves a cell of the file (INGEST_CELL) on that cell's broker,
+      with INGEST_REGION_DSNS holding exactly the regions the cell hosts; a cell's replicas agree on their
+      stores and OPA; no database or OPA is used by the ingests of two cells (a cell's stores and policy
+      engine are its own).
+    - Every agent connects to the broker of its site's cell.
+    """
+    cells, problems = ingest_topology(compose, root)
+    jobs = credentials_jobs(compose, root)
+    if cells is None:
+        return problems
+    where = _rel(cells.path, root)
+    for job in jobs:
+        if job.topology is None:
+            problems.append(f"{job.service}: runs without --topology: one set of broker credentials for every cell")
+        elif job.topology.resolve() != cells.path:
+            problems.append(f"{job.service}: --topology {_rel(job.topology, root)} is not the topology the ingests "
+                            f"mount ({where})")
+    topology = cells.topology
+    services = compose["services"]
+    envs = {name: environment(services[name]) for name in ingest_services(compose)}
+    by_cell: dict[str, list[str]] = {}
+    for name, env in envs.items():
+        if env.get("INGEST_CELL") not in topology.cells:
+            problems.append(f"{name}: INGEST_CELL {env.get('INGEST_CELL')!r} is not a cell of {where} "
+                            f"({sorted(topology.cells)})")
+        else:
+            by_cell.setdefault(env["INGEST_CELL"], []).append(name)
+
+    for cell_name, cell in sorted(topology.cells.items()):
+        field = f"{where}: cells.{cell_name}"
+        replicas = by_cell.get(cell_name, [])
+        if not replicas:
+            problems.append(f"cell {cell_name}: no ingest serves it (INGEST_CELL={cell_name})")
+        broker = cell.broker
+        conf = mosquitto_conf_of(compose, broker.host, root) if broker.host in broker_services(compose) else None
+        if conf is None:
+            problems.append(f"{field}.broker.host {broker.host!r} is not a Mosquitto service of the compose file "
+                            f"with a config ({broker_services(compose)})")
+        else:
+            ports = {int(args[0]) for directive, args in conf if directive == "listener" and args}
+            if broker.port not in ports:
+                problems.append(f"{field}.broker.port {broker.port} but {broker.host} listens on {sorted(ports)}")
+            if broker.tls != bool(conf_values(conf, "certfile")):
+                problems.append(f"{field}.broker.tls is {broker.tls} but {broker.host} "
+                                f"{'serves TLS' if conf_values(conf, 'certfile') else 'has no TLS listener'}")
+        api = urlsplit(cell.api or "")
+        if not cell.api:
+            problems.append(f"{field}.api is not set (other cells query the cell there)")
+        elif api.hostname not in replicas:
+            problems.append(f"{field}.api {cell.api!r} is not an ingest of cell {cell_name} ({replicas})")
+        elif (api.port or 80) != _api_port(envs[api.hostname]):
+            problems.append(f"{field}.api {cell.api!r} but {api.hostname} serves its API on "
+                            f"{_api_port(envs[api.hostname])}")
+        for name in replicas:
+            env = envs[name]
+            if env.get("INGEST_MQTT_HOST") != broker.host or env.get("INGEST_MQTT_PORT") != str(broker.port):
+                problems.append(f"{name}: INGEST_MQTT_HOST/PORT {env.get('INGEST_MQTT_HOST')}:"
+                                f"{env.get('INGEST_MQTT_PORT')} is not cell {cell_name}'s broker "
+                                f"{broker.host}:{broker.port}")
+            if (env.get("INGEST_MQTT_TLS") == "true") != broker.tls:
+                problems.append(f"{name}: INGEST_MQTT_TLS {env.get('INGEST_MQTT_TLS')!r} but cell {cell_name}'s "
+                                f"broker tls is {broker.tls}")
+            try:
+                regions = set(json.loads(env.get("INGEST_REGION_DSNS", "{}")))
+            except (json.JSONDecodeError, TypeError):
+                continue  # reported by check_ingest
+            if regions != set(cell.regions):
+                problems.append(f"{name}: INGEST_REGION_DSNS has {sorted(regions)} but cell {cell_name} hosts "
+                                f"exactly {sorted(cell.regions)}")
+        for other in replicas[1:]:
+            for key in ("INGEST_REGION_DSNS", "INGEST_CONTROL_DSN", "INGEST_OPA_URL"):
+                if _normalized(envs[other].get(key, "")) != _normalized(envs[replicas[0]].get(key, "")):
+                    problems.append(f"{other}: {key} differs from {replicas[0]}'s (replicas of cell {cell_name})")
+
+    users: dict[str, dict[str, str]] = {}  # database or OPA service -> cell -> an ingest of it
+    for name, env in envs.items():
+        for host, what in ingest_uses(env).items():
+            if what != "broker" and env.get("INGEST_CELL") in topology.cells:
+                users.setdefault(host, {}).setdefault(env["INGEST_CELL"], name)
+    for host, of_cells in sorted(users.items()):
+        if len(of_cells) > 1:
+            problems.append(f"{host}: used by the ingests of cells {sorted(of_cells)} "
+                            f"({', '.join(sorted(of_cells.values()))}); a cell's stores and OPA are its own")
+
+    for name in agent_services(compose):
+        svc = services[name]
+        inside = _flag(command(svc), "--config")
+        path = host_path(svc, inside, root) if inside else None
+        if path is None or not path.is_file():
+            continue  # reported by check_agents
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        site = str(cfg.get("site_id"))
+        home = topology.cell_of_site(site)
+        if home is None:
+            problems.append(f"{name}: site {site} is served by no cell of {where}")
+            continue
+        want = topology.cells[home].broker
+        broker = cfg.get("broker") or {}
+        if (broker.get("host"), broker.get("port")) != (want.host, want.port):
+            problems.append(f"{name} ({path.name}): site {site} is served by cell {home}: its broker is "
+                            f"{want.host}:{want.port}, not {broker.get('host')}:{broker.get('port')}")
+        if bool((broker.get("tls") or {}).get("enabled")) != want.tls:
+            problems.append(f"{name} ({path.name}): broker.tls.enabled disagrees with cell {home}'s broker "
+                            f"(tls {want.tls})")
+    return problems
+
+
+def _normalized(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+# --- networks --------------------------------------------------------------------------------------
+
+
+def service_networks(service: Mapping[str, Any]) -> set[str]:
+    """The networks a service is attached to (``default`` without a ``networks`` key; none with a
+    ``network_mode``: none, host or another service's are outside this check)."""
+    if service.get("network_mode") is not None:
+        return set()
+    nets = service.get("networks")
+    if nets is None:
+        return {"default"}
+    return set(nets) if isinstance(nets, list | dict) else set()
+
+
+def use_edges(compose: Compose, root: Path) -> list[tuple[str, str, str]]:
+    """(client service, server service, what for): every connection the configuration implies."""
+    services = compose["services"]
+    edges = []
+    for name in ingest_services(compose):
+        edges += [(name, host, what) for host, what in ingest_uses(environment(services[name])).items()]
+    for name in agent_services(compose):
+        inside = _flag(command(services[name]), "--config")
+        path = host_path(services[name], inside, root) if inside else None
+        if path is not None and path.is_file():
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            edges.append((name, str((cfg.get("broker") or {}).get("host")), "broker"))
+    for name in grafana_services(compose):
+        datasources, _ = grafana_datasources(services[name], root)
+        for ds in datasources:
+            target = _url_host_port(str(ds.get("url", "")), 5432)
+            if target:
+                edges.append((name, target[0], f"datasource {ds.get('name')!r}"))
+    for name in prometheus_services(compose):
+        for target in prometheus_targets(services[name], root):
+            edges.append((name, target.rsplit(":", 1)[0], f"scrape target {target}"))
+    cells, _ = ingest_topology(compose, root)
+    if cells is not None:
+        topology = cells.topology
+        for source, target in sorted(topology.links(cells.registry)):
+            edges.append((topology.cells[source].broker.host, topology.cells[target].broker.host,
+                          f"bridge {source} -> {target}"))
+        for name in ingest_services(compose):
+            mine = environment(services[name]).get("INGEST_CELL")
+            for cell_name, cell in sorted(topology.cells.items()):
+                host = urlsplit(cell.api or "").hostname
+                if cell_name != mine and host:
+                    edges.append((name, host, f"API of cell {cell_name}"))
+    return edges
+
+
+def service_cells(compose: Compose, root: Path) -> dict[str, str]:
+    """Service -> the cell it belongs to: ingests (INGEST_CELL), the databases and OPA they use, the cells'
+    brokers, and the agents (their site's cell)."""
+    cells, _ = ingest_topology(compose, root)
+    if cells is None:
+        return {}
+    services = compose["services"]
+    owner: dict[str, str] = {}
+    for name in ingest_services(compose):
+        env = environment(services[name])
+        if env.get("INGEST_CELL") in cells.topology.cells:
+            owner[name] = env["INGEST_CELL"]
+            owner |= {host: env["INGEST_CELL"] for host in ingest_uses(env) if host in services}
+    owner |= {cell.broker.host: c for c, cell in cells.topology.cells.items() if cell.broker.host in services}
+    for name in agent_services(compose):
+        inside = _flag(command(services[name]), "--config")
+        path = host_path(services[name], inside, root) if inside else None
+        if path is not None and path.is_file():
+            home = cells.topology.cell_of_site(str((yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+                                                   .get("site_id")))
+            if home is not None:
+                owner[name] = home
+    return owner
+
+
+def check_networks(compose: Compose, root: Path) -> list[str]:
+    """Networks are declared and used; every connection the configuration implies (stores, brokers, OPA,
+    bridges between cells, scrape targets, datasources, the cells' APIs) joins services that share a
+    network; a cell's databases and OPA share no network with another cell's services."""
+    services = compose["services"]
+    declared = set((compose.get("networks") or {}).keys())
+    problems = []
+    used: set[str] = set()
+    for name, svc in _services(compose):
+        for net in sorted(service_networks(svc) - {"default"}):
+            used.add(net)
+            if net not in declared:
+                problems.append(f"{name}: network {net!r} is not declared under networks")
+    problems += [f"networks: {net!r} is declared but no service uses it" for net in sorted(declared - used)]
+    for client, server, what in use_edges(compose, root):
+        if server not in services or client not in services:
+            continue  # reported by the check of that connection
+        if not service_networks(services[client]) & service_networks(services[server]):
+            problems.append(f"{client}: cannot reach {server} ({what}): they share no network")
+    owner = service_cells(compose, root)
+    private = set(database_services(compose)) | set(opa_services(compose))
+    for name in sorted(private & owner.keys()):
+        mine = service_networks(services[name])
+        for other, cell in sorted(owner.items()):
+            if cell != owner[name] and (shared := mine & service_networks(services[other])):
+                problems.append(f"{name} (cell {owner[name]}) shares network {sorted(shared)} with {other} of cell "
+                                f"{cell}: a cell's stores and policy engine are reachable from inside it only")
     return problems
 
 
@@ -1616,15 +2099,16 @@ def check_grafana(compose: Compose, root: Path) -> list[str]:
                     port = _listen_port(command(services[target[0]]), "--web.listen-address", 9090)
                     if target[1] != port:
                         problems.append(f"{label}: port {target[1]} but {target[0]} listens on {port}")
-        for ingest in ingest_services(compose)[:1]:
+        region_stores: dict[str, str] = {}  # every cell's ingests together: each region store once
+        for ingest in ingest_services(compose):
             try:
                 dsns = json.loads(environment(services[ingest]).get("INGEST_REGION_DSNS", "{}"))
             except json.JSONDecodeError:
                 continue
-            for region, dsn in sorted(dsns.items()):
-                host = urlsplit(str(dsn)).hostname
-                if host and host not in stores:
-                    problems.append(f"{name}: no PostgreSQL datasource for region {region} (store {host})")
+            region_stores |= {region: _dsn_host(str(dsn)) for region, dsn in dsns.items()}
+        for region, host in sorted(region_stores.items()):
+            if host and host not in stores:
+                problems.append(f"{name}: no PostgreSQL datasource for region {region} (store {host})")
         dashboards, found = grafana_dashboards(svc, root)
         problems += found
         for path, dashboard in dashboards.items():
@@ -1815,24 +2299,38 @@ def prometheus_services(compose: Compose) -> list[str]:
     return [n for n, s in _services(compose) if str(s.get("image", "")).startswith(images)]
 
 
+def prometheus_config(service: Mapping[str, Any], root: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The bind-mounted --config.file of a Prometheus service, parsed, or a problem."""
+    inside = _flag(command(service), "--config.file") or "/etc/prometheus/prometheus.yml"
+    path = host_path(service, inside, root)
+    if path is None or not path.is_file():
+        return None, f"--config.file {inside} is not a bind-mounted file of the repository"
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}, None
+    except yaml.YAMLError as exc:
+        return None, f"{_rel(path, root)} is not valid YAML: {exc}"
+
+
+def prometheus_targets(service: Mapping[str, Any], root: Path) -> list[str]:
+    config, _ = prometheus_config(service, root)
+    return [t for job in (config or {}).get("scrape_configs") or [] for sc in job.get("static_configs") or []
+            for t in sc.get("targets") or []]
+
+
 def check_prometheus(compose: Compose, root: Path) -> list[str]:
-    """Prometheus scrapes every ``ingest serve`` service at its API port and /api/v1/metrics, keeps its
-    TSDB on a named volume and is not published beyond loopback (check_ports)."""
+    """Prometheus scrapes every ``ingest serve`` service at its API port and /api/v1/metrics, labelled with
+    its cell (``cell``: the replica's INGEST_CELL), keeps its TSDB on a named volume and is not published
+    beyond loopback (check_ports)."""
     problems: list[str] = []
     services = compose["services"]
-    expected = {f"{n}:{environment(services[n]).get('INGEST_API_PORT', '8000')}" for n in ingest_services(compose)}
+    ingests = set(ingest_services(compose))
+    expected = {f"{n}:{_api_port(environment(services[n]))}" for n in ingests}
     for name in prometheus_services(compose):
         svc = services[name]
         argv = command(svc)
-        config_inside = _flag(argv, "--config.file") or "/etc/prometheus/prometheus.yml"
-        path = host_path(svc, config_inside, root)
-        if path is None or not path.is_file():
-            problems.append(f"{name}: --config.file {config_inside} is not a bind-mounted file of the repository")
-            continue
-        try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            problems.append(f"{name}: {_rel(path, root)} is not valid YAML: {exc}")
+        config, problem = prometheus_config(svc, root)
+        if config is None:
+            problems.append(f"{name}: {problem}")
             continue
         scraped: set[str] = set()
         for job in config.get("scrape_configs") or []:
@@ -1843,9 +2341,15 @@ def check_prometheus(compose: Compose, root: Path) -> list[str]:
                     f"{name}: job {job.get('job_name')!r} scrapes the ingest at {job.get('metrics_path', '/metrics')}, "
                     f"not {INGEST_METRICS_PATH}"
                 )
+            for static in job.get("static_configs") or []:
+                for target in sorted(set(static.get("targets") or []) & expected):
+                    cell = environment(services[target.rsplit(":", 1)[0]]).get("INGEST_CELL")
+                    label = (static.get("labels") or {}).get("cell")
+                    if cell and label != cell:
+                        problems.append(f"{name}: target {target} is labelled cell={label!r}, but it serves {cell!r}")
             for target in sorted(targets - expected):
                 host = target.rsplit(":", 1)[0]
-                if host in set(ingest_services(compose)):
+                if host in ingests:
                     problems.append(f"{name}: target {target} is not the API port of {host}")
                 elif host not in services and host not in ("localhost", "127.0.0.1"):
                     problems.append(f"{name}: target {target} is not a service of the compose file")
@@ -1882,4 +2386,6 @@ def check_all(raw: Compose, compose: Compose, root: Path = REPO_ROOT) -> list[st
     problems += check_dockerfiles(compose, root)
     problems += check_grafana(compose, root)
     problems += check_prometheus(compose, root)
+    problems += check_cells(compose, root)
+    problems += check_networks(compose, root)
     return problems

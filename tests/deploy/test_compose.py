@@ -10,16 +10,29 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.deploy import compose_checks as cc
 
+TOPOLOGY_FILE = cc.REPO_ROOT / "deploy" / "local" / "cells.yaml"
+
 TEST_KEY = "test-only-pseudonymization-key-0123456789"
 TEST_ENV = {"INGEST_PSEUDONYMIZATION_KEY": TEST_KEY, "GRAFANA_ADMIN_PASSWORD": "test-only-grafana-admin"}
 REGION_DBS = ("db-eu-central", "db-us-east", "db-cn-north", "db-ap-southeast")
 SITES = ("de-munich", "fr-lyon", "us-detroit", "cn-shenzhen", "vn-hanoi", "sg-jurong")
+# The cells of deploy/local/cells.yaml as the compose file runs them.
+CELLS: dict[str, dict[str, Any]] = {
+    "cn": {"ingests": ["ingest-cn"], "regions": {"cn-north": "db-cn-north"}, "sites": ["cn-shenzhen"]},
+    "ap": {"ingests": ["ingest-ap"], "regions": {"ap-southeast": "db-ap-southeast"},
+           "sites": ["sg-jurong", "vn-hanoi"]},
+    "global": {"ingests": ["ingest-global", "ingest-global-2"],
+               "regions": {"eu-central": "db-eu-central", "us-east": "db-us-east"},
+               "sites": ["de-munich", "fr-lyon", "us-detroit"]},
+}
+CONTROL_DBS = tuple(f"db-control-{cell}" for cell in CELLS)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +51,7 @@ def registry_data() -> dict[str, Any]:
     return cc.load_registry(cc.REPO_ROOT / "deploy" / "local" / "registry.yaml")
 
 
-def _env(compose: cc.Compose, service: str = "ingest") -> dict[str, Any]:
+def _env(compose: cc.Compose, service: str = "ingest-global") -> dict[str, Any]:
     return compose["services"][service]["environment"]
 
 
@@ -46,22 +59,50 @@ def _env(compose: cc.Compose, service: str = "ingest") -> dict[str, Any]:
 
 
 def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
+    """Per cell: its broker, OPA, control store, region stores, ingest replica(s) and its sites' agents; shared:
+    the two one-shot jobs, Prometheus and Grafana. Nothing else."""
     services = compose["services"]
-    expected = {*REGION_DBS, "db-control", "mosquitto", "policy-bundle", "opa", "ingest", "ingest-2"}
-    expected |= {"grafana", "prometheus"}
-    expected |= {f"edge-{site}" for site in SITES}
-    assert expected <= services.keys(), sorted(expected - services.keys())
+    expected = {"broker-credentials", "policy-bundle", "grafana", "prometheus"}
+    for cell, spec in CELLS.items():
+        expected |= {f"mosquitto-{cell}", f"opa-{cell}", f"db-control-{cell}", *spec["ingests"],
+                     *spec["regions"].values(), *(f"edge-{site}" for site in spec["sites"])}
+    assert set(services) == expected, sorted(set(services) ^ expected)
+    assert len(CELLS["global"]["ingests"]) >= 2  # the replica checks stay meaningful
     for name in REGION_DBS:
         assert services[name]["image"].startswith("timescale/timescaledb:")
         assert cc.environment(services[name])["POSTGRES_DB"] == "telemetry"
-    assert cc.environment(services["db-control"])["POSTGRES_DB"] == "control"
-    assert services["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
-    assert services["opa"]["image"].startswith("openpolicyagent/opa:")
-    assert cc.command(services["ingest"]) == ["ingest", "serve"]
-    assert services["ingest"]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    for cell in CELLS:
+        assert cc.environment(services[f"db-control-{cell}"])["POSTGRES_DB"] == "control"
+        assert services[f"mosquitto-{cell}"]["image"].startswith("eclipse-mosquitto:2")
+        assert services[f"opa-{cell}"]["image"].startswith("openpolicyagent/opa:")
+    assert set(cc.ingest_services(compose)) == {n for spec in CELLS.values() for n in spec["ingests"]}
+    assert services["ingest-cn"]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
     assert services["edge-de-munich"]["build"]["dockerfile"] == "deploy/docker/Dockerfile.edge"
     assert services["policy-bundle"]["build"]["dockerfile"] == "deploy/docker/Dockerfile"
     assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
+
+
+def test_each_cell_runs_its_own_part_of_the_topology(compose: cc.Compose) -> None:
+    """What check_cells derives from the topology, spelled out for the demo's three cells."""
+    services = compose["services"]
+    owners = cc.service_cells(compose, cc.REPO_ROOT)
+    for cell, spec in CELLS.items():
+        for name in spec["ingests"]:
+            env = cc.environment(services[name])
+            assert env["INGEST_CELL"] == cell and env["INGEST_TOPOLOGY_FILE"] == "/etc/telemetry/cells.yaml"
+            assert env["INGEST_MQTT_HOST"] == f"mosquitto-{cell}"
+            assert env["INGEST_OPA_URL"] == f"http://opa-{cell}:8181"
+            assert cc.ingest_uses(env).keys() == {f"mosquitto-{cell}", f"opa-{cell}", f"db-control-{cell}",
+                                                  *spec["regions"].values()}
+            dsns = json.loads(env["INGEST_REGION_DSNS"])
+            assert {region: urlsplit(dsn).hostname for region, dsn in dsns.items()} == spec["regions"]
+            assert cc.host_path(services[name], "/etc/telemetry/cells.yaml", cc.REPO_ROOT) == TOPOLOGY_FILE
+        for site in spec["sites"]:
+            assert owners[f"edge-{site}"] == cell
+        # the cell's private services are on its network only
+        for private in (f"opa-{cell}", f"db-control-{cell}", *spec["regions"].values()):
+            assert cc.service_networks(services[private]) == {f"cell-{cell}"}
+    assert cc.service_networks(services["broker-credentials"]) == set()  # network_mode none: it needs none
 
 
 def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.Compose) -> None:
@@ -70,7 +111,7 @@ def test_databases_run_with_the_wal_buffers_the_benchmark_measured(compose: cc.C
     from devstack.postgres import DEFAULT_SETTINGS
 
     wanted = DEFAULT_SETTINGS["wal_buffers"]
-    for name in (*REGION_DBS, "db-control"):
+    for name in (*REGION_DBS, *CONTROL_DBS):
         cmd = cc.command(compose["services"][name])
         assert cmd[:1] == ["postgres"] and f"wal_buffers={wanted}" in cmd, (name, cmd)
 
@@ -80,7 +121,7 @@ def test_databases_have_background_workers_for_their_jobs(compose: cc.Compose) -
     postgres, template1 and POSTGRES_DB) and one region store whose jobs may all run at once."""
     from ingest.store.timescale import worker_settings
 
-    for name in (*REGION_DBS, "db-control"):
+    for name in (*REGION_DBS, *CONTROL_DBS):
         cmd = cc.command(compose["services"][name])
         for key, value in worker_settings(databases=3, stores=1).items():
             assert f"{key}={value}" in cmd, (name, key, cmd)
@@ -123,7 +164,8 @@ def test_defaults_only_for_local_use(raw: cc.Compose) -> None:
     assert cc.environment(compose["services"]["grafana"])["GF_SECURITY_ADMIN_PASSWORD"] == "test-only-grafana-admin"
     for name in (*REGION_DBS, "grafana"):
         assert cc.environment(compose["services"][name])["GRAFANA_READER_PASSWORD"] == "r3ader"
-    assert "GRAFANA_READER_PASSWORD" not in cc.environment(compose["services"]["db-control"])
+    for name in CONTROL_DBS:
+        assert "GRAFANA_READER_PASSWORD" not in cc.environment(compose["services"][name])
 
 
 CHECKS: dict[str, Callable[[cc.Compose, Path], list[str]]] = {
@@ -142,6 +184,8 @@ CHECKS: dict[str, Callable[[cc.Compose, Path], list[str]]] = {
     "dockerfiles": cc.check_dockerfiles,
     "grafana": cc.check_grafana,
     "prometheus": cc.check_prometheus,
+    "cells": cc.check_cells,
+    "networks": cc.check_networks,
 }
 
 
@@ -165,15 +209,15 @@ def test_keys_are_compose_keys(raw: cc.Compose) -> None:
 
 def test_unknown_keys_are_reported(raw: cc.Compose) -> None:
     broken = cc.interpolate_tree(raw, TEST_ENV)
-    broken["services"]["ingest"]["depend_on"] = broken["services"]["ingest"].pop("depends_on")
-    broken["services"]["opa"]["healthcheck"]["start_perod"] = "5s"
-    broken["services"]["mosquitto"]["restart"] = "sometimes"
+    broken["services"]["ingest-global"]["depend_on"] = broken["services"]["ingest-global"].pop("depends_on")
+    broken["services"]["opa-global"]["healthcheck"]["start_perod"] = "5s"
+    broken["services"]["mosquitto-global"]["restart"] = "sometimes"
     broken["servics"] = {}
     assert cc.check_keys(broken) == [
         "top level: unknown key 'servics'",
-        "mosquitto: restart policy 'sometimes' is not one of ['always', 'no', 'on-failure', 'unless-stopped']",
-        "opa: unknown healthcheck key 'start_perod'",
-        "ingest: unknown service key 'depend_on'",
+        "mosquitto-global: restart policy 'sometimes' is not one of ['always', 'no', 'on-failure', 'unless-stopped']",
+        "opa-global: unknown healthcheck key 'start_perod'",
+        "ingest-global: unknown service key 'depend_on'",
     ]
 
 
@@ -183,23 +227,29 @@ def test_check_all_is_clean_with_another_password(raw: cc.Compose) -> None:
     env = {**TEST_ENV, "POSTGRES_PASSWORD": "s3cret-Pw_1", "GRAFANA_READER_PASSWORD": "other-Pw_2"}
     compose = cc.interpolate_tree(raw, env)
     assert cc.check_all(raw, compose) == []
-    dsns = json.loads(_env(compose)["INGEST_REGION_DSNS"])
-    assert all(":s3cret-Pw_1@" in dsn for dsn in dsns.values())
+    for name in cc.ingest_services(compose):
+        dsns = json.loads(_env(compose, name)["INGEST_REGION_DSNS"])
+        assert all(":s3cret-Pw_1@" in dsn for dsn in dsns.values())
 
 
 def test_ingest_settings_accept_the_compose_environment(
     compose: cc.Compose, registry_data: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The ingest's own pydantic-settings model loads each replica's environment."""
+    """The ingest's own pydantic-settings model loads each replica's environment, and the ingest's own start
+    checks of its cell pass: the topology it mounts names its cell (load_cell), and its DSNs are exactly the
+    regions that cell hosts (check_regions)."""
     from ingest.auth import tokens
     from ingest.config import IngestSettings
+    from ingest.registry import load_registry
+    from ingest.service import check_regions, load_cell
 
     # The bootstrap admin token is a Docker secret from the environment of `docker compose up`, mounted at
     # /run/secrets/admin_token; here a generated token in a file stands in for the mounted secret.
     assert compose["secrets"]["ingest-admin-token"] == {"environment": "INGEST_BOOTSTRAP_ADMIN_TOKEN"}
     stand_in = tmp_path / "admin_token"
     stand_in.write_text(tokens.generate().text + "\n")
-    client_ids = set()
+    registry = load_registry(cc.REPO_ROOT / "deploy" / "local" / "registry.yaml")
+    client_ids: dict[str, set[str]] = {}
     for name in cc.ingest_services(compose):
         service = compose["services"][name]
         assert {"source": "ingest-admin-token", "target": "admin_token"} in service["secrets"]
@@ -211,47 +261,62 @@ def test_ingest_settings_accept_the_compose_environment(
             for key, value in {**env, "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(stand_in)}.items():
                 m.setenv(key, value)
             settings = IngestSettings()  # type: ignore[call-arg]
-        assert set(settings.region_dsns) == set(registry_data["regions"])
-        assert settings.control_dsn.endswith("@db-control:5432/control")
+        cell = settings.cell
+        assert cell in CELLS and name in CELLS[cell]["ingests"]
+        assert str(settings.topology_file) == "/etc/telemetry/cells.yaml"
+        assert set(settings.region_dsns) == set(CELLS[cell]["regions"]) < set(registry_data["regions"])
+        assert settings.control_dsn.endswith(f"@db-control-{cell}:5432/control")
         assert settings.policy_engine == "opa"
-        assert settings.opa_url == "http://opa:8181"
+        assert settings.opa_url == f"http://opa-{cell}:8181"
         assert settings.policy_watch_s == 5.0  # how often each replica asks OPA for the bundle revision
         assert settings.environment == "production"
         assert settings.timescaledb == "on"
         assert settings.pseudonymization_key.get_secret_value() == TEST_KEY
         assert str(settings.registry_file) == "/etc/telemetry/registry.yaml"
         assert (settings.api_host, settings.api_port) == ("0.0.0.0", 8000)
-        assert (settings.mqtt_host, settings.mqtt_port, settings.share_group) == ("mosquitto", 8883, "ingest")
+        assert (settings.mqtt_host, settings.mqtt_port, settings.share_group) == (f"mosquitto-{cell}", 8883, "ingest")
         assert settings.mqtt_tls and str(settings.mqtt_ca_file) == "/run/secrets/mqtt/ca.crt"
         assert settings.mqtt_username == settings.mqtt_client_id
-        client_ids.add(settings.mqtt_client_id)
-    assert client_ids == {"ingest-1", "ingest-2"}
+        client_ids.setdefault(cell, set()).add(settings.mqtt_client_id)
+        # the ingest's start checks, on the files the mounts provide
+        on_host = settings.model_copy(update={"topology_file": cc.host_path(service, str(settings.topology_file),
+                                                                            cc.REPO_ROOT)})
+        topology = load_cell(on_host, registry)
+        assert topology is not None
+        check_regions(on_host, registry, topology)
+    assert client_ids == {"cn": {"ingest-1"}, "ap": {"ingest-1"}, "global": {"ingest-1", "ingest-2"}}
 
 
 def test_mounted_registry_loads_with_the_ingest_loader(compose: cc.Compose) -> None:
     from ingest.registry import load_registry
 
-    svc = compose["services"]["ingest"]
-    path = cc.host_path(svc, cc.environment(svc)["INGEST_REGISTRY_FILE"], cc.REPO_ROOT)
-    assert path is not None
-    assert set(load_registry(path).regions) == {"eu-central", "us-east", "cn-north", "ap-southeast"}
+    for name in cc.ingest_services(compose):
+        svc = compose["services"][name]
+        path = cc.host_path(svc, cc.environment(svc)["INGEST_REGISTRY_FILE"], cc.REPO_ROOT)
+        assert path is not None
+        assert set(load_registry(path).regions) == {"eu-central", "us-east", "cn-north", "ap-southeast"}
 
 
 def test_agent_configs_load_with_the_edge_agent_loader(compose: cc.Compose, tmp_path: Path) -> None:
     """Each agent config loads once the files its broker identity mount provides exist: they are
-    generated here by the credentials job's own code and put where the mount's subpath points."""
-    from broker.credentials import generate_for_registry
+    generated here by the credentials job's own code (every cell's) and put where the mount's subpath
+    points."""
+    from broker.cells import generate_cells
     from broker.identities import load_identities
     from edge_agent.config import load_config
+    from ingest.cells.topology import load_topology
     from ingest.registry import load_registry
 
+    (job,) = cc.credentials_jobs(compose, cc.REPO_ROOT)
+    assert job.topology == TOPOLOGY_FILE
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n")
-    out = tmp_path / "credentials"
-    generate_for_registry(
+    volume = tmp_path / "credentials"
+    generate_cells(
         load_registry(cc.REPO_ROOT / "deploy/local/registry.yaml"),
         load_identities(cc.REPO_ROOT / "deploy/local/broker-identities.yaml"),
-        out,
+        load_topology(TOPOLOGY_FILE),
+        volume / job.out_in_volume,
         ca_file=ca,
     )
     for name in cc.agent_services(compose):
@@ -259,15 +324,17 @@ def test_agent_configs_load_with_the_edge_agent_loader(compose: cc.Compose, tmp_
         path = cc.host_path(svc, "/etc/edge-agent/agent.yaml", cc.REPO_ROOT)
         assert path is not None, name
         secrets_mount = next(m for m in cc.mounts(svc) if m.source == "broker-credentials")
-        text = path.read_text().replace(secrets_mount.target, str(out / secrets_mount.subpath))
+        text = path.read_text().replace(secrets_mount.target, str(volume / secrets_mount.subpath))
         local = tmp_path / f"{name}.yaml"
         local.write_text(text)
         config = load_config(local)
-        assert config.broker.host == "mosquitto"
+        cell = next(c for c, spec in CELLS.items() if config.site_id in spec["sites"])
+        assert config.broker.host == f"mosquitto-{cell}"
         assert f"edge-{config.site_id}" == name
         assert str(config.state_dir) == "/var/lib/edge-agent"
         assert config.broker.username == config.gateway_id
-        assert config.broker.secret() == (out / "identities" / config.gateway_id / "password").read_text().strip()
+        secret = volume / job.out_in_volume / cell / "identities" / config.gateway_id / "password"
+        assert config.broker.secret() == secret.read_text().strip()
 
 
 # --- the checkers catch broken files ---------------------------------------------------------------
@@ -300,7 +367,7 @@ def _mount(compose: cc.Compose, service: str, old: str, new: str | None) -> None
 
 
 def _opa_args(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> None:
-    compose["services"]["opa"]["command"] = change(list(compose["services"]["opa"]["command"]))
+    compose["services"]["opa-global"]["command"] = change(list(compose["services"]["opa-global"]["command"]))
 
 
 def _without(args: list[str], flag: str) -> list[str]:
@@ -322,16 +389,174 @@ def _credentials_mount(compose: cc.Compose, service: str) -> dict[str, Any]:
     )
 
 
+def _job_script(compose: cc.Compose, old: str, new: str) -> None:
+    """Edit the broker-credentials job's shell script."""
+    svc = compose["services"]["broker-credentials"]
+    assert old in svc["command"][0], old
+    svc["command"] = [svc["command"][0].replace(old, new)]
+
+
+def _set_dsns(compose: cc.Compose, service: str, dsns: dict[str, str]) -> None:
+    _env(compose, service)["INGEST_REGION_DSNS"] = json.dumps(
+        {region: f"postgresql://telemetry:change-me@{host}:5432/telemetry" for region, host in dsns.items()}
+    )
+
+
 BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
-    "ingest replica with another replica's secrets": (
-        lambda c: _credentials_mount(c, "ingest-2").update(volume={"subpath": "identities/ingest-1"}),
+    # --- residency cells ---
+    "ingest serving no cell": (
+        lambda c: _env(c, "ingest-cn").pop("INGEST_CELL"),
+        "cells",
+        "ingest-cn: INGEST_TOPOLOGY_FILE and INGEST_CELL must be set",
+    ),
+    "ingest of an unknown cell": (
+        lambda c: _env(c, "ingest-cn").update(INGEST_CELL="mars"),
+        "cells",
+        "ingest-cn: INGEST_CELL 'mars' is not a cell of deploy/local/cells.yaml",
+    ),
+    "cell without an ingest": (lambda c: c["services"].pop("ingest-cn"), "cells", "cell cn: no ingest serves it"),
+    "ingest on another cell's broker": (
+        lambda c: _env(c, "ingest-ap").update(INGEST_MQTT_HOST="mosquitto-global"),
+        "cells",
+        "ingest-ap: INGEST_MQTT_HOST/PORT mosquitto-global:8883 is not cell ap's broker mosquitto-ap:8883",
+    ),
+    "ingest writes a region of another cell": (
+        lambda c: _set_dsns(c, "ingest-cn", {"cn-north": "db-cn-north", "us-east": "db-us-east"}),
+        "cells",
+        "ingest-cn: INGEST_REGION_DSNS has ['cn-north', 'us-east'] but cell cn hosts exactly ['cn-north']",
+    ),
+    "a region store shared by two cells": (
+        lambda c: _set_dsns(c, "ingest-ap", {"ap-southeast": "db-cn-north"}),
+        "cells",
+        "db-cn-north: used by the ingests of cells ['ap', 'cn'] (ingest-ap, ingest-cn)",
+    ),
+    "a control store shared by two cells": (
+        lambda c: _env(c, "ingest-cn").update(
+            INGEST_CONTROL_DSN="postgresql://telemetry:change-me@db-control-global:5432/control"
+        ),
+        "cells",
+        "db-control-global: used by the ingests of cells ['cn', 'global']",
+    ),
+    "a cell asks another cell's OPA": (
+        lambda c: _env(c, "ingest-ap").update(INGEST_OPA_URL="http://opa-global:8181"),
+        "cells",
+        "opa-global: used by the ingests of cells ['ap', 'global']",
+    ),
+    "replicas of a cell disagree": (
+        lambda c: _env(c, "ingest-global-2").update(
+            INGEST_CONTROL_DSN="postgresql://telemetry:change-me@db-control-cn:5432/control"
+        ),
+        "cells",
+        "ingest-global-2: INGEST_CONTROL_DSN differs from ingest-global's (replicas of cell global)",
+    ),
+    "credentials job without the topology": (
+        lambda c: _job_script(c, "--topology /etc/telemetry/cells.yaml ", ""),
+        "cells",
+        "broker-credentials: runs without --topology",
+    ),
+    # --- each cell's broker and identities come from its own directory of the credentials volume ---
+    "broker mounts another cell's directory": (
+        lambda c: _credentials_mount(c, "mosquitto-cn").update(volume={"subpath": "cells/global/broker"}),
         "broker_security",
-        "ingest-2: INGEST_MQTT_CA_FILE is not in the identities/ingest-2 directory",
+        "mosquitto-cn: mount the cells/cn/broker directory of 'broker-credentials' read-only",
+    ),
+    "broker without its bridges": (
+        lambda c: _mount(c, "mosquitto-cn", "./deploy/compose/mosquitto/cell.conf", None)
+        or _mount(
+            c,
+            "mosquitto-cn",
+            "./broker/mosquitto.conf",
+            "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro",
+        ),
+        "broker_security",
+        "mosquitto-cn: does not include_dir the directory of its bridges (cells/cn/broker/bridges.conf",
+    ),
+    "bridges verify peers with a CA the broker does not have": (
+        lambda c: _job_script(c, "--bridge-ca-file /mosquitto/security/ca.crt", "--bridge-ca-file /etc/ssl/ca.crt"),
+        "broker_security",
+        "mosquitto-cn: --bridge-ca-file /etc/ssl/ca.crt of broker-credentials is not the cells/cn/broker/ca.crt",
+    ),
+    "bridges verify peers with the job's path": (
+        lambda c: _job_script(c, "--bridge-ca-file /mosquitto/security/ca.crt ", ""),
+        "broker_security",
+        "broker-credentials: no --bridge-ca-file",
+    ),
+    "ingest with the identity of another cell's broker": (
+        lambda c: _credentials_mount(c, "ingest-cn").update(volume={"subpath": "cells/global/identities/ingest-1"}),
+        "broker_security",
+        "ingest-cn: INGEST_MQTT_CA_FILE is not in the cells/cn/identities/ingest-1 directory",
+    ),
+    "agent with its gateway's secret of another cell": (
+        lambda c: _credentials_mount(c, "edge-cn-shenzhen").update(
+            volume={"subpath": "cells/global/identities/cn-shenzhen-gw-01"}
+        ),
+        "broker_security",
+        "edge-cn-shenzhen: broker.password_file is not in the cells/cn/identities/cn-shenzhen-gw-01 directory",
+    ),
+    "broker config without the production settings": (
+        lambda c: _mount(c, "mosquitto-ap", "./broker/mosquitto.conf", None),
+        "broker",
+        "mosquitto-ap: include_dir /mosquitto/config/conf.d is provided by no mount",
+    ),
+    # --- networks ---
+    "a region store on the interconnect": (
+        lambda c: c["services"]["db-cn-north"].update(networks=["cell-cn", "interconnect"]),
+        "networks",
+        "db-cn-north (cell cn) shares network ['interconnect'] with ingest-ap of cell ap",
+    ),
+    "an OPA on another cell's network": (
+        lambda c: c["services"]["opa-cn"].update(networks=["cell-cn", "cell-global"]),
+        "networks",
+        "opa-cn (cell cn) shares network ['cell-global'] with db-control-global of cell global",
+    ),
+    "ingest off its cell's network": (
+        lambda c: c["services"]["ingest-cn"].update(networks=["interconnect"]),
+        "networks",
+        "ingest-cn: cannot reach db-cn-north (store of region cn-north): they share no network",
+    ),
+    "bridge between cells cut": (
+        lambda c: c["services"]["mosquitto-ap"].update(networks=["cell-ap"]),
+        "networks",
+        "mosquitto-ap: cannot reach mosquitto-global (bridge ap -> global): they share no network",
+    ),
+    "agent cannot reach its broker": (
+        lambda c: c["services"]["edge-vn-hanoi"].update(networks=["cell-global"]),
+        "networks",
+        "edge-vn-hanoi: cannot reach mosquitto-ap (broker)",
+    ),
+    "Prometheus cannot reach a cell's ingest": (
+        lambda c: c["services"]["prometheus"].update(networks=["cell-global"]),
+        "networks",
+        "prometheus: cannot reach ingest-cn (scrape target ingest-cn:8000)",
+    ),
+    "undeclared network": (
+        lambda c: c["services"]["grafana"]["networks"].append("cell-eu"),
+        "networks",
+        "grafana: network 'cell-eu' is not declared under networks",
+    ),
+    "unused network": (
+        lambda c: c["networks"].update({"spare": None}),
+        "networks",
+        "networks: 'spare' is declared but no service uses it",
+    ),
+    "two services on one host port": (
+        lambda c: c["services"]["ingest-cn"].update(ports=["127.0.0.1:8000:8000"]),
+        "ports",
+        "ingest-global: host port 127.0.0.1:8000 is also published by ingest-cn",
+    ),
+    "ingest replica with another replica's secrets": (
+        lambda c: _credentials_mount(c, "ingest-global-2").update(
+            volume={"subpath": "cells/global/identities/ingest-1"}
+        ),
+        "broker_security",
+        "ingest-global-2: INGEST_MQTT_CA_FILE is not in the cells/global/identities/ingest-2 directory",
     ),
     "agent with another gateway's secrets": (
-        lambda c: _credentials_mount(c, "edge-de-munich").update(volume={"subpath": "identities/fr-lyon-gw-01"}),
+        lambda c: _credentials_mount(c, "edge-de-munich").update(
+            volume={"subpath": "cells/global/identities/fr-lyon-gw-01"}
+        ),
         "broker_security",
-        "edge-de-munich: broker.password_file is not in the identities/de-munich-gw-01 directory",
+        "edge-de-munich: broker.password_file is not in the cells/global/identities/de-munich-gw-01 directory",
     ),
     "ingest user name is not its client id": (
         lambda c: _env(c).update(INGEST_MQTT_USERNAME="ingest-2"),
@@ -341,33 +566,33 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
     "ingest over plain MQTT": (
         lambda c: _env(c).update(INGEST_MQTT_TLS="false"),
         "broker_security",
-        "ingest: INGEST_MQTT_TLS is not true",
+        "ingest-global: INGEST_MQTT_TLS is not true",
     ),
     "broker sees every identity's secret": (
-        lambda c: _credentials_mount(c, "mosquitto").pop("volume"),
+        lambda c: _credentials_mount(c, "mosquitto-global").pop("volume"),
         "broker_security",
-        "mosquitto: mount the broker/ directory",
+        "mosquitto-global: mount the cells/global/broker directory",
     ),
     "broker starts before its credentials exist": (
-        lambda c: c["services"]["mosquitto"].pop("depends_on"),
+        lambda c: c["services"]["mosquitto-global"].pop("depends_on"),
         "broker_security",
-        "mosquitto: must depend_on broker-credentials",
+        "mosquitto-global: must depend_on broker-credentials",
     ),
     # name: (mutation, checker key, expected fragment of a problem)
     "unknown dependency": (
-        lambda c: c["services"]["ingest"]["depends_on"].update({"db-mars": {"condition": "service_started"}}),
+        lambda c: c["services"]["ingest-global"]["depends_on"].update({"db-mars": {"condition": "service_started"}}),
         "depends_on",
         "'db-mars' is not a defined service",
     ),
     "healthy wait without healthcheck": (
-        lambda c: c["services"]["opa"].pop("healthcheck"),
+        lambda c: c["services"]["opa-global"].pop("healthcheck"),
         "depends_on",
-        "opa has no healthcheck",
+        "opa-global has no healthcheck",
     ),
-    "region missing from DSNs": (
-        lambda c: _set_dsn(c, "cn-north", None),
-        "ingest",
-        "lacks regions of the registry: ['cn-north']",
+    "region of the cell missing from DSNs": (
+        lambda c: _set_dsn(c, "us-east", None),
+        "cells",
+        "ingest-global: INGEST_REGION_DSNS has ['eu-central'] but cell global hosts exactly ['eu-central', 'us-east']",
     ),
     "region not in registry": (
         lambda c: _set_dsn(c, "mars", "postgresql://telemetry:change-me@db-us-east:5432/telemetry"),
@@ -380,9 +605,9 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "'db-us-west' is not a service",
     ),
     "two regions share one database": (
-        lambda c: _replace_in_dsns(c, "@db-ap-southeast:", "@db-cn-north:"),
+        lambda c: _replace_in_dsns(c, "@db-us-east:", "@db-eu-central:"),
         "ingest",
-        "share database db-cn-north",
+        "share database db-eu-central",
     ),
     "DSN password differs": (
         lambda c: _replace_in_dsns(c, "telemetry:change-me@db-eu-central", "telemetry:other@db-eu-central"),
@@ -400,12 +625,12 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "not valid JSON",
     ),
     "store not in depends_on": (
-        lambda c: c["services"]["ingest"]["depends_on"].pop("db-cn-north"),
+        lambda c: c["services"]["ingest-global"]["depends_on"].pop("db-us-east"),
         "ingest",
-        "uses db-cn-north (store of region cn-north) but does not depend_on it",
+        "uses db-us-east (store of region us-east) but does not depend_on it",
     ),
     "store waited for only started": (
-        lambda c: c["services"]["ingest"]["depends_on"].update({"db-us-east": {"condition": "service_started"}}),
+        lambda c: c["services"]["ingest-global"]["depends_on"].update({"db-us-east": {"condition": "service_started"}}),
         "ingest",
         "depends_on db-us-east should wait for service_healthy",
     ),
@@ -421,14 +646,14 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
     ),
     "embedded policy engine": (lambda c: _env(c).update(INGEST_POLICY_ENGINE="embedded"), "ingest", "expected opa"),
     "OPA URL on the wrong port": (
-        lambda c: _env(c).update(INGEST_OPA_URL="http://opa:8282"),
+        lambda c: _env(c).update(INGEST_OPA_URL="http://opa-global:8282"),
         "ingest",
-        "but opa listens on 8181",
+        "but opa-global listens on 8181",
     ),
     "MQTT port no listener serves": (
         lambda c: _env(c).update(INGEST_MQTT_PORT="1883"),
         "ingest",
-        "but mosquitto listens on {8883}",
+        "but mosquitto-global listens on {8883}",
     ),
     "timescaledb on a plain postgres": (
         lambda c: c["services"]["db-us-east"].update(image="postgres:16"),
@@ -441,49 +666,59 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "does not query :9000/api/v1/health",
     ),
     "replicas share a client id": (
-        lambda c: _env(c, "ingest-2").update(INGEST_MQTT_CLIENT_ID="ingest-1"),
+        lambda c: _env(c, "ingest-global-2").update(INGEST_MQTT_CLIENT_ID="ingest-1"),
         "ingest_replicas",
-        "'ingest-1' is also used by ingest",
+        "'ingest-1' is also used by ingest-global on mosquitto-global",
     ),
     "replicas in different groups": (
-        lambda c: _env(c, "ingest-2").update(INGEST_SHARE_GROUP="other"),
+        lambda c: _env(c, "ingest-global-2").update(INGEST_SHARE_GROUP="other"),
         "ingest_replicas",
         "one non-empty",
     ),
     "floating latest tag": (
-        lambda c: c["services"]["opa"].update(image="openpolicyagent/opa:latest"),
+        lambda c: c["services"]["opa-global"].update(image="openpolicyagent/opa:latest"),
         "images",
         "floating tag latest",
     ),
-    "untagged image": (lambda c: c["services"]["mosquitto"].update(image="eclipse-mosquitto"), "images", "has no tag"),
+    "untagged image": (
+        lambda c: c["services"]["mosquitto-global"].update(image="eclipse-mosquitto"),
+        "images",
+        "has no tag",
+    ),
     "port on all interfaces": (
-        lambda c: c["services"]["ingest"].update(ports=["8000:8000"]),
+        lambda c: c["services"]["ingest-global"].update(ports=["8000:8000"]),
         "ports",
         "published on all interfaces",
     ),
     "long-syntax port on 0.0.0.0": (
-        lambda c: c["services"]["opa"].update(ports=[{"target": 8181, "published": 8181, "host_ip": "0.0.0.0"}]),
+        lambda c: c["services"]["opa-global"].update(ports=[{"target": 8181, "published": 8181, "host_ip": "0.0.0.0"}]),
         "ports",
         "published on all interfaces",
     ),
     "bind mount of a missing file": (
         lambda c: _mount(
-            c, "ingest", "./deploy/local/registry.yaml", "./deploy/local/nope.yaml:/etc/telemetry/registry.yaml:ro"
+            c,
+            "ingest-global",
+            "./deploy/local/registry.yaml",
+            "./deploy/local/nope.yaml:/etc/telemetry/registry.yaml:ro",
         ),
         "mounts",
         "./deploy/local/nope.yaml does not exist",
     ),
     "writable bind mount": (
         lambda c: _mount(
-            c, "mosquitto", "./broker/mosquitto.conf", "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf"
+            c,
+            "mosquitto-global",
+            "./deploy/compose/mosquitto/cell.conf",
+            "./deploy/compose/mosquitto/cell.conf:/mosquitto/config/mosquitto.conf",
         ),
         "mounts",
         "is not read-only",
     ),
     "undeclared named volume": (
-        lambda c: c["volumes"].pop("mosquitto-data"),
+        lambda c: c["volumes"].pop("mosquitto-global-data"),
         "mounts",
-        "'mosquitto-data' is not declared",
+        "'mosquitto-global-data' is not declared",
     ),
     "declared volume unused": (
         lambda c: c["volumes"].update({"orphan": None}),
@@ -491,12 +726,12 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "'orphan' is declared but no service uses it",
     ),
     "missing dockerfile": (
-        lambda c: c["services"]["ingest"]["build"].update(dockerfile="deploy/docker/Nope"),
+        lambda c: c["services"]["ingest-global"]["build"].update(dockerfile="deploy/docker/Nope"),
         "builds",
         "'deploy/docker/Nope' does not exist",
     ),
     "OPA loads policy/ directly (no revision)": (
-        lambda c: c["services"]["opa"].update(
+        lambda c: c["services"]["opa-global"].update(
             command=["run", "--server", "--addr=0.0.0.0:8181", "--watch", "/policy/rego"],
             volumes=["./policy/rego:/policy/rego:ro"],
         ),
@@ -516,17 +751,17 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "no service builds the bundle /bundles/other.tar.gz",
     ),
     "OPA reads another volume": (
-        lambda c: _mount(c, "opa", "policy-bundles", "mosquitto-data:/bundles:ro"),
+        lambda c: _mount(c, "opa-global", "policy-bundles", "mosquitto-global-data:/bundles:ro"),
         "opa",
-        "no service builds the bundle /bundles/residency.tar.gz (volume mosquitto-data",
+        "no service builds the bundle /bundles/residency.tar.gz (volume mosquitto-global-data",
     ),
     "OPA starts before the bundle is built": (
-        lambda c: c["services"]["opa"]["depends_on"].update({"policy-bundle": {"condition": "service_started"}}),
+        lambda c: c["services"]["opa-global"]["depends_on"].update({"policy-bundle": {"condition": "service_started"}}),
         "opa",
         "must depend_on policy-bundle with condition service_completed_successfully",
     ),
     "OPA can write the bundle volume": (
-        lambda c: _mount(c, "opa", "policy-bundles", "policy-bundles:/bundles"),
+        lambda c: _mount(c, "opa-global", "policy-bundles", "policy-bundles:/bundles"),
         "opa",
         "mounted writable",
     ),
@@ -569,7 +804,11 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "opa",
         "is a one-shot job",
     ),
-    "OPA not a server": (lambda c: c["services"]["opa"].update(command=["run", "/policy/rego"]), "opa", "run --server"),
+    "OPA not a server": (
+        lambda c: c["services"]["opa-global"].update(command=["run", "/policy/rego"]),
+        "opa",
+        "run --server",
+    ),
     "Grafana admin password empty": (
         lambda c: _env(c, "grafana").update(GF_SECURITY_ADMIN_PASSWORD=""),
         "grafana",
@@ -626,9 +865,9 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "no directory of the repository is mounted at /etc/grafana/provisioning/datasources",
     ),
     "Prometheus misses a replica": (
-        lambda c: c["services"]["ingest-2"]["environment"].update(INGEST_API_PORT="8001"),
+        lambda c: c["services"]["ingest-global-2"]["environment"].update(INGEST_API_PORT="8001"),
         "prometheus",
-        "does not scrape the ingest replicas ['ingest-2:8001']",
+        "does not scrape the ingest replicas ['ingest-global-2:8001']",
     ),
     "Prometheus TSDB not on a volume": (
         lambda c: _mount(c, "prometheus", "prometheus-data", None),
@@ -636,19 +875,19 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "the TSDB /prometheus is not on a named volume",
     ),
     "broker config not mounted": (
-        lambda c: _mount(c, "mosquitto", "./broker/mosquitto.conf", None),
+        lambda c: _mount(c, "mosquitto-global", "./deploy/compose/mosquitto/cell.conf", None),
         "broker",
         "no existing config file",
     ),
     "broker persistence not on a volume": (
-        lambda c: _mount(c, "mosquitto", "mosquitto-data", None),
+        lambda c: _mount(c, "mosquitto-global", "mosquitto-global-data", None),
         "broker",
         "is not on a named volume",
     ),
     "database without a volume": (
-        lambda c: c["services"]["db-control"].pop("volumes"),
+        lambda c: c["services"]["db-control-global"].pop("volumes"),
         "databases",
-        "db-control: /var/lib/postgresql is not on a named volume",
+        "db-control-global: /var/lib/postgresql is not on a named volume",
     ),
 }
 
@@ -661,6 +900,121 @@ def test_checkers_report_broken_compose(
     mutate(compose)
     problems = CHECKS[check](compose, cc.REPO_ROOT)
     assert any(expected in problem for problem in problems), problems
+
+
+def _remount(compose: cc.Compose, repo_file: str, edit: Callable[[Any], object], tmp_path: Path) -> Path:
+    """Copy a mounted repository file (YAML), edit it, and mount the copy wherever the file was mounted."""
+    data = yaml.safe_load((cc.REPO_ROOT / repo_file).read_text())
+    edit(data)
+    copy = tmp_path / Path(repo_file).name
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    for svc in compose["services"].values():
+        svc["volumes"] = [v.replace(f"./{repo_file}:", f"{copy}:") if isinstance(v, str) else v
+                          for v in svc.get("volumes") or []]
+    return copy
+
+
+def _cell(name: str, change: Callable[[dict[str, Any]], object]) -> Callable[[Any], object]:
+    return lambda data: change(data["cells"][name])
+
+
+def _move_site(site: str, source: str, target: str) -> Callable[[Any], object]:
+    def edit(data: Any) -> None:
+        data["cells"][source]["sites"].remove(site)
+        data["cells"][target]["sites"].append(site)
+
+    return edit
+
+
+TOPOLOGY_BREAKS: dict[str, tuple[Callable[[Any], object], str, str]] = {
+    "broker host that is no service": (
+        _cell("cn", lambda c: c["broker"].update(host="mosquitto-china")),
+        "cells",
+        "cells.cn.broker.host 'mosquitto-china' is not a Mosquitto service of the compose file",
+    ),
+    "broker port no listener serves": (
+        _cell("ap", lambda c: c["broker"].update(port=1883)),
+        "cells",
+        "cells.ap.broker.port 1883 but mosquitto-ap listens on [8883]",
+    ),
+    "plain broker in the topology, TLS in compose": (
+        _cell("global", lambda c: c["broker"].update(tls=False)),
+        "cells",
+        "cells.global.broker.tls is False but mosquitto-global serves TLS",
+    ),
+    "API of another cell's ingest": (
+        _cell("cn", lambda c: c.update(api="http://ingest-global:8000")),
+        "cells",
+        "cells.cn.api 'http://ingest-global:8000' is not an ingest of cell cn (['ingest-cn'])",
+    ),
+    "API on another port": (
+        _cell("ap", lambda c: c.update(api="http://ingest-ap:9000")),
+        "cells",
+        "cells.ap.api 'http://ingest-ap:9000' but ingest-ap serves its API on 8000",
+    ),
+    # the policy's raw-processing check, as the ingest runs it at start
+    "CN site served from the global cell": (
+        _move_site("cn-shenzhen", "cn", "global"),
+        "cells",
+        "cells.global.sites: site cn-shenzhen (CN) may not be served by cell global (DE)",
+    ),
+    "a region hosted by no cell": (
+        _cell("ap", lambda c: c.update(regions=["ap-southeast", "ap-south"])),
+        "cells",
+        "cells.ap.regions: ['ap-south'] are not regions of the registry",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "check", "expected"), TOPOLOGY_BREAKS.values(), ids=TOPOLOGY_BREAKS.keys())
+def test_topology_problems_are_reported(
+    compose: cc.Compose, tmp_path: Path, edit: Callable[[Any], object], check: str, expected: str
+) -> None:
+    """A copy of deploy/local/cells.yaml, edited, mounted into every ingest and the credentials job."""
+    copy = _remount(compose, "deploy/local/cells.yaml", lambda _data: None, tmp_path)
+    assert CHECKS[check](compose, cc.REPO_ROOT) == []  # an unedited copy passes
+    _remount(compose, "deploy/local/cells.yaml", edit, tmp_path)
+    assert copy.is_file()
+    problems = "\n".join(CHECKS[check](compose, cc.REPO_ROOT))
+    assert expected in problems, problems
+
+
+def test_the_credentials_job_generates_from_the_topology_the_ingests_run(compose: cc.Compose, tmp_path: Path) -> None:
+    svc = compose["services"]["broker-credentials"]
+    copy = tmp_path / "cells.yaml"
+    copy.write_text(TOPOLOGY_FILE.read_text())
+    svc["volumes"] = [v.replace("./deploy/local/cells.yaml:", f"{copy}:") if isinstance(v, str) else v
+                      for v in svc["volumes"]]
+    assert f"broker-credentials: --topology {copy} is not the topology the ingests mount (deploy/local/cells.yaml)" in (
+        cc.check_cells(compose, cc.REPO_ROOT)
+    )
+
+
+def test_ingests_of_different_topologies_are_reported(compose: cc.Compose, tmp_path: Path) -> None:
+    copy = tmp_path / "cells.yaml"
+    copy.write_text(TOPOLOGY_FILE.read_text())
+    _mount(compose, "ingest-ap", "./deploy/local/cells.yaml", f"{copy}:/etc/telemetry/cells.yaml:ro")
+    problems = "\n".join(cc.check_cells(compose, cc.REPO_ROOT))
+    assert "the ingests mount different topology files: " in problems and "(ingest-ap)" in problems
+
+
+def test_agent_on_another_cells_broker_is_reported(compose: cc.Compose, tmp_path: Path) -> None:
+    """The Shenzhen gateway pointed at the global cell's broker: its raw payload would leave China."""
+    _remount(compose, "deploy/compose/agents/cn-shenzhen.yaml",
+             lambda cfg: cfg["broker"].update(host="mosquitto-global"), tmp_path)
+    assert ("edge-cn-shenzhen (cn-shenzhen.yaml): site cn-shenzhen is served by cell cn: its broker is "
+            "mosquitto-cn:8883, not mosquitto-global:8883") in cc.check_cells(compose, cc.REPO_ROOT)
+
+
+def test_prometheus_cell_labels_are_checked(compose: cc.Compose, tmp_path: Path) -> None:
+    def mislabel(config: Any) -> None:
+        statics = config["scrape_configs"][0]["static_configs"]
+        next(sc for sc in statics if "ingest-ap:8000" in sc["targets"])["labels"]["cell"] = "cn"
+
+    _remount(compose, "deploy/compose/prometheus/prometheus.yml", mislabel, tmp_path)
+    assert cc.check_prometheus(compose, cc.REPO_ROOT) == [
+        "prometheus: target ingest-ap:8000 is labelled cell='cn', but it serves 'ap'"
+    ]
 
 
 def test_yaml_boolean_in_environment_is_reported(raw: cc.Compose) -> None:

@@ -500,6 +500,7 @@ def test_interpolation_follows_grafana() -> None:
 def _exported_metrics() -> set[str]:
     import prometheus_client
 
+    import ingest.cells.link  # registers the links' metrics
     import ingest.pipeline.stats  # noqa: F401  (registers the pipeline's metrics)
     from ingest.volumes import metrics as _volume_metrics  # noqa: F401  (registers the volume gauges)
 
@@ -514,7 +515,7 @@ def test_prometheus_panels_query_metrics_the_ingest_exports(dashboard: dict[str,
     exprs = [t["expr"] for p in cc.dashboard_panels(dashboard) for t in p.get("targets") or [] if "expr" in t]
     assert exprs
     used = {name for expr in exprs for name in re.findall(r"\bingest_\w+", expr)}
-    assert "ingest_messages_total" in used
+    assert {"ingest_messages_total", "ingest_link_up", "ingest_link_outbox_parts", "ingest_link_lag_seconds"} <= used
     assert used <= exported, sorted(used - exported)
 
 
@@ -533,10 +534,11 @@ def test_prometheus_config_problems_are_reported(compose: cc.Compose, tmp_path: 
     doc = yaml.safe_load(config.read_text())
     job = doc["scrape_configs"][0]
     job["metrics_path"] = "/metrics"
-    job["static_configs"][0]["targets"] = ["ingest:8000", "ingest-2:9000", "pushgateway:9091"]
+    (global_targets,) = [sc for sc in job["static_configs"] if sc["labels"]["cell"] == "global"]
+    global_targets["targets"] = ["ingest-global:8000", "ingest-global-2:9000", "pushgateway:9091"]
     copy.write_text(yaml.safe_dump(doc))
     problems = "\n".join(cc.check_prometheus(compose, cc.REPO_ROOT))
     assert "job 'ingest' scrapes the ingest at /metrics, not /api/v1/metrics" in problems
-    assert "target ingest-2:9000 is not the API port of ingest-2" in problems
+    assert "target ingest-global-2:9000 is not the API port of ingest-global-2" in problems
     assert "target pushgateway:9091 is not a service of the compose file" in problems
-    assert "does not scrape the ingest replicas ['ingest-2:8000']" in problems
+    assert "does not scrape the ingest replicas ['ingest-global-2:8000']" in problems

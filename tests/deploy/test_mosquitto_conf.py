@@ -142,7 +142,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture
 def security(workdir: Path) -> Security:
-    """The compose job's steps: broker/dev-ca.sh, then `python -m broker credentials` with the CA."""
+    """The compose job's steps for one broker: broker/dev-ca.sh, then `python -m broker credentials` with the
+    CA (the job's real script, every cell at once, runs in test_cells_brokers.py)."""
     from broker.credentials import generate_for_registry
     from broker.identities import load_identities
     from ingest.registry import load_registry
@@ -179,16 +180,26 @@ def running_mosquitto(
 ) -> Iterator[Broker]:
     """Run ``mosquitto -c`` with the adapted config; raise MosquittoFailed with its log if it does not
     accept connections or does not stay up for ``stay_up_s``. Stops it (SIGTERM) on exit."""
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(adapt(conf_text, port, data_dir, security.dir if security else None))
+    with mosquitto_process(conf, port, workdir, data_dir, stay_up_s=stay_up_s) as broker:
+        yield broker
+
+
+@contextmanager
+def mosquitto_process(
+    conf: Path, port: int, workdir: Path, data_dir: Path, *, stay_up_s: float = 1.0
+) -> Iterator[Broker]:
+    """Run ``mosquitto -c conf``, a config that listens on 127.0.0.1:``port`` and persists in ``data_dir``
+    (as the broker's account when root: ``workdir``, ``data_dir`` and ``conf`` are handed to it)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise MosquittoFailed("mosquitto binary not found (apt-get install mosquitto)")
     account = _unprivileged()
-    data_dir = workdir / "data"
-    data_dir.mkdir()
     log_file = workdir / "mosquitto.log"
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(adapt(conf_text, port, data_dir, security.dir if security else None))
     kwargs: dict[str, object] = {}
     if account is not None:
         for path in (workdir, data_dir, conf):
@@ -266,11 +277,17 @@ def test_readme_documents_the_security() -> None:
 
 
 def test_compose_data_volume_is_the_persistence_location(raw_compose: cc.Compose) -> None:
-    mosquitto = raw_compose["services"]["mosquitto"]
-    targets = {m.target: m for m in cc.mounts(mosquitto)}
-    assert targets["/mosquitto/data"].kind == "volume"
-    config = targets[cc.MOSQUITTO_CONF_TARGET]
-    assert (config.kind, config.source, config.read_only) == ("bind", "./broker/mosquitto.conf", True)
+    """Every cell's broker: its own data volume; the cell wrapper as its config, which includes this file."""
+    brokers = cc.broker_services(raw_compose)
+    assert sorted(brokers) == ["mosquitto-ap", "mosquitto-cn", "mosquitto-global"]
+    for name in brokers:
+        targets = {m.target: m for m in cc.mounts(raw_compose["services"][name])}
+        assert (targets["/mosquitto/data"].kind, targets["/mosquitto/data"].source) == ("volume", f"{name}-data")
+        config = targets[cc.MOSQUITTO_CONF_TARGET]
+        assert (config.kind, config.source, config.read_only) == ("bind", "./deploy/compose/mosquitto/cell.conf", True)
+        production = targets["/mosquitto/config/conf.d/mosquitto.conf"]
+        assert (production.kind, production.source, production.read_only) == ("bind", "./broker/mosquitto.conf", True)
+        assert cc.mosquitto_conf_of(raw_compose, name, cc.REPO_ROOT) == _conf(PRODUCTION)
 
 
 @pytest.fixture

@@ -120,14 +120,18 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root + "/") for root in roots)
 
 
-def test_opa_serves_the_file_the_job_leaves(compose: cc.Compose, job: cc.BundleJob) -> None:
-    opa = compose["services"]["opa"]
-    (path,) = [p for _, p in cc.opa_paths(cc.command(opa))]
-    where = cc.mount_of(opa, path)
-    assert where is not None
-    mount, rel = where
-    assert (mount.kind, mount.source, rel, mount.read_only) == ("volume", job.volume, job.path_in_volume, True)
-    assert cc.depends_on(opa)[job.service] == "service_completed_successfully"
+def test_every_cells_opa_serves_the_file_the_job_leaves(compose: cc.Compose, job: cc.BundleJob) -> None:
+    """One OPA per cell (its decisions are taken inside the cell), each serving this same bundle."""
+    names = cc.opa_services(compose)
+    assert sorted(names) == ["opa-ap", "opa-cn", "opa-global"]
+    for name in names:
+        opa = compose["services"][name]
+        (path,) = [p for _, p in cc.opa_paths(cc.command(opa))]
+        where = cc.mount_of(opa, path)
+        assert where is not None
+        mount, rel = where
+        assert (mount.kind, mount.source, rel, mount.read_only) == ("volume", job.volume, job.path_in_volume, True)
+        assert cc.depends_on(opa)[job.service] == "service_completed_successfully"
 
 
 def test_manifest_revision_is_the_policy_revision(manifest: dict[str, Any], embedded: EmbeddedPolicyEngine) -> None:
