@@ -87,6 +87,16 @@ class RealOpaEngine:
     def decide(self, flow: Flow) -> Decision:
         return validate_decision(self.evaluate(flow.to_input()))
 
+    def document(self, path: str, value: Any) -> Any:
+        """Another document (e.g. ``residency/raw_processing``), as ``POST /v1/data/<path>`` would answer."""
+        with self._lock:
+            try:
+                return self._engine.eval_document(path.strip("/").replace("/", "."), value)
+            except self._undefined as exc:
+                raise PolicyEvaluationError(f"data.{path} is undefined") from exc
+            except self._error as exc:
+                raise PolicyEvaluationError(f"data.{path}: {exc}") from exc
+
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]
 

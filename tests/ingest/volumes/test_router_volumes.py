@@ -26,7 +26,7 @@ REGISTRY = Registry.model_validate({
     "regions": {"cn-north": {"country": "CN"}, "eu-central": {"country": "DE"}},
     "analytics_region": "eu-central",
     "profiles": {"mill": {"fields": {"spindle_speed_rpm": {"category": "machine"},
-                                     "operator_badge": {"category": "personal"}}}},
+                                     "operator_badge": {"category": "personal", "type": "text"}}}},
     # Not a CIIO; TIA documented for Germany: the Art 5(4) exemption's only condition.
     "sites": {SITE: {"country": "CN", "home_region": "cn-north", "safeguards": {"DE": ["TIA"]}}},
     "devices": {DEVICE: {"site": SITE, "profile": "mill"}},
