@@ -52,6 +52,11 @@ POSITIVE_DATA_EXCEPTIONS: list[tuple[str, str, list[int], str]] = [
     ("GET", "/api/v1/metrics/{name}/aggregate", [400], "the metric and site come from profiles and run-time "
      "sites; start before end and the point limit are cross-parameter rules"),
     ("GET", "/api/v1/audit", [400], "since before until: a cross-parameter rule"),
+    ("GET", "/api/v1/decisions", [400], "since before until: a cross-parameter rule"),
+    ("GET", "/api/v1/decisions/export", [400], "since before until: a cross-parameter rule"),
+    ("GET", "/api/v1/rates", [400], "at most 720 steps in the window: a cross-parameter rule (window_s / step_s)"),
+    ("GET", "/api/v1/metrics/{name}/partials", [400, 421], "the metric must be a machine field declared by every "
+     "device asked for (profiles and devices change at run time); a region of another cell is 421 naming it"),
     ("GET", "/api/v1/audit/export", [400], "since before until: a cross-parameter rule"),
     ("POST", "/api/v1/devices", [422], "a device's site must exist (run-time set, 422 naming the field and "
      "listing the sites)"),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.caller import CallerDep
+from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import Bucket, ErrorPublic, IsoDateTime, MetricAggregatePublic
 from ingest.api.service import telemetry
@@ -73,8 +74,8 @@ def get_metric_partials(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
     name: Annotated[str, Path(description="A machine field declared by every device asked for.")],
-    region: Annotated[str, Query(description="A region this cell hosts.")],
-    devices: Annotated[str, Query(description="Comma-separated device ids.")],
+    region: Annotated[str, Query(description="A region this cell hosts.", json_schema_extra=closed_set("regions"))],
+    devices: Annotated[str, Query(min_length=1, description="Comma-separated device ids.")],
     start: Annotated[IsoDateTime | None, Query(description="Inclusive.")] = None,
     end: Annotated[IsoDateTime | None, Query(description="Exclusive.")] = None,
     bucket: Annotated[Bucket, Query(description="Bucket width.")] = "1h",

@@ -14,7 +14,7 @@ from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep, check_region_name
 from ingest.api.errors import BadParameterError
-from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, Outcome
+from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, IsoDateTime, Outcome
 from ingest.api.service import decisions as service
 from ingest.auth.roles import Role
 from ingest.errors import StoreUnavailableError
@@ -37,8 +37,8 @@ def decision_filter(
     category: Category | None = None,
     outcome: Outcome | None = None,
     device_id: str | None = None,
-    since: Annotated[datetime | None, Query(description="Decided at or after (ISO 8601; naive = UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Decided before (exclusive).")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Decided at or after (ISO 8601; naive = UTC).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Decided before (exclusive).")] = None,
 ) -> service.DecisionFilter:
     check_region_name(runtime.registry, region)
     if since is not None and until is not None and since >= until:

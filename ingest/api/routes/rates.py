@@ -16,6 +16,7 @@ from ingest.api import db
 from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import ApiSettingsDep, RuntimeDep, region_store
 from ingest.api.errors import BadParameterError
+from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Role
 from ingest.errors import StoreUnavailableError
 from ingest.store.rollups import ORIGIN
@@ -57,6 +58,7 @@ class RatesPublic(BaseModel):
     description="Counted in each region store by sample time; a store that cannot answer gets an error and no "
     "points while the others answer. Per second: divide by step_s. Roles: operator, engineer, compliance.",
     dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
+    responses={400: {"model": ErrorPublic, "description": "More than 720 steps in the window (a larger step)."}},
 )
 def get_rates(
     runtime: RuntimeDep,
