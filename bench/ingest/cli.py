@@ -1,7 +1,7 @@
 """``python -m bench.ingest [--quick] [--json OUT] [--prototypes] [--profile DIR] [--budget S] [--quiet-wait S]
 [--pg-setting NAME=VALUE]``
 
-The ingest benchmark (issue 5). It starts its own PostgreSQL and Mosquitto and runs the real service.
+The ingest benchmark (issues 5 and 13). It starts its own PostgreSQL and Mosquitto and runs the real service.
 
 Every ratio is measured in this run, on this machine, against a baseline taken on the same workload:
 
@@ -11,6 +11,11 @@ Every ratio is measured in this run, on this machine, against a baseline taken o
   G3  ingest msgs/s, 1 reading/msg                       / bare paho QoS 1 subscriber (counts only) >= 0.8
   G5  two replicas (shared subscription) / one replica                                            >= 1.3
   G6  p99 publish -> row visible at half the load of G1  / INGEST_FLUSH_INTERVAL_MS               <= 1.5
+  C1  two residency cells (cn -> global), the CN site's messages, rows/s until every row is visible in cn-north
+      and (machine rows) in us-east                     / one cell (as G1) on the same messages    >= 0.8
+      (also shown / G1)
+  C2  p99 publish -> visible in us-east (two cells)     / G6's p99; bounded by G6's p99 + one link-sender round
+      + one flush interval of the receiving cell
 
 Also printed: the CPUs each process role used, PostgreSQL's WAL bytes per row and wait events, and the
 ceilings this machine's CPUs put on G3 and G5 (bench/ingest/ceilings.py).
@@ -812,7 +817,7 @@ def _pg_setting(text: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 60 s)")
+    parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 90 s)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="afterwards, profile the ingest under load with py-spy into DIR (not timed)")
@@ -873,9 +878,15 @@ def main(argv: list[str] | None = None) -> int:
         "policy": "embedded (regopy) behind the decision cache",
         "postgresql": dict(bench.stack.pg.settings) if bench.stack else {},
         "broker": "broker/local.conf",
+        "two_cells": {"topology": f"deploy/local/cells.yaml: cells {cells.SENDER}, {cells.RECEIVER}",
+                      "left_out": bench.cell_files.left_out if hasattr(bench, "cell_files") else {},
+                      "brokers": "broker/local.conf + per-cell dynamic security and bridges (devstack.cells)",
+                      "flush_interval_ms": FLUSH_INTERVAL_MS, "link_sender_period_s": LINK_PERIOD_S,
+                      "link_window": _default("link_window"), "link_resend_s": _default("link_resend_s")},
     }
     workload = {"devices": len(bench.workload.devices), "messages_100": len(bench.m100),
                 "readings_100": bench.readings_100, "rows_100": bench.rows_100, "messages_1": len(bench.m1),
+                "messages_cells": len(bench.m_cn), "site_cells": cells.SITE, "rows_cells": bench.cn_rows,
                 "sizes": sizes.__dict__}
     print(f"ingest benchmark ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, {duration:.0f} s")
     for line in machine_lines(bench.machine):
@@ -883,8 +894,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingest settings: flush {_default('flush_interval_ms')} ms / {_default('flush_max_messages')} msgs, "
           f"Receive Maximum {_default('receive_maximum')}, policy embedded+cache; PostgreSQL "
           + ", ".join(f"{k}={v}" for k, v in settings["postgresql"].items()))
+    cn_rows = " + ".join(f"{n:,} rows for {r}" for r, n in sorted(bench.cn_rows.items()))
     print(f"workload: {workload['devices']} devices of deploy/local/registry.yaml, {len(bench.m100):,} msgs x 100 "
-          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading")
+          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading; C1: {len(bench.m_cn):,} msgs x "
+          f"100 readings of {cells.SITE} ({cn_rows})")
     for line in report.lines:
         print(line)
     if args.profile and getattr(bench, "profile_summaries", None):
