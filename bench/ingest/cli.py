@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.ingest import baselines, cells
 from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
-from bench.ingest.latency import flush_stages, percentile, run_latency, sql_latency
+from bench.ingest.latency import flush_histograms, flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter, Windows
 from bench.ingest.machine import machine_info
 from bench.ingest.pgwatch import PostgresWatch, waits_line
@@ -570,6 +570,7 @@ class Bench:
         regions = [cells.HOME_REGION, cells.REMOTE_REGION]
         regions_of = {m.device_id: set(self.router.route(m.topic, m.payload).rows) for m in templates[: len(devs)]}
         base = (stored(two.sender.stats()), stored(two.receiver.stats()))
+        before = {ingest.cell.name: flush_histograms(ingest.url) for ingest in (two.sender, two.receiver)}  # C1's
         dsns = two.region_dsns()
         self._quiet("c2")
         self.p.note(f"C2: {count} messages x 100 readings at {rate:.1f} msg/s (G6's rate, at most half of C1's) for "
@@ -582,7 +583,8 @@ class Bench:
             self.meter.stop("c2")
         self.p.count(count, count, "messages published", final=True)
         self._wait_cells(two, count, base)
-        stages = {cells.SENDER: flush_stages(two.sender.url), cells.RECEIVER: flush_stages(two.receiver.url)}
+        stages = {cells.SENDER: flush_stages(two.sender.url, before[cells.SENDER]),
+                  cells.RECEIVER: flush_stages(two.receiver.url, before[cells.RECEIVER])}
         sql = sql_latency({cells.REMOTE_REGION: dsns[cells.REMOTE_REGION]}, seq_base)
         remote, home = res.by_region[cells.REMOTE_REGION], res.by_region[cells.HOME_REGION]
         self.c2 = {"rate_msgs_per_s": rate, "messages": count,
@@ -601,6 +603,10 @@ class Bench:
                     f"{self.c2['remote_p99_ms']:.0f} ms, max {self.c2['remote_max_ms']:.0f} ms; {cells.HOME_REGION} "
                     f"(home): p50 {self.c2['home_p50_ms']:.0f} ms, p99 {self.c2['home_p99_ms']:.0f} ms; G6 p99 "
                     f"{self.g6['p99_ms']:.0f} ms")
+        for cell, cell_stages in stages.items():
+            self.p.note(f"cell {cell} flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
+                f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in cell_stages.items() if k != "messages"
+            ) + f"; {cell_stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
 
     def prototypes(self) -> None:
         from bench.ingest import prototypes

@@ -198,9 +198,10 @@ def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
             "max": max(values) if values else float("nan"), "readings": float(len(values))}
 
 
-def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
-    """The ingest's own account of its flushes (Prometheus histograms ``ingest_flush_stage_seconds`` and
-    ``ingest_flush_messages`` of /api/v1/metrics): per stage the mean and the share of flushes over 100 ms."""
+def flush_histograms(api_url: str) -> dict[str, tuple[float, float, float]]:
+    """The ingest's own account of its flushes so far (Prometheus histograms ``ingest_flush_stage_seconds`` and
+    ``ingest_flush_messages`` of /api/v1/metrics): per stage (sum, count, count under 100 ms); ``messages``:
+    (messages, flushes, 0)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -208,7 +209,7 @@ def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     under: dict[str, float] = {}
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, tuple[float, float, float]] = {}
     for family in text_string_to_metric_families(text):
         if family.name == "ingest_flush_stage_seconds":
             for s in family.samples:
@@ -220,11 +221,27 @@ def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
                 elif s.name.endswith("_bucket") and s.labels.get("le") == "0.1":
                     under[stage] = s.value
         elif family.name == "ingest_flush_messages":
-            msg_sum = sum(s.value for s in family.samples if s.name.endswith("_sum"))
-            msg_count = sum(s.value for s in family.samples if s.name.endswith("_count"))
-            if msg_count:
-                out["messages"] = {"mean": msg_sum / msg_count}
+            out["messages"] = (sum(s.value for s in family.samples if s.name.endswith("_sum")),
+                               sum(s.value for s in family.samples if s.name.endswith("_count")), 0.0)
     for stage, n in counts.items():
-        if n:
-            out[stage] = {"mean_ms": sums.get(stage, 0.0) / n * 1000, "over_100ms": 1 - under.get(stage, n) / n}
+        out[stage] = (sums.get(stage, 0.0), n, under.get(stage, n))
+    return out
+
+
+def flush_stages(api_url: str, since: dict[str, tuple[float, float, float]] | None = None,
+                 ) -> dict[str, dict[str, float]]:
+    """Per flush stage of the ingest at ``api_url``: the mean and the share of flushes over 100 ms; the mean number
+    of messages per flush. ``since``: an earlier ``flush_histograms`` of the same ingest, to count only the flushes
+    after it."""
+    now = flush_histograms(api_url)
+    out: dict[str, dict[str, float]] = {}
+    for stage, (total, n, under) in now.items():
+        before = (since or {}).get(stage, (0.0, 0.0, 0.0))
+        total, n, under = total - before[0], n - before[1], under - before[2]
+        if not n:
+            continue
+        if stage == "messages":
+            out["messages"] = {"mean": total / n}
+        else:
+            out[stage] = {"mean_ms": total / n * 1000, "over_100ms": 1 - under / n}
     return out
