@@ -1,7 +1,7 @@
 """``python -m bench.ingest [--quick] [--json OUT] [--prototypes] [--profile DIR] [--budget S] [--quiet-wait S]
 [--pg-setting NAME=VALUE]``
 
-The ingest benchmark (issue 5). It starts its own PostgreSQL and Mosquitto and runs the real service.
+The ingest benchmark (issues 5 and 13). It starts its own PostgreSQL and Mosquitto and runs the real service.
 
 Every ratio is measured in this run, on this machine, against a baseline taken on the same workload:
 
@@ -11,6 +11,11 @@ Every ratio is measured in this run, on this machine, against a baseline taken o
   G3  ingest msgs/s, 1 reading/msg                       / bare paho QoS 1 subscriber (counts only) >= 0.8
   G5  two replicas (shared subscription) / one replica                                            >= 1.3
   G6  p99 publish -> row visible at half the load of G1  / INGEST_FLUSH_INTERVAL_MS               <= 1.5
+  C1  two residency cells (cn -> global), the CN site's messages, rows/s until every row is visible in cn-north
+      and (machine rows) in us-east                     / one cell (as G1) on the same messages    >= 0.8
+      (also shown / G1)
+  C2  p99 publish -> visible in us-east (two cells)     / G6's p99; bounded by G6's p99 + one link-sender round
+      + one flush interval of the receiving cell
 
 Also printed: the CPUs each process role used, PostgreSQL's WAL bytes per row and wait events, and the
 ceilings this machine's CPUs put on G3 and G5 (bench/ingest/ceilings.py).
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import subprocess
 import sys
@@ -31,15 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import baselines
+from bench.ingest import baselines, cells
 from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
-from bench.ingest.latency import flush_stages, percentile, run_latency, sql_latency
+from bench.ingest.latency import flush_histograms, flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter, Windows
 from bench.ingest.machine import machine_info
 from bench.ingest.pgwatch import PostgresWatch, waits_line
 from bench.ingest.profile import Sampler, summarize, thread_breakdown
 from bench.ingest.progress import Progress
-from bench.ingest.publish import Publisher, PublishResult, publish_inline
+from bench.ingest.publish import Login, Publisher, PublishResult, publish_inline
 from bench.ingest.report import Goal, Report, fmt
 from bench.ingest.stack import BenchError, IngestProcess, Stack, last_commit, stored, wait_stored
 from bench.ingest.workload import (
@@ -50,9 +56,12 @@ from bench.ingest.workload import (
     make_router,
     merge_rows,
     route_each,
+    route_rows,
     sentinel_text,
     timestamped_templates,
 )
+from devstack.process import tail
+from ingest.cells.link import LinkSender
 from ingest.config import IngestSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,16 +78,21 @@ class Sizes:
     quiet_wait_s: float  # longest wait for other processes to calm down before a timed phase
     budget_s: float  # a phase measured while other processes used >= 10% of the CPUs is measured again
     # (keeping the least disturbed attempt) as long as the run stays within this many seconds
+    messages_cells: int  # 100-reading messages of the CN site for C1 (one cell, then two cells)
 
 
 QUICK = Sizes(messages_100=48, messages_1=600, latency_s=2.0, readings_per_device=600, timeout_s=120,
-              writer_messages=24, quiet_wait_s=0, budget_s=0)
+              writer_messages=24, quiet_wait_s=0, budget_s=0, messages_cells=48)
 FULL = Sizes(messages_100=600, messages_1=12_000, latency_s=20.0, readings_per_device=6_000, timeout_s=600,
-             writer_messages=240, quiet_wait_s=20, budget_s=480)
+             writer_messages=240, quiet_wait_s=20, budget_s=480, messages_cells=1200)
 FLUSH_INTERVAL_MS = 200
 PUBLISHERS = {"paho": 2, "c": 12}  # kind -> processes
 # windows whose PostgreSQL WAL and wait events are watched, with what their rows are counted against
-WATCHED = ("b_copy_binary_parallel", "g1", "g3", "g5", "g6")
+WATCHED = ("b_copy_binary_parallel", "g1", "g3", "g5", "g6", "c1_one_cell", "c1", "c2")
+CELLS_TARGET = 0.8  # C1: two cells / one cell, same messages
+# C2: a remote copy may wait for what a local one waits for (G6's p99), plus one round of the sending cell's link
+# sender (it ships the outbox every period_s, or on a receipt) and one flush of the receiving cell.
+LINK_PERIOD_S = float(inspect.signature(LinkSender).parameters["period_s"].default)
 
 
 def _pairs(messages: list[Message]) -> list[tuple[str, bytes]]:
@@ -145,12 +159,14 @@ class Bench:
             self.p.note(f"other processes still use {share:.0%} of the CPUs; measuring anyway")
 
     # --- helpers ---
-    def _publisher(self, kind: str, messages: list[tuple[str, bytes]]) -> Publisher:
+    def _publisher(self, kind: str, messages: list[tuple[str, bytes]], processes: int | None = None) -> Publisher:
         assert self.stack is not None
-        return Publisher(kind, self.stack.mqtt_port, messages, processes=PUBLISHERS[kind], workdir=self.stack.dir)
+        return Publisher(kind, self.stack.mqtt_port, messages, processes=processes or PUBLISHERS[kind],
+                         workdir=self.stack.dir)
 
     def _ingest_run(self, name: str, replicas: int, messages: list[Message], kind: str,
-                    env: dict[str, str] | None = None, profile: str | None = None) -> dict[str, Any]:
+                    env: dict[str, str] | None = None, profile: str | None = None,
+                    processes: int | None = None) -> dict[str, Any]:
         """Fresh tables and broker, ``replicas`` ingest processes, warm-up, then the timed load."""
         st = self.stack
         assert st is not None
@@ -165,10 +181,10 @@ class Bench:
             publish_inline(st.mqtt_port, _pairs(warm))
             snaps = wait_stored(procs, len(warm), 60)
             base = [stored(s) for s in snaps]
-            publisher = self._publisher(kind, _pairs(messages))
+            publisher = self._publisher(kind, _pairs(messages), processes)
             self._quiet(name)
             sampler = Sampler(procs[0].pid, self.profile_dir, profile) if profile and self.profile_dir else None
-            self.p.note(f"publishing {len(messages):,} messages ({kind} publisher x{PUBLISHERS[kind]}) "
+            self.p.note(f"publishing {len(messages):,} messages ({kind} publisher x{len(publisher.procs)}) "
                         f"to {replicas} ingest replica(s)")
             self.meter.start(name)
             try:
@@ -205,6 +221,12 @@ class Bench:
             gc.enable()
         self.readings_100 = sum(m.readings for m in self.m100)
         self.rows_100 = sum(len(r) for r in self.rows.values())
+        self.cn_devices = self.workload.of_site(cells.SITE)
+        self.m_cn = self.workload.messages(self.sizes.messages_cells, 100, devices=self.cn_devices)
+        self.cn_rows = {region: len(rows) for region, rows in route_rows(self.router, self.m_cn).items()}
+        if set(self.cn_rows) != {cells.HOME_REGION, cells.REMOTE_REGION}:
+            raise BenchError(f"the messages of {cells.SITE} give rows for {sorted(self.cn_rows)}, expected "
+                             f"{cells.HOME_REGION} and {cells.REMOTE_REGION}: the registry changed")
         self.p.note(f"{len(self.workload.devices)} devices; {len(self.m100):,} messages x 100 readings = "
                     f"{self.rows_100:,} rows ({self.rows_100 / self.readings_100:.1f} rows/reading, "
                     f"{sum(len(m.payload) for m in self.m100) / len(self.m100) / 1024:.1f} KiB/msg); "
@@ -213,6 +235,11 @@ class Bench:
         self.stack.start_postgres()
         self.meter.watch = PostgresWatch(self.stack.pg.dsn(), only=set(WATCHED))
         self.stack.fresh_broker()
+        self.cell_files = cells.derive_two_cells(self.stack.dir / "two-cells")
+        self.p.note(f"two cells (C1, C2): {cells.SENDER} and {cells.RECEIVER} of deploy/local/cells.yaml, with the "
+                    f"demo registry without what only the others host or serve ({self.cell_files.describe()}); "
+                    f"{len(self.m_cn):,} messages x 100 readings of {cells.SITE} = "
+                    + " + ".join(f"{n:,} rows for {r}" for r, n in sorted(self.cn_rows.items())))
         note = self.stack.store_maintenance()
         if note:
             self.p.note(note)
@@ -430,6 +457,157 @@ class Bench:
             f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in stages.items() if k != "messages"
         ) + f"; {stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
 
+    def two_cells(self) -> None:
+        """C1 and C2: the CN site's messages through two residency cells (bench/ingest/cells.py)."""
+        self.p.phase(f"C1/C2: two cells ({cells.SENDER} -> {cells.RECEIVER}), {cells.SITE}'s messages: "
+                     "one cell, then two cells, then publish -> visible in us-east")
+        st = self.stack
+        assert st is not None
+        n = len(self.m_cn)
+        env = {"INGEST_FLUSH_INTERVAL_MS": str(FLUSH_INTERVAL_MS)}  # G6's, for both C1 runs and C2
+        self._quiet("link_stage")
+        link = cells.link_stage(self.cell_files, self.m_cn[: self.sizes.writer_messages], self.meter)
+        self.report.metric("link_stage_route_us_per_msg", link.route_us)
+        self.report.metric("link_stage_part_us_per_msg", link.part_us)
+        self.report.metric("link_stage_receive_us_per_msg", link.receive_us)
+        self.report.details["link_stage"] = link.__dict__
+        self.p.note(f"link stage: {link.line()}")
+        self.p.note(f"C1 one cell (as G1: one ingest for every region), {n:,} messages of {cells.SITE}")
+        run = self._ingest_run("c1_one_cell", 1, self.m_cn, "paho", env=env, processes=1)
+        got = {r: c for r, c in run["rows"].items() if c}
+        if got != self.cn_rows:
+            raise BenchError(f"C1 one cell: rows stored {got}, expected {self.cn_rows} (router's rows)")
+        one = run["elapsed"]
+        rows = sum(self.cn_rows.values())
+        self.c1_one = {"seconds": one, "rows_per_s": rows / one, "readings_per_s": 100 * n / one,
+                       "msgs_per_s": n / one}
+        for key, value in self.c1_one.items():
+            if key != "seconds":
+                self.report.metric(f"c1_one_cell_{key}", value)
+        self.p.note(f"one cell: {rows / one:,.0f} rows/s, {100 * n / one:,.0f} readings/s, {n / one:,.1f} msg/s")
+        two = cells.TwoCells(st.pg, st.dir / f"cells-{time.monotonic_ns()}", self.cell_files, env)
+        try:
+            two.start(say=self.p.note)
+            login = two.login()
+            self.p.note(f"publishing as {login.username} to cell {cells.SENDER}'s broker (127.0.0.1:{two.port})")
+            self._c1_two_cells(two, login)
+            self._c2(two, login)
+        finally:
+            two.close()
+
+    def _wait_cells(self, two: cells.TwoCells, target: int, base: tuple[int, int]) -> tuple[dict[str, Any], ...]:
+        """Until the sending cell has finished ``target`` messages and the receiving cell ``target`` parts (beyond
+        ``base``), both with nothing in flight; the last /stats of each."""
+        deadline = time.monotonic() + self.sizes.timeout_s
+        while True:
+            snaps = []
+            for ingest in (two.sender, two.receiver):
+                if not ingest.alive():
+                    raise BenchError(f"ingest of {ingest.name} died:\n{tail(ingest.log_file)}")
+                snaps.append(ingest.stats())
+            home, remote = (stored(s) - b for s, b in zip(snaps, base, strict=True))
+            self.p.count(home, target, f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by "
+                                       f"cell {cells.RECEIVER}")
+            if home >= target and remote >= target and all(int(s.get("inflight", 0)) == 0 for s in snaps):
+                self.p.count(home, target, f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by "
+                                           f"cell {cells.RECEIVER}", final=True)
+                return tuple(snaps)
+            if time.monotonic() > deadline:
+                raise BenchError(f"two cells: after {self.sizes.timeout_s:.0f}s {home}/{target} messages stored by "
+                                 f"cell {cells.SENDER}, {remote}/{target} parts by cell {cells.RECEIVER}; links "
+                                 f"{two.sender.links()}\n{tail(two.sender.log_file)}\n{tail(two.receiver.log_file)}")
+            time.sleep(0.1)
+
+    def _c1_two_cells(self, two: cells.TwoCells, login: Login) -> None:
+        warm = self.workload.warmup(self.cn_devices)
+        publish_inline(two.port, _pairs(warm), login=login)
+        snaps = self._wait_cells(two, len(warm), (0, 0))
+        base = (stored(snaps[0]), stored(snaps[1]))
+        n = len(self.m_cn)
+        publisher = Publisher("paho", two.port, _pairs(self.m_cn), processes=1, workdir=two.stack.dir, login=login)
+        self._quiet("c1")
+        self.p.note(f"C1 two cells: {n:,} messages (paho publisher x1), until every message's rows are visible in "
+                    f"{cells.HOME_REGION} and in {cells.REMOTE_REGION}")
+        self.meter.start("c1")
+        try:
+            pub = publisher.run()
+            home, remote = self._wait_cells(two, n, base)
+        finally:
+            self.meter.stop("c1")
+        t_home, t_remote = last_commit(home), last_commit(remote)
+        if t_home is None or t_remote is None:
+            raise BenchError("two cells: an ingest reports no commit time (/api/v1/stats last_commit_at)")
+        elapsed = max(t_home, t_remote) - pub.t0
+        got = two.count_rows(sorted(self.cn_rows), min_seq=MEASURED_SEQ_BASE)
+        if got != self.cn_rows:
+            raise BenchError(f"C1 two cells: rows stored {got}, expected {self.cn_rows} (the one-cell router's rows)")
+        rows = sum(got.values())
+        link = two.sender.links().get(cells.RECEIVER, {})
+        self.c1 = {"seconds": elapsed, "rows": got, "readings": 100 * n, "messages": n,
+                   "rows_per_s": rows / elapsed, "readings_per_s": 100 * n / elapsed, "msgs_per_s": n / elapsed,
+                   "home_done_s": t_home - pub.t0, "remote_done_s": t_remote - pub.t0,
+                   "publisher_msgs_per_s": pub.rate, "link": link, "outbox_parts_at_end": two.outbox_parts(),
+                   "one_cell": self.c1_one}
+        for key in ("rows_per_s", "readings_per_s", "msgs_per_s"):
+            self.report.metric(f"two_cells_{key}", self.c1[key])
+        self.report.details["c1"] = self.c1
+        self.p.note(f"two cells: {rows / elapsed:,.0f} rows/s, {100 * n / elapsed:,.0f} readings/s, "
+                    f"{n / elapsed:,.1f} msg/s; {cells.HOME_REGION} complete at {t_home - pub.t0:.2f}s, "
+                    f"{cells.REMOTE_REGION} at {t_remote - pub.t0:.2f}s after the first publish; link: "
+                    f"{link.get('sent')} parts sent, {link.get('resent')} re-sent")
+
+    def _c2(self, two: cells.TwoCells, login: Login) -> None:
+        deadline = time.monotonic() + 60
+        while two.outbox_parts():  # C1's receipts: the link idle before the paced load
+            if time.monotonic() > deadline:
+                raise BenchError(f"two cells: {two.outbox_parts()} parts of C1 still not receipted after 60s")
+            time.sleep(0.1)
+        devs = self.cn_devices
+        seq_base = MEASURED_SEQ_BASE + -(-len(self.m_cn) // len(devs))  # after C1's seqs: an ordinary stream
+        rate = max(1.0, min(self.g6["rate_msgs_per_s"], self.c1["msgs_per_s"] / 2))
+        count = max(len(devs), round(rate * self.sizes.latency_s))
+        templates = timestamped_templates(self.workload, count, 100, seq_base, devices=devs)
+        regions = [cells.HOME_REGION, cells.REMOTE_REGION]
+        regions_of = {m.device_id: set(self.router.route(m.topic, m.payload).rows) for m in templates[: len(devs)]}
+        base = (stored(two.sender.stats()), stored(two.receiver.stats()))
+        before = {ingest.cell.name: flush_histograms(ingest.url) for ingest in (two.sender, two.receiver)}  # C1's
+        dsns = two.region_dsns()
+        self._quiet("c2")
+        self.p.note(f"C2: {count} messages x 100 readings at {rate:.1f} msg/s (G6's rate, at most half of C1's) for "
+                    f"{count / rate:.0f}s; poll {', '.join(regions)} every 20 ms")
+        self.meter.start("c2")
+        try:
+            res = run_latency(two.port, {r: dsns[r] for r in regions}, templates, regions_of, sentinel_text(), rate,
+                              on_count=lambda k: self.p.count(k, count, "messages published"), login=login)
+        finally:
+            self.meter.stop("c2")
+        self.p.count(count, count, "messages published", final=True)
+        self._wait_cells(two, count, base)
+        stages = {cells.SENDER: flush_stages(two.sender.url, before[cells.SENDER]),
+                  cells.RECEIVER: flush_stages(two.receiver.url, before[cells.RECEIVER])}
+        sql = sql_latency({cells.REMOTE_REGION: dsns[cells.REMOTE_REGION]}, seq_base)
+        remote, home = res.by_region[cells.REMOTE_REGION], res.by_region[cells.HOME_REGION]
+        self.c2 = {"rate_msgs_per_s": rate, "messages": count,
+                   "remote_p50_ms": percentile(remote, 0.5) * 1000, "remote_p99_ms": percentile(remote, 0.99) * 1000,
+                   "remote_max_ms": max(remote) * 1000, "home_p50_ms": percentile(home, 0.5) * 1000,
+                   "home_p99_ms": percentile(home, 0.99) * 1000, "home_max_ms": max(home) * 1000,
+                   "samples": {r: len(v) for r, v in res.by_region.items()},
+                   "remote_sql_p50_ms": sql["p50"] * 1000, "remote_sql_p99_ms": sql["p99"] * 1000,
+                   "flush_stages": stages, "link": two.sender.links().get(cells.RECEIVER, {}),
+                   "g6_rate_msgs_per_s": self.g6["rate_msgs_per_s"], "g6_p99_ms": self.g6["p99_ms"]}
+        for key in ("remote_p50_ms", "remote_p99_ms", "home_p50_ms", "home_p99_ms", "remote_sql_p99_ms",
+                    "rate_msgs_per_s"):
+            self.report.metric(f"two_cells_latency_{key}", self.c2[key])
+        self.report.details["c2"] = self.c2
+        self.p.note(f"{cells.REMOTE_REGION} (remote): p50 {self.c2['remote_p50_ms']:.0f} ms, p99 "
+                    f"{self.c2['remote_p99_ms']:.0f} ms, max {self.c2['remote_max_ms']:.0f} ms; {cells.HOME_REGION} "
+                    f"(home): p50 {self.c2['home_p50_ms']:.0f} ms, p99 {self.c2['home_p99_ms']:.0f} ms; G6 p99 "
+                    f"{self.g6['p99_ms']:.0f} ms")
+        for cell, cell_stages in stages.items():
+            self.p.note(f"cell {cell} flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
+                f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in cell_stages.items() if k != "messages"
+            ) + f"; {cell_stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
+
     def prototypes(self) -> None:
         from bench.ingest import prototypes
 
@@ -509,6 +687,7 @@ class Bench:
                         note="per-replica share of messages: "
                              + ", ".join(f"{s:.1%}" for s in self.g5_shares) + " (goal: each within 50% +/- 10%)"))
         self._goal_g6(r)
+        self._goals_cells(r)
         self._ceilings(r)
         r.section("Background CPU (other processes on this machine) during each timed window")
         windows = self.meter.windows
@@ -525,10 +704,10 @@ class Bench:
         r.details["machine_cpu_busy"] = dict(self.meter.busy)
         r.section("CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate; "
                   "bench = this process and the publishers it started and reaped)")
-        for key in ("g1", "bare_sub", "g3", "g5", "g6"):
+        for key in ("g1", "bare_sub", "g3", "g5", "g6", "c1_one_cell", "c1", "c2"):
             roles = self.meter.roles.get(key)
             if roles:
-                r.lines.append(f"    {key:<9}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items()
+                r.lines.append(f"    {key:<12}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items()
                                                         if cpus >= 0.005))
         r.details["cpu_by_role"] = dict(self.meter.roles)
         self._postgres_lines(r)
@@ -549,7 +728,8 @@ class Bench:
         if watch is None or not watch.waits:
             return
         rows = {"b_copy_binary_parallel": self.rows_100, "g1": self.rows_100, "g5": self.rows_100,
-                "g3": sum(r.details.get("g3", {}).get("rows", {}).values())}
+                "g3": sum(r.details.get("g3", {}).get("rows", {}).values()),
+                "c1_one_cell": sum(self.cn_rows.values()), "c1": sum(self.cn_rows.values())}
         r.section("PostgreSQL during the timed windows: WAL written, and client backends by wait event "
                   "(average number; CPU = running, no wait)")
         for key in WATCHED:
@@ -581,6 +761,39 @@ class Bench:
                    f"machine {busy['g1']:.0%} busy during G1; target 1.3", digits=2)
         r.details["ceilings"] = {"g3": g3.__dict__, "g5": g5}
 
+    def _goals_cells(self, r: Report) -> None:
+        """C1: two cells / one cell on the same messages (rows in both regions); C2: p99 to the remote region / G6."""
+        c1, one, c2 = self.c1, self.c1_one, self.c2
+        home, remote = c1["rows"][cells.HOME_REGION], c1["rows"][cells.REMOTE_REGION]
+        r.add_goal(Goal("C1", f"two cells {cells.SENDER}->{cells.RECEIVER}, 100 readings/msg", c1["rows_per_s"],
+                        "rows/s", "one cell", one["rows_per_s"], "rows/s", c1["rows_per_s"] / one["rows_per_s"], ">=",
+                        CELLS_TARGET,
+                        note=f"= {fmt(c1['readings_per_s'])} readings/s, {fmt(c1['msgs_per_s'])} msg/s of "
+                             f"{cells.SITE}; "
+                             f"rows = {home:,} in {cells.HOME_REGION} + {remote:,} in {cells.REMOTE_REGION} (machine "
+                             f"only), the same in both runs; time to the last commit in either region: "
+                             f"{cells.HOME_REGION} complete at {c1['home_done_s']:.2f}s, {cells.REMOTE_REGION} at "
+                             f"{c1['remote_done_s']:.2f}s (one cell: {one['seconds']:.2f}s); vs G1 (every site's "
+                             f"messages, one cell) {fmt(self.g1_rows)} rows/s: {c1['rows_per_s'] / self.g1_rows:.2f}, "
+                             f"readings/s {c1['readings_per_s'] / self.g1_readings:.2f}; link: "
+                             f"{c1['link'].get('sent')} parts sent, {c1['link'].get('resent')} re-sent"))
+        r.metric("c1_ratio_vs_g1", c1["rows_per_s"] / self.g1_rows)
+        r.metric("c1_readings_ratio_vs_g1", c1["readings_per_s"] / self.g1_readings)
+        g6 = self.g6
+        bound_ms = g6["p99_ms"] + LINK_PERIOD_S * 1000 + FLUSH_INTERVAL_MS
+        r.metric("c2_bound_ms", bound_ms)
+        r.add_goal(Goal("C2", f"p99 publish->visible in {cells.REMOTE_REGION} @ {fmt(c2['rate_msgs_per_s'])} msg/s",
+                        c2["remote_p99_ms"], "ms", "G6 p99", g6["p99_ms"], "ms", c2["remote_p99_ms"] / g6["p99_ms"],
+                        "<=", round(bound_ms / g6["p99_ms"], 2),
+                        note=f"bounded: at most G6's p99 + one round of the link sender ({LINK_PERIOD_S * 1000:.0f} "
+                             f"ms) + one flush interval of the receiving cell ({FLUSH_INTERVAL_MS} ms) = "
+                             f"{bound_ms:.0f} ms; two cells, paced (G6 at {fmt(g6['rate_msgs_per_s'])} msg/s): "
+                             f"{cells.REMOTE_REGION} "
+                             f"p50 {c2['remote_p50_ms']:.0f} ms, max {c2['remote_max_ms']:.0f} ms; "
+                             f"{cells.HOME_REGION} (home) p50 {c2['home_p50_ms']:.0f} ms, p99 {c2['home_p99_ms']:.0f} "
+                             f"ms; G6 p50 {g6['p50_ms']:.0f} ms; SQL ingested_at - ts in {cells.REMOTE_REGION} "
+                             f"(lower bound): p99 {c2['remote_sql_p99_ms']:.0f} ms"))
+
     def _goal_g6(self, r: Report) -> None:
         g6 = self.g6
         r.add_goal(Goal("G6", f"p99 publish->visible @ {fmt(g6['rate_msgs_per_s'])} msg/s", g6["p99_ms"], "ms",
@@ -610,7 +823,7 @@ def _pg_setting(text: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 60 s)")
+    parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 90 s)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="afterwards, profile the ingest under load with py-spy into DIR (not timed)")
@@ -633,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, quiet_wait_s=max(0.0, args.quiet_wait))
     if args.budget is not None:
         sizes = replace(sizes, budget_s=max(0.0, args.budget))
-    phases = 9 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
+    phases = 10 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
     progress = Progress(phases)
     bench = Bench(sizes, progress, args.profile, args.keep, dict(args.pg_setting))
     started = datetime.now(UTC)
@@ -648,6 +861,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.run_phase(bench.g3, ["bare_sub", "g3"])
         bench.run_phase(bench.g5, ["g5"])
         bench.run_phase(bench.g6, ["g6"])
+        bench.run_phase(bench.two_cells, ["c1_one_cell", "c1", "c2"])
         if args.prototypes:
             bench.prototypes()
         if args.profile:
@@ -670,9 +884,15 @@ def main(argv: list[str] | None = None) -> int:
         "policy": "embedded (regopy) behind the decision cache",
         "postgresql": dict(bench.stack.pg.settings) if bench.stack else {},
         "broker": "broker/local.conf",
+        "two_cells": {"topology": f"deploy/local/cells.yaml: cells {cells.SENDER}, {cells.RECEIVER}",
+                      "left_out": bench.cell_files.left_out if hasattr(bench, "cell_files") else {},
+                      "brokers": "broker/local.conf + per-cell dynamic security and bridges (devstack.cells)",
+                      "flush_interval_ms": FLUSH_INTERVAL_MS, "link_sender_period_s": LINK_PERIOD_S,
+                      "link_window": _default("link_window"), "link_resend_s": _default("link_resend_s")},
     }
     workload = {"devices": len(bench.workload.devices), "messages_100": len(bench.m100),
                 "readings_100": bench.readings_100, "rows_100": bench.rows_100, "messages_1": len(bench.m1),
+                "messages_cells": len(bench.m_cn), "site_cells": cells.SITE, "rows_cells": bench.cn_rows,
                 "sizes": sizes.__dict__}
     print(f"ingest benchmark ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, {duration:.0f} s")
     for line in machine_lines(bench.machine):
@@ -680,8 +900,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingest settings: flush {_default('flush_interval_ms')} ms / {_default('flush_max_messages')} msgs, "
           f"Receive Maximum {_default('receive_maximum')}, policy embedded+cache; PostgreSQL "
           + ", ".join(f"{k}={v}" for k, v in settings["postgresql"].items()))
+    cn_rows = " + ".join(f"{n:,} rows for {r}" for r, n in sorted(bench.cn_rows.items()))
     print(f"workload: {workload['devices']} devices of deploy/local/registry.yaml, {len(bench.m100):,} msgs x 100 "
-          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading")
+          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading; C1: {len(bench.m_cn):,} msgs x "
+          f"100 readings of {cells.SITE} ({cn_rows})")
     for line in report.lines:
         print(line)
     if args.profile and getattr(bench, "profile_summaries", None):

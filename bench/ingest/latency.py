@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.ingest.publish import Login
 from bench.ingest.workload import Message
 
 
@@ -40,7 +41,8 @@ class LatencyResult:
     rate: float
     messages: int
     poll_s: float
-    poll_latencies: list[float] = field(default_factory=list)
+    poll_latencies: list[float] = field(default_factory=list)  # every (message, region)
+    by_region: dict[str, list[float]] = field(default_factory=dict)  # the same, per region
     sql: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,6 +75,7 @@ class VisibilityPoller(threading.Thread):
         self.poll_s = poll_s
         self.pending: dict[tuple[str, int], _Pending] = {}
         self.latencies: list[float] = []
+        self.by_region: dict[str, list[float]] = {r: [] for r in region_dsns}
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
@@ -106,6 +109,7 @@ class VisibilityPoller(threading.Thread):
                                 if p is None or region not in p.regions:
                                     continue
                                 self.latencies.append(t_query - p.t_pub)
+                                self.by_region[region].append(t_query - p.t_pub)
                                 p.regions.discard(region)
                                 if not p.regions:
                                     del self.pending[(d, s)]
@@ -120,21 +124,36 @@ class VisibilityPoller(threading.Thread):
 def run_latency(
     port: int, region_dsns: dict[str, str], templates: Sequence[Message], regions_of: dict[str, set[str]],
     sentinel: bytes, rate: float, poll_s: float = 0.02, on_count: Callable[[int], None] | None = None,
-    drain_timeout: float = 60.0,
+    drain_timeout: float = 60.0, login: Login | None = None,
 ) -> LatencyResult:
-    """Publish ``templates`` at ``rate`` msg/s, stamping them; wait until every one is visible."""
+    """Publish ``templates`` at ``rate`` msg/s, stamping them; wait until every one is visible in every region of
+    ``regions_of[device]`` (each region's store in ``region_dsns``, which may be different servers or cells).
+    ``login``: the identity to publish as (a residency cell's gateway)."""
     poller = VisibilityPoller(region_dsns, poll_s)
     poller.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-latency-{time.monotonic_ns()}",
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
     connected = threading.Event()
-    client.on_connect = lambda *_a: connected.set()
+    refused: list[object] = []
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            refused.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    failed: list[str] = []
+    client.on_publish = lambda _c, _u, mid, reason, _p: failed.append(f"message {mid}: {reason}") \
+        if getattr(reason, "is_failure", False) else None
+    if login is not None:
+        client.username_pw_set(login.username, login.password())
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        if not connected.wait(10):
-            raise RuntimeError("latency publisher could not connect to the broker")
+        if not connected.wait(10) or refused:
+            raise RuntimeError(f"latency publisher could not connect to the broker on :{port}: "
+                               f"{refused[0] if refused else 'no CONNACK in 10 s'}")
         interval = 1.0 / rate
         t_start = time.monotonic() + 0.05
         for k, m in enumerate(templates):
@@ -148,8 +167,10 @@ def run_latency(
             if on_count is not None:
                 on_count(k + 1)
         deadline = time.monotonic() + drain_timeout
-        while poller.outstanding() and time.monotonic() < deadline and poller.error is None:
+        while poller.outstanding() and time.monotonic() < deadline and poller.error is None and not failed:
             time.sleep(0.05)
+        if failed:
+            raise RuntimeError(f"the broker on :{port} refused {len(failed)} of the paced messages: {failed[0]}")
         if poller.error is not None:
             raise RuntimeError(f"visibility poller failed: {poller.error}")
         if poller.outstanding():
@@ -159,7 +180,8 @@ def run_latency(
         poller.join(5)
         client.disconnect()
         client.loop_stop()
-    return LatencyResult(rate, len(templates), poll_s, list(poller.latencies))
+    return LatencyResult(rate, len(templates), poll_s, list(poller.latencies),
+                         {r: list(v) for r, v in poller.by_region.items()})
 
 
 def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
@@ -176,9 +198,10 @@ def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
             "max": max(values) if values else float("nan"), "readings": float(len(values))}
 
 
-def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
-    """The ingest's own account of its flushes (Prometheus histograms ``ingest_flush_stage_seconds`` and
-    ``ingest_flush_messages`` of /api/v1/metrics): per stage the mean and the share of flushes over 100 ms."""
+def flush_histograms(api_url: str) -> dict[str, tuple[float, float, float]]:
+    """The ingest's own account of its flushes so far (Prometheus histograms ``ingest_flush_stage_seconds`` and
+    ``ingest_flush_messages`` of /api/v1/metrics): per stage (sum, count, count under 100 ms); ``messages``:
+    (messages, flushes, 0)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -186,7 +209,7 @@ def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     under: dict[str, float] = {}
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, tuple[float, float, float]] = {}
     for family in text_string_to_metric_families(text):
         if family.name == "ingest_flush_stage_seconds":
             for s in family.samples:
@@ -198,11 +221,27 @@ def flush_stages(api_url: str) -> dict[str, dict[str, float]]:
                 elif s.name.endswith("_bucket") and s.labels.get("le") == "0.1":
                     under[stage] = s.value
         elif family.name == "ingest_flush_messages":
-            msg_sum = sum(s.value for s in family.samples if s.name.endswith("_sum"))
-            msg_count = sum(s.value for s in family.samples if s.name.endswith("_count"))
-            if msg_count:
-                out["messages"] = {"mean": msg_sum / msg_count}
+            out["messages"] = (sum(s.value for s in family.samples if s.name.endswith("_sum")),
+                               sum(s.value for s in family.samples if s.name.endswith("_count")), 0.0)
     for stage, n in counts.items():
-        if n:
-            out[stage] = {"mean_ms": sums.get(stage, 0.0) / n * 1000, "over_100ms": 1 - under.get(stage, n) / n}
+        out[stage] = (sums.get(stage, 0.0), n, under.get(stage, n))
+    return out
+
+
+def flush_stages(api_url: str, since: dict[str, tuple[float, float, float]] | None = None,
+                 ) -> dict[str, dict[str, float]]:
+    """Per flush stage of the ingest at ``api_url``: the mean and the share of flushes over 100 ms; the mean number
+    of messages per flush. ``since``: an earlier ``flush_histograms`` of the same ingest, to count only the flushes
+    after it."""
+    now = flush_histograms(api_url)
+    out: dict[str, dict[str, float]] = {}
+    for stage, (total, n, under) in now.items():
+        before = (since or {}).get(stage, (0.0, 0.0, 0.0))
+        total, n, under = total - before[0], n - before[1], under - before[2]
+        if not n:
+            continue
+        if stage == "messages":
+            out["messages"] = {"mean": total / n}
+        else:
+            out[stage] = {"mean_ms": total / n * 1000, "over_100ms": 1 - under / n}
     return out

@@ -98,13 +98,17 @@ def process_role(pid: int, comm: str, bench_pid: int) -> str:
 
 
 def by_role(start: dict[int, ProcessTime], end: dict[int, ProcessTime], seconds: float,
-            bench_pid: int) -> dict[str, float]:
+            bench_pid: int, busy_cpus: float | None = None) -> dict[str, float]:
     """CPUs used per role between two process tables (1.0 = one CPU busy for the whole window).
 
     A process that exited inside the window counts in its parent's reaped-children time (the
     publishers under ``bench``, PostgreSQL backends under ``postgres``): its time before the window,
     known from the start table, is taken off the parent again. One that exited unreaped is missing. An
-    approximation meant to show where the machine's CPU went, not a measurement to divide by."""
+    approximation meant to show where the machine's CPU went, not a measurement to divide by.
+
+    ``busy_cpus`` (the machine's busy CPUs in the window, from /proc/stat) caps ``other``: a process
+    whose parent exited first is reaped by another process (a subreaper, init), whose children time
+    then grows by the orphan's whole lifetime, which the start table cannot take off."""
     if seconds <= 0:
         return {}
     jiffies: dict[int, int] = {}
@@ -120,6 +124,12 @@ def by_role(start: dict[int, ProcessTime], end: dict[int, ProcessTime], seconds:
     for pid, delta in jiffies.items():
         if delta > 0:
             used[process_role(pid, end[pid].comm, bench_pid)] += delta / _HZ / seconds
+    if busy_cpus is not None and "other" in used:
+        room = busy_cpus - sum(v for k, v in used.items() if k != "other")
+        if room > 0:
+            used["other"] = min(used["other"], room)
+        else:
+            del used["other"]
     return dict(sorted(used.items(), key=lambda kv: -kv[1]))
 
 
@@ -187,7 +197,8 @@ class LoadMeter:
         share = foreign_share(start, end)
         self.windows[key] = share
         self.busy[key] = busy_share(start, end)
-        self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid())
+        self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid(),
+                                  busy_cpus=self.busy[key] * _NCPU)
         if self.watch is not None:
             self.watch.stop(key)
         return share

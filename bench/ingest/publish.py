@@ -9,6 +9,10 @@ Two kinds, measured alone first so the faster one feeds the system under test:
 
 Both connect first, then start on a signal, so ``t0`` (wall clock, just before the signal) is the first
 publish. A run returns when every worker has received every PUBACK.
+
+A broker with credentials (a residency cell's: each gateway logs in with its own identity, and the broker
+uses the user name as the client id, so one identity is one connection) is fed by one ``paho`` worker
+logged in as that gateway (``login``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Login:
+    """An MQTT identity: its user name and the file holding its secret (read by the worker, never on a
+    command line)."""
+
+    username: str
+    password_file: Path
+
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
 
 
 @dataclass
@@ -61,9 +77,11 @@ class Publisher:
     """Prepared publisher processes (connected, waiting); ``run()`` sends the go signal and waits."""
 
     def __init__(self, kind: str, port: int, messages: Sequence[tuple[str, bytes]], processes: int = 2,
-                 workdir: Path | None = None, inflight: int = 1000) -> None:
+                 workdir: Path | None = None, inflight: int = 1000, login: Login | None = None) -> None:
         if kind not in ("paho", "c"):
             raise ValueError(f"unknown publisher kind {kind!r}")
+        if login is not None and (kind != "paho" or processes != 1):
+            raise ValueError(f"a login is one connection: use one paho process (got {kind} x{processes})")
         if kind == "c" and shutil.which("mosquitto_pub") is None:
             raise RuntimeError("mosquitto_pub not found (apt-get install mosquitto-clients)")
         self.kind = kind
@@ -80,7 +98,8 @@ class Publisher:
                 path.write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "bench.ingest.publish", "--port", str(port), "--file", str(path),
-                     "--inflight", str(inflight), "--client-id", f"bench-pub-{os.getpid()}-{i}"],
+                     "--inflight", str(inflight), "--client-id", f"bench-pub-{os.getpid()}-{i}",
+                     *(["--username", login.username, "--password-file", str(login.password_file)] if login else [])],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
                 ))
             for p in self.procs:
@@ -120,6 +139,9 @@ class Publisher:
                     result = json.loads(line)
                 except ValueError:
                     raise RuntimeError(f"publisher worker failed: {line!r}") from None
+                if result.get("failed"):
+                    raise RuntimeError(f"the broker refused {result['failed']} of the publisher's messages: "
+                                       f"{result['first_failure'][0]}")
                 t_done = max(t_done, float(result["t_done"]))
                 p.wait(timeout)
         else:
@@ -151,13 +173,20 @@ class Publisher:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: float = 30.0) -> None:
-    """Publish a few messages from this process (warm-ups): QoS 1, returns once all are PUBACKed."""
+def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: float = 30.0,
+                   login: Login | None = None) -> None:
+    """Publish a few messages from this process (warm-ups): QoS 1, returns once all are PUBACKed (a PUBACK
+    with a failure reason, e.g. "not authorized", raises RuntimeError)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-warm-{os.getpid()}-{time.monotonic_ns()}",
                          protocol=mqtt.MQTTv5)
+    refused: list[str] = []
+    client.on_publish = lambda _c, _u, mid, reason, _p: refused.append(f"message {mid}: {reason}") \
+        if getattr(reason, "is_failure", False) else None
+    if login is not None:
+        client.username_pw_set(login.username, login.password())
     client.max_inflight_messages_set(max(20, len(messages)))
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -165,6 +194,10 @@ def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: fl
         infos = [client.publish(t, p, qos=1) for t, p in messages]
         for info in infos:
             info.wait_for_publish(timeout)
+        if refused:
+            who = login.username if login else "anonymous"
+            raise RuntimeError(f"broker 127.0.0.1:{port} refused {len(refused)} warm-up publishes of {who}: "
+                               f"{refused[0]}")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -172,18 +205,21 @@ def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: fl
 
 # --- worker (child process) --------------------------------------------------------------------------
 
-def _worker(port: int, path: Path, inflight: int, client_id: str) -> None:
+def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login | None = None) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     messages: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
     acked = 0
+    failed: list[str] = []  # PUBACKs with a failure reason (e.g. not authorized): counted, reported
     cond = threading.Condition()
 
-    def on_publish(_c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
+    def on_publish(_c: object, _u: object, _mid: int, rc: object, _p: object) -> None:
         nonlocal acked
         with cond:
             acked += 1
+            if getattr(rc, "is_failure", False):
+                failed.append(str(rc))
             if acked == len(messages) or acked % 256 == 0:
                 cond.notify_all()
 
@@ -192,11 +228,20 @@ def _worker(port: int, path: Path, inflight: int, client_id: str) -> None:
     client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
-    client.on_connect = lambda *_a: connected.set()
+    refused: list[object] = []
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            refused.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    if login is not None:
+        client.username_pw_set(login.username, login.password())
     client.connect("127.0.0.1", port)
     client.loop_start()
-    if not connected.wait(10):
-        print("not connected", flush=True)
+    if not connected.wait(10) or refused:
+        print(f"not connected: {refused[0] if refused else 'no CONNACK in 10 s'}", flush=True)
         sys.exit(1)
     print("ready", flush=True)
     sys.stdin.readline()
@@ -211,7 +256,8 @@ def _worker(port: int, path: Path, inflight: int, client_id: str) -> None:
     t_done = time.time()
     client.disconnect()
     client.loop_stop()
-    print(json.dumps({"t_done": t_done, "acked": acked}), flush=True)
+    print(json.dumps({"t_done": t_done, "acked": acked, "failed": len(failed), "first_failure": failed[:1]}),
+          flush=True)
 
 
 def main() -> None:
@@ -220,8 +266,11 @@ def main() -> None:
     parser.add_argument("--file", type=Path, required=True)
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--client-id", default=f"bench-pub-{os.getpid()}")
+    parser.add_argument("--username", help="log in as this identity (with --password-file)")
+    parser.add_argument("--password-file", type=Path)
     args = parser.parse_args()
-    _worker(args.port, args.file, args.inflight, args.client_id)
+    login = Login(args.username, args.password_file) if args.username and args.password_file else None
+    _worker(args.port, args.file, args.inflight, args.client_id, login)
 
 
 if __name__ == "__main__":

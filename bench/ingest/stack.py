@@ -15,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -240,8 +241,22 @@ def last_commit(stats: dict[str, Any]) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+class Polled(Protocol):
+    """What ``wait_stored`` asks of an ingest process (``IngestProcess``, or a residency cell's ingest)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log_file(self) -> Path: ...
+
+    def alive(self) -> bool: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
 def wait_stored(
-    procs: list[IngestProcess], target: int, timeout: float, on_count: Any = None, base: list[int] | None = None,
+    procs: Sequence[Polled], target: int, timeout: float, on_count: Any = None, base: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Poll /stats of every replica until together they have finished ``target`` messages (beyond ``base``)
     with nothing in flight; return the last snapshots."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.sources.simulated import SimulatedSettings, SimulatedSource
+from ingest.cells.receive import CellContext
 from ingest.pipeline.router import Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Registry, load_registry
@@ -53,13 +54,15 @@ class DeviceInfo:
     readings: list[Reading] = field(default_factory=list)
 
 
-def make_router(registry: Registry) -> Router:
-    """The router as the service builds it (embedded Rego policy behind the decision cache)."""
+def make_router(registry: Registry, cell: CellContext | None = None) -> Router:
+    """The router as the service builds it (embedded Rego policy behind the decision cache); ``cell``: as the
+    ingest of that residency cell builds it."""
     return Router(
         registry=registry,
         policy=load_engine("embedded", cache_size=10_000),
         pseudonymizer=Pseudonymizer(b"dev-only-change-me"),
         max_bytes=1_048_576,
+        cell=cell,
     )
 
 
@@ -100,24 +103,36 @@ class Workload:
                       origin=OriginClaim(site_id=dev.site_id, country=dev.country), readings=list(readings))
         return encode_batch(batch)
 
-    def messages(self, count: int, per_message: int, seq_base: int = MEASURED_SEQ_BASE) -> list[Message]:
-        """``count`` messages of ``per_message`` readings, round-robin over the devices (per-device seq)."""
+    def of_site(self, site_id: str) -> list[DeviceInfo]:
+        """The devices of one site (e.g. the CN site whose data the two-cell phases send over the link)."""
+        found = [d for d in self.devices if d.site_id == site_id]
+        if not found:
+            raise ValueError(f"site {site_id!r} has no device in {self.registry_file}")
+        return found
+
+    def messages(self, count: int, per_message: int, seq_base: int = MEASURED_SEQ_BASE,
+                 devices: Sequence[DeviceInfo] | None = None) -> list[Message]:
+        """``count`` messages of ``per_message`` readings, round-robin over the devices (every device, or
+        ``devices``), per-device seq."""
+        devs = list(devices) if devices is not None else self.devices
         sent_at = datetime.now(UTC)
         out: list[Message] = []
-        offsets = [0] * len(self.devices)
+        offsets = [0] * len(devs)
         for k in range(count):
-            d = k % len(self.devices)
-            dev = self.devices[d]
+            d = k % len(devs)
+            dev = devs[d]
             start = offsets[d] % max(1, len(dev.readings) - per_message + 1)
             chunk = dev.readings[start:start + per_message]
             offsets[d] += per_message
-            seq = seq_base + k // len(self.devices)
+            seq = seq_base + k // len(devs)
             out.append(Message(dev.topic, self._batch(dev, seq, chunk, sent_at), dev.device_id, seq, len(chunk)))
         return out
 
-    def warmup(self) -> list[Message]:
-        """Seqs 1..4 of every device, one reading each: policy cache, connections, first gaps checked."""
-        return self.messages(len(self.devices) * WARMUP_PER_DEVICE, 1, seq_base=1)
+    def warmup(self, devices: Sequence[DeviceInfo] | None = None) -> list[Message]:
+        """Seqs 1..4 of every device (or of ``devices``), one reading each: policy cache, connections, first gaps
+        checked."""
+        devs = list(devices) if devices is not None else self.devices
+        return self.messages(len(devs) * WARMUP_PER_DEVICE, 1, seq_base=1, devices=devs)
 
     def readings_per_device(self) -> int:
         return min(len(d.readings) for d in self.devices)
@@ -136,14 +151,17 @@ def sentinel_text() -> bytes:
     return marker
 
 
-def timestamped_templates(workload: Workload, count: int, per_message: int, seq_base: int) -> list[Message]:
-    """Messages whose ``sent_at`` and every reading's ``ts`` are the sentinel (replaced when published)."""
+def timestamped_templates(workload: Workload, count: int, per_message: int, seq_base: int,
+                          devices: Sequence[DeviceInfo] | None = None) -> list[Message]:
+    """Messages whose ``sent_at`` and every reading's ``ts`` are the sentinel (replaced when published), round-robin
+    over every device of the workload (or ``devices``)."""
+    devs = list(devices) if devices is not None else workload.devices
     out: list[Message] = []
     for k in range(count):
-        dev = workload.devices[k % len(workload.devices)]
-        start = (k // len(workload.devices)) * per_message % max(1, len(dev.readings) - per_message + 1)
+        dev = devs[k % len(devs)]
+        start = (k // len(devs)) * per_message % max(1, len(dev.readings) - per_message + 1)
         chunk = [Reading(ts=SENTINEL, values=r.values) for r in dev.readings[start:start + per_message]]
-        seq = seq_base + k // len(workload.devices)
+        seq = seq_base + k // len(devs)
         out.append(Message(dev.topic, workload._batch(dev, seq, chunk, SENTINEL), dev.device_id, seq, len(chunk)))
     return out
 

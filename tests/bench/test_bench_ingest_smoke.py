@@ -50,8 +50,30 @@ METRICS = [
     "g5_ceiling",
     "wal_bytes_per_row_g1",
     "wal_bytes_per_row_b_copy_binary_parallel",
+    # two residency cells (C1, C2): the CN site's messages, one cell, then cn -> global
+    "link_stage_route_us_per_msg",
+    "link_stage_part_us_per_msg",
+    "link_stage_receive_us_per_msg",
+    "c1_one_cell_rows_per_s",
+    "c1_one_cell_readings_per_s",
+    "c1_one_cell_msgs_per_s",
+    "two_cells_rows_per_s",
+    "two_cells_readings_per_s",
+    "two_cells_msgs_per_s",
+    "two_cells_latency_remote_p50_ms",
+    "two_cells_latency_remote_p99_ms",
+    "two_cells_latency_home_p50_ms",
+    "two_cells_latency_home_p99_ms",
+    "two_cells_latency_remote_sql_p99_ms",
+    "two_cells_latency_rate_msgs_per_s",
+    "c1_ratio",
+    "c1_ratio_vs_g1",
+    "c1_readings_ratio_vs_g1",
+    "c2_ratio",
+    "c2_bound_ms",
+    "wal_bytes_per_row_c1",
 ]
-GOALS = {"G1", "G2", "G3", "G5", "G6"}
+GOALS = {"G1", "G2", "G3", "G5", "G6", "C1", "C2"}
 
 
 @pytest.mark.integration
@@ -64,8 +86,10 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     # progress on stderr: phase names and counters
-    assert "[1/9] setup" in proc.stderr
+    assert "[1/10] setup" in proc.stderr
     assert "G6:" in proc.stderr
+    assert "[10/10] C1/C2: two cells (cn -> global)" in proc.stderr
+    assert "messages stored by cell cn;" in proc.stderr and "parts by cell global" in proc.stderr
     # the report on stdout: one line per goal with its verdict, and the machine
     for goal in GOALS:
         assert any(line.startswith(goal) and ("PASS" in line or "MISS" in line) for line in proc.stdout.splitlines())
@@ -86,7 +110,13 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert doc["machine"]["nproc"] >= 1 and doc["machine"]["cpu_model"]
     assert doc["workload"]["rows_100"] > 0
     assert doc["settings"]["postgresql"]["wal_buffers"] == "16MB"  # --pg-setting reached the server's settings
-    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub"}
+    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub", "c1_one_cell", "c1", "c2"}
+    # C1 counts the same rows in both runs: every row of the CN messages in cn-north, their machine rows in us-east
+    c1 = doc["details"]["c1"]
+    assert set(c1["rows"]) == {"cn-north", "us-east"} and 0 < c1["rows"]["us-east"] < c1["rows"]["cn-north"]
+    assert c1["remote_done_s"] > 0 and c1["link"]["sent"] >= c1["messages"]
+    c2 = doc["details"]["c2"]
+    assert c2["samples"]["us-east"] == c2["samples"]["cn-north"] == c2["messages"]  # every message, both regions
 
 
 @pytest.mark.parametrize("bad", ["wal_buffers", "=8MB", "wal_buffers=", "x; DROP=1"])

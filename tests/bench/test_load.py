@@ -82,3 +82,18 @@ def test_meter_attributes_a_busy_child_to_its_role() -> None:
     other = LoadMeter()
     other.put(kept)
     assert other.roles == meter.roles and other.busy == meter.busy and other.windows == meter.windows
+
+
+def test_other_never_exceeds_what_the_machine_did() -> None:
+    # Another user's test run ends in the window: its pytest (40) exits, its PostgreSQL (50, 600 s of CPU so far) is
+    # reparented and reaped by a subreaper (1): the reaper's children time jumps by that whole lifetime, which no
+    # start-table entry can take off (50's parent was 40, gone). "other" is capped by the machine's busy CPUs.
+    start = {1: ProcessTime("systemd", 0, 1, 100), 40: ProcessTime("pytest", 1, 20, 500),
+             50: ProcessTime("postgres", 40, 21, 60_000), 60: ProcessTime("postgres", 1, 30, 1000)}
+    end = {1: ProcessTime("systemd", 0, 1, 100 + 500 + 60_000 + 3), 60: ProcessTime("postgres", 1, 30, 1000 + 80)}
+    uncapped = by_role(start, end, 1.0, bench_pid=-1)
+    assert uncapped["other"] > 500  # the artefact
+    capped = by_role(start, end, 1.0, bench_pid=-1, busy_cpus=1.5)
+    assert capped["postgres"] == 80 / _HZ
+    assert capped["other"] == 1.5 - 80 / _HZ
+    assert "other" not in by_role(start, end, 1.0, bench_pid=-1, busy_cpus=0.5)  # nothing left for it
