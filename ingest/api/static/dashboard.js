@@ -353,6 +353,31 @@ function renderStoreJobs(list) {
     "last run", "next start"], rows) : note("No region store."));
 }
 
+function renderLinks(body) {
+  if (!body.cell) {
+    show("links", note(`No residency cells: this ingest writes every region (${body.regions.join(", ")}).`));
+    return;
+  }
+  const head = note(`Cell ${body.cell} (${body.country}): regions ${body.regions.join(", ")}; sites ` +
+    `${body.sites.join(", ") || "none"}.`);
+  if (!body.links.length) {
+    show("links", head, note("It sends no parts to another cell (it only receives)."));
+    return;
+  }
+  const rows = body.links.map((link) => el("tr", { class: link.up === false ? "bad" : null, "data-peer": link.peer },
+    el("td", {}, link.peer),
+    el("td", {}, link.up === true ? "up" : link.up === false ? "down" : "unknown"),
+    el("td", { class: "num" }, num(link.outbox_parts)),
+    el("td", { class: "num" }, `${Number(link.lag_s).toFixed(1)} s`),
+    el("td", { class: "num" }, num(link.sent)),
+    el("td", { class: "num" }, num(link.resent)),
+    el("td", { class: "num" }, num(link.receipted)),
+    el("td", { title: link.last_error || "" }, link.last_error || "–")));
+  show("links", head, table(["to cell", "bridge", { label: "parts waiting", num: true }, { label: "lag", num: true },
+    { label: "sent", num: true }, { label: "re-sent", num: true }, { label: "receipted", num: true }, "last error"],
+    rows));
+}
+
 // --- polling -------------------------------------------------------------------------------------
 const skip = Promise.resolve(null); // a panel the user's roles cannot read: not asked for
 
@@ -364,7 +389,7 @@ async function tick() {
   const decisionsToo = hasRole(...DECISIONS);
   const jobsToo = hasRole(...STORE_JOBS);
   const ratesDue = telemetry && (state.ticks++ % RATES_EVERY === 0 || !state.series);
-  const [health, stats, regions, flows, decisions, rejections, devices, queues, rates, storeJobs] =
+  const [health, stats, regions, flows, decisions, rejections, devices, queues, rates, storeJobs, links] =
     await Promise.allSettled([
     getJSON("/health", [503]),
     telemetry ? getJSON("/stats") : skip,
@@ -376,6 +401,7 @@ async function tick() {
     backlog(),
     ratesDue ? getJSON("/rates?window_s=900&step_s=30") : skip,
     jobsToo ? getJSON("/stores/jobs") : skip,
+    telemetry ? getJSON("/links") : skip,
   ]);
   if (rates.status === "fulfilled" && rates.value) state.series = rates.value;
   guard(health, null, renderHealth);
@@ -403,6 +429,7 @@ async function tick() {
     guard(decisions, "decisions", renderDecisions);
   }
   if (jobsToo) guard(storeJobs, "store-jobs", renderStoreJobs);
+  if (telemetry) guard(links, "links", renderLinks);
   byId("updated-chip").textContent = `updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.updated = String(Date.now());
   schedule();
@@ -422,6 +449,7 @@ async function start() {
   restrict("flows-panel", DECISIONS, "the flow matrix");
   restrict("decisions-panel", DECISIONS, "recent decisions");
   restrict("store-jobs-panel", STORE_JOBS, "store jobs");
+  restrict("links-panel", TELEMETRY, "the cell's links");
   const fromQuery = Number(query("window"));
   if (WINDOWS.includes(fromQuery)) state.windowS = fromQuery;
   byId("window-select").value = String(state.windowS);

@@ -48,7 +48,7 @@ def test_dashboard_inserts_data_as_text_only() -> None:
 def test_every_api_call_of_the_dashboard_answers(client: TestClient) -> None:
     js = (STATIC_DIR / "dashboard.js").read_text(encoding="utf-8")
     calls = re.findall(r'getJSON\(\s*[`"](/[^`"]+)[`"]', js)
-    assert len(calls) == 9  # health, stats, regions, flows, decisions, rejections, devices, rates, store jobs
+    assert len(calls) == 10  # health, stats, regions, flows, decisions, rejections, devices, rates, store jobs, links
     for call in calls:
         response = client.get("/api/v1" + call.replace("${w}", "300"))
         assert response.status_code == 200, call
