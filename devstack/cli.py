@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack import banner
@@ -38,6 +40,21 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--keep", action="store_true",
                     help="keep the data and logs directory after stopping (its path is printed)")
     return p
+
+
+def _report_exited(agents: dict[str, subprocess.Popen[bytes]], data_dir: Path) -> None:
+    for site, proc in agents.items():
+        if proc.poll() is not None:
+            print(f"agent {site} exited with {proc.returncode}; see {data_dir}/agent-{site}.log")
+
+
+def _stop(cleanup: Callable[..., None], data_dir: Path, *, keep: bool, what: str) -> None:
+    """Stop everything a run started; say where its data and logs are when they are kept."""
+    print(f"stopping {what} ...", flush=True)
+    cleanup(keep=keep)
+    if keep:
+        print(f"kept the data and logs in {data_dir} (delete it when done)", flush=True)
+    print("stopped.", flush=True)
 
 
 def _fmt_rates(prev: dict[str, int], cur: dict[str, int], dt: float) -> str:
@@ -89,9 +106,7 @@ def up(args: argparse.Namespace) -> int:
         prev: dict[str, int] = {}
         last = time.monotonic()
         while not stop.wait(5.0):
-            for site, proc in stack.agents.items():
-                if proc.poll() is not None:
-                    print(f"agent {site} exited with {proc.returncode}; see {stack.dir}/agent-{site}.log")
+            _report_exited(stack.agents, stack.dir)
             try:
                 snap = stack.stats()
             except Exception as exc:  # the API may be restarting; keep going
@@ -110,11 +125,7 @@ def up(args: argparse.Namespace) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     finally:
-        print("stopping agents, ingest, Mosquitto, PostgreSQL ...", flush=True)
-        stack.cleanup(keep=args.keep)
-        if args.keep:
-            print(f"kept the data and logs in {stack.dir} (delete it when done)", flush=True)
-        print("stopped.", flush=True)
+        _stop(stack.cleanup, stack.dir, keep=args.keep, what="agents, ingest, Mosquitto, PostgreSQL")
 
 
 def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -147,9 +158,7 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
         prev: dict[str, dict[str, int]] = {}
         last = time.monotonic()
         while not stop.wait(5.0):
-            for site, proc in stack.agents.items():
-                if proc.poll() is not None:
-                    print(f"agent {site} exited with {proc.returncode}; see {base}/agent-{site}.log")
+            _report_exited(stack.agents, base)
             now = time.monotonic()
             for name in stack.cells:
                 try:
@@ -176,11 +185,7 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     finally:
-        print("stopping agents, ingests, brokers, PostgreSQL ...", flush=True)
-        stack.cleanup(keep=args.keep)
-        if args.keep:
-            print(f"kept the data and logs in {base} (delete it when done)", flush=True)
-        print("stopped.", flush=True)
+        _stop(stack.cleanup, base, keep=args.keep, what="agents, ingests, brokers, PostgreSQL")
 
 
 def main(argv: list[str] | None = None) -> int:
