@@ -40,7 +40,7 @@ from devstack.cells import DEFAULT_TOPOLOGY, Cell, CellsStack
 from devstack.errors import ComponentError
 from devstack.postgres import PostgresServer
 from devstack.process import tail
-from ingest.cells.envelope import encode_part, part_of, xfer_topic
+from ingest.cells.envelope import part_body, xfer_topic
 from ingest.cells.receive import CellContext
 from ingest.cells.topology import check_against_registry, load_topology
 from ingest.registry import load_registry
@@ -105,7 +105,7 @@ class LinkStage:
 
     messages: int
     route_us: float  # the sending cell's Router.route of one 100-reading message (every region's rows)
-    part_us: float  # part_of + encode_part: what the outbox writer does per message for the remote region
+    part_us: float  # part_body: what the outbox writer does per message for the remote region
     receive_us: float  # the receiving cell's Router.receive_part: decode, check, its own decisions, rows
     rows_per_part: float
     bytes_per_part: float
@@ -114,7 +114,7 @@ class LinkStage:
     def line(self) -> str:
         return (f"in-process, per message of {self.messages}: home Router.route {self.route_us / 1000:.2f} ms; part "
                 f"for {REMOTE_REGION} ({self.rows_per_part:.0f} rows, {self.bytes_per_part / 1024:.1f} KiB against "
-                f"{self.bytes_per_message / 1024:.1f} KiB of payload): part_of + encode_part {self.part_us / 1000:.2f} "
+                f"{self.bytes_per_message / 1024:.1f} KiB of payload): part_body {self.part_us / 1000:.2f} "
                 f"ms, receiving Router.receive_part {self.receive_us / 1000:.2f} ms")
 
 
@@ -128,12 +128,12 @@ def link_stage(files: TwoCellFiles, messages: list[Message], meter: LoadMeter) -
     for m in messages[:8]:  # policy caches warm, as in the service after its first messages
         rows = home.route(m.topic, m.payload).rows[REMOTE_REGION]
         receiver.receive_part(xfer_topic(RECEIVER, SENDER, m.device_id),
-                              encode_part(part_of(rows, from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)))
+                              part_body(rows, from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1])
     meter.start("link_stage")
     t0 = time.perf_counter()
     routed = [home.route(m.topic, m.payload) for m in messages]
     t1 = time.perf_counter()
-    bodies = [encode_part(part_of(r.rows[REMOTE_REGION], from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION))
+    bodies = [part_body(r.rows[REMOTE_REGION], from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1]
               for r in routed]
     t2 = time.perf_counter()
     received = [receiver.receive_part(xfer_topic(RECEIVER, SENDER, m.device_id), body)

@@ -10,49 +10,74 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
-from wire.envelope import MAX_READINGS_PER_BATCH, MAX_VALUES_PER_READING, parse_json
+from wire.envelope import (
+    MAX_MAGNITUDE,
+    MAX_READINGS_PER_BATCH,
+    MAX_SEQ,
+    MAX_VALUES_PER_READING,
+    FieldName,
+    Text,
+    parse_json,
+)
 from wire.errors import DecodeError
 
 PART_VERSION = 1
 XFER_PREFIX = "xfer/v1"
 XACK_PREFIX = "xack/v1"
 _PART_NS = uuid.UUID("1d0f3c0e-7a51-4c4e-9a0b-6b1f0c7e2a55")
-MAX_ROWS = MAX_READINGS_PER_BATCH * MAX_VALUES_PER_READING
 
 
-class PartRow(BaseModel):
-    """One stored value: where in the batch (idx), which field, when, its category, and the value as allowed."""
+class PartRow(NamedTuple):
+    """One stored value a part carries: where in the batch (idx), which field, when, its category, and the value
+    as the decision allowed it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    idx: int = Field(ge=0, lt=MAX_READINGS_PER_BATCH)
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    ts: AwareDatetime
+    idx: int
+    name: str
+    ts: datetime
     category: str
-    num: float | None = None
-    txt: str | None = Field(default=None, max_length=1024)
-    transform: str | None = None
+    num: float | None
+    txt: str | None
+    transform: str | None
+
+
+# The wire's bounds hold for parts too (a peer is trusted to send only what its policy allowed, not to be
+# unable to err): finite bounded numbers, texts without NUL, bigint sequence numbers.
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+# One value of a reading: [name, category, num, txt, transform]; validated by pydantic-core (tuples, not a model
+# per value: a part of a 100-reading message holds hundreds).
+PartValue = tuple[FieldName, Text, Number | None, Text | None, Text | None]
+# One reading: [idx, ts, [values...]] (its timestamp written once).
+PartReading = tuple[Annotated[int, Field(ge=0, lt=MAX_READINGS_PER_BATCH)], AwareDatetime,
+                    Annotated[list[PartValue], Field(min_length=1, max_length=MAX_VALUES_PER_READING)]]
 
 
 class Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     v: Literal[1] = PART_VERSION
     part_id: uuid.UUID
-    from_cell: str
-    to_cell: str
-    region: str
-    site_id: str
-    device_id: str
-    seq: int = Field(ge=0)
+    from_cell: Text
+    to_cell: Text
+    region: Text
+    site_id: Text
+    device_id: Text
+    seq: int = Field(ge=0, le=MAX_SEQ)
     origin_country: str = Field(pattern=r"^[A-Z]{2}$")
-    policy_revision: str
-    decisions: dict[str, uuid.UUID] = Field(description="category -> the sending cell's decision id")
-    rows: list[PartRow] = Field(min_length=1, max_length=MAX_ROWS)
+    policy_revision: Text
+    decisions: dict[Text, uuid.UUID] = Field(description="category -> the sending cell's decision id")
+    readings: list[PartReading] = Field(
+        min_length=1, max_length=MAX_READINGS_PER_BATCH, alias="rows",
+        description="per reading [idx, ts, [[name, category, num, txt, transform], ...]] (JSON key: rows)")
+
+    @property
+    def rows(self) -> list[PartRow]:
+        return [PartRow(idx, name, ts, category, num, txt, transform)
+                for idx, ts, values in self.readings for name, category, num, txt, transform in values]
 
 
 def part_id(device_id: str, seq: int, region: str, revision: str) -> uuid.UUID:
@@ -62,42 +87,60 @@ def part_id(device_id: str, seq: int, region: str, revision: str) -> uuid.UUID:
 
 # Row layout of region tables (ingest.store.region.COLUMNS):
 # device_id, seq, idx, name, ts, site_id, origin_country, category, num, txt, transform, decision_id, revision
-def part_of(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: str, region: str) -> Part:
-    """The part carrying ``rows`` (one message's rows for ``region``)."""
+def part_body(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: str,
+              region: str) -> tuple[uuid.UUID, bytes]:
+    """The part carrying ``rows`` (one message's rows for ``region``), encoded: (part id, JSON). Built straight
+    from the router's rows (already validated), without a model per value: the sending cell's hot path."""
     first = rows[0]
-    device_id, seq, site_id, origin, revision = first[0], first[1], first[5], first[6], first[12]
-    return Part(
-        part_id=part_id(str(device_id), int(seq), region, str(revision)),  # type: ignore[call-overload]
-        from_cell=from_cell, to_cell=to_cell, region=region, site_id=str(site_id), device_id=str(device_id),
-        seq=int(seq), origin_country=str(origin), policy_revision=str(revision),  # type: ignore[call-overload]
-        decisions={str(r[7]): r[11] for r in rows},  # type: ignore[misc]
-        rows=[PartRow(idx=r[2], name=r[3], ts=r[4], category=r[7], num=r[8], txt=r[9], transform=r[10])  # type: ignore[arg-type]
-              for r in rows],
-    )
+    device_id, seq, site_id, origin, revision = str(first[0]), int(first[1]), first[5], first[6], str(first[12])  # type: ignore[call-overload]
+    pid = part_id(device_id, seq, region, revision)
+    readings: dict[int, tuple[object, list[tuple[object, ...]]]] = {}
+    decisions: dict[object, object] = {}
+    for r in rows:
+        reading = readings.get(r[2])  # type: ignore[call-overload]
+        if reading is None:
+            reading = readings[r[2]] = (r[4], [])  # type: ignore[index]
+        reading[1].append((r[3], r[7], r[8], r[9], r[10]))
+        decisions[r[7]] = r[11]
+    body = {
+        "v": PART_VERSION, "part_id": pid, "from_cell": from_cell, "to_cell": to_cell, "region": region,
+        "site_id": site_id, "device_id": device_id, "seq": seq, "origin_country": origin,
+        "policy_revision": revision, "decisions": decisions,
+        "rows": [(idx, ts, values) for idx, (ts, values) in readings.items()],
+    }
+    return pid, to_json(body)
 
 
-def rows_of(part: Part) -> list[tuple[object, ...]]:
-    """The region rows a part carries, as the sending cell made them (same keys, decision ids, revision)."""
-    return [(part.device_id, part.seq, r.idx, r.name, r.ts, part.site_id, part.origin_country, r.category, r.num,
-             r.txt, r.transform, part.decisions[r.category], part.policy_revision) for r in part.rows]
+def part_of(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: str, region: str) -> Part:
+    """The part carrying ``rows``, as a model (tests, tools)."""
+    return decode_part(part_body(rows, from_cell=from_cell, to_cell=to_cell, region=region)[1])
+
+
+def rows_of(part: Part, rows: Sequence[PartRow] | None = None) -> list[tuple[object, ...]]:
+    """The region rows a part carries, as the sending cell made them (same keys, decision ids, revision);
+    ``rows``: ``part.rows`` when the caller has them already."""
+    device_id, seq, site_id, origin, decisions, revision = (part.device_id, part.seq, part.site_id,
+                                                             part.origin_country, part.decisions, part.policy_revision)
+    return [(device_id, seq, r.idx, r.name, r.ts, site_id, origin, r.category, r.num, r.txt, r.transform,
+             decisions[r.category], revision) for r in (rows if rows is not None else part.rows)]
 
 
 def encode_part(part: Part) -> bytes:
-    return part.model_dump_json().encode()
+    return part.model_dump_json(by_alias=True).encode()
 
 
 def decode_part(payload: bytes) -> Part:
     """Parse and validate a part; DecodeError names the first bad field."""
-    raw = parse_json(payload)
-    if not isinstance(raw, dict):
-        raise DecodeError("part must be a JSON object")
     try:
-        part = Part.model_validate(raw)
+        part = Part.model_validate_json(payload)
     except ValidationError as exc:
         err = exc.errors()[0]
+        if err.get("type") == "json_invalid":
+            parse_json(payload)  # raises DecodeError with the parser's message
         raise DecodeError(str(err.get("msg", "invalid")),
                           field=".".join(str(p) for p in err.get("loc", ())) or None) from None
-    missing = sorted({r.category for r in part.rows} - set(part.decisions))
+    missing = sorted({category for _, _, values in part.readings for _, category, *_ in values}
+                     - set(part.decisions))
     if missing:
         raise DecodeError(f"rows of categories {missing} carry no decision", field="decisions")
     return part

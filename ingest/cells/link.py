@@ -124,6 +124,10 @@ class LinkSender:
         if self._conn is not None:
             self._conn.close()
 
+    def wake(self) -> None:
+        """Parts were committed to the outbox: ship them now rather than at the next round."""
+        self._wake.set()
+
     def connected(self, up: bool) -> None:
         """The consumer's connection came up (and subscribed to :meth:`filters`) or went down."""
         if up:

@@ -10,11 +10,11 @@ link are parked, like messages for a region that is down, and local traffic keep
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
-from ingest.cells.envelope import encode_part, part_of
+from ingest.cells.envelope import part_body
 from ingest.errors import StoreUnavailableError
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.isolation import GroupsWritten, write_isolated
@@ -31,8 +31,11 @@ _DEPTH_TTL_S = 2.0
 class OutboxWriter:
     """Writes one remote region's parts into this cell's outbox (its own connection to the control store)."""
 
-    def __init__(self, region: str, *, from_cell: str, to_cell: str, control_dsn: str, max_parts: int) -> None:
+    def __init__(self, region: str, *, from_cell: str, to_cell: str, control_dsn: str, max_parts: int,
+                 on_commit: Callable[[], None] | None = None) -> None:
+        """``on_commit``: called after parts were committed (wakes the link sender)."""
         self.name = region
+        self._on_commit = on_commit
         self.from_cell = from_cell
         self.to_cell = to_cell
         self.max_parts = max_parts
@@ -62,14 +65,16 @@ class OutboxWriter:
                         f"outbox full ({depth} parts waiting for cell {self.to_cell}, INGEST_LINK_OUTBOX_MAX "
                         f"{self.max_parts}): messages for region {self.name} wait",
                     )
-                parts = [part_of(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name)
+                parts = [part_body(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name)
                          for g in groups]
-                cur.execute(_INSERT, ([p.part_id for p in parts], [self.to_cell] * len(parts),
-                                      [self.name] * len(parts), [p.device_id for p in parts],
-                                      [p.seq for p in parts], [encode_part(p) for p in parts]))
+                cur.execute(_INSERT, ([pid for pid, _ in parts], [self.to_cell] * len(parts),
+                                      [self.name] * len(parts), [str(g[0][0]) for g in groups],
+                                      [int(g[0][1]) for g in groups], [body for _, body in parts]))
                 self._depth += cur.rowcount
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
+        if self._on_commit is not None:
+            self._on_commit()
         return sum(len(g) for g in groups)
 
     def _current_depth(self, cur: psycopg.Cursor) -> int:

@@ -87,15 +87,16 @@ def check_part(
     if serving != part.from_cell:
         raise TransferRefused(f"site {part.site_id} is served by cell {serving!r}, not by {part.from_cell!r}", part)
     fields = registry.profile_of(part.device_id).fields
-    for row in part.rows:
+    part_rows = part.rows
+    for row in part_rows:
         spec = fields.get(row.name)
         if spec is None:
             raise TransferRefused(f"field {row.name!r} is not declared for {part.device_id!r}", part)
         if spec.category != row.category:
             raise TransferRefused(f"field {row.name!r} is {spec.category} here, the part says {row.category}", part)
     decisions: dict[str, tuple[Flow, Decision]] = {}
-    for category in sorted({r.category for r in part.rows}):
-        rows = [r for r in part.rows if r.category == category]
+    for category in sorted({r.category for r in part_rows}):
+        rows = [r for r in part_rows if r.category == category]
         pseudonymized = all(r.transform == "pseudonymized" for r in rows)
         flow, decision = decide(part.site_id, part.region, category, pseudonymized)
         if not decision.allow:
@@ -108,7 +109,7 @@ def check_part(
             raise TransferRefused(f"field {r.name!r} must be {wanted}d in {part.region} under this cell's policy; "
                                   f"the part carries it {r.transform or 'as it was'}", part)
         decisions[category] = (flow, decision)
-    return Accepted(part, rows_of(part), decisions)
+    return Accepted(part, rows_of(part, part_rows), decisions)
 
 
 def refused_part_id(exc: TransferRefused) -> uuid.UUID | None:

@@ -155,7 +155,8 @@ class Consumer:
             for region, peer in sorted(_remote_regions(cell).items()):
                 self._regions[region] = OutboxWriter(region, from_cell=cell.name, to_cell=peer,
                                                      control_dsn=settings.control_dsn,
-                                                     max_parts=settings.link_outbox_max)
+                                                     max_parts=settings.link_outbox_max,
+                                                     on_commit=link.wake if link is not None else None)
         self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
         self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import PostgresServer
 from devstack.cells import CellsStack
-from ingest.cells.envelope import Part, PartRow, encode_part, part_id, xfer_topic
+from ingest.cells.envelope import Part, encode_part, part_id, xfer_topic
 from tests.integration.ingest_harness import query, wait_until
 from tests.integration.relay import RecordingRelay
 
@@ -187,7 +187,7 @@ def test_only_peer_cells_may_publish_in_the_transfer_namespace(
     part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_001, "us-east", "x"), from_cell="cn", to_cell="global",
                 region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_001,
                 origin_country="CN", policy_revision="x", decisions={"machine": part_id("a", 1, "b", "c")},
-                rows=[PartRow(idx=0, name="power_kw", ts=datetime.now(UTC), category="machine", num=1.0)])
+                rows=[(0, datetime.now(UTC), [("power_kw", "machine", 1.0, None, None)])])
     topic = xfer_topic("global", "cn", "cn-shenzhen-cnc-01")
     # no anonymous access at all
     anon = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anon", protocol=mqtt.MQTTv5)
@@ -224,8 +224,7 @@ def test_a_part_the_receiving_policy_does_not_allow_is_quarantined_there(
     part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_002, "us-east", "x"), from_cell="cn", to_cell="global",
                 region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_002,
                 origin_country="CN", policy_revision="x", decisions={"personal": part_id("a", 2, "b", "c")},
-                rows=[PartRow(idx=0, name="operator_badge", ts=datetime.now(UTC), category="personal",
-                              txt="CN-B-SMUGGLED")])
+                rows=[(0, datetime.now(UTC), [("operator_badge", "personal", None, "CN-B-SMUGGLED", None)])])
     client, (connack, _acks) = _client(cn.mqtt.port, "ingest-2", stack.secret_file("cn", "ingest-2").read_text()
                                        .strip(), "ingest-2")
     assert not connack.is_failure

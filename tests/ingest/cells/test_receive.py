@@ -73,13 +73,19 @@ def test_the_receiving_router_accepts_it_and_logs_its_own_decision(
     assert [(d.category, d.region, d.outcome) for d in routed.decisions] == [("machine", "us-east", "stored")]
 
 
+_VALUE_FIELDS = {"name": 0, "category": 1, "num": 2, "txt": 3, "transform": 4}
+
+
 def _tamper(body: bytes, *, only_first_row: bool = False, **changes: Any) -> bytes:
+    """Change a part's fields, or (row_<field>) its first value: rows are [idx, ts, [[name, category, num, txt,
+    transform], ...]] per reading."""
     raw = json.loads(body)
     if only_first_row:
         raw["rows"] = raw["rows"][:1]
+        raw["rows"][0][2] = raw["rows"][0][2][:1]
     for key, value in changes.items():
         if key.startswith("row_"):
-            raw["rows"][0][key.removeprefix("row_")] = value
+            raw["rows"][0][2][0][_VALUE_FIELDS[key.removeprefix("row_")]] = value
         else:
             raw[key] = value
     return json.dumps(raw).encode()
@@ -152,6 +158,38 @@ def test_an_undecodable_part_is_refused_and_not_receipted(registry: Registry, en
     with pytest.raises(DecodeError, match="carry no decision"):
         _topic, body, _rows = _cn_part(registry, engine, seq=6)
         decode_part(_tamper(body, decisions={}))
+
+
+@pytest.mark.parametrize(
+    ("replace", "field"),
+    [
+        ((b'"seq":7', b'"seq":9223372036854775808'), "seq"),  # past bigint
+        ((b'"device_id":"cn-shenzhen-cnc-01"', b'"device_id":"cn-shenzhen-cnc-01\\u0000"'), "device_id"),
+        ((b'"policy_revision":"', b'"policy_revision":"\\u0000'), "policy_revision"),
+    ],
+)
+def test_a_hostile_part_gets_the_wires_bounds(
+    registry: Registry, engine: CachedPolicyEngine, replace: tuple[bytes, bytes], field: str
+) -> None:
+    """A peer is trusted to send what its policy allowed, not to be unable to err: the wire's bounds hold."""
+    _topic, body, _rows = _cn_part(registry, engine, seq=7)
+    compact = json.dumps(json.loads(body), separators=(",", ":")).encode()
+    assert replace[0] in compact
+    with pytest.raises(DecodeError) as err:
+        decode_part(compact.replace(replace[0], replace[1], 1))
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("num", ["1e400", "NaN", "Infinity", "2e15", "5" * 5000])
+def test_a_part_with_a_number_the_stores_cannot_hold_is_refused(
+    registry: Registry, engine: CachedPolicyEngine, num: str
+) -> None:
+    topic, body, _rows = _cn_part(registry, engine, seq=8)
+    raw = json.loads(body)
+    raw["rows"][0][2][0][_VALUE_FIELDS["num"]] = "@NUM@"
+    text = json.dumps(raw).replace('"@NUM@"', num)
+    routed = _router(registry, engine, "global").receive_part(topic, text.encode())
+    assert [r.code for r in routed.rejections] == ["transfer_refused"] and routed.rows == {}
 
 
 def test_a_cells_router_refuses_sites_of_other_cells_and_holds_quarantine_at_home(
