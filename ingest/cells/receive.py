@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.cells.envelope import Part, decode_part, parse_xfer_topic, rows_of
+from ingest.cells.envelope import Part, decode_part, parse_xfer_topic
 from ingest.cells.topology import Topology
 from ingest.registry import Registry
 from policy import Decision, Flow
@@ -87,29 +87,38 @@ def check_part(
     if serving != part.from_cell:
         raise TransferRefused(f"site {part.site_id} is served by cell {serving!r}, not by {part.from_cell!r}", part)
     fields = registry.profile_of(part.device_id).fields
-    part_rows = part.rows
-    for row in part_rows:
-        spec = fields.get(row.name)
-        if spec is None:
-            raise TransferRefused(f"field {row.name!r} is not declared for {part.device_id!r}", part)
-        if spec.category != row.category:
-            raise TransferRefused(f"field {row.name!r} is {spec.category} here, the part says {row.category}", part)
+    # One pass over the values (hundreds per part: the receiving cell's hot path): each checked against this
+    # cell's registry, and made into the region row the sending cell made (same keys, decision id, revision).
+    uses: dict[str, set[tuple[str, str | None]]] = {}  # category -> its (field, transform as carried)
+    rows: list[tuple[object, ...]] = []
+    device_id, seq, site_id, origin, revision = (part.device_id, part.seq, part.site_id, part.origin_country,
+                                                 part.policy_revision)
+    for idx, ts, values in part.readings:
+        for name, category, num, txt, transform in values:
+            spec = fields.get(name)
+            if spec is None:
+                raise TransferRefused(f"field {name!r} is not declared for {part.device_id!r}", part)
+            if spec.category != category:
+                raise TransferRefused(f"field {name!r} is {spec.category} here, the part says {category}", part)
+            uses.setdefault(category, set()).add((name, transform))
+            rows.append((device_id, seq, idx, name, ts, site_id, origin, category, num, txt, transform,
+                         part.decisions[category], revision))
     decisions: dict[str, tuple[Flow, Decision]] = {}
-    for category in sorted({r.category for r in part_rows}):
-        rows = [r for r in part_rows if r.category == category]
-        pseudonymized = all(r.transform == "pseudonymized" for r in rows)
+    for category in sorted(uses):
+        carried = sorted(uses[category], key=lambda use: (use[0], use[1] or ""))
+        pseudonymized = all(transform == "pseudonymized" for _, transform in carried)
         flow, decision = decide(part.site_id, part.region, category, pseudonymized)
         if not decision.allow:
             raise TransferRefused(f"this cell's policy ({decision.policy_revision}) does not allow {category} data "
                                   f"from {site.country} in {part.region}: {'; '.join(decision.reasons)}", part)
-        for r in rows:
-            wanted = decision.transforms.get(r.name, decision.transforms.get(category))
-            if wanted is None or (wanted == "pseudonymize" and r.transform == "pseudonymized"):
+        for name, transform in carried:
+            wanted = decision.transforms.get(name, decision.transforms.get(category))
+            if wanted is None or (wanted == "pseudonymize" and transform == "pseudonymized"):
                 continue
-            raise TransferRefused(f"field {r.name!r} must be {wanted}d in {part.region} under this cell's policy; "
-                                  f"the part carries it {r.transform or 'as it was'}", part)
+            raise TransferRefused(f"field {name!r} must be {wanted}d in {part.region} under this cell's policy; "
+                                  f"the part carries it {transform or 'as it was'}", part)
         decisions[category] = (flow, decision)
-    return Accepted(part, rows_of(part, part_rows), decisions)
+    return Accepted(part, rows, decisions)
 
 
 def refused_part_id(exc: TransferRefused) -> uuid.UUID | None:

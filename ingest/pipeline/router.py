@@ -295,7 +295,7 @@ class Router:
         part = accepted.part
         site = registry.sites[part.site_id]
         region = registry.regions[part.region]
-        readings = len({r.idx for r in part.rows})
+        readings = len({idx for idx, _ts, _values in part.readings})
         routed = Routed(rows={part.region: accepted.rows}, device_id=part.device_id, seq=part.seq,
                         readings=readings, receipt=(part.from_cell, part.part_id))
         for category, (flow, decision) in accepted.decisions.items():
