@@ -53,6 +53,13 @@ class IngestSettings(BaseSettings):
         50.0, gt=0, description="Most batches per second a device can produce (bounds a plausible seq jump after "
         "an outage).",
     )
+    sparkplug: bool = Field(
+        True, description="Also subscribe to Sparkplug B edge nodes' births, data and deaths (spBv1.0/...; "
+        "docs/sparkplug.md).",
+    )
+    sparkplug_rebirth_interval_s: float = Field(
+        30.0, ge=0, description="Least time between two Rebirth requests (NCMD) to one Sparkplug edge node.",
+    )
     max_clock_skew_s: float = Field(
         300.0, gt=0, description="A gateway status dated more than this ahead of the ingest's clock is refused.",
     )

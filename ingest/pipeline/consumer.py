@@ -69,6 +69,8 @@ from ingest.config import IngestSettings
 from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.pipeline.router import Parsed, RejectionRecord, Routed, Router, quarantine_id
 from ingest.pipeline.stats import PipelineStats
+from ingest.sparkplug.mapping import SpbParsed
+from ingest.sparkplug.sessions import Incoming, SessionStore
 from ingest.store.control import ControlRecords, ControlWriter
 from ingest.store.isolation import write_isolated
 from ingest.store.quarantine import QuarantineWriter
@@ -76,6 +78,9 @@ from ingest.store.region import RegionWriter
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
 from policy.errors import PolicyUnavailableError
 from wire import Status, data_subscription
+from wire.sparkplug import NAMESPACE as SPB_NAMESPACE
+from wire.sparkplug import ncmd_topic, rebirth_payload
+from wire.sparkplug import subscriptions as spb_subscriptions
 from wire.topics import STATUS_PREFIX, status_subscription
 
 log = logging.getLogger("ingest.consumer")
@@ -161,6 +166,9 @@ class Consumer:
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
         self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
                                                                         settings.seq_rate_max))
+        self._sessions = SessionStore(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
+                                                                      settings.seq_rate_max))
+        self._rebirth_at: dict[tuple[str, str], float] = {}  # Sparkplug edge node -> last Rebirth request
         self._parked: list[_Inbound] = []
         self._region_retry_at: dict[str, float] = {}
         self._region_delay: dict[str, float] = {}
@@ -197,6 +205,8 @@ class Consumer:
         """Every subscription: the data (shared), the statuses, and for a cell its incoming parts (shared), its
         receipts and its bridges' states."""
         filters = [data_subscription(self.settings.share_group), status_subscription()]
+        if self.settings.sparkplug:
+            filters += spb_subscriptions(self.settings.share_group)
         if self.cell is not None:
             filters.append(f"$share/{self.settings.share_group}/{XFER_PREFIX}/{self.cell.name}/+/+")
         if self.link is not None:
@@ -271,6 +281,7 @@ class Consumer:
             writer.close()
         self._control.close()
         self._claims.close()
+        self._sessions.close()
 
     def new_writer(self, region: str) -> RegionWriter | OutboxWriter:
         """A writer of its own for ``region`` (a quarantine release): the region's store, or, for a region of
@@ -391,6 +402,7 @@ class Consumer:
         routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[tuple[_Inbound, Status]] = []
         parsed: list[tuple[_Inbound, Parsed]] = []
+        sparkplug: list[tuple[_Inbound, SpbParsed]] = []
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_clock_skew_s)
         for item in batch:
@@ -404,11 +416,20 @@ class Consumer:
             if item.topic.startswith(XFER_PREFIX + "/"):
                 routed.append((item, self.router.receive_part(item.topic, item.payload)))
                 continue
+            if item.topic.startswith(SPB_NAMESPACE + "/"):
+                s = self.router.parse_sparkplug(item.topic, item.payload, received=item.arrived)
+                if isinstance(s, Routed):
+                    routed.append((item, s))
+                else:
+                    sparkplug.append((item, s))
+                continue
             p = self.router.parse(item.topic, item.payload, received=item.arrived)
             if isinstance(p, Routed):
                 routed.append((item, p))
             else:
                 parsed.append((item, p))
+        if sparkplug:
+            routed += self._route_sparkplug(sparkplug)
         if parsed:
             self.watchdog.stage("claim")
             verdicts = self._claims.claim([Claim(p.batch.device_id, p.batch.seq, len(p.batch.readings), p.digest)
@@ -429,6 +450,39 @@ class Consumer:
                     m = self.router.route_parsed(p)
                 routed.append((item, m))
         return routed, statuses
+
+    def _route_sparkplug(self, items: list[tuple[_Inbound, SpbParsed]]) -> list[tuple[_Inbound, Routed]]:
+        """Sparkplug messages resolved against their edge nodes' sessions (one control transaction: births, aliases,
+        positions claimed), then routed like batches; Rebirth requests for the nodes that need one."""
+        self.watchdog.stage("claim")
+        outcome = self._sessions.process([Incoming(p.where, p.decoded, p.digest) for _, p in items])
+        self.stats.store_ok("control")
+        self.watchdog.stage("route")
+        self._request_rebirths(outcome.rebirth)
+        return [(item, self.router.route_sparkplug(p, r)) for (item, p), r in zip(items, outcome.resolved, strict=True)]
+
+    def _request_rebirths(self, nodes: set[tuple[str, str]]) -> None:
+        """Ask each edge node for its births again (NCMD ``Node Control/Rebirth``, QoS 0 as the specification
+        prescribes), at most once per INGEST_SPARKPLUG_REBIRTH_INTERVAL_S per node and replica."""
+        now = time.monotonic()
+        for group, edge_node in sorted(nodes):
+            last = self._rebirth_at.get((group, edge_node))
+            if last is not None and now - last < self.settings.sparkplug_rebirth_interval_s:
+                continue
+            self._rebirth_at[(group, edge_node)] = now
+            self._client.publish(ncmd_topic(group, edge_node), rebirth_payload(int(time.time() * 1000)), qos=0)
+            self.stats.rebirth_requested()
+            log.info("asked Sparkplug edge node %s/%s for a Rebirth", group, edge_node)
+
+    def _reroute(self, item: _Inbound) -> Routed:
+        """A parked message routed again from its payload (a Sparkplug message is a redelivery for its session:
+        the same position and rows)."""
+        if item.topic.startswith(SPB_NAMESPACE + "/"):
+            s = self.router.parse_sparkplug(item.topic, item.payload, received=item.arrived)
+            if isinstance(s, Routed):
+                return s
+            return self._route_sparkplug([(item, s)])[0][1]
+        return self.router.route(item.topic, item.payload, received=item.arrived)
 
     def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
                         control: Future[_Committed | None], stages: dict[str, float]) -> _InFlight:
@@ -609,9 +663,9 @@ class Consumer:
                 still.append(item)
                 continue
             try:
-                m = self.router.route(item.topic, item.payload, received=item.arrived)
-            except PolicyUnavailableError as exc:  # the policy is out now: try again later
-                self.stats.store_failed("policy", str(exc))
+                m = self._reroute(item)
+            except (PolicyUnavailableError, StoreUnavailableError, StoreDataError) as exc:  # out now: try again later
+                self.stats.store_failed(getattr(exc, "store", "policy"), str(exc))
                 still.append(item)
                 continue
             if m.receipt is not None:
