@@ -1,7 +1,8 @@
 """Sparkplug B from a third-party edge node (Eclipse Tahu's JavaScript client, run with Node.js): births, data with
 aliases, a personal metric, a forced seq gap, an ingest kill -9, the node's death (Will) and reconnection with a
-new bdSeq; and the bad input a Sparkplug node can send. One stack for the module: Mosquitto, PostgreSQL, one
-ingest replica as a subprocess (killable)."""
+new bdSeq; and the bad input a Sparkplug node can send. One stack for the module: Mosquitto with the credentials
+and ACLs `python -m broker credentials` generates from the registry (as a cell's broker: each edge node logs in
+as <group>.<edge node>), PostgreSQL, one ingest replica as a subprocess (killable)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from broker.credentials import DYNSEC_FILE, generate_for_registry, read_secret
+from broker.identities import IdentitiesSpec
 from devstack import MosquittoServer, PostgresServer
+from devstack.mosquitto import BrokerAuth
 from devstack.sparkplug import TahuEdgeNode, merged_registry
 from ingest.registry import Registry, load_registry
 from tests.conftest import REGISTRY_FILE, fresh_databases
@@ -35,14 +39,19 @@ class Stack:
     registry: Registry
     replica: Replica
     tmp: Path
-    ncmd: list[str]
+    creds: Path
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.broker.port}"
 
+    def secret(self, identity: str) -> str:
+        return read_secret(self.creds / "identities" / identity / "password")
+
     def node(self, edge_node: str, devices: list[str], bd_seq: int = 0) -> TahuEdgeNode:
-        node = TahuEdgeNode(self.url, "munich", edge_node, devices, bd_seq=bd_seq, log=self.tmp / f"{edge_node}.log")
+        user = f"munich.{edge_node}"
+        node = TahuEdgeNode(self.url, "munich", edge_node, devices, bd_seq=bd_seq, log=self.tmp / f"{edge_node}.log",
+                            username=user, password=self.secret(user))
         node.wait_for(lambda e: e["event"] == "births")
         return node
 
@@ -57,21 +66,19 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     registry = load_registry(registry_file)
     # Sparkplug edge nodes publish data at QoS 0 (as the specification prescribes); the broker delivers it to the
     # ingest's QoS 1 subscription at QoS 1, so an ingest crash does not lose it (docs/sparkplug.md).
-    broker = MosquittoServer(extra="upgrade_outgoing_qos true\nqueue_qos0_messages true")
+    creds = tmp / "credentials"
+    generate_for_registry(registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest"], "gateways": {}}), creds)
+    broker = MosquittoServer(extra="upgrade_outgoing_qos true\nqueue_qos0_messages true",
+                             auth=BrokerAuth(creds / DYNSEC_FILE))
     broker.start()
     control, regions = fresh_databases(pg_server, registry)
+    secret = read_secret(creds / "identities" / "spb-ingest" / "password")
     replica = Replica("spb-ingest", broker, control, regions, tmp, INGEST_REGISTRY_FILE=str(registry_file),
-                      INGEST_SPARKPLUG_REBIRTH_INTERVAL_S="30").start()
-    ncmd: list[str] = []
-    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ncmd-watcher", protocol=mqtt.MQTTv5)
-    watcher.on_message = lambda _c, _u, msg: ncmd.append(msg.topic)
-    watcher.connect("127.0.0.1", broker.port)
-    watcher.subscribe("spBv1.0/+/NCMD/+", qos=0)
-    watcher.loop_start()
+                      INGEST_SPARKPLUG_REBIRTH_INTERVAL_S="30", INGEST_MQTT_USERNAME="spb-ingest",
+                      INGEST_MQTT_PASSWORD=secret).start()
     try:
-        yield Stack(broker, control, regions, registry, replica, tmp, ncmd)
+        yield Stack(broker, control, regions, registry, replica, tmp, creds)
     finally:
-        watcher.loop_stop()
         replica.kill()
         broker.cleanup()
 
@@ -130,7 +137,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert ("personal", "eu-central", "stored") in [d[:3] for d in decisions]
 
     # A forced seq gap: one Rebirth request, the node's births follow, the gap closes (closed by the rebirth).
-    assert stack.ncmd == [] and stack.stats()["sparkplug_rebirths"] == 0
+    assert stack.stats()["sparkplug_rebirths"] == 0
     node.send(cmd="skip", n=3)
     ddata(21)
     node.wait_for(lambda e: e["event"] == "rebirth")
@@ -140,7 +147,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
                              "IS NOT NULL AND closed_by = 'rebirth'", NODE) == [(1,)], 20, "gap closed by the rebirth")
     assert query(stack.control, "SELECT last_missing - first_missing + 1 FROM sequence_gaps WHERE device_id = %s",
                  NODE) == [(3,)]
-    assert stack.ncmd == ["spBv1.0/munich/NCMD/tahu-01"] and stack.stats()["sparkplug_rebirths"] == 1
+    assert stack.stats()["sparkplug_rebirths"] == 1
 
     # An ingest kill -9 in the middle of a burst: every message stored exactly once after the restart.
     before = 1 + 20 + 1 + 1  # DBIRTH, DDATA 1-20, the DDATA after the gap, the rebirth's DBIRTH
@@ -157,6 +164,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert sorted(v for v in values_of(us, PRESS, "cycle_count") if v >= 100) == list(range(100, 300))
 
     # The node dies (its Will, NDEATH with bdSeq 0, closes session 2) and reconnects with bdSeq 1.
+    rebirths = sum(1 for e in node.seen if e["event"] == "rebirth")
     node.kill()
     wait_until(lambda: node_state(stack)[2] is False, 20, "node offline after its Will")
     assert not device_online(stack, "press-01")
@@ -175,7 +183,8 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
         assert sorted(cycles) == sorted([*range(1, 22), *range(100, 300), *range(500, 510)])
     assert query(stack.control, "SELECT count(*) FROM rejections WHERE topic LIKE 'spBv1.0/munich/%%/tahu-01%%'") \
         == [(0,)]
-    assert stack.ncmd == ["spBv1.0/munich/NCMD/tahu-01"]  # one Rebirth request in all
+    assert [e for e in node.seen if e["event"] == "rebirth"] == []  # the session after the reconnection
+    assert rebirths == 1  # one Rebirth request in all, for the gap
 
 
 def _ddata(seq: int, metrics: list[tuple[int, int, Any]]) -> bytes:
@@ -194,12 +203,13 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
     node = stack.node("tahu-02", ["press-02"])
     wait_until(lambda: values_of(eu, device, "cycle_count") == [-1], 20, "DBIRTH of press-02 stored")
 
-    raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="raw-publisher", protocol=mqtt.MQTTv5)
+    rebirths = stack.stats()["sparkplug_rebirths"]
+    raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="munich.tahu-03", protocol=mqtt.MQTTv5)
+    raw.username_pw_set("munich.tahu-03", stack.secret("munich.tahu-03"))  # an edge node that never births
     raw.connect("127.0.0.1", stack.broker.port)
     raw.loop_start()
-    raw.publish("spBv1.0/munich/DDATA/tahu-02/press-02", b"\x0a\xff\xff\xff garbage", qos=1).wait_for_publish(5)
+    raw.publish("spBv1.0/munich/DDATA/tahu-03/press-03", b"\x0a\xff\xff\xff garbage", qos=1).wait_for_publish(5)
     raw.publish("spBv1.0/munich/DDATA/tahu-03/press-03", _ddata(7, [(1, 10, 1.5)]), qos=1).wait_for_publish(5)
-    raw.loop_stop()
     node.send(cmd="ddata", device="press-02", metrics=[{"alias": 99, "type": "Double", "value": 1.0},
                                                        {"alias": 3, "type": "Int32", "value": 42}])
     node.send(cmd="ddata", device="press-02", metrics=[
@@ -217,6 +227,7 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
                                                   "WHERE topic LIKE 'spBv1.0/%%'")}
     assert "not a Sparkplug B payload" in rows["malformed"][1]
     assert "before its NBIRTH" in rows["spb_no_birth"][1] and rows["spb_no_birth"][4].endswith("tahu-03/press-03")
+    assert rows["malformed"][4] == "spBv1.0/munich/DDATA/tahu-03/press-03"
     assert "alias 99" in rows["spb_unknown_alias"][1]
     assert "DataSet" in rows["spb_unsupported_type"][1]
     assert "Secret/Sauce" in rows["undeclared_field"][1]
@@ -225,7 +236,9 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
     # tahu-02's own metric (its NBIRTH's Properties/Firmware) has no registry device: metadata only
     assert rows["unknown_device"][2:4] == ("discarded", None) and "munich/tahu-02" in rows["unknown_device"][1]
     assert sorted(v for v in values_of(eu, device, "cycle_count") if v >= 42) == [42, 43, 44]  # the rest stored
-    # Data before a birth asks that node for a Rebirth (the alias never declared asks tahu-02, which births again)
-    wait_until(lambda: "spBv1.0/munich/NCMD/tahu-03" in stack.ncmd, 10, "Rebirth asked of tahu-03")
+    # Data before a birth asks that node for a Rebirth, and the alias never declared asks tahu-02, which births again
+    assert stack.stats()["sparkplug_rebirths"] == rebirths + 2
+    node.wait_for(lambda e: e["event"] == "rebirth")
+    raw.loop_stop()
     node.stop()
     assert stack.replica.stats()["healthy"]
