@@ -33,16 +33,20 @@ from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.sequences import Claim, JumpBound, Verdict, claim_all
 from wire.sparkplug import Metric, Payload, SparkplugTopic, bd_seq, is_control
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('seq:' || %s))"
+# every node's lock in one statement, in sorted order (replicas cannot deadlock); claim_all takes them again
+# (advisory locks are re-entrant within a transaction)
+_LOCKS = "SELECT pg_advisory_xact_lock(hashtext('seq:' || n)) FROM unnest(%s::text[]) AS n ORDER BY n"
 _NODES = ("SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online FROM sparkplug_nodes"
           " WHERE node_key = ANY(%s)")
 _KNOWN = ("SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%s::text[], %s::bytea[]) AS t(n, d)"
           " JOIN sparkplug_messages m ON m.node_key = t.n AND m.digest = t.d")
 _BIRTHS = ("SELECT b.node_key, b.device, b.session, b.metrics, b.online FROM unnest(%s::text[], %s::bigint[])"
            " AS t(n, s) JOIN sparkplug_births b ON b.node_key = t.n AND b.session = t.s")
-_UPSERT_NODE = (
+_UPSERT_NODES = (
     "INSERT INTO sparkplug_nodes (node_key, group_id, edge_node, session, bd_seq, base, last_rel, high, born_ms,"
-    " online, state_at, state_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s)"
+    " online, state_at, state_reason) SELECT k, g, e, s, b, ba, l, h, m, o, now(), r FROM unnest(%s::text[],"
+    " %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
+    " %s::bool[], %s::text[]) AS t(k, g, e, s, b, ba, l, h, m, o, r)"
     " ON CONFLICT (node_key) DO UPDATE SET session = EXCLUDED.session, bd_seq = EXCLUDED.bd_seq,"
     " base = EXCLUDED.base, last_rel = EXCLUDED.last_rel, high = EXCLUDED.high, born_ms = EXCLUDED.born_ms,"
     " online = EXCLUDED.online, state_at = CASE WHEN sparkplug_nodes.online IS DISTINCT FROM EXCLUDED.online"
@@ -56,8 +60,8 @@ _UPSERT_BIRTH = (
 )
 _OLDER_OFFLINE = ("UPDATE sparkplug_births SET online = false, state_at = now()"
                   " WHERE node_key = %s AND session < %s AND online")
-_MESSAGE = ("INSERT INTO sparkplug_messages (node_key, digest, session, position) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING")
+_MESSAGES = ("INSERT INTO sparkplug_messages (node_key, digest, session, position)"
+             " SELECT * FROM unnest(%s::text[], %s::bytea[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING")
 _CLOSE_GAPS = ("UPDATE sequence_gaps SET closed_at = now(), closed_by = 'rebirth'"
                " WHERE device_id = %s AND closed_at IS NULL AND last_missing < %s")
 
@@ -158,8 +162,7 @@ class SessionStore:
 def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBound) -> Outcome:
     keys = sorted({i.where.node_key for i in items})
     with conn.cursor() as cur:
-        for key in keys:  # sorted: replicas take the locks in the same order
-            cur.execute(_LOCK, (key,))
+        cur.execute(_LOCKS, (keys,))
         cur.execute(_NODES, (keys,))
         nodes: dict[str, _Node] = {}
         for key, session, bd, base, last_rel, high, born_ms, online in cur.fetchall():
@@ -291,17 +294,18 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
         if r.position is not None and r.refused is None:
             claims.append(Claim(item.where.node_key, r.position, max(1, len(r.metrics)), item.digest))
             claimed.append(r)
+    changed = [n for n in nodes.values() if n.changed]
     with conn.cursor() as cur:
-        for n in nodes.values():
-            if n.changed:
-                cur.execute(_UPSERT_NODE, (n.key, n.group, n.edge_node, n.session, n.bd_seq, n.base, n.last_rel,
-                                           n.high, n.born_ms, n.online, n.reason))
+        if changed:
+            cur.execute(_UPSERT_NODES, tuple(list(col) for col in zip(*(
+                (n.key, n.group, n.edge_node, n.session, n.bd_seq, n.base, n.last_rel, n.high, n.born_ms, n.online,
+                 n.reason) for n in changed), strict=True)))
         for key, (session, _) in new_sessions.items():
             cur.execute(_OLDER_OFFLINE, (key, session))
         for (key, device, session), (doc, online) in birth_writes.items():
             cur.execute(_UPSERT_BIRTH, (key, device, session, Jsonb(doc), online))
         if messages:
-            cur.executemany(_MESSAGE, messages)
+            cur.execute(_MESSAGES, tuple(list(col) for col in zip(*messages, strict=True)))
     verdicts = claim_all(conn, claims, bound)
     for r, verdict in zip(claimed, verdicts, strict=True):
         r.verdict = verdict

@@ -64,12 +64,12 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     tmp = tmp_path_factory.mktemp("sparkplug")
     registry_file = merged_registry(REGISTRY_FILE, tmp / "registry.yaml")
     registry = load_registry(registry_file)
-    # Sparkplug edge nodes publish data at QoS 0 (as the specification prescribes); the broker delivers it to the
-    # ingest's QoS 1 subscription at QoS 1, so an ingest crash does not lose it (docs/sparkplug.md).
     creds = tmp / "credentials"
     generate_for_registry(registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest"], "gateways": {}}), creds)
-    broker = MosquittoServer(extra="upgrade_outgoing_qos true\nqueue_qos0_messages true",
-                             auth=BrokerAuth(creds / DYNSEC_FILE))
+    # Sparkplug edge nodes publish data at QoS 0 (as the specification prescribes); broker/local.conf, like the
+    # production broker, delivers it to the ingest's QoS 1 subscription at QoS 1 (upgrade_outgoing_qos), so an
+    # ingest crash does not lose it (docs/sparkplug.md).
+    broker = MosquittoServer(auth=BrokerAuth(creds / DYNSEC_FILE))
     broker.start()
     control, regions = fresh_databases(pg_server, registry)
     secret = read_secret(creds / "identities" / "spb-ingest" / "password")

@@ -133,13 +133,14 @@ def decode(payload: bytes) -> Payload:
         raise SparkplugError("spb_unsupported_type", "compressed Sparkplug payload (uuid SPBV1.0_COMPRESSED): not "
                              "supported; turn compression off on the edge node")
     metrics = []
-    for m in message.metrics:
+    append = metrics.append
+    for m in message.metrics:  # hot path: an empty name, a zero timestamp or datatype (Unknown) count as absent
         which = m.WhichOneof("value")
-        metrics.append(Metric(
-            m.name if m.HasField("name") else None,
+        append(Metric(
+            m.name or None,
             m.alias if m.HasField("alias") else None,
-            m.timestamp if m.HasField("timestamp") else None,
-            m.datatype if m.HasField("datatype") else None,
+            m.timestamp or None,
+            m.datatype or None,
             which,
             getattr(m, which) if which is not None else None,
             m.is_null,
