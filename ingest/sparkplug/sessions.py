@@ -38,7 +38,8 @@ from wire.sparkplug import Metric, Payload, SparkplugTopic, bd_seq, is_control
 _LOCKS = "SELECT pg_advisory_xact_lock(hashtext('seq:' || n)) FROM unnest(%s::text[]) AS n ORDER BY n"
 _NODES = ("SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online FROM sparkplug_nodes"
           " WHERE node_key = ANY(%s)")
-_KNOWN = ("SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%s::text[], %s::bytea[]) AS t(n, d)"
+# %b: arrays sent in binary (the text form of a bytea array is escaped with regular expressions: costly)
+_KNOWN = ("SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%b::text[], %b::bytea[]) AS t(n, d)"
           " JOIN sparkplug_messages m ON m.node_key = t.n AND m.digest = t.d")
 _BIRTHS = ("SELECT b.node_key, b.device, b.session, b.metrics, b.online FROM unnest(%s::text[], %s::bigint[])"
            " AS t(n, s) JOIN sparkplug_births b ON b.node_key = t.n AND b.session = t.s")
@@ -61,7 +62,7 @@ _UPSERT_BIRTH = (
 _OLDER_OFFLINE = ("UPDATE sparkplug_births SET online = false, state_at = now()"
                   " WHERE node_key = %s AND session < %s AND online")
 _MESSAGES = ("INSERT INTO sparkplug_messages (node_key, digest, session, position)"
-             " SELECT * FROM unnest(%s::text[], %s::bytea[], %s::bigint[], %s::bigint[]) ON CONFLICT DO NOTHING")
+             " SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::bigint[]) ON CONFLICT DO NOTHING")
 _CLOSE_GAPS = ("UPDATE sequence_gaps SET closed_at = now(), closed_by = 'rebirth'"
                " WHERE device_id = %s AND closed_at IS NULL AND last_missing < %s")
 
@@ -178,6 +179,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                 births[(key, device, session)] = (metrics, online)
 
     resolved: list[Resolved] = []
+    indexes: dict[int, _Index] = {}  # id(birth document) -> its index, built once per flush
     rebirth: set[tuple[str, str]] = set()
     messages: list[tuple[str, bytes, int, int | None]] = []
     birth_writes: dict[tuple[str, str, int], tuple[dict[str, Any], bool]] = {}
@@ -202,7 +204,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                     r.refused = ("spb_no_birth", f"redelivered {where.type}: the birth of its session {r.session} "
                                  "is no longer known")
                 else:
-                    r.metrics = _resolve(decoded.metrics, birth[0], r)
+                    r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
             continue
 
         if where.type == "NBIRTH":
@@ -283,7 +285,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                              f"birth in session {node.session}: a Rebirth was requested")
                 rebirth.add((where.group, where.edge_node))
             else:
-                r.metrics = _resolve(decoded.metrics, birth[0], r)
+                r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
                 if any(code == "spb_unknown_alias" for code, _ in r.problems):
                     rebirth.add((where.group, where.edge_node))
         messages.append((key, item.digest, node.session, r.position))
@@ -328,24 +330,42 @@ def _birth_metrics(metrics: Sequence[Metric], r: Resolved) -> list[tuple[str, in
     return out
 
 
-def _resolve(metrics: Sequence[Metric], birth: dict[str, Any], r: Resolved) -> list[tuple[str, int, Metric]]:
+# A birth's index: alias -> (name, datatype, is a control metric), name -> (datatype, is a control metric)
+_Index = tuple[dict[int, tuple[str, int, bool]], dict[str, tuple[int, bool]]]
+
+
+def _index(cache: dict[int, _Index], birth: dict[str, Any]) -> _Index:
+    found = cache.get(id(birth))
+    if found is None:
+        names = {name: (dt, is_control(name)) for name, dt in birth["names"].items()}
+        aliases = {int(a): (name, *names.get(name, (0, is_control(name)))) for a, name in birth["aliases"].items()}
+        found = cache[id(birth)] = (aliases, names)  # type: ignore[assignment]
+    return found  # type: ignore[return-value]
+
+
+def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tuple[str, int, Metric]]:
     """Data metrics resolved against their birth: an alias to its name, the datatype the birth declared."""
-    names: dict[str, int] = birth["names"]
-    aliases: dict[str, str] = birth["aliases"]
+    aliases, names = index
     out = []
     unknown: list[str] = []
     for m in metrics:
         name = m.name
         if name is None:
-            name = aliases.get(str(m.alias)) if m.alias is not None else None
-            if name is None:
+            entry = aliases.get(m.alias) if m.alias is not None else None  # type: ignore[arg-type]
+            if entry is None:
                 unknown.append(f"alias {m.alias}")
                 continue
-        datatype = names.get(name, m.datatype)
-        if datatype is None:
-            unknown.append(repr(name))
-            continue
-        if is_control(name) or m.is_transient:
+            name, datatype, control = entry
+        else:
+            known = names.get(name)
+            if known is not None:
+                datatype, control = known
+            elif m.datatype is not None:
+                datatype, control = m.datatype, is_control(name)
+            else:
+                unknown.append(repr(name))
+                continue
+        if control or m.is_transient:
             continue
         out.append((name, datatype, m))
     if unknown:
