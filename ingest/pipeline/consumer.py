@@ -455,7 +455,7 @@ class Consumer:
         """Sparkplug messages resolved against their edge nodes' sessions (one control transaction: births, aliases,
         positions claimed), then routed like batches; Rebirth requests for the nodes that need one."""
         self.watchdog.stage("claim")
-        outcome = self._sessions.process([Incoming(p.where, p.decoded, p.digest) for _, p in items])
+        outcome = self._sessions.process([Incoming(p.where, p.decoded, p.digest, p.device_id) for _, p in items])
         self.stats.store_ok("control")
         self.watchdog.stage("route")
         self._request_rebirths(outcome.rebirth)

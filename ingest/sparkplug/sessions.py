@@ -61,8 +61,9 @@ _UPSERT_BIRTH = (
 )
 _OLDER_OFFLINE = ("UPDATE sparkplug_births SET online = false, state_at = now()"
                   " WHERE node_key = %s AND session < %s AND online")
-_MESSAGES = ("INSERT INTO sparkplug_messages (node_key, digest, session, position)"
-             " SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::bigint[]) ON CONFLICT DO NOTHING")
+_MESSAGES = ("INSERT INTO sparkplug_messages (node_key, digest, session, position, device_id, topic)"
+             " SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])"
+             " ON CONFLICT DO NOTHING")
 _CLOSE_GAPS = ("UPDATE sequence_gaps SET closed_at = now(), closed_by = 'rebirth'"
                " WHERE device_id = %s AND closed_at IS NULL AND last_missing < %s")
 
@@ -83,6 +84,7 @@ class Incoming:
     where: SparkplugTopic
     decoded: Payload
     digest: bytes
+    device_id: str | None = None  # the registry device of the topic
 
 
 @dataclass(slots=True)
@@ -181,7 +183,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
     resolved: list[Resolved] = []
     indexes: dict[int, _Index] = {}  # id(birth document) -> its index, built once per flush
     rebirth: set[tuple[str, str]] = set()
-    messages: list[tuple[str, bytes, int, int | None]] = []
+    messages: list[tuple[str, bytes, int, int | None, str | None, str]] = []
     birth_writes: dict[tuple[str, str, int], tuple[dict[str, Any], bool]] = {}
     new_sessions: dict[str, tuple[int, int]] = {}  # node -> (session, birth position): older births go offline
     statuses: list[tuple[str, str | None, bool]] = []
@@ -221,7 +223,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
             new_sessions[key] = (session, base + seq)
             statuses.append((key, None, True))
             r.metrics = _birth_metrics(decoded.metrics, r)
-            messages.append((key, item.digest, session, r.position))
+            messages.append((key, item.digest, session, r.position, item.device_id, str(where)))
             continue
 
         if where.type == "NDEATH":
@@ -235,7 +237,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                         statuses.append((key, device, False))
                 r.session = node.session
             # else: the Will of an earlier connection (another bdSeq), or a node already offline: no change
-            messages.append((key, item.digest, node.session if node else 0, None))
+            messages.append((key, item.digest, node.session if node else 0, None, item.device_id, str(where)))
             continue
 
         # DBIRTH, NDATA, DDATA, DDEATH: within the node's current session
@@ -288,7 +290,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                 r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
                 if any(code == "spb_unknown_alias" for code, _ in r.problems):
                     rebirth.add((where.group, where.edge_node))
-        messages.append((key, item.digest, node.session, r.position))
+        messages.append((key, item.digest, node.session, r.position, item.device_id, str(where)))
 
     claims: list[Claim] = []
     claimed: list[Resolved] = []

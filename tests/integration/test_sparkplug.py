@@ -135,6 +135,11 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
                                      " GROUP BY 1, 2, 3 ORDER BY 1, 2", PRESS)
     assert ("personal", "us-east", "denied") in [d[:3] for d in decisions]
     assert ("personal", "eu-central", "stored") in [d[:3] for d in decisions]
+    # the audit trail: each decision leads to the Sparkplug topic it was taken for
+    topics = query(stack.control, "SELECT DISTINCT m.topic FROM decision_log d JOIN sparkplug_messages m ON "
+                                  "m.device_id = d.device_id AND m.position = d.seq WHERE d.device_id = %s", PRESS)
+    assert sorted(t for (t,) in topics) == ["spBv1.0/munich/DBIRTH/tahu-01/press-01",
+                                            "spBv1.0/munich/DDATA/tahu-01/press-01"]
 
     # A forced seq gap: one Rebirth request, the node's births follow, the gap closes (closed by the rebirth).
     assert stack.stats()["sparkplug_rebirths"] == 0

@@ -35,15 +35,19 @@ CREATE TABLE IF NOT EXISTS sparkplug_births (
 );
 
 -- Every Sparkplug message the ingest accepted into a session, by the SHA-256 of its topic and bytes: a redelivery
--- (the same bytes) gets the session and position it got the first time, whatever happened since.
+-- (the same bytes) gets the session and position it got the first time, whatever happened since. It is also the
+-- audit trail's link from a decision (decision_log.device_id, seq) to the Sparkplug topic it was taken for.
 CREATE TABLE IF NOT EXISTS sparkplug_messages (
     node_key     text        NOT NULL,
     digest       bytea       NOT NULL,
     session      bigint      NOT NULL,
     position     bigint,
+    device_id    text,       -- the registry device of the topic (NULL: not registered)
+    topic        text        NOT NULL,
     received_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (node_key, digest)
 );
+CREATE INDEX IF NOT EXISTS sparkplug_messages_decision ON sparkplug_messages (device_id, position);
 
 -- Why a gap closed: NULL when the missing batches arrived, 'rebirth' when a Sparkplug edge node's new birth
 -- re-stated every metric (the messages in the gap are lost; the birth brings the current values back).
