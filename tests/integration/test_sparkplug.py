@@ -141,6 +141,16 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert sorted(t for (t,) in topics) == ["spBv1.0/munich/DBIRTH/tahu-01/press-01",
                                             "spBv1.0/munich/DDATA/tahu-01/press-01"]
 
+    # A historical value (is_historical, its own timestamp ten minutes ago) is stored at its timestamp.
+    then_ms = int(time.time() * 1000) - 600_000
+    node.send(cmd="ddata", device="press-01", metrics=[
+        {"alias": 1, "type": "Double", "value": 555.5, "isHistorical": True, "timestamp": then_ms}])
+    wait_until(lambda: all(555.5 in values_of(dsn, PRESS, "barrel_temp_c") for dsn in (eu, us)), 20,
+               "historical value stored")
+    stamped = query(eu, "SELECT (extract(epoch FROM ts) * 1000)::bigint FROM readings WHERE device_id = %s AND "
+                        "name = 'barrel_temp_c' AND num = 555.5", PRESS)
+    assert stamped == [(then_ms,)]
+
     # A forced seq gap: one Rebirth request, the node's births follow, the gap closes (closed by the rebirth).
     assert stack.stats()["sparkplug_rebirths"] == 0
     node.send(cmd="skip", n=3)
