@@ -117,8 +117,9 @@ class _Node:
 @dataclass
 class Outcome:
     resolved: list[Resolved]
-    rebirth: set[tuple[str, str]]  # (group, edge node)
+    rebirth: set[tuple[str, str]]  # (group, edge node): an unknown alias (the caller adds spb_no_birth's)
     statuses: list[tuple[str, str | None, bool]]  # (node key, device or None, online) changed by this flush
+    gaps: set[tuple[str, str]] = field(default_factory=set)  # (group, edge node): a gap opened (checked later)
 
 
 def _birth_doc(metrics: Sequence[Metric]) -> dict[str, Any]:
@@ -150,13 +151,24 @@ class SessionStore:
     def process(self, items: Sequence[Incoming]) -> Outcome:
         """One transaction; raises StoreUnavailableError (or StoreDataError)."""
         if not items:
-            return Outcome([], set(), [])
+            return Outcome([], set(), [], set())
         conn = self._store.get()
         try:
             with conn.transaction():
                 return _process(conn, items, self.bound)
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
+
+    def open_gaps(self, node_keys: Sequence[str]) -> set[str]:
+        """The nodes (keys) among ``node_keys`` with an open gap; raises StoreUnavailableError."""
+        conn = self._store.get()
+        try:
+            with conn.transaction():
+                rows = conn.execute("SELECT DISTINCT device_id FROM sequence_gaps WHERE device_id = ANY(%s)"
+                                    " AND closed_at IS NULL", (list(node_keys),)).fetchall()
+        except (psycopg.Error, *ENCODING_ERRORS) as exc:
+            raise self._store.error(exc) from None
+        return {r[0] for r in rows}
 
     def close(self) -> None:
         self._store.close()
@@ -183,6 +195,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
     resolved: list[Resolved] = []
     indexes: dict[int, _Index] = {}  # id(birth document) -> its index, built once per flush
     rebirth: set[tuple[str, str]] = set()
+    gaps: set[tuple[str, str]] = set()
     messages: list[tuple[str, bytes, int, int | None, str | None, str]] = []
     birth_writes: dict[tuple[str, str, int], tuple[dict[str, Any], bool]] = {}
     new_sessions: dict[str, tuple[int, int]] = {}  # node -> (session, birth position): older births go offline
@@ -244,7 +257,6 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
         if node is None or not node.online:
             r.refused = ("spb_no_birth", f"{where.type} of edge node {where.group}/{where.edge_node} before its "
                          "NBIRTH (or after its NDEATH): a Rebirth was requested")
-            rebirth.add((where.group, where.edge_node))
             continue
         if (decoded.timestamp is not None and node.born_ms is not None and decoded.timestamp < node.born_ms
                 and where.type != "DDEATH"):
@@ -262,7 +274,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                          f"last seq is {node.last_rel % 256}): not stored")
             continue
         if rel > node.last_rel + 1:
-            rebirth.add((where.group, where.edge_node))
+            gaps.add((where.group, where.edge_node))
         if rel > node.last_rel:
             node.last_rel = rel
         node.changed = True
@@ -285,7 +297,6 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                 what = "device " + device if device else "edge node"
                 r.refused = ("spb_no_birth", f"{where.type} of {what} of {where.group}/{where.edge_node} before its "
                              f"birth in session {node.session}: a Rebirth was requested")
-                rebirth.add((where.group, where.edge_node))
             else:
                 r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
                 if any(code == "spb_unknown_alias" for code, _ in r.problems):
@@ -317,7 +328,7 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
         with conn.cursor() as cur:
             for key, (_, position) in new_sessions.items():
                 cur.execute(_CLOSE_GAPS, (key, position))
-    return Outcome(resolved, rebirth, statuses)
+    return Outcome(resolved, rebirth, statuses, gaps)
 
 
 def _birth_metrics(metrics: Sequence[Metric], r: Resolved) -> list[tuple[str, int, Metric]]:

@@ -65,7 +65,8 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     registry_file = merged_registry(REGISTRY_FILE, tmp / "registry.yaml")
     registry = load_registry(registry_file)
     creds = tmp / "credentials"
-    generate_for_registry(registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest"], "gateways": {}}), creds)
+    generate_for_registry(registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest", "spb-ingest-2"],
+                                                                              "gateways": {}}), creds)
     # Sparkplug edge nodes publish data at QoS 0 (as the specification prescribes); broker/local.conf, like the
     # production broker, delivers it to the ingest's QoS 1 subscription at QoS 1 (upgrade_outgoing_qos), so an
     # ingest crash does not lose it (docs/sparkplug.md).
@@ -235,6 +236,10 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
     node.send(cmd="ddata", device="press-02", metrics=[{"alias": 3, "type": "Int32", "value": 44}])
     wait_until(lambda: 44 in values_of(eu, device, "cycle_count"), 20, "valid data after the bad input stored")
 
+    # data before any birth is held back INGEST_SPARKPLUG_BIRTH_WAIT_S (2 s: another replica may be committing the
+    # birth), then quarantined
+    wait_until(lambda: stack.stats()["rejections"].get("spb_no_birth", 0) > before.get("spb_no_birth", 0), 20,
+               "spb_no_birth quarantined after the wait")
     got = {code: n - before.get(code, 0) for code, n in stack.stats()["rejections"].items()}
     for code in ("malformed", "spb_no_birth", "spb_unknown_alias", "spb_unsupported_type", "undeclared_field"):
         assert got.get(code) == 1, (code, got)
@@ -257,3 +262,31 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
     raw.loop_stop()
     node.stop()
     assert stack.replica.stats()["healthy"]
+
+
+def test_two_replicas_share_an_edge_node_without_losing_its_births(stack: Stack) -> None:
+    """The shared subscription spreads a node's births and data over two replicas: a message worked out before the
+    birth it follows is committed (by the other replica) is held back and worked out again, not quarantined."""
+    eu = stack.regions["eu-central"]
+    device = "de-munich-spb-press-04"
+    secret = stack.secret("spb-ingest-2")
+    second = Replica("spb-ingest-2", stack.broker, stack.control, stack.regions, stack.tmp,
+                     INGEST_REGISTRY_FILE=str(stack.tmp / "registry.yaml"), INGEST_MQTT_USERNAME="spb-ingest-2",
+                     INGEST_MQTT_PASSWORD=secret).start()
+    first_before = stack.replica.stats()["messages"]["stored"]
+    rebirths = stack.stats()["sparkplug_rebirths"]
+    try:
+        node = stack.node("tahu-04", ["press-04"])
+        for i in range(1, 41):
+            node.send(cmd="ddata", device="press-04", metrics=[{"alias": 3, "type": "Int32", "value": i}])
+        wait_until(lambda: len(values_of(eu, device, "cycle_count")) == 41, 30, "births and 40 DDATA stored")
+        node.stop()
+        assert sorted(values_of(eu, device, "cycle_count")) == [-1, *range(1, 41)]
+        # nothing quarantined but the node's own firmware metric (no registry device for tahu-04 itself)
+        assert query(stack.control, "SELECT code, topic FROM rejections WHERE topic LIKE '%%/tahu-04%%'") == [
+            ("unknown_device", "spBv1.0/munich/NBIRTH/tahu-04")]
+        assert second.stats()["sparkplug_rebirths"] == 0 and stack.stats()["sparkplug_rebirths"] == rebirths
+        shares = [stack.replica.stats()["messages"]["stored"] - first_before, second.stats()["messages"]["stored"]]
+        assert all(n > 0 for n in shares), shares  # both replicas took part
+    finally:
+        second.stop()

@@ -49,7 +49,7 @@ def test_positions_wrap_and_continue_across_sessions_and_redeliveries_keep_their
     out2 = store.process(datas[150:])
     positions = [r.position for r in (*out.resolved, *out2.resolved)]
     assert positions == list(range(3, 303))
-    assert not out.rebirth and not out2.rebirth
+    assert not out.gaps and not out2.gaps
     assert query(control, "SELECT count(*) FROM sequence_gaps WHERE device_id = 'spb:g/n1'") == [(0,)]
     assert out.resolved[0].metrics[0][0] == "A/x"
 
@@ -67,7 +67,8 @@ def test_positions_wrap_and_continue_across_sessions_and_redeliveries_keep_their
 
     # A gap asks for a Rebirth; the Will of an earlier connection (bdSeq 5) changes nothing, the session's closes it
     gap = store.process([ddata(7, 1.0, t0 + 1003)])
-    assert gap.rebirth == {(GROUP, NODE)} and gap.resolved[0].position == 310
+    assert gap.gaps == {(GROUP, NODE)} and not gap.rebirth and gap.resolved[0].position == 310
+    assert store.open_gaps(["spb:g/n1", "spb:g/other"]) == {"spb:g/n1"}
     store.process([msg("NDEATH", None, [{"name": "bdSeq", "datatype": 8, "long_value": 5}])])
     assert query(control, "SELECT online FROM sparkplug_nodes") == [(True,)]
     store.process([msg("NDEATH", None, [{"name": "bdSeq", "datatype": 8, "long_value": 6}])])
