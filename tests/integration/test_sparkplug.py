@@ -84,6 +84,14 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
         broker.cleanup()
 
 
+def api_nodes(stack: Stack) -> list[dict[str, Any]]:
+    """GET /api/v1/sparkplug/nodes of the replica."""
+    import httpx
+
+    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]
+                     timeout=5).json()
+
+
 def readings(dsn: str, device: str) -> list[tuple[Any, ...]]:
     return query(dsn, "SELECT seq, idx, name, num, txt FROM readings WHERE device_id = %s "
                       "ORDER BY seq, idx, name", device)
@@ -184,8 +192,14 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     node.kill()
     wait_until(lambda: node_state(stack)[2] is False, 20, "node offline after its Will")
     assert not device_online(stack, "press-01")
+    listed = [n for n in api_nodes(stack) if n["edge_node"] == "tahu-01"]
+    assert [(n["session"], n["bd_seq"], n["online"], n["reason"], n["site"]) for n in listed] == [
+        (2, 0, False, "NDEATH", "de-munich")]
+    assert [(d["device"], d["device_id"], d["online"]) for d in listed[0]["devices"]] == [
+        ("press-01", PRESS, False)]
     node = stack.node("tahu-01", ["press-01"], bd_seq=1)
     wait_until(lambda: node_state(stack) == (3, 1, True) and device_online(stack, "press-01"), 20, "back online")
+    assert [n["online"] for n in api_nodes(stack) if n["edge_node"] == "tahu-01"] == [True]
     for i in range(500, 510):
         ddata(i)
     wait_until(lambda: 509 in values_of(eu, PRESS, "cycle_count"), 20, "data of the new session stored")
