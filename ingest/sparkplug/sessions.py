@@ -36,7 +36,7 @@ from wire.sparkplug import Metric, Payload, SparkplugTopic, bd_seq, is_control
 # every node's lock in one statement, in sorted order (replicas cannot deadlock); claim_all takes them again
 # (advisory locks are re-entrant within a transaction)
 _LOCKS = "SELECT pg_advisory_xact_lock(hashtext('seq:' || n)) FROM unnest(%s::text[]) AS n ORDER BY n"
-_NODES = ("SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online FROM sparkplug_nodes"
+_NODES = ("SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online, state_reason FROM sparkplug_nodes"
           " WHERE node_key = ANY(%s)")
 # %b: arrays sent in binary (the text form of a bytea array is escaped with regular expressions: costly)
 _KNOWN = ("SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%b::text[], %b::bytea[]) AS t(n, d)"
@@ -180,9 +180,9 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
         cur.execute(_LOCKS, (keys,))
         cur.execute(_NODES, (keys,))
         nodes: dict[str, _Node] = {}
-        for key, session, bd, base, last_rel, high, born_ms, online in cur.fetchall():
+        for key, session, bd, base, last_rel, high, born_ms, online, reason in cur.fetchall():
             group, edge = key.removeprefix("spb:").split("/", 1)
-            nodes[key] = _Node(key, group, edge, session, bd, base, last_rel, high, born_ms, online)
+            nodes[key] = _Node(key, group, edge, session, bd, base, last_rel, high, born_ms, online, reason)
         cur.execute(_KNOWN, ([i.where.node_key for i in items], [i.digest for i in items]))
         known = {(k, bytes(d)): (s, p) for k, d, s, p in cur.fetchall()}
         wanted = {(k, n.session) for k, n in nodes.items()} | {(k, s) for (k, _), (s, _) in known.items()}

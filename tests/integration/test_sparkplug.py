@@ -199,7 +199,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
         ("press-01", PRESS, False)]
     node = stack.node("tahu-01", ["press-01"], bd_seq=1)
     wait_until(lambda: node_state(stack) == (3, 1, True) and device_online(stack, "press-01"), 20, "back online")
-    assert [n["online"] for n in api_nodes(stack) if n["edge_node"] == "tahu-01"] == [True]
+    assert [(n["online"], n["reason"]) for n in api_nodes(stack) if n["edge_node"] == "tahu-01"] == [(True, "NBIRTH")]
     for i in range(500, 510):
         ddata(i)
     wait_until(lambda: 509 in values_of(eu, PRESS, "cycle_count"), 20, "data of the new session stored")
