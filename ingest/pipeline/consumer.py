@@ -28,6 +28,11 @@ transaction and the message at fault is quarantined (``store_rejected``). A work
 the pipeline unhealthy and calls ``on_fatal`` (``ingest serve`` exits non-zero); a pipeline that makes no
 progress with messages waiting is reported stalled (:mod:`ingest.pipeline.watchdog`).
 
+Sparkplug B (docs/sparkplug.md): an edge node's messages are worked out against its session in the control store
+(ingest.sparkplug.sessions) between parsing and routing, like the sequence claims; a message that finds no birth
+is held back (not acknowledged with its batch, its node's newer messages behind it) and worked out again every
+0.25 s until INGEST_SPARKPLUG_BIRTH_WAIT_S after its arrival, because another replica may be committing the birth.
+
 Faults:
 - Control store down: nothing more is acknowledged; the control thread retries the batch's commit
   with backoff while the flush thread waits for it with at most one more batch routed. The broker
