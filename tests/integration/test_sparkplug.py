@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -86,8 +87,6 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
 
 def api_nodes(stack: Stack) -> list[dict[str, Any]]:
     """GET /api/v1/sparkplug/nodes of the replica."""
-    import httpx
-
     return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]
                      timeout=5).json()
 
@@ -171,6 +170,9 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
                              "IS NOT NULL AND closed_by = 'rebirth'", NODE) == [(1,)], 20, "gap closed by the rebirth")
     assert query(stack.control, "SELECT last_missing - first_missing + 1 FROM sequence_gaps WHERE device_id = %s",
                  NODE) == [(3,)]
+    gaps = httpx.get(stack.replica.url("/api/v1/gaps"), params={"device_id": NODE, "state": "all"},
+                     headers=stack.replica.headers, timeout=5).json()
+    assert [(g["missing"], g["closed_by"]) for g in gaps["items"]] == [(3, "rebirth")]
     assert stack.stats()["sparkplug_rebirths"] == 1
 
     # An ingest kill -9 in the middle of a burst: every message stored exactly once after the restart.
