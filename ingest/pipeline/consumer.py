@@ -500,6 +500,9 @@ class Consumer:
         now = time.monotonic()
         routed: list[tuple[_Inbound, Routed]] = []
         held: list[_Inbound] = []
+        for key, device, online in outcome.statuses:
+            log.info("Sparkplug %s%s is %s", key, f" device {device}" if device else "",
+                     "online" if online else "offline")
         rebirth = set(outcome.rebirth)
         for node in outcome.gaps:
             self._gap_checks.setdefault(node, now + self.settings.sparkplug_gap_wait_s)
