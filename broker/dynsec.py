@@ -40,6 +40,7 @@ _WHAT = {
     "device": "device with its own MQTT connection: its data and its status",
     "ingest": "ingest replica: its shared subscription and the status topics",
     "cell": "a peer cell's bridge: the parts it sends to this cell, and their receipts",
+    "sparkplug": "Sparkplug B edge node: its births, data and deaths; its commands",
 }
 
 

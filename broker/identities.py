@@ -31,11 +31,13 @@ from broker.errors import BrokerConfigError
 from ingest.registry import Registry
 from ingest.yaml_model import load_model
 from wire import DataTopic, StatusTopic
+from wire.sparkplug import NAMESPACE as SPB
+from wire.sparkplug import subscriptions as spb_subscriptions
 from wire.topics import DATA_PREFIX, STATUS_PREFIX, data_subscription, status_subscription, valid_id
 
 __all__ = ["GatewaySpec", "IdentitiesSpec", "Identity", "Kind", "load_identities", "plan"]
 
-Kind = Literal["gateway", "device", "ingest", "cell"]
+Kind = Literal["gateway", "device", "ingest", "cell", "sparkplug"]
 
 
 def _check_ids(values: list[str] | dict[str, object], what: str) -> None:
@@ -133,6 +135,11 @@ def plan(registry: Registry, spec: IdentitiesSpec, *, source: str = "identities"
                     f"{source}: gateways.{gw_id}.devices: {device_id!r} belongs to site {device.site!r}, "
                     f"not {gw.site!r}"
                 )
+            if device.sparkplug is not None:
+                raise BrokerConfigError(
+                    f"{source}: gateways.{gw_id}.devices: {device_id!r} is a Sparkplug B device: its edge node "
+                    "connects with an identity of its own"
+                )
             if device_id in owner:
                 raise BrokerConfigError(
                     f"{source}: gateways.{gw_id}.devices: {device_id!r} is already served by {owner[device_id]!r}"
@@ -157,7 +164,11 @@ def plan(registry: Registry, spec: IdentitiesSpec, *, source: str = "identities"
 
     served: dict[str, list[str]] = {gw_id: [] for gw_id in spec.gateways}
     direct: list[Identity] = []
+    nodes: dict[tuple[str, str], list[str]] = {}
     for device_id, device in sorted(registry.devices.items()):
+        if device.sparkplug is not None:
+            nodes.setdefault((device.sparkplug.group, device.sparkplug.edge_node), []).append(device_id)
+            continue
         gw_id = owner.get(device_id) or site_wide.get(device.site)
         if gw_id is not None:
             served[gw_id].append(device_id)
@@ -188,9 +199,35 @@ def plan(registry: Registry, spec: IdentitiesSpec, *, source: str = "identities"
     ]
     readers = [
         Identity(
-            name=name, kind="ingest", site=None, writes=(), reads=(f"{DATA_PREFIX}/#", f"{STATUS_PREFIX}/#"),
-            subscribes=(data_subscription(spec.share_group), status_subscription()),
+            name=name, kind="ingest", site=None, writes=(f"{SPB}/+/NCMD/+",),
+            reads=(f"{DATA_PREFIX}/#", f"{STATUS_PREFIX}/#", f"{SPB}/#"),
+            subscribes=(data_subscription(spec.share_group), status_subscription(),
+                        *spb_subscriptions(spec.share_group)),
         )
         for name in sorted(spec.ingest)
     ]
-    return [*gateways, *direct, *readers]
+    return [*gateways, *direct, *_sparkplug_nodes(registry, nodes, taken, source), *readers]
+
+
+def _sparkplug_nodes(registry: Registry, nodes: dict[tuple[str, str], list[str]], taken: set[str],
+                     source: str) -> list[Identity]:
+    """One identity per Sparkplug B edge node (docs/sparkplug.md), user name ``<group>.<edge node>`` (the broker
+    makes it the client id): it publishes its births, data and deaths (the Will included) and receives its
+    commands (NCMD, DCMD: the ingest's Rebirth requests) and the hosts' STATE."""
+    out = []
+    for (group, edge_node), devices in sorted(nodes.items()):
+        name = f"{group}.{edge_node}"
+        if not valid_id(name) or name in taken or name in registry.devices:
+            raise BrokerConfigError(f"{source}: Sparkplug edge node {group}/{edge_node}: its user name {name!r} is "
+                                    "not a valid id or is taken by a gateway, ingest account or device")
+        n = f"{SPB}/{group}"
+        out.append(Identity(
+            name=name, kind="sparkplug", site=registry.devices[devices[0]].site,
+            writes=(f"{n}/NBIRTH/{edge_node}", f"{n}/NDATA/{edge_node}", f"{n}/NDEATH/{edge_node}",
+                    f"{n}/DBIRTH/{edge_node}/+", f"{n}/DDATA/{edge_node}/+", f"{n}/DDEATH/{edge_node}/+"),
+            reads=(f"{n}/NCMD/{edge_node}", f"{n}/DCMD/{edge_node}/+", f"{SPB}/STATE/+"),
+            subscribes=(f"{n}/NCMD/{edge_node}", f"{n}/NCMD/{edge_node}/#", f"{n}/DCMD/{edge_node}/+",
+                        f"{n}/DCMD/{edge_node}/#", f"{SPB}/STATE/+", f"{SPB}/STATE/#"),
+            devices=tuple(devices),
+        ))
+    return out

@@ -20,7 +20,7 @@ def agent_config(
     site = registry.sites[site_id]
     sources = []
     for n, (device_id, device) in enumerate(sorted(registry.devices.items())):
-        if device.site != site_id:
+        if device.site != site_id or device.sparkplug is not None:  # a Sparkplug edge node's device: not ours
             continue
         prefix = site_id.split("-")[0].upper()
         operators = [f"{prefix}-B{1000 + 10 * n + k}" for k in range(_OPERATORS.get(device.profile, 2))]

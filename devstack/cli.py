@@ -17,7 +17,10 @@ from devstack import banner
 from devstack.cells import DEFAULT_TOPOLOGY, CellsStack
 from devstack.errors import ComponentError
 from devstack.personas import create_demo_users
+from devstack.sparkplug import TahuEdgeNode, merged_registry
 from devstack.stack import DEFAULT_REGISTRY, LocalStack, StackOptions
+
+SPARKPLUG_IDENTITY = "munich.tahu-01"  # its broker user name in a cell (broker.identities: <group>.<edge node>)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     up.add_argument("--timescaledb", action="store_true",
                     help="region stores on TimescaleDB (it must be installed for the PostgreSQL used; PG_BIN)")
+    up.add_argument("--sparkplug", action="store_true",
+                    help="also run a simulated third-party Sparkplug B edge node (Eclipse Tahu's JavaScript client, "
+                    "Node.js) at de-munich: group munich, edge node tahu-01, device press-01 (docs/sparkplug.md)")
     up.add_argument("--keep", action="store_true",
                     help="keep the data and logs directory after stopping (its path is printed)")
     return p
@@ -75,8 +81,28 @@ def _next_steps(stack: LocalStack, *, keep: bool) -> banner.NextSteps:
     )
 
 
+def _sparkplug_registry(args: argparse.Namespace) -> None:
+    """--sparkplug: the registry with the edge node's entries (deploy/local/registry-sparkplug.yaml) added."""
+    if args.sparkplug:
+        merged = Path(tempfile.mkdtemp(prefix="telemetry-sparkplug-")) / "registry.yaml"
+        args.registry = merged_registry(args.registry, merged)
+
+
+def _start_edge_node(port: int, log: Path, secret: Path | None = None) -> TahuEdgeNode:
+    username = password = None
+    if secret is not None:
+        username, password = SPARKPLUG_IDENTITY, secret.read_text().strip()
+    node = TahuEdgeNode(f"mqtt://127.0.0.1:{port}", "munich", "tahu-01", ["press-01"], simulate_s=1.0, log=log,
+                        username=username, password=password)
+    node.wait_for(lambda e: e["event"] == "births", timeout=30)
+    print(f"Sparkplug B edge node munich/tahu-01 (device press-01) publishing to 127.0.0.1:{port}; log {log}",
+          flush=True)
+    return node
+
+
 def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
+    _sparkplug_registry(args)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if not args.single:
@@ -99,9 +125,12 @@ def up(args: argparse.Namespace) -> int:
     except ComponentError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
+    edge: TahuEdgeNode | None = None
     try:
         stack.start()
         print(banner.render(_next_steps(stack, keep=args.keep)), flush=True)
+        if args.sparkplug:
+            edge = _start_edge_node(stack.mqtt.port, stack.dir / "sparkplug-edge.log")
         started = time.monotonic()
         prev: dict[str, int] = {}
         last = time.monotonic()
@@ -125,6 +154,8 @@ def up(args: argparse.Namespace) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     finally:
+        if edge is not None:
+            edge.stop()
         _stop(stack.cleanup, stack.dir, keep=args.keep, what="agents, ingest, Mosquitto, PostgreSQL")
 
 
@@ -143,8 +174,13 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
     if unknown:
         print(f"devstack: unknown site(s) {unknown}; known: {sorted(stack.registry.sites)}", file=sys.stderr)
         return 2
+    edge: TahuEdgeNode | None = None
     try:
         stack.start(sites=sites, interval_ms=args.interval_ms, say=lambda line: print(line, flush=True))
+        if args.sparkplug:
+            home = stack.cell_of_site("de-munich")
+            edge = _start_edge_node(home.mqtt.port, base / "sparkplug-edge.log",
+                                    stack.secret_file(home.name, SPARKPLUG_IDENTITY))
         steps = []
         for name, cell in stack.cells.items():
             spec = stack.topology.cells[name]
@@ -185,6 +221,8 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
     finally:
+        if edge is not None:
+            edge.stop()
         _stop(stack.cleanup, base, keep=args.keep, what="agents, ingests, brokers, PostgreSQL")
 
 

@@ -53,6 +53,23 @@ class IngestSettings(BaseSettings):
         50.0, gt=0, description="Most batches per second a device can produce (bounds a plausible seq jump after "
         "an outage).",
     )
+    sparkplug: bool = Field(
+        True, description="Also subscribe to Sparkplug B edge nodes' births, data and deaths (spBv1.0/...; "
+        "docs/sparkplug.md).",
+    )
+    sparkplug_birth_wait_s: float = Field(
+        2.0, ge=0, description="A Sparkplug message that finds no birth is held back (unacknowledged) and worked out "
+        "again for this long before it is quarantined as spb_no_birth: with several replicas, the birth it follows "
+        "may be committing in another one.",
+    )
+    sparkplug_gap_wait_s: float = Field(
+        2.0, ge=0, description="A Sparkplug seq gap still open this long after it was seen makes the ingest ask the "
+        "edge node for a Rebirth (with several replicas a node's messages can be worked out out of order: most gaps "
+        "close by themselves).",
+    )
+    sparkplug_rebirth_interval_s: float = Field(
+        30.0, ge=0, description="Least time between two Rebirth requests (NCMD) to one Sparkplug edge node.",
+    )
     max_clock_skew_s: float = Field(
         300.0, gt=0, description="A gateway status dated more than this ahead of the ingest's clock is refused.",
     )

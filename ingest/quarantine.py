@@ -52,6 +52,14 @@ NEVER_RELEASABLE: dict[str, str] = {
     "wrong_cell": "the site is served by another cell: its gateway must connect to that cell's broker (the payload "
                   "was not kept here)",
     "transfer_refused": "this cell's policy refused a part another cell sent; that cell keeps the data",
+    "spb_no_birth": "Sparkplug data before its birth cannot be read (its aliases and datatypes are in the birth); the "
+                    "ingest asked the edge node for a Rebirth, after which its data flows",
+    "spb_unknown_alias": "the birth of the message's session never declared the alias; the ingest asked the edge "
+                         "node for a Rebirth",
+    "spb_stale_session": "the message belongs to an earlier session of its edge node, whose aliases may differ",
+    "spb_unsupported_type": "the ingest stores no Sparkplug DataSet, Template, Bytes, File, PropertySet or array "
+                            "values",
+    "spb_bad_value": "the value does not fit its Sparkplug datatype or the stores",
 }
 """Codes whose release can never succeed, and why (the item can be dismissed)."""
 
@@ -188,6 +196,11 @@ class QuarantineService:
             if found is None:
                 raise QuarantineError(f"payload of {qid} is missing from {item['payload_region']}", 409)
             topic, payload = found
+            if topic.startswith("spBv1.0/"):
+                raise QuarantineError(
+                    f"quarantine item {qid} is a Sparkplug B message: a release would need its edge node's session "
+                    "(births, aliases) at the time; not supported yet. Fix the registry and ask the edge node for a "
+                    "Rebirth, then dismiss the item", 409)
             routed = self.router.route(topic, payload)
             revision = self.router.policy.revision
             same = [r for r in routed.rejections if r.code == item["code"]]

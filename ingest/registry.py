@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
@@ -82,6 +82,12 @@ class FieldSpec(_Model):
     )
     unit: str | None = None
     description: str = ""
+    sparkplug_metric: str | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="The Sparkplug B metric name whose values this field receives (it may contain '/', e.g. "
+                    "'Spindle/Speed'); docs/sparkplug.md. A metric of a Sparkplug device that no field names is an "
+                    "undeclared field.",
+    )
 
     def accepts(self, value: object) -> bool:
         """Whether a wire value is of this field's type (None, a missing sample, always is)."""
@@ -92,6 +98,21 @@ class Profile(_Model):
     """What a kind of device sends: every field with its category. Undeclared fields are not trusted."""
 
     fields: dict[str, FieldSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_field_per_metric(self) -> Profile:
+        seen: dict[str, str] = {}
+        for name, spec in self.fields.items():
+            metric = spec.sparkplug_metric
+            if metric is not None:
+                if metric in seen:
+                    raise ValueError(f"fields {seen[metric]!r} and {name!r} both receive Sparkplug metric {metric!r}")
+                seen[metric] = name
+        return self
+
+    def sparkplug_fields(self) -> dict[str, str]:
+        """Sparkplug metric name -> field name."""
+        return {spec.sparkplug_metric: name for name, spec in self.fields.items() if spec.sparkplug_metric}
 
 
 class Entity(_Model):
@@ -124,10 +145,26 @@ class Site(_Model):
     )
 
 
+_SPB_ID = r"^[^/+#\x00]{1,128}$"
+
+
+class SparkplugAddress(_Model):
+    """Where a device publishes as a Sparkplug B edge node or device: ``spBv1.0/{group}/.../{edge_node}[/{device}]``.
+    Without ``device``: the edge node itself (its NBIRTH / NDATA metrics)."""
+
+    group: str = Field(pattern=_SPB_ID, description="Sparkplug group id.")
+    edge_node: str = Field(pattern=_SPB_ID, description="Sparkplug edge node id.")
+    device: str | None = Field(default=None, pattern=_SPB_ID,
+                               description="Sparkplug device id; omitted for the edge node's own metrics.")
+
+
 class Device(_Model):
     site: str
     profile: str = Field(json_schema_extra={"x-closed-set": "profiles"})
     description: str = ""
+    sparkplug: SparkplugAddress | None = Field(
+        default=None, description="A device of a third-party Sparkplug B edge node: its group, edge node and device "
+        "ids (docs/sparkplug.md). Its metrics are mapped to fields by each field's sparkplug_metric.")
 
 
 class Registry(_Model):
@@ -138,6 +175,9 @@ class Registry(_Model):
     profiles: dict[str, Profile]
     sites: dict[str, Site]
     devices: dict[str, Device]
+    # (group, edge node, device or None) -> device id; (group, edge node) -> site id
+    _spb_devices: dict[tuple[str, str, str | None], str] = PrivateAttr(default_factory=dict)
+    _spb_nodes: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> Registry:
@@ -151,7 +191,28 @@ class Registry(_Model):
                 raise ValueError(f"devices.{device_id}.site: {device.site!r} is not a declared site")
             if device.profile not in self.profiles:
                 raise ValueError(f"devices.{device_id}.profile: {device.profile!r} is not a declared profile")
+        for device_id, device in sorted(self.devices.items()):
+            address = device.sparkplug
+            if address is None:
+                continue
+            key = (address.group, address.edge_node, address.device)
+            if key in self._spb_devices:
+                raise ValueError(f"devices.{device_id}.sparkplug: {address.group}/{address.edge_node}/"
+                                 f"{address.device or '(node)'} is already device {self._spb_devices[key]!r}")
+            node_site = self._spb_nodes.setdefault(key[:2], device.site)
+            if node_site != device.site:
+                raise ValueError(f"devices.{device_id}.sparkplug: edge node {address.group}/{address.edge_node} has "
+                                 f"devices in sites {node_site!r} and {device.site!r}; an edge node is at one site")
+            self._spb_devices[key] = device_id
         return self
+
+    def sparkplug_device(self, group: str, edge_node: str, device: str | None) -> str | None:
+        """The registry device a Sparkplug edge node (``device`` None) or device publishes as."""
+        return self._spb_devices.get((group, edge_node, device))
+
+    def sparkplug_node_site(self, group: str, edge_node: str) -> str | None:
+        """The site of a registered Sparkplug edge node (any of its devices registered), else None."""
+        return self._spb_nodes.get((group, edge_node))
 
     def site_of(self, device_id: str) -> tuple[str, Site] | None:
         device = self.devices.get(device_id)

@@ -28,11 +28,12 @@ Action = Literal["create", "update", "decommission"]
 
 RESIDENCY_FACTS: dict[EntryKind, tuple[str, ...]] = {
     "site": ("country", "home_region", "safeguards", "entity", "volume", "purpose"),
-    "device": ("site", "profile"),
+    "device": ("site", "profile", "sparkplug"),
 }
 """The fields that decide where a site's or device's data may go: the policy input (origin country, entity,
 volume, purpose, safeguards in force), the candidate regions (home region), a device's site (its country)
-and profile (its fields' categories). Changing them on an existing entry needs the role compliance."""
+and profile (its fields' categories), and a device's Sparkplug address (which edge node's messages take this
+device's origin and categories). Changing them on an existing entry needs the role compliance."""
 
 
 def residency_changes(kind: EntryKind, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:

@@ -64,3 +64,21 @@ if [ "${BOOTSTRAP_FOR_TESTS:-0}" = 1 ]; then
     touch "$opa_stamp"
   fi
 fi
+
+# The third-party Sparkplug B edge node (Eclipse Tahu's JavaScript client from the npm registry, pinned with its
+# dependencies in devstack/sparkplug_edge/package-lock.json) that the Sparkplug tests and `./scripts/run --sparkplug` run with Node.js.
+if [ "${BOOTSTRAP_FOR_TESTS:-0}" = 1 ] || [ "${BOOTSTRAP_SPARKPLUG:-0}" = 1 ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: the Sparkplug edge node needs Node.js (>= 18) and npm: install them (apt-get install nodejs npm)" >&2
+    exit 2
+  fi
+  spb_stamp=".venv/sparkplug-edge/.installed-$(cat devstack/sparkplug_edge/package.json \
+    devstack/sparkplug_edge/package-lock.json | sha256sum | cut -c1-16)"
+  if [ ! -f "$spb_stamp" ]; then
+    echo "bootstrap: installing the Sparkplug B edge node (sparkplug-client, sparkplug-payload) ..." >&2
+    rm -rf .venv/sparkplug-edge && mkdir -p .venv/sparkplug-edge
+    cp devstack/sparkplug_edge/package.json devstack/sparkplug_edge/package-lock.json .venv/sparkplug-edge/
+    npm ci --prefix .venv/sparkplug-edge --no-audit --no-fund --loglevel=error >&2
+    touch "$spb_stamp"
+  fi
+fi

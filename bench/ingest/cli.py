@@ -16,6 +16,10 @@ Every ratio is measured in this run, on this machine, against a baseline taken o
       (also shown / G1)
   C2  p99 publish -> visible in us-east (two cells)     / G6's p99; bounded by G6's p99 + one link-sender round
       + one flush interval of the receiving cell
+  S1  Sparkplug B DDATA, 10 metrics/msg (aliases): msgs/s and ingest CPU per message / our JSON with the same 10
+      values per message, same run                                                                    >= 0.8
+
+``--sparkplug-only``: the machine, PostgreSQL, Mosquitto and S1 alone (a few minutes).
 
 Also printed: the CPUs each process role used, PostgreSQL's WAL bytes per row and wait events, and the
 ceilings this machine's CPUs put on G3 and G5 (bench/ingest/ceilings.py).
@@ -37,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import baselines, cells
+from bench.ingest import baselines, cells, sparkplug
 from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
 from bench.ingest.latency import flush_histograms, flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter, Windows
@@ -320,6 +324,84 @@ class Bench:
                     f"{control.detail['messages_per_flush']} messages ({control.detail['decisions_per_message']} "
                     f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['bytes_per_decision']} "
                     "bytes per logged decision")
+
+    def setup_minimal(self) -> None:
+        """--sparkplug-only: no 100-reading workload, only what S1 needs."""
+        self.p.phase("setup: machine, PostgreSQL, Mosquitto")
+        self.machine = machine_info()
+        self.stack = Stack(["eu-central", "us-east", "cn-north", "ap-southeast"], keep=self.keep,
+                           pg_settings=self.pg_settings)
+        self.stack.start_postgres()
+        self.stack.fresh_broker()
+
+    def s1(self) -> None:
+        """S1: Sparkplug DDATA (10 aliased metrics) and our JSON (one reading of 10 fields), one replica each, the
+        paho publisher for both (protobuf payloads are binary: not for mosquitto_pub -l)."""
+        self.p.phase("S1: Sparkplug B DDATA (10 metrics/msg) vs our JSON (10 values/msg), 1 replica")
+        st = self.stack
+        assert st is not None
+        registry = sparkplug.bench_registry(st.dir / "registry-sparkplug.yaml")
+        env = {"INGEST_REGISTRY_FILE": str(registry)}
+        per_device = max(1, self.sizes.messages_1 // sparkplug.DEVICES)
+        results: dict[str, dict[str, float]] = {}
+        for kind, (warm, measured) in (("json", sparkplug.json_messages(per_device)),
+                                       ("sparkplug", sparkplug.sparkplug_messages(per_device))):
+            key = f"s1_{kind}"
+            st.reset_databases()
+            st.fresh_broker()
+            proc = st.start_ingest(key, env)
+            try:
+                proc.wait_ready()
+                publish_inline(st.mqtt_port, warm)
+                base = [stored(s) for s in wait_stored([proc], len(warm), 60)]
+                publisher = self._publisher("paho", measured)
+                self._quiet(key)
+                self.p.note(f"{kind}: publishing {len(measured):,} messages x {sparkplug.METRICS} values")
+                wall0 = time.monotonic()
+                self.meter.start(key)
+                pub = publisher.run()
+                snaps = wait_stored([proc], len(measured), self.sizes.timeout_s, base=base)
+                self.meter.stop(key)
+                wall = time.monotonic() - wall0
+            finally:
+                st.stop_ingests()
+            end = last_commit(snaps[0])
+            elapsed = (end if end is not None else time.time()) - pub.t0
+            rows = sum(st.count_rows(min_seq=0).values())
+            cpus = self.meter.roles.get(key, {}).get("ingest", 0.0)
+            rejected = snaps[0].get("rejections") or {}
+            if rejected:
+                raise BenchError(f"S1 {kind}: the ingest rejected messages: {rejected}")
+            results[kind] = {"messages": len(measured), "seconds": elapsed, "msgs_per_s": len(measured) / elapsed,
+                             "ingest_cpu_us_per_msg": cpus * wall / len(measured) * 1e6, "rows": rows}
+            self.report.metric(f"s1_{kind}_msgs_per_s", results[kind]["msgs_per_s"])
+            self.report.metric(f"s1_{kind}_cpu_us_per_msg", results[kind]["ingest_cpu_us_per_msg"])
+            self.p.note(f"{kind}: {results[kind]['msgs_per_s']:,.0f} msg/s, ingest CPU "
+                        f"{results[kind]['ingest_cpu_us_per_msg']:,.0f} us/msg")
+        self.s1_results = results
+        self.report.details["s1"] = results
+
+    def _goal_s1(self, r: Report) -> None:
+        res = getattr(self, "s1_results", None)
+        if not res:
+            return
+        spb, js = res["sparkplug"], res["json"]
+        ratio = spb["msgs_per_s"] / js["msgs_per_s"]
+        r.metric("s1_ratio", ratio)
+        r.add_goal(Goal("S1", "Sparkplug B DDATA, 10 metrics/msg", spb["msgs_per_s"], "msg/s", "our JSON",
+                        js["msgs_per_s"], "msg/s", ratio, ">=", 0.8,
+                        note=f"ingest CPU per message {spb['ingest_cpu_us_per_msg']:,.0f} us vs "
+                             f"{js['ingest_cpu_us_per_msg']:,.0f} us (ratio "
+                             f"{spb['ingest_cpu_us_per_msg'] / js['ingest_cpu_us_per_msg']:.2f}); "
+                             f"{spb['messages']:,} messages each, {sparkplug.DEVICES} devices, paho publisher"))
+
+    def results_sparkplug_only(self) -> Report:
+        r = self.report
+        r.section("Goals")
+        self._goal_s1(r)
+        r.section("Background CPU (other processes on this machine) during each timed window")
+        r.lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in self.meter.windows.items()))
+        return r
 
     def publishers(self) -> None:
         self.p.phase("publishers alone (no subscriber): paho x2 vs mosquitto_pub -l x12")
@@ -688,6 +770,7 @@ class Bench:
                              + ", ".join(f"{s:.1%}" for s in self.g5_shares) + " (goal: each within 50% +/- 10%)"))
         self._goal_g6(r)
         self._goals_cells(r)
+        self._goal_s1(r)
         self._ceilings(r)
         r.section("Background CPU (other processes on this machine) during each timed window")
         windows = self.meter.windows
@@ -820,6 +903,33 @@ def _pg_setting(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | None, started: datetime,
+                    t0: float) -> int:
+    try:
+        bench.setup_minimal()
+        bench.run_phase(bench.s1, ["s1_json", "s1_sparkplug"])
+    except (BenchError, RuntimeError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if bench.stack is not None:
+            bench.stack.cleanup()
+    duration = time.monotonic() - t0
+    report = bench.results_sparkplug_only()
+    print(f"ingest benchmark, S1 only ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, "
+          f"{duration:.0f} s")
+    for line in machine_lines(bench.machine):
+        print(line)
+    for line in report.lines:
+        print(line)
+    if args.json:
+        report.write_json(args.json, command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
+                          quick=args.quick, started_at=started.isoformat(), duration_s=duration,
+                          machine=bench.machine, settings={}, workload={"s1": bench.report.details.get("s1")})
+        print(f"\nJSON: {args.json}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -836,6 +946,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-measure phases disturbed by other processes while the run stays under S "
                              "seconds (default 480, 0 with --quick: never)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directory (logs) afterwards")
+    parser.add_argument("--sparkplug-only", action="store_true",
+                        help="only S1 (Sparkplug B vs our JSON), after a minimal setup")
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", type=_pg_setting,
                         help="a PostgreSQL setting over devstack's (repeatable), e.g. wal_buffers=8MB to "
                              "measure a setting against the default; the report lists the settings")
@@ -846,11 +958,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, quiet_wait_s=max(0.0, args.quiet_wait))
     if args.budget is not None:
         sizes = replace(sizes, budget_s=max(0.0, args.budget))
-    phases = 10 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
-    progress = Progress(phases)
+    phases = 11 + (1 if args.profile else 0) + (1 if args.prototypes else 0)
+    progress = Progress(2 if args.sparkplug_only else phases)
     bench = Bench(sizes, progress, args.profile, args.keep, dict(args.pg_setting))
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    if args.sparkplug_only:
+        return _sparkplug_only(bench, args, argv, started, t0)
     try:
         bench.setup()
         bench.run_phase(bench.b_copy, ["b_copy_text", "b_copy_binary", "b_copy_binary_parallel"])
@@ -862,6 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.run_phase(bench.g5, ["g5"])
         bench.run_phase(bench.g6, ["g6"])
         bench.run_phase(bench.two_cells, ["c1_one_cell", "c1", "c2"])
+        bench.run_phase(bench.s1, ["s1_json", "s1_sparkplug"])
         if args.prototypes:
             bench.prototypes()
         if args.profile:

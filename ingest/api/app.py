@@ -34,6 +34,7 @@ from ingest.api.routes import (
     rejections,
     schema,
     sites,
+    sparkplug,
     stats,
     store_jobs,
     users,
@@ -82,7 +83,7 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.rate_limiter = RateLimiter(api_settings)
 
     routers = (health, schema, devices, decisions, rejections, quarantine, stats, links, store_jobs, rates, registry,
-               sites, aggregates, policy, users, audit, volumes)
+               sites, aggregates, policy, users, audit, volumes, sparkplug)
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices

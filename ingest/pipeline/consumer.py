@@ -28,6 +28,11 @@ transaction and the message at fault is quarantined (``store_rejected``). A work
 the pipeline unhealthy and calls ``on_fatal`` (``ingest serve`` exits non-zero); a pipeline that makes no
 progress with messages waiting is reported stalled (:mod:`ingest.pipeline.watchdog`).
 
+Sparkplug B (docs/sparkplug.md): an edge node's messages are worked out against its session in the control store
+(ingest.sparkplug.sessions) between parsing and routing, like the sequence claims; a message that finds no birth
+is held back (not acknowledged with its batch, its node's newer messages behind it) and worked out again every
+0.25 s until INGEST_SPARKPLUG_BIRTH_WAIT_S after its arrival, because another replica may be committing the birth.
+
 Faults:
 - Control store down: nothing more is acknowledged; the control thread retries the batch's commit
   with backoff while the flush thread waits for it with at most one more batch routed. The broker
@@ -69,6 +74,8 @@ from ingest.config import IngestSettings
 from ingest.errors import StoreDataError, StoreUnavailableError
 from ingest.pipeline.router import Parsed, RejectionRecord, Routed, Router, quarantine_id
 from ingest.pipeline.stats import PipelineStats
+from ingest.sparkplug.mapping import SpbParsed
+from ingest.sparkplug.sessions import Incoming, SessionStore
 from ingest.store.control import ControlRecords, ControlWriter
 from ingest.store.isolation import write_isolated
 from ingest.store.quarantine import QuarantineWriter
@@ -76,6 +83,9 @@ from ingest.store.region import RegionWriter
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
 from policy.errors import PolicyUnavailableError
 from wire import Status, data_subscription
+from wire.sparkplug import NAMESPACE as SPB_NAMESPACE
+from wire.sparkplug import ncmd_topic, node_key, rebirth_payload
+from wire.sparkplug import subscriptions as spb_subscriptions
 from wire.topics import STATUS_PREFIX, status_subscription
 
 log = logging.getLogger("ingest.consumer")
@@ -90,6 +100,7 @@ class _Inbound:
     epoch: int  # broker connection it arrived on
     arrived: float  # time.monotonic() when paho delivered it
     pending: set[str] = field(default_factory=set)  # regions still to write (parked messages)
+    birth_wait: float | None = None  # a Sparkplug message held back for its birth: quarantined after this
 
 
 @dataclass(slots=True)
@@ -161,6 +172,13 @@ class Consumer:
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
         self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
                                                                         settings.seq_rate_max))
+        self._sessions = SessionStore(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
+                                                                      settings.seq_rate_max))
+        self._rebirth_at: dict[tuple[str, str], float] = {}  # Sparkplug edge node -> last Rebirth request
+        self._held: list[_Inbound] = []  # Sparkplug messages held back for their birth (flush thread only)
+        self._held_retry_at = 0.0
+        self._node_of: dict[int, str] = {}  # id(held message) -> its edge node's key
+        self._gap_checks: dict[tuple[str, str], float] = {}  # Sparkplug node with a new gap -> when to check it
         self._parked: list[_Inbound] = []
         self._region_retry_at: dict[str, float] = {}
         self._region_delay: dict[str, float] = {}
@@ -197,6 +215,8 @@ class Consumer:
         """Every subscription: the data (shared), the statuses, and for a cell its incoming parts (shared), its
         receipts and its bridges' states."""
         filters = [data_subscription(self.settings.share_group), status_subscription()]
+        if self.settings.sparkplug:
+            filters += spb_subscriptions(self.settings.share_group)
         if self.cell is not None:
             filters.append(f"$share/{self.settings.share_group}/{XFER_PREFIX}/{self.cell.name}/+/+")
         if self.link is not None:
@@ -271,6 +291,7 @@ class Consumer:
             writer.close()
         self._control.close()
         self._claims.close()
+        self._sessions.close()
 
     def new_writer(self, region: str) -> RegionWriter | OutboxWriter:
         """A writer of its own for ``region`` (a quarantine release): the region's store, or, for a region of
@@ -296,12 +317,17 @@ class Consumer:
     # --- flush thread ---
     def _collect(self) -> list[_Inbound]:
         batch: list[_Inbound] = []
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return batch
-        batch.append(first)
-        size = len(first.payload)
+        if self._held and time.monotonic() >= self._held_retry_at:
+            batch, self._held = self._held, []  # Sparkplug messages held back for their birth, first, in order
+            self._node_of.clear()
+            first = batch[0]
+        else:
+            try:
+                first = self._queue.get(timeout=0.2 if not self._held else 0.05)
+            except queue.Empty:
+                return batch
+            batch.append(first)
+        size = sum(len(item.payload) for item in batch)
         settings = self.settings
         deadline = first.arrived + settings.flush_interval_ms / 1000
         idle = settings.flush_idle_ms / 1000
@@ -335,6 +361,8 @@ class Consumer:
             if inflight is not None and self._queue.empty():
                 inflight = self._finish(inflight)  # nothing to overlap with: acknowledge now
             batch = self._collect()
+            if self._gap_checks:
+                self._check_gaps()
             if self._parked:
                 inflight = self._finish(inflight)  # the writers' connections are free for the retry
                 self._retry_parked()
@@ -356,6 +384,8 @@ class Consumer:
             self._finish(previous)
             return None
         routed, statuses = done
+        if not batch:  # every message was a Sparkplug message held back for its birth
+            return previous
         t1 = time.monotonic()
         groups = [ControlRecords(m.decisions, m.rejections) for _, m in routed]
         groups += [ControlRecords(statuses=[status]) for _, status in statuses]
@@ -391,6 +421,7 @@ class Consumer:
         routed: list[tuple[_Inbound, Routed]] = []
         statuses: list[tuple[_Inbound, Status]] = []
         parsed: list[tuple[_Inbound, Parsed]] = []
+        sparkplug: list[tuple[_Inbound, SpbParsed]] = []
         now = datetime.now(UTC)
         skew = timedelta(seconds=self.settings.max_clock_skew_s)
         for item in batch:
@@ -404,11 +435,35 @@ class Consumer:
             if item.topic.startswith(XFER_PREFIX + "/"):
                 routed.append((item, self.router.receive_part(item.topic, item.payload)))
                 continue
+            if item.topic.startswith(SPB_NAMESPACE + "/"):
+                s = self.router.parse_sparkplug(item.topic, item.payload, received=item.arrived)
+                if isinstance(s, Routed):
+                    routed.append((item, s))
+                else:
+                    sparkplug.append((item, s))
+                continue
             p = self.router.parse(item.topic, item.payload, received=item.arrived)
             if isinstance(p, Routed):
                 routed.append((item, p))
             else:
                 parsed.append((item, p))
+        if sparkplug:
+            # A node with messages held back for their birth: its newer messages wait behind them (in order, so
+            # that a held message is not taken for a gap once the birth is there).
+            waiting = {self._node_of[id(item)] for item in self._held}
+            behind = [(item, p) for item, p in sparkplug if p.where.node_key in waiting]
+            sparkplug = [(item, p) for item, p in sparkplug if p.where.node_key not in waiting]
+            done, held = self._route_sparkplug(sparkplug, hold=True) if sparkplug else ([], [])
+            routed += done
+            held_now = {id(item) for item in held} | {id(item) for item, _ in behind}
+            if held_now:  # not acknowledged with this batch: worked out again shortly, in arrival order
+                for item, p in [*sparkplug, *behind]:
+                    if id(item) in held_now:
+                        self._node_of[id(item)] = p.where.node_key
+                self._held = sorted([*self._held, *(item for item in batch if id(item) in held_now)],
+                                    key=lambda item: item.arrived)
+                batch[:] = [item for item in batch if id(item) not in held_now]
+                self._held_retry_at = time.monotonic() + 0.25
         if parsed:
             self.watchdog.stage("claim")
             verdicts = self._claims.claim([Claim(p.batch.device_id, p.batch.seq, len(p.batch.readings), p.digest)
@@ -429,6 +484,78 @@ class Consumer:
                     m = self.router.route_parsed(p)
                 routed.append((item, m))
         return routed, statuses
+
+    def _route_sparkplug(self, items: list[tuple[_Inbound, SpbParsed]], *, hold: bool = False,
+                         ) -> tuple[list[tuple[_Inbound, Routed]], list[_Inbound]]:
+        """Sparkplug messages resolved against their edge nodes' sessions (one control transaction: births, aliases,
+        positions claimed), then routed like batches; Rebirth requests for the nodes that need one.
+
+        ``hold``: a message that finds no birth is held back (returned apart, not routed) until
+        INGEST_SPARKPLUG_BIRTH_WAIT_S after its arrival: with several replicas the birth may be committing in another
+        one. Then it is quarantined (spb_no_birth) and its node asked for a Rebirth."""
+        self.watchdog.stage("claim")
+        outcome = self._sessions.process([Incoming(p.where, p.decoded, p.digest, p.device_id) for _, p in items])
+        self.stats.store_ok("control")
+        self.watchdog.stage("route")
+        now = time.monotonic()
+        routed: list[tuple[_Inbound, Routed]] = []
+        held: list[_Inbound] = []
+        for key, device, online in outcome.statuses:
+            log.info("Sparkplug %s%s is %s", key, f" device {device}" if device else "",
+                     "online" if online else "offline")
+        rebirth = set(outcome.rebirth)
+        for node in outcome.gaps:
+            self._gap_checks.setdefault(node, now + self.settings.sparkplug_gap_wait_s)
+        for (item, p), r in zip(items, outcome.resolved, strict=True):
+            if r.refused is not None and r.refused[0] == "spb_no_birth":
+                if item.birth_wait is None:
+                    item.birth_wait = item.arrived + self.settings.sparkplug_birth_wait_s
+                if hold and now < item.birth_wait:
+                    held.append(item)
+                    continue
+                rebirth.add((p.where.group, p.where.edge_node))
+            routed.append((item, self.router.route_sparkplug(p, r)))
+        self._request_rebirths(rebirth)
+        return routed, held
+
+    def _request_rebirths(self, nodes: set[tuple[str, str]]) -> None:
+        """Ask each edge node for its births again (NCMD ``Node Control/Rebirth``, QoS 0 as the specification
+        prescribes), at most once per INGEST_SPARKPLUG_REBIRTH_INTERVAL_S per node and replica."""
+        now = time.monotonic()
+        for group, edge_node in sorted(nodes):
+            last = self._rebirth_at.get((group, edge_node))
+            if last is not None and now - last < self.settings.sparkplug_rebirth_interval_s:
+                continue
+            self._rebirth_at[(group, edge_node)] = now
+            self._client.publish(ncmd_topic(group, edge_node), rebirth_payload(int(time.time() * 1000)), qos=0)
+            self.stats.rebirth_requested()
+            log.info("asked Sparkplug edge node %s/%s for a Rebirth", group, edge_node)
+
+    def _check_gaps(self) -> None:
+        """Ask the Sparkplug nodes whose gap is still open INGEST_SPARKPLUG_GAP_WAIT_S after it was seen for a
+        Rebirth (a gap that a late message filled meanwhile asks for nothing)."""
+        now = time.monotonic()
+        due = sorted(node for node, at in self._gap_checks.items() if at <= now)
+        if not due:
+            return
+        try:
+            still = self._sessions.open_gaps([node_key(g, n) for g, n in due])
+        except (StoreUnavailableError, StoreDataError) as exc:
+            self.stats.store_failed("control", str(exc))
+            return  # checked again at the next round
+        for node in due:
+            del self._gap_checks[node]
+        self._request_rebirths({(g, n) for g, n in due if node_key(g, n) in still})
+
+    def _reroute(self, item: _Inbound) -> Routed:
+        """A parked message routed again from its payload (a Sparkplug message is a redelivery for its session:
+        the same position and rows)."""
+        if item.topic.startswith(SPB_NAMESPACE + "/"):
+            s = self.router.parse_sparkplug(item.topic, item.payload, received=item.arrived)
+            if isinstance(s, Routed):
+                return s
+            return self._route_sparkplug([(item, s)])[0][0][1]
+        return self.router.route(item.topic, item.payload, received=item.arrived)
 
     def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
                         control: Future[_Committed | None], stages: dict[str, float]) -> _InFlight:
@@ -609,9 +736,9 @@ class Consumer:
                 still.append(item)
                 continue
             try:
-                m = self.router.route(item.topic, item.payload, received=item.arrived)
-            except PolicyUnavailableError as exc:  # the policy is out now: try again later
-                self.stats.store_failed("policy", str(exc))
+                m = self._reroute(item)
+            except (PolicyUnavailableError, StoreUnavailableError, StoreDataError) as exc:  # out now: try again later
+                self.stats.store_failed(getattr(exc, "store", "policy"), str(exc))
                 still.append(item)
                 continue
             if m.receipt is not None:

@@ -34,11 +34,15 @@ from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
+from ingest.sparkplug.mapping import SpbParsed, to_batch
+from ingest.sparkplug.sessions import Resolved, message_digest
 from ingest.volumes.subjects import subjects_of
 from ingest.volumes.tracker import VolumeTracker
 from policy import Decision, Flow, PolicyEngine
 from policy.errors import PolicyEvaluationError, PolicyUnavailableError
 from wire import Batch, DataTopic, DecodeError, Status, StatusTopic, TopicError, decode_batch, decode_status
+from wire.sparkplug import SparkplugError, SparkplugTopic
+from wire.sparkplug import decode as decode_sparkplug
 
 log = logging.getLogger("ingest.router")
 
@@ -193,6 +197,7 @@ class Router:
         self._flows: dict[tuple[int, str, str, bool], Flow] = {}
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
         self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
+        self._spb_fields: dict[int, dict[str, str]] = {}  # Sparkplug metric -> field, keyed by id() of a profile
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
         # the registry replaced by the last change, and when (time.monotonic()): for messages received before it
         self._previous: tuple[Registry, float] | None = None
@@ -208,6 +213,7 @@ class Router:
             self._flows = {}
             self._inputs = {}
             self._fields = {}
+            self._spb_fields = {}
 
     def route(self, topic: str, payload: bytes, *, received: float | None = None) -> Routed:
         """Parse and route one message (in isolation: never raises but ``PolicyUnavailableError``).
@@ -237,6 +243,100 @@ class Router:
             with self._using(parsed.registry):
                 return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._route_batch(
                     parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site))
+
+    # --- Sparkplug B (docs/sparkplug.md) ---
+    def parse_sparkplug(self, topic: str, payload: bytes, *, received: float | None = None) -> SpbParsed | Routed:
+        """Size, topic, registry (the edge node must be registered; its site gives the origin) and protobuf checks
+        of a Sparkplug message: a :class:`SpbParsed`, or its rejection. Against the registry in force when it was
+        ``received``."""
+        with self._registry_lock, self._using(self._registry_at(received)):
+            return self._guard(topic, payload, None, None, lambda: self._parse_sparkplug(topic, payload))
+
+    def route_sparkplug(self, parsed: SpbParsed, resolved: Resolved) -> Routed:
+        """Split, decide and transform a Sparkplug message resolved against its session (ingest.sparkplug.sessions),
+        like a batch of ours: its device, seq = its position, its declared metrics as fields."""
+        with self._registry_lock, self._using(parsed.registry):
+            return self._guard(parsed.topic, parsed.payload, parsed.device_id, resolved.position,
+                               lambda: self._route_sparkplug(parsed, resolved))
+
+    def _parse_sparkplug(self, topic: str, payload: bytes) -> SpbParsed | Routed:
+        def reject(code: str, detail: str, device: str | None = None, *, hold: bool = False) -> Routed:
+            return Routed(rejections=[self._quarantine(topic, payload, code, detail, device, None, hold=hold)])
+
+        if len(payload) > self.max_bytes:
+            return reject("oversized", f"payload of {len(payload)} bytes exceeds the limit of {self.max_bytes} bytes")
+        try:
+            where = SparkplugTopic.parse(topic)
+        except SparkplugError as exc:
+            return reject(exc.code, exc.reason)
+        registry = self.registry
+        site_id = registry.sparkplug_node_site(where.group, where.edge_node)
+        if site_id is None:
+            return reject("unknown_device", f"Sparkplug edge node {where.group}/{where.edge_node} is not in the "
+                          "registry (no device has sparkplug: {group: ..., edge_node: ...} naming it)")
+        site = registry.sites[site_id]
+        device_id = registry.sparkplug_device(where.group, where.edge_node, where.device)
+        holder = device_id or registry.sparkplug_device(where.group, where.edge_node, None)
+        serving = self.cell.topology.cell_of_site(site_id) if self.cell is not None else None
+        if self.cell is not None and serving != self.cell.name:
+            return reject("wrong_cell", f"site {site_id!r} is served by cell {serving!r}, not by cell "
+                          f"{self.cell.name!r}: its edge nodes must connect to their own cell's broker; payload not "
+                          "kept here", holder)
+        try:
+            decoded = decode_sparkplug(payload)
+        except SparkplugError as exc:
+            return reject(exc.code, exc.reason, holder, hold=True)
+        return SpbParsed(topic, payload, where, decoded, device_id, site_id, site, message_digest(topic, payload),
+                         registry)
+
+    def _route_sparkplug(self, parsed: SpbParsed, r: Resolved) -> Routed:
+        topic, payload, where = parsed.topic, parsed.payload, parsed.where
+        holder = parsed.device_id or self.registry.sparkplug_device(where.group, where.edge_node, None)
+
+        def q(code: str, detail: str, *, hold: bool = True) -> RejectionRecord:
+            return self._quarantine(topic, payload, code, detail, holder, r.position, hold=hold)
+
+        if r.refused is not None:
+            return Routed(rejections=[q(*r.refused)])
+        node = f"{where.group}/{where.edge_node}"
+        if r.verdict == "conflict":
+            return Routed(rejections=[q("seq_conflict", f"position {r.position} of Sparkplug edge node {node} was "
+                                        "claimed before by other content; not stored")])
+        if r.verdict == "jump":
+            return Routed(rejections=[q("seq_jump", f"position {r.position} of Sparkplug edge node {node} is further "
+                                        "ahead of its highest than it could have come; not stored")])
+        merged: dict[str, list[str]] = {}
+        for code, detail in r.problems:
+            merged.setdefault(code, []).append(detail)
+        extra = [q(code, "; ".join(details)) for code, details in merged.items()]
+        if not r.metrics:  # a state message (death, a birth without data): nothing to decide
+            return Routed(device_id=holder or where.node_key, seq=r.position, rejections=extra)
+        if parsed.device_id is None:
+            what = f"device {where.device!r}" if where.device is not None else "the edge node's own metrics"
+            return Routed(rejections=[*extra, q(
+                "unknown_device", f"{what} of Sparkplug edge node {node} is not in the registry (no device has "
+                f"sparkplug: {{group: {where.group}, edge_node: {where.edge_node}"
+                f"{', device: ' + where.device if where.device else ''}}}); its {len(r.metrics)} metrics were not "
+                "stored", hold=False)])
+        assert r.position is not None
+        device = self.registry.devices[parsed.device_id]
+        profile = self.registry.profiles[device.profile]
+        fields = self._spb_fields.get(id(profile))
+        if fields is None:
+            fields = self._spb_fields[id(profile)] = profile.sparkplug_fields()
+        batch, problems = to_batch(parsed, r.position, r.metrics, fields)
+        for code, items in problems.items():
+            if code == "undeclared_field":
+                detail = (f"Sparkplug metrics {sorted(set(items))[:20]} are not declared in profile {device.profile!r} "
+                          "(no field has them as sparkplug_metric); they were not stored")
+            else:
+                detail = "; ".join(items[:10])
+            extra.append(q(code, detail))
+        if batch is None:
+            return Routed(rejections=extra)
+        routed = self._route_batch(topic, payload, batch, parsed.site_id, parsed.site)
+        routed.rejections.extend(extra)
+        return routed
 
     def _registry_at(self, received: float | None) -> Registry:
         """The registry in force when a message arrived (time.monotonic()); the current one when unknown."""

@@ -55,6 +55,7 @@ class PipelineStats:
         self.down_stores: set[str] = set()
         self.parked = 0
         self.stale_redeliveries = 0
+        self.sparkplug_rebirths = 0
         self.policy_revision = ""
 
     def message_received(self) -> None:
@@ -127,6 +128,10 @@ class PipelineStats:
         for stage, seconds in stages.items():
             _FLUSH_STAGE.labels(stage).observe(seconds)
 
+    def rebirth_requested(self) -> None:
+        with self._lock:
+            self.sparkplug_rebirths += 1
+
     def set_connected(self, connected: bool) -> None:
         with self._lock:
             self.broker_connected = connected
@@ -165,6 +170,7 @@ class PipelineStats:
                 "down_stores": sorted(self.down_stores),
                 "parked": self.parked,
                 "stale_redeliveries": self.stale_redeliveries,
+                "sparkplug_rebirths": self.sparkplug_rebirths,
                 "healthy": self._healthy(),
                 "policy_revision": self.policy_revision,
             }

@@ -72,8 +72,14 @@ METRICS = [
     "c2_ratio",
     "c2_bound_ms",
     "wal_bytes_per_row_c1",
+    # Sparkplug B (S1): DDATA with 10 metrics vs our JSON with the same 10 values
+    "s1_json_msgs_per_s",
+    "s1_sparkplug_msgs_per_s",
+    "s1_json_cpu_us_per_msg",
+    "s1_sparkplug_cpu_us_per_msg",
+    "s1_ratio",
 ]
-GOALS = {"G1", "G2", "G3", "G5", "G6", "C1", "C2"}
+GOALS = {"G1", "G2", "G3", "G5", "G6", "C1", "C2", "S1"}
 
 
 @pytest.mark.integration
@@ -86,9 +92,10 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     # progress on stderr: phase names and counters
-    assert "[1/10] setup" in proc.stderr
+    assert "[1/11] setup" in proc.stderr
     assert "G6:" in proc.stderr
-    assert "[10/10] C1/C2: two cells (cn -> global)" in proc.stderr
+    assert "[10/11] C1/C2: two cells (cn -> global)" in proc.stderr
+    assert "[11/11] S1: Sparkplug B DDATA" in proc.stderr
     assert "messages stored by cell cn;" in proc.stderr and "parts by cell global" in proc.stderr
     # the report on stdout: one line per goal with its verdict, and the machine
     for goal in GOALS:
@@ -110,7 +117,8 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert doc["machine"]["nproc"] >= 1 and doc["machine"]["cpu_model"]
     assert doc["workload"]["rows_100"] > 0
     assert doc["settings"]["postgresql"]["wal_buffers"] == "16MB"  # --pg-setting reached the server's settings
-    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub", "c1_one_cell", "c1", "c2"}
+    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g6", "bare_sub", "c1_one_cell", "c1", "c2",
+                                                      "s1_json", "s1_sparkplug"}
     # C1 counts the same rows in both runs: every row of the CN messages in cn-north, their machine rows in us-east
     c1 = doc["details"]["c1"]
     assert set(c1["rows"]) == {"cn-north", "us-east"} and 0 < c1["rows"]["us-east"] < c1["rows"]["cn-north"]

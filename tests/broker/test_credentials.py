@@ -64,10 +64,14 @@ def test_files_hashes_and_modes(tmp_path: Path) -> None:
     assert ("publishClientSend", "tele/v1/de-munich/de-munich-cnc-01") in munich
     assert ("publishClientSend", "status/v1/de-munich/gw-munich") in munich
     assert {t for t, _ in munich} == {"publishClientSend"}  # writes only: no subscribe, no delivery
+    spb = [f"$share/ingest/spBv1.0/+/{kind}"
+           for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")]
     assert sorted(_acls(creds, "ingest-1")) == sorted([
         ("subscribeLiteral", "$share/ingest/tele/v1/+/+"), ("subscribeLiteral", "status/v1/+/+"),
         ("unsubscribeLiteral", "$share/ingest/tele/v1/+/+"), ("unsubscribeLiteral", "status/v1/+/+"),
         ("publishClientReceive", "tele/v1/#"), ("publishClientReceive", "status/v1/#"),
+        *[("subscribeLiteral", f) for f in spb], *[("unsubscribeLiteral", f) for f in spb],
+        ("publishClientReceive", "spBv1.0/#"), ("publishClientSend", "spBv1.0/+/NCMD/+"),  # Sparkplug Rebirth
     ])
     for name in names - {"ingest-1"}:  # nobody but the ingest subscribes or reads
         assert {t for t, _ in _acls(creds, name)} == {"publishClientSend"}

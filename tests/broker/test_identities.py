@@ -30,10 +30,12 @@ def test_demo_identities_cover_every_device_through_its_sites_gateway() -> None:
     )
     assert munich.reads == () and munich.subscribes == ()
     ingest = [i for i in idents if i.kind == "ingest"]
-    filters = ("$share/ingest/tele/v1/+/+", "status/v1/+/+")
+    filters = ("$share/ingest/tele/v1/+/+", "status/v1/+/+", *(f"$share/ingest/spBv1.0/+/{kind}"
+               for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")))
+    reads = ("tele/v1/#", "status/v1/#", "spBv1.0/#")
     assert [(i.name, i.reads, i.writes, i.subscribes) for i in ingest] == [
-        ("ingest-1", ("tele/v1/#", "status/v1/#"), (), filters),
-        ("ingest-2", ("tele/v1/#", "status/v1/#"), (), filters),
+        ("ingest-1", reads, ("spBv1.0/+/NCMD/+",), filters),  # the Sparkplug Rebirth requests (NCMD)
+        ("ingest-2", reads, ("spBv1.0/+/NCMD/+",), filters),
     ]
 
 
@@ -43,6 +45,25 @@ def test_listed_devices_and_direct_devices() -> None:
     press = idents["de-munich-press-01"]  # no gateway serves it: its own identity
     assert press.kind == "device"  # type: ignore[attr-defined]
     assert press.writes == ("tele/v1/de-munich/de-munich-press-01", "status/v1/de-munich/de-munich-press-01")  # type: ignore[attr-defined]
+
+
+def test_a_sparkplug_edge_node_gets_its_own_identity() -> None:
+    """docs/sparkplug.md: the edge node publishes its births, data and Will, and receives its commands; a site's
+    gateway does not serve its devices."""
+    registry = demo_registry()
+    spb = {"group": "munich", "edge_node": "tahu-01"}
+    devices = dict(registry.devices) | {
+        "spb-press": Device(site="de-munich", profile="cnc_mill", sparkplug={**spb, "device": "press-01"}),  # type: ignore[arg-type]
+        "spb-node": Device(site="de-munich", profile="cnc_mill", sparkplug=spb),  # type: ignore[arg-type]
+    }
+    bigger = Registry.model_validate({**registry.model_dump(), "devices": devices})
+    idents = _by_name(bigger, {"gw": {"site": "de-munich"}})
+    node = idents["munich.tahu-01"]
+    assert (node.kind, node.site, node.devices) == (  # type: ignore[attr-defined]
+        "sparkplug", "de-munich", ("spb-node", "spb-press"))
+    assert "spBv1.0/munich/NDEATH/tahu-01" in node.writes and "spBv1.0/munich/DDATA/tahu-01/+" in node.writes  # type: ignore[attr-defined]
+    assert "spBv1.0/munich/NCMD/tahu-01/#" in node.subscribes  # type: ignore[attr-defined]
+    assert not [t for t in idents["gw"].writes if "spb" in t]  # type: ignore[attr-defined]
 
 
 def test_a_device_registered_later_is_added_to_its_sites_gateway() -> None:

@@ -105,6 +105,9 @@ class Gap(BaseModel):
     missing: int
     detected_at: datetime
     closed_at: datetime | None
+    closed_by: str | None = Field(default=None, description="Why it closed: null when the missing batches arrived, "
+                                  "'rebirth' when a Sparkplug edge node's new birth re-stated every metric (the "
+                                  "missing messages are lost; docs/sparkplug.md).")
 
 
 class GapPage(BaseModel):
@@ -229,6 +232,6 @@ def list_gaps(
         open_ = cur.execute("SELECT count(*) AS n FROM sequence_gaps WHERE closed_at IS NULL").fetchone()["n"]  # type: ignore[index]
         rows = cur.execute(
             "SELECT id, device_id, first_missing, last_missing, last_missing - first_missing + 1 AS missing,"
-            f" detected_at, closed_at FROM sequence_gaps WHERE {where} ORDER BY detected_at DESC, id DESC"
+            f" detected_at, closed_at, closed_by FROM sequence_gaps WHERE {where} ORDER BY detected_at DESC, id DESC"
             " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
     return GapPage(total=total, open=open_, items=[Gap.model_validate(r) for r in rows])

@@ -107,6 +107,22 @@ def test_the_registry_reports_each_entry_with_its_source(api: Api) -> None:
     assert any(s["site_id"] == "de-berlin" for s in api.call("GET", "/sites", "erik").json())
 
 
+def test_a_sparkplug_edge_nodes_device_is_registered_like_any_device(api: Api) -> None:
+    """docs/sparkplug.md: the address maps (group, edge node, device) to the device; it decides the origin of the
+    node's data, so changing it is a residency fact (compliance)."""
+    address = {"group": "munich", "edge_node": "ignition-01", "device": "press-7"}
+    device = {"device_id": "de-munich-spb-7", "site": "de-munich", "profile": "injection_press", "sparkplug": address}
+    created = api.call("POST", "/devices", "olga", device)
+    assert created.status_code == 201, created.text
+    assert created.json()["entry"]["spec"]["sparkplug"] == address
+    assert api.runtime.registry.sparkplug_device("munich", "ignition-01", "press-7") == "de-munich-spb-7"
+    twice = api.call("POST", "/devices", "olga", {**device, "device_id": "de-munich-spb-8"})
+    assert twice.status_code == 422 and "is already device 'de-munich-spb-7'" in twice.text
+    moved = {"site": "de-munich", "profile": "injection_press", "sparkplug": {**address, "device": "press-8"}}
+    assert api.call("PUT", "/devices/de-munich-spb-7", "olga", moved).status_code == 403
+    assert api.call("PUT", "/devices/de-munich-spb-7", "otto", moved).status_code == 200
+
+
 def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_each(api: Api) -> None:
     assert api.call("POST", "/sites", "olga", BERLIN).status_code == 201
     device = {"device_id": "de-berlin-cnc-01", "site": "de-berlin", "profile": "cnc_mill"}

@@ -15,7 +15,7 @@ from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.cells.topology import load_topology
 from ingest.pipeline.router import Router
 from ingest.pipeline.transforms import Pseudonymizer
-from ingest.registry import Registry
+from ingest.registry import Registry, load_registry
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 from wire.errors import DecodeError
 
@@ -201,3 +201,20 @@ def test_a_cells_router_refuses_sites_of_other_cells_and_holds_quarantine_at_hom
     assert "served by cell 'cn'" in routed.rejections[0].detail
     held = _router(registry, engine, "cn").route("tele/v1/cn-shenzhen/cn-shenzhen-cnc-01", b"{broken")
     assert held.rejections[0].payload_region == "cn-north"  # never a region of another cell
+
+
+def test_a_cells_router_refuses_sparkplug_edge_nodes_of_other_cells(engine: CachedPolicyEngine) -> None:
+    """docs/sparkplug.md: a Sparkplug edge node connects to its own cell's broker, like our agent."""
+    from wire.sparkplug import sparkplug_b_pb2 as pb
+
+    base = load_registry(REPO / "deploy" / "local" / "registry.yaml").model_dump()
+    base["devices"]["cn-spb-press"] = {"site": "cn-shenzhen", "profile": "injection_press",
+                                       "sparkplug": {"group": "shenzhen", "edge_node": "ign-1", "device": "p1"}}
+    registry = Registry.model_validate(base)
+    payload = pb.Payload(timestamp=1, seq=0).SerializeToString()
+    topic = "spBv1.0/shenzhen/NBIRTH/ign-1"
+    refused = _router(registry, engine, "global").parse_sparkplug(topic, payload)
+    assert [r.code for r in refused.rejections] == ["wrong_cell"]  # type: ignore[union-attr]
+    assert refused.rejections[0].payload is None and "served by cell 'cn'" in refused.rejections[0].detail  # type: ignore[union-attr]
+    accepted = _router(registry, engine, "cn").parse_sparkplug(topic, payload)
+    assert accepted.site_id == "cn-shenzhen" and accepted.device_id is None  # type: ignore[union-attr]
