@@ -44,8 +44,10 @@ Country = Annotated[
 ]
 Safeguard = Literal[
     "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
-    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL",
+    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL", "ASEAN_MCC", "MY_TIA",
+    "TH_PDPC_BCR",
 ]
+"""The safeguard codes of policy/data/vocabulary.json (the decision contract), kept equal to it (a test checks)."""
 
 
 class _Model(BaseModel):

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from policy import DEFAULT_POLICY_DIR, Flow
 
 _VOCAB = json.loads((DEFAULT_POLICY_DIR / "data" / "vocabulary.json").read_text())
-ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MX"]
-DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "IN", "VN", "HK", "FO", "IS"]
+ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MX",
+           "MY", "TH", "PH", "BD"]
+DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "IN", "VN", "HK", "FO", "IS", "MY",
+                "TH"]
 SAFEGUARDS = sorted(_VOCAB["safeguards"])
 # Counts around every threshold of data/thresholds.json, and far beyond.
 COUNTS = st.one_of(
