@@ -3,8 +3,13 @@ and subject flag, purpose, transform and volume boundary: for engine parity test
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
+
+_TODAY = dt.datetime.now(dt.UTC).date()
+RECENT = (_TODAY - dt.timedelta(days=30)).isoformat()  # a dated safeguard in force (MY_TIA: three years)
+LAPSED = f"{_TODAY.year - 3}-{_TODAY:%m-%d}"  # its third anniversary is today: lapsed
 
 # One origin per regime (NO: the EEA-EFTA side of the EU regime), plus HK (no regime: the UNLISTED table).
 ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MY",
@@ -78,6 +83,8 @@ PARITY_VARIANTS: list[dict[str, Any]] = [
     {"safeguards": ["SCC", "CONSENT"]},
     {"safeguards": ["SCC", "BCR", "CONSENT", "TIA", "UK_IDTA", "VN_TIA_FILED", "RU_RKN_NOTIFIED"]},
     {"safeguards": ["ASEAN_MCC", "MY_TIA", "TH_PDPC_BCR", "TIA"]},
+    {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": RECENT}},
+    {"safeguards": ["MY_TIA", "SCC"], "safeguard_dates": {"MY_TIA": LAPSED, "SCC": LAPSED}},
     {"safeguards": ["CN_SECURITY_ASSESSMENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION", "TIA"]},
     {"recipient": {"covered_person": True}, "volume": {"individuals_12m": 200000}},
     {"entity": {"ciio": True}, "purpose": "hr_management"},
@@ -120,6 +127,11 @@ ODD_INPUTS: list[Any] = [
     {"origin": "DE", "destination": "US", "category": "personal", "safeguards": ["SCC", 1]},
     {"origin": "DE", "destination": "US", "category": "personal", "transforms_applied": ["encrypted"]},
     {"origin": "DE", "destination": "US", "category": "personal", "purpose": 3},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
+     "safeguard_dates": {"MY_TIA": "2999-01-01"}},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
+     "safeguard_dates": {"MY_TIA": "2025-02-30 "}},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguard_dates": ["MY_TIA"]},
     {"origin": "DE", "destination": "US", "category": "personal\u00a0"},
     {"origin": "de", "destination": "\tus ", "category": "machine"},
     {"origin": " de", "destination": "us ", "category": "machine"},

@@ -23,10 +23,31 @@ case_my_personal_has_no_whitelist_any_more := {
 	},
 }
 
-case_my_personal_with_the_controllers_tia_is_allowed := {
-	"about": "s.129(2): the controller's transfer impact assessment finds a substantially similar law or adequate protection",
+case_my_personal_tia_without_its_date_is_not_in_force := {
+	"about": "vocabulary.json safeguard_validity: MY_TIA counts only with its date (three-year validity, Guideline 3/2025); a dated one within three years is allowed (tests/policy/test_safeguard_validity.py: the dates move with the clock)",
 	"flow": {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"]},
-	"expect": {"allow": true, "requires": [], "reasons_contain": ["in force: MY_TIA; allowed"]},
+	"expect": {
+		"allow": false, "requires": ["ASEAN_MCC", "BCR", "CONSENT", "MY_TIA", "SCC"],
+		"reasons_contain": ["MY_TIA is not in force: its date (safeguard_dates.MY_TIA) is needed to know it is less than 3 years old"],
+	},
+}
+
+case_my_personal_tia_older_than_three_years_has_lapsed := {
+	"flow": {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": "2022-05-02"}},
+	"expect": {
+		"allow": false, "requires": ["ASEAN_MCC", "BCR", "CONSENT", "MY_TIA", "SCC"],
+		"reasons_contain": ["MY_TIA of 2022-05-02 lapsed on 2025-05-02"],
+	},
+}
+
+case_my_personal_lapsed_tia_with_consent_is_allowed := {
+	"flow": {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA", "CONSENT"], "safeguard_dates": {"MY_TIA": "2022-05-02"}},
+	"expect": {"allow": true, "reasons_contain": ["in force: CONSENT; allowed", "MY_TIA of 2022-05-02 lapsed on 2025-05-02"]},
+}
+
+case_my_personal_tia_date_that_is_no_date_is_refused := {
+	"flow": {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": "2025-13-01"}},
+	"expect": {"allow": false, "requires": [], "reasons": ["Input rejected: safeguard_dates.MY_TIA is not a date (YYYY-MM-DD); default deny"]},
 }
 
 case_my_personal_with_consent_is_allowed := {
@@ -68,8 +89,8 @@ case_my_personal_contract_necessity_is_not_a_basis_for_telemetry := {
 	"expect": {"allow": false, "reasons_contain": ["necessity for a contract (not routine, one specific purpose, no feasible alternative) is not accepted"]},
 }
 
-case_my_sensitive_with_the_controllers_tia_is_allowed := {
-	"flow": {"origin": "MY", "destination": "SG", "category": "sensitive_personal", "safeguards": ["MY_TIA"]},
+case_my_sensitive_with_asean_mcc_is_allowed := {
+	"flow": {"origin": "MY", "destination": "SG", "category": "sensitive_personal", "safeguards": ["ASEAN_MCC"]},
 	"expect": {"allow": true, "cites": "MY PDPA 2010 s.40, s.129(2)"},
 }
 

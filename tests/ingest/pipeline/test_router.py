@@ -11,7 +11,7 @@ import pytest
 
 from ingest.pipeline.router import Router, decision_id
 from ingest.pipeline.transforms import Pseudonymizer
-from ingest.registry import Registry
+from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
@@ -102,6 +102,25 @@ def test_th_personal_stays_in_singapore_under_the_asean_mcc(real_router: Router,
     routed = router.route("tele/v1/th-rayong/th-rayong-cnc-01", _payload("th-rayong-cnc-01", 2, [CNC]))
     assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
     assert [r.code for r in routed.rejections] == ["no_lawful_region"]
+
+
+def test_my_personal_follows_the_dated_transfer_impact_assessment(real_router: Router, registry: Registry) -> None:
+    """A Malaysian site whose controller assessed Singapore (MY_TIA, dated in the registry): its badge is stored in
+    ap-southeast while the assessment is under three years old, and has no lawful region once it has lapsed."""
+    today = datetime.now(UTC).date()
+    results = {}
+    for label, day in (("recent", today.isoformat()), ("lapsed", f"{today.year - 3}-{today:%m-%d}")):
+        site = Site(country="MY", home_region="ap-southeast", safeguards={"SG": ["MY_TIA"]},
+                    safeguard_dates={"SG": {"MY_TIA": day}})
+        devices = {**registry.devices, "my-penang-cnc-01": Device(site="my-penang", profile="cnc_mill")}
+        reg = registry.model_copy(update={"sites": {**registry.sites, "my-penang": site}, "devices": devices})
+        router = Router(registry=reg, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+        results[label] = router.route("tele/v1/my-penang/my-penang-cnc-01", _payload("my-penang-cnc-01", 1, [CNC]))
+    assert "operator_badge" in {r[3] for r in results["recent"].rows["ap-southeast"]}
+    stored = next(d for d in results["recent"].decisions if (d.category, d.region) == ("personal", "ap-southeast"))
+    assert stored.input["safeguard_dates"] == {"MY_TIA": today.isoformat()}
+    assert all(r[3] != "operator_badge" for rows in results["lapsed"].rows.values() for r in rows)
+    assert [r.code for r in results["lapsed"].rejections] == ["no_lawful_region"]
 
 
 def test_transforms_demanded_by_the_policy_are_applied(tmp_path: Path, registry: Registry) -> None:
