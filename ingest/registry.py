@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
-from policy.models import MAX_COUNT, safeguard_date
+from policy.models import DATE_PATTERN, MAX_COUNT
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
@@ -56,8 +56,10 @@ def _iso_date(value: object) -> object:
 
 
 SafeguardDate = Annotated[
-    str, BeforeValidator(_iso_date), AfterValidator(safeguard_date),
-    Field(description="YYYY-MM-DD: the day the safeguard was made or last renewed, not after today (UTC)"),
+    str,
+    Field(pattern=DATE_PATTERN, description="YYYY-MM-DD: the day the safeguard was made or last renewed (a later "
+                                            "day than today UTC: not in force yet)"),
+    BeforeValidator(_iso_date),  # after Field: wraps the pattern check (and leaves the pattern in the schema)
 ]
 
 

@@ -9,7 +9,6 @@ whole number from 0 to ``MAX_COUNT``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from typing import Annotated, Any, Literal
@@ -41,16 +40,16 @@ _SET_FIELDS = {"safeguards", "transforms_applied"}
 _CODE_RE = re.compile(r" *([A-Za-z]{2}) *")
 _SUBDIVISION_RE = re.compile(r" *((?:[A-Za-z]{2}-)?[A-Za-z0-9]{1,3}) *")
 # rego/residency/flow.rego _date_re: the same pattern, no calendar check (2025-02-30 passes both), so that what
-# this model accepts is what the policy accepts.
-DATE_RE = re.compile(r"[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
+# this model accepts is what the policy accepts. No check against today: a date after today is valid input that
+# the policy treats as "not in force yet" (a schema can state a pattern, not the clock).
+DATE_PATTERN = r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_DATE_RE = re.compile(DATE_PATTERN)
 
 
 def safeguard_date(value: str) -> str:
-    """A YYYY-MM-DD date (the pattern of flow.rego) not after today (UTC); ValueError otherwise."""
-    if DATE_RE.fullmatch(value) is None:
+    """A YYYY-MM-DD date (the pattern of flow.rego); ValueError otherwise."""
+    if _DATE_RE.fullmatch(value) is None:
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
-    if value > dt.datetime.now(dt.UTC).date().isoformat():
-        raise ValueError(f"{value} is after today (UTC)")
     return value
 
 

@@ -146,13 +146,12 @@ _lapsed(raw) := {c: why |
 	dates := _dates(raw)
 }
 
-# The valid entries of safeguard_dates (a code -> a YYYY-MM-DD date not after today); others are problems.
+# The valid entries of safeguard_dates (a code -> a YYYY-MM-DD date); others are problems.
 _dates(raw) := {k: d |
 	some k in object.keys(given)
 	d := given[k]
 	is_string(d)
 	regex.match(_date_re, d)
-	d <= _utc_today
 } if {
 	given := _sub(raw, "safeguard_dates")
 }
@@ -162,6 +161,8 @@ _lapse(c, v, d) := concat("", [
 	format_int(v.years, 10), " years old (", v.cite, ")",
 ]) if {
 	d == ""
+} else := concat("", [c, " is dated ", d, ", after today (UTC): not in force yet"]) if {
+	d > _utc_today
 } else := concat("", [
 	c, " of ", d, " lapsed on ", e, " (", v.cite, "): not in force until it is renewed",
 ]) if {
@@ -249,13 +250,6 @@ _date_problems(obj) := {p |
 	d := given[k]
 	not _valid_date(d)
 	p := concat("", ["safeguard_dates.", _key_name(k), " is not a date (YYYY-MM-DD)"])
-} | {p |
-	given := _sub(obj, "safeguard_dates")
-	some k in object.keys(given)
-	d := given[k]
-	_valid_date(d)
-	d > _utc_today
-	p := concat("", ["safeguard_dates.", _key_name(k), " is after today (UTC)"])
 }
 
 _valid_date(d) if {
