@@ -7,17 +7,27 @@ every error names the file and the field at fault.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
-from policy.models import MAX_COUNT
+from policy.models import DATE_PATTERN, MAX_COUNT
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
@@ -44,7 +54,21 @@ Country = Annotated[
 ]
 Safeguard = Literal[
     "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
-    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL",
+    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL", "ASEAN_MCC", "MY_TIA",
+    "TH_PDPC_BCR",
+]
+"""The safeguard codes of policy/data/vocabulary.json (the decision contract), kept equal to it (a test checks)."""
+
+
+def _iso_date(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.date) else value  # YAML reads 2025-05-02 as a date
+
+
+SafeguardDate = Annotated[
+    str,
+    Field(pattern=DATE_PATTERN, description="YYYY-MM-DD: the day the safeguard was made or last renewed (a later "
+                                            "day than today UTC: not in force yet)"),
+    BeforeValidator(_iso_date),  # after Field: wraps the pattern check (and leaves the pattern in the schema)
 ]
 
 
@@ -142,6 +166,12 @@ class Site(_Model):
     safeguards: dict[Country, list[Safeguard]] = Field(
         default_factory=dict,
         description="Safeguards in force for flows from this site, per destination country.",
+    )
+    safeguard_dates: dict[Country, dict[Safeguard, SafeguardDate]] = Field(
+        default_factory=dict,
+        description="Per destination country, the day a dated safeguard was made or last renewed (MY_TIA: a "
+                    "transfer impact assessment, valid three years); the policy decides whether it is still in "
+                    "force (policy/data/vocabulary.json safeguard_validity).",
     )
 
 

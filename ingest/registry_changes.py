@@ -6,8 +6,8 @@ registry as it would be after the change and validates it exactly like the YAML 
 existing site and profile, a site an existing home region). Only then is the entry written and the revision
 bumped. ``authorize`` is called with the home regions the change touches, before (the entry as it is) and
 after (the entry as it would be), and raises to refuse; ``authorize_facts`` with the residency facts an
-update changes (:data:`RESIDENCY_FACTS`: country, home region, safeguards, entity, volume, purpose of a site;
-site and profile of a device), and raises to refuse.
+update changes (:data:`RESIDENCY_FACTS`: country, home region, safeguards and their dates, entity, volume,
+purpose of a site; site and profile of a device), and raises to refuse.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ingest.store.registry_store import EntryKind
 Action = Literal["create", "update", "decommission"]
 
 RESIDENCY_FACTS: dict[EntryKind, tuple[str, ...]] = {
-    "site": ("country", "home_region", "safeguards", "entity", "volume", "purpose"),
+    "site": ("country", "home_region", "safeguards", "safeguard_dates", "entity", "volume", "purpose"),
     "device": ("site", "profile", "sparkplug"),
 }
 """The fields that decide where a site's or device's data may go: the policy input (origin country, entity,

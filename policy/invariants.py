@@ -31,7 +31,8 @@ DEFAULT_INVARIANTS_FILE = Path(__file__).resolve().parent / "invariants.yaml"
 
 SAFEGUARDS: tuple[str, ...] = (
     "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
-    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL",
+    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL", "ASEAN_MCC", "MY_TIA",
+    "TH_PDPC_BCR",
 )
 """Every safeguard code of the decision contract."""
 

@@ -39,6 +39,21 @@ _SET_FIELDS = {"safeguards", "transforms_applied"}
 # space, the long s that upper-cases to S) that OPA and rego-cpp treat differently (rego/residency/flow.rego).
 _CODE_RE = re.compile(r" *([A-Za-z]{2}) *")
 _SUBDIVISION_RE = re.compile(r" *((?:[A-Za-z]{2}-)?[A-Za-z0-9]{1,3}) *")
+# rego/residency/flow.rego _date_re: the same pattern, no calendar check (2025-02-30 passes both), so that what
+# this model accepts is what the policy accepts. No check against today: a date after today is valid input that
+# the policy treats as "not in force yet" (a schema can state a pattern, not the clock).
+DATE_PATTERN = r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_DATE_RE = re.compile(DATE_PATTERN)
+
+
+def safeguard_date(value: str) -> str:
+    """A YYYY-MM-DD date (the pattern of flow.rego); ValueError otherwise."""
+    if _DATE_RE.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    return value
+
+
+SafeguardDate = Annotated[StrictStr, AfterValidator(safeguard_date)]
 
 
 def country_code(value: str) -> str:
@@ -131,12 +146,20 @@ class Flow(BaseModel):
     destination: CountryCode
     category: StrictStr
     safeguards: tuple[StrictStr, ...] = ()
+    safeguard_dates: dict[StrictStr, SafeguardDate] = Field(default_factory=dict)
+    """The day each dated safeguard was made or last renewed (e.g. MY_TIA: valid three years, vocabulary.json
+    safeguard_validity); a code with a validity is in force only with its date, and only within it."""
     recipient: Recipient = Recipient()
     entity: Entity = Entity()
     subject: Subject = Subject()
     purpose: StrictStr | None = None
     volume: Volume = Volume()
     transforms_applied: tuple[TransformName, ...] = ()
+
+    @field_validator("safeguard_dates")
+    @classmethod
+    def _sorted_dates(cls, dates: dict[str, str]) -> dict[str, str]:
+        return dict(sorted(dates.items()))  # one cache key whatever the order given
 
     @field_validator("entity")
     @classmethod

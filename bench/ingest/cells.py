@@ -2,9 +2,9 @@
 
 The topology is ``deploy/local/cells.yaml`` without its ``ap`` cell, and the registry is
 ``deploy/local/registry.yaml`` without what only that cell hosts or serves (region ap-southeast, the sites
-sg-jurong and vn-hanoi and their devices). Both are derived at the start of a run and written into its
-directory, so they cannot drift from the demo's files. Why derived: a topology must host every region of
-its registry and serve every site, and the SG and VN sites may not be served by the global cell (DE): the
+sg-jurong, th-rayong and vn-hanoi and their devices). Both are derived at the start of a run and written into
+its directory, so they cannot drift from the demo's files. Why derived: a topology must host every region of
+its registry and serve every site, and the SG, TH and VN sites may not be served by the global cell (DE): the
 policy does not let their raw payload be processed there (``data.residency.raw_processing``), so the
 ingest would refuse to start. The CN site's candidate regions (cn-north, its home, and us-east, the
 analytics region) are the same in both registries; the benchmark checks that the rows stored over two cells

@@ -131,6 +131,7 @@ def raw_categories(registry: Registry, site_id: str) -> list[str]:
 def _flow_fields(site: Site, country: str) -> dict[str, Any]:
     return {
         "safeguards": list(site.safeguards.get(country, [])),
+        "safeguard_dates": dict(site.safeguard_dates.get(country, {})),
         "entity": site.entity.model_dump(),
         "purpose": site.purpose,
         "volume": site.volume.model_dump(),

@@ -179,11 +179,11 @@ def test_cli_prints_progress_but_never_secrets(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     creds = Credentials(out)
     assert "added   gateway de-munich-gw-01: writes tele/v1/de-munich/de-munich-cnc-01" in first.stdout
-    assert "8 identities (6 gateways, 2 ingests)" in first.stdout
+    assert "9 identities (7 gateways, 2 ingests)" in first.stdout
     for name in _passwd(creds):
         assert creds.secret(name) not in first.stdout + first.stderr
     again = _cli("--out", str(out), "--rotate", "fr-lyon-gw-01", "--quiet")
-    assert again.returncode == 0 and again.stdout.strip().endswith("rotated: fr-lyon-gw-01; kept: 7")
+    assert again.returncode == 0 and again.stdout.strip().endswith("rotated: fr-lyon-gw-01; kept: 8")
     shown = _cli("--out", str(out), "--show-secrets", "-q")
     assert f"ingest-1\t{creds.secret('ingest-1')}" in shown.stdout
 

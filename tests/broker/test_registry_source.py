@@ -78,7 +78,7 @@ def test_a_device_registered_through_the_api_gets_credentials_and_may_publish(
         again = _cli(out, env={"BROKER_CONTROL_DSN": control, "PATH": "/usr/bin:/bin"})  # the env variable
         assert again.returncode == 0, again.stderr
         assert "added   device  de-berlin-cnc-01: writes tele/v1/de-berlin/de-berlin-cnc-01" in again.stdout
-        assert "revision 3" in again.stdout and "added: de-berlin-cnc-01; kept: 8" in again.stdout
+        assert "revision 3" in again.stdout and "added: de-berlin-cnc-01; kept: 9" in again.stdout
         broker.reload_auth()  # the documented procedure: regenerate, then restart the broker
 
         ingest = connect(broker.port, "ingest-1", creds.secret("ingest-1"))

@@ -22,12 +22,12 @@ TOPOLOGY_FILE = cc.REPO_ROOT / "deploy" / "local" / "cells.yaml"
 TEST_KEY = "test-only-pseudonymization-key-0123456789"
 TEST_ENV = {"INGEST_PSEUDONYMIZATION_KEY": TEST_KEY, "GRAFANA_ADMIN_PASSWORD": "test-only-grafana-admin"}
 REGION_DBS = ("db-eu-central", "db-us-east", "db-cn-north", "db-ap-southeast")
-SITES = ("de-munich", "fr-lyon", "us-detroit", "cn-shenzhen", "vn-hanoi", "sg-jurong")
+SITES = ("de-munich", "fr-lyon", "us-detroit", "cn-shenzhen", "vn-hanoi", "sg-jurong", "th-rayong")
 # The cells of deploy/local/cells.yaml as the compose file runs them.
 CELLS: dict[str, dict[str, Any]] = {
     "cn": {"ingests": ["ingest-cn"], "regions": {"cn-north": "db-cn-north"}, "sites": ["cn-shenzhen"]},
     "ap": {"ingests": ["ingest-ap"], "regions": {"ap-southeast": "db-ap-southeast"},
-           "sites": ["sg-jurong", "vn-hanoi"]},
+           "sites": ["sg-jurong", "th-rayong", "vn-hanoi"]},
     "global": {"ingests": ["ingest-global", "ingest-global-2"],
                "regions": {"eu-central": "db-eu-central", "us-east": "db-us-east"},
                "sites": ["de-munich", "fr-lyon", "us-detroit"]},

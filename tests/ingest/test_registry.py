@@ -60,3 +60,22 @@ def test_errors_name_file_line_and_field(tmp_path: Path, text: str, message: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read registry"):
         load_registry(tmp_path / "missing.yaml")
+
+
+def test_safeguard_dates_per_destination_read_as_iso_dates(tmp_path: Path) -> None:
+    """A YAML date (unquoted) or a string: the day a dated safeguard (MY_TIA) was made, per destination country."""
+    text = GOOD.replace("s1: {country: DE, home_region: eu}", "s1: {country: MY, home_region: eu, safeguards: "
+                        "{DE: [MY_TIA, SCC]}, safeguard_dates: {DE: {MY_TIA: 2025-05-02, SCC: '2024-01-31'}}}")
+    site = load_registry(_write(tmp_path, text)).sites["s1"]
+    assert site.safeguard_dates == {"DE": {"MY_TIA": "2025-05-02", "SCC": "2024-01-31"}}
+
+
+@pytest.mark.parametrize(("dates", "message"), [
+    ("{DE: {MY_TIA: '2025-5-2'}}", r"safeguard_dates.DE.MY_TIA.*String should match pattern"),
+    ("{DE: {NO_SUCH_CODE: 2025-05-02}}", r"safeguard_dates.DE.NO_SUCH_CODE"),
+])
+def test_bad_safeguard_dates_are_refused(tmp_path: Path, dates: str, message: str) -> None:
+    text = GOOD.replace("s1: {country: DE, home_region: eu}", f"s1: {{country: MY, home_region: eu, "
+                        f"safeguard_dates: {dates}}}")
+    with pytest.raises(RegistryError, match=message):
+        load_registry(_write(tmp_path, text))

@@ -3,11 +3,17 @@ and subject flag, purpose, transform and volume boundary: for engine parity test
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
-# One origin per regime (NO: the EEA-EFTA side of the EU regime), plus HK (no regime: default deny).
-ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "HK"]
+_TODAY = dt.datetime.now(dt.UTC).date()
+RECENT = (_TODAY - dt.timedelta(days=30)).isoformat()  # a dated safeguard in force (MY_TIA: three years)
+LAPSED = f"{_TODAY.year - 3}-{_TODAY:%m-%d}"  # its third anniversary is today: lapsed
+
+# One origin per regime (NO: the EEA-EFTA side of the EU regime), plus HK (no regime: the UNLISTED table).
+ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MY",
+           "TH", "PH", "MX", "HK"]
 DESTINATIONS = ["US", "DE", "CN"]
 CATEGORIES = ["machine", "personal", "sensitive_personal", "important", "core"]
 VARIANTS: list[dict[str, Any]] = [
@@ -18,6 +24,8 @@ VARIANTS: list[dict[str, Any]] = [
     {"safeguards": ["CN_STANDARD_CONTRACT", "TIA"]},
     {"safeguards": ["CN_SECURITY_ASSESSMENT", "STATE_APPROVAL"]},
     {"safeguards": ["UK_IDTA", "TIA"]},
+    {"safeguards": ["ASEAN_MCC"]},
+    {"safeguards": ["MY_TIA", "TH_PDPC_BCR"]},
     {"recipient": {"dpf_certified": True, "uk_extension": True, "swiss_dpf_certified": True}},
     {"recipient": {"cbpr_certified": True, "pipeda": True, "appi": True}},
     {"entity": {"ciio": True}},
@@ -61,19 +69,22 @@ def generated_flows() -> list[dict[str, Any]]:
 
 # --- the parity corpus: every modelled origin x a spread of destinations x category, with variations -----
 
-# Every regime's members are represented (EEA-EFTA exporters separately), plus origins no regime names.
+# Every regime's members are represented (EEA-EFTA exporters separately), plus origins no regime names (HK, BD).
 PARITY_ORIGINS = [
     "DE", "FR", "NO", "IS", "LI", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA",
-    "AU", "CA", "MX", "HK", "TH",
+    "AU", "CA", "MY", "TH", "PH", "MX", "HK", "BD",
 ]
 # One destination of every kind an adequacy list or group names: EEA, listed with a recipient condition,
 # listed for some exporters only, unconfirmed entries, countries of concern, nobody's list.
-PARITY_DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "FO", "IS", "HK"]
+PARITY_DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "FO", "IS", "HK", "MY"]
 PARITY_VARIANTS: list[dict[str, Any]] = [
     *VARIANTS,
     {"safeguards": ["SCC", "BCR", "TIA"]},  # two alternatives satisfied at once (review defect 1)
     {"safeguards": ["SCC", "CONSENT"]},
     {"safeguards": ["SCC", "BCR", "CONSENT", "TIA", "UK_IDTA", "VN_TIA_FILED", "RU_RKN_NOTIFIED"]},
+    {"safeguards": ["ASEAN_MCC", "MY_TIA", "TH_PDPC_BCR", "TIA"]},
+    {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": RECENT}},
+    {"safeguards": ["MY_TIA", "SCC"], "safeguard_dates": {"MY_TIA": LAPSED, "SCC": LAPSED}},
     {"safeguards": ["CN_SECURITY_ASSESSMENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION", "TIA"]},
     {"recipient": {"covered_person": True}, "volume": {"individuals_12m": 200000}},
     {"entity": {"ciio": True}, "purpose": "hr_management"},
@@ -116,6 +127,11 @@ ODD_INPUTS: list[Any] = [
     {"origin": "DE", "destination": "US", "category": "personal", "safeguards": ["SCC", 1]},
     {"origin": "DE", "destination": "US", "category": "personal", "transforms_applied": ["encrypted"]},
     {"origin": "DE", "destination": "US", "category": "personal", "purpose": 3},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
+     "safeguard_dates": {"MY_TIA": "2999-01-01"}},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
+     "safeguard_dates": {"MY_TIA": "2025-02-30 "}},
+    {"origin": "MY", "destination": "SG", "category": "personal", "safeguard_dates": ["MY_TIA"]},
     {"origin": "DE", "destination": "US", "category": "personal\u00a0"},
     {"origin": "de", "destination": "\tus ", "category": "machine"},
     {"origin": " de", "destination": "us ", "category": "machine"},

@@ -82,13 +82,13 @@ def test_vn_personal_to_sg_only_with_tia_filed(engine):
 def test_sg_personal_to_us_needs_consent_contract_bcr_or_cbpr(engine):
     denied = decide(engine, origin="SG", destination="US", category="personal")
     assert not denied.allow
-    assert set(denied.requires) == {"CONSENT", "SCC", "BCR"}
-    for code in ("CONSENT", "SCC", "BCR"):
+    assert set(denied.requires) == {"CONSENT", "SCC", "BCR", "ASEAN_MCC"}
+    for code in ("CONSENT", "SCC", "BCR", "ASEAN_MCC"):
         assert decide(engine, origin="SG", destination="US", category="personal", safeguards=[code]).allow
     assert decide(engine, origin="SG", destination="US", category="personal", recipient={"cbpr_certified": True}).allow
 
 
-@pytest.mark.parametrize("country", ["DE", "US", "CN", "RU", "VN", "SG", "IN", "BR", "MX"])
+@pytest.mark.parametrize("country", ["DE", "US", "CN", "RU", "VN", "SG", "IN", "BR", "MX", "MY", "TH", "PH"])
 @pytest.mark.parametrize("category", ["machine", "personal", "sensitive_personal", "important", "core"])
 def test_domestic_flows_allowed(engine, country, category):
     d = decide(engine, origin=country, destination=country, category=category)
@@ -109,7 +109,8 @@ def test_unknown_country_and_category_are_denied_not_errors(engine):
 def test_every_requires_entry_uses_the_safeguard_vocabulary(engine):
     flows = [
         Flow(origin=o, destination=d, category=c)
-        for o in ("DE", "GB", "CH", "CN", "RU", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "IN", "US")
+        for o in ("DE", "GB", "CH", "CN", "RU", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "IN", "US",
+                  "MY", "TH", "PH", "MX")
         for d in ("US", "CN", "DE", "SG")
         for c in ("personal", "sensitive_personal", "important", "core")
         if o != d
@@ -137,7 +138,21 @@ def test_every_requires_entry_uses_the_safeguard_vocabulary(engine):
         "RU_RKN_NOTIFIED",
         "VN_TIA_FILED",
         "STATE_APPROVAL",
-    } == seen
+        "ASEAN_MCC",
+        "MY_TIA",
+        "TH_PDPC_BCR",
+    } == seen == SAFEGUARD_CODES
+
+
+def test_the_safeguard_codes_are_the_same_in_the_policy_the_registry_and_the_invariants():
+    """vocabulary.json is the contract; ingest.registry.Safeguard (what a site may list) and
+    policy.invariants.SAFEGUARDS (what every_safeguard_but expands to) must name exactly its codes."""
+    from typing import get_args
+
+    from ingest.registry import Safeguard
+    from policy.invariants import SAFEGUARDS
+
+    assert list(get_args(Safeguard)) == list(VOCABULARY["safeguards"]) == list(SAFEGUARDS)
 
 
 def test_every_reason_cites_a_law(engine):

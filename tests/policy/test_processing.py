@@ -12,12 +12,14 @@ import pytest
 
 from policy import Flow
 from policy.processing import RAW_PROCESSING_PATH, raw_processing
+from tests.policy.flowset import LAPSED, RECENT
 
-ORIGINS = ["CN", "RU", "VN", "DE", "US", "SG", "IN", "BR"]
+ORIGINS = ["CN", "RU", "VN", "DE", "US", "SG", "IN", "BR", "TH", "MY"]
 PLACES = ["DE", "US", "SG", "CN"]
 CATEGORIES = ["machine", "personal", "sensitive_personal", "important", "core"]
 VARIANTS: list[dict[str, Any]] = [
     {}, {"entity": {"ciio": True}}, {"safeguards": ["SCC", "TIA", "CN_STANDARD_CONTRACT", "VN_TIA_FILED"]},
+    {"safeguards": ["ASEAN_MCC"]},
 ]
 
 
@@ -50,3 +52,19 @@ def test_both_engines_give_the_same_answer(engine: Any, real_opa: Any) -> None:
 @pytest.mark.parametrize("request_", [{}, {"origin": "DE", "processing_country": "DE", "categories": []}, "DE"])
 def test_malformed_requests_are_denied_by_both(both_engines: Any, request_: Any) -> None:
     assert both_engines.document(RAW_PROCESSING_PATH, request_)["allow"] is False
+
+
+@pytest.mark.parametrize(("origin", "flow", "allowed"), [
+    ("TH", {}, False), ("TH", {"safeguards": ["ASEAN_MCC"]}, True), ("TH", {"safeguards": ["BCR"]}, False),
+    ("MY", {}, False), ("MY", {"safeguards": ["ASEAN_MCC"]}, True),
+    ("MY", {"safeguards": ["MY_TIA"]}, False),  # undated: not in force
+    ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": RECENT}}, True),
+    ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": LAPSED}}, False),
+])
+def test_an_asean_sites_raw_payload_may_be_processed_in_singapore_only_under_a_safeguard(
+        both_engines: Any, origin: str, flow: dict[str, Any], allowed: bool) -> None:
+    """The demo's Thai site (deploy/local: th-rayong, served by cell ap in Singapore) relies on this."""
+    answer = raw_processing(both_engines, origin=origin, processing_country="SG",
+                            categories=["machine", "personal", "sensitive_personal"], flow=flow)
+    assert answer.allow is allowed, answer.reasons
+    assert answer.categories["machine"].allow

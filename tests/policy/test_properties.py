@@ -14,10 +14,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from policy import DEFAULT_POLICY_DIR, Flow
+from tests.policy.flowset import LAPSED, RECENT
 
 _VOCAB = json.loads((DEFAULT_POLICY_DIR / "data" / "vocabulary.json").read_text())
-ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MX"]
-DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "IN", "VN", "HK", "FO", "IS"]
+ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MX",
+           "MY", "TH", "PH", "BD"]
+DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "IN", "VN", "HK", "FO", "IS", "MY",
+                "TH"]
 SAFEGUARDS = sorted(_VOCAB["safeguards"])
 # Counts around every threshold of data/thresholds.json, and far beyond.
 COUNTS = st.one_of(
@@ -49,6 +52,8 @@ flows = st.fixed_dictionaries(
                  "precise_geolocation_devices_12m"), COUNTS),
         ),
         "transforms_applied": st.lists(st.sampled_from(_VOCAB["transforms_applied"]), max_size=2, unique=True),
+        "safeguard_dates": st.fixed_dictionaries(
+            {}, optional=dict.fromkeys(("MY_TIA", "SCC"), st.sampled_from([RECENT, LAPSED, "2000-02-29"]))),
     },
 )
 

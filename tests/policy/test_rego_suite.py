@@ -26,11 +26,11 @@ def test_suite_covers_every_jurisdiction_and_the_boundaries():
     assert len(cases) >= 200
     assert len(names - cases) >= 20  # the logic tests
     for prefix in ("eu", "uk", "ch", "us", "doj", "cn", "ru", "vn", "sg", "jp", "kr", "in", "id", "sa", "au", "br",
-                   "ca"):
+                   "ca", "my", "th", "ph", "mx"):
         assert any(n.startswith(f"case_{prefix}_") for n in cases), prefix
     # one case per jurisdiction and category (machine .. core), in matrix_test.rego
     for prefix in ("eu", "eea_efta", "uk", "ch", "us", "doj", "cn", "ru", "in", "vn", "sg", "jp", "kr", "br", "id",
-                   "sa", "au", "ca"):
+                   "sa", "au", "ca", "my", "th", "ph", "mx"):
         for category in ("machine", "personal", "sensitive_personal", "important", "core"):
             assert f"case_{prefix}_matrix_{category}" in cases, (prefix, category)
     for boundary in (
@@ -45,6 +45,15 @@ def test_suite_covers_every_jurisdiction_and_the_boundaries():
         "case_cn_boundary_exactly_1000000_is_art7",
         "case_cn_sensitive_exactly_10000_is_art7",
         "case_cn_sensitive_9999_is_art8",
+        # the boundaries of the ASEAN and Mexican rules: whose safeguard counts where
+        "case_th_personal_bcr_not_certified_by_the_pdpc_does_not_count",
+        "case_th_personal_no_adequate_destination_listed",
+        "case_my_personal_has_no_whitelist_any_more",
+        "case_my_personal_other_countries_assessments_do_not_count",
+        "case_ph_consent_alone_is_not_accepted",
+        "case_mx_sensitive_group_exception_not_applied",
+        "case_id_asean_mcc_is_not_confirmed_as_a_safeguard",
+        "case_eu_asean_mcc_is_not_an_eu_transfer_tool",
     ):
         assert boundary in cases
 
@@ -132,6 +141,6 @@ def test_runner_flags_duplicate_test_names(policy_copy: Path):
 
 def test_unlisted_origin_is_denied_when_no_regime_is_marked_unlisted(policy_copy: Path):
     _edit_json(policy_copy / "data" / "regimes.json", lambda d: d.pop("UNLISTED"))
-    d = EmbeddedPolicyEngine.from_dir(policy_copy).decide(Flow(origin="MX", destination="US", category="machine"))
+    d = EmbeddedPolicyEngine.from_dir(policy_copy).decide(Flow(origin="BD", destination="US", category="machine"))
     assert not d.allow
-    assert d.reasons == ["No residency rule is modelled for origin MX; default deny"]
+    assert d.reasons == ["No residency rule is modelled for origin BD; default deny"]

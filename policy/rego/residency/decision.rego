@@ -151,7 +151,14 @@ _has_smaller(a, alts) if {
 #   overlays.
 _findings(f) := [_problem_finding(p) | some p in f.problems] if {
 	count(f.problems) > 0
-} else := array.concat(array.concat(_source_findings(f), _subject_findings(f)), _destination_findings(f))
+} else := array.concat(
+	array.concat(_source_findings(f), _subject_findings(f)),
+	array.concat(_destination_findings(f), _lapsed_findings(f)),
+)
+
+# A safeguard that lapsed (or has no date where its validity needs one) is left out of the flow's safeguards
+# (flow.rego _in_force); this says why, without deciding anything itself.
+_lapsed_findings(f) := [_info(f.lapsed[c]) | some c in sort(object.keys(f.lapsed))]
 
 _problem_finding(p) := _deny_hard("none", concat("", ["Input rejected: ", p, "; default deny"]))
 

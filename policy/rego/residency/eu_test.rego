@@ -216,3 +216,9 @@ case_eu_personal_to_brazil_unconfirmed_for_no_exporter := {
 	"flow": {"origin": "NO", "destination": "BR", "category": "personal"},
 	"expect": {"allow": false, "reasons_contain": ["unconfirmed for exporters in NO"]},
 }
+
+case_eu_asean_mcc_is_not_an_eu_transfer_tool := {
+	"about": "the ASEAN MCC are not the Commission's SCC (2021/914): no Art 46 safeguard",
+	"flow": {"origin": "DE", "destination": "MY", "category": "personal", "safeguards": ["ASEAN_MCC", "TIA"]},
+	"expect": {"allow": false, "requires": ["BCR", "SCC"]},
+}

@@ -23,6 +23,8 @@ _code_re := `^ *[A-Za-z]{2} *$`
 
 _subdivision_re := `^ *([A-Za-z]{2}-)?[A-Za-z0-9]{1,3} *$`
 
+_date_re := `^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$`
+
 _count_keys := [
 	"individuals_ytd", "sensitive_individuals_ytd",
 	"individuals_12m", "sensitive_individuals_12m",
@@ -109,7 +111,8 @@ _flow(raw) := object.union({
 	"origin": _code(_root(raw), "origin"),
 	"destination": _code(_root(raw), "destination"),
 	"category": _str_or_empty(_root(raw), "category"),
-	"safeguards": _str_set(raw, "safeguards"),
+	"safeguards": _in_force(raw),
+	"lapsed": _lapsed(raw),
 	"recipient": {k: _flag(_sub(raw, "recipient"), k) | some k in data.residency_data.vocabulary.recipient_flags},
 	"entity": {k: _flag(_sub(raw, "entity"), k) | some k in data.residency_data.vocabulary.entity_flags},
 	"subdivision": _subdivision(raw),
@@ -119,11 +122,63 @@ _flow(raw) := object.union({
 	"transforms": _str_set(raw, "transforms_applied"),
 }, _volume(raw))
 
+# METADATA
+# title: safeguards in force
+# description: |
+#   The listed safeguards, less those with a validity (vocabulary.safeguard_validity, e.g. MY_TIA: three
+#   years) that have no date in safeguard_dates or whose date is that many years old: a lapsed safeguard is
+#   not in force, so `requires` names it again. Dates are compared as ISO strings against the UTC date, like
+#   adequacy.json `until`.
+_in_force(raw) := {c | some c in listed; not c in lapsed} if {
+	listed := _str_set(raw, "safeguards")
+	lapsed := {c | some c in object.keys(_lapsed(raw))}
+}
+
+# code -> why it is not in force, for each listed safeguard with a validity that lapsed or has no date.
+_lapsed(raw) := {c: why |
+	some c in listed
+	v := object.get(validity, c, null)
+	is_object(v)
+	why := _lapse(c, v, object.get(dates, c, ""))
+} if {
+	listed := _str_set(raw, "safeguards")
+	validity := object.get(data.residency_data.vocabulary, "safeguard_validity", {})
+	dates := _dates(raw)
+}
+
+# The valid entries of safeguard_dates (a code -> a YYYY-MM-DD date); others are problems.
+_dates(raw) := {k: d |
+	some k in object.keys(given)
+	d := given[k]
+	is_string(d)
+	regex.match(_date_re, d)
+} if {
+	given := _sub(raw, "safeguard_dates")
+}
+
+_lapse(c, v, d) := concat("", [
+	c, " is not in force: its date (safeguard_dates.", c, ") is needed to know it is less than ",
+	format_int(v.years, 10), " years old (", v.cite, ")",
+]) if {
+	d == ""
+} else := concat("", [c, " is dated ", d, ", after today (UTC): not in force yet"]) if {
+	d > _utc_today
+} else := concat("", [
+	c, " of ", d, " lapsed on ", e, " (", v.cite, "): not in force until it is renewed",
+]) if {
+	e := _anniversary(d, v.years)
+	_utc_today >= e
+}
+
+# The same day n years later, as an ISO date string (29 Feb stays 29 Feb: string comparison puts it between
+# 28 Feb and 1 Mar).
+_anniversary(d, n) := concat("", [format_int(to_number(substring(d, 0, 4)) + n, 10), substring(d, 4, 6)])
+
 _problems(raw) := ["the input is not a JSON object"] if {
 	not is_object(raw)
 } else := sort([p | some p in _field_problems(_root(raw))])
 
-_field_problems(obj) := ((((_required_problems(obj) | _shape_problems(obj)) | _count_problems(obj)) | _list_problems(obj)) | _flag_problems(obj)) | _subject_problems(obj)
+_field_problems(obj) := (((((_required_problems(obj) | _shape_problems(obj)) | _count_problems(obj)) | _list_problems(obj)) | _flag_problems(obj)) | _subject_problems(obj)) | _date_problems(obj)
 
 _required_problems(obj) := {p |
 	some key in ["origin", "destination", "category"]
@@ -148,7 +203,7 @@ _shape_problems(obj) := {p |
 	not is_array(obj[key])
 	p := concat("", [key, " is not a list"])
 } | {p |
-	some key in ["recipient", "entity", "subject", "volume"]
+	some key in ["recipient", "entity", "subject", "volume", "safeguard_dates"]
 	key in object.keys(obj)
 	not is_object(obj[key])
 	p := concat("", [key, " is not an object"])
@@ -188,6 +243,24 @@ _list_problems(obj) := {p |
 		concat(", ", data.residency_data.vocabulary.transforms_applied), ")",
 	])
 }
+
+_date_problems(obj) := {p |
+	given := _sub(obj, "safeguard_dates")
+	some k in object.keys(given)
+	d := given[k]
+	not _valid_date(d)
+	p := concat("", ["safeguard_dates.", _key_name(k), " is not a date (YYYY-MM-DD)"])
+}
+
+_valid_date(d) if {
+	is_string(d)
+	regex.match(_date_re, d)
+}
+
+# A key echoed in a problem only when it looks like a safeguard code.
+_key_name(k) := k if {
+	regex.match(`^[A-Z][A-Z0-9_]{0,39}$`, k)
+} else := "(a key that is no safeguard code)"
 
 _flag_names := {
 	"recipient": data.residency_data.vocabulary.recipient_flags,

@@ -264,12 +264,12 @@ case_sg_matrix_machine := {
 
 case_sg_matrix_personal := {
 	"flow": {"origin": "SG", "destination": "US", "category": "personal"},
-	"expect": {"allow": false, "localization": "none", "requires": ["BCR", "CONSENT", "SCC"], "cites": "SG PDPA s.26; PDPR 2021 regs 10-12"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "CONSENT", "SCC"], "cites": "SG PDPA s.26; PDPR 2021 regs 10-12"},
 }
 
 case_sg_matrix_sensitive_personal := {
 	"flow": {"origin": "SG", "destination": "US", "category": "sensitive_personal"},
-	"expect": {"allow": false, "localization": "none", "requires": ["BCR", "CONSENT", "SCC"], "cites": "SG PDPA s.26; PDPR 2021 regs 10-12"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "CONSENT", "SCC"], "cites": "SG PDPA s.26; PDPR 2021 regs 10-12"},
 }
 
 case_sg_matrix_important := {
@@ -455,4 +455,104 @@ case_ca_matrix_important := {
 case_ca_matrix_core := {
 	"flow": {"origin": "CA", "destination": "US", "category": "core"},
 	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "CA PIPEDA; Quebec Law 25"},
+}
+
+case_my_matrix_machine := {
+	"flow": {"origin": "MY", "destination": "US", "category": "machine"},
+	"expect": {"allow": true, "localization": "none", "requires": [], "cites": "MY PDPA 2010 s.2, s.4"},
+}
+
+case_my_matrix_personal := {
+	"flow": {"origin": "MY", "destination": "US", "category": "personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "CONSENT", "MY_TIA", "SCC"], "cites": "MY PDPA 2010 s.129(2), (3)(a), (3)(f) as amended by the PDP (Amendment) Act 2024"},
+}
+
+case_my_matrix_sensitive_personal := {
+	"flow": {"origin": "MY", "destination": "US", "category": "sensitive_personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "CONSENT", "MY_TIA", "SCC"], "cites": "MY PDPA 2010 s.40, s.129(2), (3)(a), (3)(f)"},
+}
+
+case_my_matrix_important := {
+	"flow": {"origin": "MY", "destination": "US", "category": "important"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "MY PDPA 2010 s.129 as amended by the PDP (Amendment) Act 2024"},
+}
+
+case_my_matrix_core := {
+	"flow": {"origin": "MY", "destination": "US", "category": "core"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "MY PDPA 2010 s.129 as amended by the PDP (Amendment) Act 2024"},
+}
+
+case_th_matrix_machine := {
+	"flow": {"origin": "TH", "destination": "US", "category": "machine"},
+	"expect": {"allow": true, "localization": "none", "requires": [], "cites": "TH PDPA B.E. 2562 s.6"},
+}
+
+case_th_matrix_personal := {
+	"flow": {"origin": "TH", "destination": "US", "category": "personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "CONSENT", "SCC", "TH_PDPC_BCR"], "cites": "TH PDPA B.E. 2562 s.28-29; PDPC notifications"},
+}
+
+case_th_matrix_sensitive_personal := {
+	"flow": {"origin": "TH", "destination": "US", "category": "sensitive_personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "CONSENT", "SCC", "TH_PDPC_BCR"], "cites": "TH PDPA B.E. 2562 s.26, 28-29; PDPC notifications"},
+}
+
+case_th_matrix_important := {
+	"flow": {"origin": "TH", "destination": "US", "category": "important"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "TH PDPA B.E. 2562 (2019) s.28-29"},
+}
+
+case_th_matrix_core := {
+	"flow": {"origin": "TH", "destination": "US", "category": "core"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "TH PDPA B.E. 2562 (2019) s.28-29"},
+}
+
+case_ph_matrix_machine := {
+	"flow": {"origin": "PH", "destination": "US", "category": "machine"},
+	"expect": {"allow": true, "localization": "none", "requires": [], "cites": "PH Data Privacy Act 2012 s.3(g), s.4"},
+}
+
+case_ph_matrix_personal := {
+	"flow": {"origin": "PH", "destination": "US", "category": "personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "SCC"], "cites": "PH Data Privacy Act 2012 s.21; IRR 2016 s.50(a)"},
+}
+
+case_ph_matrix_sensitive_personal := {
+	"flow": {"origin": "PH", "destination": "US", "category": "sensitive_personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["ASEAN_MCC", "BCR", "SCC"], "cites": "PH Data Privacy Act 2012 s.13, s.21"},
+}
+
+case_ph_matrix_important := {
+	"flow": {"origin": "PH", "destination": "US", "category": "important"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "PH Data Privacy Act 2012 (RA 10173) s.21"},
+}
+
+case_ph_matrix_core := {
+	"flow": {"origin": "PH", "destination": "US", "category": "core"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "PH Data Privacy Act 2012 (RA 10173) s.21"},
+}
+
+case_mx_matrix_machine := {
+	"flow": {"origin": "MX", "destination": "US", "category": "machine"},
+	"expect": {"allow": true, "localization": "none", "requires": [], "cites": "MX LFPDPPP 2025 (scope: personal data)"},
+}
+
+case_mx_matrix_personal := {
+	"flow": {"origin": "MX", "destination": "US", "category": "personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["BCR", "CONSENT"], "cites": "MX LFPDPPP 2025, transfers"},
+}
+
+case_mx_matrix_sensitive_personal := {
+	"flow": {"origin": "MX", "destination": "US", "category": "sensitive_personal"},
+	"expect": {"allow": false, "localization": "none", "requires": ["CONSENT"], "cites": "MX LFPDPPP 2025, sensitive data and transfers"},
+}
+
+case_mx_matrix_important := {
+	"flow": {"origin": "MX", "destination": "US", "category": "important"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "MX LFPDPPP 2025 (Federal Law on the Protection of Personal Data Held by Private Parties"},
+}
+
+case_mx_matrix_core := {
+	"flow": {"origin": "MX", "destination": "US", "category": "core"},
+	"expect": {"allow": false, "localization": "none", "requires": [], "cites": "MX LFPDPPP 2025 (Federal Law on the Protection of Personal Data Held by Private Parties"},
 }

@@ -8,7 +8,7 @@ package residency_test
 
 case_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr_1 := {
 	"flow": {"category": "personal", "destination": "US", "origin": "SG"},
-	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
+	"expect": {"allow": false, "requires": ["ASEAN_MCC", "BCR", "CONSENT", "SCC"]},
 }
 
 case_sg_personal_to_us_needs_contract_bcr_consent_or_cbpr_2 := {
@@ -289,4 +289,16 @@ case_ca_important_has_no_rule := {
 case_ca_core_has_no_rule := {
 	"flow": {"origin": "CA", "destination": "DE", "category": "core"},
 	"expect": {"allow": false, "requires": []},
+}
+
+case_sg_personal_with_asean_mcc_is_allowed := {
+	"about": "PDPR 2021 reg 11(1)(b), (2) and the PDPC's guidance on the ASEAN MCC",
+	"flow": {"origin": "SG", "destination": "US", "category": "personal", "safeguards": ["ASEAN_MCC"]},
+	"expect": {"allow": true, "reasons_contain": ["in force: ASEAN_MCC; allowed"]},
+}
+
+case_id_asean_mcc_is_not_confirmed_as_a_safeguard := {
+	"about": "no Indonesian authority or implementing regulation has said so: not accepted (cautious)",
+	"flow": {"origin": "ID", "destination": "SG", "category": "personal", "safeguards": ["ASEAN_MCC"]},
+	"expect": {"allow": false, "requires": ["BCR", "CONSENT", "SCC"]},
 }

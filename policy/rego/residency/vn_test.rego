@@ -81,3 +81,8 @@ case_vn_hr_exemption_of_decree_356_is_unconfirmed_so_not_applied := {
 	"flow": {"category": "personal", "destination": "SG", "origin": "VN", "purpose": "hr_management"},
 	"expect": {"allow": false, "requires": ["VN_TIA_FILED"], "reasons_contain": ["purpose hr_management is reported exempt (VN Decree 356/2025", "unconfirmed: not applied (cautious)"]},
 }
+
+case_vn_asean_mcc_is_no_substitute_for_the_tia_dossier := {
+	"flow": {"category": "personal", "destination": "SG", "origin": "VN", "safeguards": ["ASEAN_MCC"]},
+	"expect": {"allow": false, "requires": ["VN_TIA_FILED"]},
+}

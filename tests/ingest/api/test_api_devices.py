@@ -14,10 +14,10 @@ from tests.ingest.api.api_seed import BADGE_TOKEN, LAST_SEEN, REVISION, T0
 
 def test_devices_lists_the_registry_in_id_order(client: TestClient, api_registry: Registry) -> None:
     body = client.get("/api/v1/devices").json()
-    assert body["total"] == len(api_registry.devices) == 12
+    assert body["total"] == len(api_registry.devices) == 14
     assert [d["device_id"] for d in body["items"]] == sorted(api_registry.devices)
     page = client.get("/api/v1/devices", params={"limit": 3, "offset": 2}).json()
-    assert (page["total"], page["limit"], page["offset"]) == (12, 3, 2)
+    assert (page["total"], page["limit"], page["offset"]) == (14, 3, 2)
     assert [d["device_id"] for d in page["items"]] == sorted(api_registry.devices)[2:5]
 
 
@@ -120,7 +120,7 @@ def test_regions_and_sites(client: TestClient) -> None:
     assert all(r["configured"] for r in regions.values())
 
     sites = {s["site_id"]: s for s in client.get("/api/v1/sites").json()}
-    assert len(sites) == 6
+    assert len(sites) == 7
     assert sites["cn-shenzhen"]["ciio"] is True
     assert sites["cn-shenzhen"]["candidate_regions"] == ["cn-north", "us-east"]
     assert sites["us-detroit"]["candidate_regions"] == ["us-east"]

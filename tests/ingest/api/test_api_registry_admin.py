@@ -177,7 +177,7 @@ def test_duplicates_conflict_and_unknown_ids_are_not_found(api: Api) -> None:
 @pytest.mark.parametrize(("path", "body", "parameter", "message", "accepted"), [
     ("/devices", {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"}, "site",
      "'nowhere' is not a declared site",
-     ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "us-detroit", "vn-hanoi"]),
+     ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "th-rayong", "us-detroit", "vn-hanoi"]),
     ("/devices", {"device_id": "x-1", "site": "de-munich", "profile": "robot"}, "profile",
      "'robot' is not a declared profile", ["cnc_mill", "compressor", "injection_press"]),
     ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region",

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.pipeline.router import Router, decision_id
 from ingest.pipeline.transforms import Pseudonymizer
-from ingest.registry import Registry
+from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
@@ -81,6 +81,46 @@ def test_vn_personal_needs_the_filed_assessment(real_router: Router, registry: R
     assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
     assert [r.code for r in routed.rejections] == ["no_lawful_region"]
     assert "personal data from VN" in routed.rejections[0].detail
+
+
+def test_th_personal_stays_in_singapore_under_the_asean_mcc(real_router: Router, registry: Registry) -> None:
+    """The demo's Thai site: ASEAN_MCC is declared for SG only, so the badge is stored in ap-southeast and not
+    in the US analytics region, while the machine data goes to both; without the clauses it has no region."""
+    routed = real_router.route("tele/v1/th-rayong/th-rayong-cnc-01", _payload("th-rayong-cnc-01", 1, [CNC]))
+    assert routed.rejections == []
+    assert "operator_badge" in {r[3] for r in routed.rows["ap-southeast"]}
+    assert routed.rows["us-east"] and all(r[3] != "operator_badge" for r in routed.rows["us-east"])
+    outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
+    assert outcomes == {("machine", "ap-southeast"): "stored", ("machine", "us-east"): "stored",
+                        ("personal", "ap-southeast"): "stored", ("personal", "us-east"): "denied"}
+    allowed = next(d for d in routed.decisions if (d.category, d.region) == ("personal", "ap-southeast"))
+    assert allowed.input["safeguards"] == ["ASEAN_MCC"]
+    assert any("TH PDPA B.E. 2562 s.28-29" in r and "ASEAN_MCC" in r for r in allowed.decision.reasons)
+    site = registry.sites["th-rayong"].model_copy(update={"safeguards": {}})
+    without = registry.model_copy(update={"sites": {**registry.sites, "th-rayong": site}})
+    router = Router(registry=without, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+    routed = router.route("tele/v1/th-rayong/th-rayong-cnc-01", _payload("th-rayong-cnc-01", 2, [CNC]))
+    assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
+    assert [r.code for r in routed.rejections] == ["no_lawful_region"]
+
+
+def test_my_personal_follows_the_dated_transfer_impact_assessment(real_router: Router, registry: Registry) -> None:
+    """A Malaysian site whose controller assessed Singapore (MY_TIA, dated in the registry): its badge is stored in
+    ap-southeast while the assessment is under three years old, and has no lawful region once it has lapsed."""
+    today = datetime.now(UTC).date()
+    results = {}
+    for label, day in (("recent", today.isoformat()), ("lapsed", f"{today.year - 3}-{today:%m-%d}")):
+        site = Site(country="MY", home_region="ap-southeast", safeguards={"SG": ["MY_TIA"]},
+                    safeguard_dates={"SG": {"MY_TIA": day}})
+        devices = {**registry.devices, "my-penang-cnc-01": Device(site="my-penang", profile="cnc_mill")}
+        reg = registry.model_copy(update={"sites": {**registry.sites, "my-penang": site}, "devices": devices})
+        router = Router(registry=reg, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+        results[label] = router.route("tele/v1/my-penang/my-penang-cnc-01", _payload("my-penang-cnc-01", 1, [CNC]))
+    assert "operator_badge" in {r[3] for r in results["recent"].rows["ap-southeast"]}
+    stored = next(d for d in results["recent"].decisions if (d.category, d.region) == ("personal", "ap-southeast"))
+    assert stored.input["safeguard_dates"] == {"MY_TIA": today.isoformat()}
+    assert all(r[3] != "operator_badge" for rows in results["lapsed"].rows.values() for r in rows)
+    assert [r.code for r in results["lapsed"].rejections] == ["no_lawful_region"]
 
 
 def test_transforms_demanded_by_the_policy_are_applied(tmp_path: Path, registry: Registry) -> None:
