@@ -42,9 +42,11 @@ def browser(chromium: str) -> Iterator[Browser]:
     driver.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(pg_server: PostgresServer, registry: Registry, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[LiveStack]:
+    """A stack per test file: the files change what it holds (a quarantined item dismissed, a device moved) and
+    run in any order, in any worker (./scripts/test runs files in parallel)."""
     broker = MosquittoServer()
     try:
         broker.start()

@@ -441,6 +441,8 @@ function renderGaps(gaps) {
 }
 
 async function renderCharts(device, latestHere, other) {
+  // what this render shows, taken now: a click while its requests are out changes state, not this render
+  const shows = `${device.device_id}|${state.view ? "zoom" : state.window}|${latestHere.region}` + (other ? `|${other.id}` : "");
   const { start: startMs, end: endMs } = span();
   const bucket = bucketFor(endMs - startMs);
   const start = new Date(startMs);
@@ -473,8 +475,7 @@ async function renderCharts(device, latestHere, other) {
   });
   show("charts", ...figures); // in the document first: the canvases need their layout size to draw
   metrics.forEach((name, i) => results[i].status === "fulfilled" && renderChart(charts.get(name), results[i].value, compareOf[name]));
-  byId("charts").dataset.rendered = `${device.device_id}|${state.view ? "zoom" : state.window}|${latestHere.region}`
-    + (other ? `|${other.id}` : "");
+  byId("charts").dataset.rendered = shows;
   return undefined;
 }
 
