@@ -318,7 +318,11 @@ def test_mosquitto_runs_with_the_config(path: Path, workdir: Path, request: pyte
         assert broker.proc.poll() is None
     assert broker.proc.returncode == 0, broker.log_file.read_text()
     assert (broker.data_dir / "mosquitto.db").is_file(), broker.log_file.read_text()
-    assert "Error" not in broker.log_file.read_text()
+    # The TCP probes (the readiness check's and this test's) close a TLS listener's connection before any
+    # handshake: depending on timing, OpenSSL logs that EOF. Any other error fails the test.
+    errors = [line for line in broker.log_file.read_text().splitlines()
+              if "Error" in line and "SSL routines::unexpected eof while reading" not in line]
+    assert errors == []
 
 
 @pytest.mark.integration
