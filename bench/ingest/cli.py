@@ -911,6 +911,9 @@ def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | No
     except (BenchError, RuntimeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
     finally:
         if bench.stack is not None:
             bench.stack.cleanup()
