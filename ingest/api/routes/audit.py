@@ -10,9 +10,9 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, TypeAdapter
@@ -22,9 +22,9 @@ from ingest.api.auth import AUTH_RESPONSES, require
 from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, RuntimeDep, check_region_name
 from ingest.api.errors import BadParameterError
+from ingest.api.exports import export_response
 from ingest.api.models import ErrorPublic, IsoDateTime
 from ingest.auth.roles import Principal, Role
-from ingest.errors import StoreUnavailableError
 from ingest.store import audit
 
 router = APIRouter(
@@ -89,35 +89,22 @@ def export_audit(
     runtime: RuntimeDep, settings: ApiSettingsDep, flt: FilterDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (one JSON object a line)")] = "csv",
 ) -> StreamingResponse:
-    # fail before the response starts when the store is down: the first batch is read here
-    conn_cm = runtime.control.connection(timeout=settings.pool_timeout_s)
-    try:
-        conn = conn_cm.__enter__()
-    except Exception as exc:
-        raise StoreUnavailableError("control", str(exc) or "no connection") from None
+    def lines(conn: psycopg.Connection[Any]) -> Iterator[str]:
+        rows = audit.iter_rows(conn, flt)
+        if format == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            for i, row in enumerate(rows):
+                writer.writerow([row.id, row.at.isoformat(), row.actor, row.action, row.target,
+                                 ";".join(row.regions), json.dumps(row.details, sort_keys=True)])
+                if i % 200 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+        else:
+            for row in rows:
+                yield _ROW_JSON.dump_json(row).decode() + "\n"
 
-    def lines() -> Iterator[str]:
-        try:
-            rows = audit.iter_rows(conn, flt)
-            if format == "csv":
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                writer.writerow(CSV_COLUMNS)
-                for i, row in enumerate(rows):
-                    writer.writerow([row.id, row.at.isoformat(), row.actor, row.action, row.target,
-                                     ";".join(row.regions), json.dumps(row.details, sort_keys=True)])
-                    if i % 200 == 0:
-                        yield buffer.getvalue()
-                        buffer.seek(0)
-                        buffer.truncate()
-                yield buffer.getvalue()
-            else:
-                for row in rows:
-                    yield _ROW_JSON.dump_json(row).decode() + "\n"
-        finally:
-            conn_cm.__exit__(None, None, None)
-
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    return StreamingResponse(lines(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.{format}"'})
+    return export_response(runtime, settings, lines, name="audit", fmt=format)

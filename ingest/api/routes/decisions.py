@@ -3,8 +3,6 @@ origin -> region flow matrix derived from it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -14,10 +12,10 @@ from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.closed_sets import closed_set
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep, check_region_name
 from ingest.api.errors import BadParameterError
+from ingest.api.exports import export_response
 from ingest.api.models import DecisionPage, ErrorPublic, FlowsPublic, IsoDateTime, Outcome
 from ingest.api.service import decisions as service
 from ingest.auth.roles import Role
-from ingest.errors import StoreUnavailableError
 from ingest.registry import Category
 
 router = APIRouter(
@@ -89,23 +87,9 @@ def export_decisions(
     include_input: Annotated[bool, Query(description="Add the exact policy input (jsonl; csv: as JSON text).")]
     = False,
 ) -> StreamingResponse:
-    # fail before the response starts when the store is down: the connection is taken here
-    conn_cm = runtime.control.connection(timeout=settings.pool_timeout_s)
-    try:
-        conn = conn_cm.__enter__()
-    except Exception as exc:
-        raise StoreUnavailableError("control", str(exc) or "no connection") from None
-
-    def body() -> Iterator[str]:
-        try:
-            yield from service.export_lines(conn, flt, fmt=format, include_input=include_input)
-        finally:
-            conn_cm.__exit__(None, None, None)
-
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="decisions-{stamp}.{format}"'})
+    return export_response(
+        runtime, settings, lambda conn: service.export_lines(conn, flt, fmt=format, include_input=include_input),
+        name="decisions", fmt=format)
 
 
 @router.get("/flows", summary="Origin country -> region flow matrix over a recent window")
