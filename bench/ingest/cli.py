@@ -36,6 +36,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -903,11 +904,10 @@ def _pg_setting(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | None, started: datetime,
-                    t0: float) -> int:
+def _run(bench: Bench, phases: Callable[[], None]) -> int | None:
+    """Run ``phases``, then always clean the stack up; the exit status when they failed or were interrupted."""
     try:
-        bench.setup_minimal()
-        bench.run_phase(bench.s1, ["s1_json", "s1_sparkplug"])
+        phases()
     except (BenchError, RuntimeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -917,6 +917,18 @@ def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | No
     finally:
         if bench.stack is not None:
             bench.stack.cleanup()
+    return None
+
+
+def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | None, started: datetime,
+                    t0: float) -> int:
+    def run_s1() -> None:
+        bench.setup_minimal()
+        bench.run_phase(bench.s1, ["s1_json", "s1_sparkplug"])
+
+    failed = _run(bench, run_s1)
+    if failed is not None:
+        return failed
     duration = time.monotonic() - t0
     report = bench.results_sparkplug_only()
     print(f"ingest benchmark, S1 only ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, "
@@ -968,7 +980,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     if args.sparkplug_only:
         return _sparkplug_only(bench, args, argv, started, t0)
-    try:
+
+    def run_all() -> None:
         bench.setup()
         bench.run_phase(bench.b_copy, ["b_copy_text", "b_copy_binary", "b_copy_binary_parallel"])
         bench.run_phase(bench.b_raw, ["b_raw"])
@@ -984,15 +997,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.prototypes()
         if args.profile:
             bench.profile()
-    except (BenchError, RuntimeError) as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if bench.stack is not None:
-            bench.stack.cleanup()
+
+    failed = _run(bench, run_all)
+    if failed is not None:
+        return failed
     duration = time.monotonic() - t0
     report = bench.results()
     settings = {
