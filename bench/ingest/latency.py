@@ -22,11 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest.publish import Login
+from bench.ingest.publish import Login, connect_client
 from bench.ingest.workload import Message
 
 
@@ -131,29 +129,17 @@ def run_latency(
     ``login``: the identity to publish as (a residency cell's gateway)."""
     poller = VisibilityPoller(region_dsns, poll_s)
     poller.start()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-latency-{time.monotonic_ns()}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    connected = threading.Event()
-    refused: list[object] = []
-
-    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        if getattr(reason, "is_failure", False):
-            refused.append(reason)
-        connected.set()
-
-    client.on_connect = on_connect
     failed: list[str] = []
-    client.on_publish = lambda _c, _u, mid, reason, _p: failed.append(f"message {mid}: {reason}") \
-        if getattr(reason, "is_failure", False) else None
-    if login is not None:
-        client.username_pw_set(login.username, login.password())
-    client.connect("127.0.0.1", port)
-    client.loop_start()
     try:
-        if not connected.wait(10) or refused:
-            raise RuntimeError(f"latency publisher could not connect to the broker on :{port}: "
-                               f"{refused[0] if refused else 'no CONNACK in 10 s'}")
+        client = connect_client(
+            port, f"bench-latency-{time.monotonic_ns()}", inflight=1000, login=login,
+            on_publish=lambda _c, _u, mid, reason, _p: failed.append(f"message {mid}: {reason}")
+            if getattr(reason, "is_failure", False) else None)
+    except RuntimeError as exc:
+        poller.stop_event.set()
+        poller.join(5)
+        raise RuntimeError(f"latency publisher: {exc}") from None
+    try:
         interval = 1.0 / rate
         t_start = time.monotonic() + 0.05
         for k, m in enumerate(templates):

@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,10 +206,40 @@ def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: fl
 
 # --- worker (child process) --------------------------------------------------------------------------
 
-def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login | None = None) -> None:
+def connect_client(port: int, client_id: str, *, inflight: int, queued: int | None = None, login: Login | None = None,
+                   on_publish: Any = None, timeout: float = 10.0) -> Any:
+    """A paho client (MQTT 5) connected to 127.0.0.1:``port`` as ``login``, its network loop started, once the
+    broker accepted it; RuntimeError naming the refusal (or the missing CONNACK) otherwise."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(inflight)
+    if queued is not None:
+        client.max_queued_messages_set(queued)
+    connected = threading.Event()
+    refused: list[object] = []
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            refused.append(reason)
+        connected.set()
+
+    client.on_connect = on_connect
+    if on_publish is not None:
+        client.on_publish = on_publish
+    if login is not None:
+        client.username_pw_set(login.username, login.password())
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    if not connected.wait(timeout) or refused:
+        client.loop_stop()
+        raise RuntimeError(f"not connected to the broker on :{port}: "
+                           f"{refused[0] if refused else f'no CONNACK in {timeout:.0f} s'}")
+    return client
+
+
+def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login | None = None) -> None:
     messages: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
     acked = 0
     failed: list[str] = []  # PUBACKs with a failure reason (e.g. not authorized): counted, reported
@@ -223,25 +254,10 @@ def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login |
             if acked == len(messages) or acked % 256 == 0:
                 cond.notify_all()
 
-    connected = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(inflight)
-    client.max_queued_messages_set(0)
-    client.on_publish = on_publish
-    refused: list[object] = []
-
-    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object) -> None:
-        if getattr(reason, "is_failure", False):
-            refused.append(reason)
-        connected.set()
-
-    client.on_connect = on_connect
-    if login is not None:
-        client.username_pw_set(login.username, login.password())
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    if not connected.wait(10) or refused:
-        print(f"not connected: {refused[0] if refused else 'no CONNACK in 10 s'}", flush=True)
+    try:
+        client = connect_client(port, client_id, inflight=inflight, queued=0, login=login, on_publish=on_publish)
+    except RuntimeError as exc:
+        print(exc, flush=True)
         sys.exit(1)
     print("ready", flush=True)
     sys.stdin.readline()
