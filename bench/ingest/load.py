@@ -74,7 +74,7 @@ def _tree_jiffies(root: int, table: dict[int, ProcessTime]) -> int:
 
 # Python children are told apart by their command line (module names of this repo).
 _PYTHON_ROLES = (("ingest serve", "ingest"), ("bench.ingest.publish", "publishers"),
-                 ("bench.ingest.subscriber", "bare subscriber"))
+                 ("bench.ingest.subscriber", "bare subscriber"), ("bench.ingest.minimal", "minimal pipeline"))
 _NAMED_ROLES = {"postgres": "postgres", "mosquitto": "mosquitto", "mosquitto_pub": "publishers",
                 "mosquitto_sub": "mosquitto_sub", "psql": "psql"}
 
@@ -173,6 +173,7 @@ class Windows:
     roles: dict[str, dict[str, float]]
     wal_bytes: dict[str, int]
     pg_waits: dict[str, dict[str, float]]
+    seconds: dict[str, float]
 
 
 class LoadMeter:
@@ -184,6 +185,7 @@ class LoadMeter:
         self.windows: dict[str, float] = {}
         self.busy: dict[str, float] = {}
         self.roles: dict[str, dict[str, float]] = {}
+        self.seconds: dict[str, float] = {}
         self.watch: PostgresWatch | None = None
         self._open: dict[str, Sample] = {}
 
@@ -197,6 +199,7 @@ class LoadMeter:
         share = foreign_share(start, end)
         self.windows[key] = share
         self.busy[key] = busy_share(start, end)
+        self.seconds[key] = end.wall - start.wall
         self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid(),
                                   busy_cpus=self.busy[key] * _NCPU)
         if self.watch is not None:
@@ -209,12 +212,14 @@ class LoadMeter:
         return Windows({k: self.windows[k] for k in keys if k in self.windows},
                        {k: self.busy[k] for k in keys if k in self.busy},
                        {k: self.roles[k] for k in keys if k in self.roles},
-                       {k: wal[k] for k in keys if k in wal}, {k: waits[k] for k in keys if k in waits})
+                       {k: wal[k] for k in keys if k in wal}, {k: waits[k] for k in keys if k in waits},
+                       {k: self.seconds[k] for k in keys if k in self.seconds})
 
     def put(self, recorded: Windows) -> None:
         self.windows.update(recorded.foreign)
         self.busy.update(recorded.busy)
         self.roles.update(recorded.roles)
+        self.seconds.update(recorded.seconds)
         if self.watch is not None:
             self.watch.wal_bytes.update(recorded.wal_bytes)
             self.watch.waits.update(recorded.pg_waits)

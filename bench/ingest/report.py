@@ -22,6 +22,7 @@ class Goal:
     op: str  # ">=" or "<="
     target: float
     note: str = ""
+    key: str = ""  # the metric's name (``<key>_ratio``); default: the id, lower case, ' as p (G3' -> g3p)
 
     @property
     def passed(self) -> bool:
@@ -69,7 +70,8 @@ class Report:
     def add_goal(self, goal: Goal) -> None:
         self.goals.append(goal)
         self.lines.append(goal.line())
-        self.metrics[f"{goal.id.lower()}_ratio"] = goal.ratio
+        key = goal.key or goal.id.lower().replace("'", "p")
+        self.metrics[f"{key}_ratio"] = goal.ratio
 
     def section(self, title: str) -> None:
         self.lines.append(f"\n{title}")

@@ -61,6 +61,7 @@ class Stack:
         self.mqtt: MosquittoServer | None = None
         self.db: Databases | None = None
         self.ingests: list[IngestProcess] = []
+        self._minimal_dsn: str | None = None
 
     # --- PostgreSQL ---
     def start_postgres(self) -> None:
@@ -72,6 +73,12 @@ class Stack:
             regions[region] = self.pg.create_database(region_db(region))
             migrate(regions[region], "region", store=region)
         self.db = Databases(control, regions)
+
+    def minimal_dsn(self) -> str:
+        """The database of the minimal pipeline baseline (bench.ingest.minimal creates its table)."""
+        if self._minimal_dsn is None:
+            self._minimal_dsn = self.pg.create_database("minimal")
+        return self._minimal_dsn
 
     def store_maintenance(self) -> str | None:
         """Run the ingest's store maintenance once (daily partitions created ahead, as the service does when
