@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 Route = tuple[str, str]  # (site id, region name)
@@ -23,19 +23,18 @@ def subject_key(site_id: str, value: object) -> bytes:
 
 @dataclass(frozen=True)
 class Windows:
-    """The windows the laws set, as first UTC days (inclusive) for ``today``."""
+    """The windows the laws set, as first UTC days (inclusive) for ``today``. Computed once per day (every
+    subject of every message is compared with them)."""
 
     today: date
+    year_start: date = field(init=False)
+    """CN CAC 2024 Provisions: cumulative since 1 January of the current year."""
+    months12_start: date = field(init=False)
+    """28 CFR 202.205: "at any point in the preceding 12 months": 365 days including today."""
 
-    @property
-    def year_start(self) -> date:
-        """CN CAC 2024 Provisions: cumulative since 1 January of the current year."""
-        return date(self.today.year, 1, 1)
-
-    @property
-    def months12_start(self) -> date:
-        """28 CFR 202.205: "at any point in the preceding 12 months": 365 days including today."""
-        return self.today - timedelta(days=364)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "year_start", date(self.today.year, 1, 1))
+        object.__setattr__(self, "months12_start", self.today - timedelta(days=364))
 
     @property
     def horizon(self) -> date:
@@ -132,8 +131,11 @@ class SubjectCounter:
         found = self._routes.get(route) or _RouteCounts()
         today, w = self._windows.today, self._windows
         ytd, sytd, y12, s12 = found.ytd, found.sytd, found.y12, found.s12
+        known = found.subjects
         for subject, sensitive in subjects.items():
-            old = found.subjects.get(subject)
+            old = known.get(subject)
+            if old is not None and old[0] == today and (not sensitive or old[1] == today):
+                continue  # transferred today already (the common case): no window moves
             new = (today, today if sensitive else (old[1] if old else None))
             a, b, c, d = found.delta(old, new, w)
             ytd, sytd, y12, s12 = ytd + a, sytd + b, y12 + c, s12 + d

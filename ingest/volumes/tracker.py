@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -76,7 +75,8 @@ class VolumeTracker:
         self._lock = threading.Lock()
         self._pending: list[Row] = []
         self._since: datetime | None = None
-        self._memo: OrderedDict[tuple[int, Counts], tuple[Flow, Flow, dict[str, Any]]] = OrderedDict()
+        self._memo: dict[tuple[int, Counts], tuple[Flow, Flow, dict[str, Any]]] = {}
+        self._last_counts: tuple[Mapping[bytes, bool], Route, Counts] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._crossed: dict[tuple[Route, str, int], str] = {}
@@ -90,11 +90,16 @@ class VolumeTracker:
         and its policy input as logged. The same object for the same counts (the policy cache keys on it)."""
         with self._lock:
             self._roll_day()
-            counts = self._counter.with_subjects((site_id, region), subjects)
+            # The router asks once per category for the same message (the same ``subjects`` object): counted once.
+            last = self._last_counts
+            if last is not None and last[0] is subjects and last[1] == (site_id, region):
+                counts = last[2]
+            else:
+                counts = self._counter.with_subjects((site_id, region), subjects)
+                self._last_counts = (subjects, (site_id, region), counts)
             key = (id(flow), counts)
             found = self._memo.get(key)
             if found is not None and found[0] is flow:
-                self._memo.move_to_end(key)
                 return found[1], found[2]
         declared = flow.volume.model_dump()
         raised = {**declared, **{k: max(int(declared.get(k, 0)), v) for k, v in counts.as_volume().items()}}
@@ -102,15 +107,16 @@ class VolumeTracker:
         dumped = measured.model_dump(mode="json")
         with self._lock:
             # The entry holds `flow` itself: while it lives, no other flow can get the id in its key.
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # cheaper than an LRU on every hit; refilled from the next messages
             self._memo[key] = (flow, measured, dumped)
-            while len(self._memo) > _MEMO_SIZE:
-                self._memo.popitem(last=False)
         return measured, dumped
 
     def record(self, site_id: str, regions: Iterable[str], subjects: Mapping[bytes, bool]) -> None:
         """The message's personal data was stored in ``regions``: count its subjects there from today."""
         with self._lock:
             self._roll_day()
+            self._last_counts = None
             for region in regions:
                 self._pending += self._counter.record((site_id, region), subjects)
 
@@ -157,6 +163,7 @@ class VolumeTracker:
     def _roll_day(self) -> None:
         if self._counter.set_day(self._today()):
             self._memo.clear()
+            self._last_counts = None
 
     def sync(self) -> None:
         """Write this replica's new records, then read every replica's changes (one transaction each)."""
@@ -183,6 +190,7 @@ class VolumeTracker:
             self._since = newest
             if self._counter.merge_rows(rows):
                 self._memo.clear()
+                self._last_counts = None
 
     def prune(self) -> int:
         if not self.control_dsn:
