@@ -18,7 +18,6 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from edge_agent.privacy import Pseudonymizer
 from edge_agent.publisher import DeviceCounts, Publisher
 from edge_agent.ratelimit import TokenBucket
 from edge_agent.runner import SourceHealth, SourceRunner
+from edge_agent.snapshot import AgentSnapshot, DeviceStats
 from edge_agent.sources import Source, create_source
 from edge_agent.status import StatusWriter, status_document
 from wire import Batch, DataTopic, OriginClaim, Reading, encode_batch
@@ -38,31 +38,9 @@ from wire import Batch, DataTopic, OriginClaim, Reading, encode_batch
 if TYPE_CHECKING:
     from edge_agent.metrics import MetricsServer
 
-__all__ = ["Agent", "DeviceStats"]
+__all__ = ["Agent", "AgentSnapshot", "DeviceStats"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceStats:
-    """Per-device counters of one run (``last_seq`` is the last number handed out, ever)."""
-
-    device_id: str
-    batches_built: int
-    batches_published: int
-    readings_published: int
-    batches_acked: int
-    readings_acked: int
-    batches_republished: int
-    batches_rejected: int  # refused by the broker (PUBACK failure)
-    batches_dropped: int  # evicted from a full queue (drop_oldest)
-    batches_refused: int  # refused by a full queue (reject_new)
-    readings_dropped: int  # readings of dropped and refused batches
-    batches_unrouted: int  # PUBACK "no matching subscribers": kept and sent again
-    last_seq: int | None
-    source_errors: int
-    last_source_error: str | None
-    batches_unauthorized: int = 0  # PUBACK "not authorized" (broker ACL): kept and sent again
 
 
 class Agent:
@@ -188,9 +166,43 @@ class Agent:
     def queue_snapshot(self) -> QueueSnapshot | None:
         return self._store.snapshot() if self._store is not None else None
 
+    def snapshot(self) -> AgentSnapshot:
+        """The agent's state now, for the status file and the metrics (which read nothing else of the agent).
+
+        A queue that cannot be read right now is no error here: ``queue_error`` says why (the metrics leave
+        the queue out of that scrape, the status file is not rewritten that time)."""
+        cfg = self.config
+        publisher = self._publisher
+        queue_error: Exception | None = None
+        try:
+            snapshot = self.queue_snapshot()
+        except Exception as exc:
+            snapshot, queue_error = None, exc
+        return AgentSnapshot(
+            gateway_id=cfg.gateway_id,
+            site_id=cfg.site_id,
+            queue_kind=cfg.queue.kind,
+            status_interval_s=cfg.status_interval_s,
+            broker_host=cfg.broker.host,
+            broker_port=cfg.broker.port,
+            started_at=self.started_at,
+            running=self.running,
+            has_publisher=publisher is not None,
+            connected=self.connected,
+            connected_since=publisher.connected_since if publisher is not None else None,
+            connects=publisher.connects if publisher is not None else 0,
+            last_error=self.last_error,
+            last_ack_at=publisher.last_ack_at if publisher is not None else None,
+            latency=publisher.latency() if publisher is not None else None,
+            queue=snapshot,
+            queue_error=queue_error,
+            sources=self.sources_health(),
+            devices=self.stats(),
+        )
+
     def status(self) -> dict[str, Any]:
         """What ``edge-agent status`` shows (also written to ``state_dir/status.json``)."""
-        return status_document(self)
+        return status_document(self.snapshot())
 
     # --- running ----------------------------------------------------------------------------
     def _open_queue(self) -> BatchQueue:
@@ -266,7 +278,7 @@ class Agent:
                 "queue_batches": backlog,
             },
         )
-        status = StatusWriter(self, cfg.state_dir, cfg.status_interval_s)
+        status = StatusWriter(self.snapshot, cfg.state_dir, cfg.status_interval_s)
         self.running = True
         try:
             self._publisher.start()
@@ -300,7 +312,7 @@ class Agent:
             return
         from edge_agent.metrics import MetricsServer  # prometheus_client is imported only when metrics are on
 
-        server = MetricsServer(self, settings.host, settings.port)
+        server = MetricsServer(self.snapshot, settings.host, settings.port)
         server.start()
         self._metrics = server
 
@@ -357,7 +369,7 @@ class Agent:
                 sent_at=sent_at,
                 origin=self._origin,
                 key_id=key_id,
-                edge_transforms=transforms,  # type: ignore[arg-type]
+                edge_transforms=transforms,
                 readings=readings,
             )
             payload = encode_batch(batch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,9 +27,7 @@ from edge_agent._yaml import YamlDocument, load_yaml
 from edge_agent.errors import ConfigError
 from edge_agent.privacy import PrivacySettings
 from edge_agent.sources.base import DeviceId
-from edge_agent.sources.modbus.settings import ModbusSettings
-from edge_agent.sources.opcua.settings import OpcUaSettings
-from edge_agent.sources.simulated import SimulatedSettings
+from edge_agent.sources.registry import SOURCE_TYPES, AnySourceSettings
 from wire import MAX_READINGS_PER_BATCH
 
 __all__ = [
@@ -45,10 +43,7 @@ __all__ = [
     "load_config",
 ]
 
-# One member per source type; ``type`` selects the model (and the error messages list the types).
-AnySourceSettings = Annotated[SimulatedSettings | ModbusSettings | OpcUaSettings, Field(discriminator="type")]
-SOURCE_TYPES = ("simulated", "modbus", "opcua")
-
+# The source settings: one member per plugin of edge_agent/sources/registry.py (PLUGINS), selected by ``type``.
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -1,12 +1,13 @@
 """Prometheus metrics of a running agent: ``http://host:port/metrics`` (config ``metrics``).
 
-Nothing is counted twice: :class:`AgentCollector` reads the agent's own counters on every scrape
-(:meth:`Agent.stats`, :meth:`Agent.sources_health`, :meth:`Agent.queue_snapshot`, the publisher's
-connection state and latency histogram), the same numbers as ``status.json`` and the periodic log
-line. The collector is registered on a :class:`~prometheus_client.CollectorRegistry` of its own
-(never the process-wide default one, so two agents in one process, e.g. in tests, do not clash),
-together with the standard ``process_*`` and ``python_info`` collectors, and served by
-prometheus_client's small threaded HTTP server (no web framework on the gateway).
+Nothing is counted twice: :class:`AgentCollector` reads the agent's own counters on every scrape, from
+one :class:`~edge_agent.snapshot.AgentSnapshot` (:meth:`Agent.snapshot`: the device counters, the sources'
+health, the queue, the publisher's connection state and latency histogram), the same numbers as
+``status.json`` and the periodic log line. The collector is registered on a
+:class:`~prometheus_client.CollectorRegistry` of its own (never the process-wide default one, so two
+agents in one process, e.g. in tests, do not clash), together with the standard ``process_*`` and
+``python_info`` collectors, and served by prometheus_client's small threaded HTTP server (no web
+framework on the gateway).
 
 Counters restart from 0 with the process, as Prometheus expects (``rate()`` handles resets).
 See the metric list in ``edge_agent/README.md`` ("Metrics and logs").
@@ -18,7 +19,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, start_http_server
@@ -26,17 +27,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from edge_agent.errors import AgentError
+from edge_agent.snapshot import AgentSnapshot
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
-
-    from edge_agent.agent import Agent
 
 __all__ = ["AgentCollector", "MetricsServer", "check_listen", "metrics_url"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "edge_agent_"
+_go_float: Callable[[float], str] = floatToGoString  # a bucket bound as Prometheus writes it (untyped upstream)
 
 # (DeviceStats field, metric name without prefix and _total, help): per-device counters.
 DEVICE_COUNTERS = (
@@ -72,32 +73,32 @@ def _version() -> str:
 
 
 class AgentCollector:
-    """Builds the ``edge_agent_*`` metric families from the agent's state at scrape time."""
+    """Builds the ``edge_agent_*`` metric families from the agent's state at scrape time: the snapshot that
+    ``snapshot`` (:meth:`edge_agent.agent.Agent.snapshot`) takes."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, snapshot: Callable[[], AgentSnapshot]) -> None:
+        self.snapshot = snapshot
         self._version = _version()
         self._queue_failed = False
 
     def collect(self) -> Iterator[Metric]:
-        agent = self.agent
-        cfg = agent.config
+        snap = self.snapshot()
         info = GaugeMetricFamily(
             PREFIX + "info",
             "The agent (always 1): gateway, site, queue kind and version.",
             labels=["gateway_id", "site_id", "queue", "version"],
         )
-        info.add_metric([cfg.gateway_id, cfg.site_id, cfg.queue.kind, self._version], 1)
+        info.add_metric([snap.gateway_id, snap.site_id, snap.queue_kind, self._version], 1)
         yield info
         yield GaugeMetricFamily(
-            PREFIX + "start_time_seconds", "When the agent started (epoch seconds).", value=agent.started_at.timestamp()
+            PREFIX + "start_time_seconds", "When the agent started (epoch seconds).", value=snap.started_at.timestamp()
         )
-        yield from self._sources()
-        yield from self._devices()
-        yield from self._queue()
-        yield from self._broker()
+        yield from self._sources(snap)
+        yield from self._devices(snap)
+        yield from self._queue(snap)
+        yield from self._broker(snap)
 
-    def _sources(self) -> Iterator[Metric]:
+    def _sources(self, snap: AgentSnapshot) -> Iterator[Metric]:
         labels = ["device_id", "source"]
         sampled = CounterMetricFamily(
             PREFIX + "readings_sampled", "Readings read from the source (before batching).", labels=labels
@@ -121,7 +122,7 @@ class AgentCollector:
             "When readings last arrived from the source (epoch seconds; 0: never).",
             labels=labels,
         )
-        for device, h in self.agent.sources_health().items():
+        for device, h in snap.sources.items():
             key = [device, h.kind]
             sampled.add_metric(key, h.readings)
             errors.add_metric(key, h.errors)
@@ -132,8 +133,8 @@ class AgentCollector:
             last.add_metric(key, h.last_reading_at or 0)
         yield from (sampled, errors, healthy, state, failures, last)
 
-    def _devices(self) -> Iterator[Metric]:
-        stats = self.agent.stats()
+    def _devices(self, snap: AgentSnapshot) -> Iterator[Metric]:
+        stats = snap.devices
         for field, name, doc in DEVICE_COUNTERS:
             family = CounterMetricFamily(PREFIX + name, doc, labels=["device_id"])
             for device, s in stats.items():
@@ -156,15 +157,15 @@ class AgentCollector:
         yield dropped
         yield last_seq
 
-    def _queue(self) -> Iterator[Metric]:
-        try:
-            snapshot = self.agent.queue_snapshot()
-        except Exception as exc:  # a scrape must not fail because the queue cannot be read right now
+    def _queue(self, snap: AgentSnapshot) -> Iterator[Metric]:
+        exc = snap.queue_error
+        if exc is not None:  # a scrape must not fail because the queue cannot be read right now
             if not self._queue_failed:
                 log.warning("metrics: cannot read the queue: %s", exc, extra={"error": str(exc)})
             self._queue_failed = True
             return
         self._queue_failed = False
+        snapshot = snap.queue
         if snapshot is None:  # not running (yet)
             return
         age = 0.0
@@ -181,28 +182,24 @@ class AgentCollector:
         for name, doc, value in gauges:
             yield GaugeMetricFamily(PREFIX + name, doc, value=value)
 
-    def _broker(self) -> Iterator[Metric]:
-        publisher = self.agent.publisher
-        connected = 1 if publisher is not None and publisher.connected else 0
-        connects = publisher.connects if publisher is not None else 0
+    def _broker(self, snap: AgentSnapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily(
-            PREFIX + "broker_connected", "1 while connected to the broker, else 0.", value=connected
+            PREFIX + "broker_connected", "1 while connected to the broker, else 0.", value=1 if snap.connected else 0
         )
         yield CounterMetricFamily(
             PREFIX + "broker_reconnects",
             "Connections to the broker established again after the first one.",
-            value=max(0, connects - 1),
+            value=max(0, snap.connects - 1),
         )
-        last_ack = publisher.last_ack_at if publisher is not None else None
         yield GaugeMetricFamily(
             PREFIX + "last_publish_timestamp_seconds",
             "When the broker last acknowledged a batch (epoch seconds; 0: never).",
-            value=last_ack or 0,
+            value=snap.last_ack_at or 0,
         )
-        if publisher is None:
+        latency = snap.latency
+        if latency is None:  # no publisher (yet)
             return
-        latency = publisher.latency()
-        bounds = [floatToGoString(b) for b in latency.bounds] + ["+Inf"]
+        bounds = [_go_float(b) for b in latency.bounds] + ["+Inf"]
         yield HistogramMetricFamily(
             PREFIX + "publish_latency_seconds",
             "Time from storing a batch in the queue to its PUBACK (includes time queued during outages).",
@@ -212,13 +209,14 @@ class AgentCollector:
 
 
 class MetricsServer:
-    """Serves the agent's metrics on ``host:port`` from a daemon thread; :meth:`stop` frees the port."""
+    """Serves the agent's metrics (from the snapshots ``snapshot`` takes) on ``host:port`` from a daemon thread;
+    :meth:`stop` frees the port."""
 
-    def __init__(self, agent: Agent, host: str, port: int) -> None:
+    def __init__(self, snapshot: Callable[[], AgentSnapshot], host: str, port: int) -> None:
         self.host = host
         self.port = port
         self.registry = CollectorRegistry(auto_describe=False)  # the agent's own: not prometheus_client.REGISTRY
-        self.registry.register(AgentCollector(agent))
+        self.registry.register(AgentCollector(snapshot))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._httpd: WSGIServer | None = None

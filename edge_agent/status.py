@@ -13,15 +13,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge_agent.outbox import QueueSnapshot
-
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
+from edge_agent.snapshot import AgentSnapshot
 
 __all__ = ["STATUS_NAME", "StatusWriter", "format_status", "read_status", "status_document"]
 
@@ -48,13 +47,14 @@ def _queue_dict(snapshot: QueueSnapshot | None, now: float) -> dict[str, Any] | 
     return data
 
 
-def status_document(agent: Agent) -> dict[str, Any]:
-    """The status of a running (or finished) agent as a JSON-able dict."""
+def status_document(snapshot: AgentSnapshot) -> dict[str, Any]:
+    """The status of a running (or finished) agent, from its snapshot, as a JSON-able dict; raises the queue's
+    error when the snapshot could not read the queue."""
+    if snapshot.queue_error is not None:
+        raise snapshot.queue_error
     now = time.time()
-    cfg = agent.config
-    publisher = agent.publisher
     sources = {}
-    for device, health in agent.sources_health().items():
+    for device, health in snapshot.sources.items():
         h = asdict(health)
         for key in ("last_reading_at", "last_error_at", "retry_at"):
             h[key] = _iso(h[key])
@@ -62,25 +62,25 @@ def status_document(agent: Agent) -> dict[str, Any]:
         sources[device] = h
     return {
         "v": STATUS_VERSION,
-        "gateway_id": cfg.gateway_id,
-        "site_id": cfg.site_id,
+        "gateway_id": snapshot.gateway_id,
+        "site_id": snapshot.site_id,
         "pid": os.getpid(),
-        "state": "running" if agent.running else "stopped",
-        "started_at": agent.started_at.isoformat(timespec="milliseconds"),
+        "state": "running" if snapshot.running else "stopped",
+        "started_at": snapshot.started_at.isoformat(timespec="milliseconds"),
         "updated_at": _iso(now),
-        "interval_s": cfg.status_interval_s,
+        "interval_s": snapshot.status_interval_s,
         "broker": {
-            "host": cfg.broker.host,
-            "port": cfg.broker.port,
-            "connected": agent.connected,
-            "connected_since": _iso(publisher.connected_since) if publisher else None,
-            "connects": publisher.connects if publisher else 0,
-            "last_error": agent.last_error,
+            "host": snapshot.broker_host,
+            "port": snapshot.broker_port,
+            "connected": snapshot.connected,
+            "connected_since": _iso(snapshot.connected_since),
+            "connects": snapshot.connects,
+            "last_error": snapshot.last_error,
         },
-        "last_publish_at": _iso(publisher.last_ack_at) if publisher else None,
-        "queue": _queue_dict(agent.queue_snapshot(), now),
+        "last_publish_at": _iso(snapshot.last_ack_at),
+        "queue": _queue_dict(snapshot.queue, now),
         "sources": sources,
-        "devices": {d: asdict(s) for d, s in agent.stats().items()},
+        "devices": {d: asdict(s) for d, s in snapshot.devices.items()},
     }
 
 
@@ -91,10 +91,11 @@ def write_status(path: Path, document: dict[str, Any]) -> None:
 
 
 class StatusWriter:
-    """Rewrites ``state_dir/status.json`` every ``interval_s`` from a thread, and once more at the end."""
+    """Rewrites ``state_dir/status.json`` every ``interval_s`` from a thread, and once more at the end, from
+    the snapshots ``snapshot`` takes (:meth:`edge_agent.agent.Agent.snapshot`)."""
 
-    def __init__(self, agent: Agent, state_dir: Path, interval_s: float) -> None:
-        self.agent = agent
+    def __init__(self, snapshot: Callable[[], AgentSnapshot], state_dir: Path, interval_s: float) -> None:
+        self.snapshot = snapshot
         self.path = Path(state_dir) / STATUS_NAME
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -116,7 +117,7 @@ class StatusWriter:
 
     def _write(self) -> None:
         try:
-            write_status(self.path, status_document(self.agent))
+            write_status(self.path, status_document(self.snapshot()))
             self._failed = False
         except Exception as exc:  # the status file is for humans; never stop the agent for it
             if not self._failed:

@@ -8,11 +8,10 @@ every error names the file and the field at fault.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import re
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,23 +20,25 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictStr,
     ValidationError,
     model_validator,
 )
 
 from ingest.errors import RegistryError
 from ingest.yaml_model import load_model
-from policy.models import DATE_PATTERN, MAX_COUNT
+from policy import models as policy_models
+from policy.models import DATE_PATTERN
+from policy.vocabulary import VOCABULARY
 
 Category = Literal["machine", "personal", "sensitive_personal", "important", "core"]
 CATEGORIES: tuple[Category, ...] = ("machine", "personal", "sensitive_personal", "important", "core")
-_COUNTRIES_FILE = Path(__file__).resolve().parent.parent / "policy" / "data" / "countries.json"
 
 
-@cache
 def iso_countries() -> tuple[str, ...]:
-    """The ISO 3166-1 alpha-2 codes (the 249 the shipped policy knows: any other code is denied by it)."""
-    return tuple(sorted(json.loads(_COUNTRIES_FILE.read_text(encoding="utf-8"))["codes"]))
+    """The ISO 3166-1 alpha-2 codes the shipped policy knows (policy/data/countries.json; any other code is
+    denied by it)."""
+    return VOCABULARY.countries
 
 
 def _known_country(code: str) -> str:
@@ -52,12 +53,12 @@ Country = Annotated[
                json_schema_extra={"x-closed-set": "countries"}),
     AfterValidator(_known_country),
 ]
-Safeguard = Literal[
-    "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
-    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL", "ASEAN_MCC", "MY_TIA",
-    "TH_PDPC_BCR",
-]
-"""The safeguard codes of policy/data/vocabulary.json (the decision contract), kept equal to it (a test checks)."""
+if TYPE_CHECKING:
+    Safeguard = str
+else:  # a Literal of the policy's codes: an unknown code is refused naming the field and every known code
+    Safeguard = Literal[VOCABULARY.safeguards]
+"""A safeguard code of the policy's vocabulary (policy/data/vocabulary.json ``safeguards``, read at import by
+:mod:`policy.vocabulary`): adding a code to the policy lets a site list it, with no change here."""
 
 
 def _iso_date(value: object) -> object:
@@ -139,19 +140,39 @@ class Profile(_Model):
         return {spec.sparkplug_metric: name for name, spec in self.fields.items() if spec.sparkplug_metric}
 
 
-class Entity(_Model):
-    ciio: bool = False
-    public_scope: bool = False
+_SITE_SUBDIVISION = r"^ *[A-Za-z0-9]{1,3} *$"
 
 
-class Volume(_Model):
-    """Declared volumes (policy.models.Volume): a floor under what the ingest measures (docs/volumes.md)."""
+def _site_subdivision(value: str) -> str:
+    if re.fullmatch(_SITE_SUBDIVISION, value) is None:
+        raise ValueError(f"{value!r} is not a subdivision of the site's country: give the part of its ISO 3166-2 "
+                         "code after the country (QC for CA-QC)")
+    return policy_models.subdivision_code(value)
 
-    individuals_ytd: int = Field(default=0, ge=0, le=MAX_COUNT)
-    sensitive_individuals_ytd: int = Field(default=0, ge=0, le=MAX_COUNT)
-    individuals_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
-    sensitive_individuals_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
-    precise_geolocation_devices_12m: int = Field(default=0, ge=0, le=MAX_COUNT)
+
+SiteSubdivision = Annotated[
+    StrictStr,
+    Field(description="The site's ISO 3166-2 subdivision: the part of the code after the country, which is the "
+                      "site's (QC for CA-QC).", json_schema_extra={"pattern": _SITE_SUBDIVISION}),
+    AfterValidator(_site_subdivision),
+]
+
+
+class Entity(policy_models.Entity):
+    """The exporting organisation's flags the policy reads (policy.models.Entity: the fields are defined there).
+    In the registry, like every registry entry, an unknown key is refused rather than passed on, and the
+    subdivision is one of the site's country (the policy's ``CA-QC`` form would name the country twice)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    subdivision: SiteSubdivision | None = None
+
+
+class Volume(policy_models.Volume):
+    """Declared volumes (policy.models.Volume, fields defined there): a floor under what the ingest measures
+    (docs/volumes.md). An unknown key is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Site(_Model):

@@ -9,15 +9,18 @@ source never holds up the others.
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar, get_args, get_origin, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edge_agent.errors import SourceError
 from edge_agent.privacy import PrivacySettings
 from wire import Reading
 from wire.topics import valid_id
 
-__all__ = ["DeviceId", "Source", "SourceSettings"]
+__all__ = ["DeviceId", "Source", "SourcePlugin", "SourceSettings"]
 
 
 def _check_id(value: str) -> str:
@@ -75,3 +78,41 @@ class Source(Protocol):
     def stop(self) -> None:
         """Release resources. Must not raise if the source is not started."""
         ...
+
+
+S = TypeVar("S", bound=SourceSettings)
+
+
+@dataclass(frozen=True)
+class SourcePlugin(Generic[S]):
+    """One source type, as its plugin folder registers it (``PLUGIN`` in the folder's ``__init__.py``).
+
+    ``settings`` is the config model (its ``type: Literal["<name>"]`` field names the type and selects the
+    model in the agent config); ``load`` imports the source class, and with it the protocol library, only
+    when a source of this type is built (a gateway without OPC UA never imports asyncua).
+    """
+
+    settings: type[S]
+    load: Callable[[], Callable[[S], Source]]
+
+    @property
+    def type(self) -> str:
+        """The config's ``type`` value of this plugin (the one value of the settings' ``type`` Literal)."""
+        annotation: Any = self.settings.model_fields["type"].annotation
+        values = get_args(annotation) if get_origin(annotation) is Literal else ()
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise TypeError(f"{self.settings.__name__}.type must be a Literal of one name, not {annotation!r}")
+        return values[0]
+
+    def create(self, settings: SourceSettings) -> Source:
+        """The source of ``settings`` (not yet initialised); SourceError when its library is missing."""
+        if not isinstance(settings, self.settings):
+            raise TypeError(f"expected {self.settings.__name__}, got {type(settings).__name__}")
+        try:
+            factory = self.load()
+        except ImportError as exc:
+            raise SourceError(
+                settings.device_id,
+                f"the {settings.type} source needs {exc.name or 'a library'}: pip install 'residency-telemetry[edge]'",
+            ) from None
+        return factory(settings)

@@ -1,69 +1,43 @@
-"""Source types by name: an explicit map from the config's ``type`` to a factory (no import magic).
+"""Source types by name: one registration per plugin folder, listed here once (no import magic).
 
-Plugins that need a protocol library (pymodbus, asyncua) import it only when a source of their
-type is created, so a gateway that uses none of them never loads them (memory footprint).
+Each plugin folder's ``__init__.py`` defines ``PLUGIN`` (:class:`~edge_agent.sources.base.SourcePlugin`): its
+settings model, whose ``type`` Literal names the type, and a loader of its source class. :data:`PLUGINS`
+builds both the agent config's discriminated union of source settings (:data:`AnySourceSettings`, used by
+:mod:`edge_agent.config`) and the runtime registry (:data:`SOURCES`, :func:`create_source`).
+
+Plugins that need a protocol library (pymodbus, asyncua) import it only when a source of their type is
+created, so a gateway that uses none of them never loads them (memory footprint).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from edge_agent.errors import ConfigError, SourceError
-from edge_agent.sources.base import Source, SourceSettings
-from edge_agent.sources.modbus.settings import ModbusSettings
-from edge_agent.sources.opcua.settings import OpcUaSettings
-from edge_agent.sources.simulated import SimulatedSettings, SimulatedSource
+from pydantic import Field
 
-__all__ = ["SOURCES", "SourceFactory", "create_source"]
+from edge_agent.errors import ConfigError
+from edge_agent.sources import modbus, opcua, simulated
+from edge_agent.sources.base import Source, SourcePlugin, SourceSettings
 
-SourceFactory = Callable[[SourceSettings], Source]
-S = TypeVar("S", bound=SourceSettings)
+__all__ = ["PLUGINS", "SOURCES", "SOURCE_TYPES", "AnySourceSettings", "create_source"]
 
+PLUGINS: tuple[SourcePlugin[Any], ...] = (simulated.PLUGIN, modbus.PLUGIN, opcua.PLUGIN)
+"""Every source type the agent knows, in the order the config's error messages list them."""
 
-def _expect(settings: SourceSettings, kind: type[S]) -> S:
-    if not isinstance(settings, kind):
-        raise TypeError(f"expected {kind.__name__}, got {type(settings).__name__}")
-    return settings
+SOURCES: dict[str, SourcePlugin[Any]] = {plugin.type: plugin for plugin in PLUGINS}
+SOURCE_TYPES: tuple[str, ...] = tuple(SOURCES)
+if len(SOURCES) != len(PLUGINS):
+    raise RuntimeError(f"two source plugins register the same type: {[p.type for p in PLUGINS]}")
 
-
-def _missing(settings: SourceSettings, exc: ImportError) -> SourceError:
-    return SourceError(
-        settings.device_id,
-        f"the {settings.type} source needs {exc.name or 'a library'}: pip install 'residency-telemetry[edge]'",
-    )
-
-
-def _simulated(settings: SourceSettings) -> Source:
-    return SimulatedSource(_expect(settings, SimulatedSettings))
-
-
-def _modbus(settings: SourceSettings) -> Source:
-    try:
-        from edge_agent.sources.modbus.source import ModbusSource
-    except ImportError as exc:
-        raise _missing(settings, exc) from None
-    return ModbusSource(_expect(settings, ModbusSettings))
-
-
-def _opcua(settings: SourceSettings) -> Source:
-    try:
-        from edge_agent.sources.opcua.source import OpcUaSource
-    except ImportError as exc:
-        raise _missing(settings, exc) from None
-    return OpcUaSource(_expect(settings, OpcUaSettings))
-
-
-SOURCES: dict[str, SourceFactory] = {
-    "simulated": _simulated,
-    "modbus": _modbus,
-    "opcua": _opcua,
-}
+if TYPE_CHECKING:
+    AnySourceSettings = SourceSettings
+else:  # one member per plugin; ``type`` selects the model (and the error messages list the types)
+    AnySourceSettings = Annotated[Union[tuple(p.settings for p in PLUGINS)], Field(discriminator="type")]  # noqa: UP007
 
 
 def create_source(settings: SourceSettings) -> Source:
     """Build the source of ``settings.type`` (not yet initialised)."""
-    factory = SOURCES.get(settings.type)
-    if factory is None:
+    plugin = SOURCES.get(settings.type)
+    if plugin is None:
         raise ConfigError(f"unknown source type {settings.type!r}; known: {sorted(SOURCES)}", field="type")
-    return factory(settings)
+    return plugin.create(settings)

@@ -12,7 +12,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
-from edge_agent.sources._physics import Decay, FaultKind, FaultProcess, approach
+from edge_agent.sources.simulated.physics import Decay, FaultKind, FaultProcess, approach
 
 __all__ = ["MACHINES", "Machine", "MachineKind"]
 

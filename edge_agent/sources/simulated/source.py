@@ -1,4 +1,4 @@
-"""The simulated source: realistic machine signals on a fixed sampling grid (see ``README.md``).
+"""The simulated source: realistic machine signals on a fixed sampling grid (see ``README.md`` in this folder).
 
 Sampling is time-driven: sample ``k`` is taken at ``start + k * interval`` (wall clock), and
 :meth:`SimulatedSource.read` returns every sample due since the previous call. The machine model
@@ -13,45 +13,19 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
-
-from pydantic import Field
 
 from edge_agent.errors import SourceError
-from edge_agent.sources._machines import MACHINES, Machine, MachineKind
-from edge_agent.sources._physics import ShiftRoster
-from edge_agent.sources.base import SourceSettings
+from edge_agent.sources.simulated.machines import MACHINES, Machine
+from edge_agent.sources.simulated.physics import ShiftRoster
+from edge_agent.sources.simulated.settings import SimulatedSettings
 from wire import Reading, Value
 
-__all__ = ["SimulatedSettings", "SimulatedSource"]
+__all__ = ["MAX_CATCH_UP", "SimulatedSource"]
 
 log = logging.getLogger(__name__)
 
-Badge = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
 MAX_CATCH_UP = 10_000
 """At most this many samples per read(); after a longer stall the oldest due samples are skipped."""
-
-
-class SimulatedSettings(SourceSettings):
-    """Settings of a simulated machine."""
-
-    type: Literal["simulated"] = Field(description="Source type.")
-    machine: MachineKind = Field(description="Machine model: cnc_mill, injection_press or compressor.")
-    interval_ms: int = Field(default=1000, ge=1, le=3_600_000, description="Sampling period in milliseconds.")
-    seed: int | None = Field(default=None, description="Seed of the random generator; set it for reproducible signals.")
-    operators: list[Badge] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Badge ids of the operators working shifts on this machine, in rota order. "
-        "Empty: no operator_badge field is sent.",
-    )
-    shift_s: float = Field(default=8 * 3600, gt=0, description="Length of a shift in simulated seconds.")
-    time_scale: float = Field(
-        default=1.0, gt=0, le=100_000, description="Simulated seconds per real second (1 = real time)."
-    )
-    fault_rate_per_h: float | None = Field(
-        default=None, ge=0, le=3600, description="Mean faults per operating hour; default depends on the machine."
-    )
 
 
 class SimulatedSource:
