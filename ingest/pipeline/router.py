@@ -33,6 +33,7 @@ from typing import Any
 from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.records import ID_NAMESPACE, DecisionRecord, RejectionRecord, Row, printable
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from ingest.sparkplug.mapping import SpbParsed, to_batch
 from ingest.sparkplug.sessions import Resolved, message_digest
@@ -46,63 +47,7 @@ from wire.sparkplug import decode as decode_sparkplug
 
 log = logging.getLogger("ingest.router")
 
-_DECISION_NS = uuid.UUID("6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11")
-
-# Row layout of region tables (order of ingest.store.region.COLUMNS).
-Row = tuple[str, int, int, str, datetime, str, str, str, float | None, str | None, str | None, uuid.UUID, str]
-
-
-MAX_DETAIL = 2000
-"""Longest rejection detail kept (it quotes untrusted input)."""
-
-
-def printable(text: str, limit: int = MAX_DETAIL) -> str:
-    """Untrusted text made safe to store and log: control characters escaped (PostgreSQL's text cannot hold a
-    NUL), at most ``limit`` characters."""
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-@dataclass(frozen=True)
-class RejectionRecord:
-    """A quarantined message or part: always its metadata; its payload only where it may lawfully live."""
-
-    topic: str
-    code: str
-    detail: str
-    payload_bytes: int
-    device_id: str | None = None
-    seq: int | None = None
-    quarantine_id: uuid.UUID | None = None
-    origin_country: str | None = None
-    category: str | None = None
-    payload_region: str | None = None  # None: metadata only, the payload is discarded
-    payload: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", printable(self.detail))
-        object.__setattr__(self, "topic", printable(self.topic, 1024))
-
-    @property
-    def state(self) -> str:
-        return "held" if self.payload_region is not None else "discarded"
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x (hot path, several per message)
-class DecisionRecord:
-    decision_id: uuid.UUID
-    device_id: str
-    seq: int
-    site_id: str
-    origin_country: str
-    category: str
-    region: str
-    destination_country: str
-    outcome: str  # stored | transformed | denied
-    decision: Decision
-    readings: int
-    input: dict[str, Any]
+_DECISION_NS = ID_NAMESPACE
 
 
 @dataclass(slots=True)
@@ -690,16 +635,16 @@ class Router:
         rows: list[Row] = []
         if demanded == {None} and not batch.edge_transforms:  # hot path: values stored as they are
             device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
-            append = rows.append
+            append, make = rows.append, Row._make  # Row._make: a third of Row(...)'s cost (hot path)
             for idx, name, ts, value in values:
                 kind = type(value)
                 if kind is float:
-                    append((device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
-                            revision))
+                    append(make((device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
+                                 revision)))
                 else:
                     num, txt = _split(value)
-                    append((device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
-                            revision))
+                    append(make((device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
+                                 revision)))
             return "stored", rows, decision
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
@@ -710,8 +655,8 @@ class Router:
                     continue
             transform = "pseudonymized" if edge or wanted == "pseudonymize" else None
             num, txt = _split(value)
-            rows.append((batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
-                         transform, did, decision.policy_revision))
+            rows.append(Row(batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
+                            transform, did, decision.policy_revision))
         outcome = "stored" if demanded == {None} else "transformed"
         return outcome, rows, decision
 
