@@ -33,6 +33,8 @@ from typing import Any
 from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.quarantine import placement
+from ingest.quarantine.placement import UNCLASSIFIED, quarantine_id
 from ingest.records import ID_NAMESPACE, DecisionRecord, RejectionRecord, Row, printable
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from ingest.sparkplug.mapping import SpbParsed, to_batch
@@ -91,19 +93,10 @@ def decision_id(device_id: str, seq: int, category: str, region: str, revision: 
     return uuid.UUID(bytes=hashlib.sha1(_DECISION_NS_BYTES + name).digest()[:16], version=5)
 
 
-def quarantine_id(topic: str, payload: bytes, code: str, category: str | None) -> uuid.UUID:
-    """Deterministic, so a redelivered message is quarantined once."""
-    digest = hashlib.sha256(payload).hexdigest()
-    return uuid.uuid5(_DECISION_NS, f"q/{code}/{category}/{topic}/{digest}")
-
-
 _GZIP_MAGIC = b"\x1f\x8b"
 _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 
-# Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
-# these categories, on top of those the device's profile declares: the cautious side.
-_UNCLASSIFIED = ("personal", "sensitive_personal")
-_PERSONAL = frozenset(_UNCLASSIFIED)
+_PERSONAL = frozenset(UNCLASSIFIED)  # the categories whose subjects the measured volumes count
 
 
 def policy_flow(registry: Registry, site: Site, region_name: str, category: str, *,
@@ -484,37 +477,17 @@ class Router:
         self, topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,
         hold: bool, categories: tuple[str, ...] | None = None,
     ) -> RejectionRecord:
-        """A rejection whose payload is held in the first region where every category it may contain is
-        allowed to live (the site's home region first); metadata only where there is none, where the
-        origin is unknown or disputed (unknown device, spoofing), or where the payload is oversized."""
-        site = self.registry.site_of(device_id) if device_id else None
-        origin = site[1].country if site else None
-        region: str | None = None
-        kinds: tuple[str, ...] = ()
-        if hold and site is not None and device_id is not None:
-            kinds = categories or tuple(sorted(
-                {f.category for f in self.registry.profile_of(device_id).fields.values()} | set(_UNCLASSIFIED)
-            ))
-            region = self._lawful_region(site[1], kinds)
-            if region is None:
-                detail += f"; no region may hold {'/'.join(kinds)} data from {origin}: payload discarded"
-        category = "/".join(kinds) if kinds else None
-        return RejectionRecord(
-            topic, code, detail, len(payload), device_id, seq,
-            quarantine_id=quarantine_id(topic, payload, code, category), origin_country=origin,
-            category=category, payload_region=region, payload=payload if region else None,
+        """A rejection, its payload held where :mod:`ingest.quarantine.placement` finds it may lawfully live. In a
+        cell, only among the cell's own regions: a quarantined payload is raw, and a raw payload never leaves its
+        cell."""
+        return placement.rejection(
+            topic, payload, code, detail, device_id, seq, hold=hold, categories=categories, registry=self.registry,
+            regions=self.cell.regions if self.cell is not None else self.registry.regions, allows=self._allows,
         )
 
-    def _lawful_region(self, site: Site, categories: tuple[str, ...]) -> str | None:
-        """The first region where every category may live: the home region first. In a cell, only the cell's own
-        regions: a quarantined payload is raw, and a raw payload never leaves its cell."""
-        regions = self.cell.regions if self.cell is not None else self.registry.regions
-        others = sorted(r for r in regions if r != site.home_region)
-        first = [site.home_region] if site.home_region in regions else []
-        for region_name in [*first, *others]:
-            if all(self.policy.decide(self._flow(site, region_name, c, False)).allow for c in categories):
-                return region_name
-        return None
+    def _allows(self, site: Site, region_name: str, category: str) -> bool:
+        """Whether the policy lets ``category`` data of ``site`` live in ``region_name`` (as it arrived)."""
+        return self.policy.decide(self._flow(site, region_name, category, False)).allow
 
     def _flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
         """The policy input of one flow. It depends only on the (immutable) registry, so it is built once
