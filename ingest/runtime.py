@@ -11,7 +11,7 @@ from ingest.config import IngestSettings
 from ingest.registry import Registry
 
 if TYPE_CHECKING:
-    from ingest.quarantine import QuarantineService
+    from ingest.quarantine.service import QuarantineService
     from ingest.registry_sync import RegistrySync
 
 

@@ -22,7 +22,7 @@ from ingest.pipeline.stats import PipelineStats
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.pipeline.watchdog import Watchdog
 from ingest.policy_runtime import PolicyRuntime
-from ingest.quarantine import QuarantineRetention, QuarantineService
+from ingest.quarantine.service import QuarantineRetention, QuarantineService
 from ingest.registry import Registry, load_registry
 from ingest.registry_sync import RegistrySync
 from ingest.runtime import Runtime
@@ -162,7 +162,8 @@ class IngestService:
                      for name, dsn in settings.region_dsns.items()},
             policy=self.policy,
             pipeline=self.stats,
-            quarantine=(quarantine := QuarantineService(settings, self.router, writers=self.consumer.new_writer)),
+            quarantine=(quarantine := QuarantineService(settings, self.router, writers=self.consumer.new_writer,
+                                                    control=self.consumer.new_control_writer)),
             registry_sync=self.registry_sync,
             extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "cell": self.cell,
                     "link": self.link, "volumes": self.volumes},

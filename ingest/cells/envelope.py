@@ -15,6 +15,7 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
+from ingest.records import Row
 from wire.envelope import (
     MAX_MAGNITUDE,
     MAX_READINGS_PER_BATCH,
@@ -85,23 +86,21 @@ def part_id(device_id: str, seq: int, region: str, revision: str) -> uuid.UUID:
     return uuid.uuid5(_PART_NS, f"{device_id}/{seq}/{region}/{revision}")
 
 
-# Row layout of region tables (ingest.store.region.COLUMNS):
-# device_id, seq, idx, name, ts, site_id, origin_country, category, num, txt, transform, decision_id, revision
-def part_body(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: str,
-              region: str) -> tuple[uuid.UUID, bytes]:
+def part_body(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str) -> tuple[uuid.UUID, bytes]:
     """The part carrying ``rows`` (one message's rows for ``region``), encoded: (part id, JSON). Built straight
     from the router's rows (already validated), without a model per value: the sending cell's hot path."""
     first = rows[0]
-    device_id, seq, site_id, origin, revision = str(first[0]), int(first[1]), first[5], first[6], str(first[12])  # type: ignore[call-overload]
+    device_id, seq, site_id, origin, revision = (first.device_id, first.seq, first.site_id, first.origin_country,
+                                                 first.policy_revision)
     pid = part_id(device_id, seq, region, revision)
-    readings: dict[int, tuple[object, list[tuple[object, ...]]]] = {}
-    decisions: dict[object, object] = {}
+    readings: dict[int, tuple[datetime, list[tuple[object, ...]]]] = {}
+    decisions: dict[str, uuid.UUID] = {}
     for r in rows:
-        reading = readings.get(r[2])  # type: ignore[call-overload]
+        reading = readings.get(r.idx)
         if reading is None:
-            reading = readings[r[2]] = (r[4], [])  # type: ignore[index]
-        reading[1].append((r[3], r[7], r[8], r[9], r[10]))
-        decisions[r[7]] = r[11]
+            reading = readings[r.idx] = (r.ts, [])
+        reading[1].append((r.name, r.category, r.num, r.txt, r.transform))
+        decisions[r.category] = r.decision_id
     body = {
         "v": PART_VERSION, "part_id": pid, "from_cell": from_cell, "to_cell": to_cell, "region": region,
         "site_id": site_id, "device_id": device_id, "seq": seq, "origin_country": origin,
@@ -111,18 +110,18 @@ def part_body(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: st
     return pid, to_json(body)
 
 
-def part_of(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: str, region: str) -> Part:
+def part_of(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str) -> Part:
     """The part carrying ``rows``, as a model (tests, tools)."""
     return decode_part(part_body(rows, from_cell=from_cell, to_cell=to_cell, region=region)[1])
 
 
-def rows_of(part: Part, rows: Sequence[PartRow] | None = None) -> list[tuple[object, ...]]:
+def rows_of(part: Part, rows: Sequence[PartRow] | None = None) -> list[Row]:
     """The region rows a part carries, as the sending cell made them (same keys, decision ids, revision);
     ``rows``: ``part.rows`` when the caller has them already."""
     device_id, seq, site_id, origin, decisions, revision = (part.device_id, part.seq, part.site_id,
                                                              part.origin_country, part.decisions, part.policy_revision)
-    return [(device_id, seq, r.idx, r.name, r.ts, site_id, origin, r.category, r.num, r.txt, r.transform,
-             decisions[r.category], revision) for r in (rows if rows is not None else part.rows)]
+    return [Row(device_id, seq, r.idx, r.name, r.ts, site_id, origin, r.category, r.num, r.txt, r.transform,
+                decisions[r.category], revision) for r in (rows if rows is not None else part.rows)]
 
 
 def encode_part(part: Part) -> bytes:

@@ -16,6 +16,7 @@ import psycopg
 
 from ingest.cells.envelope import part_body
 from ingest.errors import StoreUnavailableError
+from ingest.records import Row
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.isolation import GroupsWritten, write_isolated
 
@@ -43,15 +44,15 @@ class OutboxWriter:
         self._depth = 0
         self._depth_at = float("-inf")
 
-    def write(self, rows: Sequence[tuple[object, ...]]) -> int:
+    def write(self, rows: Sequence[Row]) -> int:
         """One message's rows as one part (idempotent); returns the rows given."""
         return self._insert([rows])
 
-    def write_groups(self, groups: Sequence[Sequence[tuple[object, ...]]]) -> GroupsWritten:
+    def write_groups(self, groups: Sequence[Sequence[Row]]) -> GroupsWritten:
         """One part per group (message), in one transaction; a part the store refuses is found on its own."""
         return write_isolated(self.name, self._insert, groups)
 
-    def _insert(self, groups: Sequence[Sequence[tuple[object, ...]]]) -> int:
+    def _insert(self, groups: Sequence[Sequence[Row]]) -> int:
         groups = [g for g in groups if g]
         if not groups:
             return 0
@@ -68,8 +69,8 @@ class OutboxWriter:
                 parts = [part_body(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name)
                          for g in groups]
                 cur.execute(_INSERT, ([pid for pid, _ in parts], [self.to_cell] * len(parts),
-                                      [self.name] * len(parts), [str(g[0][0]) for g in groups],
-                                      [int(g[0][1]) for g in groups], [body for _, body in parts]))
+                                      [self.name] * len(parts), [g[0].device_id for g in groups],
+                                      [g[0].seq for g in groups], [body for _, body in parts]))
                 self._depth += cur.rowcount
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None

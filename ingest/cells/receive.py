@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ingest.cells.envelope import Part, decode_part, parse_xfer_topic
 from ingest.cells.topology import Topology
+from ingest.records import Row
 from ingest.registry import Registry
 from policy import Decision, Flow
 from wire.errors import DecodeError
@@ -47,7 +48,7 @@ class Accepted:
     """A part this cell accepts: its rows for the local region and this cell's own decision per category."""
 
     part: Part
-    rows: list[tuple[object, ...]]
+    rows: list[Row]
     decisions: dict[str, tuple[Flow, Decision]]
 
 
@@ -90,7 +91,7 @@ def check_part(
     # One pass over the values (hundreds per part: the receiving cell's hot path): each checked against this
     # cell's registry, and made into the region row the sending cell made (same keys, decision id, revision).
     uses: dict[str, set[tuple[str, str | None]]] = {}  # category -> its (field, transform as carried)
-    rows: list[tuple[object, ...]] = []
+    rows: list[Row] = []
     device_id, seq, site_id, origin, revision = (part.device_id, part.seq, part.site_id, part.origin_country,
                                                  part.policy_revision)
     for idx, ts, values in part.readings:
@@ -101,8 +102,8 @@ def check_part(
             if spec.category != category:
                 raise TransferRefused(f"field {name!r} is {spec.category} here, the part says {category}", part)
             uses.setdefault(category, set()).add((name, transform))
-            rows.append((device_id, seq, idx, name, ts, site_id, origin, category, num, txt, transform,
-                         part.decisions[category], revision))
+            rows.append(Row(device_id, seq, idx, name, ts, site_id, origin, category, num, txt, transform,
+                            part.decisions[category], revision))
     decisions: dict[str, tuple[Flow, Decision]] = {}
     for category in sorted(uses):
         carried = sorted(uses[category], key=lambda use: (use[0], use[1] or ""))

@@ -72,13 +72,15 @@ from ingest.cells.outbox import OutboxWriter
 from ingest.cells.receive import CellContext
 from ingest.config import IngestSettings
 from ingest.errors import StoreDataError, StoreUnavailableError
-from ingest.pipeline.router import Parsed, RejectionRecord, Routed, Router, quarantine_id
+from ingest.pipeline.router import Parsed, Routed, Router
 from ingest.pipeline.stats import PipelineStats
+from ingest.quarantine.placement import HeldPayload, held_payloads, quarantine_id
+from ingest.quarantine.store import QuarantineWriter
+from ingest.records import RejectionRecord, Row
 from ingest.sparkplug.mapping import SpbParsed
 from ingest.sparkplug.sessions import Incoming, SessionStore
 from ingest.store.control import ControlRecords, ControlWriter
 from ingest.store.isolation import write_isolated
-from ingest.store.quarantine import QuarantineWriter
 from ingest.store.region import RegionWriter
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
 from policy.errors import PolicyUnavailableError
@@ -137,7 +139,7 @@ class _InFlight:
 
 
 # A region job: per message, its rows and its held payloads (quarantine id, topic, payload) in that region.
-_Job = list[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]
+_Job = list[tuple[list[Row], list[HeldPayload]]]
 
 
 class Consumer:
@@ -304,6 +306,10 @@ class Consumer:
                 return OutboxWriter(region, from_cell=self.cell.name, to_cell=peer,
                                     control_dsn=self.settings.control_dsn, max_parts=self.settings.link_outbox_max)
         raise StoreUnavailableError(region, "no DSN configured for this region (INGEST_REGION_DSNS)")
+
+    def new_control_writer(self) -> ControlWriter:
+        """A control writer of its own (a quarantine release), configured like the pipeline's."""
+        return ControlWriter(self.settings.control_dsn, max_clock_skew_s=self.settings.max_clock_skew_s)
 
     @property
     def client(self) -> mqtt.Client:
@@ -800,14 +806,13 @@ class Consumer:
         return len(items) - stale
 
 
-def _per_region(m: Routed) -> dict[str, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
-    """A routed message's rows and held payloads (quarantine id, topic, payload), per region."""
-    parts: dict[str, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]] = {}
+def _per_region(m: Routed) -> dict[str, tuple[list[Row], list[HeldPayload]]]:
+    """A routed message's rows and held payloads (ingest.quarantine.placement.held_payloads), per region."""
+    parts: dict[str, tuple[list[Row], list[HeldPayload]]] = {}
     for region, rows in m.rows.items():
         parts.setdefault(region, ([], []))[0].extend(rows)
-    for r in m.rejections:
-        if r.payload_region is not None and r.payload is not None:
-            parts.setdefault(r.payload_region, ([], []))[1].append((r.quarantine_id, r.topic, r.payload))
+    for region, held in held_payloads(m.rejections).items():
+        parts.setdefault(region, ([], []))[1].extend(held)
     return parts
 
 

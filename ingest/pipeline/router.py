@@ -33,6 +33,9 @@ from typing import Any
 from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.quarantine import placement
+from ingest.quarantine.placement import UNCLASSIFIED, quarantine_id
+from ingest.records import ID_NAMESPACE, DecisionRecord, RejectionRecord, Row, printable
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from ingest.sparkplug.mapping import SpbParsed, to_batch
 from ingest.sparkplug.sessions import Resolved, message_digest
@@ -46,63 +49,7 @@ from wire.sparkplug import decode as decode_sparkplug
 
 log = logging.getLogger("ingest.router")
 
-_DECISION_NS = uuid.UUID("6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11")
-
-# Row layout of region tables (order of ingest.store.region.COLUMNS).
-Row = tuple[str, int, int, str, datetime, str, str, str, float | None, str | None, str | None, uuid.UUID, str]
-
-
-MAX_DETAIL = 2000
-"""Longest rejection detail kept (it quotes untrusted input)."""
-
-
-def printable(text: str, limit: int = MAX_DETAIL) -> str:
-    """Untrusted text made safe to store and log: control characters escaped (PostgreSQL's text cannot hold a
-    NUL), at most ``limit`` characters."""
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-@dataclass(frozen=True)
-class RejectionRecord:
-    """A quarantined message or part: always its metadata; its payload only where it may lawfully live."""
-
-    topic: str
-    code: str
-    detail: str
-    payload_bytes: int
-    device_id: str | None = None
-    seq: int | None = None
-    quarantine_id: uuid.UUID | None = None
-    origin_country: str | None = None
-    category: str | None = None
-    payload_region: str | None = None  # None: metadata only, the payload is discarded
-    payload: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", printable(self.detail))
-        object.__setattr__(self, "topic", printable(self.topic, 1024))
-
-    @property
-    def state(self) -> str:
-        return "held" if self.payload_region is not None else "discarded"
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x (hot path, several per message)
-class DecisionRecord:
-    decision_id: uuid.UUID
-    device_id: str
-    seq: int
-    site_id: str
-    origin_country: str
-    category: str
-    region: str
-    destination_country: str
-    outcome: str  # stored | transformed | denied
-    decision: Decision
-    readings: int
-    input: dict[str, Any]
+_DECISION_NS = ID_NAMESPACE
 
 
 @dataclass(slots=True)
@@ -146,19 +93,10 @@ def decision_id(device_id: str, seq: int, category: str, region: str, revision: 
     return uuid.UUID(bytes=hashlib.sha1(_DECISION_NS_BYTES + name).digest()[:16], version=5)
 
 
-def quarantine_id(topic: str, payload: bytes, code: str, category: str | None) -> uuid.UUID:
-    """Deterministic, so a redelivered message is quarantined once."""
-    digest = hashlib.sha256(payload).hexdigest()
-    return uuid.uuid5(_DECISION_NS, f"q/{code}/{category}/{topic}/{digest}")
-
-
 _GZIP_MAGIC = b"\x1f\x8b"
 _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 
-# Content we cannot classify (unparseable payloads, undeclared fields) is treated as possibly holding
-# these categories, on top of those the device's profile declares: the cautious side.
-_UNCLASSIFIED = ("personal", "sensitive_personal")
-_PERSONAL = frozenset(_UNCLASSIFIED)
+_PERSONAL = frozenset(UNCLASSIFIED)  # the categories whose subjects the measured volumes count
 
 
 def policy_flow(registry: Registry, site: Site, region_name: str, category: str, *,
@@ -539,37 +477,17 @@ class Router:
         self, topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,
         hold: bool, categories: tuple[str, ...] | None = None,
     ) -> RejectionRecord:
-        """A rejection whose payload is held in the first region where every category it may contain is
-        allowed to live (the site's home region first); metadata only where there is none, where the
-        origin is unknown or disputed (unknown device, spoofing), or where the payload is oversized."""
-        site = self.registry.site_of(device_id) if device_id else None
-        origin = site[1].country if site else None
-        region: str | None = None
-        kinds: tuple[str, ...] = ()
-        if hold and site is not None and device_id is not None:
-            kinds = categories or tuple(sorted(
-                {f.category for f in self.registry.profile_of(device_id).fields.values()} | set(_UNCLASSIFIED)
-            ))
-            region = self._lawful_region(site[1], kinds)
-            if region is None:
-                detail += f"; no region may hold {'/'.join(kinds)} data from {origin}: payload discarded"
-        category = "/".join(kinds) if kinds else None
-        return RejectionRecord(
-            topic, code, detail, len(payload), device_id, seq,
-            quarantine_id=quarantine_id(topic, payload, code, category), origin_country=origin,
-            category=category, payload_region=region, payload=payload if region else None,
+        """A rejection, its payload held where :mod:`ingest.quarantine.placement` finds it may lawfully live. In a
+        cell, only among the cell's own regions: a quarantined payload is raw, and a raw payload never leaves its
+        cell."""
+        return placement.rejection(
+            topic, payload, code, detail, device_id, seq, hold=hold, categories=categories, registry=self.registry,
+            regions=self.cell.regions if self.cell is not None else self.registry.regions, allows=self._allows,
         )
 
-    def _lawful_region(self, site: Site, categories: tuple[str, ...]) -> str | None:
-        """The first region where every category may live: the home region first. In a cell, only the cell's own
-        regions: a quarantined payload is raw, and a raw payload never leaves its cell."""
-        regions = self.cell.regions if self.cell is not None else self.registry.regions
-        others = sorted(r for r in regions if r != site.home_region)
-        first = [site.home_region] if site.home_region in regions else []
-        for region_name in [*first, *others]:
-            if all(self.policy.decide(self._flow(site, region_name, c, False)).allow for c in categories):
-                return region_name
-        return None
+    def _allows(self, site: Site, region_name: str, category: str) -> bool:
+        """Whether the policy lets ``category`` data of ``site`` live in ``region_name`` (as it arrived)."""
+        return self.policy.decide(self._flow(site, region_name, category, False)).allow
 
     def _flow(self, site: Site, region_name: str, category: str, edge_pseudonymized: bool) -> Flow:
         """The policy input of one flow. It depends only on the (immutable) registry, so it is built once
@@ -690,16 +608,16 @@ class Router:
         rows: list[Row] = []
         if demanded == {None} and not batch.edge_transforms:  # hot path: values stored as they are
             device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
-            append = rows.append
+            append, make = rows.append, Row._make  # Row._make: a third of Row(...)'s cost (hot path)
             for idx, name, ts, value in values:
                 kind = type(value)
                 if kind is float:
-                    append((device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
-                            revision))
+                    append(make((device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
+                                 revision)))
                 else:
                     num, txt = _split(value)
-                    append((device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
-                            revision))
+                    append(make((device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
+                                 revision)))
             return "stored", rows, decision
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
@@ -710,8 +628,8 @@ class Router:
                     continue
             transform = "pseudonymized" if edge or wanted == "pseudonymize" else None
             num, txt = _split(value)
-            rows.append((batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
-                         transform, did, decision.policy_revision))
+            rows.append(Row(batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
+                            transform, did, decision.policy_revision))
         outcome = "stored" if demanded == {None} else "transformed"
         return outcome, rows, decision
 

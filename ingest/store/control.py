@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.pipeline.router import DecisionRecord, RejectionRecord
+from ingest.records import DecisionRecord, RejectionRecord
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.decision_docs import INSERT_DOCS, DocIds
 from ingest.store.isolation import GroupsWritten, write_isolated

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from ingest.records import Row
 from ingest.store.rollups import ROLLUPS, Rollup, ceil_to, floor_to
 from ingest.store.timescale import REFRESH_PROC, Statement
 
@@ -34,6 +35,7 @@ MARGIN = timedelta(hours=1)
 TABLE = "late_rollup_ranges"
 _DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TS = Row._fields.index("ts")  # where a region row has its timestamp
 
 # The smallest (start_offset - schedule_interval) of the aggregates' refresh policies, in seconds.
 _REACH_SQL = (
@@ -72,7 +74,7 @@ class LateRows:
         return now - self.reach + MARGIN
 
     def ranges(
-        self, rows: Sequence[Sequence[object]], now: datetime, *, ts: int = 4,
+        self, rows: Sequence[Sequence[object]], now: datetime, *, ts: int = _TS,
     ) -> list[tuple[datetime, datetime]]:
         """(oldest, newest) of the late rows of ``rows`` per UTC day, oldest day first."""
         cutoff = self.threshold(now)

@@ -24,14 +24,20 @@ from collections.abc import Sequence
 
 import psycopg
 
+from ingest.records import Row
 from ingest.store import late_data, rollups
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 from ingest.store.isolation import GroupsWritten, write_isolated
 
-COLUMNS = ("device_id", "seq", "idx", "name", "ts", "site_id", "origin_country", "category", "num", "txt",
-           "transform", "decision_id", "policy_revision")
-_TYPES = ("text", "int8", "int4", "text", "timestamptz", "text", "text", "text", "float8", "text", "text",
-          "uuid", "text")
+COLUMNS: tuple[str, ...] = Row._fields
+"""The columns of ``readings`` that a :class:`ingest.records.Row` fills, in COPY order: its fields."""
+_PG_TYPES = {"device_id": "text", "seq": "int8", "idx": "int4", "name": "text", "ts": "timestamptz",
+             "site_id": "text", "origin_country": "text", "category": "text", "num": "float8", "txt": "text",
+             "transform": "text", "decision_id": "uuid", "policy_revision": "text"}
+_TYPES = tuple(_PG_TYPES[column] for column in COLUMNS)
+# Where rollups.aggregate_rows finds the columns it aggregates (it takes positions).
+_AGGREGATED = {"device": COLUMNS.index("device_id"), "name": COLUMNS.index("name"), "ts": COLUMNS.index("ts"),
+               "num": COLUMNS.index("num")}
 _COLS = ", ".join(COLUMNS)
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -80,7 +86,7 @@ class RegionWriter:
                         self._copy(cur, "readings", rows)
                         if self._rollups:
                             cur.execute(rollups.UPSERT_AGGREGATES_SQL, rollups.upsert_aggregates_params(
-                                rollups.aggregate_rows(rows, device=0, name=3, ts=4, num=8)))
+                                rollups.aggregate_rows(rows, **_AGGREGATED)))
                     return len(rows)
                 except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                     self.merges += 1

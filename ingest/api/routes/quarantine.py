@@ -20,7 +20,14 @@ from ingest.api.auth import AUTH_RESPONSES, guard, require, require_scope
 from ingest.api.deps import ApiSettingsDep, Offset, RuntimeDep
 from ingest.api.models import ErrorPublic
 from ingest.auth.roles import Principal, Role
-from ingest.quarantine import OPEN_STATES, QuarantineError, release_note
+from ingest.quarantine import store
+from ingest.quarantine.service import (
+    CLOSED_STATES,
+    OPEN_STATES,
+    QuarantineError,
+    UnknownItemError,
+    release_note,
+)
 
 router = APIRouter(tags=["quarantine"],
                    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A store is down."}})
@@ -116,9 +123,10 @@ class GapPage(BaseModel):
     items: list[Gap]
 
 
-_COLUMNS = ("quarantine_id, received_at, topic, device_id, seq, code, detail, category, origin_country, "
-            "payload_bytes, payload_region, state, released_at, released_by, release_result, closed_at, closed_by,"
-            " close_reason")
+def _status(exc: QuarantineError) -> int:
+    """The HTTP status of a refusal of the quarantine service: 404 for an unknown item, 409 for an item whose state
+    or code does not allow it (:class:`ItemStateError`)."""
+    return 404 if isinstance(exc, UnknownItemError) else 409
 
 
 @router.get("/quarantine", summary="Quarantined messages, newest first, with counts per state")
@@ -131,20 +139,12 @@ def list_quarantine(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> QuarantinePage:
-    scope = "(%(scope)s::text[] IS NULL OR payload_region IS NULL OR payload_region = ANY(%(scope)s::text[]))"
-    where = f"quarantine_id IS NOT NULL AND {scope} AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))" \
-            " AND (%(code)s::text IS NULL OR code = %(code)s)"
     regions = None if principal.regions is None else sorted(principal.regions)
-    states = {"open": list(OPEN_STATES), "closed": ["released", "dismissed", "expired"]}.get(
+    states: list[str] | None = {"open": list(OPEN_STATES), "closed": list(CLOSED_STATES)}.get(
         state or "", [state] if state else None)
-    params = {"states": states, "code": code, "limit": limit, "offset": offset, "scope": regions}
     with db.query(runtime.control, store="control", settings=settings) as cur:
-        counts = {r["state"]: r["n"] for r in cur.execute(
-            f"SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL AND {scope}"
-            " GROUP BY state", params).fetchall()}
-        total = cur.execute(f"SELECT count(*) AS n FROM rejections WHERE {where}", params).fetchone()["n"]  # type: ignore[index]
-        rows = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE {where} ORDER BY received_at DESC, id DESC"
-                           " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+        counts, total, rows = store.list_items(cur, scope=regions, states=states, code=code, limit=limit,
+                                               offset=offset)
     counts["open"] = sum(counts.get(s, 0) for s in OPEN_STATES)
     return QuarantinePage(total=total, limit=limit, offset=offset, counts=counts,
                           items=[QuarantineItem.model_validate(r) for r in rows])
@@ -177,7 +177,9 @@ def release_quarantine(
     try:
         result = runtime.quarantine.release(quarantine_id, actor=principal.user)
     except QuarantineError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        status = _status(exc)
+        runtime.quarantine.record_refusal(quarantine_id, actor=principal.user, reason=str(exc), status=status)
+        raise HTTPException(status, str(exc)) from None
     return ReleaseResponse(quarantine_id=result.quarantine_id, released_by=result.released_by,
                            policy_revision=result.policy_revision, rows=result.rows, decisions=result.decisions,
                            other_rejections=result.other_rejections)
@@ -196,7 +198,7 @@ def dismiss_quarantine(
     try:
         closed = runtime.quarantine.dismiss(quarantine_id, actor=principal.user, reason=body.reason.strip())
     except QuarantineError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        raise HTTPException(_status(exc), str(exc)) from None
     return DismissResponse(quarantine_id=closed.quarantine_id, state="dismissed", closed_by=closed.closed_by,
                            closed_at=closed.closed_at, close_reason=closed.close_reason,
                            payload_deleted=closed.payload_deleted)
@@ -207,7 +209,7 @@ def _item(
 ) -> dict[str, Any]:
     """The item's row; 404 when unknown, 403 when its payload region is outside the principal's scope."""
     with db.query(runtime.control, store="control", settings=settings) as cur:
-        row = cur.execute(f"SELECT {_COLUMNS} FROM rejections WHERE quarantine_id = %s", (quarantine_id,)).fetchone()
+        row = store.get_item(cur, quarantine_id)
     if row is None:
         raise HTTPException(404, f"unknown quarantine item {quarantine_id}")
     if row["payload_region"] is not None:

@@ -53,8 +53,8 @@ def real_router(registry: Registry) -> Router:
 def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) -> None:
     routed = real_router.route("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 7, [CNC, CNC]))
     assert routed.rejections == []
-    eu = {(r[1], r[2], r[3]) for r in routed.rows["eu-central"]}
-    us = {(r[1], r[2], r[3]) for r in routed.rows["us-east"]}
+    eu = {(r.seq, r.idx, r.name) for r in routed.rows["eu-central"]}
+    us = {(r.seq, r.idx, r.name) for r in routed.rows["us-east"]}
     assert len(eu) == 14 and (7, 0, "operator_badge") in eu
     assert len(us) == 12 and all(name != "operator_badge" for _, _, name in us)
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
@@ -71,14 +71,14 @@ def test_vn_personal_needs_the_filed_assessment(real_router: Router, registry: R
     values = {"barrel_temp_c": 220.0, "injection_pressure_bar": 900.0, "cycle_time_s": 30.0,
               "vibration_mm_s": 2.0, "power_kw": 20.0, "fault_code": 0, "operator_badge": "VN-1"}
     routed = real_router.route("tele/v1/vn-hanoi/vn-hanoi-press-01", _payload("vn-hanoi-press-01", 1, [values]))
-    names = {r[3] for r in routed.rows["ap-southeast"]}
+    names = {r.name for r in routed.rows["ap-southeast"]}
     assert "operator_badge" in names  # VN_TIA_FILED is declared for SG in the registry
     without = registry.model_copy(deep=True)
     site = without.sites["vn-hanoi"].model_copy(update={"safeguards": {}})
     without = without.model_copy(update={"sites": {**without.sites, "vn-hanoi": site}})
     router = Router(registry=without, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
     routed = router.route("tele/v1/vn-hanoi/vn-hanoi-press-01", _payload("vn-hanoi-press-01", 2, [values]))
-    assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
+    assert all(r.name != "operator_badge" for rows in routed.rows.values() for r in rows)
     assert [r.code for r in routed.rejections] == ["no_lawful_region"]
     assert "personal data from VN" in routed.rejections[0].detail
 
@@ -88,8 +88,8 @@ def test_th_personal_stays_in_singapore_under_the_asean_mcc(real_router: Router,
     in the US analytics region, while the machine data goes to both; without the clauses it has no region."""
     routed = real_router.route("tele/v1/th-rayong/th-rayong-cnc-01", _payload("th-rayong-cnc-01", 1, [CNC]))
     assert routed.rejections == []
-    assert "operator_badge" in {r[3] for r in routed.rows["ap-southeast"]}
-    assert routed.rows["us-east"] and all(r[3] != "operator_badge" for r in routed.rows["us-east"])
+    assert "operator_badge" in {r.name for r in routed.rows["ap-southeast"]}
+    assert routed.rows["us-east"] and all(r.name != "operator_badge" for r in routed.rows["us-east"])
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
     assert outcomes == {("machine", "ap-southeast"): "stored", ("machine", "us-east"): "stored",
                         ("personal", "ap-southeast"): "stored", ("personal", "us-east"): "denied"}
@@ -100,7 +100,7 @@ def test_th_personal_stays_in_singapore_under_the_asean_mcc(real_router: Router,
     without = registry.model_copy(update={"sites": {**registry.sites, "th-rayong": site}})
     router = Router(registry=without, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
     routed = router.route("tele/v1/th-rayong/th-rayong-cnc-01", _payload("th-rayong-cnc-01", 2, [CNC]))
-    assert all(r[3] != "operator_badge" for rows in routed.rows.values() for r in rows)
+    assert all(r.name != "operator_badge" for rows in routed.rows.values() for r in rows)
     assert [r.code for r in routed.rejections] == ["no_lawful_region"]
 
 
@@ -116,10 +116,10 @@ def test_my_personal_follows_the_dated_transfer_impact_assessment(real_router: R
         reg = registry.model_copy(update={"sites": {**registry.sites, "my-penang": site}, "devices": devices})
         router = Router(registry=reg, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
         results[label] = router.route("tele/v1/my-penang/my-penang-cnc-01", _payload("my-penang-cnc-01", 1, [CNC]))
-    assert "operator_badge" in {r[3] for r in results["recent"].rows["ap-southeast"]}
+    assert "operator_badge" in {r.name for r in results["recent"].rows["ap-southeast"]}
     stored = next(d for d in results["recent"].decisions if (d.category, d.region) == ("personal", "ap-southeast"))
     assert stored.input["safeguard_dates"] == {"MY_TIA": today.isoformat()}
-    assert all(r[3] != "operator_badge" for rows in results["lapsed"].rows.values() for r in rows)
+    assert all(r.name != "operator_badge" for rows in results["lapsed"].rows.values() for r in rows)
     assert [r.code for r in results["lapsed"].rejections] == ["no_lawful_region"]
 
 
@@ -130,11 +130,11 @@ def test_transforms_demanded_by_the_policy_are_applied(tmp_path: Path, registry:
     engine = EmbeddedPolicyEngine.from_dir(tmp_path)
     router = Router(registry=registry, policy=engine, pseudonymizer=Pseudonymizer(b"secret"), max_bytes=1 << 20)
     routed = router.route("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC]))
-    badge = {region: [r for r in rows if r[3] == "operator_badge"] for region, rows in routed.rows.items()}
-    assert badge["eu-central"][0][9] == "B-1" and badge["eu-central"][0][10] is None  # domestic: as is
+    badge = {region: [r for r in rows if r.name == "operator_badge"] for region, rows in routed.rows.items()}
+    assert badge["eu-central"][0].txt == "B-1" and badge["eu-central"][0].transform is None  # domestic: as is
     us_badge = badge["us-east"][0]
-    assert us_badge[9] != "B-1" and us_badge[9].startswith("ps1:") and us_badge[10] == "pseudonymized"
-    assert us_badge[9] == Pseudonymizer(b"secret").token("B-1")  # deterministic under one key
+    assert us_badge.txt != "B-1" and us_badge.txt.startswith("ps1:") and us_badge.transform == "pseudonymized"
+    assert us_badge.txt == Pseudonymizer(b"secret").token("B-1")  # deterministic under one key
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
     assert outcomes[("personal", "us-east")] == "transformed"
     assert outcomes[("personal", "eu-central")] == "stored"
@@ -149,8 +149,8 @@ def test_edge_pseudonymized_fields_are_not_hashed_twice(tmp_path: Path, registry
     values = {**CNC, "operator_badge": "edge-token-1"}
     routed = router.route("tele/v1/de-munich/de-munich-cnc-01", _payload(
         "de-munich-cnc-01", 1, [values], key_id="gw-key-1", edge_transforms={"operator_badge": "pseudonymized"}))
-    us_badge = next(r for r in routed.rows["us-east"] if r[3] == "operator_badge")
-    assert (us_badge[9], us_badge[10]) == ("edge-token-1", "pseudonymized")
+    us_badge = next(r for r in routed.rows["us-east"] if r.name == "operator_badge")
+    assert (us_badge.txt, us_badge.transform) == ("edge-token-1", "pseudonymized")
     flow = next(d.input for d in routed.decisions if d.category == "personal")
     assert flow["transforms_applied"] == ["pseudonymized"]
 
@@ -219,7 +219,7 @@ def test_a_registry_change_decides_only_messages_received_after_it(registry: Reg
 
     def badge_regions(routed: object) -> set[str]:
         return {region for region, rows in routed.rows.items()  # type: ignore[attr-defined]
-                if any(row[3] == "operator_badge" for row in rows)}
+                if any(row.name == "operator_badge" for row in rows)}
 
     before = router.route(topic, _payload(device, 1, [CNC]), received=received_before)
     assert {d.origin_country for d in before.decisions} == {"CN"}

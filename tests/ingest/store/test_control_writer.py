@@ -7,7 +7,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from devstack import PostgresServer
-from ingest.pipeline.router import DecisionRecord
+from ingest.records import DecisionRecord
 from ingest.store.control import ControlWriter
 from ingest.store.migrate import migrate
 from policy.models import Decision

@@ -7,6 +7,10 @@ succeeds when the re-run no longer rejects the message for the item's code; code
 succeed are refused at once, with why. Dismissal closes any open item with a reason; the retention deletes
 held payloads after ``INGEST_QUARANTINE_RETENTION_DAYS``. Every outcome, refused releases and payload views
 included, is in the audit trail. Design: docs/quarantine.md.
+
+Its SQL is in :mod:`ingest.quarantine.store`; a release writes through the pipeline's writers (the consumer's
+``new_writer`` and ``new_control_writer``), never writers of its own. Errors are types (:class:`UnknownItemError`,
+:class:`ItemStateError`); the API maps them to HTTP statuses.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from ingest.config import IngestSettings
 from ingest.errors import IngestError, StoreUnavailableError
 from ingest.pipeline.router import Router
+from ingest.quarantine import store
 from ingest.store import audit
 from ingest.store.control import ControlWriter
 from ingest.store.region import RegionWriter
@@ -93,11 +96,15 @@ def release_note(code: str, state: str) -> tuple[bool, str]:
 
 
 class QuarantineError(IngestError):
-    """A quarantine item cannot be released or dismissed; ``status`` is the HTTP status the API answers with."""
+    """A quarantine item cannot be released or dismissed (the API answers each kind with its HTTP status)."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+
+class UnknownItemError(QuarantineError):
+    """No quarantine item has this id."""
+
+
+class ItemStateError(QuarantineError):
+    """The item's state or code does not allow it (closed already, never releasable, still rejected, ...)."""
 
 
 @dataclass(frozen=True)
@@ -121,25 +128,19 @@ class Closed:
 
 
 class QuarantineService:
-    def __init__(self, settings: IngestSettings, router: Router,
-                 writers: Callable[[str], RegionWriter | OutboxWriter] | None = None) -> None:
-        """``writers(region)``: a new writer for a region (a cell writes the regions of other cells to its
-        outbox); by default a RegionWriter on INGEST_REGION_DSNS."""
+    def __init__(self, settings: IngestSettings, router: Router, *,
+                 writers: Callable[[str], RegionWriter | OutboxWriter], control: Callable[[], ControlWriter]) -> None:
+        """``writers(region)`` and ``control()``: the pipeline's writers for a release's rows (a cell writes the
+        regions of other cells to its outbox) and control records (ingest.pipeline.consumer.Consumer.new_writer,
+        new_control_writer); each is closed after the release."""
         self.settings = settings
         self.router = router
-        self._writer = writers or (lambda region: RegionWriter(region, settings.region_dsns[region]))
+        self._writer = writers
+        self._control_writer = control
 
     # --- payloads ---------------------------------------------------------------------------------
     def payload(self, region: str, qid: uuid.UUID) -> tuple[str, bytes] | None:
-        dsn = self.settings.region_dsns[region]
-        try:
-            with psycopg.connect(dsn, connect_timeout=5) as conn:
-                row = conn.execute(
-                    "SELECT topic, payload FROM quarantine_payloads WHERE quarantine_id = %s", (qid,)
-                ).fetchone()
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(region, str(exc).strip().splitlines()[0]) from None
-        return (row[0], bytes(row[1])) if row else None
+        return store.read_payload(region, self.settings.region_dsns[region], qid)
 
     def record_view(self, qid: uuid.UUID, *, actor: str, region: str, payload_bytes: int) -> None:
         """An audit row for a payload shown to ``actor`` (personal data may be in it)."""
@@ -147,33 +148,28 @@ class QuarantineService:
             audit.record(conn, actor=actor, action="quarantine.view", target=f"quarantine:{qid}", regions={region},
                          details={"payload_bytes": payload_bytes})
 
-    def _control(self) -> psycopg.Connection[dict[str, Any]]:
-        try:
-            return psycopg.connect(self.settings.control_dsn, connect_timeout=5, row_factory=dict_row)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError("control", str(exc).strip().splitlines()[0]) from None
+    def _control(self) -> psycopg.Connection[store.Item]:
+        return store.connect_control(self.settings.control_dsn)
 
     # --- release ----------------------------------------------------------------------------------
     def release(self, qid: uuid.UUID, *, actor: str) -> ReleaseResult:
-        """Re-run the decision and route the data once; QuarantineError (recorded in the audit trail) when not."""
+        """Re-run the decision and route the data once; QuarantineError when not (the caller records the refusal:
+        :meth:`record_refusal`)."""
         held = getattr(self.router.policy, "held", None)  # OPA serves a revision that breaks an invariant
         if held:
             raise StoreUnavailableError("policy", f"routing paused: {held}")
-        try:
-            return self._release(qid, actor)
-        except QuarantineError as exc:
-            self._record_refusal(qid, actor, exc)
-            raise
+        return self._release(qid, actor)
 
-    def _record_refusal(self, qid: uuid.UUID, actor: str, exc: QuarantineError) -> None:
+    def record_refusal(self, qid: uuid.UUID, *, actor: str, reason: str, status: int) -> None:
+        """The audit row of a refused release (its own transaction: the release rolled back); ``status``: how the
+        refusal was answered (the API's HTTP status). Logged, not raised, when the control store fails."""
         try:
             with self._control() as conn, conn.transaction():
-                item = conn.execute("SELECT code, payload_region FROM rejections WHERE quarantine_id = %s",
-                                    (qid,)).fetchone()
+                item = store.item_summary(conn, qid)
                 audit.record(
                     conn, actor=actor, action="quarantine.release_refused", target=f"quarantine:{qid}",
                     regions={item["payload_region"]} if item and item["payload_region"] else (),
-                    details={"code": item["code"] if item else None, "status": exc.status, "reason": str(exc),
+                    details={"code": item["code"] if item else None, "status": status, "reason": reason,
                              "policy_revision": self.router.policy.revision},
                 )
         except (psycopg.Error, StoreUnavailableError) as err:
@@ -181,34 +177,32 @@ class QuarantineService:
 
     def _release(self, qid: uuid.UUID, actor: str) -> ReleaseResult:
         with self._control() as conn, conn.transaction():
-            item = conn.execute(
-                "SELECT * FROM rejections WHERE quarantine_id = %s FOR UPDATE", (qid,)
-            ).fetchone()
+            item = store.lock_item(conn, qid)
             if item is None:
-                raise QuarantineError(f"unknown quarantine item {qid}", 404)
+                raise UnknownItemError(f"unknown quarantine item {qid}")
             if item["state"] in CLOSED_STATES:
                 by = item["closed_by"] or item["released_by"] or "?"
-                raise QuarantineError(f"quarantine item {qid} is {item['state']} (by {by}), not held", 409)
+                raise ItemStateError(f"quarantine item {qid} is {item['state']} (by {by}), not held")
             releasable, why = release_note(item["code"], item["state"])
             if not releasable:
-                raise QuarantineError(f"quarantine item {qid}: {why}", 409)
+                raise ItemStateError(f"quarantine item {qid}: {why}")
             found = self.payload(item["payload_region"], qid)
             if found is None:
-                raise QuarantineError(f"payload of {qid} is missing from {item['payload_region']}", 409)
+                raise ItemStateError(f"payload of {qid} is missing from {item['payload_region']}")
             topic, payload = found
             if topic.startswith("spBv1.0/"):
-                raise QuarantineError(
+                raise ItemStateError(
                     f"quarantine item {qid} is a Sparkplug B message: a release would need its edge node's session "
                     "(births, aliases) at the time; not supported yet. Fix the registry and ask the edge node for a "
-                    "Rebirth, then dismiss the item", 409)
+                    "Rebirth, then dismiss the item")
             routed = self.router.route(topic, payload)
             revision = self.router.policy.revision
             same = [r for r in routed.rejections if r.code == item["code"]]
             if same:
                 problems = "; ".join(f"{r.code}: {r.detail}" for r in same)
-                raise QuarantineError(
+                raise ItemStateError(
                     f"still rejected under policy {revision} and the registry in force: {problems}. "
-                    f"Release succeeds after: {RELEASE_NEEDS.get(item['code'], _ANY_CHANGE)}", 409)
+                    f"Release succeeds after: {RELEASE_NEEDS.get(item['code'], _ANY_CHANGE)}")
             rows: dict[str, int] = {}
             for region, region_rows in routed.rows.items():
                 writer = self._writer(region)
@@ -217,11 +211,11 @@ class QuarantineService:
                 finally:
                     writer.close()
                 rows[region] = len(region_rows)
-            control = ControlWriter(self.settings.control_dsn)
+            control = self._control_writer()
             try:
-                batches = {routed.device_id: [(routed.seq, routed.readings)]} if routed.device_id else {}
-                control.write(decisions=routed.decisions, rejections=[], batches=batches,  # type: ignore[dict-item]
-                              statuses=[])
+                batches = ({routed.device_id: [(routed.seq, routed.readings)]}
+                           if routed.device_id and routed.seq is not None else {})  # a stored message has both
+                control.write(decisions=routed.decisions, rejections=[], batches=batches, statuses=[])
             finally:
                 control.close()
             decisions = [{"category": d.category, "region": d.region, "outcome": d.outcome,
@@ -230,12 +224,7 @@ class QuarantineService:
             others = [{"code": r.code, "detail": r.detail} for r in routed.rejections]
             result = {"rows": rows, "decisions": decisions, "policy_revision": revision,
                       "other_rejections": others}
-            conn.execute(
-                "UPDATE rejections SET state = 'released', released_at = now(), released_by = %s,"
-                " release_result = %s, closed_at = now(), closed_by = %s, close_reason = 'released'"
-                " WHERE quarantine_id = %s",
-                (actor, Jsonb(result), actor, qid),
-            )
+            store.mark_released(conn, qid, actor=actor, result=result)
             audit.record(  # same transaction as the state change
                 conn, actor=actor, action="quarantine.release", target=f"quarantine:{qid}",
                 regions={item["payload_region"], *rows},
@@ -254,33 +243,27 @@ class QuarantineService:
     def _close(self, qid: uuid.UUID, *, state: str, actor: str, reason: str, action: str,
                older_than: datetime | None = None) -> Closed:
         with self._control() as conn, conn.transaction():
-            item = conn.execute("SELECT * FROM rejections WHERE quarantine_id = %s FOR UPDATE", (qid,)).fetchone()
+            item = store.lock_item(conn, qid)
             if item is None:
-                raise QuarantineError(f"unknown quarantine item {qid}", 404)
+                raise UnknownItemError(f"unknown quarantine item {qid}")
             if item["state"] not in OPEN_STATES:
-                raise QuarantineError(f"quarantine item {qid} is already {item['state']}", 409)
+                raise ItemStateError(f"quarantine item {qid} is already {item['state']}")
             if older_than is not None and (item["state"] != "held" or item["received_at"] >= older_than):
-                raise QuarantineError(f"quarantine item {qid} is no longer due", 409)  # another replica acted
-            closed = conn.execute(
-                "UPDATE rejections SET state = %s, closed_at = now(), closed_by = %s, close_reason = %s"
-                " WHERE quarantine_id = %s RETURNING closed_at", (state, actor, reason, qid),
-            ).fetchone()
-            assert closed is not None
+                raise ItemStateError(f"quarantine item {qid} is no longer due")  # another replica acted
+            closed_at = store.mark_closed(conn, qid, state=state, actor=actor, reason=reason)
             audit.record(conn, actor=actor, action=action, target=f"quarantine:{qid}",
                          regions={item["payload_region"]} if item["payload_region"] else (),
                          details={"code": item["code"], "device_id": item["device_id"], "previous_state":
                                   item["state"], "reason": reason})
         deleted = item["payload_region"] is not None and self._forget_payload(item["payload_region"], qid)
         log.info("quarantine item %s %s by %s: %s", qid, state, actor, reason)
-        return Closed(qid, state, actor, closed["closed_at"], reason, deleted)
+        return Closed(qid, state, actor, closed_at, reason, deleted)
 
     def expire(self, now: datetime, *, retention: timedelta, limit: int = 500) -> int:
         """Delete held payloads received before ``now - retention`` (state 'expired'); return how many."""
         cutoff = now - retention
         with self._control() as conn:
-            due = [r["quarantine_id"] for r in conn.execute(
-                "SELECT quarantine_id FROM rejections WHERE state = 'held' AND received_at < %s"
-                " ORDER BY received_at LIMIT %s", (cutoff, limit)).fetchall()]
+            due = store.due_for_expiry(conn, cutoff, limit)
         expired = 0
         days = retention / timedelta(days=1)
         for qid in due:
@@ -296,8 +279,7 @@ class QuarantineService:
     def _forget_payload(self, region: str, qid: uuid.UUID) -> bool:
         """The quarantine copy is deleted (the data now lives where the policy puts it, or nowhere)."""
         try:
-            with psycopg.connect(self.settings.region_dsns[region], connect_timeout=5) as conn:
-                conn.execute("DELETE FROM quarantine_payloads WHERE quarantine_id = %s", (qid,))
+            store.delete_payload(self.settings.region_dsns[region], qid)
             return True
         except psycopg.Error as exc:
             log.error("closed %s but could not delete its quarantine copy in %s: %s", qid, region, exc)
