@@ -201,6 +201,27 @@ def test_decision_id_is_uuid5_of_message_category_region_and_revision() -> None:
     assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r").version == 5
 
 
+def test_decision_id_is_a_complete_uuid_for_any_input() -> None:
+    """decision_id builds the UUID without UUID.__init__: the same value, text, hash, version and variant, and an
+    object that pickles and copies like one (random device ids, non-ASCII included, and seqs)."""
+    import copy
+    import pickle
+    import random
+
+    from ingest.pipeline.router import _DECISION_NS, decision_id
+
+    rng = random.Random(17)
+    for _ in range(2000):
+        device = "".join(rng.choices("abcxyz-_0189é中/", k=rng.randint(1, 40)))
+        seq = rng.randint(0, 2**63 - 1)
+        got = decision_id(device, seq, "machine", "eu-central", "sha256:abc")
+        want = uuid.uuid5(_DECISION_NS, f"{device}/{seq}/machine/eu-central/sha256:abc")
+        assert (got, got.int, str(got), hash(got), got.version, got.variant, got.is_safe) == (
+            want, want.int, str(want), hash(want), want.version, want.variant, want.is_safe)
+    one = decision_id("dev-1", 1, "personal", "us-east", "r")
+    assert pickle.loads(pickle.dumps(one)) == one and copy.deepcopy(one) == one and isinstance(one, uuid.UUID)
+
+
 def test_a_registry_change_decides_only_messages_received_after_it(registry: Registry) -> None:
     """Issue 12: a site's country, home region and a field's category decide where personal data goes; a
     change (cn-shenzhen moved to the US) takes effect for messages received after it, not for those received
