@@ -188,6 +188,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
+    from ingest.store.recorded_decisions import read_patterns  # the ingest reads its decision log
     from policy import whatif
 
     try:
@@ -210,10 +211,10 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     with _progress(enabled=not args.no_progress) as progress:
         try:
-            patterns = whatif.read_patterns(
+            patterns = read_patterns(
                 args.control_dsn, since=since, until=until, limit=args.limit, progress=progress
             )
-        except Exception as exc:  # psycopg errors: one line naming the store, not a traceback
+        except Exception as exc:  # driver errors: one line naming the store, not a traceback
             _err(f"control store: {type(exc).__name__}: {exc}")
             return EXIT_FAIL
         report = whatif.replay(

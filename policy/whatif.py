@@ -1,18 +1,20 @@
 """What-if: replay recorded decision inputs against a draft policy and report what would change.
 
-The ingest records every decision in the control store's ``decisions`` table with the exact policy input
-(``input`` jsonb). :func:`read_patterns` reads a time window of it, grouped in PostgreSQL into *patterns*:
+The ingest records every decision in the control store's ``decisions`` table with the exact policy input,
+and reads a time window of it back as *patterns* (``ingest.store.recorded_decisions.read_patterns``):
 identical message-categories (same origin, site, category and, per candidate region, the same input and
-recorded outcome), with how many messages and readings each stands for. :func:`replay` evaluates every
-distinct input once (through a decision cache) with the draft engine and counts, per origin ->
-destination (region) -> category, the transitions old outcome -> new outcome, keeps examples, and finds
-the rows that would have been stored elsewhere or not at all (a message-category that no region may hold
-any more is quarantined by the ingest). :func:`render_text` and :meth:`WhatIfReport.to_json` present it.
+recorded outcome), with how many messages and readings each stands for; :func:`merge_patterns` adds up the
+patterns of the slices of a window. This module gets those records, never a database connection.
+:func:`replay` evaluates every distinct input once (through a decision cache) with the draft engine and
+counts, per origin -> destination (region) -> category, the transitions old outcome -> new outcome, keeps
+examples, and finds the rows that would have been stored elsewhere or not at all (a message-category that
+no region may hold any more is quarantined by the ingest). :func:`render_text` and
+:meth:`WhatIfReport.to_json` present it.
 
-Outcomes follow the ingest's router: ``denied`` when the decision does not allow the flow, else
-``transformed`` when it demands transforms, else ``stored``. When the draft gives the same verdict and
-transforms as the recorded decision the recorded outcome is kept (the router's per-field view is not in
-the log); otherwise the outcome is the estimate above.
+Outcomes follow the ingest's router (one rule: :func:`policy.outcome.outcome_of`): ``denied`` when the
+decision does not allow the flow, else ``transformed`` when it demands transforms, else ``stored``. When
+the draft gives the same verdict and transforms as the recorded decision the recorded outcome is kept (the
+router's per-field view is not in the log); otherwise the outcome is the estimate above.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from policy.cache import CachedPolicyEngine
 from policy.engine import PolicyEngine
 from policy.errors import PolicyError
 from policy.models import Decision, Flow
+from policy.outcome import outcome_of
 
 ProgressFn = Callable[[str, int, int | None], None]
 """``progress(stage, done, total)``: ``total`` None while unknown."""
@@ -39,28 +42,6 @@ ProgressFn = Callable[[str, int, int | None], None]
 MAX_SLICES = 96
 _WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-_PATTERNS_SQL = """
-WITH d AS (
-    SELECT device_id, seq, site_id, origin_country, category, region, destination_country, outcome, allow,
-           transforms, reasons, requires, policy_revision, readings, input
-    FROM decisions
-    WHERE decided_at >= %(since)s AND decided_at < %(until)s
-    {limit}
-), m AS (
-    SELECT device_id, seq, site_id, origin_country, category, policy_revision,
-           jsonb_agg(jsonb_build_array(region, destination_country, outcome, allow, transforms, reasons,
-                                       requires, input) ORDER BY region) AS parts,
-           max(readings) AS readings
-    FROM d
-    GROUP BY device_id, seq, site_id, origin_country, category, policy_revision
-)
-SELECT trim(origin_country) AS origin, category, site_id, policy_revision, parts,
-       count(*) AS messages, coalesce(sum(readings), 0) AS readings,
-       max(lpad(seq::text, 20, '0') || ' ' || device_id) AS example
-FROM m
-GROUP BY origin_country, category, site_id, policy_revision, parts
-"""
 
 
 # --- recorded patterns ---------------------------------------------------------------------------
@@ -145,59 +126,20 @@ def slices(since: datetime, until: datetime, *, max_slices: int = MAX_SLICES) ->
     return list(itertools.pairwise(bounds))
 
 
-def read_patterns(
-    dsn: str,
-    *,
-    since: datetime,
-    until: datetime,
-    limit: int | None = None,
-    progress: ProgressFn | None = None,
-    statement_timeout_ms: int = 300_000,
-) -> list[Pattern]:
-    """Recorded decisions of [since, until) from the control store, grouped into patterns.
-
-    With ``limit`` only the newest ``limit`` decisions of the window are read (one query); otherwise the
-    window is read in slices of about an hour, each grouped by PostgreSQL, and merged here.
-    """
-    import psycopg
-    from psycopg.rows import dict_row
-
-    windows = [(since, until)] if limit else slices(since, until)
-    limit_sql = "ORDER BY decided_at DESC LIMIT %(limit)s" if limit else ""
-    query = _PATTERNS_SQL.format(limit=limit_sql)
+def merge_patterns(patterns: Iterable[Pattern]) -> list[Pattern]:
+    """Identical patterns (e.g. of consecutive slices of a window) added up into one: messages and readings
+    summed, the newest example kept. The first pattern of each kind is the one kept (and updated)."""
     merged: dict[str, Pattern] = {}
-    with psycopg.connect(dsn, connect_timeout=10, row_factory=dict_row) as conn:
-        conn.read_only = True
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(statement_timeout_ms),))
-        for i, (start, end) in enumerate(windows):
-            if progress:
-                progress("read", i, len(windows))
-            for row in conn.execute(query, {"since": start, "until": end, "limit": limit}):  # type: ignore[arg-type]
-                pattern = _pattern(row)
-                key = pattern.key()
-                if key in merged:
-                    found = merged[key]
-                    found.messages += pattern.messages
-                    found.readings += pattern.readings
-                    found.example = max(found.example, pattern.example, key=lambda e: (e[1], e[0]))
-                else:
-                    merged[key] = pattern
-        if progress:
-            progress("read", len(windows), len(windows))
+    for pattern in patterns:
+        key = pattern.key()
+        if key in merged:
+            found = merged[key]
+            found.messages += pattern.messages
+            found.readings += pattern.readings
+            found.example = max(found.example, pattern.example, key=lambda e: (e[1], e[0]))
+        else:
+            merged[key] = pattern
     return list(merged.values())
-
-
-def _pattern(row: dict[str, Any]) -> Pattern:
-    parts = [
-        Part(region, destination.strip(), outcome, bool(allow), transforms or {}, reasons or [], requires or [],
-             flow or {})
-        for region, destination, outcome, allow, transforms, reasons, requires, flow in row["parts"]
-    ]
-    seq_text, _, device = row["example"].partition(" ")
-    return Pattern(
-        origin=row["origin"], category=row["category"], site_id=row["site_id"], revision=row["policy_revision"],
-        parts=parts, messages=int(row["messages"]), readings=int(row["readings"]), example=(device, int(seq_text)),
-    )
 
 
 # --- replay --------------------------------------------------------------------------------------
@@ -288,9 +230,7 @@ def new_outcome(decision: Decision, part: Part) -> str:
     """The router's outcome for the draft's decision (see the module docstring)."""
     if decision.allow == part.allow and decision.transforms == part.transforms:
         return part.outcome
-    if not decision.allow:
-        return "denied"
-    return "transformed" if decision.transforms else "stored"
+    return outcome_of(decision.allow, transformed=bool(decision.transforms))
 
 
 def replay(
@@ -463,10 +403,10 @@ __all__ = [
     "Pattern",
     "WhatIfReport",
     "as_utc",
+    "merge_patterns",
     "new_outcome",
     "parse_time",
     "parse_window",
-    "read_patterns",
     "render_text",
     "replay",
     "resolve_window",

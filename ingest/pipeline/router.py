@@ -43,6 +43,7 @@ from ingest.volumes.subjects import subjects_of
 from ingest.volumes.tracker import VolumeTracker
 from policy import Decision, Flow, PolicyEngine
 from policy.errors import PolicyEvaluationError, PolicyUnavailableError
+from policy.outcome import outcome_of
 from wire import Batch, DataTopic, DecodeError, Status, StatusTopic, TopicError, decode_batch, decode_status
 from wire.sparkplug import SparkplugError, SparkplugTopic
 from wire.sparkplug import decode as decode_sparkplug
@@ -608,14 +609,14 @@ class Router:
     ) -> tuple[str, list[Row], Decision]:
         """Apply one decision to a category's values: (outcome, rows, decision as logged)."""
         if not decision.allow:
-            return "denied", [], decision
+            return outcome_of(decision.allow), [], decision
         wanted_by = decision.transforms
         demanded = ({wanted_by.get(name, wanted_by.get(category)) for _, name, _, _ in values} if wanted_by
                     else {None})
         unsupported = sorted(t for t in demanded if t is not None and t not in transforms.SUPPORTED)
         if unsupported:
             reasons = [*decision.reasons, f"ingest cannot apply transform(s) {unsupported} per message"]
-            return "denied", [], decision.model_copy(update={"allow": False, "reasons": reasons})
+            return outcome_of(allow=False), [], decision.model_copy(update={"allow": False, "reasons": reasons})
         rows: list[Row] = []
         if demanded == {None} and not batch.edge_transforms:  # hot path: values stored as they are
             device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
@@ -631,7 +632,7 @@ class Router:
                     num, txt = _split(value)
                     append(new(Row, (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
                                      revision)))
-            return "stored", rows, decision
+            return outcome_of(decision.allow), rows, decision
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
             wanted = decision.transforms.get(name, decision.transforms.get(category))
@@ -643,7 +644,7 @@ class Router:
             num, txt = _split(value)
             rows.append(Row(batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
                             transform, did, decision.policy_revision))
-        outcome = "stored" if demanded == {None} else "transformed"
+        outcome = outcome_of(decision.allow, transformed=demanded != {None})
         return outcome, rows, decision
 
 

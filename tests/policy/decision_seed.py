@@ -13,7 +13,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from policy import CachedPolicyEngine, Flow, PolicyEngine
+from devstack import PostgresServer
+from ingest.store.migrate import migrate
+from policy import DEFAULT_POLICY_DIR, CachedPolicyEngine, EmbeddedPolicyEngine, Flow, PolicyEngine
+
+MESSAGES = 40  # per stream, over the last 20 hours (seeded_control)
+OLD = 7  # per stream, two days ago: outside a 24 h window (seeded_control)
 
 
 @dataclass(frozen=True)
@@ -97,3 +102,24 @@ def draft_without_dpf_and_stricter_vietnam(policy_dir: Path) -> Path:
     data["VN"]["categories"]["personal"]["alternatives"] = [["VN_TIA_FILED", "STATE_APPROVAL"]]
     regimes.write_text(json.dumps(data, indent=2))
     return policy_dir
+
+
+def seeded_control(pg_server: PostgresServer, name: str, now: datetime) -> str:
+    """A migrated control store ``name`` whose decision log holds, decided by the shipped policy, ``MESSAGES``
+    messages per stream over the 20 hours before ``now`` and ``OLD`` per stream two days before ``now``."""
+    dsn = pg_server.create_database(name)
+    migrate(dsn, "control", store="control")
+    shipped = EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR)
+    seed(dsn, shipped, messages=MESSAGES, until=now, spread=timedelta(hours=20))
+    seed(dsn, shipped, messages=OLD, until=now - timedelta(hours=48), spread=timedelta(hours=1), first_seq=10_000)
+    return dsn
+
+
+def copy_draft(target: Path) -> Path:
+    """The shipped policy's rego/ and data/ copied to ``target`` and edited into
+    :func:`draft_without_dpf_and_stricter_vietnam`."""
+    import shutil
+
+    for sub in ("rego", "data"):
+        shutil.copytree(DEFAULT_POLICY_DIR / sub, target / sub)
+    return draft_without_dpf_and_stricter_vietnam(target)

@@ -31,6 +31,7 @@ from ingest.api.models import (
 from ingest.errors import StoreUnavailableError
 from ingest.policy_runtime import ActivationRefused, DraftNotFoundError, ManagedByOpaError, PolicyRuntime
 from ingest.runtime import Runtime
+from ingest.store import recorded_decisions
 from policy import EmbeddedPolicyEngine, whatif
 from policy.bundle import files_from_archive, files_from_mapping
 from policy.errors import PolicyDraftError, PolicyError
@@ -167,7 +168,7 @@ def run_whatif(*, runtime: Runtime, request: WhatIfRequest) -> WhatIfPublic:
     except ValueError as exc:
         raise PolicyRefusedError(str(exc)) from None
     try:
-        patterns = whatif.read_patterns(
+        patterns = recorded_decisions.read_patterns(
             runtime.settings.control_dsn, since=since, until=until, limit=request.limit,
             statement_timeout_ms=WHATIF_STATEMENT_TIMEOUT_MS,
         )

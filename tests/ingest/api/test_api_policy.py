@@ -29,7 +29,7 @@ from policy import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, Flow, compute_revis
 from policy.bundle import bundle_files, read_policy_dir, targz
 from tests.ingest.api.api_seed import FAST, REGISTRY_FILE
 from tests.ingest.api.auth_support import add_user_with_token, bearer, fixed_token
-from tests.ingest.test_policy_runtime import drop_uk_adequacy
+from tests.ingest.policy_runtime.policies import drop_uk_adequacy
 from tests.policy import archive_craft as craft
 from tests.policy.decision_seed import draft_without_dpf_and_stricter_vietnam, seed
 from tests.policy.permissive import write_allow_all
