@@ -161,6 +161,7 @@ class CellsStack:
             "INGEST_API_HOST": "127.0.0.1", "INGEST_API_PORT": str(cell.api_port),
             "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(self.admin_token_file),
             "INGEST_PEER_TOKEN_FILE": str(self.admin_token_file),
+            "INGEST_WORKERS": "1",  # one process per cell (the default is one per CPU); ingest_env may ask for more
             **self.ingest_env, **self.cell_env.get(cell.name, {}),
         }
 

@@ -103,6 +103,7 @@ class LocalStack:
             "INGEST_API_HOST": "127.0.0.1",
             "INGEST_API_PORT": str(self.api_port),
             "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(self.admin_token_file),
+            "INGEST_WORKERS": "1",  # one process (the default is one per CPU); ingest_env may ask for more
             **self.options.ingest_env,
         }
         self.ingest = spawn([sys.executable, "-m", "ingest", "serve"], user=None,

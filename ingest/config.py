@@ -43,6 +43,10 @@ class IngestSettings(BaseSettings):
         2000, ge=1, le=65535, description="MQTT v5 Receive Maximum: unacked messages in flight."
     )
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger payloads are rejected.")
+    workers: int | None = Field(
+        None, ge=1, le=256, description="Consumer processes of this replica (`ingest serve --workers`), in its "
+        "shared-subscription group; default: the CPUs it may run on. docs/small-messages.md says how to size it.",
+    )
 
     # --- what one device may claim (docs/message-isolation.md) ---
     seq_jump_allowance: int = Field(

@@ -204,6 +204,7 @@ class IngestProcess:
             "INGEST_API_HOST": "127.0.0.1",
             "INGEST_API_PORT": str(self.api_port),
             "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(_admin_token_file(self.stack.dir)),  # /stats needs a token
+            "INGEST_WORKERS": "1",  # a replica is one process unless a phase asks for --workers (G5')
             **self.env,
         }
         self.proc = spawn([sys.executable, "-m", "ingest", "serve"], user=None, log_file=self.log_file,
@@ -287,4 +288,4 @@ def wait_stored(
                 + "; ".join(json.dumps({k: s.get(k) for k in ("messages", "inflight", "last_error")}) for s in snaps)
                 + "\n" + "\n".join(tail(p.log_file) for p in procs)
             )
-        time.sleep(0.1)
+        time.sleep(0.25)  # the API answers in the timed window: poll it gently

@@ -113,7 +113,7 @@ class Replica:
             "INGEST_MQTT_PORT": str(broker.port), "INGEST_MQTT_CLIENT_ID": name,
             "INGEST_CONTROL_DSN": control, "INGEST_REGION_DSNS": json.dumps(regions),
             "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(self.api_port),
-            "INGEST_FLUSH_INTERVAL_MS": "50", **env,
+            "INGEST_FLUSH_INTERVAL_MS": "50", "INGEST_WORKERS": "1", **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.headers = admin_headers(control)

@@ -362,7 +362,8 @@ def test_ingest_serve_exits_non_zero_when_a_worker_thread_dies(
     control, regions = databases
     env = {**os.environ, "INGEST_MQTT_PORT": str(mqtt_broker.port), "INGEST_MQTT_CLIENT_ID": "ingest-dies",
            "INGEST_CONTROL_DSN": control, "INGEST_REGION_DSNS": json.dumps(regions),
-           "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(free_port())}
+           "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(free_port()),
+           "INGEST_WORKERS": "1"}  # the fault is injected into this process (tests/ingest/test_workers.py: several)
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", _BROKEN_SERVE], env=env, stdout=out, stderr=subprocess.STDOUT)
