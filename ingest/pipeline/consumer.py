@@ -279,7 +279,7 @@ class Consumer:
 
     # --- lifecycle ---
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: __init__ unannotated
+        props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = self.settings.receive_maximum
         props.SessionExpiryInterval = self.settings.session_expiry_s
         self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
