@@ -68,6 +68,7 @@ class Reading(_Frozen):
     @field_validator("values")
     @classmethod
     def _bounded(cls, values: dict[str, Value]) -> dict[str, Value]:
+        # The ignores below: type(v) is taken once (the hot path), and mypy does not narrow v through ``kind``.
         for name, v in values.items():
             kind = type(v)
             if kind is float:

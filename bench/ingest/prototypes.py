@@ -75,6 +75,7 @@ def _python_rollups(cur: psycopg.Cursor, rows: Sequence[tuple[object, ...]]) -> 
             num = row[8]
             if num is None:
                 continue
+            # arg-type: rows are readings rows (ingest.records.Row order): column 4 is ts, a datetime
             key = (row[0], row[3], rollups.floor_to(row[4], width))  # type: ignore[arg-type]
             a = agg.get(key)
             if a is None:
