@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline.router import Router, decision_id
+from ingest.pipeline.router import Routed, Router, decision_id
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
@@ -218,8 +218,8 @@ def test_a_registry_change_decides_only_messages_received_after_it(registry: Reg
     router.replace_registry(overlay(registry, sites={"cn-shenzhen": moved}, devices={}))
     received_after = time.monotonic()
 
-    def badge_regions(routed: object) -> set[str]:
-        return {region for region, rows in routed.rows.items()  # type: ignore[attr-defined]
+    def badge_regions(routed: Routed) -> set[str]:
+        return {region for region, rows in routed.rows.items()
                 if any(row.name == "operator_badge" for row in rows)}
 
     before = router.route(topic, _payload(device, 1, [CNC]), received=received_before)

@@ -88,7 +88,7 @@ def test_a_rolled_back_write_sends_its_documents_again(pg_server: PostgresServer
     migrate(dsn, "control", store="control")
     writer = ControlWriter(dsn)
     bad_status = object()  # not a Status: the transaction fails after the documents were inserted
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError):  # list-item: the point of the test, a status that is not a Status
         writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[bad_status])  # type: ignore[list-item]
     assert _docs(dsn) == [] and _logged(dsn) == []
     writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[])
