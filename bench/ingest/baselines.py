@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg.copy import FileWriter
@@ -61,7 +62,7 @@ def encode_copy(conn: psycopg.Connection, rows: Sequence[tuple[object, ...]], bi
     return buf.getvalue()
 
 
-def _psql(dsn: str, command: str, stdin: object = None) -> subprocess.Popen[bytes]:
+def _psql(dsn: str, command: str, stdin: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
     psql = shutil.which("psql")
     if psql is None:
         raise RuntimeError("psql not found (apt-get install postgresql-client)")
@@ -95,6 +96,7 @@ def b_copy(stack: Stack, files: dict[str, Path], counts: dict[str, int], fmt: st
     """``psql \\copy`` of every region's file into empty tables: one region after the other (as the ingest's
     single flush thread writes), or all regions at once (one psql each)."""
     assert stack.db is not None
+    db = stack.db  # not None: also in load() below
     stack.reset_databases()
     key = f"b_copy_{fmt}{'_parallel' if parallel else ''}"
     total = sum(counts.values())
@@ -104,7 +106,7 @@ def b_copy(stack: Stack, files: dict[str, Path], counts: dict[str, int], fmt: st
 
     def load(region: str) -> subprocess.Popen[bytes]:
         command = f"\\copy readings ({COPY_COLUMNS}) FROM '{files[region]}' WITH (FORMAT {fmt})"
-        return _psql(stack.db.regions[region], command)
+        return _psql(db.regions[region], command)
 
     t0 = time.perf_counter()
 

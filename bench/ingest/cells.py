@@ -172,8 +172,9 @@ class CellIngest:
         return self.cell.ingest is not None and self.cell.ingest.poll() is None
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/api/v1/stats", headers=self.stack.auth_headers,  # type: ignore[no-any-return]
-                         timeout=5).json()
+        answer: dict[str, Any] = httpx.get(f"{self.url}/api/v1/stats", headers=self.stack.auth_headers,
+                                           timeout=5).json()
+        return answer
 
     def links(self) -> dict[str, dict[str, Any]]:
         body = httpx.get(f"{self.url}/api/v1/links", headers=self.stack.auth_headers, timeout=5).json()

@@ -70,6 +70,7 @@ def msgspec_models(payload: bytes) -> Batch:
     for r in b.readings:
         if r.ts.tzinfo is None:
             raise ValueError("ts: timezone required")
+        # The ignores below: mypy does not narrow v through ``kind`` (type(v) taken once, as in wire.envelope).
         for name, v in r.values.items():
             kind = type(v)
             if kind is float and not (math.isfinite(v) and -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE):  # type: ignore[operator, arg-type]

@@ -43,7 +43,7 @@ TYPES = ("text", "int8", "int4", "text", "timestamptz", "text", "text", "text", 
 DECISION = uuid.UUID(int=0)
 
 
-def rows_of(payload: bytes) -> list[tuple[object, ...]]:
+def rows_of(payload: bytes | bytearray) -> list[tuple[object, ...]]:
     """One row per reading and field of a payload in the wire format (no checks beyond ``json``)."""
     doc = json.loads(payload)
     device, seq, origin = doc["device_id"], doc["seq"], doc["origin"]
@@ -80,7 +80,7 @@ def main() -> None:
     with psycopg.connect(args.dsn, autocommit=True) as conn:
         conn.execute(CREATE)
     conn = psycopg.connect(args.dsn)
-    pending: list[bytes] = []
+    pending: list[bytes | bytearray] = []  # paho's MQTTMessage.payload type
     lock = threading.Condition()
     stored = rows_total = 0
     t_last = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 
 class Progress:
@@ -13,10 +14,10 @@ class Progress:
     one line every ``every_s`` seconds, plus the final value.
     """
 
-    def __init__(self, total_phases: int, stream: object = None, every_s: float = 2.0) -> None:
+    def __init__(self, total_phases: int, stream: TextIO | None = None, every_s: float = 2.0) -> None:
         self.total = total_phases
         self.n = 0
-        self.stream = stream or sys.stderr
+        self.stream: TextIO = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every_s = every_s
         self.t0 = time.monotonic()
@@ -31,8 +32,8 @@ class Progress:
         self._again = True
 
     def _write(self, text: str) -> None:
-        self.stream.write(text)  # type: ignore[attr-defined]
-        self.stream.flush()  # type: ignore[attr-defined]
+        self.stream.write(text)
+        self.stream.flush()
 
     def _end_line(self) -> None:
         if self._open_line:

@@ -75,6 +75,7 @@ def _python_rollups(cur: psycopg.Cursor, rows: Sequence[tuple[object, ...]]) -> 
             num = row[8]
             if num is None:
                 continue
+            # arg-type: rows are readings rows (ingest.records.Row order): column 4 is ts, a datetime
             key = (row[0], row[3], rollups.floor_to(row[4], width))  # type: ignore[arg-type]
             a = agg.get(key)
             if a is None:
@@ -100,16 +101,17 @@ def writer_variants(stack: Stack, per_message: Sequence[Rows], per_flush: int,
     from ingest.store.region import RegionWriter
 
     assert stack.db is not None
+    db = stack.db  # not None: also in the closures below
     groups = [merge_rows(per_message[i:i + per_flush]) for i in range(0, len(per_message), per_flush)]
     total = sum(len(r) for g in groups for r in g.values())
     out: list[Variant] = []
 
-    def timed(name: str, write: Callable[[str, psycopg.Connection | None, Sequence[tuple[object, ...]]], None],
+    def timed(name: str, write: Callable[[str, psycopg.Connection | None, Sequence[tuple[object, ...]]], object],
               own_conn: bool, note: str = "") -> None:
         best = float("inf")
         for _ in range(repeats):  # fresh tables each round; the least disturbed round counts
             stack.reset_databases()
-            conns = {r: psycopg.connect(dsn) for r, dsn in stack.db.regions.items()} if own_conn else {}
+            conns = {r: psycopg.connect(dsn) for r, dsn in db.regions.items()} if own_conn else {}
             try:
                 t = time.perf_counter()
                 for group in groups:
@@ -247,7 +249,7 @@ def _fast_split(value: Any) -> tuple[float | None, str | None]:
     return None, str(value)
 
 
-def _fast_decode(original: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def _fast_decode(original: Callable[[bytes | str], Any]) -> Callable[[bytes | str], Any]:
     from pydantic import ValidationError
 
     from wire import Batch
@@ -310,7 +312,9 @@ def _variant(router: Router, level: int) -> Iterator[None]:
         if level >= 1:
             stack.enter_context(_patched(router_mod, "_split", _fast_split))
         if level >= 2:
-            stack.enter_context(_patched(router_mod, "decode_batch", _fast_decode(router_mod.decode_batch)))
+            # attr-defined: the router imports decode_batch from wire without re-exporting it; this patches its binding
+            original = router_mod.decode_batch  # type: ignore[attr-defined]
+            stack.enter_context(_patched(router_mod, "decode_batch", _fast_decode(original)))
         if level >= 3:
             stack.enter_context(_patched(Router, "_flow", _memo_flow(Router._flow)))
             stack.enter_context(_patched(router, "policy", _MemoPolicy(router.policy)))

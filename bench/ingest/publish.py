@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,10 @@ class Publisher:
                     raise RuntimeError(f"publisher worker failed to connect: {line!r}")
         else:
             by_topic: dict[str, list[bytes]] = {}
-            for t, p in messages:
-                if b"\n" in p:
+            for t, payload in messages:
+                if b"\n" in payload:
                     raise ValueError("mosquitto_pub -l needs single-line payloads")
-                by_topic.setdefault(t, []).append(p)
+                by_topic.setdefault(t, []).append(payload)
             for i, (topic, payloads) in enumerate(sorted(by_topic.items())):
                 path = self.dir / f"lines-{i}.txt"
                 path.write_bytes(b"\n".join(payloads) + b"\n")
@@ -262,11 +263,15 @@ def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login |
     print("ready", flush=True)
     sys.stdin.readline()
     window = max(inflight * 4, 4096)  # paho mids wrap at 65535: never have that many outstanding
+
+    def drained(sent: int) -> bool:
+        return sent - acked <= window // 2
+
     for sent, (topic, payload) in enumerate(messages, 1):
         client.publish(topic, payload, qos=1)
         if sent - acked > window:
             with cond:
-                cond.wait_for(lambda s=sent: s - acked <= window // 2, timeout=30)
+                cond.wait_for(partial(drained, sent), timeout=30)
     with cond:
         cond.wait_for(lambda: acked >= len(messages), timeout=300)
     t_done = time.time()

@@ -66,6 +66,16 @@ def make_router(registry: Registry, cell: CellContext | None = None) -> Router:
     )
 
 
+@dataclass
+class _Clock:
+    """A simulated source's monotonic clock, advanced by hand."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Workload:
     """Simulated readings of every registered device; payloads are cut from them on demand."""
 
@@ -80,20 +90,20 @@ class Workload:
             site = self.registry.sites[device.site]
             prefix = device.site.split("-")[0].upper()
             operators = [f"{prefix}-B{1000 + 10 * n + k}" for k in range(_OPERATORS.get(device.profile, 2))]
-            clock = [0.0]
+            clock = _Clock()
             source = SimulatedSource(
                 SimulatedSettings(
-                    type="simulated", device_id=device_id, machine=device.profile,  # type: ignore[arg-type]
+                    type="simulated", device_id=device_id, machine=device.profile,
                     interval_ms=SAMPLE_INTERVAL_MS, seed=seed + n, operators=operators,
                 ),
-                clock=lambda c=clock: c[0],  # type: ignore[misc]
-                wall_clock=lambda s=start: s,  # type: ignore[misc]
+                clock=clock,
+                wall_clock=lambda: start,
             )
             source.start()
             info = DeviceInfo(device_id, device.site, site.country, str(DataTopic(device.site, device_id)))
             while len(info.readings) < readings_per_device:
                 # read() returns every sample due since the last call (at most 10,000 at once)
-                clock[0] += min(readings_per_device - len(info.readings), 5000) * SAMPLE_INTERVAL_MS / 1000
+                clock.now += min(readings_per_device - len(info.readings), 5000) * SAMPLE_INTERVAL_MS / 1000
                 info.readings.extend(source.read())
             del info.readings[readings_per_device:]
             self.devices.append(info)

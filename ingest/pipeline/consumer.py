@@ -55,15 +55,17 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.cells.envelope import XACK_PREFIX, XFER_PREFIX, Receipt, xack_topic
@@ -210,7 +212,7 @@ class Consumer:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         if self.link is not None:
-            client.on_publish = lambda _c, _u, mid, reason, _p: self.link.on_publish(mid, reason)  # type: ignore[union-attr]
+            client.on_publish = lambda _c, _u, mid, reason, _p: self.link.on_publish(mid, reason)
         return client
 
     def _filters(self) -> list[str]:
@@ -240,7 +242,8 @@ class Consumer:
                  self.settings.mqtt_port, getattr(flags, "session_present", "?"),
                  data_subscription(self.settings.share_group))
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[object], _p: object) -> None:
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode],
+                      _p: Properties) -> None:
         """A refused subscription (e.g. the broker's ACL does not grant this account the share group) leaves
         the replica connected but idle: report it, and be unhealthy until a later SUBACK grants it."""
         filters = self._filters()
@@ -269,7 +272,10 @@ class Consumer:
                 client.ack(msg.mid, msg.qos)
             return
         self.stats.message_received()
-        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, msg.payload, self._epoch, time.monotonic()))
+        # paho types payload bytes | bytearray (MQTTMessage also carries outgoing messages); a received PUBLISH's
+        # payload is always bytes (paho's decode_publish slices it with struct.unpack "s")
+        payload = cast(bytes, msg.payload)
+        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, payload, self._epoch, time.monotonic()))
 
     # --- lifecycle ---
     def start(self) -> None:
@@ -365,12 +371,14 @@ class Consumer:
         while True:
             self.watchdog.stage("collect")
             if inflight is not None and self._queue.empty():
-                inflight = self._finish(inflight)  # nothing to overlap with: acknowledge now
+                self._finish(inflight)  # nothing to overlap with: acknowledge now
+                inflight = None
             batch = self._collect()
             if self._gap_checks:
                 self._check_gaps()
             if self._parked:
-                inflight = self._finish(inflight)  # the writers' connections are free for the retry
+                self._finish(inflight)  # the writers' connections are free for the retry
+                inflight = None
                 self._retry_parked()
             if not batch:
                 if self._stop.is_set():
@@ -463,9 +471,9 @@ class Consumer:
             routed += done
             held_now = {id(item) for item in held} | {id(item) for item, _ in behind}
             if held_now:  # not acknowledged with this batch: worked out again shortly, in arrival order
-                for item, p in [*sparkplug, *behind]:
+                for item, spb in [*sparkplug, *behind]:
                     if id(item) in held_now:
-                        self._node_of[id(item)] = p.where.node_key
+                        self._node_of[id(item)] = spb.where.node_key
                 self._held = sorted([*self._held, *(item for item in batch if id(item) in held_now)],
                                     key=lambda item: item.arrived)
                 batch[:] = [item for item in batch if id(item) not in held_now]
@@ -576,8 +584,8 @@ class Consumer:
             region: self._writers.submit(self._write_region, region, jobs[region])
             for region in sorted(users) if not self._region_waiting(region)
         }
-        rows = {region: sum(len(r) for r, _ in jobs[region]) for region in users}
-        return _InFlight(batch, routed, users, rows, control, futures, time.monotonic(), stages)
+        row_counts = {region: sum(len(r) for r, _ in jobs[region]) for region in users}
+        return _InFlight(batch, routed, users, row_counts, control, futures, time.monotonic(), stages)
 
     def _finish(self, inflight: _InFlight | None) -> None:
         """Wait for a batch's control and region commits; acknowledge what is fully committed, park the rest
@@ -608,13 +616,13 @@ class Consumer:
         if refused and not self._commit_rejections(refused):
             return None  # stopping before the quarantine records were committed: nothing acknowledged
         batch, routed = inflight.batch, inflight.routed
-        done = [item for item in batch if not item.pending]
+        complete = [item for item in batch if not item.pending]
         parked = [item for item in batch if item.pending]
         if parked:
             self._parked.extend(parked)
             log.warning("parked %d messages waiting for region(s) %s", len(parked),
                         sorted({r for item in parked for r in item.pending}))
-        acked = self._ack(done)
+        acked = self._ack(complete)
         self._receipt([m for item, m in routed if not item.pending and item.epoch == self._epoch])
         self.watchdog.progress()
         self.stats.flush_timed(len(batch), {**inflight.stages, "control": control.seconds,
@@ -635,7 +643,7 @@ class Consumer:
         self.stats.set_parked(len(self._parked), self._down_regions())
         return None
 
-    def _commit_control(self, groups: list[ControlRecords], owners: list[tuple[_Inbound, Routed | None]],
+    def _commit_control(self, groups: list[ControlRecords], owners: Sequence[tuple[_Inbound, Routed | None]],
                         size: int) -> _Committed | None:
         """Commit the audit records (control thread), retrying until the control store answers. A message (or
         status) whose records the store refuses is quarantined instead (``store_rejected`` / ``bad_status``).
@@ -786,7 +794,7 @@ class Consumer:
                 by_peer.setdefault(m.receipt[0], []).append(m.receipt[1])
         now = datetime.now(UTC)
         for peer, parts in sorted(by_peer.items()):
-            body = Receipt(parts=parts, at=now).model_dump_json().encode()  # type: ignore[arg-type]
+            body = Receipt(parts=parts, at=now).model_dump_json().encode()
             self._client.publish(xack_topic(peer, self.cell.name), body, qos=1)
 
     def _ack(self, items: list[_Inbound]) -> int:

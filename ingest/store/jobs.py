@@ -97,7 +97,7 @@ def read_jobs(conn: psycopg.Connection, options: StoreOptions | None = None) -> 
     """The store's policy jobs, plus a ``missing`` entry for each policy the settings ask for (``options``)
     that has no job. Needs TimescaleDB (:func:`is_timescaledb`)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(JOBS_SQL, {"procs": list(POLICY_PROCS)}).fetchall()  # type: ignore[arg-type]
+        rows = cur.execute(JOBS_SQL, {"procs": list(POLICY_PROCS)}).fetchall()
     jobs = [
         JobState(
             job_id=int(r["job_id"]), proc=r["proc_name"], relation=r["relation"], scheduled=bool(r["scheduled"]),

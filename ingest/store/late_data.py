@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -74,15 +75,17 @@ class LateRows:
         return now - self.reach + MARGIN
 
     def ranges(
-        self, rows: Sequence[Sequence[object]], now: datetime, *, ts: int = _TS,
+        self, rows: Sequence[Sequence[Any]], now: datetime, *, ts: int = _TS,
     ) -> list[tuple[datetime, datetime]]:
-        """(oldest, newest) of the late rows of ``rows`` per UTC day, oldest day first."""
+        """(oldest, newest) of the late rows of ``rows`` per UTC day, oldest day first.
+
+        A row's items are ``Any``: column ``ts`` (a position, given at run time) must be an aware datetime."""
         cutoff = self.threshold(now)
-        if not rows or min(row[ts] for row in rows) >= cutoff:  # type: ignore[type-var]
+        if not rows or min(row[ts] for row in rows) >= cutoff:
             return []
         days: dict[int, list[datetime]] = {}
         for row in rows:
-            stamp: datetime = row[ts]  # type: ignore[assignment]
+            stamp: datetime = row[ts]
             if stamp < cutoff:
                 day = (stamp - _EPOCH) // _DAY
                 span = days.get(day)
@@ -156,14 +159,14 @@ def refresh_recorded(
     block). A failed refresh leaves the rows for the next run."""
     if conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() in (None, (None,)):
         return RefreshResult(0, [])  # a store not migrated to 0004 yet
-    rows = conn.execute(f"SELECT id, lo, hi FROM {TABLE} ORDER BY id LIMIT %s", (limit,)).fetchall()  # type: ignore[arg-type]
+    rows = conn.execute(f"SELECT id, lo, hi FROM {TABLE} ORDER BY id LIMIT %s", (limit,)).fetchall()
     if not rows:
         return RefreshResult(0, [])
     not_before = now - retention + _DAY if retention is not None else None
     statements = refresh_statements([(lo, hi) for _, lo, hi in rows], not_before=not_before)
     for statement in statements:
         statement.execute(conn)
-    conn.execute(f"DELETE FROM {TABLE} WHERE id = ANY(%s)", ([r[0] for r in rows],))  # type: ignore[arg-type]
+    conn.execute(f"DELETE FROM {TABLE} WHERE id = ANY(%s)", ([r[0] for r in rows],))
     return RefreshResult(len(rows), [
         f"{s.sql.split(chr(39))[1]} [{s.params['start'].isoformat()}, {s.params['end'].isoformat()})"
         for s in statements
@@ -174,5 +177,5 @@ def pending(conn: psycopg.Connection) -> int:
     """Recorded late ranges not refreshed yet (0 where the table does not exist)."""
     if conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() in (None, (None,)):
         return 0
-    row = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()  # type: ignore[arg-type]
+    row = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
     return int(row[0]) if row else 0

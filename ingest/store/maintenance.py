@@ -162,7 +162,7 @@ class StoreMaintenance:
             with conn.transaction():
                 for rollup in ROLLUPS:
                     report.rollup_rows_deleted += conn.execute(
-                        f"DELETE FROM {rollup.table} WHERE bucket < %s", (rollup_cutoff,)  # type: ignore[arg-type]
+                        f"DELETE FROM {rollup.table} WHERE bucket < %s", (rollup_cutoff,)
                     ).rowcount
         report.rows_in_default = partitions.rows_in_default(conn)
 

@@ -110,7 +110,7 @@ def migrate(dsn: str, kind: Kind, *, store: str, timescaledb: Mode = "auto") -> 
                     if done:
                         continue
                     current = migration.version
-                    conn.execute(migration.sql)  # type: ignore[arg-type]
+                    conn.execute(migration.sql)
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
                     applied_now.append(migration.version)
     except psycopg.OperationalError as exc:

@@ -109,7 +109,7 @@ class RegionWriter:
 
     @staticmethod
     def _copy(cur: psycopg.Cursor, table: str, rows: Sequence[tuple[object, ...]]) -> None:
-        with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[arg-type]
+        with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(_TYPES))
             for row in rows:
                 copy.write_row(row)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -95,14 +96,19 @@ Aggregates = dict[tuple[str, str, int], list[float]]
 """(device_id, name, bucket start in epoch seconds) -> [count, sum, min, max]."""
 
 
-def aggregate_rows(rows: Sequence[Sequence[object]], *, device: int, name: int, ts: int, num: int) -> Aggregates:
+def aggregate_rows(rows: Sequence[Sequence[Any]], *, device: int, name: int, ts: int, num: int) -> Aggregates:
     """1-minute aggregates of the numeric values of ``rows`` (tuples; the arguments are column positions).
 
     For the writer's fast path: rows known to be new are folded into the rollups without reading them back
-    from the database. Rows of one sample share their ``ts`` object, so its bucket is computed once."""
+    from the database. Rows of one sample share their ``ts`` object, so its bucket is computed once.
+
+    A column's type depends on its position, given at run time, so a row's items are ``Any``; the columns
+    read must be: ``device`` and ``name`` str, ``ts`` an aware datetime, ``num`` float or None."""
     agg: Aggregates = {}
-    last_ts: object = None
+    last_ts: datetime | None = None
     bucket = 0
+    value: float | None
+    stamp: datetime
     for row in rows:
         value = row[num]
         if value is None:
@@ -110,18 +116,18 @@ def aggregate_rows(rows: Sequence[Sequence[object]], *, device: int, name: int, 
         stamp = row[ts]
         if stamp is not last_ts:
             # exact integer arithmetic (a float timestamp could round a value just before a boundary up)
-            bucket, last_ts = (stamp - _EPOCH) // _MINUTE * 60, stamp  # type: ignore[operator]
+            bucket, last_ts = (stamp - _EPOCH) // _MINUTE * 60, stamp
         key = (row[device], row[name], bucket)
         a = agg.get(key)
         if a is None:
-            agg[key] = [1, value, value, value]  # type: ignore[list-item]
+            agg[key] = [1, value, value, value]
         else:
             a[0] += 1
-            a[1] += value  # type: ignore[operator]
-            if value < a[2]:  # type: ignore[operator]
-                a[2] = value  # type: ignore[assignment]
-            elif value > a[3]:  # type: ignore[operator]
-                a[3] = value  # type: ignore[assignment]
+            a[1] += value
+            if value < a[2]:
+                a[2] = value
+            elif value > a[3]:
+                a[3] = value
     return agg
 
 
@@ -195,9 +201,9 @@ def rebuild(conn: psycopg.Connection, start: datetime | None = None, end: dateti
     where, params = _range("bucket", lo, hi)
     raw_where, _ = _range("ts", lo, hi)
     for rollup in ROLLUPS:
-        conn.execute(f"DELETE FROM {rollup.table} {where}", params)  # type: ignore[arg-type]
+        conn.execute(f"DELETE FROM {rollup.table} {where}", params)
         conn.execute(
-            f"INSERT INTO {rollup.table} (device_id, name, bucket, count, sum, min, max)"  # type: ignore[arg-type]
+            f"INSERT INTO {rollup.table} (device_id, name, bucket, count, sum, min, max)"
             f" SELECT device_id, name, {bucket_sql(rollup)}, count(*), sum(num), min(num), max(num)"
             f" FROM readings {raw_where}{' AND' if raw_where else ' WHERE'} num IS NOT NULL GROUP BY 1, 2, 3"
             " ORDER BY 3, 1, 2",  # bucket-major, like the rows the writer creates as time goes by
@@ -232,7 +238,7 @@ def verify(
         rolled = {
             (d, n, b): (c, s, mn, mx)
             for d, n, b, c, s, mn, mx in conn.execute(
-                f"SELECT device_id, name, bucket, count, sum, min, max FROM {rollup.table}"  # type: ignore[arg-type]
+                f"SELECT device_id, name, bucket, count, sum, min, max FROM {rollup.table}"
                 f" WHERE bucket >= %(lo)s AND bucket < %(hi)s{device_sql}",
                 params,
             ).fetchall()
@@ -240,7 +246,7 @@ def verify(
         raw = {
             (d, n, b): (c, s, mn, mx)
             for d, n, b, c, s, mn, mx in conn.execute(
-                f"SELECT device_id, name, {bucket_sql(rollup)}, count(*), sum(num), min(num), max(num)"  # type: ignore[arg-type]
+                f"SELECT device_id, name, {bucket_sql(rollup)}, count(*), sum(num), min(num), max(num)"
                 f" FROM readings WHERE ts >= %(lo)s AND ts < %(hi)s AND num IS NOT NULL{device_sql}"
                 " GROUP BY 1, 2, 3",
                 params,

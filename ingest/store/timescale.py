@@ -51,7 +51,7 @@ class Statement:
     params: dict[str, Any] = field(default_factory=dict)
 
     def execute(self, conn: psycopg.Connection) -> None:
-        conn.execute(self.sql, self.params or None)  # type: ignore[arg-type]
+        conn.execute(self.sql, self.params or None)
 
 
 # --- schema (migrations of the timescaledb backend) ------------------------------------------------

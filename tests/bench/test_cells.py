@@ -5,6 +5,7 @@ router gives (the premise of comparing the two runs)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -19,6 +20,13 @@ from ingest.cells.receive import CellContext
 from ingest.cells.topology import load_checked
 from ingest.registry import load_registry
 from policy import load_engine
+from policy.processing import DocumentEngine
+
+
+def _engine() -> DocumentEngine:
+    """The ingest's engine, as load_engine gives it."""
+    # cast: load_engine is typed PolicyEngine, which does not declare document(); every engine it returns has it
+    return cast(DocumentEngine, load_engine("embedded"))
 
 
 def test_the_two_cells_are_the_demo_topology_without_the_ap_cell(tmp_path: Path) -> None:
@@ -35,7 +43,7 @@ def test_the_two_cells_are_the_demo_topology_without_the_ap_cell(tmp_path: Path)
                               "devices": ["sg-jurong-cnc-01", "sg-jurong-comp-01", "th-rayong-cnc-01",
                                           "th-rayong-press-01", "vn-hanoi-comp-01", "vn-hanoi-press-01"]}
     # what the ingest checks at start, the policy's raw-processing rule included
-    topology = load_checked(files.topology, registry, load_engine("embedded"))
+    topology = load_checked(files.topology, registry, _engine())
     assert topology.links(registry) == {("cn", "global")}
 
 
@@ -45,7 +53,7 @@ def test_the_cn_site_gets_the_same_rows_as_with_the_demo_registry(tmp_path: Path
     messages = workload.messages(4, 100, devices=workload.of_site(SITE))
     one_cell = make_router(load_registry(REGISTRY_FILE))
     registry = load_registry(files.registry)
-    cn_cell = make_router(registry, CellContext("cn", load_checked(files.topology, registry, load_engine("embedded"))))
+    cn_cell = make_router(registry, CellContext("cn", load_checked(files.topology, registry, _engine())))
     for m in messages:
         want, got = one_cell.route(m.topic, m.payload), cn_cell.route(m.topic, m.payload)
         assert not want.rejections and set(want.rows) == {HOME_REGION, REMOTE_REGION}

@@ -66,8 +66,8 @@ class ModbusSource:
             self.init()
         s = self.settings
         client = ModbusTcpClient(s.host, port=s.port, timeout=s.timeout_s, retries=0, name=s.device_id)
-        if not client.connect():
-            client.close()
+        if not client.connect():  # type: ignore[no-untyped-call]  # pymodbus: ModbusTcpClient.connect unannotated
+            client.close()  # type: ignore[no-untyped-call]  # pymodbus: ModbusTcpClient.close unannotated
             raise SourceError(s.device_id, f"cannot connect to {self.where}")
         self._client = client
 
@@ -120,4 +120,4 @@ class ModbusSource:
     def stop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]  # pymodbus: ModbusTcpClient.close unannotated

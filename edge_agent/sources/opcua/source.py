@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.crypto import security_policies
 
 from edge_agent.errors import SourceError
@@ -179,7 +180,7 @@ class OpcUaSource:
         subscription = await client.create_subscription(params, self)
         nodes = [client.get_node(self._node_ids[n.node_id]) for n in s.nodes]
         results = await subscription.subscribe_data_change(
-            nodes, queuesize=s.queue_size, sampling_interval=float(s.sampling_interval_ms)
+            nodes, queuesize=s.queue_size, sampling_interval=ua.Duration(s.sampling_interval_ms)
         )
         failed = [
             f"{node.node_id} ({result.name})"
@@ -234,6 +235,7 @@ class OpcUaSource:
             return []
         items.sort(key=lambda item: item[0])  # stable: same-timestamp values keep their order
         readings: list[Reading] = []
+        values: dict[str, Value]
         ts, values = items[0][0], {}
         for at, field, value in items:
             if at != ts or field in values:

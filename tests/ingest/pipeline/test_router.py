@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline.router import Router, decision_id
+from ingest.pipeline.router import Routed, Router, decision_id
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
@@ -39,7 +39,7 @@ _transforms := {"personal": "pseudonymize"} if {
 """
 
 
-def _payload(device: str, seq: int, readings: list[dict], **extra: object) -> bytes:
+def _payload(device: str, seq: int, readings: list[dict[str, object]], **extra: object) -> bytes:
     return json.dumps({"v": 1, "device_id": device, "seq": seq, "sent_at": NOW,
                        "readings": [{"ts": NOW, "values": r} for r in readings], **extra}).encode()
 
@@ -133,6 +133,7 @@ def test_transforms_demanded_by_the_policy_are_applied(tmp_path: Path, registry:
     badge = {region: [r for r in rows if r.name == "operator_badge"] for region, rows in routed.rows.items()}
     assert badge["eu-central"][0].txt == "B-1" and badge["eu-central"][0].transform is None  # domestic: as is
     us_badge = badge["us-east"][0]
+    assert us_badge.txt is not None
     assert us_badge.txt != "B-1" and us_badge.txt.startswith("ps1:") and us_badge.transform == "pseudonymized"
     assert us_badge.txt == Pseudonymizer(b"secret").token("B-1")  # deterministic under one key
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
@@ -238,8 +239,8 @@ def test_a_registry_change_decides_only_messages_received_after_it(registry: Reg
     router.replace_registry(overlay(registry, sites={"cn-shenzhen": moved}, devices={}))
     received_after = time.monotonic()
 
-    def badge_regions(routed: object) -> set[str]:
-        return {region for region, rows in routed.rows.items()  # type: ignore[attr-defined]
+    def badge_regions(routed: Routed) -> set[str]:
+        return {region for region, rows in routed.rows.items()
                 if any(row.name == "operator_badge" for row in rows)}
 
     before = router.route(topic, _payload(device, 1, [CNC]), received=received_before)

@@ -1,6 +1,7 @@
 """ControlWriter: the decision log is written by COPY, idempotently, with the exact JSON documents."""
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,7 +18,7 @@ DECISION = Decision(allow=True, localization="none", requires=["SCC"], transform
 INPUT = {"origin": {"country": "DE", "site": "de-munich"}, "destination": {"country": "US"}, "category": "personal"}
 
 
-def _record(seq: int, region: str = "us-east", *, policy_input: dict | None = None) -> DecisionRecord:
+def _record(seq: int, region: str = "us-east", *, policy_input: dict[str, Any] | None = None) -> DecisionRecord:
     return DecisionRecord(
         decision_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dev-1/{seq}/personal/{region}"), device_id="dev-1", seq=seq,
         site_id="de-munich", origin_country="DE", category="personal", region=region, destination_country="US",
@@ -25,7 +26,7 @@ def _record(seq: int, region: str = "us-east", *, policy_input: dict | None = No
     )
 
 
-def _logged(dsn: str) -> list[tuple]:
+def _logged(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             "SELECT seq, region, origin_country, destination_country, outcome, allow, localization, requires,"
@@ -55,7 +56,7 @@ def test_decisions_are_copied_once_with_their_documents(pg_server: PostgresServe
     writer.close()
 
 
-def _docs(dsn: str) -> list[tuple]:
+def _docs(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT input->>'category', reasons FROM decision_docs ORDER BY 1").fetchall()
 
@@ -87,7 +88,7 @@ def test_a_rolled_back_write_sends_its_documents_again(pg_server: PostgresServer
     migrate(dsn, "control", store="control")
     writer = ControlWriter(dsn)
     bad_status = object()  # not a Status: the transaction fails after the documents were inserted
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError):  # list-item: the point of the test, a status that is not a Status
         writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[bad_status])  # type: ignore[list-item]
     assert _docs(dsn) == [] and _logged(dsn) == []
     writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[])

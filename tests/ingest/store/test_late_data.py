@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from devstack import PostgresServer
 from ingest.api.deps import DeviceRef, RegionStore
 from ingest.api.service import readings
+from ingest.records import Row
 from ingest.registry import Device, FieldSpec, Profile, Site
 from ingest.store import late_data, rollups, timescale
 from ingest.store.late_data import LateRows
@@ -37,12 +39,12 @@ LATE = NOW - timedelta(days=9)  # beyond the default 7-day refresh window
 DEVICE = "late-cnc-01"
 
 
-def _rows(start: datetime, n: int, seq0: int = 0) -> list[tuple[object, ...]]:
+def _rows(start: datetime, n: int, seq0: int = 0) -> list[Row]:
     """``n`` readings of power_kw, one every 25 s from ``start``, 10 per batch."""
     decision = uuid.uuid4()
     return [
-        (DEVICE, seq0 + i // 10, i % 10, "power_kw", start + timedelta(seconds=25 * i), "s", "DE", "machine",
-         float(i % 17), None, None, decision, "r")
+        Row(DEVICE, seq0 + i // 10, i % 10, "power_kw", start + timedelta(seconds=25 * i), "s", "DE", "machine",
+            float(i % 17), None, None, decision, "r")
         for i in range(n)
     ]
 
@@ -52,10 +54,13 @@ class _Everyone:
         return None
 
 
-def _series(store: RegionStore, start: datetime, end: datetime, bucket: str, *, use_rollups: bool) -> list[tuple]:
+def _series(
+    store: RegionStore, start: datetime, end: datetime, bucket: str, *, use_rollups: bool,
+) -> list[tuple[Any, ...]]:
     ref = DeviceRef(device_id=DEVICE, device=Device(site="s", profile="p"), site_id="s",
                     site=Site(country="DE", home_region="late", name="s"),
                     profile=Profile(fields={"power_kw": FieldSpec(category="machine", unit=None)}))
+    # arg-type: _Everyone stands in for a Caller; bucket is one of the Bucket literals, as a plain str here
     answer = readings.series(ref=ref, store=store, settings=FAST, caller=_Everyone(), name="power_kw",  # type: ignore[arg-type]
                              start=start, end=end, bucket=bucket, use_rollups=use_rollups)  # type: ignore[arg-type]
     return [(p.ts, p.min, p.max, round(p.avg, 9), p.count) for p in answer.points]
@@ -103,13 +108,13 @@ def stub_store(pg_server: PostgresServer) -> str:
     dsn = pg_server.create_database(f"late_stub_{uuid.uuid4().hex[:8]}")
     files = dict(migration_files("region", "timescaledb"))
     with psycopg.connect(dsn) as conn:
-        conn.execute(STUBS)  # type: ignore[arg-type]
-        conn.execute(files["0001_readings"])  # type: ignore[arg-type]
-        conn.execute(files["0004_late_rollup_ranges"])  # type: ignore[arg-type]
+        conn.execute(STUBS)
+        conn.execute(files["0001_readings"])
+        conn.execute(files["0004_late_rollup_ranges"])
         conn.execute("CREATE TABLE store_info (key text PRIMARY KEY, value text NOT NULL)")
         conn.execute("INSERT INTO store_info VALUES ('backend', 'timescaledb')")
         for rollup in rollups.ROLLUPS:
-            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
         timescale.apply_policies(conn, StoreOptions())
         conn.execute("DELETE FROM ts_calls")
     return dsn
@@ -133,8 +138,8 @@ def test_the_writer_records_late_ranges_in_the_transaction_of_its_rows(stub_stor
     with psycopg.connect(stub_store) as conn:
         ranges = conn.execute("SELECT lo, hi FROM late_rollup_ranges ORDER BY id").fetchall()
     midnight = LATE.replace(hour=0, minute=0) + timedelta(days=1)
-    first_day = [r[4] for r in late if r[4] < midnight]  # type: ignore[operator]
-    second_day = [r[4] for r in late if r[4] >= midnight]  # type: ignore[operator]
+    first_day = [r.ts for r in late if r.ts < midnight]
+    second_day = [r.ts for r in late if r.ts >= midnight]
     assert ranges == [(min(first_day), max(first_day)), (min(second_day), max(second_day))] * 2
 
 

@@ -97,7 +97,7 @@ def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
                      " DEFAULT now())")
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
         conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
         for i, value in enumerate((1.0, 2.0, 6.0)):
             conn.execute(
@@ -127,7 +127,7 @@ def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(
         conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
                      " DEFAULT now())")
         for version, sql in older:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
         for seq in range(1, 11):
             conn.execute(

@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -28,7 +29,14 @@ def _store(pg: PostgresServer, name: str) -> str:
     return dsn
 
 
-def _rows(at: datetime, n: int, *, seq: int = 1, device: str = "dev-1") -> list[tuple]:
+def _scalar(conn: psycopg.Connection, query: str, params: tuple[object, ...] | None = None) -> Any:
+    """The first column of the one row ``query`` returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _rows(at: datetime, n: int, *, seq: int = 1, device: str = "dev-1") -> list[tuple[object, ...]]:
     return [(device, seq, i, "power_kw", at + timedelta(seconds=i), "site-1", "DE", "machine", float(i), None, None,
              uuid.uuid4(), "sha256:abc") for i in range(n)]
 
@@ -209,8 +217,8 @@ def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_serv
 
     def waiting(query_start: str) -> int:
         with psycopg.connect(dsn) as conn:
-            return int(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                    " AND query LIKE %s", (query_start + "%",)).fetchone()[0])
+            return int(_scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                     " AND query LIKE %s", (query_start + "%",)))
 
     mover = threading.Thread(target=move)
     mover.start()
@@ -218,8 +226,8 @@ def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_serv
     while waiting("LOCK TABLE") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     counted: list[int] = []
-    reader = threading.Thread(target=lambda: counted.append(int(psycopg.connect(dsn, autocommit=True).execute(
-        "SELECT count(*) FROM readings WHERE device_id = 'dev-1'").fetchone()[0])))
+    reader = threading.Thread(target=lambda: counted.append(int(_scalar(psycopg.connect(dsn, autocommit=True),
+        "SELECT count(*) FROM readings WHERE device_id = 'dev-1'"))))
     reader.start()
     while waiting("SELECT count(*) FROM readings") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -3,6 +3,7 @@
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ DAY = (T0 - timedelta(days=1), T0 + timedelta(days=1))
 
 
 def _row(seq: int, idx: int, name: str, num: float | None = None, txt: str | None = None, *,
-         device: str = "dev-1", at: datetime | None = None) -> tuple:
+         device: str = "dev-1", at: datetime | None = None) -> tuple[object, ...]:
     ts = at if at is not None else T0 + timedelta(seconds=idx)
     return (device, seq, idx, name, ts, "site-1", "DE", "machine", num, txt, None, uuid.uuid4(), "sha256:abc")
 
@@ -29,10 +30,10 @@ def _store(pg: PostgresServer, name: str) -> str:
     return dsn
 
 
-def _rollup(dsn: str, table: str) -> list[tuple]:
+def _rollup(dsn: str, table: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
-            f"SELECT device_id, name, bucket, count, sum, min, max FROM {table} ORDER BY 1, 2, 3"  # type: ignore[arg-type]
+            f"SELECT device_id, name, bucket, count, sum, min, max FROM {table} ORDER BY 1, 2, 3"
         ).fetchall()
 
 
@@ -100,7 +101,7 @@ def test_concurrent_overlapping_writers_keep_rollups_exact(pg_server: PostgresSe
     written: list[int] = []
     errors: list[BaseException] = []
 
-    def replica(order: list[list[tuple]]) -> None:
+    def replica(order: list[list[tuple[object, ...]]]) -> None:
         writer = RegionWriter("eu", dsn)
         try:
             written.append(sum(writer.write(batch) for batch in order))
@@ -218,7 +219,7 @@ def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: Po
         (_row(6, 0, "power_kw", 1.5e308), "out of range"),  # with the 1.5e308 stored before: the rollup's sum overflows
     ],
 )
-def test_write_groups_quarantines_only_the_group_the_store_refuses(pg_server: PostgresServer, bad: tuple,
+def test_write_groups_quarantines_only_the_group_the_store_refuses(pg_server: PostgresServer, bad: tuple[object, ...],
                                                                    what: str) -> None:
     dsn = _store(pg_server, f"writer_groups_{uuid.uuid4().hex[:8]}")
     writer = RegionWriter("eu", dsn)

@@ -59,7 +59,7 @@ def test_the_lock_needs_a_transaction_and_kinds_are_checked(control: str) -> Non
         registry_store.lock_revision(conn)
     with psycopg.connect(control) as conn, conn.transaction():
         registry_store.lock_revision(conn)
-        with pytest.raises(ValueError, match="kind: 'profile'"):
+        with pytest.raises(ValueError, match="kind: 'profile'"):  # arg-type: a kind it must refuse
             registry_store.write_entry(conn, kind="profile", entry_id="x", spec={}, actor="olga")  # type: ignore[arg-type]
 
 

@@ -149,8 +149,8 @@ def stub_db(pg_server: PostgresServer) -> str:
     """A database with readings as created by the common migration 0001 and the TimescaleDB stubs."""
     dsn = pg_server.create_database(f"ts_stub_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(dsn) as conn:
-        conn.execute(STUBS)  # type: ignore[arg-type]
-        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])  # type: ignore[arg-type]
+        conn.execute(STUBS)
+        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])
         conn.execute("INSERT INTO timescaledb_information.hypertables VALUES (current_schema(), 'readings', false)")
     return dsn
 
@@ -215,14 +215,14 @@ def test_continuous_aggregates_parse_and_match_the_plain_rollups(stub_db: str, p
             with pytest.raises(psycopg.errors.InvalidParameterValue, match='namespace "timescaledb"'), \
                     conn.transaction():
                 create.execute(conn)
-            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
             with pytest.raises(psycopg.errors.WrongObjectType), conn.transaction():
                 index.execute(conn)  # on a view: parsed and resolved; TimescaleDB indexes the aggregate
         query = "SELECT device_id, name, bucket, count, sum, min, max FROM {} ORDER BY 1, 2, 3"
         for rollup in rollups.ROLLUPS:
-            as_aggregate = conn.execute(query.format(rollup.table)).fetchall()  # type: ignore[arg-type]
+            as_aggregate = conn.execute(query.format(rollup.table)).fetchall()
             with psycopg.connect(plain) as other:
-                as_table = other.execute(query.format(rollup.table)).fetchall()  # type: ignore[arg-type]
+                as_table = other.execute(query.format(rollup.table)).fetchall()
             assert len(as_table) > 10
             assert as_aggregate == as_table, rollup.table
 
@@ -246,17 +246,19 @@ def test_every_primary_key_column_is_segmented_or_ordered(stub_db: str) -> None:
     of the order-by columns of each batch: a key column in neither makes it decompress whole segments (and
     warn 'column "seq" should be used for segmenting or ordering')."""
     with psycopg.connect(stub_db) as conn:
-        (key,) = conn.execute(
+        row = conn.execute(
             "SELECT array_agg(a.attname::text) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
             " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'readings'::regclass AND i.indisprimary"
         ).fetchone()
+        assert row is not None
+        (key,) = row
     assert set(key) == {"device_id", "seq", "idx", "name", "ts"}
     assert set(key) <= set(timescale.SEGMENT_BY) | {c for c, _ in timescale.ORDER_BY}
 
 
 def _with_aggregates(conn: psycopg.Connection) -> None:
     for rollup in rollups.ROLLUPS:
-        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
 
 
 SETTINGS = StoreOptions(chunk_interval=timedelta(hours=6), compress_after=timedelta(days=3), retention_days=30,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +18,13 @@ from ingest.store import audit, users
 from tests.conftest import REGISTRY_FILE
 
 
+def _scalar(conn: psycopg.Connection, query: str, params: tuple[object, ...] | None = None) -> Any:
+    """The first column of the one row ``query`` returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
 @pytest.fixture
 def conn(control: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(control, autocommit=True) as connection:
@@ -27,16 +35,15 @@ def test_user_and_token_store_only_the_digest_and_audit_each_change(conn: psycop
     with conn.transaction():
         user = users.create_user(conn, name="alice", roles=[Role.ENGINEER], regions={"eu-central"}, actor="root")
         info, issued = users.create_token(conn, user="alice", actor="root", label="laptop")
-    assert user.regions == {"eu-central"} and user.roles == {Role.ENGINEER}
+    assert user.regions == frozenset({"eu-central"}) and user.roles == {Role.ENGINEER}
     stored = conn.execute("SELECT * FROM api_tokens").fetchall()
     assert len(stored) == 1
     row_text = repr(stored[0])
     assert issued.secret not in row_text and issued.text not in row_text
     assert stored[0][2] == tokens.hash_secret(issued.secret)
-    every_table = conn.execute("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetchone()[0]
+    every_table = _scalar(conn, "SELECT string_agg(t::text, ' ') FROM api_tokens t")
     assert issued.secret not in every_table
-    assert conn.execute("SELECT count(*) FROM audit_log WHERE details::text LIKE %s",
-                        (f"%{issued.secret}%",)).fetchone()[0] == 0
+    assert _scalar(conn, "SELECT count(*) FROM audit_log WHERE details::text LIKE %s", (f"%{issued.secret}%",)) == 0
 
     record = users.lookup_token(conn, info.token_id)
     assert record is not None and record.user.name == "alice" and tokens.verify(issued.secret, record.digest)
@@ -65,8 +72,8 @@ def test_a_change_and_its_audit_row_roll_back_together(conn: psycopg.Connection)
     with pytest.raises(users.UserExistsError), conn.transaction():
         users.create_user(conn, name="bob", roles=[Role.ADMIN], regions=None, actor="root")
         users.create_user(conn, name="bob", roles=[Role.ADMIN], regions=None, actor="root")
-    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
+    assert _scalar(conn, "SELECT count(*) FROM users") == 0
+    assert _scalar(conn, "SELECT count(*) FROM audit_log") == 0
 
 
 def test_audit_log_is_append_only(conn: psycopg.Connection) -> None:
