@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import psycopg
 from psycopg.copy import FileWriter
@@ -44,7 +44,7 @@ COPY_TYPES = ["text", "int8", "int4", "text", "timestamptz", "text", "text", "te
 class Timed:
     rows: int
     seconds: float
-    detail: dict[str, object]
+    detail: dict[str, Any]
 
     @property
     def rate(self) -> float:

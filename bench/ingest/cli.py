@@ -584,17 +584,18 @@ class Bench:
         sql = sql_latency(st.db.regions, LATENCY_SEQ_BASE)
         lat = res.poll_latencies
         p99 = percentile(lat, 0.99) * 1000
-        self.g6 = {"rate_msgs_per_s": rate, "messages": count, "p50_ms": percentile(lat, 0.5) * 1000,
+        self.g6_result: dict[str, Any] = {
+                   "rate_msgs_per_s": rate, "messages": count, "p50_ms": percentile(lat, 0.5) * 1000,
                    "p99_ms": p99, "max_ms": max(lat) * 1000, "samples": len(lat),
                    "sql_p50_ms": sql["p50"] * 1000, "sql_p99_ms": sql["p99"] * 1000, "sql_max_ms": sql["max"] * 1000,
                    "flush_stages": stages}
         self.report.metric("latency_p99_ms", p99)
-        self.report.metric("latency_p50_ms", self.g6["p50_ms"])
-        self.report.metric("latency_sql_p99_ms", self.g6["sql_p99_ms"])
+        self.report.metric("latency_p50_ms", self.g6_result["p50_ms"])
+        self.report.metric("latency_sql_p99_ms", self.g6_result["sql_p99_ms"])
         self.report.metric("latency_rate_msgs_per_s", rate)
-        self.report.details["g6"] = self.g6
-        self.p.note(f"p50 {self.g6['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
-                    f"{self.g6['sql_p99_ms']:.0f} ms)")
+        self.report.details["g6"] = self.g6_result
+        self.p.note(f"p50 {self.g6_result['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
+                    f"{self.g6_result['sql_p99_ms']:.0f} ms)")
         self.p.note("flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
             f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in stages.items() if k != "messages"
         ) + f"; {stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
@@ -621,7 +622,7 @@ class Bench:
             raise BenchError(f"C1 one cell: rows stored {got}, expected {self.cn_rows} (router's rows)")
         one = run["elapsed"]
         rows = sum(self.cn_rows.values())
-        self.c1_one = {"seconds": one, "rows_per_s": rows / one, "readings_per_s": 100 * n / one,
+        self.c1_one: dict[str, Any] = {"seconds": one, "rows_per_s": rows / one, "readings_per_s": 100 * n / one,
                        "msgs_per_s": n / one}
         for key, value in self.c1_one.items():
             if key != "seconds":
@@ -685,7 +686,7 @@ class Bench:
             raise BenchError(f"C1 two cells: rows stored {got}, expected {self.cn_rows} (the one-cell router's rows)")
         rows = sum(got.values())
         link = two.sender.links().get(cells.RECEIVER, {})
-        self.c1 = {"seconds": elapsed, "rows": got, "readings": 100 * n, "messages": n,
+        self.c1: dict[str, Any] = {"seconds": elapsed, "rows": got, "readings": 100 * n, "messages": n,
                    "rows_per_s": rows / elapsed, "readings_per_s": 100 * n / elapsed, "msgs_per_s": n / elapsed,
                    "home_done_s": t_home - pub.t0, "remote_done_s": t_remote - pub.t0,
                    "publisher_msgs_per_s": pub.rate, "link": link, "outbox_parts_at_end": two.outbox_parts(),
@@ -706,7 +707,7 @@ class Bench:
             time.sleep(0.1)
         devs = self.cn_devices
         seq_base = MEASURED_SEQ_BASE + -(-len(self.m_cn) // len(devs))  # after C1's seqs: an ordinary stream
-        rate = max(1.0, min(self.g6["rate_msgs_per_s"], self.c1["msgs_per_s"] / 2))
+        rate = max(1.0, min(self.g6_result["rate_msgs_per_s"], self.c1["msgs_per_s"] / 2))
         count = max(len(devs), round(rate * self.sizes.latency_s))
         templates = timestamped_templates(self.workload, count, 100, seq_base, devices=devs)
         regions = [cells.HOME_REGION, cells.REMOTE_REGION]
@@ -729,14 +730,14 @@ class Bench:
                   cells.RECEIVER: flush_stages(two.receiver.url, before[cells.RECEIVER])}
         sql = sql_latency({cells.REMOTE_REGION: dsns[cells.REMOTE_REGION]}, seq_base)
         remote, home = res.by_region[cells.REMOTE_REGION], res.by_region[cells.HOME_REGION]
-        self.c2 = {"rate_msgs_per_s": rate, "messages": count,
+        self.c2: dict[str, Any] = {"rate_msgs_per_s": rate, "messages": count,
                    "remote_p50_ms": percentile(remote, 0.5) * 1000, "remote_p99_ms": percentile(remote, 0.99) * 1000,
                    "remote_max_ms": max(remote) * 1000, "home_p50_ms": percentile(home, 0.5) * 1000,
                    "home_p99_ms": percentile(home, 0.99) * 1000, "home_max_ms": max(home) * 1000,
                    "samples": {r: len(v) for r, v in res.by_region.items()},
                    "remote_sql_p50_ms": sql["p50"] * 1000, "remote_sql_p99_ms": sql["p99"] * 1000,
                    "flush_stages": stages, "link": two.sender.links().get(cells.RECEIVER, {}),
-                   "g6_rate_msgs_per_s": self.g6["rate_msgs_per_s"], "g6_p99_ms": self.g6["p99_ms"]}
+                   "g6_rate_msgs_per_s": self.g6_result["rate_msgs_per_s"], "g6_p99_ms": self.g6_result["p99_ms"]}
         for key in ("remote_p50_ms", "remote_p99_ms", "home_p50_ms", "home_p99_ms", "remote_sql_p99_ms",
                     "rate_msgs_per_s"):
             self.report.metric(f"two_cells_latency_{key}", self.c2[key])
@@ -744,7 +745,7 @@ class Bench:
         self.p.note(f"{cells.REMOTE_REGION} (remote): p50 {self.c2['remote_p50_ms']:.0f} ms, p99 "
                     f"{self.c2['remote_p99_ms']:.0f} ms, max {self.c2['remote_max_ms']:.0f} ms; {cells.HOME_REGION} "
                     f"(home): p50 {self.c2['home_p50_ms']:.0f} ms, p99 {self.c2['home_p99_ms']:.0f} ms; G6 p99 "
-                    f"{self.g6['p99_ms']:.0f} ms")
+                    f"{self.g6_result['p99_ms']:.0f} ms")
         for cell, cell_stages in stages.items():
             self.p.note(f"cell {cell} flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
                 f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in cell_stages.items() if k != "messages"
@@ -821,11 +822,11 @@ class Bench:
                              "transaction and region, a flush's regions at once (a thread each, as the ingest); "
                              f"one region after the other: {fmt(r.metrics['writer_stage_serial_rows_per_s'])} "
                              "rows/s"))
-        one = f"one process {fmt(self.ingest_1r)} msg/s (ratio {self.ingest_1r / self.minimal_rate:.2f})"
+        single = f"one process {fmt(self.ingest_1r)} msg/s (ratio {self.ingest_1r / self.minimal_rate:.2f})"
         r.add_goal(Goal("G3'", f"e2e 1 reading/msg, --workers {self.g3_workers}", self.ingest_1r_workers, "msg/s",
                         "minimal pipeline", self.minimal_rate, "msg/s", self.ingest_1r_workers / self.minimal_rate,
                         ">=", 0.6,
-                        note=f"{one}; bare subscriber (counts only) {fmt(self.bare_rate)} msg/s: ratio "
+                        note=f"{single}; bare subscriber (counts only) {fmt(self.bare_rate)} msg/s: ratio "
                              f"{self.ingest_1r_workers / self.bare_rate:.2f} (the old G3, target was 0.8); publisher "
                              f"alone {fmt(self.publisher_alone['1'])} msg/s"))
         r.metric("g3_ratio_vs_bare", self.ingest_1r_workers / self.bare_rate)
@@ -916,7 +917,7 @@ class Bench:
         needed = ("bare_sub", "b_copy_binary_parallel", "g1")
         if any(k not in busy for k in needed) or "route_stage_1r_us_per_msg" not in m:
             return
-        cpus = int(self.machine["cpus_usable"])
+        cpus = int(str(self.machine["cpus_usable"]))
         r.section("Ceilings on this machine (CPU costs measured in this run; estimates, see bench/ingest/ceilings.py)")
         g3 = g3_ceiling(cpus=cpus, bare_rate=self.bare_rate, bare_busy=busy["bare_sub"],
                         route_us_per_msg=m["route_stage_1r_us_per_msg"],
@@ -947,7 +948,7 @@ class Bench:
                              f"{c1['link'].get('sent')} parts sent, {c1['link'].get('resent')} re-sent"))
         r.metric("c1_ratio_vs_g1", c1["rows_per_s"] / self.g1_rows)
         r.metric("c1_readings_ratio_vs_g1", c1["readings_per_s"] / self.g1_readings)
-        g6 = self.g6
+        g6 = self.g6_result
         bound_ms = g6["p99_ms"] + LINK_PERIOD_S * 1000 + FLUSH_INTERVAL_MS
         r.metric("c2_bound_ms", bound_ms)
         r.add_goal(Goal("C2", f"p99 publish->visible in {cells.REMOTE_REGION} @ {fmt(c2['rate_msgs_per_s'])} msg/s",
@@ -963,7 +964,7 @@ class Bench:
                              f"(lower bound): p99 {c2['remote_sql_p99_ms']:.0f} ms"))
 
     def _goal_g6(self, r: Report) -> None:
-        g6 = self.g6
+        g6 = self.g6_result
         r.add_goal(Goal("G6", f"p99 publish->visible @ {fmt(g6['rate_msgs_per_s'])} msg/s", g6["p99_ms"], "ms",
                         "flush interval", FLUSH_INTERVAL_MS, "ms", g6["p99_ms"] / FLUSH_INTERVAL_MS, "<=", 1.5,
                         note=f"poll (20 ms): p50 {g6['p50_ms']:.0f} ms, max {g6['max_ms']:.0f} ms over "

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.pipeline import transforms
@@ -83,6 +83,7 @@ class Routed:
         return self.device_id is not None
 
 
+_R = TypeVar("_R")
 _DECISION_NS_BYTES = _DECISION_NS.bytes
 # uuid.UUID(bytes=..., version=5) without its __init__ (argument checks in Python: 4 us of a decision's 9): the same
 # bits set the same way, the instance filled through object.__setattr__ as UUID.__init__ itself does.
@@ -389,7 +390,7 @@ class Router:
         return status
 
     def _guard(self, topic: str, payload: bytes, device_id: str | None, seq: int | None,
-               work: Callable[[], Any]) -> Any:
+               work: Callable[[], _R]) -> _R | Routed:
         """Run ``work`` for one message; any exception but a policy outage becomes the message's rejection."""
         try:
             return work()
