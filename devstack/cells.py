@@ -194,7 +194,7 @@ class CellsStack:
                            interval_ms=interval_ms, max_readings=max_readings, max_latency_ms=max_latency_ms)
         gateway = str(cfg["gateway_id"])
         home = self.cell_of_site(site).name
-        cfg["broker"] = {**cfg["broker"], "username": gateway,  # type: ignore[dict-item]
+        cfg["broker"] = {**cfg["broker"], "username": gateway,
                          "password_file": str(self.secret_file(home, gateway))}
         return cfg
 

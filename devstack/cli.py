@@ -204,7 +204,7 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
                     print(f"cell {name}: stats unavailable: {exc}")
                     continue
                 hosted = set(stack.topology.cells[name].regions)
-                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)  # type: ignore[call-overload]
+                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)
                         for k, v in dict(snap.get("rows_by_region", {})).items()}
                 link_text = "; ".join(
                     f"link to {lk['peer']} {'up' if lk['up'] else 'DOWN' if lk['up'] is False else '?'}, "

@@ -113,7 +113,7 @@ def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     parameter = exc.parameter if isinstance(exc, BadParameterError) else None
     errors = None
     if isinstance(exc, InvalidChoiceError):
-        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,  # type: ignore[arg-type]
+        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,
                                    message=exc.detail.removeprefix(f"{exc.parameter}: "), accepted=exc.accepted)]
     return problems.error_response(exc.status_code, exc.detail, parameter=parameter, errors=errors,
                                    headers=exc.headers or None)

@@ -49,7 +49,7 @@ def field_errors(raw: list[dict[str, Any]], registry: Registry) -> list[FieldErr
             accepted = closed_sets.accepted_for(named[-1], registry)
         if err.get("type") == "json_invalid":
             path, message = [], f"not valid JSON: {(err.get('ctx') or {}).get('error', message)}"
-        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message,  # type: ignore[arg-type]
+        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message,
                                       accepted=accepted))
     return found
 

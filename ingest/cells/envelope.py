@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Final, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
@@ -26,7 +26,7 @@ from wire.envelope import (
 )
 from wire.errors import DecodeError
 
-PART_VERSION = 1
+PART_VERSION: Final = 1
 XFER_PREFIX = "xfer/v1"
 XACK_PREFIX = "xack/v1"
 _PART_NS = uuid.UUID("1d0f3c0e-7a51-4c4e-9a0b-6b1f0c7e2a55")

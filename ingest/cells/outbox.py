@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import psycopg
 
@@ -67,9 +68,10 @@ class OutboxWriter:
                     )
                 parts = [part_body(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name)
                          for g in groups]
+                # rows are the writers' generic tuples; column 1 of a readings row is its seq, an int (part_body)
                 cur.execute(_INSERT, ([pid for pid, _ in parts], [self.to_cell] * len(parts),
                                       [self.name] * len(parts), [str(g[0][0]) for g in groups],
-                                      [int(g[0][1]) for g in groups], [body for _, body in parts]))
+                                      [int(cast(int, g[0][1])) for g in groups], [body for _, body in parts]))
                 self._depth += cur.rowcount
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None

@@ -352,8 +352,8 @@ def _index(cache: dict[int, _Index], birth: dict[str, Any]) -> _Index:
     if found is None:
         names = {name: (dt, is_control(name)) for name, dt in birth["names"].items()}
         aliases = {int(a): (name, *names.get(name, (0, is_control(name)))) for a, name in birth["aliases"].items()}
-        found = cache[id(birth)] = (aliases, names)  # type: ignore[assignment]
-    return found  # type: ignore[return-value]
+        found = cache[id(birth)] = (aliases, names)
+    return found
 
 
 def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tuple[str, int, Metric]]:
@@ -364,7 +364,7 @@ def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tupl
     for m in metrics:
         name = m.name
         if name is None:
-            entry = aliases.get(m.alias) if m.alias is not None else None  # type: ignore[arg-type]
+            entry = aliases.get(m.alias) if m.alias is not None else None
             if entry is None:
                 unknown.append(f"alias {m.alias}")
                 continue

@@ -161,7 +161,7 @@ class SubjectCounter:
         found.y12 += c
         found.s12 += d
         found.subjects[subject] = new  # type: ignore[assignment]
-        return (route[0], route[1], subject, new[0], new[1])  # type: ignore[return-value]
+        return (route[0], route[1], subject, new[0], new[1])
 
     def merge_rows(self, rows: Iterable[Row]) -> int:
         """Merge store rows; how many changed a count or a day."""

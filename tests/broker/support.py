@@ -147,7 +147,7 @@ def connect(
     return conn
 
 
-def wait_until(predicate, timeout_s: float = 10.0, step_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout_s: float = 10.0, step_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

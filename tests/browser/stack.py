@@ -177,7 +177,7 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
 
 
 def _gateway_states(stack: LiveStack) -> dict[str, int]:
-    return dict(stack.sql(stack.control, "SELECT state, count(*) FROM gateway_status GROUP BY state"))  # type: ignore[arg-type]
+    return dict(stack.sql(stack.control, "SELECT state, count(*) FROM gateway_status GROUP BY state"))
 
 
 def _upload_draft(stack: LiveStack, tmp: Path) -> str:

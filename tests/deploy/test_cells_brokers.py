@@ -282,7 +282,7 @@ class Client:
         assert self.connected.wait(10), f"{identity}: no CONNACK"
 
     def _on_connect(self, _client: object, _userdata: object, _flags: object, reason: object, _props: object) -> None:
-        self.reason = int(getattr(reason, "value", reason))  # type: ignore[arg-type]
+        self.reason = int(getattr(reason, "value", reason))
         self.connected.set()
 
     def subscribe(self, topic: str) -> None:

@@ -260,7 +260,7 @@ def test_ingest_settings_accept_the_compose_environment(
                 m.delenv(key)
             for key, value in {**env, "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(stand_in)}.items():
                 m.setenv(key, value)
-            settings = IngestSettings()  # type: ignore[call-arg]
+            settings = IngestSettings()
         cell = settings.cell
         assert cell in CELLS and name in CELLS[cell]["ingests"]
         assert str(settings.topology_file) == "/etc/telemetry/cells.yaml"

@@ -344,8 +344,8 @@ def _timescale_shaped(conn: psycopg.Connection) -> None:
         " LANGUAGE sql IMMUTABLE AS $$ SELECT date_bin(bucket_width, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') $$"
     )
     for rollup in rollups.ROLLUPS:
-        conn.execute(f"DROP TABLE {rollup.table}")  # type: ignore[arg-type]
-        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+        conn.execute(f"DROP TABLE {rollup.table}")
+        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
 
 
 @dataclass
@@ -419,7 +419,7 @@ def test_init_script_makes_a_read_only_role(store: RegionStore) -> None:
 
 def _query(store: RegionStore, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(store.reader_dsn) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql).fetchall()
 
 
 def _panel(dashboard: dict[str, Any], title_start: str) -> dict[str, Any]:

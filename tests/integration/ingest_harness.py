@@ -85,7 +85,7 @@ def batch_payload(device_id: str, seq: int, readings: list[dict[str, Any]], **ex
 
 def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 _STARTED: set[Replica] = set()

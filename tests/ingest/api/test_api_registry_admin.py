@@ -41,7 +41,7 @@ class Api:
 
     def audit(self) -> list[tuple[str, str, str, list[str], dict[str, Any]]]:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
-            return conn.execute(  # type: ignore[return-value]
+            return conn.execute(
                 "SELECT actor, action, target, regions, details FROM audit_log WHERE action LIKE 'registry.%'"
                 " ORDER BY id").fetchall()
 

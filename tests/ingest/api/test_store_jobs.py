@@ -49,10 +49,10 @@ NOW = datetime.now(UTC)
 def store(pg_server: PostgresServer) -> str:
     dsn = pg_server.create_database(f"jobs_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(dsn) as conn:
-        conn.execute(STUBS + JOB_VIEWS)  # type: ignore[arg-type]
-        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])  # type: ignore[arg-type]
+        conn.execute(STUBS + JOB_VIEWS)
+        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])
         for rollup in rollups.ROLLUPS:
-            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
         timescale.apply_policies(conn, StoreOptions())  # 4 jobs: compression, retention, two refreshes
         # as TimescaleDB: -infinity where a job never finished successfully
         conn.execute("INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
