@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -232,10 +233,12 @@ class CellsStack:
             self.pg.cleanup()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def stats(self, cell: str) -> dict[str, object]:
-        return httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,  # type: ignore[no-any-return]
-                         timeout=5).json()
+    def stats(self, cell: str) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,
+                                          timeout=5).json()  # the API's StatsPublic, as JSON
+        return stats
 
-    def links(self, cell: str) -> list[dict[str, object]]:
-        return httpx.get(f"{self.cells[cell].api_url}/api/v1/links", headers=self.auth_headers,  # type: ignore[no-any-return]
-                         timeout=5).json()["links"]
+    def links(self, cell: str) -> list[dict[str, Any]]:
+        links: list[dict[str, Any]] = httpx.get(f"{self.cells[cell].api_url}/api/v1/links",
+                                                headers=self.auth_headers, timeout=5).json()["links"]
+        return links

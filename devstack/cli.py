@@ -142,7 +142,7 @@ def up(args: argparse.Namespace) -> int:
                 print(f"stats unavailable: {exc}")
                 continue
             now = time.monotonic()
-            rows = {k: int(v) for k, v in dict(snap.get("rows_by_region", {})).items()}  # type: ignore[call-overload]
+            rows = {k: int(v) for k, v in dict(snap.get("rows_by_region", {})).items()}
             msgs = snap.get("messages", {})
             print(f"rows: {_fmt_rates(prev, rows, now - last)} | messages {msgs} | "
                   f"decisions {snap.get('decisions')} | rejections {snap.get('rejections')}", flush=True)
