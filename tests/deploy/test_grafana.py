@@ -484,7 +484,7 @@ def test_personal_values_never_show(store: RegionStore, dashboard: dict[str, Any
 
 
 def test_interpolation_follows_grafana() -> None:
-    templating = [{"name": "device", "multi": True}, {"name": "metric"}]
+    templating: list[dict[str, Any]] = [{"name": "device", "multi": True}, {"name": "metric"}]
     sql = "SELECT 1 WHERE $__timeFilter(m.bucket) AND d IN ($device) AND n = '${metric}'"
     assert grafana_interpolate(sql, {"device": ["a", "o'b"], "metric": "it's"}, templating) == (
         "SELECT 1 WHERE m.bucket BETWEEN '2026-03-01T09:55:00Z' AND '2026-03-01T11:00:00Z'"

@@ -347,7 +347,8 @@ class RawMqtt5:
     0x95, which is not a valid PUBACK reason code, and paho 2.x treats the packet as malformed and
     reconnects. Reading the bytes ourselves shows what the broker really sends."""
 
-    _SIZES = {  # property id -> fixed size in bytes; "s" string, "b" binary, "p" string pair, "v" varint
+    # property id -> fixed size in bytes; "s" string, "b" binary, "p" string pair, "v" varint
+    _SIZES: dict[int, int | str] = {
         **dict.fromkeys((0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A), 1),
         **dict.fromkeys((0x13, 0x21, 0x22, 0x23), 2),
         **dict.fromkeys((0x02, 0x11, 0x18, 0x27), 4),
@@ -414,7 +415,8 @@ class RawMqtt5:
             i += 1
             if not data[i - 1] & 0x80:
                 break
-        props, end = {}, i + length
+        props: dict[int, object] = {}
+        end = i + length
         while i < end:
             pid, i = data[i], i + 1
             size = self._SIZES[pid]
@@ -472,7 +474,7 @@ def _subscriber(port: int, topic: str, security: Security | None = None) -> tupl
         client.tls_set(ca_certs=str(security.ca_file))
     client.on_connect = lambda c, *_args: c.subscribe(topic, qos=1)
     client.on_subscribe = lambda *_args: subscribed.set()
-    client.on_message = lambda _c, _u, message: received.append(message.payload)
+    client.on_message = lambda _c, _u, message: received.append(bytes(message.payload))
     client.connect("127.0.0.1", port, keepalive=30)
     client.loop_start()
     assert subscribed.wait(5), "subscriber got no SUBACK"

@@ -159,7 +159,7 @@ class Subscriber:
             props = getattr(msg, "properties", None)
             content_type = getattr(props, "ContentType", None)
             user = tuple(getattr(props, "UserProperty", ()) or ())
-            self.messages.append(Received(msg.topic, msg.payload, msg.qos, bool(msg.retain), content_type, user))
+            self.messages.append(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), content_type, user))
             self._cond.notify_all()
 
     def on(self, prefix: str) -> list[Received]:
