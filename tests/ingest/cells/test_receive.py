@@ -41,7 +41,7 @@ def _payload(device: str, seq: int, values: dict[str, Any]) -> bytes:
                        "readings": [{"ts": NOW, "values": values}]}).encode()
 
 
-def _cn_part(registry: Registry, engine: CachedPolicyEngine, seq: int = 1) -> tuple[str, bytes, list[tuple]]:
+def _cn_part(registry: Registry, engine: CachedPolicyEngine, seq: int = 1) -> tuple[str, bytes, list[tuple[Any, ...]]]:
     """The part the cn cell's router makes for us-east from one Shenzhen message."""
     routed = _router(registry, engine, "cn").route("tele/v1/cn-shenzhen/cn-shenzhen-cnc-01",
                                                    _payload("cn-shenzhen-cnc-01", seq, CNC))

@@ -4,6 +4,7 @@ policy's raw-processing document (docs/cells.md)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -69,7 +70,7 @@ def test_the_topology_must_fit_the_registry(tmp_path: Path, registry: Registry, 
 def test_a_cn_site_served_from_outside_china_is_refused_naming_site_cell_and_rule(
     tmp_path: Path, registry: Registry, engine: EmbeddedPolicyEngine
 ) -> None:
-    def move(raw: dict) -> None:
+    def move(raw: dict[str, Any]) -> None:
         raw["cells"]["cn"]["sites"].remove("cn-shenzhen")
         raw["cells"]["global"]["sites"].append("cn-shenzhen")
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ingest.pipeline.router import Router
+from ingest.pipeline.router import DecisionRecord, Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Registry
 from ingest.volumes.counter import subject_key
@@ -44,7 +44,7 @@ def policy() -> CachedPolicyEngine:
     return CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR), maxsize=100)
 
 
-def _personal_to_de(routed):
+def _personal_to_de(routed: Routed) -> DecisionRecord:
     return next(d for d in routed.decisions if d.category == "personal" and d.region == "eu-central")
 
 
