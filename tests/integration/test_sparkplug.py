@@ -177,7 +177,11 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
 
     # An ingest kill -9 in the middle of a burst: every message stored exactly once after the restart.
     before = 1 + 20 + 1 + 1  # DBIRTH, DDATA 1-20, the DDATA after the gap, the rebirth's DBIRTH
-    pump = threading.Thread(target=lambda: [ddata(i) for i in range(100, 300)])
+    def burst() -> None:
+        for i in range(100, 300):
+            ddata(i)
+
+    pump = threading.Thread(target=burst)
     pump.start()
     wait_until(lambda: len(values_of(eu, PRESS, "cycle_count")) > before + 20, 20, "part of the burst stored")
     stack.replica.kill()
