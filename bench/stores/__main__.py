@@ -251,7 +251,7 @@ def time_series(dsn: str, devices: int, repeats: int, progress: Progress, *, ali
             for use_rollups in order:
                 t = time.perf_counter()
                 answers[use_rollups] = reading_service.series(
-                    ref=device, store=store, settings=settings, caller=caller, name=name,  # type: ignore[arg-type]
+                    ref=device, store=store, settings=settings, caller=caller, name=name,  # type: ignore[arg-type]  # caller: a stand-in
                     start=start, end=start + timedelta(hours=24), bucket="1m", use_rollups=use_rollups,
                 )
                 elapsed = (time.perf_counter() - t) * 1000

@@ -120,8 +120,8 @@ def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]  # as above
 
 
 def document(app: FastAPI, registry: Registry) -> None:
@@ -136,7 +136,7 @@ def document(app: FastAPI, registry: Registry) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def _errors_as_error_public(schema: dict[str, Any]) -> None:

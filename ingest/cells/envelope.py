@@ -91,6 +91,7 @@ def part_body(rows: Sequence[tuple[object, ...]], *, from_cell: str, to_cell: st
               region: str) -> tuple[uuid.UUID, bytes]:
     """The part carrying ``rows`` (one message's rows for ``region``), encoded: (part id, JSON). Built straight
     from the router's rows (already validated), without a model per value: the sending cell's hot path."""
+    # The rows are the writers' generic tuples of objects; the ignores below rely on the layout above.
     first = rows[0]
     device_id, seq, site_id, origin, revision = str(first[0]), int(first[1]), first[5], first[6], str(first[12])  # type: ignore[call-overload]
     pid = part_id(device_id, seq, region, revision)

@@ -79,7 +79,7 @@ class SparkplugTopic:
                                  ("needs a device id" if kind[0] == "D" else "has no device id"))
         if not all(parts[1:]) or any(c in p for p in parts[1:] for c in "+#"):
             raise SparkplugError("bad_topic", f"topic {topic!r}: empty segment or wildcard character")
-        return cls(parts[1], kind, parts[3], device)  # type: ignore[arg-type]
+        return cls(parts[1], kind, parts[3], device)  # type: ignore[arg-type]  # kind is one of MESSAGE_TYPES (checked above); a str test does not narrow to the Literal
 
 
 def node_key(group: str, edge_node: str) -> str:
