@@ -50,7 +50,7 @@ class Credentials:
         return read_secret(self.secret_file(identity))
 
     def generate(self, registry: Registry, identities: IdentitiesSpec, **options: object) -> Report:
-        return generate_for_registry(registry, identities, self.out, **options)  # type: ignore[arg-type]
+        return generate_for_registry(registry, identities, self.out, **options)  # type: ignore[arg-type]  # options: generate()'s keywords
 
 
 @dataclass

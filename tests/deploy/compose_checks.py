@@ -1256,7 +1256,7 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
         if topology is not None:
             cell = next((c for c, spec_ in topology.cells.items() if spec_.broker.host == name), None)
             if cell is None:
-                problems.append(f"{name}: is the broker of no cell of {_rel(job.topology, root)}")  # type: ignore[arg-type]
+                problems.append(f"{name}: is the broker of no cell of {_rel(job.topology, root)}")  # type: ignore[arg-type]  # job.topology is set: a topology was loaded
                 continue
         expected = job.dir_of(cell, "broker")
         for directive in ("plugin_opt_config_file", "cafile", "certfile", "keyfile"):

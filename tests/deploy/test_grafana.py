@@ -250,7 +250,7 @@ def test_provisioning_file_problems_are_reported(grafana_copy: GrafanaCopy) -> N
 
 
 def _relations(backend: str) -> set[str]:
-    return cc.relations_created([sql for _, sql in migration_files("region", backend)])  # type: ignore[arg-type]
+    return cc.relations_created([sql for _, sql in migration_files("region", backend)])  # type: ignore[arg-type]  # migration SQL is read from files, not a LiteralString
 
 
 def test_migrations_create_the_relations_on_both_backends() -> None:
@@ -402,7 +402,7 @@ def test_init_script_makes_a_read_only_role(store: RegionStore) -> None:
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
         # tables created after the script, by the migrations, are readable: default privileges
-        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0  # type: ignore[index]
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0  # type: ignore[index]  # count(*) always answers a row
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM readings")
         conn.execute("SET default_transaction_read_only = off")  # a session may lift that; privileges stay
@@ -480,7 +480,7 @@ def test_personal_values_never_show(store: RegionStore, dashboard: dict[str, Any
         sql = grafana_interpolate(_panel(dashboard, title)["targets"][0]["rawSql"], variables, templating)
         assert _query(store, sql) == [], title
     with psycopg.connect(store.owner_dsn) as conn:  # the rollup itself does hold them
-        assert conn.execute("SELECT count(*) FROM readings_1m WHERE name = 'heart_rate'").fetchone()[0] > 0  # type: ignore[index]
+        assert conn.execute("SELECT count(*) FROM readings_1m WHERE name = 'heart_rate'").fetchone()[0] > 0  # type: ignore[index]  # count(*) always answers a row
 
 
 def test_interpolation_follows_grafana() -> None:
@@ -523,7 +523,7 @@ def test_prometheus_scrapes_the_ingest_metrics_endpoint() -> None:
     from ingest.api.app import API_PREFIX
     from ingest.api.routes import stats
 
-    assert cc.INGEST_METRICS_PATH in {API_PREFIX + route.path for route in stats.router.routes}  # type: ignore[attr-defined]
+    assert cc.INGEST_METRICS_PATH in {API_PREFIX + route.path for route in stats.router.routes}  # type: ignore[attr-defined]  # the API's routes are APIRoutes
 
 
 def test_prometheus_config_problems_are_reported(compose: cc.Compose, tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def mosquitto_process(
             os.chown(path, account.pw_uid, account.pw_gid)
         kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen(  # type: ignore[call-overload]
+        proc = subprocess.Popen(  # type: ignore[call-overload]  # kwargs: user/group/extra_groups or none
             [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, **kwargs
         )
     try:
@@ -497,7 +497,7 @@ def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path, re
     )
     with running_mosquitto(text, workdir, stay_up_s=0.2, security=security) as broker:
         subscriber, received = _subscriber(broker.port, "$share/ingest/tele/v1/+/+" if security else topic, security)
-        publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]
+        publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]  # login: username/password or none
         try:
             assert publisher.connack.get(0x21) == inflight  # Receive Maximum
             # mosquitto.conf(5) says 0x83 (implementation specific error); 2.0.11 sends 0x95.

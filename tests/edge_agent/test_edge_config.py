@@ -173,7 +173,7 @@ def test_models_are_frozen(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, VALID))
     assert isinstance(cfg, AgentConfig)
     with pytest.raises(ValueError):
-        cfg.broker.port = 1  # type: ignore[misc]
+        cfg.broker.port = 1  # type: ignore[misc]  # assigning to the frozen model is what the test checks
 
 
 def test_queue_publish_and_privacy_sections(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_modbus_sample_plans_few_requests(tmp_path: Path) -> None:
     from edge_agent.sources.modbus.codec import plan_reads
 
     cfg = agent_with(tmp_path, yaml.safe_load((SOURCES / "modbus" / "sample.yaml").read_text()))
-    spans = plan_reads(cfg.sources[0].registers)  # type: ignore[union-attr]
+    spans = plan_reads(cfg.sources[0].registers)  # type: ignore[union-attr]  # the sample's first source is a Modbus one
     assert [(s.table, s.start, s.count) for s in spans] == [
         ("holding", 100, 4),
         ("holding", 200, 2),

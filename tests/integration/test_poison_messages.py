@@ -122,7 +122,7 @@ class _FaultyPolicy:
     def decide(self, flow: Flow) -> Decision:
         if flow.purpose == "poison-policy" and flow.category != "machine":
             raise PolicyEvaluationError("eval_conflict_error: functions must not produce multiple outputs")
-        return self.inner.decide(flow)  # type: ignore[no-any-return]
+        return self.inner.decide(flow)  # type: ignore[no-any-return]  # inner: the real engine, untyped here
 
     def decide_many(self, flows: list[Flow]) -> list[Decision]:
         return [self.decide(f) for f in flows]
@@ -149,7 +149,7 @@ def stack(poison_registry: Path) -> Iterator[dict[str, Any]]:
     health: list[int] = []
     try:
         with running_ingest(broker, control, regions, registry_file=str(poison_registry)) as (service, api):
-            service.router.policy = _FaultyPolicy(service.router.policy)  # type: ignore[assignment]
+            service.router.policy = _FaultyPolicy(service.router.policy)  # type: ignore[assignment]  # a wrapper that fails some flows
             _inject_routing_bug(service, _device(next(p for p in POISONS if p.code == "unprocessable")))
             stop = threading.Event()
 
@@ -309,7 +309,7 @@ def test_a_dead_flush_thread_makes_health_fail_and_calls_on_fatal(
         def broken(*_a: Any, **_k: Any) -> None:
             raise RuntimeError("injected bug in the flush loop")
 
-        service.consumer._process = broken  # type: ignore[method-assign]
+        service.consumer._process = broken  # type: ignore[method-assign]  # a fault injected into this instance
         pub = publisher(mqtt_broker, "dead-thread")
         pub.publish("tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]),
                     qos=1).wait_for_publish(5)

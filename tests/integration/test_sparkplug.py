@@ -87,7 +87,7 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
 
 def api_nodes(stack: Stack) -> list[dict[str, Any]]:
     """GET /api/v1/sparkplug/nodes of the replica."""
-    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]
+    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]  # the API's JSON
                      timeout=5).json()
 
 

@@ -47,7 +47,7 @@ class Api:
 
     def revision(self) -> int:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
-            return int(conn.execute("SELECT revision FROM registry_revision").fetchone()[0])  # type: ignore[index]
+            return int(conn.execute("SELECT revision FROM registry_revision").fetchone()[0])  # type: ignore[index]  # registry_revision always has its row
 
 
 USERS: dict[str, tuple[list[Role], list[str] | None]] = {

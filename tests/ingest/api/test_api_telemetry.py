@@ -301,8 +301,8 @@ def test_rollup_answers_equal_raw_answers_for_any_window(recent: Recent) -> None
         bucket = rng.choice(["1m", "5m", "1h", "1d"])
         args = {"ref": ref, "store": store, "settings": FAST, "caller": caller, "name": "power_kw",
                 "start": start, "end": end, "bucket": bucket}
-        fast = reading_service.series(**args)  # type: ignore[arg-type]
-        slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]
+        fast = reading_service.series(**args)  # type: ignore[arg-type]  # args: series()'s keywords
+        slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]  # args: series()'s keywords
         served_by_rollups += fast.rollup is not None
         assert slow.rollup is None
         assert [(p.ts, p.min, p.max, p.count) for p in fast.points] == [

@@ -74,7 +74,7 @@ def _fail(dsn: str, proc: str, *runs: bool) -> None:
     """Runs of the job ``proc`` (on readings), oldest first: True succeeded, False failed with PORTAL."""
     with psycopg.connect(dsn) as conn:
         (job_id,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s"
-                                 " AND hypertable_name = 'readings'", (proc,)).fetchone()  # type: ignore[misc]
+                                 " AND hypertable_name = 'readings'", (proc,)).fetchone()  # type: ignore[misc]  # the job exists: one row
         for i, ok in enumerate(runs):
             conn.execute("INSERT INTO timescaledb_information.job_history (job_id, succeeded, pid, start_time,"
                          " err_message) VALUES (%s, %s, 4242, %s, %s)",

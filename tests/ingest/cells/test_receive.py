@@ -214,7 +214,7 @@ def test_a_cells_router_refuses_sparkplug_edge_nodes_of_other_cells(engine: Cach
     payload = pb.Payload(timestamp=1, seq=0).SerializeToString()
     topic = "spBv1.0/shenzhen/NBIRTH/ign-1"
     refused = _router(registry, engine, "global").parse_sparkplug(topic, payload)
-    assert [r.code for r in refused.rejections] == ["wrong_cell"]  # type: ignore[union-attr]
-    assert refused.rejections[0].payload is None and "served by cell 'cn'" in refused.rejections[0].detail  # type: ignore[union-attr]
+    assert [r.code for r in refused.rejections] == ["wrong_cell"]  # type: ignore[union-attr]  # a refusal, not an accepted message
+    assert refused.rejections[0].payload is None and "served by cell 'cn'" in refused.rejections[0].detail  # type: ignore[union-attr]  # as above
     accepted = _router(registry, engine, "cn").parse_sparkplug(topic, payload)
-    assert accepted.site_id == "cn-shenzhen" and accepted.device_id is None  # type: ignore[union-attr]
+    assert accepted.site_id == "cn-shenzhen" and accepted.device_id is None  # type: ignore[union-attr]  # accepted: a parsed message
