@@ -372,9 +372,13 @@ class RawMqtt5:
         for field in (username, password):
             if field is not None:
                 body += len(field.encode()).to_bytes(2, "big") + field.encode()
-        self.sock.sendall(b"\x10" + self._varint(len(body)) + body)
-        kind, packet = self._read()
-        assert kind == 0x20 and packet[1] == expect, f"CONNACK {expect:#x} expected, got {kind:#x} {packet[:2]!r}"
+        try:
+            self.sock.sendall(b"\x10" + self._varint(len(body)) + body)
+            kind, packet = self._read()
+            assert kind == 0x20 and packet[1] == expect, f"CONNACK {expect:#x} expected, got {kind:#x} {packet[:2]!r}"
+        except BaseException:
+            self.sock.close()  # the caller never gets the object: close the socket here
+            raise
         self.reason = packet[1]
         self.connack = self._properties(packet[2:])
         self._next_id = 1

@@ -41,6 +41,8 @@ class LoopThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
+            if not self.loop.is_running():
+                self.loop.close()  # its selector and self-pipe (else a ResourceWarning when collected)
 
 
 class ModbusServer:
