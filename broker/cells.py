@@ -136,7 +136,7 @@ def generate_cells(registry: Registry, spec: IdentitiesSpec, topology: Topology,
     reports = {
         cell: generate(plan_cell(registry, spec, topology, cell, source=source), out_dir / cell,
                        header=f"Cell {cell} of the topology; identities from {source}.", ca_file=ca_file,
-                       rotate=tuple((rotate or {}).get(cell, ())), **options)  # type: ignore[arg-type]
+                       rotate=tuple((rotate or {}).get(cell, ())), **options)  # type: ignore[arg-type]  # options: generate()'s keywords
         for cell in sorted(topology.cells)
     }
     owners = options.get("owners") or {}

@@ -45,7 +45,7 @@ def _owners(values: list[str]) -> dict[OwnerKey, tuple[int, int]]:
             raise BrokerConfigError(
                 f"--owner: {value!r} must be KIND=UID:GID with KIND one of broker, gateway, device, ingest"
             )
-        owners[m.group(1)] = (int(m.group(2)), int(m.group(3)))  # type: ignore[index]
+        owners[m.group(1)] = (int(m.group(2)), int(m.group(3)))  # type: ignore[index]  # _OWNER admits only OwnerKey names
     return owners
 
 

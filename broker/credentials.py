@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from broker.dynsec import read_hashes, render_dynsec
 from broker.errors import BrokerConfigError, CredentialsWriteError
-from broker.identities import IdentitiesSpec, Identity, plan
+from broker.identities import IdentitiesSpec, Identity, Kind, plan
 from broker.password_hash import DEFAULT_ITERATIONS, PasswordHash, hash_password, verify_password
 from ingest.registry import Registry
 
@@ -55,7 +55,7 @@ SECRET_FILE = "password"
 SECRET_BYTES = 32  # 256-bit random secrets, URL-safe base64
 
 Owner = tuple[int, int]  # uid, gid
-OwnerKey = Literal["broker", "gateway", "device", "ingest", "cell"]
+OwnerKey = Literal["broker"] | Kind  # the dynamic-security file and ca.crt, or an identity kind's secret files
 
 
 @dataclass(slots=True)

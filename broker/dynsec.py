@@ -67,7 +67,7 @@ def render_dynsec(identities: Sequence[Identity], hashes: Mapping[str, PasswordH
     """The plugin's JSON file for ``identities``, with ``hashes[name]`` as each client's password;
     ``header`` (where the identities come from) goes into the file's comment."""
     roles: dict[str, dict[str, Any]] = {}
-    clients = []
+    clients: list[dict[str, Any]] = []
     for ident in identities:
         roles.setdefault(role_of(ident), _role(ident))
         pw = hashes[ident.name]

@@ -21,6 +21,7 @@ disappears from the ACL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,7 +41,7 @@ __all__ = ["GatewaySpec", "IdentitiesSpec", "Identity", "Kind", "load_identities
 Kind = Literal["gateway", "device", "ingest", "cell", "sparkplug"]
 
 
-def _check_ids(values: list[str] | dict[str, object], what: str) -> None:
+def _check_ids(values: Iterable[str], what: str) -> None:
     for value in values:
         if not valid_id(value):
             raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_', '.', '-' (no '/', '+', '#')")
@@ -169,9 +170,9 @@ def plan(registry: Registry, spec: IdentitiesSpec, *, source: str = "identities"
         if device.sparkplug is not None:
             nodes.setdefault((device.sparkplug.group, device.sparkplug.edge_node), []).append(device_id)
             continue
-        gw_id = owner.get(device_id) or site_wide.get(device.site)
-        if gw_id is not None:
-            served[gw_id].append(device_id)
+        serving = owner.get(device_id) or site_wide.get(device.site)
+        if serving is not None:
+            served[serving].append(device_id)
             continue
         direct.append(
             Identity(

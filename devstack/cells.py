@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -195,7 +196,7 @@ class CellsStack:
                            interval_ms=interval_ms, max_readings=max_readings, max_latency_ms=max_latency_ms)
         gateway = str(cfg["gateway_id"])
         home = self.cell_of_site(site).name
-        cfg["broker"] = {**cfg["broker"], "username": gateway,  # type: ignore[dict-item]
+        cfg["broker"] = {**cfg["broker"], "username": gateway,
                          "password_file": str(self.secret_file(home, gateway))}
         return cfg
 
@@ -233,10 +234,12 @@ class CellsStack:
             self.pg.cleanup()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def stats(self, cell: str) -> dict[str, object]:
-        return httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,  # type: ignore[no-any-return]
-                         timeout=5).json()
+    def stats(self, cell: str) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,
+                                          timeout=5).json()  # the API's StatsPublic, as JSON
+        return stats
 
-    def links(self, cell: str) -> list[dict[str, object]]:
-        return httpx.get(f"{self.cells[cell].api_url}/api/v1/links", headers=self.auth_headers,  # type: ignore[no-any-return]
-                         timeout=5).json()["links"]
+    def links(self, cell: str) -> list[dict[str, Any]]:
+        links: list[dict[str, Any]] = httpx.get(f"{self.cells[cell].api_url}/api/v1/links",
+                                                headers=self.auth_headers, timeout=5).json()["links"]
+        return links

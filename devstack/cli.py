@@ -142,7 +142,7 @@ def up(args: argparse.Namespace) -> int:
                 print(f"stats unavailable: {exc}")
                 continue
             now = time.monotonic()
-            rows = {k: int(v) for k, v in dict(snap.get("rows_by_region", {})).items()}  # type: ignore[call-overload]
+            rows = {k: int(v) for k, v in dict(snap.get("rows_by_region", {})).items()}
             msgs = snap.get("messages", {})
             print(f"rows: {_fmt_rates(prev, rows, now - last)} | messages {msgs} | "
                   f"decisions {snap.get('decisions')} | rejections {snap.get('rejections')}", flush=True)
@@ -204,7 +204,7 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
                     print(f"cell {name}: stats unavailable: {exc}")
                     continue
                 hosted = set(stack.topology.cells[name].regions)
-                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)  # type: ignore[call-overload]
+                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)
                         for k, v in dict(snap.get("rows_by_region", {})).items()}
                 link_text = "; ".join(
                     f"link to {lk['peer']} {'up' if lk['up'] else 'DOWN' if lk['up'] is False else '?'}, "

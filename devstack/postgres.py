@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devstack.errors import ComponentError
 from devstack.ports import free_port
-from devstack.process import chown_tree, make_owned_dir, run_as_user, spawn, stop, tail
+from devstack.process import as_user, chown_tree, make_owned_dir, run_as_user, spawn, stop, tail
 
 SUPERUSER = "telemetry"
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -129,15 +129,9 @@ class PostgresServer:
     def _run_sync(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         assert self.dir is not None
         chown_tree(self.dir, self.user)
-        kwargs: dict[str, object] = {}
-        if self.user is not None:
-            import pwd
-
-            entry = pwd.getpwnam(self.user)
-            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(
             argv, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            cwd=self.dir, **kwargs,
+            cwd=self.dir, **as_user(self.user),
         )
 
     def _wait_ready(self, timeout: float) -> None:

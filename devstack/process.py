@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from devstack.errors import ComponentError
 
@@ -60,6 +61,22 @@ def chown_tree(path: Path, user: str | None) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+class AsUser(TypedDict, total=False):
+    """subprocess's arguments that run a child as another account (none: as ourselves)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def as_user(user: str | None) -> AsUser:
+    """The arguments that run a child as ``user`` (its uid and primary gid, no supplementary groups)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -71,11 +88,7 @@ def spawn(
     """Start ``argv`` in its own session (so a terminal's Ctrl-C reaches only us), logging to a file."""
     log = open(log_file, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
-        kwargs: dict[str, object] = {}
-        if user is not None:
-            entry = pwd.getpwnam(user)
-            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        return subprocess.Popen(
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -84,7 +97,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            **kwargs,
+            **as_user(user),
         )
     except OSError as exc:
         raise ComponentError(str(argv[0]), f"cannot start: {exc.strerror}") from None

@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -143,8 +144,9 @@ class LocalStack:
         log = tail(self.dir / "ingest.log")
         raise ComponentError("ingest", f"API not up on {self.api_url} after {timeout}s:\n{log}")
 
-    def stats(self) -> dict[str, object]:
-        return httpx.get(f"{self.api_url}/api/v1/stats", headers=self.auth_headers, timeout=5).json()  # type: ignore[no-any-return]
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.api_url}/api/v1/stats", headers=self.auth_headers, timeout=5).json()
+        return stats  # the API's StatsPublic, as JSON
 
     def stop(self) -> None:
         for proc in self.agents.values():

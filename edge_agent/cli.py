@@ -30,6 +30,7 @@ from edge_agent.privacy import Pseudonymizer, generate_key_file, loosely_protect
 from edge_agent.sources import Source, create_source
 from edge_agent.statelock import lock_holder
 from edge_agent.status import format_status, read_status
+from wire import Reading
 
 __all__ = ["app", "main"]
 
@@ -179,7 +180,7 @@ def _probe_source(source: Source, timeout_s: float) -> str:
         try:
             source.start()
             try:
-                readings: list = []
+                readings: list[Reading] = []
                 deadline = time.monotonic() + min(timeout_s, max(2.0, 2 * source.poll_interval_s))
                 while not readings and time.monotonic() < deadline:
                     readings = source.read()

@@ -254,7 +254,7 @@ def load_settings(**overrides: object) -> IngestSettings:
     from pydantic import ValidationError
 
     try:
-        return IngestSettings(**overrides)  # type: ignore[arg-type]
+        return IngestSettings(**overrides)  # type: ignore[arg-type]  # the model validates the overrides
     except ValidationError as exc:
         problems = "; ".join(
             f"INGEST_{'_'.join(str(p) for p in e['loc']).upper() or '(settings)'}: {e['msg']}"

@@ -27,7 +27,7 @@ import io
 import lzma
 import tarfile
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from policy.errors import PolicyDraftError
 
@@ -75,7 +75,7 @@ _KINDS = {
 class _BoundedStream(io.RawIOBase):
     """The decompressed tar stream; refuses to deliver more than ``limit`` bytes."""
 
-    def __init__(self, source: BinaryIO, limit: int) -> None:
+    def __init__(self, source: io.BufferedIOBase, limit: int) -> None:
         self._source = source
         self._limit = limit
         self.delivered = 0
@@ -96,7 +96,7 @@ class _BoundedStream(io.RawIOBase):
         return data
 
 
-def _decompressed(archive: bytes, stack: contextlib.ExitStack) -> BinaryIO:
+def _decompressed(archive: bytes, stack: contextlib.ExitStack[bool | None]) -> io.BufferedIOBase:
     """A file object of the tar stream: gzip, bzip2 and xz are recognised by their magic bytes."""
     raw = io.BytesIO(archive)
     if archive[:2] == b"\x1f\x8b":
@@ -141,7 +141,8 @@ def _checked_tarinfo(limits: ArchiveLimits, counter: list[int]) -> type[tarfile.
                     f"entry {position} ({self.name}): the archive unpacks to more than {limits.max_total_bytes} "
                     "bytes (files and extension headers)"
                 )
-            return super()._proc_member(tarfile_)
+            # typeshed does not declare tarfile's private hook (documented in tarfile.py for subclasses)
+            return super()._proc_member(tarfile_)  # type: ignore[misc]
 
     return _CheckedTarInfo
 
@@ -161,7 +162,9 @@ def read_archive(archive: bytes, limits: ArchiveLimits) -> dict[str, bytes]:
             checked = _checked_tarinfo(limits, counter)
             tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", tarinfo=checked))
             while (member := tar.next()) is not None:
-                tar.members.clear()  # tarfile keeps every member read (pax headers included): not needed here
+                # tarfile keeps every member read (pax headers included): not needed here. ``members`` is
+                # TarFile's undocumented list behind getmembers(); typeshed does not declare it
+                tar.members.clear()  # type: ignore[attr-defined]
                 entries += 1
                 name = member.name
                 shown = name if len(name) <= 80 else name[:80] + "..."

@@ -74,7 +74,7 @@ class CachedPolicyEngine:
 
     def document(self, path: str, value: Any) -> Any:
         """Another document of the policy, not cached (not on the hot path)."""
-        return self.inner.document(path, value)  # type: ignore[attr-defined]
+        return self.inner.document(path, value)  # type: ignore[attr-defined]  # every engine but the Protocol has it
 
     def decide_many(self, flows: Sequence[Flow]) -> list[Decision]:
         return [self.decide(flow) for flow in flows]

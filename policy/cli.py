@@ -7,12 +7,19 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policy.bundle import build_bundle
 from policy.engine import DEFAULT_POLICY_DIR, EmbeddedPolicyEngine, compute_revision
 from policy.errors import PolicyError, PolicyInputError
 from policy.models import Flow
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from policy.opa_client import OpaPolicyEngine
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -21,7 +28,7 @@ def _err(message: str) -> None:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
-def _engine(args: argparse.Namespace):
+def _engine(args: argparse.Namespace) -> EmbeddedPolicyEngine | OpaPolicyEngine:
     if args.opa_url:
         from policy.opa_client import OpaPolicyEngine
 
@@ -158,7 +165,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     engine = EmbeddedPolicyEngine.from_dir(args.policy_dir)
     flows = [Flow.parse(f) for f in BENCH_FLOWS]
 
-    def per_call(fn, n: int, label: str) -> float:
+    def per_call(fn: Callable[[Flow], object], n: int, label: str) -> float:
         start = time.perf_counter()
         for i in range(n):
             fn(flows[i % len(flows)])
@@ -236,10 +243,10 @@ class _progress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self._bar = None
-        self._tasks: dict[str, object] = {}
+        self._bar: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[str, int, int | None], None] | None:
         if not self.enabled:
             return None
         from rich.console import Console
@@ -333,4 +340,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func  # set_defaults(func=cmd_...) of every subcommand
+    return command(args)

@@ -111,7 +111,7 @@ def check_case(case: Any, decide: Callable[[Any], dict[str, Any]]) -> str | None
     except PolicyError as exc:
         return f"flow {json.dumps(case['flow'])}: the policy could not decide: {exc}"
     reasons = got.get("reasons") or []
-    wrong = [key for key in ("allow", "localization", "requires", "transforms", "reasons")
+    wrong: list[str] = [key for key in ("allow", "localization", "requires", "transforms", "reasons")
              if key in expect and got.get(key) != expect[key]]
     wrong += [f"reasons_contain {text!r}" for text in expect.get("reasons_contain", [])
               if not any(text in r for r in reasons)]
@@ -227,7 +227,8 @@ def _run_bundle(tests: list[RegoTest], modules: dict[str, str], data: dict[str, 
         ok, text = query(DECISION_PATH)
         if not ok:
             raise PolicyError(f"evaluation error: {text[:300]}")
-        return parse_output(text, "data.residency.decision")
+        decision: dict[str, Any] = parse_output(text, "data.residency.decision")  # the decision document: an object
+        return decision
 
     results = []
     for test in tests:

@@ -85,7 +85,7 @@ def messages(registry: Registry, *, batches: int, readings: int) -> list[Message
 
 def demo_flows(registry: Registry) -> list[Flow]:
     """The distinct flows the router asks for the demo registry (site x category x candidate region)."""
-    flows = []
+    flows: list[Flow] = []
     for _, site in sorted(registry.sites.items()):
         categories = sorted({
             spec.category

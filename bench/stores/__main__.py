@@ -125,7 +125,7 @@ def load(dsn: str, devices: int, progress: Progress) -> int:
                         if not queue:
                             return
                         hour = queue.pop(0)
-                    conn.execute(_LOAD, {  # type: ignore[arg-type]
+                    conn.execute(_LOAD, {
                         "t0": partitions.day_start(DAY0), "lo": hour * 3600, "hi": hour * 3600 + 3599,
                         "devices": devices, "names": list(METRICS),
                     })
@@ -191,12 +191,12 @@ def check_rollups(dsn: str, devices: int, *, incremental_path: bool = True) -> l
         query = ("SELECT device_id, name, bucket, count, sum, min, max FROM {} WHERE device_id = %s ORDER BY 2, 3")
         if not incremental_path:  # continuous aggregates: no rollup tables the writer maintains
             return problems
-        incremental = {r.table: conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()  # type: ignore[arg-type]
+        incremental = {r.table: conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()
                        for r in rollups.ROLLUPS}
         with conn.transaction():
             rollups.rebuild(conn, day + timedelta(hours=10), day + timedelta(hours=12))
             for r in rollups.ROLLUPS:
-                bulk = conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()  # type: ignore[arg-type]
+                bulk = conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()
                 if [row[:4] for row in bulk] != [row[:4] for row in incremental[r.table]] or not all(
                     abs(a[4] - b[4]) <= 1e-9 * max(1.0, abs(a[4])) and a[5:] == b[5:]
                     for a, b in zip(bulk, incremental[r.table], strict=True)
@@ -251,13 +251,13 @@ def time_series(dsn: str, devices: int, repeats: int, progress: Progress, *, ali
             for use_rollups in order:
                 t = time.perf_counter()
                 answers[use_rollups] = reading_service.series(
-                    ref=device, store=store, settings=settings, caller=caller, name=name,  # type: ignore[arg-type]
+                    ref=device, store=store, settings=settings, caller=caller, name=name,  # type: ignore[arg-type]  # caller: a stand-in
                     start=start, end=start + timedelta(hours=24), bucket="1m", use_rollups=use_rollups,
                 )
                 elapsed = (time.perf_counter() - t) * 1000
                 p = reading_service.plan(start, start + timedelta(hours=24), "1m", use_rollups=use_rollups)
                 t = time.perf_counter()
-                sql_conn.execute(reading_service.bucketed_sql(p),  # type: ignore[arg-type]
+                sql_conn.execute(reading_service.bucketed_sql(p),
                                  {**p.params(), "device": device.device_id, "name": name}, prepare=False).fetchall()
                 sql_elapsed = (time.perf_counter() - t) * 1000
                 if i >= 3:

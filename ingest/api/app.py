@@ -102,8 +102,8 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     # BaseHTTPMiddleware (which would wrap the 413 in an ExceptionGroup that FastAPI turns into a 400)
     app.add_middleware(BodySizeLimit, limit_for=body_limit)
     app.middleware("http")(observe_requests)
-    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StoreUnavailableError, _store_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)  # type: ignore[arg-type]  # as above
     problems.install(app)  # one error body (ErrorPublic) for validation and Starlette's own errors; Allow on 405
     problems.document(app, runtime.registry)  # ... and in the OpenAPI document, with closed sets as enums
     return app
@@ -113,7 +113,7 @@ def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     parameter = exc.parameter if isinstance(exc, BadParameterError) else None
     errors = None
     if isinstance(exc, InvalidChoiceError):
-        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,  # type: ignore[arg-type]
+        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,
                                    message=exc.detail.removeprefix(f"{exc.parameter}: "), accepted=exc.accepted)]
     return problems.error_response(exc.status_code, exc.detail, parameter=parameter, errors=errors,
                                    headers=exc.headers or None)

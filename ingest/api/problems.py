@@ -49,7 +49,7 @@ def field_errors(raw: list[dict[str, Any]], registry: Registry) -> list[FieldErr
             accepted = closed_sets.accepted_for(named[-1], registry)
         if err.get("type") == "json_invalid":
             path, message = [], f"not valid JSON: {(err.get('ctx') or {}).get('error', message)}"
-        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message,  # type: ignore[arg-type]
+        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message,
                                       accepted=accepted))
     return found
 
@@ -120,8 +120,8 @@ def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]  # as above
 
 
 def document(app: FastAPI, registry: Registry) -> None:
@@ -136,7 +136,7 @@ def document(app: FastAPI, registry: Registry) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def _errors_as_error_public(schema: dict[str, Any]) -> None:

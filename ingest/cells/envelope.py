@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Final, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
@@ -27,7 +27,7 @@ from wire.envelope import (
 )
 from wire.errors import DecodeError
 
-PART_VERSION = 1
+PART_VERSION: Final = 1
 XFER_PREFIX = "xfer/v1"
 XACK_PREFIX = "xack/v1"
 _PART_NS = uuid.UUID("1d0f3c0e-7a51-4c4e-9a0b-6b1f0c7e2a55")
@@ -89,6 +89,7 @@ def part_id(device_id: str, seq: int, region: str, revision: str) -> uuid.UUID:
 def part_body(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str) -> tuple[uuid.UUID, bytes]:
     """The part carrying ``rows`` (one message's rows for ``region``), encoded: (part id, JSON). Built straight
     from the router's rows (already validated), without a model per value: the sending cell's hot path."""
+    # The rows are the writers' generic tuples of objects; the ignores below rely on the layout above.
     first = rows[0]
     device_id, seq, site_id, origin, revision = (first.device_id, first.seq, first.site_id, first.origin_country,
                                                  first.policy_revision)

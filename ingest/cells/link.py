@@ -154,7 +154,7 @@ class LinkSender:
                 _UP.labels(self._label(peer)).set(1 if up else 0)
             return
         try:
-            receipt = decode_receipt(msg.payload)
+            receipt = decode_receipt(bytes(msg.payload))  # paho types it bytes | bytearray; bytes(b) is b
         except DecodeError as exc:
             log.warning("ignoring an invalid receipt on %s: %s", topic, exc)
             return

@@ -66,7 +66,7 @@ def to_batch(parsed: SpbParsed, position: int, metrics: list[tuple[str, int, Met
             continue
         raw = metric.raw
         if (metric.which == "double_value" or metric.which == "float_value") and datatype in _FLOATS and (
-                not metric.is_null and -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE):  # type: ignore[operator]
+                not metric.is_null and -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE):  # type: ignore[operator]  # raw: a float here
             value = raw  # hot path: a finite float in range (NaN fails the comparison)
         else:
             try:

@@ -264,14 +264,14 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                          f"node's current session ({node.born_ms} ms): it belongs to an earlier session whose "
                          "aliases may differ; not stored")
             continue
-        seq = decoded.seq
-        if seq is None or not 0 <= seq <= 255:
-            r.refused = ("malformed", f"{where.type} without a seq in 0-255 (seq={seq})")
+        sent_seq = decoded.seq
+        if sent_seq is None or not 0 <= sent_seq <= 255:
+            r.refused = ("malformed", f"{where.type} without a seq in 0-255 (seq={sent_seq})")
             continue
-        rel = place(node.last_rel, seq)
+        rel = place(node.last_rel, sent_seq)
         if rel < 0:
-            r.refused = ("spb_stale_session", f"{where.type} seq {seq} falls before its session's birth (the node's "
-                         f"last seq is {node.last_rel % 256}): not stored")
+            r.refused = ("spb_stale_session", f"{where.type} seq {sent_seq} falls before its session's birth (the "
+                         f"node's last seq is {node.last_rel % 256}): not stored")
             continue
         if rel > node.last_rel + 1:
             gaps.add((where.group, where.edge_node))
@@ -352,8 +352,8 @@ def _index(cache: dict[int, _Index], birth: dict[str, Any]) -> _Index:
     if found is None:
         names = {name: (dt, is_control(name)) for name, dt in birth["names"].items()}
         aliases = {int(a): (name, *names.get(name, (0, is_control(name)))) for a, name in birth["aliases"].items()}
-        found = cache[id(birth)] = (aliases, names)  # type: ignore[assignment]
-    return found  # type: ignore[return-value]
+        found = cache[id(birth)] = (aliases, names)
+    return found
 
 
 def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tuple[str, int, Metric]]:
@@ -364,7 +364,7 @@ def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tupl
     for m in metrics:
         name = m.name
         if name is None:
-            entry = aliases.get(m.alias) if m.alias is not None else None  # type: ignore[arg-type]
+            entry = aliases.get(m.alias) if m.alias is not None else None
             if entry is None:
                 unknown.append(f"alias {m.alias}")
                 continue

@@ -157,13 +157,13 @@ class SubjectCounter:
         new = (_later(old[0] if old else None, last_day), _later(old[1] if old else None, last_sensitive_day))
         if new == old or new[0] is None or new[0] < self._windows.horizon:
             return None
-        a, b, c, d = found.delta(old, new, self._windows)  # type: ignore[arg-type]
+        a, b, c, d = found.delta(old, new, self._windows)  # type: ignore[arg-type]  # new[0] is not None (returned above); mypy does not narrow a tuple's item
         found.ytd += a
         found.sytd += b
         found.y12 += c
         found.s12 += d
-        found.subjects[subject] = new  # type: ignore[assignment]
-        return (route[0], route[1], subject, new[0], new[1])  # type: ignore[return-value]
+        found.subjects[subject] = new  # type: ignore[assignment]  # as above: new[0] is a date here
+        return (route[0], route[1], subject, new[0], new[1])
 
     def merge_rows(self, rows: Iterable[Row]) -> int:
         """Merge store rows; how many changed a count or a day."""

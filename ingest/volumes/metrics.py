@@ -42,7 +42,7 @@ class _VolumeCollector:
 
 
 COLLECTOR = _VolumeCollector()
-REGISTRY.register(COLLECTOR)  # type: ignore[arg-type]
+REGISTRY.register(COLLECTOR)
 
 
 def publish(source: RoutesFn | None) -> None:

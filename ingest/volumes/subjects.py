@@ -33,7 +33,7 @@ def subjects_of(batch: Batch, profile: Profile, site_id: str) -> dict[bytes, boo
         if not people and not sensitive_values:
             continue
         sensitive = bool(sensitive_values)
-        for value in people or sensitive_values:
-            key = subject_key(site_id, value)
+        for subject in people or sensitive_values:
+            key = subject_key(site_id, subject)
             found[key] = found.get(key, False) or sensitive
     return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def demo_registry() -> Registry:
     return load_registry(DEMO_REGISTRY)
 
 
-def spec(gateways: dict[str, dict[str, object]], ingest: tuple[str, ...] = ("ingest-1",)) -> IdentitiesSpec:
+def spec(gateways: Mapping[str, Mapping[str, object]], ingest: tuple[str, ...] = ("ingest-1",)) -> IdentitiesSpec:
     return IdentitiesSpec.model_validate({"ingest": list(ingest), "gateways": gateways})
 
 
@@ -49,7 +50,7 @@ class Credentials:
         return read_secret(self.secret_file(identity))
 
     def generate(self, registry: Registry, identities: IdentitiesSpec, **options: object) -> Report:
-        return generate_for_registry(registry, identities, self.out, **options)  # type: ignore[arg-type]
+        return generate_for_registry(registry, identities, self.out, **options)  # type: ignore[arg-type]  # options: generate()'s keywords
 
 
 @dataclass
@@ -130,7 +131,7 @@ def connect(
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         with conn.cond:
-            conn.messages.append((msg.topic, msg.payload))
+            conn.messages.append((msg.topic, bytes(msg.payload)))
             conn.cond.notify_all()
 
     client.on_connect = on_connect
@@ -147,7 +148,7 @@ def connect(
     return conn
 
 
-def wait_until(predicate, timeout_s: float = 10.0, step_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout_s: float = 10.0, step_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

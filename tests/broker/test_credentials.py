@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +21,9 @@ from tests.broker.support import REPO, Credentials, demo_registry, spec
 MUNICH = {"gw-munich": {"site": "de-munich"}}
 
 
-def _config(creds: Credentials) -> dict:  # type: ignore[type-arg]
-    return json.loads(creds.dynsec_file.read_text())
+def _config(creds: Credentials) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(creds.dynsec_file.read_text())
+    return config
 
 
 def _passwd(creds: Credentials) -> dict[str, PasswordHash]:

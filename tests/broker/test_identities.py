@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from broker.errors import BrokerConfigError
-from broker.identities import load_identities, plan
-from ingest.registry import Device, Registry
+from broker.identities import Identity, load_identities, plan
+from ingest.registry import Device, Registry, SparkplugAddress
 from tests.broker.support import REPO, demo_registry, spec
 
 
-def _by_name(registry: Registry, gateways: dict[str, dict[str, object]]) -> dict[str, object]:
+def _by_name(registry: Registry, gateways: dict[str, dict[str, object]]) -> dict[str, Identity]:
     return {i.name: i for i in plan(registry, spec(gateways))}
 
 
@@ -41,10 +41,10 @@ def test_demo_identities_cover_every_device_through_its_sites_gateway() -> None:
 
 def test_listed_devices_and_direct_devices() -> None:
     idents = _by_name(demo_registry(), {"gw-a": {"site": "de-munich", "devices": ["de-munich-cnc-01"]}})
-    assert idents["gw-a"].writes == ("tele/v1/de-munich/de-munich-cnc-01", "status/v1/de-munich/gw-a")  # type: ignore[attr-defined]
+    assert idents["gw-a"].writes == ("tele/v1/de-munich/de-munich-cnc-01", "status/v1/de-munich/gw-a")
     press = idents["de-munich-press-01"]  # no gateway serves it: its own identity
-    assert press.kind == "device"  # type: ignore[attr-defined]
-    assert press.writes == ("tele/v1/de-munich/de-munich-press-01", "status/v1/de-munich/de-munich-press-01")  # type: ignore[attr-defined]
+    assert press.kind == "device"
+    assert press.writes == ("tele/v1/de-munich/de-munich-press-01", "status/v1/de-munich/de-munich-press-01")
 
 
 def test_a_sparkplug_edge_node_gets_its_own_identity() -> None:
@@ -53,17 +53,18 @@ def test_a_sparkplug_edge_node_gets_its_own_identity() -> None:
     registry = demo_registry()
     spb = {"group": "munich", "edge_node": "tahu-01"}
     devices = dict(registry.devices) | {
-        "spb-press": Device(site="de-munich", profile="cnc_mill", sparkplug={**spb, "device": "press-01"}),  # type: ignore[arg-type]
-        "spb-node": Device(site="de-munich", profile="cnc_mill", sparkplug=spb),  # type: ignore[arg-type]
+        "spb-press": Device(site="de-munich", profile="cnc_mill",
+                            sparkplug=SparkplugAddress(**spb, device="press-01")),
+        "spb-node": Device(site="de-munich", profile="cnc_mill", sparkplug=SparkplugAddress(**spb)),
     }
     bigger = Registry.model_validate({**registry.model_dump(), "devices": devices})
     idents = _by_name(bigger, {"gw": {"site": "de-munich"}})
     node = idents["munich.tahu-01"]
-    assert (node.kind, node.site, node.devices) == (  # type: ignore[attr-defined]
+    assert (node.kind, node.site, node.devices) == (
         "sparkplug", "de-munich", ("spb-node", "spb-press"))
-    assert "spBv1.0/munich/NDEATH/tahu-01" in node.writes and "spBv1.0/munich/DDATA/tahu-01/+" in node.writes  # type: ignore[attr-defined]
-    assert "spBv1.0/munich/NCMD/tahu-01/#" in node.subscribes  # type: ignore[attr-defined]
-    assert not [t for t in idents["gw"].writes if "spb" in t]  # type: ignore[attr-defined]
+    assert "spBv1.0/munich/NDEATH/tahu-01" in node.writes and "spBv1.0/munich/DDATA/tahu-01/+" in node.writes
+    assert "spBv1.0/munich/NCMD/tahu-01/#" in node.subscribes
+    assert not [t for t in idents["gw"].writes if "spb" in t]
 
 
 def test_a_device_registered_later_is_added_to_its_sites_gateway() -> None:
@@ -72,7 +73,7 @@ def test_a_device_registered_later_is_added_to_its_sites_gateway() -> None:
     devices = dict(registry.devices) | {"de-munich-mill-09": Device(site="de-munich", profile="cnc_mill")}
     bigger = registry.model_copy(update={"devices": devices})
     munich = _by_name(bigger, {"gw": {"site": "de-munich"}})["gw"]
-    assert "tele/v1/de-munich/de-munich-mill-09" in munich.writes  # type: ignore[attr-defined]
+    assert "tele/v1/de-munich/de-munich-mill-09" in munich.writes
 
 
 @pytest.mark.parametrize(

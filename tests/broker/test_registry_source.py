@@ -29,7 +29,7 @@ def _register(dsn: str, kind: str, entry_id: str, spec: dict[str, Any] | None) -
     """What the API's POST /sites and /devices store (ingest.registry_changes writes the same rows)."""
     with psycopg.connect(dsn) as conn, conn.transaction():
         registry_store.lock_revision(conn)
-        registry_store.write_entry(conn, kind=kind, entry_id=entry_id, spec=spec, actor="test")  # type: ignore[arg-type]
+        registry_store.write_entry(conn, kind=kind, entry_id=entry_id, spec=spec, actor="test")  # type: ignore[arg-type]  # kind: a str literal of the API's kinds
 
 
 def _cli(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -141,11 +141,11 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
         reflashed = json.dumps({"v": 1, "device_id": REFLASHED_DEVICE, "seq": 1, "sent_at": now.isoformat(),
                                 "readings": [{"ts": now.isoformat(), "values": values}]}).encode()
         client.publish(f"tele/v1/fr-lyon/{REFLASHED_DEVICE}", reflashed, qos=1).wait_for_publish(5)
-        values = {"discharge_pressure_bar": 7.2, "motor_temp_c": 61.0, "vibration_mm_s": 1.1, "power_kw": 11.0,
-                  "fault_code": 0, "operator_badge": PSEUDONYM}
+        compressor = {"discharge_pressure_bar": 7.2, "motor_temp_c": 61.0, "vibration_mm_s": 1.1, "power_kw": 11.0,
+                      "fault_code": 0, "operator_badge": PSEUDONYM}
         pseudonymized = json.dumps({"v": 1, "device_id": PSEUDONYM_DEVICE, "seq": 1, "sent_at": now.isoformat(),
                                     "key_id": "k1", "edge_transforms": {"operator_badge": "pseudonymized"},
-                                    "readings": [{"ts": now.isoformat(), "values": values}]}).encode()
+                                    "readings": [{"ts": now.isoformat(), "values": compressor}]}).encode()
         client.publish(f"tele/v1/fr-lyon/{PSEUDONYM_DEVICE}", pseudonymized, qos=1).wait_for_publish(5)
         devices = sorted(d for d, dev in registry.devices.items() if dev.site == BACKFILL_SITE)
         gateway = f"{BACKFILL_SITE}-gw-01"
@@ -161,7 +161,7 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
 
     def settled() -> bool:
         stats = stack.replica.stats()
-        return stats["messages"]["received"] >= expected and stats["inflight"] == 0
+        return bool(stats["messages"]["received"] >= expected and stats["inflight"] == 0)
 
     wait_until(settled, 60, f"{expected} messages received and committed")
     # Three gateways went offline at shutdown, the backfill site's gateway is online.
@@ -177,7 +177,7 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
 
 
 def _gateway_states(stack: LiveStack) -> dict[str, int]:
-    return dict(stack.sql(stack.control, "SELECT state, count(*) FROM gateway_status GROUP BY state"))  # type: ignore[arg-type]
+    return dict(stack.sql(stack.control, "SELECT state, count(*) FROM gateway_status GROUP BY state"))
 
 
 def _upload_draft(stack: LiveStack, tmp: Path) -> str:

@@ -144,7 +144,7 @@ def _distinct_buckets(stack: LiveStack, region: str, device: str, name: str, sta
 def _check_charts(browser: Browser, stack: LiveStack, window: str, bucket: str) -> list[dict[str, Any]]:
     rendered = js(f"{BACKFILL_DEVICE}|{window}|cn-north")
     browser.wait_for(f"document.getElementById('charts').dataset.rendered === {rendered}", what=f"charts of {window}")
-    charts = browser.evaluate(CHARTS)
+    charts: list[dict[str, Any]] = browser.evaluate(CHARTS)
     latest = stack.api(f"/devices/{BACKFILL_DEVICE}/latest")
     numeric = sorted(f["name"] for f in latest["fields"] if isinstance(f["value"], int | float))
     assert len(numeric) == 6 and "operator_badge" not in numeric  # the badge is text: no chart

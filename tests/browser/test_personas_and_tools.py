@@ -61,10 +61,11 @@ def sign_in(browser: Browser, url: str, token: str) -> None:
 
 def no_overflow(browser: Browser) -> list[str]:
     """Scrolling containers and table cells whose content is wider than they are (at 1440 px)."""
-    return browser.evaluate("""[...document.querySelectorAll('.scroll:not([hidden]), td')]
+    found: list[str] = browser.evaluate("""[...document.querySelectorAll('.scroll:not([hidden]), td')]
         .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1
                 && !(e.classList.contains('scroll') && e.querySelector('table.matrix')))
         .map(e => (e.id || e.tagName) + ': ' + e.scrollWidth + ' > ' + e.clientWidth)""")
+    return found
 
 
 @pytest.fixture
@@ -270,8 +271,8 @@ def test_device_windows_zoom_pan_overlay_and_csv(browser: Browser, stack: LiveSt
     series = stack.api(f"/devices/{BACKFILL_DEVICE}/series", name="spindle_temp_c", start=overlaid["start"],
                        end=overlaid["end"], bucket=overlaid["bucket"], region="cn-north")["points"]
     mine = [r for r in rows if r["device_id"] == BACKFILL_DEVICE]
-    assert [(r["bucket_start"], float(r["avg"]), int(r["count"])) for r in mine] == [
-        (p["ts"], pytest.approx(p["avg"]), p["count"]) for p in series]
+    shown: list[tuple[object, ...]] = [(r["bucket_start"], float(r["avg"]), int(r["count"])) for r in mine]
+    assert shown == [(p["ts"], pytest.approx(p["avg"]), p["count"]) for p in series]
 
     # The short windows: 10 s buckets, as the API answers them.
     browser.evaluate("(() => { const s = document.getElementById('compare-select'); s.value = '';"

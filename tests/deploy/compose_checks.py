@@ -96,11 +96,13 @@ def load_raw(path: Path = COMPOSE_FILE) -> Compose:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise ValueError(f"{path}: not a compose file (no services mapping)")
-    return data
+    compose: dict[str, Any] = data
+    return compose
 
 
 def load_compose(env: Mapping[str, str], path: Path = COMPOSE_FILE) -> Compose:
-    return interpolate_tree(load_raw(path), env)
+    compose: Compose = interpolate_tree(load_raw(path), env)  # a mapping stays a mapping
+    return compose
 
 
 # --- accessors --------------------------------------------------------------------------------------
@@ -430,7 +432,7 @@ def check_timescaledb_image(image: str) -> list[str]:
     m = _TIMESCALEDB_TAG.match(image)
     if m is None:
         return [f"{image!r}: pin a release as timescale/timescaledb:X.Y.Z-pgNN"]
-    version = tuple(int(g) for g in m.group(1, 2, 3))
+    version = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
     fixed = TIMESCALEDB_JOB_FIX.get(version[:2])
     newest = max(TIMESCALEDB_JOB_FIX.values())
     if (fixed is None and version < newest) or (fixed is not None and version < fixed):
@@ -584,7 +586,7 @@ def _check_one_ingest(compose: Compose, name: str, root: Path, registry: dict[st
     if env["INGEST_POLICY_ENGINE"] != "opa":
         problems.append(f"{name}: INGEST_POLICY_ENGINE is {env['INGEST_POLICY_ENGINE']!r}, expected opa")
     opa = urlsplit(env["INGEST_OPA_URL"])
-    if opa.scheme != "http" or opa.hostname not in services:
+    if opa.scheme != "http" or opa.hostname is None or opa.hostname not in services:
         problems.append(f"{name}: INGEST_OPA_URL {env['INGEST_OPA_URL']!r} is not http://<service>:<port>")
     else:
         needs(opa.hostname, "service_healthy", "policy engine")
@@ -893,8 +895,8 @@ def bundle_jobs(compose: Compose, root: Path) -> list[BundleJob]:
             # Where the policy comes from.
             source = container_source(svc, policy_dir, root)
             if source is None or source.resolve() != policy_root:
-                where = "nothing of the repository" if source is None else str(source)
-                problems.append(f"{name}: bundles {policy_dir}, which is {where}, not the repository's policy/")
+                what = "nothing of the repository" if source is None else str(source)
+                problems.append(f"{name}: bundles {policy_dir}, which is {what}, not the repository's policy/")
             # The Rego tests gate the bundle.
             tested = any(
                 (c := _policy_cli(earlier)) is not None
@@ -1226,10 +1228,10 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
     gateways = spec.get("gateways") or {}
     topology = None
     if job.topology is not None:
-        cells, found = compose_topology(compose, root, job.topology)
+        cells, topology_problems = compose_topology(compose, root, job.topology)
         topology = cells.topology if cells else None
         if topology is None:
-            return [*problems, *found]
+            return [*problems, *topology_problems]
         tls_peers = any(cell.broker.tls for cell in topology.cells.values())
         if tls_peers and job.bridge_ca_file is None:
             problems.append(f"{job.service}: no --bridge-ca-file: the bridges would verify their TLS peers with "
@@ -1254,7 +1256,7 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
         if topology is not None:
             cell = next((c for c, spec_ in topology.cells.items() if spec_.broker.host == name), None)
             if cell is None:
-                problems.append(f"{name}: is the broker of no cell of {_rel(job.topology, root)}")  # type: ignore[arg-type]
+                problems.append(f"{name}: is the broker of no cell of {_rel(job.topology, root)}")  # type: ignore[arg-type]  # job.topology is set: a topology was loaded
                 continue
         expected = job.dir_of(cell, "broker")
         for directive in ("plugin_opt_config_file", "cafile", "certfile", "keyfile"):
@@ -1535,11 +1537,11 @@ def check_cells(compose: Compose, root: Path) -> list[str]:
             problems.append(f"{name}: site {site} is served by no cell of {where}")
             continue
         want = topology.cells[home].broker
-        broker = cfg.get("broker") or {}
-        if (broker.get("host"), broker.get("port")) != (want.host, want.port):
+        agent_broker = cfg.get("broker") or {}
+        if (agent_broker.get("host"), agent_broker.get("port")) != (want.host, want.port):
             problems.append(f"{name} ({path.name}): site {site} is served by cell {home}: its broker is "
-                            f"{want.host}:{want.port}, not {broker.get('host')}:{broker.get('port')}")
-        if bool((broker.get("tls") or {}).get("enabled")) != want.tls:
+                            f"{want.host}:{want.port}, not {agent_broker.get('host')}:{agent_broker.get('port')}")
+        if bool((agent_broker.get("tls") or {}).get("enabled")) != want.tls:
             problems.append(f"{name} ({path.name}): broker.tls.enabled disagrees with cell {home}'s broker "
                             f"(tls {want.tls})")
     return problems
@@ -1581,9 +1583,9 @@ def use_edges(compose: Compose, root: Path) -> list[tuple[str, str, str]]:
     for name in grafana_services(compose):
         datasources, _ = grafana_datasources(services[name], root)
         for ds in datasources:
-            target = _url_host_port(str(ds.get("url", "")), 5432)
-            if target:
-                edges.append((name, target[0], f"datasource {ds.get('name')!r}"))
+            address = _url_host_port(str(ds.get("url", "")), 5432)
+            if address:
+                edges.append((name, address[0], f"datasource {ds.get('name')!r}"))
     for name in prometheus_services(compose):
         for target in prometheus_targets(services[name], root):
             edges.append((name, target.rsplit(":", 1)[0], f"scrape target {target}"))
@@ -1719,7 +1721,7 @@ def check_agent_config(cfg: Any, registry: Mapping[str, Any], compose: Compose, 
     if host not in services or not str(services[host].get("image", "")).startswith("eclipse-mosquitto"):
         problems.append(f"{who}: broker.host {host!r} is not the mosquitto service")
     sources = cfg.get("sources") or []
-    have: dict[str, str] = {}
+    have: dict[Any, Any] = {}  # device_id -> machine, as the YAML has them
     for source in sources:
         if not isinstance(source, dict):
             problems.append(f"{who}: source {source!r} is not a mapping")

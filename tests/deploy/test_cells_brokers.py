@@ -35,6 +35,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from broker.cells import BRIDGES_FILE, peer_account
 from ingest.cells.envelope import XACK_PREFIX, XFER_PREFIX
@@ -276,20 +277,25 @@ class Client:
         self.client.tls_set(ca_certs=str(ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.tls_insecure_set(False)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload, bool(m.retain)))
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload), bool(m.retain)))
         self.client.connect("localhost", port, keepalive=30)
         self.client.loop_start()
         assert self.connected.wait(10), f"{identity}: no CONNACK"
 
-    def _on_connect(self, _client: object, _userdata: object, _flags: object, reason: object, _props: object) -> None:
-        self.reason = int(getattr(reason, "value", reason))  # type: ignore[arg-type]
+    def _on_connect(self, _client: object, _userdata: object, _flags: object, reason: ReasonCode,
+                    _props: object) -> None:
+        self.reason = reason.value  # callback API 2: always a ReasonCode
         self.connected.set()
 
     def subscribe(self, topic: str) -> None:
         done = threading.Event()
         granted: list[int] = []
-        self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: (granted.extend(int(c.value) for c in codes),
-                                                                     done.set())
+
+        def on_subscribe(_c: object, _u: object, _mid: int, codes: list[ReasonCode], _p: object) -> None:
+            granted.extend(int(c.value) for c in codes)
+            done.set()
+
+        self.client.on_subscribe = on_subscribe
         self.client.subscribe(topic, qos=1)
         assert done.wait(10) and granted == [1], (topic, granted)
 

@@ -43,7 +43,8 @@ def raw() -> cc.Compose:
 @pytest.fixture
 def compose(raw: cc.Compose) -> cc.Compose:
     """A fresh interpolated copy per test, so that tests may mutate it."""
-    return cc.interpolate_tree(raw, TEST_ENV)
+    copy: cc.Compose = cc.interpolate_tree(raw, TEST_ENV)
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def registry_data() -> dict[str, Any]:
 
 
 def _env(compose: cc.Compose, service: str = "ingest-global") -> dict[str, Any]:
-    return compose["services"][service]["environment"]
+    env: dict[str, Any] = compose["services"][service]["environment"]
+    return env
 
 
 # --- the real file ----------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def test_ingest_settings_accept_the_compose_environment(
                 m.delenv(key)
             for key, value in {**env, "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(stand_in)}.items():
                 m.setenv(key, value)
-            settings = IngestSettings()  # type: ignore[call-arg]
+            settings = IngestSettings()
         cell = settings.cell
         assert cell in CELLS and name in CELLS[cell]["ingests"]
         assert str(settings.topology_file) == "/etc/telemetry/cells.yaml"
@@ -366,6 +368,13 @@ def _mount(compose: cc.Compose, service: str, old: str, new: str | None) -> None
     compose["services"][service]["volumes"] = volumes
 
 
+def _without_bridges(compose: cc.Compose) -> None:
+    """The cn broker mounting the repository's broker/mosquitto.conf instead of its cell.conf."""
+    _mount(compose, "mosquitto-cn", "./deploy/compose/mosquitto/cell.conf", None)
+    _mount(compose, "mosquitto-cn", "./broker/mosquitto.conf",
+           "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro")
+
+
 def _opa_args(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> None:
     compose["services"]["opa-global"]["command"] = change(list(compose["services"]["opa-global"]["command"]))
 
@@ -461,13 +470,7 @@ BROKEN: dict[str, tuple[Callable[[cc.Compose], object], str, str]] = {
         "mosquitto-cn: mount the cells/cn/broker directory of 'broker-credentials' read-only",
     ),
     "broker without its bridges": (
-        lambda c: _mount(c, "mosquitto-cn", "./deploy/compose/mosquitto/cell.conf", None)
-        or _mount(
-            c,
-            "mosquitto-cn",
-            "./broker/mosquitto.conf",
-            "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro",
-        ),
+        _without_bridges,
         "broker_security",
         "mosquitto-cn: does not include_dir the directory of its bridges (cells/cn/broker/bridges.conf",
     ),

@@ -250,7 +250,7 @@ def test_provisioning_file_problems_are_reported(grafana_copy: GrafanaCopy) -> N
 
 
 def _relations(backend: str) -> set[str]:
-    return cc.relations_created([sql for _, sql in migration_files("region", backend)])  # type: ignore[arg-type]
+    return cc.relations_created([sql for _, sql in migration_files("region", backend)])  # type: ignore[arg-type]  # migration SQL is read from files, not a LiteralString
 
 
 def test_migrations_create_the_relations_on_both_backends() -> None:
@@ -344,8 +344,8 @@ def _timescale_shaped(conn: psycopg.Connection) -> None:
         " LANGUAGE sql IMMUTABLE AS $$ SELECT date_bin(bucket_width, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') $$"
     )
     for rollup in rollups.ROLLUPS:
-        conn.execute(f"DROP TABLE {rollup.table}")  # type: ignore[arg-type]
-        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+        conn.execute(f"DROP TABLE {rollup.table}")
+        conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
 
 
 @dataclass
@@ -402,7 +402,7 @@ def test_init_script_makes_a_read_only_role(store: RegionStore) -> None:
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
         # tables created after the script, by the migrations, are readable: default privileges
-        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0  # type: ignore[index]
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0  # type: ignore[index]  # count(*) always answers a row
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("DELETE FROM readings")
         conn.execute("SET default_transaction_read_only = off")  # a session may lift that; privileges stay
@@ -419,7 +419,7 @@ def test_init_script_makes_a_read_only_role(store: RegionStore) -> None:
 
 def _query(store: RegionStore, sql: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(store.reader_dsn) as conn:
-        return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql).fetchall()
 
 
 def _panel(dashboard: dict[str, Any], title_start: str) -> dict[str, Any]:
@@ -480,11 +480,11 @@ def test_personal_values_never_show(store: RegionStore, dashboard: dict[str, Any
         sql = grafana_interpolate(_panel(dashboard, title)["targets"][0]["rawSql"], variables, templating)
         assert _query(store, sql) == [], title
     with psycopg.connect(store.owner_dsn) as conn:  # the rollup itself does hold them
-        assert conn.execute("SELECT count(*) FROM readings_1m WHERE name = 'heart_rate'").fetchone()[0] > 0  # type: ignore[index]
+        assert conn.execute("SELECT count(*) FROM readings_1m WHERE name = 'heart_rate'").fetchone()[0] > 0  # type: ignore[index]  # count(*) always answers a row
 
 
 def test_interpolation_follows_grafana() -> None:
-    templating = [{"name": "device", "multi": True}, {"name": "metric"}]
+    templating: list[dict[str, Any]] = [{"name": "device", "multi": True}, {"name": "metric"}]
     sql = "SELECT 1 WHERE $__timeFilter(m.bucket) AND d IN ($device) AND n = '${metric}'"
     assert grafana_interpolate(sql, {"device": ["a", "o'b"], "metric": "it's"}, templating) == (
         "SELECT 1 WHERE m.bucket BETWEEN '2026-03-01T09:55:00Z' AND '2026-03-01T11:00:00Z'"
@@ -523,7 +523,7 @@ def test_prometheus_scrapes_the_ingest_metrics_endpoint() -> None:
     from ingest.api.app import API_PREFIX
     from ingest.api.routes import stats
 
-    assert cc.INGEST_METRICS_PATH in {API_PREFIX + route.path for route in stats.router.routes}  # type: ignore[attr-defined]
+    assert cc.INGEST_METRICS_PATH in {API_PREFIX + route.path for route in stats.router.routes}  # type: ignore[attr-defined]  # the API's routes are APIRoutes
 
 
 def test_prometheus_config_problems_are_reported(compose: cc.Compose, tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def mosquitto_process(
             os.chown(path, account.pw_uid, account.pw_gid)
         kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen(  # type: ignore[call-overload]
+        proc = subprocess.Popen(  # type: ignore[call-overload]  # kwargs: user/group/extra_groups or none
             [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, **kwargs
         )
     try:
@@ -347,7 +347,8 @@ class RawMqtt5:
     0x95, which is not a valid PUBACK reason code, and paho 2.x treats the packet as malformed and
     reconnects. Reading the bytes ourselves shows what the broker really sends."""
 
-    _SIZES = {  # property id -> fixed size in bytes; "s" string, "b" binary, "p" string pair, "v" varint
+    # property id -> fixed size in bytes; "s" string, "b" binary, "p" string pair, "v" varint
+    _SIZES: dict[int, int | str] = {
         **dict.fromkeys((0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A), 1),
         **dict.fromkeys((0x13, 0x21, 0x22, 0x23), 2),
         **dict.fromkeys((0x02, 0x11, 0x18, 0x27), 4),
@@ -371,9 +372,13 @@ class RawMqtt5:
         for field in (username, password):
             if field is not None:
                 body += len(field.encode()).to_bytes(2, "big") + field.encode()
-        self.sock.sendall(b"\x10" + self._varint(len(body)) + body)
-        kind, packet = self._read()
-        assert kind == 0x20 and packet[1] == expect, f"CONNACK {expect:#x} expected, got {kind:#x} {packet[:2]!r}"
+        try:
+            self.sock.sendall(b"\x10" + self._varint(len(body)) + body)
+            kind, packet = self._read()
+            assert kind == 0x20 and packet[1] == expect, f"CONNACK {expect:#x} expected, got {kind:#x} {packet[:2]!r}"
+        except BaseException:
+            self.sock.close()  # the caller never gets the object: close the socket here
+            raise
         self.reason = packet[1]
         self.connack = self._properties(packet[2:])
         self._next_id = 1
@@ -414,7 +419,8 @@ class RawMqtt5:
             i += 1
             if not data[i - 1] & 0x80:
                 break
-        props, end = {}, i + length
+        props: dict[int, object] = {}
+        end = i + length
         while i < end:
             pid, i = data[i], i + 1
             size = self._SIZES[pid]
@@ -472,7 +478,7 @@ def _subscriber(port: int, topic: str, security: Security | None = None) -> tupl
         client.tls_set(ca_certs=str(security.ca_file))
     client.on_connect = lambda c, *_args: c.subscribe(topic, qos=1)
     client.on_subscribe = lambda *_args: subscribed.set()
-    client.on_message = lambda _c, _u, message: received.append(message.payload)
+    client.on_message = lambda _c, _u, message: received.append(bytes(message.payload))
     client.connect("127.0.0.1", port, keepalive=30)
     client.loop_start()
     assert subscribed.wait(5), "subscriber got no SUBACK"
@@ -495,7 +501,7 @@ def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path, re
     )
     with running_mosquitto(text, workdir, stay_up_s=0.2, security=security) as broker:
         subscriber, received = _subscriber(broker.port, "$share/ingest/tele/v1/+/+" if security else topic, security)
-        publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]
+        publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]  # login: username/password or none
         try:
             assert publisher.connack.get(0x21) == inflight  # Receive Maximum
             # mosquitto.conf(5) says 0x83 (implementation specific error); 2.0.11 sends 0x95.

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def embedded() -> EmbeddedPolicyEngine:
     return EmbeddedPolicyEngine.from_dir(POLICY_DIR)
 
 
-def _under(path: str, roots: list[str]) -> bool:
+def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root + "/") for root in roots)
 
 

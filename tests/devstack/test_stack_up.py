@@ -79,7 +79,7 @@ def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
         shutil.rmtree(stack_dir, ignore_errors=True)
     time.sleep(0.5)
     assert _processes_mentioning(stack_dir) == []
-    api_port = int(next(re.search(r":(\d+)/dashboard", x).group(1) for x in lines if "/dashboard" in x))  # type: ignore[union-attr]
+    api_port = int(next(re.search(r":(\d+)/dashboard", x).group(1) for x in lines if "/dashboard" in x))  # type: ignore[union-attr]  # the line has the dashboard's URL
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", api_port)) != 0, "the ingest API is still listening"
 
@@ -96,7 +96,7 @@ def _check_next_steps(text: str) -> None:
     regions = re.search(r"export INGEST_REGION_DSNS=(.+)", text)
     assert control and regions, text
     with psycopg.connect(control.group(1), connect_timeout=5) as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= 4  # type: ignore[index]
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= 4  # type: ignore[index]  # count(*) always answers a row
     dsns = json.loads(shlex.split(regions.group(1))[0])
     assert sorted(dsns) == ["ap-southeast", "cn-north", "eu-central", "us-east"]
     for dsn in dsns.values():

@@ -134,7 +134,7 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]  # paho annotates the delays as int; it takes seconds
 
     def start(self, timeout_s: float = 5.0) -> Subscriber:
         props = None
@@ -159,7 +159,7 @@ class Subscriber:
             props = getattr(msg, "properties", None)
             content_type = getattr(props, "ContentType", None)
             user = tuple(getattr(props, "UserProperty", ()) or ())
-            self.messages.append(Received(msg.topic, msg.payload, msg.qos, bool(msg.retain), content_type, user))
+            self.messages.append(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), content_type, user))
             self._cond.notify_all()
 
     def on(self, prefix: str) -> list[Received]:

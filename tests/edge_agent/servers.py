@@ -41,6 +41,8 @@ class LoopThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
+            if not self.loop.is_running():
+                self.loop.close()  # its selector and self-pipe (else a ResourceWarning when collected)
 
 
 class ModbusServer:
@@ -111,7 +113,8 @@ class OpcUaServer:
         return self
 
     async def _start(self) -> None:
-        from asyncua import Server, ua
+        from asyncua import ua
+        from asyncua.server.server import Server  # the class itself: asyncua does not re-export it explicitly
 
         server = Server()
         await server.init()
@@ -137,7 +140,7 @@ class OpcUaServer:
             "Operator": ua.Variant("B-1001", ua.VariantType.String),
         }
         for name, value in initial.items():
-            self.vars[name] = await press.add_variable(ua.NodeId(name, self.ns), name, value)
+            self.vars[name] = await press.add_variable(ua.NodeId.from_string(self.node_id(name)), name, value)
         await server.start()
         self._server = server
 

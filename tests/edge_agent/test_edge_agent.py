@@ -13,7 +13,7 @@ import pytest
 from edge_agent.agent import Agent, DeviceStats
 from edge_agent.config import AgentConfig
 from edge_agent.errors import PublishError
-from edge_agent.sources.simulated import SimulatedSource
+from edge_agent.sources.simulated import SimulatedSettings, SimulatedSource
 from wire import Batch, DataTopic, Reading, Status, decode_batch
 
 from .edge_support import Mosquitto, Subscriber, free_port
@@ -162,6 +162,7 @@ def test_a_failing_source_is_retried_without_stopping_the_others(
     broker: Mosquitto, make_config: Callable[..., AgentConfig]
 ) -> None:
     cfg = make_config(broker.port)
+    assert isinstance(cfg.sources[0], SimulatedSettings) and isinstance(cfg.sources[1], SimulatedSettings)
     flaky = FlakySource(SimulatedSource(cfg.sources[0]), failures=2)
     agent = Agent(cfg, sources=[flaky, SimulatedSource(cfg.sources[1])], source_retry_s=(0.05, 0.1))
     stats = agent.run(max_batches_per_device=3)

@@ -8,6 +8,7 @@ import pytest
 
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.errors import ConfigError
+from edge_agent.sources.simulated import SimulatedSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "edge_agent" / "sample.yaml"
 
@@ -45,6 +46,7 @@ def test_sample_config_is_valid() -> None:
     assert cfg.broker.reconnect.max_delay_s == 30
     assert cfg.batch.max_readings == 50
     first = cfg.sources[0]
+    assert isinstance(first, SimulatedSettings)
     assert (first.device_id, first.machine, first.interval_ms, first.seed) == ("de-munich-cnc-01", "cnc_mill", 100, 1)
     assert first.operators == ["B-1001", "B-1002"]
 
@@ -54,6 +56,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.country is None
     assert cfg.broker.keepalive_s == 30 and not cfg.broker.tls.enabled
     assert cfg.batch.max_latency_ms == 1000
+    assert isinstance(cfg.sources[0], SimulatedSettings)
     assert cfg.sources[0].operators == []
     assert cfg.device_ids == ["cnc-01"]
 
@@ -170,7 +173,7 @@ def test_models_are_frozen(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, VALID))
     assert isinstance(cfg, AgentConfig)
     with pytest.raises(ValueError):
-        cfg.broker.port = 1  # type: ignore[misc]
+        cfg.broker.port = 1  # type: ignore[misc]  # assigning to the frozen model is what the test checks
 
 
 def test_queue_publish_and_privacy_sections(tmp_path: Path) -> None:

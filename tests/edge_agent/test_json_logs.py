@@ -122,6 +122,8 @@ class Lines:
     def finish(self, timeout_s: float) -> list[str]:
         self.proc.wait(timeout_s)
         self._thread.join(5)
+        if self.proc.stderr is not None and not self._thread.is_alive():
+            self.proc.stderr.close()  # read to its end: close our side of the pipe (no ResourceWarning)
         return self.lines
 
 

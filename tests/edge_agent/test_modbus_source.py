@@ -7,7 +7,7 @@ import math
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import ValidationError
@@ -55,7 +55,7 @@ def test_the_four_vendor_orders_of_a_float32() -> None:
 
 
 @pytest.mark.parametrize("word_order", ["big", "little"])
-def test_codec_agrees_with_pymodbus(word_order: str) -> None:
+def test_codec_agrees_with_pymodbus(word_order: Literal["big", "little"]) -> None:
     """pymodbus' own converter (big byte order, both word orders) reads what our encoder writes."""
     dt = ModbusTcpClient.DATATYPE
     for data_type, pymodbus_type in (("int32", dt.INT32), ("float32", dt.FLOAT32), ("uint64", dt.UINT64)):

@@ -214,7 +214,7 @@ def test_operator_badge_changes_at_shift_changes() -> None:
     clock = FakeClock()
     source = make_source(clock, operators=["B-1", "B-2", "B-3"], shift_s=60, interval_ms=1000)
     readings = simulate(source, clock, 360)
-    badges = [r.values["operator_badge"] for r in readings]
+    badges = [str(r.values["operator_badge"]) for r in readings]
     changes = [k for k in range(1, len(badges)) if badges[k] != badges[k - 1]]
     # sample k represents simulated second k + 1: shifts change where (k + 1) crosses a multiple of 60
     assert changes == [59, 119, 179, 239, 299, 359]

@@ -37,9 +37,12 @@ def modbus() -> Iterator[ModbusServer]:
 
 
 def plc_temps(sub: Subscriber) -> list[float]:
-    return [
+    found = [
         r.values["oil_temp_c"] for m in sub.on(f"tele/v1/de-munich/{PLC}") for r in decode_batch(m.payload).readings
     ]
+    temps = [t for t in found if isinstance(t, float)]
+    assert temps == found, found
+    return temps
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -46,7 +46,7 @@ def test_exec_start_is_our_console_script_with_valid_arguments() -> None:
     module, _, function = scripts["edge-agent"].partition(":")
     assert callable(getattr(importlib.import_module(module), function))
     group = typer.main.get_command(app)
-    run = group.commands[argv[1]]  # type: ignore[attr-defined]
+    run = group.commands[argv[1]]  # type: ignore[attr-defined]  # typer's root command is a click Group
     assert argv[1] == "run"
     params = run.make_context("run", argv[2:]).params  # raises on an unknown option or a bad value
     assert params["config"] == Path("/etc/edge-agent/agent.yaml") and params["report_every"] == 60

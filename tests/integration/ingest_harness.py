@@ -85,7 +85,7 @@ def batch_payload(device_id: str, seq: int, readings: list[dict[str, Any]], **ex
 
 def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 _STARTED: set[Replica] = set()
@@ -149,7 +149,7 @@ class Replica:
     def stats(self) -> dict[str, Any]:
         import httpx
 
-        return httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=5).json()  # type: ignore[no-any-return]  # the API's JSON
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

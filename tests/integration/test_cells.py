@@ -8,6 +8,7 @@ so the tests see every byte that crosses each border, and can cut a link.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -187,7 +188,7 @@ def test_only_peer_cells_may_publish_in_the_transfer_namespace(
     part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_001, "us-east", "x"), from_cell="cn", to_cell="global",
                 region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_001,
                 origin_country="CN", policy_revision="x", decisions={"machine": part_id("a", 1, "b", "c")},
-                rows=[(0, datetime.now(UTC), [("power_kw", "machine", 1.0, None, None)])])
+                readings=[(0, datetime.now(UTC), [("power_kw", "machine", 1.0, None, None)])])
     topic = xfer_topic("global", "cn", "cn-shenzhen-cnc-01")
     # no anonymous access at all
     anon = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anon", protocol=mqtt.MQTTv5)
@@ -205,7 +206,7 @@ def test_only_peer_cells_may_publish_in_the_transfer_namespace(
         client, (connack, acks) = _client(glob.mqtt.port, user, password, user)
         assert not connack.is_failure
         client.publish(topic, encode_part(part), qos=1).wait_for_publish(10)
-        wait_until(lambda a=acks: bool(a), 10, "PUBACK")
+        wait_until(functools.partial(bool, acks), 10, "PUBACK")
         assert acks[0].is_failure and "authorized" in str(acks[0]).lower(), (user, acks[0])
         client.disconnect()
         client.loop_stop()
@@ -224,12 +225,12 @@ def test_a_part_the_receiving_policy_does_not_allow_is_quarantined_there(
     part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_002, "us-east", "x"), from_cell="cn", to_cell="global",
                 region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_002,
                 origin_country="CN", policy_revision="x", decisions={"personal": part_id("a", 2, "b", "c")},
-                rows=[(0, datetime.now(UTC), [("operator_badge", "personal", None, "CN-B-SMUGGLED", None)])])
+                readings=[(0, datetime.now(UTC), [("operator_badge", "personal", None, "CN-B-SMUGGLED", None)])])
     client, (connack, _acks) = _client(cn.mqtt.port, "ingest-2", stack.secret_file("cn", "ingest-2").read_text()
                                        .strip(), "ingest-2")
     assert not connack.is_failure
     receipts: list[bytes] = []
-    client.on_message = lambda _c, _u, m: receipts.append(m.payload)
+    client.on_message = lambda _c, _u, m: receipts.append(bytes(m.payload))
     client.subscribe("xack/v1/cn/+/receipts", qos=1)
     client.publish(xfer_topic("global", "cn", "cn-shenzhen-cnc-01"), encode_part(part), qos=1).wait_for_publish(10)
     wait_until(lambda: bool(query(glob.control_dsn, "SELECT 1 FROM rejections WHERE code = 'transfer_refused' AND "

@@ -43,8 +43,8 @@ def test_acks_follow_arrival_order_across_overlapping_batches(
             acks.append(mid)
             return ack(mid, qos)
 
-        consumer._queue.put = record_put  # type: ignore[method-assign]
-        consumer._client.ack = record_ack  # type: ignore[method-assign]
+        consumer._queue.put = record_put  # type: ignore[method-assign]  # spies on this instance
+        consumer._client.ack = record_ack  # type: ignore[method-assign]  # spies on this instance
         pub = publisher(mqtt_broker, "pipeline-publisher")
         try:
             for seq in range(1, 21):

@@ -25,11 +25,14 @@ import yaml
 from fastapi.testclient import TestClient
 
 from devstack import MosquittoServer, PostgresServer
+from ingest.pipeline.router import Routed
+from ingest.registry import Site
 from ingest.service import IngestService
 from policy import Decision, Flow
 from policy.errors import PolicyEvaluationError
 from tests.conftest import REGISTRY_FILE, fresh_databases
 from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
+from wire import Batch
 
 GOOD = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "vibration_mm_s": 1.2, "power_kw": 7.5,
         "tool_wear_pct": 12.0, "fault_code": 0, "operator_badge": "DE-B1001"}
@@ -119,7 +122,7 @@ class _FaultyPolicy:
     def decide(self, flow: Flow) -> Decision:
         if flow.purpose == "poison-policy" and flow.category != "machine":
             raise PolicyEvaluationError("eval_conflict_error: functions must not produce multiple outputs")
-        return self.inner.decide(flow)  # type: ignore[no-any-return]
+        return self.inner.decide(flow)  # type: ignore[no-any-return]  # inner: the real engine, untyped here
 
     def decide_many(self, flows: list[Flow]) -> list[Decision]:
         return [self.decide(f) for f in flows]
@@ -146,7 +149,7 @@ def stack(poison_registry: Path) -> Iterator[dict[str, Any]]:
     health: list[int] = []
     try:
         with running_ingest(broker, control, regions, registry_file=str(poison_registry)) as (service, api):
-            service.router.policy = _FaultyPolicy(service.router.policy)  # type: ignore[assignment]
+            service.router.policy = _FaultyPolicy(service.router.policy)  # type: ignore[assignment]  # a wrapper that fails some flows
             _inject_routing_bug(service, _device(next(p for p in POISONS if p.code == "unprocessable")))
             stop = threading.Event()
 
@@ -170,12 +173,12 @@ def _inject_routing_bug(service: IngestService, device: str) -> None:
     router = service.router
     original = router._route_batch
 
-    def buggy(topic: str, payload: bytes, batch: Any, *args: Any) -> Any:
+    def buggy(topic: str, payload: bytes, batch: Batch, site_id: str, site: Site) -> Routed:
         if batch.device_id == device and batch.seq == 1:
             raise RuntimeError("injected routing bug")
-        return original(topic, payload, batch, *args)
+        return original(topic, payload, batch, site_id, site)
 
-    router._route_batch = buggy  # type: ignore[method-assign]
+    router._route_batch = buggy  # type: ignore[method-assign]  # a routing bug injected into this instance
 
 
 @pytest.mark.integration
@@ -277,11 +280,16 @@ def test_a_retained_poison_status_is_quarantined_once_across_restarts(
     for _restart in range(2):  # the broker hands the retained status to every new subscription
         # the same client id: a restarted replica (another id would leave a session in the share group)
         with running_ingest(mqtt_broker, control, regions, mqtt_client_id="ingest-retained") as (service, _api):
-            wait_until(lambda s=service: s.stats.snapshot()["rejections"].get("bad_status") == 1, 30,
-                       "the retained poison quarantined")
+            def quarantined(s: IngestService = service) -> bool:
+                return bool(s.stats.snapshot()["rejections"].get("bad_status") == 1)
+
+            def canary_stored(s: IngestService = service) -> bool:
+                return bool(s.stats.snapshot()["messages"]["stored"] == 1)
+
+            wait_until(quarantined, 30, "the retained poison quarantined")
             pub.publish("tele/v1/de-munich/de-munich-cnc-01",
                         batch_payload("de-munich-cnc-01", 1 + _restart, [GOOD]), qos=1).wait_for_publish(5)
-            wait_until(lambda s=service: s.stats.snapshot()["messages"]["stored"] == 1, 30, "the canary stored")
+            wait_until(canary_stored, 30, "the canary stored")
             assert service.stats.healthy()
     assert query(control, "SELECT count(*) FROM rejections WHERE code = 'bad_status'") == [(1,)]
     pub.loop_stop()
@@ -301,7 +309,7 @@ def test_a_dead_flush_thread_makes_health_fail_and_calls_on_fatal(
         def broken(*_a: Any, **_k: Any) -> None:
             raise RuntimeError("injected bug in the flush loop")
 
-        service.consumer._process = broken  # type: ignore[method-assign]
+        service.consumer._process = broken  # type: ignore[method-assign]  # a fault injected into this instance
         pub = publisher(mqtt_broker, "dead-thread")
         pub.publish("tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]),
                     qos=1).wait_for_publish(5)

@@ -87,7 +87,7 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
 
 def api_nodes(stack: Stack) -> list[dict[str, Any]]:
     """GET /api/v1/sparkplug/nodes of the replica."""
-    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]
+    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]  # the API's JSON
                      timeout=5).json()
 
 
@@ -177,7 +177,11 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
 
     # An ingest kill -9 in the middle of a burst: every message stored exactly once after the restart.
     before = 1 + 20 + 1 + 1  # DBIRTH, DDATA 1-20, the DDATA after the gap, the rebirth's DBIRTH
-    pump = threading.Thread(target=lambda: [ddata(i) for i in range(100, 300)])
+    def burst() -> None:
+        for i in range(100, 300):
+            ddata(i)
+
+    pump = threading.Thread(target=burst)
     pump.start()
     wait_until(lambda: len(values_of(eu, PRESS, "cycle_count")) > before + 20, 20, "part of the burst stored")
     stack.replica.kill()

@@ -102,7 +102,8 @@ class RealOpaEngine:
 
     def query(self, query: str) -> list[dict[str, Any]]:
         with self._lock:
-            return self._engine.eval_query(query)
+            results: list[dict[str, Any]] = self._engine.eval_query(query)  # the untyped Go bridge's result sets
+            return results
 
     def close(self) -> None:
         self._engine.close()

@@ -30,7 +30,7 @@ _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
 
 def _read(archive: Path) -> dict[str, bytes]:
     with tarfile.open(archive) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}  # type: ignore[union-attr]
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}  # type: ignore[union-attr]  # regular members always have a file object
 
 
 def _under_a_root(path: str, roots: list[str]) -> bool:
@@ -63,7 +63,7 @@ def test_bundle_layout_is_what_opa_loads(tmp_path: Path):
         if name.endswith("data.json"):
             assert _under_a_root(name.rsplit("/", 1)[0], roots), name
     for name in rego:
-        package = _PACKAGE.search(files[name].decode()).group(1).replace(".", "/")  # type: ignore[union-attr]
+        package = _PACKAGE.search(files[name].decode()).group(1).replace(".", "/")  # type: ignore[union-attr]  # every policy module declares its package
         assert _under_a_root(package, roots), (name, package)
     for a in roots:
         assert not any(b != a and _under_a_root(b, [a]) for b in roots)
@@ -79,7 +79,7 @@ def test_bundle_with_tests_adds_the_test_root():
     assert len(tests) >= 7
     assert manifest["revision"] == revision == compute_revision(DEFAULT_POLICY_DIR)  # tests never change it
     for name in tests:
-        package = _PACKAGE.search(files[name].decode()).group(1).replace(".", "/")  # type: ignore[union-attr]
+        package = _PACKAGE.search(files[name].decode()).group(1).replace(".", "/")  # type: ignore[union-attr]  # every policy module declares its package
         assert _under_a_root(package, manifest["roots"])
 
 

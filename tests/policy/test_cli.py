@@ -111,8 +111,9 @@ def test_bundle_command_writes_an_opa_bundle(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(out) as tar:
         names = set(tar.getnames())
-        manifest = json.load(tar.extractfile(".manifest"))
-        meta = json.load(tar.extractfile("residency_meta/data.json"))
+        manifest_file, meta_file = tar.extractfile(".manifest"), tar.extractfile("residency_meta/data.json")
+        assert manifest_file is not None and meta_file is not None  # regular files, not directories
+        manifest, meta = json.load(manifest_file), json.load(meta_file)
     revision = compute_revision(DEFAULT_POLICY_DIR)
     assert manifest["revision"] == meta["revision"] == revision
     assert "residency_data/adequacy/data.json" in names

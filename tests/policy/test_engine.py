@@ -181,6 +181,7 @@ def test_default_only_rule_is_undefined_alone_but_decision_is_complete(engine):
 
 
 def test_evaluate_any_json_never_crashes(engine):
+    value: object
     for value in (
         None,
         [],
@@ -406,8 +407,8 @@ def test_data_integrity():
             for flag in rule.get("recipient_flags", []):
                 assert flag in VOCABULARY["recipient_flags"], (rid, flag)
 
-    def expand(items):
-        out = set()
+    def expand(items: list[str]) -> set[str]:
+        out: set[str] = set()
         for item in items:
             if item.startswith("group:"):
                 out |= expand(groups[item[6:]])

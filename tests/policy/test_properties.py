@@ -60,7 +60,7 @@ flows = st.fixed_dictionaries(
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _valid(raw: dict[str, Any]) -> Flow | None:
+def _valid(raw: dict[str, Any]) -> Flow:
     if raw.get("entity", {}).get("subdivision") and raw["origin"] != "CA":
         raw = {**raw, "entity": {k: v for k, v in raw["entity"].items() if k != "subdivision"}}
     return Flow.parse(raw)

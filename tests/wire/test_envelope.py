@@ -7,7 +7,7 @@ import pytest
 from wire import Batch, DecodeError, Reading, SchemaVersionError, decode_batch, encode_batch, json_schema
 
 
-def _batch(**over: object) -> dict:
+def _batch(**over: object) -> dict[str, object]:
     raw = {
         "v": 1, "device_id": "de-munich-cnc-01", "seq": 3, "sent_at": "2026-11-22T07:00:00Z",
         "readings": [{"ts": "2026-11-22T06:59:59.5Z", "values": {"power_kw": 4.5, "operator_badge": "B-1"}}],

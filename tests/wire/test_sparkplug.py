@@ -52,7 +52,7 @@ def test_decode_and_convert_every_supported_datatype() -> None:
     p.metrics.add(name="n", datatype=10, is_null=True)
     decoded = decode(p.SerializeToString())
     assert (decoded.timestamp, decoded.seq) == (1_700_000_000_000, 7)
-    got = [convert(m.datatype, m) for m in decoded.metrics]  # type: ignore[arg-type]
+    got = [convert(m.datatype, m) for m in decoded.metrics]  # type: ignore[arg-type]  # every metric here declares its datatype
     assert got == [-5, -(2**31) + 1, -3, 10**12, 0.5, 220.25, True, "B-1", "2025-12-04T08:00:00.000+00:00", None]
     assert decoded.metrics[5].name is None and decoded.metrics[5].alias == 4
     assert decoded.metrics[6].is_historical

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 
@@ -79,7 +79,7 @@ class SparkplugTopic:
                                  ("needs a device id" if kind[0] == "D" else "has no device id"))
         if not all(parts[1:]) or any(c in p for p in parts[1:] for c in "+#"):
             raise SparkplugError("bad_topic", f"topic {topic!r}: empty segment or wildcard character")
-        return cls(parts[1], kind, parts[3], device)  # type: ignore[arg-type]
+        return cls(parts[1], kind, parts[3], device)  # type: ignore[arg-type]  # kind is one of MESSAGE_TYPES (checked above); a str test does not narrow to the Literal
 
 
 def node_key(group: str, edge_node: str) -> str:
@@ -132,7 +132,7 @@ def decode(payload: bytes) -> Payload:
     if message.HasField("uuid") and message.uuid == COMPRESSED:
         raise SparkplugError("spb_unsupported_type", "compressed Sparkplug payload (uuid SPBV1.0_COMPRESSED): not "
                              "supported; turn compression off on the edge node")
-    metrics = []
+    metrics: list[Metric] = []
     append = metrics.append
     for m in message.metrics:  # hot path: an empty name, a zero timestamp or datatype (Unknown) count as absent
         which = m.WhichOneof("value")
@@ -197,7 +197,7 @@ def convert(datatype: int, metric: Metric) -> Value:
     if datatype in (FLOAT, DOUBLE):
         if metric.which not in ("float_value", "double_value"):
             raise _bad(metric, datatype)
-        return _bounded(metric, float(raw))  # type: ignore[arg-type]
+        return _bounded(metric, float(cast(float, raw)))  # float_value or double_value: a float
     if datatype == BOOLEAN:
         if metric.which != "boolean_value":
             raise _bad(metric, datatype)
@@ -222,7 +222,8 @@ def convert(datatype: int, metric: Metric) -> Value:
 def _int(metric: Metric, raw: object) -> int:
     if metric.which not in _NUMERIC_FIELDS:
         raise _bad(metric, metric.datatype)
-    return int(raw)  # type: ignore[call-overload]
+    # Metric.raw holds whichever oneof field was set; int_value and long_value are protobuf integers: an int
+    return int(cast(int, raw))
 
 
 def _bounded(metric: Metric, value: float) -> float:
@@ -256,7 +257,7 @@ def bd_seq(payload: Payload) -> int | None:
     """The ``bdSeq`` metric of a birth or death certificate."""
     for m in payload.metrics:
         if m.name == BDSEQ_METRIC and m.which in _NUMERIC_FIELDS:
-            return int(m.raw)  # type: ignore[call-overload]
+            return int(cast(int, m.raw))  # int_value or long_value: an int
     return None
 
 

@@ -201,7 +201,7 @@ def _answer(sync: RegistrySync, result: ChangeResult) -> ChangePublic:
 
 _SiteId = Annotated[str, Path(description="Site id.")]
 _DeviceId = Annotated[str, Path(description="Device id.")]
-_CHANGE = {404: {"model": ErrorPublic, "description": "Unknown site or device."},
+_CHANGE: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Unknown site or device."},
            409: {"model": ErrorPublic, "description": "The id exists already, or the site still has devices."},
            422: {"model": ErrorPublic, "description": "Invalid entry; `parameter` names the field."}}
 

@@ -68,7 +68,7 @@ class DecisionFilter:
 
     def where(self) -> tuple[sql.Composable, dict[str, Any]]:
         values = {k: v for k, v in asdict(self).items() if v is not None}
-        parts = []
+        parts: list[sql.Composable] = []
         for column in values:
             if column == "since":
                 parts.append(sql.SQL("decided_at >= %(since)s"))

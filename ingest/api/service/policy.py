@@ -85,7 +85,7 @@ def list_activations(
         + " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"
     )
     with db.query(runtime.control, store="control", settings=settings) as cur:
-        rows = cur.execute(query, {**wanted, "limit": limit, "offset": offset}).fetchall()  # type: ignore[arg-type]
+        rows = cur.execute(query, {**wanted, "limit": limit, "offset": offset}).fetchall()
     return ActivationPage(limit=limit, offset=offset, items=[ActivationPublic.model_validate(r) for r in rows])
 
 

@@ -109,7 +109,8 @@ def clear_cache() -> None:
 
 
 def _series(gauge: Gauge) -> list[tuple[str, ...]]:
-    return list(gauge._metrics)  # prometheus_client keeps a labelled gauge's children by label values
+    # prometheus_client keeps a labelled gauge's children by their label values (tuples of str)
+    return [tuple(labels) for labels in gauge._metrics]
 
 
 def health_checks(runtime: Runtime, settings: ApiSettings, *, reachable: set[str]) -> dict[str, CheckPublic]:

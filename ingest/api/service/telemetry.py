@@ -277,8 +277,8 @@ def region_partials(runtime: Runtime, settings: ApiSettings, region: str, p: Pla
 
 
 def metric_partials(
-    *, runtime: Runtime, settings: ApiSettings, name: str, region: str, devices: list[str], start: datetime,
-    end: datetime, bucket: Bucket,
+    *, runtime: Runtime, settings: ApiSettings, name: str, region: str, devices: list[str],
+    start: datetime | None, end: datetime | None, bucket: Bucket,
 ) -> list[dict[str, Any]]:
     """What a peer cell asks for its cross-cell aggregate (ingest.cells.federation): a **machine** metric's per
     device and bucket aggregates in a region this cell hosts. Anything but machine data is refused here too."""

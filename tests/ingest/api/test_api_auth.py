@@ -193,8 +193,8 @@ def test_token_is_shown_once_and_listed_without_secret(
     assert [t["token_id"] for t in listed] == [created["token_id"]]
     assert "token" not in listed[0] and secret not in json.dumps(listed)
     with psycopg.connect(api_dsns[0]) as conn:
-        dump = conn.execute("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetchone()[0]
-        audit_dump = conn.execute("SELECT string_agg(a::text, ' ') FROM audit_log a").fetchone()[0]
+        dump = conn.execute("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetchall()[0][0]
+        audit_dump = conn.execute("SELECT string_agg(a::text, ' ') FROM audit_log a").fetchall()[0][0]
     assert secret not in dump and secret not in audit_dump
     assert tokens.hash_secret(secret) in dump
 

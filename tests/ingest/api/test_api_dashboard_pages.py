@@ -78,7 +78,7 @@ def test_pages_reference_only_local_assets(client: TestClient, path: str) -> Non
         assert client.get(url).status_code == 200, (path, ref, url)
     # One module of its own per page, nothing inline.
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
-    assert [(re.search(r'src="([^"]+)"', attrs).group(1).rsplit("/", 1)[-1], body.strip())  # type: ignore[union-attr]
+    assert [(re.search(r'src="([^"]+)"', attrs).group(1).rsplit("/", 1)[-1], body.strip())  # type: ignore[union-attr]  # every script tag has a src
             for attrs, body in scripts] == [(f"{PAGE_PATHS[path]}.js", "")]
     assert all('type="module"' in attrs for attrs, _ in scripts)
     assert "<style" not in html and " style=" not in html
@@ -125,7 +125,7 @@ def _route(openapi: dict[str, dict[str, dict[str, object]]], method: str, templa
         pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route)) + "$"
         if re.match(pattern, "/api/v1" + path) and method in operations:
             params = operations[method].get("parameters", [])
-            return route, {p["name"] for p in params if p["in"] == "query"}  # type: ignore[attr-defined]
+            return route, {p["name"] for p in params if p["in"] == "query"}  # type: ignore[attr-defined]  # parameters: a list of OpenAPI objects
     raise AssertionError(f"{method.upper()} {template}: no such API route")
 
 

@@ -19,7 +19,8 @@ def error(response: Any, status: int) -> dict[str, Any]:
     body = response.json()
     assert isinstance(body["detail"], str) and set(body) <= {"detail", "parameter", "store", "errors"}
     assert "'input'" not in response.text and '"loc"' not in response.text  # not pydantic's raw errors
-    return body
+    problem: dict[str, Any] = body
+    return problem
 
 
 @pytest.mark.parametrize("path", [

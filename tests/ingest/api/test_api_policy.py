@@ -306,7 +306,7 @@ def test_too_large_and_unknown_and_actorless(
 def test_whatif_against_an_uploaded_draft(setup: tuple[TestClient, PolicyRuntime, Path], control: str) -> None:
     client, runtime, tmp = setup
     now = datetime.now(UTC)
-    seed(control, runtime.active.state.inner, messages=12, until=now, spread=timedelta(hours=2))  # type: ignore[arg-type]
+    seed(control, runtime.active.state.inner, messages=12, until=now, spread=timedelta(hours=2))
     draft = draft_without_dpf_and_stricter_vietnam(_copy(tmp / "draft"))
     upload = client.post("/api/v1/policy/drafts", content=_gz(draft),
                          headers={**ALICE, "Content-Type": "application/gzip"}).json()

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypedDict
 
 import httpx
 import pytest
@@ -21,7 +22,14 @@ from ingest.api import ApiSettings, create_app
 from ingest.api.server import uvicorn_config
 from ingest.runtime import Runtime
 
-LIMITED = {"pool_timeout_s": 1.0, "rate_limit": "100000/minute", "rate_limit_unauthenticated": "5/minute"}
+
+class _Limits(TypedDict):
+    pool_timeout_s: float
+    rate_limit: str
+    rate_limit_unauthenticated: str
+
+
+LIMITED: _Limits = {"pool_timeout_s": 1.0, "rate_limit": "100000/minute", "rate_limit_unauthenticated": "5/minute"}
 
 
 @contextmanager

@@ -41,13 +41,13 @@ class Api:
 
     def audit(self) -> list[tuple[str, str, str, list[str], dict[str, Any]]]:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
-            return conn.execute(  # type: ignore[return-value]
+            return conn.execute(
                 "SELECT actor, action, target, regions, details FROM audit_log WHERE action LIKE 'registry.%'"
                 " ORDER BY id").fetchall()
 
     def revision(self) -> int:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
-            return int(conn.execute("SELECT revision FROM registry_revision").fetchone()[0])  # type: ignore[index]
+            return int(conn.execute("SELECT revision FROM registry_revision").fetchone()[0])  # type: ignore[index]  # registry_revision always has its row
 
 
 USERS: dict[str, tuple[list[Role], list[str] | None]] = {

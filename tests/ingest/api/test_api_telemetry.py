@@ -44,7 +44,9 @@ class Recent:
     copied: list[tuple[datetime, float]]  # power_kw of CNC also stored in us-east
 
 
-def _row(device: str, seq: int, idx: int, name: str, ts: datetime, value: float | str, category: str) -> tuple:
+def _row(
+    device: str, seq: int, idx: int, name: str, ts: datetime, value: float | str, category: str
+) -> tuple[Any, ...]:
     return (device, seq, idx, name, ts, "de-munich", "DE", category,
             value if isinstance(value, float) else None, value if isinstance(value, str) else None,
             "pseudonymized" if isinstance(value, str) else None, uuid.uuid4(), "sha256:recent")
@@ -61,7 +63,7 @@ def recent(api_pg: PostgresServer, api_registry: Registry) -> Iterator[Recent]:
         migrate(regions[region], "region", store=region)
     base = (datetime.now(UTC) - timedelta(minutes=50)).replace(microsecond=0)
     values: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
-    eu: list[tuple] = []
+    eu: list[tuple[Any, ...]] = []
     for k in range(80):  # CNC: every 30 s for 40 minutes
         ts = base + timedelta(seconds=30 * k)
         for name, value in (("power_kw", 5.0 + k % 7), ("spindle_temp_c", 40.0 + (k * 3) % 11)):
@@ -299,8 +301,8 @@ def test_rollup_answers_equal_raw_answers_for_any_window(recent: Recent) -> None
         bucket = rng.choice(["1m", "5m", "1h", "1d"])
         args = {"ref": ref, "store": store, "settings": FAST, "caller": caller, "name": "power_kw",
                 "start": start, "end": end, "bucket": bucket}
-        fast = reading_service.series(**args)  # type: ignore[arg-type]
-        slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]
+        fast = reading_service.series(**args)  # type: ignore[arg-type]  # args: series()'s keywords
+        slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]  # args: series()'s keywords
         served_by_rollups += fast.rollup is not None
         assert slow.rollup is None
         assert [(p.ts, p.min, p.max, p.count) for p in fast.points] == [

@@ -36,7 +36,7 @@ def test_series_queries_are_never_prepared(pg_server: PostgresServer) -> None:
         store = RegionStore("plans", pool)
         for i in range(12):  # well past psycopg's prepare_threshold of 5
             for bucket in ("1m", "1h"):
-                readings.series(ref=ref, store=store, settings=FAST, caller=_Everyone(), name="power_kw",  # type: ignore[arg-type]
+                readings.series(ref=ref, store=store, settings=FAST, caller=_Everyone(), name="power_kw",  # type: ignore[arg-type]  # caller: a stand-in that reads every region
                                 start=T0 + timedelta(minutes=i), end=T0 + timedelta(hours=3), bucket=bucket)
         with pool.connection() as conn:
             prepared = conn.execute(

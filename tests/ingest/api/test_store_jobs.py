@@ -49,10 +49,10 @@ NOW = datetime.now(UTC)
 def store(pg_server: PostgresServer) -> str:
     dsn = pg_server.create_database(f"jobs_{uuid.uuid4().hex[:8]}")
     with psycopg.connect(dsn) as conn:
-        conn.execute(STUBS + JOB_VIEWS)  # type: ignore[arg-type]
-        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])  # type: ignore[arg-type]
+        conn.execute(STUBS + JOB_VIEWS)
+        conn.execute(dict(migration_files("region", "timescaledb"))["0001_readings"])
         for rollup in rollups.ROLLUPS:
-            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
         timescale.apply_policies(conn, StoreOptions())  # 4 jobs: compression, retention, two refreshes
         # as TimescaleDB: -infinity where a job never finished successfully
         conn.execute("INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
@@ -74,7 +74,7 @@ def _fail(dsn: str, proc: str, *runs: bool) -> None:
     """Runs of the job ``proc`` (on readings), oldest first: True succeeded, False failed with PORTAL."""
     with psycopg.connect(dsn) as conn:
         (job_id,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s"
-                                 " AND hypertable_name = 'readings'", (proc,)).fetchone()  # type: ignore[misc]
+                                 " AND hypertable_name = 'readings'", (proc,)).fetchone()  # type: ignore[misc]  # the job exists: one row
         for i, ok in enumerate(runs):
             conn.execute("INSERT INTO timescaledb_information.job_history (job_id, succeeded, pid, start_time,"
                          " err_message) VALUES (%s, %s, 4242, %s, %s)",

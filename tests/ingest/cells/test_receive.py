@@ -15,6 +15,7 @@ from ingest.cells.receive import CellContext, TransferRefused, check_part
 from ingest.cells.topology import load_topology
 from ingest.pipeline.router import Router
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.records import Row
 from ingest.registry import Registry, load_registry
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 from wire.errors import DecodeError
@@ -41,7 +42,7 @@ def _payload(device: str, seq: int, values: dict[str, Any]) -> bytes:
                        "readings": [{"ts": NOW, "values": values}]}).encode()
 
 
-def _cn_part(registry: Registry, engine: CachedPolicyEngine, seq: int = 1) -> tuple[str, bytes, list[tuple]]:
+def _cn_part(registry: Registry, engine: CachedPolicyEngine, seq: int = 1) -> tuple[str, bytes, list[Row]]:
     """The part the cn cell's router makes for us-east from one Shenzhen message."""
     routed = _router(registry, engine, "cn").route("tele/v1/cn-shenzhen/cn-shenzhen-cnc-01",
                                                    _payload("cn-shenzhen-cnc-01", seq, CNC))
@@ -214,7 +215,7 @@ def test_a_cells_router_refuses_sparkplug_edge_nodes_of_other_cells(engine: Cach
     payload = pb.Payload(timestamp=1, seq=0).SerializeToString()
     topic = "spBv1.0/shenzhen/NBIRTH/ign-1"
     refused = _router(registry, engine, "global").parse_sparkplug(topic, payload)
-    assert [r.code for r in refused.rejections] == ["wrong_cell"]  # type: ignore[union-attr]
-    assert refused.rejections[0].payload is None and "served by cell 'cn'" in refused.rejections[0].detail  # type: ignore[union-attr]
+    assert [r.code for r in refused.rejections] == ["wrong_cell"]  # type: ignore[union-attr]  # a refusal, not an accepted message
+    assert refused.rejections[0].payload is None and "served by cell 'cn'" in refused.rejections[0].detail  # type: ignore[union-attr]  # as above
     accepted = _router(registry, engine, "cn").parse_sparkplug(topic, payload)
-    assert accepted.site_id == "cn-shenzhen" and accepted.device_id is None  # type: ignore[union-attr]
+    assert accepted.site_id == "cn-shenzhen" and accepted.device_id is None  # type: ignore[union-attr]  # accepted: a parsed message

@@ -3,7 +3,9 @@ policy's raw-processing document (docs/cells.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,9 +23,9 @@ def engine() -> EmbeddedPolicyEngine:
     return EmbeddedPolicyEngine.from_dir()
 
 
-def _variant(tmp_path: Path, change: object) -> Path:
+def _variant(tmp_path: Path, change: Callable[[Any], object]) -> Path:
     raw = yaml.safe_load(CELLS.read_text())
-    change(raw)  # type: ignore[operator]
+    change(raw)
     path = tmp_path / "cells.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -60,7 +62,9 @@ def test_load_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
         (lambda raw: raw["cells"]["global"]["regions"].remove("us-east"), r"region\(s\) \['us-east'\].*hosted by no"),
     ],
 )
-def test_the_topology_must_fit_the_registry(tmp_path: Path, registry: Registry, change: object, message: str) -> None:
+def test_the_topology_must_fit_the_registry(
+    tmp_path: Path, registry: Registry, change: Callable[[Any], object], message: str
+) -> None:
     path = _variant(tmp_path, change)
     with pytest.raises(TopologyError, match=message):
         check_against_registry(load_topology(path), registry, path)
@@ -69,7 +73,7 @@ def test_the_topology_must_fit_the_registry(tmp_path: Path, registry: Registry, 
 def test_a_cn_site_served_from_outside_china_is_refused_naming_site_cell_and_rule(
     tmp_path: Path, registry: Registry, engine: EmbeddedPolicyEngine
 ) -> None:
-    def move(raw: dict) -> None:
+    def move(raw: dict[str, Any]) -> None:
         raw["cells"]["cn"]["sites"].remove("cn-shenzhen")
         raw["cells"]["global"]["sites"].append("cn-shenzhen")
 

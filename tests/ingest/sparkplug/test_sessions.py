@@ -21,7 +21,7 @@ def msg(kind: str, seq: int | None, metrics: list[dict[str, object]], device: st
     if seq is not None:
         p.seq = seq
     for m in metrics:
-        p.metrics.add(**m)  # type: ignore[arg-type]
+        p.metrics.add(**m)
     payload = p.SerializeToString()
     return Incoming(SparkplugTopic.parse(topic), decode(payload), message_digest(topic, payload))
 

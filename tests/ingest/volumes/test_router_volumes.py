@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ingest.pipeline.router import Router
+from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
+from ingest.records import DecisionRecord
 from ingest.registry import Registry
 from ingest.volumes.counter import subject_key
 from ingest.volumes.tracker import VolumeTracker
@@ -44,7 +45,7 @@ def policy() -> CachedPolicyEngine:
     return CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR), maxsize=100)
 
 
-def _personal_to_de(routed):
+def _personal_to_de(routed: Routed) -> DecisionRecord:
     return next(d for d in routed.decisions if d.category == "personal" and d.region == "eu-central")
 
 
