@@ -39,16 +39,20 @@ def peer_account(peer: str) -> str:
     return f"cell-{peer}"
 
 
-def plan_cell(registry: Registry, spec: IdentitiesSpec, topology: Topology, cell: str, *,
-              source: str = "identities") -> list[Identity]:
+def plan_cell(
+    registry: Registry, spec: IdentitiesSpec, topology: Topology, cell: str, *, source: str = "identities"
+) -> list[Identity]:
     """The identities of one cell's broker (see the module docstring)."""
     sites = set(topology.cells[cell].sites)
     _, receives_from = topology.peers(cell, registry)
     sends_to, _ = topology.peers(cell, registry)
-    own = IdentitiesSpec.model_validate({
-        "ingest": spec.ingest, "share_group": spec.share_group,
-        "gateways": {gw: g.model_dump() for gw, g in spec.gateways.items() if g.site in sites},
-    })
+    own = IdentitiesSpec.model_validate(
+        {
+            "ingest": spec.ingest,
+            "share_group": spec.share_group,
+            "gateways": {gw: g.model_dump() for gw, g in spec.gateways.items() if g.site in sites},
+        }
+    )
     served = {d: dev for d, dev in registry.devices.items() if dev.site in sites}
     scoped = registry.model_copy(update={"devices": served})
     identities = []
@@ -56,27 +60,42 @@ def plan_cell(registry: Registry, spec: IdentitiesSpec, topology: Topology, cell
         if ident.kind != "ingest":
             identities.append(ident)
             continue
-        identities.append(replace(
-            ident,
-            reads=(*ident.reads, f"{XFER_PREFIX}/{cell}/#", f"{XACK_PREFIX}/{cell}/#", "bridge/v1/#"),
-            subscribes=(
-                *ident.subscribes, f"$share/{spec.share_group}/{XFER_PREFIX}/{cell}/+/+",
-                f"{XACK_PREFIX}/{cell}/+/receipts", *(bridge_state_topic(cell, p) for p in sorted(sends_to)),
-            ),
-            writes=(*ident.writes, f"{XFER_PREFIX}/+/{cell}/+", f"{XACK_PREFIX}/+/{cell}/receipts"),
-        ))
+        identities.append(
+            replace(
+                ident,
+                reads=(*ident.reads, f"{XFER_PREFIX}/{cell}/#", f"{XACK_PREFIX}/{cell}/#", "bridge/v1/#"),
+                subscribes=(
+                    *ident.subscribes,
+                    f"$share/{spec.share_group}/{XFER_PREFIX}/{cell}/+/+",
+                    f"{XACK_PREFIX}/{cell}/+/receipts",
+                    *(bridge_state_topic(cell, p) for p in sorted(sends_to)),
+                ),
+                writes=(*ident.writes, f"{XFER_PREFIX}/+/{cell}/+", f"{XACK_PREFIX}/+/{cell}/receipts"),
+            )
+        )
     for peer in sorted(receives_from):
-        identities.append(Identity(
-            name=peer_account(peer), kind="cell", site=None,
-            writes=(f"{XFER_PREFIX}/{cell}/{peer}/#",),
-            reads=(f"{XACK_PREFIX}/{peer}/{cell}/#",),
-            subscribes=(f"{XACK_PREFIX}/{peer}/{cell}/#",),
-        ))
+        identities.append(
+            Identity(
+                name=peer_account(peer),
+                kind="cell",
+                site=None,
+                writes=(f"{XFER_PREFIX}/{cell}/{peer}/#",),
+                reads=(f"{XACK_PREFIX}/{peer}/{cell}/#",),
+                subscribes=(f"{XACK_PREFIX}/{peer}/{cell}/#",),
+            )
+        )
     return identities
 
 
-def bridge_conf(topology: Topology, registry: Registry, cell: str, secrets: Mapping[str, str], *,
-                addresses: Mapping[str, tuple[str, int]] | None = None, ca_file: Path | None = None) -> str:
+def bridge_conf(
+    topology: Topology,
+    registry: Registry,
+    cell: str,
+    secrets: Mapping[str, str],
+    *,
+    addresses: Mapping[str, tuple[str, int]] | None = None,
+    ca_file: Path | None = None,
+) -> str:
     """Mosquitto configuration lines for the bridges of ``cell``'s broker: one per peer it sends parts to.
 
     ``secrets[peer]``: the secret of account ``cell-<cell>`` on that peer's broker. ``addresses`` overrides a
@@ -115,11 +134,19 @@ def bridge_conf(topology: Topology, registry: Registry, cell: str, secrets: Mapp
 BRIDGES_FILE = "broker/bridges.conf"
 
 
-def generate_cells(registry: Registry, spec: IdentitiesSpec, topology: Topology, out_dir: Path, *,
-                   source: str = "identities", ca_file: Path | None = None,
-                   addresses: Mapping[str, Mapping[str, tuple[str, int]]] | None = None,
-                   bridge_ca_file: Path | None = None, rotate: Mapping[str, Iterable[str]] | None = None,
-                   **options: object) -> dict[str, Report]:
+def generate_cells(
+    registry: Registry,
+    spec: IdentitiesSpec,
+    topology: Topology,
+    out_dir: Path,
+    *,
+    source: str = "identities",
+    ca_file: Path | None = None,
+    addresses: Mapping[str, Mapping[str, tuple[str, int]]] | None = None,
+    bridge_ca_file: Path | None = None,
+    rotate: Mapping[str, Iterable[str]] | None = None,
+    **options: object,
+) -> dict[str, Report]:
     """Credentials of every cell's broker under ``out_dir/<cell>/`` (the layout of
     :func:`broker.credentials.generate`), plus ``out_dir/<cell>/broker/bridges.conf``: its bridges, with the
     secrets of its accounts on its peers' brokers. ``addresses[cell][peer]`` overrides a peer's address.
@@ -131,20 +158,28 @@ def generate_cells(registry: Registry, spec: IdentitiesSpec, topology: Topology,
     also receives ``bridges.conf``."""
     unknown = sorted(set(rotate or {}) - set(topology.cells))
     if unknown:
-        raise BrokerConfigError(f"--rotate: {', '.join(map(repr, unknown))} is not a cell of the topology "
-                                f"(cells: {', '.join(sorted(topology.cells))})")
+        raise BrokerConfigError(
+            f"--rotate: {', '.join(map(repr, unknown))} is not a cell of the topology "
+            f"(cells: {', '.join(sorted(topology.cells))})"
+        )
     reports = {
-        cell: generate(plan_cell(registry, spec, topology, cell, source=source), out_dir / cell,
-                       header=f"Cell {cell} of the topology; identities from {source}.", ca_file=ca_file,
-                       rotate=tuple((rotate or {}).get(cell, ())), **options)  # type: ignore[arg-type]  # options: generate()'s keywords
+        cell: generate(
+            plan_cell(registry, spec, topology, cell, source=source),
+            out_dir / cell,
+            header=f"Cell {cell} of the topology; identities from {source}.",
+            ca_file=ca_file,
+            rotate=tuple((rotate or {}).get(cell, ())),
+            **options,  # type: ignore[arg-type]  # options: generate()'s keywords
+        )
         for cell in sorted(topology.cells)
     }
     owners = options.get("owners") or {}
     broker_owner = owners.get("broker") if isinstance(owners, Mapping) else None
     for cell in sorted(topology.cells):
         sends_to, _ = topology.peers(cell, registry)
-        secrets = {peer: read_secret(out_dir / peer / IDENTITIES_DIR / peer_account(cell) / "password")
-                   for peer in sends_to}
+        secrets = {
+            peer: read_secret(out_dir / peer / IDENTITIES_DIR / peer_account(cell) / "password") for peer in sends_to
+        }
         peer_ca = bridge_ca_file or (out_dir / cell / "broker" / "ca.crt" if ca_file is not None else None)
         text = bridge_conf(topology, registry, cell, secrets, addresses=(addresses or {}).get(cell), ca_file=peer_ca)
         path = out_dir / cell / BRIDGES_FILE

@@ -72,14 +72,16 @@ def render_dynsec(identities: Sequence[Identity], hashes: Mapping[str, PasswordH
         roles.setdefault(role_of(ident), _role(ident))
         pw = hashes[ident.name]
         site = f" (site {ident.site})" if ident.site else ""
-        clients.append({
-            "username": ident.name,
-            "textName": f"{ident.kind} {ident.name}{site}",
-            "password": pw.password,
-            "salt": pw.salt,
-            "iterations": pw.iterations,
-            "roles": [{"rolename": role_of(ident)}],
-        })
+        clients.append(
+            {
+                "username": ident.name,
+                "textName": f"{ident.kind} {ident.name}{site}",
+                "password": pw.password,
+                "salt": pw.salt,
+                "iterations": pw.iterations,
+                "roles": [{"rolename": role_of(ident)}],
+            }
+        )
     config = {
         "comment": f"{NOTE} {header}".strip(),  # ignored by the plugin, which reads only the keys below
         "defaultACLAccess": {

@@ -100,8 +100,13 @@ class IdentitiesSpec(BaseModel):
 
 def load_identities(path: Path) -> IdentitiesSpec:
     """Load and validate the identities file; errors name the file, the line when known, and the field."""
-    return load_model(path, IdentitiesSpec, what="identities file", error=BrokerConfigError,
-                      not_a_mapping="must be a mapping with 'ingest' and 'gateways'")
+    return load_model(
+        path,
+        IdentitiesSpec,
+        what="identities file",
+        error=BrokerConfigError,
+        not_a_mapping="must be a mapping with 'ingest' and 'gateways'",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,18 +205,25 @@ def plan(registry: Registry, spec: IdentitiesSpec, *, source: str = "identities"
     ]
     readers = [
         Identity(
-            name=name, kind="ingest", site=None, writes=(f"{SPB}/+/NCMD/+",),
+            name=name,
+            kind="ingest",
+            site=None,
+            writes=(f"{SPB}/+/NCMD/+",),
             reads=(f"{DATA_PREFIX}/#", f"{STATUS_PREFIX}/#", f"{SPB}/#"),
-            subscribes=(data_subscription(spec.share_group), status_subscription(),
-                        *spb_subscriptions(spec.share_group)),
+            subscribes=(
+                data_subscription(spec.share_group),
+                status_subscription(),
+                *spb_subscriptions(spec.share_group),
+            ),
         )
         for name in sorted(spec.ingest)
     ]
     return [*gateways, *direct, *_sparkplug_nodes(registry, nodes, taken, source), *readers]
 
 
-def _sparkplug_nodes(registry: Registry, nodes: dict[tuple[str, str], list[str]], taken: set[str],
-                     source: str) -> list[Identity]:
+def _sparkplug_nodes(
+    registry: Registry, nodes: dict[tuple[str, str], list[str]], taken: set[str], source: str
+) -> list[Identity]:
     """One identity per Sparkplug B edge node (docs/sparkplug.md), user name ``<group>.<edge node>`` (the broker
     makes it the client id): it publishes its births, data and deaths (the Will included) and receives its
     commands (NCMD, DCMD: the ingest's Rebirth requests) and the hosts' STATE."""
@@ -219,16 +231,34 @@ def _sparkplug_nodes(registry: Registry, nodes: dict[tuple[str, str], list[str]]
     for (group, edge_node), devices in sorted(nodes.items()):
         name = f"{group}.{edge_node}"
         if not valid_id(name) or name in taken or name in registry.devices:
-            raise BrokerConfigError(f"{source}: Sparkplug edge node {group}/{edge_node}: its user name {name!r} is "
-                                    "not a valid id or is taken by a gateway, ingest account or device")
+            raise BrokerConfigError(
+                f"{source}: Sparkplug edge node {group}/{edge_node}: its user name {name!r} is "
+                "not a valid id or is taken by a gateway, ingest account or device"
+            )
         n = f"{SPB}/{group}"
-        out.append(Identity(
-            name=name, kind="sparkplug", site=registry.devices[devices[0]].site,
-            writes=(f"{n}/NBIRTH/{edge_node}", f"{n}/NDATA/{edge_node}", f"{n}/NDEATH/{edge_node}",
-                    f"{n}/DBIRTH/{edge_node}/+", f"{n}/DDATA/{edge_node}/+", f"{n}/DDEATH/{edge_node}/+"),
-            reads=(f"{n}/NCMD/{edge_node}", f"{n}/DCMD/{edge_node}/+", f"{SPB}/STATE/+"),
-            subscribes=(f"{n}/NCMD/{edge_node}", f"{n}/NCMD/{edge_node}/#", f"{n}/DCMD/{edge_node}/+",
-                        f"{n}/DCMD/{edge_node}/#", f"{SPB}/STATE/+", f"{SPB}/STATE/#"),
-            devices=tuple(devices),
-        ))
+        out.append(
+            Identity(
+                name=name,
+                kind="sparkplug",
+                site=registry.devices[devices[0]].site,
+                writes=(
+                    f"{n}/NBIRTH/{edge_node}",
+                    f"{n}/NDATA/{edge_node}",
+                    f"{n}/NDEATH/{edge_node}",
+                    f"{n}/DBIRTH/{edge_node}/+",
+                    f"{n}/DDATA/{edge_node}/+",
+                    f"{n}/DDEATH/{edge_node}/+",
+                ),
+                reads=(f"{n}/NCMD/{edge_node}", f"{n}/DCMD/{edge_node}/+", f"{SPB}/STATE/+"),
+                subscribes=(
+                    f"{n}/NCMD/{edge_node}",
+                    f"{n}/NCMD/{edge_node}/#",
+                    f"{n}/DCMD/{edge_node}/+",
+                    f"{n}/DCMD/{edge_node}/#",
+                    f"{SPB}/STATE/+",
+                    f"{SPB}/STATE/#",
+                ),
+                devices=tuple(devices),
+            )
+        )
     return out

@@ -13,8 +13,15 @@ _OPERATORS = {"cnc_mill": 2, "injection_press": 3, "compressor": 1}
 
 
 def agent_config(
-    registry: Registry, site_id: str, *, mqtt_port: int, state_dir: Path, interval_ms: int = 200,
-    max_readings: int = 25, max_latency_ms: int = 1000, seed: int = 0,
+    registry: Registry,
+    site_id: str,
+    *,
+    mqtt_port: int,
+    state_dir: Path,
+    interval_ms: int = 200,
+    max_readings: int = 25,
+    max_latency_ms: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The agent config of one site: one simulated source per registered device of the site."""
     site = registry.sites[site_id]
@@ -24,10 +31,16 @@ def agent_config(
             continue
         prefix = site_id.split("-")[0].upper()
         operators = [f"{prefix}-B{1000 + 10 * n + k}" for k in range(_OPERATORS.get(device.profile, 2))]
-        sources.append({
-            "type": "simulated", "device_id": device_id, "machine": device.profile,
-            "interval_ms": interval_ms, "seed": seed + n, "operators": operators,
-        })
+        sources.append(
+            {
+                "type": "simulated",
+                "device_id": device_id,
+                "machine": device.profile,
+                "interval_ms": interval_ms,
+                "seed": seed + n,
+                "operators": operators,
+            }
+        )
     return {
         "gateway_id": f"{site_id}-gw-01",
         "site_id": site_id,

@@ -54,8 +54,7 @@ def render(steps: NextSteps) -> str:
     ]
     if steps.agent_config is not None:
         lines.append(f"           example: .venv/bin/edge-agent check --config {steps.agent_config}")
-    kept = ("kept after Ctrl-C (--keep)" if steps.keep
-            else "deleted on Ctrl-C; run with --keep to keep them")
+    kept = "kept after Ctrl-C (--keep)" if steps.keep else "deleted on Ctrl-C; run with --keep to keep them"
     lines += [
         "",
         f"Logs       {steps.data_dir}  (ingest.log, agent-<site>.log, PostgreSQL and Mosquitto data: {kept})",
@@ -82,10 +81,13 @@ class CellSteps:
 
 def render_cells(cells: list[CellSteps], *, admin_token: str, data_dir: Path, keep: bool) -> str:
     """The next steps of a cells run: per cell its dashboard, demo users, databases and broker."""
-    lines = ["", "Next steps " + "-" * 68,
-             "Residency cells (docs/cells.md): each cell decides for its own sites; only what the policy allows",
-             "crosses to another cell, as parts over its bridge. Every cell has its own API, users and databases.",
-             f"The admin token (every role and region, in every cell): {admin_token}"]
+    lines = [
+        "",
+        "Next steps " + "-" * 68,
+        "Residency cells (docs/cells.md): each cell decides for its own sites; only what the policy allows",
+        "crosses to another cell, as parts over its bridge. Every cell has its own API, users and databases.",
+        f"The admin token (every role and region, in every cell): {admin_token}",
+    ]
     for cell in cells:
         dashboard = f"{cell.api_url}/dashboard"
         lines += [
@@ -105,6 +107,10 @@ def render_cells(cells: list[CellSteps], *, admin_token: str, data_dir: Path, ke
             f"{data_dir}/credentials/{cell.name}/identities/)",
         ]
     kept = "kept after Ctrl-C (--keep)" if keep else "deleted on Ctrl-C; run with --keep to keep them"
-    lines += ["", f"Logs       {data_dir}  (ingest-<cell>.log, agent-<site>.log, credentials, data: {kept})",
-              "Press Ctrl-C to stop everything.", ""]
+    lines += [
+        "",
+        f"Logs       {data_dir}  (ingest-<cell>.log, agent-<site>.log, credentials, data: {kept})",
+        "Press Ctrl-C to stop everything.",
+        "",
+    ]
     return "\n".join(lines)

@@ -69,10 +69,18 @@ class Cell:
 class CellsStack:
     """Every cell of a topology, started and stopped together."""
 
-    def __init__(self, *, base_dir: Path, registry_file: Path = DEFAULT_REGISTRY,
-                 topology_file: Path = DEFAULT_TOPOLOGY, identities_file: Path = DEFAULT_IDENTITIES,
-                 pg: PostgresServer | None = None, relay: Callable[[str, str, int], int] | None = None,
-                 ingest_env: dict[str, str] | None = None, cell_env: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_dir: Path,
+        registry_file: Path = DEFAULT_REGISTRY,
+        topology_file: Path = DEFAULT_TOPOLOGY,
+        identities_file: Path = DEFAULT_IDENTITIES,
+        pg: PostgresServer | None = None,
+        relay: Callable[[str, str, int], int] | None = None,
+        ingest_env: dict[str, str] | None = None,
+        cell_env: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         """``relay(from_cell, to_cell, peer_port) -> port``: where the bridge from ``from_cell`` to ``to_cell``
         connects instead of the peer's broker port (e.g. a test's recording relay)."""
         self.dir = base_dir
@@ -115,27 +123,41 @@ class CellsStack:
         return self.cells[name]
 
     # --- start ---
-    def start(self, *, sites: list[str] | None = None, interval_ms: int = 200, batches: int | None = None,
-              say: Callable[[str], None] = lambda _s: None) -> None:
+    def start(
+        self,
+        *,
+        sites: list[str] | None = None,
+        interval_ms: int = 200,
+        batches: int | None = None,
+        say: Callable[[str], None] = lambda _s: None,
+    ) -> None:
         if self._own_pg:
             say(f"PostgreSQL on 127.0.0.1:{self.pg.port} ...")
             self.pg.start()
         for cell in self.cells.values():
             cell.control_dsn = self.pg.create_database(_db(cell.name, "control"))
-            cell.region_dsns = {r: self.pg.create_database(_db(cell.name, r))
-                                for r in self.topology.cells[cell.name].regions}
+            cell.region_dsns = {
+                r: self.pg.create_database(_db(cell.name, r)) for r in self.topology.cells[cell.name].regions
+            }
         addresses = {
-            name: {peer: ("127.0.0.1", self.relay(name, peer, self.cells[peer].mqtt.port) if self.relay
-                          else self.cells[peer].mqtt.port)
-                   for peer in self.topology.peers(name, self.registry)[0]}
+            name: {
+                peer: (
+                    "127.0.0.1",
+                    self.relay(name, peer, self.cells[peer].mqtt.port) if self.relay else self.cells[peer].mqtt.port,
+                )
+                for peer in self.topology.peers(name, self.registry)[0]
+            }
             for name in self.cells
         }
-        generate_cells(self.registry, self.identities, self.topology, self.credentials, source="devstack",
-                       addresses=addresses)
+        generate_cells(
+            self.registry, self.identities, self.topology, self.credentials, source="devstack", addresses=addresses
+        )
         for cell in self.cells.values():
             # receivers first: a bridge that finds its peer up connects at once
-            say(f"cell {cell.name}: Mosquitto on 127.0.0.1:{cell.mqtt.port} (bridges: "
-                f"{', '.join(sorted(addresses[cell.name])) or 'none'}) ...")
+            say(
+                f"cell {cell.name}: Mosquitto on 127.0.0.1:{cell.mqtt.port} (bridges: "
+                f"{', '.join(sorted(addresses[cell.name])) or 'none'}) ..."
+            )
             cell.mqtt.auth = BrokerAuth(self.credentials / cell.name / DYNSEC_FILE)
             cell.mqtt.extra = (self.credentials / cell.name / BRIDGES_FILE).read_text()
             cell.mqtt.start()
@@ -153,22 +175,33 @@ class CellsStack:
     def ingest_env_of(self, cell: Cell) -> dict[str, str]:
         return {
             **os.environ,
-            "INGEST_MQTT_HOST": "127.0.0.1", "INGEST_MQTT_PORT": str(cell.mqtt.port),
-            "INGEST_MQTT_CLIENT_ID": INGEST_ACCOUNT, "INGEST_MQTT_USERNAME": INGEST_ACCOUNT,
+            "INGEST_MQTT_HOST": "127.0.0.1",
+            "INGEST_MQTT_PORT": str(cell.mqtt.port),
+            "INGEST_MQTT_CLIENT_ID": INGEST_ACCOUNT,
+            "INGEST_MQTT_USERNAME": INGEST_ACCOUNT,
             "INGEST_MQTT_PASSWORD": self.secret_file(cell.name, INGEST_ACCOUNT).read_text().strip(),
             "INGEST_REGISTRY_FILE": str(self.registry_file),
-            "INGEST_TOPOLOGY_FILE": str(self.topology_file), "INGEST_CELL": cell.name,
-            "INGEST_REGION_DSNS": json.dumps(cell.region_dsns), "INGEST_CONTROL_DSN": cell.control_dsn,
-            "INGEST_API_HOST": "127.0.0.1", "INGEST_API_PORT": str(cell.api_port),
+            "INGEST_TOPOLOGY_FILE": str(self.topology_file),
+            "INGEST_CELL": cell.name,
+            "INGEST_REGION_DSNS": json.dumps(cell.region_dsns),
+            "INGEST_CONTROL_DSN": cell.control_dsn,
+            "INGEST_API_HOST": "127.0.0.1",
+            "INGEST_API_PORT": str(cell.api_port),
             "INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE": str(self.admin_token_file),
             "INGEST_PEER_TOKEN_FILE": str(self.admin_token_file),
             "INGEST_WORKERS": "1",  # one process per cell (the default is one per CPU); ingest_env may ask for more
-            **self.ingest_env, **self.cell_env.get(cell.name, {}),
+            **self.ingest_env,
+            **self.cell_env.get(cell.name, {}),
         }
 
     def start_ingest(self, cell: Cell) -> None:
-        cell.ingest = spawn([sys.executable, "-m", "ingest", "serve"], user=None,
-                            log_file=self.dir / f"ingest-{cell.name}.log", env=self.ingest_env_of(cell), cwd=REPO_ROOT)
+        cell.ingest = spawn(
+            [sys.executable, "-m", "ingest", "serve"],
+            user=None,
+            log_file=self.dir / f"ingest-{cell.name}.log",
+            env=self.ingest_env_of(cell),
+            cwd=REPO_ROOT,
+        )
 
     def wait_api(self, cell: Cell, timeout: float = 90.0) -> None:
         assert cell.ingest is not None
@@ -183,21 +216,36 @@ class CellsStack:
                         return
                 except httpx.HTTPError:
                     pass
-        raise ComponentError(f"ingest of cell {cell.name}", f"API not up on {cell.api_url} after {timeout}s:\n"
-                             f"{tail(self.dir / f'ingest-{cell.name}.log')}")
+        raise ComponentError(
+            f"ingest of cell {cell.name}",
+            f"API not up on {cell.api_url} after {timeout}s:\n{tail(self.dir / f'ingest-{cell.name}.log')}",
+        )
 
-    def agent_config(self, site: str, *, interval_ms: int = 200, max_readings: int = 25, max_latency_ms: int = 1000,
-                     cell: str | None = None) -> dict[str, object]:
+    def agent_config(
+        self,
+        site: str,
+        *,
+        interval_ms: int = 200,
+        max_readings: int = 25,
+        max_latency_ms: int = 1000,
+        cell: str | None = None,
+    ) -> dict[str, object]:
         """A site's agent config: its cell's broker (or ``cell``'s, to test a wrong one), its gateway's login."""
         target = self.cells[cell] if cell else self.cell_of_site(site)
         state = self.dir / "agents" / site
         state.mkdir(parents=True, exist_ok=True)
-        cfg = agent_config(self.registry, site, mqtt_port=target.mqtt.port, state_dir=state,
-                           interval_ms=interval_ms, max_readings=max_readings, max_latency_ms=max_latency_ms)
+        cfg = agent_config(
+            self.registry,
+            site,
+            mqtt_port=target.mqtt.port,
+            state_dir=state,
+            interval_ms=interval_ms,
+            max_readings=max_readings,
+            max_latency_ms=max_latency_ms,
+        )
         gateway = str(cfg["gateway_id"])
         home = self.cell_of_site(site).name
-        cfg["broker"] = {**cfg["broker"], "username": gateway,
-                         "password_file": str(self.secret_file(home, gateway))}
+        cfg["broker"] = {**cfg["broker"], "username": gateway, "password_file": str(self.secret_file(home, gateway))}
         return cfg
 
     def start_agent(self, site: str, *, interval_ms: int = 200, batches: int | None = None) -> None:
@@ -235,11 +283,13 @@ class CellsStack:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def stats(self, cell: str) -> dict[str, Any]:
-        stats: dict[str, Any] = httpx.get(f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers,
-                                          timeout=5).json()  # the API's StatsPublic, as JSON
+        stats: dict[str, Any] = httpx.get(
+            f"{self.cells[cell].api_url}/api/v1/stats", headers=self.auth_headers, timeout=5
+        ).json()  # the API's StatsPublic, as JSON
         return stats
 
     def links(self, cell: str) -> list[dict[str, Any]]:
-        links: list[dict[str, Any]] = httpx.get(f"{self.cells[cell].api_url}/api/v1/links",
-                                                headers=self.auth_headers, timeout=5).json()["links"]
+        links: list[dict[str, Any]] = httpx.get(
+            f"{self.cells[cell].api_url}/api/v1/links", headers=self.auth_headers, timeout=5
+        ).json()["links"]
         return links

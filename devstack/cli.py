@@ -26,10 +26,16 @@ SPARKPLUG_IDENTITY = "munich.tahu-01"  # its broker user name in a cell (broker.
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="devstack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the residency cells (each: Mosquitto, ingest/API, databases) and "
-                        "simulated edge agents; --single: one broker and one ingest for every region")
-    up.add_argument("--single", action="store_true",
-                    help="one broker and one ingest for every region, as before cells (the ports options apply)")
+    up = sub.add_parser(
+        "up",
+        help="start the residency cells (each: Mosquitto, ingest/API, databases) and "
+        "simulated edge agents; --single: one broker and one ingest for every region",
+    )
+    up.add_argument(
+        "--single",
+        action="store_true",
+        help="one broker and one ingest for every region, as before cells (the ports options apply)",
+    )
     up.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="cells topology (default: the demo's)")
     up.add_argument("--api-port", type=int, default=None, help="API port (default 8000 if free, else any)")
     up.add_argument("--mqtt-port", type=int, default=None, help="Mosquitto port (default: a free port)")
@@ -38,13 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sites", default=None, help="comma-separated site ids (default: every site)")
     up.add_argument("--interval-ms", type=int, default=200, help="sampling period of simulated machines")
     up.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
-    up.add_argument("--timescaledb", action="store_true",
-                    help="region stores on TimescaleDB (it must be installed for the PostgreSQL used; PG_BIN)")
-    up.add_argument("--sparkplug", action="store_true",
-                    help="also run a simulated third-party Sparkplug B edge node (Eclipse Tahu's JavaScript client, "
-                    "Node.js) at de-munich: group munich, edge node tahu-01, device press-01 (docs/sparkplug.md)")
-    up.add_argument("--keep", action="store_true",
-                    help="keep the data and logs directory after stopping (its path is printed)")
+    up.add_argument(
+        "--timescaledb",
+        action="store_true",
+        help="region stores on TimescaleDB (it must be installed for the PostgreSQL used; PG_BIN)",
+    )
+    up.add_argument(
+        "--sparkplug",
+        action="store_true",
+        help="also run a simulated third-party Sparkplug B edge node (Eclipse Tahu's JavaScript client, "
+        "Node.js) at de-munich: group munich, edge node tahu-01, device press-01 (docs/sparkplug.md)",
+    )
+    up.add_argument(
+        "--keep", action="store_true", help="keep the data and logs directory after stopping (its path is printed)"
+    )
     return p
 
 
@@ -74,9 +87,15 @@ def _fmt_rates(prev: dict[str, int], cur: dict[str, int], dt: float) -> str:
 def _next_steps(stack: LocalStack, *, keep: bool) -> banner.NextSteps:
     users = create_demo_users(stack.api_url, stack.admin_token, list(stack.registry.regions))
     return banner.NextSteps(
-        api_url=stack.api_url, admin_token=stack.admin_token, users=users, control_dsn=stack.control_dsn,
-        region_dsns=stack.region_dsns, mqtt_host="127.0.0.1", mqtt_port=stack.mqtt.port,
-        agent_config=stack.agent_config_file(stack.sites[0]) if stack.sites else None, data_dir=stack.dir,
+        api_url=stack.api_url,
+        admin_token=stack.admin_token,
+        users=users,
+        control_dsn=stack.control_dsn,
+        region_dsns=stack.region_dsns,
+        mqtt_host="127.0.0.1",
+        mqtt_port=stack.mqtt.port,
+        agent_config=stack.agent_config_file(stack.sites[0]) if stack.sites else None,
+        data_dir=stack.dir,
         keep=keep,
     )
 
@@ -92,11 +111,20 @@ def _start_edge_node(port: int, log: Path, secret: Path | None = None) -> TahuEd
     username = password = None
     if secret is not None:
         username, password = SPARKPLUG_IDENTITY, secret.read_text().strip()
-    node = TahuEdgeNode(f"mqtt://127.0.0.1:{port}", "munich", "tahu-01", ["press-01"], simulate_s=1.0, log=log,
-                        username=username, password=password)
+    node = TahuEdgeNode(
+        f"mqtt://127.0.0.1:{port}",
+        "munich",
+        "tahu-01",
+        ["press-01"],
+        simulate_s=1.0,
+        log=log,
+        username=username,
+        password=password,
+    )
     node.wait_for(lambda e: e["event"] == "births", timeout=30)
-    print(f"Sparkplug B edge node munich/tahu-01 (device press-01) publishing to 127.0.0.1:{port}; log {log}",
-          flush=True)
+    print(
+        f"Sparkplug B edge node munich/tahu-01 (device press-01) publishing to 127.0.0.1:{port}; log {log}", flush=True
+    )
     return node
 
 
@@ -108,16 +136,22 @@ def up(args: argparse.Namespace) -> int:
     if not args.single:
         for option in ("api_port", "mqtt_port", "pg_port"):
             if getattr(args, option) is not None:
-                print(f"devstack: --{option.replace('_', '-')} applies to --single (cells take free ports)",
-                      file=sys.stderr)
+                print(
+                    f"devstack: --{option.replace('_', '-')} applies to --single (cells take free ports)",
+                    file=sys.stderr,
+                )
                 return 2
         if args.timescaledb:
             print("devstack: --timescaledb applies to --single", file=sys.stderr)
             return 2
         return up_cells(args, stop)
     options = StackOptions(
-        registry_file=args.registry, api_port=args.api_port, mqtt_port=args.mqtt_port, pg_port=args.pg_port,
-        sites=args.sites.split(",") if args.sites else None, interval_ms=args.interval_ms,
+        registry_file=args.registry,
+        api_port=args.api_port,
+        mqtt_port=args.mqtt_port,
+        pg_port=args.pg_port,
+        sites=args.sites.split(",") if args.sites else None,
+        interval_ms=args.interval_ms,
         timescaledb=args.timescaledb,
     )
     try:
@@ -144,8 +178,11 @@ def up(args: argparse.Namespace) -> int:
             now = time.monotonic()
             rows = {k: int(v) for k, v in dict(snap.get("rows_by_region", {})).items()}
             msgs = snap.get("messages", {})
-            print(f"rows: {_fmt_rates(prev, rows, now - last)} | messages {msgs} | "
-                  f"decisions {snap.get('decisions')} | rejections {snap.get('rejections')}", flush=True)
+            print(
+                f"rows: {_fmt_rates(prev, rows, now - last)} | messages {msgs} | "
+                f"decisions {snap.get('decisions')} | rejections {snap.get('rejections')}",
+                flush=True,
+            )
             prev, last = rows, now
             if args.duration is not None and now - started >= args.duration:
                 break
@@ -179,16 +216,26 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
         stack.start(sites=sites, interval_ms=args.interval_ms, say=lambda line: print(line, flush=True))
         if args.sparkplug:
             home = stack.cell_of_site("de-munich")
-            edge = _start_edge_node(home.mqtt.port, base / "sparkplug-edge.log",
-                                    stack.secret_file(home.name, SPARKPLUG_IDENTITY))
+            edge = _start_edge_node(
+                home.mqtt.port, base / "sparkplug-edge.log", stack.secret_file(home.name, SPARKPLUG_IDENTITY)
+            )
         steps = []
         for name, cell in stack.cells.items():
             spec = stack.topology.cells[name]
             users = create_demo_users(cell.api_url, stack.admin_token, list(spec.regions))
-            steps.append(banner.CellSteps(
-                name=name, country=spec.country, sites=list(spec.sites), api_url=cell.api_url, users=users,
-                control_dsn=cell.control_dsn, region_dsns=cell.region_dsns, mqtt_port=cell.mqtt.port,
-                bridges=sorted(stack.topology.peers(name, stack.registry)[0])))
+            steps.append(
+                banner.CellSteps(
+                    name=name,
+                    country=spec.country,
+                    sites=list(spec.sites),
+                    api_url=cell.api_url,
+                    users=users,
+                    control_dsn=cell.control_dsn,
+                    region_dsns=cell.region_dsns,
+                    mqtt_port=cell.mqtt.port,
+                    bridges=sorted(stack.topology.peers(name, stack.registry)[0]),
+                )
+            )
         print(banner.render_cells(steps, admin_token=stack.admin_token, data_dir=base, keep=args.keep), flush=True)
         started = time.monotonic()
         prev: dict[str, dict[str, int]] = {}
@@ -204,14 +251,20 @@ def up_cells(args: argparse.Namespace, stop: threading.Event) -> int:
                     print(f"cell {name}: stats unavailable: {exc}")
                     continue
                 hosted = set(stack.topology.cells[name].regions)
-                rows = {(k if k in hosted else f"{k} (sent as parts)"): int(v)
-                        for k, v in dict(snap.get("rows_by_region", {})).items()}
+                rows = {
+                    (k if k in hosted else f"{k} (sent as parts)"): int(v)
+                    for k, v in dict(snap.get("rows_by_region", {})).items()
+                }
                 link_text = "; ".join(
                     f"link to {lk['peer']} {'up' if lk['up'] else 'DOWN' if lk['up'] is False else '?'}, "
                     f"{lk['outbox_parts']} parts waiting, lag {float(lk['lag_s']):.1f}s, {lk['receipted']} receipted"
-                    for lk in links)
-                print(f"cell {name}: rows: {_fmt_rates(prev.get(name, {}), rows, now - last)}"
-                      + (f" | {link_text}" if link_text else ""), flush=True)
+                    for lk in links
+                )
+                print(
+                    f"cell {name}: rows: {_fmt_rates(prev.get(name, {}), rows, now - last)}"
+                    + (f" | {link_text}" if link_text else ""),
+                    flush=True,
+                )
                 prev[name] = rows
             last = now
             if args.duration is not None and now - started >= args.duration:

@@ -36,9 +36,7 @@ def find_dynsec_plugin() -> Path:
     for candidate in DYNSEC_PLUGIN_CANDIDATES:
         if Path(candidate).exists():
             return Path(candidate)
-    raise ComponentError(
-        "mosquitto", f"dynamic-security plugin not found in {', '.join(DYNSEC_PLUGIN_CANDIDATES)}"
-    )
+    raise ComponentError("mosquitto", f"dynamic-security plugin not found in {', '.join(DYNSEC_PLUGIN_CANDIDATES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +70,14 @@ class MosquittoServer:
     """
 
     def __init__(
-        self, *, port: int | None = None, base_dir: Path | None = None, conf: Path = LOCAL_CONF,
-        extra: str = "", auth: BrokerAuth | None = None, tls: BrokerTls | None = None,
+        self,
+        *,
+        port: int | None = None,
+        base_dir: Path | None = None,
+        conf: Path = LOCAL_CONF,
+        extra: str = "",
+        auth: BrokerAuth | None = None,
+        tls: BrokerTls | None = None,
         tls_port: int | None = None,
     ) -> None:
         self.port = port or free_port()

@@ -46,8 +46,11 @@ def create_demo_users(api_url: str, admin_token: str, regions: list[str]) -> lis
         for persona in PERSONAS:
             if persona.regions is not None and not set(persona.regions) <= set(regions):
                 continue
-            body = {"name": persona.user, "roles": [persona.role],
-                    "regions": "*" if persona.regions is None else list(persona.regions)}
+            body = {
+                "name": persona.user,
+                "roles": [persona.role],
+                "regions": "*" if persona.regions is None else list(persona.regions),
+            }
             created = client.post("/users", json=body)
             if created.status_code not in (201, 409):  # 409: kept from an earlier run (--keep)
                 raise ComponentError("devstack", f"cannot create demo user {persona.user}: {created.text}")

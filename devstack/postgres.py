@@ -104,7 +104,8 @@ class PostgresServer:
         bin_dir = find_pg_bin()
         if self.timescaledb and timescaledb_installed(bin_dir) is None:
             raise ComponentError(
-                "postgresql", f"TimescaleDB was requested but is not installed for the PostgreSQL in {bin_dir} "
+                "postgresql",
+                f"TimescaleDB was requested but is not installed for the PostgreSQL in {bin_dir} "
                 "(no timescaledb.control in its share/extension directory): install a TimescaleDB built for "
                 "this PostgreSQL's version, or point PG_BIN at a PostgreSQL that has one",
             )
@@ -113,13 +114,32 @@ class PostgresServer:
         self.dir = make_owned_dir("pg-", self.user, self._parent)
         data = self.dir / "data"
         init = self._run_sync(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-             "--no-sync", "--locale=C"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ],
         )
         if init.returncode != 0:
             raise ComponentError("postgresql", f"initdb failed in {data}: {init.stdout.strip()[-800:]}")
-        argv = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-                "-c", "listen_addresses=127.0.0.1"]
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
         self._proc = spawn(argv, user=self.user, log_file=self.log_file)
@@ -130,8 +150,13 @@ class PostgresServer:
         assert self.dir is not None
         chown_tree(self.dir, self.user)
         return subprocess.run(
-            argv, capture_output=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            cwd=self.dir, **as_user(self.user),
+            argv,
+            capture_output=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=self.dir,
+            **as_user(self.user),
         )
 
     def _wait_ready(self, timeout: float) -> None:
@@ -179,8 +204,17 @@ class PostgresServer:
         if self.running():
             return
         bin_dir = find_pg_bin()
-        argv = [str(bin_dir / "postgres"), "-D", str(self.dir / "data"), "-p", str(self.port), "-k",
-                str(self.dir), "-c", "listen_addresses=127.0.0.1"]
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(self.dir / "data"),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
         self._proc = spawn(argv, user=self.user, log_file=self.log_file)

@@ -34,15 +34,27 @@ def merged_registry(base: Path, out: Path, fragment: Path = FRAGMENT) -> Path:
 class TahuEdgeNode:
     """``node edge.js`` as a subprocess: JSON commands on its stdin, JSON events from its stdout."""
 
-    def __init__(self, url: str, group: str, edge_node: str, devices: list[str], *, bd_seq: int = 0,
-                 simulate_s: float | None = None, log: Path | None = None, username: str | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        group: str,
+        edge_node: str,
+        devices: list[str],
+        *,
+        bd_seq: int = 0,
+        simulate_s: float | None = None,
+        log: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("Node.js (node) is not installed: scripts/bootstrap.sh installs the Sparkplug edge node")
         if not (NODE_MODULES / "sparkplug-client").is_dir():
-            raise RuntimeError(f"{NODE_MODULES}/sparkplug-client is missing: run BOOTSTRAP_SPARKPLUG=1 "
-                               "scripts/bootstrap.sh (or BOOTSTRAP_FOR_TESTS=1)")
+            raise RuntimeError(
+                f"{NODE_MODULES}/sparkplug-client is missing: run BOOTSTRAP_SPARKPLUG=1 "
+                "scripts/bootstrap.sh (or BOOTSTRAP_FOR_TESTS=1)"
+            )
         cmd = [node, str(EDGE_JS), "--url", url, "--group", group, "--node", edge_node, "--bdseq", str(bd_seq)]
         for device in devices:
             cmd += ["--device", device]
@@ -53,9 +65,14 @@ class TahuEdgeNode:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         stderr = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                     env={"NODE_PATH": str(NODE_MODULES), "PATH": "/usr/bin:/bin"},
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env={"NODE_PATH": str(NODE_MODULES), "PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:

@@ -56,8 +56,12 @@ class LocalStack:
         self.sites = options.sites or sorted(self.registry.sites)
         self.dir = Path(tempfile.mkdtemp(prefix="telemetry-stack-"))
         os.chmod(self.dir, 0o755)
-        self.pg = PostgresServer(port=options.pg_port, base_dir=self.dir, timescaledb=options.timescaledb,
-                                 timescaledb_databases=len(self.registry.regions))
+        self.pg = PostgresServer(
+            port=options.pg_port,
+            base_dir=self.dir,
+            timescaledb=options.timescaledb,
+            timescaledb_databases=len(self.registry.regions),
+        )
         self.mqtt = MosquittoServer(port=options.mqtt_port, base_dir=self.dir)
         self.api_port = options.api_port or (8000 if _port_free(8000) else free_port())
         self.control_dsn = ""
@@ -107,8 +111,13 @@ class LocalStack:
             "INGEST_WORKERS": "1",  # one process (the default is one per CPU); ingest_env may ask for more
             **self.options.ingest_env,
         }
-        self.ingest = spawn([sys.executable, "-m", "ingest", "serve"], user=None,
-                            log_file=self.dir / "ingest.log", env=env, cwd=REPO_ROOT)
+        self.ingest = spawn(
+            [sys.executable, "-m", "ingest", "serve"],
+            user=None,
+            log_file=self.dir / "ingest.log",
+            env=env,
+            cwd=REPO_ROOT,
+        )
         self._wait_api()
         say(f"[4/4] edge agents for {', '.join(self.sites)} ...", flush=True)
         for site_id in self.sites:
@@ -120,8 +129,9 @@ class LocalStack:
     def start_agent(self, site_id: str) -> None:
         state = self.dir / "agents" / site_id
         state.mkdir(parents=True, exist_ok=True)
-        cfg = agent_config(self.registry, site_id, mqtt_port=self.mqtt.port, state_dir=state,
-                           interval_ms=self.options.interval_ms)
+        cfg = agent_config(
+            self.registry, site_id, mqtt_port=self.mqtt.port, state_dir=state, interval_ms=self.options.interval_ms
+        )
         path = write_agent_config(self.agent_config_file(site_id), cfg)
         argv = [sys.executable, "-m", "edge_agent", "run", "--config", str(path)]
         if self.options.batches is not None:

@@ -45,6 +45,7 @@ __all__ = [
 
 # The source settings: one member per plugin of edge_agent/sources/registry.py (PLUGINS), selected by ``type``.
 
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -32,18 +32,27 @@ def explain_refusal(broker: BrokerSettings, client_id: str, reason: ReasonCode) 
     if reason.value not in IDENTITY_REFUSALS:
         return f"{where} refused the connection of client id {client_id!r}: {code}"
     if broker.username is not None:
-        secret = (f"broker.password_file ({broker.password_file})" if broker.password_file is not None
-                  else "broker.password" if broker.password is not None else "no password (broker.password_file)")
+        secret = (
+            f"broker.password_file ({broker.password_file})"
+            if broker.password_file is not None
+            else "broker.password"
+            if broker.password is not None
+            else "no password (broker.password_file)"
+        )
         who = f"user name {broker.username!r} (broker.username), client id {client_id!r}"
-        hint = (f"check broker.username and {secret} in the agent config; the broker must know this identity "
-                "(python -m broker credentials creates one per gateway, user name = gateway_id)")
+        hint = (
+            f"check broker.username and {secret} in the agent config; the broker must know this identity "
+            "(python -m broker credentials creates one per gateway, user name = gateway_id)"
+        )
     elif broker.tls.cert_file is not None:
         who = f"the client certificate {broker.tls.cert_file} (broker.tls.cert_file), client id {client_id!r}"
         hint = "check that the broker trusts this certificate and maps its identity to an account"
     else:
         who = f"an anonymous login (no broker.username set), client id {client_id!r}"
-        hint = ("this broker wants a login: set broker.username (the gateway_id) and broker.password_file in the "
-                "agent config")
+        hint = (
+            "this broker wants a login: set broker.username (the gateway_id) and broker.password_file in the "
+            "agent config"
+        )
     if reason.value == 0x85:
         hint = "the broker refuses this client id (gateway_id); use the id its identities file names"
     return f"{where} refused {who}: {code}; {hint}"

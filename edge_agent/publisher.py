@@ -151,8 +151,11 @@ class Publisher:
         self._gzip_props = _gzip_properties()
         self._backoff = Backoff(broker.reconnect.min_delay_s, broker.reconnect.max_delay_s, rng)
         # refused identity (wrong password, no user name...): only a config or broker change helps, so wait longer
-        self._refused_backoff = Backoff(max(broker.reconnect.min_delay_s, REFUSED_MIN_DELAY_S),
-                                        max(broker.reconnect.max_delay_s, REFUSED_MAX_DELAY_S), rng)
+        self._refused_backoff = Backoff(
+            max(broker.reconnect.min_delay_s, REFUSED_MIN_DELAY_S),
+            max(broker.reconnect.max_delay_s, REFUSED_MAX_DELAY_S),
+            rng,
+        )
         self._client = make_client(broker, gateway_id)
         self._client.enable_logger(logging.getLogger("edge_agent.paho"))
         self._client.max_inflight_messages = 0  # paho sends at once; _pump() enforces the window
@@ -334,8 +337,7 @@ class Publisher:
         backoff = self._refused_backoff if refused else self._backoff
         delay = backoff.next_delay()
         attempt = backoff.attempts
-        level = ((logging.ERROR if refused else logging.WARNING) if attempt <= 3 or attempt % 10 == 0
-                 else logging.DEBUG)
+        level = (logging.ERROR if refused else logging.WARNING) if attempt <= 3 or attempt % 10 == 0 else logging.DEBUG
         log.log(
             level,
             "%s; retrying in %.1f s (attempt %d)",

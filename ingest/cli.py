@@ -63,7 +63,8 @@ class _FatalExit:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
+        level=level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -71,7 +72,10 @@ def _setup_logging(level: str) -> None:
 @app.command()
 def serve(
     workers: int | None = typer.Option(
-        None, "--workers", min=1, max=256,
+        None,
+        "--workers",
+        min=1,
+        max=256,
         help="Consumer processes of this replica, in its shared-subscription group (default: INGEST_WORKERS, else "
         "the CPUs this process may run on). Worker 0 serves the API; docs/small-messages.md.",
     ),
@@ -115,8 +119,9 @@ def _serve_api(settings: IngestSettings, role: WorkerRole | None) -> None:
         server.should_exit = True
     server.run()
     if service.fatal:
-        typer.echo(f"ingest: {service.fatal}; exiting with status {EXIT_FATAL} so that a supervisor restarts it",
-                   err=True)
+        typer.echo(
+            f"ingest: {service.fatal}; exiting with status {EXIT_FATAL} so that a supervisor restarts it", err=True
+        )
         raise typer.Exit(EXIT_FATAL)
 
 
@@ -198,20 +203,25 @@ def check() -> None:
     if registry is not None:
         known = registry
         if settings.topology_file is not None:
-            topology = step(f"topology {settings.topology_file} (cell {settings.cell})",
-                            lambda: load_cell(settings, known))
+            topology = step(
+                f"topology {settings.topology_file} (cell {settings.cell})", lambda: load_cell(settings, known)
+            )
         step("region DSNs match registry", lambda: check_regions(settings, known, topology))
     step("stores reachable and migrated", lambda: prepare_stores(settings, strict=True))
     engine = step(f"policy ({settings.policy_engine})", lambda: build_policy(settings))
     if engine is not None:
         decider = engine
-        step(f"policy keeps the platform invariants ({settings.policy_invariants_file})",
-             lambda: _keeps_invariants(decider, settings.policy_invariants_file))
+        step(
+            f"policy keeps the platform invariants ({settings.policy_invariants_file})",
+            lambda: _keeps_invariants(decider, settings.policy_invariants_file),
+        )
         if topology is not None and registry is not None and settings.topology_file is not None:
             cells, sites, where = topology, registry, settings.topology_file
-            step("every site's raw payload may be processed in its cell's country (data.residency.raw_processing)",
-                 # every engine build_policy makes evaluates other documents too (policy.processing.DocumentEngine)
-                 lambda: check_raw_processing(cells, sites, cast("DocumentEngine", decider), where))
+            step(
+                "every site's raw payload may be processed in its cell's country (data.residency.raw_processing)",
+                # every engine build_policy makes evaluates other documents too (policy.processing.DocumentEngine)
+                lambda: check_raw_processing(cells, sites, cast("DocumentEngine", decider), where),
+            )
     raise typer.Exit(1 if failed else 0)
 
 

@@ -49,8 +49,12 @@ def _known_country(code: str) -> str:
 
 # x-closed-set: the API's OpenAPI document lists the accepted values (ingest.api.closed_sets)
 Country = Annotated[
-    str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code",
-               json_schema_extra={"x-closed-set": "countries"}),
+    str,
+    Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 country code",
+        json_schema_extra={"x-closed-set": "countries"},
+    ),
     AfterValidator(_known_country),
 ]
 if TYPE_CHECKING:
@@ -67,8 +71,11 @@ def _iso_date(value: object) -> object:
 
 SafeguardDate = Annotated[
     str,
-    Field(pattern=DATE_PATTERN, description="YYYY-MM-DD: the day the safeguard was made or last renewed (a later "
-                                            "day than today UTC: not in force yet)"),
+    Field(
+        pattern=DATE_PATTERN,
+        description="YYYY-MM-DD: the day the safeguard was made or last renewed (a later "
+        "day than today UTC: not in force yet)",
+    ),
     BeforeValidator(_iso_date),  # after Field: wraps the pattern check (and leaves the pattern in the schema)
 ]
 
@@ -92,7 +99,10 @@ class Region(_Model):
 FieldType = Literal["number", "integer", "boolean", "text"]
 FIELD_TYPES: tuple[FieldType, ...] = ("number", "integer", "boolean", "text")
 FIELD_VALUE_TYPES: dict[str, tuple[type, ...]] = {
-    "number": (int, float), "integer": (int,), "boolean": (bool,), "text": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "text": (str,),
 }
 """The Python types of the wire values each field type accepts, compared with ``type(value) in ...`` (so a bool
 is not a number, though Python's bool is an int). None, a missing sample, is accepted by every type."""
@@ -103,15 +113,17 @@ class FieldSpec(_Model):
     type: FieldType = Field(
         default="number",
         description="What the field's values are: number (integer or decimal), integer, boolean or text. A value "
-                    "of another type is quarantined (wrong_type), never stored: a machine field cannot carry text.",
+        "of another type is quarantined (wrong_type), never stored: a machine field cannot carry text.",
     )
     unit: str | None = None
     description: str = ""
     sparkplug_metric: str | None = Field(
-        default=None, min_length=1, max_length=512,
+        default=None,
+        min_length=1,
+        max_length=512,
         description="The Sparkplug B metric name whose values this field receives (it may contain '/', e.g. "
-                    "'Spindle/Speed'); docs/sparkplug.md. A metric of a Sparkplug device that no field names is an "
-                    "undeclared field.",
+        "'Spindle/Speed'); docs/sparkplug.md. A metric of a Sparkplug device that no field names is an "
+        "undeclared field.",
     )
 
     def accepts(self, value: object) -> bool:
@@ -145,15 +157,20 @@ _SITE_SUBDIVISION = r"^ *[A-Za-z0-9]{1,3} *$"
 
 def _site_subdivision(value: str) -> str:
     if re.fullmatch(_SITE_SUBDIVISION, value) is None:
-        raise ValueError(f"{value!r} is not a subdivision of the site's country: give the part of its ISO 3166-2 "
-                         "code after the country (QC for CA-QC)")
+        raise ValueError(
+            f"{value!r} is not a subdivision of the site's country: give the part of its ISO 3166-2 "
+            "code after the country (QC for CA-QC)"
+        )
     return policy_models.subdivision_code(value)
 
 
 SiteSubdivision = Annotated[
     StrictStr,
-    Field(description="The site's ISO 3166-2 subdivision: the part of the code after the country, which is the "
-                      "site's (QC for CA-QC).", json_schema_extra={"pattern": _SITE_SUBDIVISION}),
+    Field(
+        description="The site's ISO 3166-2 subdivision: the part of the code after the country, which is the "
+        "site's (QC for CA-QC).",
+        json_schema_extra={"pattern": _SITE_SUBDIVISION},
+    ),
     AfterValidator(_site_subdivision),
 ]
 
@@ -191,8 +208,8 @@ class Site(_Model):
     safeguard_dates: dict[Country, dict[Safeguard, SafeguardDate]] = Field(
         default_factory=dict,
         description="Per destination country, the day a dated safeguard was made or last renewed (MY_TIA: a "
-                    "transfer impact assessment, valid three years); the policy decides whether it is still in "
-                    "force (policy/data/vocabulary.json safeguard_validity).",
+        "transfer impact assessment, valid three years); the policy decides whether it is still in "
+        "force (policy/data/vocabulary.json safeguard_validity).",
     )
 
 
@@ -205,8 +222,9 @@ class SparkplugAddress(_Model):
 
     group: str = Field(pattern=_SPB_ID, description="Sparkplug group id.")
     edge_node: str = Field(pattern=_SPB_ID, description="Sparkplug edge node id.")
-    device: str | None = Field(default=None, pattern=_SPB_ID,
-                               description="Sparkplug device id; omitted for the edge node's own metrics.")
+    device: str | None = Field(
+        default=None, pattern=_SPB_ID, description="Sparkplug device id; omitted for the edge node's own metrics."
+    )
 
 
 class Device(_Model):
@@ -214,8 +232,10 @@ class Device(_Model):
     profile: str = Field(json_schema_extra={"x-closed-set": "profiles"})
     description: str = ""
     sparkplug: SparkplugAddress | None = Field(
-        default=None, description="A device of a third-party Sparkplug B edge node: its group, edge node and device "
-        "ids (docs/sparkplug.md). Its metrics are mapped to fields by each field's sparkplug_metric.")
+        default=None,
+        description="A device of a third-party Sparkplug B edge node: its group, edge node and device "
+        "ids (docs/sparkplug.md). Its metrics are mapped to fields by each field's sparkplug_metric.",
+    )
 
 
 class Registry(_Model):
@@ -248,12 +268,16 @@ class Registry(_Model):
                 continue
             key = (address.group, address.edge_node, address.device)
             if key in self._spb_devices:
-                raise ValueError(f"devices.{device_id}.sparkplug: {address.group}/{address.edge_node}/"
-                                 f"{address.device or '(node)'} is already device {self._spb_devices[key]!r}")
+                raise ValueError(
+                    f"devices.{device_id}.sparkplug: {address.group}/{address.edge_node}/"
+                    f"{address.device or '(node)'} is already device {self._spb_devices[key]!r}"
+                )
             node_site = self._spb_nodes.setdefault(key[:2], device.site)
             if node_site != device.site:
-                raise ValueError(f"devices.{device_id}.sparkplug: edge node {address.group}/{address.edge_node} has "
-                                 f"devices in sites {node_site!r} and {device.site!r}; an edge node is at one site")
+                raise ValueError(
+                    f"devices.{device_id}.sparkplug: edge node {address.group}/{address.edge_node} has "
+                    f"devices in sites {node_site!r} and {device.site!r}; an edge node is at one site"
+                )
             self._spb_devices[key] = device_id
         return self
 
@@ -284,8 +308,13 @@ class Registry(_Model):
 
 def load_registry(path: Path) -> Registry:
     """Load and validate a registry file; errors name the file, the line when known, and the field."""
-    return load_model(path, Registry, what="registry", error=RegistryError,
-                      not_a_mapping="registry must be a mapping with regions, profiles, sites, devices")
+    return load_model(
+        path,
+        Registry,
+        what="registry",
+        error=RegistryError,
+        not_a_mapping="registry must be a mapping with regions, profiles, sites, devices",
+    )
 
 
 # --- the effective registry: the YAML overlaid with entries changed through the API -----------------------
@@ -323,8 +352,11 @@ def overlay(base: Registry, *, sites: Mapping[str, EntrySpec], devices: Mapping[
             else:
                 target[entry_id] = spec
     raw = {
-        "regions": base.regions, "analytics_region": base.analytics_region, "profiles": base.profiles,
-        "sites": merged_sites, "devices": merged_devices,
+        "regions": base.regions,
+        "analytics_region": base.analytics_region,
+        "profiles": base.profiles,
+        "sites": merged_sites,
+        "devices": merged_devices,
     }
     try:
         return Registry.model_validate(raw)  # unchanged entries are the file's (already valid) instances

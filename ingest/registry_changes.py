@@ -61,8 +61,9 @@ class EntryInUseError(RegistryChangeError):
 
     def __init__(self, site_id: str, devices: list[str]) -> None:
         shown = ", ".join(devices[:10]) + (f" and {len(devices) - 10} more" if len(devices) > 10 else "")
-        super().__init__(f"site {site_id!r} still has {len(devices)} device(s): {shown}; decommission or move "
-                         "them first")
+        super().__init__(
+            f"site {site_id!r} still has {len(devices)} device(s): {shown}; decommission or move them first"
+        )
         self.site_id = site_id
         self.devices = devices
 
@@ -117,8 +118,9 @@ def apply_change(
     current = effective(base, registry_store.load_snapshot(conn))
     before = _spec_of(current.registry, kind, entry_id)
     if action == "create" and before is not None:
-        raise EntryExistsError(f"{kind} {entry_id!r} already exists ({current.source(kind, entry_id)}); "
-                               f"use PUT to change it")
+        raise EntryExistsError(
+            f"{kind} {entry_id!r} already exists ({current.source(kind, entry_id)}); use PUT to change it"
+        )
     if action != "create" and before is None:
         raise EntryNotFoundError(f"unknown {kind} {entry_id!r}")
     old_region = home_region(current.registry, kind, entry_id)

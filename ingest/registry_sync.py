@@ -125,8 +125,13 @@ class RegistrySync:
     def _swap(self, state: EffectiveRegistry) -> None:
         previous, self._current = self._current, state
         if previous.revision >= 0:
-            log.info("registry revision %d -> %d (%d sites, %d devices)", previous.revision, state.revision,
-                     len(state.registry.sites), len(state.registry.devices))
+            log.info(
+                "registry revision %d -> %d (%d sites, %d devices)",
+                previous.revision,
+                state.revision,
+                len(state.registry.sites),
+                len(state.registry.devices),
+            )
         for listener in self._listeners:
             listener(state.registry)
 

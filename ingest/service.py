@@ -60,8 +60,10 @@ def load_cell(settings: IngestSettings, registry: Registry) -> Topology | None:
     topology = load_topology(settings.topology_file)
     check_against_registry(topology, registry, settings.topology_file)
     if settings.cell not in topology.cells:
-        raise TopologyError(f"INGEST_CELL: {settings.cell!r} is not a cell of {settings.topology_file} "
-                            f"(cells: {sorted(topology.cells)})")
+        raise TopologyError(
+            f"INGEST_CELL: {settings.cell!r} is not a cell of {settings.topology_file} "
+            f"(cells: {sorted(topology.cells)})"
+        )
     return topology
 
 
@@ -70,8 +72,9 @@ def prepare_region(settings: IngestSettings, region: str) -> bool:
     StoreUnavailableError names the region when it cannot be reached (or migrated)."""
     dsn = settings.region_dsns[region]
     migrate(dsn, "region", store=region, timescaledb=settings.timescaledb)
-    return enable_timescaledb(dsn, store=region, mode=settings.timescaledb,
-                              options=StoreOptions.from_settings(settings))
+    return enable_timescaledb(
+        dsn, store=region, mode=settings.timescaledb, options=StoreOptions.from_settings(settings)
+    )
 
 
 def prepare_stores(settings: IngestSettings, *, strict: bool = True) -> tuple[dict[str, bool], set[str]]:
@@ -89,8 +92,11 @@ def prepare_stores(settings: IngestSettings, *, strict: bool = True) -> tuple[di
             if strict:
                 raise
             unreachable.add(region)
-            log.warning("region %s is unreachable at start (%s): its messages wait, and it is migrated when it "
-                        "comes back", region, exc.reason)
+            log.warning(
+                "region %s is unreachable at start (%s): its messages wait, and it is migrated when it comes back",
+                region,
+                exc.reason,
+            )
     return timescale, unreachable
 
 
@@ -114,8 +120,9 @@ class IngestService:
         check_regions(settings, self.registry, self.topology)
         self.timescale, unreachable = prepare_stores(settings, strict=False)
         # Sites and devices changed through the API overlay the file; every replica follows (registry_sync).
-        self.registry_sync = RegistrySync(base=self.registry, control_dsn=settings.control_dsn,
-                                          refresh_s=settings.registry_refresh_s)
+        self.registry_sync = RegistrySync(
+            base=self.registry, control_dsn=settings.control_dsn, refresh_s=settings.registry_refresh_s
+        )
         self.registry = self.registry_sync.load().registry
         # The router holds the ActivePolicy: an activated revision decides the next message (no restart).
         self.policy_runtime = PolicyRuntime.from_settings(settings)
@@ -124,20 +131,32 @@ class IngestService:
         self.link: LinkSender | None = None
         if self.topology is not None and settings.cell is not None and settings.topology_file is not None:
             # A site may be served here only if its raw payload may be processed in this cell's country.
-            check_raw_processing(self.topology, self.registry, self.policy, settings.topology_file,
-                                 cells=[settings.cell])
+            check_raw_processing(
+                self.topology, self.registry, self.policy, settings.topology_file, cells=[settings.cell]
+            )
             self.cell = CellContext(settings.cell, self.topology)
             sends_to, _ = self.topology.peers(settings.cell, self.registry)
             if sends_to:
-                self.link = LinkSender(cell=settings.cell, peers=sends_to, control_dsn=settings.control_dsn,
-                                       window=settings.link_window, resend_s=settings.link_resend_s)
+                self.link = LinkSender(
+                    cell=settings.cell,
+                    peers=sends_to,
+                    control_dsn=settings.control_dsn,
+                    window=settings.link_window,
+                    resend_s=settings.link_resend_s,
+                )
         self.stats = PipelineStats(Watchdog(settings.watchdog_stall_s, on_fatal))
         self.stats.policy_revision = self.policy.revision
         self.policy_runtime.on_change(lambda revision: setattr(self.stats, "policy_revision", revision))
-        self.volumes = VolumeTracker(
-            settings.control_dsn, thresholds=PolicyThresholds(settings.policy_dir), sync_s=settings.volume_sync_s,
-            warn_ratio=settings.volume_warn_ratio,
-        ) if settings.measure_volumes else None
+        self.volumes = (
+            VolumeTracker(
+                settings.control_dsn,
+                thresholds=PolicyThresholds(settings.policy_dir),
+                sync_s=settings.volume_sync_s,
+                warn_ratio=settings.volume_warn_ratio,
+            )
+            if settings.measure_volumes
+            else None
+        )
         self.router = Router(
             registry=self.registry,
             policy=self.policy,
@@ -146,27 +165,48 @@ class IngestService:
             cell=self.cell,
             volumes=self.volumes,
         )
-        self.consumer = Consumer(settings, self.router, self.stats, prepare_region=self._prepare_late, cell=self.cell,
-                                 link=self.link)
+        self.consumer = Consumer(
+            settings, self.router, self.stats, prepare_region=self._prepare_late, cell=self.cell, link=self.link
+        )
         self.consumer.mark_unprepared(unreachable)
         self.maintenance = StoreMaintenance(settings.region_dsns, StoreOptions.from_settings(settings))
         self.runtime = Runtime(
             settings=settings,
             registry=self.registry,
-            control=ConnectionPool(settings.control_dsn, min_size=1, max_size=4, open=False,
-                                   check=ConnectionPool.check_connection,
-                                   kwargs={"connect_timeout": 5}),
-            regions={name: ConnectionPool(dsn, min_size=1, max_size=4, open=False,
-                                          check=ConnectionPool.check_connection,
-                                          kwargs={"connect_timeout": 5})
-                     for name, dsn in settings.region_dsns.items()},
+            control=ConnectionPool(
+                settings.control_dsn,
+                min_size=1,
+                max_size=4,
+                open=False,
+                check=ConnectionPool.check_connection,
+                kwargs={"connect_timeout": 5},
+            ),
+            regions={
+                name: ConnectionPool(
+                    dsn,
+                    min_size=1,
+                    max_size=4,
+                    open=False,
+                    check=ConnectionPool.check_connection,
+                    kwargs={"connect_timeout": 5},
+                )
+                for name, dsn in settings.region_dsns.items()
+            },
             policy=self.policy,
             pipeline=self.stats,
-            quarantine=(quarantine := QuarantineService(settings, self.router, writers=self.consumer.new_writer,
-                                                    control=self.consumer.new_control_writer)),
+            quarantine=(
+                quarantine := QuarantineService(
+                    settings, self.router, writers=self.consumer.new_writer, control=self.consumer.new_control_writer
+                )
+            ),
             registry_sync=self.registry_sync,
-            extras={"timescaledb": self.timescale, "policy_runtime": self.policy_runtime, "cell": self.cell,
-                    "link": self.link, "volumes": self.volumes},
+            extras={
+                "timescaledb": self.timescale,
+                "policy_runtime": self.policy_runtime,
+                "cell": self.cell,
+                "link": self.link,
+                "volumes": self.volumes,
+            },
         )
         # A registry swap reaches the router (drops its memoised flows) and the API, like a policy activation.
         self.quarantine_retention = QuarantineRetention(quarantine, settings)
@@ -200,16 +240,26 @@ class IngestService:
             except Exception as exc:
                 log.warning("measured volumes: first sync failed, retrying in the background: %s", exc)
             self.volumes.start()
-            publish(lambda: self.volumes.routes(self.registry.sites, self.registry.regions,  # type: ignore[union-attr]
-                                                self.registry.candidate_regions))
+            volumes = self.volumes
+            publish(
+                lambda: volumes.routes(
+                    self.registry.sites,
+                    self.registry.regions,
+                    self.registry.candidate_regions,
+                )
+            )
         self.consumer.start()
         if self.link is not None:
             self.link.start(self.consumer.client)
         self.maintenance.start(first_run_now=False)
         self.quarantine_retention.start()
         self.registry_sync.start()
-        log.info("ingest started: regions %s, policy %s (%s)", sorted(self.settings.region_dsns),
-                 self.settings.policy_engine, self.policy.revision)
+        log.info(
+            "ingest started: regions %s, policy %s (%s)",
+            sorted(self.settings.region_dsns),
+            self.settings.policy_engine,
+            self.policy.revision,
+        )
 
     def stop(self) -> None:
         self.registry_sync.stop()

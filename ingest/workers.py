@@ -106,8 +106,9 @@ def supervise(count: int, client_id: str, command: list[str] | None = None) -> i
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         for index in range(count):
-            procs.append(subprocess.Popen(command, env=worker_env(dict(os.environ), client_id, index, count,
-                                                                  directory)))
+            procs.append(
+                subprocess.Popen(command, env=worker_env(dict(os.environ), client_id, index, count, directory))
+            )
         log.info("ingest: %d workers started (pids %s)", count, ", ".join(str(p.pid) for p in procs))
         status = _wait(procs, lambda: stopping)
         if status is not None:  # a worker exited on its own: stop the replica, its supervisor restarts it
@@ -134,8 +135,9 @@ def _wait(procs: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) ->
                 proc.returncode = os.waitstatus_to_exitcode(raw)
                 if not stopping():
                     code = proc.returncode
-                    sys.stderr.write(f"ingest: worker {index} (pid {pid}) exited with status {code}; stopping the "
-                                     f"other workers\n")
+                    sys.stderr.write(
+                        f"ingest: worker {index} (pid {pid}) exited with status {code}; stopping the other workers\n"
+                    )
                     return code if code > 0 else EXIT_FATAL
         if all(p.returncode is not None for p in procs):
             return None
@@ -221,13 +223,19 @@ class GroupStatus:
         merged["messages"] = dict(merged["messages"])
         for key in _COUNTED:
             merged[key] = dict(merged[key])
-        workers = [{"worker": 0, "pid": os.getpid(), "healthy": merged["healthy"],
-                    "messages": dict(merged["messages"]), "inflight": merged["inflight"]}]
+        workers = [
+            {
+                "worker": 0,
+                "pid": os.getpid(),
+                "healthy": merged["healthy"],
+                "messages": dict(merged["messages"]),
+                "inflight": merged["inflight"],
+            }
+        ]
         problems = [f"worker 0: {merged['problem']}"] if merged.get("problem") else []
         for index, report, problem in self._others():
             if report is None:
-                workers.append({"worker": index, "pid": None, "healthy": False, "messages": None,
-                                "inflight": None})
+                workers.append({"worker": index, "pid": None, "healthy": False, "messages": None, "inflight": None})
                 problems.append(problem or f"worker {index} has not reported")
                 continue
             stats = report["stats"]
@@ -239,8 +247,9 @@ class GroupStatus:
                 merged[key] = dict(total)
             for key in _SUMMED:
                 merged[key] = merged.get(key, 0) + stats.get(key, 0)
-            if stats.get("last_commit_at") and (merged["last_commit_at"] is None
-                                                or stats["last_commit_at"] > merged["last_commit_at"]):
+            if stats.get("last_commit_at") and (
+                merged["last_commit_at"] is None or stats["last_commit_at"] > merged["last_commit_at"]
+            ):
                 merged["last_commit_at"] = stats["last_commit_at"]  # ISO 8601 UTC: compared as text
             merged["broker_connected"] = merged["broker_connected"] and stats["broker_connected"]
             merged["down_stores"] = sorted(set(merged["down_stores"]) | set(stats["down_stores"]))
@@ -251,11 +260,19 @@ class GroupStatus:
                 problems.append(f"worker {index}: {stats['problem']}")
             if problem:
                 problems.append(problem)
-            workers.append({"worker": index, "pid": report["pid"], "healthy": healthy, "messages": stats["messages"],
-                            "inflight": stats["inflight"]})
+            workers.append(
+                {
+                    "worker": index,
+                    "pid": report["pid"],
+                    "healthy": healthy,
+                    "messages": stats["messages"],
+                    "inflight": stats["inflight"],
+                }
+            )
         merged["problem"] = "; ".join(problems) or None
-        merged["healthy"] = all(w["healthy"] for w in workers) and merged["broker_connected"] and \
-            not merged["down_stores"]
+        merged["healthy"] = (
+            all(w["healthy"] for w in workers) and merged["broker_connected"] and not merged["down_stores"]
+        )
         merged["workers"] = workers
         return merged
 

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_model(path: Path, model: type[M], *, what: str, not_a_mapping: str,
-               error: type[Exception]) -> M:
+def load_model(path: Path, model: type[M], *, what: str, not_a_mapping: str, error: type[Exception]) -> M:
     """Read ``path``, parse it as YAML and validate it as ``model``.
 
     Every failure raises ``error(message)``: ``<path>: cannot read <what>: ...``, ``<path>[:line]: not valid

@@ -134,8 +134,9 @@ def _checked_tarinfo(limits: ArchiveLimits, counter: list[int]) -> type[tarfile.
                     )
                 counter[1] += self.size
             elif self.type == tarfile.GNUTYPE_SPARSE:
-                raise DraftArchiveError(f"{self.name}: a sparse file; a policy archive may hold only regular "
-                                        "files and directories")
+                raise DraftArchiveError(
+                    f"{self.name}: a sparse file; a policy archive may hold only regular files and directories"
+                )
             if counter[1] > limits.max_total_bytes:
                 raise DraftArchiveError(
                     f"entry {position} ({self.name}): the archive unpacks to more than {limits.max_total_bytes} "
@@ -169,26 +170,32 @@ def read_archive(archive: bytes, limits: ArchiveLimits) -> dict[str, bytes]:
                 name = member.name
                 shown = name if len(name) <= 80 else name[:80] + "..."
                 if entries > limits.max_entries:
-                    raise DraftArchiveError(f"{shown}: the archive holds more than {limits.max_entries} entries "
-                                            "(directories included)")
+                    raise DraftArchiveError(
+                        f"{shown}: the archive holds more than {limits.max_entries} entries (directories included)"
+                    )
                 size = len(name.encode("utf-8", "surrogateescape"))
                 if size > limits.max_name_bytes:
-                    raise DraftArchiveError(f"{shown}: a path of {size} bytes; paths are limited to "
-                                            f"{limits.max_name_bytes} bytes")
+                    raise DraftArchiveError(
+                        f"{shown}: a path of {size} bytes; paths are limited to {limits.max_name_bytes} bytes"
+                    )
                 if member.isdir():
                     continue
                 if not member.isreg() or member.type == tarfile.CONTTYPE:
                     kind = _KINDS.get(member.type, f"an entry of type {member.type!r}")
                     target = f" to {member.linkname!r}" if member.issym() or member.islnk() else ""
-                    raise DraftArchiveError(f"{shown}: {kind}{target}; a policy archive may hold only regular "
-                                            "files and directories")
+                    raise DraftArchiveError(
+                        f"{shown}: {kind}{target}; a policy archive may hold only regular files and directories"
+                    )
                 if member.size > limits.max_entry_bytes:
-                    raise DraftArchiveError(f"{shown}: {member.size} bytes; one file may have at most "
-                                            f"{limits.max_entry_bytes}")
+                    raise DraftArchiveError(
+                        f"{shown}: {member.size} bytes; one file may have at most {limits.max_entry_bytes}"
+                    )
                 total += member.size
                 if total + counter[1] > limits.max_total_bytes:
-                    raise DraftArchiveError(f"{shown}: the archive unpacks to more than {limits.max_total_bytes} "
-                                            "bytes (files and extension headers)")
+                    raise DraftArchiveError(
+                        f"{shown}: the archive unpacks to more than {limits.max_total_bytes} "
+                        "bytes (files and extension headers)"
+                    )
                 handle = tar.extractfile(member)
                 files[name] = handle.read() if handle else b""
     except DraftArchiveError:
@@ -209,8 +216,9 @@ def check_file_map(files: dict[str, bytes], limits: ArchiveLimits) -> None:
         if size > limits.max_name_bytes:
             raise DraftArchiveError(f"{shown}: a path of {size} bytes is longer than {limits.max_name_bytes} bytes")
         if len(content) > limits.max_entry_bytes:
-            raise DraftArchiveError(f"{shown}: {len(content)} bytes; one file may have at most "
-                                    f"{limits.max_entry_bytes}")
+            raise DraftArchiveError(
+                f"{shown}: {len(content)} bytes; one file may have at most {limits.max_entry_bytes}"
+            )
         total += len(content)
         if total > limits.max_total_bytes:
             raise DraftArchiveError(f"{shown}: the draft is larger than {limits.max_total_bytes} bytes")

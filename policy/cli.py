@@ -125,17 +125,35 @@ def cmd_invariants(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     broken = sorted({v.invariant.id for v in violations})
     if args.json:
-        json.dump({"revision": engine.revision, "invariants": len(found.invariants), "flows": len(found.flows()),
-                   "broken": broken,
-                   "violations": [{"invariant": v.invariant.id, "title": v.invariant.title, "basis": v.invariant.basis,
-                                   "flow": v.flow.to_input(), "problem": v.problem} for v in violations]},
-                  sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(
+            {
+                "revision": engine.revision,
+                "invariants": len(found.invariants),
+                "flows": len(found.flows()),
+                "broken": broken,
+                "violations": [
+                    {
+                        "invariant": v.invariant.id,
+                        "title": v.invariant.title,
+                        "basis": v.invariant.basis,
+                        "flow": v.flow.to_input(),
+                        "problem": v.problem,
+                    }
+                    for v in violations
+                ],
+            },
+            sys.stdout,
+            indent=2,
+            ensure_ascii=False,
+        )
         sys.stdout.write("\n")
     else:
         for v in violations:
             print(f"BROKEN {v.describe()}")
-        print(f"{len(found.flows())} flows of {len(found.invariants)} invariants: {len(broken)} broken"
-              + (f" ({', '.join(broken)})" if broken else ""))
+        print(
+            f"{len(found.flows())} flows of {len(found.invariants)} invariants: {len(broken)} broken"
+            + (f" ({', '.join(broken)})" if broken else "")
+        )
     return EXIT_FAIL if violations else EXIT_OK
 
 
@@ -218,9 +236,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     with _progress(enabled=not args.no_progress) as progress:
         try:
-            patterns = read_patterns(
-                args.control_dsn, since=since, until=until, limit=args.limit, progress=progress
-            )
+            patterns = read_patterns(args.control_dsn, since=since, until=until, limit=args.limit, progress=progress)
         except Exception as exc:  # driver errors: one line naming the store, not a traceback
             _err(f"control store: {type(exc).__name__}: {exc}")
             return EXIT_FAIL
@@ -253,8 +269,12 @@ class _progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._bar.start()
         return self.update
@@ -282,8 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decide", help="read one flow (JSON) on stdin, print its decision (JSON)")
     common(p, opa=True)
     p.set_defaults(func=cmd_decide)
-    p = sub.add_parser("processing", help="read a raw-processing request (JSON) on stdin: may a site's raw payload "
-                       "be processed in that country (residency cells)?")
+    p = sub.add_parser(
+        "processing",
+        help="read a raw-processing request (JSON) on stdin: may a site's raw payload "
+        "be processed in that country (residency cells)?",
+    )
     common(p, opa=True)
     p.set_defaults(func=cmd_processing)
     p = sub.add_parser("test", help="run every test_ rule of the *_test.rego files")
@@ -292,8 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_test)
     p = sub.add_parser("invariants", help="check the platform's residency invariants (what no revision may decide)")
     common(p, opa=True)
-    p.add_argument("--invariants", type=Path, default=None,
-                   help="the invariants file (default: policy/invariants.yaml, shipped with the platform)")
+    p.add_argument(
+        "--invariants",
+        type=Path,
+        default=None,
+        help="the invariants file (default: policy/invariants.yaml, shipped with the platform)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_invariants)
     p = sub.add_parser("revision", help="print the policy revision (sha256 of policy and data)")

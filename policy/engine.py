@@ -273,8 +273,10 @@ class EmbeddedPolicyEngine:
         if not ok:
             detail = text.strip()[:300]
             if detail in ("", "<error>"):
-                detail = ("<error> (rego-cpp gives no detail: e.g. a function with two values for one input, "
-                          "which OPA names eval_conflict_error)")
+                detail = (
+                    "<error> (rego-cpp gives no detail: e.g. a function with two values for one input, "
+                    "which OPA names eval_conflict_error)"
+                )
             raise PolicyEvaluationError(f"{DECISION_DOCUMENT}: evaluation error for this input: {detail}")
         return parse_output(text, DECISION_DOCUMENT)
 

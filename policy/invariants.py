@@ -30,8 +30,19 @@ from policy.models import Decision, Flow, Localization, TransformName
 DEFAULT_INVARIANTS_FILE = Path(__file__).resolve().parent / "invariants.yaml"
 
 SAFEGUARDS: tuple[str, ...] = (
-    "SCC", "BCR", "TIA", "UK_IDTA", "CONSENT", "CN_STANDARD_CONTRACT", "CN_CERTIFICATION",
-    "CN_SECURITY_ASSESSMENT", "RU_RKN_NOTIFIED", "VN_TIA_FILED", "STATE_APPROVAL", "ASEAN_MCC", "MY_TIA",
+    "SCC",
+    "BCR",
+    "TIA",
+    "UK_IDTA",
+    "CONSENT",
+    "CN_STANDARD_CONTRACT",
+    "CN_CERTIFICATION",
+    "CN_SECURITY_ASSESSMENT",
+    "RU_RKN_NOTIFIED",
+    "VN_TIA_FILED",
+    "STATE_APPROVAL",
+    "ASEAN_MCC",
+    "MY_TIA",
     "TH_PDPC_BCR",
 )
 """Every safeguard code of the decision contract."""
@@ -55,7 +66,8 @@ class FlowSet(_Model):
     category: list[Category] = Field(min_length=1)
     safeguards: list[str] = Field(default_factory=list)
     every_safeguard_but: list[str] | None = Field(
-        default=None, description="Every contract safeguard except these is in force.")
+        default=None, description="Every contract safeguard except these is in force."
+    )
     recipient: dict[str, Any] = Field(default_factory=dict)
     entity: dict[str, Any] = Field(default_factory=dict)
     subject: dict[str, Any] = Field(default_factory=dict)
@@ -75,22 +87,34 @@ class FlowSet(_Model):
         return self
 
     def flows(self) -> Iterator[Flow]:
-        safeguards = self.safeguards if self.every_safeguard_but is None else [
-            s for s in SAFEGUARDS if s not in self.every_safeguard_but]
+        safeguards = (
+            self.safeguards
+            if self.every_safeguard_but is None
+            else [s for s in SAFEGUARDS if s not in self.every_safeguard_but]
+        )
         for origin, category in itertools.product(self.origin, self.category):
             for destination in [origin] if self.domestic else self.destination:
-                yield Flow.model_validate({
-                    "origin": origin, "destination": destination, "category": category,
-                    "safeguards": safeguards, "recipient": self.recipient, "entity": self.entity,
-                    "subject": self.subject, "purpose": self.purpose, "volume": self.volume,
-                    "transforms_applied": self.transforms_applied,
-                })
+                yield Flow.model_validate(
+                    {
+                        "origin": origin,
+                        "destination": destination,
+                        "category": category,
+                        "safeguards": safeguards,
+                        "recipient": self.recipient,
+                        "entity": self.entity,
+                        "subject": self.subject,
+                        "purpose": self.purpose,
+                        "volume": self.volume,
+                        "transforms_applied": self.transforms_applied,
+                    }
+                )
 
 
 class Expect(_Model):
     outcome: Literal["allow", "deny", "require_safeguard"]
     safeguards: list[str] = Field(
-        default_factory=list, description="require_safeguard: one of these codes must be named by `requires`.")
+        default_factory=list, description="require_safeguard: one of these codes must be named by `requires`."
+    )
     localization_at_least: Localization | None = None
 
 
@@ -112,11 +136,14 @@ class Invariant(_Model):
         elif expect.outcome == "require_safeguard":
             codes = {code for alternative in decision.requires for code in alternative.split("+")}
             if not decision.requires:
-                problems.append("denied with no safeguard that could cure it, must require "
-                                + (" or ".join(expect.safeguards) or "a safeguard"))
+                problems.append(
+                    "denied with no safeguard that could cure it, must require "
+                    + (" or ".join(expect.safeguards) or "a safeguard")
+                )
             elif expect.safeguards and not codes & set(expect.safeguards):
-                problems.append(f"requires {' or '.join(decision.requires)}, must require "
-                                f"{' or '.join(expect.safeguards)}")
+                problems.append(
+                    f"requires {' or '.join(decision.requires)}, must require {' or '.join(expect.safeguards)}"
+                )
         wanted = expect.localization_at_least
         if wanted is not None and _RANK.get(decision.localization, -1) < _RANK[wanted]:
             problems.append(f"localization {decision.localization}, must be at least {wanted}")
@@ -138,8 +165,9 @@ class InvariantSet(_Model):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     def flows(self) -> list[tuple[Invariant, Flow]]:
-        return [(invariant, flow) for invariant in self.invariants for group in invariant.flows
-                for flow in group.flows()]
+        return [
+            (invariant, flow) for invariant in self.invariants for group in invariant.flows for flow in group.flows()
+        ]
 
 
 @dataclass(frozen=True)
@@ -150,10 +178,16 @@ class Violation:
 
     def describe(self) -> str:
         flow = self.flow
-        extras = [f"{key}={value}" for key, value in (
-            ("entity", _set_flags(flow.entity.model_dump())), ("subject", _set_flags(flow.subject.model_dump())),
-            ("safeguards", "+".join(flow.safeguards)), ("transforms", "+".join(flow.transforms_applied)),
-        ) if value]
+        extras = [
+            f"{key}={value}"
+            for key, value in (
+                ("entity", _set_flags(flow.entity.model_dump())),
+                ("subject", _set_flags(flow.subject.model_dump())),
+                ("safeguards", "+".join(flow.safeguards)),
+                ("transforms", "+".join(flow.transforms_applied)),
+            )
+            if value
+        ]
         shown = f"{flow.origin}->{flow.destination} {flow.category}" + (f" ({', '.join(extras)})" if extras else "")
         return f"{self.invariant.id}: {shown}: {self.problem}"
 
@@ -173,15 +207,23 @@ def summary(violations: Sequence[Violation], shown: int = 3) -> str:
     by_id: dict[str, list[Violation]] = {}
     for v in violations:
         by_id.setdefault(v.invariant.id, []).append(v)
-    details = [f"{i} ({found[0].invariant.title}; {found[0].invariant.basis}): {len(found)} flow(s), e.g. "
-               + found[0].describe().split(": ", 1)[1] for i, found in list(by_id.items())[:shown]]
+    details = [
+        f"{i} ({found[0].invariant.title}; {found[0].invariant.basis}): {len(found)} flow(s), e.g. "
+        + found[0].describe().split(": ", 1)[1]
+        for i, found in list(by_id.items())[:shown]
+    ]
     return f"breaks {len(by_id)} platform invariant(s) [{', '.join(by_id)}]: {'; '.join(details)}"
 
 
 def load(path: Path = DEFAULT_INVARIANTS_FILE) -> InvariantSet:
     """The invariants of ``path``; PolicyLoadError naming the file and the field."""
-    return load_model(Path(path), InvariantSet, what="policy invariants", error=PolicyLoadError,
-                      not_a_mapping="the invariants file must be a mapping with a list 'invariants'")
+    return load_model(
+        Path(path),
+        InvariantSet,
+        what="policy invariants",
+        error=PolicyLoadError,
+        not_a_mapping="the invariants file must be a mapping with a list 'invariants'",
+    )
 
 
 def check(engine: PolicyEngine, invariants: InvariantSet, *, content_revision: bool = False) -> list[Violation]:

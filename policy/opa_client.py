@@ -70,9 +70,7 @@ class OpaPolicyEngine:
             detail = exc.response.text[:300] if exc.response is not None else str(exc)
             if status in (502, 503, 504):  # a proxy or OPA itself says it cannot answer now
                 raise PolicyUnavailableError(f"{self._where()} answered {status}: {detail}") from exc
-            raise PolicyEvaluationError(
-                f"{self._where()} rejected POST /v1/data/{path} ({status}): {detail}"
-            ) from exc
+            raise PolicyEvaluationError(f"{self._where()} rejected POST /v1/data/{path} ({status}): {detail}") from exc
         except requests.exceptions.JSONDecodeError as exc:  # also a RequestException: must come first
             raise PolicyEvaluationError(f"{self._where()} answered with something that is not JSON") from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:

@@ -41,16 +41,27 @@ class RawProcessing(BaseModel):
     policy_revision: str
 
 
-def raw_processing(engine: DocumentEngine, *, origin: str, processing_country: str, categories: Sequence[str],
-                   flow: dict[str, Any] | None = None) -> RawProcessing:
+def raw_processing(
+    engine: DocumentEngine,
+    *,
+    origin: str,
+    processing_country: str,
+    categories: Sequence[str],
+    flow: dict[str, Any] | None = None,
+) -> RawProcessing:
     """Ask the policy whether a raw payload holding ``categories`` from ``origin`` may be processed in
     ``processing_country``. ``flow``: the other fields of the decision contract (safeguards in force for that
     country, recipient, entity, purpose, volume)."""
-    request = {**(flow or {}), "origin": origin, "processing_country": processing_country,
-               "categories": sorted(set(categories))}
+    request = {
+        **(flow or {}),
+        "origin": origin,
+        "processing_country": processing_country,
+        "categories": sorted(set(categories)),
+    }
     answer = engine.document(RAW_PROCESSING_PATH, request)
     try:
         return RawProcessing.model_validate(answer)
     except ValidationError as exc:
-        raise PolicyEvaluationError(f"data.residency.raw_processing does not match its contract: "
-                                    f"{exc.errors()[0]}") from exc
+        raise PolicyEvaluationError(
+            f"data.residency.raw_processing does not match its contract: {exc.errors()[0]}"
+        ) from exc

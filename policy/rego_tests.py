@@ -48,8 +48,16 @@ from policy.errors import PolicyError, PolicyLoadError
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.M)
 _TEST_RE = re.compile(r"^((?:test|case)_\w+)\s*(?:if\b|:=|=|\{)", re.M)
 _FIXTURE_RE = re.compile(r"^fixture\s*:=", re.M)
-EXPECT_KEYS = {"allow", "localization", "requires", "transforms", "reasons", "reasons_contain", "cites",
-               "reasons_count"}
+EXPECT_KEYS = {
+    "allow",
+    "localization",
+    "requires",
+    "transforms",
+    "reasons",
+    "reasons_contain",
+    "cites",
+    "reasons_count",
+}
 
 
 @dataclass(frozen=True)
@@ -92,15 +100,16 @@ def discover(policy_dir: Path = DEFAULT_POLICY_DIR) -> list[RegoTest]:
 
 
 def _show(decision: dict[str, Any]) -> str:
-    return (f"allow={json.dumps(decision.get('allow'))} localization={json.dumps(decision.get('localization'))} "
-            f"requires={json.dumps(decision.get('requires'))}")
+    return (
+        f"allow={json.dumps(decision.get('allow'))} localization={json.dumps(decision.get('localization'))} "
+        f"requires={json.dumps(decision.get('requires'))}"
+    )
 
 
 def check_case(case: Any, decide: Callable[[Any], dict[str, Any]]) -> str | None:
     """None when ``decide(case.flow)`` gives the decision ``case.expect`` describes; else what differs, with
     the expected and the obtained decision (its reasons included)."""
-    if not isinstance(case, dict) or not isinstance(case.get("flow"), dict) or not isinstance(case.get("expect"),
-                                                                                                  dict):
+    if not isinstance(case, dict) or not isinstance(case.get("flow"), dict) or not isinstance(case.get("expect"), dict):
         return 'a case must be an object {"flow": {...}, "expect": {...}}'
     expect: dict[str, Any] = case["expect"]
     unknown = sorted(set(expect) - EXPECT_KEYS)
@@ -111,10 +120,14 @@ def check_case(case: Any, decide: Callable[[Any], dict[str, Any]]) -> str | None
     except PolicyError as exc:
         return f"flow {json.dumps(case['flow'])}: the policy could not decide: {exc}"
     reasons = got.get("reasons") or []
-    wrong: list[str] = [key for key in ("allow", "localization", "requires", "transforms", "reasons")
-             if key in expect and got.get(key) != expect[key]]
-    wrong += [f"reasons_contain {text!r}" for text in expect.get("reasons_contain", [])
-              if not any(text in r for r in reasons)]
+    wrong: list[str] = [
+        key
+        for key in ("allow", "localization", "requires", "transforms", "reasons")
+        if key in expect and got.get(key) != expect[key]
+    ]
+    wrong += [
+        f"reasons_contain {text!r}" for text in expect.get("reasons_contain", []) if not any(text in r for r in reasons)
+    ]
     if "cites" in expect and not (reasons and reasons[0].startswith(expect["cites"])):
         wrong.append(f"cites {expect['cites']!r}")
     if "reasons_count" in expect and len(reasons) != expect["reasons_count"]:
@@ -268,6 +281,14 @@ def kinds(results: list[RegoTestResult]) -> str:
 
 
 __all__ = [
-    "RegoTest", "RegoTestResult", "check_case", "discover", "fixture_packages", "is_test_module", "kinds", "run",
-    "summary", "with_fixture",
+    "RegoTest",
+    "RegoTestResult",
+    "check_case",
+    "discover",
+    "fixture_packages",
+    "is_test_module",
+    "kinds",
+    "run",
+    "summary",
+    "with_fixture",
 ]

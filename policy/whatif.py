@@ -306,11 +306,23 @@ def _compare(
                 _add(newly_allowed[part.region], pattern)
             if shown[key] < examples_per_change:
                 shown[key] += 1
-                report.examples.append(Example(
-                    pattern.origin, part.region, part.destination, pattern.category, part.outcome, new,
-                    pattern.example[0], pattern.example[1], part.reasons, result.reasons, part.requires,
-                    result.requires, part.input,
-                ))
+                report.examples.append(
+                    Example(
+                        pattern.origin,
+                        part.region,
+                        part.destination,
+                        pattern.category,
+                        part.outcome,
+                        new,
+                        pattern.example[0],
+                        pattern.example[1],
+                        part.reasons,
+                        result.reasons,
+                        part.requires,
+                        result.requires,
+                        part.input,
+                    )
+                )
         if placed_before and not placed_after:
             _add(report.newly_quarantined, pattern)
         elif placed_after and not placed_before:

@@ -27,7 +27,9 @@ _db_counter = itertools.count(1)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--store-backend", choices=backend.BACKENDS, default="plain",
+        "--store-backend",
+        choices=backend.BACKENDS,
+        default="plain",
         help="region stores of the store, API and end-to-end tests: plain PostgreSQL (default) or TimescaleDB "
         "(preloaded by devstack; tests marked plain_only are deselected)",
     )

@@ -38,7 +38,6 @@ MAX_SEQ = 2**63 - 1
 MAX_DEVICES_PER_STATUS = 10_000
 
 
-
 def _no_nul(text: str) -> str:
     """PostgreSQL's text cannot hold a NUL, and no field of ours needs one: refused at the wire."""
     if "\x00" in text:
@@ -77,8 +76,10 @@ class Reading(_Frozen):
                 if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # type: ignore[operator]
                     raise ValueError(f"field {name!r}: {v!r} is out of range (|value| <= {MAX_MAGNITUDE:g})")
             elif kind is int and not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # type: ignore[operator]
-                raise ValueError(f"field {name!r}: integer of {len(str(abs(v)))} digits is out of range "  # type: ignore[arg-type]
-                                 f"(|value| <= {MAX_MAGNITUDE:g})")
+                raise ValueError(
+                    f"field {name!r}: integer of {len(str(abs(v)))} digits is out of range "  # type: ignore[arg-type]
+                    f"(|value| <= {MAX_MAGNITUDE:g})"
+                )
         return values
 
 
@@ -94,8 +95,11 @@ class Batch(_Frozen):
 
     v: Literal[1] = Field(default=SCHEMA_VERSION, description="Schema version of this payload.")
     device_id: str = Field(description="Device id; must equal the device segment of the topic.")
-    seq: StrictInt = Field(ge=0, le=MAX_SEQ, description="Per-device monotonic batch sequence number (an integer, "
-                           "not a boolean or a string).")
+    seq: StrictInt = Field(
+        ge=0,
+        le=MAX_SEQ,
+        description="Per-device monotonic batch sequence number (an integer, not a boolean or a string).",
+    )
     sent_at: AwareDatetime = Field(description="Time the agent published the batch.")
     origin: OriginClaim | None = Field(default=None, description="Optional origin claim, cross-checked.")
     key_id: Annotated[str, Field(max_length=128), AfterValidator(_no_nul)] | None = Field(
@@ -112,7 +116,6 @@ class Batch(_Frozen):
         if not valid_id(value):
             raise ValueError(f"device id {value!r} is not a valid id")
         return value
-
 
 
 class Status(_Frozen):

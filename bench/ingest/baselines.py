@@ -36,8 +36,21 @@ from ingest.store.control import ControlWriter
 from ingest.store.region import RegionWriter
 
 # Binary COPY types of the readings columns (ingest.store.region writes the same).
-COPY_TYPES = ["text", "int8", "int4", "text", "timestamptz", "text", "text", "text", "float8", "text", "text",
-              "uuid", "text"]
+COPY_TYPES = [
+    "text",
+    "int8",
+    "int4",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "uuid",
+    "text",
+]
 
 
 @dataclass
@@ -66,9 +79,12 @@ def _psql(dsn: str, command: str, stdin: IO[bytes] | None = None) -> subprocess.
     psql = shutil.which("psql")
     if psql is None:
         raise RuntimeError("psql not found (apt-get install postgresql-client)")
-    return subprocess.Popen([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", command],
-                            stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", command],
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _check(proc: subprocess.Popen[bytes], what: str) -> None:
@@ -91,8 +107,15 @@ def copy_files(stack: Stack, per_region: dict[str, list[tuple[object, ...]]]) ->
     return files
 
 
-def b_copy(stack: Stack, files: dict[str, Path], counts: dict[str, int], fmt: str, parallel: bool,
-           meter: LoadMeter, say: Callable[[str], None] = lambda _s: None) -> Timed:
+def b_copy(
+    stack: Stack,
+    files: dict[str, Path],
+    counts: dict[str, int],
+    fmt: str,
+    parallel: bool,
+    meter: LoadMeter,
+    say: Callable[[str], None] = lambda _s: None,
+) -> Timed:
     """``psql \\copy`` of every region's file into empty tables: one region after the other (as the ingest's
     single flush thread writes), or all regions at once (one psql each)."""
     assert stack.db is not None
@@ -124,8 +147,16 @@ def b_copy(stack: Stack, files: dict[str, Path], counts: dict[str, int], fmt: st
     loaded = stack.count_rows()
     if any(loaded.get(r) != n for r, n in counts.items()):
         raise RuntimeError(f"B_copy loaded {loaded}, expected {counts}")
-    return Timed(total, seconds, {"format": fmt, "parallel": parallel, "rows_per_s_by_region": per,
-                                  "rollup_rebuild_s": rebuild_rollups(stack, list(counts))})
+    return Timed(
+        total,
+        seconds,
+        {
+            "format": fmt,
+            "parallel": parallel,
+            "rows_per_s_by_region": per,
+            "rollup_rebuild_s": rebuild_rollups(stack, list(counts)),
+        },
+    )
 
 
 def rebuild_rollups(stack: Stack, regions: list[str]) -> float | None:
@@ -149,8 +180,13 @@ def rebuild_rollups(stack: Stack, regions: list[str]) -> float | None:
     return seconds
 
 
-def b_raw(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]]], meter: LoadMeter,
-          publisher_kind: str = "paho", say: Callable[[str], None] = lambda _s: None) -> Timed:
+def b_raw(
+    stack: Stack,
+    per_message: Sequence[dict[str, list[tuple[object, ...]]]],
+    meter: LoadMeter,
+    publisher_kind: str = "paho",
+    say: Callable[[str], None] = lambda _s: None,
+) -> Timed:
     """mosquitto_sub -q 1 | psql COPY, one pipeline per region; payload = that message's rows as COPY text."""
     assert stack.db is not None and stack.mqtt is not None
     if shutil.which("mosquitto_sub") is None:
@@ -168,9 +204,28 @@ def b_raw(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]
     pipes = []
     for region, n in per_count.items():
         sub = subprocess.Popen(
-            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(stack.mqtt_port), "-V", "5", "-q", "1",
-             "-i", f"bench-raw-{region}", "-t", f"raw/{region}", "-C", str(n), "-N", "-F", "%p"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(stack.mqtt_port),
+                "-V",
+                "5",
+                "-q",
+                "1",
+                "-i",
+                f"bench-raw-{region}",
+                "-t",
+                f"raw/{region}",
+                "-C",
+                str(n),
+                "-N",
+                "-F",
+                "%p",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         psql = _psql(stack.db.regions[region], f"\\copy readings ({COPY_COLUMNS}) FROM pstdin", stdin=sub.stdout)
         assert sub.stdout is not None
@@ -190,18 +245,26 @@ def b_raw(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]
     loaded = sum(counts.values())
     if loaded != rows_total:
         raise RuntimeError(f"B_raw loaded {loaded} rows, expected {rows_total}")
-    return Timed(rows_total, t_done - pub.t0, {"messages": len(raw), "publisher": f"{pub.kind} x{pub.processes}",
-                                               "publisher_msgs_per_s": round(pub.rate)})
+    return Timed(
+        rows_total,
+        t_done - pub.t0,
+        {"messages": len(raw), "publisher": f"{pub.kind} x{pub.processes}", "publisher_msgs_per_s": round(pub.rate)},
+    )
 
 
-def writer_stage(stack: Stack, per_message: Sequence[dict[str, list[tuple[object, ...]]]], per_flush: int,
-                 meter: LoadMeter, concurrent: bool = True) -> Timed:
+def writer_stage(
+    stack: Stack,
+    per_message: Sequence[dict[str, list[tuple[object, ...]]]],
+    per_flush: int,
+    meter: LoadMeter,
+    concurrent: bool = True,
+) -> Timed:
     """The ingest's RegionWriter on the workload's rows, ``per_flush`` messages per transaction and region.
 
     ``concurrent``: a flush's regions are written at once, one thread per region, as the ingest's
     consumer does; otherwise one region after the other (key ``writer_stage_serial``)."""
     assert stack.db is not None
-    groups = [merge_rows(per_message[i:i + per_flush]) for i in range(0, len(per_message), per_flush)]
+    groups = [merge_rows(per_message[i : i + per_flush]) for i in range(0, len(per_message), per_flush)]
     stack.reset_databases()
     writers = {r: RegionWriter(r, dsn) for r, dsn in stack.db.regions.items()}
     for w in writers.values():  # connect (and let the writer inspect the store) outside the timed part
@@ -226,8 +289,14 @@ def writer_stage(stack: Stack, per_message: Sequence[dict[str, list[tuple[object
             pool.shutdown()
         for w in writers.values():
             w.close()
-    return Timed(total, seconds, {"messages_per_transaction": per_flush,
-                                  "regions": "at once, a thread each" if concurrent else "one after the other"})
+    return Timed(
+        total,
+        seconds,
+        {
+            "messages_per_transaction": per_flush,
+            "regions": "at once, a thread each" if concurrent else "one after the other",
+        },
+    )
 
 
 def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter, key: str = "route_stage") -> Timed:
@@ -241,12 +310,18 @@ def route_stage(router: Router, messages: Sequence[Message], meter: LoadMeter, k
         rows += sum(len(r) for r in routed.rows.values())
     seconds = time.perf_counter() - t
     meter.stop(key)
-    return Timed(rows, seconds, {"messages": len(messages), "messages_per_s": round(len(messages) / seconds),
-                                 "us_per_message": round(seconds / len(messages) * 1e6, 1)})
+    return Timed(
+        rows,
+        seconds,
+        {
+            "messages": len(messages),
+            "messages_per_s": round(len(messages) / seconds),
+            "us_per_message": round(seconds / len(messages) * 1e6, 1),
+        },
+    )
 
 
-def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per_flush: int,
-                  meter: LoadMeter) -> Timed:
+def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per_flush: int, meter: LoadMeter) -> Timed:
     """The ingest's ControlWriter on 1-reading messages (the G3 workload), ``per_flush`` messages per
     transaction: decision log, sequence tracking, commit. ``rows`` are logged decisions; the detail gives
     the time per flush and the bytes the decision log takes per decision (tables and indexes)."""
@@ -254,7 +329,7 @@ def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per
     routed = [router.route(m.topic, m.payload) for m in messages]
     flushes = []
     for i in range(0, len(routed), per_flush):
-        part = routed[i:i + per_flush]
+        part = routed[i : i + per_flush]
         batches: dict[str, list[tuple[int, int]]] = {}
         for m in part:
             if m.device_id is not None and m.seq is not None:
@@ -274,13 +349,21 @@ def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per
     finally:
         writer.close()
     with psycopg.connect(stack.db.control) as conn:
-        row = conn.execute("SELECT pg_total_relation_size('decision_log') + pg_total_relation_size('decision_docs'),"
-                           " (SELECT count(*) FROM decision_log)").fetchone()
+        row = conn.execute(
+            "SELECT pg_total_relation_size('decision_log') + pg_total_relation_size('decision_docs'),"
+            " (SELECT count(*) FROM decision_log)"
+        ).fetchone()
     assert row is not None
     size, count = row
-    return Timed(decisions, seconds, {
-        "messages": len(messages), "messages_per_flush": per_flush, "flushes": len(flushes),
-        "ms_per_flush": round(seconds / len(flushes) * 1000, 2),
-        "decisions_per_message": round(decisions / len(messages), 2),
-        "bytes_per_decision": round(size / count) if count else None,
-    })
+    return Timed(
+        decisions,
+        seconds,
+        {
+            "messages": len(messages),
+            "messages_per_flush": per_flush,
+            "flushes": len(flushes),
+            "ms_per_flush": round(seconds / len(flushes) * 1000, 2),
+            "decisions_per_message": round(decisions / len(messages), 2),
+            "bytes_per_decision": round(size / count) if count else None,
+        },
+    )

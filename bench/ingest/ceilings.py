@@ -44,21 +44,36 @@ class G3Ceiling:
     copy_us_per_row: float
 
     def detail(self) -> str:
-        return (f"per message at least: bare subscriber run {self.bare_us_per_msg:.0f} us of CPU (broker, "
-                f"publisher, paho) + route {self.route_us_per_msg:.0f} us + {self.rows_per_msg:.1f} rows x "
-                f"{self.copy_us_per_row:.1f} us (B_copy binary, 4 regions at once)")
+        return (
+            f"per message at least: bare subscriber run {self.bare_us_per_msg:.0f} us of CPU (broker, "
+            f"publisher, paho) + route {self.route_us_per_msg:.0f} us + {self.rows_per_msg:.1f} rows x "
+            f"{self.copy_us_per_row:.1f} us (B_copy binary, 4 regions at once)"
+        )
 
 
-def g3_ceiling(*, cpus: int, bare_rate: float, bare_busy: float, route_us_per_msg: float,
-               rows_per_msg: float, copy_rate: float, copy_busy: float) -> G3Ceiling:
+def g3_ceiling(
+    *,
+    cpus: int,
+    bare_rate: float,
+    bare_busy: float,
+    route_us_per_msg: float,
+    rows_per_msg: float,
+    copy_rate: float,
+    copy_busy: float,
+) -> G3Ceiling:
     """The highest ingest / bare-subscriber ratio a paho-based ingest could reach on this machine."""
     if route_us_per_msg < 0 or rows_per_msg < 0:
         raise ValueError("route cost and rows per message must not be negative")
     bare = cpu_seconds_per_unit(bare_rate, bare_busy, cpus)
     row = cpu_seconds_per_unit(copy_rate, copy_busy, cpus)
     per_msg = bare + route_us_per_msg / 1e6 + rows_per_msg * row
-    return G3Ceiling(ratio=cpus / per_msg / bare_rate, bare_us_per_msg=bare * 1e6,
-                     route_us_per_msg=route_us_per_msg, rows_per_msg=rows_per_msg, copy_us_per_row=row * 1e6)
+    return G3Ceiling(
+        ratio=cpus / per_msg / bare_rate,
+        bare_us_per_msg=bare * 1e6,
+        route_us_per_msg=route_us_per_msg,
+        rows_per_msg=rows_per_msg,
+        copy_us_per_row=row * 1e6,
+    )
 
 
 def replicas_ceiling(busy_one_replica: float) -> float:

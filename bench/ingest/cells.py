@@ -64,8 +64,13 @@ class TwoCellFiles:
         return "; ".join(f"{k} {', '.join(v)}" for k, v in self.left_out.items() if v)
 
 
-def derive_two_cells(out_dir: Path, *, cells: tuple[str, ...] = (SENDER, RECEIVER),
-                     topology_file: Path = DEFAULT_TOPOLOGY, registry_file: Path = REGISTRY_FILE) -> TwoCellFiles:
+def derive_two_cells(
+    out_dir: Path,
+    *,
+    cells: tuple[str, ...] = (SENDER, RECEIVER),
+    topology_file: Path = DEFAULT_TOPOLOGY,
+    registry_file: Path = REGISTRY_FILE,
+) -> TwoCellFiles:
     """The demo topology restricted to ``cells`` and the demo registry restricted to the regions they host and
     the sites they serve (with those sites' devices), written into ``out_dir``; checked as the ingest checks
     them (apart from the policy check, which the ingest makes at start)."""
@@ -79,8 +84,10 @@ def derive_two_cells(out_dir: Path, *, cells: tuple[str, ...] = (SENDER, RECEIVE
     served = {s for c in topo["cells"].values() for s in c.get("sites", [])}
     reg = yaml.safe_load(registry_file.read_text())
     if reg.get("analytics_region") not in hosted:
-        raise BenchError(f"{registry_file}: the analytics region {reg.get('analytics_region')!r} is not hosted by "
-                         f"the cells {list(cells)} of {topology_file}")
+        raise BenchError(
+            f"{registry_file}: the analytics region {reg.get('analytics_region')!r} is not hosted by "
+            f"the cells {list(cells)} of {topology_file}"
+        )
     left = {
         "cells": left_cells,
         "regions": sorted(set(reg["regions"]) - hosted),
@@ -112,10 +119,12 @@ class LinkStage:
     bytes_per_message: float
 
     def line(self) -> str:
-        return (f"in-process, per message of {self.messages}: home Router.route {self.route_us / 1000:.2f} ms; part "
-                f"for {REMOTE_REGION} ({self.rows_per_part:.0f} rows, {self.bytes_per_part / 1024:.1f} KiB against "
-                f"{self.bytes_per_message / 1024:.1f} KiB of payload): part_body {self.part_us / 1000:.2f} "
-                f"ms, receiving Router.receive_part {self.receive_us / 1000:.2f} ms")
+        return (
+            f"in-process, per message of {self.messages}: home Router.route {self.route_us / 1000:.2f} ms; part "
+            f"for {REMOTE_REGION} ({self.rows_per_part:.0f} rows, {self.bytes_per_part / 1024:.1f} KiB against "
+            f"{self.bytes_per_message / 1024:.1f} KiB of payload): part_body {self.part_us / 1000:.2f} "
+            f"ms, receiving Router.receive_part {self.receive_us / 1000:.2f} ms"
+        )
 
 
 def link_stage(files: TwoCellFiles, messages: list[Message], meter: LoadMeter) -> LinkStage:
@@ -127,26 +136,37 @@ def link_stage(files: TwoCellFiles, messages: list[Message], meter: LoadMeter) -
     receiver = make_router(registry, CellContext(RECEIVER, topology))
     for m in messages[:8]:  # policy caches warm, as in the service after its first messages
         rows = home.route(m.topic, m.payload).rows[REMOTE_REGION]
-        receiver.receive_part(xfer_topic(RECEIVER, SENDER, m.device_id),
-                              part_body(rows, from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1])
+        receiver.receive_part(
+            xfer_topic(RECEIVER, SENDER, m.device_id),
+            part_body(rows, from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1],
+        )
     meter.start("link_stage")
     t0 = time.perf_counter()
     routed = [home.route(m.topic, m.payload) for m in messages]
     t1 = time.perf_counter()
-    bodies = [part_body(r.rows[REMOTE_REGION], from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1]
-              for r in routed]
+    bodies = [
+        part_body(r.rows[REMOTE_REGION], from_cell=SENDER, to_cell=RECEIVER, region=REMOTE_REGION)[1] for r in routed
+    ]
     t2 = time.perf_counter()
-    received = [receiver.receive_part(xfer_topic(RECEIVER, SENDER, m.device_id), body)
-                for m, body in zip(messages, bodies, strict=True)]
+    received = [
+        receiver.receive_part(xfer_topic(RECEIVER, SENDER, m.device_id), body)
+        for m, body in zip(messages, bodies, strict=True)
+    ]
     t3 = time.perf_counter()
     meter.stop("link_stage")
     refused = [r.rejections[0].detail for r in received if r.rejections]
     if refused:
         raise BenchError(f"link stage: the receiving router refused {len(refused)} parts: {refused[0]}")
     n = len(messages)
-    return LinkStage(n, (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, (t3 - t2) / n * 1e6,
-                     sum(len(r.rows[REMOTE_REGION]) for r in routed) / n, sum(map(len, bodies)) / n,
-                     sum(len(m.payload) for m in messages) / n)
+    return LinkStage(
+        n,
+        (t1 - t0) / n * 1e6,
+        (t2 - t1) / n * 1e6,
+        (t3 - t2) / n * 1e6,
+        sum(len(r.rows[REMOTE_REGION]) for r in routed) / n,
+        sum(map(len, bodies)) / n,
+        sum(len(m.payload) for m in messages) / n,
+    )
 
 
 @dataclass
@@ -172,8 +192,9 @@ class CellIngest:
         return self.cell.ingest is not None and self.cell.ingest.poll() is None
 
     def stats(self) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(f"{self.url}/api/v1/stats", headers=self.stack.auth_headers,
-                                           timeout=5).json()
+        answer: dict[str, Any] = httpx.get(
+            f"{self.url}/api/v1/stats", headers=self.stack.auth_headers, timeout=5
+        ).json()
         return answer
 
     def links(self) -> dict[str, dict[str, Any]]:
@@ -188,8 +209,9 @@ class TwoCells:
     def __init__(self, pg: PostgresServer, base_dir: Path, files: TwoCellFiles, env: dict[str, str]) -> None:
         base_dir.mkdir(parents=True, exist_ok=True)
         base_dir.chmod(0o755)
-        self.stack = CellsStack(base_dir=base_dir, registry_file=files.registry, topology_file=files.topology,
-                                pg=pg, ingest_env=env)
+        self.stack = CellsStack(
+            base_dir=base_dir, registry_file=files.registry, topology_file=files.topology, pg=pg, ingest_env=env
+        )
         self.pg = pg
         self.sender = CellIngest(self.stack, self.stack.cells[SENDER])
         self.receiver = CellIngest(self.stack, self.stack.cells[RECEIVER])
@@ -211,13 +233,17 @@ class TwoCells:
                 if not ingest.alive():
                     raise BenchError(f"ingest of {ingest.name} exited:\n{tail(ingest.log_file)}")
                 if time.monotonic() > deadline:
-                    raise BenchError(f"ingest of {ingest.name} not connected to its broker after {timeout:.0f}s:\n"
-                                     f"{tail(ingest.log_file)}")
+                    raise BenchError(
+                        f"ingest of {ingest.name} not connected to its broker after {timeout:.0f}s:\n"
+                        f"{tail(ingest.log_file)}"
+                    )
                 time.sleep(0.1)
         while self.sender.links().get(RECEIVER, {}).get("up") is not True:
             if time.monotonic() > deadline:
-                raise BenchError(f"the bridge {SENDER} -> {RECEIVER} is not up after {timeout:.0f}s: "
-                                 f"{self.sender.links()}\n{tail(self.stack.cells[SENDER].mqtt.log_file)}")
+                raise BenchError(
+                    f"the bridge {SENDER} -> {RECEIVER} is not up after {timeout:.0f}s: "
+                    f"{self.sender.links()}\n{tail(self.stack.cells[SENDER].mqtt.log_file)}"
+                )
             time.sleep(0.1)
         time.sleep(0.3)  # let the SUBACKs arrive before anything is published (as IngestProcess.wait_ready)
 

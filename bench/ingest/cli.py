@@ -90,15 +90,45 @@ class Sizes:
     messages_cells: int  # 100-reading messages of the CN site for C1 (one cell, then two cells)
 
 
-QUICK = Sizes(messages_100=48, messages_1=600, latency_s=2.0, readings_per_device=600, timeout_s=120,
-              writer_messages=24, quiet_wait_s=0, budget_s=0, messages_cells=48)
-FULL = Sizes(messages_100=600, messages_1=12_000, latency_s=20.0, readings_per_device=6_000, timeout_s=600,
-             writer_messages=240, quiet_wait_s=20, budget_s=480, messages_cells=1200)
+QUICK = Sizes(
+    messages_100=48,
+    messages_1=600,
+    latency_s=2.0,
+    readings_per_device=600,
+    timeout_s=120,
+    writer_messages=24,
+    quiet_wait_s=0,
+    budget_s=0,
+    messages_cells=48,
+)
+FULL = Sizes(
+    messages_100=600,
+    messages_1=12_000,
+    latency_s=20.0,
+    readings_per_device=6_000,
+    timeout_s=600,
+    writer_messages=240,
+    quiet_wait_s=20,
+    budget_s=480,
+    messages_cells=1200,
+)
 FLUSH_INTERVAL_MS = 200
 PUBLISHERS = {"paho": 2, "c": 12}  # kind -> processes
 # windows whose PostgreSQL WAL and wait events are watched, with what their rows are counted against
-WATCHED = ("b_copy_binary_parallel", "g1", "minimal", "g3", "g3_workers", "g5", "g5_3", "g5_workers", "g6",
-           "c1_one_cell", "c1", "c2")
+WATCHED = (
+    "b_copy_binary_parallel",
+    "g1",
+    "minimal",
+    "g3",
+    "g3_workers",
+    "g5",
+    "g5_3",
+    "g5_workers",
+    "g6",
+    "c1_one_cell",
+    "c1",
+    "c2",
+)
 WORKERS = default_workers()  # ingest serve's default number of processes on this machine
 CELLS_TARGET = 0.8  # C1: two cells / one cell, same messages
 # C2: a remote copy may wait for what a local one waits for (G6's p99), plus one round of the sending cell's link
@@ -115,8 +145,14 @@ def _default(name: str) -> Any:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, progress: Progress, profile_dir: Path | None, keep: bool,
-                 pg_settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        sizes: Sizes,
+        progress: Progress,
+        profile_dir: Path | None,
+        keep: bool,
+        pg_settings: dict[str, str] | None = None,
+    ) -> None:
         self.pg_settings = pg_settings or {}
         self.sizes = sizes
         self.p = progress
@@ -141,13 +177,20 @@ class Bench:
             took = time.monotonic() - started
             bg = max(self.meter.windows.get(k, 0.0) for k in keys)
             if best is None or bg < best[0]:
-                best = (bg, dict(self.__dict__), dict(self.report.metrics), dict(self.report.details),
-                        self.meter.take(keys))
+                best = (
+                    bg,
+                    dict(self.__dict__),
+                    dict(self.report.metrics),
+                    dict(self.report.details),
+                    self.meter.take(keys),
+                )
             left = self.sizes.budget_s - (time.monotonic() - self.t0)
             if bg < 0.10 or attempt == max_attempts or left < took * 1.2:
                 break
-            self.p.note(f"other processes used {bg:.0%} of the CPUs during this phase: measuring again "
-                        f"({left:.0f} s of the time budget left)")
+            self.p.note(
+                f"other processes used {bg:.0%} of the CPUs during this phase: measuring again "
+                f"({left:.0f} s of the time budget left)"
+            )
             self.p.again()
         assert best is not None
         _, state, metrics, details, windows = best
@@ -172,12 +215,20 @@ class Bench:
     # --- helpers ---
     def _publisher(self, kind: str, messages: list[tuple[str, bytes]], processes: int | None = None) -> Publisher:
         assert self.stack is not None
-        return Publisher(kind, self.stack.mqtt_port, messages, processes=processes or PUBLISHERS[kind],
-                         workdir=self.stack.dir)
+        return Publisher(
+            kind, self.stack.mqtt_port, messages, processes=processes or PUBLISHERS[kind], workdir=self.stack.dir
+        )
 
-    def _ingest_run(self, name: str, replicas: int, messages: list[Message], kind: str,
-                    env: dict[str, str] | None = None, profile: str | None = None,
-                    processes: int | None = None) -> dict[str, Any]:
+    def _ingest_run(
+        self,
+        name: str,
+        replicas: int,
+        messages: list[Message],
+        kind: str,
+        env: dict[str, str] | None = None,
+        profile: str | None = None,
+        processes: int | None = None,
+    ) -> dict[str, Any]:
         """Fresh tables and broker, ``replicas`` ingest processes, warm-up, then the timed load."""
         st = self.stack
         assert st is not None
@@ -195,24 +246,34 @@ class Bench:
             publisher = self._publisher(kind, _pairs(messages), processes)
             self._quiet(name)
             sampler = Sampler(procs[0].pid, self.profile_dir, profile) if profile and self.profile_dir else None
-            self.p.note(f"publishing {len(messages):,} messages ({kind} publisher x{len(publisher.procs)}) "
-                        f"to {replicas} ingest replica(s)")
+            self.p.note(
+                f"publishing {len(messages):,} messages ({kind} publisher x{len(publisher.procs)}) "
+                f"to {replicas} ingest replica(s)"
+            )
             self.meter.start(name)
             try:
                 pub = publisher.run()
-                snaps = wait_stored(procs, len(messages), self.sizes.timeout_s, base=base,
-                                    on_count=lambda n: self.p.count(n, len(messages), "messages stored"))
+                snaps = wait_stored(
+                    procs,
+                    len(messages),
+                    self.sizes.timeout_s,
+                    base=base,
+                    on_count=lambda n: self.p.count(n, len(messages), "messages stored"),
+                )
             finally:
                 files = sampler.stop() if sampler else {}
                 self.meter.stop(name)
-            self.p.count(sum(stored(s) - b for s, b in zip(snaps, base, strict=True)), len(messages),
-                         "messages stored", final=True)
+            self.p.count(
+                sum(stored(s) - b for s, b in zip(snaps, base, strict=True)),
+                len(messages),
+                "messages stored",
+                final=True,
+            )
             ends = [t for t in (last_commit(s) for s in snaps) if t is not None]
             elapsed = max(ends) - pub.t0
             shares = [(stored(s) - b) / len(messages) for s, b in zip(snaps, base, strict=True)]
             rows = st.count_rows(min_seq=MEASURED_SEQ_BASE)
-            return {"elapsed": elapsed, "publish": pub, "shares": shares, "rows": rows, "files": files,
-                    "stats": snaps}
+            return {"elapsed": elapsed, "publish": pub, "shares": shares, "rows": rows, "files": files, "stats": snaps}
         finally:
             st.stop_ingests()
 
@@ -236,21 +297,27 @@ class Bench:
         self.m_cn = self.workload.messages(self.sizes.messages_cells, 100, devices=self.cn_devices)
         self.cn_rows = {region: len(rows) for region, rows in route_rows(self.router, self.m_cn).items()}
         if set(self.cn_rows) != {cells.HOME_REGION, cells.REMOTE_REGION}:
-            raise BenchError(f"the messages of {cells.SITE} give rows for {sorted(self.cn_rows)}, expected "
-                             f"{cells.HOME_REGION} and {cells.REMOTE_REGION}: the registry changed")
-        self.p.note(f"{len(self.workload.devices)} devices; {len(self.m100):,} messages x 100 readings = "
-                    f"{self.rows_100:,} rows ({self.rows_100 / self.readings_100:.1f} rows/reading, "
-                    f"{sum(len(m.payload) for m in self.m100) / len(self.m100) / 1024:.1f} KiB/msg); "
-                    f"{len(self.m1):,} messages x 1 reading")
+            raise BenchError(
+                f"the messages of {cells.SITE} give rows for {sorted(self.cn_rows)}, expected "
+                f"{cells.HOME_REGION} and {cells.REMOTE_REGION}: the registry changed"
+            )
+        self.p.note(
+            f"{len(self.workload.devices)} devices; {len(self.m100):,} messages x 100 readings = "
+            f"{self.rows_100:,} rows ({self.rows_100 / self.readings_100:.1f} rows/reading, "
+            f"{sum(len(m.payload) for m in self.m100) / len(self.m100) / 1024:.1f} KiB/msg); "
+            f"{len(self.m1):,} messages x 1 reading"
+        )
         self.stack = Stack(list(self.workload.registry.regions), keep=self.keep, pg_settings=self.pg_settings)
         self.stack.start_postgres()
         self.meter.watch = PostgresWatch(self.stack.pg.dsn(), only=set(WATCHED))
         self.stack.fresh_broker()
         self.cell_files = cells.derive_two_cells(self.stack.dir / "two-cells")
-        self.p.note(f"two cells (C1, C2): {cells.SENDER} and {cells.RECEIVER} of deploy/local/cells.yaml, with the "
-                    f"demo registry without what only the others host or serve ({self.cell_files.describe()}); "
-                    f"{len(self.m_cn):,} messages x 100 readings of {cells.SITE} = "
-                    + " + ".join(f"{n:,} rows for {r}" for r, n in sorted(self.cn_rows.items())))
+        self.p.note(
+            f"two cells (C1, C2): {cells.SENDER} and {cells.RECEIVER} of deploy/local/cells.yaml, with the "
+            f"demo registry without what only the others host or serve ({self.cell_files.describe()}); "
+            f"{len(self.m_cn):,} messages x 100 readings of {cells.SITE} = "
+            + " + ".join(f"{n:,} rows for {r}" for r, n in sorted(self.cn_rows.items()))
+        )
         note = self.stack.store_maintenance()
         if note:
             self.p.note(note)
@@ -266,8 +333,7 @@ class Bench:
         for form, parallel in (("text", False), ("binary", False), ("binary", True)):
             label = f"{form}{' parallel' if parallel else ''}"
             self._quiet(f"b_copy_{label}")
-            t = baselines.b_copy(self.stack, self.copy_files[form], counts, form, parallel, self.meter,
-                                 say=self.p.note)
+            t = baselines.b_copy(self.stack, self.copy_files[form], counts, form, parallel, self.meter, say=self.p.note)
             results[label] = t
             self.p.note(f"{label}: {t.rate:,.0f} rows/s")
         best_label, best = max(results.items(), key=lambda kv: kv[1].rate)
@@ -275,8 +341,9 @@ class Bench:
         self.report.metric("b_copy_text_rows_per_s", results["text"].rate)
         self.report.metric("b_copy_binary_rows_per_s", results["binary"].rate)
         self.report.metric("b_copy_binary_parallel_rows_per_s", results["binary parallel"].rate)
-        self.report.details["b_copy"] = {k: {"rows": v.rows, "seconds": v.seconds, **v.detail}
-                                         for k, v in results.items()}
+        self.report.details["b_copy"] = {
+            k: {"rows": v.rows, "seconds": v.seconds, **v.detail} for k, v in results.items()
+        }
         self.b_copy_format = best_label
         rebuild = best.detail.get("rollup_rebuild_s")
         self.b_copy_rollups = (best.rows / (best.seconds + rebuild)) if isinstance(rebuild, float) else None
@@ -304,40 +371,49 @@ class Bench:
         self.p.note(f"route: {route.rate:,.0f} rows/s ({route.detail['messages_per_s']:,} msg/s)")
         route1 = baselines.route_stage(self.router, self.m1, self.meter, key="route_stage_1r")
         self.report.metric("route_stage_1r_us_per_msg", route1.detail["us_per_message"])
-        self.p.note(f"route, 1 reading/msg: {route1.detail['messages_per_s']:,} msg/s "
-                    f"({route1.detail['us_per_message']} us per message)")
+        self.p.note(
+            f"route, 1 reading/msg: {route1.detail['messages_per_s']:,} msg/s "
+            f"({route1.detail['us_per_message']} us per message)"
+        )
         per_flush = 8
         self._quiet("writer_stage")
         writer = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter)
         self.writer_rate = self.report.metric("writer_stage_rows_per_s", writer.rate)
-        self.p.note(f"writer: {writer.rate:,.0f} rows/s ({per_flush} messages per transaction and region, "
-                    f"regions at once, {writer.rows:,} rows)")
+        self.p.note(
+            f"writer: {writer.rate:,.0f} rows/s ({per_flush} messages per transaction and region, "
+            f"regions at once, {writer.rows:,} rows)"
+        )
         self._quiet("writer_stage_serial")
-        serial = baselines.writer_stage(self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter,
-                                        concurrent=False)
+        serial = baselines.writer_stage(
+            self.stack, self.per_msg[: self.sizes.writer_messages], per_flush, self.meter, concurrent=False
+        )
         self.report.metric("writer_stage_serial_rows_per_s", serial.rate)
         self.p.note(f"writer, regions one after the other: {serial.rate:,.0f} rows/s")
         self._quiet("control_stage")
-        control = baselines.control_stage(self.stack, self.router, self.m1, int(_default("flush_max_messages")),
-                                          self.meter)
+        control = baselines.control_stage(
+            self.stack, self.router, self.m1, int(_default("flush_max_messages")), self.meter
+        )
         self.report.metric("control_stage_ms_per_flush", control.detail["ms_per_flush"])
-        self.report.details["stages"] = {"route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
-                                         "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail},
-                                         "writer_serial": {"rows": serial.rows, "seconds": serial.seconds,
-                                                           **serial.detail},
-                                         "control": {"decisions": control.rows, "seconds": control.seconds,
-                                                     **control.detail}}
-        self.p.note(f"control, 1 reading/msg: {control.detail['ms_per_flush']} ms per flush of "
-                    f"{control.detail['messages_per_flush']} messages ({control.detail['decisions_per_message']} "
-                    f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['bytes_per_decision']} "
-                    "bytes per logged decision")
+        self.report.details["stages"] = {
+            "route": {"rows": route.rows, "seconds": route.seconds, **route.detail},
+            "writer": {"rows": writer.rows, "seconds": writer.seconds, **writer.detail},
+            "writer_serial": {"rows": serial.rows, "seconds": serial.seconds, **serial.detail},
+            "control": {"decisions": control.rows, "seconds": control.seconds, **control.detail},
+        }
+        self.p.note(
+            f"control, 1 reading/msg: {control.detail['ms_per_flush']} ms per flush of "
+            f"{control.detail['messages_per_flush']} messages ({control.detail['decisions_per_message']} "
+            f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['bytes_per_decision']} "
+            "bytes per logged decision"
+        )
 
     def setup_minimal(self) -> None:
         """--sparkplug-only: no 100-reading workload, only what S1 needs."""
         self.p.phase("setup: machine, PostgreSQL, Mosquitto")
         self.machine = machine_info()
-        self.stack = Stack(["eu-central", "us-east", "cn-north", "ap-southeast"], keep=self.keep,
-                           pg_settings=self.pg_settings)
+        self.stack = Stack(
+            ["eu-central", "us-east", "cn-north", "ap-southeast"], keep=self.keep, pg_settings=self.pg_settings
+        )
         self.stack.start_postgres()
         self.stack.fresh_broker()
 
@@ -351,8 +427,10 @@ class Bench:
         env = {"INGEST_REGISTRY_FILE": str(registry)}
         per_device = max(1, self.sizes.messages_1 // sparkplug.DEVICES)
         results: dict[str, dict[str, float]] = {}
-        for kind, (warm, measured) in (("json", sparkplug.json_messages(per_device)),
-                                       ("sparkplug", sparkplug.sparkplug_messages(per_device))):
+        for kind, (warm, measured) in (
+            ("json", sparkplug.json_messages(per_device)),
+            ("sparkplug", sparkplug.sparkplug_messages(per_device)),
+        ):
             key = f"s1_{kind}"
             st.reset_databases()
             st.fresh_broker()
@@ -379,12 +457,19 @@ class Bench:
             rejected = snaps[0].get("rejections") or {}
             if rejected:
                 raise BenchError(f"S1 {kind}: the ingest rejected messages: {rejected}")
-            results[kind] = {"messages": len(measured), "seconds": elapsed, "msgs_per_s": len(measured) / elapsed,
-                             "ingest_cpu_us_per_msg": cpus * wall / len(measured) * 1e6, "rows": rows}
+            results[kind] = {
+                "messages": len(measured),
+                "seconds": elapsed,
+                "msgs_per_s": len(measured) / elapsed,
+                "ingest_cpu_us_per_msg": cpus * wall / len(measured) * 1e6,
+                "rows": rows,
+            }
             self.report.metric(f"s1_{kind}_msgs_per_s", results[kind]["msgs_per_s"])
             self.report.metric(f"s1_{kind}_cpu_us_per_msg", results[kind]["ingest_cpu_us_per_msg"])
-            self.p.note(f"{kind}: {results[kind]['msgs_per_s']:,.0f} msg/s, ingest CPU "
-                        f"{results[kind]['ingest_cpu_us_per_msg']:,.0f} us/msg")
+            self.p.note(
+                f"{kind}: {results[kind]['msgs_per_s']:,.0f} msg/s, ingest CPU "
+                f"{results[kind]['ingest_cpu_us_per_msg']:,.0f} us/msg"
+            )
         self.s1_results = results
         self.report.details["s1"] = results
 
@@ -395,12 +480,24 @@ class Bench:
         spb, js = res["sparkplug"], res["json"]
         ratio = spb["msgs_per_s"] / js["msgs_per_s"]
         r.metric("s1_ratio", ratio)
-        r.add_goal(Goal("S1", "Sparkplug B DDATA, 10 metrics/msg", spb["msgs_per_s"], "msg/s", "our JSON",
-                        js["msgs_per_s"], "msg/s", ratio, ">=", 0.8,
-                        note=f"ingest CPU per message {spb['ingest_cpu_us_per_msg']:,.0f} us vs "
-                             f"{js['ingest_cpu_us_per_msg']:,.0f} us (ratio "
-                             f"{spb['ingest_cpu_us_per_msg'] / js['ingest_cpu_us_per_msg']:.2f}); "
-                             f"{spb['messages']:,} messages each, {sparkplug.DEVICES} devices, paho publisher"))
+        r.add_goal(
+            Goal(
+                "S1",
+                "Sparkplug B DDATA, 10 metrics/msg",
+                spb["msgs_per_s"],
+                "msg/s",
+                "our JSON",
+                js["msgs_per_s"],
+                "msg/s",
+                ratio,
+                ">=",
+                0.8,
+                note=f"ingest CPU per message {spb['ingest_cpu_us_per_msg']:,.0f} us vs "
+                f"{js['ingest_cpu_us_per_msg']:,.0f} us (ratio "
+                f"{spb['ingest_cpu_us_per_msg'] / js['ingest_cpu_us_per_msg']:.2f}); "
+                f"{spb['messages']:,} messages each, {sparkplug.DEVICES} devices, paho publisher",
+            )
+        )
 
     def results_sparkplug_only(self) -> Report:
         r = self.report
@@ -438,9 +535,14 @@ class Bench:
         self.g1_rows = self.report.metric("e2e_100_rows_per_s", expected / el)
         self.g1_readings = self.report.metric("e2e_100_readings_per_s", self.readings_100 / el)
         self.g1_msgs = self.report.metric("e2e_100_msgs_per_s", len(self.m100) / el)
-        self.report.details["g1"] = {"seconds": el, "rows": expected, "readings": self.readings_100,
-                                     "messages": len(self.m100), "publisher_msgs_per_s": run["publish"].rate,
-                                     "last_stats": run["stats"][0]}
+        self.report.details["g1"] = {
+            "seconds": el,
+            "rows": expected,
+            "readings": self.readings_100,
+            "messages": len(self.m100),
+            "publisher_msgs_per_s": run["publish"].rate,
+            "last_stats": run["stats"][0],
+        }
         self.p.note(f"{self.g1_rows:,.0f} rows/s, {self.g1_readings:,.0f} readings/s, {self.g1_msgs:,.1f} msg/s")
 
     def _child_baseline(self, key: str, module: str, extra: list[str], what: str) -> dict[str, Any]:
@@ -452,9 +554,22 @@ class Bench:
         st.fresh_broker()
         rmax = int(_default("receive_maximum"))
         sub = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(st.mqtt_port), "--count", str(len(self.m1)),
-             "--receive-maximum", str(rmax), "--timeout", str(self.sizes.timeout_s), *extra],
-            stdout=subprocess.PIPE, cwd=REPO_ROOT,
+            [
+                sys.executable,
+                "-m",
+                module,
+                "--port",
+                str(st.mqtt_port),
+                "--count",
+                str(len(self.m1)),
+                "--receive-maximum",
+                str(rmax),
+                "--timeout",
+                str(self.sizes.timeout_s),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            cwd=REPO_ROOT,
         )
         try:
             assert sub.stdout is not None
@@ -490,12 +605,17 @@ class Bench:
         self.p.phase("G3': 1 reading/msg: bare paho subscriber, the minimal pipeline, then the ingest")
         st = self.stack
         assert st is not None
-        bare = self._child_baseline("bare_sub", "bench.ingest.subscriber", [],
-                                    "bare subscriber (manual ack, immediate; counts only)")
+        bare = self._child_baseline(
+            "bare_sub", "bench.ingest.subscriber", [], "bare subscriber (manual ack, immediate; counts only)"
+        )
         self.bare_rate = self.report.metric("bare_sub_1r_msgs_per_s", len(self.m1) / bare["seconds"])
         self.p.note(f"bare subscriber: {self.bare_rate:,.0f} msg/s")
-        minimal = self._child_baseline("minimal", "bench.ingest.minimal", ["--dsn", st.minimal_dsn()],
-                                       "minimal pipeline (paho QoS 1, json, binary COPY per 500 msgs / 200 ms)")
+        minimal = self._child_baseline(
+            "minimal",
+            "bench.ingest.minimal",
+            ["--dsn", st.minimal_dsn()],
+            "minimal pipeline (paho QoS 1, json, binary COPY per 500 msgs / 200 ms)",
+        )
         self.minimal_rate = self.report.metric("minimal_1r_msgs_per_s", len(self.m1) / minimal["seconds"])
         self.minimal_cpu = self._cpu_per_message("minimal", ("minimal pipeline", "postgres"), len(self.m1))
         self.p.note(f"minimal pipeline: {self.minimal_rate:,.0f} msg/s, {minimal['rows']:,} rows")
@@ -503,22 +623,29 @@ class Bench:
         self.ingest_1r = self.report.metric("e2e_1_msgs_per_s", len(self.m1) / run["elapsed"])
         self.ingest_cpu = self._cpu_per_message("g3", ("ingest", "postgres"), len(self.m1))
         self.report.metric("e2e_1_rows_per_s", sum(run["rows"].values()) / run["elapsed"])
-        self.report.details["g3"] = {"messages": len(self.m1), "bare_seconds": bare["seconds"],
-                                     "minimal_seconds": minimal["seconds"], "minimal_rows": minimal["rows"],
-                                     "minimal_cpu_s_per_1000_msgs": self.minimal_cpu,
-                                     "ingest_cpu_s_per_1000_msgs": self.ingest_cpu,
-                                     "ingest_seconds": run["elapsed"], "rows": run["rows"],
-                                     "publisher_msgs_per_s": run["publish"].rate}
+        self.report.details["g3"] = {
+            "messages": len(self.m1),
+            "bare_seconds": bare["seconds"],
+            "minimal_seconds": minimal["seconds"],
+            "minimal_rows": minimal["rows"],
+            "minimal_cpu_s_per_1000_msgs": self.minimal_cpu,
+            "ingest_cpu_s_per_1000_msgs": self.ingest_cpu,
+            "ingest_seconds": run["elapsed"],
+            "rows": run["rows"],
+            "publisher_msgs_per_s": run["publish"].rate,
+        }
         self.p.note(f"ingest (one process): {self.ingest_1r:,.0f} msg/s")
         # The default: one worker process per CPU (ingest serve --workers); measured when that is more than one.
         self.g3_workers = WORKERS
         if WORKERS > 1:
-            run = self._ingest_run("g3_workers", 1, self.m1, self.publisher_kind["1"],
-                                   env={"INGEST_WORKERS": str(WORKERS)})
+            run = self._ingest_run(
+                "g3_workers", 1, self.m1, self.publisher_kind["1"], env={"INGEST_WORKERS": str(WORKERS)}
+            )
             self.ingest_1r_workers = self.report.metric("e2e_1_workers_msgs_per_s", len(self.m1) / run["elapsed"])
             self.ingest_cpu_workers = self._cpu_per_message("g3_workers", ("ingest", "postgres"), len(self.m1))
-            self.report.details["g3"].update(workers=WORKERS, workers_seconds=run["elapsed"],
-                                             workers_cpu_s_per_1000_msgs=self.ingest_cpu_workers)
+            self.report.details["g3"].update(
+                workers=WORKERS, workers_seconds=run["elapsed"], workers_cpu_s_per_1000_msgs=self.ingest_cpu_workers
+            )
             self.p.note(f"ingest (--workers {WORKERS}, the default here): {self.ingest_1r_workers:,.0f} msg/s")
         else:
             self.ingest_1r_workers, self.ingest_cpu_workers = self.ingest_1r, self.ingest_cpu
@@ -532,7 +659,9 @@ class Bench:
         self.p.phase("G5': two and three ingest replicas on one shared subscription (scaling cost)")
         self.g5_runs: dict[str, dict[str, Any]] = {}
         runs: list[tuple[int, str, str, dict[str, str] | None]] = [
-            (2, "g5", "2 replicas", None), (3, "g5_3", "3 replicas", None)]
+            (2, "g5", "2 replicas", None),
+            (3, "g5_3", "3 replicas", None),
+        ]
         if WORKERS > 1:
             runs.append((WORKERS, "g5_workers", f"1 replica, --workers {WORKERS}", {"INGEST_WORKERS": str(WORKERS)}))
         for processes, key, label, env in runs:
@@ -543,10 +672,17 @@ class Bench:
                 raise BenchError(f"G5': {got} rows in the region stores with {label}, expected {self.rows_100}")
             rate = self.report.metric(f"{key}_rows_per_s", got / run["elapsed"])
             cpu = self.report.metric(f"{key}_cpu_s_per_1000_readings", self._cpu_per_reading(key))
-            self.g5_runs[key] = {"label": label, "rows_per_s": rate, "shares": run["shares"],
-                                 "seconds": run["elapsed"], "cpu_s_per_1000_readings": cpu}
-            self.p.note(f"{label}: {rate:,.0f} rows/s, {cpu:.3f} CPU s per 1,000 readings; shares "
-                        + ", ".join(f"{s:.0%}" for s in run["shares"]))
+            self.g5_runs[key] = {
+                "label": label,
+                "rows_per_s": rate,
+                "shares": run["shares"],
+                "seconds": run["elapsed"],
+                "cpu_s_per_1000_readings": cpu,
+            }
+            self.p.note(
+                f"{label}: {rate:,.0f} rows/s, {cpu:.3f} CPU s per 1,000 readings; shares "
+                + ", ".join(f"{s:.0%}" for s in run["shares"])
+            )
         self.g5_rows = self.g5_runs["g5"]["rows_per_s"]
         self.g5_shares = self.g5_runs["g5"]["shares"]
         self.report.details["g5"] = self.g5_runs
@@ -570,11 +706,20 @@ class Bench:
             publish_inline(st.mqtt_port, _pairs(warm))
             wait_stored([proc], len(warm), 60)
             self._quiet("g6")
-            self.p.note(f"{count} messages x 100 readings at {rate:.1f} msg/s ({rate * 100:,.0f} readings/s) "
-                        f"for {count / rate:.0f}s; poll every 20 ms")
+            self.p.note(
+                f"{count} messages x 100 readings at {rate:.1f} msg/s ({rate * 100:,.0f} readings/s) "
+                f"for {count / rate:.0f}s; poll every 20 ms"
+            )
             self.meter.start("g6")
-            res = run_latency(st.mqtt_port, st.db.regions, templates, regions_of, sentinel_text(), rate,
-                              on_count=lambda n: self.p.count(n, count, "messages published"))
+            res = run_latency(
+                st.mqtt_port,
+                st.db.regions,
+                templates,
+                regions_of,
+                sentinel_text(),
+                rate,
+                on_count=lambda n: self.p.count(n, count, "messages published"),
+            )
             self.meter.stop("g6")
             self.p.count(count, count, "messages published", final=True)
             wait_stored([proc], count + len(warm), 60)
@@ -585,25 +730,38 @@ class Bench:
         lat = res.poll_latencies
         p99 = percentile(lat, 0.99) * 1000
         self.g6_result: dict[str, Any] = {
-                   "rate_msgs_per_s": rate, "messages": count, "p50_ms": percentile(lat, 0.5) * 1000,
-                   "p99_ms": p99, "max_ms": max(lat) * 1000, "samples": len(lat),
-                   "sql_p50_ms": sql["p50"] * 1000, "sql_p99_ms": sql["p99"] * 1000, "sql_max_ms": sql["max"] * 1000,
-                   "flush_stages": stages}
+            "rate_msgs_per_s": rate,
+            "messages": count,
+            "p50_ms": percentile(lat, 0.5) * 1000,
+            "p99_ms": p99,
+            "max_ms": max(lat) * 1000,
+            "samples": len(lat),
+            "sql_p50_ms": sql["p50"] * 1000,
+            "sql_p99_ms": sql["p99"] * 1000,
+            "sql_max_ms": sql["max"] * 1000,
+            "flush_stages": stages,
+        }
         self.report.metric("latency_p99_ms", p99)
         self.report.metric("latency_p50_ms", self.g6_result["p50_ms"])
         self.report.metric("latency_sql_p99_ms", self.g6_result["sql_p99_ms"])
         self.report.metric("latency_rate_msgs_per_s", rate)
         self.report.details["g6"] = self.g6_result
-        self.p.note(f"p50 {self.g6_result['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
-                    f"{self.g6_result['sql_p99_ms']:.0f} ms)")
-        self.p.note("flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
-            f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in stages.items() if k != "messages"
-        ) + f"; {stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
+        self.p.note(
+            f"p50 {self.g6_result['p50_ms']:.0f} ms, p99 {p99:.0f} ms (ingested_at - ts: p99 "
+            f"{self.g6_result['sql_p99_ms']:.0f} ms)"
+        )
+        self.p.note(
+            "flush stages (mean ms, share of flushes over 100 ms): "
+            + ", ".join(f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in stages.items() if k != "messages")
+            + f"; {stages.get('messages', {}).get('mean', 0):.1f} messages per flush"
+        )
 
     def two_cells(self) -> None:
         """C1 and C2: the CN site's messages through two residency cells (bench/ingest/cells.py)."""
-        self.p.phase(f"C1/C2: two cells ({cells.SENDER} -> {cells.RECEIVER}), {cells.SITE}'s messages: "
-                     "one cell, then two cells, then publish -> visible in us-east")
+        self.p.phase(
+            f"C1/C2: two cells ({cells.SENDER} -> {cells.RECEIVER}), {cells.SITE}'s messages: "
+            "one cell, then two cells, then publish -> visible in us-east"
+        )
         st = self.stack
         assert st is not None
         n = len(self.m_cn)
@@ -622,8 +780,12 @@ class Bench:
             raise BenchError(f"C1 one cell: rows stored {got}, expected {self.cn_rows} (router's rows)")
         one = run["elapsed"]
         rows = sum(self.cn_rows.values())
-        self.c1_one: dict[str, Any] = {"seconds": one, "rows_per_s": rows / one, "readings_per_s": 100 * n / one,
-                       "msgs_per_s": n / one}
+        self.c1_one: dict[str, Any] = {
+            "seconds": one,
+            "rows_per_s": rows / one,
+            "readings_per_s": 100 * n / one,
+            "msgs_per_s": n / one,
+        }
         for key, value in self.c1_one.items():
             if key != "seconds":
                 self.report.metric(f"c1_one_cell_{key}", value)
@@ -649,16 +811,25 @@ class Bench:
                     raise BenchError(f"ingest of {ingest.name} died:\n{tail(ingest.log_file)}")
                 snaps.append(ingest.stats())
             home, remote = (stored(s) - b for s, b in zip(snaps, base, strict=True))
-            self.p.count(home, target, f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by "
-                                       f"cell {cells.RECEIVER}")
+            self.p.count(
+                home,
+                target,
+                f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by cell {cells.RECEIVER}",
+            )
             if home >= target and remote >= target and all(int(s.get("inflight", 0)) == 0 for s in snaps):
-                self.p.count(home, target, f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by "
-                                           f"cell {cells.RECEIVER}", final=True)
+                self.p.count(
+                    home,
+                    target,
+                    f"messages stored by cell {cells.SENDER}; {remote:,}/{target:,} parts by cell {cells.RECEIVER}",
+                    final=True,
+                )
                 return tuple(snaps)
             if time.monotonic() > deadline:
-                raise BenchError(f"two cells: after {self.sizes.timeout_s:.0f}s {home}/{target} messages stored by "
-                                 f"cell {cells.SENDER}, {remote}/{target} parts by cell {cells.RECEIVER}; links "
-                                 f"{two.sender.links()}\n{tail(two.sender.log_file)}\n{tail(two.receiver.log_file)}")
+                raise BenchError(
+                    f"two cells: after {self.sizes.timeout_s:.0f}s {home}/{target} messages stored by "
+                    f"cell {cells.SENDER}, {remote}/{target} parts by cell {cells.RECEIVER}; links "
+                    f"{two.sender.links()}\n{tail(two.sender.log_file)}\n{tail(two.receiver.log_file)}"
+                )
             time.sleep(0.1)
 
     def _c1_two_cells(self, two: cells.TwoCells, login: Login) -> None:
@@ -669,8 +840,10 @@ class Bench:
         n = len(self.m_cn)
         publisher = Publisher("paho", two.port, _pairs(self.m_cn), processes=1, workdir=two.stack.dir, login=login)
         self._quiet("c1")
-        self.p.note(f"C1 two cells: {n:,} messages (paho publisher x1), until every message's rows are visible in "
-                    f"{cells.HOME_REGION} and in {cells.REMOTE_REGION}")
+        self.p.note(
+            f"C1 two cells: {n:,} messages (paho publisher x1), until every message's rows are visible in "
+            f"{cells.HOME_REGION} and in {cells.REMOTE_REGION}"
+        )
         self.meter.start("c1")
         try:
             pub = publisher.run()
@@ -686,18 +859,30 @@ class Bench:
             raise BenchError(f"C1 two cells: rows stored {got}, expected {self.cn_rows} (the one-cell router's rows)")
         rows = sum(got.values())
         link = two.sender.links().get(cells.RECEIVER, {})
-        self.c1: dict[str, Any] = {"seconds": elapsed, "rows": got, "readings": 100 * n, "messages": n,
-                   "rows_per_s": rows / elapsed, "readings_per_s": 100 * n / elapsed, "msgs_per_s": n / elapsed,
-                   "home_done_s": t_home - pub.t0, "remote_done_s": t_remote - pub.t0,
-                   "publisher_msgs_per_s": pub.rate, "link": link, "outbox_parts_at_end": two.outbox_parts(),
-                   "one_cell": self.c1_one}
+        self.c1: dict[str, Any] = {
+            "seconds": elapsed,
+            "rows": got,
+            "readings": 100 * n,
+            "messages": n,
+            "rows_per_s": rows / elapsed,
+            "readings_per_s": 100 * n / elapsed,
+            "msgs_per_s": n / elapsed,
+            "home_done_s": t_home - pub.t0,
+            "remote_done_s": t_remote - pub.t0,
+            "publisher_msgs_per_s": pub.rate,
+            "link": link,
+            "outbox_parts_at_end": two.outbox_parts(),
+            "one_cell": self.c1_one,
+        }
         for key in ("rows_per_s", "readings_per_s", "msgs_per_s"):
             self.report.metric(f"two_cells_{key}", self.c1[key])
         self.report.details["c1"] = self.c1
-        self.p.note(f"two cells: {rows / elapsed:,.0f} rows/s, {100 * n / elapsed:,.0f} readings/s, "
-                    f"{n / elapsed:,.1f} msg/s; {cells.HOME_REGION} complete at {t_home - pub.t0:.2f}s, "
-                    f"{cells.REMOTE_REGION} at {t_remote - pub.t0:.2f}s after the first publish; link: "
-                    f"{link.get('sent')} parts sent, {link.get('resent')} re-sent")
+        self.p.note(
+            f"two cells: {rows / elapsed:,.0f} rows/s, {100 * n / elapsed:,.0f} readings/s, "
+            f"{n / elapsed:,.1f} msg/s; {cells.HOME_REGION} complete at {t_home - pub.t0:.2f}s, "
+            f"{cells.REMOTE_REGION} at {t_remote - pub.t0:.2f}s after the first publish; link: "
+            f"{link.get('sent')} parts sent, {link.get('resent')} re-sent"
+        )
 
     def _c2(self, two: cells.TwoCells, login: Login) -> None:
         deadline = time.monotonic() + 60
@@ -716,40 +901,73 @@ class Bench:
         before = {ingest.cell.name: flush_histograms(ingest.url) for ingest in (two.sender, two.receiver)}  # C1's
         dsns = two.region_dsns()
         self._quiet("c2")
-        self.p.note(f"C2: {count} messages x 100 readings at {rate:.1f} msg/s (G6's rate, at most half of C1's) for "
-                    f"{count / rate:.0f}s; poll {', '.join(regions)} every 20 ms")
+        self.p.note(
+            f"C2: {count} messages x 100 readings at {rate:.1f} msg/s (G6's rate, at most half of C1's) for "
+            f"{count / rate:.0f}s; poll {', '.join(regions)} every 20 ms"
+        )
         self.meter.start("c2")
         try:
-            res = run_latency(two.port, {r: dsns[r] for r in regions}, templates, regions_of, sentinel_text(), rate,
-                              on_count=lambda k: self.p.count(k, count, "messages published"), login=login)
+            res = run_latency(
+                two.port,
+                {r: dsns[r] for r in regions},
+                templates,
+                regions_of,
+                sentinel_text(),
+                rate,
+                on_count=lambda k: self.p.count(k, count, "messages published"),
+                login=login,
+            )
         finally:
             self.meter.stop("c2")
         self.p.count(count, count, "messages published", final=True)
         self._wait_cells(two, count, base)
-        stages = {cells.SENDER: flush_stages(two.sender.url, before[cells.SENDER]),
-                  cells.RECEIVER: flush_stages(two.receiver.url, before[cells.RECEIVER])}
+        stages = {
+            cells.SENDER: flush_stages(two.sender.url, before[cells.SENDER]),
+            cells.RECEIVER: flush_stages(two.receiver.url, before[cells.RECEIVER]),
+        }
         sql = sql_latency({cells.REMOTE_REGION: dsns[cells.REMOTE_REGION]}, seq_base)
         remote, home = res.by_region[cells.REMOTE_REGION], res.by_region[cells.HOME_REGION]
-        self.c2: dict[str, Any] = {"rate_msgs_per_s": rate, "messages": count,
-                   "remote_p50_ms": percentile(remote, 0.5) * 1000, "remote_p99_ms": percentile(remote, 0.99) * 1000,
-                   "remote_max_ms": max(remote) * 1000, "home_p50_ms": percentile(home, 0.5) * 1000,
-                   "home_p99_ms": percentile(home, 0.99) * 1000, "home_max_ms": max(home) * 1000,
-                   "samples": {r: len(v) for r, v in res.by_region.items()},
-                   "remote_sql_p50_ms": sql["p50"] * 1000, "remote_sql_p99_ms": sql["p99"] * 1000,
-                   "flush_stages": stages, "link": two.sender.links().get(cells.RECEIVER, {}),
-                   "g6_rate_msgs_per_s": self.g6_result["rate_msgs_per_s"], "g6_p99_ms": self.g6_result["p99_ms"]}
-        for key in ("remote_p50_ms", "remote_p99_ms", "home_p50_ms", "home_p99_ms", "remote_sql_p99_ms",
-                    "rate_msgs_per_s"):
+        self.c2: dict[str, Any] = {
+            "rate_msgs_per_s": rate,
+            "messages": count,
+            "remote_p50_ms": percentile(remote, 0.5) * 1000,
+            "remote_p99_ms": percentile(remote, 0.99) * 1000,
+            "remote_max_ms": max(remote) * 1000,
+            "home_p50_ms": percentile(home, 0.5) * 1000,
+            "home_p99_ms": percentile(home, 0.99) * 1000,
+            "home_max_ms": max(home) * 1000,
+            "samples": {r: len(v) for r, v in res.by_region.items()},
+            "remote_sql_p50_ms": sql["p50"] * 1000,
+            "remote_sql_p99_ms": sql["p99"] * 1000,
+            "flush_stages": stages,
+            "link": two.sender.links().get(cells.RECEIVER, {}),
+            "g6_rate_msgs_per_s": self.g6_result["rate_msgs_per_s"],
+            "g6_p99_ms": self.g6_result["p99_ms"],
+        }
+        for key in (
+            "remote_p50_ms",
+            "remote_p99_ms",
+            "home_p50_ms",
+            "home_p99_ms",
+            "remote_sql_p99_ms",
+            "rate_msgs_per_s",
+        ):
             self.report.metric(f"two_cells_latency_{key}", self.c2[key])
         self.report.details["c2"] = self.c2
-        self.p.note(f"{cells.REMOTE_REGION} (remote): p50 {self.c2['remote_p50_ms']:.0f} ms, p99 "
-                    f"{self.c2['remote_p99_ms']:.0f} ms, max {self.c2['remote_max_ms']:.0f} ms; {cells.HOME_REGION} "
-                    f"(home): p50 {self.c2['home_p50_ms']:.0f} ms, p99 {self.c2['home_p99_ms']:.0f} ms; G6 p99 "
-                    f"{self.g6_result['p99_ms']:.0f} ms")
+        self.p.note(
+            f"{cells.REMOTE_REGION} (remote): p50 {self.c2['remote_p50_ms']:.0f} ms, p99 "
+            f"{self.c2['remote_p99_ms']:.0f} ms, max {self.c2['remote_max_ms']:.0f} ms; {cells.HOME_REGION} "
+            f"(home): p50 {self.c2['home_p50_ms']:.0f} ms, p99 {self.c2['home_p99_ms']:.0f} ms; G6 p99 "
+            f"{self.g6_result['p99_ms']:.0f} ms"
+        )
         for cell, cell_stages in stages.items():
-            self.p.note(f"cell {cell} flush stages (mean ms, share of flushes over 100 ms): " + ", ".join(
-                f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in cell_stages.items() if k != "messages"
-            ) + f"; {cell_stages.get('messages', {}).get('mean', 0):.1f} messages per flush")
+            self.p.note(
+                f"cell {cell} flush stages (mean ms, share of flushes over 100 ms): "
+                + ", ".join(
+                    f"{k} {v['mean_ms']:.1f} ({v['over_100ms']:.0%})" for k, v in cell_stages.items() if k != "messages"
+                )
+                + f"; {cell_stages.get('messages', {}).get('mean', 0):.1f} messages per flush"
+            )
 
     def prototypes(self) -> None:
         from bench.ingest import prototypes
@@ -777,8 +995,10 @@ class Bench:
                     text = summarize(path) if kind == "cpu" else thread_breakdown(path)
                     summaries.append(text)
                     (self.profile_dir / f"{name}.{kind}.summary.txt").write_text(text)
-            self.p.note(f"{name}: {len(msgs) / run['elapsed']:,.1f} msg/s under py-spy; "
-                        f"{', '.join(str(p) for p in run['files'].values())}")
+            self.p.note(
+                f"{name}: {len(msgs) / run['elapsed']:,.1f} msg/s under py-spy; "
+                f"{', '.join(str(p) for p in run['files'].values())}"
+            )
         self.report.details["profile"] = {"dir": str(self.profile_dir)}
         self.profile_summaries = summaries
 
@@ -786,59 +1006,131 @@ class Bench:
     def results(self) -> Report:
         r = self.report
         r.section("Baselines (same run, same rows)")
-        r.add_info("B_copy  psql \\copy from file", self.b_copy_rate, "rows/s",
-                   f"best of: text {fmt(r.metrics['b_copy_text_rows_per_s'])}, binary "
-                   f"{fmt(r.metrics['b_copy_binary_rows_per_s'])} (regions in turn), binary "
-                   f"{fmt(r.metrics['b_copy_binary_parallel_rows_per_s'])} (4 regions at once); "
-                   f"{self.rows_100:,} rows")
-        r.add_info("B_raw   mosquitto_sub -q 1 | psql COPY", self.b_raw_rate, "rows/s",
-                   f"{r.details['b_raw']['messages']:,} messages, auto-ack on receipt, 4 region pipelines at once")
-        r.add_info("bare paho subscriber, 1 reading/msg", self.bare_rate, "msg/s",
-                   f"QoS 1, manual ack at once, Receive Maximum {_default('receive_maximum')}")
-        r.add_info("route stage  Router.route alone", r.metrics["route_stage_rows_per_s"], "rows/s",
-                   f"{fmt(r.metrics['route_stage_msgs_per_s'])} msg/s of 100 readings, one thread")
+        r.add_info(
+            "B_copy  psql \\copy from file",
+            self.b_copy_rate,
+            "rows/s",
+            f"best of: text {fmt(r.metrics['b_copy_text_rows_per_s'])}, binary "
+            f"{fmt(r.metrics['b_copy_binary_rows_per_s'])} (regions in turn), binary "
+            f"{fmt(r.metrics['b_copy_binary_parallel_rows_per_s'])} (4 regions at once); "
+            f"{self.rows_100:,} rows",
+        )
+        r.add_info(
+            "B_raw   mosquitto_sub -q 1 | psql COPY",
+            self.b_raw_rate,
+            "rows/s",
+            f"{r.details['b_raw']['messages']:,} messages, auto-ack on receipt, 4 region pipelines at once",
+        )
+        r.add_info(
+            "bare paho subscriber, 1 reading/msg",
+            self.bare_rate,
+            "msg/s",
+            f"QoS 1, manual ack at once, Receive Maximum {_default('receive_maximum')}",
+        )
+        r.add_info(
+            "route stage  Router.route alone",
+            r.metrics["route_stage_rows_per_s"],
+            "rows/s",
+            f"{fmt(r.metrics['route_stage_msgs_per_s'])} msg/s of 100 readings, one thread",
+        )
         if "route_stage_1r_us_per_msg" in r.metrics:
             us = r.metrics["route_stage_1r_us_per_msg"]
             r.add_info("route stage, 1 reading/msg", 1e6 / us, "msg/s", f"{us:.0f} us per message, one thread")
         control = self.report.details.get("stages", {}).get("control")
         if control:
-            r.add_info("control stage, 1 reading/msg", control["messages"] / control["seconds"], "msg/s",
-                       f"ControlWriter.write, {control['ms_per_flush']} ms per flush of {control['messages_per_flush']}"
-                       f" messages, {control['bytes_per_decision']} bytes per logged decision")
+            r.add_info(
+                "control stage, 1 reading/msg",
+                control["messages"] / control["seconds"],
+                "msg/s",
+                f"ControlWriter.write, {control['ms_per_flush']} ms per flush of {control['messages_per_flush']}"
+                f" messages, {control['bytes_per_decision']} bytes per logged decision",
+            )
         for label in ("100", "1"):
-            r.add_info(f"publisher alone, {label} reading(s)/msg", self.publisher_alone[label], "msg/s",
-                       f"{self.publisher_kind[label]} x{PUBLISHERS[self.publisher_kind[label]]}, used below")
+            r.add_info(
+                f"publisher alone, {label} reading(s)/msg",
+                self.publisher_alone[label],
+                "msg/s",
+                f"{self.publisher_kind[label]} x{PUBLISHERS[self.publisher_kind[label]]}, used below",
+            )
         r.section("Goals")
-        r.add_goal(Goal("G1", "e2e 100 readings/msg, QoS1, ack after commit", self.g1_rows, "rows/s",
-                        "B_copy", self.b_copy_rate, "rows/s", self.g1_rows / self.b_copy_rate, ">=", 0.5,
-                        note=f"= {fmt(self.g1_readings)} readings/s, {fmt(self.g1_msgs)} msg/s; vs B_raw "
-                             f"{fmt(self.b_raw_rate)} rows/s: ratio {self.g1_rows / self.b_raw_rate:.2f}; "
-                             f"publisher alone {fmt(self.publisher_alone['100'])} msg/s"))
+        r.add_goal(
+            Goal(
+                "G1",
+                "e2e 100 readings/msg, QoS1, ack after commit",
+                self.g1_rows,
+                "rows/s",
+                "B_copy",
+                self.b_copy_rate,
+                "rows/s",
+                self.g1_rows / self.b_copy_rate,
+                ">=",
+                0.5,
+                note=f"= {fmt(self.g1_readings)} readings/s, {fmt(self.g1_msgs)} msg/s; vs B_raw "
+                f"{fmt(self.b_raw_rate)} rows/s: ratio {self.g1_rows / self.b_raw_rate:.2f}; "
+                f"publisher alone {fmt(self.publisher_alone['100'])} msg/s",
+            )
+        )
         r.metric("g1_ratio_vs_b_raw", self.g1_rows / self.b_raw_rate)
-        r.add_goal(Goal("G2", "writer stage (RegionWriter, in-process)", self.writer_rate, "rows/s", "B_copy",
-                        self.b_copy_rate, "rows/s", self.writer_rate / self.b_copy_rate, ">=", 0.7,
-                        note="RegionWriter.write as it is (fast path: binary COPY into readings + rollups "
-                             "aggregated from the same rows; merge path on a duplicate), 8 messages per "
-                             "transaction and region, a flush's regions at once (a thread each, as the ingest); "
-                             f"one region after the other: {fmt(r.metrics['writer_stage_serial_rows_per_s'])} "
-                             "rows/s"))
+        r.add_goal(
+            Goal(
+                "G2",
+                "writer stage (RegionWriter, in-process)",
+                self.writer_rate,
+                "rows/s",
+                "B_copy",
+                self.b_copy_rate,
+                "rows/s",
+                self.writer_rate / self.b_copy_rate,
+                ">=",
+                0.7,
+                note="RegionWriter.write as it is (fast path: binary COPY into readings + rollups "
+                "aggregated from the same rows; merge path on a duplicate), 8 messages per "
+                "transaction and region, a flush's regions at once (a thread each, as the ingest); "
+                f"one region after the other: {fmt(r.metrics['writer_stage_serial_rows_per_s'])} "
+                "rows/s",
+            )
+        )
         single = f"one process {fmt(self.ingest_1r)} msg/s (ratio {self.ingest_1r / self.minimal_rate:.2f})"
-        r.add_goal(Goal("G3'", f"e2e 1 reading/msg, --workers {self.g3_workers}", self.ingest_1r_workers, "msg/s",
-                        "minimal pipeline", self.minimal_rate, "msg/s", self.ingest_1r_workers / self.minimal_rate,
-                        ">=", 0.6,
-                        note=f"{single}; bare subscriber (counts only) {fmt(self.bare_rate)} msg/s: ratio "
-                             f"{self.ingest_1r_workers / self.bare_rate:.2f} (the old G3, target was 0.8); publisher "
-                             f"alone {fmt(self.publisher_alone['1'])} msg/s"))
+        r.add_goal(
+            Goal(
+                "G3'",
+                f"e2e 1 reading/msg, --workers {self.g3_workers}",
+                self.ingest_1r_workers,
+                "msg/s",
+                "minimal pipeline",
+                self.minimal_rate,
+                "msg/s",
+                self.ingest_1r_workers / self.minimal_rate,
+                ">=",
+                0.6,
+                note=f"{single}; bare subscriber (counts only) {fmt(self.bare_rate)} msg/s: ratio "
+                f"{self.ingest_1r_workers / self.bare_rate:.2f} (the old G3, target was 0.8); publisher "
+                f"alone {fmt(self.publisher_alone['1'])} msg/s",
+            )
+        )
         r.metric("g3_ratio_vs_bare", self.ingest_1r_workers / self.bare_rate)
         r.metric("g3p_one_process_ratio", self.ingest_1r / self.minimal_rate)
         ingest_cpu, minimal_cpu = sum(self.ingest_cpu_workers.values()), sum(self.minimal_cpu.values())
-        r.add_goal(Goal("G7", f"CPU/1,000 msgs of 1 reading, --workers {self.g3_workers}", ingest_cpu, "s",
-                        "minimal pipeline", minimal_cpu, "s", ingest_cpu / minimal_cpu if minimal_cpu else 0.0,
-                        "<=", 2.0,
-                        note="ingest + PostgreSQL, by role: "
-                             + ", ".join(f"{k} {v:.3f} s" for k, v in self.ingest_cpu_workers.items())
-                             + "; one process: " + ", ".join(f"{k} {v:.3f} s" for k, v in self.ingest_cpu.items())
-                             + "; minimal: " + ", ".join(f"{k} {v:.3f} s" for k, v in self.minimal_cpu.items())))
+        r.add_goal(
+            Goal(
+                "G7",
+                f"CPU/1,000 msgs of 1 reading, --workers {self.g3_workers}",
+                ingest_cpu,
+                "s",
+                "minimal pipeline",
+                minimal_cpu,
+                "s",
+                ingest_cpu / minimal_cpu if minimal_cpu else 0.0,
+                "<=",
+                2.0,
+                note="ingest + PostgreSQL, by role: "
+                + ", ".join(f"{k} {v:.3f} s" for k, v in self.ingest_cpu_workers.items())
+                + "; one process: "
+                + ", ".join(f"{k} {v:.3f} s" for k, v in self.ingest_cpu.items())
+                + "; minimal: "
+                + ", ".join(f"{k} {v:.3f} s" for k, v in self.minimal_cpu.items()),
+            )
+        )
         r.metric("g7_one_process_ratio", sum(self.ingest_cpu.values()) / minimal_cpu if minimal_cpu else 0.0)
         r.metric("g7_ingest_cpu_s_per_1000", ingest_cpu)
         r.metric("g7_minimal_cpu_s_per_1000", minimal_cpu)
@@ -846,43 +1138,68 @@ class Bench:
         for key, run in self.g5_runs.items():
             cpu = run["cpu_s_per_1000_readings"]
             shares = run["shares"] if len(run["shares"]) > 1 else []
-            r.add_goal(Goal("G5'", f"CPU per 1,000 readings, {run['label']}", cpu, "s", "1 replica", one, "s",
-                            cpu / one if one else float("nan"), "<=", 1.1, key=f"g5p_{key}",
-                            note=f"ingest + PostgreSQL, 100 readings/msg; {fmt(run['rows_per_s'])} rows/s = "
-                                 f"{run['rows_per_s'] / self.g1_rows:.2f}x one replica's (the old G5, target was 1.3)"
-                                 + ("; per-replica share of messages: " + ", ".join(f"{s:.1%}" for s in shares)
-                                    if shares else "")))
+            r.add_goal(
+                Goal(
+                    "G5'",
+                    f"CPU per 1,000 readings, {run['label']}",
+                    cpu,
+                    "s",
+                    "1 replica",
+                    one,
+                    "s",
+                    cpu / one if one else float("nan"),
+                    "<=",
+                    1.1,
+                    key=f"g5p_{key}",
+                    note=f"ingest + PostgreSQL, 100 readings/msg; {fmt(run['rows_per_s'])} rows/s = "
+                    f"{run['rows_per_s'] / self.g1_rows:.2f}x one replica's (the old G5, target was 1.3)"
+                    + ("; per-replica share of messages: " + ", ".join(f"{s:.1%}" for s in shares) if shares else ""),
+                )
+            )
         self._goal_g6(r)
         self._goals_cells(r)
         self._goal_s1(r)
         self._ceilings(r)
         r.section("Background CPU (other processes on this machine) during each timed window")
         windows = self.meter.windows
-        r.lines.append("    " + ", ".join(
-            f"{k} {v:.0%}" + (f" (best of {self.attempts[k]})" if self.attempts.get(k, 1) > 1 else "")
-            for k, v in windows.items()))
+        r.lines.append(
+            "    "
+            + ", ".join(
+                f"{k} {v:.0%}" + (f" (best of {self.attempts[k]})" if self.attempts.get(k, 1) > 1 else "")
+                for k, v in windows.items()
+            )
+        )
         busy = [k for k, v in windows.items() if v >= 0.10]
         if busy:
             r.lines.append(f"    WARNING: >= 10% in {', '.join(busy)}: those numbers (and ratios) are not clean")
         r.details["background_cpu"] = windows
-        r.section("Machine CPU busy during each timed window (all processes: PostgreSQL, Mosquitto, the ingest, "
-                  "the load generators, others)")
+        r.section(
+            "Machine CPU busy during each timed window (all processes: PostgreSQL, Mosquitto, the ingest, "
+            "the load generators, others)"
+        )
         r.lines.append("    " + ", ".join(f"{k} {v:.0%}" for k, v in self.meter.busy.items()))
         r.details["machine_cpu_busy"] = dict(self.meter.busy)
-        r.section("CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate; "
-                  "bench = this process and the publishers it started and reaped)")
+        r.section(
+            "CPUs used by each process role during the end-to-end windows (1.00 = one CPU busy; approximate; "
+            "bench = this process and the publishers it started and reaped)"
+        )
         for key in ("g1", "bare_sub", *WATCHED[2:]):
             roles = self.meter.roles.get(key)
             if roles:
-                r.lines.append(f"    {key:<12}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items()
-                                                        if cpus >= 0.005))
+                r.lines.append(
+                    f"    {key:<12}" + ", ".join(f"{role} {cpus:.2f}" for role, cpus in roles.items() if cpus >= 0.005)
+                )
         r.details["cpu_by_role"] = dict(self.meter.roles)
         self._postgres_lines(r)
         r.details["attempts"] = self.attempts
         if self.b_copy_rollups:
             r.section("Informational")
-            r.add_info("B_copy + rollup rebuild (like-for-like)", self.b_copy_rollups, "rows/s",
-                       f"e2e G1 / this = {self.g1_rows / self.b_copy_rollups:.2f}")
+            r.add_info(
+                "B_copy + rollup rebuild (like-for-like)",
+                self.b_copy_rollups,
+                "rows/s",
+                f"e2e G1 / this = {self.g1_rows / self.b_copy_rollups:.2f}",
+            )
         if getattr(self, "prototype_results", None):
             r.section("Prototypes (in-process, same rows; output checked equal to the current code)")
             for v in self.prototype_results:
@@ -894,13 +1211,21 @@ class Bench:
         watch = self.meter.watch
         if watch is None or not watch.waits:
             return
-        rows = {"b_copy_binary_parallel": self.rows_100, "g1": self.rows_100, "g5": self.rows_100,
-                "g5_3": self.rows_100, "g5_workers": self.rows_100,
-                "g3": sum(r.details.get("g3", {}).get("rows", {}).values()),
-                "g3_workers": sum(r.details.get("g3", {}).get("rows", {}).values()),
-                "c1_one_cell": sum(self.cn_rows.values()), "c1": sum(self.cn_rows.values())}
-        r.section("PostgreSQL during the timed windows: WAL written, and client backends by wait event "
-                  "(average number; CPU = running, no wait)")
+        rows = {
+            "b_copy_binary_parallel": self.rows_100,
+            "g1": self.rows_100,
+            "g5": self.rows_100,
+            "g5_3": self.rows_100,
+            "g5_workers": self.rows_100,
+            "g3": sum(r.details.get("g3", {}).get("rows", {}).values()),
+            "g3_workers": sum(r.details.get("g3", {}).get("rows", {}).values()),
+            "c1_one_cell": sum(self.cn_rows.values()),
+            "c1": sum(self.cn_rows.values()),
+        }
+        r.section(
+            "PostgreSQL during the timed windows: WAL written, and client backends by wait event "
+            "(average number; CPU = running, no wait)"
+        )
         for key in WATCHED:
             if key not in watch.waits:
                 continue
@@ -919,57 +1244,106 @@ class Bench:
             return
         cpus = int(str(self.machine["cpus_usable"]))
         r.section("Ceilings on this machine (CPU costs measured in this run; estimates, see bench/ingest/ceilings.py)")
-        g3 = g3_ceiling(cpus=cpus, bare_rate=self.bare_rate, bare_busy=busy["bare_sub"],
-                        route_us_per_msg=m["route_stage_1r_us_per_msg"],
-                        rows_per_msg=sum(r.details["g3"]["rows"].values()) / len(self.m1),
-                        copy_rate=m["b_copy_binary_parallel_rows_per_s"], copy_busy=busy["b_copy_binary_parallel"])
-        r.add_info("G3 ceiling (paho + route + rows at COPY cost)", r.metric("g3_ceiling", g3.ratio), "x bare sub",
-                   f"{g3.detail()}; target 0.8", digits=2)
+        g3 = g3_ceiling(
+            cpus=cpus,
+            bare_rate=self.bare_rate,
+            bare_busy=busy["bare_sub"],
+            route_us_per_msg=m["route_stage_1r_us_per_msg"],
+            rows_per_msg=sum(r.details["g3"]["rows"].values()) / len(self.m1),
+            copy_rate=m["b_copy_binary_parallel_rows_per_s"],
+            copy_busy=busy["b_copy_binary_parallel"],
+        )
+        r.add_info(
+            "G3 ceiling (paho + route + rows at COPY cost)",
+            r.metric("g3_ceiling", g3.ratio),
+            "x bare sub",
+            f"{g3.detail()}; target 0.8",
+            digits=2,
+        )
         g5 = replicas_ceiling(busy["g1"])
-        r.add_info("G5 ceiling (all CPUs at G1's cost per row)", r.metric("g5_ceiling", g5), "x 1 replica",
-                   f"machine {busy['g1']:.0%} busy during G1; target 1.3", digits=2)
+        r.add_info(
+            "G5 ceiling (all CPUs at G1's cost per row)",
+            r.metric("g5_ceiling", g5),
+            "x 1 replica",
+            f"machine {busy['g1']:.0%} busy during G1; target 1.3",
+            digits=2,
+        )
         r.details["ceilings"] = {"g3": g3.__dict__, "g5": g5}
 
     def _goals_cells(self, r: Report) -> None:
         """C1: two cells / one cell on the same messages (rows in both regions); C2: p99 to the remote region / G6."""
         c1, one, c2 = self.c1, self.c1_one, self.c2
         home, remote = c1["rows"][cells.HOME_REGION], c1["rows"][cells.REMOTE_REGION]
-        r.add_goal(Goal("C1", f"two cells {cells.SENDER}->{cells.RECEIVER}, 100 readings/msg", c1["rows_per_s"],
-                        "rows/s", "one cell", one["rows_per_s"], "rows/s", c1["rows_per_s"] / one["rows_per_s"], ">=",
-                        CELLS_TARGET,
-                        note=f"= {fmt(c1['readings_per_s'])} readings/s, {fmt(c1['msgs_per_s'])} msg/s of "
-                             f"{cells.SITE}; "
-                             f"rows = {home:,} in {cells.HOME_REGION} + {remote:,} in {cells.REMOTE_REGION} (machine "
-                             f"only), the same in both runs; time to the last commit in either region: "
-                             f"{cells.HOME_REGION} complete at {c1['home_done_s']:.2f}s, {cells.REMOTE_REGION} at "
-                             f"{c1['remote_done_s']:.2f}s (one cell: {one['seconds']:.2f}s); vs G1 (every site's "
-                             f"messages, one cell) {fmt(self.g1_rows)} rows/s: {c1['rows_per_s'] / self.g1_rows:.2f}, "
-                             f"readings/s {c1['readings_per_s'] / self.g1_readings:.2f}; link: "
-                             f"{c1['link'].get('sent')} parts sent, {c1['link'].get('resent')} re-sent"))
+        r.add_goal(
+            Goal(
+                "C1",
+                f"two cells {cells.SENDER}->{cells.RECEIVER}, 100 readings/msg",
+                c1["rows_per_s"],
+                "rows/s",
+                "one cell",
+                one["rows_per_s"],
+                "rows/s",
+                c1["rows_per_s"] / one["rows_per_s"],
+                ">=",
+                CELLS_TARGET,
+                note=f"= {fmt(c1['readings_per_s'])} readings/s, {fmt(c1['msgs_per_s'])} msg/s of "
+                f"{cells.SITE}; "
+                f"rows = {home:,} in {cells.HOME_REGION} + {remote:,} in {cells.REMOTE_REGION} (machine "
+                f"only), the same in both runs; time to the last commit in either region: "
+                f"{cells.HOME_REGION} complete at {c1['home_done_s']:.2f}s, {cells.REMOTE_REGION} at "
+                f"{c1['remote_done_s']:.2f}s (one cell: {one['seconds']:.2f}s); vs G1 (every site's "
+                f"messages, one cell) {fmt(self.g1_rows)} rows/s: {c1['rows_per_s'] / self.g1_rows:.2f}, "
+                f"readings/s {c1['readings_per_s'] / self.g1_readings:.2f}; link: "
+                f"{c1['link'].get('sent')} parts sent, {c1['link'].get('resent')} re-sent",
+            )
+        )
         r.metric("c1_ratio_vs_g1", c1["rows_per_s"] / self.g1_rows)
         r.metric("c1_readings_ratio_vs_g1", c1["readings_per_s"] / self.g1_readings)
         g6 = self.g6_result
         bound_ms = g6["p99_ms"] + LINK_PERIOD_S * 1000 + FLUSH_INTERVAL_MS
         r.metric("c2_bound_ms", bound_ms)
-        r.add_goal(Goal("C2", f"p99 publish->visible in {cells.REMOTE_REGION} @ {fmt(c2['rate_msgs_per_s'])} msg/s",
-                        c2["remote_p99_ms"], "ms", "G6 p99", g6["p99_ms"], "ms", c2["remote_p99_ms"] / g6["p99_ms"],
-                        "<=", round(bound_ms / g6["p99_ms"], 2),
-                        note=f"bounded: at most G6's p99 + one round of the link sender ({LINK_PERIOD_S * 1000:.0f} "
-                             f"ms) + one flush interval of the receiving cell ({FLUSH_INTERVAL_MS} ms) = "
-                             f"{bound_ms:.0f} ms; two cells, paced (G6 at {fmt(g6['rate_msgs_per_s'])} msg/s): "
-                             f"{cells.REMOTE_REGION} "
-                             f"p50 {c2['remote_p50_ms']:.0f} ms, max {c2['remote_max_ms']:.0f} ms; "
-                             f"{cells.HOME_REGION} (home) p50 {c2['home_p50_ms']:.0f} ms, p99 {c2['home_p99_ms']:.0f} "
-                             f"ms; G6 p50 {g6['p50_ms']:.0f} ms; SQL ingested_at - ts in {cells.REMOTE_REGION} "
-                             f"(lower bound): p99 {c2['remote_sql_p99_ms']:.0f} ms"))
+        r.add_goal(
+            Goal(
+                "C2",
+                f"p99 publish->visible in {cells.REMOTE_REGION} @ {fmt(c2['rate_msgs_per_s'])} msg/s",
+                c2["remote_p99_ms"],
+                "ms",
+                "G6 p99",
+                g6["p99_ms"],
+                "ms",
+                c2["remote_p99_ms"] / g6["p99_ms"],
+                "<=",
+                round(bound_ms / g6["p99_ms"], 2),
+                note=f"bounded: at most G6's p99 + one round of the link sender ({LINK_PERIOD_S * 1000:.0f} "
+                f"ms) + one flush interval of the receiving cell ({FLUSH_INTERVAL_MS} ms) = "
+                f"{bound_ms:.0f} ms; two cells, paced (G6 at {fmt(g6['rate_msgs_per_s'])} msg/s): "
+                f"{cells.REMOTE_REGION} "
+                f"p50 {c2['remote_p50_ms']:.0f} ms, max {c2['remote_max_ms']:.0f} ms; "
+                f"{cells.HOME_REGION} (home) p50 {c2['home_p50_ms']:.0f} ms, p99 {c2['home_p99_ms']:.0f} "
+                f"ms; G6 p50 {g6['p50_ms']:.0f} ms; SQL ingested_at - ts in {cells.REMOTE_REGION} "
+                f"(lower bound): p99 {c2['remote_sql_p99_ms']:.0f} ms",
+            )
+        )
 
     def _goal_g6(self, r: Report) -> None:
         g6 = self.g6_result
-        r.add_goal(Goal("G6", f"p99 publish->visible @ {fmt(g6['rate_msgs_per_s'])} msg/s", g6["p99_ms"], "ms",
-                        "flush interval", FLUSH_INTERVAL_MS, "ms", g6["p99_ms"] / FLUSH_INTERVAL_MS, "<=", 1.5,
-                        note=f"poll (20 ms): p50 {g6['p50_ms']:.0f} ms, max {g6['max_ms']:.0f} ms over "
-                             f"{g6['samples']} message x region; SQL ingested_at - ts (txn start, lower bound): "
-                             f"p50 {g6['sql_p50_ms']:.0f} ms, p99 {g6['sql_p99_ms']:.0f} ms"))
+        r.add_goal(
+            Goal(
+                "G6",
+                f"p99 publish->visible @ {fmt(g6['rate_msgs_per_s'])} msg/s",
+                g6["p99_ms"],
+                "ms",
+                "flush interval",
+                FLUSH_INTERVAL_MS,
+                "ms",
+                g6["p99_ms"] / FLUSH_INTERVAL_MS,
+                "<=",
+                1.5,
+                note=f"poll (20 ms): p50 {g6['p50_ms']:.0f} ms, max {g6['max_ms']:.0f} ms over "
+                f"{g6['samples']} message x region; SQL ingested_at - ts (txn start, lower bound): "
+                f"p50 {g6['sql_p50_ms']:.0f} ms, p99 {g6['sql_p99_ms']:.0f} ms",
+            )
+        )
 
 
 def machine_lines(m: dict[str, object]) -> list[str]:
@@ -1005,8 +1379,9 @@ def _run(bench: Bench, phases: Callable[[], None]) -> int | None:
     return None
 
 
-def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | None, started: datetime,
-                    t0: float) -> int:
+def _sparkplug_only(
+    bench: Bench, args: argparse.Namespace, argv: list[str] | None, started: datetime, t0: float
+) -> int:
     def run_s1() -> None:
         bench.setup_minimal()
         bench.run_phase(bench.s1, ["s1_json", "s1_sparkplug"])
@@ -1016,41 +1391,73 @@ def _sparkplug_only(bench: Bench, args: argparse.Namespace, argv: list[str] | No
         return failed
     duration = time.monotonic() - t0
     report = bench.results_sparkplug_only()
-    print(f"ingest benchmark, S1 only ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, "
-          f"{duration:.0f} s")
+    print(
+        f"ingest benchmark, S1 only ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, "
+        f"{duration:.0f} s"
+    )
     for line in machine_lines(bench.machine):
         print(line)
     for line in report.lines:
         print(line)
     if args.json:
-        report.write_json(args.json, command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
-                          quick=args.quick, started_at=started.isoformat(), duration_s=duration,
-                          machine=bench.machine, settings={}, workload={"s1": bench.report.details.get("s1")})
+        report.write_json(
+            args.json,
+            command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
+            quick=args.quick,
+            started_at=started.isoformat(),
+            duration_s=duration,
+            machine=bench.machine,
+            settings={},
+            workload={"s1": bench.report.details.get("s1")},
+        )
         print(f"\nJSON: {args.json}", file=sys.stderr)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small workload (smoke test, < 90 s)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="afterwards, profile the ingest under load with py-spy into DIR (not timed)")
-    parser.add_argument("--prototypes", action="store_true",
-                        help="afterwards, measure prototypes of proposed optimizations (in-process)")
-    parser.add_argument("--quiet-wait", type=float, metavar="S",
-                        help="before each timed phase, wait up to S seconds for other processes to use < 10%% "
-                             "of the CPUs (default 20, 0 with --quick)")
-    parser.add_argument("--budget", type=float, metavar="S",
-                        help="re-measure phases disturbed by other processes while the run stays under S "
-                             "seconds (default 480, 0 with --quick: never)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="afterwards, profile the ingest under load with py-spy into DIR (not timed)",
+    )
+    parser.add_argument(
+        "--prototypes",
+        action="store_true",
+        help="afterwards, measure prototypes of proposed optimizations (in-process)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        metavar="S",
+        help="before each timed phase, wait up to S seconds for other processes to use < 10%% "
+        "of the CPUs (default 20, 0 with --quick)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="S",
+        help="re-measure phases disturbed by other processes while the run stays under S "
+        "seconds (default 480, 0 with --quick: never)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' directory (logs) afterwards")
-    parser.add_argument("--sparkplug-only", action="store_true",
-                        help="only S1 (Sparkplug B vs our JSON), after a minimal setup")
-    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE", type=_pg_setting,
-                        help="a PostgreSQL setting over devstack's (repeatable), e.g. wal_buffers=8MB to "
-                             "measure a setting against the default; the report lists the settings")
+    parser.add_argument(
+        "--sparkplug-only", action="store_true", help="only S1 (Sparkplug B vs our JSON), after a minimal setup"
+    )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_pg_setting,
+        help="a PostgreSQL setting over devstack's (repeatable), e.g. wal_buffers=8MB to "
+        "measure a setting against the default; the report lists the settings",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
@@ -1095,26 +1502,41 @@ def main(argv: list[str] | None = None) -> int:
         "policy": "embedded (regopy) behind the decision cache",
         "postgresql": dict(bench.stack.pg.settings) if bench.stack else {},
         "broker": "broker/local.conf",
-        "two_cells": {"topology": f"deploy/local/cells.yaml: cells {cells.SENDER}, {cells.RECEIVER}",
-                      "left_out": bench.cell_files.left_out if hasattr(bench, "cell_files") else {},
-                      "brokers": "broker/local.conf + per-cell dynamic security and bridges (devstack.cells)",
-                      "flush_interval_ms": FLUSH_INTERVAL_MS, "link_sender_period_s": LINK_PERIOD_S,
-                      "link_window": _default("link_window"), "link_resend_s": _default("link_resend_s")},
+        "two_cells": {
+            "topology": f"deploy/local/cells.yaml: cells {cells.SENDER}, {cells.RECEIVER}",
+            "left_out": bench.cell_files.left_out if hasattr(bench, "cell_files") else {},
+            "brokers": "broker/local.conf + per-cell dynamic security and bridges (devstack.cells)",
+            "flush_interval_ms": FLUSH_INTERVAL_MS,
+            "link_sender_period_s": LINK_PERIOD_S,
+            "link_window": _default("link_window"),
+            "link_resend_s": _default("link_resend_s"),
+        },
     }
-    workload = {"devices": len(bench.workload.devices), "messages_100": len(bench.m100),
-                "readings_100": bench.readings_100, "rows_100": bench.rows_100, "messages_1": len(bench.m1),
-                "messages_cells": len(bench.m_cn), "site_cells": cells.SITE, "rows_cells": bench.cn_rows,
-                "sizes": sizes.__dict__}
+    workload = {
+        "devices": len(bench.workload.devices),
+        "messages_100": len(bench.m100),
+        "readings_100": bench.readings_100,
+        "rows_100": bench.rows_100,
+        "messages_1": len(bench.m1),
+        "messages_cells": len(bench.m_cn),
+        "site_cells": cells.SITE,
+        "rows_cells": bench.cn_rows,
+        "sizes": sizes.__dict__,
+    }
     print(f"ingest benchmark ({'quick' if args.quick else 'full'}), {started:%Y-%m-%d %H:%M} UTC, {duration:.0f} s")
     for line in machine_lines(bench.machine):
         print(line)
-    print(f"ingest settings: flush {_default('flush_interval_ms')} ms / {_default('flush_max_messages')} msgs, "
-          f"Receive Maximum {_default('receive_maximum')}, policy embedded+cache; PostgreSQL "
-          + ", ".join(f"{k}={v}" for k, v in settings["postgresql"].items()))
+    print(
+        f"ingest settings: flush {_default('flush_interval_ms')} ms / {_default('flush_max_messages')} msgs, "
+        f"Receive Maximum {_default('receive_maximum')}, policy embedded+cache; PostgreSQL "
+        + ", ".join(f"{k}={v}" for k, v in settings["postgresql"].items())
+    )
     cn_rows = " + ".join(f"{n:,} rows for {r}" for r, n in sorted(bench.cn_rows.items()))
-    print(f"workload: {workload['devices']} devices of deploy/local/registry.yaml, {len(bench.m100):,} msgs x 100 "
-          f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading; C1: {len(bench.m_cn):,} msgs x "
-          f"100 readings of {cells.SITE} ({cn_rows})")
+    print(
+        f"workload: {workload['devices']} devices of deploy/local/registry.yaml, {len(bench.m100):,} msgs x 100 "
+        f"readings ({bench.rows_100:,} rows) and {len(bench.m1):,} msgs x 1 reading; C1: {len(bench.m_cn):,} msgs x "
+        f"100 readings of {cells.SITE} ({cn_rows})"
+    )
     for line in report.lines:
         print(line)
     if args.profile and getattr(bench, "profile_summaries", None):
@@ -1122,8 +1544,15 @@ def main(argv: list[str] | None = None) -> int:
         for text in bench.profile_summaries:
             print(text)
     if args.json:
-        report.write_json(args.json, command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
-                          quick=args.quick, started_at=started.isoformat(), duration_s=duration,
-                          machine=bench.machine, settings=settings, workload=workload)
+        report.write_json(
+            args.json,
+            command=" ".join(["python -m bench.ingest", *(argv or sys.argv[1:])]),
+            quick=args.quick,
+            started_at=started.isoformat(),
+            duration_s=duration,
+            machine=bench.machine,
+            settings=settings,
+            workload=workload,
+        )
         print(f"\nJSON: {args.json}", file=sys.stderr)
     return 0

@@ -35,8 +35,9 @@ from wire.envelope import (
 )
 
 _Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-_Values = Annotated[dict[_Name, float | int | bool | str | None],
-                    msgspec.Meta(min_length=1, max_length=MAX_VALUES_PER_READING)]
+_Values = Annotated[
+    dict[_Name, float | int | bool | str | None], msgspec.Meta(min_length=1, max_length=MAX_VALUES_PER_READING)
+]
 
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,8 +81,16 @@ def msgspec_models(payload: bytes) -> Batch:
         readings.append(Reading.model_construct(ts=r.ts, values=r.values))
     o = b.origin
     origin = OriginClaim.model_construct(site_id=o.site_id, country=o.country) if o else None
-    return Batch.model_construct(v=1, device_id=b.device_id, seq=b.seq, sent_at=b.sent_at, origin=origin,
-                                 key_id=b.key_id, edge_transforms=b.edge_transforms, readings=readings)
+    return Batch.model_construct(
+        v=1,
+        device_id=b.device_id,
+        seq=b.seq,
+        sent_at=b.sent_at,
+        origin=origin,
+        key_id=b.key_id,
+        edge_transforms=b.edge_transforms,
+        readings=readings,
+    )
 
 
 def _best_us(decode: Callable[[bytes], Any], payloads: Sequence[bytes], rounds: int = 3) -> float:
@@ -96,10 +105,15 @@ def _best_us(decode: Callable[[bytes], Any], payloads: Sequence[bytes], rounds: 
 
 def main() -> None:
     workload = Workload(readings_per_device=3000)
-    sets = {"1": [m.payload for m in workload.messages(12_000, 1)],
-            "100": [m.payload for m in workload.messages(120, 100)]}
-    decoders: dict[str, Callable[[bytes], Any]] = {"pydantic": decode_batch, "msgspec+models": msgspec_models,
-                                                   "msgspec only": _DECODER.decode}
+    sets = {
+        "1": [m.payload for m in workload.messages(12_000, 1)],
+        "100": [m.payload for m in workload.messages(120, 100)],
+    }
+    decoders: dict[str, Callable[[bytes], Any]] = {
+        "pydantic": decode_batch,
+        "msgspec+models": msgspec_models,
+        "msgspec only": _DECODER.decode,
+    }
     for label, payloads in sets.items():
         for p in payloads[:50]:
             if msgspec_models(p) != decode_batch(p):

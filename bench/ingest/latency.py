@@ -63,9 +63,11 @@ class VisibilityPoller(threading.Thread):
     publish times (scalar parameters, so PostgreSQL plans against the one or two daily partitions of
     ``readings`` that can hold them instead of all of them)."""
 
-    _SQL = ("SELECT p.d, p.s FROM unnest(%s::text[], %s::bigint[]) AS p(d, s) CROSS JOIN LATERAL"
-            " (SELECT 1 FROM readings r WHERE r.device_id = p.d AND r.seq = p.s"
-            " AND r.ts >= to_timestamp(%s) AND r.ts <= to_timestamp(%s) LIMIT 1) AS seen")
+    _SQL = (
+        "SELECT p.d, p.s FROM unnest(%s::text[], %s::bigint[]) AS p(d, s) CROSS JOIN LATERAL"
+        " (SELECT 1 FROM readings r WHERE r.device_id = p.d AND r.seq = p.s"
+        " AND r.ts >= to_timestamp(%s) AND r.ts <= to_timestamp(%s) LIMIT 1) AS seen"
+    )
 
     def __init__(self, region_dsns: dict[str, str], poll_s: float) -> None:
         super().__init__(name="visibility-poller", daemon=True)
@@ -99,8 +101,9 @@ class VisibilityPoller(threading.Thread):
                         if not keys:
                             continue
                         t_query = time.time()
-                        found = conn.execute(self._SQL, ([k[0] for k in keys], [k[1] for k in keys],
-                                                         min(times) - 1.0, max(times) + 1.0)).fetchall()
+                        found = conn.execute(
+                            self._SQL, ([k[0] for k in keys], [k[1] for k in keys], min(times) - 1.0, max(times) + 1.0)
+                        ).fetchall()
                         with self.lock:
                             for d, s in found:
                                 p = self.pending.get((d, s))
@@ -120,9 +123,16 @@ class VisibilityPoller(threading.Thread):
 
 
 def run_latency(
-    port: int, region_dsns: dict[str, str], templates: Sequence[Message], regions_of: dict[str, set[str]],
-    sentinel: bytes, rate: float, poll_s: float = 0.02, on_count: Callable[[int], None] | None = None,
-    drain_timeout: float = 60.0, login: Login | None = None,
+    port: int,
+    region_dsns: dict[str, str],
+    templates: Sequence[Message],
+    regions_of: dict[str, set[str]],
+    sentinel: bytes,
+    rate: float,
+    poll_s: float = 0.02,
+    on_count: Callable[[int], None] | None = None,
+    drain_timeout: float = 60.0,
+    login: Login | None = None,
 ) -> LatencyResult:
     """Publish ``templates`` at ``rate`` msg/s, stamping them; wait until every one is visible in every region of
     ``regions_of[device]`` (each region's store in ``region_dsns``, which may be different servers or cells).
@@ -132,9 +142,14 @@ def run_latency(
     failed: list[str] = []
     try:
         client = connect_client(
-            port, f"bench-latency-{time.monotonic_ns()}", inflight=1000, login=login,
-            on_publish=lambda _c, _u, mid, reason, _p: failed.append(f"message {mid}: {reason}")
-            if getattr(reason, "is_failure", False) else None)
+            port,
+            f"bench-latency-{time.monotonic_ns()}",
+            inflight=1000,
+            login=login,
+            on_publish=lambda _c, _u, mid, reason, _p: (
+                failed.append(f"message {mid}: {reason}") if getattr(reason, "is_failure", False) else None
+            ),
+        )
     except RuntimeError as exc:
         poller.stop_event.set()
         poller.join(5)
@@ -166,8 +181,9 @@ def run_latency(
         poller.join(5)
         client.disconnect()
         client.loop_stop()
-    return LatencyResult(rate, len(templates), poll_s, list(poller.latencies),
-                         {r: list(v) for r, v in poller.by_region.items()})
+    return LatencyResult(
+        rate, len(templates), poll_s, list(poller.latencies), {r: list(v) for r, v in poller.by_region.items()}
+    )
 
 
 def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
@@ -177,11 +193,16 @@ def sql_latency(region_dsns: dict[str, str], min_seq: int) -> dict[str, float]:
         with psycopg.connect(dsn) as conn:
             rows = conn.execute(
                 "SELECT extract(epoch FROM min(ingested_at - ts))::float8 FROM readings WHERE seq >= %s"
-                " GROUP BY device_id, seq, idx", (min_seq,)
+                " GROUP BY device_id, seq, idx",
+                (min_seq,),
             ).fetchall()
             values.extend(r[0] for r in rows)
-    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
-            "max": max(values) if values else float("nan"), "readings": float(len(values))}
+    return {
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else float("nan"),
+        "readings": float(len(values)),
+    }
 
 
 def flush_histograms(api_url: str) -> dict[str, tuple[float, float, float]]:
@@ -207,15 +228,20 @@ def flush_histograms(api_url: str) -> dict[str, tuple[float, float, float]]:
                 elif s.name.endswith("_bucket") and s.labels.get("le") == "0.1":
                     under[stage] = s.value
         elif family.name == "ingest_flush_messages":
-            out["messages"] = (sum(s.value for s in family.samples if s.name.endswith("_sum")),
-                               sum(s.value for s in family.samples if s.name.endswith("_count")), 0.0)
+            out["messages"] = (
+                sum(s.value for s in family.samples if s.name.endswith("_sum")),
+                sum(s.value for s in family.samples if s.name.endswith("_count")),
+                0.0,
+            )
     for stage, n in counts.items():
         out[stage] = (sums.get(stage, 0.0), n, under.get(stage, n))
     return out
 
 
-def flush_stages(api_url: str, since: dict[str, tuple[float, float, float]] | None = None,
-                 ) -> dict[str, dict[str, float]]:
+def flush_stages(
+    api_url: str,
+    since: dict[str, tuple[float, float, float]] | None = None,
+) -> dict[str, dict[str, float]]:
     """Per flush stage of the ingest at ``api_url``: the mean and the share of flushes over 100 ms; the mean number
     of messages per flush. ``since``: an earlier ``flush_histograms`` of the same ingest, to count only the flushes
     after it."""

@@ -52,8 +52,9 @@ def _process_jiffies() -> dict[int, ProcessTime]:
             continue
         head, rest = text.rsplit(")", 1)
         fields = rest.split()  # fields[0] is field 3 of proc(5): state
-        table[int(entry.name)] = ProcessTime(head.split("(", 1)[1], int(fields[1]), int(fields[19]),
-                                             sum(int(x) for x in fields[11:15]))
+        table[int(entry.name)] = ProcessTime(
+            head.split("(", 1)[1], int(fields[1]), int(fields[19]), sum(int(x) for x in fields[11:15])
+        )
     return table
 
 
@@ -73,10 +74,19 @@ def _tree_jiffies(root: int, table: dict[int, ProcessTime]) -> int:
 
 
 # Python children are told apart by their command line (module names of this repo).
-_PYTHON_ROLES = (("ingest serve", "ingest"), ("bench.ingest.publish", "publishers"),
-                 ("bench.ingest.subscriber", "bare subscriber"), ("bench.ingest.minimal", "minimal pipeline"))
-_NAMED_ROLES = {"postgres": "postgres", "mosquitto": "mosquitto", "mosquitto_pub": "publishers",
-                "mosquitto_sub": "mosquitto_sub", "psql": "psql"}
+_PYTHON_ROLES = (
+    ("ingest serve", "ingest"),
+    ("bench.ingest.publish", "publishers"),
+    ("bench.ingest.subscriber", "bare subscriber"),
+    ("bench.ingest.minimal", "minimal pipeline"),
+)
+_NAMED_ROLES = {
+    "postgres": "postgres",
+    "mosquitto": "mosquitto",
+    "mosquitto_pub": "publishers",
+    "mosquitto_sub": "mosquitto_sub",
+    "psql": "psql",
+}
 
 
 def process_role(pid: int, comm: str, bench_pid: int) -> str:
@@ -97,8 +107,13 @@ def process_role(pid: int, comm: str, bench_pid: int) -> str:
     return "other"
 
 
-def by_role(start: dict[int, ProcessTime], end: dict[int, ProcessTime], seconds: float,
-            bench_pid: int, busy_cpus: float | None = None) -> dict[str, float]:
+def by_role(
+    start: dict[int, ProcessTime],
+    end: dict[int, ProcessTime],
+    seconds: float,
+    bench_pid: int,
+    busy_cpus: float | None = None,
+) -> dict[str, float]:
     """CPUs used per role between two process tables (1.0 = one CPU busy for the whole window).
 
     A process that exited inside the window counts in its parent's reaped-children time (the
@@ -200,8 +215,9 @@ class LoadMeter:
         self.windows[key] = share
         self.busy[key] = busy_share(start, end)
         self.seconds[key] = end.wall - start.wall
-        self.roles[key] = by_role(start.processes, end.processes, end.wall - start.wall, os.getpid(),
-                                  busy_cpus=self.busy[key] * _NCPU)
+        self.roles[key] = by_role(
+            start.processes, end.processes, end.wall - start.wall, os.getpid(), busy_cpus=self.busy[key] * _NCPU
+        )
         if self.watch is not None:
             self.watch.stop(key)
         return share
@@ -209,11 +225,14 @@ class LoadMeter:
     def take(self, keys: list[str]) -> Windows:
         wal = self.watch.wal_bytes if self.watch else {}
         waits = self.watch.waits if self.watch else {}
-        return Windows({k: self.windows[k] for k in keys if k in self.windows},
-                       {k: self.busy[k] for k in keys if k in self.busy},
-                       {k: self.roles[k] for k in keys if k in self.roles},
-                       {k: wal[k] for k in keys if k in wal}, {k: waits[k] for k in keys if k in waits},
-                       {k: self.seconds[k] for k in keys if k in self.seconds})
+        return Windows(
+            {k: self.windows[k] for k in keys if k in self.windows},
+            {k: self.busy[k] for k in keys if k in self.busy},
+            {k: self.roles[k] for k in keys if k in self.roles},
+            {k: wal[k] for k in keys if k in wal},
+            {k: waits[k] for k in keys if k in waits},
+            {k: self.seconds[k] for k in keys if k in self.seconds},
+        )
 
     def put(self, recorded: Windows) -> None:
         self.windows.update(recorded.foreign)

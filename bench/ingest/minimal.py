@@ -36,10 +36,36 @@ CREATE TABLE {TABLE} (
 CREATE INDEX {TABLE}_device_name_ts ON {TABLE} (device_id, name, ts DESC);
 CREATE INDEX {TABLE}_ts ON {TABLE} (ts DESC);
 """
-COLUMNS = ("device_id", "seq", "idx", "name", "ts", "site_id", "origin_country", "category", "num", "txt",
-           "transform", "decision_id", "policy_revision")
-TYPES = ("text", "int8", "int4", "text", "timestamptz", "text", "text", "text", "float8", "text", "text", "uuid",
-         "text")
+COLUMNS = (
+    "device_id",
+    "seq",
+    "idx",
+    "name",
+    "ts",
+    "site_id",
+    "origin_country",
+    "category",
+    "num",
+    "txt",
+    "transform",
+    "decision_id",
+    "policy_revision",
+)
+TYPES = (
+    "text",
+    "int8",
+    "int4",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "uuid",
+    "text",
+)
 DECISION = uuid.UUID(int=0)
 
 
@@ -104,8 +130,10 @@ def main() -> None:
             if not batch:
                 continue
             rows = [row for payload in batch for row in rows_of(payload)]
-            with conn.cursor() as cur, cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") \
-                    as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
                 copy.set_types(list(TYPES))
                 for row in rows:
                     copy.write_row(row)
@@ -114,8 +142,7 @@ def main() -> None:
             rows_total += len(rows)
             t_last = time.time()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-minimal-{os.getpid()}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-minimal-{os.getpid()}", protocol=mqtt.MQTTv5)
     client.on_message = on_message
     client.on_subscribe = lambda *_a: subscribed.set()
     client.on_connect = lambda c, *_a: c.subscribe([(args.topic, SubscribeOptions(qos=1))])

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-_ACTIVE = ("SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity"
-           " WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()")
+_ACTIVE = (
+    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity"
+    " WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()"
+)
 
 
 @dataclass

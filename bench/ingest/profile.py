@@ -34,16 +34,28 @@ class Sampler:
         if exe is None:
             raise RuntimeError("py-spy not found: .venv/bin/pip install py-spy")
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.files = {"cpu": out_dir / f"{name}.cpu.txt", "wall": out_dir / f"{name}.wall.txt",
-                      "svg": out_dir / f"{name}.cpu.svg"}
+        self.files = {
+            "cpu": out_dir / f"{name}.cpu.txt",
+            "wall": out_dir / f"{name}.wall.txt",
+            "svg": out_dir / f"{name}.cpu.svg",
+        }
         base = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking", "--threads"]
         self.procs = [
-            subprocess.Popen([*base, "--format", "raw", "-o", str(self.files["cpu"])],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-            subprocess.Popen([*base, "--idle", "--format", "raw", "-o", str(self.files["wall"])],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-            subprocess.Popen([*base, "--format", "flamegraph", "-o", str(self.files["svg"])],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+            subprocess.Popen(
+                [*base, "--format", "raw", "-o", str(self.files["cpu"])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
+            subprocess.Popen(
+                [*base, "--idle", "--format", "raw", "-o", str(self.files["wall"])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
+            subprocess.Popen(
+                [*base, "--format", "flamegraph", "-o", str(self.files["svg"])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
         ]
 
     def stop(self) -> dict[str, Path]:

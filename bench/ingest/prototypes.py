@@ -57,6 +57,7 @@ class Variant:
 
 # --- writer variants --------------------------------------------------------------------------------
 
+
 def _direct_copy(cur: psycopg.Cursor, rows: Sequence[tuple[object, ...]]) -> None:
     with cur.copy(f"COPY readings ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(COPY_TYPES)
@@ -96,18 +97,23 @@ def _python_rollups(cur: psycopg.Cursor, rows: Sequence[tuple[object, ...]]) -> 
         )
 
 
-def writer_variants(stack: Stack, per_message: Sequence[Rows], per_flush: int,
-                    say: Callable[[str], None], repeats: int = 2) -> list[Variant]:
+def writer_variants(
+    stack: Stack, per_message: Sequence[Rows], per_flush: int, say: Callable[[str], None], repeats: int = 2
+) -> list[Variant]:
     from ingest.store.region import RegionWriter
 
     assert stack.db is not None
     db = stack.db  # not None: also in the closures below
-    groups = [merge_rows(per_message[i:i + per_flush]) for i in range(0, len(per_message), per_flush)]
+    groups = [merge_rows(per_message[i : i + per_flush]) for i in range(0, len(per_message), per_flush)]
     total = sum(len(r) for g in groups for r in g.values())
     out: list[Variant] = []
 
-    def timed(name: str, write: Callable[[str, psycopg.Connection | None, Sequence[tuple[object, ...]]], object],
-              own_conn: bool, note: str = "") -> None:
+    def timed(
+        name: str,
+        write: Callable[[str, psycopg.Connection | None, Sequence[tuple[object, ...]]], object],
+        own_conn: bool,
+        note: str = "",
+    ) -> None:
         best = float("inf")
         for _ in range(repeats):  # fresh tables each round; the least disturbed round counts
             stack.reset_databases()
@@ -145,8 +151,11 @@ def writer_variants(stack: Stack, per_message: Sequence[Rows], per_flush: int,
 
     writers = {r: RegionWriter(r, dsn) for r, dsn in stack.db.regions.items()}
     try:
-        timed("W0 current RegionWriter (staging + merge + rollups)",
-              lambda region, _c, rows: writers[region].write(rows), own_conn=False)
+        timed(
+            "W0 current RegionWriter (staging + merge + rollups)",
+            lambda region, _c, rows: writers[region].write(rows),
+            own_conn=False,
+        )
     finally:
         for w in writers.values():
             w.close()
@@ -163,14 +172,17 @@ def writer_variants(stack: Stack, per_message: Sequence[Rows], per_flush: int,
     def staging_merge(_region: str, conn: psycopg.Connection | None, rows: Sequence[tuple[object, ...]]) -> None:
         assert conn is not None
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS)"
-                        " ON COMMIT DELETE ROWS")
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
             with cur.copy(f"COPY readings_in ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(f"INSERT INTO readings ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM readings_in"
-                        " ORDER BY device_id, seq, idx, name, ts ON CONFLICT DO NOTHING")
+            cur.execute(
+                f"INSERT INTO readings ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM readings_in"
+                " ORDER BY device_id, seq, idx, name, ts ON CONFLICT DO NOTHING"
+            )
 
     timed("W1 staging + merge, no rollups", staging_merge, own_conn=True)
 
@@ -233,6 +245,7 @@ def _check_rollups(stack: Stack) -> None:
 
 
 # --- router variants --------------------------------------------------------------------------------
+
 
 def _fast_split(value: Any) -> tuple[float | None, str | None]:
     t = type(value)
@@ -321,12 +334,21 @@ def _variant(router: Router, level: int) -> Iterator[None]:
         yield
 
 
-ROUTER_VARIANTS = ("R0 current Router.route", "R1 exact-type _split", "R2 R1 + Batch.model_validate_json",
-                   "R3 R2 + memoized Flow and decision")
+ROUTER_VARIANTS = (
+    "R0 current Router.route",
+    "R1 exact-type _split",
+    "R2 R1 + Batch.model_validate_json",
+    "R3 R2 + memoized Flow and decision",
+)
 
 
-def router_variants(router: Router, messages_100: Sequence[Message], messages_1: Sequence[Message],
-                    say: Callable[[str], None], repeats: int = 5) -> list[Variant]:
+def router_variants(
+    router: Router,
+    messages_100: Sequence[Message],
+    messages_1: Sequence[Message],
+    say: Callable[[str], None],
+    repeats: int = 5,
+) -> list[Variant]:
     """Each variant on both workloads, ``repeats`` rounds interleaved; the best round counts (the
     machine may be shared: the minimum is the least disturbed measurement)."""
     workloads = (("100", messages_100), ("1", messages_1))
@@ -354,8 +376,12 @@ def router_variants(router: Router, messages_100: Sequence[Message], messages_1:
     for level in levels:
         for label, msgs in workloads:
             seconds, rows = best[(level, label)]
-            v = Variant(f"{ROUTER_VARIANTS[level]} [{label} reading(s)/msg]", len(msgs), seconds,
-                        f"{rows / seconds:,.0f} rows/s; x{best[(0, label)][0] / seconds:.2f} vs R0")
+            v = Variant(
+                f"{ROUTER_VARIANTS[level]} [{label} reading(s)/msg]",
+                len(msgs),
+                seconds,
+                f"{rows / seconds:,.0f} rows/s; x{best[(0, label)][0] / seconds:.2f} vs R0",
+            )
             out.append(v)
             say(f"{v.name}: {v.rate:,.0f} msg/s ({v.note})")
     return out

@@ -78,8 +78,16 @@ def _split_by_topic(messages: Sequence[tuple[str, bytes]], parts: int) -> list[l
 class Publisher:
     """Prepared publisher processes (connected, waiting); ``run()`` sends the go signal and waits."""
 
-    def __init__(self, kind: str, port: int, messages: Sequence[tuple[str, bytes]], processes: int = 2,
-                 workdir: Path | None = None, inflight: int = 1000, login: Login | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        port: int,
+        messages: Sequence[tuple[str, bytes]],
+        processes: int = 2,
+        workdir: Path | None = None,
+        inflight: int = 1000,
+        login: Login | None = None,
+    ) -> None:
         if kind not in ("paho", "c"):
             raise ValueError(f"unknown publisher kind {kind!r}")
         if login is not None and (kind != "paho" or processes != 1):
@@ -98,12 +106,31 @@ class Publisher:
             for i, part in enumerate(parts):
                 path = self.dir / f"part-{i}.pickle"
                 path.write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "bench.ingest.publish", "--port", str(port), "--file", str(path),
-                     "--inflight", str(inflight), "--client-id", f"bench-pub-{os.getpid()}-{i}",
-                     *(["--username", login.username, "--password-file", str(login.password_file)] if login else [])],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
-                ))
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.ingest.publish",
+                            "--port",
+                            str(port),
+                            "--file",
+                            str(path),
+                            "--inflight",
+                            str(inflight),
+                            "--client-id",
+                            f"bench-pub-{os.getpid()}-{i}",
+                            *(
+                                ["--username", login.username, "--password-file", str(login.password_file)]
+                                if login
+                                else []
+                            ),
+                        ],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        cwd=REPO_ROOT,
+                    )
+                )
             for p in self.procs:
                 line = p.stdout.readline() if p.stdout else b""
                 if line.strip() != b"ready":
@@ -119,11 +146,31 @@ class Publisher:
                 path = self.dir / f"lines-{i}.txt"
                 path.write_bytes(b"\n".join(payloads) + b"\n")
                 self._inputs.append(path)
-                self.procs.append(subprocess.Popen(
-                    ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1", "-M", str(inflight),
-                     "-i", f"bench-cpub-{os.getpid()}-{i}", "-t", topic, "-l"],
-                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                ))
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            "mosquitto_pub",
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                            "-V",
+                            "5",
+                            "-q",
+                            "1",
+                            "-M",
+                            str(inflight),
+                            "-i",
+                            f"bench-cpub-{os.getpid()}-{i}",
+                            "-t",
+                            topic,
+                            "-l",
+                        ],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                )
             time.sleep(0.5)  # let them connect
 
     def run(self, timeout: float = 600.0) -> PublishResult:
@@ -142,19 +189,24 @@ class Publisher:
                 except ValueError:
                     raise RuntimeError(f"publisher worker failed: {line!r}") from None
                 if result.get("failed"):
-                    raise RuntimeError(f"the broker refused {result['failed']} of the publisher's messages: "
-                                       f"{result['first_failure'][0]}")
+                    raise RuntimeError(
+                        f"the broker refused {result['failed']} of the publisher's messages: "
+                        f"{result['first_failure'][0]}"
+                    )
                 t_done = max(t_done, float(result["t_done"]))
                 p.wait(timeout)
         else:
+
             def feed(proc: subprocess.Popen[bytes], path: Path) -> None:
                 assert proc.stdin is not None
                 with open(path, "rb") as f:
                     shutil.copyfileobj(f, proc.stdin, 1 << 20)
                 proc.stdin.close()
 
-            threads = [threading.Thread(target=feed, args=(p, path), daemon=True)
-                       for p, path in zip(self.procs, self._inputs, strict=True)]
+            threads = [
+                threading.Thread(target=feed, args=(p, path), daemon=True)
+                for p, path in zip(self.procs, self._inputs, strict=True)
+            ]
             for t in threads:
                 t.start()
             for p in self.procs:
@@ -175,18 +227,21 @@ class Publisher:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: float = 30.0,
-                   login: Login | None = None) -> None:
+def publish_inline(
+    port: int, messages: Sequence[tuple[str, bytes]], timeout: float = 30.0, login: Login | None = None
+) -> None:
     """Publish a few messages from this process (warm-ups): QoS 1, returns once all are PUBACKed (a PUBACK
     with a failure reason, e.g. "not authorized", raises RuntimeError)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-warm-{os.getpid()}-{time.monotonic_ns()}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-warm-{os.getpid()}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5
+    )
     refused: list[str] = []
-    client.on_publish = lambda _c, _u, mid, reason, _p: refused.append(f"message {mid}: {reason}") \
-        if getattr(reason, "is_failure", False) else None
+    client.on_publish = lambda _c, _u, mid, reason, _p: (
+        refused.append(f"message {mid}: {reason}") if getattr(reason, "is_failure", False) else None
+    )
     if login is not None:
         client.username_pw_set(login.username, login.password())
     client.max_inflight_messages_set(max(20, len(messages)))
@@ -198,8 +253,9 @@ def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: fl
             info.wait_for_publish(timeout)
         if refused:
             who = login.username if login else "anonymous"
-            raise RuntimeError(f"broker 127.0.0.1:{port} refused {len(refused)} warm-up publishes of {who}: "
-                               f"{refused[0]}")
+            raise RuntimeError(
+                f"broker 127.0.0.1:{port} refused {len(refused)} warm-up publishes of {who}: {refused[0]}"
+            )
     finally:
         client.disconnect()
         client.loop_stop()
@@ -207,8 +263,17 @@ def publish_inline(port: int, messages: Sequence[tuple[str, bytes]], timeout: fl
 
 # --- worker (child process) --------------------------------------------------------------------------
 
-def connect_client(port: int, client_id: str, *, inflight: int, queued: int | None = None, login: Login | None = None,
-                   on_publish: Any = None, timeout: float = 10.0) -> Any:
+
+def connect_client(
+    port: int,
+    client_id: str,
+    *,
+    inflight: int,
+    queued: int | None = None,
+    login: Login | None = None,
+    on_publish: Any = None,
+    timeout: float = 10.0,
+) -> Any:
     """A paho client (MQTT 5) connected to 127.0.0.1:``port`` as ``login``, its network loop started, once the
     broker accepted it; RuntimeError naming the refusal (or the missing CONNACK) otherwise."""
     import paho.mqtt.client as mqtt
@@ -235,8 +300,9 @@ def connect_client(port: int, client_id: str, *, inflight: int, queued: int | No
     client.loop_start()
     if not connected.wait(timeout) or refused:
         client.loop_stop()
-        raise RuntimeError(f"not connected to the broker on :{port}: "
-                           f"{refused[0] if refused else f'no CONNACK in {timeout:.0f} s'}")
+        raise RuntimeError(
+            f"not connected to the broker on :{port}: {refused[0] if refused else f'no CONNACK in {timeout:.0f} s'}"
+        )
     return client
 
 
@@ -277,8 +343,9 @@ def _worker(port: int, path: Path, inflight: int, client_id: str, login: Login |
     t_done = time.time()
     client.disconnect()
     client.loop_stop()
-    print(json.dumps({"t_done": t_done, "acked": acked, "failed": len(failed), "first_failure": failed[:1]}),
-          flush=True)
+    print(
+        json.dumps({"t_done": t_done, "acked": acked, "failed": len(failed), "first_failure": failed[:1]}), flush=True
+    )
 
 
 def main() -> None:

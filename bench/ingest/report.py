@@ -32,9 +32,11 @@ class Goal:
 
     def line(self) -> str:
         status = "PASS" if self.passed else "MISS"
-        text = (f"{self.id:<4}{self.name:<46} {fmt(self.value)} {self.unit:<10} | {self.baseline_name} "
-                f"{fmt(self.baseline)} {self.baseline_unit} | ratio {self.ratio:.2f} | target {self.op} "
-                f"{self.target:g} | {status}")
+        text = (
+            f"{self.id:<4}{self.name:<46} {fmt(self.value)} {self.unit:<10} | {self.baseline_name} "
+            f"{fmt(self.baseline)} {self.baseline_unit} | ratio {self.ratio:.2f} | target {self.op} "
+            f"{self.target:g} | {status}"
+        )
         return text + (f"\n      {self.note}" if self.note else "")
 
 

@@ -29,13 +29,16 @@ Pair = tuple[str, bytes]
 
 def bench_registry(out: Path, base: Path = REPO_ROOT / "deploy" / "local" / "registry.yaml") -> Path:
     registry = yaml.safe_load(base.read_text(encoding="utf-8"))
-    registry["profiles"]["bench_10"] = {"fields": {
-        f"m{i}": {"category": "machine", "sparkplug_metric": f"Line/Metric {i}"} for i in range(METRICS)}}
+    registry["profiles"]["bench_10"] = {
+        "fields": {f"m{i}": {"category": "machine", "sparkplug_metric": f"Line/Metric {i}"} for i in range(METRICS)}
+    }
     for d in range(DEVICES):
         registry["devices"][f"bench-json-{d:02}"] = {"site": SITE, "profile": "bench_10"}
         registry["devices"][f"bench-spb-{d:02}"] = {
-            "site": SITE, "profile": "bench_10",
-            "sparkplug": {"group": "bench", "edge_node": f"node-{d:02}", "device": "dev"}}
+            "site": SITE,
+            "profile": "bench_10",
+            "sparkplug": {"group": "bench", "edge_node": f"node-{d:02}", "device": "dev"},
+        }
     out.write_text(yaml.safe_dump(registry, sort_keys=False), encoding="utf-8")
     return out
 
@@ -53,8 +56,12 @@ def json_messages(per_device: int) -> tuple[list[Pair], list[Pair]]:
         for d in range(DEVICES):
             device = f"bench-json-{d:02}"
             ts = start + timedelta(seconds=n)
-            batch = Batch(device_id=device, seq=n + 1, sent_at=ts, readings=[
-                Reading(ts=ts, values={f"m{i}": v for i, v in enumerate(_values(n, d))})])
+            batch = Batch(
+                device_id=device,
+                seq=n + 1,
+                sent_at=ts,
+                readings=[Reading(ts=ts, values={f"m{i}": v for i, v in enumerate(_values(n, d))})],
+            )
             (warm if n < WARMUP else measured).append((f"tele/v1/{SITE}/{device}", encode_batch(batch)))
     return warm, measured
 
@@ -81,8 +88,12 @@ def sparkplug_messages(per_device: int) -> tuple[list[Pair], list[Pair]]:
         birth = pb.Payload(timestamp=start_ms - 1000, seq=0)
         birth.metrics.add(name="bdSeq", datatype=8, long_value=0)
         warm.append((f"spBv1.0/bench/NBIRTH/{node}", birth.SerializeToString()))
-        warm.append((f"spBv1.0/bench/DBIRTH/{node}/dev", _payload(
-            1, start_ms - 999, [(f"Line/Metric {i}", i, v) for i, v in enumerate(_values(0, d))])))
+        warm.append(
+            (
+                f"spBv1.0/bench/DBIRTH/{node}/dev",
+                _payload(1, start_ms - 999, [(f"Line/Metric {i}", i, v) for i, v in enumerate(_values(0, d))]),
+            )
+        )
     for n in range(WARMUP + per_device):
         for d in range(DEVICES):
             payload = _payload(2 + n, start_ms + n * 1000, [(None, i, v) for i, v in enumerate(_values(n, d))])

@@ -99,10 +99,13 @@ class Stack:
         assert self.db is not None
         for dsn in self.db.all():
             with psycopg.connect(dsn, autocommit=True) as conn:
-                tables = [r[0] for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                    " AND tablename NOT IN ('schema_migrations', 'audit_log')"  # audit_log refuses TRUNCATE
-                ).fetchall()]
+                tables = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                        " AND tablename NOT IN ('schema_migrations', 'audit_log')"  # audit_log refuses TRUNCATE
+                    ).fetchall()
+                ]
                 if tables:
                     conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
         with psycopg.connect(self.pg.dsn(), autocommit=True) as conn:
@@ -113,8 +116,9 @@ class Stack:
         out = {}
         for region, dsn in self.db.regions.items():
             with psycopg.connect(dsn) as conn:
-                row = conn.execute("SELECT count(*) FROM readings WHERE seq >= %s AND seq < %s",
-                                   (min_seq, max_seq)).fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM readings WHERE seq >= %s AND seq < %s", (min_seq, max_seq)
+                ).fetchone()
                 out[region] = int(row[0]) if row else 0
         return out
 
@@ -207,8 +211,9 @@ class IngestProcess:
             "INGEST_WORKERS": "1",  # a replica is one process unless a phase asks for --workers (G5')
             **self.env,
         }
-        self.proc = spawn([sys.executable, "-m", "ingest", "serve"], user=None, log_file=self.log_file,
-                          env=env, cwd=REPO_ROOT)
+        self.proc = spawn(
+            [sys.executable, "-m", "ingest", "serve"], user=None, log_file=self.log_file, env=env, cwd=REPO_ROOT
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Until the API answers and the consumer is connected to the broker."""
@@ -226,8 +231,9 @@ class IngestProcess:
         raise BenchError(f"ingest {self.name} not ready on {self.url} after {timeout}s:\n{tail(self.log_file)}")
 
     def stats(self) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(f"{self.url}/api/v1/stats",
-                                           headers={"Authorization": f"Bearer {_ADMIN_TOKEN.text}"}, timeout=5).json()
+        answer: dict[str, Any] = httpx.get(
+            f"{self.url}/api/v1/stats", headers={"Authorization": f"Bearer {_ADMIN_TOKEN.text}"}, timeout=5
+        ).json()
         return answer
 
     def alive(self) -> bool:
@@ -265,7 +271,11 @@ class Polled(Protocol):
 
 
 def wait_stored(
-    procs: Sequence[Polled], target: int, timeout: float, on_count: Any = None, base: list[int] | None = None,
+    procs: Sequence[Polled],
+    target: int,
+    timeout: float,
+    on_count: Any = None,
+    base: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Poll /stats of every replica until together they have finished ``target`` messages (beyond ``base``)
     with nothing in flight; return the last snapshots."""
@@ -287,6 +297,7 @@ def wait_stored(
             raise BenchError(
                 f"timed out after {timeout:.0f}s: {done}/{target} messages stored; last stats: "
                 + "; ".join(json.dumps({k: s.get(k) for k in ("messages", "inflight", "last_error")}) for s in snaps)
-                + "\n" + "\n".join(tail(p.log_file) for p in procs)
+                + "\n"
+                + "\n".join(tail(p.log_file) for p in procs)
             )
         time.sleep(0.25)  # the API answers in the timed window: poll it gently

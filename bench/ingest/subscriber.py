@@ -49,8 +49,9 @@ def main() -> None:
             t_last = time.time()
             done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}", protocol=mqtt.MQTTv5,
-                         manual_ack=manual)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}", protocol=mqtt.MQTTv5, manual_ack=manual
+    )
     client.on_message = on_message
     client.on_subscribe = lambda *_a: subscribed.set()
     client.on_connect = lambda c, *_a: c.subscribe([(args.topic, SubscribeOptions(qos=1))])

@@ -93,8 +93,12 @@ class Workload:
             clock = _Clock()
             source = SimulatedSource(
                 SimulatedSettings(
-                    type="simulated", device_id=device_id, machine=device.profile,
-                    interval_ms=SAMPLE_INTERVAL_MS, seed=seed + n, operators=operators,
+                    type="simulated",
+                    device_id=device_id,
+                    machine=device.profile,
+                    interval_ms=SAMPLE_INTERVAL_MS,
+                    seed=seed + n,
+                    operators=operators,
                 ),
                 clock=clock,
                 wall_clock=lambda: start,
@@ -109,8 +113,13 @@ class Workload:
             self.devices.append(info)
 
     def _batch(self, dev: DeviceInfo, seq: int, readings: Sequence[Reading], sent_at: datetime) -> bytes:
-        batch = Batch(device_id=dev.device_id, seq=seq, sent_at=sent_at,
-                      origin=OriginClaim(site_id=dev.site_id, country=dev.country), readings=list(readings))
+        batch = Batch(
+            device_id=dev.device_id,
+            seq=seq,
+            sent_at=sent_at,
+            origin=OriginClaim(site_id=dev.site_id, country=dev.country),
+            readings=list(readings),
+        )
         return encode_batch(batch)
 
     def of_site(self, site_id: str) -> list[DeviceInfo]:
@@ -120,8 +129,13 @@ class Workload:
             raise ValueError(f"site {site_id!r} has no device in {self.registry_file}")
         return found
 
-    def messages(self, count: int, per_message: int, seq_base: int = MEASURED_SEQ_BASE,
-                 devices: Sequence[DeviceInfo] | None = None) -> list[Message]:
+    def messages(
+        self,
+        count: int,
+        per_message: int,
+        seq_base: int = MEASURED_SEQ_BASE,
+        devices: Sequence[DeviceInfo] | None = None,
+    ) -> list[Message]:
         """``count`` messages of ``per_message`` readings, round-robin over the devices (every device, or
         ``devices``), per-device seq."""
         devs = list(devices) if devices is not None else self.devices
@@ -132,7 +146,7 @@ class Workload:
             d = k % len(devs)
             dev = devs[d]
             start = offsets[d] % max(1, len(dev.readings) - per_message + 1)
-            chunk = dev.readings[start:start + per_message]
+            chunk = dev.readings[start : start + per_message]
             offsets[d] += per_message
             seq = seq_base + k // len(devs)
             out.append(Message(dev.topic, self._batch(dev, seq, chunk, sent_at), dev.device_id, seq, len(chunk)))
@@ -161,8 +175,9 @@ def sentinel_text() -> bytes:
     return marker
 
 
-def timestamped_templates(workload: Workload, count: int, per_message: int, seq_base: int,
-                          devices: Sequence[DeviceInfo] | None = None) -> list[Message]:
+def timestamped_templates(
+    workload: Workload, count: int, per_message: int, seq_base: int, devices: Sequence[DeviceInfo] | None = None
+) -> list[Message]:
     """Messages whose ``sent_at`` and every reading's ``ts`` are the sentinel (replaced when published), round-robin
     over every device of the workload (or ``devices``)."""
     devs = list(devices) if devices is not None else workload.devices
@@ -170,13 +185,14 @@ def timestamped_templates(workload: Workload, count: int, per_message: int, seq_
     for k in range(count):
         dev = devs[k % len(devs)]
         start = (k // len(devs)) * per_message % max(1, len(dev.readings) - per_message + 1)
-        chunk = [Reading(ts=SENTINEL, values=r.values) for r in dev.readings[start:start + per_message]]
+        chunk = [Reading(ts=SENTINEL, values=r.values) for r in dev.readings[start : start + per_message]]
         seq = seq_base + k // len(devs)
         out.append(Message(dev.topic, workload._batch(dev, seq, chunk, SENTINEL), dev.device_id, seq, len(chunk)))
     return out
 
 
 # --- rows -------------------------------------------------------------------------------------------
+
 
 def route_rows(router: Router, messages: Iterable[Message]) -> dict[str, list[tuple[object, ...]]]:
     """Region -> rows, exactly as the ingest's router produces them for these payloads."""

@@ -63,9 +63,15 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=self.console, transient=False,
-                            disable=not self.console.is_terminal)
+        self.bar = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+            disable=not self.console.is_terminal,
+        )
 
     def note(self, text: str) -> None:
         self.console.print(text)
@@ -105,8 +111,14 @@ def bench_decisions(progress: Progress, *, seconds: float) -> dict[str, float]:
     uncached, n_uncached = rate(engine.decide, "decisions, uncached (0.1 s ticks)", seconds)
     cached.decide_many(flows)  # warm: every flow in the cache
     hits, n_cached = rate(cached.decide, "decisions, cached (0.1 s ticks)", seconds)
-    return {"flows": len(flows), "uncached_per_s": uncached, "cached_per_s": hits, "uncached_n": n_uncached,
-            "cached_n": n_cached, "ratio": hits / uncached}
+    return {
+        "flows": len(flows),
+        "uncached_per_s": uncached,
+        "cached_per_s": hits,
+        "uncached_n": n_uncached,
+        "cached_n": n_cached,
+        "ratio": hits / uncached,
+    }
 
 
 # --- 2. ingest throughput -----------------------------------------------------------------------------------
@@ -125,8 +137,15 @@ def _drain(service: Any, total: int, update: Any, started: float) -> None:
 
 
 def run_ingest(
-    progress: Progress, pg: Any, broker: Any, *, policy: str, policy_dir: Path, warmup: list[Any],
-    batch: list[Any], run_id: int,
+    progress: Progress,
+    pg: Any,
+    broker: Any,
+    *,
+    policy: str,
+    policy_dir: Path,
+    warmup: list[Any],
+    batch: list[Any],
+    run_id: int,
 ) -> IngestRun:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -148,9 +167,17 @@ def run_ingest(
     if policy == "allow-all":  # the baseline breaks the platform's residency invariants by design
         invariants["policy_invariants_file"] = write_no_invariants(policy_dir.parent / "no-invariants.yaml")
     settings = load_settings(
-        mqtt_port=broker.port, control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE,
-        mqtt_client_id=f"bench-ingest-{run_id}", share_group=f"bench{run_id}", session_expiry_s=0,
-        policy_dir=policy_dir, policy_watch_s=0, timescaledb="off", **invariants,
+        mqtt_port=broker.port,
+        control_dsn=control,
+        region_dsns=regions,
+        registry_file=REGISTRY_FILE,
+        mqtt_client_id=f"bench-ingest-{run_id}",
+        share_group=f"bench{run_id}",
+        session_expiry_s=0,
+        policy_dir=policy_dir,
+        policy_watch_s=0,
+        timescaledb="off",
+        **invariants,
     )
     service = IngestService(settings)
     service.start()
@@ -182,8 +209,12 @@ def run_ingest(
         if snap["messages"]["rejected"]:
             raise RuntimeError(f"{policy}: {snap['messages']['rejected']} messages rejected: {snap['rejections']}")
         return IngestRun(
-            policy=policy, revision=service.policy.revision, messages=total,
-            readings=sum(m.readings for m in batch), seconds=seconds, cpu_seconds=cpu_seconds,
+            policy=policy,
+            revision=service.policy.revision,
+            messages=total,
+            readings=sum(m.readings for m in batch),
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
             rows=sum(snap["rows_by_region"].values()) - sum(before["rows_by_region"].values()),
             decisions={k: v - before["decisions"].get(k, 0) for k, v in snap["decisions"].items()},
             cache=service.policy_runtime.active.cache_stats(),
@@ -202,9 +233,11 @@ def bench_ingest(progress: Progress, *, batches: int, readings: int, rounds: int
 
     registry = load_registry(REGISTRY_FILE)
     every = messages(registry, batches=warmup + batches, readings=readings)
-    first, batch = every[: warmup * len(registry.devices)], every[warmup * len(registry.devices):]
-    progress.note(f"workload: {len(registry.devices)} devices x {batches} batches x {readings} readings "
-                  f"= {len(batch)} messages, {len(batch) * readings} readings (after {len(first)} warm-up messages)")
+    first, batch = every[: warmup * len(registry.devices)], every[warmup * len(registry.devices) :]
+    progress.note(
+        f"workload: {len(registry.devices)} devices x {batches} batches x {readings} readings "
+        f"= {len(batch)} messages, {len(batch) * readings} readings (after {len(first)} warm-up messages)"
+    )
     runs: list[IngestRun] = []
     with tempfile.TemporaryDirectory(prefix="bench-policy-") as tmp:
         allow_all = write_allow_all(Path(tmp) / "allow-all")
@@ -220,22 +253,36 @@ def bench_ingest(progress: Progress, *, batches: int, readings: int, rounds: int
                 pair: dict[str, IngestRun] = {}
                 for name, directory in order if i % 2 == 0 else order[::-1]:
                     run_id += 1
-                    run = run_ingest(progress, pg, broker, policy=name, policy_dir=directory, warmup=first,
-                                     batch=batch, run_id=run_id)
-                    progress.note(f"  {name:<9} {run.readings_per_s:>10,.0f} readings/s ({run.seconds:.2f} s, "
-                                  f"{run.cpu_seconds:.2f} s CPU, {run.rows:,} rows, decisions {run.decisions})")
+                    run = run_ingest(
+                        progress,
+                        pg,
+                        broker,
+                        policy=name,
+                        policy_dir=directory,
+                        warmup=first,
+                        batch=batch,
+                        run_id=run_id,
+                    )
+                    progress.note(
+                        f"  {name:<9} {run.readings_per_s:>10,.0f} readings/s ({run.seconds:.2f} s, "
+                        f"{run.cpu_seconds:.2f} s CPU, {run.rows:,} rows, decisions {run.decisions})"
+                    )
                     runs.append(run)
                     pair[name] = run
                 pairs.append((pair["allow-all"], pair["real"]))
         finally:
             broker.cleanup()
             pg.cleanup()
-    best = {name: max((r for r in runs if r.policy == name), key=lambda r: r.readings_per_s)
-            for name in ("allow-all", "real")}
+    best = {
+        name: max((r for r in runs if r.policy == name), key=lambda r: r.readings_per_s)
+        for name in ("allow-all", "real")
+    }
     per_policy = {name: [r.readings_per_s for r in runs if r.policy == name] for name in ("allow-all", "real")}
     pair_ratios = [real.readings_per_s / allow.readings_per_s for allow, real in pairs]
-    cpu = {name: statistics.median(r.cpu_seconds / r.readings * 1e6 for r in runs if r.policy == name)
-           for name in ("allow-all", "real")}
+    cpu = {
+        name: statistics.median(r.cpu_seconds / r.readings * 1e6 for r in runs if r.policy == name)
+        for name in ("allow-all", "real")
+    }
     return {
         "runs": [{**asdict(r), "readings_per_s": r.readings_per_s} for r in runs],
         "best": {name: r.readings_per_s for name, r in best.items()},
@@ -254,8 +301,9 @@ def bench_ingest(progress: Progress, *, batches: int, readings: int, rounds: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.policy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.policy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batches", type=int, default=300, help="batches per device (default 300)")
     parser.add_argument("--readings", type=int, default=20, help="readings per batch (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="allow-all/real pairs (default 3)")
@@ -269,26 +317,37 @@ def main(argv: list[str] | None = None) -> int:
     decisions = bench_decisions(progress, seconds=args.decision_seconds)
     results["decisions"] = decisions
     if not args.skip_ingest:
-        results["ingest"] = bench_ingest(progress, batches=args.batches, readings=args.readings, rounds=args.rounds,
-                                         warmup=args.warmup)
+        results["ingest"] = bench_ingest(
+            progress, batches=args.batches, readings=args.readings, rounds=args.rounds, warmup=args.warmup
+        )
     print(f"Policy decisions, embedded engine, {decisions['flows']} distinct flows of the demo registry:")
-    print(f"  uncached (EmbeddedPolicyEngine):  {decisions['uncached_per_s']:>12,.0f} decisions/s "
-          f"({1e3 / decisions['uncached_per_s']:.2f} ms each)")
-    print(f"  cached (CachedPolicyEngine hits): {decisions['cached_per_s']:>12,.0f} decisions/s "
-          f"({1e6 / decisions['cached_per_s']:.1f} us each)")
+    print(
+        f"  uncached (EmbeddedPolicyEngine):  {decisions['uncached_per_s']:>12,.0f} decisions/s "
+        f"({1e3 / decisions['uncached_per_s']:.2f} ms each)"
+    )
+    print(
+        f"  cached (CachedPolicyEngine hits): {decisions['cached_per_s']:>12,.0f} decisions/s "
+        f"({1e6 / decisions['cached_per_s']:.1f} us each)"
+    )
     print(f"  cached / uncached:                {decisions['ratio']:>12,.0f}x")
     ok = True
     if "ingest" in results:
         ingest = results["ingest"]
         ok = ingest["ratio"] >= TARGET
-        print(f"Ingest throughput, {ingest['devices']} devices x {args.batches} batches x {args.readings} readings, "
-              f"{args.rounds} pair(s) of runs:")
+        print(
+            f"Ingest throughput, {ingest['devices']} devices x {args.batches} batches x {args.readings} readings, "
+            f"{args.rounds} pair(s) of runs:"
+        )
         for name in ("allow-all", "real"):
-            print(f"  {name + ' policy:':<18}{ingest['median'][name]:>10,.0f} readings/s median, "
-                  f"{ingest['best'][name]:>10,.0f} best; {ingest['cpu_us_per_reading'][name]:.0f} us CPU/reading")
+            print(
+                f"  {name + ' policy:':<18}{ingest['median'][name]:>10,.0f} readings/s median, "
+                f"{ingest['best'][name]:>10,.0f} best; {ingest['cpu_us_per_reading'][name]:.0f} us CPU/reading"
+            )
         ratios = ", ".join(f"{r:.3f}" for r in ingest["pair_ratios"])
-        print(f"  real / allow-all: {ingest['ratio']:.3f}x (median of pairs: {ratios}; best vs best "
-              f"{ingest['ratio_best']:.3f}x; CPU per reading {ingest['cpu_ratio']:.3f}x)")
+        print(
+            f"  real / allow-all: {ingest['ratio']:.3f}x (median of pairs: {ratios}; best vs best "
+            f"{ingest['ratio_best']:.3f}x; CPU per reading {ingest['cpu_ratio']:.3f}x)"
+        )
         print(f"  target >= {TARGET}x: {'met' if ok else 'MISSED'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

@@ -73,8 +73,10 @@ def messages(registry: Registry, *, batches: int, readings: int) -> list[Message
         out = []
         for seq in range(1, batches + 1):
             rows = [
-                Reading(ts=start + timedelta(milliseconds=seq * readings + r),
-                        values={f: _value(f, seq * readings + r) for f in fields})
+                Reading(
+                    ts=start + timedelta(milliseconds=seq * readings + r),
+                    values={f: _value(f, seq * readings + r) for f in fields},
+                )
                 for r in range(readings)
             ]
             batch = Batch(device_id=device_id, seq=seq, sent_at=start + timedelta(seconds=seq), readings=rows)
@@ -87,12 +89,16 @@ def demo_flows(registry: Registry) -> list[Flow]:
     """The distinct flows the router asks for the demo registry (site x category x candidate region)."""
     flows: list[Flow] = []
     for _, site in sorted(registry.sites.items()):
-        categories = sorted({
-            spec.category
-            for device in registry.devices.values() if registry.sites[device.site] is site
-            for spec in registry.profiles[device.profile].fields.values()
-        })
+        categories = sorted(
+            {
+                spec.category
+                for device in registry.devices.values()
+                if registry.sites[device.site] is site
+                for spec in registry.profiles[device.profile].fields.values()
+            }
+        )
         for category in categories:
-            flows.extend(policy_flow(registry, site, region_name, category)
-                         for region_name in registry.candidate_regions(site))
+            flows.extend(
+                policy_flow(registry, site, region_name, category) for region_name in registry.candidate_regions(site)
+            )
     return flows

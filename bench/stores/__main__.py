@@ -94,16 +94,28 @@ class Progress:
             return
         self._last = now
         text = f"      {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%)"
-        print(("\r" + text) if self.tty else text, end="" if self.tty and not final else "\n",
-              file=sys.stderr, flush=True)
+        print(
+            ("\r" + text) if self.tty else text, end="" if self.tty and not final else "\n", file=sys.stderr, flush=True
+        )
 
 
 def _server(base: Path, *, timescaledb: bool) -> PostgresServer:
     base.chmod(0o755)  # the server runs as the postgres account when we are root
-    return PostgresServer(base_dir=base, timescaledb=timescaledb, timescaledb_databases=1, settings={
-        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "1GB",
-        "maintenance_work_mem": "512MB", "work_mem": "64MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
-    })
+    return PostgresServer(
+        base_dir=base,
+        timescaledb=timescaledb,
+        timescaledb_databases=1,
+        settings={
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "shared_buffers": "1GB",
+            "maintenance_work_mem": "512MB",
+            "work_mem": "64MB",
+            "max_wal_size": "8GB",
+            "checkpoint_timeout": "30min",
+        },
+    )
 
 
 def load(dsn: str, devices: int, progress: Progress) -> int:
@@ -125,10 +137,16 @@ def load(dsn: str, devices: int, progress: Progress) -> int:
                         if not queue:
                             return
                         hour = queue.pop(0)
-                    conn.execute(_LOAD, {
-                        "t0": partitions.day_start(DAY0), "lo": hour * 3600, "hi": hour * 3600 + 3599,
-                        "devices": devices, "names": list(METRICS),
-                    })
+                    conn.execute(
+                        _LOAD,
+                        {
+                            "t0": partitions.day_start(DAY0),
+                            "lo": hour * 3600,
+                            "hi": hour * 3600 + 3599,
+                            "devices": devices,
+                            "names": list(METRICS),
+                        },
+                    )
                     with lock:
                         done[0] += per_hour
                         progress.count(done[0], total, "readings")
@@ -152,14 +170,30 @@ def write_sample(dsn: str) -> int:
     t0 = partitions.day_start(DAY0) + timedelta(hours=10, seconds=17)
     decision = uuid.uuid4()
     batches = [
-        [(WRITER_DEVICE, seq, i, name, t0 + timedelta(seconds=seq * 10 + i), "bench-site", "DE", "machine",
-          float((seq * 31 + i * 7) % 101) / 3, None, None, decision, "sha256:bench")
-         for i in range(10) for name in METRICS]
+        [
+            (
+                WRITER_DEVICE,
+                seq,
+                i,
+                name,
+                t0 + timedelta(seconds=seq * 10 + i),
+                "bench-site",
+                "DE",
+                "machine",
+                float((seq * 31 + i * 7) % 101) / 3,
+                None,
+                None,
+                decision,
+                "sha256:bench",
+            )
+            for i in range(10)
+            for name in METRICS
+        ]
         for seq in range(360)
     ]
     new = 0
     for start in range(0, len(batches), 10):
-        rows = [row for batch in batches[start: start + 10] for row in batch]
+        rows = [row for batch in batches[start : start + 10] for row in batch]
         new += writer.write(rows)
         if start == 100:
             writer.write(rows)  # redelivered: must not count twice
@@ -188,11 +222,12 @@ def check_rollups(dsn: str, devices: int, *, incremental_path: bool = True) -> l
                 wrong = rollups.verify(conn, start=lo, end=lo + timedelta(hours=2), device_id=f"bench-cnc-{d:02d}")
                 if wrong:
                     problems.append(f"bench-cnc-{d:02d} from +{hour}h: {len(wrong)} rows differ, e.g. {wrong[0]}")
-        query = ("SELECT device_id, name, bucket, count, sum, min, max FROM {} WHERE device_id = %s ORDER BY 2, 3")
+        query = "SELECT device_id, name, bucket, count, sum, min, max FROM {} WHERE device_id = %s ORDER BY 2, 3"
         if not incremental_path:  # continuous aggregates: no rollup tables the writer maintains
             return problems
-        incremental = {r.table: conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall()
-                       for r in rollups.ROLLUPS}
+        incremental = {
+            r.table: conn.execute(query.format(r.table), (WRITER_DEVICE,)).fetchall() for r in rollups.ROLLUPS
+        }
         with conn.transaction():
             rollups.rebuild(conn, day + timedelta(hours=10), day + timedelta(hours=12))
             for r in rollups.ROLLUPS:
@@ -211,8 +246,13 @@ def check_rollups(dsn: str, devices: int, *, incremental_path: bool = True) -> l
 def _device(device_id: str) -> DeviceRef:
     fields = {name: FieldSpec(category="machine", unit=None) for name in METRICS}
     site = Site(country="DE", home_region="bench", name="bench")
-    return DeviceRef(device_id=device_id, device=Device(site="bench-site", profile="bench"), site_id="bench-site",
-                     site=site, profile=Profile(fields=fields))
+    return DeviceRef(
+        device_id=device_id,
+        device=Device(site="bench-site", profile="bench"),
+        site_id="bench-site",
+        site=site,
+        profile=Profile(fields=fields),
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -251,23 +291,38 @@ def time_series(dsn: str, devices: int, repeats: int, progress: Progress, *, ali
             for use_rollups in order:
                 t = time.perf_counter()
                 answers[use_rollups] = reading_service.series(
-                    ref=device, store=store, settings=settings, caller=caller, name=name,  # type: ignore[arg-type]  # caller: a stand-in
-                    start=start, end=start + timedelta(hours=24), bucket="1m", use_rollups=use_rollups,
+                    ref=device,
+                    store=store,
+                    settings=settings,
+                    caller=caller,  # type: ignore[arg-type]  # caller: a stand-in
+                    name=name,
+                    start=start,
+                    end=start + timedelta(hours=24),
+                    bucket="1m",
+                    use_rollups=use_rollups,
                 )
                 elapsed = (time.perf_counter() - t) * 1000
                 p = reading_service.plan(start, start + timedelta(hours=24), "1m", use_rollups=use_rollups)
                 t = time.perf_counter()
-                sql_conn.execute(reading_service.bucketed_sql(p),
-                                 {**p.params(), "device": device.device_id, "name": name}, prepare=False).fetchall()
+                sql_conn.execute(
+                    reading_service.bucketed_sql(p),
+                    {**p.params(), "device": device.device_id, "name": name},
+                    prepare=False,
+                ).fetchall()
                 sql_elapsed = (time.perf_counter() - t) * 1000
                 if i >= 3:
                     timings.service[use_rollups].append(elapsed)
                     timings.sql[use_rollups].append(sql_elapsed)
             a, b = answers[True], answers[False]
             expected = reading_service.bucket_count(start, start + timedelta(hours=24), timedelta(minutes=1))
-            if len(a.points) != expected or [(p.ts, p.min, p.max, p.count) for p in a.points] != [
-                (p.ts, p.min, p.max, p.count) for p in b.points
-            ] or any(abs(p.avg - q.avg) > 1e-9 * max(1.0, abs(q.avg)) for p, q in zip(a.points, b.points, strict=True)):
+            if (
+                len(a.points) != expected
+                or [(p.ts, p.min, p.max, p.count) for p in a.points]
+                != [(p.ts, p.min, p.max, p.count) for p in b.points]
+                or any(
+                    abs(p.avg - q.avg) > 1e-9 * max(1.0, abs(q.avg)) for p, q in zip(a.points, b.points, strict=True)
+                )
+            ):
                 raise SystemExit(f"rollup and raw answers differ for {device.device_id}/{name} from {start}")
             progress.count(min(i + 1, repeats + 3), repeats + 3, "repetitions", final=i == repeats + 2)
     finally:
@@ -278,12 +333,20 @@ def time_series(dsn: str, devices: int, repeats: int, progress: Progress, *, ali
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stores", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--readings", type=int, default=10_000_000,
-                        help="approximate number of readings to load (rounded up to whole devices; default 10M)")
+    parser.add_argument(
+        "--readings",
+        type=int,
+        default=10_000_000,
+        help="approximate number of readings to load (rounded up to whole devices; default 10M)",
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed repetitions of each query (default 30)")
     parser.add_argument("--keep", action="store_true", help="leave the server's directory in place")
-    parser.add_argument("--backend", choices=("auto", "plain", "timescaledb"), default="auto",
-                        help="region store backend (auto: TimescaleDB where it is installed for this PostgreSQL)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "plain", "timescaledb"),
+        default="auto",
+        help="region store backend (auto: TimescaleDB where it is installed for this PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     use_timescaledb = args.backend == "timescaledb" or (
         args.backend == "auto" and timescaledb_installed(find_pg_bin()) is not None
@@ -304,15 +367,18 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(DAYS):
                     partitions.create_partition(conn, DAY0 + timedelta(days=n))
 
-        progress.phase(f"load {devices} devices x {len(METRICS)} metrics x {DAYS} days at 1 Hz "
-                       f"= {devices * SECONDS * len(METRICS):,} readings (INSERT ... SELECT generate_series, "
-                       "time-major as the ingest writes)")
+        progress.phase(
+            f"load {devices} devices x {len(METRICS)} metrics x {DAYS} days at 1 Hz "
+            f"= {devices * SECONDS * len(METRICS):,} readings (INSERT ... SELECT generate_series, "
+            "time-major as the ingest writes)"
+        )
         t = time.monotonic()
         total = load(dsn, devices, progress)
         load_s = time.monotonic() - t
 
-        progress.phase("rollups: bulk rebuild (plain) or aggregate refresh (TimescaleDB), one device through "
-                       "RegionWriter, checks")
+        progress.phase(
+            "rollups: bulk rebuild (plain) or aggregate refresh (TimescaleDB), one device through RegionWriter, checks"
+        )
         t = time.monotonic()
         if use_timescaledb:
             refresh_aggregates(dsn)
@@ -336,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         assert sizes is not None
 
-        progress.phase(f"time 24 h at 1-minute buckets, rollups vs raw rows, {args.repeats} repetitions each "
-                       "(window on minute boundaries)")
+        progress.phase(
+            f"time 24 h at 1-minute buckets, rollups vs raw rows, {args.repeats} repetitions each "
+            "(window on minute boundaries)"
+        )
         load_before = os.getloadavg()[0]
         main_run = time_series(dsn, devices, args.repeats, progress)
         progress.phase("same, window starting 30 s past a minute (edge minutes from raw rows)")
@@ -350,17 +418,23 @@ def main(argv: list[str] | None = None) -> int:
         p95_fast, p95_slow = _pct(fast, 0.95), _pct(slow, 0.95)
         ratio = med_slow / med_fast
         print()
-        print(f"{backend} region store: {sizes[0]:,} readings ({total:,} bulk + {written:,} through RegionWriter), "
-              f"{sizes[1]:,} rows in readings_1m, {sizes[2]:,} in readings_1h, database {sizes[3]}")
-        print(f"load: {total / load_s:,.0f} readings/s ({load_s:.0f} s); rollup rebuild {rebuild_s:.1f} s; "
-              "rollups = raw aggregates: checked (writer device in full, bulk sample"
-              f"{', bulk == incremental' if not use_timescaledb else ''})")
+        print(
+            f"{backend} region store: {sizes[0]:,} readings ({total:,} bulk + {written:,} through RegionWriter), "
+            f"{sizes[1]:,} rows in readings_1m, {sizes[2]:,} in readings_1h, database {sizes[3]}"
+        )
+        print(
+            f"load: {total / load_s:,.0f} readings/s ({load_s:.0f} s); rollup rebuild {rebuild_s:.1f} s; "
+            "rollups = raw aggregates: checked (writer device in full, bulk sample"
+            f"{', bulk == incremental' if not use_timescaledb else ''})"
+        )
         print()
         print("24 h series at 1-minute buckets (1440 points; 1441 off the minute), one device and metric:")
         print("  service = ingest.api.service.readings.series (what GET /devices/{id}/series runs: pool, read-only")
         print("  transaction, statement timeout, numeric check, response model); SQL = the same statement alone")
-        print(f"  machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before timing, {load_after:.1f} after "
-              "(other processes share the cores: wall times include their contention)")
+        print(
+            f"  machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before timing, {load_after:.1f} after "
+            "(other processes share the cores: wall times include their contention)"
+        )
         print(f"{'':40}{'median ms':>10}{'p95 ms':>10}{'n':>5}")
         rows = [
             ("service, from rollups (readings_1m)", main_run.service[True]),
@@ -376,11 +450,15 @@ def main(argv: list[str] | None = None) -> int:
         sql_ratio = statistics.median(main_run.sql[False]) / statistics.median(main_run.sql[True])
         edge_ratio = statistics.median(edge_run.service[False]) / statistics.median(edge_run.service[True])
         ok_ratio, ok_ms = ratio >= TARGET_RATIO, med_fast < TARGET_MS
-        print(f"ratio raw / rollups, service (median): {ratio:.1f}x  (p95: {p95_slow / p95_fast:.1f}x; SQL only: "
-              f"{sql_ratio:.1f}x; off the minute: {edge_ratio:.1f}x)   target >= {TARGET_RATIO:.0f}x: "
-              f"{'PASS' if ok_ratio else 'FAIL'}")
-        print(f"rollup answer, service: median {med_fast:.2f} ms, p95 {p95_fast:.2f} ms   "
-              f"target < {TARGET_MS:.0f} ms: {'PASS' if ok_ms else 'FAIL'}")
+        print(
+            f"ratio raw / rollups, service (median): {ratio:.1f}x  (p95: {p95_slow / p95_fast:.1f}x; SQL only: "
+            f"{sql_ratio:.1f}x; off the minute: {edge_ratio:.1f}x)   target >= {TARGET_RATIO:.0f}x: "
+            f"{'PASS' if ok_ratio else 'FAIL'}"
+        )
+        print(
+            f"rollup answer, service: median {med_fast:.2f} ms, p95 {p95_fast:.2f} ms   "
+            f"target < {TARGET_MS:.0f} ms: {'PASS' if ok_ms else 'FAIL'}"
+        )
         print(f"total {time.monotonic() - progress.t0:.0f} s")
         return 0 if ok_ratio and ok_ms else 2
     finally:

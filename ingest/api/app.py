@@ -82,8 +82,26 @@ def create_app(runtime: Runtime, *, settings: ApiSettings | None = None) -> Fast
     app.state.api_settings = api_settings = settings or load_api_settings()
     app.state.rate_limiter = RateLimiter(api_settings)
 
-    routers = (health, schema, devices, decisions, rejections, quarantine, stats, links, store_jobs, rates, registry,
-               sites, aggregates, policy, users, audit, volumes, sparkplug)
+    routers = (
+        health,
+        schema,
+        devices,
+        decisions,
+        rejections,
+        quarantine,
+        stats,
+        links,
+        store_jobs,
+        rates,
+        registry,
+        sites,
+        aggregates,
+        policy,
+        users,
+        audit,
+        volumes,
+        sparkplug,
+    )
     for router in routers:
         app.include_router(router.router, prefix=API_PREFIX)
     app.include_router(registry_admin.router, prefix=API_PREFIX)  # operators change sites and devices
@@ -113,13 +131,21 @@ def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     parameter = exc.parameter if isinstance(exc, BadParameterError) else None
     errors = None
     if isinstance(exc, InvalidChoiceError):
-        errors = [FieldErrorPublic(location=exc.location, field=exc.parameter,
-                                   message=exc.detail.removeprefix(f"{exc.parameter}: "), accepted=exc.accepted)]
-    return problems.error_response(exc.status_code, exc.detail, parameter=parameter, errors=errors,
-                                   headers=exc.headers or None)
+        errors = [
+            FieldErrorPublic(
+                location=exc.location,
+                field=exc.parameter,
+                message=exc.detail.removeprefix(f"{exc.parameter}: "),
+                accepted=exc.accepted,
+            )
+        ]
+    return problems.error_response(
+        exc.status_code, exc.detail, parameter=parameter, errors=errors, headers=exc.headers or None
+    )
 
 
 def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
     log.warning("%s %s: store %s unavailable: %s", request.method, request.url.path, exc.store, exc.reason)
-    return problems.error_response(503, f"store {exc.store!r} unavailable: {exc.reason}", store=exc.store,
-                                   headers={"Retry-After": "5"})
+    return problems.error_response(
+        503, f"store {exc.store!r} unavailable: {exc.reason}", store=exc.store, headers={"Retry-After": "5"}
+    )

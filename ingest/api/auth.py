@@ -94,8 +94,9 @@ def _verify(runtime: Runtime, settings: ApiSettings, credentials: HTTPAuthorizat
         raise UnauthorizedError(f"token {record.token_id} expired at {record.expires_at.isoformat()}")
     if record.last_used_at is None or now - record.last_used_at >= users.LAST_USED_RESOLUTION:
         _touch(runtime, settings, record.token_id)
-    return Principal(user=record.user.name, roles=record.user.roles, regions=record.user.regions,
-                     token_id=record.token_id)
+    return Principal(
+        user=record.user.name, roles=record.user.roles, regions=record.user.regions, token_id=record.token_id
+    )
 
 
 def _lookup(runtime: Runtime, settings: ApiSettings, token_id: str) -> users.TokenRecord | None:
@@ -143,13 +144,16 @@ def require_scope(principal: Principal, regions: set[str] | frozenset[str] | Non
     """403 unless every region of ``regions`` is in the principal's scope (None: every region needed)."""
     if regions is None:
         if principal.regions is not None:
-            raise ForbiddenError(f"{what} needs a scope of every region; user {principal.user!r} has: "
-                                 f"{principal.scope_text}")
+            raise ForbiddenError(
+                f"{what} needs a scope of every region; user {principal.user!r} has: {principal.scope_text}"
+            )
         return
     outside = sorted(r for r in regions if not principal.in_scope(r))
     if outside:
-        raise ForbiddenError(f"{what} concerns region(s) {', '.join(outside)}, outside the scope of user "
-                             f"{principal.user!r} ({principal.scope_text})")
+        raise ForbiddenError(
+            f"{what} concerns region(s) {', '.join(outside)}, outside the scope of user "
+            f"{principal.user!r} ({principal.scope_text})"
+        )
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {

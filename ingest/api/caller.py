@@ -87,8 +87,11 @@ def restricted(category: str) -> bool:
 
 def get_caller(principal: PrincipalDep) -> Caller:
     machine_only = Role.ENGINEER not in principal.roles and Role.OPERATOR in principal.roles
-    return Caller(regions=None if principal.regions is None else set(principal.regions), user=principal.user,
-                  machine_only=machine_only)
+    return Caller(
+        regions=None if principal.regions is None else set(principal.regions),
+        user=principal.user,
+        machine_only=machine_only,
+    )
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -50,8 +50,16 @@ def values(name: str, registry: Registry) -> list[str]:
     return sets[name]
 
 
-FIELD_SETS = {"region": "regions", "regions": "regions+*", "home_region": "regions", "profile": "profiles",
-              "country": "countries", "origin": "countries", "category": "categories", "roles": "roles"}
+FIELD_SETS = {
+    "region": "regions",
+    "regions": "regions+*",
+    "home_region": "regions",
+    "profile": "profiles",
+    "country": "countries",
+    "origin": "countries",
+    "category": "categories",
+    "roles": "roles",
+}
 """The closed set of a field or parameter by its name, for 422 answers."""
 
 

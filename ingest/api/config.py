@@ -33,7 +33,9 @@ class ApiSettings(BaseSettings):
         default=10_000, ge=1, description="GET /devices/{id}/series refuses windows with more buckets."
     )
     max_body_bytes: int = Field(
-        default=65_536, ge=1024, le=1 << 30,
+        default=65_536,
+        ge=1024,
+        le=1 << 30,
         description="Largest request body (413 above it); the policy draft upload has its own limit, "
         "INGEST_POLICY_DRAFT_MAX_BYTES.",
     )
@@ -64,8 +66,10 @@ class ApiSettings(BaseSettings):
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise ValueError(f"not an IP address or network: {item!r} (a comma-separated list like "
-                                 "'10.0.0.5, 10.1.0.0/16'; '*' and host names are not accepted)") from None
+                raise ValueError(
+                    f"not an IP address or network: {item!r} (a comma-separated list like "
+                    "'10.0.0.5, 10.1.0.0/16'; '*' and host names are not accepted)"
+                ) from None
         return items
 
     @field_validator("rate_limit", "rate_limit_unauthenticated")

@@ -82,8 +82,10 @@ class OtherCellError(ApiError):
 
     def __init__(self, region: str, cell: str, api: str | None) -> None:
         where = f" at {api}" if api else ""
-        super().__init__(f"region {region!r} is hosted by cell {cell!r}: ask its API{where} (only aggregates of "
-                         "machine data are combined across cells)")
+        super().__init__(
+            f"region {region!r} is hosted by cell {cell!r}: ask its API{where} (only aggregates of "
+            "machine data are combined across cells)"
+        )
         self.region = region
         self.cell = cell
         self.api = api

@@ -14,8 +14,14 @@ from ingest.errors import StoreUnavailableError
 from ingest.runtime import Runtime
 
 
-def export_response(runtime: Runtime, settings: ApiSettings, lines: Callable[[psycopg.Connection[Any]], Iterator[str]],
-                    *, name: str, fmt: str) -> StreamingResponse:
+def export_response(
+    runtime: Runtime,
+    settings: ApiSettings,
+    lines: Callable[[psycopg.Connection[Any]], Iterator[str]],
+    *,
+    name: str,
+    fmt: str,
+) -> StreamingResponse:
     """``lines(conn)`` streamed as ``{name}-<time>.{fmt}`` (csv or jsonl). The connection is taken here, so a
     control store that is down answers 503 instead of a 200 cut off after its headers."""
     conn_cm = runtime.control.connection(timeout=settings.pool_timeout_s)
@@ -32,5 +38,6 @@ def export_response(runtime: Runtime, settings: ApiSettings, lines: Callable[[ps
 
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.{fmt}"'})
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.{fmt}"'}
+    )

@@ -21,7 +21,5 @@ async def observe_requests(request: Request, call_next: Callable[[Request], Awai
     response = await call_next(request)
     route = request.scope.get("route")
     endpoint = getattr(route, "name", None) or "unmatched"
-    REQUEST_SECONDS.labels(request.method, endpoint, str(response.status_code)).observe(
-        time.perf_counter() - started
-    )
+    REQUEST_SECONDS.labels(request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - started)
     return response

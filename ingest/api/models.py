@@ -25,8 +25,10 @@ class FieldErrorPublic(BaseModel):
     field: str = Field(description="Dotted path of the field in its location ('' for the body as a whole).")
     message: str = Field(description="What is wrong with it.")
     accepted: list[str] | None = Field(
-        default=None, description="The accepted values, when they are a closed set (regions, countries, "
-        "categories, profiles, roles, ...).")
+        default=None,
+        description="The accepted values, when they are a closed set (regions, countries, "
+        "categories, profiles, roles, ...).",
+    )
 
 
 class ErrorPublic(BaseModel):
@@ -36,12 +38,12 @@ class ErrorPublic(BaseModel):
     parameter: str | None = Field(default=None, description="The parameter or body field at fault (400, 422).")
     store: str | None = Field(default=None, description="The store that is unreachable (503).")
     errors: list[FieldErrorPublic] | None = Field(
-        default=None, description="422: every field at fault, with the accepted values of a closed set.")
+        default=None, description="422: every field at fault, with the accepted values of a closed set."
+    )
 
 
 def _not_a_number(value: Any) -> Any:
-    if isinstance(value, (bool, int, float)) or (
-            isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
         raise ValueError("a date and time like 2026-05-01T12:00:00Z (ISO 8601), not a number")
     return value
 
@@ -211,17 +213,24 @@ class RegionCountPublic(BaseModel):
     """What one region store holds of the metric over the window, and how much of it the totals count."""
 
     region: str
-    values_stored: int = Field(description="Stored values of the metric in this region over the window (one per "
-                               "reading of a device; copies included).")
-    values_counted: int = Field(description="Of these, the values counted in `total` and `points`: for each device "
-                                "and bucket, the store holding the most values of it is counted.")
-    copies_not_counted: int = Field(description="values_stored - values_counted: copies of values counted from "
-                                    "another region's store (the analytics copy of a home region's values).")
+    values_stored: int = Field(
+        description="Stored values of the metric in this region over the window (one per "
+        "reading of a device; copies included)."
+    )
+    values_counted: int = Field(
+        description="Of these, the values counted in `total` and `points`: for each device "
+        "and bucket, the store holding the most values of it is counted."
+    )
+    copies_not_counted: int = Field(
+        description="values_stored - values_counted: copies of values counted from "
+        "another region's store (the analytics copy of a home region's values)."
+    )
 
 
 class AggregatePointPublic(SeriesPointPublic):
-    regions: dict[str, int] = Field(description="Values of this bucket counted from each region store "
-                                    "(they add up to count).")
+    regions: dict[str, int] = Field(
+        description="Values of this bucket counted from each region store (they add up to count)."
+    )
 
 
 class DeviceAggregatePublic(AggregatePublic):
@@ -234,8 +243,9 @@ class MetricAggregatePublic(BaseModel):
     category: Category
     unit: str | None
     site: str | None
-    region: str = Field(description="'all' (every candidate region of the sites involved, combined) or the one "
-                        "region store asked.")
+    region: str = Field(
+        description="'all' (every candidate region of the sites involved, combined) or the one region store asked."
+    )
     bucket: Bucket
     start: datetime
     end: datetime
@@ -247,13 +257,15 @@ class MetricAggregatePublic(BaseModel):
         description="Over every device and the whole window: total.count == sum(points.count) == "
         "sum(regions.values_counted) == the sum of every device's count."
     )
-    regions: list[RegionCountPublic] = Field(description="Every region store consulted, with what it holds and "
-                                             "what of it is counted.")
+    regions: list[RegionCountPublic] = Field(
+        description="Every region store consulted, with what it holds and what of it is counted."
+    )
     devices_total: int = Field(description="Devices included (declaring the metric, of sites the caller may read).")
     limit: int
     offset: int
-    devices: list[DeviceAggregatePublic] = Field(description="One page (limit, offset) of per-device aggregates "
-                                                 "over the window.")
+    devices: list[DeviceAggregatePublic] = Field(
+        description="One page (limit, offset) of per-device aggregates over the window."
+    )
 
 
 # --- site summary -------------------------------------------------------------------------------
@@ -272,9 +284,7 @@ class MetricSummaryPublic(BaseModel):
     unit: str | None
     devices: int = Field(description="Devices of the site that declare this field.")
     latest: LatestValuePublic | None = Field(description="Most recent value over the site's devices.")
-    last_hour: AggregatePublic | None = Field(
-        description="Numeric values of the last hour; null for withheld data."
-    )
+    last_hour: AggregatePublic | None = Field(description="Numeric values of the last hour; null for withheld data.")
     withheld: bool = Field(
         default=False, description="Restricted data of a region the caller is not authorised for: values omitted."
     )
@@ -292,12 +302,16 @@ class SiteSummaryPublic(BaseModel):
     online: int
     offline: int
     unknown: int
-    readings_last_hour: int = Field(description="Readings (timestamped samples of a device, whatever their fields) "
-                                    "held in the home region over the last hour.")
+    readings_last_hour: int = Field(
+        description="Readings (timestamped samples of a device, whatever their fields) "
+        "held in the home region over the last hour."
+    )
     readings_last_hour_by_region: dict[str, int] = Field(
-        description="The same, per candidate region: readings of which the region holds at least one value.")
-    values_last_hour: int = Field(description="Stored values (one per field of a reading) in the home region over "
-                                  "the last hour.")
+        description="The same, per candidate region: readings of which the region holds at least one value."
+    )
+    values_last_hour: int = Field(
+        description="Stored values (one per field of a reading) in the home region over the last hour."
+    )
     values_last_hour_by_region: dict[str, int] = Field(description="The same, per candidate region (copies).")
     metrics: list[MetricSummaryPublic] = Field(description="Every field declared by the site's devices, by name.")
     limit: int
@@ -408,8 +422,9 @@ class ActivationPublic(BaseModel):
     activated_by: str = Field(description="The authenticated user of the API call, file:<dir>, opa-bundle or startup.")
     source: ActivationSource
     outcome: Literal["accepted", "refused"]
-    error: str | None = Field(description="Why a candidate was refused (load error, broken platform invariants "
-                              "or failing Rego tests).")
+    error: str | None = Field(
+        description="Why a candidate was refused (load error, broken platform invariants or failing Rego tests)."
+    )
     replica: str | None = None
     engine: str | None = None
     tests_passed: int | None = None
@@ -436,11 +451,14 @@ class PolicyStatusPublic(BaseModel):
         description="Decision cache of the active revision (a new, empty one on every activation)."
     )
     last_refused: ActivationPublic | None = Field(
-        description="The last candidate this replica refused, until a later activation succeeds.")
+        description="The last candidate this replica refused, until a later activation succeeds."
+    )
     unrecorded_activations: int = Field(description="Attempts not yet written to policy_activations (store down).")
     paused: str | None = Field(
-        default=None, description="OPA mode: why routing waits (OPA serves a revision that breaks a platform "
-        "invariant); null when decisions flow.")
+        default=None,
+        description="OPA mode: why routing waits (OPA serves a revision that breaks a platform "
+        "invariant); null when decisions flow.",
+    )
     invariants: int = Field(default=0, description="Platform invariants every candidate is checked against.")
 
 
@@ -455,14 +473,17 @@ class DraftPublic(BaseModel):
     tests_passed: int | None = None
     tests_failed: int | None = None
     invariants_failed: list[str] = Field(default_factory=list, description="Platform invariants it breaks.")
-    error: str | None = Field(default=None, description="Why its activation would be refused (null: it would "
-                              "pass, or it was not checked).")
+    error: str | None = Field(
+        default=None, description="Why its activation would be refused (null: it would pass, or it was not checked)."
+    )
 
 
 class DraftCheckPublic(BaseModel):
     revision: str = Field(description="Revision the draft's files hash to.")
-    draft_id: str = Field(description="sha256 over every file, tests included: pass it to POST /policy/activate "
-                          "(drafts differing only in tests share a revision).")
+    draft_id: str = Field(
+        description="sha256 over every file, tests included: pass it to POST /policy/activate "
+        "(drafts differing only in tests share a revision)."
+    )
     files: int
     bytes: int
     tests: int
@@ -478,15 +499,23 @@ class ActivateRequest(BaseModel):
     revision whose upload check passed; or the policy directory when it has that revision and no draft
     does) or ``file: true`` (the policy directory the ingest runs from, INGEST_POLICY_DIR, again)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
-        {"required": ["draft_id"]}, {"required": ["revision"], "not": {"required": ["draft_id"]}},
-        {"required": ["file"], "properties": {"file": {"const": True}}},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["draft_id"]},
+                {"required": ["revision"], "not": {"required": ["draft_id"]}},
+                {"required": ["file"], "properties": {"file": {"const": True}}},
+            ]
+        },
+    )
 
     draft_id: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
-        default=None, description="A draft (from POST or GET /policy/drafts).")
+        default=None, description="A draft (from POST or GET /policy/drafts)."
+    )
     revision: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
-        default=None, description="A revision; with draft_id, it must be that draft's.")
+        default=None, description="A revision; with draft_id, it must be that draft's."
+    )
     file: StrictBool = Field(default=False, description="Activate the policy directory again (no draft).")
 
     @model_validator(mode="after")
@@ -502,8 +531,9 @@ class WhatIfRequest(BaseModel):
     revision: str = Field(description="Revision of an uploaded draft to replay the recorded decisions against.")
     since: IsoDateTime | None = Field(default=None, description="Start of the window (default: until - window_s).")
     until: IsoDateTime | None = Field(default=None, description="End of the window (default: now).")
-    window_s: StrictInt = Field(default=86_400, ge=1, le=31 * 86_400,
-                                description="Window length when since is not given.")
+    window_s: StrictInt = Field(
+        default=86_400, ge=1, le=31 * 86_400, description="Window length when since is not given."
+    )
     limit: StrictInt | None = Field(default=None, ge=1, description="Only the newest N decisions of the window.")
     examples: StrictInt = Field(default=3, ge=0, le=50, description="Examples per changed transition.")
 

@@ -49,8 +49,7 @@ def field_errors(raw: list[dict[str, Any]], registry: Registry) -> list[FieldErr
             accepted = closed_sets.accepted_for(named[-1], registry)
         if err.get("type") == "json_invalid":
             path, message = [], f"not valid JSON: {(err.get('ctx') or {}).get('error', message)}"
-        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message,
-                                      accepted=accepted))
+        found.append(FieldErrorPublic(location=location, field=".".join(path), message=message, accepted=accepted))
     return found
 
 
@@ -60,15 +59,23 @@ def summary(errors: list[FieldErrorPublic]) -> str:
         where = e.field or ("request body" if e.location == "body" else e.location)
         text = f"{where}: {e.message}"
         if e.accepted:
-            shown = ", ".join(e.accepted[:_SHOWN]) + (f", ... ({len(e.accepted)} in all)" if len(e.accepted) > _SHOWN
-                                                       else "")
+            shown = ", ".join(e.accepted[:_SHOWN]) + (
+                f", ... ({len(e.accepted)} in all)" if len(e.accepted) > _SHOWN else ""
+            )
             text += f" (accepted: {shown})"
         parts.append(text)
     return "; ".join(parts) or "invalid request"
 
 
-def error_response(status: int, detail: str, *, parameter: str | None = None, store: str | None = None,
-                   errors: list[FieldErrorPublic] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    detail: str,
+    *,
+    parameter: str | None = None,
+    store: str | None = None,
+    errors: list[FieldErrorPublic] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorPublic(detail=detail, parameter=parameter, store=store, errors=errors)
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
 
@@ -112,8 +119,9 @@ def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
     if cached is None:
         cached = []
         for path, operations in app.openapi().get("paths", {}).items():
-            pattern = re.compile("".join(
-                "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)))
+            pattern = re.compile(
+                "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path))
+            )
             cached.append((pattern, {m.upper() for m in operations}))
         app.state.path_methods = cached
     return cached

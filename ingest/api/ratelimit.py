@@ -38,5 +38,6 @@ class RateLimiter:
             return
         stats = self._limiter.get_window_stats(item, kind, key)
         retry = math.ceil(stats.reset_time - time.time())
-        raise TooManyRequestsError(f"rate limit exceeded for {who}: {item}; retry in {max(1, retry)} s",
-                                   retry_after_s=retry)
+        raise TooManyRequestsError(
+            f"rate limit exceeded for {who}: {item}; retry in {max(1, retry)} s", retry_after_s=retry
+        )

@@ -18,8 +18,14 @@ def uvicorn_config(app: FastAPI, *, host: str, port: int, log_level: str = "warn
     """The uvicorn configuration of ``app`` (built by :func:`ingest.api.create_app`, which holds its settings)."""
     settings: ApiSettings = app.state.api_settings
     proxies = settings.trusted_proxies
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=bool(proxies),
-                          forwarded_allow_ips=",".join(proxies) if proxies else "")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else "",
+    )
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:

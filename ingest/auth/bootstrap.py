@@ -37,6 +37,10 @@ def bootstrap_admin(settings: IngestSettings) -> bool:
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError("control", str(exc).strip().splitlines()[0]) from None
     if created:
-        log.warning("no user existed: created %r (every role and region) with the token of %s (token id %s)",
-                    BOOTSTRAP_USER, path, issued.token_id)
+        log.warning(
+            "no user existed: created %r (every role and region) with the token of %s (token id %s)",
+            BOOTSTRAP_USER,
+            path,
+            issued.token_id,
+        )
     return created

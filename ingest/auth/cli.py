@@ -88,8 +88,9 @@ def add_user(name: str, role: RolesOpt, regions: RegionsOpt) -> None:
     """Create a user, e.g. ``ingest users add alice --role admin --regions '*'``."""
     roles = _roles(role)
     with _control() as (settings, conn):
-        user = users.create_user(conn, name=name, roles=roles, regions=_parse_regions(settings, regions),
-                                 actor=_actor())
+        user = users.create_user(
+            conn, name=name, roles=roles, regions=_parse_regions(settings, regions), actor=_actor()
+        )
     typer.echo(_show_user(user))
 
 
@@ -131,8 +132,7 @@ def create_token(
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     with _control() as (_settings, conn):
         info, issued = users.create_token(conn, user=name, actor=_actor(), label=label, expires_at=expires_at)
-    typer.echo(f"token {info.token_id} for {name} (shown once; send it as 'Authorization: Bearer <token>'):",
-               err=True)
+    typer.echo(f"token {info.token_id} for {name} (shown once; send it as 'Authorization: Bearer <token>'):", err=True)
     typer.echo(issued.text)
 
 
@@ -141,8 +141,11 @@ def list_tokens(name: Annotated[str | None, typer.Argument(help="Only this user'
     """Tokens (ids and state, never secrets)."""
     with _control() as (_settings, conn):
         for t in users.list_tokens(conn, user=name):
-            state = "revoked" if t.revoked_at else (
-                "expired" if t.expires_at and t.expires_at <= datetime.now(UTC) else "active")
+            state = (
+                "revoked"
+                if t.revoked_at
+                else ("expired" if t.expires_at and t.expires_at <= datetime.now(UTC) else "active")
+            )
             used = t.last_used_at.isoformat() if t.last_used_at else "never"
             typer.echo(f"{t.token_id}\t{t.user}\t{state}\tlast used {used}\t{t.label}")
 

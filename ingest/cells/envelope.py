@@ -53,8 +53,11 @@ Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_M
 # per value: a part of a 100-reading message holds hundreds).
 PartValue = tuple[FieldName, Text, Number | None, Text | None, Text | None]
 # One reading: [idx, ts, [values...]] (its timestamp written once).
-PartReading = tuple[Annotated[int, Field(ge=0, lt=MAX_READINGS_PER_BATCH)], AwareDatetime,
-                    Annotated[list[PartValue], Field(min_length=1, max_length=MAX_VALUES_PER_READING)]]
+PartReading = tuple[
+    Annotated[int, Field(ge=0, lt=MAX_READINGS_PER_BATCH)],
+    AwareDatetime,
+    Annotated[list[PartValue], Field(min_length=1, max_length=MAX_VALUES_PER_READING)],
+]
 
 
 class Part(BaseModel):
@@ -72,13 +75,19 @@ class Part(BaseModel):
     policy_revision: Text
     decisions: dict[Text, uuid.UUID] = Field(description="category -> the sending cell's decision id")
     readings: list[PartReading] = Field(
-        min_length=1, max_length=MAX_READINGS_PER_BATCH, alias="rows",
-        description="per reading [idx, ts, [[name, category, num, txt, transform], ...]] (JSON key: rows)")
+        min_length=1,
+        max_length=MAX_READINGS_PER_BATCH,
+        alias="rows",
+        description="per reading [idx, ts, [[name, category, num, txt, transform], ...]] (JSON key: rows)",
+    )
 
     @property
     def rows(self) -> list[PartRow]:
-        return [PartRow(idx, name, ts, category, num, txt, transform)
-                for idx, ts, values in self.readings for name, category, num, txt, transform in values]
+        return [
+            PartRow(idx, name, ts, category, num, txt, transform)
+            for idx, ts, values in self.readings
+            for name, category, num, txt, transform in values
+        ]
 
 
 def part_id(device_id: str, seq: int, region: str, revision: str) -> uuid.UUID:
@@ -91,8 +100,13 @@ def part_body(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str)
     from the router's rows (already validated), without a model per value: the sending cell's hot path."""
     # The rows are the writers' generic tuples of objects; the ignores below rely on the layout above.
     first = rows[0]
-    device_id, seq, site_id, origin, revision = (first.device_id, first.seq, first.site_id, first.origin_country,
-                                                 first.policy_revision)
+    device_id, seq, site_id, origin, revision = (
+        first.device_id,
+        first.seq,
+        first.site_id,
+        first.origin_country,
+        first.policy_revision,
+    )
     pid = part_id(device_id, seq, region, revision)
     readings: dict[int, tuple[datetime, list[tuple[object, ...]]]] = {}
     decisions: dict[str, uuid.UUID] = {}
@@ -103,9 +117,17 @@ def part_body(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str)
         reading[1].append((r.name, r.category, r.num, r.txt, r.transform))
         decisions[r.category] = r.decision_id
     body = {
-        "v": PART_VERSION, "part_id": pid, "from_cell": from_cell, "to_cell": to_cell, "region": region,
-        "site_id": site_id, "device_id": device_id, "seq": seq, "origin_country": origin,
-        "policy_revision": revision, "decisions": decisions,
+        "v": PART_VERSION,
+        "part_id": pid,
+        "from_cell": from_cell,
+        "to_cell": to_cell,
+        "region": region,
+        "site_id": site_id,
+        "device_id": device_id,
+        "seq": seq,
+        "origin_country": origin,
+        "policy_revision": revision,
+        "decisions": decisions,
         "rows": [(idx, ts, values) for idx, (ts, values) in readings.items()],
     }
     return pid, to_json(body)
@@ -119,10 +141,32 @@ def part_of(rows: Sequence[Row], *, from_cell: str, to_cell: str, region: str) -
 def rows_of(part: Part, rows: Sequence[PartRow] | None = None) -> list[Row]:
     """The region rows a part carries, as the sending cell made them (same keys, decision ids, revision);
     ``rows``: ``part.rows`` when the caller has them already."""
-    device_id, seq, site_id, origin, decisions, revision = (part.device_id, part.seq, part.site_id,
-                                                             part.origin_country, part.decisions, part.policy_revision)
-    return [Row(device_id, seq, r.idx, r.name, r.ts, site_id, origin, r.category, r.num, r.txt, r.transform,
-                decisions[r.category], revision) for r in (rows if rows is not None else part.rows)]
+    device_id, seq, site_id, origin, decisions, revision = (
+        part.device_id,
+        part.seq,
+        part.site_id,
+        part.origin_country,
+        part.decisions,
+        part.policy_revision,
+    )
+    return [
+        Row(
+            device_id,
+            seq,
+            r.idx,
+            r.name,
+            r.ts,
+            site_id,
+            origin,
+            r.category,
+            r.num,
+            r.txt,
+            r.transform,
+            decisions[r.category],
+            revision,
+        )
+        for r in (rows if rows is not None else part.rows)
+    ]
 
 
 def encode_part(part: Part) -> bytes:
@@ -137,10 +181,10 @@ def decode_part(payload: bytes) -> Part:
         err = exc.errors()[0]
         if err.get("type") == "json_invalid":
             parse_json(payload)  # raises DecodeError with the parser's message
-        raise DecodeError(str(err.get("msg", "invalid")),
-                          field=".".join(str(p) for p in err.get("loc", ())) or None) from None
-    missing = sorted({category for _, _, values in part.readings for _, category, *_ in values}
-                     - set(part.decisions))
+        raise DecodeError(
+            str(err.get("msg", "invalid")), field=".".join(str(p) for p in err.get("loc", ())) or None
+        ) from None
+    missing = sorted({category for _, _, values in part.readings for _, category, *_ in values} - set(part.decisions))
     if missing:
         raise DecodeError(f"rows of categories {missing} carry no decision", field="decisions")
     return part

@@ -21,8 +21,9 @@ from ingest.errors import StoreUnavailableError
 PARTIALS_PATH = "/api/v1/metrics/{name}/partials"
 
 
-def peer_partials(cell: CellContext, region: str, name: str, params: Mapping[str, Any], *, token: str | None,
-                  timeout_s: float = 10.0) -> list[dict[str, Any]]:
+def peer_partials(
+    cell: CellContext, region: str, name: str, params: Mapping[str, Any], *, token: str | None, timeout_s: float = 10.0
+) -> list[dict[str, Any]]:
     """The rows (device_id, ts, min, max, sum, count) of ``region``'s aggregates of machine metric ``name``, from
     the cell hosting it. StoreUnavailableError names the cell when it cannot answer."""
     owner = cell.topology.cell_of_region(region)
@@ -34,8 +35,12 @@ def peer_partials(cell: CellContext, region: str, name: str, params: Mapping[str
         raise StoreUnavailableError(where, "no service token to ask it (INGEST_PEER_TOKEN_FILE)")
     query = {**params, "region": region}
     try:
-        answer = httpx.get(f"{api.rstrip('/')}{PARTIALS_PATH.format(name=name)}", params=query, timeout=timeout_s,
-                           headers={"Authorization": f"Bearer {token}"})
+        answer = httpx.get(
+            f"{api.rstrip('/')}{PARTIALS_PATH.format(name=name)}",
+            params=query,
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {token}"},
+        )
     except httpx.HTTPError as exc:
         raise StoreUnavailableError(where, f"{api} unreachable: {type(exc).__name__}") from None
     if answer.status_code != 200:

@@ -37,8 +37,12 @@ _LAG = Gauge("ingest_link_lag_seconds", "Age of the oldest part not yet receipte
 _SENT = Counter("ingest_link_parts_sent", "Parts published for the first time, per link", ["link"])
 _RESENT = Counter("ingest_link_parts_resent", "Parts published again (no receipt in time), per link", ["link"])
 _RECEIPTED = Counter("ingest_link_parts_receipted", "Parts the peer cell receipted, per link", ["link"])
-_DELAY = Histogram("ingest_link_receipt_seconds", "From a part's commit in the outbox to its receipt, per link",
-                   ["link"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600))
+_DELAY = Histogram(
+    "ingest_link_receipt_seconds",
+    "From a part's commit in the outbox to its receipt, per link",
+    ["link"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600),
+)
 
 _DUE = (
     "SELECT part_id, device_id, body, attempts FROM outbox WHERE to_cell = %s AND next_attempt_at <= now()"
@@ -81,8 +85,16 @@ class LinkState:
     last_error: str | None = None
 
     def snapshot(self) -> dict[str, object]:
-        return {"peer": self.peer, "up": self.up, "outbox_parts": self.outbox, "lag_s": round(self.lag_s, 3),
-                "sent": self.sent, "resent": self.resent, "receipted": self.receipted, "last_error": self.last_error}
+        return {
+            "peer": self.peer,
+            "up": self.up,
+            "outbox_parts": self.outbox,
+            "lag_s": round(self.lag_s, 3),
+            "sent": self.sent,
+            "resent": self.resent,
+            "receipted": self.receipted,
+            "last_error": self.last_error,
+        }
 
 
 class LinkSender:
@@ -90,8 +102,16 @@ class LinkSender:
     MQTT identity per replica: the broker uses the user name as the client id), which hands it the receipts
     and the bridges' state messages (:meth:`on_message`) and the PUBACKs of its parts (:meth:`on_publish`)."""
 
-    def __init__(self, *, cell: str, peers: Iterable[str], control_dsn: str, window: int = 1000,
-                 resend_s: float = 30.0, period_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        cell: str,
+        peers: Iterable[str],
+        control_dsn: str,
+        window: int = 1000,
+        resend_s: float = 30.0,
+        period_s: float = 0.2,
+    ) -> None:
         self.cell = cell
         self.links = {peer: LinkState(peer) for peer in sorted(peers)}
         self.control_dsn = control_dsn
@@ -244,10 +264,15 @@ class LinkSender:
                     state.last_error = f"publish: {exc}"
                     continue
                 reason = self._acks.pop(info.mid, None)
-                if not info.is_published() or getattr(reason, "is_failure", False) or \
-                        getattr(reason, "value", 0) == 0x10:  # no matching subscribers: no bridge for this link
-                    state.last_error = (f"the broker did not take a part for cell {peer}: {reason} (is the bridge "
-                                        f"{bridge_name(self.cell, peer)} configured?)")
+                if (
+                    not info.is_published()
+                    or getattr(reason, "is_failure", False)
+                    or getattr(reason, "value", 0) == 0x10
+                ):  # no matching subscribers: no bridge for this link
+                    state.last_error = (
+                        f"the broker did not take a part for cell {peer}: {reason} (is the bridge "
+                        f"{bridge_name(self.cell, peer)} configured?)"
+                    )
                     continue
                 sent.append(part_id)
                 if attempts:

@@ -32,8 +32,16 @@ _DEPTH_TTL_S = 2.0
 class OutboxWriter:
     """Writes one remote region's parts into this cell's outbox (its own connection to the control store)."""
 
-    def __init__(self, region: str, *, from_cell: str, to_cell: str, control_dsn: str, max_parts: int,
-                 on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        region: str,
+        *,
+        from_cell: str,
+        to_cell: str,
+        control_dsn: str,
+        max_parts: int,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         """``on_commit``: called after parts were committed (wakes the link sender)."""
         self.name = region
         self._on_commit = on_commit
@@ -66,11 +74,18 @@ class OutboxWriter:
                         f"outbox full ({depth} parts waiting for cell {self.to_cell}, INGEST_LINK_OUTBOX_MAX "
                         f"{self.max_parts}): messages for region {self.name} wait",
                     )
-                parts = [part_body(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name)
-                         for g in groups]
-                cur.execute(_INSERT, ([pid for pid, _ in parts], [self.to_cell] * len(parts),
-                                      [self.name] * len(parts), [g[0].device_id for g in groups],
-                                      [g[0].seq for g in groups], [body for _, body in parts]))
+                parts = [part_body(g, from_cell=self.from_cell, to_cell=self.to_cell, region=self.name) for g in groups]
+                cur.execute(
+                    _INSERT,
+                    (
+                        [pid for pid, _ in parts],
+                        [self.to_cell] * len(parts),
+                        [self.name] * len(parts),
+                        [g[0].device_id for g in groups],
+                        [g[0].seq for g in groups],
+                        [body for _, body in parts],
+                    ),
+                )
                 self._depth += cur.rowcount
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None

@@ -53,7 +53,11 @@ class Accepted:
 
 
 def check_part(
-    topic: str, payload: bytes, *, cell: CellContext, registry: Registry,
+    topic: str,
+    payload: bytes,
+    *,
+    cell: CellContext,
+    registry: Registry,
     decide: Callable[[str, str, str, bool], tuple[Flow, Decision]],
 ) -> Accepted:
     """Accept a part or raise :class:`TransferRefused` naming the reason.
@@ -72,18 +76,21 @@ def check_part(
     except DecodeError as exc:
         raise TransferRefused(f"not a valid part: {exc}") from None
     if (part.from_cell, part.to_cell, part.device_id) != (from_cell, to_cell, device):
-        raise TransferRefused(f"part says {part.from_cell}->{part.to_cell} device {part.device_id!r}; its topic "
-                              f"says {from_cell}->{to_cell} device {device!r}", part)
+        raise TransferRefused(
+            f"part says {part.from_cell}->{part.to_cell} device {part.device_id!r}; its topic "
+            f"says {from_cell}->{to_cell} device {device!r}",
+            part,
+        )
     if part.region not in cell.regions:
         raise TransferRefused(f"region {part.region!r} is not hosted by cell {cell.name!r}", part)
     entry = registry.devices.get(part.device_id)
     if entry is None or entry.site != part.site_id:
-        raise TransferRefused(f"device {part.device_id!r} is not a device of site {part.site_id!r} in this cell's "
-                              "registry", part)
+        raise TransferRefused(
+            f"device {part.device_id!r} is not a device of site {part.site_id!r} in this cell's registry", part
+        )
     site = registry.sites[part.site_id]
     if site.country != part.origin_country:
-        raise TransferRefused(f"part says origin {part.origin_country}; site {part.site_id} is in {site.country}",
-                              part)
+        raise TransferRefused(f"part says origin {part.origin_country}; site {part.site_id} is in {site.country}", part)
     serving = cell.topology.cell_of_site(part.site_id)
     if serving != part.from_cell:
         raise TransferRefused(f"site {part.site_id} is served by cell {serving!r}, not by {part.from_cell!r}", part)
@@ -92,8 +99,13 @@ def check_part(
     # cell's registry, and made into the region row the sending cell made (same keys, decision id, revision).
     uses: dict[str, set[tuple[str, str | None]]] = {}  # category -> its (field, transform as carried)
     rows: list[Row] = []
-    device_id, seq, site_id, origin, revision = (part.device_id, part.seq, part.site_id, part.origin_country,
-                                                 part.policy_revision)
+    device_id, seq, site_id, origin, revision = (
+        part.device_id,
+        part.seq,
+        part.site_id,
+        part.origin_country,
+        part.policy_revision,
+    )
     for idx, ts, values in part.readings:
         for name, category, num, txt, transform in values:
             spec = fields.get(name)
@@ -102,22 +114,43 @@ def check_part(
             if spec.category != category:
                 raise TransferRefused(f"field {name!r} is {spec.category} here, the part says {category}", part)
             uses.setdefault(category, set()).add((name, transform))
-            rows.append(Row(device_id, seq, idx, name, ts, site_id, origin, category, num, txt, transform,
-                            part.decisions[category], revision))
+            rows.append(
+                Row(
+                    device_id,
+                    seq,
+                    idx,
+                    name,
+                    ts,
+                    site_id,
+                    origin,
+                    category,
+                    num,
+                    txt,
+                    transform,
+                    part.decisions[category],
+                    revision,
+                )
+            )
     decisions: dict[str, tuple[Flow, Decision]] = {}
     for category in sorted(uses):
         carried = sorted(uses[category], key=lambda use: (use[0], use[1] or ""))
         pseudonymized = all(transform == "pseudonymized" for _, transform in carried)
         flow, decision = decide(part.site_id, part.region, category, pseudonymized)
         if not decision.allow:
-            raise TransferRefused(f"this cell's policy ({decision.policy_revision}) does not allow {category} data "
-                                  f"from {site.country} in {part.region}: {'; '.join(decision.reasons)}", part)
+            raise TransferRefused(
+                f"this cell's policy ({decision.policy_revision}) does not allow {category} data "
+                f"from {site.country} in {part.region}: {'; '.join(decision.reasons)}",
+                part,
+            )
         for name, transform in carried:
             wanted = decision.transforms.get(name, decision.transforms.get(category))
             if wanted is None or (wanted == "pseudonymize" and transform == "pseudonymized"):
                 continue
-            raise TransferRefused(f"field {name!r} must be {wanted}d in {part.region} under this cell's policy; "
-                                  f"the part carries it {transform or 'as it was'}", part)
+            raise TransferRefused(
+                f"field {name!r} must be {wanted}d in {part.region} under this cell's policy; "
+                f"the part carries it {transform or 'as it was'}",
+                part,
+            )
         decisions[category] = (flow, decision)
     return Accepted(part, rows, decisions)
 

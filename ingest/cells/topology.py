@@ -61,8 +61,10 @@ class Topology(_Model):
             for name, cell in self.cells.items():
                 for item in getattr(cell, what):
                     if item in owner:
-                        raise ValueError(f"cells.{name}.{what}: {item!r} is already in cell {owner[item]!r}; "
-                                         f"each {what[:-1]} belongs to exactly one cell")
+                        raise ValueError(
+                            f"cells.{name}.{what}: {item!r} is already in cell {owner[item]!r}; "
+                            f"each {what[:-1]} belongs to exactly one cell"
+                        )
                     owner[item] = name
         return self
 
@@ -94,8 +96,9 @@ class Topology(_Model):
 
 def load_topology(path: Path) -> Topology:
     """Load and validate a topology file; errors name the file, the line when known, and the field."""
-    return load_model(path, Topology, what="topology", error=TopologyError,
-                      not_a_mapping="topology must be a mapping with 'cells'")
+    return load_model(
+        path, Topology, what="topology", error=TopologyError, not_a_mapping="topology must be a mapping with 'cells'"
+    )
 
 
 def check_against_registry(topology: Topology, registry: Registry, path: Path) -> None:
@@ -106,8 +109,10 @@ def check_against_registry(topology: Topology, registry: Registry, path: Path) -
     for name, cell in topology.cells.items():
         unknown = sorted(set(cell.regions) - set(registry.regions))
         if unknown:
-            raise TopologyError(f"{path}: cells.{name}.regions: {unknown} are not regions of the registry "
-                                f"(known: {sorted(registry.regions)})")
+            raise TopologyError(
+                f"{path}: cells.{name}.regions: {unknown} are not regions of the registry "
+                f"(known: {sorted(registry.regions)})"
+            )
         unknown = sorted(set(cell.sites) - set(registry.sites))
         if unknown:
             raise TopologyError(f"{path}: cells.{name}.sites: {unknown} are not sites of the registry")
@@ -116,15 +121,21 @@ def check_against_registry(topology: Topology, registry: Registry, path: Path) -
         raise TopologyError(f"{path}: cells: region(s) {missing} of the registry are hosted by no cell")
     unserved = sorted(set(registry.sites) - served)
     if unserved:
-        raise TopologyError(f"{path}: cells: site(s) {unserved} of the registry are served by no cell; a "
-                            "gateway must know which cell's broker to connect to")
+        raise TopologyError(
+            f"{path}: cells: site(s) {unserved} of the registry are served by no cell; a "
+            "gateway must know which cell's broker to connect to"
+        )
 
 
 def raw_categories(registry: Registry, site_id: str) -> list[str]:
     """What a raw payload of the site may hold: the categories of its devices' profiles, plus what an
     undeclared field could hold (and ``machine`` for a site without devices yet)."""
-    found = {spec.category for device in registry.devices.values() if device.site == site_id
-             for spec in registry.profiles[device.profile].fields.values()}
+    found = {
+        spec.category
+        for device in registry.devices.values()
+        if device.site == site_id
+        for spec in registry.profiles[device.profile].fields.values()
+    }
     return sorted(found | set(UNCLASSIFIED) | ({"machine"} if not found else set()))
 
 
@@ -138,22 +149,28 @@ def _flow_fields(site: Site, country: str) -> dict[str, Any]:
     }
 
 
-def check_raw_processing(topology: Topology, registry: Registry, engine: DocumentEngine, path: Path,
-                         *, cells: Iterable[str] | None = None) -> None:
+def check_raw_processing(
+    topology: Topology, registry: Registry, engine: DocumentEngine, path: Path, *, cells: Iterable[str] | None = None
+) -> None:
     """Each site may be served by its cell only if the policy lets its raw payload be processed in the cell's
     country; TopologyError names the site, the cell and the rule (the policy's reasons)."""
     for name in sorted(cells if cells is not None else topology.cells):
         cell = topology.cells[name]
         for site_id in cell.sites:
             site = registry.sites[site_id]
-            answer = raw_processing(engine, origin=site.country, processing_country=cell.country,
-                                    categories=raw_categories(registry, site_id),
-                                    flow=_flow_fields(site, cell.country))
+            answer = raw_processing(
+                engine,
+                origin=site.country,
+                processing_country=cell.country,
+                categories=raw_categories(registry, site_id),
+                flow=_flow_fields(site, cell.country),
+            )
             if not answer.allow:
                 raise TopologyError(
                     f"{path}: cells.{name}.sites: site {site_id} ({site.country}) may not be served by cell "
                     f"{name} ({cell.country}): its raw payload may not be processed there. "
-                    + " | ".join(answer.reasons) + f" [data.residency.raw_processing, {answer.policy_revision}]"
+                    + " | ".join(answer.reasons)
+                    + f" [data.residency.raw_processing, {answer.policy_revision}]"
                 )
 
 

@@ -145,9 +145,16 @@ _Job = list[tuple[list[Row], list[HeldPayload]]]
 
 
 class Consumer:
-    def __init__(self, settings: IngestSettings, router: Router, stats: PipelineStats, *,
-                 prepare_region: Callable[[str], None] | None = None, cell: CellContext | None = None,
-                 link: LinkSender | None = None) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        router: Router,
+        stats: PipelineStats,
+        *,
+        prepare_region: Callable[[str], None] | None = None,
+        cell: CellContext | None = None,
+        link: LinkSender | None = None,
+    ) -> None:
         """``prepare_region(name)``: migrate a region store that was unreachable at start, before its first
         write (raises StoreUnavailableError while it still is). ``cell``: this ingest serves a residency cell
         (docs/cells.md): regions of other cells are written to the outbox, which ``link`` ships; parts from
@@ -165,19 +172,26 @@ class Consumer:
         self._epoch = 0
         self._epoch_lock = threading.Lock()
         self._regions: dict[str, RegionWriter | OutboxWriter] = {
-            name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
+            name: RegionWriter(name, dsn) for name, dsn in settings.region_dsns.items()
+        }
         if cell is not None:  # a region of another cell is written to the outbox, which the link ships
             for region, peer in sorted(_remote_regions(cell).items()):
-                self._regions[region] = OutboxWriter(region, from_cell=cell.name, to_cell=peer,
-                                                     control_dsn=settings.control_dsn,
-                                                     max_parts=settings.link_outbox_max,
-                                                     on_commit=link.wake if link is not None else None)
+                self._regions[region] = OutboxWriter(
+                    region,
+                    from_cell=cell.name,
+                    to_cell=peer,
+                    control_dsn=settings.control_dsn,
+                    max_parts=settings.link_outbox_max,
+                    on_commit=link.wake if link is not None else None,
+                )
         self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
-        self._claims = SequenceClaimer(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
-                                                                        settings.seq_rate_max))
-        self._sessions = SessionStore(settings.control_dsn, JumpBound(settings.seq_jump_allowance,
-                                                                      settings.seq_rate_max))
+        self._claims = SequenceClaimer(
+            settings.control_dsn, JumpBound(settings.seq_jump_allowance, settings.seq_rate_max)
+        )
+        self._sessions = SessionStore(
+            settings.control_dsn, JumpBound(settings.seq_jump_allowance, settings.seq_rate_max)
+        )
         self._rebirth_at: dict[tuple[str, str], float] = {}  # Sparkplug edge node -> last Rebirth request
         self._held: list[_Inbound] = []  # Sparkplug messages held back for their birth (flush thread only)
         self._held_retry_at = 0.0
@@ -229,8 +243,9 @@ class Consumer:
 
     def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
-            log.error("broker %s:%s refused the connection: %s", self.settings.mqtt_host,
-                      self.settings.mqtt_port, reason)
+            log.error(
+                "broker %s:%s refused the connection: %s", self.settings.mqtt_host, self.settings.mqtt_port, reason
+            )
             return
         with self._epoch_lock:
             self._epoch += 1
@@ -238,20 +253,28 @@ class Consumer:
         self.stats.set_connected(True)
         if self.link is not None:
             self.link.connected(True)
-        log.info("connected to %s:%s (session present: %s), subscribed to %s", self.settings.mqtt_host,
-                 self.settings.mqtt_port, getattr(flags, "session_present", "?"),
-                 data_subscription(self.settings.share_group))
+        log.info(
+            "connected to %s:%s (session present: %s), subscribed to %s",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            getattr(flags, "session_present", "?"),
+            data_subscription(self.settings.share_group),
+        )
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode],
-                      _p: Properties) -> None:
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: Properties) -> None:
         """A refused subscription (e.g. the broker's ACL does not grant this account the share group) leaves
         the replica connected but idle: report it, and be unhealthy until a later SUBACK grants it."""
         filters = self._filters()
-        refused = [f"{topic}: {reason}" for topic, reason in zip(filters, reasons, strict=False)
-                   if getattr(reason, "is_failure", False)]
+        refused = [
+            f"{topic}: {reason}"
+            for topic, reason in zip(filters, reasons, strict=False)
+            if getattr(reason, "is_failure", False)
+        ]
         if refused:
-            error = (f"broker {self.settings.mqtt_host}:{self.settings.mqtt_port} refused the subscription of "
-                     f"{self.settings.mqtt_username or 'anonymous'} to " + "; ".join(refused))
+            error = (
+                f"broker {self.settings.mqtt_host}:{self.settings.mqtt_port} refused the subscription of "
+                f"{self.settings.mqtt_username or 'anonymous'} to " + "; ".join(refused)
+            )
             log.error("%s (check the broker ACL and INGEST_SHARE_GROUP)", error)
             self.stats.set_subscription_error(error)
         else:
@@ -262,8 +285,12 @@ class Consumer:
         if self.link is not None:
             self.link.connected(False)
         if not self._stop.is_set():
-            log.warning("disconnected from broker %s:%s (%s); reconnecting", self.settings.mqtt_host,
-                        self.settings.mqtt_port, reason)
+            log.warning(
+                "disconnected from broker %s:%s (%s); reconnecting",
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+                reason,
+            )
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         if self.link is not None and msg.topic.startswith((XACK_PREFIX + "/", BRIDGE_STATE_PREFIX + "/")):
@@ -282,8 +309,9 @@ class Consumer:
         props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = self.settings.receive_maximum
         props.SessionExpiryInterval = self.settings.session_expiry_s
-        self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-                                   clean_start=False, properties=props)
+        self._client.connect_async(
+            self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30, clean_start=False, properties=props
+        )
         self._client.loop_start()
         self._thread.start()
 
@@ -309,8 +337,13 @@ class Consumer:
         if self.cell is not None:
             peer = _remote_regions(self.cell).get(region)
             if peer is not None:
-                return OutboxWriter(region, from_cell=self.cell.name, to_cell=peer,
-                                    control_dsn=self.settings.control_dsn, max_parts=self.settings.link_outbox_max)
+                return OutboxWriter(
+                    region,
+                    from_cell=self.cell.name,
+                    to_cell=peer,
+                    control_dsn=self.settings.control_dsn,
+                    max_parts=self.settings.link_outbox_max,
+                )
         raise StoreUnavailableError(region, "no DSN configured for this region (INGEST_REGION_DSNS)")
 
     def new_control_writer(self) -> ControlWriter:
@@ -421,8 +454,9 @@ class Consumer:
             except (PolicyUnavailableError, StoreUnavailableError, StoreDataError) as exc:
                 store = getattr(exc, "store", "policy")
                 self.stats.store_failed(store, str(exc))
-                log.error("%s unavailable while routing, holding %d messages unacknowledged: %s", store,
-                          len(batch), exc)
+                log.error(
+                    "%s unavailable while routing, holding %d messages unacknowledged: %s", store, len(batch), exc
+                )
                 self.watchdog.progress()
                 if self._stop.is_set():
                     return None
@@ -474,33 +508,49 @@ class Consumer:
                 for item, spb in [*sparkplug, *behind]:
                     if id(item) in held_now:
                         self._node_of[id(item)] = spb.where.node_key
-                self._held = sorted([*self._held, *(item for item in batch if id(item) in held_now)],
-                                    key=lambda item: item.arrived)
+                self._held = sorted(
+                    [*self._held, *(item for item in batch if id(item) in held_now)], key=lambda item: item.arrived
+                )
                 batch[:] = [item for item in batch if id(item) not in held_now]
                 self._held_retry_at = time.monotonic() + 0.25
         if parsed:
             self.watchdog.stage("claim")
-            verdicts = self._claims.claim([Claim(p.batch.device_id, p.batch.seq, len(p.batch.readings), p.digest)
-                                           for _, p in parsed])
+            verdicts = self._claims.claim(
+                [Claim(p.batch.device_id, p.batch.seq, len(p.batch.readings), p.digest) for _, p in parsed]
+            )
             self.stats.store_ok("control")
             self.watchdog.stage("route")
             for (item, p), verdict in zip(parsed, verdicts, strict=True):
                 if verdict == "conflict":
-                    m = self.router.reject_parsed(p, "seq_conflict", (
-                        f"batch {p.batch.seq} of {p.batch.device_id} was received before with other content; "
-                        "a re-used sequence number is not stored (a retry must resend the same bytes)"))
+                    m = self.router.reject_parsed(
+                        p,
+                        "seq_conflict",
+                        (
+                            f"batch {p.batch.seq} of {p.batch.device_id} was received before with other content; "
+                            "a re-used sequence number is not stored (a retry must resend the same bytes)"
+                        ),
+                    )
                 elif verdict == "jump":
-                    m = self.router.reject_parsed(p, "seq_jump", (
-                        f"batch {p.batch.seq} of {p.batch.device_id} is further ahead of the device's highest "
-                        f"seq than it could have produced (INGEST_SEQ_JUMP_ALLOWANCE, INGEST_SEQ_RATE_MAX); "
-                        "not stored, the device's high-water mark did not move"))
+                    m = self.router.reject_parsed(
+                        p,
+                        "seq_jump",
+                        (
+                            f"batch {p.batch.seq} of {p.batch.device_id} is further ahead of the device's highest "
+                            f"seq than it could have produced (INGEST_SEQ_JUMP_ALLOWANCE, INGEST_SEQ_RATE_MAX); "
+                            "not stored, the device's high-water mark did not move"
+                        ),
+                    )
                 else:
                     m = self.router.route_parsed(p)
                 routed.append((item, m))
         return routed, statuses
 
-    def _route_sparkplug(self, items: list[tuple[_Inbound, SpbParsed]], *, hold: bool = False,
-                         ) -> tuple[list[tuple[_Inbound, Routed]], list[_Inbound]]:
+    def _route_sparkplug(
+        self,
+        items: list[tuple[_Inbound, SpbParsed]],
+        *,
+        hold: bool = False,
+    ) -> tuple[list[tuple[_Inbound, Routed]], list[_Inbound]]:
         """Sparkplug messages resolved against their edge nodes' sessions (one control transaction: births, aliases,
         positions claimed), then routed like batches; Rebirth requests for the nodes that need one.
 
@@ -515,8 +565,9 @@ class Consumer:
         routed: list[tuple[_Inbound, Routed]] = []
         held: list[_Inbound] = []
         for key, device, online in outcome.statuses:
-            log.info("Sparkplug %s%s is %s", key, f" device {device}" if device else "",
-                     "online" if online else "offline")
+            log.info(
+                "Sparkplug %s%s is %s", key, f" device {device}" if device else "", "online" if online else "offline"
+            )
         rebirth = set(outcome.rebirth)
         for node in outcome.gaps:
             self._gap_checks.setdefault(node, now + self.settings.sparkplug_gap_wait_s)
@@ -571,8 +622,13 @@ class Consumer:
             return self._route_sparkplug([(item, s)])[0][0][1]
         return self.router.route(item.topic, item.payload, received=item.arrived)
 
-    def _submit_regions(self, batch: list[_Inbound], routed: list[tuple[_Inbound, Routed]],
-                        control: Future[_Committed | None], stages: dict[str, float]) -> _InFlight:
+    def _submit_regions(
+        self,
+        batch: list[_Inbound],
+        routed: list[tuple[_Inbound, Routed]],
+        control: Future[_Committed | None],
+        stages: dict[str, float],
+    ) -> _InFlight:
         """Hand each region its rows and held payloads (one job per region, in its writer thread)."""
         jobs: dict[str, _Job] = {}
         users: dict[str, list[_Inbound]] = {}
@@ -582,7 +638,8 @@ class Consumer:
                 users.setdefault(region, []).append(item)
         futures = {
             region: self._writers.submit(self._write_region, region, jobs[region])
-            for region in sorted(users) if not self._region_waiting(region)
+            for region in sorted(users)
+            if not self._region_waiting(region)
         }
         row_counts = {region: sum(len(r) for r, _ in jobs[region]) for region in users}
         return _InFlight(batch, routed, users, row_counts, control, futures, time.monotonic(), stages)
@@ -607,8 +664,10 @@ class Consumer:
             done = results.get(region)
             if done is not None and done.ok:  # a region still waiting to be retried was not submitted: not ok
                 written[region] = inflight.rows[region]
-                refused += [_store_rejected(items[i], region, reason, routed_of.get(id(items[i])))
-                            for i, reason in sorted(done.refused.items())]
+                refused += [
+                    _store_rejected(items[i], region, reason, routed_of.get(id(items[i])))
+                    for i, reason in sorted(done.refused.items())
+                ]
             else:
                 for item in items:
                     item.pending.add(region)
@@ -620,18 +679,35 @@ class Consumer:
         parked = [item for item in batch if item.pending]
         if parked:
             self._parked.extend(parked)
-            log.warning("parked %d messages waiting for region(s) %s", len(parked),
-                        sorted({r for item in parked for r in item.pending}))
+            log.warning(
+                "parked %d messages waiting for region(s) %s",
+                len(parked),
+                sorted({r for item in parked for r in item.pending}),
+            )
         acked = self._ack(complete)
         self._receipt([m for item, m in routed if not item.pending and item.epoch == self._epoch])
         self.watchdog.progress()
-        self.stats.flush_timed(len(batch), {**inflight.stages, "control": control.seconds,
-                                            "regions": t4 - inflight.submitted, "wait": t4 - t3,
-                                            "ack": time.monotonic() - t4})
+        self.stats.flush_timed(
+            len(batch),
+            {
+                **inflight.stages,
+                "control": control.seconds,
+                "regions": t4 - inflight.submitted,
+                "wait": t4 - t3,
+                "ack": time.monotonic() - t4,
+            },
+        )
         every = [r for _, m in routed for r in m.rejections] + extra
         for r in every:
-            log.warning("quarantined %s (device=%s seq=%s): %s: %s [%s]", r.topic, r.device_id, r.seq, r.code,
-                        r.detail, f"held in {r.payload_region}" if r.payload_region else "metadata only")
+            log.warning(
+                "quarantined %s (device=%s seq=%s): %s: %s [%s]",
+                r.topic,
+                r.device_id,
+                r.seq,
+                r.code,
+                r.detail,
+                f"held in {r.payload_region}" if r.payload_region else "metadata only",
+            )
         self.stats.committed(
             acked=acked,
             stored=sum(1 for _, m in routed if m.stored),
@@ -643,8 +719,9 @@ class Consumer:
         self.stats.set_parked(len(self._parked), self._down_regions())
         return None
 
-    def _commit_control(self, groups: list[ControlRecords], owners: Sequence[tuple[_Inbound, Routed | None]],
-                        size: int) -> _Committed | None:
+    def _commit_control(
+        self, groups: list[ControlRecords], owners: Sequence[tuple[_Inbound, Routed | None]], size: int
+    ) -> _Committed | None:
         """Commit the audit records (control thread), retrying until the control store answers. A message (or
         status) whose records the store refuses is quarantined instead (``store_rejected`` / ``bad_status``).
 
@@ -658,9 +735,15 @@ class Consumer:
             for i, error in sorted(result.refused.items()):
                 item, m = owners[i]
                 if m is None:
-                    replaced.append(RejectionRecord(item.topic, "bad_status", f"the control store refused it: "
-                                                    f"{error.reason}", len(item.payload), quarantine_id=quarantine_id(
-                                                        item.topic, item.payload, "bad_status", None)))
+                    replaced.append(
+                        RejectionRecord(
+                            item.topic,
+                            "bad_status",
+                            f"the control store refused it: {error.reason}",
+                            len(item.payload),
+                            quarantine_id=quarantine_id(item.topic, item.payload, "bad_status", None),
+                        )
+                    )
                 else:
                     replaced.append(_store_rejected(item, "control", error.reason, m))
             if replaced:
@@ -673,6 +756,7 @@ class Consumer:
     def _commit_rejections(self, rejections: list[RejectionRecord]) -> bool:
         """Commit quarantine records found after the batch's control commit (a region refused a message's data),
         in the control thread; wait for it. False if stopping before it committed."""
+
         def write() -> None:
             self._control.write_groups([ControlRecords(rejections=[r]) for r in rejections])
 
@@ -710,8 +794,11 @@ class Consumer:
             result = writer.write_groups([job[i][0] for i in with_rows])
             refused = {with_rows[i]: error.reason for i, error in result.refused.items()}
             with_held = [i for i, (_, held) in enumerate(job) if held and i not in refused]
-            held = write_isolated(region, lambda some: self._quarantine[region].write([h for g in some for h in g]),
-                                  [job[i][1] for i in with_held])
+            held = write_isolated(
+                region,
+                lambda some: self._quarantine[region].write([h for g in some for h in g]),
+                [job[i][1] for i in with_held],
+            )
             refused.update({with_held[i]: error.reason for i, error in held.refused.items()})
         except StoreUnavailableError as exc:
             self.stats.store_failed(exc.store, str(exc))
@@ -775,8 +862,9 @@ class Consumer:
             self._parked = still + done  # stopping: acknowledged nothing; the broker redelivers
             return
         if refused:
-            self.stats.committed(acked=0, stored=0, rejected=0, rows={}, decisions={},
-                                 rejections=dict(Counter(r.code for r in refused)))
+            self.stats.committed(
+                acked=0, stored=0, rejected=0, rows={}, decisions={}, rejections=dict(Counter(r.code for r in refused))
+            )
         if done:
             self.stats.unparked(self._ack(done))
             self._receipt([receipts[id(item)] for item in done if id(item) in receipts and item.epoch == self._epoch])
@@ -829,8 +917,12 @@ def _store_rejected(item: _Inbound, store: str, reason: str, m: Routed | None = 
     held it is the one that refused it). The other regions' parts of the message are stored."""
     code = "store_rejected"
     return RejectionRecord(
-        item.topic, code, f"store {store} refused this message's data: {reason}", len(item.payload),
-        m.device_id if m else None, m.seq if m else None,
+        item.topic,
+        code,
+        f"store {store} refused this message's data: {reason}",
+        len(item.payload),
+        m.device_id if m else None,
+        m.seq if m else None,
         quarantine_id=quarantine_id(item.topic, item.payload, code, store),
     )
 

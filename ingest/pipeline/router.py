@@ -112,28 +112,36 @@ _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 _PERSONAL = frozenset(UNCLASSIFIED)  # the categories whose subjects the measured volumes count
 
 
-def policy_flow(registry: Registry, site: Site, region_name: str, category: str, *,
-                edge_pseudonymized: bool = False) -> Flow:
+def policy_flow(
+    registry: Registry, site: Site, region_name: str, category: str, *, edge_pseudonymized: bool = False
+) -> Flow:
     """The policy input for ``category`` data of ``site`` stored in region ``region_name``: what the registry
     says of the origin, the destination and the recipient."""
     region = registry.regions[region_name]
-    return Flow.model_validate({
-        "origin": site.country,
-        "destination": region.country,
-        "category": category,
-        "safeguards": list(site.safeguards.get(region.country, [])),
-        "safeguard_dates": dict(site.safeguard_dates.get(region.country, {})),
-        "recipient": dict(region.recipient),
-        "entity": site.entity.model_dump(),
-        "purpose": site.purpose,
-        "volume": site.volume.model_dump(),
-        "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
-    })
+    return Flow.model_validate(
+        {
+            "origin": site.country,
+            "destination": region.country,
+            "category": category,
+            "safeguards": list(site.safeguards.get(region.country, [])),
+            "safeguard_dates": dict(site.safeguard_dates.get(region.country, {})),
+            "recipient": dict(region.recipient),
+            "entity": site.entity.model_dump(),
+            "purpose": site.purpose,
+            "volume": site.volume.model_dump(),
+            "transforms_applied": ["pseudonymized"] if edge_pseudonymized else [],
+        }
+    )
 
 
 class Router:
     def __init__(
-        self, *, registry: Registry, policy: PolicyEngine, pseudonymizer: Pseudonymizer, max_bytes: int,
+        self,
+        *,
+        registry: Registry,
+        policy: PolicyEngine,
+        pseudonymizer: Pseudonymizer,
+        max_bytes: int,
         cell: CellContext | None = None,
         volumes: VolumeTracker | None = None,
     ) -> None:
@@ -190,11 +198,17 @@ class Router:
             batch = parsed.batch
             known = (self.registry, *((self._previous[0],) if self._previous is not None else ()))
             if not any(parsed.registry is r for r in known):
-                return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq,
-                                   lambda: self._reparse_and_route(parsed))
+                return self._guard(
+                    parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._reparse_and_route(parsed)
+                )
             with self._using(parsed.registry):
-                return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: self._route_batch(
-                    parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site))
+                return self._guard(
+                    parsed.topic,
+                    parsed.payload,
+                    batch.device_id,
+                    batch.seq,
+                    lambda: self._route_batch(parsed.topic, parsed.payload, batch, parsed.site_id, parsed.site),
+                )
 
     # --- Sparkplug B (docs/sparkplug.md) ---
     def parse_sparkplug(self, topic: str, payload: bytes, *, received: float | None = None) -> SpbParsed | Routed:
@@ -208,8 +222,13 @@ class Router:
         """Split, decide and transform a Sparkplug message resolved against its session (ingest.sparkplug.sessions),
         like a batch of ours: its device, seq = its position, its declared metrics as fields."""
         with self._registry_lock, self._using(parsed.registry):
-            return self._guard(parsed.topic, parsed.payload, parsed.device_id, resolved.position,
-                               lambda: self._route_sparkplug(parsed, resolved))
+            return self._guard(
+                parsed.topic,
+                parsed.payload,
+                parsed.device_id,
+                resolved.position,
+                lambda: self._route_sparkplug(parsed, resolved),
+            )
 
     def _parse_sparkplug(self, topic: str, payload: bytes) -> SpbParsed | Routed:
         def reject(code: str, detail: str, device: str | None = None, *, hold: bool = False) -> Routed:
@@ -224,22 +243,30 @@ class Router:
         registry = self.registry
         site_id = registry.sparkplug_node_site(where.group, where.edge_node)
         if site_id is None:
-            return reject("unknown_device", f"Sparkplug edge node {where.group}/{where.edge_node} is not in the "
-                          "registry (no device has sparkplug: {group: ..., edge_node: ...} naming it)")
+            return reject(
+                "unknown_device",
+                f"Sparkplug edge node {where.group}/{where.edge_node} is not in the "
+                "registry (no device has sparkplug: {group: ..., edge_node: ...} naming it)",
+            )
         site = registry.sites[site_id]
         device_id = registry.sparkplug_device(where.group, where.edge_node, where.device)
         holder = device_id or registry.sparkplug_device(where.group, where.edge_node, None)
         serving = self.cell.topology.cell_of_site(site_id) if self.cell is not None else None
         if self.cell is not None and serving != self.cell.name:
-            return reject("wrong_cell", f"site {site_id!r} is served by cell {serving!r}, not by cell "
-                          f"{self.cell.name!r}: its edge nodes must connect to their own cell's broker; payload not "
-                          "kept here", holder)
+            return reject(
+                "wrong_cell",
+                f"site {site_id!r} is served by cell {serving!r}, not by cell "
+                f"{self.cell.name!r}: its edge nodes must connect to their own cell's broker; payload not "
+                "kept here",
+                holder,
+            )
         try:
             decoded = decode_sparkplug(payload)
         except SparkplugError as exc:
             return reject(exc.code, exc.reason, holder, hold=True)
-        return SpbParsed(topic, payload, where, decoded, device_id, site_id, site, message_digest(topic, payload),
-                         registry)
+        return SpbParsed(
+            topic, payload, where, decoded, device_id, site_id, site, message_digest(topic, payload), registry
+        )
 
     def _route_sparkplug(self, parsed: SpbParsed, r: Resolved) -> Routed:
         topic, payload, where = parsed.topic, parsed.payload, parsed.where
@@ -252,11 +279,25 @@ class Router:
             return Routed(rejections=[q(*r.refused)])
         node = f"{where.group}/{where.edge_node}"
         if r.verdict == "conflict":
-            return Routed(rejections=[q("seq_conflict", f"position {r.position} of Sparkplug edge node {node} was "
-                                        "claimed before by other content; not stored")])
+            return Routed(
+                rejections=[
+                    q(
+                        "seq_conflict",
+                        f"position {r.position} of Sparkplug edge node {node} was "
+                        "claimed before by other content; not stored",
+                    )
+                ]
+            )
         if r.verdict == "jump":
-            return Routed(rejections=[q("seq_jump", f"position {r.position} of Sparkplug edge node {node} is further "
-                                        "ahead of its highest than it could have come; not stored")])
+            return Routed(
+                rejections=[
+                    q(
+                        "seq_jump",
+                        f"position {r.position} of Sparkplug edge node {node} is further "
+                        "ahead of its highest than it could have come; not stored",
+                    )
+                ]
+            )
         merged: dict[str, list[str]] = {}
         for code, detail in r.problems:
             merged.setdefault(code, []).append(detail)
@@ -265,11 +306,19 @@ class Router:
             return Routed(device_id=holder or where.node_key, seq=r.position, rejections=extra)
         if parsed.device_id is None:
             what = f"device {where.device!r}" if where.device is not None else "the edge node's own metrics"
-            return Routed(rejections=[*extra, q(
-                "unknown_device", f"{what} of Sparkplug edge node {node} is not in the registry (no device has "
-                f"sparkplug: {{group: {where.group}, edge_node: {where.edge_node}"
-                f"{', device: ' + where.device if where.device else ''}}}); its {len(r.metrics)} metrics were not "
-                "stored", hold=False)])
+            return Routed(
+                rejections=[
+                    *extra,
+                    q(
+                        "unknown_device",
+                        f"{what} of Sparkplug edge node {node} is not in the registry (no device has "
+                        f"sparkplug: {{group: {where.group}, edge_node: {where.edge_node}"
+                        f"{', device: ' + where.device if where.device else ''}}}); "
+                        f"its {len(r.metrics)} metrics were not stored",
+                        hold=False,
+                    ),
+                ]
+            )
         assert r.position is not None
         device = self.registry.devices[parsed.device_id]
         profile = self.registry.profiles[device.profile]
@@ -279,8 +328,10 @@ class Router:
         batch, problems = to_batch(parsed, r.position, r.metrics, fields)
         for code, items in problems.items():
             if code == "undeclared_field":
-                detail = (f"Sparkplug metrics {sorted(set(items))[:20]} are not declared in profile {device.profile!r} "
-                          "(no field has them as sparkplug_metric); they were not stored")
+                detail = (
+                    f"Sparkplug metrics {sorted(set(items))[:20]} are not declared in profile {device.profile!r} "
+                    "(no field has them as sparkplug_metric); they were not stored"
+                )
             else:
                 detail = "; ".join(items[:10])
             extra.append(q(code, detail))
@@ -311,9 +362,19 @@ class Router:
         be trusted (payload held only where every category it may hold is allowed)."""
         with self._registry_lock:
             batch = parsed.batch
-            return self._guard(parsed.topic, parsed.payload, batch.device_id, batch.seq, lambda: Routed(
-                rejections=[self._quarantine(parsed.topic, parsed.payload, code, detail, batch.device_id,
-                                             batch.seq, hold=True)]))
+            return self._guard(
+                parsed.topic,
+                parsed.payload,
+                batch.device_id,
+                batch.seq,
+                lambda: Routed(
+                    rejections=[
+                        self._quarantine(
+                            parsed.topic, parsed.payload, code, detail, batch.device_id, batch.seq, hold=True
+                        )
+                    ]
+                ),
+            )
 
     def receive_part(self, topic: str, payload: bytes) -> Routed:
         """A part from a peer cell: its rows for the local region and this cell's decisions, or its refusal
@@ -323,9 +384,17 @@ class Router:
 
     def _receive_part(self, topic: str, payload: bytes) -> Routed:
         if self.cell is None:
-            return Routed(rejections=[RejectionRecord(
-                topic, "transfer_refused", "this ingest is not a cell's: it accepts no transfers", len(payload),
-                quarantine_id=quarantine_id(topic, payload, "transfer_refused", None))])
+            return Routed(
+                rejections=[
+                    RejectionRecord(
+                        topic,
+                        "transfer_refused",
+                        "this ingest is not a cell's: it accepts no transfers",
+                        len(payload),
+                        quarantine_id=quarantine_id(topic, payload, "transfer_refused", None),
+                    )
+                ]
+            )
         registry = self.registry
 
         def decide(site_id: str, region: str, category: str, pseudonymized: bool) -> tuple[Flow, Decision]:
@@ -337,36 +406,63 @@ class Router:
         except TransferRefused as exc:
             part = exc.part
             return Routed(
-                rejections=[RejectionRecord(
-                    topic, "transfer_refused", exc.reason, len(payload), part.device_id if part else None,
-                    part.seq if part else None, quarantine_id=quarantine_id(topic, payload, "transfer_refused", None),
-                    origin_country=part.origin_country if part else None,
-                )],
+                rejections=[
+                    RejectionRecord(
+                        topic,
+                        "transfer_refused",
+                        exc.reason,
+                        len(payload),
+                        part.device_id if part else None,
+                        part.seq if part else None,
+                        quarantine_id=quarantine_id(topic, payload, "transfer_refused", None),
+                        origin_country=part.origin_country if part else None,
+                    )
+                ],
                 receipt=(part.from_cell, part.part_id) if part else None,
             )
         part = accepted.part
         site = registry.sites[part.site_id]
         region = registry.regions[part.region]
         readings = len({idx for idx, _ts, _values in part.readings})
-        routed = Routed(rows={part.region: accepted.rows}, device_id=part.device_id, seq=part.seq,
-                        readings=readings, receipt=(part.from_cell, part.part_id))
+        routed = Routed(
+            rows={part.region: accepted.rows},
+            device_id=part.device_id,
+            seq=part.seq,
+            readings=readings,
+            receipt=(part.from_cell, part.part_id),
+        )
         for category, (flow, decision) in accepted.decisions.items():
-            routed.decisions.append(DecisionRecord(
-                decision_id=decision_id(part.device_id, part.seq, category, part.region, decision.policy_revision),
-                device_id=part.device_id, seq=part.seq, site_id=part.site_id, origin_country=site.country,
-                category=category, region=part.region, destination_country=region.country,
-                outcome="transformed" if decision.transforms else "stored", decision=decision, readings=readings,
-                input=self._input_of(flow),
-            ))
+            routed.decisions.append(
+                DecisionRecord(
+                    decision_id=decision_id(part.device_id, part.seq, category, part.region, decision.policy_revision),
+                    device_id=part.device_id,
+                    seq=part.seq,
+                    site_id=part.site_id,
+                    origin_country=site.country,
+                    category=category,
+                    region=part.region,
+                    destination_country=region.country,
+                    outcome="transformed" if decision.transforms else "stored",
+                    decision=decision,
+                    readings=readings,
+                    input=self._input_of(flow),
+                )
+            )
         return routed
 
     def status(self, topic: str, payload: bytes, now: datetime, max_skew: timedelta) -> Status | RejectionRecord:
         """A gateway status, checked against its topic and the registry; or its rejection (``bad_status``,
         metadata only). It must name the gateway and site of its topic, list only devices of that site, and
         not be dated beyond ``max_skew`` ahead of ``now`` (a future date would freeze the gateway's status)."""
+
         def bad(detail: str) -> RejectionRecord:
-            return RejectionRecord(topic, "bad_status", detail, len(payload),
-                                   quarantine_id=quarantine_id(topic, payload, "bad_status", None))
+            return RejectionRecord(
+                topic,
+                "bad_status",
+                detail,
+                len(payload),
+                quarantine_id=quarantine_id(topic, payload, "bad_status", None),
+            )
 
         try:
             where = StatusTopic.parse(topic)
@@ -374,23 +470,29 @@ class Router:
         except (TopicError, DecodeError) as exc:
             return bad(str(exc))
         if (status.gateway_id, status.site_id) != (where.gateway_id, where.site_id):
-            return bad(f"status names gateway {status.gateway_id!r} of site {status.site_id!r}; its topic is "
-                       f"gateway {where.gateway_id!r} of site {where.site_id!r}")
+            return bad(
+                f"status names gateway {status.gateway_id!r} of site {status.site_id!r}; its topic is "
+                f"gateway {where.gateway_id!r} of site {where.site_id!r}"
+            )
         with self._registry_lock:
             registry = self.registry
         if status.site_id not in registry.sites:
             return bad(f"site {status.site_id!r} is not in the registry")
-        foreign = sorted(d for d in status.devices
-                         if d in registry.devices and registry.devices[d].site != status.site_id)
+        foreign = sorted(
+            d for d in status.devices if d in registry.devices and registry.devices[d].site != status.site_id
+        )
         if foreign:
             return bad(f"status of site {status.site_id!r} lists devices of other sites: {foreign[:10]}")
         if status.at > now + max_skew:
-            return bad(f"status dated {status.at.isoformat()}, more than {max_skew.total_seconds():.0f} s ahead of "
-                       f"the ingest's clock ({now.isoformat()})")
+            return bad(
+                f"status dated {status.at.isoformat()}, more than {max_skew.total_seconds():.0f} s ahead of "
+                f"the ingest's clock ({now.isoformat()})"
+            )
         return status
 
-    def _guard(self, topic: str, payload: bytes, device_id: str | None, seq: int | None,
-               work: Callable[[], _R]) -> _R | Routed:
+    def _guard(
+        self, topic: str, payload: bytes, device_id: str | None, seq: int | None, work: Callable[[], _R]
+    ) -> _R | Routed:
         """Run ``work`` for one message; any exception but a policy outage becomes the message's rejection."""
         try:
             return work()
@@ -405,8 +507,13 @@ class Router:
                 record = self._quarantine(topic, payload, code, detail, device_id, seq, hold=True)
             except Exception:  # the policy cannot say where the payload may live: metadata only
                 record = RejectionRecord(
-                    topic, code, detail + "; payload discarded (no lawful region could be determined)", len(payload),
-                    device_id, seq, quarantine_id=quarantine_id(topic, payload, code, None),
+                    topic,
+                    code,
+                    detail + "; payload discarded (no lawful region could be determined)",
+                    len(payload),
+                    device_id,
+                    seq,
+                    quarantine_id=quarantine_id(topic, payload, code, None),
                 )
             return Routed(rejections=[record])
 
@@ -419,8 +526,9 @@ class Router:
     def _parse(self, topic: str, payload: bytes) -> Parsed | Routed:
         size = len(payload)
 
-        def reject(code: str, detail: str, device: str | None = None, seq: int | None = None, *,
-                   hold: bool = False) -> Routed:
+        def reject(
+            code: str, detail: str, device: str | None = None, seq: int | None = None, *, hold: bool = False
+        ) -> Routed:
             return Routed(rejections=[self._quarantine(topic, payload, code, detail, device, seq, hold=hold)])
 
         if size > self.max_bytes:
@@ -438,26 +546,30 @@ class Router:
             return reject(
                 "topic_mismatch",
                 f"payload device_id {batch.device_id!r} differs from topic device {parsed_topic.device_id!r}",
-                parsed_topic.device_id, batch.seq,
+                parsed_topic.device_id,
+                batch.seq,
             )
         found = self.registry.site_of(batch.device_id)
         if found is None:
-            return reject("unknown_device", f"device {batch.device_id!r} is not in the registry",
-                          batch.device_id, batch.seq)
+            return reject(
+                "unknown_device", f"device {batch.device_id!r} is not in the registry", batch.device_id, batch.seq
+            )
         site_id, site = found
         if parsed_topic.site_id != site_id:
             return reject(
                 "site_mismatch",
                 f"device {batch.device_id!r} belongs to site {site_id!r}, published under site "
                 f"{parsed_topic.site_id!r}",
-                batch.device_id, batch.seq,
+                batch.device_id,
+                batch.seq,
             )
         if self.cell is not None and self.cell.topology.cell_of_site(site_id) != self.cell.name:
             return reject(
                 "wrong_cell",
                 f"site {site_id!r} is served by cell {self.cell.topology.cell_of_site(site_id)!r}, not by cell "
                 f"{self.cell.name!r}: its gateways must connect to their own cell's broker; payload not kept here",
-                batch.device_id, batch.seq,
+                batch.device_id,
+                batch.seq,
             )
         claim = batch.origin
         if claim is not None and (
@@ -468,7 +580,8 @@ class Router:
                 "origin_mismatch",
                 f"payload claims origin site={claim.site_id!r} country={claim.country!r}; registry says "
                 f"site={site_id!r} country={site.country!r}",
-                batch.device_id, batch.seq,
+                batch.device_id,
+                batch.seq,
             )
         return Parsed(topic, payload, batch, site_id, site, hashlib.sha256(inflated).digest(), self.registry)
 
@@ -487,15 +600,32 @@ class Router:
         return data
 
     def _quarantine(
-        self, topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,
-        hold: bool, categories: tuple[str, ...] | None = None,
+        self,
+        topic: str,
+        payload: bytes,
+        code: str,
+        detail: str,
+        device_id: str | None,
+        seq: int | None,
+        *,
+        hold: bool,
+        categories: tuple[str, ...] | None = None,
     ) -> RejectionRecord:
         """A rejection, its payload held where :mod:`ingest.quarantine.placement` finds it may lawfully live. In a
         cell, only among the cell's own regions: a quarantined payload is raw, and a raw payload never leaves its
         cell."""
         return placement.rejection(
-            topic, payload, code, detail, device_id, seq, hold=hold, categories=categories, registry=self.registry,
-            regions=self.cell.regions if self.cell is not None else self.registry.regions, allows=self._allows,
+            topic,
+            payload,
+            code,
+            detail,
+            device_id,
+            seq,
+            hold=hold,
+            categories=categories,
+            registry=self.registry,
+            regions=self.cell.regions if self.cell is not None else self.registry.regions,
+            allows=self._allows,
         )
 
     def _allows(self, site: Site, region_name: str, category: str) -> bool:
@@ -550,19 +680,32 @@ class Router:
                 parts[spec[0]].append((idx, name, reading.ts, value))
         profile_name = self.registry.devices[batch.device_id].profile
         if undeclared:
-            routed.rejections.append(self._quarantine(
-                topic, payload, "undeclared_field",
-                f"fields {sorted(undeclared)} are not declared in profile {profile_name!r}; they were not stored",
-                batch.device_id, batch.seq, hold=True,
-            ))
+            routed.rejections.append(
+                self._quarantine(
+                    topic,
+                    payload,
+                    "undeclared_field",
+                    f"fields {sorted(undeclared)} are not declared in profile {profile_name!r}; they were not stored",
+                    batch.device_id,
+                    batch.seq,
+                    hold=True,
+                )
+            )
         if wrong:
-            found = ", ".join(f"{name}: {kind}, declared {profile.fields[name].type}"
-                              for name, kind in sorted(wrong.items()))
-            routed.rejections.append(self._quarantine(
-                topic, payload, "wrong_type",
-                f"values of the wrong type in profile {profile_name!r} ({found}); those values were not stored",
-                batch.device_id, batch.seq, hold=True,
-            ))
+            found = ", ".join(
+                f"{name}: {kind}, declared {profile.fields[name].type}" for name, kind in sorted(wrong.items())
+            )
+            routed.rejections.append(
+                self._quarantine(
+                    topic,
+                    payload,
+                    "wrong_type",
+                    f"values of the wrong type in profile {profile_name!r} ({found}); those values were not stored",
+                    batch.device_id,
+                    batch.seq,
+                    hold=True,
+                )
+            )
 
         candidates = self.registry.candidate_regions(site)
         edge = batch.edge_transforms
@@ -586,36 +729,60 @@ class Router:
                     placed = True
                     if flow_input is not None and category in _PERSONAL:  # volumes hook
                         transferred.add(region_name)
-                routed.decisions.append(DecisionRecord(
-                    decision_id=did, device_id=batch.device_id, seq=batch.seq, site_id=site_id,
-                    origin_country=site.country, category=category, region=region_name,
-                    destination_country=region.country, outcome=outcome, decision=decision,
-                    readings=len(batch.readings), input=flow_input if flow_input is not None else self._input_of(flow),
-                ))
+                routed.decisions.append(
+                    DecisionRecord(
+                        decision_id=did,
+                        device_id=batch.device_id,
+                        seq=batch.seq,
+                        site_id=site_id,
+                        origin_country=site.country,
+                        category=category,
+                        region=region_name,
+                        destination_country=region.country,
+                        outcome=outcome,
+                        decision=decision,
+                        readings=len(batch.readings),
+                        input=flow_input if flow_input is not None else self._input_of(flow),
+                    )
+                )
             if not placed:
-                routed.rejections.append(self._quarantine(
-                    topic, payload, "no_lawful_region",
-                    f"no candidate region may hold {category} data from {site.country} "
-                    f"({', '.join(candidates)}); {len(values)} values not stored",
-                    batch.device_id, batch.seq, hold=True,
-                    categories=tuple(sorted({f.category for f in profile.fields.values()})),
-                ))
+                routed.rejections.append(
+                    self._quarantine(
+                        topic,
+                        payload,
+                        "no_lawful_region",
+                        f"no candidate region may hold {category} data from {site.country} "
+                        f"({', '.join(candidates)}); {len(values)} values not stored",
+                        batch.device_id,
+                        batch.seq,
+                        hold=True,
+                        categories=tuple(sorted({f.category for f in profile.fields.values()})),
+                    )
+                )
         if transferred and self.volumes is not None:  # volumes hook: the subjects now count where their data went
             self.volumes.record(site_id, transferred, subjects)
         return routed
 
     def _apply(
-        self, decision: Decision, did: uuid.UUID, batch: Batch, site_id: str, site: Site, category: str,
+        self,
+        decision: Decision,
+        did: uuid.UUID,
+        batch: Batch,
+        site_id: str,
+        site: Site,
+        category: str,
         values: list[tuple[int, str, datetime, Any]],
     ) -> tuple[str, list[Row], Decision]:
         """Apply one decision to a category's values: (outcome, rows, decision as logged)."""
         if not decision.allow:
             return outcome_of(decision.allow), [], decision
         wanted_by = decision.transforms
-        demanded = ({wanted_by.get(name, wanted_by.get(category)) for _, name, _, _ in values} if wanted_by
-                    else _NONE_DEMANDED)
-        unsupported = (sorted(t for t in demanded if t is not None and t not in transforms.SUPPORTED)
-                       if wanted_by else None)
+        demanded = (
+            {wanted_by.get(name, wanted_by.get(category)) for _, name, _, _ in values} if wanted_by else _NONE_DEMANDED
+        )
+        unsupported = (
+            sorted(t for t in demanded if t is not None and t not in transforms.SUPPORTED) if wanted_by else None
+        )
         if unsupported:
             reasons = [*decision.reasons, f"ingest cannot apply transform(s) {unsupported} per message"]
             return outcome_of(allow=False), [], decision.model_copy(update={"allow": False, "reasons": reasons})
@@ -628,12 +795,34 @@ class Router:
             for idx, name, ts, value in values:
                 kind = type(value)
                 if kind is float:
-                    append(new(Row, (device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did,
-                                     revision)))
+                    append(
+                        new(
+                            Row,
+                            (
+                                device_id,
+                                seq,
+                                idx,
+                                name,
+                                ts,
+                                site_id,
+                                country,
+                                category,
+                                value,
+                                None,
+                                None,
+                                did,
+                                revision,
+                            ),
+                        )
+                    )
                 else:
                     num, txt = _split(value)
-                    append(new(Row, (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did,
-                                     revision)))
+                    append(
+                        new(
+                            Row,
+                            (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did, revision),
+                        )
+                    )
             return outcome_of(decision.allow), rows, decision
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
@@ -644,8 +833,23 @@ class Router:
                     continue
             transform = "pseudonymized" if edge or wanted == "pseudonymize" else None
             num, txt = _split(value)
-            rows.append(Row(batch.device_id, batch.seq, idx, name, ts, site_id, site.country, category, num, txt,
-                            transform, did, decision.policy_revision))
+            rows.append(
+                Row(
+                    batch.device_id,
+                    batch.seq,
+                    idx,
+                    name,
+                    ts,
+                    site_id,
+                    site.country,
+                    category,
+                    num,
+                    txt,
+                    transform,
+                    did,
+                    decision.policy_revision,
+                )
+            )
         outcome = outcome_of(decision.allow, transformed=demanded != _NONE_DEMANDED)
         return outcome, rows, decision
 

@@ -19,7 +19,8 @@ _DECISIONS = PromCounter("ingest_decisions", "Policy decisions logged, by outcom
 _INFLIGHT = Gauge("ingest_inflight_messages", "Messages received and not yet acknowledged")
 _STORE_ERRORS = PromCounter("ingest_store_errors", "Failed commit attempts, by store", ["store"])
 _FLUSH_STAGE = Histogram(
-    "ingest_flush_stage_seconds", "Time of each stage of a flush: queued (first message's wait before the flush "
+    "ingest_flush_stage_seconds",
+    "Time of each stage of a flush: queued (first message's wait before the flush "
     "began), route, control (decision log commit, in the control thread), regions (hand-over to the last region "
     "commit), both overlapping the next batch's route; wait (what the flush thread still waited for the control "
     "and region commits), ack",
@@ -27,11 +28,14 @@ _FLUSH_STAGE = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 _FLUSH_MESSAGES = Histogram(
-    "ingest_flush_messages", "Messages per flush", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+    "ingest_flush_messages",
+    "Messages per flush",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
 )
 _PARKED = Gauge("ingest_parked_messages", "Messages waiting for an unavailable region store")
-_PIPELINE_OK = Gauge("ingest_pipeline_ok", "1 while no worker thread died and the pipeline is not stalled "
-                     "(docs/message-isolation.md)")
+_PIPELINE_OK = Gauge(
+    "ingest_pipeline_ok", "1 while no worker thread died and the pipeline is not stalled (docs/message-isolation.md)"
+)
 
 
 class PipelineStats:
@@ -65,7 +69,13 @@ class PipelineStats:
         _INFLIGHT.inc()
 
     def committed(
-        self, *, acked: int, stored: int, rejected: int, rows: dict[str, int], decisions: dict[str, int],
+        self,
+        *,
+        acked: int,
+        stored: int,
+        rejected: int,
+        rows: dict[str, int],
+        decisions: dict[str, int],
         rejections: dict[str, int],
     ) -> None:
         with self._lock:
@@ -146,8 +156,12 @@ class PipelineStats:
         return problem
 
     def _healthy(self) -> bool:
-        return (self.broker_connected and not self.down_stores and self.subscription_error is None
-                and self._problem() is None)
+        return (
+            self.broker_connected
+            and not self.down_stores
+            and self.subscription_error is None
+            and self._problem() is None
+        )
 
     def healthy(self) -> bool:
         with self._lock:

@@ -25,8 +25,9 @@ class Pseudonymizer:
         self.key_id = key_id
 
     def token(self, value: Value) -> str:
-        digest = hmac.new(self._key, repr(value).encode() if not isinstance(value, str) else value.encode(),
-                          hashlib.sha256).hexdigest()
+        digest = hmac.new(
+            self._key, repr(value).encode() if not isinstance(value, str) else value.encode(), hashlib.sha256
+        ).hexdigest()
         return f"ps1:{self.key_id}:{digest[:32]}"
 
 

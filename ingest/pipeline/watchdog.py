@@ -57,6 +57,8 @@ class Watchdog:
             return self.fatal
         idle = time.monotonic() - self._last
         if waiting > 0 and idle > self.stall_s:
-            return (f"pipeline stalled: no progress for {idle:.0f} s in stage {self._stage!r} with {waiting} "
-                    f"messages waiting")
+            return (
+                f"pipeline stalled: no progress for {idle:.0f} s in stage {self._stage!r} with {waiting} "
+                f"messages waiting"
+            )
         return None

@@ -61,8 +61,10 @@ def check_candidate(policy_dir: Path, invariants: InvariantSet | None = None) ->
     passed = sum(r.passed for r in results)
     failed = [r for r in results if not r.passed]
     if not results:
-        problems.append("no Rego tests (rego/**/*_test.rego): a policy is only activated when its tests pass "
-                        "(build drafts with `python -m policy bundle --with-tests`)")
+        problems.append(
+            "no Rego tests (rego/**/*_test.rego): a policy is only activated when its tests pass "
+            "(build drafts with `python -m policy bundle --with-tests`)"
+        )
     if failed:
         shown = "; ".join(f"{r.test.id}: {r.detail}" for r in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""

@@ -81,8 +81,9 @@ class RuntimeCore:
                 startup_refused = self._check_opa_invariants(revision)
                 unchecked = False
             except PolicyUnavailableError as exc:  # paused until a poll can check it
-                startup_refused = CheckResult(revision, None, 0, 0, f"could not be checked against the platform "
-                                              f"invariants: {exc}")
+                startup_refused = CheckResult(
+                    revision, None, 0, 0, f"could not be checked against the platform invariants: {exc}"
+                )
                 unchecked = True
         else:
             copy = snapshot(self.policy_dir)
@@ -134,8 +135,14 @@ class RuntimeCore:
         }
 
     def _activate(
-        self, inner: PolicyEngine, revision: str, source: Source, actor: str, check: CheckResult | None,
-        draft_id: str | None = None, audit: bool = False,
+        self,
+        inner: PolicyEngine,
+        revision: str,
+        source: Source,
+        actor: str,
+        check: CheckResult | None,
+        draft_id: str | None = None,
+        audit: bool = False,
     ) -> Activation:
         state = self._state(inner, revision, source, actor)
         if isinstance(state.engine, CachedPolicyEngine) and isinstance(self.active.state.engine, CachedPolicyEngine):
@@ -146,8 +153,15 @@ class RuntimeCore:
         previous = self.active.swap(state)
         self.last_refused = None  # the banner of an earlier refusal ends with a later success
         result = Activation(
-            revision, previous.revision, actor, source, "accepted", None,
-            check.tests_passed if check else None, check.tests_failed if check else None, draft_id,
+            revision,
+            previous.revision,
+            actor,
+            source,
+            "accepted",
+            None,
+            check.tests_passed if check else None,
+            check.tests_failed if check else None,
+            draft_id,
             audited=audit,
         )
         for listener in self._listeners:
@@ -157,16 +171,35 @@ class RuntimeCore:
         return result
 
     def _refuse(
-        self, revision: str, source: Source, actor: str, check: CheckResult, draft_id: str | None = None,
+        self,
+        revision: str,
+        source: Source,
+        actor: str,
+        check: CheckResult,
+        draft_id: str | None = None,
         audit: bool = False,
     ) -> Activation:
         result = Activation(
-            revision, self.active.revision, actor, source, "refused", check.error,
-            check.tests_passed, check.tests_failed, draft_id, audited=audit,
+            revision,
+            self.active.revision,
+            actor,
+            source,
+            "refused",
+            check.error,
+            check.tests_passed,
+            check.tests_failed,
+            draft_id,
+            audited=audit,
         )
         self.last_refused = result
-        log.warning("policy %s refused (%s, by %s): %s; %s stays active", revision, source, actor, check.error,
-                    self.active.revision)
+        log.warning(
+            "policy %s refused (%s, by %s): %s; %s stays active",
+            revision,
+            source,
+            actor,
+            check.error,
+            self.active.revision,
+        )
         self._record(result)
         return result
 
@@ -178,8 +211,10 @@ class RuntimeCore:
 
     @staticmethod
     def _hold_reason(revision: str, error: str | None) -> str:
-        return (f"OPA serves revision {revision}, which {error}; routing waits until OPA serves a revision that "
-                "keeps every platform invariant")
+        return (
+            f"OPA serves revision {revision}, which {error}; routing waits until OPA serves a revision that "
+            "keeps every platform invariant"
+        )
 
     # --- control store -------------------------------------------------------------------------------
 

@@ -47,9 +47,13 @@ class DraftActivation(RuntimeCore):
         with contextlib.suppress(ActivationRefused, DraftNotFoundError):  # recorded; this replica keeps its own
             if row["draft_id"] is None:  # the policy directory was activated again through the API
                 if compute_revision(self.policy_dir) != row["revision"]:
-                    log.warning("not following %s's activation of policy directory revision %s: this replica's "
-                                "directory %s has another revision", row["activated_by"], row["revision"],
-                                self.policy_dir)
+                    log.warning(
+                        "not following %s's activation of policy directory revision %s: this replica's "
+                        "directory %s has another revision",
+                        row["activated_by"],
+                        row["revision"],
+                        self.policy_dir,
+                    )
                     return
                 self.activate_file(row["activated_by"])
             else:
@@ -69,9 +73,18 @@ class DraftActivation(RuntimeCore):
         draft_id = files_digest(files)
         tests = count_tests(files)
         policy_activations.save_draft(
-            self.control_dsn, draft_id=draft_id, revision=check.revision, uploaded_by=uploaded_by, files=texts,
-            size=size, tests=tests, loads=check.engine is not None, tests_passed=check.tests_passed,
-            tests_failed=check.tests_failed, check_error=check.error, invariants_failed=check.invariants_failed,
+            self.control_dsn,
+            draft_id=draft_id,
+            revision=check.revision,
+            uploaded_by=uploaded_by,
+            files=texts,
+            size=size,
+            tests=tests,
+            loads=check.engine is not None,
+            tests_passed=check.tests_passed,
+            tests_failed=check.tests_failed,
+            check_error=check.error,
+            invariants_failed=check.invariants_failed,
         )
         if check.engine is not None:
             self._remember(check.revision, check.engine)
@@ -100,8 +113,9 @@ class DraftActivation(RuntimeCore):
         ``audit``: also write the attempt to the audit trail (an API request).
         """
         if self.kind == "opa":
-            raise ManagedByOpaError("policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa): "
-                                    "activate by publishing a new bundle")
+            raise ManagedByOpaError(
+                "policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa): activate by publishing a new bundle"
+            )
         if draft_id is None and revision is None:
             raise DraftNotFoundError("name a draft_id or a revision to activate")
         try:
@@ -116,8 +130,13 @@ class DraftActivation(RuntimeCore):
         with self._lock:
             check = check_draft(files, self.invariants, prefix="policy-activate-")
             if check.ok and check.revision != revision:
-                check = CheckResult(check.revision, None, check.tests_passed, check.tests_failed,
-                                    f"the stored files hash to {check.revision}, not {revision}")
+                check = CheckResult(
+                    check.revision,
+                    None,
+                    check.tests_passed,
+                    check.tests_failed,
+                    f"the stored files hash to {check.revision}, not {revision}",
+                )
             if not check.ok or check.engine is None:
                 self._refuse(revision, "api", activated_by, check, draft_id, audit=audit)
                 raise ActivationRefused(revision, check.error or "does not load")
@@ -154,9 +173,7 @@ class DraftActivation(RuntimeCore):
         except (PolicyError, OSError):
             return None
 
-    def draft_files(
-        self, revision: str | None, *, draft_id: str | None = None
-    ) -> tuple[str, str, dict[str, bytes]]:
+    def draft_files(self, revision: str | None, *, draft_id: str | None = None) -> tuple[str, str, dict[str, bytes]]:
         """(draft id, revision, files) of ``draft_id``, or of the best draft of ``revision`` (see :meth:`activate`)."""
         found = policy_activations.find_draft(self.control_dsn, revision, draft_id=draft_id)
         if found is None:

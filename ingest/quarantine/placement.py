@@ -47,8 +47,17 @@ def lawful_region(site: Site, categories: tuple[str, ...], regions: Iterable[str
 
 
 def rejection(
-    topic: str, payload: bytes, code: str, detail: str, device_id: str | None, seq: int | None, *,
-    hold: bool, registry: Registry, regions: Collection[str], allows: Allows,
+    topic: str,
+    payload: bytes,
+    code: str,
+    detail: str,
+    device_id: str | None,
+    seq: int | None,
+    *,
+    hold: bool,
+    registry: Registry,
+    regions: Collection[str],
+    allows: Allows,
     categories: tuple[str, ...] | None = None,
 ) -> RejectionRecord:
     """A rejection whose payload is held, when ``hold``, in the lawful region among ``regions`` for the categories
@@ -59,17 +68,25 @@ def rejection(
     region: str | None = None
     kinds: tuple[str, ...] = ()
     if hold and site is not None and device_id is not None:
-        kinds = categories or tuple(sorted(
-            {f.category for f in registry.profile_of(device_id).fields.values()} | set(UNCLASSIFIED)
-        ))
+        kinds = categories or tuple(
+            sorted({f.category for f in registry.profile_of(device_id).fields.values()} | set(UNCLASSIFIED))
+        )
         region = lawful_region(site[1], kinds, regions, allows)
         if region is None:
             detail += f"; no region may hold {'/'.join(kinds)} data from {origin}: payload discarded"
     category = "/".join(kinds) if kinds else None
     return RejectionRecord(
-        topic, code, detail, len(payload), device_id, seq,
-        quarantine_id=quarantine_id(topic, payload, code, category), origin_country=origin,
-        category=category, payload_region=region, payload=payload if region else None,
+        topic,
+        code,
+        detail,
+        len(payload),
+        device_id,
+        seq,
+        quarantine_id=quarantine_id(topic, payload, code, category),
+        origin_country=origin,
+        category=category,
+        payload_region=region,
+        payload=payload if region else None,
     )
 
 

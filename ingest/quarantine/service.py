@@ -43,39 +43,39 @@ CLOSED_STATES = ("released", "dismissed", "expired")
 
 NEVER_RELEASABLE: dict[str, str] = {
     "malformed": "the payload does not decode as a telemetry batch, and no registry or policy change can make "
-                 "it decode",
+    "it decode",
     "oversized": "the payload is over the size limit and was never kept",
     "bad_topic": "the topic is not a telemetry topic",
     "topic_mismatch": "the payload names another device than its topic",
     "origin_mismatch": "the payload claims another origin than the registry gives its device (possible spoofing)",
     "seq_conflict": "a batch with the same sequence number and other content was stored first; storing this one "
-                    "too would give the device two batches under one number (a gateway whose numbering restarted "
-                    "needs a new device id)",
+    "too would give the device two batches under one number (a gateway whose numbering restarted "
+    "needs a new device id)",
     "bad_status": "a gateway status is not data: the gateway's next genuine status replaces it",
     "wrong_cell": "the site is served by another cell: its gateway must connect to that cell's broker (the payload "
-                  "was not kept here)",
+    "was not kept here)",
     "transfer_refused": "this cell's policy refused a part another cell sent; that cell keeps the data",
     "spb_no_birth": "Sparkplug data before its birth cannot be read (its aliases and datatypes are in the birth); the "
-                    "ingest asked the edge node for a Rebirth, after which its data flows",
+    "ingest asked the edge node for a Rebirth, after which its data flows",
     "spb_unknown_alias": "the birth of the message's session never declared the alias; the ingest asked the edge "
-                         "node for a Rebirth",
+    "node for a Rebirth",
     "spb_stale_session": "the message belongs to an earlier session of its edge node, whose aliases may differ",
     "spb_unsupported_type": "the ingest stores no Sparkplug DataSet, Template, Bytes, File, PropertySet or array "
-                            "values",
+    "values",
     "spb_bad_value": "the value does not fit its Sparkplug datatype or the stores",
 }
 """Codes whose release can never succeed, and why (the item can be dismissed)."""
 
 RELEASE_NEEDS: dict[str, str] = {
     "undeclared_field": "declare the fields in the device's profile, or move the device to a profile that "
-                        "declares them (registry)",
+    "declares them (registry)",
     "no_lawful_region": "a policy revision (or a safeguard in the registry) that lets a candidate region hold "
-                        "the category",
+    "the category",
     "unknown_device": "register the device (registry)",
     "site_mismatch": "move the device to the site it publishes under, or fix its gateway's topics (registry)",
     "wrong_type": "declare the fields with the type their values have (registry)",
     "seq_jump": "confirming that the jump is genuine (e.g. the gateway's queue dropped batches during a long outage): "
-                "the release stores the batch and moves the device's highest sequence number",
+    "the release stores the batch and moves the device's highest sequence number",
     "policy_error": "a policy revision that evaluates the message's flows",
 }
 """What change can make the release of an item of each code succeed."""
@@ -90,8 +90,10 @@ def release_note(code: str, state: str) -> tuple[bool, str]:
     if code in NEVER_RELEASABLE:
         return False, f"{code} items cannot be released: {NEVER_RELEASABLE[code]}; dismiss it"
     if state == "discarded":
-        return False, ("the payload was discarded at receipt (no region may hold it lawfully, or its origin is "
-                       "unknown or disputed): nothing to release; dismiss it")
+        return False, (
+            "the payload was discarded at receipt (no region may hold it lawfully, or its origin is "
+            "unknown or disputed): nothing to release; dismiss it"
+        )
     return True, f"release succeeds after: {RELEASE_NEEDS.get(code, _ANY_CHANGE)}"
 
 
@@ -128,8 +130,14 @@ class Closed:
 
 
 class QuarantineService:
-    def __init__(self, settings: IngestSettings, router: Router, *,
-                 writers: Callable[[str], RegionWriter | OutboxWriter], control: Callable[[], ControlWriter]) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        router: Router,
+        *,
+        writers: Callable[[str], RegionWriter | OutboxWriter],
+        control: Callable[[], ControlWriter],
+    ) -> None:
         """``writers(region)`` and ``control()``: the pipeline's writers for a release's rows (a cell writes the
         regions of other cells to its outbox) and control records (ingest.pipeline.consumer.Consumer.new_writer,
         new_control_writer); each is closed after the release."""
@@ -145,8 +153,14 @@ class QuarantineService:
     def record_view(self, qid: uuid.UUID, *, actor: str, region: str, payload_bytes: int) -> None:
         """An audit row for a payload shown to ``actor`` (personal data may be in it)."""
         with self._control() as conn, conn.transaction():
-            audit.record(conn, actor=actor, action="quarantine.view", target=f"quarantine:{qid}", regions={region},
-                         details={"payload_bytes": payload_bytes})
+            audit.record(
+                conn,
+                actor=actor,
+                action="quarantine.view",
+                target=f"quarantine:{qid}",
+                regions={region},
+                details={"payload_bytes": payload_bytes},
+            )
 
     def _control(self) -> psycopg.Connection[store.Item]:
         return store.connect_control(self.settings.control_dsn)
@@ -167,10 +181,17 @@ class QuarantineService:
             with self._control() as conn, conn.transaction():
                 item = store.item_summary(conn, qid)
                 audit.record(
-                    conn, actor=actor, action="quarantine.release_refused", target=f"quarantine:{qid}",
+                    conn,
+                    actor=actor,
+                    action="quarantine.release_refused",
+                    target=f"quarantine:{qid}",
                     regions={item["payload_region"]} if item and item["payload_region"] else (),
-                    details={"code": item["code"] if item else None, "status": status, "reason": reason,
-                             "policy_revision": self.router.policy.revision},
+                    details={
+                        "code": item["code"] if item else None,
+                        "status": status,
+                        "reason": reason,
+                        "policy_revision": self.router.policy.revision,
+                    },
                 )
         except (psycopg.Error, StoreUnavailableError) as err:
             log.error("could not record the refused release of %s by %s: %s", qid, actor, err)
@@ -194,7 +215,8 @@ class QuarantineService:
                 raise ItemStateError(
                     f"quarantine item {qid} is a Sparkplug B message: a release would need its edge node's session "
                     "(births, aliases) at the time; not supported yet. Fix the registry and ask the edge node for a "
-                    "Rebirth, then dismiss the item")
+                    "Rebirth, then dismiss the item"
+                )
             routed = self.router.route(topic, payload)
             revision = self.router.policy.revision
             same = [r for r in routed.rejections if r.code == item["code"]]
@@ -202,7 +224,8 @@ class QuarantineService:
                 problems = "; ".join(f"{r.code}: {r.detail}" for r in same)
                 raise ItemStateError(
                     f"still rejected under policy {revision} and the registry in force: {problems}. "
-                    f"Release succeeds after: {RELEASE_NEEDS.get(item['code'], _ANY_CHANGE)}")
+                    f"Release succeeds after: {RELEASE_NEEDS.get(item['code'], _ANY_CHANGE)}"
+                )
             rows: dict[str, int] = {}
             for region, region_rows in routed.rows.items():
                 writer = self._writer(region)
@@ -213,23 +236,39 @@ class QuarantineService:
                 rows[region] = len(region_rows)
             control = self._control_writer()
             try:
-                batches = ({routed.device_id: [(routed.seq, routed.readings)]}
-                           if routed.device_id and routed.seq is not None else {})  # a stored message has both
+                batches = (
+                    {routed.device_id: [(routed.seq, routed.readings)]}
+                    if routed.device_id and routed.seq is not None
+                    else {}
+                )  # a stored message has both
                 control.write(decisions=routed.decisions, rejections=[], batches=batches, statuses=[])
             finally:
                 control.close()
-            decisions = [{"category": d.category, "region": d.region, "outcome": d.outcome,
-                          "decision_id": str(d.decision_id), "reasons": d.decision.reasons}
-                         for d in routed.decisions]
+            decisions = [
+                {
+                    "category": d.category,
+                    "region": d.region,
+                    "outcome": d.outcome,
+                    "decision_id": str(d.decision_id),
+                    "reasons": d.decision.reasons,
+                }
+                for d in routed.decisions
+            ]
             others = [{"code": r.code, "detail": r.detail} for r in routed.rejections]
-            result = {"rows": rows, "decisions": decisions, "policy_revision": revision,
-                      "other_rejections": others}
+            result = {"rows": rows, "decisions": decisions, "policy_revision": revision, "other_rejections": others}
             store.mark_released(conn, qid, actor=actor, result=result)
             audit.record(  # same transaction as the state change
-                conn, actor=actor, action="quarantine.release", target=f"quarantine:{qid}",
+                conn,
+                actor=actor,
+                action="quarantine.release",
+                target=f"quarantine:{qid}",
                 regions={item["payload_region"], *rows},
-                details={"device_id": item["device_id"], "code": item["code"], "rows": rows,
-                         "policy_revision": revision},
+                details={
+                    "device_id": item["device_id"],
+                    "code": item["code"],
+                    "rows": rows,
+                    "policy_revision": revision,
+                },
             )
         self._forget_payload(item["payload_region"], qid)
         log.info("quarantine item %s released by %s: rows %s", qid, actor, rows)
@@ -240,8 +279,9 @@ class QuarantineService:
         """Close an open item (held or discarded) with ``reason``; its payload, if any, is deleted."""
         return self._close(qid, state="dismissed", actor=actor, reason=reason, action="quarantine.dismiss")
 
-    def _close(self, qid: uuid.UUID, *, state: str, actor: str, reason: str, action: str,
-               older_than: datetime | None = None) -> Closed:
+    def _close(
+        self, qid: uuid.UUID, *, state: str, actor: str, reason: str, action: str, older_than: datetime | None = None
+    ) -> Closed:
         with self._control() as conn, conn.transaction():
             item = store.lock_item(conn, qid)
             if item is None:
@@ -251,10 +291,19 @@ class QuarantineService:
             if older_than is not None and (item["state"] != "held" or item["received_at"] >= older_than):
                 raise ItemStateError(f"quarantine item {qid} is no longer due")  # another replica acted
             closed_at = store.mark_closed(conn, qid, state=state, actor=actor, reason=reason)
-            audit.record(conn, actor=actor, action=action, target=f"quarantine:{qid}",
-                         regions={item["payload_region"]} if item["payload_region"] else (),
-                         details={"code": item["code"], "device_id": item["device_id"], "previous_state":
-                                  item["state"], "reason": reason})
+            audit.record(
+                conn,
+                actor=actor,
+                action=action,
+                target=f"quarantine:{qid}",
+                regions={item["payload_region"]} if item["payload_region"] else (),
+                details={
+                    "code": item["code"],
+                    "device_id": item["device_id"],
+                    "previous_state": item["state"],
+                    "reason": reason,
+                },
+            )
         deleted = item["payload_region"] is not None and self._forget_payload(item["payload_region"], qid)
         log.info("quarantine item %s %s by %s: %s", qid, state, actor, reason)
         return Closed(qid, state, actor, closed_at, reason, deleted)
@@ -268,9 +317,14 @@ class QuarantineService:
         days = retention / timedelta(days=1)
         for qid in due:
             try:
-                self._close(qid, state="expired", actor="retention", action="quarantine.expire",
-                            reason=f"retention of {days:g} days (INGEST_QUARANTINE_RETENTION_DAYS) elapsed",
-                            older_than=cutoff)
+                self._close(
+                    qid,
+                    state="expired",
+                    actor="retention",
+                    action="quarantine.expire",
+                    reason=f"retention of {days:g} days (INGEST_QUARANTINE_RETENTION_DAYS) elapsed",
+                    older_than=cutoff,
+                )
                 expired += 1
             except QuarantineError:
                 continue  # released, dismissed or expired meanwhile

@@ -111,7 +111,8 @@ def mark_closed(conn: psycopg.Connection[Item], qid: uuid.UUID, *, state: str, a
     """Close the item in ``state`` (dismissed, expired); returns when."""
     closed = conn.execute(
         "UPDATE rejections SET state = %s, closed_at = now(), closed_by = %s, close_reason = %s"
-        " WHERE quarantine_id = %s RETURNING closed_at", (state, actor, reason, qid),
+        " WHERE quarantine_id = %s RETURNING closed_at",
+        (state, actor, reason, qid),
     ).fetchone()
     assert closed is not None
     at: datetime = closed["closed_at"]
@@ -120,28 +121,48 @@ def mark_closed(conn: psycopg.Connection[Item], qid: uuid.UUID, *, state: str, a
 
 def due_for_expiry(conn: psycopg.Connection[Item], cutoff: datetime, limit: int) -> list[uuid.UUID]:
     """Held items received before ``cutoff``, oldest first, at most ``limit``."""
-    return [r["quarantine_id"] for r in conn.execute(
-        "SELECT quarantine_id FROM rejections WHERE state = 'held' AND received_at < %s"
-        " ORDER BY received_at LIMIT %s", (cutoff, limit)).fetchall()]
+    return [
+        r["quarantine_id"]
+        for r in conn.execute(
+            "SELECT quarantine_id FROM rejections WHERE state = 'held' AND received_at < %s"
+            " ORDER BY received_at LIMIT %s",
+            (cutoff, limit),
+        ).fetchall()
+    ]
 
 
 def list_items(
-    cur: psycopg.Cursor[Item], *, scope: list[str] | None, states: list[str] | None, code: str | None, limit: int,
+    cur: psycopg.Cursor[Item],
+    *,
+    scope: list[str] | None,
+    states: list[str] | None,
+    code: str | None,
+    limit: int,
     offset: int,
 ) -> tuple[dict[str, int], int, list[Item]]:
     """(items per state, how many match, the page of them newest first): items whose payload region is in
     ``scope`` (None: all) or that hold no payload, in ``states`` (None: any), of ``code`` (None: any)."""
     in_scope = "(%(scope)s::text[] IS NULL OR payload_region IS NULL OR payload_region = ANY(%(scope)s::text[]))"
-    where = f"quarantine_id IS NOT NULL AND {in_scope} AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))" \
-            " AND (%(code)s::text IS NULL OR code = %(code)s)"
+    where = (
+        f"quarantine_id IS NOT NULL AND {in_scope} AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
+        " AND (%(code)s::text IS NULL OR code = %(code)s)"
+    )
     params = {"states": states, "code": code, "limit": limit, "offset": offset, "scope": scope}
-    counts = {r["state"]: r["n"] for r in cur.execute(
-        f"SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL AND {in_scope}"
-        " GROUP BY state", params).fetchall()}
+    counts = {
+        r["state"]: r["n"]
+        for r in cur.execute(
+            f"SELECT state, count(*) AS n FROM rejections WHERE quarantine_id IS NOT NULL AND {in_scope}"
+            " GROUP BY state",
+            params,
+        ).fetchall()
+    }
     found = cur.execute(f"SELECT count(*) AS n FROM rejections WHERE {where}", params).fetchone()
     assert found is not None
-    rows = cur.execute(f"SELECT {ITEM_COLUMNS} FROM rejections WHERE {where} ORDER BY received_at DESC, id DESC"
-                       " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+    rows = cur.execute(
+        f"SELECT {ITEM_COLUMNS} FROM rejections WHERE {where} ORDER BY received_at DESC, id DESC"
+        " LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    ).fetchall()
     return counts, int(found["n"]), rows
 
 

@@ -46,8 +46,12 @@ class SpbParsed:
     registry: Registry
 
 
-def to_batch(parsed: SpbParsed, position: int, metrics: list[tuple[str, int, Metric]], fields: dict[str, str],
-             ) -> tuple[Batch | None, dict[str, list[str]]]:
+def to_batch(
+    parsed: SpbParsed,
+    position: int,
+    metrics: list[tuple[str, int, Metric]],
+    fields: dict[str, str],
+) -> tuple[Batch | None, dict[str, list[str]]]:
     """The batch of the declared metrics, and the metrics not stored by reason code (``undeclared_field``,
     ``spb_unsupported_type``, ``spb_bad_value``: code -> details)."""
     assert parsed.device_id is not None
@@ -58,15 +62,19 @@ def to_batch(parsed: SpbParsed, position: int, metrics: list[tuple[str, int, Met
         if datatype not in SUPPORTED:
             problems["spb_unsupported_type"].append(
                 f"metric {name!r}: datatype {datatype_name(datatype)} is not supported (integers, floats, booleans, "
-                "strings, text, UUID and DateTime are)")
+                "strings, text, UUID and DateTime are)"
+            )
             continue
         target = fields.get(name)
         if target is None:
             problems["undeclared_field"].append(name)
             continue
         raw = metric.raw
-        if (metric.which == "double_value" or metric.which == "float_value") and datatype in _FLOATS and (
-                not metric.is_null and -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE):  # type: ignore[operator]  # raw: a float here
+        if (
+            (metric.which == "double_value" or metric.which == "float_value")
+            and datatype in _FLOATS
+            and (not metric.is_null and -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE)  # type: ignore[operator]  # a float
+        ):
             value = raw  # hot path: a finite float in range (NaN fails the comparison)
         else:
             try:

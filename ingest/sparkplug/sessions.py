@@ -36,13 +36,19 @@ from wire.sparkplug import Metric, Payload, SparkplugTopic, bd_seq, is_control
 # every node's lock in one statement, in sorted order (replicas cannot deadlock); claim_all takes them again
 # (advisory locks are re-entrant within a transaction)
 _LOCKS = "SELECT pg_advisory_xact_lock(hashtext('seq:' || n)) FROM unnest(%s::text[]) AS n ORDER BY n"
-_NODES = ("SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online, state_reason FROM sparkplug_nodes"
-          " WHERE node_key = ANY(%s)")
+_NODES = (
+    "SELECT node_key, session, bd_seq, base, last_rel, high, born_ms, online, state_reason FROM sparkplug_nodes"
+    " WHERE node_key = ANY(%s)"
+)
 # %b: arrays sent in binary (the text form of a bytea array is escaped with regular expressions: costly)
-_KNOWN = ("SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%b::text[], %b::bytea[]) AS t(n, d)"
-          " JOIN sparkplug_messages m ON m.node_key = t.n AND m.digest = t.d")
-_BIRTHS = ("SELECT b.node_key, b.device, b.session, b.metrics, b.online FROM unnest(%s::text[], %s::bigint[])"
-           " AS t(n, s) JOIN sparkplug_births b ON b.node_key = t.n AND b.session = t.s")
+_KNOWN = (
+    "SELECT m.node_key, m.digest, m.session, m.position FROM unnest(%b::text[], %b::bytea[]) AS t(n, d)"
+    " JOIN sparkplug_messages m ON m.node_key = t.n AND m.digest = t.d"
+)
+_BIRTHS = (
+    "SELECT b.node_key, b.device, b.session, b.metrics, b.online FROM unnest(%s::text[], %s::bigint[])"
+    " AS t(n, s) JOIN sparkplug_births b ON b.node_key = t.n AND b.session = t.s"
+)
 _UPSERT_NODES = (
     "INSERT INTO sparkplug_nodes (node_key, group_id, edge_node, session, bd_seq, base, last_rel, high, born_ms,"
     " online, state_at, state_reason) SELECT k, g, e, s, b, ba, l, h, m, o, now(), r FROM unnest(%s::text[],"
@@ -59,13 +65,18 @@ _UPSERT_BIRTH = (
     " ON CONFLICT (node_key, device, session) DO UPDATE SET metrics = EXCLUDED.metrics, online = EXCLUDED.online,"
     " state_at = now()"
 )
-_OLDER_OFFLINE = ("UPDATE sparkplug_births SET online = false, state_at = now()"
-                  " WHERE node_key = %s AND session < %s AND online")
-_MESSAGES = ("INSERT INTO sparkplug_messages (node_key, digest, session, position, device_id, topic)"
-             " SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])"
-             " ON CONFLICT DO NOTHING")
-_CLOSE_GAPS = ("UPDATE sequence_gaps SET closed_at = now(), closed_by = 'rebirth'"
-               " WHERE device_id = %s AND closed_at IS NULL AND last_missing < %s")
+_OLDER_OFFLINE = (
+    "UPDATE sparkplug_births SET online = false, state_at = now() WHERE node_key = %s AND session < %s AND online"
+)
+_MESSAGES = (
+    "INSERT INTO sparkplug_messages (node_key, digest, session, position, device_id, topic)"
+    " SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])"
+    " ON CONFLICT DO NOTHING"
+)
+_CLOSE_GAPS = (
+    "UPDATE sequence_gaps SET closed_at = now(), closed_by = 'rebirth'"
+    " WHERE device_id = %s AND closed_at IS NULL AND last_missing < %s"
+)
 
 WINDOW = 128
 """How far ahead of a node's last seq a message may be placed; anything else is placed behind it (a late or
@@ -164,8 +175,10 @@ class SessionStore:
         conn = self._store.get()
         try:
             with conn.transaction():
-                rows = conn.execute("SELECT DISTINCT device_id FROM sequence_gaps WHERE device_id = ANY(%s)"
-                                    " AND closed_at IS NULL", (list(node_keys),)).fetchall()
+                rows = conn.execute(
+                    "SELECT DISTINCT device_id FROM sequence_gaps WHERE device_id = ANY(%s) AND closed_at IS NULL",
+                    (list(node_keys),),
+                ).fetchall()
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
         return {r[0] for r in rows}
@@ -216,8 +229,10 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
             elif where.type in ("NDATA", "DDATA"):
                 birth = births.get((key, where.device or "", r.session))
                 if birth is None:
-                    r.refused = ("spb_no_birth", f"redelivered {where.type}: the birth of its session {r.session} "
-                                 "is no longer known")
+                    r.refused = (
+                        "spb_no_birth",
+                        f"redelivered {where.type}: the birth of its session {r.session} is no longer known",
+                    )
                 else:
                     r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
             continue
@@ -229,8 +244,20 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
                 continue
             session = node.session + 1 if node else 1
             base = (node.high + 1 if node else 1) - seq
-            node = nodes[key] = _Node(key, where.group, where.edge_node, session, bd_seq(decoded), base, seq,
-                                      base + seq, decoded.timestamp, True, "NBIRTH", changed=True)
+            node = nodes[key] = _Node(
+                key,
+                where.group,
+                where.edge_node,
+                session,
+                bd_seq(decoded),
+                base,
+                seq,
+                base + seq,
+                decoded.timestamp,
+                True,
+                "NBIRTH",
+                changed=True,
+            )
             r.session, r.position = session, base + seq
             births[(key, "", session)] = birth_writes[(key, "", session)] = (_birth_doc(decoded.metrics), True)
             new_sessions[key] = (session, base + seq)
@@ -255,14 +282,24 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
 
         # DBIRTH, NDATA, DDATA, DDEATH: within the node's current session
         if node is None or not node.online:
-            r.refused = ("spb_no_birth", f"{where.type} of edge node {where.group}/{where.edge_node} before its "
-                         "NBIRTH (or after its NDEATH): a Rebirth was requested")
+            r.refused = (
+                "spb_no_birth",
+                f"{where.type} of edge node {where.group}/{where.edge_node} before its "
+                "NBIRTH (or after its NDEATH): a Rebirth was requested",
+            )
             continue
-        if (decoded.timestamp is not None and node.born_ms is not None and decoded.timestamp < node.born_ms
-                and where.type != "DDEATH"):
-            r.refused = ("spb_stale_session", f"{where.type} dated {decoded.timestamp} ms, before the NBIRTH of the "
-                         f"node's current session ({node.born_ms} ms): it belongs to an earlier session whose "
-                         "aliases may differ; not stored")
+        if (
+            decoded.timestamp is not None
+            and node.born_ms is not None
+            and decoded.timestamp < node.born_ms
+            and where.type != "DDEATH"
+        ):
+            r.refused = (
+                "spb_stale_session",
+                f"{where.type} dated {decoded.timestamp} ms, before the NBIRTH of the "
+                f"node's current session ({node.born_ms} ms): it belongs to an earlier session whose "
+                "aliases may differ; not stored",
+            )
             continue
         sent_seq = decoded.seq
         if sent_seq is None or not 0 <= sent_seq <= 255:
@@ -270,8 +307,11 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
             continue
         rel = place(node.last_rel, sent_seq)
         if rel < 0:
-            r.refused = ("spb_stale_session", f"{where.type} seq {sent_seq} falls before its session's birth (the "
-                         f"node's last seq is {node.last_rel % 256}): not stored")
+            r.refused = (
+                "spb_stale_session",
+                f"{where.type} seq {sent_seq} falls before its session's birth (the "
+                f"node's last seq is {node.last_rel % 256}): not stored",
+            )
             continue
         if rel > node.last_rel + 1:
             gaps.add((where.group, where.edge_node))
@@ -283,7 +323,9 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
         device = where.device or ""
         if where.type == "DBIRTH":
             births[(key, device, node.session)] = birth_writes[(key, device, node.session)] = (
-                _birth_doc(decoded.metrics), True)
+                _birth_doc(decoded.metrics),
+                True,
+            )
             statuses.append((key, where.device, True))
             r.metrics = _birth_metrics(decoded.metrics, r)
         elif where.type == "DDEATH":
@@ -295,8 +337,11 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
             birth = births.get((key, device, node.session))
             if birth is None or not birth[1]:
                 what = "device " + device if device else "edge node"
-                r.refused = ("spb_no_birth", f"{where.type} of {what} of {where.group}/{where.edge_node} before its "
-                             f"birth in session {node.session}: a Rebirth was requested")
+                r.refused = (
+                    "spb_no_birth",
+                    f"{where.type} of {what} of {where.group}/{where.edge_node} before its "
+                    f"birth in session {node.session}: a Rebirth was requested",
+                )
             else:
                 r.metrics = _resolve(decoded.metrics, _index(indexes, birth[0]), r)
                 if any(code == "spb_unknown_alias" for code, _ in r.problems):
@@ -312,9 +357,31 @@ def _process(conn: psycopg.Connection, items: Sequence[Incoming], bound: JumpBou
     changed = [n for n in nodes.values() if n.changed]
     with conn.cursor() as cur:
         if changed:
-            cur.execute(_UPSERT_NODES, tuple(list(col) for col in zip(*(
-                (n.key, n.group, n.edge_node, n.session, n.bd_seq, n.base, n.last_rel, n.high, n.born_ms, n.online,
-                 n.reason) for n in changed), strict=True)))
+            cur.execute(
+                _UPSERT_NODES,
+                tuple(
+                    list(col)
+                    for col in zip(
+                        *(
+                            (
+                                n.key,
+                                n.group,
+                                n.edge_node,
+                                n.session,
+                                n.bd_seq,
+                                n.base,
+                                n.last_rel,
+                                n.high,
+                                n.born_ms,
+                                n.online,
+                                n.reason,
+                            )
+                            for n in changed
+                        ),
+                        strict=True,
+                    )
+                ),
+            )
         for key, (session, _) in new_sessions.items():
             cur.execute(_OLDER_OFFLINE, (key, session))
         for (key, device, session), (doc, online) in birth_writes.items():
@@ -382,6 +449,11 @@ def _resolve(metrics: Sequence[Metric], index: _Index, r: Resolved) -> list[tupl
             continue
         out.append((name, datatype, m))
     if unknown:
-        r.problems.append(("spb_unknown_alias", f"metrics {', '.join(unknown[:20])} were never declared by the "
-                           "birth of their session; not stored (a Rebirth was requested)"))
+        r.problems.append(
+            (
+                "spb_unknown_alias",
+                f"metrics {', '.join(unknown[:20])} were never declared by the "
+                "birth of their session; not stored (a Rebirth was requested)",
+            )
+        )
     return out

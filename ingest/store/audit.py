@@ -16,9 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-_INSERT = (
-    "INSERT INTO audit_log (actor, action, target, regions, details) VALUES (%s, %s, %s, %s, %s)"
-)
+_INSERT = "INSERT INTO audit_log (actor, action, target, regions, details) VALUES (%s, %s, %s, %s, %s)"
 
 
 def record(
@@ -94,8 +92,7 @@ def list_rows(cur: psycopg.Cursor[Any], flt: AuditFilter, *, limit: int) -> list
     """Newest first, at most ``limit`` rows."""
     where, params = _where(flt)
     cur.execute(
-        f"SELECT id, at, actor, action, target, regions, details FROM audit_log{where}"
-        " ORDER BY id DESC LIMIT %s",
+        f"SELECT id, at, actor, action, target, regions, details FROM audit_log{where} ORDER BY id DESC LIMIT %s",
         [*params, limit],
     )
     return [_row(r) for r in cur.fetchall()]
@@ -118,6 +115,11 @@ def _row(r: Any) -> AuditRow:
     if not isinstance(r, Mapping):
         r = dict(zip(("id", "at", "actor", "action", "target", "regions", "details"), r, strict=True))
     return AuditRow(
-        id=r["id"], at=r["at"], actor=r["actor"], action=r["action"], target=r["target"],
-        regions=list(r["regions"] or []), details=dict(r["details"] or {}),
+        id=r["id"],
+        at=r["at"],
+        actor=r["actor"],
+        action=r["action"],
+        target=r["target"],
+        regions=list(r["regions"] or []),
+        details=dict(r["details"] or {}),
     )

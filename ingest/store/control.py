@@ -50,8 +50,19 @@ _STATUS = (
 def _decision_rows(decisions: Sequence[DecisionRecord], docs: DocIds) -> list[tuple[object, ...]]:
     lookup = docs.lookup
     return [
-        (d.decision_id, d.device_id, d.seq, d.site_id, d.origin_country, d.category, d.region,
-         d.destination_country, d.outcome, d.readings, lookup(d.decision, d.input))
+        (
+            d.decision_id,
+            d.device_id,
+            d.seq,
+            d.site_id,
+            d.origin_country,
+            d.category,
+            d.region,
+            d.destination_country,
+            d.outcome,
+            d.readings,
+            lookup(d.decision, d.input),
+        )
         for d in decisions
     ]
 
@@ -98,15 +109,31 @@ class ControlWriter:
                         self.docs_written += len(docs)
                     self._log_decisions(conn, cur, rows)
                 if rejections:
-                    cur.executemany(_REJECTION, [
-                        (r.topic, r.device_id, r.seq, r.code, r.detail, r.payload_bytes, r.payload_region is not None,
-                         r.quarantine_id, r.category, r.origin_country, r.payload_region, r.state)
-                        for r in rejections
-                    ])
+                    cur.executemany(
+                        _REJECTION,
+                        [
+                            (
+                                r.topic,
+                                r.device_id,
+                                r.seq,
+                                r.code,
+                                r.detail,
+                                r.payload_bytes,
+                                r.payload_region is not None,
+                                r.quarantine_id,
+                                r.category,
+                                r.origin_country,
+                                r.payload_region,
+                                r.state,
+                            )
+                            for r in rejections
+                        ],
+                    )
                 new = record_all(conn, batches)
                 for s in statuses:
-                    cur.execute(_STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason,
-                                          self._max_skew_s))
+                    cur.execute(
+                        _STATUS, (s.gateway_id, s.site_id, s.state, s.at, Jsonb(s.devices), s.reason, self._max_skew_s)
+                    )
         except BaseException as exc:
             self._docs.rolled_back()  # the documents of a failed transaction must be sent again
             if isinstance(exc, (psycopg.Error, *ENCODING_ERRORS)):
@@ -118,10 +145,14 @@ class ControlWriter:
     def write_groups(self, groups: Sequence[ControlRecords]) -> GroupsWritten:
         """Commit several messages' records in one transaction; if the store refuses the data, find the messages
         at fault by writing each in its own transaction (ingest.store.isolation)."""
+
         def write(some: Sequence[ControlRecords]) -> int:
-            self.write(decisions=[d for g in some for d in g.decisions],
-                       rejections=[r for g in some for r in g.rejections],
-                       batches={}, statuses=[s for g in some for s in g.statuses])
+            self.write(
+                decisions=[d for g in some for d in g.decisions],
+                rejections=[r for g in some for r in g.rejections],
+                batches={},
+                statuses=[s for g in some for s in g.statuses],
+            )
             return len(some)
 
         return write_isolated("control", write, groups)

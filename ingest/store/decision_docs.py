@@ -34,11 +34,30 @@ def _json(value: object) -> str:
 
 def doc_row(decision: Decision, policy_input: dict[str, Any]) -> Doc:
     """The document's row, its id the uuid5 of the canonical (sorted keys) JSON of every column."""
-    canonical = json.dumps([decision.allow, decision.localization, decision.requires, decision.transforms,
-                            decision.reasons, decision.policy_revision, policy_input],
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return (uuid.uuid5(_DOC_NS, canonical), decision.allow, decision.localization, _json(decision.requires),
-            _json(decision.transforms), _json(decision.reasons), decision.policy_revision, _json(policy_input))
+    canonical = json.dumps(
+        [
+            decision.allow,
+            decision.localization,
+            decision.requires,
+            decision.transforms,
+            decision.reasons,
+            decision.policy_revision,
+            policy_input,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return (
+        uuid.uuid5(_DOC_NS, canonical),
+        decision.allow,
+        decision.localization,
+        _json(decision.requires),
+        _json(decision.transforms),
+        _json(decision.reasons),
+        decision.policy_revision,
+        _json(policy_input),
+    )
 
 
 class DocIds:

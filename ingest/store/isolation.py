@@ -47,6 +47,8 @@ def write_isolated(store: str, write: Callable[[Sequence[G]], int], groups: Sequ
         except StoreDataError as exc:
             result.refused[i] = exc
     if len(result.refused) == len(groups):
-        raise StoreUnavailableError(store, f"each of {len(groups)} messages was refused on its own "
-                                           f"({first.reason}): a store problem, not the data")
+        raise StoreUnavailableError(
+            store,
+            f"each of {len(groups)} messages was refused on its own ({first.reason}): a store problem, not the data",
+        )
     return result

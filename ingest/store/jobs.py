@@ -79,8 +79,10 @@ class JobState:
         if not self.scheduled:
             return "paused"
         if self.consecutive_failures or self.last_run_status == "Failed":
-            return (f"failing: {max(self.consecutive_failures, 1)} consecutive failure(s), last error: "
-                    f"{self.last_error or 'unknown (see the server log)'}")
+            return (
+                f"failing: {max(self.consecutive_failures, 1)} consecutive failure(s), last error: "
+                f"{self.last_error or 'unknown (see the server log)'}"
+            )
         grace = max(OVERDUE_GRACE, self.schedule_interval or timedelta(0))
         if self.job_status != "Running" and self.next_start is not None and self.next_start < now - grace:
             return f"overdue: next start {self.next_start.isoformat()} is past (no background worker free?)"
@@ -100,12 +102,20 @@ def read_jobs(conn: psycopg.Connection, options: StoreOptions | None = None) -> 
         rows = cur.execute(JOBS_SQL, {"procs": list(POLICY_PROCS)}).fetchall()
     jobs = [
         JobState(
-            job_id=int(r["job_id"]), proc=r["proc_name"], relation=r["relation"], scheduled=bool(r["scheduled"]),
-            schedule_interval=r["schedule_interval"], last_run_status=r["last_run_status"],
-            job_status=r["job_status"], last_run_started_at=r["last_run_started_at"],
-            last_successful_finish=r["last_successful_finish"], next_start=r["next_start"],
-            total_runs=int(r["total_runs"]), total_failures=int(r["total_failures"]),
-            consecutive_failures=int(r["consecutive_failures"] or 0), last_error=r["last_error"],
+            job_id=int(r["job_id"]),
+            proc=r["proc_name"],
+            relation=r["relation"],
+            scheduled=bool(r["scheduled"]),
+            schedule_interval=r["schedule_interval"],
+            last_run_status=r["last_run_status"],
+            job_status=r["job_status"],
+            last_run_started_at=r["last_run_started_at"],
+            last_successful_finish=r["last_successful_finish"],
+            next_start=r["next_start"],
+            total_runs=int(r["total_runs"]),
+            total_failures=int(r["total_failures"]),
+            consecutive_failures=int(r["consecutive_failures"] or 0),
+            last_error=r["last_error"],
         )
         for r in rows
     ]
@@ -113,6 +123,22 @@ def read_jobs(conn: psycopg.Connection, options: StoreOptions | None = None) -> 
         present = {(j.proc, j.relation) for j in jobs}
         for policy in desired_policies(options):
             if (policy.proc, policy.relation) not in present:
-                jobs.append(JobState(None, policy.proc, policy.relation, False, policy.schedule, None, None, None,
-                                     None, None, 0, 0, 0, None))
+                jobs.append(
+                    JobState(
+                        None,
+                        policy.proc,
+                        policy.relation,
+                        False,
+                        policy.schedule,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        0,
+                        0,
+                        0,
+                        None,
+                    )
+                )
     return jobs

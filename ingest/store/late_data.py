@@ -43,9 +43,7 @@ _REACH_SQL = (
     "SELECT min(extract(epoch FROM (config->>'start_offset')::interval) - extract(epoch FROM schedule_interval))"
     " FROM timescaledb_information.jobs WHERE proc_name = %s AND hypertable_schema = current_schema()"
 )
-_RECORD_SQL = (
-    f"INSERT INTO {TABLE} (lo, hi) SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[])"
-)
+_RECORD_SQL = f"INSERT INTO {TABLE} (lo, hi) SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[])"
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,11 @@ class LateRows:
         return now - self.reach + MARGIN
 
     def ranges(
-        self, rows: Sequence[Sequence[Any]], now: datetime, *, ts: int = _TS,
+        self,
+        rows: Sequence[Sequence[Any]],
+        now: datetime,
+        *,
+        ts: int = _TS,
     ) -> list[tuple[datetime, datetime]]:
         """(oldest, newest) of the late rows of ``rows`` per UTC day, oldest day first.
 
@@ -109,7 +111,10 @@ class LateRows:
 
 
 def merged_windows(
-    ranges: Sequence[tuple[datetime, datetime]], rollup: Rollup, *, not_before: datetime | None = None,
+    ranges: Sequence[tuple[datetime, datetime]],
+    rollup: Rollup,
+    *,
+    not_before: datetime | None = None,
 ) -> list[tuple[datetime, datetime]]:
     """The refresh windows of ``rollup`` covering ``ranges`` (inclusive ends): whole buckets, overlapping
     or touching windows merged, nothing before ``not_before`` (the raw retention: refreshing a range
@@ -131,7 +136,9 @@ def merged_windows(
 
 
 def refresh_statements(
-    ranges: Sequence[tuple[datetime, datetime]], *, not_before: datetime | None = None,
+    ranges: Sequence[tuple[datetime, datetime]],
+    *,
+    not_before: datetime | None = None,
 ) -> list[Statement]:
     """``CALL refresh_continuous_aggregate(...)`` for every aggregate and merged window (autocommit only)."""
     return [
@@ -151,7 +158,11 @@ class RefreshResult:
 
 
 def refresh_recorded(
-    conn: psycopg.Connection, *, retention: timedelta | None, now: datetime, limit: int = 10_000,
+    conn: psycopg.Connection,
+    *,
+    retention: timedelta | None,
+    now: datetime,
+    limit: int = 10_000,
 ) -> RefreshResult:
     """Refresh the recorded late ranges (oldest ``limit``), then delete exactly the rows read.
 
@@ -167,10 +178,13 @@ def refresh_recorded(
     for statement in statements:
         statement.execute(conn)
     conn.execute(f"DELETE FROM {TABLE} WHERE id = ANY(%s)", ([r[0] for r in rows],))
-    return RefreshResult(len(rows), [
-        f"{s.sql.split(chr(39))[1]} [{s.params['start'].isoformat()}, {s.params['end'].isoformat()})"
-        for s in statements
-    ])
+    return RefreshResult(
+        len(rows),
+        [
+            f"{s.sql.split(chr(39))[1]} [{s.params['start'].isoformat()}, {s.params['end'].isoformat()})"
+            for s in statements
+        ],
+    )
 
 
 def pending(conn: psycopg.Connection) -> int:

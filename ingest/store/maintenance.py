@@ -98,8 +98,11 @@ class StoreMaintenance:
                 report.backend = store_backend(conn)
                 timescale = report.backend == "timescaledb"
                 if not timescale and (late_only or report.backend != "plain" or not partitions.is_partitioned(conn)):
-                    report.skipped = "plain store: rollups kept at write" if late_only and report.backend == "plain" \
+                    report.skipped = (
+                        "plain store: rollups kept at write"
+                        if late_only and report.backend == "plain"
                         else "store not migrated"
+                    )
                     return report
                 locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
                 if not locked or not locked[0]:
@@ -117,13 +120,22 @@ class StoreMaintenance:
             report.error = lines[0] if lines else type(exc).__name__
             log.warning("maintenance of region store %s failed (will retry): %s", region, report.error)
         if report.late_ranges:
-            log.info("region store %s: refreshed the rollups over %d late range(s): %s", region, report.late_ranges,
-                     "; ".join(report.late_windows) or "all older than the retention")
+            log.info(
+                "region store %s: refreshed the rollups over %d late range(s): %s",
+                region,
+                report.late_ranges,
+                "; ".join(report.late_windows) or "all older than the retention",
+            )
         if report.created or report.dropped or report.deleted_rows or report.rollup_rows_deleted:
             log.info(
                 "region store %s: created %d partition(s) (moved %d rows from default), dropped %s, deleted %d "
-                "old rows from default, %d rollup rows", region, len(report.created), report.moved_rows,
-                report.dropped or "none", report.deleted_rows, report.rollup_rows_deleted,
+                "old rows from default, %d rollup rows",
+                region,
+                len(report.created),
+                report.moved_rows,
+                report.dropped or "none",
+                report.deleted_rows,
+                report.rollup_rows_deleted,
             )
         return report
 
@@ -141,8 +153,7 @@ class StoreMaintenance:
         wanted = {today + timedelta(days=n) for n in range(-1, opts.partitions_ahead + 1)}
         wanted |= set(partitions.days_in_default(conn, since=cutoff, until=horizon))
         missing = sorted(
-            day for day in wanted
-            if day not in existing and (cutoff is None or partitions.bounds(day)[1] > cutoff)
+            day for day in wanted if day not in existing and (cutoff is None or partitions.bounds(day)[1] > cutoff)
         )
         for day in missing[: self.max_new_partitions]:
             moved = partitions.create_partition(conn, day, lock_timeout_ms=self.lock_timeout_ms)
@@ -173,8 +184,7 @@ class StoreMaintenance:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(first_run_now,), name="store-maintenance",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(first_run_now,), name="store-maintenance", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

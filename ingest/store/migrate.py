@@ -131,7 +131,8 @@ def _resolve_backend(conn: psycopg.Connection, store: str, mode: Mode) -> Backen
         recorded: Backend = row[0]
         if mode == "on" and recorded != "timescaledb":
             raise StoreUnavailableError(
-                store, "INGEST_TIMESCALEDB=on but this store was created on plain PostgreSQL (partitioned "
+                store,
+                "INGEST_TIMESCALEDB=on but this store was created on plain PostgreSQL (partitioned "
                 "readings); a hypertable needs a new store (dump and reload)",
             )
         if mode == "off" and recorded == "timescaledb":
@@ -167,9 +168,7 @@ def timescaledb_available(conn: psycopg.Connection) -> bool:
     return timescale.extension_usable(conn)
 
 
-def enable_timescaledb(
-    dsn: str, *, store: str, mode: Mode, options: StoreOptions | None = None
-) -> bool:
+def enable_timescaledb(dsn: str, *, store: str, mode: Mode, options: StoreOptions | None = None) -> bool:
     """Apply the TimescaleDB policies (chunk interval, compression, retention, aggregate refresh) from
     ``options`` to a migrated TimescaleDB store; return whether TimescaleDB is in use.
 
@@ -181,7 +180,8 @@ def enable_timescaledb(
             if backend != "timescaledb":
                 if mode == "on":
                     raise StoreUnavailableError(
-                        store, "INGEST_TIMESCALEDB=on but the store does not use TimescaleDB "
+                        store,
+                        "INGEST_TIMESCALEDB=on but the store does not use TimescaleDB "
                         "(the extension is not installed, or the store was created without it)",
                     )
                 return False

@@ -19,11 +19,23 @@ if TYPE_CHECKING:
     from ingest.config import IngestSettings
 
 _UNITS = {
-    "s": 1, "sec": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 
@@ -44,9 +56,7 @@ def parse_duration(value: Any) -> timedelta:
         else:
             match = _DURATION.match(text)
             if match is None or match.group(2) not in _UNITS:
-                raise ValueError(
-                    f"{value!r} is not a duration: use e.g. '1 day', '12 hours', '30m', '7d' or seconds"
-                )
+                raise ValueError(f"{value!r} is not a duration: use e.g. '1 day', '12 hours', '30m', '7d' or seconds")
             result = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     else:
         raise ValueError(f"{value!r} is not a duration")

@@ -58,8 +58,7 @@ def is_partitioned(conn: psycopg.Connection) -> bool:
 def list_partitions(conn: psycopg.Connection) -> dict[date, str]:
     """Daily partitions attached to ``readings``: day -> table name."""
     rows = conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = to_regclass(%s)",
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)",
         (PARENT,),
     ).fetchall()
     found = {}
@@ -128,9 +127,7 @@ def drop_partition(conn: psycopg.Connection, name: str, *, lock_timeout_ms: int 
 def delete_from_default(conn: psycopg.Connection, *, before: datetime) -> int:
     """Retention for rows of the default partition older than ``before``."""
     with conn.transaction():
-        return conn.execute(
-            sql.SQL("DELETE FROM {} WHERE ts < %s").format(sql.Identifier(DEFAULT)), (before,)
-        ).rowcount
+        return conn.execute(sql.SQL("DELETE FROM {} WHERE ts < %s").format(sql.Identifier(DEFAULT)), (before,)).rowcount
 
 
 def rows_in_default(conn: psycopg.Connection) -> int:

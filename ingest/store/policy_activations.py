@@ -54,17 +54,38 @@ def record_activations(dsn: str, activations: Sequence[Activation], *, replica: 
                 "INSERT INTO policy_activations (at, revision, previous_revision, draft_id, activated_by,"
                 " source, outcome, error, replica, engine, tests_passed, tests_failed)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(a.at, a.revision, a.previous_revision, a.draft_id, a.activated_by, a.source, a.outcome,
-                  a.error, replica, engine, a.tests_passed, a.tests_failed) for a in activations],
+                [
+                    (
+                        a.at,
+                        a.revision,
+                        a.previous_revision,
+                        a.draft_id,
+                        a.activated_by,
+                        a.source,
+                        a.outcome,
+                        a.error,
+                        replica,
+                        engine,
+                        a.tests_passed,
+                        a.tests_failed,
+                    )
+                    for a in activations
+                ],
             )
             for a in activations:
                 if a.audited:  # same transaction as its policy_activations row
                     audit.record(
-                        conn, actor=a.activated_by,
+                        conn,
+                        actor=a.activated_by,
                         action="policy.activate" if a.outcome == "accepted" else "policy.activate_refused",
                         target=f"policy:{a.revision}",
-                        details={"previous_revision": a.previous_revision, "draft_id": a.draft_id,
-                                 "error": a.error, "replica": replica, "at": a.at.isoformat()},
+                        details={
+                            "previous_revision": a.previous_revision,
+                            "draft_id": a.draft_id,
+                            "error": a.error,
+                            "replica": replica,
+                            "at": a.at.isoformat(),
+                        },
                     )
     except psycopg.Error as exc:
         raise StoreUnavailableError("control", _first_line(exc)) from None
@@ -114,13 +135,33 @@ def save_draft(
                 " tests_passed = EXCLUDED.tests_passed, tests_failed = EXCLUDED.tests_failed,"
                 " check_error = EXCLUDED.check_error, invariants_failed = EXCLUDED.invariants_failed,"
                 " checked_at = now()",
-                (draft_id, revision, uploaded_by, Jsonb(dict(files)), size, tests, loads, tests_passed,
-                 tests_failed, check_error, list(invariants_failed)),
+                (
+                    draft_id,
+                    revision,
+                    uploaded_by,
+                    Jsonb(dict(files)),
+                    size,
+                    tests,
+                    loads,
+                    tests_passed,
+                    tests_failed,
+                    check_error,
+                    list(invariants_failed),
+                ),
             )
             audit.record(
-                conn, actor=uploaded_by, action="policy.draft_upload", target=f"policy:{revision}",
-                details={"draft_id": draft_id, "files": len(files), "bytes": size, "loads": loads,
-                         "tests_failed": tests_failed, "invariants_failed": list(invariants_failed)},
+                conn,
+                actor=uploaded_by,
+                action="policy.draft_upload",
+                target=f"policy:{revision}",
+                details={
+                    "draft_id": draft_id,
+                    "files": len(files),
+                    "bytes": size,
+                    "loads": loads,
+                    "tests_failed": tests_failed,
+                    "invariants_failed": list(invariants_failed),
+                },
             )
     except psycopg.Error as exc:
         raise StoreUnavailableError("control", _first_line(exc)) from None

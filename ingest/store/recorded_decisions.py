@@ -61,8 +61,11 @@ def read_patterns(
     window is read in slices of about an hour, each grouped by PostgreSQL, and merged
     (:func:`policy.whatif.merge_patterns`). Driver errors (``psycopg.Error``) are raised as they are.
     """
-    return merge_patterns(iter_patterns(dsn, since=since, until=until, limit=limit, progress=progress,
-                                        statement_timeout_ms=statement_timeout_ms))
+    return merge_patterns(
+        iter_patterns(
+            dsn, since=since, until=until, limit=limit, progress=progress, statement_timeout_ms=statement_timeout_ms
+        )
+    )
 
 
 def iter_patterns(
@@ -93,14 +96,28 @@ def iter_patterns(
 
 def _pattern(row: dict[str, Any]) -> Pattern:
     parts = [
-        Part(region, destination.strip(), outcome, bool(allow), transforms or {}, reasons or [], requires or [],
-             flow or {})
+        Part(
+            region,
+            destination.strip(),
+            outcome,
+            bool(allow),
+            transforms or {},
+            reasons or [],
+            requires or [],
+            flow or {},
+        )
         for region, destination, outcome, allow, transforms, reasons, requires, flow in row["parts"]
     ]
     seq_text, _, device = row["example"].partition(" ")
     return Pattern(
-        origin=row["origin"], category=row["category"], site_id=row["site_id"], revision=row["policy_revision"],
-        parts=parts, messages=int(row["messages"]), readings=int(row["readings"]), example=(device, int(seq_text)),
+        origin=row["origin"],
+        category=row["category"],
+        site_id=row["site_id"],
+        revision=row["policy_revision"],
+        parts=parts,
+        messages=int(row["messages"]),
+        readings=int(row["readings"]),
+        example=(device, int(seq_text)),
     )
 
 

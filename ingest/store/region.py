@@ -31,17 +31,31 @@ from ingest.store.isolation import GroupsWritten, write_isolated
 
 COLUMNS: tuple[str, ...] = Row._fields
 """The columns of ``readings`` that a :class:`ingest.records.Row` fills, in COPY order: its fields."""
-_PG_TYPES = {"device_id": "text", "seq": "int8", "idx": "int4", "name": "text", "ts": "timestamptz",
-             "site_id": "text", "origin_country": "text", "category": "text", "num": "float8", "txt": "text",
-             "transform": "text", "decision_id": "uuid", "policy_revision": "text"}
+_PG_TYPES = {
+    "device_id": "text",
+    "seq": "int8",
+    "idx": "int4",
+    "name": "text",
+    "ts": "timestamptz",
+    "site_id": "text",
+    "origin_country": "text",
+    "category": "text",
+    "num": "float8",
+    "txt": "text",
+    "transform": "text",
+    "decision_id": "uuid",
+    "policy_revision": "text",
+}
 _TYPES = tuple(_PG_TYPES[column] for column in COLUMNS)
 # Where rollups.aggregate_rows finds the columns it aggregates (it takes positions).
-_AGGREGATED = {"device": COLUMNS.index("device_id"), "name": COLUMNS.index("name"), "ts": COLUMNS.index("ts"),
-               "num": COLUMNS.index("num")}
+_AGGREGATED = {
+    "device": COLUMNS.index("device_id"),
+    "name": COLUMNS.index("name"),
+    "ts": COLUMNS.index("ts"),
+    "num": COLUMNS.index("num"),
+}
 _COLS = ", ".join(COLUMNS)
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
+_STAGING = "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 # Rows in key order: concurrent writers (replicas, redeliveries) take row locks in the same order.
 _MERGE = (
     f"INSERT INTO readings ({_COLS}) SELECT {_COLS} FROM readings_in ORDER BY device_id, seq, idx, name, ts"
@@ -85,8 +99,10 @@ class RegionWriter:
                     with conn.transaction():  # a savepoint: a duplicate undoes only the fast path
                         self._copy(cur, "readings", rows)
                         if self._rollups:
-                            cur.execute(rollups.UPSERT_AGGREGATES_SQL, rollups.upsert_aggregates_params(
-                                rollups.aggregate_rows(rows, **_AGGREGATED)))
+                            cur.execute(
+                                rollups.UPSERT_AGGREGATES_SQL,
+                                rollups.upsert_aggregates_params(rollups.aggregate_rows(rows, **_AGGREGATED)),
+                            )
                     return len(rows)
                 except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                     self.merges += 1

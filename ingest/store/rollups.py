@@ -222,7 +222,11 @@ class Mismatch:
 
 
 def verify(
-    conn: psycopg.Connection, *, start: datetime, end: datetime, device_id: str | None = None,
+    conn: psycopg.Connection,
+    *,
+    start: datetime,
+    end: datetime,
+    device_id: str | None = None,
     rel_tol: float = 1e-9,
 ) -> list[Mismatch]:
     """Compare every rollup row of [start, end) (whole hours) with aggregates computed from the raw rows.
@@ -254,8 +258,11 @@ def verify(
         }
         for key in sorted(rolled.keys() | raw.keys()):
             a, b = rolled.get(key), raw.get(key)
-            if a is None or b is None or a[0] != b[0] or not all(
-                _close(x, y, rel_tol) for x, y in zip(a[1:], b[1:], strict=True)
+            if (
+                a is None
+                or b is None
+                or a[0] != b[0]
+                or not all(_close(x, y, rel_tol) for x, y in zip(a[1:], b[1:], strict=True))
             ):
                 found.append(Mismatch(rollup.table, key[0], key[1], key[2], a, b))
     return found

@@ -198,8 +198,15 @@ def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBoun
             highest[c.device_id] = c.seq
     if inserts:
         with conn.cursor() as cur:
-            cur.execute(_CLAIM, ([c.device_id for c in inserts], [c.seq for c in inserts],
-                                 [c.readings for c in inserts], [c.digest for c in inserts]))
+            cur.execute(
+                _CLAIM,
+                (
+                    [c.device_id for c in inserts],
+                    [c.seq for c in inserts],
+                    [c.readings for c in inserts],
+                    [c.digest for c in inserts],
+                ),
+            )
     for device in devices:
         seqs = [s for s, _ in accepted[device]]
         start = state[device][0]
@@ -252,17 +259,36 @@ def _write(conn: psycopg.Connection, gaps: list[_Gap], new: dict[str, list[tuple
         return
     with conn.cursor() as cur, conn.pipeline():
         if updated:
-            cur.execute(_UPDATE_GAPS, ([g.id for g in updated], [g.first for g in updated],
-                                       [g.last for g in updated], [g.closed for g in updated]))
+            cur.execute(
+                _UPDATE_GAPS,
+                (
+                    [g.id for g in updated],
+                    [g.first for g in updated],
+                    [g.last for g in updated],
+                    [g.closed for g in updated],
+                ),
+            )
         if created:
-            cur.execute(_INSERT_GAPS, ([g.device_id for g in created], [g.first for g in created],
-                                       [g.last for g in created], [g.detected_at for g in created],
-                                       [g.closed for g in created]))
+            cur.execute(
+                _INSERT_GAPS,
+                (
+                    [g.device_id for g in created],
+                    [g.first for g in created],
+                    [g.last for g in created],
+                    [g.detected_at for g in created],
+                    [g.closed for g in created],
+                ),
+            )
         if progressed:
-            cur.execute(_PROGRESS, ([device for device, _ in progressed],
-                                    [max(s for s, _ in rows) for _, rows in progressed],
-                                    [len(rows) for _, rows in progressed],
-                                    [sum(r for _, r in rows) for _, rows in progressed]))
+            cur.execute(
+                _PROGRESS,
+                (
+                    [device for device, _ in progressed],
+                    [max(s for s, _ in rows) for _, rows in progressed],
+                    [len(rows) for _, rows in progressed],
+                    [sum(r for _, r in rows) for _, rows in progressed],
+                ),
+            )
 
 
 class SequenceClaimer:

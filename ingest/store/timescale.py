@@ -157,35 +157,62 @@ class Policy:
 
 
 def _remove(proc: str, relation: str) -> Statement:
-    fn = {COMPRESSION: "remove_compression_policy", RETENTION: "remove_retention_policy",
-          REFRESH_PROC: "remove_continuous_aggregate_policy"}[proc]
+    fn = {
+        COMPRESSION: "remove_compression_policy",
+        RETENTION: "remove_retention_policy",
+        REFRESH_PROC: "remove_continuous_aggregate_policy",
+    }[proc]
     return Statement(f"SELECT {fn}('{relation}', if_exists => TRUE)")
 
 
 def _retention(relation: str, drop_after: timedelta) -> Policy:
-    return Policy(RETENTION, relation, {"drop_after": drop_after}, None, Statement(
-        f"SELECT add_retention_policy('{relation}', drop_after => %(drop)s::interval)", {"drop": drop_after},
-    ), _remove(RETENTION, relation))
+    return Policy(
+        RETENTION,
+        relation,
+        {"drop_after": drop_after},
+        None,
+        Statement(
+            f"SELECT add_retention_policy('{relation}', drop_after => %(drop)s::interval)",
+            {"drop": drop_after},
+        ),
+        _remove(RETENTION, relation),
+    )
 
 
 def desired_policies(options: StoreOptions) -> list[Policy]:
     """Every policy the settings ask for, in the order they are created."""
-    policies = [Policy(COMPRESSION, HYPERTABLE, {"compress_after": options.compress_after}, None, Statement(
-        f"SELECT add_compression_policy('{HYPERTABLE}', compress_after => %(after)s::interval)",
-        {"after": options.compress_after},
-    ), _remove(COMPRESSION, HYPERTABLE))]
+    policies = [
+        Policy(
+            COMPRESSION,
+            HYPERTABLE,
+            {"compress_after": options.compress_after},
+            None,
+            Statement(
+                f"SELECT add_compression_policy('{HYPERTABLE}', compress_after => %(after)s::interval)",
+                {"after": options.compress_after},
+            ),
+            _remove(COMPRESSION, HYPERTABLE),
+        )
+    ]
     if options.retention is not None:
         policies.append(_retention(HYPERTABLE, options.retention))
     for rollup in ROLLUPS:
         end_offset, schedule = REFRESH[rollup.table]
         start = refresh_start_offset(rollup, options)
-        policies.append(Policy(
-            REFRESH_PROC, rollup.table, {"start_offset": start, "end_offset": end_offset}, schedule, Statement(
-                f"SELECT add_continuous_aggregate_policy('{rollup.table}', start_offset => %(start)s::interval,"
-                " end_offset => %(end)s::interval, schedule_interval => %(every)s::interval)",
-                {"start": start, "end": end_offset, "every": schedule},
-            ), _remove(REFRESH_PROC, rollup.table),
-        ))
+        policies.append(
+            Policy(
+                REFRESH_PROC,
+                rollup.table,
+                {"start_offset": start, "end_offset": end_offset},
+                schedule,
+                Statement(
+                    f"SELECT add_continuous_aggregate_policy('{rollup.table}', start_offset => %(start)s::interval,"
+                    " end_offset => %(end)s::interval, schedule_interval => %(every)s::interval)",
+                    {"start": start, "end": end_offset, "every": schedule},
+                ),
+                _remove(REFRESH_PROC, rollup.table),
+            )
+        )
         if options.rollup_retention is not None:
             policies.append(_retention(rollup.table, max(options.rollup_retention, options.retention or timedelta(0))))
     return policies
@@ -215,8 +242,15 @@ def existing_jobs(conn: psycopg.Connection) -> list[ExistingJob]:
     jobs = []
     for job_id, proc, relation, schedule, *values in conn.execute(EXISTING_JOBS_SQL, {"procs": list(POLICY_PROCS)}):
         config = {k: timedelta(seconds=float(v)) for k, v in zip(_CONFIG_KEYS, values, strict=True) if v is not None}
-        jobs.append(ExistingJob(int(job_id), proc, relation, config,
-                                timedelta(seconds=float(schedule)) if schedule is not None else None))
+        jobs.append(
+            ExistingJob(
+                int(job_id),
+                proc,
+                relation,
+                config,
+                timedelta(seconds=float(schedule)) if schedule is not None else None,
+            )
+        )
     return jobs
 
 

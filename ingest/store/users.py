@@ -94,9 +94,15 @@ def _user(row: dict[str, Any], prefix: str = "") -> User:
 
 def _token(row: dict[str, Any]) -> TokenInfo:
     return TokenInfo(
-        token_id=row["token_id"], user=row["user_name"], label=row["label"], created_at=row["created_at"],
-        created_by=row["created_by"], expires_at=row["expires_at"], revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"], last_used_at=row["last_used_at"],
+        token_id=row["token_id"],
+        user=row["user_name"],
+        label=row["label"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+        last_used_at=row["last_used_at"],
     )
 
 
@@ -149,7 +155,11 @@ def create_user(
     if row is None:
         raise UserExistsError(f"user {name!r} exists already")
     audit.record(
-        conn, actor=actor, action="user.create", target=f"user:{name}", regions=region_list or (),
+        conn,
+        actor=actor,
+        action="user.create",
+        target=f"user:{name}",
+        regions=region_list or (),
         details={"roles": role_list, "regions": _scope(region_list)},
     )
     return _user(row)
@@ -206,12 +216,21 @@ def update_user(
     audit.record(conn, actor=actor, action=action, target=f"user:{name}", regions=touched, details=changes)
     if disabled and not before.disabled:  # a disabled user's tokens end with it (enabling does not revive them)
         with conn.cursor() as cur:
-            cur.execute("UPDATE api_tokens SET revoked_at = now(), revoked_by = %s"
-                        " WHERE user_name = %s AND revoked_at IS NULL RETURNING token_id", (actor, name))
+            cur.execute(
+                "UPDATE api_tokens SET revoked_at = now(), revoked_by = %s"
+                " WHERE user_name = %s AND revoked_at IS NULL RETURNING token_id",
+                (actor, name),
+            )
             revoked = [row[0] for row in cur.fetchall()]
         for token_id in sorted(revoked):
-            audit.record(conn, actor=actor, action="token.revoke", target=f"token:{token_id}", regions=touched,
-                         details={"user": name, "reason": "user disabled"})
+            audit.record(
+                conn,
+                actor=actor,
+                action="token.revoke",
+                target=f"token:{token_id}",
+                regions=touched,
+                details={"user": name, "reason": "user disabled"},
+            )
     return after
 
 
@@ -238,7 +257,10 @@ def create_token(
         row = cur.fetchone()
     assert row is not None
     audit.record(
-        conn, actor=actor, action="token.create", target=f"token:{issued.token_id}",
+        conn,
+        actor=actor,
+        action="token.create",
+        target=f"token:{issued.token_id}",
         regions=owner.regions or (),
         details={"user": user, "label": label, "expires_at": expires_at.isoformat() if expires_at else None},
     )
@@ -287,8 +309,12 @@ def lookup_token(conn: psycopg.Connection[Any], token_id: str) -> TokenRecord | 
     if row is None:
         return None
     return TokenRecord(
-        token_id=row["token_id"], digest=row["digest"], expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"], last_used_at=row["last_used_at"], user=_user(row, prefix="u_"),
+        token_id=row["token_id"],
+        digest=row["digest"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+        user=_user(row, prefix="u_"),
     )
 
 

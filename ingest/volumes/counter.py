@@ -77,8 +77,9 @@ class _RouteCounts:
         self.subjects: dict[bytes, tuple[date, date | None]] = {}
         self.ytd = self.sytd = self.y12 = self.s12 = 0
 
-    def delta(self, old: tuple[date, date | None] | None, new: tuple[date, date | None], w: Windows) -> tuple[
-            int, int, int, int]:
+    def delta(
+        self, old: tuple[date, date | None] | None, new: tuple[date, date | None], w: Windows
+    ) -> tuple[int, int, int, int]:
         o_day, o_sens = old if old else (None, None)
         n_day, n_sens = new
         return (
@@ -144,8 +145,11 @@ class SubjectCounter:
     def record(self, route: Route, subjects: Mapping[bytes, bool]) -> list[Row]:
         """Record a transfer of ``subjects`` today; the rows that changed (what the store must learn)."""
         today = self._windows.today
-        return [row for subject, sensitive in subjects.items()
-                if (row := self.merge(route, subject, today, today if sensitive else None)) is not None]
+        return [
+            row
+            for subject, sensitive in subjects.items()
+            if (row := self.merge(route, subject, today, today if sensitive else None)) is not None
+        ]
 
     def merge(self, route: Route, subject: bytes, last_day: date, last_sensitive_day: date | None) -> Row | None:
         """Merge what a store row or another replica says (the latest days win); the merged row when it
@@ -167,5 +171,6 @@ class SubjectCounter:
 
     def merge_rows(self, rows: Iterable[Row]) -> int:
         """Merge store rows; how many changed a count or a day."""
-        return sum(self.merge((site, region), subject, day, sens) is not None
-                   for site, region, subject, day, sens in rows)
+        return sum(
+            self.merge((site, region), subject, day, sens) is not None for site, region, subject, day, sens in rows
+        )

@@ -18,14 +18,22 @@ class _VolumeCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         subjects = GaugeMetricFamily(
-            "ingest_transfer_subjects", "Distinct data subjects whose personal data went from a site to a region "
-            "in a legal window (measured, docs/volumes.md)", labels=["site", "region", "counter"])
+            "ingest_transfer_subjects",
+            "Distinct data subjects whose personal data went from a site to a region "
+            "in a legal window (measured, docs/volumes.md)",
+            labels=["site", "region", "counter"],
+        )
         ratio = GaugeMetricFamily(
-            "ingest_volume_threshold_ratio", "Effective volume / the count at which the transfer mechanism changes "
-            "(only thresholds at or above the warning ratio)", labels=["site", "region", "counter", "limit"])
+            "ingest_volume_threshold_ratio",
+            "Effective volume / the count at which the transfer mechanism changes "
+            "(only thresholds at or above the warning ratio)",
+            labels=["site", "region", "counter", "limit"],
+        )
         warnings = GaugeMetricFamily(
-            "ingest_volume_warnings", "Thresholds a (site, region) flow is approaching or has reached",
-            labels=["status"])
+            "ingest_volume_warnings",
+            "Thresholds a (site, region) flow is approaching or has reached",
+            labels=["status"],
+        )
         by_status = {"approaching": 0, "reached": 0}
         routes = self.source() if self.source else []
         for route in routes:

@@ -38,8 +38,10 @@ def read_since(conn: psycopg.Connection, horizon: date, since: datetime | None) 
     """Rows of the windows (last_day >= horizon) changed after ``since`` (all when None), and the newest
     ``updated_at`` seen (the next call's ``since``, before the overlap)."""
     params: list[object] = [horizon]
-    sql = ("SELECT site_id, region, subject, last_day, last_sensitive_day, updated_at FROM transferred_subjects"
-           " WHERE last_day >= %s")
+    sql = (
+        "SELECT site_id, region, subject, last_day, last_sensitive_day, updated_at FROM transferred_subjects"
+        " WHERE last_day >= %s"
+    )
     if since is not None:
         sql += " AND updated_at > %s"
         params.append(since - PULL_OVERLAP)

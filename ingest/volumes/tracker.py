@@ -48,8 +48,13 @@ class RouteVolume:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "site_id": self.site_id, "region": self.region, "origin": self.origin, "destination": self.destination,
-            "measured": self.measured.as_volume(), "declared": self.declared, "effective": self.effective,
+            "site_id": self.site_id,
+            "region": self.region,
+            "origin": self.origin,
+            "destination": self.destination,
+            "measured": self.measured.as_volume(),
+            "declared": self.declared,
+            "effective": self.effective,
             "warnings": [w.to_json() for w in self.warnings],
         }
 
@@ -84,8 +89,9 @@ class VolumeTracker:
 
     # --- the router's hook (no I/O) -------------------------------------------------------------------
 
-    def measured_flow(self, flow: Flow, site_id: str, region: str, subjects: Mapping[bytes, bool]
-                      ) -> tuple[Flow, dict[str, Any]]:
+    def measured_flow(
+        self, flow: Flow, site_id: str, region: str, subjects: Mapping[bytes, bool]
+    ) -> tuple[Flow, dict[str, Any]]:
         """``flow`` with its volume raised to what was measured for (site, region) including ``subjects``,
         and its policy input as logged. The same object for the same counts (the policy cache keys on it)."""
         with self._lock:
@@ -127,8 +133,9 @@ class VolumeTracker:
             self._roll_day()
             return self._counter.counts((site_id, region))
 
-    def routes(self, sites: Mapping[str, Site], regions: Mapping[str, Any], candidates: Callable[[Site], list[str]]
-               ) -> list[RouteVolume]:
+    def routes(
+        self, sites: Mapping[str, Site], regions: Mapping[str, Any], candidates: Callable[[Site], list[str]]
+    ) -> list[RouteVolume]:
         """Every cross-border (site, candidate region) of the registry with its measured, declared and
         effective volume and its threshold warnings."""
         out = []
@@ -141,12 +148,17 @@ class VolumeTracker:
                 declared = {k: int(v) for k, v in site.volume.model_dump().items()}
                 effective = {**declared, **{k: max(declared.get(k, 0), v) for k, v in measured.as_volume().items()}}
                 effective["individuals_12m"] = max(effective.get("individuals_12m", 0), effective["individuals_ytd"])
-                effective["sensitive_individuals_12m"] = max(effective.get("sensitive_individuals_12m", 0),
-                                                             effective["sensitive_individuals_ytd"])
-                warnings = (self.thresholds.warnings(site.country, country, effective, ratio=self.warn_ratio,
-                                                     ciio=site.entity.ciio) if self.thresholds else [])
-                out.append(RouteVolume(site_id, region, site.country, country, measured, declared, effective,
-                                       warnings))
+                effective["sensitive_individuals_12m"] = max(
+                    effective.get("sensitive_individuals_12m", 0), effective["sensitive_individuals_ytd"]
+                )
+                warnings = (
+                    self.thresholds.warnings(
+                        site.country, country, effective, ratio=self.warn_ratio, ciio=site.entity.ciio
+                    )
+                    if self.thresholds
+                    else []
+                )
+                out.append(RouteVolume(site_id, region, site.country, country, measured, declared, effective, warnings))
                 self._log_crossings((site_id, region), warnings)
         return out
 
@@ -155,8 +167,16 @@ class VolumeTracker:
             key = (route, w.counter, w.limit)
             if self._crossed.get(key) != w.status:
                 self._crossed[key] = w.status
-                log.warning("transfer volume %s -> %s: %s %s of %s (%s: %s from there)", route[0], route[1],
-                            w.counter, w.value, w.limit, w.law, w.becomes)
+                log.warning(
+                    "transfer volume %s -> %s: %s %s of %s (%s: %s from there)",
+                    route[0],
+                    route[1],
+                    w.counter,
+                    w.value,
+                    w.limit,
+                    w.law,
+                    w.becomes,
+                )
 
     # --- sharing through the control store ----------------------------------------------------------------
 

@@ -28,26 +28,61 @@ class Threshold:
 
 # What each origin's thresholds are (thresholds.json), in the order a flow meets them.
 _CN = [
-    Threshold("CN CAC 2024 Provisions Art 8", "individuals_ytd", "CN", "contract_individuals_min", True,
-              "standard contract or certification"),
-    Threshold("CN CAC 2024 Provisions Art 7(2)", "individuals_ytd", "CN", "assessment_individuals_min", True,
-              "security assessment, stored in China"),
-    Threshold("CN CAC 2024 Provisions Art 7(2)", "sensitive_individuals_ytd", "CN", "assessment_sensitive_min", True,
-              "security assessment, stored in China"),
+    Threshold(
+        "CN CAC 2024 Provisions Art 8",
+        "individuals_ytd",
+        "CN",
+        "contract_individuals_min",
+        True,
+        "standard contract or certification",
+    ),
+    Threshold(
+        "CN CAC 2024 Provisions Art 7(2)",
+        "individuals_ytd",
+        "CN",
+        "assessment_individuals_min",
+        True,
+        "security assessment, stored in China",
+    ),
+    Threshold(
+        "CN CAC 2024 Provisions Art 7(2)",
+        "sensitive_individuals_ytd",
+        "CN",
+        "assessment_sensitive_min",
+        True,
+        "security assessment, stored in China",
+    ),
 ]
 _VN = [
     Threshold("VN Decision 20/2025/QD-TTg", "individuals_12m", "VN", "important_basic_min", True, "important data"),
     Threshold("VN Decision 20/2025/QD-TTg", "individuals_12m", "VN", "core_basic_min", True, "core data"),
-    Threshold("VN Decision 20/2025/QD-TTg", "sensitive_individuals_12m", "VN", "important_sensitive_min", True,
-              "important data"),
-    Threshold("VN Decision 20/2025/QD-TTg", "sensitive_individuals_12m", "VN", "core_sensitive_min", True,
-              "core data"),
+    Threshold(
+        "VN Decision 20/2025/QD-TTg",
+        "sensitive_individuals_12m",
+        "VN",
+        "important_sensitive_min",
+        True,
+        "important data",
+    ),
+    Threshold("VN Decision 20/2025/QD-TTg", "sensitive_individuals_12m", "VN", "core_sensitive_min", True, "core data"),
 ]
 _DOJ = [
-    Threshold("US DOJ 28 CFR 202.205", "individuals_12m", "US_DOJ", "covered_identifiers_over", False,
-              "prohibited to a country of concern"),
-    Threshold("US DOJ 28 CFR 202.205", "sensitive_individuals_12m", "US_DOJ", "sensitive_over", False,
-              "prohibited to a country of concern"),
+    Threshold(
+        "US DOJ 28 CFR 202.205",
+        "individuals_12m",
+        "US_DOJ",
+        "covered_identifiers_over",
+        False,
+        "prohibited to a country of concern",
+    ),
+    Threshold(
+        "US DOJ 28 CFR 202.205",
+        "sensitive_individuals_12m",
+        "US_DOJ",
+        "sensitive_over",
+        False,
+        "prohibited to a country of concern",
+    ),
 ]
 
 
@@ -89,8 +124,9 @@ class PolicyThresholds:
             return
         self._stamp = stamp
 
-    def applicable(self, origin: str, destination: str, *, ciio: bool = False, us_subjects: bool = False
-                   ) -> list[Threshold]:
+    def applicable(
+        self, origin: str, destination: str, *, ciio: bool = False, us_subjects: bool = False
+    ) -> list[Threshold]:
         """The thresholds that can change the mechanism of data from ``origin`` stored in ``destination``."""
         self._load()
         if origin == destination:
@@ -104,8 +140,9 @@ class PolicyThresholds:
             found += _DOJ
         return found
 
-    def warnings(self, origin: str, destination: str, volume: dict[str, int], *, ratio: float, ciio: bool = False
-                 ) -> list[VolumeWarning]:
+    def warnings(
+        self, origin: str, destination: str, volume: dict[str, int], *, ratio: float, ciio: bool = False
+    ) -> list[VolumeWarning]:
         out = []
         for t in self.applicable(origin, destination, ciio=ciio):
             raw = self._thresholds.get(t.section, {}).get(t.key)
@@ -115,8 +152,17 @@ class PolicyThresholds:
             value = int(volume.get(t.counter, 0))
             share = value / limit if limit else 0.0
             if share >= ratio:
-                out.append(VolumeWarning(t.law, t.counter, value, limit, round(share, 4),
-                                         "reached" if value >= limit else "approaching", t.becomes))
+                out.append(
+                    VolumeWarning(
+                        t.law,
+                        t.counter,
+                        value,
+                        limit,
+                        round(share, 4),
+                        "reached" if value >= limit else "approaching",
+                        t.becomes,
+                    )
+                )
         return out
 
 

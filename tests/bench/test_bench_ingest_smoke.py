@@ -98,7 +98,10 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.ingest", "--quick", "--json", str(out), "--pg-setting", "wal_buffers=16MB"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=280,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     # progress on stderr: phase names and counters
@@ -118,8 +121,11 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     metrics = doc["metrics"]
     missing = [m for m in METRICS if m not in metrics]
     assert not missing, f"metrics missing from the JSON: {missing}"
-    bad = {m: metrics[m] for m in METRICS if not (isinstance(metrics[m], float) and math.isfinite(metrics[m])
-                                                  and metrics[m] > 0)}
+    bad = {
+        m: metrics[m]
+        for m in METRICS
+        if not (isinstance(metrics[m], float) and math.isfinite(metrics[m]) and metrics[m] > 0)
+    }
     assert not bad, f"metrics that are not positive numbers: {bad}"
     assert {g["id"] for g in doc["goals"]} == GOALS
     for goal in doc["goals"]:
@@ -127,9 +133,20 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert doc["machine"]["nproc"] >= 1 and doc["machine"]["cpu_model"]
     assert doc["workload"]["rows_100"] > 0
     assert doc["settings"]["postgresql"]["wal_buffers"] == "16MB"  # --pg-setting reached the server's settings
-    assert set(doc["details"]["background_cpu"]) >= {"g1", "g3", "g5", "g5_3", "g6", "bare_sub", "minimal",
-                                                      "c1_one_cell", "c1", "c2",
-                                                      "s1_json", "s1_sparkplug"}
+    assert set(doc["details"]["background_cpu"]) >= {
+        "g1",
+        "g3",
+        "g5",
+        "g5_3",
+        "g6",
+        "bare_sub",
+        "minimal",
+        "c1_one_cell",
+        "c1",
+        "c2",
+        "s1_json",
+        "s1_sparkplug",
+    }
     # C1 counts the same rows in both runs: every row of the CN messages in cn-north, their machine rows in us-east
     c1 = doc["details"]["c1"]
     assert set(c1["rows"]) == {"cn-north", "us-east"} and 0 < c1["rows"]["us-east"] < c1["rows"]["cn-north"]
@@ -140,7 +157,12 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["wal_buffers", "=8MB", "wal_buffers=", "x; DROP=1"])
 def test_a_bad_pg_setting_is_refused_by_name(bad: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench.ingest", "--quick", "--pg-setting", bad],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--quick", "--pg-setting", bad],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "--pg-setting" in proc.stderr and "expected NAME=VALUE" in proc.stderr

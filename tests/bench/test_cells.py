@@ -38,10 +38,19 @@ def test_the_two_cells_are_the_demo_topology_without_the_ap_cell(tmp_path: Path)
     assert set(registry.regions) == {"cn-north", "eu-central", "us-east"}
     assert not {"sg-jurong", "th-rayong", "vn-hanoi"} & set(registry.sites)
     assert not [d for d, dev in registry.devices.items() if dev.site in ("sg-jurong", "th-rayong", "vn-hanoi")]
-    assert files.left_out == {"cells": ["ap"], "regions": ["ap-southeast"],
-                              "sites": ["sg-jurong", "th-rayong", "vn-hanoi"],
-                              "devices": ["sg-jurong-cnc-01", "sg-jurong-comp-01", "th-rayong-cnc-01",
-                                          "th-rayong-press-01", "vn-hanoi-comp-01", "vn-hanoi-press-01"]}
+    assert files.left_out == {
+        "cells": ["ap"],
+        "regions": ["ap-southeast"],
+        "sites": ["sg-jurong", "th-rayong", "vn-hanoi"],
+        "devices": [
+            "sg-jurong-cnc-01",
+            "sg-jurong-comp-01",
+            "th-rayong-cnc-01",
+            "th-rayong-press-01",
+            "vn-hanoi-comp-01",
+            "vn-hanoi-press-01",
+        ],
+    }
     # what the ingest checks at start, the policy's raw-processing rule included
     topology = load_checked(files.topology, registry, _engine())
     assert topology.links(registry) == {("cn", "global")}

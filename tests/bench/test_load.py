@@ -33,16 +33,22 @@ def test_python_children_are_told_apart_by_command_line() -> None:
 
 def test_by_role_counts_cpu_deltas_and_new_processes() -> None:
     start = {1: ProcessTime("postgres", 0, 10, 100), 2: ProcessTime("mosquitto", 0, 10, 50)}
-    end = {1: ProcessTime("postgres", 0, 10, 300), 2: ProcessTime("mosquitto", 0, 10, 50),
-           3: ProcessTime("postgres", 1, 99, 100)}  # 3 started in the window
+    end = {
+        1: ProcessTime("postgres", 0, 10, 300),
+        2: ProcessTime("mosquitto", 0, 10, 50),
+        3: ProcessTime("postgres", 1, 99, 100),
+    }  # 3 started in the window
     used = by_role(start, end, 2.0, bench_pid=-1)
     assert used == {"postgres": (200 + 100) / _HZ / 2.0}
     # a reused pid (another start time) counts from zero, not as a negative delta
-    assert by_role({1: ProcessTime("postgres", 0, 10, 500)}, {1: ProcessTime("psql", 0, 70, 20)}, 1.0, -1) == \
-        {"psql": 20 / _HZ}
+    assert by_role({1: ProcessTime("postgres", 0, 10, 500)}, {1: ProcessTime("psql", 0, 70, 20)}, 1.0, -1) == {
+        "psql": 20 / _HZ
+    }
     # a kernel thread that renames itself is still the same process
-    assert by_role({4: ProcessTime("kworker/0:2-events", 2, 5, 13)}, {4: ProcessTime("kworker/0:2-mm", 2, 5, 13)},
-                   1.0, -1) == {}
+    assert (
+        by_role({4: ProcessTime("kworker/0:2-events", 2, 5, 13)}, {4: ProcessTime("kworker/0:2-mm", 2, 5, 13)}, 1.0, -1)
+        == {}
+    )
     assert by_role(start, end, 0, -1) == {}
 
 
@@ -65,8 +71,10 @@ def test_meter_attributes_a_busy_child_to_its_role() -> None:
     meter = LoadMeter()
     meter.start("w")
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-c", "import sys\nwhile sys.stdin.read(0) == '': pass",
-                              "bench.ingest.subscriber"], stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nwhile sys.stdin.read(0) == '': pass", "bench.ingest.subscriber"],
+        stdin=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while _cpu_seconds(child.pid) < 0.5:
@@ -88,8 +96,12 @@ def test_other_never_exceeds_what_the_machine_did() -> None:
     # Another user's test run ends in the window: its pytest (40) exits, its PostgreSQL (50, 600 s of CPU so far) is
     # reparented and reaped by a subreaper (1): the reaper's children time jumps by that whole lifetime, which no
     # start-table entry can take off (50's parent was 40, gone). "other" is capped by the machine's busy CPUs.
-    start = {1: ProcessTime("systemd", 0, 1, 100), 40: ProcessTime("pytest", 1, 20, 500),
-             50: ProcessTime("postgres", 40, 21, 60_000), 60: ProcessTime("postgres", 1, 30, 1000)}
+    start = {
+        1: ProcessTime("systemd", 0, 1, 100),
+        40: ProcessTime("pytest", 1, 20, 500),
+        50: ProcessTime("postgres", 40, 21, 60_000),
+        60: ProcessTime("postgres", 1, 30, 1000),
+    }
     end = {1: ProcessTime("systemd", 0, 1, 100 + 500 + 60_000 + 3), 60: ProcessTime("postgres", 1, 30, 1000 + 80)}
     uncapped = by_role(start, end, 1.0, bench_pid=-1)
     assert uncapped["other"] > 500  # the artefact

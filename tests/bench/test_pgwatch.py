@@ -35,8 +35,13 @@ def test_watch_counts_wal_and_sees_a_backend_waiting_on_a_lock(pg_server: Postgr
         blocked = threading.Thread(target=writer.execute, args=("UPDATE w SET pad = 'y' WHERE id = 1",))
         blocked.start()
         with psycopg.connect(dsn, autocommit=True) as probe:  # wait for the conditions, not for a time
-            _wait(lambda: probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                  .fetchone() == (1,), "the UPDATE waiting on the row lock")
+            _wait(
+                lambda: (
+                    probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
+                    == (1,)
+                ),
+                "the UPDATE waiting on the row lock",
+            )
             seen = watch.samples("load")
             _wait(lambda: watch.samples("load") >= seen + 5, "the watch sampling while it waits")
         holder.rollback()

@@ -191,9 +191,10 @@ def test_the_ingest_may_subscribe_only_its_own_filters(broker: MosquittoServer, 
     ingest = connect(broker.port, "ingest-1", creds.secret("ingest-1"))
     try:
         assert ingest.subscribe("$share/ingest/tele/v1/+/+", "status/v1/+/+") == [GRANTED_QOS1] * 2
-        assert ingest.subscribe(
-            "$share/other/tele/v1/+/+", "tele/v1/+/+", "tele/v1/#", "#", "$SYS/#"
-        ) == [NOT_AUTHORIZED] * 5
+        assert (
+            ingest.subscribe("$share/other/tele/v1/+/+", "tele/v1/+/+", "tele/v1/#", "#", "$SYS/#")
+            == [NOT_AUTHORIZED] * 5
+        )
         assert ingest.publish(MUNICH_CNC, b"the ingest writes nothing").value == NOT_AUTHORIZED
     finally:
         ingest.close()
@@ -213,9 +214,7 @@ def test_nobody_can_use_the_dynamic_security_admin_api(broker: MosquittoServer, 
     assert evil.connack is not None and evil.connack.value == NOT_AUTHORIZED
 
 
-def test_sighup_does_not_reload_the_plugin_file_a_restart_does(
-    broker: MosquittoServer, creds: Credentials
-) -> None:
+def test_sighup_does_not_reload_the_plugin_file_a_restart_does(broker: MosquittoServer, creds: Credentials) -> None:
     """Evidence for the documented procedure: Mosquitto 2.0.11 reads the plugin's file only at start."""
     creds.generate(demo_registry(), spec({**GATEWAYS, "gw-detroit": {"site": "us-detroit"}}))
     broker.reload_auth(restart=False)  # the new file in place, then SIGHUP

@@ -49,10 +49,18 @@ def _secret(out: Path, cell: str, identity: str) -> str:
 
 
 def test_the_global_cells_identities() -> None:
-    identities = {i.name: i for i in plan_cell(demo_registry(), load_identities(IDENTITIES), load_topology(TOPOLOGY),
-                                               "global")}
-    assert set(identities) == {"de-munich-gw-01", "fr-lyon-gw-01", "us-detroit-gw-01", "ingest-1", "ingest-2",
-                               "cell-cn", "cell-ap"}  # no gateway of a site another cell serves
+    identities = {
+        i.name: i for i in plan_cell(demo_registry(), load_identities(IDENTITIES), load_topology(TOPOLOGY), "global")
+    }
+    assert set(identities) == {
+        "de-munich-gw-01",
+        "fr-lyon-gw-01",
+        "us-detroit-gw-01",
+        "ingest-1",
+        "ingest-2",
+        "cell-cn",
+        "cell-ap",
+    }  # no gateway of a site another cell serves
     assert identities["cell-cn"].writes == ("xfer/v1/global/cn/#",)
     assert identities["cell-cn"].subscribes == ("xack/v1/cn/global/#",)
 
@@ -66,8 +74,11 @@ def test_a_peer_bridge_publishes_only_under_its_own_name(global_broker: tuple[Mo
     assert ap.publish("xfer/v1/global/ap/vn-hanoi-press-01", b"{}").value == 0  # delivered to the ingest
     assert ap.publish("xfer/v1/global/cn/cn-shenzhen-cnc-01", b"{}").value == NOT_AUTHORIZED  # posing as cn
     assert ap.publish("tele/v1/de-munich/de-munich-cnc-01", b"{}").value == NOT_AUTHORIZED
-    assert ap.subscribe("xack/v1/ap/global/#", "xack/v1/cn/global/#", "xfer/v1/#") == \
-        [1, NOT_AUTHORIZED, NOT_AUTHORIZED]
+    assert ap.subscribe("xack/v1/ap/global/#", "xack/v1/cn/global/#", "xfer/v1/#") == [
+        1,
+        NOT_AUTHORIZED,
+        NOT_AUTHORIZED,
+    ]
     assert [t for t, _ in reader.wait_messages(1)] == ["xfer/v1/global/ap/vn-hanoi-press-01"]
     for conn in (ap, reader):
         conn.close()
@@ -75,11 +86,13 @@ def test_a_peer_bridge_publishes_only_under_its_own_name(global_broker: tuple[Mo
 
 def test_gateways_of_other_cells_do_not_exist_here(global_broker: tuple[MosquittoServer, Path]) -> None:
     server, out = global_broker
-    wrong = connect(server.port, "cn-shenzhen-gw-01", _secret(out, "cn", "cn-shenzhen-gw-01"),
-                    client_id="cn-shenzhen-gw-01")
+    wrong = connect(
+        server.port, "cn-shenzhen-gw-01", _secret(out, "cn", "cn-shenzhen-gw-01"), client_id="cn-shenzhen-gw-01"
+    )
     assert wrong.connack is not None and wrong.connack.is_failure
-    gateway = connect(server.port, "de-munich-gw-01", _secret(out, "global", "de-munich-gw-01"),
-                      client_id="de-munich-gw-01")
+    gateway = connect(
+        server.port, "de-munich-gw-01", _secret(out, "global", "de-munich-gw-01"), client_id="de-munich-gw-01"
+    )
     assert gateway.publish("xfer/v1/global/cn/x", b"{}").value == NOT_AUTHORIZED
     assert gateway.publish("tele/v1/de-munich/de-munich-cnc-01", b"{}").value == NO_MATCHING_SUBSCRIBERS
     gateway.close()

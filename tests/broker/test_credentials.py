@@ -59,22 +59,34 @@ def test_files_hashes_and_modes(tmp_path: Path) -> None:
     assert _mode(creds.dynsec_file) == 0o600
     config = _config(creds)
     assert config["defaultACLAccess"] == {
-        "publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": False,
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": False,
     }
     assert not config["groups"] and "anonymousGroup" not in config
     munich = _acls(creds, "gw-munich")
     assert ("publishClientSend", "tele/v1/de-munich/de-munich-cnc-01") in munich
     assert ("publishClientSend", "status/v1/de-munich/gw-munich") in munich
     assert {t for t, _ in munich} == {"publishClientSend"}  # writes only: no subscribe, no delivery
-    spb = [f"$share/ingest/spBv1.0/+/{kind}"
-           for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")]
-    assert sorted(_acls(creds, "ingest-1")) == sorted([
-        ("subscribeLiteral", "$share/ingest/tele/v1/+/+"), ("subscribeLiteral", "status/v1/+/+"),
-        ("unsubscribeLiteral", "$share/ingest/tele/v1/+/+"), ("unsubscribeLiteral", "status/v1/+/+"),
-        ("publishClientReceive", "tele/v1/#"), ("publishClientReceive", "status/v1/#"),
-        *[("subscribeLiteral", f) for f in spb], *[("unsubscribeLiteral", f) for f in spb],
-        ("publishClientReceive", "spBv1.0/#"), ("publishClientSend", "spBv1.0/+/NCMD/+"),  # Sparkplug Rebirth
-    ])
+    spb = [
+        f"$share/ingest/spBv1.0/+/{kind}"
+        for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")
+    ]
+    assert sorted(_acls(creds, "ingest-1")) == sorted(
+        [
+            ("subscribeLiteral", "$share/ingest/tele/v1/+/+"),
+            ("subscribeLiteral", "status/v1/+/+"),
+            ("unsubscribeLiteral", "$share/ingest/tele/v1/+/+"),
+            ("unsubscribeLiteral", "status/v1/+/+"),
+            ("publishClientReceive", "tele/v1/#"),
+            ("publishClientReceive", "status/v1/#"),
+            *[("subscribeLiteral", f) for f in spb],
+            *[("unsubscribeLiteral", f) for f in spb],
+            ("publishClientReceive", "spBv1.0/#"),
+            ("publishClientSend", "spBv1.0/+/NCMD/+"),  # Sparkplug Rebirth
+        ]
+    )
     for name in names - {"ingest-1"}:  # nobody but the ingest subscribes or reads
         assert {t for t, _ in _acls(creds, name)} == {"publishClientSend"}
     assert "$CONTROL" not in creds.dynsec_file.read_text()  # no admin role: the plugin's API is unusable
@@ -157,9 +169,7 @@ def test_owners_are_applied(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.fail("this test needs root (chown); the project's tests run as root")
     out = tmp_path / "out"
-    generate(
-        plan(demo_registry(), spec(MUNICH)), out, owners={"broker": (1883, 1883), "gateway": (10002, 10002)}
-    )
+    generate(plan(demo_registry(), spec(MUNICH)), out, owners={"broker": (1883, 1883), "gateway": (10002, 10002)})
     assert (out / "broker" / "dynamic-security.json").stat().st_uid == 1883
     assert (out / "identities" / "gw-munich" / "password").stat().st_uid == 10002
     assert (out / "identities" / "gw-munich").stat().st_uid == 10002

@@ -21,8 +21,13 @@ CA_PEM = "-----BEGIN CERTIFICATE-----\nnot parsed here\n-----END CERTIFICATE----
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "broker", "credentials", "--topology", str(TOPOLOGY), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "broker", "credentials", "--topology", str(TOPOLOGY), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -50,9 +55,22 @@ def test_bridges_verify_the_peer_with_the_ca_path_the_broker_sees(tmp_path: Path
 
 
 def test_bridge_ca_file_needs_the_topology(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "broker", "credentials", "--out", str(tmp_path / "o"),
-                           "--bridge-ca-file", "/mosquitto/security/ca.crt"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "credentials",
+            "--out",
+            str(tmp_path / "o"),
+            "--bridge-ca-file",
+            "/mosquitto/security/ca.crt",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "--bridge-ca-file: only with --topology" in done.stderr
 
@@ -61,8 +79,19 @@ def test_owners_apply_to_every_cell_and_its_bridges(tmp_path: Path, ca: Path) ->
     if os.geteuid() != 0:
         pytest.fail("this test needs root (chown); the project's tests run as root")
     out = tmp_path / "out"
-    done = _cli("--out", str(out), "--ca-file", str(ca), "--owner", "broker=1883:1883", "--owner",
-                "ingest=10001:10001", "--owner", "gateway=10002:10002", "-q")
+    done = _cli(
+        "--out",
+        str(out),
+        "--ca-file",
+        str(ca),
+        "--owner",
+        "broker=1883:1883",
+        "--owner",
+        "ingest=10001:10001",
+        "--owner",
+        "gateway=10002:10002",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     for cell in ("cn", "ap", "global"):
         broker = out / cell / "broker"
@@ -86,15 +115,20 @@ def test_rotate_names_the_cell(tmp_path: Path, ca: Path) -> None:
     after = read_secret(secret)
     assert after != before
     assert f"remote_password {after}" in (out / "cn" / BRIDGES_FILE).read_text()  # the cn bridge logs in with it
-    assert untouched == {cell: read_secret(out / cell / "identities" / "ingest-1" / "password")
-                         for cell in ("cn", "global")}
+    assert untouched == {
+        cell: read_secret(out / cell / "identities" / "ingest-1" / "password") for cell in ("cn", "global")
+    }
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("cell-cn", "--rotate: with --topology name the cell too: CELL/NAME"),
-    ("mars/ingest-1", "--rotate: 'mars' is not a cell of"),
-    ("cn/de-munich-gw-01", "--rotate: 'de-munich-gw-01' is not an identity"),
-], ids=["no-cell", "unknown-cell", "identity-of-another-cell"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cell-cn", "--rotate: with --topology name the cell too: CELL/NAME"),
+        ("mars/ingest-1", "--rotate: 'mars' is not a cell of"),
+        ("cn/de-munich-gw-01", "--rotate: 'de-munich-gw-01' is not an identity"),
+    ],
+    ids=["no-cell", "unknown-cell", "identity-of-another-cell"],
+)
 def test_rotate_errors_name_what_is_wrong(tmp_path: Path, ca: Path, value: str, message: str) -> None:
     done = _cli("--out", str(tmp_path / "out"), "--ca-file", str(ca), "--rotate", value, "-q")
     assert done.returncode == 2

@@ -77,7 +77,10 @@ def test_agent_logs_in_with_its_password_file_over_tls(
         assert all(s.batches_acked == 2 and s.batches_unauthorized == 0 for s in stats.values())
         got = ingest.wait_messages(4)
         assert sorted((decode_batch(p).device_id, decode_batch(p).seq) for _t, p in got) == [
-            ("de-munich-cnc-01", 1), ("de-munich-cnc-01", 2), ("de-munich-press-01", 1), ("de-munich-press-01", 2),
+            ("de-munich-cnc-01", 1),
+            ("de-munich-cnc-01", 2),
+            ("de-munich-press-01", 1),
+            ("de-munich-press-01", 2),
         ]
     finally:
         ingest.close()
@@ -140,8 +143,9 @@ def test_a_refused_login_names_the_identity_and_its_config_field_and_backs_off(
     data = _config(tmp_path, broker, creds, pki).model_dump(mode="json")
     wrong = tmp_path / "wrong-password"
     wrong.write_text("not-the-password\n")
-    data["broker"].update(password_file=str(wrong)) if login == "wrong password" else \
-        data["broker"].update(username=None, password_file=None)
+    data["broker"].update(password_file=str(wrong)) if login == "wrong password" else data["broker"].update(
+        username=None, password_file=None
+    )
     config = AgentConfig.model_validate(data)
     if login == "wrong password":
         expected = [f"refused user name '{GATEWAY}' (broker.username)", f"broker.password_file ({wrong})"]

@@ -30,8 +30,14 @@ def test_demo_identities_cover_every_device_through_its_sites_gateway() -> None:
     )
     assert munich.reads == () and munich.subscribes == ()
     ingest = [i for i in idents if i.kind == "ingest"]
-    filters = ("$share/ingest/tele/v1/+/+", "status/v1/+/+", *(f"$share/ingest/spBv1.0/+/{kind}"
-               for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")))
+    filters = (
+        "$share/ingest/tele/v1/+/+",
+        "status/v1/+/+",
+        *(
+            f"$share/ingest/spBv1.0/+/{kind}"
+            for kind in ("NBIRTH/+", "NDATA/+", "NDEATH/+", "DBIRTH/+/+", "DDATA/+/+", "DDEATH/+/+")
+        ),
+    )
     reads = ("tele/v1/#", "status/v1/#", "spBv1.0/#")
     assert [(i.name, i.reads, i.writes, i.subscribes) for i in ingest] == [
         ("ingest-1", reads, ("spBv1.0/+/NCMD/+",), filters),  # the Sparkplug Rebirth requests (NCMD)
@@ -53,15 +59,13 @@ def test_a_sparkplug_edge_node_gets_its_own_identity() -> None:
     registry = demo_registry()
     spb = {"group": "munich", "edge_node": "tahu-01"}
     devices = dict(registry.devices) | {
-        "spb-press": Device(site="de-munich", profile="cnc_mill",
-                            sparkplug=SparkplugAddress(**spb, device="press-01")),
+        "spb-press": Device(site="de-munich", profile="cnc_mill", sparkplug=SparkplugAddress(**spb, device="press-01")),
         "spb-node": Device(site="de-munich", profile="cnc_mill", sparkplug=SparkplugAddress(**spb)),
     }
     bigger = Registry.model_validate({**registry.model_dump(), "devices": devices})
     idents = _by_name(bigger, {"gw": {"site": "de-munich"}})
     node = idents["munich.tahu-01"]
-    assert (node.kind, node.site, node.devices) == (
-        "sparkplug", "de-munich", ("spb-node", "spb-press"))
+    assert (node.kind, node.site, node.devices) == ("sparkplug", "de-munich", ("spb-node", "spb-press"))
     assert "spBv1.0/munich/NDEATH/tahu-01" in node.writes and "spBv1.0/munich/DDATA/tahu-01/+" in node.writes
     assert "spBv1.0/munich/NCMD/tahu-01/#" in node.subscribes
     assert not [t for t in idents["gw"].writes if "spb" in t]
@@ -86,8 +90,10 @@ def test_a_device_registered_later_is_added_to_its_sites_gateway() -> None:
             "'fr-lyon-cnc-01' belongs to site 'fr-lyon', not 'de-munich'",
         ),
         (
-            {"a": {"site": "de-munich", "devices": ["de-munich-cnc-01"]},
-             "b": {"site": "de-munich", "devices": ["de-munich-cnc-01"]}},
+            {
+                "a": {"site": "de-munich", "devices": ["de-munich-cnc-01"]},
+                "b": {"site": "de-munich", "devices": ["de-munich-cnc-01"]},
+            },
             "gateways.b.devices: 'de-munich-cnc-01' is already served by 'a'",
         ),
         ({"a": {"site": "de-munich"}, "b": {"site": "de-munich"}}, "site 'de-munich' already has a gateway"),

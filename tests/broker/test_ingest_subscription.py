@@ -32,9 +32,13 @@ def test_a_refused_subscription_makes_the_ingest_unhealthy(
 ) -> None:
     server, creds = setup
     settings = load_settings(
-        mqtt_port=server.port, mqtt_client_id="ingest-1", mqtt_username="ingest-1",
-        mqtt_password=creds.secret("ingest-1"), share_group=group,
-        control_dsn="postgresql://unused", region_dsns={"eu-central": "postgresql://unused"},
+        mqtt_port=server.port,
+        mqtt_client_id="ingest-1",
+        mqtt_username="ingest-1",
+        mqtt_password=creds.secret("ingest-1"),
+        share_group=group,
+        control_dsn="postgresql://unused",
+        region_dsns={"eu-central": "postgresql://unused"},
     )
     stats = PipelineStats()
     consumer = Consumer(settings, router=None, stats=stats)  # type: ignore[arg-type]  # no message is routed

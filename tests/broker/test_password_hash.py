@@ -28,8 +28,12 @@ def test_fixed_salt_is_deterministic() -> None:
 
 @pytest.mark.parametrize(
     "stored",
-    [PasswordHash("", "", 101), PasswordHash("!!", "AAAA", 101), PasswordHash("AAAA", "AAAA", 0),
-     PasswordHash("AAAA", "not base64", 101)],
+    [
+        PasswordHash("", "", 101),
+        PasswordHash("!!", "AAAA", 101),
+        PasswordHash("AAAA", "AAAA", 0),
+        PasswordHash("AAAA", "not base64", 101),
+    ],
     ids=["empty", "bad-digest", "zero-iterations", "bad-salt"],
 )
 def test_malformed_fields_never_verify(stored: PasswordHash) -> None:
@@ -41,8 +45,13 @@ def test_mosquitto_ctrl_hashes_verify_here(tmp_path: Path) -> None:
     tool = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
     assert Path(tool).exists(), "mosquitto_ctrl not found (apt-get install mosquitto-clients)"
     config = tmp_path / "dynsec.json"
-    subprocess.run([tool, "dynsec", "init", str(config), "admin"], input="the-secret\nthe-secret\n",
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [tool, "dynsec", "init", str(config), "admin"],
+        input="the-secret\nthe-secret\n",
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     client = json.loads(config.read_text())["clients"][0]
     stored = PasswordHash(client["password"], client["salt"], client["iterations"])
     assert verify_password("the-secret", stored)

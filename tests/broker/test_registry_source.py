@@ -35,7 +35,11 @@ def _register(dsn: str, kind: str, entry_id: str, spec: dict[str, Any] | None) -
 def _cli(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "broker", "credentials", "--out", str(out), "--identities", str(IDENTITIES), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -54,9 +58,7 @@ def test_an_unreachable_control_database_is_a_clear_error(pg_server: PostgresSer
         load_effective_registry(DEMO_REGISTRY, pg_server.dsn("no_such_database"))
 
 
-def test_a_device_registered_through_the_api_gets_credentials_and_may_publish(
-    control: str, tmp_path: Path
-) -> None:
+def test_a_device_registered_through_the_api_gets_credentials_and_may_publish(control: str, tmp_path: Path) -> None:
     out = tmp_path / "credentials"
     first = _cli(out, "--control-dsn", control)
     assert first.returncode == 0, first.stderr
@@ -91,7 +93,8 @@ def test_a_device_registered_through_the_api_gets_credentials_and_may_publish(
             assert device.publish("tele/v1/de-munich/de-munich-cnc-01", b"spoof").value == 0x87
             assert gateway.publish("tele/v1/de-munich/de-munich-cnc-09", b"munich").value == 0
             assert ingest.wait_messages(2) == [
-                ("tele/v1/de-berlin/de-berlin-cnc-01", b"berlin"), ("tele/v1/de-munich/de-munich-cnc-09", b"munich"),
+                ("tele/v1/de-berlin/de-berlin-cnc-01", b"berlin"),
+                ("tele/v1/de-munich/de-munich-cnc-09", b"munich"),
             ]
         finally:
             for c in (ingest, device, gateway):

@@ -52,13 +52,31 @@ class Browser:
     def __init__(self, binary: str, *, width: int = 1440, height: int = 1000, timeout: float = 30) -> None:
         self.profile = tempfile.mkdtemp(prefix="cdp-profile-")
         args = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--remote-debugging-port=0",
-            f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank",
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.stderr_tail: list[str] = []
         url = self._read_ws_url(timeout)
         self.ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
@@ -69,8 +87,7 @@ class Browser:
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                  mobile=False)
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def _read_ws_url(self, timeout: float) -> str:
         assert self.proc.stderr is not None
@@ -128,8 +145,9 @@ class Browser:
             text = details.get("exception", {}).get("description") or details.get("text")
             self.console.append(f"exception: {text}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.console.append("console.error: " + " ".join(str(a.get("value", a.get("description")))
-                                                               for a in params.get("args", [])))
+            self.console.append(
+                "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.console.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
@@ -163,8 +181,9 @@ class Browser:
             if value:
                 return value
             time.sleep(0.1)
-        raise BrowserError(f"timed out after {timeout}s waiting for {what or expression} (last: {value!r}); "
-                           f"console: {self.console}")
+        raise BrowserError(
+            f"timed out after {timeout}s waiting for {what or expression} (last: {value!r}); console: {self.console}"
+        )
 
     def wait_until(self, check: Callable[[], Any], *, timeout: float = 15, what: str) -> Any:
         deadline = time.monotonic() + timeout

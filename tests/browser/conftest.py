@@ -26,9 +26,12 @@ def chromium() -> str:
     binary = find_chromium()
     if binary is None:
         where = f"at CHROMIUM={os.environ['CHROMIUM']}" if os.environ.get("CHROMIUM") else "at /usr/bin/chromium"
-        pytest.fail(f"the browser tests need Chromium, and there is none {where}"
-                    ". Install it with `sudo apt-get install chromium` (Debian; `chromium-browser` on Ubuntu) "
-                    "or point $CHROMIUM at a Chromium/Chrome binary, then run the tests again.", pytrace=False)
+        pytest.fail(
+            f"the browser tests need Chromium, and there is none {where}"
+            ". Install it with `sudo apt-get install chromium` (Debian; `chromium-browser` on Ubuntu) "
+            "or point $CHROMIUM at a Chromium/Chrome binary, then run the tests again.",
+            pytrace=False,
+        )
     return binary
 
 
@@ -43,8 +46,9 @@ def browser(chromium: str) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def stack(pg_server: PostgresServer, registry: Registry, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[LiveStack]:
+def stack(
+    pg_server: PostgresServer, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
     """A stack per test file: the files change what it holds (a quarantined item dismissed, a device moved) and
     run in any order, in any worker (./scripts/test runs files in parallel)."""
     broker = MosquittoServer()

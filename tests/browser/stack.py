@@ -65,8 +65,9 @@ class LiveStack:
         return self.replica.url("")
 
     def api(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.replica.url(f"/api/v1{path}"), params=params, headers=self.replica.headers,
-                             timeout=10)
+        response = httpx.get(
+            self.replica.url(f"/api/v1{path}"), params=params, headers=self.replica.headers, timeout=10
+        )
         response.raise_for_status()
         return response.json()
 
@@ -110,15 +111,17 @@ def _backfill(client: mqtt.Client, now: datetime) -> list[int]:
             minute = (seq - 1) * BACKFILL_READINGS + i
             ts = start + timedelta(minutes=minute, seconds=20)
             readings.append({"ts": ts.isoformat(), "values": _cnc_values(minute)})
-        payload = json.dumps({"v": 1, "device_id": BACKFILL_DEVICE, "seq": seq, "sent_at": now.isoformat(),
-                              "readings": readings}).encode()
+        payload = json.dumps(
+            {"v": 1, "device_id": BACKFILL_DEVICE, "seq": seq, "sent_at": now.isoformat(), "readings": readings}
+        ).encode()
         client.publish(topic, payload, qos=1).wait_for_publish(5)
         sent.append(seq)
     return sent
 
 
-def start_stack(broker: MosquittoServer, control: str, regions: dict[str, str], registry: Registry,
-                tmp: Path) -> LiveStack:
+def start_stack(
+    broker: MosquittoServer, control: str, regions: dict[str, str], registry: Registry, tmp: Path
+) -> LiveStack:
     replica = Replica("ingest-browser", broker, control, regions, tmp).start()
     stack = LiveStack(broker=broker, control=control, regions=regions, registry=registry, replica=replica)
     try:
@@ -138,20 +141,44 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
         stack.backfill_batches = _backfill(client, now)
         client.publish("tele/v1/de-munich/de-munich-cnc-01", MALFORMED, qos=1).wait_for_publish(5)
         values = {"barrel_temp_c": 221.5, "power_kw": 18.0, "fault_code": 0}
-        reflashed = json.dumps({"v": 1, "device_id": REFLASHED_DEVICE, "seq": 1, "sent_at": now.isoformat(),
-                                "readings": [{"ts": now.isoformat(), "values": values}]}).encode()
+        reflashed = json.dumps(
+            {
+                "v": 1,
+                "device_id": REFLASHED_DEVICE,
+                "seq": 1,
+                "sent_at": now.isoformat(),
+                "readings": [{"ts": now.isoformat(), "values": values}],
+            }
+        ).encode()
         client.publish(f"tele/v1/fr-lyon/{REFLASHED_DEVICE}", reflashed, qos=1).wait_for_publish(5)
-        compressor = {"discharge_pressure_bar": 7.2, "motor_temp_c": 61.0, "vibration_mm_s": 1.1, "power_kw": 11.0,
-                      "fault_code": 0, "operator_badge": PSEUDONYM}
-        pseudonymized = json.dumps({"v": 1, "device_id": PSEUDONYM_DEVICE, "seq": 1, "sent_at": now.isoformat(),
-                                    "key_id": "k1", "edge_transforms": {"operator_badge": "pseudonymized"},
-                                    "readings": [{"ts": now.isoformat(), "values": compressor}]}).encode()
+        compressor = {
+            "discharge_pressure_bar": 7.2,
+            "motor_temp_c": 61.0,
+            "vibration_mm_s": 1.1,
+            "power_kw": 11.0,
+            "fault_code": 0,
+            "operator_badge": PSEUDONYM,
+        }
+        pseudonymized = json.dumps(
+            {
+                "v": 1,
+                "device_id": PSEUDONYM_DEVICE,
+                "seq": 1,
+                "sent_at": now.isoformat(),
+                "key_id": "k1",
+                "edge_transforms": {"operator_badge": "pseudonymized"},
+                "readings": [{"ts": now.isoformat(), "values": compressor}],
+            }
+        ).encode()
         client.publish(f"tele/v1/fr-lyon/{PSEUDONYM_DEVICE}", pseudonymized, qos=1).wait_for_publish(5)
         devices = sorted(d for d, dev in registry.devices.items() if dev.site == BACKFILL_SITE)
         gateway = f"{BACKFILL_SITE}-gw-01"
-        client.publish(f"status/v1/{BACKFILL_SITE}/{gateway}",
-                       status_payload(gateway, BACKFILL_SITE, "online", devices, None), qos=1,
-                       retain=True).wait_for_publish(5)
+        client.publish(
+            f"status/v1/{BACKFILL_SITE}/{gateway}",
+            status_payload(gateway, BACKFILL_SITE, "online", devices, None),
+            qos=1,
+            retain=True,
+        ).wait_for_publish(5)
     finally:
         client.loop_stop()
         client.disconnect()
@@ -165,8 +192,11 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
 
     wait_until(settled, 60, f"{expected} messages received and committed")
     # Three gateways went offline at shutdown, the backfill site's gateway is online.
-    wait_until(lambda: _gateway_states(stack) == {"offline": len(AGENT_SITES), "online": 1}, 20,
-               "gateway status of the four sites recorded")
+    wait_until(
+        lambda: _gateway_states(stack) == {"offline": len(AGENT_SITES), "online": 1},
+        20,
+        "gateway status of the four sites recorded",
+    )
     items = stack.api("/quarantine", code="malformed")["items"]
     assert len(items) == 1, items
     stack.malformed_id = items[0]["quarantine_id"]
@@ -186,8 +216,12 @@ def _upload_draft(stack: LiveStack, tmp: Path) -> str:
         shutil.copytree(DEFAULT_POLICY_DIR / sub, draft / sub)
     draft_without_dpf_and_stricter_vietnam(draft)
     body = targz(bundle_files(draft, with_tests=True)[1])
-    response = httpx.post(stack.replica.url("/api/v1/policy/drafts"), content=body, timeout=60,
-                          headers={**stack.replica.headers, "Content-Type": "application/gzip"})
+    response = httpx.post(
+        stack.replica.url("/api/v1/policy/drafts"),
+        content=body,
+        timeout=60,
+        headers={**stack.replica.headers, "Content-Type": "application/gzip"},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["loads"], response.text
     return str(response.json()["revision"])

@@ -56,9 +56,12 @@ def console_errors(browser: Browser, *allowed: str) -> list[str]:
 
 def test_live_page_shows_what_the_stack_holds(browser: Browser, stack: LiveStack, screenshots: Path) -> None:
     browser.navigate(stack.signed_in(stack.base + "/dashboard?window=86400"))
-    browser.wait_for("!!document.querySelector('#flows table.matrix[data-window=\"86400\"]')"
-                     " && !!document.querySelector('[data-kpi=quarantine-held]')"
-                     " && document.querySelectorAll('#devices tr[data-device]').length > 0", what="live data")
+    browser.wait_for(
+        "!!document.querySelector('#flows table.matrix[data-window=\"86400\"]')"
+        " && !!document.querySelector('[data-kpi=quarantine-held]')"
+        " && document.querySelectorAll('#devices tr[data-device]').length > 0",
+        what="live data",
+    )
 
     # Flow matrix: every cell equals the /flows API, and CN -> cn-north equals the decision log.
     flows = stack.api("/flows", window_s=86400)
@@ -72,24 +75,35 @@ def test_live_page_shows_what_the_stack_holds(browser: Browser, stack: LiveStack
             outcomes: Object.fromEntries([...td.querySelectorAll('[data-outcome]')]
                 .map(p => [p.dataset.outcome, p.textContent])),
             readings: td.querySelector('[data-readings]').textContent}))""")
-    shown = {(c["origin"], c["region"]): {**{o: digits(n) for o, n in c["outcomes"].items()},
-                                          "readings": digits(c["readings"])} for c in cells}
+    shown = {
+        (c["origin"], c["region"]): {
+            **{o: digits(n) for o, n in c["outcomes"].items()},
+            "readings": digits(c["readings"]),
+        }
+        for c in cells
+    }
     assert shown == {key: {k: v for k, v in cell.items() if v} for key, cell in expected.items()}
-    stored_cn = stack.sql(stack.control, "SELECT count(*) FROM decisions WHERE origin_country = 'CN'"
-                                         " AND region = 'cn-north' AND outcome = 'stored'")[0][0]
+    stored_cn = stack.sql(
+        stack.control,
+        "SELECT count(*) FROM decisions WHERE origin_country = 'CN' AND region = 'cn-north' AND outcome = 'stored'",
+    )[0][0]
     assert stored_cn > 0 and shown[("CN", "cn-north")]["stored"] == stored_cn
     assert ("CN", "us-east") in shown and shown[("CN", "us-east")]["denied"] > 0  # personal data stays in China
 
     # Fleet, backlog and policy cards.
-    kpi = browser.evaluate("Object.fromEntries([...document.querySelectorAll('[data-kpi]')].map(c => "
-                           "[c.dataset.kpi, [c.querySelector('.value').textContent, c.title]]))")
+    kpi = browser.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('[data-kpi]')].map(c => "
+        "[c.dataset.kpi, [c.querySelector('.value').textContent, c.title]]))"
+    )
     devices = stack.api("/devices", limit=1000)["items"]
     status = {s: sum(1 for d in devices if d["status"] == s) for s in ("online", "offline", "unknown")}
     # the agents' sites went offline at shutdown, the backfill site is online, the demo's other sites never spoke
     registry = {d: dev.site for d, dev in stack.registry.devices.items()}
-    assert status == {"online": sum(site == BACKFILL_SITE for site in registry.values()),
-                      "offline": sum(site in AGENT_SITES for site in registry.values()),
-                      "unknown": sum(site not in (*AGENT_SITES, BACKFILL_SITE) for site in registry.values())}
+    assert status == {
+        "online": sum(site == BACKFILL_SITE for site in registry.values()),
+        "offline": sum(site in AGENT_SITES for site in registry.values()),
+        "unknown": sum(site not in (*AGENT_SITES, BACKFILL_SITE) for site in registry.values()),
+    }
     assert status["online"] == 2 and status["offline"] == 6 and status["unknown"] >= 4
     assert digits(kpi["devices-online"][0]) == status["online"]
     assert digits(kpi["devices-offline"][0]) == status["offline"]
@@ -104,15 +118,23 @@ def test_live_page_shows_what_the_stack_holds(browser: Browser, stack: LiveStack
 
     # Readings per second: one row per region; devices: one row per registry device, linking to its page.
     regions = [r["name"] for r in stack.api("/regions")]
-    assert browser.evaluate("[...document.querySelectorAll('#rates tr[data-region]')].map(r => r.dataset.region)") \
+    assert (
+        browser.evaluate("[...document.querySelectorAll('#rates tr[data-region]')].map(r => r.dataset.region)")
         == regions
-    rows = browser.evaluate("[...document.querySelectorAll('#devices tr[data-device]')].map(r => "
-                            "[r.dataset.device, r.dataset.status, r.querySelector('a').getAttribute('href')])")
+    )
+    rows = browser.evaluate(
+        "[...document.querySelectorAll('#devices tr[data-device]')].map(r => "
+        "[r.dataset.device, r.dataset.status, r.querySelector('a').getAttribute('href')])"
+    )
     assert sorted(r[0] for r in rows) == sorted(stack.registry.devices)
     assert {r[0]: r[1] for r in rows} == {d["device_id"]: d["status"] for d in devices}
     assert all(href == f"/dashboard/device?id={device}" for device, _, href in rows)
     assert browser.evaluate("[...document.querySelectorAll('nav a')].map(a => a.pathname)") == [
-        "/dashboard", "/dashboard/device", "/dashboard/compliance", "/dashboard/audit"]
+        "/dashboard",
+        "/dashboard/device",
+        "/dashboard/compliance",
+        "/dashboard/audit",
+    ]
     assert browser.evaluate("document.getElementById('health-chip').textContent") == "health: ok"
 
     browser.screenshot(screenshots / "live.png")
@@ -132,13 +154,21 @@ CHARTS = """[...document.querySelectorAll('#charts figure.chart')].map(f => {
 })"""
 
 
-def _distinct_buckets(stack: LiveStack, region: str, device: str, name: str, start: str, end: str,
-                      bucket_s: int) -> int:
-    return int(stack.sql(
-        stack.regions[region],
-        "SELECT count(DISTINCT floor(extract(epoch FROM ts) / %s)) FROM readings"
-        " WHERE device_id = %s AND name = %s AND num IS NOT NULL AND ts >= %s AND ts < %s",
-        bucket_s, device, name, datetime.fromisoformat(start), datetime.fromisoformat(end))[0][0])
+def _distinct_buckets(
+    stack: LiveStack, region: str, device: str, name: str, start: str, end: str, bucket_s: int
+) -> int:
+    return int(
+        stack.sql(
+            stack.regions[region],
+            "SELECT count(DISTINCT floor(extract(epoch FROM ts) / %s)) FROM readings"
+            " WHERE device_id = %s AND name = %s AND num IS NOT NULL AND ts >= %s AND ts < %s",
+            bucket_s,
+            device,
+            name,
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+        )[0][0]
+    )
 
 
 def _check_charts(browser: Browser, stack: LiveStack, window: str, bucket: str) -> list[dict[str, Any]]:
@@ -151,11 +181,18 @@ def _check_charts(browser: Browser, stack: LiveStack, window: str, bucket: str) 
     assert [c["metric"] for c in charts] == numeric  # one chart per numeric metric
     for chart in charts:
         assert chart["error"] is None and chart["bucket"] == bucket and chart["region"] == "cn-north", chart
-        series = stack.api(f"/devices/{BACKFILL_DEVICE}/series", name=chart["metric"], start=chart["start"],
-                           end=chart["end"], bucket=bucket, region="cn-north")
+        series = stack.api(
+            f"/devices/{BACKFILL_DEVICE}/series",
+            name=chart["metric"],
+            start=chart["start"],
+            end=chart["end"],
+            bucket=bucket,
+            region="cn-north",
+        )
         assert chart["points"] == len(series["points"]) > 0, chart
-        assert chart["points"] == _distinct_buckets(stack, "cn-north", BACKFILL_DEVICE, chart["metric"],
-                                                    chart["start"], chart["end"], BUCKET_S[bucket])
+        assert chart["points"] == _distinct_buckets(
+            stack, "cn-north", BACKFILL_DEVICE, chart["metric"], chart["start"], chart["end"], BUCKET_S[bucket]
+        )
         assert f"{chart['points']} buckets of {bucket}" in chart["caption"]
         assert chart["inked"] > 2000, chart  # axes, labels, band and line were drawn
     return charts
@@ -194,25 +231,33 @@ def test_device_page_charts_latest_values_and_gaps(browser: Browser, stack: Live
     assert set(table["rows"]["operator_badge"]["cells"]) == {"cn-north"}
 
     # Gaps of the device, and its cards.
-    gaps = browser.evaluate("[...document.querySelectorAll('#gaps tr[data-gap]')].map(tr => [tr.dataset.gap, "
-                            "tr.textContent])")
+    gaps = browser.evaluate(
+        "[...document.querySelectorAll('#gaps tr[data-gap]')].map(tr => [tr.dataset.gap, tr.textContent])"
+    )
     api_gaps = stack.api("/gaps", device_id=BACKFILL_DEVICE, state="all")["items"]
     assert [g[0] for g in gaps] == [f"{g['first_missing']}-{g['last_missing']}" for g in api_gaps] == ["19-20"]
     assert "open" in gaps[0][1]
     assert browser.evaluate("document.getElementById('status-chip').textContent") == f"{BACKFILL_DEVICE}: online"
     progress = stack.api(f"/devices/{BACKFILL_DEVICE}")["progress"]
-    cards = browser.evaluate("Object.fromEntries([...document.querySelectorAll('#device-info .card')].map(c => "
-                             "[c.querySelector('.label').textContent, c.querySelector('.value').textContent]))")
+    cards = browser.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#device-info .card')].map(c => "
+        "[c.querySelector('.label').textContent, c.querySelector('.value').textContent]))"
+    )
     sent = (BACKFILL_BATCHES - len(MISSING_SEQS)) * BACKFILL_READINGS
     assert digits(cards["readings"]) == progress["readings"] == sent
     assert cards["open gaps"] == "1"
 
     # Hovering a chart reads the bucket under the pointer out as text.
-    box = browser.evaluate("(() => { const r = document.querySelector('#charts canvas').getBoundingClientRect();"
-                           " return [r.x + r.width * 0.6, r.y + r.height / 2]; })()")
+    box = browser.evaluate(
+        "(() => { const r = document.querySelector('#charts canvas').getBoundingClientRect();"
+        " return [r.x + r.width * 0.6, r.y + r.height / 2]; })()"
+    )
     browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=box[0], y=box[1])
-    readout = browser.wait_for("(() => { const t = document.querySelector('#charts .readout').textContent;"
-                               " return t.includes('avg') && t; })()", what="hover readout")
+    readout = browser.wait_for(
+        "(() => { const t = document.querySelector('#charts .readout').textContent;"
+        " return t.includes('avg') && t; })()",
+        what="hover readout",
+    )
     assert "readings" in readout
     browser.screenshot(screenshots / "device.png")
 
@@ -234,22 +279,29 @@ DECISION_ROWS = """[...document.querySelectorAll('#decision-list tr[data-id]')].
 
 def _set_filters(browser: Browser, **filters: str) -> None:
     for name, value in filters.items():
-        browser.evaluate(f"(() => {{ const s = document.querySelector('#decision-filters [name={name}]');"
-                         f" s.value = {js(value)}; s.dispatchEvent(new Event('change', {{bubbles: true}})); }})()")
+        browser.evaluate(
+            f"(() => {{ const s = document.querySelector('#decision-filters [name={name}]');"
+            f" s.value = {js(value)}; s.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
+        )
     wanted = "&".join(f"{k}={v}" for k, v in filters.items())
-    browser.wait_for(f"document.getElementById('decision-list').dataset.filters === {js(wanted)}"
-                     " && !document.getElementById('decision-list').hasAttribute('aria-busy')",
-                     what=f"decisions filtered by {wanted}")
+    browser.wait_for(
+        f"document.getElementById('decision-list').dataset.filters === {js(wanted)}"
+        " && !document.getElementById('decision-list').hasAttribute('aria-busy')",
+        what=f"decisions filtered by {wanted}",
+    )
 
 
-def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser, stack: LiveStack,
-                                                               screenshots: Path) -> None:
+def test_compliance_page_decisions_quarantine_policy_and_whatif(
+    browser: Browser, stack: LiveStack, screenshots: Path
+) -> None:
     # Reached from the Live page's navigation.
     browser.navigate(stack.signed_in(stack.base + "/dashboard"))
     browser.wait_for("!!document.querySelector('nav a[href=\"dashboard/compliance\"]')")
     browser.evaluate("document.querySelector('nav a[href=\"dashboard/compliance\"]').click()")
-    browser.wait_for("location.pathname === '/dashboard/compliance' && document.body.dataset.loaded === '1'",
-                     what="compliance page loaded")
+    browser.wait_for(
+        "location.pathname === '/dashboard/compliance' && document.body.dataset.loaded === '1'",
+        what="compliance page loaded",
+    )
 
     # Policy in force and its activation history.
     policy = stack.api("/policy")
@@ -280,8 +332,9 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
     assert {(r["origin"], r["region"]) for r in rows} == {("CN", "cn-north")}
     _set_filters(browser, origin="CN", region="us-east", category="personal", outcome="denied")
     rows = browser.evaluate(DECISION_ROWS)
-    api_rows = stack.api("/decisions", origin="CN", region="us-east", category="personal", outcome="denied",
-                         limit=50)["items"]
+    api_rows = stack.api("/decisions", origin="CN", region="us-east", category="personal", outcome="denied", limit=50)[
+        "items"
+    ]
     assert [r["id"] for r in rows] == [d["decision_id"] for d in api_rows] and len(rows) == 24
     assert all(r["outcome"] == "denied" and r["category"] == "personal" for r in rows)
     assert rows[0]["reasons"] == api_rows[0]["reasons"]
@@ -291,29 +344,37 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
     # Quarantine review: the malformed payload is listed and inspected; it cannot be released (the page says
     # why and offers no release), and its direct release is refused (409).
     item = f"#quarantine-list tr[data-id={js(stack.malformed_id)}]"
-    row = browser.wait_for(f"(() => {{ const tr = document.querySelector({js(item)});"
-                           " return tr && tr.dataset.state; })()", what="quarantined item listed")
+    row = browser.wait_for(
+        f"(() => {{ const tr = document.querySelector({js(item)}); return tr && tr.dataset.state; }})()",
+        what="quarantined item listed",
+    )
     assert row == "held"
     browser.evaluate(f"document.querySelector({js(item + ' button[data-action=inspect]')}).click()")
-    payload = browser.wait_for("(() => { const p = document.getElementById('quarantine-payload');"
-                               " return p && p.textContent; })()", what="payload shown")
+    payload = browser.wait_for(
+        "(() => { const p = document.getElementById('quarantine-payload'); return p && p.textContent; })()",
+        what="payload shown",
+    )
     assert payload == MALFORMED.decode()
     note = browser.evaluate("document.getElementById('release-note').textContent")
     assert "malformed items cannot be released" in note
     assert browser.evaluate("!!document.getElementById('release-btn')") is False
-    direct = httpx.post(stack.replica.url(f"/api/v1/quarantine/{stack.malformed_id}/release"),
-                        headers=stack.replica.headers, timeout=10)
+    direct = httpx.post(
+        stack.replica.url(f"/api/v1/quarantine/{stack.malformed_id}/release"), headers=stack.replica.headers, timeout=10
+    )
     assert direct.status_code == 409 and "cannot be released" in direct.json()["detail"]
-    assert stack.sql(stack.control, "SELECT state, released_by FROM rejections WHERE quarantine_id = %s",
-                     stack.malformed_id) == [("held", None)]
+    assert stack.sql(
+        stack.control, "SELECT state, released_by FROM rejections WHERE quarantine_id = %s", stack.malformed_id
+    ) == [("held", None)]
     browser.screenshot(screenshots / "compliance-quarantine.png")
 
     # What-if of the uploaded draft over the last 24 h: the change table equals the API's answer.
     options = browser.evaluate("[...document.querySelectorAll('#draft-select option')].map(o => o.value)")
     assert stack.draft_revision in options
-    browser.evaluate(f"document.getElementById('draft-select').value = {js(stack.draft_revision)};"
-                     "document.querySelector('#whatif-form [name=window_s]').value = '86400';"
-                     "document.getElementById('whatif-btn').click()")
+    browser.evaluate(
+        f"document.getElementById('draft-select').value = {js(stack.draft_revision)};"
+        "document.querySelector('#whatif-form [name=window_s]').value = '86400';"
+        "document.getElementById('whatif-btn').click()"
+    )
     browser.wait_for("!!document.getElementById('whatif-transitions')", timeout=60, what="what-if result")
     shown = browser.evaluate("""({
         changed: [...document.querySelectorAll('#whatif-transitions tr[data-changed=true]')].map(tr => [tr.dataset.key,
@@ -321,10 +382,17 @@ def test_compliance_page_decisions_quarantine_policy_and_whatif(browser: Browser
         rows: document.querySelectorAll('#whatif-transitions tbody tr').length,
         kpi: Object.fromEntries([...document.querySelectorAll('#whatif-result [data-kpi]')].map(c =>
             [c.dataset.kpi, c.querySelector('.value').textContent]))})""")
-    report = httpx.post(stack.replica.url("/api/v1/policy/whatif"), timeout=60, headers=stack.replica.headers,
-                        json={"revision": stack.draft_revision, "window_s": 86400, "examples": 2}).json()
-    changed = {f"{t['origin']}|{t['region']}|{t['category']}": [t["decisions"], t["readings"]]
-               for t in report["transitions"] if t["changed"]}
+    report = httpx.post(
+        stack.replica.url("/api/v1/policy/whatif"),
+        timeout=60,
+        headers=stack.replica.headers,
+        json={"revision": stack.draft_revision, "window_s": 86400, "examples": 2},
+    ).json()
+    changed = {
+        f"{t['origin']}|{t['region']}|{t['category']}": [t["decisions"], t["readings"]]
+        for t in report["transitions"]
+        if t["changed"]
+    }
     assert {key: [digits(n) for n in nums] for key, nums in shown["changed"]} == changed
     assert "VN|ap-southeast|personal" in changed  # stricter Vietnamese rules: no more personal data to SG
     assert shown["rows"] == len(report["transitions"])
@@ -348,8 +416,10 @@ def test_sign_in_with_a_pasted_token_a_link_and_sign_out(browser: Browser, stack
     assert browser.evaluate("!!document.getElementById('user-chip')") is False
     browser.screenshot(screenshots / "sign-in.png")
 
-    browser.evaluate(f"document.getElementById('signin-token').value = {js(stack.token)};"
-                     "document.getElementById('signin-btn').click()")
+    browser.evaluate(
+        f"document.getElementById('signin-token').value = {js(stack.token)};"
+        "document.getElementById('signin-btn').click()"
+    )
     assert browser.wait_for(signed_in, what="signed in after pasting the token") == f"user: {user}"
     browser.wait_for("document.querySelectorAll('#devices tbody tr').length > 0", what="devices listed")
     assert browser.evaluate("!!document.getElementById('signin')") is False
@@ -369,7 +439,9 @@ def test_sign_in_with_a_pasted_token_a_link_and_sign_out(browser: Browser, stack
     # A revoked or mistyped token: the form again, with the API's reason.
     browser.evaluate("sessionStorage.setItem('dashboard.token', 'rtk_nosuchtoken_' + 'x'.repeat(43))")
     browser.navigate(stack.base + "/dashboard")
-    reason = browser.wait_for("(() => { const r = document.getElementById('signin-reason'); "
-                              "return r && r.textContent.trim(); })()", what="sign-in reason")
+    reason = browser.wait_for(
+        "(() => { const r = document.getElementById('signin-reason'); return r && r.textContent.trim(); })()",
+        what="sign-in reason",
+    )
     assert "invalid token" in reason
     browser.evaluate("sessionStorage.clear()")

@@ -437,11 +437,15 @@ def check_timescaledb_image(image: str) -> list[str]:
     newest = max(TIMESCALEDB_JOB_FIX.values())
     if (fixed is None and version < newest) or (fixed is not None and version < fixed):
         want = ".".join(map(str, fixed or newest))
-        return [f"{image!r}: TimescaleDB {'.'.join(map(str, version))} fails every background job on current "
-                f"PostgreSQL minors; use {want} or later"]
+        return [
+            f"{image!r}: TimescaleDB {'.'.join(map(str, version))} fails every background job on current "
+            f"PostgreSQL minors; use {want} or later"
+        ]
     if fixed is None and version[:2] > newest[:2]:
-        return [f"{image!r}: not a release known to run jobs on current PostgreSQL minors "
-                f"({', '.join('.'.join(map(str, v)) for v in TIMESCALEDB_JOB_FIX.values())})"]
+        return [
+            f"{image!r}: not a release known to run jobs on current PostgreSQL minors "
+            f"({', '.join('.'.join(map(str, v)) for v in TIMESCALEDB_JOB_FIX.values())})"
+        ]
     return []
 
 
@@ -1096,8 +1100,9 @@ def mosquitto_config(compose: Compose, name: str, root: Path) -> MosquittoConf |
                 continue  # reported by check_mounts
             for included in parse_mosquitto_conf(file.read_text(encoding="utf-8")):
                 if included[0] == "include_dir":
-                    problems.append(f"{name}: {_rel(file, root)} uses include_dir, which Mosquitto allows only in "
-                                    "the main file")
+                    problems.append(
+                        f"{name}: {_rel(file, root)} uses include_dir, which Mosquitto allows only in the main file"
+                    )
                 else:
                     directives.append(included)
     return MosquittoConf(directives, generated, problems)
@@ -1126,8 +1131,11 @@ def check_broker(compose: Compose, root: Path) -> list[str]:
             continue
         conf = config.directives
         problems += config.problems
-        problems += [f"{name}: include_dir {directory} is on the volume {mount.source} mounted writable"
-                     for directory, mount, _ in config.generated if not mount.read_only]
+        problems += [
+            f"{name}: include_dir {directory} is on the volume {mount.source} mounted writable"
+            for directory, mount, _ in config.generated
+            if not mount.read_only
+        ]
         listeners = {int(args[0]) for directive, args in conf if directive == "listener" and args}
         if not listeners:
             problems.append(f"{name}: the mounted config defines no listener")
@@ -1198,8 +1206,19 @@ def credentials_jobs(compose: Compose, root: Path) -> list[CredentialsJob]:
                 if topology is None or not topology.is_file():
                     problems.append(f"{name}: --topology {inside!r} is not a bind-mounted file of the repository")
                     topology = None
-            jobs.append(CredentialsJob(name, argv, volume, out, out_in_volume, identities, topology,
-                                       _flag(module[1], "--bridge-ca-file"), problems))
+            jobs.append(
+                CredentialsJob(
+                    name,
+                    argv,
+                    volume,
+                    out,
+                    out_in_volume,
+                    identities,
+                    topology,
+                    _flag(module[1], "--bridge-ca-file"),
+                    problems,
+                )
+            )
     return jobs
 
 
@@ -1234,8 +1253,10 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
             return [*problems, *topology_problems]
         tls_peers = any(cell.broker.tls for cell in topology.cells.values())
         if tls_peers and job.bridge_ca_file is None:
-            problems.append(f"{job.service}: no --bridge-ca-file: the bridges would verify their TLS peers with "
-                            f"{job.out}/<cell>/broker/ca.crt, a path of the job that no broker has")
+            problems.append(
+                f"{job.service}: no --bridge-ca-file: the bridges would verify their TLS peers with "
+                f"{job.out}/<cell>/broker/ca.crt, a path of the job that no broker has"
+            )
 
     def needs_job(name: str) -> None:
         if depends_on(services[name]).get(job.service) != "service_completed_successfully":
@@ -1269,17 +1290,23 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
         if topology is not None and config is not None:
             # bridges.conf lies in the broker/ directory of its cell: it must be an include_dir of the broker
             bridges = posixpath.join(job.dir_of(cell), posixpath.dirname(BRIDGES_FILE))
-            if not any(m.source == job.volume and posixpath.join(m.subpath, rel).rstrip("/") == bridges
-                       for _, m, rel in config.generated):
-                problems.append(f"{name}: does not include_dir the directory of its bridges ({bridges}/"
-                                f"{posixpath.basename(BRIDGES_FILE)} of {job.volume!r}): cell {cell}'s bridges "
-                                "would not start")
+            if not any(
+                m.source == job.volume and posixpath.join(m.subpath, rel).rstrip("/") == bridges
+                for _, m, rel in config.generated
+            ):
+                problems.append(
+                    f"{name}: does not include_dir the directory of its bridges ({bridges}/"
+                    f"{posixpath.basename(BRIDGES_FILE)} of {job.volume!r}): cell {cell}'s bridges "
+                    "would not start"
+                )
             if job.bridge_ca_file is not None:
                 found = mount_of(services[name], job.bridge_ca_file)
                 where = (found[0].source, posixpath.join(found[0].subpath, found[1])) if found else None
                 if where != (job.volume, posixpath.join(expected, "ca.crt")):
-                    problems.append(f"{name}: --bridge-ca-file {job.bridge_ca_file} of {job.service} is not the "
-                                    f"{expected}/ca.crt of {job.volume!r} here: its bridges could not verify peers")
+                    problems.append(
+                        f"{name}: --bridge-ca-file {job.bridge_ca_file} of {job.service} is not the "
+                        f"{expected}/ca.crt of {job.volume!r} here: its bridges could not verify peers"
+                    )
         needs_job(name)
 
     for name in ingest_services(compose):
@@ -1289,8 +1316,10 @@ def check_broker_security(compose: Compose, root: Path) -> list[str]:
         if user not in ingest_accounts:
             problems.append(f"{name}: INGEST_MQTT_USERNAME {user!r} is not an ingest account of the identities file")
         if user != env.get("INGEST_MQTT_CLIENT_ID"):
-            problems.append(f"{name}: INGEST_MQTT_USERNAME {user!r} differs from INGEST_MQTT_CLIENT_ID (the broker "
-                            "uses the user name as the client id)")
+            problems.append(
+                f"{name}: INGEST_MQTT_USERNAME {user!r} differs from INGEST_MQTT_CLIENT_ID (the broker "
+                "uses the user name as the client id)"
+            )
         if env.get("INGEST_MQTT_TLS") != "true":
             problems.append(f"{name}: INGEST_MQTT_TLS is not true")
         expected = job.dir_of(env.get("INGEST_CELL") if topology is not None else None, IDENTITIES_DIR, str(user))
@@ -1340,16 +1369,23 @@ class Cells:
 _CHECKED_TOPOLOGIES: dict[tuple[str, ...], tuple[Topology | None, Registry | None, str | None]] = {}
 
 
-def _checked_topology(path: Path, registry_path: Path, policy_dir: Path) -> tuple[Topology | None, Registry | None,
-                                                                                  str | None]:
+def _checked_topology(
+    path: Path, registry_path: Path, policy_dir: Path
+) -> tuple[Topology | None, Registry | None, str | None]:
     """``ingest.cells.topology.load_checked`` with the real policy (the ingest's own check at start), memoised
     on the files' contents: the policy engine takes a second to load and decide."""
     from ingest.errors import ConfigError
     from ingest.registry import load_registry as load_ingest_registry
     from policy import EmbeddedPolicyEngine, compute_revision
 
-    key = (str(path), path.read_text(encoding="utf-8"), str(registry_path), registry_path.read_text(encoding="utf-8"),
-           str(policy_dir), compute_revision(policy_dir))
+    key = (
+        str(path),
+        path.read_text(encoding="utf-8"),
+        str(registry_path),
+        registry_path.read_text(encoding="utf-8"),
+        str(policy_dir),
+        compute_revision(policy_dir),
+    )
     if key not in _CHECKED_TOPOLOGIES:
         try:
             registry = load_ingest_registry(registry_path)
@@ -1394,8 +1430,10 @@ def ingest_topology(compose: Compose, root: Path) -> tuple[Cells | None, list[st
         env = environment(svc)
         inside = env.get("INGEST_TOPOLOGY_FILE")
         if not inside or not env.get("INGEST_CELL"):
-            problems.append(f"{name}: INGEST_TOPOLOGY_FILE and INGEST_CELL must be set: each ingest serves one "
-                            "residency cell (docs/cells.md)")
+            problems.append(
+                f"{name}: INGEST_TOPOLOGY_FILE and INGEST_CELL must be set: each ingest serves one "
+                "residency cell (docs/cells.md)"
+            )
             continue
         path = host_path(svc, inside, root)
         if path is None or not path.is_file():
@@ -1403,8 +1441,10 @@ def ingest_topology(compose: Compose, root: Path) -> tuple[Cells | None, list[st
             continue
         files.setdefault(path.resolve(), []).append(name)
     if len(files) > 1:
-        problems.append("the ingests mount different topology files: " + "; ".join(
-            f"{_rel(p, root)} ({', '.join(n)})" for p, n in sorted(files.items())))
+        problems.append(
+            "the ingests mount different topology files: "
+            + "; ".join(f"{_rel(p, root)} ({', '.join(n)})" for p, n in sorted(files.items()))
+        )
     if len(files) != 1:
         return None, problems
     cells, found = compose_topology(compose, root, next(iter(files)))
@@ -1455,16 +1495,18 @@ def check_cells(compose: Compose, root: Path) -> list[str]:
         if job.topology is None:
             problems.append(f"{job.service}: runs without --topology: one set of broker credentials for every cell")
         elif job.topology.resolve() != cells.path:
-            problems.append(f"{job.service}: --topology {_rel(job.topology, root)} is not the topology the ingests "
-                            f"mount ({where})")
+            problems.append(
+                f"{job.service}: --topology {_rel(job.topology, root)} is not the topology the ingests mount ({where})"
+            )
     topology = cells.topology
     services = compose["services"]
     envs = {name: environment(services[name]) for name in ingest_services(compose)}
     by_cell: dict[str, list[str]] = {}
     for name, env in envs.items():
         if env.get("INGEST_CELL") not in topology.cells:
-            problems.append(f"{name}: INGEST_CELL {env.get('INGEST_CELL')!r} is not a cell of {where} "
-                            f"({sorted(topology.cells)})")
+            problems.append(
+                f"{name}: INGEST_CELL {env.get('INGEST_CELL')!r} is not a cell of {where} ({sorted(topology.cells)})"
+            )
         else:
             by_cell.setdefault(env["INGEST_CELL"], []).append(name)
 
@@ -1476,39 +1518,50 @@ def check_cells(compose: Compose, root: Path) -> list[str]:
         broker = cell.broker
         conf = mosquitto_conf_of(compose, broker.host, root) if broker.host in broker_services(compose) else None
         if conf is None:
-            problems.append(f"{field}.broker.host {broker.host!r} is not a Mosquitto service of the compose file "
-                            f"with a config ({broker_services(compose)})")
+            problems.append(
+                f"{field}.broker.host {broker.host!r} is not a Mosquitto service of the compose file "
+                f"with a config ({broker_services(compose)})"
+            )
         else:
             ports = {int(args[0]) for directive, args in conf if directive == "listener" and args}
             if broker.port not in ports:
                 problems.append(f"{field}.broker.port {broker.port} but {broker.host} listens on {sorted(ports)}")
             if broker.tls != bool(conf_values(conf, "certfile")):
-                problems.append(f"{field}.broker.tls is {broker.tls} but {broker.host} "
-                                f"{'serves TLS' if conf_values(conf, 'certfile') else 'has no TLS listener'}")
+                problems.append(
+                    f"{field}.broker.tls is {broker.tls} but {broker.host} "
+                    f"{'serves TLS' if conf_values(conf, 'certfile') else 'has no TLS listener'}"
+                )
         api = urlsplit(cell.api or "")
         if not cell.api:
             problems.append(f"{field}.api is not set (other cells query the cell there)")
         elif api.hostname not in replicas:
             problems.append(f"{field}.api {cell.api!r} is not an ingest of cell {cell_name} ({replicas})")
         elif (api.port or 80) != _api_port(envs[api.hostname]):
-            problems.append(f"{field}.api {cell.api!r} but {api.hostname} serves its API on "
-                            f"{_api_port(envs[api.hostname])}")
+            problems.append(
+                f"{field}.api {cell.api!r} but {api.hostname} serves its API on {_api_port(envs[api.hostname])}"
+            )
         for name in replicas:
             env = envs[name]
             if env.get("INGEST_MQTT_HOST") != broker.host or env.get("INGEST_MQTT_PORT") != str(broker.port):
-                problems.append(f"{name}: INGEST_MQTT_HOST/PORT {env.get('INGEST_MQTT_HOST')}:"
-                                f"{env.get('INGEST_MQTT_PORT')} is not cell {cell_name}'s broker "
-                                f"{broker.host}:{broker.port}")
+                problems.append(
+                    f"{name}: INGEST_MQTT_HOST/PORT {env.get('INGEST_MQTT_HOST')}:"
+                    f"{env.get('INGEST_MQTT_PORT')} is not cell {cell_name}'s broker "
+                    f"{broker.host}:{broker.port}"
+                )
             if (env.get("INGEST_MQTT_TLS") == "true") != broker.tls:
-                problems.append(f"{name}: INGEST_MQTT_TLS {env.get('INGEST_MQTT_TLS')!r} but cell {cell_name}'s "
-                                f"broker tls is {broker.tls}")
+                problems.append(
+                    f"{name}: INGEST_MQTT_TLS {env.get('INGEST_MQTT_TLS')!r} but cell {cell_name}'s "
+                    f"broker tls is {broker.tls}"
+                )
             try:
                 regions = set(json.loads(env.get("INGEST_REGION_DSNS", "{}")))
             except (json.JSONDecodeError, TypeError):
                 continue  # reported by check_ingest
             if regions != set(cell.regions):
-                problems.append(f"{name}: INGEST_REGION_DSNS has {sorted(regions)} but cell {cell_name} hosts "
-                                f"exactly {sorted(cell.regions)}")
+                problems.append(
+                    f"{name}: INGEST_REGION_DSNS has {sorted(regions)} but cell {cell_name} hosts "
+                    f"exactly {sorted(cell.regions)}"
+                )
         for other in replicas[1:]:
             for key in ("INGEST_REGION_DSNS", "INGEST_CONTROL_DSN", "INGEST_OPA_URL"):
                 if _normalized(envs[other].get(key, "")) != _normalized(envs[replicas[0]].get(key, "")):
@@ -1521,8 +1574,10 @@ def check_cells(compose: Compose, root: Path) -> list[str]:
                 users.setdefault(host, {}).setdefault(env["INGEST_CELL"], name)
     for host, of_cells in sorted(users.items()):
         if len(of_cells) > 1:
-            problems.append(f"{host}: used by the ingests of cells {sorted(of_cells)} "
-                            f"({', '.join(sorted(of_cells.values()))}); a cell's stores and OPA are its own")
+            problems.append(
+                f"{host}: used by the ingests of cells {sorted(of_cells)} "
+                f"({', '.join(sorted(of_cells.values()))}); a cell's stores and OPA are its own"
+            )
 
     for name in agent_services(compose):
         svc = services[name]
@@ -1539,11 +1594,14 @@ def check_cells(compose: Compose, root: Path) -> list[str]:
         want = topology.cells[home].broker
         agent_broker = cfg.get("broker") or {}
         if (agent_broker.get("host"), agent_broker.get("port")) != (want.host, want.port):
-            problems.append(f"{name} ({path.name}): site {site} is served by cell {home}: its broker is "
-                            f"{want.host}:{want.port}, not {agent_broker.get('host')}:{agent_broker.get('port')}")
+            problems.append(
+                f"{name} ({path.name}): site {site} is served by cell {home}: its broker is "
+                f"{want.host}:{want.port}, not {agent_broker.get('host')}:{agent_broker.get('port')}"
+            )
         if bool((agent_broker.get("tls") or {}).get("enabled")) != want.tls:
-            problems.append(f"{name} ({path.name}): broker.tls.enabled disagrees with cell {home}'s broker "
-                            f"(tls {want.tls})")
+            problems.append(
+                f"{name} ({path.name}): broker.tls.enabled disagrees with cell {home}'s broker (tls {want.tls})"
+            )
     return problems
 
 
@@ -1593,8 +1651,9 @@ def use_edges(compose: Compose, root: Path) -> list[tuple[str, str, str]]:
     if cells is not None:
         topology = cells.topology
         for source, target in sorted(topology.links(cells.registry)):
-            edges.append((topology.cells[source].broker.host, topology.cells[target].broker.host,
-                          f"bridge {source} -> {target}"))
+            edges.append(
+                (topology.cells[source].broker.host, topology.cells[target].broker.host, f"bridge {source} -> {target}")
+            )
         for name in ingest_services(compose):
             mine = environment(services[name]).get("INGEST_CELL")
             for cell_name, cell in sorted(topology.cells.items()):
@@ -1622,8 +1681,9 @@ def service_cells(compose: Compose, root: Path) -> dict[str, str]:
         inside = _flag(command(services[name]), "--config")
         path = host_path(services[name], inside, root) if inside else None
         if path is not None and path.is_file():
-            home = cells.topology.cell_of_site(str((yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-                                                   .get("site_id")))
+            home = cells.topology.cell_of_site(
+                str((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("site_id"))
+            )
             if home is not None:
                 owner[name] = home
     return owner
@@ -1654,8 +1714,10 @@ def check_networks(compose: Compose, root: Path) -> list[str]:
         mine = service_networks(services[name])
         for other, cell in sorted(owner.items()):
             if cell != owner[name] and (shared := mine & service_networks(services[other])):
-                problems.append(f"{name} (cell {owner[name]}) shares network {sorted(shared)} with {other} of cell "
-                                f"{cell}: a cell's stores and policy engine are reachable from inside it only")
+                problems.append(
+                    f"{name} (cell {owner[name]}) shares network {sorted(shared)} with {other} of cell "
+                    f"{cell}: a cell's stores and policy engine are reachable from inside it only"
+                )
     return problems
 
 
@@ -1681,8 +1743,11 @@ def check_databases(compose: Compose) -> list[str]:
         pgdata = env.get("PGDATA", PG18_VOLUME if major is not None and major >= 18 else DEFAULT_PGDATA).rstrip("/")
         if not any(m.kind == "volume" and m.target.rstrip("/") == pgdata for m in mounts(svc)):
             problems.append(f"{name}: {pgdata} is not on a named volume")
-        if major is not None and major >= 18 and "PGDATA" not in env and any(
-            m.target.rstrip("/") == DEFAULT_PGDATA for m in mounts(svc)
+        if (
+            major is not None
+            and major >= 18
+            and "PGDATA" not in env
+            and any(m.target.rstrip("/") == DEFAULT_PGDATA for m in mounts(svc))
         ):
             problems.append(
                 f"{name}: PostgreSQL {major} images refuse a mount at {DEFAULT_PGDATA}; mount {PG18_VOLUME}"
@@ -1790,10 +1855,25 @@ EXTRA_OF_PROGRAM = {"ingest": "server", "edge-agent": "edge"}
 # credentials tool loads the registry with the ingest's loader: server).
 EXTRA_OF_PACKAGE = {"policy": "server", "ingest": "server", "edge_agent": "edge", "broker": "server"}
 # Commands a one-shot script may run besides the project's programs.
-SHELL_UTILITIES = frozenset({
-    "mv", "cp", "rm", "mkdir", "echo", "printf", "test", "[", "true", "chmod", "ls", "cat", "chown", "export",
-    "dev-ca.sh",  # broker/dev-ca.sh (bash + openssl), copied into the image with broker/
-})
+SHELL_UTILITIES = frozenset(
+    {
+        "mv",
+        "cp",
+        "rm",
+        "mkdir",
+        "echo",
+        "printf",
+        "test",
+        "[",
+        "true",
+        "chmod",
+        "ls",
+        "cat",
+        "chown",
+        "export",
+        "dev-ca.sh",  # broker/dev-ca.sh (bash + openssl), copied into the image with broker/
+    }
+)
 DOCKERIGNORE_REQUIRED = (".venv", ".git", "var", "tests")
 
 
@@ -2315,8 +2395,12 @@ def prometheus_config(service: Mapping[str, Any], root: Path) -> tuple[dict[str,
 
 def prometheus_targets(service: Mapping[str, Any], root: Path) -> list[str]:
     config, _ = prometheus_config(service, root)
-    return [t for job in (config or {}).get("scrape_configs") or [] for sc in job.get("static_configs") or []
-            for t in sc.get("targets") or []]
+    return [
+        t
+        for job in (config or {}).get("scrape_configs") or []
+        for sc in job.get("static_configs") or []
+        for t in sc.get("targets") or []
+    ]
 
 
 def check_prometheus(compose: Compose, root: Path) -> list[str]:

@@ -110,9 +110,14 @@ def run_job(compose: cc.Compose, volume: Path) -> JobRun:
     assert job.problems == [] and job.topology is not None
     svc = compose["services"][job.service]
     assert cc.service_commands(svc).argvs[0][:1] == ["test"]  # entrypoint ["/bin/sh", "-ec"]: sh -e runs it
-    done = subprocess.run(["sh", "-ec", _host_script(compose, job.service, volume)], cwd=cc.REPO_ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "BROKER_CREDENTIALS_ARGS": ""})
+    done = subprocess.run(
+        ["sh", "-ec", _host_script(compose, job.service, volume)],
+        cwd=cc.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BROKER_CREDENTIALS_ARGS": ""},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return JobRun(job, volume, load_topology(job.topology), done.stdout)
 
@@ -159,9 +164,20 @@ def test_the_job_writes_every_cells_broker_directory(job_run: JobRun) -> None:
 def test_the_certificate_names_every_cells_broker(job_run: JobRun) -> None:
     """The bridges, ingests and gateways verify the broker's name: the compose host of each cell."""
     for cell, spec in job_run.topology.cells.items():
-        text = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
-                               str(job_run.cell_dir(cell) / "broker" / "server.crt")],
-                              capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            [
+                "openssl",
+                "x509",
+                "-noout",
+                "-ext",
+                "subjectAltName",
+                "-in",
+                str(job_run.cell_dir(cell) / "broker" / "server.crt"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert f"DNS:{spec.broker.host}" in text, text
 
 
@@ -174,8 +190,9 @@ def test_a_second_run_keeps_every_secret(compose: cc.Compose, job_run: JobRun, w
     assert "kept: " in again.stdout and "added: " not in again.stdout
     for cell in job_run.topology.cells:
         for name in ("dynamic-security.json", "bridges.conf", "server.crt"):
-            assert (copy / job_run.job.dir_of(cell, "broker", name)).read_bytes() == \
-                (job_run.cell_dir(cell) / "broker" / name).read_bytes(), (cell, name)
+            assert (copy / job_run.job.dir_of(cell, "broker", name)).read_bytes() == (
+                job_run.cell_dir(cell) / "broker" / name
+            ).read_bytes(), (cell, name)
 
 
 # --- the brokers, as their mounts assemble them ---------------------------------------------------
@@ -188,8 +205,9 @@ class CellBroker:
     broker: Broker
 
 
-def _materialize(compose: cc.Compose, service: str, job_run: JobRun, home: Path, port: int,
-                 ports: dict[str, int]) -> tuple[Path, Path]:
+def _materialize(
+    compose: cc.Compose, service: str, job_run: JobRun, home: Path, port: int, ports: dict[str, int]
+) -> tuple[Path, Path]:
     """The broker's config as its mounts assemble it, moved to this machine (see the module docstring).
     Returns (main config, data directory)."""
     svc = compose["services"][service]
@@ -208,8 +226,11 @@ def _materialize(compose: cc.Compose, service: str, job_run: JobRun, home: Path,
         text = text.replace(f"plugin {IMAGE_DYNSEC_PLUGIN}\n", f"plugin {cc_find_dynsec()}\n")
         text = re.sub(r"(?m)^listener \d+$", f"listener {port} 127.0.0.1", text)
         text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {data_dir}/", text)
-        return re.sub(r"(?m)^address ([\w.-]+):(\d+)$",
-                      lambda m: f"address 127.0.0.1:{ports[m.group(1)]}" if m.group(1) in ports else m.group(0), text)
+        return re.sub(
+            r"(?m)^address ([\w.-]+):(\d+)$",
+            lambda m: f"address 127.0.0.1:{ports[m.group(1)]}" if m.group(1) in ports else m.group(0),
+            text,
+        )
 
     main = cc.host_path(svc, cc.MOSQUITTO_CONF_TARGET, cc.REPO_ROOT)
     assert main is not None
@@ -256,8 +277,7 @@ def brokers(compose: cc.Compose, job_run: JobRun, workdir: Path) -> Iterator[dic
         for cell in order:
             home = workdir / "brokers" / cell
             conf, data_dir = _materialize(compose, services[cell], job_run, home, ports[services[cell]], ports)
-            broker = stack.enter_context(mosquitto_process(conf, ports[services[cell]], home, data_dir,
-                                                           stay_up_s=0.3))
+            broker = stack.enter_context(mosquitto_process(conf, ports[services[cell]], home, data_dir, stay_up_s=0.3))
             running[cell] = CellBroker(cell, services[cell], broker)
         yield running
         for cell_broker in running.values():
@@ -271,8 +291,9 @@ class Client:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.connected = threading.Event()
         self.reason: int | None = None
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=identity,
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5
+        )
         self.client.username_pw_set(identity, secret)
         self.client.tls_set(ca_certs=str(ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.tls_insecure_set(False)
@@ -282,8 +303,9 @@ class Client:
         self.client.loop_start()
         assert self.connected.wait(10), f"{identity}: no CONNACK"
 
-    def _on_connect(self, _client: object, _userdata: object, _flags: object, reason: ReasonCode,
-                    _props: object) -> None:
+    def _on_connect(
+        self, _client: object, _userdata: object, _flags: object, reason: ReasonCode, _props: object
+    ) -> None:
         self.reason = reason.value  # callback API 2: always a ReasonCode
         self.connected.set()
 
@@ -317,8 +339,9 @@ class Client:
         self.client.loop_stop()
 
 
-def _login(brokers: dict[str, CellBroker], job_run: JobRun, cell: str, identity: str, *,
-           secret_cell: str | None = None) -> Client:
+def _login(
+    brokers: dict[str, CellBroker], job_run: JobRun, cell: str, identity: str, *, secret_cell: str | None = None
+) -> Client:
     home = secret_cell or cell
     ca = job_run.cell_dir(home) / "identities" / identity / "ca.crt"
     return Client(brokers[cell].broker.port, identity, job_run.secret(home, identity), ca)
@@ -338,8 +361,9 @@ def test_bridges_connect_and_carry_parts_and_receipts(brokers: dict[str, CellBro
                 receivers[target].subscribe(f"$share/ingest/{XFER_PREFIX}/{target}/+/+")
         for source, target in links:
             text = (job_run.cell_dir(source) / BRIDGES_FILE).read_text()
-            assert f"remote_username {peer_account(source)}" in text and "bridge_cafile /mosquitto/security/ca.crt" \
-                in text
+            assert (
+                f"remote_username {peer_account(source)}" in text and "bridge_cafile /mosquitto/security/ca.crt" in text
+            )
             sender = _login(brokers, job_run, source, "ingest-1")
             try:
                 sender.subscribe(bridge_state_topic(source, target))

@@ -26,11 +26,16 @@ SITES = ("de-munich", "fr-lyon", "us-detroit", "cn-shenzhen", "vn-hanoi", "sg-ju
 # The cells of deploy/local/cells.yaml as the compose file runs them.
 CELLS: dict[str, dict[str, Any]] = {
     "cn": {"ingests": ["ingest-cn"], "regions": {"cn-north": "db-cn-north"}, "sites": ["cn-shenzhen"]},
-    "ap": {"ingests": ["ingest-ap"], "regions": {"ap-southeast": "db-ap-southeast"},
-           "sites": ["sg-jurong", "th-rayong", "vn-hanoi"]},
-    "global": {"ingests": ["ingest-global", "ingest-global-2"],
-               "regions": {"eu-central": "db-eu-central", "us-east": "db-us-east"},
-               "sites": ["de-munich", "fr-lyon", "us-detroit"]},
+    "ap": {
+        "ingests": ["ingest-ap"],
+        "regions": {"ap-southeast": "db-ap-southeast"},
+        "sites": ["sg-jurong", "th-rayong", "vn-hanoi"],
+    },
+    "global": {
+        "ingests": ["ingest-global", "ingest-global-2"],
+        "regions": {"eu-central": "db-eu-central", "us-east": "db-us-east"},
+        "sites": ["de-munich", "fr-lyon", "us-detroit"],
+    },
 }
 CONTROL_DBS = tuple(f"db-control-{cell}" for cell in CELLS)
 
@@ -66,8 +71,14 @@ def test_topology_has_the_expected_services(compose: cc.Compose) -> None:
     services = compose["services"]
     expected = {"broker-credentials", "policy-bundle", "grafana", "prometheus"}
     for cell, spec in CELLS.items():
-        expected |= {f"mosquitto-{cell}", f"opa-{cell}", f"db-control-{cell}", *spec["ingests"],
-                     *spec["regions"].values(), *(f"edge-{site}" for site in spec["sites"])}
+        expected |= {
+            f"mosquitto-{cell}",
+            f"opa-{cell}",
+            f"db-control-{cell}",
+            *spec["ingests"],
+            *spec["regions"].values(),
+            *(f"edge-{site}" for site in spec["sites"]),
+        }
     assert set(services) == expected, sorted(set(services) ^ expected)
     assert len(CELLS["global"]["ingests"]) >= 2  # the replica checks stay meaningful
     for name in REGION_DBS:
@@ -94,8 +105,12 @@ def test_each_cell_runs_its_own_part_of_the_topology(compose: cc.Compose) -> Non
             assert env["INGEST_CELL"] == cell and env["INGEST_TOPOLOGY_FILE"] == "/etc/telemetry/cells.yaml"
             assert env["INGEST_MQTT_HOST"] == f"mosquitto-{cell}"
             assert env["INGEST_OPA_URL"] == f"http://opa-{cell}:8181"
-            assert cc.ingest_uses(env).keys() == {f"mosquitto-{cell}", f"opa-{cell}", f"db-control-{cell}",
-                                                  *spec["regions"].values()}
+            assert cc.ingest_uses(env).keys() == {
+                f"mosquitto-{cell}",
+                f"opa-{cell}",
+                f"db-control-{cell}",
+                *spec["regions"].values(),
+            }
             dsns = json.loads(env["INGEST_REGION_DSNS"])
             assert {region: urlsplit(dsn).hostname for region, dsn in dsns.items()} == spec["regions"]
             assert cc.host_path(services[name], "/etc/telemetry/cells.yaml", cc.REPO_ROOT) == TOPOLOGY_FILE
@@ -129,14 +144,17 @@ def test_databases_have_background_workers_for_their_jobs(compose: cc.Compose) -
             assert f"{key}={value}" in cmd, (name, key, cmd)
 
 
-@pytest.mark.parametrize(("image", "problem"), [
-    ("timescale/timescaledb:2.31.2-pg18", None),
-    ("timescale/timescaledb:2.28.4-pg15", None),
-    ("timescale/timescaledb:2.28.3-pg15", "use 2.28.4 or later"),
-    ("timescale/timescaledb:2.17.2-pg16", "use 2.31.2 or later"),
-    ("timescale/timescaledb:2.32.0-pg18", "not a release known to run jobs"),
-    ("timescale/timescaledb:latest-pg18", "pin a release"),
-])
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("timescale/timescaledb:2.31.2-pg18", None),
+        ("timescale/timescaledb:2.28.4-pg15", None),
+        ("timescale/timescaledb:2.28.3-pg15", "use 2.28.4 or later"),
+        ("timescale/timescaledb:2.17.2-pg16", "use 2.31.2 or later"),
+        ("timescale/timescaledb:2.32.0-pg18", "not a release known to run jobs"),
+        ("timescale/timescaledb:latest-pg18", "pin a release"),
+    ],
+)
 def test_timescaledb_image_must_run_jobs_on_current_postgresql(image: str, problem: str | None) -> None:
     found = cc.check_timescaledb_image(image)
     assert (found == []) if problem is None else (len(found) == 1 and problem in found[0]), found
@@ -281,8 +299,9 @@ def test_ingest_settings_accept_the_compose_environment(
         assert settings.mqtt_username == settings.mqtt_client_id
         client_ids.setdefault(cell, set()).add(settings.mqtt_client_id)
         # the ingest's start checks, on the files the mounts provide
-        on_host = settings.model_copy(update={"topology_file": cc.host_path(service, str(settings.topology_file),
-                                                                            cc.REPO_ROOT)})
+        on_host = settings.model_copy(
+            update={"topology_file": cc.host_path(service, str(settings.topology_file), cc.REPO_ROOT)}
+        )
         topology = load_cell(on_host, registry)
         assert topology is not None
         check_regions(on_host, registry, topology)
@@ -371,8 +390,12 @@ def _mount(compose: cc.Compose, service: str, old: str, new: str | None) -> None
 def _without_bridges(compose: cc.Compose) -> None:
     """The cn broker mounting the repository's broker/mosquitto.conf instead of its cell.conf."""
     _mount(compose, "mosquitto-cn", "./deploy/compose/mosquitto/cell.conf", None)
-    _mount(compose, "mosquitto-cn", "./broker/mosquitto.conf",
-           "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro")
+    _mount(
+        compose,
+        "mosquitto-cn",
+        "./broker/mosquitto.conf",
+        "./broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro",
+    )
 
 
 def _opa_args(compose: cc.Compose, change: Callable[[list[str]], list[str]]) -> None:
@@ -912,8 +935,9 @@ def _remount(compose: cc.Compose, repo_file: str, edit: Callable[[Any], object],
     copy = tmp_path / Path(repo_file).name
     copy.write_text(yaml.safe_dump(data, sort_keys=False))
     for svc in compose["services"].values():
-        svc["volumes"] = [v.replace(f"./{repo_file}:", f"{copy}:") if isinstance(v, str) else v
-                          for v in svc.get("volumes") or []]
+        svc["volumes"] = [
+            v.replace(f"./{repo_file}:", f"{copy}:") if isinstance(v, str) else v for v in svc.get("volumes") or []
+        ]
     return copy
 
 
@@ -986,8 +1010,9 @@ def test_the_credentials_job_generates_from_the_topology_the_ingests_run(compose
     svc = compose["services"]["broker-credentials"]
     copy = tmp_path / "cells.yaml"
     copy.write_text(TOPOLOGY_FILE.read_text())
-    svc["volumes"] = [v.replace("./deploy/local/cells.yaml:", f"{copy}:") if isinstance(v, str) else v
-                      for v in svc["volumes"]]
+    svc["volumes"] = [
+        v.replace("./deploy/local/cells.yaml:", f"{copy}:") if isinstance(v, str) else v for v in svc["volumes"]
+    ]
     assert f"broker-credentials: --topology {copy} is not the topology the ingests mount (deploy/local/cells.yaml)" in (
         cc.check_cells(compose, cc.REPO_ROOT)
     )
@@ -1003,10 +1028,16 @@ def test_ingests_of_different_topologies_are_reported(compose: cc.Compose, tmp_p
 
 def test_agent_on_another_cells_broker_is_reported(compose: cc.Compose, tmp_path: Path) -> None:
     """The Shenzhen gateway pointed at the global cell's broker: its raw payload would leave China."""
-    _remount(compose, "deploy/compose/agents/cn-shenzhen.yaml",
-             lambda cfg: cfg["broker"].update(host="mosquitto-global"), tmp_path)
-    assert ("edge-cn-shenzhen (cn-shenzhen.yaml): site cn-shenzhen is served by cell cn: its broker is "
-            "mosquitto-cn:8883, not mosquitto-global:8883") in cc.check_cells(compose, cc.REPO_ROOT)
+    _remount(
+        compose,
+        "deploy/compose/agents/cn-shenzhen.yaml",
+        lambda cfg: cfg["broker"].update(host="mosquitto-global"),
+        tmp_path,
+    )
+    assert (
+        "edge-cn-shenzhen (cn-shenzhen.yaml): site cn-shenzhen is served by cell cn: its broker is "
+        "mosquitto-cn:8883, not mosquitto-global:8883"
+    ) in cc.check_cells(compose, cc.REPO_ROOT)
 
 
 def test_prometheus_cell_labels_are_checked(compose: cc.Compose, tmp_path: Path) -> None:

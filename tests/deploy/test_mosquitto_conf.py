@@ -237,8 +237,12 @@ def test_production_conf_settings() -> None:
     assert _value(PRODUCTION, "listener") == "8883"
     assert _value(PRODUCTION, "allow_anonymous") == "false"
     assert _value(PRODUCTION, "use_username_as_clientid") == "true"
-    for directive, name in (("plugin_opt_config_file", "dynamic-security.json"), ("cafile", "ca.crt"),
-                            ("certfile", "server.crt"), ("keyfile", "server.key")):
+    for directive, name in (
+        ("plugin_opt_config_file", "dynamic-security.json"),
+        ("cafile", "ca.crt"),
+        ("certfile", "server.crt"),
+        ("keyfile", "server.key"),
+    ):
         assert _value(PRODUCTION, directive) == f"{SECURITY_DIR}/{name}"
     assert _value(PRODUCTION, "plugin") == IMAGE_DYNSEC_PLUGIN
     directives = {name for name, _ in _conf(PRODUCTION)}
@@ -320,8 +324,11 @@ def test_mosquitto_runs_with_the_config(path: Path, workdir: Path, request: pyte
     assert (broker.data_dir / "mosquitto.db").is_file(), broker.log_file.read_text()
     # The TCP probes (the readiness check's and this test's) close a TLS listener's connection before any
     # handshake: depending on timing, OpenSSL logs that EOF. Any other error fails the test.
-    errors = [line for line in broker.log_file.read_text().splitlines()
-              if "Error" in line and "SSL routines::unexpected eof while reading" not in line]
+    errors = [
+        line
+        for line in broker.log_file.read_text().splitlines()
+        if "Error" in line and "SSL routines::unexpected eof while reading" not in line
+    ]
     assert errors == []
 
 
@@ -359,8 +366,14 @@ class RawMqtt5:
     }
 
     def __init__(
-        self, port: int, client_id: str, *, username: str | None = None, password: str | None = None,
-        ca_file: Path | None = None, expect: int = 0,
+        self,
+        port: int,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+        expect: int = 0,
     ) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         if ca_file is not None:  # TLS, verifying the broker's certificate for "localhost"
@@ -496,9 +509,7 @@ def test_mqtt_v5_clients_get_the_configured_limits(path: Path, workdir: Path, re
     limit = int(cc.conf_values(conf, "message_size_limit")[-1])
     text, security = _conf_for(path, request)
     topic = f"tele/v1/de-munich/{DEVICE}" if security else "deploy/test"
-    login = (
-        {"username": GATEWAY, "password": security.secret(GATEWAY), "ca_file": security.ca_file} if security else {}
-    )
+    login = {"username": GATEWAY, "password": security.secret(GATEWAY), "ca_file": security.ca_file} if security else {}
     with running_mosquitto(text, workdir, stay_up_s=0.2, security=security) as broker:
         subscriber, received = _subscriber(broker.port, "$share/ingest/tele/v1/+/+" if security else topic, security)
         publisher = RawMqtt5(broker.port, "deploy-test-pub", **login)  # type: ignore[arg-type]  # login: username/password or none
@@ -545,7 +556,10 @@ def test_production_broker_refuses_anonymous_and_enforces_the_acl(workdir: Path,
         finally:
             gateway.close()
         ingest = RawMqtt5(
-            broker.port, "ingest-1", username="ingest-1", password=security.secret("ingest-1"),
+            broker.port,
+            "ingest-1",
+            username="ingest-1",
+            password=security.secret("ingest-1"),
             ca_file=security.ca_file,
         )
         try:

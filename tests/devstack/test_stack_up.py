@@ -41,7 +41,10 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack", "up", "--single", "--interval-ms", "100", "--keep"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     stack_dir = None
@@ -57,8 +60,9 @@ def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
             if m := re.match(r"Logs\s+(\S+)", line):
                 stack_dir = m.group(1)
             # Data is flowing once every region shows rows.
-            if line.startswith("rows:") and all(f"{r} " in line for r in ("eu-central", "us-east", "cn-north",
-                                                                          "ap-southeast")):
+            if line.startswith("rows:") and all(
+                f"{r} " in line for r in ("eu-central", "us-east", "cn-north", "ap-southeast")
+            ):
                 flowing = True
                 break
         assert stack_dir, "".join(lines)
@@ -85,8 +89,11 @@ def test_up_shows_flowing_data_and_ctrl_c_stops_everything() -> None:
 
 
 EXPECTED_PERSONAS = {  # (role, user, region scope) as printed
-    ("admin", "admin", "*"), ("operator", "operator-eu", "eu-central"), ("operator", "operator-cn", "cn-north"),
-    ("engineer", "engineer-eu-us", "eu-central,us-east"), ("compliance", "compliance", "*"),
+    ("admin", "admin", "*"),
+    ("operator", "operator-eu", "eu-central"),
+    ("operator", "operator-cn", "cn-north"),
+    ("engineer", "engineer-eu-us", "eu-central,us-east"),
+    ("compliance", "compliance", "*"),
 }
 
 
@@ -124,8 +131,13 @@ def _check_next_steps(text: str) -> None:
 def test_up_runs_the_cells_bridged_with_data_flowing_in_each_and_across() -> None:
     """The default: every cell of deploy/local/cells.yaml with its own broker, ingest and databases; data flows in
     each cell and across (parts receipted over the bridges); Ctrl-C stops everything."""
-    proc = subprocess.Popen([sys.executable, "-m", "devstack", "up", "--interval-ms", "100"], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "up", "--interval-ms", "100"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     stack_dir = None
     seen: set[str] = set()

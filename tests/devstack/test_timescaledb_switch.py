@@ -22,10 +22,14 @@ def test_worker_settings_cover_schedulers_and_every_job() -> None:
     parallel workers and TimescaleDB's launcher in max_worker_processes."""
     assert MAX_POLICIES == 6
     assert worker_settings(databases=4, stores=4) == {
-        "max_worker_processes": "37", "timescaledb.max_background_workers": "28", "max_parallel_workers": "8",
+        "max_worker_processes": "37",
+        "timescaledb.max_background_workers": "28",
+        "max_parallel_workers": "8",
     }
     assert worker_settings(databases=3, stores=1) == {  # a docker-compose database server
-        "max_worker_processes": "18", "timescaledb.max_background_workers": "9", "max_parallel_workers": "8",
+        "max_worker_processes": "18",
+        "timescaledb.max_background_workers": "9",
+        "max_parallel_workers": "8",
     }
 
 
@@ -34,7 +38,8 @@ def test_devstack_preloads_timescaledb_with_telemetry_off_and_sized_workers() ->
     assert server.settings["shared_preload_libraries"] == "timescaledb"
     assert server.settings["timescaledb.telemetry_level"] == "off"
     assert {k: server.settings[k] for k in worker_settings(databases=4, stores=4)} == worker_settings(
-        databases=4, stores=4)
+        databases=4, stores=4
+    )
     assert "shared_preload_libraries" not in PostgresServer().settings
     assert PostgresServer().settings == DEFAULT_SETTINGS
 
@@ -56,8 +61,9 @@ def test_devstack_names_the_missing_extension(tmp_path: Path) -> None:
     assert timescaledb_installed(bin_dir) is None
     os.environ["PG_BIN"], before = str(bin_dir), os.environ.get("PG_BIN")
     try:
-        with pytest.raises(ComponentError, match="TimescaleDB was requested but is not installed for the "
-                           f"PostgreSQL in {bin_dir}"):
+        with pytest.raises(
+            ComponentError, match=f"TimescaleDB was requested but is not installed for the PostgreSQL in {bin_dir}"
+        ):
             PostgresServer(timescaledb=True).start()
     finally:
         if before is None:
@@ -69,9 +75,22 @@ def test_devstack_names_the_missing_extension(tmp_path: Path) -> None:
 def test_store_backend_timescaledb_stops_the_run_where_it_is_missing(tmp_path: Path) -> None:
     bin_dir = _without_timescaledb(tmp_path)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/wire/test_topics.py", "--store-backend", "timescaledb", "-q",
-         "-p", "no:cacheprovider"],
-        cwd=REPO_ROOT, env={**os.environ, "PG_BIN": str(bin_dir)}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/wire/test_topics.py",
+            "--store-backend",
+            "timescaledb",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PG_BIN": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage error: nothing ran
     assert f"--store-backend timescaledb: TimescaleDB is not installed for the PostgreSQL in {bin_dir}" in run.stderr
@@ -80,6 +99,9 @@ def test_store_backend_timescaledb_stops_the_run_where_it_is_missing(tmp_path: P
 def test_the_default_run_is_plain() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/wire/test_topics.py", "-p", "no:cacheprovider"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0 and "store backend: plain" in run.stdout, run.stdout + run.stderr

@@ -14,8 +14,11 @@ _REGO_REF = re.compile(r"^#\s+-\s+ref:\s+(\S+)", re.MULTILINE)
 
 
 def _files(*suffixes: str) -> list[Path]:
-    return sorted(p for p in REPO.rglob("*") if p.suffix in suffixes and p.is_file()
-                  and not _SKIP.intersection(p.relative_to(REPO).parts))
+    return sorted(
+        p
+        for p in REPO.rglob("*")
+        if p.suffix in suffixes and p.is_file() and not _SKIP.intersection(p.relative_to(REPO).parts)
+    )
 
 
 def _outside_or_missing(source: Path, target: str) -> str | None:
@@ -32,21 +35,29 @@ def _outside_or_missing(source: Path, target: str) -> str | None:
 def test_markdown_links_resolve_inside_the_repository() -> None:
     docs = _files(".md")
     assert len(docs) > 5
-    problems = [p for doc in docs for target in _MD_LINK.findall(doc.read_text())
-                if (p := _outside_or_missing(doc, target))]
+    problems = [
+        p for doc in docs for target in _MD_LINK.findall(doc.read_text()) if (p := _outside_or_missing(doc, target))
+    ]
     assert problems == []
 
 
 def test_rego_related_resources_resolve_inside_the_repository() -> None:
     policies = _files(".rego")
     assert policies
-    problems = [p for rego in policies for target in _REGO_REF.findall(rego.read_text())
-                if (p := _outside_or_missing(rego, target))]
+    problems = [
+        p
+        for rego in policies
+        for target in _REGO_REF.findall(rego.read_text())
+        if (p := _outside_or_missing(rego, target))
+    ]
     assert problems == []
 
 
 def test_no_file_points_at_material_outside_the_repository() -> None:
     marker = "shared/" + "brief"  # spelled in two parts so that this file does not match itself
-    hits = [str(p.relative_to(REPO)) for p in _files(".md", ".py", ".rego", ".json", ".yaml", ".yml", ".sh", ".toml")
-            if marker in p.read_text(errors="replace")]
+    hits = [
+        str(p.relative_to(REPO))
+        for p in _files(".md", ".py", ".rego", ".json", ".yaml", ".yml", ".sh", ".toml")
+        if marker in p.read_text(errors="replace")
+    ]
     assert hits == []

@@ -79,11 +79,30 @@ def test_a_wrong_command_line_exits_2(tmp_path: Path) -> None:
 
 def test_run_exits_2_on_a_bad_config_and_1_when_batches_are_not_acknowledged(tmp_path: Path) -> None:
     def run(config: Path, *extra: str) -> int:
-        return subprocess.run([sys.executable, "-m", "edge_agent", "run", "--config", str(config), *extra],
-                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(config), *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).returncode
 
     assert run(_unusable(tmp_path)) == 2
     # no broker: one batch per device is never acknowledged within the agent's 30 s
-    assert run(_config(tmp_path, free_port(), broker={"host": "127.0.0.1", "port": free_port(),
-                                                       "reconnect": {"min_delay_s": 0.1, "max_delay_s": 0.5}}),
-               "--batches", "1") == 1
+    assert (
+        run(
+            _config(
+                tmp_path,
+                free_port(),
+                broker={
+                    "host": "127.0.0.1",
+                    "port": free_port(),
+                    "reconnect": {"min_delay_s": 0.1, "max_delay_s": 0.5},
+                },
+            ),
+            "--batches",
+            "1",
+        )
+        == 1
+    )

@@ -97,11 +97,17 @@ def test_a_modbus_config_loads_without_importing_any_protocol_library(tmp_path: 
     config = tmp_path / "agent.yaml"
     key = tmp_path / "k1.key"
     generate_key_file(key)
-    config.write_text(yaml.safe_dump({
-        "gateway_id": "gw-01", "site_id": "de-munich", "state_dir": str(tmp_path / "state"),
-        "privacy": {"key_id": "k1", "key_file": str(key)},
-        "sources": yaml.safe_load((SOURCES / "modbus" / "sample.yaml").read_text()),
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "gateway_id": "gw-01",
+                "site_id": "de-munich",
+                "state_dir": str(tmp_path / "state"),
+                "privacy": {"key_id": "k1", "key_file": str(key)},
+                "sources": yaml.safe_load((SOURCES / "modbus" / "sample.yaml").read_text()),
+            }
+        )
+    )
     script = (
         "import sys\n"
         "sys.modules['asyncua'] = None  # no OPC UA library on this gateway: importing it raises ImportError\n"
@@ -114,8 +120,9 @@ def test_a_modbus_config_loads_without_importing_any_protocol_library(tmp_path: 
         "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('asyncua', 'pymodbus')"
         " and sys.modules[m] is not None}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True, cwd=REPO,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)], capture_output=True, text=True, cwd=REPO, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["modbus []", "['pymodbus']"]
 
@@ -129,8 +136,16 @@ def test_a_missing_protocol_library_is_named_with_the_install_command() -> None:
         raise ModuleNotFoundError("No module named 'asyncua'", name="asyncua")
 
     settings = OpcUaSettings.model_validate(
-        {"type": "opcua", "device_id": "press-1", "endpoint": "opc.tcp://127.0.0.1:4840",
-         "nodes": [{"field": "barrel_temp_c", "node_id": "ns=2;i=1"}]})
-    with pytest.raises(SourceError, match=r"source press-1: the opcua source needs asyncua: "
-                                          r"pip install 'residency-telemetry\[edge\]'"):
+        {
+            "type": "opcua",
+            "device_id": "press-1",
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "nodes": [{"field": "barrel_temp_c", "node_id": "ns=2;i=1"}],
+        }
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"source press-1: the opcua source needs asyncua: "
+        r"pip install 'residency-telemetry\[edge\]'",
+    ):
         SourcePlugin(OpcUaSettings, load).create(settings)

@@ -48,12 +48,15 @@ def test_without_api_entries_the_effective_registry_is_the_file(registry: Regist
 
 
 def test_api_entries_add_override_and_decommission(registry: Registry) -> None:
-    snapshot = RegistrySnapshot(4, (
-        _entry("site", "de-berlin", BERLIN),
-        _entry("device", "de-berlin-cnc-01", BERLIN_CNC),
-        _entry("site", "vn-hanoi", {"country": "VN", "home_region": "ap-southeast"}),  # drops its safeguards
-        _entry("device", "fr-lyon-comp-01", None),
-    ))
+    snapshot = RegistrySnapshot(
+        4,
+        (
+            _entry("site", "de-berlin", BERLIN),
+            _entry("device", "de-berlin-cnc-01", BERLIN_CNC),
+            _entry("site", "vn-hanoi", {"country": "VN", "home_region": "ap-southeast"}),  # drops its safeguards
+            _entry("device", "fr-lyon-comp-01", None),
+        ),
+    )
     state = effective(registry, snapshot)
     reg = state.registry
     assert state.revision == 4
@@ -61,25 +64,51 @@ def test_api_entries_add_override_and_decommission(registry: Registry) -> None:
     assert reg.sites["de-berlin"].name == "Berlin plant"
     assert reg.sites["vn-hanoi"].safeguards == {} and registry.sites["vn-hanoi"].safeguards == {"SG": ["VN_TIA_FILED"]}
     assert "fr-lyon-comp-01" not in reg.devices and "fr-lyon-comp-01" in registry.devices
-    assert (state.source("site", "de-berlin"), state.source("site", "vn-hanoi"), state.source("site", "de-munich")) \
-        == ("api", "api", "file")
+    assert (state.source("site", "de-berlin"), state.source("site", "vn-hanoi"), state.source("site", "de-munich")) == (
+        "api",
+        "api",
+        "file",
+    )
     tombstone = state.entry("device", "fr-lyon-comp-01")
     assert state.source("device", "fr-lyon-comp-01") == "file" and tombstone is not None and tombstone.decommissioned
     assert reg.sites["de-munich"] is registry.sites["de-munich"]  # unchanged entries are shared, not copied
 
 
-@pytest.mark.parametrize(("entries", "where", "field", "message"), [
-    ([_entry("device", "x-1", {"site": "nowhere", "profile": "cnc_mill"})], "devices.x-1.site", "site",
-     "'nowhere' is not a declared site"),
-    ([_entry("device", "x-1", {"site": "de-munich", "profile": "robot"})], "devices.x-1.profile", "profile",
-     "'robot' is not a declared profile"),
-    ([_entry("site", "de-berlin", {**BERLIN, "home_region": "mars"})], "sites.de-berlin.home_region",
-     "home_region", "'mars' is not a declared region"),
-    ([_entry("site", "de-berlin", {**BERLIN, "country": "Germany"})], "sites.de-berlin.country", "country",
-     "String should match pattern"),
-    ([_entry("site", "de-munich", None)], "devices.de-munich-cnc-01.site", "site",
-     "'de-munich' is not a declared site"),
-])
+@pytest.mark.parametrize(
+    ("entries", "where", "field", "message"),
+    [
+        (
+            [_entry("device", "x-1", {"site": "nowhere", "profile": "cnc_mill"})],
+            "devices.x-1.site",
+            "site",
+            "'nowhere' is not a declared site",
+        ),
+        (
+            [_entry("device", "x-1", {"site": "de-munich", "profile": "robot"})],
+            "devices.x-1.profile",
+            "profile",
+            "'robot' is not a declared profile",
+        ),
+        (
+            [_entry("site", "de-berlin", {**BERLIN, "home_region": "mars"})],
+            "sites.de-berlin.home_region",
+            "home_region",
+            "'mars' is not a declared region",
+        ),
+        (
+            [_entry("site", "de-berlin", {**BERLIN, "country": "Germany"})],
+            "sites.de-berlin.country",
+            "country",
+            "String should match pattern",
+        ),
+        (
+            [_entry("site", "de-munich", None)],
+            "devices.de-munich-cnc-01.site",
+            "site",
+            "'de-munich' is not a declared site",
+        ),
+    ],
+)
 def test_an_invalid_overlay_names_the_entry_and_the_field(
     registry: Registry, entries: list[RegistryEntry], where: str, field: str, message: str
 ) -> None:
@@ -146,8 +175,9 @@ def test_a_revision_that_does_not_fit_the_file_is_refused_once_and_the_running_o
     sync.stop()
 
 
-def test_an_unreachable_control_store_keeps_the_running_registry(registry: Registry, control: str,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreachable_control_store_keeps_the_running_registry(
+    registry: Registry, control: str, caplog: pytest.LogCaptureFixture
+) -> None:
     sync = RegistrySync(base=registry, control_dsn=control, refresh_s=60)
     sync.load()
     sync._store.dsn = "postgresql://postgres@127.0.0.1:1/nowhere"  # as if the control store went away
@@ -165,15 +195,20 @@ def test_an_unreachable_control_store_keeps_the_running_registry(registry: Regis
 
 def _payload(device: str, seq: int, values: dict[str, Any]) -> bytes:
     now = datetime.now(UTC).isoformat()
-    return json.dumps({"v": 1, "device_id": device, "seq": seq, "sent_at": now,
-                       "readings": [{"ts": now, "values": values}]}).encode()
+    return json.dumps(
+        {"v": 1, "device_id": device, "seq": seq, "sent_at": now, "readings": [{"ts": now, "values": values}]}
+    ).encode()
 
 
 def test_the_router_routes_a_new_device_and_decides_with_the_new_site_definition(
     registry: Registry, control: str
 ) -> None:
-    router = Router(registry=registry, policy=CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=100),
-                    pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+    router = Router(
+        registry=registry,
+        policy=CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=100),
+        pseudonymizer=Pseudonymizer(b"k"),
+        max_bytes=1 << 20,
+    )
     sync = RegistrySync(base=registry, control_dsn=control, refresh_s=60)
     sync.load()
     sync.on_change(router.replace_registry)

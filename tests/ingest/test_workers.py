@@ -21,11 +21,26 @@ class _Local:
 
 
 def _snap(stored: int, *, healthy: bool = True, last: str | None = None, **over: Any) -> dict[str, Any]:
-    return {"messages": {"received": stored, "stored": stored, "rejected": 1}, "rejections": {"malformed": 1},
-            "rows_by_region": {"eu-central": stored * 7}, "decisions": {"stored": stored}, "inflight": 2,
-            "last_commit_at": last, "store_errors": 0, "last_error": None, "broker_connected": True,
-            "subscription_error": None, "problem": None, "down_stores": [], "parked": 0, "stale_redeliveries": 0,
-            "sparkplug_rebirths": 0, "healthy": healthy, "policy_revision": "sha256:r", **over}
+    return {
+        "messages": {"received": stored, "stored": stored, "rejected": 1},
+        "rejections": {"malformed": 1},
+        "rows_by_region": {"eu-central": stored * 7},
+        "decisions": {"stored": stored},
+        "inflight": 2,
+        "last_commit_at": last,
+        "store_errors": 0,
+        "last_error": None,
+        "broker_connected": True,
+        "subscription_error": None,
+        "problem": None,
+        "down_stores": [],
+        "parked": 0,
+        "stale_redeliveries": 0,
+        "sparkplug_rebirths": 0,
+        "healthy": healthy,
+        "policy_revision": "sha256:r",
+        **over,
+    }
 
 
 def _write(role: WorkerRole, index: int, snap: dict[str, Any], at: float) -> None:
@@ -38,8 +53,11 @@ def test_worker_env_keeps_the_replica_session_for_worker_0(tmp_path: Path) -> No
     two = worker_env(base, "ingest-1", 2, 3, tmp_path)
     assert "INGEST_MQTT_CLIENT_ID" not in zero and two["INGEST_MQTT_CLIENT_ID"] == "ingest-1-w2"
     assert zero["INGEST_WORKERS"] == two["INGEST_WORKERS"] == "1" and two["OTHER"] == "x"
-    assert (two["INGEST_WORKER_INDEX"], two["INGEST_WORKER_COUNT"], two["INGEST_WORKER_DIR"]) == ("2", "3",
-                                                                                                   str(tmp_path))
+    assert (two["INGEST_WORKER_INDEX"], two["INGEST_WORKER_COUNT"], two["INGEST_WORKER_DIR"]) == (
+        "2",
+        "3",
+        str(tmp_path),
+    )
 
 
 def test_worker_0_sums_every_workers_counters(tmp_path: Path) -> None:

@@ -41,13 +41,16 @@ def test_a_valid_file_gives_the_model(tmp_path: Path) -> None:
     assert _load(tmp_path, "name: x\nitems:\n  a: {size: 2}\n") == Doc(name="x", items={"a": Inner(size=2)})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("name: x\nitems:\n  a:\n    size: 0\n", ":4: items.a.size: size must be positive"),  # no "Value error, "
-    ("name: x\nitems:\n  a:\n    size: 1\n    colour: red\n", ":5: items.a.colour: Extra inputs are not permitted"),
-    ("items: {}\n", ": name: Field required"),
-    ("[1, 2]\n", ": must be a mapping with name"),
-    ("name: [\n", ":2: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\nitems:\n  a:\n    size: 0\n", ":4: items.a.size: size must be positive"),  # no "Value error, "
+        ("name: x\nitems:\n  a:\n    size: 1\n    colour: red\n", ":5: items.a.colour: Extra inputs are not permitted"),
+        ("items: {}\n", ": name: Field required"),
+        ("[1, 2]\n", ": must be a mapping with name"),
+        ("name: [\n", ":2: not valid YAML"),
+    ],
+)
 def test_errors_name_the_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(Bad) as err:
         _load(tmp_path, text)

@@ -34,10 +34,13 @@ def running_ingest(
     broker: MosquittoServer, control: str, regions: dict[str, str], **overrides: Any
 ) -> Iterator[tuple[IngestService, TestClient]]:
     settings = load_settings(
-        mqtt_port=broker.port, control_dsn=control, region_dsns=regions,
+        mqtt_port=broker.port,
+        control_dsn=control,
+        region_dsns=regions,
         registry_file=overrides.pop("registry_file", REGISTRY),
         mqtt_client_id=overrides.pop("mqtt_client_id", f"ingest-test-{time.monotonic_ns()}"),
-        flush_interval_ms=overrides.pop("flush_interval_ms", 50), **overrides,
+        flush_interval_ms=overrides.pop("flush_interval_ms", 50),
+        **overrides,
     )
     service = IngestService(settings)  # migrates the stores
     with TestClient(service.app(), headers=admin_headers(control)) as client:
@@ -50,8 +53,9 @@ def admin_headers(control: str) -> dict[str, str]:
     return issue_headers(control, list(Role), None, prefix="harness-admin")
 
 
-def issue_headers(control: str, roles: list[Role], regions: list[str] | None, *,
-                  prefix: str = "harness-user") -> dict[str, str]:
+def issue_headers(
+    control: str, roles: list[Role], regions: list[str] | None, *, prefix: str = "harness-user"
+) -> dict[str, str]:
     """Authorization of a new user with ``roles`` and ``regions`` (None: every region)."""
     migrate(control, "control", store="control")
     name = f"{prefix}-{time.monotonic_ns()}"
@@ -79,8 +83,16 @@ def publisher(broker: MosquittoServer, client_id: str = "test-publisher") -> mqt
 
 def batch_payload(device_id: str, seq: int, readings: list[dict[str, Any]], **extra: Any) -> bytes:
     now = datetime.now(UTC).isoformat()
-    return json.dumps({"v": 1, "device_id": device_id, "seq": seq, "sent_at": now,
-                       "readings": [{"ts": now, "values": r} for r in readings], **extra}).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "device_id": device_id,
+            "seq": seq,
+            "sent_at": now,
+            "readings": [{"ts": now, "values": r} for r in readings],
+            **extra,
+        }
+    ).encode()
 
 
 def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -101,8 +113,9 @@ def _kill_leftovers() -> None:
 class Replica:
     """One ingest replica as a subprocess (`python -m ingest serve`), killable with SIGKILL."""
 
-    def __init__(self, name: str, broker: MosquittoServer, control: str, regions: dict[str, str],
-                 log_dir: Any, **env: str) -> None:
+    def __init__(
+        self, name: str, broker: MosquittoServer, control: str, regions: dict[str, str], log_dir: Any, **env: str
+    ) -> None:
         from devstack.ports import free_port
 
         self.name = name
@@ -110,10 +123,15 @@ class Replica:
         self.log = log_dir / f"{name}.log"
         self.env = {
             **os.environ,
-            "INGEST_MQTT_PORT": str(broker.port), "INGEST_MQTT_CLIENT_ID": name,
-            "INGEST_CONTROL_DSN": control, "INGEST_REGION_DSNS": json.dumps(regions),
-            "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(self.api_port),
-            "INGEST_FLUSH_INTERVAL_MS": "50", "INGEST_WORKERS": "1", **env,
+            "INGEST_MQTT_PORT": str(broker.port),
+            "INGEST_MQTT_CLIENT_ID": name,
+            "INGEST_CONTROL_DSN": control,
+            "INGEST_REGION_DSNS": json.dumps(regions),
+            "INGEST_REGISTRY_FILE": REGISTRY,
+            "INGEST_API_PORT": str(self.api_port),
+            "INGEST_FLUSH_INTERVAL_MS": "50",
+            "INGEST_WORKERS": "1",
+            **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.headers = admin_headers(control)
@@ -122,16 +140,22 @@ class Replica:
         import httpx
 
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "serve"], env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
         def up() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"replica {self.name} exited: {self.log.read_text()[-2000:]}")
             try:
-                return bool(httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=1).json()
-                            .get("broker_connected"))
+                return bool(
+                    httpx.get(self.url("/api/v1/stats"), headers=self.headers, timeout=1).json().get("broker_connected")
+                )
             except httpx.HTTPError:
                 return False
 
@@ -167,15 +191,18 @@ class Replica:
 
 
 def distinct_readings(dsn: str, device: str) -> int:
-    return int(query(dsn, "SELECT count(*) FROM (SELECT DISTINCT seq, idx FROM readings WHERE device_id = %s) r",
-                     device)[0][0])
+    return int(
+        query(dsn, "SELECT count(*) FROM (SELECT DISTINCT seq, idx FROM readings WHERE device_id = %s) r", device)[0][0]
+    )
 
 
 def all_home_readings_stored(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> bool:
     """Every reading the agents got acknowledged is in its device's home region (a wait predicate: the
     ingest's in-flight count can touch zero between two deliveries of a backlog, so it is no signal)."""
-    return all(distinct_readings(regions[registry.sites[registry.devices[d].site].home_region], d) == n
-               for d, n in acked.items())
+    return all(
+        distinct_readings(regions[registry.sites[registry.devices[d].site].home_region], d) == n
+        for d, n in acked.items()
+    )
 
 
 def assert_home_regions_hold_exactly(acked: dict[str, int], regions: dict[str, str], registry: Registry) -> None:
@@ -184,5 +211,8 @@ def assert_home_regions_hold_exactly(acked: dict[str, int], regions: dict[str, s
         assert n > 0
         assert distinct_readings(regions[home], device) == n, device
     for dsn in regions.values():  # the primary key makes a duplicate impossible; check the invariant anyway
-        assert query(dsn, "SELECT count(*) FROM (SELECT device_id, seq, idx, name FROM readings "
-                          "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d") == [(0,)]
+        assert query(
+            dsn,
+            "SELECT count(*) FROM (SELECT device_id, seq, idx, name FROM readings "
+            "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d",
+        ) == [(0,)]

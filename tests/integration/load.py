@@ -15,14 +15,30 @@ from ingest.registry import Registry
 class AgentLoad:
     """One agent per site publishing ``batches`` batches per device; ``acked`` readings per device after join."""
 
-    def __init__(self, broker: MosquittoServer, registry: Registry, sites: list[str], state: Path, *,
-                 batches: int, interval_ms: int = 10, max_readings: int = 10) -> None:
+    def __init__(
+        self,
+        broker: MosquittoServer,
+        registry: Registry,
+        sites: list[str],
+        state: Path,
+        *,
+        batches: int,
+        interval_ms: int = 10,
+        max_readings: int = 10,
+    ) -> None:
         self.acked: dict[str, int] = {}
         self.errors: list[BaseException] = []
         self._threads = []
         for site in sites:
-            cfg = agent_config(registry, site, mqtt_port=broker.port, state_dir=state / site,
-                               interval_ms=interval_ms, max_readings=max_readings, max_latency_ms=200)
+            cfg = agent_config(
+                registry,
+                site,
+                mqtt_port=broker.port,
+                state_dir=state / site,
+                interval_ms=interval_ms,
+                max_readings=max_readings,
+                max_latency_ms=200,
+            )
             agent = Agent(AgentConfig.model_validate(cfg))
             self._threads.append(threading.Thread(target=self._run, args=(agent, batches), daemon=True))
 

@@ -44,25 +44,54 @@ EXCLUDED_CHECKS: dict[str, str] = {}
 # rule (the check `positive_data_acceptance` expects 2xx/401/403/404/409/429 for every schema-valid request).
 # Each entry: (method, path, extra accepted statuses, why). Nothing else is relaxed.
 POSITIVE_DATA_EXCEPTIONS: list[tuple[str, str, list[int], str]] = [
-    ("GET", "/api/v1/devices", [400], "site ids change at run time (operators register sites through the API), so "
-     "the schema cannot list them; an unknown site is 400 naming the known ones"),
-    ("GET", "/api/v1/devices/{device_id}/series", [400], "the field name must be one the device's profile "
-     "declares (a set per path device), start before end, and at most INGEST_API_MAX_SERIES_BUCKETS points: "
-     "cross-parameter rules"),
-    ("GET", "/api/v1/metrics/{name}/aggregate", [400], "the metric and site come from profiles and run-time "
-     "sites; start before end and the point limit are cross-parameter rules"),
+    (
+        "GET",
+        "/api/v1/devices",
+        [400],
+        "site ids change at run time (operators register sites through the API), so "
+        "the schema cannot list them; an unknown site is 400 naming the known ones",
+    ),
+    (
+        "GET",
+        "/api/v1/devices/{device_id}/series",
+        [400],
+        "the field name must be one the device's profile "
+        "declares (a set per path device), start before end, and at most INGEST_API_MAX_SERIES_BUCKETS points: "
+        "cross-parameter rules",
+    ),
+    (
+        "GET",
+        "/api/v1/metrics/{name}/aggregate",
+        [400],
+        "the metric and site come from profiles and run-time "
+        "sites; start before end and the point limit are cross-parameter rules",
+    ),
     ("GET", "/api/v1/audit", [400], "since before until: a cross-parameter rule"),
     ("GET", "/api/v1/decisions", [400], "since before until: a cross-parameter rule"),
     ("GET", "/api/v1/decisions/export", [400], "since before until: a cross-parameter rule"),
     ("GET", "/api/v1/rates", [400], "at most 720 steps in the window: a cross-parameter rule (window_s / step_s)"),
-    ("GET", "/api/v1/metrics/{name}/partials", [400, 421], "the metric must be a machine field declared by every "
-     "device asked for (profiles and devices change at run time); a region of another cell is 421 naming it"),
+    (
+        "GET",
+        "/api/v1/metrics/{name}/partials",
+        [400, 421],
+        "the metric must be a machine field declared by every "
+        "device asked for (profiles and devices change at run time); a region of another cell is 421 naming it",
+    ),
     ("GET", "/api/v1/audit/export", [400], "since before until: a cross-parameter rule"),
-    ("POST", "/api/v1/devices", [422], "a device's site must exist (run-time set, 422 naming the field and "
-     "listing the sites)"),
+    (
+        "POST",
+        "/api/v1/devices",
+        [422],
+        "a device's site must exist (run-time set, 422 naming the field and listing the sites)",
+    ),
     ("PUT", "/api/v1/devices/{device_id}", [422], "as POST /devices"),
-    ("POST", "/api/v1/policy/drafts", [422], "a draft must hold rego/ and data/ files that form a policy "
-     "directory (at least one of each): the body's meaning, not its shape"),
+    (
+        "POST",
+        "/api/v1/policy/drafts",
+        [422],
+        "a draft must hold rego/ and data/ files that form a policy "
+        "directory (at least one of each): the body's meaning, not its shape",
+    ),
     ("POST", "/api/v1/policy/whatif", [422], "since before until, and the draft must load: cross-field rules"),
 ]
 
@@ -73,35 +102,55 @@ def _config(path: Path) -> Path:
     lines = []
     for method, api_path, extra, _why in POSITIVE_DATA_EXCEPTIONS:
         statuses = ", ".join(f'"{s}"' for s in [*default, *map(str, extra)])
-        lines += ["[[operations]]", f'include-name = "{method} {api_path}"',
-                  "[operations.checks.positive_data_acceptance]", f"expected-statuses = [{statuses}]", ""]
+        lines += [
+            "[[operations]]",
+            f'include-name = "{method} {api_path}"',
+            "[operations.checks.positive_data_acceptance]",
+            f"expected-statuses = [{statuses}]",
+            "",
+        ]
     path.write_text("\n".join(lines))
     return path
 
 
-def _run(replica: Replica, authorization: str, tmp_path: Path, who: str,
-         max_examples: int = MAX_EXAMPLES) -> tuple[str, dict[str, set[int]]]:
+def _run(
+    replica: Replica, authorization: str, tmp_path: Path, who: str, max_examples: int = MAX_EXAMPLES
+) -> tuple[str, dict[str, set[int]]]:
     report = tmp_path / f"schemathesis-{who}.ndjson"
     config = _config(tmp_path / "schemathesis.toml")
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config),
-        "run", replica.url("/api/v1/openapi.json"),
-        "--checks", "all",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        replica.url("/api/v1/openapi.json"),
+        "--checks",
+        "all",
         *(["--exclude-checks", ",".join(EXCLUDED_CHECKS)] if EXCLUDED_CHECKS else []),
-        "--header", f"Authorization: {authorization}",
-        "--max-examples", str(max_examples),
-        "--seed", "20261122",
+        "--header",
+        f"Authorization: {authorization}",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        "20261122",
         # policy activation and draft upload run the platform invariants and the Rego suite (seconds, more on a
         # loaded machine): the response-time check gets the same generous bound as the request itself
-        "--request-timeout", "120",
-        "--max-response-time", "120",
+        "--request-timeout",
+        "120",
+        "--max-response-time",
+        "120",
         "--continue-on-failure",
-        "--report", "ndjson", "--report-ndjson-path", str(report),
-        "--warnings", "off",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
+        "--warnings",
+        "off",
         "--no-color",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
-                          cwd=tmp_path)  # its example database (.schemathesis/) stays out of the repo
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path
+    )  # its example database (.schemathesis/) stays out of the repo
     output = done.stdout + done.stderr
     (tmp_path / f"schemathesis-{who}.txt").write_text(output)
     assert done.returncode == 0, f"schemathesis ({who}) found failures (exit {done.returncode}):\n{output[-12000:]}"
@@ -113,9 +162,15 @@ def test_schemathesis_with_every_check_finds_nothing(
     mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]], registry: Registry, tmp_path: Path
 ) -> None:
     control, regions = databases
-    replica = Replica("ingest-fuzz", mqtt_broker, control, regions, tmp_path,
-                      INGEST_API_RATE_LIMIT="1000000/minute",
-                      INGEST_API_RATE_LIMIT_UNAUTHENTICATED="1000000/minute").start()
+    replica = Replica(
+        "ingest-fuzz",
+        mqtt_broker,
+        control,
+        regions,
+        tmp_path,
+        INGEST_API_RATE_LIMIT="1000000/minute",
+        INGEST_API_RATE_LIMIT_UNAUTHENTICATED="1000000/minute",
+    ).start()
     admin = replica.headers["Authorization"]  # a user with every role and every region
     engineer = issue_headers(control, [Role.ENGINEER], ["eu-central"])["Authorization"]
     try:
@@ -138,7 +193,8 @@ def test_schemathesis_with_every_check_finds_nothing(
         # authenticated for real: most operations answered some request with success, not only 401/422
         assert len(answered) >= 0.6 * len(statuses), (
             f"only {len(answered)} of {len(statuses)} operations ever answered 2xx: "
-            f"{ {op: sorted(codes) for op, codes in statuses.items() if op not in answered} }")
+            f"{ {op: sorted(codes) for op, codes in statuses.items() if op not in answered} }"
+        )
         assert not any(c >= 500 for codes in statuses.values() for c in codes)
         assert not any(c == 429 for codes in statuses.values() for c in codes), "the run tripped the rate limiter"
     finally:

@@ -9,8 +9,15 @@ from collections import Counter
 from devstack import MosquittoServer
 from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
 
-GOOD = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "vibration_mm_s": 1.2, "power_kw": 7.5,
-        "tool_wear_pct": 12.0, "fault_code": 0, "operator_badge": "DE-B1001"}
+GOOD = {
+    "spindle_speed_rpm": 1200.0,
+    "spindle_temp_c": 41.5,
+    "vibration_mm_s": 1.2,
+    "power_kw": 7.5,
+    "tool_wear_pct": 12.0,
+    "fault_code": 0,
+    "operator_badge": "DE-B1001",
+}
 
 
 def test_bad_input_is_counted_and_valid_traffic_is_stored(
@@ -21,15 +28,15 @@ def test_bad_input_is_counted_and_valid_traffic_is_stored(
         pub = publisher(mqtt_broker)
         topic = "tele/v1/de-munich/de-munich-cnc-01"
         sent = [
-            (topic, batch_payload("de-munich-cnc-01", 1, [GOOD])),                       # valid
-            (topic, b"{not json"),                                                       # malformed
+            (topic, batch_payload("de-munich-cnc-01", 1, [GOOD])),  # valid
+            (topic, b"{not json"),  # malformed
             (topic, batch_payload("de-munich-cnc-01", 2, [{"power_kw": "NaN?"}])[:-2]),  # truncated
-            ("tele/v1/de-munich/ghost-01", batch_payload("ghost-01", 1, [GOOD])),        # unknown device
+            ("tele/v1/de-munich/ghost-01", batch_payload("ghost-01", 1, [GOOD])),  # unknown device
             (topic, batch_payload("de-munich-cnc-01", 3, [GOOD], origin={"country": "US"})),  # spoofed origin
             ("tele/v1/us-detroit/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 4, [GOOD])),  # wrong site
-            (topic, batch_payload("de-munich-cnc-01", 5, [GOOD] * 400)),                 # oversized (> 64 KiB)
+            (topic, batch_payload("de-munich-cnc-01", 5, [GOOD] * 400)),  # oversized (> 64 KiB)
             (topic, batch_payload("de-munich-cnc-01", 6, [{**GOOD, "secret_sauce": 1.0}])),  # undeclared field
-            (topic, batch_payload("de-munich-cnc-01", 7, [GOOD, GOOD])),                 # valid
+            (topic, batch_payload("de-munich-cnc-01", 7, [GOOD, GOOD])),  # valid
         ]
         assert len(sent[6][1]) > 64 * 1024
         for t, payload in sent:
@@ -40,13 +47,20 @@ def test_bad_input_is_counted_and_valid_traffic_is_stored(
 
         snap = service.stats.snapshot()
         assert snap["rejections"] == {
-            "malformed": 2, "unknown_device": 1, "origin_mismatch": 1, "site_mismatch": 1, "oversized": 1,
+            "malformed": 2,
+            "unknown_device": 1,
+            "origin_mismatch": 1,
+            "site_mismatch": 1,
+            "oversized": 1,
             "undeclared_field": 1,
         }
         assert snap["messages"] == {"received": 9, "stored": 3, "rejected": 6}
 
-        rows = query(control, "SELECT code, device_id, seq, detail, payload_kept, state, payload_region, quarantine_id"
-                              " FROM rejections ORDER BY id")
+        rows = query(
+            control,
+            "SELECT code, device_id, seq, detail, payload_kept, state, payload_region, quarantine_id"
+            " FROM rejections ORDER BY id",
+        )
         assert Counter(r[0] for r in rows) == Counter(snap["rejections"])
         by_code = {r[0]: r for r in rows}
         assert any("not JSON" in r[3] for r in rows if r[0] == "malformed")
@@ -66,8 +80,11 @@ def test_bad_input_is_counted_and_valid_traffic_is_stored(
             assert query(regions[other], "SELECT count(*) FROM quarantine_payloads") == [(0,)]
 
         # The valid traffic around the bad input is stored: seqs 1, 6 (declared fields only) and 7.
-        eu = query(regions["eu-central"], "SELECT seq, count(DISTINCT idx), count(*) FROM readings "
-                   "WHERE device_id = 'de-munich-cnc-01' GROUP BY seq ORDER BY seq")
+        eu = query(
+            regions["eu-central"],
+            "SELECT seq, count(DISTINCT idx), count(*) FROM readings "
+            "WHERE device_id = 'de-munich-cnc-01' GROUP BY seq ORDER BY seq",
+        )
         assert eu == [(1, 1, 7), (6, 1, 7), (7, 2, 14)]
         assert query(regions["eu-central"], "SELECT count(*) FROM readings WHERE name = 'secret_sauce'") == [(0,)]
 

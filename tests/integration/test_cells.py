@@ -47,8 +47,12 @@ def cells(pg_server: PostgresServer) -> Iterator[tuple[CellsStack, dict[tuple[st
         relays[(from_cell, to_cell)] = RecordingRelay(port).start()
         return relays[(from_cell, to_cell)].port
 
-    stack = CellsStack(base_dir=base, pg=pg_server, relay=relay,
-                       ingest_env={"INGEST_FLUSH_INTERVAL_MS": "50", "INGEST_LINK_RESEND_S": "5"})
+    stack = CellsStack(
+        base_dir=base,
+        pg=pg_server,
+        relay=relay,
+        ingest_env={"INGEST_FLUSH_INTERVAL_MS": "50", "INGEST_LINK_RESEND_S": "5"},
+    )
     try:
         stack.start(sites=[])
         yield stack, relays
@@ -63,8 +67,12 @@ def _agent(stack: CellsStack, site: str, batches: int, *, cell: str | None = Non
     cfg["state_dir"] = str(stack.dir / "agents" / f"{site}-{time.monotonic_ns()}")
     path = stack.dir / f"agent-{site}-{time.monotonic_ns()}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(path), "--batches",
-                             str(batches)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(path), "--batches", str(batches)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _keys(dsn: str, where: str, *params: Any) -> set[tuple[Any, ...]]:
@@ -81,13 +89,16 @@ def _outbox(stack: CellsStack, cell: str) -> int:
 
 
 def _no_duplicates(dsn: str) -> bool:
-    return query(dsn, "SELECT count(*) FROM (SELECT device_id, seq, idx, name FROM readings GROUP BY 1, 2, 3, 4 "
-                      "HAVING count(*) > 1) d") == [(0,)]
+    return query(
+        dsn,
+        "SELECT count(*) FROM (SELECT device_id, seq, idx, name FROM readings GROUP BY 1, 2, 3, 4 "
+        "HAVING count(*) > 1) d",
+    ) == [(0,)]
 
 
 @pytest.mark.integration
 def test_only_what_the_policy_allows_crosses_the_border(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     """Under load from CN, VN, DE and US sites: CN badges stay in cn-north, CN machine data reaches us-east,
     and no CN badge value, no raw payload and nothing of a category the policy keeps in China is in the bytes
@@ -109,11 +120,13 @@ def test_only_what_the_policy_allows_crosses_the_border(
     vn_machine = _keys(ap.region_dsns["ap-southeast"], "category = 'machine'")
     assert vn_machine and _keys(us_east, "origin_country = 'VN'") == vn_machine
     for dsn in (*glob.region_dsns.values(), ap.region_dsns["ap-southeast"]):
-        assert query(dsn, "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND category <> 'machine'") \
-            == [(0,)]
+        assert query(dsn, "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND category <> 'machine'") == [
+            (0,)
+        ]
         assert _no_duplicates(dsn)
-    assert query(us_east, "SELECT count(*) FROM readings WHERE origin_country = 'VN' AND category <> 'machine'") \
-        == [(0,)]
+    assert query(us_east, "SELECT count(*) FROM readings WHERE origin_country = 'VN' AND category <> 'machine'") == [
+        (0,)
+    ]
 
     crossed = relays[("cn", "global")].recorded
     assert b'"rows"' in crossed and b'"from_cell":"cn"' in crossed  # parts did cross, through the relay
@@ -125,8 +138,13 @@ def test_only_what_the_policy_allows_crosses_the_border(
     assert b"VN-B" not in vn_crossed and b"operator_badge" not in vn_crossed and b'"readings"' not in vn_crossed
 
     # Each decision was taken in the cell of origin; the receiving cell logged its own re-check.
-    assert query(cn.control_dsn, "SELECT count(*) FROM decisions WHERE region = 'us-east' AND category = 'machine' "
-                                 "AND outcome = 'stored'")[0][0] > 0
+    assert (
+        query(
+            cn.control_dsn,
+            "SELECT count(*) FROM decisions WHERE region = 'us-east' AND category = 'machine' AND outcome = 'stored'",
+        )[0][0]
+        > 0
+    )
     assert query(glob.control_dsn, "SELECT count(*) FROM decisions WHERE origin_country = 'CN'")[0][0] > 0
     assert query(cn.control_dsn, "SELECT count(*) FROM rejections") == [(0,)]
     assert query(glob.control_dsn, "SELECT count(*) FROM rejections") == [(0,)]
@@ -134,7 +152,7 @@ def test_only_what_the_policy_allows_crosses_the_border(
 
 @pytest.mark.integration
 def test_a_cut_link_delays_cross_border_copies_and_loses_nothing(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     """The cn -> global link is cut for over a minute under load: the CN cell keeps storing locally, parts wait,
     the lag rises; when the link returns every part arrives once and the lag falls."""
@@ -181,14 +199,23 @@ def _client(port: int, user: str | None, password: str | None, client_id: str) -
 
 @pytest.mark.integration
 def test_only_peer_cells_may_publish_in_the_transfer_namespace(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     stack, _relays = cells
     glob = stack.cells["global"]
-    part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_001, "us-east", "x"), from_cell="cn", to_cell="global",
-                region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_001,
-                origin_country="CN", policy_revision="x", decisions={"machine": part_id("a", 1, "b", "c")},
-                readings=[(0, datetime.now(UTC), [("power_kw", "machine", 1.0, None, None)])])
+    part = Part(
+        part_id=part_id("cn-shenzhen-cnc-01", 999_001, "us-east", "x"),
+        from_cell="cn",
+        to_cell="global",
+        region="us-east",
+        site_id="cn-shenzhen",
+        device_id="cn-shenzhen-cnc-01",
+        seq=999_001,
+        origin_country="CN",
+        policy_revision="x",
+        decisions={"machine": part_id("a", 1, "b", "c")},
+        readings=[(0, datetime.now(UTC), [("power_kw", "machine", 1.0, None, None)])],
+    )
     topic = xfer_topic("global", "cn", "cn-shenzhen-cnc-01")
     # no anonymous access at all
     anon = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anon", protocol=mqtt.MQTTv5)
@@ -215,26 +242,41 @@ def test_only_peer_cells_may_publish_in_the_transfer_namespace(
 
 @pytest.mark.integration
 def test_a_part_the_receiving_policy_does_not_allow_is_quarantined_there(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     """Even from the authenticated peer: a part with CN badges for us-east, published in the cn cell (as its
     second ingest account would) and carried by the cn -> global bridge, is refused by global's own policy,
     quarantined with metadata only, nothing stored, and receipted (so the sender stops)."""
     stack, _relays = cells
     glob, cn = stack.cells["global"], stack.cells["cn"]
-    part = Part(part_id=part_id("cn-shenzhen-cnc-01", 999_002, "us-east", "x"), from_cell="cn", to_cell="global",
-                region="us-east", site_id="cn-shenzhen", device_id="cn-shenzhen-cnc-01", seq=999_002,
-                origin_country="CN", policy_revision="x", decisions={"personal": part_id("a", 2, "b", "c")},
-                readings=[(0, datetime.now(UTC), [("operator_badge", "personal", None, "CN-B-SMUGGLED", None)])])
-    client, (connack, _acks) = _client(cn.mqtt.port, "ingest-2", stack.secret_file("cn", "ingest-2").read_text()
-                                       .strip(), "ingest-2")
+    part = Part(
+        part_id=part_id("cn-shenzhen-cnc-01", 999_002, "us-east", "x"),
+        from_cell="cn",
+        to_cell="global",
+        region="us-east",
+        site_id="cn-shenzhen",
+        device_id="cn-shenzhen-cnc-01",
+        seq=999_002,
+        origin_country="CN",
+        policy_revision="x",
+        decisions={"personal": part_id("a", 2, "b", "c")},
+        readings=[(0, datetime.now(UTC), [("operator_badge", "personal", None, "CN-B-SMUGGLED", None)])],
+    )
+    client, (connack, _acks) = _client(
+        cn.mqtt.port, "ingest-2", stack.secret_file("cn", "ingest-2").read_text().strip(), "ingest-2"
+    )
     assert not connack.is_failure
     receipts: list[bytes] = []
     client.on_message = lambda _c, _u, m: receipts.append(bytes(m.payload))
     client.subscribe("xack/v1/cn/+/receipts", qos=1)
     client.publish(xfer_topic("global", "cn", "cn-shenzhen-cnc-01"), encode_part(part), qos=1).wait_for_publish(10)
-    wait_until(lambda: bool(query(glob.control_dsn, "SELECT 1 FROM rejections WHERE code = 'transfer_refused' AND "
-                                                    "seq = 999002")), 60, "the part quarantined")
+    wait_until(
+        lambda: bool(
+            query(glob.control_dsn, "SELECT 1 FROM rejections WHERE code = 'transfer_refused' AND seq = 999002")
+        ),
+        60,
+        "the part quarantined",
+    )
     detail, kept = query(glob.control_dsn, "SELECT detail, payload_kept FROM rejections WHERE seq = 999002")[0]
     assert "does not allow personal data from CN in us-east" in detail and kept is False
     for dsn in glob.region_dsns.values():
@@ -247,7 +289,7 @@ def test_a_part_the_receiving_policy_does_not_allow_is_quarantined_there(
 
 @pytest.mark.integration
 def test_an_agent_pointed_at_the_wrong_cell_is_refused(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     """Shenzhen's gateway, configured with the global cell's broker: that broker has no such identity (each cell's
     broker knows only the gateways of its own sites), so the connection is refused and nothing arrives."""
@@ -256,8 +298,13 @@ def test_an_agent_pointed_at_the_wrong_cell_is_refused(
         cfg = stack.agent_config("cn-shenzhen", cell=cell)
         path = stack.dir / f"agent-check-{cell}.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        check = subprocess.run([sys.executable, "-m", "edge_agent", "check", "--config", str(path)],
-                               capture_output=True, text=True, cwd=REPO, timeout=120)
+        check = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "check", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
         broker_line = next(x for x in check.stdout.splitlines() if "broker" in x.split(":")[0])
         if refused:
             assert broker_line.startswith("FAIL") and "not authorized" in broker_line.lower(), check.stdout
@@ -273,12 +320,19 @@ def test_a_topology_serving_a_cn_site_from_a_non_cn_cell_is_refused_at_start(tmp
     raw["cells"]["global"]["sites"].append("cn-shenzhen")
     topology = tmp_path / "cells.yaml"
     topology.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "INGEST_TOPOLOGY_FILE": str(topology), "INGEST_CELL": "global",
-           "INGEST_CONTROL_DSN": "postgresql://nobody@127.0.0.1:1/none", "INGEST_POLICY_WATCH_S": "0",
-           "INGEST_REGION_DSNS": json.dumps({"eu-central": "postgresql://x@127.0.0.1:1/a",
-                                             "us-east": "postgresql://x@127.0.0.1:1/b"})}
-    check = subprocess.run([sys.executable, "-m", "ingest", "check"], env=env, capture_output=True, text=True,
-                           cwd=REPO, timeout=120)
+    env = {
+        **os.environ,
+        "INGEST_TOPOLOGY_FILE": str(topology),
+        "INGEST_CELL": "global",
+        "INGEST_CONTROL_DSN": "postgresql://nobody@127.0.0.1:1/none",
+        "INGEST_POLICY_WATCH_S": "0",
+        "INGEST_REGION_DSNS": json.dumps(
+            {"eu-central": "postgresql://x@127.0.0.1:1/a", "us-east": "postgresql://x@127.0.0.1:1/b"}
+        ),
+    }
+    check = subprocess.run(
+        [sys.executable, "-m", "ingest", "check"], env=env, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert check.returncode == 1
     line = next(x for x in check.stdout.splitlines() if "raw payload" in x)
     assert line.startswith("FAIL")
@@ -294,12 +348,22 @@ def test_serve_refuses_the_same_topology(tmp_path: Path, pg_server: PostgresServ
     topology = tmp_path / "cells.yaml"
     topology.write_text(yaml.safe_dump(raw))
     control = pg_server.create_database("cells_misconfigured_control")
-    env = {**os.environ, "INGEST_TOPOLOGY_FILE": str(topology), "INGEST_CELL": "global",
-           "INGEST_CONTROL_DSN": control, "INGEST_POLICY_WATCH_S": "0",
-           "INGEST_REGION_DSNS": json.dumps({"eu-central": pg_server.create_database("cells_mis_eu"),
-                                             "us-east": pg_server.create_database("cells_mis_us")})}
-    serve = subprocess.run([sys.executable, "-m", "ingest", "serve"], env=env, capture_output=True, text=True,
-                           cwd=REPO, timeout=120)
+    env = {
+        **os.environ,
+        "INGEST_TOPOLOGY_FILE": str(topology),
+        "INGEST_CELL": "global",
+        "INGEST_CONTROL_DSN": control,
+        "INGEST_POLICY_WATCH_S": "0",
+        "INGEST_REGION_DSNS": json.dumps(
+            {
+                "eu-central": pg_server.create_database("cells_mis_eu"),
+                "us-east": pg_server.create_database("cells_mis_us"),
+            }
+        ),
+    }
+    serve = subprocess.run(
+        [sys.executable, "-m", "ingest", "serve"], env=env, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert serve.returncode == 2
     assert "cells.global.sites: site cn-shenzhen (CN) may not be served by cell global (DE)" in serve.stderr
     with psycopg.connect(control) as conn:  # nothing was stored or decided
@@ -308,7 +372,7 @@ def test_serve_refuses_the_same_topology(tmp_path: Path, pg_server: PostgresServ
 
 @pytest.mark.integration
 def test_queries_federate_only_aggregates_of_machine_data(
-    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]]
+    cells: tuple[CellsStack, dict[tuple[str, str], RecordingRelay]],
 ) -> None:
     """The global cell's API answers the aggregate of Shenzhen's power_kw over cn-north (asked from the cn cell)
     and us-east (its own), counting no value twice; values of a region of another cell are not served here
@@ -316,14 +380,21 @@ def test_queries_federate_only_aggregates_of_machine_data(
     stack, _relays = cells
     glob, cn = stack.cells["global"], stack.cells["cn"]
     now = datetime.now(UTC)
-    window = {"start": (now - timedelta(hours=6)).isoformat(), "end": (now + timedelta(hours=1)).isoformat(),
-              "bucket": "1h"}
+    window = {
+        "start": (now - timedelta(hours=6)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+        "bucket": "1h",
+    }
     if not query(cn.region_dsns["cn-north"], "SELECT 1 FROM readings WHERE name = 'power_kw' LIMIT 1"):
         agent = _agent(stack, "cn-shenzhen", 5)
         assert agent.wait(300) == 0
         wait_until(lambda: _outbox(stack, "cn") == 0, 120, "parts receipted")
-    answer = httpx.get(f"{glob.api_url}/api/v1/metrics/power_kw/aggregate", headers=stack.auth_headers,
-                       params={**window, "site": "cn-shenzhen"}, timeout=30)
+    answer = httpx.get(
+        f"{glob.api_url}/api/v1/metrics/power_kw/aggregate",
+        headers=stack.auth_headers,
+        params={**window, "site": "cn-shenzhen"},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     home = query(cn.region_dsns["cn-north"], "SELECT count(*) FROM readings WHERE name = 'power_kw'")[0][0]
@@ -332,9 +403,17 @@ def test_queries_federate_only_aggregates_of_machine_data(
     assert regions["cn-north"]["values_stored"] == home and body["total"]["count"] == home  # no value twice
     assert sum(r["values_counted"] for r in regions.values()) == home
 
-    latest = httpx.get(f"{glob.api_url}/api/v1/devices/cn-shenzhen-cnc-01/latest", params={"region": "cn-north"},
-                       headers=stack.auth_headers, timeout=10)
+    latest = httpx.get(
+        f"{glob.api_url}/api/v1/devices/cn-shenzhen-cnc-01/latest",
+        params={"region": "cn-north"},
+        headers=stack.auth_headers,
+        timeout=10,
+    )
     assert latest.status_code == 421 and "hosted by cell 'cn'" in latest.json()["detail"], latest.text
-    badges = httpx.get(f"{cn.api_url}/api/v1/metrics/operator_badge/partials", headers=stack.auth_headers,
-                       params={"region": "cn-north", "devices": "cn-shenzhen-cnc-01", **window}, timeout=10)
+    badges = httpx.get(
+        f"{cn.api_url}/api/v1/metrics/operator_badge/partials",
+        headers=stack.auth_headers,
+        params={"region": "cn-north", "devices": "cn-shenzhen-cnc-01", **window},
+        timeout=10,
+    )
     assert badges.status_code == 400 and "not machine data" in badges.json()["detail"]

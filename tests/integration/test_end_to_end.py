@@ -27,8 +27,15 @@ def _run_agents(broker: MosquittoServer, registry: Registry, tmp_path: Path) -> 
 
     def run(site: str) -> None:
         try:
-            cfg = agent_config(registry, site, mqtt_port=broker.port, state_dir=tmp_path / site,
-                               interval_ms=10, max_readings=10, max_latency_ms=200)
+            cfg = agent_config(
+                registry,
+                site,
+                mqtt_port=broker.port,
+                state_dir=tmp_path / site,
+                interval_ms=10,
+                max_readings=10,
+                max_latency_ms=200,
+            )
             agent = Agent(AgentConfig.model_validate(cfg))
             agent.run(max_batches_per_device=BATCHES)
             for s in agent.stats().values():
@@ -95,18 +102,21 @@ def test_sites_publish_and_each_region_holds_what_the_policy_allows(
 
         # CN operator badges exist only in cn-north.
         for dsn in (eu, us, sg):
-            assert query(dsn, "SELECT count(*) FROM readings WHERE origin_country = 'CN' "
-                              "AND name = 'operator_badge'") == [(0,)]
+            assert query(
+                dsn, "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND name = 'operator_badge'"
+            ) == [(0,)]
 
         # Every row is explained by a logged decision with the policy revision.
         revision = service.policy.revision
         for dsn in (eu, us, cn):
             orphans = query(dsn, "SELECT count(*) FROM readings WHERE policy_revision <> %s", revision)
             assert orphans == [(0,)]
-        denied = query(control, "SELECT origin_country, region, category, count(*), min(reasons::text) "
-                                "FROM decisions WHERE outcome = 'denied' GROUP BY 1, 2, 3 ORDER BY 1")
-        assert [(o, r, c) for o, r, c, _, _ in denied] == [("CN", "us-east", "personal"),
-                                                            ("DE", "us-east", "personal")]
+        denied = query(
+            control,
+            "SELECT origin_country, region, category, count(*), min(reasons::text) "
+            "FROM decisions WHERE outcome = 'denied' GROUP BY 1, 2, 3 ORDER BY 1",
+        )
+        assert [(o, r, c) for o, r, c, _, _ in denied] == [("CN", "us-east", "personal"), ("DE", "us-east", "personal")]
         assert "PIPL" in denied[0][4]
         assert "GDPR" in denied[1][4]
 
@@ -115,13 +125,16 @@ def test_sites_publish_and_each_region_holds_what_the_policy_allows(
         fields = {f["name"]: f for f in latest["fields"]}
         assert fields["operator_badge"]["region"] == "cn-north"
         assert fields["operator_badge"]["value"].startswith("CN-B")
-        series = api.get("/api/v1/devices/de-munich-cnc-01/series",
-                         params={"name": "power_kw", "bucket": "1m"}).json()
+        series = api.get("/api/v1/devices/de-munich-cnc-01/series", params={"name": "power_kw", "bucket": "1m"}).json()
         assert sum(b["count"] for b in series["points"]) == acked["de-munich-cnc-01"]
         flows = api.get("/api/v1/flows", params={"window_s": 3600}).json()["flows"]
         matrix = {(f["origin_country"], f["region"], f["category"], f["outcome"]) for f in flows}
-        assert {("CN", "us-east", "personal", "denied"), ("CN", "cn-north", "personal", "stored"),
-                ("DE", "us-east", "machine", "stored"), ("US", "us-east", "personal", "stored")} <= matrix
+        assert {
+            ("CN", "us-east", "personal", "denied"),
+            ("CN", "cn-north", "personal", "stored"),
+            ("DE", "us-east", "machine", "stored"),
+            ("US", "us-east", "personal", "stored"),
+        } <= matrix
         devices_api = {d["device_id"]: d for d in api.get("/api/v1/devices", params={"limit": 100}).json()["items"]}
         assert devices_api["de-munich-cnc-01"]["progress"]["last_seq"] == BATCHES
         assert devices_api["de-munich-cnc-01"]["status"] == "offline"  # the agent said goodbye (retained)

@@ -39,7 +39,8 @@ def test_postgresql_down_for_a_minute_under_load(
     try:
         control, regions = fresh_databases(pg, registry)
         with running_ingest(mqtt_broker, control, regions, receive_maximum=300, flush_max_messages=100) as (
-            service, api
+            service,
+            api,
         ):
             load = AgentLoad(mqtt_broker, registry, ["de-munich", "cn-shenzhen"], tmp_path, batches=400).start()
             wait_until(lambda: service.stats.snapshot()["messages"]["stored"] > 20, 30, "traffic flowing")
@@ -57,10 +58,14 @@ def test_postgresql_down_for_a_minute_under_load(
             assert max_inflight <= 300, "Receive Maximum bounds what the ingest holds"
             pg.restart()
             acked = load.join(300)
-            wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120,
-                       "backlog committed after the outage")
-            wait_until(lambda: service.stats.snapshot()["inflight"] == 0 and service.stats.healthy(), 30,
-                       "healthy, nothing unacknowledged")
+            wait_until(
+                lambda: all_home_readings_stored(acked, regions, registry), 120, "backlog committed after the outage"
+            )
+            wait_until(
+                lambda: service.stats.snapshot()["inflight"] == 0 and service.stats.healthy(),
+                30,
+                "healthy, nothing unacknowledged",
+            )
             assert api.get("/api/v1/health").status_code == 200
             assert_home_regions_hold_exactly(acked, regions, registry)
     finally:
@@ -68,8 +73,9 @@ def test_postgresql_down_for_a_minute_under_load(
 
 
 @pytest.mark.integration
-def test_broker_restart_under_load(mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]],
-                                   registry: Registry, tmp_path: Path) -> None:
+def test_broker_restart_under_load(
+    mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]], registry: Registry, tmp_path: Path
+) -> None:
     control, regions = databases
     with running_ingest(mqtt_broker, control, regions) as (service, _api):
         load = AgentLoad(mqtt_broker, registry, ["us-detroit", "fr-lyon"], tmp_path, batches=200).start()
@@ -100,24 +106,32 @@ def test_one_region_down_the_others_keep_flowing(
             cn_server.stop()
             load = AgentLoad(mqtt_broker, registry, ["de-munich", "cn-shenzhen"], tmp_path, batches=150).start()
             # DE traffic keeps flowing to eu-central and us-east while cn-north is down.
-            wait_until(lambda: distinct_readings(regions["eu-central"], "de-munich-cnc-01") > 500, 60,
-                       "DE readings stored during the cn-north outage")
+            wait_until(
+                lambda: distinct_readings(regions["eu-central"], "de-munich-cnc-01") > 500,
+                60,
+                "DE readings stored during the cn-north outage",
+            )
             snap = service.stats.snapshot()
             assert snap["parked"] > 0 and "cn-north" in snap["down_stores"]
             assert api.get("/api/v1/health").status_code == 503
             # CN personal data waited: it went nowhere else.
             for name in ("eu-central", "us-east", "ap-southeast"):
-                assert query(regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' "
-                                            "AND category <> 'machine'") == [(0,)]
+                assert query(
+                    regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND category <> 'machine'"
+                ) == [(0,)]
             cn_server.restart()
             acked = load.join(300)
             wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120, "parked messages written")
-            wait_until(lambda: service.stats.snapshot()["parked"] == 0
-                       and service.stats.snapshot()["inflight"] == 0, 30, "nothing parked or unacknowledged")
+            wait_until(
+                lambda: service.stats.snapshot()["parked"] == 0 and service.stats.snapshot()["inflight"] == 0,
+                30,
+                "nothing parked or unacknowledged",
+            )
             assert_home_regions_hold_exactly(acked, regions, registry)
             for name in ("eu-central", "us-east", "ap-southeast"):
-                assert query(regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' "
-                                            "AND category <> 'machine'") == [(0,)]
+                assert query(
+                    regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND category <> 'machine'"
+                ) == [(0,)]
     finally:
         cn_server.cleanup()
 
@@ -137,14 +151,23 @@ def test_start_while_a_region_is_down_then_it_comes_back(
         with running_ingest(mqtt_broker, control, regions) as (service, api):
             assert api.get("/api/v1/health").status_code == 503
             load = AgentLoad(mqtt_broker, registry, ["de-munich", "cn-shenzhen"], tmp_path, batches=80).start()
-            wait_until(lambda: distinct_readings(regions["eu-central"], "de-munich-cnc-01") > 300, 60,
-                       "DE readings stored while cn-north was never reachable")
-            wait_until(lambda: query(regions["us-east"], "SELECT count(*) FROM readings WHERE origin_country = 'CN'")
-                       [0][0] > 0, 60, "CN machine data reached us-east")
+            wait_until(
+                lambda: distinct_readings(regions["eu-central"], "de-munich-cnc-01") > 300,
+                60,
+                "DE readings stored while cn-north was never reachable",
+            )
+            wait_until(
+                lambda: (
+                    query(regions["us-east"], "SELECT count(*) FROM readings WHERE origin_country = 'CN'")[0][0] > 0
+                ),
+                60,
+                "CN machine data reached us-east",
+            )
             assert service.stats.snapshot()["parked"] > 0
             for name in ("eu-central", "us-east", "ap-southeast"):
-                assert query(regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' "
-                                            "AND category <> 'machine'") == [(0,)]
+                assert query(
+                    regions[name], "SELECT count(*) FROM readings WHERE origin_country = 'CN' AND category <> 'machine'"
+                ) == [(0,)]
             cn_server.restart()
             acked = load.join(300)
 
@@ -155,8 +178,15 @@ def test_start_while_a_region_is_down_then_it_comes_back(
                     return False
 
             wait_until(migrated_and_stored, 120, "cn-north migrated and the parked messages written")
-            wait_until(lambda: service.stats.snapshot()["parked"] == 0 and service.stats.snapshot()["inflight"] == 0
-                       and service.stats.healthy(), 30, "nothing parked or unacknowledged, healthy")
+            wait_until(
+                lambda: (
+                    service.stats.snapshot()["parked"] == 0
+                    and service.stats.snapshot()["inflight"] == 0
+                    and service.stats.healthy()
+                ),
+                30,
+                "nothing parked or unacknowledged, healthy",
+            )
             assert_home_regions_hold_exactly(acked, regions, registry)
             assert query(regions["cn-north"], "SELECT count(*) FROM schema_migrations")[0][0] > 0
     finally:

@@ -28,8 +28,10 @@ def test_acks_follow_arrival_order_across_overlapping_batches(
     control, regions = databases
     devices = [d for d, dev in sorted(registry.devices.items()) if dev.profile == "cnc_mill"]
     # batches of at most 3 messages, closed as soon as the queue is empty: many flushes, overlapping
-    with running_ingest(mqtt_broker, control, regions, flush_max_messages=3, flush_idle_ms=0,
-                        flush_interval_ms=20) as (service, _api):
+    with running_ingest(mqtt_broker, control, regions, flush_max_messages=3, flush_idle_ms=0, flush_interval_ms=20) as (
+        service,
+        _api,
+    ):
         consumer = service.consumer
         arrivals: list[int] = []
         acks: list[int] = []

@@ -34,16 +34,25 @@ from tests.conftest import REGISTRY_FILE, fresh_databases
 from tests.integration.ingest_harness import batch_payload, publisher, query, running_ingest, wait_until
 from wire import Batch
 
-GOOD = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 41.5, "vibration_mm_s": 1.2, "power_kw": 7.5,
-        "tool_wear_pct": 12.0, "fault_code": 0, "operator_badge": "DE-B1001"}
+GOOD = {
+    "spindle_speed_rpm": 1200.0,
+    "spindle_temp_c": 41.5,
+    "vibration_mm_s": 1.2,
+    "power_kw": 7.5,
+    "tool_wear_pct": 12.0,
+    "fault_code": 0,
+    "operator_badge": "DE-B1001",
+}
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def _raw(device: str, seq: object, values: str) -> bytes:
     """A batch written by hand (values as JSON text), for what json.dumps cannot produce."""
     ts = NOW.isoformat()
-    return (f'{{"v": 1, "device_id": "{device}", "seq": {json.dumps(seq)}, "sent_at": "{ts}", '
-            f'"readings": [{{"ts": "{ts}", "values": {values}}}]}}').encode()
+    return (
+        f'{{"v": 1, "device_id": "{device}", "seq": {json.dumps(seq)}, "sent_at": "{ts}", '
+        f'"readings": [{{"ts": "{ts}", "values": {values}}}]}}'
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -60,35 +69,75 @@ class Poison:
 
 POISONS = [
     Poison("nested 1,000 deep", "malformed", lambda d: [b"[" * 1000 + b"]" * 1000], 1, "recursion limit"),
-    Poison("nested inside a batch", "malformed",
-           lambda d: [batch_payload(d, 1, [GOOD])[:-1] + b', "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"], 1,
-           "recursion limit"),
-    Poison("a 5,000-digit integer", "malformed", lambda d: [_raw(d, 1, '{"power_kw": ' + "9" * 5000 + "}")], 1,
-           "number out of range"),
-    Poison("10^400 as a value", "malformed", lambda d: [_raw(d, 1, '{"power_kw": 1' + "0" * 400 + "}")], 1,
-           "out of range"),
+    Poison(
+        "nested inside a batch",
+        "malformed",
+        lambda d: [batch_payload(d, 1, [GOOD])[:-1] + b', "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"],
+        1,
+        "recursion limit",
+    ),
+    Poison(
+        "a 5,000-digit integer",
+        "malformed",
+        lambda d: [_raw(d, 1, '{"power_kw": ' + "9" * 5000 + "}")],
+        1,
+        "number out of range",
+    ),
+    Poison(
+        "10^400 as a value", "malformed", lambda d: [_raw(d, 1, '{"power_kw": 1' + "0" * 400 + "}")], 1, "out of range"
+    ),
     Poison("seq 2^63", "malformed", lambda d: [_raw(d, 2**63, '{"power_kw": 1.0}')], 1, "seq"),
     Poison("seq true", "malformed", lambda d: [_raw(d, True, '{"power_kw": 1.0}')], 1, "valid integer"),
     Poison("a NUL in a field name", "malformed", lambda d: [_raw(d, 1, '{"power\\u0000kw": 1.0}')], 1, "\\x00"),
-    Poison("a NUL in a text value", "malformed", lambda d: [_raw(d, 1, '{"operator_badge": "B\\u0000-1"}')], 1,
-           "NUL"),
-    Poison("1.5e308 twice in a minute", "malformed",
-           lambda d: [_raw(d, 1, '{"power_kw": 1.5e308}'), _raw(d, 2, '{"power_kw": 1.5e308}')], 3, "out of range",
-           quarantined=2),
-    Poison("text in a machine field", "wrong_type",
-           lambda d: [batch_payload(d, 1, [{**GOOD, "power_kw": "DEBADGE-SMUGGLED-Hans Meier"}])], 2,
-           "power_kw: text, declared number", frozenset({1})),
-    Poison("a re-used seq with other content", "seq_conflict",
-           lambda d: [batch_payload(d, 1, [GOOD]), batch_payload(d, 1, [{**GOOD, "power_kw": 99.0}, GOOD])], 2,
-           "other content", frozenset({1})),
-    Poison("a wild seq jump", "seq_jump", lambda d: [batch_payload(d, 1, [GOOD]), batch_payload(d, 100_000, [GOOD])],
-           2, "further ahead", frozenset({1})),
-    Poison("a store that refuses the rows (CHECK constraint)", "store_rejected",
-           lambda d: [batch_payload(d, 1, [GOOD])], 2, "violates check constraint"),
-    Poison("a policy that cannot evaluate", "policy_error", lambda d: [batch_payload(d, 1, [GOOD])], 2,
-           "PolicyEvaluationError", canary={k: v for k, v in GOOD.items() if k != "operator_badge"}),
-    Poison("a bug in routing", "unprocessable", lambda d: [batch_payload(d, 1, [GOOD])], 2,
-           "RuntimeError: injected"),
+    Poison("a NUL in a text value", "malformed", lambda d: [_raw(d, 1, '{"operator_badge": "B\\u0000-1"}')], 1, "NUL"),
+    Poison(
+        "1.5e308 twice in a minute",
+        "malformed",
+        lambda d: [_raw(d, 1, '{"power_kw": 1.5e308}'), _raw(d, 2, '{"power_kw": 1.5e308}')],
+        3,
+        "out of range",
+        quarantined=2,
+    ),
+    Poison(
+        "text in a machine field",
+        "wrong_type",
+        lambda d: [batch_payload(d, 1, [{**GOOD, "power_kw": "DEBADGE-SMUGGLED-Hans Meier"}])],
+        2,
+        "power_kw: text, declared number",
+        frozenset({1}),
+    ),
+    Poison(
+        "a re-used seq with other content",
+        "seq_conflict",
+        lambda d: [batch_payload(d, 1, [GOOD]), batch_payload(d, 1, [{**GOOD, "power_kw": 99.0}, GOOD])],
+        2,
+        "other content",
+        frozenset({1}),
+    ),
+    Poison(
+        "a wild seq jump",
+        "seq_jump",
+        lambda d: [batch_payload(d, 1, [GOOD]), batch_payload(d, 100_000, [GOOD])],
+        2,
+        "further ahead",
+        frozenset({1}),
+    ),
+    Poison(
+        "a store that refuses the rows (CHECK constraint)",
+        "store_rejected",
+        lambda d: [batch_payload(d, 1, [GOOD])],
+        2,
+        "violates check constraint",
+    ),
+    Poison(
+        "a policy that cannot evaluate",
+        "policy_error",
+        lambda d: [batch_payload(d, 1, [GOOD])],
+        2,
+        "PolicyEvaluationError",
+        canary={k: v for k, v in GOOD.items() if k != "operator_badge"},
+    ),
+    Poison("a bug in routing", "unprocessable", lambda d: [batch_payload(d, 1, [GOOD])], 2, "RuntimeError: injected"),
 ]
 
 
@@ -144,8 +193,10 @@ def stack(poison_registry: Path) -> Iterator[dict[str, Any]]:
     control, regions = fresh_databases(pg, load_registry(poison_registry))
     store_device = _device(next(p for p in POISONS if p.code == "store_rejected"))
     with psycopg.connect(regions["us-east"], autocommit=True) as conn:  # us-east refuses this device's batch 1
-        conn.execute(f"ALTER TABLE readings ADD CONSTRAINT poison_check CHECK (NOT (device_id = '{store_device}'"
-                     " AND seq = 1)) NOT VALID")
+        conn.execute(
+            f"ALTER TABLE readings ADD CONSTRAINT poison_check CHECK (NOT (device_id = '{store_device}'"
+            " AND seq = 1)) NOT VALID"
+        )
     health: list[int] = []
     try:
         with running_ingest(broker, control, regions, registry_file=str(poison_registry)) as (service, api):
@@ -159,8 +210,15 @@ def stack(poison_registry: Path) -> Iterator[dict[str, Any]]:
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            yield {"service": service, "api": api, "broker": broker, "control": control, "regions": regions,
-                   "health": health, "pub": publisher(broker, "poison-publisher")}
+            yield {
+                "service": service,
+                "api": api,
+                "broker": broker,
+                "control": control,
+                "regions": regions,
+                "health": health,
+                "pub": publisher(broker, "poison-publisher"),
+            }
             stop.set()
             watcher.join(10)
     finally:
@@ -199,8 +257,16 @@ def test_a_poison_message_is_quarantined_once_and_the_canary_after_it_is_stored(
     pub.publish(topic, batch_payload(device, poison.canary_seq, [poison.canary or GOOD]), qos=1).wait_for_publish(5)
 
     home = regions["eu-central"]
-    wait_until(lambda: query(home, "SELECT count(*) FROM readings WHERE device_id = %s AND seq = %s",
-                             device, poison.canary_seq)[0][0] > 0, 60, f"the canary after {poison.name} stored")
+    wait_until(
+        lambda: (
+            query(home, "SELECT count(*) FROM readings WHERE device_id = %s AND seq = %s", device, poison.canary_seq)[
+                0
+            ][0]
+            > 0
+        ),
+        60,
+        f"the canary after {poison.name} stored",
+    )
     wait_until(lambda: service.stats.snapshot()["inflight"] == 0, 60, "everything acknowledged")
 
     rows = query(control, "SELECT code, detail, payload_kept FROM rejections WHERE topic = %s", topic)
@@ -210,8 +276,9 @@ def test_a_poison_message_is_quarantined_once_and_the_canary_after_it_is_stored(
     stored = {seq for (seq,) in query(home, "SELECT DISTINCT seq FROM readings WHERE device_id = %s", device)}
     if poison.code == "store_rejected":  # refused by us-east only: the home region stored it
         assert stored == {1, poison.canary_seq}
-        assert query(regions["us-east"], "SELECT DISTINCT seq FROM readings WHERE device_id = %s", device) \
-            == [(poison.canary_seq,)]
+        assert query(regions["us-east"], "SELECT DISTINCT seq FROM readings WHERE device_id = %s", device) == [
+            (poison.canary_seq,)
+        ]
     else:
         assert stored == {poison.canary_seq, *poison.stored_seqs}
     if poison.code == "wrong_type":  # the other fields of the message are stored, not the smuggled text
@@ -235,13 +302,22 @@ def test_status_messages_cannot_spoof_another_gateway_or_freeze_a_status(stack: 
     control = stack["control"]
 
     def status(gateway: str, **over: Any) -> bytes:
-        body = {"v": 1, "gateway_id": gateway, "site_id": "de-munich", "state": "online",
-                "at": datetime.now(UTC).isoformat(), "devices": ["de-munich-cnc-01"], **over}
+        body = {
+            "v": 1,
+            "gateway_id": gateway,
+            "site_id": "de-munich",
+            "state": "online",
+            "at": datetime.now(UTC).isoformat(),
+            "devices": ["de-munich-cnc-01"],
+            **over,
+        }
         return json.dumps(body).encode()
 
     with psycopg.connect(control) as conn:  # frozen before statuses were checked: dated in 9999
-        conn.execute("INSERT INTO gateway_status (gateway_id, site_id, state, at) VALUES"
-                     " ('gw-frozen', 'de-munich', 'offline', '9999-01-01T00:00:00Z')")
+        conn.execute(
+            "INSERT INTO gateway_status (gateway_id, site_id, state, at) VALUES"
+            " ('gw-frozen', 'de-munich', 'offline', '9999-01-01T00:00:00Z')"
+        )
     sent = [
         ("status/v1/de-munich/gw-attacker", status("gw-victim", state="offline")),  # names another gateway
         ("status/v1/de-munich/gw-attacker", status("gw-attacker", devices=["us-detroit-cnc-01"])),  # other site's
@@ -252,10 +328,16 @@ def test_status_messages_cannot_spoof_another_gateway_or_freeze_a_status(stack: 
     ]
     for topic, payload in sent:
         pub.publish(topic, payload, qos=1, retain=topic.endswith("gw-poison")).wait_for_publish(5)
-    wait_until(lambda: len(query(control, "SELECT 1 FROM rejections WHERE code = 'bad_status'")) >= 4, 30,
-               "the bad statuses quarantined")
-    wait_until(lambda: query(control, "SELECT state FROM gateway_status WHERE gateway_id = 'gw-frozen'")
-               == [("online",)], 30, "the frozen status replaced by a genuine one")
+    wait_until(
+        lambda: len(query(control, "SELECT 1 FROM rejections WHERE code = 'bad_status'")) >= 4,
+        30,
+        "the bad statuses quarantined",
+    )
+    wait_until(
+        lambda: query(control, "SELECT state FROM gateway_status WHERE gateway_id = 'gw-frozen'") == [("online",)],
+        30,
+        "the frozen status replaced by a genuine one",
+    )
     assert query(control, "SELECT state FROM gateway_status WHERE gateway_id = 'gw-victim'") == [("online",)]
     details = sorted(d for (d,) in query(control, "SELECT detail FROM rejections WHERE code = 'bad_status'"))
     assert len(details) == 4
@@ -263,8 +345,9 @@ def test_status_messages_cannot_spoof_another_gateway_or_freeze_a_status(stack: 
     assert any("lists devices of other sites" in d for d in details)
     assert any("ahead of the ingest's clock" in d for d in details)
     assert any("NUL" in d for d in details)
-    assert query(control, "SELECT count(*) FROM gateway_status WHERE gateway_id IN ('gw-attacker', 'gw-poison')") \
-        == [(0,)]
+    assert query(control, "SELECT count(*) FROM gateway_status WHERE gateway_id IN ('gw-attacker', 'gw-poison')") == [
+        (0,)
+    ]
     assert service.stats.snapshot()["rejections"].get("bad_status") == 4
 
 
@@ -274,12 +357,21 @@ def test_a_retained_poison_status_is_quarantined_once_across_restarts(
 ) -> None:
     control, regions = fresh_databases(pg_server, registry)
     pub = publisher(mqtt_broker, "retained-poison")
-    bad = json.dumps({"v": 1, "gateway_id": "gw-r", "site_id": "de-munich", "state": "offline",
-                      "at": datetime.now(UTC).isoformat(), "reason": "x\u0000"}).encode()
+    bad = json.dumps(
+        {
+            "v": 1,
+            "gateway_id": "gw-r",
+            "site_id": "de-munich",
+            "state": "offline",
+            "at": datetime.now(UTC).isoformat(),
+            "reason": "x\u0000",
+        }
+    ).encode()
     pub.publish("status/v1/de-munich/gw-r", bad, qos=1, retain=True).wait_for_publish(5)
     for _restart in range(2):  # the broker hands the retained status to every new subscription
         # the same client id: a restarted replica (another id would leave a session in the share group)
         with running_ingest(mqtt_broker, control, regions, mqtt_client_id="ingest-retained") as (service, _api):
+
             def quarantined(s: IngestService = service) -> bool:
                 return bool(s.stats.snapshot()["rejections"].get("bad_status") == 1)
 
@@ -287,8 +379,9 @@ def test_a_retained_poison_status_is_quarantined_once_across_restarts(
                 return bool(s.stats.snapshot()["messages"]["stored"] == 1)
 
             wait_until(quarantined, 30, "the retained poison quarantined")
-            pub.publish("tele/v1/de-munich/de-munich-cnc-01",
-                        batch_payload("de-munich-cnc-01", 1 + _restart, [GOOD]), qos=1).wait_for_publish(5)
+            pub.publish(
+                "tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1 + _restart, [GOOD]), qos=1
+            ).wait_for_publish(5)
             wait_until(canary_stored, 30, "the canary stored")
             assert service.stats.healthy()
     assert query(control, "SELECT count(*) FROM rejections WHERE code = 'bad_status'") == [(1,)]
@@ -311,8 +404,9 @@ def test_a_dead_flush_thread_makes_health_fail_and_calls_on_fatal(
 
         service.consumer._process = broken  # type: ignore[method-assign]  # a fault injected into this instance
         pub = publisher(mqtt_broker, "dead-thread")
-        pub.publish("tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]),
-                    qos=1).wait_for_publish(5)
+        pub.publish(
+            "tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]), qos=1
+        ).wait_for_publish(5)
         wait_until(lambda: bool(fatal), 30, "on_fatal called")
         assert "thread ingest-flush died: RuntimeError: injected bug in the flush loop" in fatal[0]
         assert not service.stats.healthy()
@@ -330,13 +424,17 @@ def test_a_stalled_pipeline_is_reported(mqtt_broker: MosquittoServer, databases:
         with psycopg.connect(regions["eu-central"]) as locker:
             locker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")  # held until this block ends
             pub = publisher(mqtt_broker, "stall")
-            pub.publish("tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]),
-                        qos=1).wait_for_publish(5)
+            pub.publish(
+                "tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]), qos=1
+            ).wait_for_publish(5)
             wait_until(lambda: not service.stats.healthy(), 30, "stall reported")
             detail = api.get("/api/v1/health").json()["checks"]["pipeline"]["detail"]
             assert "pipeline stalled" in detail and "messages waiting" in detail
-        wait_until(lambda: service.stats.healthy() and service.stats.snapshot()["inflight"] == 0, 30,
-                   "healthy again once the lock is gone")
+        wait_until(
+            lambda: service.stats.healthy() and service.stats.snapshot()["inflight"] == 0,
+            30,
+            "healthy again once the lock is gone",
+        )
         pub.loop_stop()
 
 
@@ -368,18 +466,25 @@ def test_ingest_serve_exits_non_zero_when_a_worker_thread_dies(
     from tests.integration.ingest_harness import REGISTRY
 
     control, regions = databases
-    env = {**os.environ, "INGEST_MQTT_PORT": str(mqtt_broker.port), "INGEST_MQTT_CLIENT_ID": "ingest-dies",
-           "INGEST_CONTROL_DSN": control, "INGEST_REGION_DSNS": json.dumps(regions),
-           "INGEST_REGISTRY_FILE": REGISTRY, "INGEST_API_PORT": str(free_port()),
-           "INGEST_WORKERS": "1"}  # the fault is injected into this process (tests/ingest/test_workers.py: several)
+    env = {
+        **os.environ,
+        "INGEST_MQTT_PORT": str(mqtt_broker.port),
+        "INGEST_MQTT_CLIENT_ID": "ingest-dies",
+        "INGEST_CONTROL_DSN": control,
+        "INGEST_REGION_DSNS": json.dumps(regions),
+        "INGEST_REGISTRY_FILE": REGISTRY,
+        "INGEST_API_PORT": str(free_port()),
+        "INGEST_WORKERS": "1",
+    }  # the fault is injected into this process (tests/ingest/test_workers.py: several)
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", _BROKEN_SERVE], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: "ingest started" in log.read_text() or proc.poll() is not None, 60, "ingest started")
         pub = publisher(mqtt_broker, "dies-publisher")
-        pub.publish("tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]),
-                    qos=1).wait_for_publish(5)
+        pub.publish(
+            "tele/v1/de-munich/de-munich-cnc-01", batch_payload("de-munich-cnc-01", 1, [GOOD]), qos=1
+        ).wait_for_publish(5)
         assert proc.wait(90) == 70, log.read_text()[-3000:]
         text = log.read_text()
         assert "thread ingest-flush died: RuntimeError: injected bug in the flush loop" in text

@@ -51,8 +51,16 @@ class Stack:
 
     def node(self, edge_node: str, devices: list[str], bd_seq: int = 0) -> TahuEdgeNode:
         user = f"munich.{edge_node}"
-        node = TahuEdgeNode(self.url, "munich", edge_node, devices, bd_seq=bd_seq, log=self.tmp / f"{edge_node}.log",
-                            username=user, password=self.secret(user))
+        node = TahuEdgeNode(
+            self.url,
+            "munich",
+            edge_node,
+            devices,
+            bd_seq=bd_seq,
+            log=self.tmp / f"{edge_node}.log",
+            username=user,
+            password=self.secret(user),
+        )
         node.wait_for(lambda e: e["event"] == "births")
         return node
 
@@ -66,8 +74,9 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     registry_file = merged_registry(REGISTRY_FILE, tmp / "registry.yaml")
     registry = load_registry(registry_file)
     creds = tmp / "credentials"
-    generate_for_registry(registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest", "spb-ingest-2"],
-                                                                              "gateways": {}}), creds)
+    generate_for_registry(
+        registry, IdentitiesSpec.model_validate({"ingest": ["spb-ingest", "spb-ingest-2"], "gateways": {}}), creds
+    )
     # Sparkplug edge nodes publish data at QoS 0 (as the specification prescribes); broker/local.conf, like the
     # production broker, delivers it to the ingest's QoS 1 subscription at QoS 1 (upgrade_outgoing_qos), so an
     # ingest crash does not lose it (docs/sparkplug.md).
@@ -75,9 +84,17 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     broker.start()
     control, regions = fresh_databases(pg_server, registry)
     secret = read_secret(creds / "identities" / "spb-ingest" / "password")
-    replica = Replica("spb-ingest", broker, control, regions, tmp, INGEST_REGISTRY_FILE=str(registry_file),
-                      INGEST_SPARKPLUG_REBIRTH_INTERVAL_S="30", INGEST_MQTT_USERNAME="spb-ingest",
-                      INGEST_MQTT_PASSWORD=secret).start()
+    replica = Replica(
+        "spb-ingest",
+        broker,
+        control,
+        regions,
+        tmp,
+        INGEST_REGISTRY_FILE=str(registry_file),
+        INGEST_SPARKPLUG_REBIRTH_INTERVAL_S="30",
+        INGEST_MQTT_USERNAME="spb-ingest",
+        INGEST_MQTT_PASSWORD=secret,
+    ).start()
     try:
         yield Stack(broker, control, regions, registry, replica, tmp, creds)
     finally:
@@ -87,13 +104,17 @@ def stack(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
 
 def api_nodes(stack: Stack) -> list[dict[str, Any]]:
     """GET /api/v1/sparkplug/nodes of the replica."""
-    return httpx.get(stack.replica.url("/api/v1/sparkplug/nodes"), headers=stack.replica.headers,  # type: ignore[no-any-return]  # the API's JSON
-                     timeout=5).json()
+    return httpx.get(  # type: ignore[no-any-return]  # the API's JSON
+        stack.replica.url("/api/v1/sparkplug/nodes"),
+        headers=stack.replica.headers,
+        timeout=5,
+    ).json()
 
 
 def readings(dsn: str, device: str) -> list[tuple[Any, ...]]:
-    return query(dsn, "SELECT seq, idx, name, num, txt FROM readings WHERE device_id = %s "
-                      "ORDER BY seq, idx, name", device)
+    return query(
+        dsn, "SELECT seq, idx, name, num, txt FROM readings WHERE device_id = %s ORDER BY seq, idx, name", device
+    )
 
 
 def values_of(dsn: str, device: str, name: str) -> list[Any]:
@@ -105,8 +126,13 @@ def node_state(stack: Stack) -> tuple[Any, ...]:
 
 
 def device_online(stack: Stack, device: str) -> bool:
-    rows = query(stack.control, "SELECT b.online FROM sparkplug_births b JOIN sparkplug_nodes n USING (node_key)"
-                                " WHERE b.node_key = %s AND b.device = %s AND b.session = n.session", NODE, device)
+    rows = query(
+        stack.control,
+        "SELECT b.online FROM sparkplug_births b JOIN sparkplug_nodes n USING (node_key)"
+        " WHERE b.node_key = %s AND b.device = %s AND b.session = n.session",
+        NODE,
+        device,
+    )
     return bool(rows and rows[0][0])
 
 
@@ -139,24 +165,42 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert sorted(values_of(us, PRESS, "barrel_temp_c")) == sorted(values_of(eu, PRESS, "barrel_temp_c"))
     assert sorted(values_of(eu, PRESS, "operator_badge")) == sorted(["B-1001", "B-5", "B-10", "B-15", "B-20"])
     assert values_of(us, PRESS, "operator_badge") == []
-    decisions = query(stack.control, "SELECT category, region, outcome, count(*) FROM decision_log WHERE device_id = %s"
-                                     " GROUP BY 1, 2, 3 ORDER BY 1, 2", PRESS)
+    decisions = query(
+        stack.control,
+        "SELECT category, region, outcome, count(*) FROM decision_log WHERE device_id = %s"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2",
+        PRESS,
+    )
     assert ("personal", "us-east", "denied") in [d[:3] for d in decisions]
     assert ("personal", "eu-central", "stored") in [d[:3] for d in decisions]
     # the audit trail: each decision leads to the Sparkplug topic it was taken for
-    topics = query(stack.control, "SELECT DISTINCT m.topic FROM decision_log d JOIN sparkplug_messages m ON "
-                                  "m.device_id = d.device_id AND m.position = d.seq WHERE d.device_id = %s", PRESS)
-    assert sorted(t for (t,) in topics) == ["spBv1.0/munich/DBIRTH/tahu-01/press-01",
-                                            "spBv1.0/munich/DDATA/tahu-01/press-01"]
+    topics = query(
+        stack.control,
+        "SELECT DISTINCT m.topic FROM decision_log d JOIN sparkplug_messages m ON "
+        "m.device_id = d.device_id AND m.position = d.seq WHERE d.device_id = %s",
+        PRESS,
+    )
+    assert sorted(t for (t,) in topics) == [
+        "spBv1.0/munich/DBIRTH/tahu-01/press-01",
+        "spBv1.0/munich/DDATA/tahu-01/press-01",
+    ]
 
     # A historical value (is_historical, its own timestamp ten minutes ago) is stored at its timestamp.
     then_ms = int(time.time() * 1000) - 600_000
-    node.send(cmd="ddata", device="press-01", metrics=[
-        {"alias": 1, "type": "Double", "value": 555.5, "isHistorical": True, "timestamp": then_ms}])
-    wait_until(lambda: all(555.5 in values_of(dsn, PRESS, "barrel_temp_c") for dsn in (eu, us)), 20,
-               "historical value stored")
-    stamped = query(eu, "SELECT (extract(epoch FROM ts) * 1000)::bigint FROM readings WHERE device_id = %s AND "
-                        "name = 'barrel_temp_c' AND num = 555.5", PRESS)
+    node.send(
+        cmd="ddata",
+        device="press-01",
+        metrics=[{"alias": 1, "type": "Double", "value": 555.5, "isHistorical": True, "timestamp": then_ms}],
+    )
+    wait_until(
+        lambda: all(555.5 in values_of(dsn, PRESS, "barrel_temp_c") for dsn in (eu, us)), 20, "historical value stored"
+    )
+    stamped = query(
+        eu,
+        "SELECT (extract(epoch FROM ts) * 1000)::bigint FROM readings WHERE device_id = %s AND "
+        "name = 'barrel_temp_c' AND num = 555.5",
+        PRESS,
+    )
     assert stamped == [(then_ms,)]
 
     # A forced seq gap: one Rebirth request, the node's births follow, the gap closes (closed by the rebirth).
@@ -166,17 +210,34 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     node.wait_for(lambda e: e["event"] == "rebirth")
     node.wait_for(lambda e: e["event"] == "births")
     wait_until(lambda: node_state(stack)[0] == 2, 20, "session 2 after the rebirth")
-    wait_until(lambda: query(stack.control, "SELECT count(*) FROM sequence_gaps WHERE device_id = %s AND closed_at "
-                             "IS NOT NULL AND closed_by = 'rebirth'", NODE) == [(1,)], 20, "gap closed by the rebirth")
-    assert query(stack.control, "SELECT last_missing - first_missing + 1 FROM sequence_gaps WHERE device_id = %s",
-                 NODE) == [(3,)]
-    gaps = httpx.get(stack.replica.url("/api/v1/gaps"), params={"device_id": NODE, "state": "all"},
-                     headers=stack.replica.headers, timeout=5).json()
+    wait_until(
+        lambda: (
+            query(
+                stack.control,
+                "SELECT count(*) FROM sequence_gaps WHERE device_id = %s AND closed_at "
+                "IS NOT NULL AND closed_by = 'rebirth'",
+                NODE,
+            )
+            == [(1,)]
+        ),
+        20,
+        "gap closed by the rebirth",
+    )
+    assert query(
+        stack.control, "SELECT last_missing - first_missing + 1 FROM sequence_gaps WHERE device_id = %s", NODE
+    ) == [(3,)]
+    gaps = httpx.get(
+        stack.replica.url("/api/v1/gaps"),
+        params={"device_id": NODE, "state": "all"},
+        headers=stack.replica.headers,
+        timeout=5,
+    ).json()
     assert [(g["missing"], g["closed_by"]) for g in gaps["items"]] == [(3, "rebirth")]
     assert stack.stats()["sparkplug_rebirths"] == 1
 
     # An ingest kill -9 in the middle of a burst: every message stored exactly once after the restart.
     before = 1 + 20 + 1 + 1  # DBIRTH, DDATA 1-20, the DDATA after the gap, the rebirth's DBIRTH
+
     def burst() -> None:
         for i in range(100, 300):
             ddata(i)
@@ -200,9 +261,9 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert not device_online(stack, "press-01")
     listed = [n for n in api_nodes(stack) if n["edge_node"] == "tahu-01"]
     assert [(n["session"], n["bd_seq"], n["online"], n["reason"], n["site"]) for n in listed] == [
-        (2, 0, False, "NDEATH", "de-munich")]
-    assert [(d["device"], d["device_id"], d["online"]) for d in listed[0]["devices"]] == [
-        ("press-01", PRESS, False)]
+        (2, 0, False, "NDEATH", "de-munich")
+    ]
+    assert [(d["device"], d["device_id"], d["online"]) for d in listed[0]["devices"]] == [("press-01", PRESS, False)]
     node = stack.node("tahu-01", ["press-01"], bd_seq=1)
     wait_until(lambda: node_state(stack) == (3, 1, True) and device_online(stack, "press-01"), 20, "back online")
     assert [(n["online"], n["reason"]) for n in api_nodes(stack) if n["edge_node"] == "tahu-01"] == [(True, "NBIRTH")]
@@ -213,12 +274,17 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
 
     # Exactly once, everywhere: one row per (position, metric); each DDATA value once in each region it may live in.
     for dsn in (eu, us):
-        assert query(dsn, "SELECT count(*) FROM (SELECT seq, idx, name FROM readings WHERE device_id = %s "
-                          "GROUP BY 1, 2, 3 HAVING count(*) > 1) d", PRESS) == [(0,)]
+        assert query(
+            dsn,
+            "SELECT count(*) FROM (SELECT seq, idx, name FROM readings WHERE device_id = %s "
+            "GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
+            PRESS,
+        ) == [(0,)]
         cycles = [v for v in values_of(dsn, PRESS, "cycle_count") if v != -1]  # -1: the births' value
         assert sorted(cycles) == sorted([*range(1, 22), *range(100, 300), *range(500, 510)])
-    assert query(stack.control, "SELECT count(*) FROM rejections WHERE topic LIKE 'spBv1.0/munich/%%/tahu-01%%'") \
-        == [(0,)]
+    assert query(stack.control, "SELECT count(*) FROM rejections WHERE topic LIKE 'spBv1.0/munich/%%/tahu-01%%'") == [
+        (0,)
+    ]
     assert [e for e in node.seen if e["event"] == "rebirth"] == []  # the session after the reconnection
     assert rebirths == 1  # one Rebirth request in all, for the gap
 
@@ -246,25 +312,44 @@ def test_bad_sparkplug_input_is_quarantined_with_its_reason_and_the_ingest_goes_
     raw.loop_start()
     raw.publish("spBv1.0/munich/DDATA/tahu-03/press-03", b"\x0a\xff\xff\xff garbage", qos=1).wait_for_publish(5)
     raw.publish("spBv1.0/munich/DDATA/tahu-03/press-03", _ddata(7, [(1, 10, 1.5)]), qos=1).wait_for_publish(5)
-    node.send(cmd="ddata", device="press-02", metrics=[{"alias": 99, "type": "Double", "value": 1.0},
-                                                       {"alias": 3, "type": "Int32", "value": 42}])
-    node.send(cmd="ddata", device="press-02", metrics=[
-        {"name": "Recipe/Table", "type": "DataSet",
-         "value": {"numOfColumns": 1, "columns": ["step"], "types": ["Int32"], "rows": [[1]]}},
-        {"name": "Secret/Sauce", "type": "Double", "value": 3.0},
-        {"alias": 3, "type": "Int32", "value": 43}])
+    node.send(
+        cmd="ddata",
+        device="press-02",
+        metrics=[{"alias": 99, "type": "Double", "value": 1.0}, {"alias": 3, "type": "Int32", "value": 42}],
+    )
+    node.send(
+        cmd="ddata",
+        device="press-02",
+        metrics=[
+            {
+                "name": "Recipe/Table",
+                "type": "DataSet",
+                "value": {"numOfColumns": 1, "columns": ["step"], "types": ["Int32"], "rows": [[1]]},
+            },
+            {"name": "Secret/Sauce", "type": "Double", "value": 3.0},
+            {"alias": 3, "type": "Int32", "value": 43},
+        ],
+    )
     node.send(cmd="ddata", device="press-02", metrics=[{"alias": 3, "type": "Int32", "value": 44}])
     wait_until(lambda: 44 in values_of(eu, device, "cycle_count"), 20, "valid data after the bad input stored")
 
     # data before any birth is held back INGEST_SPARKPLUG_BIRTH_WAIT_S (2 s: another replica may be committing the
     # birth), then quarantined
-    wait_until(lambda: stack.stats()["rejections"].get("spb_no_birth", 0) > before.get("spb_no_birth", 0), 20,
-               "spb_no_birth quarantined after the wait")
+    wait_until(
+        lambda: stack.stats()["rejections"].get("spb_no_birth", 0) > before.get("spb_no_birth", 0),
+        20,
+        "spb_no_birth quarantined after the wait",
+    )
     got = {code: n - before.get(code, 0) for code, n in stack.stats()["rejections"].items()}
     for code in ("malformed", "spb_no_birth", "spb_unknown_alias", "spb_unsupported_type", "undeclared_field"):
         assert got.get(code) == 1, (code, got)
-    rows = {r[0]: r for r in query(stack.control, "SELECT code, detail, state, payload_region, topic FROM rejections "
-                                                  "WHERE topic LIKE 'spBv1.0/%%'")}
+    rows = {
+        r[0]: r
+        for r in query(
+            stack.control,
+            "SELECT code, detail, state, payload_region, topic FROM rejections WHERE topic LIKE 'spBv1.0/%%'",
+        )
+    }
     assert "not a Sparkplug B payload" in rows["malformed"][1]
     assert "before its NBIRTH" in rows["spb_no_birth"][1] and rows["spb_no_birth"][4].endswith("tahu-03/press-03")
     assert rows["malformed"][4] == "spBv1.0/munich/DDATA/tahu-03/press-03"
@@ -290,9 +375,16 @@ def test_two_replicas_share_an_edge_node_without_losing_its_births(stack: Stack)
     eu = stack.regions["eu-central"]
     device = "de-munich-spb-press-04"
     secret = stack.secret("spb-ingest-2")
-    second = Replica("spb-ingest-2", stack.broker, stack.control, stack.regions, stack.tmp,
-                     INGEST_REGISTRY_FILE=str(stack.tmp / "registry.yaml"), INGEST_MQTT_USERNAME="spb-ingest-2",
-                     INGEST_MQTT_PASSWORD=secret).start()
+    second = Replica(
+        "spb-ingest-2",
+        stack.broker,
+        stack.control,
+        stack.regions,
+        stack.tmp,
+        INGEST_REGISTRY_FILE=str(stack.tmp / "registry.yaml"),
+        INGEST_MQTT_USERNAME="spb-ingest-2",
+        INGEST_MQTT_PASSWORD=secret,
+    ).start()
     first_before = stack.replica.stats()["messages"]["stored"]
     rebirths = stack.stats()["sparkplug_rebirths"]
     try:
@@ -304,7 +396,8 @@ def test_two_replicas_share_an_edge_node_without_losing_its_births(stack: Stack)
         assert sorted(values_of(eu, device, "cycle_count")) == [-1, *range(1, 41)]
         # nothing quarantined but the node's own firmware metric (no registry device for tahu-04 itself)
         assert query(stack.control, "SELECT code, topic FROM rejections WHERE topic LIKE '%%/tahu-04%%'") == [
-            ("unknown_device", "spBv1.0/munich/NBIRTH/tahu-04")]
+            ("unknown_device", "spBv1.0/munich/NBIRTH/tahu-04")
+        ]
         assert second.stats()["sparkplug_rebirths"] == 0 and stack.stats()["sparkplug_rebirths"] == rebirths
         shares = [stack.replica.stats()["messages"]["stored"] - first_before, second.stats()["messages"]["stored"]]
         assert all(n > 0 for n in shares), shares  # both replicas took part

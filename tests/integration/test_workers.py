@@ -46,10 +46,16 @@ def test_two_workers_split_the_work_and_answer_as_one_replica(
     control, regions = databases
     replica = Replica("ingest-workers", mqtt_broker, control, regions, tmp_path, INGEST_WORKERS="2").start()
     try:
-        wait_until(lambda: len(replica.stats()["workers"]) == 2 and replica.stats()["healthy"], 60,
-                   "both workers connected and reporting")
-        acked = AgentLoad(mqtt_broker, registry, ["de-munich", "us-detroit", "cn-shenzhen"], tmp_path,
-                          batches=60).start().join(300)
+        wait_until(
+            lambda: len(replica.stats()["workers"]) == 2 and replica.stats()["healthy"],
+            60,
+            "both workers connected and reporting",
+        )
+        acked = (
+            AgentLoad(mqtt_broker, registry, ["de-munich", "us-detroit", "cn-shenzhen"], tmp_path, batches=60)
+            .start()
+            .join(300)
+        )
         wait_until(lambda: all_home_readings_stored(acked, regions, registry), 120, "every reading stored")
         # worker 1's counters reach worker 0's API within a report period
         wait_until(lambda: replica.stats()["messages"]["stored"] >= 60 * len(acked), 30, "the replica's stats")
@@ -94,13 +100,25 @@ def test_a_dead_worker_stops_the_replica_with_status_70(
     mqtt_broker: MosquittoServer, databases: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     control, regions = databases
-    env = {**os.environ, "INGEST_MQTT_PORT": str(mqtt_broker.port), "INGEST_CONTROL_DSN": control,
-           "INGEST_REGION_DSNS": json.dumps(regions), "INGEST_REGISTRY_FILE": REGISTRY,
-           "INGEST_API_PORT": str(free_port()), "INGEST_MQTT_CLIENT_ID": "ingest-dying-worker"}
+    env = {
+        **os.environ,
+        "INGEST_MQTT_PORT": str(mqtt_broker.port),
+        "INGEST_CONTROL_DSN": control,
+        "INGEST_REGION_DSNS": json.dumps(regions),
+        "INGEST_REGISTRY_FILE": REGISTRY,
+        "INGEST_API_PORT": str(free_port()),
+        "INGEST_MQTT_CLIENT_ID": "ingest-dying-worker",
+    }
     log = tmp_path / "supervisor.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _SUPERVISOR.format(child=_CHILD)], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SUPERVISOR.format(child=_CHILD)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         assert proc.wait(120) == 70, log.read_text()[-3000:]
     finally:
@@ -120,8 +138,9 @@ def test_the_supervisor_forwards_sigterm_and_exits_0(
     control, regions = databases
     replica = Replica("ingest-sigterm", mqtt_broker, control, regions, tmp_path, INGEST_WORKERS="3").start()
     try:
-        wait_until(lambda: len(replica.stats()["workers"]) == 3 and replica.stats()["healthy"], 60,
-                   "three workers reporting")
+        wait_until(
+            lambda: len(replica.stats()["workers"]) == 3 and replica.stats()["healthy"], 60, "three workers reporting"
+        )
         pids = [w["pid"] for w in replica.stats()["workers"]]
         assert len(set(pids)) == 3 and all(pids)
     finally:

@@ -16,7 +16,7 @@ def header(name: str, size: int, typeflag: bytes = b"0", *, linkname: str = "", 
     buf = bytearray(BLOCK)
 
     def put(offset: int, value: bytes) -> None:
-        buf[offset:offset + len(value)] = value
+        buf[offset : offset + len(value)] = value
 
     put(0, name.encode()[:100])
     put(100, b"0000644\0")

@@ -34,23 +34,46 @@ class Stream:
     readings: int = 5
 
 
-DE_PERSONAL = Stream("de-munich-cnc-01", "de-munich", "DE", "personal",
-                     (("eu-central", "DE"), ("us-east", "US")), {"recipient": {"dpf_certified": True}})
+DE_PERSONAL = Stream(
+    "de-munich-cnc-01",
+    "de-munich",
+    "DE",
+    "personal",
+    (("eu-central", "DE"), ("us-east", "US")),
+    {"recipient": {"dpf_certified": True}},
+)
 DE_MACHINE = Stream("de-munich-cnc-01", "de-munich", "DE", "machine", (("eu-central", "DE"), ("us-east", "US")), {})
-CN_MACHINE = Stream("cn-shenzhen-cnc-01", "cn-shenzhen", "CN", "machine",
-                    (("cn-north", "CN"), ("us-east", "US")), {"entity": {"ciio": True}})
-VN_PERSONAL = Stream("vn-hanoi-press-01", "vn-hanoi", "VN", "personal",
-                     (("ap-southeast", "SG"), ("us-east", "US")), {"safeguards_by_country": {"SG": ["VN_TIA_FILED"]}})
+CN_MACHINE = Stream(
+    "cn-shenzhen-cnc-01",
+    "cn-shenzhen",
+    "CN",
+    "machine",
+    (("cn-north", "CN"), ("us-east", "US")),
+    {"entity": {"ciio": True}},
+)
+VN_PERSONAL = Stream(
+    "vn-hanoi-press-01",
+    "vn-hanoi",
+    "VN",
+    "personal",
+    (("ap-southeast", "SG"), ("us-east", "US")),
+    {"safeguards_by_country": {"SG": ["VN_TIA_FILED"]}},
+)
 STREAMS = (DE_PERSONAL, DE_MACHINE, CN_MACHINE, VN_PERSONAL)
 
 
 def flow_for(stream: Stream, country: str) -> Flow:
     extra = dict(stream.extra)
     safeguards = extra.pop("safeguards_by_country", {}).get(country, [])
-    return Flow.model_validate({
-        "origin": stream.origin, "destination": country, "category": stream.category, "safeguards": safeguards,
-        **extra,
-    })
+    return Flow.model_validate(
+        {
+            "origin": stream.origin,
+            "destination": country,
+            "category": stream.category,
+            "safeguards": safeguards,
+            **extra,
+        }
+    )
 
 
 def outcome(allow: bool, transforms: dict[str, str]) -> str:
@@ -58,8 +81,14 @@ def outcome(allow: bool, transforms: dict[str, str]) -> str:
 
 
 def seed(
-    dsn: str, engine: PolicyEngine, *, messages: int, until: datetime, spread: timedelta,
-    streams: tuple[Stream, ...] = STREAMS, first_seq: int = 1,
+    dsn: str,
+    engine: PolicyEngine,
+    *,
+    messages: int,
+    until: datetime,
+    spread: timedelta,
+    streams: tuple[Stream, ...] = STREAMS,
+    first_seq: int = 1,
 ) -> int:
     """``messages`` messages per stream, decided by ``engine``, spread over [until - spread, until)."""
     cached = engine if isinstance(engine, CachedPolicyEngine) else CachedPolicyEngine(engine)
@@ -71,12 +100,28 @@ def seed(
             for region, country in stream.regions:
                 flow = flow_for(stream, country)
                 d = cached.decide(flow)
-                rows.append((
-                    uuid.uuid4(), at, stream.device_id, seq, stream.site_id, stream.origin, stream.category, region,
-                    country, outcome(d.allow, d.transforms), d.allow, d.localization, Jsonb(d.requires),
-                    Jsonb(d.transforms), Jsonb(d.reasons), d.policy_revision, stream.readings,
-                    Jsonb(flow.model_dump(mode="json")),
-                ))
+                rows.append(
+                    (
+                        uuid.uuid4(),
+                        at,
+                        stream.device_id,
+                        seq,
+                        stream.site_id,
+                        stream.origin,
+                        stream.category,
+                        region,
+                        country,
+                        outcome(d.allow, d.transforms),
+                        d.allow,
+                        d.localization,
+                        Jsonb(d.requires),
+                        Jsonb(d.transforms),
+                        Jsonb(d.reasons),
+                        d.policy_revision,
+                        stream.readings,
+                        Jsonb(flow.model_dump(mode="json")),
+                    )
+                )
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO decisions (decision_id, decided_at, device_id, seq, site_id, origin_country, category,"

@@ -12,8 +12,30 @@ RECENT = (_TODAY - dt.timedelta(days=30)).isoformat()  # a dated safeguard in fo
 LAPSED = f"{_TODAY.year - 3}-{_TODAY:%m-%d}"  # its third anniversary is today: lapsed
 
 # One origin per regime (NO: the EEA-EFTA side of the EU regime), plus HK (no regime: the UNLISTED table).
-ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MY",
-           "TH", "PH", "MX", "HK"]
+ORIGINS = [
+    "DE",
+    "NO",
+    "GB",
+    "CH",
+    "US",
+    "CN",
+    "RU",
+    "IN",
+    "VN",
+    "SG",
+    "JP",
+    "KR",
+    "BR",
+    "ID",
+    "SA",
+    "AU",
+    "CA",
+    "MY",
+    "TH",
+    "PH",
+    "MX",
+    "HK",
+]
 DESTINATIONS = ["US", "DE", "CN"]
 CATEGORIES = ["machine", "personal", "sensitive_personal", "important", "core"]
 VARIANTS: list[dict[str, Any]] = [
@@ -55,8 +77,12 @@ def generated_flows() -> list[dict[str, Any]]:
         for o, v in itertools.product(ORIGINS, VARIANTS)
     ]
     flows += [
-        {"origin": o, "destination": d, "category": c,
-         "volume": {"individuals_ytd": n, "sensitive_individuals_ytd": n if c == "sensitive_personal" else 0}}
+        {
+            "origin": o,
+            "destination": d,
+            "category": c,
+            "volume": {"individuals_ytd": n, "sensitive_individuals_ytd": n if c == "sensitive_personal" else 0},
+        }
         for (o, d), c, n in itertools.product(VOLUME_ROUTES, ["personal", "sensitive_personal"], COUNTS)
     ]
     flows += [
@@ -71,8 +97,32 @@ def generated_flows() -> list[dict[str, Any]]:
 
 # Every regime's members are represented (EEA-EFTA exporters separately), plus origins no regime names (HK, BD).
 PARITY_ORIGINS = [
-    "DE", "FR", "NO", "IS", "LI", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA",
-    "AU", "CA", "MY", "TH", "PH", "MX", "HK", "BD",
+    "DE",
+    "FR",
+    "NO",
+    "IS",
+    "LI",
+    "GB",
+    "CH",
+    "US",
+    "CN",
+    "RU",
+    "IN",
+    "VN",
+    "SG",
+    "JP",
+    "KR",
+    "BR",
+    "ID",
+    "SA",
+    "AU",
+    "CA",
+    "MY",
+    "TH",
+    "PH",
+    "MX",
+    "HK",
+    "BD",
 ]
 # One destination of every kind an adequacy list or group names: EEA, listed with a recipient condition,
 # listed for some exporters only, unconfirmed entries, countries of concern, nobody's list.
@@ -127,10 +177,20 @@ ODD_INPUTS: list[Any] = [
     {"origin": "DE", "destination": "US", "category": "personal", "safeguards": ["SCC", 1]},
     {"origin": "DE", "destination": "US", "category": "personal", "transforms_applied": ["encrypted"]},
     {"origin": "DE", "destination": "US", "category": "personal", "purpose": 3},
-    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
-     "safeguard_dates": {"MY_TIA": "2999-01-01"}},
-    {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
-     "safeguard_dates": {"MY_TIA": "2025-02-30 "}},
+    {
+        "origin": "MY",
+        "destination": "SG",
+        "category": "personal",
+        "safeguards": ["MY_TIA"],
+        "safeguard_dates": {"MY_TIA": "2999-01-01"},
+    },
+    {
+        "origin": "MY",
+        "destination": "SG",
+        "category": "personal",
+        "safeguards": ["MY_TIA"],
+        "safeguard_dates": {"MY_TIA": "2025-02-30 "},
+    },
     {"origin": "MY", "destination": "SG", "category": "personal", "safeguard_dates": ["MY_TIA"]},
     {"origin": "DE", "destination": "US", "category": "personal\u00a0"},
     {"origin": "de", "destination": "\tus ", "category": "machine"},
@@ -146,16 +206,30 @@ def parity_corpus() -> list[Any]:
         for o, d, c in itertools.product(PARITY_ORIGINS, PARITY_DESTINATIONS, CATEGORIES)
     ]
     flows += [
-        {"origin": o, "destination": "CN" if o == "US" or i % 2 else "US",
-         "category": "sensitive_personal" if i % 3 == 2 else "personal", **v}
+        {
+            "origin": o,
+            "destination": "CN" if o == "US" or i % 2 else "US",
+            "category": "sensitive_personal" if i % 3 == 2 else "personal",
+            **v,
+        }
         for o, (i, v) in itertools.product(PARITY_ORIGINS, enumerate(PARITY_VARIANTS))
     ]
     flows += [
-        {"origin": o, "destination": d, "category": c,
-         "volume": {"individuals_ytd": n, "sensitive_individuals_ytd": n if c == "sensitive_personal" else 0,
-                    "individuals_12m": n + k, "precise_geolocation_devices_12m": n}}
+        {
+            "origin": o,
+            "destination": d,
+            "category": c,
+            "volume": {
+                "individuals_ytd": n,
+                "sensitive_individuals_ytd": n if c == "sensitive_personal" else 0,
+                "individuals_12m": n + k,
+                "precise_geolocation_devices_12m": n,
+            },
+        }
         for (o, d), c, n, k in itertools.product(
-            [*VOLUME_ROUTES, ("US", "SG"), ("DE", "CN")], ["personal", "sensitive_personal", "machine"], COUNTS,
+            [*VOLUME_ROUTES, ("US", "SG"), ("DE", "CN")],
+            ["personal", "sensitive_personal", "machine"],
+            COUNTS,
             [0, 1],
         )
     ]

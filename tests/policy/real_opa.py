@@ -158,7 +158,8 @@ def run_rego_tests(policy_dir: Path) -> list[RegoTestResult]:
             fixture = probe.query(f"x = data.{package}.fixture")[0]["x"]
         finally:
             probe.close()
-        results += _run_group(policy_dir, [t for t in tests if t.package == package],
-                              with_fixture(data, fixture, package))
+        results += _run_group(
+            policy_dir, [t for t in tests if t.package == package], with_fixture(data, fixture, package)
+        )
     order = {t.id: i for i, t in enumerate(tests)}
     return sorted(results, key=lambda r: order[r.test.id])

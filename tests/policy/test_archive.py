@@ -149,11 +149,15 @@ def test_extended_headers_count_toward_the_total() -> None:
 
 @pytest.mark.parametrize(
     ("typeflag", "linkname", "kind"),
-    [(b"2", "/etc/passwd", "symbolic link"), (b"1", "rego/a.rego", "hard link"), (b"3", "", "character device"),
-     (b"4", "", "block device"), (b"6", "", "FIFO")],
+    [
+        (b"2", "/etc/passwd", "symbolic link"),
+        (b"1", "rego/a.rego", "hard link"),
+        (b"3", "", "character device"),
+        (b"4", "", "block device"),
+        (b"6", "", "FIFO"),
+    ],
 )
-def test_links_and_devices_are_refused_naming_the_entry_and_its_kind(typeflag: bytes, linkname: str,
-                                                                       kind: str) -> None:
+def test_links_and_devices_are_refused_naming_the_entry_and_its_kind(typeflag: bytes, linkname: str, kind: str) -> None:
     def parts() -> Iterator[bytes]:
         yield from small_policy()
         yield header("rego/evil.rego", 0, typeflag, linkname=linkname)
@@ -164,8 +168,11 @@ def test_links_and_devices_are_refused_naming_the_entry_and_its_kind(typeflag: b
 
 
 def test_a_valid_archive_still_reads_in_every_supported_compression() -> None:
-    for archive in (gzipped([*small_policy(), *end()]), bzipped([*small_policy(), *end()]),
-                    b"".join([*small_policy(), *end()])):
+    for archive in (
+        gzipped([*small_policy(), *end()]),
+        bzipped([*small_policy(), *end()]),
+        b"".join([*small_policy(), *end()]),
+    ):
         files = files_from_archive(archive)
         assert files == {"data/x.json": b"{}", "rego/residency/decision.rego": b"package residency\n"}
 

@@ -67,8 +67,12 @@ def test_bundle_layout_is_what_opa_loads(tmp_path: Path):
         assert _under_a_root(package, roots), (name, package)
     for a in roots:
         assert not any(b != a and _under_a_root(b, [a]) for b in roots)
-    assert set(files) == {".manifest", "residency_meta/data.json", *rego,
-                          *(f"residency_data/{s}/data.json" for s in DATA_FILES)}
+    assert set(files) == {
+        ".manifest",
+        "residency_meta/data.json",
+        *rego,
+        *(f"residency_data/{s}/data.json" for s in DATA_FILES),
+    }
 
 
 def test_bundle_with_tests_adds_the_test_root():

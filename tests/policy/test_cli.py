@@ -123,8 +123,12 @@ def test_bundle_command_writes_an_opa_bundle(tmp_path: Path):
 
 def test_processing_says_where_a_raw_payload_may_be_processed() -> None:
     """Residency cells: a CIIO's raw payload may not be processed outside China (docs/cells.md)."""
-    request = {"origin": "CN", "processing_country": "DE", "categories": ["machine", "personal"],
-               "entity": {"ciio": True}}
+    request = {
+        "origin": "CN",
+        "processing_country": "DE",
+        "categories": ["machine", "personal"],
+        "entity": {"ciio": True},
+    }
     done = run("processing", stdin=json.dumps(request))
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)

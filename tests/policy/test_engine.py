@@ -109,8 +109,28 @@ def test_unknown_country_and_category_are_denied_not_errors(engine):
 def test_every_requires_entry_uses_the_safeguard_vocabulary(engine):
     flows = [
         Flow(origin=o, destination=d, category=c)
-        for o in ("DE", "GB", "CH", "CN", "RU", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "IN", "US",
-                  "MY", "TH", "PH", "MX")
+        for o in (
+            "DE",
+            "GB",
+            "CH",
+            "CN",
+            "RU",
+            "VN",
+            "SG",
+            "JP",
+            "KR",
+            "BR",
+            "ID",
+            "SA",
+            "AU",
+            "CA",
+            "IN",
+            "US",
+            "MY",
+            "TH",
+            "PH",
+            "MX",
+        )
         for d in ("US", "CN", "DE", "SG")
         for c in ("personal", "sensitive_personal", "important", "core")
         if o != d
@@ -126,22 +146,26 @@ def test_every_requires_entry_uses_the_safeguard_vocabulary(engine):
             seen |= set(codes)
         if d.allow:
             assert d.requires == []
-    assert {
-        "SCC",
-        "BCR",
-        "TIA",
-        "UK_IDTA",
-        "CONSENT",
-        "CN_STANDARD_CONTRACT",
-        "CN_CERTIFICATION",
-        "CN_SECURITY_ASSESSMENT",
-        "RU_RKN_NOTIFIED",
-        "VN_TIA_FILED",
-        "STATE_APPROVAL",
-        "ASEAN_MCC",
-        "MY_TIA",
-        "TH_PDPC_BCR",
-    } == seen == SAFEGUARD_CODES
+    assert (
+        {
+            "SCC",
+            "BCR",
+            "TIA",
+            "UK_IDTA",
+            "CONSENT",
+            "CN_STANDARD_CONTRACT",
+            "CN_CERTIFICATION",
+            "CN_SECURITY_ASSESSMENT",
+            "RU_RKN_NOTIFIED",
+            "VN_TIA_FILED",
+            "STATE_APPROVAL",
+            "ASEAN_MCC",
+            "MY_TIA",
+            "TH_PDPC_BCR",
+        }
+        == seen
+        == SAFEGUARD_CODES
+    )
 
 
 def test_the_safeguard_codes_are_the_same_in_the_policy_the_registry_and_the_invariants():

@@ -32,8 +32,13 @@ def test_an_allow_everything_policy_breaks_the_residency_invariants(
     engine = EmbeddedPolicyEngine.from_dir(write_allow_all(tmp_path / "allow-all"))
     violations = invariants.check(engine, shipped)
     broken = {v.invariant.id for v in violations}
-    assert {"cn-ciio-personal-stays-in-cn", "core-data-stays-in-cn-and-vn", "ru-personal-collected-in-russia-first",
-            "eu-personal-to-non-adequate-needs-safeguard", "unknown-countries-denied"} <= broken
+    assert {
+        "cn-ciio-personal-stays-in-cn",
+        "core-data-stays-in-cn-and-vn",
+        "ru-personal-collected-in-russia-first",
+        "eu-personal-to-non-adequate-needs-safeguard",
+        "unknown-countries-denied",
+    } <= broken
     assert "domestic-flows-allowed" not in broken and "eu-machine-data-to-us-allowed" not in broken
     text = invariants.summary(violations)
     assert text.startswith(f"breaks {len(broken)} platform invariant(s) [cn-ciio-personal-stays-in-cn, ")
@@ -54,7 +59,8 @@ def test_a_deny_everything_policy_breaks_the_allow_invariants_and_the_cures(
     assert by_id["domestic-flows-allowed"].problem == "denied, must be allowed"
     assert by_id["cn-ciio-personal-stays-in-cn"].problem == (
         "denied with no safeguard that could cure it, must require CN_SECURITY_ASSESSMENT; "
-        "localization none, must be at least primary_in_country")
+        "localization none, must be at least primary_in_country"
+    )
     assert "cn-ciio-personal-no-other-cure" not in by_id  # denying is what that one demands
 
 
@@ -64,8 +70,10 @@ def test_a_weaker_cure_is_named(shipped: invariants.InvariantSet, tmp_path: Path
     for sub in ("rego", "data"):
         shutil.copytree(DEFAULT_POLICY_DIR / sub, draft / sub)
     source = (draft / "rego" / "residency" / "cn.rego").read_text()
-    ciio_tier = ('"alternatives": [["CN_SECURITY_ASSESSMENT"]],\n\t"accepted": [["CN_SECURITY_ASSESSMENT"]],\n'
-                 '\t"reason": "CN PIPL Art 40; CSL Art 37')
+    ciio_tier = (
+        '"alternatives": [["CN_SECURITY_ASSESSMENT"]],\n\t"accepted": [["CN_SECURITY_ASSESSMENT"]],\n'
+        '\t"reason": "CN PIPL Art 40; CSL Art 37'
+    )
     weaker = source.replace(ciio_tier, ciio_tier.replace("CN_SECURITY_ASSESSMENT", "CN_STANDARD_CONTRACT"), 1)
     if weaker == source:
         pytest.fail("cn.rego changed: update this test's edit of the CIIO rule")
@@ -77,25 +85,46 @@ def test_a_weaker_cure_is_named(shipped: invariants.InvariantSet, tmp_path: Path
 
 def test_the_file_is_validated_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "invariants.yaml"
-    bad.write_text("invariants:\n  - id: x\n    title: t\n    basis: b\n    flows:\n      - origin: [DE]\n"
-                   "        destination: [US]\n        category: [personal]\n        safeguards: [SCC, NOPE]\n"
-                   "    expect: {outcome: deny}\n")
+    bad.write_text(
+        "invariants:\n  - id: x\n    title: t\n    basis: b\n    flows:\n      - origin: [DE]\n"
+        "        destination: [US]\n        category: [personal]\n        safeguards: [SCC, NOPE]\n"
+        "    expect: {outcome: deny}\n"
+    )
     with pytest.raises(PolicyLoadError, match=r"invariants\.yaml:\d+: invariants\.0\.flows\.0: .*safeguard.*NOPE"):
         invariants.load(bad)
-    bad.write_text("invariants:\n  - id: x\n    title: t\n    basis: b\n    flows:\n      - origin: [DE]\n"
-                   "        category: [personal]\n    expect: {outcome: maybe}\n")
+    bad.write_text(
+        "invariants:\n  - id: x\n    title: t\n    basis: b\n    flows:\n      - origin: [DE]\n"
+        "        category: [personal]\n    expect: {outcome: maybe}\n"
+    )
     with pytest.raises(PolicyLoadError, match="destination"):
         invariants.load(bad)
 
 
 def test_the_cli_checks_a_draft(tmp_path: Path) -> None:
-    good = subprocess.run([sys.executable, "-m", "policy", "invariants", "--policy-dir", str(DEFAULT_POLICY_DIR)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    good = subprocess.run(
+        [sys.executable, "-m", "policy", "invariants", "--policy-dir", str(DEFAULT_POLICY_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert good.returncode == 0, good.stderr
     assert "flows of" in good.stdout and "0 broken" in good.stdout
-    bad = subprocess.run([sys.executable, "-m", "policy", "invariants", "--policy-dir",
-                          str(write_allow_all(tmp_path / "allow-all")), "--json"],
-                         capture_output=True, text=True, timeout=300, check=False)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "policy",
+            "invariants",
+            "--policy-dir",
+            str(write_allow_all(tmp_path / "allow-all")),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
     assert "cn-ciio-personal-stays-in-cn" in report["broken"]

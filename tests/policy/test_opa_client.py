@@ -248,9 +248,11 @@ def test_an_evaluation_error_in_opa_is_a_policy_evaluation_error(policy_copy):
         '_zz(x) := 3 if x.origin != "SG"\n\nzz_conflict := _zz(input)\n'
     )
     decision_rego = policy_copy / "rego" / "residency" / "decision.rego"
-    decision_rego.write_text(decision_rego.read_text().replace(
-        "decision := decide(input)", "decision := d if {\n\tzz_conflict\n\td := decide(input)\n}"
-    ))
+    decision_rego.write_text(
+        decision_rego.read_text().replace(
+            "decision := decide(input)", "decision := d if {\n\tzz_conflict\n\td := decide(input)\n}"
+        )
+    )
     broken = RealOpaEngine(policy_copy)
     with FakeOpa(broken) as fake:
         client = OpaPolicyEngine(fake.url)

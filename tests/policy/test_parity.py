@@ -48,9 +48,7 @@ def test_both_engines_decide_the_parity_corpus_identically(engine, real_opa):
     worker.start()
     _evaluate_all(engine, inputs, from_cpp)
     worker.join()
-    differences = [
-        (json.dumps(value), a, b) for value, a, b in zip(inputs, from_cpp, from_opa, strict=True) if a != b
-    ]
+    differences = [(json.dumps(value), a, b) for value, a, b in zip(inputs, from_cpp, from_opa, strict=True) if a != b]
     assert not differences, "\n".join(f"{v}\n  rego-cpp: {a}\n  opa:      {b}" for v, a, b in differences[:5])
     errors = [(v, d) for v, d in zip(inputs, from_cpp, strict=True) if isinstance(d, str)]
     assert not errors, errors[:3]  # total: every JSON object gets a decision, never an error
@@ -60,7 +58,7 @@ def test_both_engines_decide_the_parity_corpus_identically(engine, real_opa):
     # What the Python model (policy.models.Flow) refuses, the Rego validation (flow.rego) rejects too, so an
     # OPA REST caller gets a deny where the ingest or the CLI get an error. (The reverse need not hold:
     # well-formed but unknown codes and categories are valid input that the policy denies.)
-    for value, decision in zip(ODD_INPUTS, from_cpp[-len(ODD_INPUTS):], strict=True):
+    for value, decision in zip(ODD_INPUTS, from_cpp[-len(ODD_INPUTS) :], strict=True):
         try:
             Flow.parse(value)
         except PolicyInputError:

@@ -18,7 +18,9 @@ ORIGINS = ["CN", "RU", "VN", "DE", "US", "SG", "IN", "BR", "TH", "MY"]
 PLACES = ["DE", "US", "SG", "CN"]
 CATEGORIES = ["machine", "personal", "sensitive_personal", "important", "core"]
 VARIANTS: list[dict[str, Any]] = [
-    {}, {"entity": {"ciio": True}}, {"safeguards": ["SCC", "TIA", "CN_STANDARD_CONTRACT", "VN_TIA_FILED"]},
+    {},
+    {"entity": {"ciio": True}},
+    {"safeguards": ["SCC", "TIA", "CN_STANDARD_CONTRACT", "VN_TIA_FILED"]},
     {"safeguards": ["ASEAN_MCC"]},
 ]
 
@@ -26,15 +28,17 @@ VARIANTS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("origin", ORIGINS)
 def test_raw_processing_follows_the_decision_and_its_localization(both_engines: Any, origin: str) -> None:
     for place, extra in itertools.product(PLACES, VARIANTS):
-        answer = raw_processing(both_engines, origin=origin, processing_country=place, categories=CATEGORIES,
-                                flow=extra)
+        answer = raw_processing(
+            both_engines, origin=origin, processing_country=place, categories=CATEGORIES, flow=extra
+        )
         for category in CATEGORIES:
             verdict = answer.categories[category]
             if origin == place:
                 assert verdict.allow, (origin, place, category)
                 continue
-            decision = both_engines.decide(Flow.model_validate({**extra, "origin": origin, "destination": place,
-                                                                "category": category}))
+            decision = both_engines.decide(
+                Flow.model_validate({**extra, "origin": origin, "destination": place, "category": category})
+            )
             free = decision.allow and decision.localization == "none"
             assert verdict.allow == free, (origin, place, category, extra, decision.localization)
             if decision.localization != "none":
@@ -54,17 +58,29 @@ def test_malformed_requests_are_denied_by_both(both_engines: Any, request_: Any)
     assert both_engines.document(RAW_PROCESSING_PATH, request_)["allow"] is False
 
 
-@pytest.mark.parametrize(("origin", "flow", "allowed"), [
-    ("TH", {}, False), ("TH", {"safeguards": ["ASEAN_MCC"]}, True), ("TH", {"safeguards": ["BCR"]}, False),
-    ("MY", {}, False), ("MY", {"safeguards": ["ASEAN_MCC"]}, True),
-    ("MY", {"safeguards": ["MY_TIA"]}, False),  # undated: not in force
-    ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": RECENT}}, True),
-    ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": LAPSED}}, False),
-])
+@pytest.mark.parametrize(
+    ("origin", "flow", "allowed"),
+    [
+        ("TH", {}, False),
+        ("TH", {"safeguards": ["ASEAN_MCC"]}, True),
+        ("TH", {"safeguards": ["BCR"]}, False),
+        ("MY", {}, False),
+        ("MY", {"safeguards": ["ASEAN_MCC"]}, True),
+        ("MY", {"safeguards": ["MY_TIA"]}, False),  # undated: not in force
+        ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": RECENT}}, True),
+        ("MY", {"safeguards": ["MY_TIA"], "safeguard_dates": {"MY_TIA": LAPSED}}, False),
+    ],
+)
 def test_an_asean_sites_raw_payload_may_be_processed_in_singapore_only_under_a_safeguard(
-        both_engines: Any, origin: str, flow: dict[str, Any], allowed: bool) -> None:
+    both_engines: Any, origin: str, flow: dict[str, Any], allowed: bool
+) -> None:
     """The demo's Thai site (deploy/local: th-rayong, served by cell ap in Singapore) relies on this."""
-    answer = raw_processing(both_engines, origin=origin, processing_country="SG",
-                            categories=["machine", "personal", "sensitive_personal"], flow=flow)
+    answer = raw_processing(
+        both_engines,
+        origin=origin,
+        processing_country="SG",
+        categories=["machine", "personal", "sensitive_personal"],
+        flow=flow,
+    )
     assert answer.allow is allowed, answer.reasons
     assert answer.categories["machine"].allow

@@ -17,10 +17,50 @@ from policy import DEFAULT_POLICY_DIR, Flow
 from tests.policy.flowset import LAPSED, RECENT
 
 _VOCAB = json.loads((DEFAULT_POLICY_DIR / "data" / "vocabulary.json").read_text())
-ORIGINS = ["DE", "NO", "GB", "CH", "US", "CN", "RU", "IN", "VN", "SG", "JP", "KR", "BR", "ID", "SA", "AU", "CA", "MX",
-           "MY", "TH", "PH", "BD"]
-DESTINATIONS = ["US", "DE", "CN", "GB", "CH", "JP", "KR", "BR", "CA", "SG", "RU", "IN", "VN", "HK", "FO", "IS", "MY",
-                "TH"]
+ORIGINS = [
+    "DE",
+    "NO",
+    "GB",
+    "CH",
+    "US",
+    "CN",
+    "RU",
+    "IN",
+    "VN",
+    "SG",
+    "JP",
+    "KR",
+    "BR",
+    "ID",
+    "SA",
+    "AU",
+    "CA",
+    "MX",
+    "MY",
+    "TH",
+    "PH",
+    "BD",
+]
+DESTINATIONS = [
+    "US",
+    "DE",
+    "CN",
+    "GB",
+    "CH",
+    "JP",
+    "KR",
+    "BR",
+    "CA",
+    "SG",
+    "RU",
+    "IN",
+    "VN",
+    "HK",
+    "FO",
+    "IS",
+    "MY",
+    "TH",
+]
 SAFEGUARDS = sorted(_VOCAB["safeguards"])
 # Counts around every threshold of data/thresholds.json, and far beyond.
 COUNTS = st.one_of(
@@ -38,22 +78,43 @@ flows = st.fixed_dictionaries(
         "safeguards": st.lists(st.sampled_from(SAFEGUARDS), max_size=5, unique=True),
         "recipient": st.fixed_dictionaries({}, optional={k: st.booleans() for k in _VOCAB["recipient_flags"]}),
         "entity": st.fixed_dictionaries(
-            {}, optional={**{k: st.booleans() for k in _VOCAB["entity_flags"]},
-                          "subdivision": st.sampled_from(["QC", "ON", "CA-BC"])},
+            {},
+            optional={
+                **{k: st.booleans() for k in _VOCAB["entity_flags"]},
+                "subdivision": st.sampled_from(["QC", "ON", "CA-BC"]),
+            },
         ),
         "subject": st.fixed_dictionaries(
             {}, optional={"citizenship": st.sampled_from(["US", "RU", "DE"]), "government_related": st.booleans()}
         ),
-        "purpose": st.sampled_from(["hr_management", "contract_with_individual", "emergency", "payment_data",
-                                    "ict_system_logs", "foreign_authority_request", "analytics"]),
+        "purpose": st.sampled_from(
+            [
+                "hr_management",
+                "contract_with_individual",
+                "emergency",
+                "payment_data",
+                "ict_system_logs",
+                "foreign_authority_request",
+                "analytics",
+            ]
+        ),
         "volume": st.fixed_dictionaries(
-            {}, optional=dict.fromkeys(
-                ("individuals_ytd", "sensitive_individuals_ytd", "individuals_12m", "sensitive_individuals_12m",
-                 "precise_geolocation_devices_12m"), COUNTS),
+            {},
+            optional=dict.fromkeys(
+                (
+                    "individuals_ytd",
+                    "sensitive_individuals_ytd",
+                    "individuals_12m",
+                    "sensitive_individuals_12m",
+                    "precise_geolocation_devices_12m",
+                ),
+                COUNTS,
+            ),
         ),
         "transforms_applied": st.lists(st.sampled_from(_VOCAB["transforms_applied"]), max_size=2, unique=True),
         "safeguard_dates": st.fixed_dictionaries(
-            {}, optional=dict.fromkeys(("MY_TIA", "SCC"), st.sampled_from([RECENT, LAPSED, "2000-02-29"]))),
+            {}, optional=dict.fromkeys(("MY_TIA", "SCC"), st.sampled_from([RECENT, LAPSED, "2000-02-29"]))
+        ),
     },
 )
 
@@ -84,15 +145,33 @@ def _stricter(raw: dict[str, Any], drop: list[str], more: dict[str, int]) -> dic
 @given(
     raw=flows,
     drop=st.lists(st.sampled_from(SAFEGUARDS), max_size=3),
-    more=st.fixed_dictionaries({}, optional={
-        k: st.sampled_from([1, 1000, 100000, 1000000]) for k in (
-            "individuals_ytd", "sensitive_individuals_ytd", "individuals_12m", "sensitive_individuals_12m",
-            "precise_geolocation_devices_12m")}),
+    more=st.fixed_dictionaries(
+        {},
+        optional={
+            k: st.sampled_from([1, 1000, 100000, 1000000])
+            for k in (
+                "individuals_ytd",
+                "sensitive_individuals_ytd",
+                "individuals_12m",
+                "sensitive_individuals_12m",
+                "precise_geolocation_devices_12m",
+            )
+        },
+    ),
 )
 # Found while writing this test: China's exempt tier demanded TIA only, so a passed security assessment
 # allowed 1,000,000 individuals but not 50,000.
-@example(raw={"origin": "CN", "destination": "DE", "category": "personal", "safeguards": ["CN_SECURITY_ASSESSMENT"],
-              "volume": {"individuals_ytd": 50000}}, drop=[], more={"individuals_ytd": 1000000})
+@example(
+    raw={
+        "origin": "CN",
+        "destination": "DE",
+        "category": "personal",
+        "safeguards": ["CN_SECURITY_ASSESSMENT"],
+        "volume": {"individuals_ytd": 50000},
+    },
+    drop=[],
+    more={"individuals_ytd": 1000000},
+)
 def test_a_stricter_flow_never_turns_a_deny_into_an_allow(engine, raw, drop, more):
     flow = _valid(raw)
     decision = engine.decide(flow)

@@ -26,12 +26,55 @@ def test_suite_covers_every_jurisdiction_and_the_boundaries():
     cases = {n for n in names if n.startswith("case_")}
     assert len(cases) >= 200
     assert len(names - cases) >= 20  # the logic tests
-    for prefix in ("eu", "uk", "ch", "us", "doj", "cn", "ru", "vn", "sg", "jp", "kr", "in", "id", "sa", "au", "br",
-                   "ca", "my", "th", "ph", "mx"):
+    for prefix in (
+        "eu",
+        "uk",
+        "ch",
+        "us",
+        "doj",
+        "cn",
+        "ru",
+        "vn",
+        "sg",
+        "jp",
+        "kr",
+        "in",
+        "id",
+        "sa",
+        "au",
+        "br",
+        "ca",
+        "my",
+        "th",
+        "ph",
+        "mx",
+    ):
         assert any(n.startswith(f"case_{prefix}_") for n in cases), prefix
     # one case per jurisdiction and category (machine .. core), in matrix_test.rego
-    for prefix in ("eu", "eea_efta", "uk", "ch", "us", "doj", "cn", "ru", "in", "vn", "sg", "jp", "kr", "br", "id",
-                   "sa", "au", "ca", "my", "th", "ph", "mx"):
+    for prefix in (
+        "eu",
+        "eea_efta",
+        "uk",
+        "ch",
+        "us",
+        "doj",
+        "cn",
+        "ru",
+        "in",
+        "vn",
+        "sg",
+        "jp",
+        "kr",
+        "br",
+        "id",
+        "sa",
+        "au",
+        "ca",
+        "my",
+        "th",
+        "ph",
+        "mx",
+    ):
         for category in ("machine", "personal", "sensitive_personal", "important", "core"):
             assert f"case_{prefix}_matrix_{category}" in cases, (prefix, category)
     for boundary in (
@@ -71,8 +114,12 @@ def _failed(policy_dir: Path) -> dict[str, str]:
 
 def test_changing_one_adequacy_entry_fails_only_the_case_about_it(policy_copy: Path):
     """The review found one adequacy edit breaking six tests in three files with 'undefined'."""
-    _edit_json(policy_copy / "data" / "adequacy.json", lambda d: d["EU_ADEQ"].__setitem__(
-        "entries", [e for e in d["EU_ADEQ"]["entries"] if not (isinstance(e, dict) and e["c"] == "GB")]))
+    _edit_json(
+        policy_copy / "data" / "adequacy.json",
+        lambda d: d["EU_ADEQ"].__setitem__(
+            "entries", [e for e in d["EU_ADEQ"]["entries"] if not (isinstance(e, dict) and e["c"] == "GB")]
+        ),
+    )
     failed = _failed(policy_copy)
     assert list(failed) == ["rego/residency/eu_test.rego::case_eu_personal_to_uk_adequate_until_2031"]
     detail = next(iter(failed.values()))
@@ -85,6 +132,7 @@ def test_changing_one_adequacy_entry_fails_only_the_case_about_it(policy_copy: P
 def test_changing_a_threshold_fails_only_the_boundary_case(policy_copy: Path):
     def move(d):
         d["CN"]["contract_individuals_min"] = d["CN"]["exempt_individuals_below"] = 100001
+
     _edit_json(policy_copy / "data" / "thresholds.json", move)
     assert list(_failed(policy_copy)) == ["rego/residency/cn_test.rego::case_cn_boundary_exactly_100000_is_art8"]
 
@@ -99,14 +147,16 @@ def test_changing_a_group_fails_only_cases_about_that_member(policy_copy: Path):
 
 def test_logic_tests_ignore_the_facts_of_data(policy_copy: Path):
     """Every adequacy list emptied and every rule table but one removed: the logic tests still pass."""
+
     def empty_lists(data: dict[str, Any]) -> None:
         for value in data.values():
             if isinstance(value, dict) and "entries" in value:
                 value["entries"] = []
 
     _edit_json(policy_copy / "data" / "adequacy.json", empty_lists)
-    _edit_json(policy_copy / "data" / "regimes.json",
-               lambda d: [d.pop(k) for k in list(d) if k not in ("_about", "US")])
+    _edit_json(
+        policy_copy / "data" / "regimes.json", lambda d: [d.pop(k) for k in list(d) if k not in ("_about", "US")]
+    )
     results = rego_tests.run(policy_copy)
     logic = [r for r in results if not r.test.is_case]
     assert len(logic) >= 20 and all(r.passed for r in logic), [(r.test.id, r.detail) for r in logic if not r.passed]

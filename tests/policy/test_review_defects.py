@@ -27,8 +27,12 @@ REPO = DEFAULT_POLICY_DIR.parent
 
 def decide_cli(flow: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "policy", "decide"], input=json.dumps(flow), capture_output=True, text=True,
-        cwd=REPO, timeout=120,
+        [sys.executable, "-m", "policy", "decide"],
+        input=json.dumps(flow),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
 
 
@@ -81,13 +85,15 @@ def test_a_policy_that_cannot_decide_raises_policy_evaluation_error_in_both_engi
     """A deterministic failure for one input (here a function with two outputs) is PolicyEvaluationError,
     never PolicyUnavailableError (which means OPA is unreachable): the ingest quarantines the message."""
     (policy_copy / "rego" / "residency" / "zz_conflict.rego").write_text(
-        "package residency\n\n_zz(x) := 1 if x.origin == \"SG\"\n\n_zz(x) := 2 if x.origin == \"SG\"\n\n"
-        "_zz(x) := 3 if x.origin != \"SG\"\n\nzz_conflict := _zz(input)\n"
+        'package residency\n\n_zz(x) := 1 if x.origin == "SG"\n\n_zz(x) := 2 if x.origin == "SG"\n\n'
+        '_zz(x) := 3 if x.origin != "SG"\n\nzz_conflict := _zz(input)\n'
     )
     decision_rego = policy_copy / "rego" / "residency" / "decision.rego"
-    decision_rego.write_text(decision_rego.read_text().replace(
-        "decision := decide(input)", "decision := d if {\n\tzz_conflict\n\td := decide(input)\n}"
-    ))
+    decision_rego.write_text(
+        decision_rego.read_text().replace(
+            "decision := decide(input)", "decision := d if {\n\tzz_conflict\n\td := decide(input)\n}"
+        )
+    )
     flow = Flow(origin="SG", destination="US", category="machine")
     embedded = EmbeddedPolicyEngine.from_dir(policy_copy)  # loads: its smoke flow (DE -> FR) decides
     opa = RealOpaEngine(policy_copy)
@@ -125,27 +131,38 @@ def test_counters_beyond_the_bound_are_denied_by_the_policy_itself(both_engines,
 
 
 def test_vn_core_flow_keeps_its_class_with_large_counts(both_engines):
-    d = both_engines.decide(Flow(origin="VN", destination="SG", category="personal", safeguards=["VN_TIA_FILED"],
-                                 volume={"individuals_12m": 5_000_000_000}))
+    d = both_engines.decide(
+        Flow(
+            origin="VN",
+            destination="SG",
+            category="personal",
+            safeguards=["VN_TIA_FILED"],
+            volume={"individuals_12m": 5_000_000_000},
+        )
+    )
     assert not d.allow and d.localization == "in_country_only"
     assert any("data of 5000000000 citizens" in r and "classified core" in r for r in d.reasons)
 
 
 @pytest.mark.parametrize("n", [2**31 + 5, 5_000_000_000, 10_000_000_000])
 def test_numbers_above_2_to_the_31_print_exactly_in_reasons(both_engines, n):
-    d = both_engines.decide(Flow(origin="CN", destination="DE", category="personal",
-                                 volume={"individuals_ytd": n}))
+    d = both_engines.decide(Flow(origin="CN", destination="DE", category="personal", volume={"individuals_ytd": n}))
     assert f"{n} individuals" in d.reasons[0], d.reasons[0]
-    doj = both_engines.decide(Flow(origin="US", destination="CN", category="personal",
-                                   volume={"individuals_12m": n}))
+    doj = both_engines.decide(Flow(origin="US", destination="CN", category="personal", volume={"individuals_12m": n}))
     assert f"{n} US persons" in doj.reasons[1], doj.reasons
 
 
 def test_max_compares_numbers_as_numbers_in_both_engines(both_engines):
     """rego-cpp's max() compares numbers as text (max([9999, 10000]) == 9999): the 12-month count of 10,000
     must win over a year-to-date count of 9,999 in both engines."""
-    d = both_engines.decide(Flow(origin="US", destination="CN", category="personal",
-                                 volume={"individuals_ytd": 9999, "individuals_12m": 10000}))
+    d = both_engines.decide(
+        Flow(
+            origin="US",
+            destination="CN",
+            category="personal",
+            volume={"individuals_ytd": 9999, "individuals_12m": 10000},
+        )
+    )
     assert "10000 US persons" in d.reasons[1]
 
 
@@ -155,15 +172,24 @@ def test_max_compares_numbers_as_numbers_in_both_engines(both_engines):
 @pytest.mark.parametrize(
     ("flow", "field"),
     [
-        ({"origin": "CA", "destination": "US", "category": "personal", "entity": {"subdivision": "QC\u00a0"}},
-         "entity.subdivision"),
-        ({"origin": "US", "destination": "CN", "category": "personal", "subject": {"citizenship": "US\u00a0"},
-          "volume": {"individuals_ytd": 200000}}, "subject.citizenship"),
+        (
+            {"origin": "CA", "destination": "US", "category": "personal", "entity": {"subdivision": "QC\u00a0"}},
+            "entity.subdivision",
+        ),
+        (
+            {
+                "origin": "US",
+                "destination": "CN",
+                "category": "personal",
+                "subject": {"citizenship": "US\u00a0"},
+                "volume": {"individuals_ytd": 200000},
+            },
+            "subject.citizenship",
+        ),
         ({"origin": "DE\u00a0", "destination": "US", "category": "machine"}, "origin"),
         ({"origin": "\u017fg", "destination": "US", "category": "machine"}, "origin"),
         ({"origin": "DE", "destination": "US\t", "category": "machine"}, "destination"),
-        ({"origin": "CA", "destination": "US", "category": "personal", "entity": {"subdivision": "US-QC"}},
-         "entity"),
+        ({"origin": "CA", "destination": "US", "category": "personal", "entity": {"subdivision": "US-QC"}}, "entity"),
     ],
 )
 def test_codes_with_other_characters_are_refused_with_the_field(both_engines, flow, field):
@@ -171,8 +197,9 @@ def test_codes_with_other_characters_are_refused_with_the_field(both_engines, fl
         Flow.parse(flow)
     decision = both_engines.evaluate(flow)  # what an OPA REST caller gets
     assert decision["allow"] is False
-    assert any(r.startswith(f"Input rejected: {field}") or f"{field} " in r for r in decision["reasons"]), (
-        decision["reasons"])
+    assert any(r.startswith(f"Input rejected: {field}") or f"{field} " in r for r in decision["reasons"]), decision[
+        "reasons"
+    ]
 
 
 def test_quebec_rule_applies_to_a_valid_quebec_code(both_engines):
@@ -202,6 +229,4 @@ def test_unknown_canadian_subdivision_is_denied(both_engines):
 def test_missing_fields_are_denied_by_both_engines(both_engines, raw, missing):
     decision = both_engines.evaluate(raw)
     assert decision["allow"] is False
-    assert decision["reasons"] == [
-        f"Input rejected: {key} is missing or not a string; default deny" for key in missing
-    ]
+    assert decision["reasons"] == [f"Input rejected: {key} is missing or not a string; default deny" for key in missing]

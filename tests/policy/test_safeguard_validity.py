@@ -56,16 +56,28 @@ def test_codes_without_a_validity_ignore_dates(both_engines: Any) -> None:
     assert both_engines.decide(_my(safeguards=["ASEAN_MCC"], safeguard_dates={"ASEAN_MCC": old})).allow
 
 
-@pytest.mark.parametrize(("dates", "problem"), [
-    ({"MY_TIA": "2025-5-2"}, "safeguard_dates.MY_TIA is not a date (YYYY-MM-DD)"),
-    ({"MY_TIA": 20250502}, "safeguard_dates.MY_TIA is not a date (YYYY-MM-DD)"),
-    ({"my tia\u00a0": "2025-13-01"}, "safeguard_dates.(a key that is no safeguard code) is not a date (YYYY-MM-DD)"),
-    ("2025-05-02", "safeguard_dates is not an object"),
-])
+@pytest.mark.parametrize(
+    ("dates", "problem"),
+    [
+        ({"MY_TIA": "2025-5-2"}, "safeguard_dates.MY_TIA is not a date (YYYY-MM-DD)"),
+        ({"MY_TIA": 20250502}, "safeguard_dates.MY_TIA is not a date (YYYY-MM-DD)"),
+        (
+            {"my tia\u00a0": "2025-13-01"},
+            "safeguard_dates.(a key that is no safeguard code) is not a date (YYYY-MM-DD)",
+        ),
+        ("2025-05-02", "safeguard_dates is not an object"),
+    ],
+)
 def test_malformed_dates_are_refused_by_the_model_and_denied_by_both_engines(
-        both_engines: Any, dates: Any, problem: str) -> None:
-    raw = {"origin": "MY", "destination": "SG", "category": "personal", "safeguards": ["MY_TIA"],
-           "safeguard_dates": dates}
+    both_engines: Any, dates: Any, problem: str
+) -> None:
+    raw = {
+        "origin": "MY",
+        "destination": "SG",
+        "category": "personal",
+        "safeguards": ["MY_TIA"],
+        "safeguard_dates": dates,
+    }
     with pytest.raises(PolicyInputError):
         Flow.parse(raw)
     decision = both_engines.evaluate(raw)

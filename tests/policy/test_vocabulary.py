@@ -33,12 +33,15 @@ def test_a_drafts_vocabulary_is_its_own(policy_copy: Path) -> None:
     assert load_vocabulary(policy_copy).safeguards == (*VOCABULARY.safeguards, "XX_NEW_CLAUSES")
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("vocabulary.json", "{not json", r"vocabulary\.json: cannot read the policy's vocabulary"),
-    ("vocabulary.json", "[]", r"vocabulary\.json: not a JSON object"),
-    ("vocabulary.json", '{"categories": []}', r"vocabulary\.json or .*countries\.json: missing or malformed"),
-    ("countries.json", '{"codez": []}', r"countries\.json: missing or malformed 'codes'"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("vocabulary.json", "{not json", r"vocabulary\.json: cannot read the policy's vocabulary"),
+        ("vocabulary.json", "[]", r"vocabulary\.json: not a JSON object"),
+        ("vocabulary.json", '{"categories": []}', r"vocabulary\.json or .*countries\.json: missing or malformed"),
+        ("countries.json", '{"codez": []}', r"countries\.json: missing or malformed 'codes'"),
+    ],
+)
 def test_an_unreadable_vocabulary_names_the_file(policy_copy: Path, name: str, text: str, message: str) -> None:
     (policy_copy / "data" / name).write_text(text)
     with pytest.raises(PolicyLoadError, match=message):

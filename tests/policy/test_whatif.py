@@ -43,8 +43,14 @@ def test_new_outcome_keeps_the_recorded_one_when_verdict_and_transforms_agree():
     part = Part("eu-central", "DE", "transformed", True, {"operator_badge": "pseudonymize"}, [], [], {})
 
     def decision(allow: bool, transforms: dict[str, str]) -> Decision:
-        return Decision(allow=allow, localization="none", requires=[], transforms=transforms, reasons=["r"],
-                        policy_revision="sha256:x")
+        return Decision(
+            allow=allow,
+            localization="none",
+            requires=[],
+            transforms=transforms,
+            reasons=["r"],
+            policy_revision="sha256:x",
+        )
 
     assert new_outcome(decision(True, {"operator_badge": "pseudonymize"}), part) == "transformed"
     assert new_outcome(decision(False, {}), part) == "denied"
@@ -85,8 +91,12 @@ def _whatif(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "policy", "whatif", *args], capture_output=True, text=True, timeout=300,
-        cwd=DEFAULT_POLICY_DIR.parent, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "policy", "whatif", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=DEFAULT_POLICY_DIR.parent,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -99,7 +109,8 @@ def test_command_json(control: str, draft: Path):
     assert report["newly_quarantined"] == {"messages": MESSAGES, "readings": MESSAGES * VN_PERSONAL.readings}
     changed = [t for t in report["transitions"] if t["changed"]]
     assert {(t["origin"], t["region"], t["old"], t["new"]) for t in changed} == {
-        ("DE", "us-east", "stored", "denied"), ("VN", "ap-southeast", "stored", "denied"),
+        ("DE", "us-east", "stored", "denied"),
+        ("VN", "ap-southeast", "stored", "denied"),
     }
 
 

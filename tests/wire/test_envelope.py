@@ -9,7 +9,10 @@ from wire import Batch, DecodeError, Reading, SchemaVersionError, decode_batch, 
 
 def _batch(**over: object) -> dict[str, object]:
     raw = {
-        "v": 1, "device_id": "de-munich-cnc-01", "seq": 3, "sent_at": "2026-11-22T07:00:00Z",
+        "v": 1,
+        "device_id": "de-munich-cnc-01",
+        "seq": 3,
+        "sent_at": "2026-11-22T07:00:00Z",
         "readings": [{"ts": "2026-11-22T06:59:59.5Z", "values": {"power_kw": 4.5, "operator_badge": "B-1"}}],
     }
     raw.update(over)
@@ -32,8 +35,10 @@ def test_round_trip() -> None:
         (json.dumps(_batch(device_id="bad id/with slash")).encode(), "device_id"),
         (json.dumps(_batch(sent_at="2026-11-22T07:00:00")).encode(), "sent_at"),  # no offset
         (json.dumps(_batch(extra=1)).encode(), "extra"),
-        (json.dumps(_batch(readings=[{"ts": "2026-11-22T07:00:00Z", "values": {"Bad-Name": 1}}])).encode(),
-         "readings.0.values.Bad-Name.[key]"),
+        (
+            json.dumps(_batch(readings=[{"ts": "2026-11-22T07:00:00Z", "values": {"Bad-Name": 1}}])).encode(),
+            "readings.0.values.Bad-Name.[key]",
+        ),
     ],
 )
 def test_decode_errors_name_the_field(payload: bytes, field: str | None) -> None:
@@ -61,6 +66,7 @@ def test_json_schema_accepts_valid_and_rejects_invalid() -> None:
 
 
 # --- bounds: what a hostile gateway can put in a payload (docs/message-isolation.md) -------------------------
+
 
 def _with_value(raw_value: str) -> bytes:
     """A valid batch whose power_kw is replaced by ``raw_value`` as written in the JSON text."""
@@ -100,7 +106,7 @@ def test_a_nul_in_a_field_name_is_escaped_in_the_error() -> None:
 def test_numbers_up_to_the_bound_and_text_are_accepted() -> None:
     batch = decode_batch(_with_value("1e15"))
     assert batch.readings[0].values["power_kw"] == 1e15
-    assert decode_batch(_with_value("-1000000000000000")).readings[0].values["power_kw"] == -10**15
+    assert decode_batch(_with_value("-1000000000000000")).readings[0].values["power_kw"] == -(10**15)
 
 
 @pytest.mark.parametrize(

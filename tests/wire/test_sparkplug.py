@@ -20,12 +20,23 @@ from wire.sparkplug import sparkplug_b_pb2 as pb
 
 def test_topics() -> None:
     t = SparkplugTopic.parse("spBv1.0/munich/DDATA/tahu-01/press 1")
-    assert (t.group, t.type, t.edge_node, t.device, t.node_key) == ("munich", "DDATA", "tahu-01", "press 1",
-                                                                    "spb:munich/tahu-01")
+    assert (t.group, t.type, t.edge_node, t.device, t.node_key) == (
+        "munich",
+        "DDATA",
+        "tahu-01",
+        "press 1",
+        "spb:munich/tahu-01",
+    )
     assert str(t) == "spBv1.0/munich/DDATA/tahu-01/press 1"
     assert SparkplugTopic.parse("spBv1.0/g/NBIRTH/n").device is None
-    for bad in ("spBv1.0/g/NBIRTH/n/d", "spBv1.0/g/DDATA/n", "spBv1.0/g/XDATA/n", "spAv1.0/g/NDATA/n",
-                "spBv1.0//NDATA/n", "spBv1.0/g/NDATA/n/d/e"):
+    for bad in (
+        "spBv1.0/g/NBIRTH/n/d",
+        "spBv1.0/g/DDATA/n",
+        "spBv1.0/g/XDATA/n",
+        "spAv1.0/g/NDATA/n",
+        "spBv1.0//NDATA/n",
+        "spBv1.0/g/NDATA/n/d/e",
+    ):
         with pytest.raises(SparkplugError) as err:
             SparkplugTopic.parse(bad)
         assert err.value.code == "bad_topic"
@@ -58,12 +69,15 @@ def test_decode_and_convert_every_supported_datatype() -> None:
     assert decoded.metrics[6].is_historical
 
 
-@pytest.mark.parametrize(("datatype", "field", "value", "code"), [
-    (16, None, None, "spb_unsupported_type"),   # DataSet
-    (17, "bytes_value", b"x", "spb_unsupported_type"),
-    (8, "long_value", 2**60, "spb_bad_value"),  # beyond 10^15
-    (10, "string_value", "1.5", "spb_bad_value"),  # a Double carried as a string
-])
+@pytest.mark.parametrize(
+    ("datatype", "field", "value", "code"),
+    [
+        (16, None, None, "spb_unsupported_type"),  # DataSet
+        (17, "bytes_value", b"x", "spb_unsupported_type"),
+        (8, "long_value", 2**60, "spb_bad_value"),  # beyond 10^15
+        (10, "string_value", "1.5", "spb_bad_value"),  # a Double carried as a string
+    ],
+)
 def test_unsupported_and_bad_values(datatype: int, field: str | None, value: object, code: str) -> None:
     p = pb.Payload(seq=1)
     m = p.metrics.add(name="x", datatype=datatype)
@@ -88,21 +102,35 @@ def test_rebirth_command() -> None:
     assert [(m.name, m.datatype, m.boolean_value) for m in p.metrics] == [("Node Control/Rebirth", 11, True)]
 
 
-@pytest.mark.parametrize(("last", "seq", "expected"), [
-    (0, 1, 1), (255, 0, 256), (300, 45, 301), (300, 44, 300), (300, 40, 296),  # late: behind
-    (10, 138, 138), (10, 139, -117),  # at most 128 ahead
-])
+@pytest.mark.parametrize(
+    ("last", "seq", "expected"),
+    [
+        (0, 1, 1),
+        (255, 0, 256),
+        (300, 45, 301),
+        (300, 44, 300),
+        (300, 40, 296),  # late: behind
+        (10, 138, 138),
+        (10, 139, -117),  # at most 128 ahead
+    ],
+)
 def test_place(last: int, seq: int, expected: int) -> None:
     assert place(last, seq) == expected
 
 
 def test_registry_sparkplug_entries(registry: Registry) -> None:
     raw = registry.model_dump()
-    raw["profiles"]["spb"] = {"fields": {"t": {"category": "machine", "sparkplug_metric": "A/T"},
-                                         "badge": {"category": "personal", "type": "text",
-                                                   "sparkplug_metric": "Operator/Badge"}}}
-    raw["devices"]["spb-1"] = {"site": "de-munich", "profile": "spb",
-                               "sparkplug": {"group": "g", "edge_node": "n", "device": "d"}}
+    raw["profiles"]["spb"] = {
+        "fields": {
+            "t": {"category": "machine", "sparkplug_metric": "A/T"},
+            "badge": {"category": "personal", "type": "text", "sparkplug_metric": "Operator/Badge"},
+        }
+    }
+    raw["devices"]["spb-1"] = {
+        "site": "de-munich",
+        "profile": "spb",
+        "sparkplug": {"group": "g", "edge_node": "n", "device": "d"},
+    }
     reg = Registry.model_validate(raw)
     assert reg.sparkplug_device("g", "n", "d") == "spb-1" and reg.sparkplug_device("g", "n", None) is None
     assert reg.sparkplug_node_site("g", "n") == "de-munich"
@@ -110,7 +138,10 @@ def test_registry_sparkplug_entries(registry: Registry) -> None:
     raw["devices"]["spb-2"] = {"site": "us-detroit", "profile": "spb", "sparkplug": {"group": "g", "edge_node": "n"}}
     with pytest.raises(ValueError, match="an edge node is at one site"):
         Registry.model_validate(raw)
-    raw["devices"]["spb-2"] = {"site": "de-munich", "profile": "spb",
-                               "sparkplug": {"group": "g", "edge_node": "n", "device": "d"}}
+    raw["devices"]["spb-2"] = {
+        "site": "de-munich",
+        "profile": "spb",
+        "sparkplug": {"group": "g", "edge_node": "n", "device": "d"},
+    }
     with pytest.raises(ValueError, match="is already device 'spb-1'"):
         Registry.model_validate(raw)

@@ -46,6 +46,7 @@ class SparkplugError(WireError):
 
 # --- topics ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class SparkplugTopic:
     """``spBv1.0/{group}/{type}/{edge_node}[/{device}]``."""
@@ -68,15 +69,18 @@ class SparkplugTopic:
     def parse(cls, topic: str) -> SparkplugTopic:
         parts = topic.split("/")
         if len(parts) not in (4, 5) or parts[0] != NAMESPACE:
-            raise SparkplugError("bad_topic", f"topic {topic!r}: expected {NAMESPACE}/<group>/<type>/<edge node>"
-                                 "[/<device>]")
+            raise SparkplugError(
+                "bad_topic", f"topic {topic!r}: expected {NAMESPACE}/<group>/<type>/<edge node>[/<device>]"
+            )
         kind = parts[2]
         if kind not in MESSAGE_TYPES:
             raise SparkplugError("bad_topic", f"topic {topic!r}: unknown Sparkplug message type {kind!r}")
         device = parts[4] if len(parts) == 5 else None
         if (kind[0] == "D") != (device is not None):
-            raise SparkplugError("bad_topic", f"topic {topic!r}: {kind} " +
-                                 ("needs a device id" if kind[0] == "D" else "has no device id"))
+            raise SparkplugError(
+                "bad_topic",
+                f"topic {topic!r}: {kind} " + ("needs a device id" if kind[0] == "D" else "has no device id"),
+            )
         if not all(parts[1:]) or any(c in p for p in parts[1:] for c in "+#"):
             raise SparkplugError("bad_topic", f"topic {topic!r}: empty segment or wildcard character")
         return cls(parts[1], kind, parts[3], device)  # type: ignore[arg-type]  # kind is one of MESSAGE_TYPES (checked above); a str test does not narrow to the Literal
@@ -98,6 +102,7 @@ def ncmd_topic(group: str, edge_node: str) -> str:
 
 
 # --- payloads ----------------------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class Metric:
@@ -130,23 +135,28 @@ def decode(payload: bytes) -> Payload:
     except (_ProtobufDecodeError, RuntimeWarning, ValueError) as exc:
         raise SparkplugError("malformed", f"not a Sparkplug B payload (protobuf): {exc}") from None
     if message.HasField("uuid") and message.uuid == COMPRESSED:
-        raise SparkplugError("spb_unsupported_type", "compressed Sparkplug payload (uuid SPBV1.0_COMPRESSED): not "
-                             "supported; turn compression off on the edge node")
+        raise SparkplugError(
+            "spb_unsupported_type",
+            "compressed Sparkplug payload (uuid SPBV1.0_COMPRESSED): not "
+            "supported; turn compression off on the edge node",
+        )
     metrics: list[Metric] = []
     append = metrics.append
     for m in message.metrics:  # hot path: an empty name, a zero timestamp or datatype (Unknown) count as absent
         which = m.WhichOneof("value")
-        append(Metric(
-            m.name or None,
-            m.alias if m.HasField("alias") else None,
-            m.timestamp or None,
-            m.datatype or None,
-            which,
-            getattr(m, which) if which is not None else None,
-            m.is_null,
-            m.is_historical,
-            m.is_transient,
-        ))
+        append(
+            Metric(
+                m.name or None,
+                m.alias if m.HasField("alias") else None,
+                m.timestamp or None,
+                m.datatype or None,
+                which,
+                getattr(m, which) if which is not None else None,
+                m.is_null,
+                m.is_historical,
+                m.is_transient,
+            )
+        )
     return Payload(
         message.timestamp if message.HasField("timestamp") else None,
         message.seq if message.HasField("seq") else None,
@@ -161,8 +171,9 @@ FLOAT, DOUBLE, BOOLEAN, STRING, DATETIME, TEXT, UUID = 9, 10, 11, 12, 13, 14, 15
 _SIGNED32 = {INT8, INT16, INT32}
 _UNSIGNED = {UINT8, UINT16, UINT32, UINT64}
 _TEXTS = {STRING, TEXT, UUID}
-SUPPORTED = frozenset({INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FLOAT, DOUBLE, BOOLEAN, STRING,
-                       DATETIME, TEXT, UUID})
+SUPPORTED = frozenset(
+    {INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FLOAT, DOUBLE, BOOLEAN, STRING, DATETIME, TEXT, UUID}
+)
 _NUMERIC_FIELDS = {"int_value", "long_value"}
 
 
@@ -215,8 +226,11 @@ def convert(datatype: int, metric: Metric) -> Value:
             return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
         except (OverflowError, OSError, ValueError):
             raise SparkplugError("spb_bad_value", f"metric {_label(metric)}: DateTime {ms} is out of range") from None
-    raise SparkplugError("spb_unsupported_type", f"metric {_label(metric)}: datatype {datatype_name(datatype)} is not "
-                         "supported (only integers, floats, booleans, strings, text, UUID and DateTime are)")
+    raise SparkplugError(
+        "spb_unsupported_type",
+        f"metric {_label(metric)}: datatype {datatype_name(datatype)} is not "
+        "supported (only integers, floats, booleans, strings, text, UUID and DateTime are)",
+    )
 
 
 def _int(metric: Metric, raw: object) -> int:
@@ -228,14 +242,17 @@ def _int(metric: Metric, raw: object) -> int:
 
 def _bounded(metric: Metric, value: float) -> float:
     if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-        raise SparkplugError("spb_bad_value", f"metric {_label(metric)}: {value!r} is out of range "
-                             f"(finite, |value| <= {MAX_MAGNITUDE:g})")
+        raise SparkplugError(
+            "spb_bad_value",
+            f"metric {_label(metric)}: {value!r} is out of range (finite, |value| <= {MAX_MAGNITUDE:g})",
+        )
     return value
 
 
 def _bad(metric: Metric, datatype: int | None) -> SparkplugError:
-    return SparkplugError("spb_bad_value", f"metric {_label(metric)}: datatype {datatype_name(datatype)} with a "
-                          f"value in {metric.which}")
+    return SparkplugError(
+        "spb_bad_value", f"metric {_label(metric)}: datatype {datatype_name(datatype)} with a value in {metric.which}"
+    )
 
 
 def _label(metric: Metric) -> str:

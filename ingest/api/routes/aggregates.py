@@ -36,8 +36,13 @@ router = APIRouter(
         "machine metrics are aggregated across regions (personal and state-classified data never are). Roles: "
         "engineer; operator (the sites of its regions)."
     ),
-    responses={400: {"model": ErrorPublic, "description": "Unknown metric or site, restricted metric, "
-                     "inverted window, too many points (names the limit)."}},
+    responses={
+        400: {
+            "model": ErrorPublic,
+            "description": "Unknown metric or site, restricted metric, "
+            "inverted window, too many points (names the limit).",
+        }
+    },
 )
 def get_metric_aggregate(
     runtime: RuntimeDep,
@@ -53,8 +58,17 @@ def get_metric_aggregate(
     offset: Offset = 0,
 ) -> MetricAggregatePublic:
     return telemetry.metric_aggregate(
-        runtime=runtime, settings=settings, caller=caller, name=name, site=site, start=start, end=end,
-        bucket=bucket, region=region, limit=limit, offset=offset,
+        runtime=runtime,
+        settings=settings,
+        caller=caller,
+        name=name,
+        site=site,
+        start=start,
+        end=end,
+        bucket=bucket,
+        region=region,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -67,8 +81,10 @@ def get_metric_aggregate(
         "refused (400): only aggregates of machine data are combined across borders. Roles: engineer."
     ),
     dependencies=guard(Role.ENGINEER),
-    responses={400: {"model": ErrorPublic, "description": "Not machine data, unknown devices, window or bucket."},
-               421: {"model": ErrorPublic, "description": "The region is hosted by another cell."}},
+    responses={
+        400: {"model": ErrorPublic, "description": "Not machine data, unknown devices, window or bucket."},
+        421: {"model": ErrorPublic, "description": "The region is hosted by another cell."},
+    },
 )
 def get_metric_partials(
     runtime: RuntimeDep,
@@ -80,6 +96,14 @@ def get_metric_partials(
     end: Annotated[IsoDateTime | None, Query(description="Exclusive.")] = None,
     bucket: Annotated[Bucket, Query(description="Bucket width.")] = "1h",
 ) -> dict[str, list[dict[str, Any]]]:
-    rows = telemetry.metric_partials(runtime=runtime, settings=settings, name=name, region=region,
-                                     devices=[d for d in devices.split(",") if d], start=start, end=end, bucket=bucket)
+    rows = telemetry.metric_partials(
+        runtime=runtime,
+        settings=settings,
+        name=name,
+        region=region,
+        devices=[d for d in devices.split(",") if d],
+        start=start,
+        end=end,
+        bucket=bucket,
+    )
     return {"rows": rows}

@@ -30,8 +30,11 @@ from ingest.store import audit
 router = APIRouter(
     prefix="/audit",
     tags=["audit"],
-    responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "The control store is unreachable."},
-               400: {"model": ErrorPublic, "description": "since is not before until."}},
+    responses={
+        **AUTH_RESPONSES,
+        503: {"model": ErrorPublic, "description": "The control store is unreachable."},
+        400: {"model": ErrorPublic, "description": "since is not before until."},
+    },
 )
 ReaderDep = Annotated[Principal, Depends(require(Role.COMPLIANCE, Role.ADMIN))]
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "regions", "details")
@@ -49,18 +52,28 @@ def _filter(
     actor: Annotated[str | None, Query(description="Who made the change.")] = None,
     action: Annotated[str | None, Query(description="e.g. token.create, policy.activate, quarantine.release")] = None,
     target: Annotated[str | None, Query(description="e.g. user:alice, token:<id>, policy:<revision>")] = None,
-    region: Annotated[str | None, Query(description="Rows naming this region.",
-                                        json_schema_extra=closed_set("regions"))] = None,
+    region: Annotated[
+        str | None, Query(description="Rows naming this region.", json_schema_extra=closed_set("regions"))
+    ] = None,
     since: Annotated[IsoDateTime | None, Query(description="From (inclusive), ISO 8601 with offset.")] = None,
     until: Annotated[IsoDateTime | None, Query(description="To (exclusive).")] = None,
-    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Rows older than this id (pagination).")]
-    = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Rows older than this id (pagination).")
+    ] = None,
 ) -> audit.AuditFilter:
     check_region_name(runtime.registry, region)
     if since is not None and until is not None and since >= until:
         raise BadParameterError("since", "must be before until")
-    return audit.AuditFilter(actor=actor, action=action, target=target, region=region, since=since, until=until,
-                             before_id=before_id, scope=principal.regions)
+    return audit.AuditFilter(
+        actor=actor,
+        action=action,
+        target=target,
+        region=region,
+        since=since,
+        until=until,
+        before_id=before_id,
+        scope=principal.regions,
+    )
 
 
 FilterDep = Annotated[audit.AuditFilter, Depends(_filter)]
@@ -71,7 +84,9 @@ _ROW_JSON = TypeAdapter(audit.AuditRow)
 
 @router.get("", summary="Audit rows, newest first (roles compliance, admin)")
 def list_audit(
-    runtime: RuntimeDep, settings: ApiSettingsDep, flt: FilterDep,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    flt: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     with db.query(runtime.control, store="control", settings=settings) as cur:
@@ -86,7 +101,9 @@ def list_audit(
     responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
 def export_audit(
-    runtime: RuntimeDep, settings: ApiSettingsDep, flt: FilterDep,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    flt: FilterDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (one JSON object a line)")] = "csv",
 ) -> StreamingResponse:
     def lines(conn: psycopg.Connection[Any]) -> Iterator[str]:
@@ -96,8 +113,17 @@ def export_audit(
             writer = csv.writer(buffer)
             writer.writerow(CSV_COLUMNS)
             for i, row in enumerate(rows):
-                writer.writerow([row.id, row.at.isoformat(), row.actor, row.action, row.target,
-                                 ";".join(row.regions), json.dumps(row.details, sort_keys=True)])
+                writer.writerow(
+                    [
+                        row.id,
+                        row.at.isoformat(),
+                        row.actor,
+                        row.action,
+                        row.target,
+                        ";".join(row.regions),
+                        json.dumps(row.details, sort_keys=True),
+                    ]
+                )
                 if i % 200 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)

@@ -21,8 +21,12 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
-_HEADERS = {"Content-Security-Policy": _CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin"}
+_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 PAGES = {"dashboard": "dashboard.html", "device": "device.html", "compliance": "compliance.html", "audit": "audit.html"}
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)

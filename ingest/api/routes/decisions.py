@@ -30,8 +30,9 @@ def decision_filter(
     origin: Annotated[
         str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Origin country (ISO 3166-1 alpha-2).")
     ] = None,
-    region: Annotated[str | None, Query(description="Region (store) the decision was about.",
-                                        json_schema_extra=closed_set("regions"))] = None,
+    region: Annotated[
+        str | None, Query(description="Region (store) the decision was about.", json_schema_extra=closed_set("regions"))
+    ] = None,
     category: Category | None = None,
     outcome: Outcome | None = None,
     device_id: str | None = None,
@@ -42,8 +43,13 @@ def decision_filter(
     if since is not None and until is not None and since >= until:
         raise BadParameterError("since", "must be before until")
     return service.DecisionFilter(
-        origin_country=origin.upper() if origin else None, region=region, category=category, outcome=outcome,
-        device_id=device_id, since=service.utc(since), until=service.utc(until),
+        origin_country=origin.upper() if origin else None,
+        region=region,
+        category=category,
+        outcome=outcome,
+        device_id=device_id,
+        since=service.utc(since),
+        until=service.utc(until),
     )
 
 
@@ -53,9 +59,14 @@ DecisionFilterDep = Annotated[service.DecisionFilter, Depends(decision_filter)]
 @router.get(
     "/decisions",
     summary="Policy decisions, newest first, with the total matching the filters",
-    responses={400: {"model": ErrorPublic, "description": "since not before until."},
-               422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
-                     "registry region (the accepted ones are listed)."}},
+    responses={
+        400: {"model": ErrorPublic, "description": "since not before until."},
+        422: {
+            "model": ErrorPublic,
+            "description": "Malformed parameter, or a region that is not a "
+            "registry region (the accepted ones are listed).",
+        },
+    },
 )
 def list_decisions(
     runtime: RuntimeDep,
@@ -66,7 +77,12 @@ def list_decisions(
     offset: Offset = 0,
 ) -> DecisionPage:
     return service.list_decisions(
-        runtime=runtime, settings=settings, flt=flt, include_input=include_input, limit=limit, offset=offset,
+        runtime=runtime,
+        settings=settings,
+        flt=flt,
+        include_input=include_input,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -74,22 +90,30 @@ def list_decisions(
     "/decisions/export",
     summary="Every decision matching the filters (as in the list), streamed as CSV or JSON lines, newest first",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
-               400: {"model": ErrorPublic, "description": "since not before until."},
-               422: {"model": ErrorPublic, "description": "Malformed parameter, or a region that is not a "
-                     "registry region (the accepted ones are listed)."}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+        400: {"model": ErrorPublic, "description": "since not before until."},
+        422: {
+            "model": ErrorPublic,
+            "description": "Malformed parameter, or a region that is not a "
+            "registry region (the accepted ones are listed).",
+        },
+    },
 )
 def export_decisions(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
     flt: DecisionFilterDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl (one JSON object a line)")] = "csv",
-    include_input: Annotated[bool, Query(description="Add the exact policy input (jsonl; csv: as JSON text).")]
-    = False,
+    include_input: Annotated[bool, Query(description="Add the exact policy input (jsonl; csv: as JSON text).")] = False,
 ) -> StreamingResponse:
     return export_response(
-        runtime, settings, lambda conn: service.export_lines(conn, flt, fmt=format, include_input=include_input),
-        name="decisions", fmt=format)
+        runtime,
+        settings,
+        lambda conn: service.export_lines(conn, flt, fmt=format, include_input=include_input),
+        name="decisions",
+        fmt=format,
+    )
 
 
 @router.get("/flows", summary="Origin country -> region flow matrix over a recent window")

@@ -29,18 +29,27 @@ router = APIRouter(
     prefix="/devices",
     tags=["devices"],
     dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
-    responses={**AUTH_RESPONSES, 404: {"model": ErrorPublic, "description": "Unknown device."},
-               503: {"model": ErrorPublic, "description": "A store is unreachable."}},
+    responses={
+        **AUTH_RESPONSES,
+        404: {"model": ErrorPublic, "description": "Unknown device."},
+        503: {"model": ErrorPublic, "description": "A store is unreachable."},
+    },
 )
 
 RegionQuery = Annotated[
-    str | None, Query(description="Region store to read; default: the home region of the device's site.",
-                      json_schema_extra=closed_set("regions"))
+    str | None,
+    Query(
+        description="Region store to read; default: the home region of the device's site.",
+        json_schema_extra=closed_set("regions"),
+    ),
 ]
 
 
-@router.get("", summary="Registry devices with ingest progress and gateway status",
-            responses={400: {"model": ErrorPublic, "description": "Unknown site (the known ones are named)."}})
+@router.get(
+    "",
+    summary="Registry devices with ingest progress and gateway status",
+    responses={400: {"model": ErrorPublic, "description": "Unknown site (the known ones are named)."}},
+)
 def list_devices(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -75,8 +84,12 @@ def get_device(device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep)
         "engineer; operator (machine fields of the sites of its regions; other fields withheld)."
     ),
     dependencies=guard(Role.ENGINEER, Role.OPERATOR),
-    responses={422: {"model": ErrorPublic, "description": "A region that is not a registry region (the accepted "
-                     "ones are listed)."}},
+    responses={
+        422: {
+            "model": ErrorPublic,
+            "description": "A region that is not a registry region (the accepted ones are listed).",
+        }
+    },
 )
 def get_latest(
     device: DeviceDep, runtime: RuntimeDep, settings: ApiSettingsDep, caller: CallerDep, region: RegionQuery = None
@@ -100,8 +113,11 @@ def get_latest(
     ),
     dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     responses={
-        400: {"model": ErrorPublic, "description": "Unknown field, text field, inverted window, too many points "
-              "(names the limit), bad cursor, region=all with bucket=raw."},
+        400: {
+            "model": ErrorPublic,
+            "description": "Unknown field, text field, inverted window, too many points "
+            "(names the limit), bad cursor, region=all with bucket=raw.",
+        },
         403: {"model": ErrorPublic, "description": "Restricted field of a region the caller may not read."},
     },
 )
@@ -116,8 +132,11 @@ def get_series(
     bucket: Annotated[SeriesBucket, Query(description="Bucket width, or raw for the stored readings.")] = "1m",
     region: Annotated[
         str | None,
-        Query(description="Region store to read (default: the site's home region), or 'all' to combine the "
-              "candidate regions (bucketed machine fields only).", json_schema_extra=closed_set("regions+all")),
+        Query(
+            description="Region store to read (default: the site's home region), or 'all' to combine the "
+            "candidate regions (bucketed machine fields only).",
+            json_schema_extra=closed_set("regions+all"),
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, description="bucket=raw: points per page (at most the API's point limit).")
@@ -134,8 +153,15 @@ def get_series(
     store = region_store(runtime, region, default=device.site.home_region)
     if bucket == "raw":
         return reading_service.raw_series(
-            ref=device, store=store, settings=settings, caller=caller, name=name, start=start, end=end,
-            limit=limit, cursor=cursor,
+            ref=device,
+            store=store,
+            settings=settings,
+            caller=caller,
+            name=name,
+            start=start,
+            end=end,
+            limit=limit,
+            cursor=cursor,
         )
     return reading_service.series(
         ref=device, store=store, settings=settings, caller=caller, name=name, start=start, end=end, bucket=bucket

@@ -40,9 +40,11 @@ def mount_docs(app: FastAPI, prefix: str) -> None:
     def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
-            openapi_url=openapi_url(request), title=f"{app.title}: Swagger UI",
+            openapi_url=openapi_url(request),
+            title=f"{app.title}: Swagger UI",
             oauth2_redirect_url=f"{root}{oauth2_redirect}",
-            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js", swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
             swagger_favicon_url=f"{root}{assets}/favicon.png",
             swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
         )

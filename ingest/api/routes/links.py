@@ -29,6 +29,9 @@ def get_links(runtime: RuntimeDep) -> dict[str, Any]:
         return {"cell": None, "regions": sorted(runtime.regions), "links": []}
     spec = cell.topology.cells[cell.name]
     return {
-        "cell": cell.name, "country": spec.country, "regions": sorted(spec.regions), "sites": sorted(spec.sites),
+        "cell": cell.name,
+        "country": spec.country,
+        "regions": sorted(spec.regions),
+        "sites": sorted(spec.sites),
         "links": link.snapshot() if link is not None else [],
     }

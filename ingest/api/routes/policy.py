@@ -33,8 +33,10 @@ from ingest.auth.roles import Principal, Role
 router = APIRouter(
     prefix="/policy",
     tags=["policy"],
-    responses={**AUTH_RESPONSES,
-               503: {"model": ErrorPublic, "description": "No policy runtime here, or the control store is down."}},
+    responses={
+        **AUTH_RESPONSES,
+        503: {"model": ErrorPublic, "description": "No policy runtime here, or the control store is down."},
+    },
 )
 
 ComplianceDep = Annotated[Principal, Depends(require(Role.COMPLIANCE))]
@@ -45,8 +47,11 @@ def get_policy(runtime: RuntimeDep) -> PolicyStatusPublic:
     return service.status(runtime=runtime)
 
 
-@router.get("/activations", summary="Activation attempts (accepted and refused), newest first",
-            dependencies=guard(Role.COMPLIANCE))
+@router.get(
+    "/activations",
+    summary="Activation attempts (accepted and refused), newest first",
+    dependencies=guard(Role.COMPLIANCE),
+)
 def list_activations(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -60,8 +65,9 @@ def list_activations(
     )
 
 
-@router.get("/drafts", summary="Uploaded drafts, newest first (without their files)",
-            dependencies=guard(Role.COMPLIANCE))
+@router.get(
+    "/drafts", summary="Uploaded drafts, newest first (without their files)", dependencies=guard(Role.COMPLIANCE)
+)
 def list_drafts(
     runtime: RuntimeDep,
     settings: ApiSettingsDep,
@@ -78,19 +84,28 @@ def list_drafts(
     description=(
         "Body: a `.tar.gz` (`Content-Type: application/gzip`) as written by "
         "`python -m policy bundle --with-tests draft.tar.gz --policy-dir DRAFT_DIR`, or a tar.gz of a policy "
-        "directory (`rego/`, `data/`), or JSON `{\"rego/residency/x.rego\": \"...\", \"data/x.json\": \"...\"}`. "
+        'directory (`rego/`, `data/`), or JSON `{"rego/residency/x.rego": "...", "data/x.json": "..."}`. '
         "The draft is stored under the revision its files hash to, loaded, checked against the platform's "
         "invariants and tested; the answer says whether an activation would be accepted. At most 2000 entries, "
         "4 MiB per file, INGEST_POLICY_DRAFT_MAX_BYTES unpacked, 255-byte paths; only regular files and "
         "directories (links, devices and oversized tar extension headers are refused, naming the entry)."
     ),
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": {
-            "type": "object", "minProperties": 1, "additionalProperties": {"type": "string"},
-            "propertyNames": {"pattern": r"^(rego/.+\.rego|data/.+\.json)$", "maxLength": 255},
-        }},
-    }}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "string"},
+                        "propertyNames": {"pattern": r"^(rego/.+\.rego|data/.+\.json)$", "maxLength": 255},
+                    }
+                },
+            },
+        }
+    },
     responses={
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
         413: {"model": ErrorPublic, "description": "Larger than INGEST_POLICY_DRAFT_MAX_BYTES."},
@@ -119,9 +134,9 @@ async def upload_draft(request: Request, runtime: RuntimeDep, principal: Complia
     "/activate",
     summary="Activate a draft by id (or the best draft of a revision), or the policy directory again",
     description=(
-        "Body: `{\"draft_id\": ...}` (exactly that draft), `{\"revision\": ...}` (the newest draft of that "
+        'Body: `{"draft_id": ...}` (exactly that draft), `{"revision": ...}` (the newest draft of that '
         "revision whose upload check passed, so an untested upload never shadows a tested one; the policy "
-        "directory when no draft has that revision but the directory has) or `{\"file\": true}` (the policy "
+        'directory when no draft has that revision but the directory has) or `{"file": true}` (the policy '
         "directory the ingest runs from, INGEST_POLICY_DIR, again, e.g. after an API draft). The candidate "
         "must load, keep every platform invariant (policy/invariants.yaml) and pass its own Rego tests."
     ),
@@ -129,14 +144,18 @@ async def upload_draft(request: Request, runtime: RuntimeDep, principal: Complia
         403: {"model": ErrorPublic, "description": "Not compliance, or not scoped to every region."},
         404: {"model": ErrorPublic, "description": "No such draft, or not of that revision."},
         409: {"model": ErrorPublic, "description": "Policies are managed by OPA bundles (INGEST_POLICY_ENGINE=opa)."},
-        422: {"model": ErrorPublic, "description": "Refused: the candidate does not load, breaks a platform "
-              "invariant (named) or its tests fail; or the body names nothing to activate."},
+        422: {
+            "model": ErrorPublic,
+            "description": "Refused: the candidate does not load, breaks a platform "
+            "invariant (named) or its tests fail; or the body names nothing to activate.",
+        },
     },
 )
 def activate(body: ActivateRequest, runtime: RuntimeDep, principal: ComplianceDep) -> ActivationPublic:
     require_scope(principal, None, "activating a policy (it routes every region's data)")
-    return service.activate(runtime=runtime, revision=body.revision, activated_by=principal.user,
-                            draft_id=body.draft_id, file=body.file)
+    return service.activate(
+        runtime=runtime, revision=body.revision, activated_by=principal.user, draft_id=body.draft_id, file=body.file
+    )
 
 
 @router.post(

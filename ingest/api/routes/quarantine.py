@@ -29,8 +29,9 @@ from ingest.quarantine.service import (
     release_note,
 )
 
-router = APIRouter(tags=["quarantine"],
-                   responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A store is down."}})
+router = APIRouter(
+    tags=["quarantine"], responses={**AUTH_RESPONSES, 503: {"model": ErrorPublic, "description": "A store is down."}}
+)
 ComplianceDep = Annotated[Principal, Depends(require(Role.COMPLIANCE))]
 
 State = Literal["held", "discarded", "released", "dismissed", "expired"]
@@ -55,10 +56,12 @@ class QuarantineItem(BaseModel):
     release_result: dict[str, Any] | None
     closed_at: datetime | None = None
     closed_by: str | None = None
-    close_reason: str | None = Field(default=None, description="Why it was dismissed or expired ('released' for "
-                                     "a release).")
-    releasable: bool = Field(default=False, description="A release can be tried now (held, and a code whose "
-                             "release can succeed).")
+    close_reason: str | None = Field(
+        default=None, description="Why it was dismissed or expired ('released' for a release)."
+    )
+    releasable: bool = Field(
+        default=False, description="A release can be tried now (held, and a code whose release can succeed)."
+    )
     release_note: str = Field(default="", description="What change makes a release succeed, or why none can.")
 
     @model_validator(mode="after")
@@ -75,14 +78,19 @@ class QuarantinePage(BaseModel):
     total: int
     limit: int
     offset: int
-    counts: dict[str, int] = Field(description="Items per state (in the caller's scope), plus 'open': held + "
-                                   "discarded, what still needs a decision.")
+    counts: dict[str, int] = Field(
+        description="Items per state (in the caller's scope), plus 'open': held + "
+        "discarded, what still needs a decision."
+    )
     items: list[QuarantineItem]
 
 
 class DismissRequest(BaseModel):
-    reason: str = Field(min_length=3, max_length=1000, description="Why the item is closed without release "
-                        "(recorded with the item and in the audit trail).")
+    reason: str = Field(
+        min_length=3,
+        max_length=1000,
+        description="Why the item is closed without release (recorded with the item and in the audit trail).",
+    )
 
 
 class DismissResponse(BaseModel):
@@ -101,7 +109,8 @@ class ReleaseResponse(BaseModel):
     rows: dict[str, int]
     decisions: list[dict[str, Any]]
     other_rejections: list[dict[str, str]] = Field(
-        default_factory=list, description="Rejections of the same message with another code: separate items.")
+        default_factory=list, description="Rejections of the same message with another code: separate items."
+    )
 
 
 class Gap(BaseModel):
@@ -112,9 +121,12 @@ class Gap(BaseModel):
     missing: int
     detected_at: datetime
     closed_at: datetime | None
-    closed_by: str | None = Field(default=None, description="Why it closed: null when the missing batches arrived, "
-                                  "'rebirth' when a Sparkplug edge node's new birth re-stated every metric (the "
-                                  "missing messages are lost; docs/sparkplug.md).")
+    closed_by: str | None = Field(
+        default=None,
+        description="Why it closed: null when the missing batches arrived, "
+        "'rebirth' when a Sparkplug edge node's new birth re-stated every metric (the "
+        "missing messages are lost; docs/sparkplug.md).",
+    )
 
 
 class GapPage(BaseModel):
@@ -131,28 +143,37 @@ def _status(exc: QuarantineError) -> int:
 
 @router.get("/quarantine", summary="Quarantined messages, newest first, with counts per state")
 def list_quarantine(
-    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep,
-    state: Annotated[StateFilter | None, Query(
-        description="held: payload kept; discarded: metadata only; released, dismissed, expired: closed; "
-        "open: held or discarded; closed: released, dismissed or expired")] = None,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    principal: ComplianceDep,
+    state: Annotated[
+        StateFilter | None,
+        Query(
+            description="held: payload kept; discarded: metadata only; released, dismissed, expired: closed; "
+            "open: held or discarded; closed: released, dismissed or expired"
+        ),
+    ] = None,
     code: Annotated[str | None, Query(description="Reason code, e.g. malformed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> QuarantinePage:
     regions = None if principal.regions is None else sorted(principal.regions)
     states: list[str] | None = {"open": list(OPEN_STATES), "closed": list(CLOSED_STATES)}.get(
-        state or "", [state] if state else None)
+        state or "", [state] if state else None
+    )
     with db.query(runtime.control, store="control", settings=settings) as cur:
-        counts, total, rows = store.list_items(cur, scope=regions, states=states, code=code, limit=limit,
-                                               offset=offset)
+        counts, total, rows = store.list_items(cur, scope=regions, states=states, code=code, limit=limit, offset=offset)
     counts["open"] = sum(counts.get(s, 0) for s in OPEN_STATES)
-    return QuarantinePage(total=total, limit=limit, offset=offset, counts=counts,
-                          items=[QuarantineItem.model_validate(r) for r in rows])
+    return QuarantinePage(
+        total=total, limit=limit, offset=offset, counts=counts, items=[QuarantineItem.model_validate(r) for r in rows]
+    )
 
 
-@router.get("/quarantine/{quarantine_id}",
-            summary="One quarantined message, with its payload when held (each view is in the audit trail)",
-            responses={404: {"model": ErrorPublic, "description": "Unknown quarantine item."}})
+@router.get(
+    "/quarantine/{quarantine_id}",
+    summary="One quarantined message, with its payload when held (each view is in the audit trail)",
+    responses={404: {"model": ErrorPublic, "description": "Unknown quarantine item."}},
+)
 def get_quarantine(
     runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID
 ) -> QuarantineDetail:
@@ -160,16 +181,23 @@ def get_quarantine(
     if detail.state == "held" and detail.payload_region and runtime.quarantine is not None:
         found = runtime.quarantine.payload(detail.payload_region, quarantine_id)
         if found is not None:
-            runtime.quarantine.record_view(quarantine_id, actor=principal.user, region=detail.payload_region,
-                                           payload_bytes=len(found[1]))
+            runtime.quarantine.record_view(
+                quarantine_id, actor=principal.user, region=detail.payload_region, payload_bytes=len(found[1])
+            )
             detail.payload = found[1].decode("utf-8", errors="replace")
     return detail
 
 
-@router.post("/quarantine/{quarantine_id}/release", summary="Re-run the decision and route the data, once",
-             responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}})
+@router.post(
+    "/quarantine/{quarantine_id}/release",
+    summary="Re-run the decision and route the data, once",
+    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
+)
 def release_quarantine(
-    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    principal: ComplianceDep,
+    quarantine_id: uuid.UUID,
 ) -> ReleaseResponse:
     _item(runtime, settings, principal, quarantine_id, "releasing")
     if runtime.quarantine is None:
@@ -180,16 +208,26 @@ def release_quarantine(
         status = _status(exc)
         runtime.quarantine.record_refusal(quarantine_id, actor=principal.user, reason=str(exc), status=status)
         raise HTTPException(status, str(exc)) from None
-    return ReleaseResponse(quarantine_id=result.quarantine_id, released_by=result.released_by,
-                           policy_revision=result.policy_revision, rows=result.rows, decisions=result.decisions,
-                           other_rejections=result.other_rejections)
+    return ReleaseResponse(
+        quarantine_id=result.quarantine_id,
+        released_by=result.released_by,
+        policy_revision=result.policy_revision,
+        rows=result.rows,
+        decisions=result.decisions,
+        other_rejections=result.other_rejections,
+    )
 
 
-@router.post("/quarantine/{quarantine_id}/dismiss",
-             summary="Close an open item without release, with a reason; its payload is deleted",
-             responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic, "description": "Already closed."}})
+@router.post(
+    "/quarantine/{quarantine_id}/dismiss",
+    summary="Close an open item without release, with a reason; its payload is deleted",
+    responses={404: {"model": ErrorPublic}, 409: {"model": ErrorPublic, "description": "Already closed."}},
+)
 def dismiss_quarantine(
-    runtime: RuntimeDep, settings: ApiSettingsDep, principal: ComplianceDep, quarantine_id: uuid.UUID,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    principal: ComplianceDep,
+    quarantine_id: uuid.UUID,
     body: DismissRequest,
 ) -> DismissResponse:
     _item(runtime, settings, principal, quarantine_id, "dismissing")
@@ -199,9 +237,14 @@ def dismiss_quarantine(
         closed = runtime.quarantine.dismiss(quarantine_id, actor=principal.user, reason=body.reason.strip())
     except QuarantineError as exc:
         raise HTTPException(_status(exc), str(exc)) from None
-    return DismissResponse(quarantine_id=closed.quarantine_id, state="dismissed", closed_by=closed.closed_by,
-                           closed_at=closed.closed_at, close_reason=closed.close_reason,
-                           payload_deleted=closed.payload_deleted)
+    return DismissResponse(
+        quarantine_id=closed.quarantine_id,
+        state="dismissed",
+        closed_by=closed.closed_by,
+        closed_at=closed.closed_at,
+        close_reason=closed.close_reason,
+        payload_deleted=closed.payload_deleted,
+    )
 
 
 def _item(
@@ -217,17 +260,24 @@ def _item(
     return dict(row)
 
 
-@router.get("/gaps", tags=["devices"], summary="Missing batch sequence ranges per device",
-            dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE))
+@router.get(
+    "/gaps",
+    tags=["devices"],
+    summary="Missing batch sequence ranges per device",
+    dependencies=guard(Role.OPERATOR, Role.ENGINEER, Role.COMPLIANCE),
+)
 def list_gaps(
-    runtime: RuntimeDep, settings: ApiSettingsDep,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
     device_id: str | None = None,
     state: Annotated[Literal["open", "closed", "all"], Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> GapPage:
-    where = "(%(device)s::text IS NULL OR device_id = %(device)s) AND (%(state)s = 'all'" \
-            " OR (%(state)s = 'open') = (closed_at IS NULL))"
+    where = (
+        "(%(device)s::text IS NULL OR device_id = %(device)s) AND (%(state)s = 'all'"
+        " OR (%(state)s = 'open') = (closed_at IS NULL))"
+    )
     params = {"device": device_id, "state": state, "limit": limit, "offset": offset}
     with db.query(runtime.control, store="control", settings=settings) as cur:
         total = cur.execute(f"SELECT count(*) AS n FROM sequence_gaps WHERE {where}", params).fetchone()["n"]  # type: ignore[index]
@@ -235,5 +285,7 @@ def list_gaps(
         rows = cur.execute(
             "SELECT id, device_id, first_missing, last_missing, last_missing - first_missing + 1 AS missing,"
             f" detected_at, closed_at, closed_by FROM sequence_gaps WHERE {where} ORDER BY detected_at DESC, id DESC"
-            " LIMIT %(limit)s OFFSET %(offset)s", params).fetchall()
+            " LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
     return GapPage(total=total, open=open_, items=[Gap.model_validate(r) for r in rows])

@@ -67,8 +67,9 @@ def get_rates(
     step_s: Annotated[int, Query(ge=5, le=3600, description="Step (bucket) length in seconds.")] = 30,
 ) -> RatesPublic:
     if window_s // step_s > 720:
-        raise BadParameterError("step_s", f"{window_s // step_s} steps over {window_s} s (limit 720): use a larger "
-                                "step")
+        raise BadParameterError(
+            "step_s", f"{window_s // step_s} steps over {window_s} s (limit 720): use a larger step"
+        )
     end = datetime.now(UTC)
     start = end - timedelta(seconds=window_s)
     params = {"step": timedelta(seconds=step_s), "origin": ORIGIN, "start": start, "end": end}
@@ -78,8 +79,11 @@ def get_rates(
             store = region_store(runtime, name, default=name)
             with db.query(store.pool, store=store.name, settings=settings) as cur:
                 rows = cur.execute(_RATES, params).fetchall()
-            out.append(RegionRatesPublic(region=name, country=region.country,
-                                         points=[RatePointPublic.model_validate(r) for r in rows]))
+            out.append(
+                RegionRatesPublic(
+                    region=name, country=region.country, points=[RatePointPublic.model_validate(r) for r in rows]
+                )
+            )
         except StoreUnavailableError as exc:
             out.append(RegionRatesPublic(region=name, country=region.country, points=[], error=exc.reason))
     return RatesPublic(window_s=window_s, step_s=step_s, start=start, end=end, regions=out)

@@ -51,13 +51,20 @@ from ingest.store.registry_store import EntryKind
 
 log = logging.getLogger("ingest.api.registry")
 
-EntryId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                               description="Id used in MQTT topics: letters, digits, '_', '.', '-'.")]
+EntryId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Id used in MQTT topics: letters, digits, '_', '.', '-'.",
+    ),
+]
 
 router = APIRouter(
     tags=["registry"],
-    responses={**AUTH_RESPONSES,
-               503: {"model": ErrorPublic, "description": "The control store is down, or no registry sync here."}},
+    responses={
+        **AUTH_RESPONSES,
+        503: {"model": ErrorPublic, "description": "The control store is down, or no registry sync here."},
+    },
 )
 
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
@@ -131,9 +138,13 @@ def _entry(state: EffectiveRegistry, kind: EntryKind, entry_id: str) -> EntryPub
         return None
     stored = state.entry(kind, entry_id) if state.source(kind, entry_id) == "api" else None
     return EntryPublic(
-        kind=kind, id=entry_id, source=state.source(kind, entry_id), home_region=region,
+        kind=kind,
+        id=entry_id,
+        source=state.source(kind, entry_id),
+        home_region=region,
         spec=item.model_dump(mode="json"),
-        updated_at=stored.updated_at if stored else None, updated_by=stored.updated_by if stored else None,
+        updated_at=stored.updated_at if stored else None,
+        updated_by=stored.updated_by if stored else None,
     )
 
 
@@ -142,15 +153,23 @@ def get_registry(runtime: RuntimeDep, _principal: PrincipalDep) -> RegistryPubli
     state = _sync(runtime).current
     sites = [_entry(state, "site", s) for s in sorted(state.registry.sites)]
     devices = [_entry(state, "device", d) for d in sorted(state.registry.devices)]
-    gone = [DecommissionedPublic(kind=e.kind, id=e.entry_id, decommissioned_at=e.updated_at,
-                                 decommissioned_by=e.updated_by)
-            for e in sorted(state.entries.values(), key=lambda e: (e.kind, e.entry_id)) if e.spec is None]
-    return RegistryPublic(revision=state.revision, sites=[s for s in sites if s], devices=[d for d in devices if d],
-                          decommissioned=gone)
+    gone = [
+        DecommissionedPublic(kind=e.kind, id=e.entry_id, decommissioned_at=e.updated_at, decommissioned_by=e.updated_by)
+        for e in sorted(state.entries.values(), key=lambda e: (e.kind, e.entry_id))
+        if e.spec is None
+    ]
+    return RegistryPublic(
+        revision=state.revision, sites=[s for s in sites if s], devices=[d for d in devices if d], decommissioned=gone
+    )
 
 
 def _change(
-    runtime: Runtime, timeout_s: float, principal: Principal, kind: EntryKind, entry_id: str, action: Action,
+    runtime: Runtime,
+    timeout_s: float,
+    principal: Principal,
+    kind: EntryKind,
+    entry_id: str,
+    action: Action,
     spec: Site | Device | None,
 ) -> ChangePublic:
     sync = _sync(runtime)
@@ -162,18 +181,40 @@ def _change(
         needed = Role.COMPLIANCE if facts else Role.OPERATOR
         if needed not in principal.roles:
             has = ", ".join(sorted(r.value for r in principal.roles)) or "none"
-            what = (f"changing {', '.join(facts)} of {kind} {entry_id!r} (residency facts: they decide where its "
-                    "data may be stored)" if facts else f"{action} of {kind} {entry_id!r}")
+            what = (
+                f"changing {', '.join(facts)} of {kind} {entry_id!r} (residency facts: they decide where its "
+                "data may be stored)"
+                if facts
+                else f"{action} of {kind} {entry_id!r}"
+            )
             raise ForbiddenError(f"{what} needs the role {needed.value}; user {principal.user!r} has: {has}")
 
     try:
         with runtime.control.connection(timeout=timeout_s) as conn, conn.transaction():
-            result = apply_change(conn, base=sync.base, kind=kind, entry_id=entry_id, action=action, spec=spec,
-                                  actor=principal.user, authorize=authorize, authorize_facts=authorize_facts)
-            record(conn, actor=principal.user, action=f"registry.{kind}.{action}", target=f"{kind}:{entry_id}",
-                   regions=result.regions,
-                   details={"revision": result.revision, "before": result.before, "after": result.after,
-                            "residency_facts": list(result.residency_facts)})
+            result = apply_change(
+                conn,
+                base=sync.base,
+                kind=kind,
+                entry_id=entry_id,
+                action=action,
+                spec=spec,
+                actor=principal.user,
+                authorize=authorize,
+                authorize_facts=authorize_facts,
+            )
+            record(
+                conn,
+                actor=principal.user,
+                action=f"registry.{kind}.{action}",
+                target=f"{kind}:{entry_id}",
+                regions=result.regions,
+                details={
+                    "revision": result.revision,
+                    "before": result.before,
+                    "after": result.after,
+                    "residency_facts": list(result.residency_facts),
+                },
+            )
     except (EntryExistsError, EntryInUseError) as exc:
         raise ConflictError(str(exc)) from None
     except EntryNotFoundError as exc:
@@ -201,48 +242,61 @@ def _answer(sync: RegistrySync, result: ChangeResult) -> ChangePublic:
 
 _SiteId = Annotated[str, Path(description="Site id.")]
 _DeviceId = Annotated[str, Path(description="Device id.")]
-_CHANGE: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "Unknown site or device."},
-           409: {"model": ErrorPublic, "description": "The id exists already, or the site still has devices."},
-           422: {"model": ErrorPublic, "description": "Invalid entry; `parameter` names the field."}}
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "Unknown site or device."},
+    409: {"model": ErrorPublic, "description": "The id exists already, or the site still has devices."},
+    422: {"model": ErrorPublic, "description": "Invalid entry; `parameter` names the field."},
+}
 
 
 @router.post("/sites", status_code=201, responses=_CHANGE, summary="Register a site (role operator)")
-def create_site(body: SiteCreate, runtime: RuntimeDep, settings: ApiSettingsDep,
-                principal: OperatorDep) -> ChangePublic:
+def create_site(
+    body: SiteCreate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: OperatorDep
+) -> ChangePublic:
     site = Site.model_validate(body.model_dump(exclude={"site_id"}))
     return _change(runtime, settings.pool_timeout_s, principal, "site", body.site_id, "create", site)
 
 
-@router.put("/sites/{site_id}", responses=_CHANGE,
-            summary="Change a site (role operator; country, home region, safeguards, entity, volume or purpose: "
-                    "role compliance)")
-def update_site(site_id: _SiteId, body: Site, runtime: RuntimeDep, settings: ApiSettingsDep,
-                principal: UpdaterDep) -> ChangePublic:
+@router.put(
+    "/sites/{site_id}",
+    responses=_CHANGE,
+    summary="Change a site (role operator; country, home region, safeguards, entity, volume or purpose: "
+    "role compliance)",
+)
+def update_site(
+    site_id: _SiteId, body: Site, runtime: RuntimeDep, settings: ApiSettingsDep, principal: UpdaterDep
+) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "site", site_id, "update", body)
 
 
 @router.delete("/sites/{site_id}", responses=_CHANGE, summary="Decommission a site without devices (role operator)")
-def delete_site(site_id: _SiteId, runtime: RuntimeDep, settings: ApiSettingsDep,
-                principal: OperatorDep) -> ChangePublic:
+def delete_site(
+    site_id: _SiteId, runtime: RuntimeDep, settings: ApiSettingsDep, principal: OperatorDep
+) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "site", site_id, "decommission", None)
 
 
 @router.post("/devices", status_code=201, responses=_CHANGE, summary="Register a device (role operator)")
-def create_device(body: DeviceCreate, runtime: RuntimeDep, settings: ApiSettingsDep,
-                  principal: OperatorDep) -> ChangePublic:
+def create_device(
+    body: DeviceCreate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: OperatorDep
+) -> ChangePublic:
     device = Device.model_validate(body.model_dump(exclude={"device_id"}))
     return _change(runtime, settings.pool_timeout_s, principal, "device", body.device_id, "create", device)
 
 
-@router.put("/devices/{device_id}", responses=_CHANGE,
-            summary="Change a device (role operator; its site or profile: role compliance)")
-def update_device(device_id: _DeviceId, body: Device, runtime: RuntimeDep, settings: ApiSettingsDep,
-                  principal: UpdaterDep) -> ChangePublic:
+@router.put(
+    "/devices/{device_id}",
+    responses=_CHANGE,
+    summary="Change a device (role operator; its site or profile: role compliance)",
+)
+def update_device(
+    device_id: _DeviceId, body: Device, runtime: RuntimeDep, settings: ApiSettingsDep, principal: UpdaterDep
+) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "device", device_id, "update", body)
 
 
 @router.delete("/devices/{device_id}", responses=_CHANGE, summary="Decommission a device (role operator)")
-def delete_device(device_id: _DeviceId, runtime: RuntimeDep, settings: ApiSettingsDep,
-                  principal: OperatorDep) -> ChangePublic:
+def delete_device(
+    device_id: _DeviceId, runtime: RuntimeDep, settings: ApiSettingsDep, principal: OperatorDep
+) -> ChangePublic:
     return _change(runtime, settings.pool_timeout_s, principal, "device", device_id, "decommission", None)
-

@@ -17,8 +17,11 @@ router = APIRouter(
     dependencies=guard(Role.ENGINEER, Role.OPERATOR),
     prefix="/sites",
     tags=["telemetry"],
-    responses={**AUTH_RESPONSES, 404: {"model": ErrorPublic, "description": "Unknown site."},
-               503: {"model": ErrorPublic, "description": "A store is unreachable."}},
+    responses={
+        **AUTH_RESPONSES,
+        404: {"model": ErrorPublic, "description": "Unknown site."},
+        503: {"model": ErrorPublic, "description": "A store is unreachable."},
+    },
 )
 
 

@@ -45,11 +45,15 @@ class SparkplugNodePublic(BaseModel):
 )
 def list_sparkplug_nodes(runtime: RuntimeDep, settings: ApiSettingsDep) -> list[SparkplugNodePublic]:
     with db.query(runtime.control, store="control", settings=settings) as cur:
-        nodes = cur.execute("SELECT node_key, group_id, edge_node, session, bd_seq, online, state_at, state_reason"
-                            " FROM sparkplug_nodes ORDER BY group_id, edge_node").fetchall()
-        births = cur.execute("SELECT b.node_key, b.device, b.online, b.state_at FROM sparkplug_births b"
-                             " JOIN sparkplug_nodes n ON n.node_key = b.node_key AND n.session = b.session"
-                             " WHERE b.device <> '' ORDER BY b.device").fetchall()
+        nodes = cur.execute(
+            "SELECT node_key, group_id, edge_node, session, bd_seq, online, state_at, state_reason"
+            " FROM sparkplug_nodes ORDER BY group_id, edge_node"
+        ).fetchall()
+        births = cur.execute(
+            "SELECT b.node_key, b.device, b.online, b.state_at FROM sparkplug_births b"
+            " JOIN sparkplug_nodes n ON n.node_key = b.node_key AND n.session = b.session"
+            " WHERE b.device <> '' ORDER BY b.device"
+        ).fetchall()
     registry = runtime.registry
     by_key = {n["node_key"]: n for n in nodes}
     devices: dict[str, list[SparkplugDevicePublic]] = {}
@@ -58,9 +62,20 @@ def list_sparkplug_nodes(runtime: RuntimeDep, settings: ApiSettingsDep) -> list[
         if node is None:
             continue
         mapped = registry.sparkplug_device(node["group_id"], node["edge_node"], row["device"])
-        devices.setdefault(row["node_key"], []).append(SparkplugDevicePublic(
-            device=row["device"], device_id=mapped, online=row["online"], since=row["state_at"]))
-    return [SparkplugNodePublic(
-        group=n["group_id"], edge_node=n["edge_node"], site=registry.sparkplug_node_site(n["group_id"], n["edge_node"]),
-        session=n["session"], bd_seq=n["bd_seq"], online=n["online"], since=n["state_at"], reason=n["state_reason"],
-        devices=devices.get(n["node_key"], [])) for n in nodes]
+        devices.setdefault(row["node_key"], []).append(
+            SparkplugDevicePublic(device=row["device"], device_id=mapped, online=row["online"], since=row["state_at"])
+        )
+    return [
+        SparkplugNodePublic(
+            group=n["group_id"],
+            edge_node=n["edge_node"],
+            site=registry.sparkplug_node_site(n["group_id"], n["edge_node"]),
+            session=n["session"],
+            bd_seq=n["bd_seq"],
+            online=n["online"],
+            since=n["state_at"],
+            reason=n["state_reason"],
+            devices=devices.get(n["node_key"], []),
+        )
+        for n in nodes
+    ]

@@ -43,8 +43,9 @@ UserName = Annotated[str, Path(pattern=NAME_PATTERN, description="User name.")]
 class UserCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="Login name: letters, digits, . _ @ -; at most 64.")
     roles: list[Role] = Field(min_length=1, description="operator, compliance, engineer, admin")
-    regions: list[str] | Literal["*"] = Field(description='Region names of the registry, or "*" for every region.',
-                                              json_schema_extra=closed_set("regions"))
+    regions: list[str] | Literal["*"] = Field(
+        description='Region names of the registry, or "*" for every region.', json_schema_extra=closed_set("regions")
+    )
 
 
 class UserUpdate(BaseModel):
@@ -77,8 +78,13 @@ class TokenCreated(users.TokenInfo):
 
 def _user_public(user: users.User) -> UserPublic:
     return UserPublic(
-        name=user.name, roles=sorted(user.roles), regions=ALL_REGIONS if user.regions is None else sorted(user.regions),
-        disabled=user.disabled, created_at=user.created_at, created_by=user.created_by, updated_at=user.updated_at,
+        name=user.name,
+        roles=sorted(user.roles),
+        regions=ALL_REGIONS if user.regions is None else sorted(user.regions),
+        disabled=user.disabled,
+        created_at=user.created_at,
+        created_by=user.created_by,
+        updated_at=user.updated_at,
     )
 
 
@@ -89,9 +95,13 @@ def _regions(runtime: Runtime, value: list[str] | Literal["*"]) -> frozenset[str
     unknown = sorted(names - set(runtime.registry.regions))
     if unknown:
         accepted = closed_sets.values("regions+*", runtime.registry)
-        raise InvalidChoiceError("regions", f"unknown region(s) {', '.join(map(repr, unknown))} (known: "
-                                 f"{', '.join(sorted(runtime.registry.regions))}, or \"*\" alone)", accepted,
-                                 location="body")
+        raise InvalidChoiceError(
+            "regions",
+            f"unknown region(s) {', '.join(map(repr, unknown))} (known: "
+            f'{", ".join(sorted(runtime.registry.regions))}, or "*" alone)',
+            accepted,
+            location="body",
+        )
     return names
 
 
@@ -116,8 +126,12 @@ def _write(runtime: Runtime, settings: ApiSettings) -> Iterator[psycopg.Connecti
         raise StoreUnavailableError("control", str(exc).strip().splitlines()[0]) from None
 
 
-@router.post("/users", status_code=201, summary="Create a user (role admin)",
-             responses={409: {"model": ErrorPublic, "description": "Name taken."}})
+@router.post(
+    "/users",
+    status_code=201,
+    summary="Create a user (role admin)",
+    responses={409: {"model": ErrorPublic, "description": "Name taken."}},
+)
 def create_user(body: UserCreate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> UserPublic:
     regions = _regions(runtime, body.regions)
     _manage(principal, regions, f"creating user {body.name!r}")
@@ -130,8 +144,9 @@ def create_user(body: UserCreate, runtime: RuntimeDep, settings: ApiSettingsDep,
 def list_users(runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> list[UserPublic]:
     with _write(runtime, settings) as conn:
         found = users.list_users(conn)
-    visible = [u for u in found if principal.regions is None
-               or (u.regions is not None and u.regions <= principal.regions)]
+    visible = [
+        u for u in found if principal.regions is None or (u.regions is not None and u.regions <= principal.regions)
+    ]
     return [_user_public(u) for u in visible]
 
 
@@ -147,8 +162,11 @@ def get_user(name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, prin
         return _user_public(_get_managed(conn, principal, name, "reading"))
 
 
-@router.patch("/users/{name}", summary="Change a user's roles, regions or disabled flag (role admin)",
-              responses={404: {"model": ErrorPublic}})
+@router.patch(
+    "/users/{name}",
+    summary="Change a user's roles, regions or disabled flag (role admin)",
+    responses={404: {"model": ErrorPublic}},
+)
 def update_user(
     name: UserName, body: UserUpdate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep
 ) -> UserPublic:
@@ -165,41 +183,57 @@ def update_user(
         return _user_public(users.update_user(conn, name, actor=principal.user, **changes))
 
 
-@router.delete("/users/{name}", summary="Disable a user: its tokens are revoked; the user stays for the audit trail",
-               responses={404: {"model": ErrorPublic}})
+@router.delete(
+    "/users/{name}",
+    summary="Disable a user: its tokens are revoked; the user stays for the audit trail",
+    responses={404: {"model": ErrorPublic}},
+)
 def disable_user(name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> UserPublic:
     with _write(runtime, settings) as conn:
         _get_managed(conn, principal, name, "disabling")
         return _user_public(users.update_user(conn, name, actor=principal.user, disabled=True))
 
 
-@router.post("/users/{name}/tokens", status_code=201, summary="Create an API token (shown once) (role admin)",
-             responses={404: {"model": ErrorPublic}})
+@router.post(
+    "/users/{name}/tokens",
+    status_code=201,
+    summary="Create an API token (shown once) (role admin)",
+    responses={404: {"model": ErrorPublic}},
+)
 def create_token(
     name: UserName, body: TokenCreate, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep
 ) -> TokenCreated:
     expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with _write(runtime, settings) as conn:
         _get_managed(conn, principal, name, "creating a token for")
-        info, issued = users.create_token(conn, user=name, actor=principal.user, label=body.label,
-                                          expires_at=expires_at)
+        info, issued = users.create_token(
+            conn, user=name, actor=principal.user, label=body.label, expires_at=expires_at
+        )
     return TokenCreated(**asdict(info), token=issued.text)
 
 
-@router.get("/users/{name}/tokens", summary="A user's usable tokens, without secrets (role admin)",
-            responses={404: {"model": ErrorPublic}})
+@router.get(
+    "/users/{name}/tokens",
+    summary="A user's usable tokens, without secrets (role admin)",
+    responses={404: {"model": ErrorPublic}},
+)
 def list_user_tokens(
-    name: UserName, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep,
-    include_inactive: Annotated[bool, Query(description="Also revoked and expired tokens (a disabled user's "
-                                                         "tokens are revoked).")] = False,
+    name: UserName,
+    runtime: RuntimeDep,
+    settings: ApiSettingsDep,
+    principal: AdminDep,
+    include_inactive: Annotated[
+        bool, Query(description="Also revoked and expired tokens (a disabled user's tokens are revoked).")
+    ] = False,
 ) -> list[users.TokenInfo]:
     with _write(runtime, settings) as conn:
         _get_managed(conn, principal, name, "listing the tokens of")
         return users.list_tokens(conn, user=name, active_only=not include_inactive)
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token (role admin); idempotent",
-               responses={404: {"model": ErrorPublic}})
+@router.delete(
+    "/tokens/{token_id}", summary="Revoke a token (role admin); idempotent", responses={404: {"model": ErrorPublic}}
+)
 def revoke_token(token_id: str, runtime: RuntimeDep, settings: ApiSettingsDep, principal: AdminDep) -> users.TokenInfo:
     with _write(runtime, settings) as conn:
         owner = next((t.user for t in users.list_tokens(conn) if t.token_id == token_id), None)
@@ -218,6 +252,9 @@ class MePublic(BaseModel):
 
 @router.get("/me", summary="The authenticated user: name, roles, region scope (any role)")
 def me(principal: PrincipalDep) -> MePublic:
-    return MePublic(user=principal.user, roles=sorted(principal.roles),
-                    regions=ALL_REGIONS if principal.regions is None else sorted(principal.regions),
-                    token_id=principal.token_id)
+    return MePublic(
+        user=principal.user,
+        roles=sorted(principal.roles),
+        regions=ALL_REGIONS if principal.regions is None else sorted(principal.regions),
+        token_id=principal.token_id,
+    )

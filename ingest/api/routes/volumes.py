@@ -10,8 +10,7 @@ from ingest.api.auth import AUTH_RESPONSES, guard
 from ingest.api.deps import RuntimeDep
 from ingest.auth.roles import Role
 
-router = APIRouter(dependencies=guard(Role.ENGINEER, Role.COMPLIANCE), tags=["decisions"],
-                   responses=AUTH_RESPONSES)
+router = APIRouter(dependencies=guard(Role.ENGINEER, Role.COMPLIANCE), tags=["decisions"], responses=AUTH_RESPONSES)
 
 
 @router.get(

@@ -43,9 +43,25 @@ ORDER BY origin_country, region, category, outcome
 """
 
 
-CSV_COLUMNS = ("decision_id", "decided_at", "device_id", "seq", "site_id", "origin_country", "category", "region",
-               "destination_country", "outcome", "allow", "localization", "requires", "transforms", "reasons",
-               "policy_revision", "readings")
+CSV_COLUMNS = (
+    "decision_id",
+    "decided_at",
+    "device_id",
+    "seq",
+    "site_id",
+    "origin_country",
+    "category",
+    "region",
+    "destination_country",
+    "outcome",
+    "allow",
+    "localization",
+    "requires",
+    "transforms",
+    "reasons",
+    "policy_revision",
+    "readings",
+)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -102,19 +118,20 @@ def list_decisions(
     with db.query(runtime.control, store="control", settings=settings) as cur:
         rows = cur.execute(query, {**values, "limit": limit, "offset": offset}).fetchall()
         total_row = cur.execute(count, values).fetchone()
-    items = [DecisionPublic.model_validate({**row, "origin_country": row["origin_country"].strip()})
-             for row in rows]
+    items = [DecisionPublic.model_validate({**row, "origin_country": row["origin_country"].strip()}) for row in rows]
     return DecisionPage(total=int(total_row["n"]) if total_row else 0, limit=limit, offset=offset, items=items)
 
 
-def export_lines(conn: psycopg.Connection[Any], flt: DecisionFilter, *, fmt: str, include_input: bool,
-                 batch: int = 2000) -> Iterator[str]:
+def export_lines(
+    conn: psycopg.Connection[Any], flt: DecisionFilter, *, fmt: str, include_input: bool, batch: int = 2000
+) -> Iterator[str]:
     """Every matching decision, newest first, as CSV (with a header) or JSON lines, read through a server-side
     cursor ``batch`` rows at a time (memory stays bounded whatever the log's size)."""
     where, values = flt.where()
     columns = sql.SQL("{}, input").format(_COLUMNS) if include_input else _COLUMNS
     query = sql.SQL("SELECT {columns} FROM decisions {where} ORDER BY decided_at DESC, decision_id").format(
-        columns=columns, where=where)
+        columns=columns, where=where
+    )
     header = [*CSV_COLUMNS, "input"] if include_input else list(CSV_COLUMNS)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -152,8 +169,7 @@ def flows(*, runtime: Runtime, settings: ApiSettings, window_s: int) -> FlowsPub
         assert clock is not None
         until = clock["now"]
         rows = cur.execute(_FLOWS, {"until": until, "window": timedelta(seconds=window_s)}).fetchall()
-    flow_rows = [FlowPublic.model_validate({**row, "origin_country": row["origin_country"].strip()})
-                 for row in rows]
+    flow_rows = [FlowPublic.model_validate({**row, "origin_country": row["origin_country"].strip()}) for row in rows]
     regions = list(runtime.registry.regions)
     regions += sorted({f.region for f in flow_rows} - set(regions))
     totals = {

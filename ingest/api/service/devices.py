@@ -36,14 +36,11 @@ def list_devices(
     selected = [
         device_id
         for device_id, device in sorted(registry.devices.items())
-        if (site is None or device.site == site)
-        and (country is None or registry.sites[device.site].country == country)
+        if (site is None or device.site == site) and (country is None or registry.sites[device.site].country == country)
     ]
     page = selected[offset : offset + limit]
     refs = [resolve_device(registry, device_id) for device_id in page]
-    return DevicePage(
-        total=len(selected), limit=limit, offset=offset, items=_with_status(runtime, settings, refs)
-    )
+    return DevicePage(total=len(selected), limit=limit, offset=offset, items=_with_status(runtime, settings, refs))
 
 
 def get_device(*, runtime: Runtime, settings: ApiSettings, ref: DeviceRef) -> DevicePublic:

@@ -169,7 +169,10 @@ def run_whatif(*, runtime: Runtime, request: WhatIfRequest) -> WhatIfPublic:
         raise PolicyRefusedError(str(exc)) from None
     try:
         patterns = recorded_decisions.read_patterns(
-            runtime.settings.control_dsn, since=since, until=until, limit=request.limit,
+            runtime.settings.control_dsn,
+            since=since,
+            until=until,
+            limit=request.limit,
             statement_timeout_ms=WHATIF_STATEMENT_TIMEOUT_MS,
         )
     except psycopg.Error as exc:

@@ -47,7 +47,11 @@ BUCKETS: dict[Bucket, timedelta] = {
     "1d": timedelta(days=1),
 }
 ROLLUP_FOR: dict[Bucket, Rollup | None] = {
-    "10s": None, "1m": ROLLUP_1M, "5m": ROLLUP_1M, "1h": ROLLUP_1H, "1d": ROLLUP_1H,
+    "10s": None,
+    "1m": ROLLUP_1M,
+    "5m": ROLLUP_1M,
+    "1h": ROLLUP_1H,
+    "1d": ROLLUP_1H,
 }
 DEFAULT_WINDOW = timedelta(hours=1)
 ALL_REGIONS = "all"
@@ -85,9 +89,7 @@ LIMIT %(limit)s
 # --- windows and plans ---------------------------------------------------------------------------
 
 
-def window(
-    start: datetime | None, end: datetime | None, *, now: datetime | None = None
-) -> tuple[datetime, datetime]:
+def window(start: datetime | None, end: datetime | None, *, now: datetime | None = None) -> tuple[datetime, datetime]:
     """Resolve the defaults (the last hour, or an hour next to the given bound); naive means UTC."""
     start, end = _aware(start), _aware(end)
     if end is None:
@@ -95,9 +97,7 @@ def window(
     if start is None:
         start = end - DEFAULT_WINDOW
     if start >= end:
-        raise BadParameterError(
-            "start", f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
-        )
+        raise BadParameterError("start", f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
     return start, end
 
 
@@ -131,8 +131,14 @@ class Plan:
     inner_end: datetime
 
     def params(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "width": self.width, "origin": _ORIGIN,
-                "inner_start": self.inner_start, "inner_end": self.inner_end}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "width": self.width,
+            "origin": _ORIGIN,
+            "inner_start": self.inner_start,
+            "inner_end": self.inner_end,
+        }
 
 
 def plan(start: datetime, end: datetime, bucket: Bucket, *, use_rollups: bool = True) -> Plan:
@@ -151,7 +157,8 @@ def bucketed_sql(p: Plan, *, by_device: bool = False, by_name: bool = False, man
     Parameters: the plan's, plus ``device`` and ``name`` (or ``devices`` and ``names`` arrays with ``many``).
     """
     where = (
-        "device_id = ANY(%(devices)s) AND name = ANY(%(names)s)" if many
+        "device_id = ANY(%(devices)s) AND name = ANY(%(names)s)"
+        if many
         else "device_id = %(device)s AND name = %(name)s"
     )
     keys = [k for k, on in (("device_id", by_device), ("name", by_name)) if on]
@@ -279,18 +286,20 @@ def latest(*, ref: DeviceRef, store: RegionStore, settings: ApiSettings, caller:
     fields = []
     for row in rows:
         allowed = caller.may_read(store.name, row["category"])
-        fields.append(FieldValuePublic(
-            name=row["name"],
-            category=row["category"],
-            unit=ref.profile.fields[row["name"]].unit,
-            ts=row["ts"],
-            value=(row["num"] if row["num"] is not None else row["txt"]) if allowed else None,
-            transform=row["transform"],
-            policy_revision=row["policy_revision"],
-            decision_id=row["decision_id"],
-            region=store.name,
-            withheld=not allowed,
-        ))
+        fields.append(
+            FieldValuePublic(
+                name=row["name"],
+                category=row["category"],
+                unit=ref.profile.fields[row["name"]].unit,
+                ts=row["ts"],
+                value=(row["num"] if row["num"] is not None else row["txt"]) if allowed else None,
+                transform=row["transform"],
+                policy_revision=row["policy_revision"],
+                decision_id=row["decision_id"],
+                region=store.name,
+                withheld=not allowed,
+            )
+        )
     return LatestPublic(device_id=ref.device_id, region=store.name, fields=fields)
 
 
@@ -337,8 +346,15 @@ def series(
         if not rows:  # numeric points prove the field numeric; without any, say why if it holds text
             _check_numeric(cur, ref, name)
     return SeriesPublic(
-        device_id=ref.device_id, name=name, category=spec.category, unit=spec.unit, region=store.name,
-        bucket=bucket, start=start, end=end, rollup=p.rollup.table if p.rollup else None,
+        device_id=ref.device_id,
+        name=name,
+        category=spec.category,
+        unit=spec.unit,
+        region=store.name,
+        bucket=bucket,
+        start=start,
+        end=end,
+        rollup=p.rollup.table if p.rollup else None,
         points=POINTS.validate_python(rows),  # one pydantic-core call for the whole list
     )
 
@@ -358,8 +374,8 @@ def series_all_regions(
     spec = _field(ref, name)
     if restricted(spec.category):
         raise BadParameterError(
-            "region", f"field {name!r} is {spec.category} data: only machine data is combined across regions "
-            "(ask one region)",
+            "region",
+            f"field {name!r} is {spec.category} data: only machine data is combined across regions (ask one region)",
         )
     start, end = window(start, end)
     check_buckets(start, end, bucket, settings)
@@ -375,8 +391,16 @@ def series_all_regions(
         per_region[region] = {row["ts"]: Agg.of(row) for row in rows}
     combined = most_complete(per_region)
     return SeriesPublic(
-        device_id=ref.device_id, name=name, category=spec.category, unit=spec.unit, region=ALL_REGIONS,
-        bucket=bucket, start=start, end=end, rollup=p.rollup.table if p.rollup else None, regions=regions,
+        device_id=ref.device_id,
+        name=name,
+        category=spec.category,
+        unit=spec.unit,
+        region=ALL_REGIONS,
+        bucket=bucket,
+        start=start,
+        end=end,
+        rollup=p.rollup.table if p.rollup else None,
+        regions=regions,
         points=[combined[ts].point(ts) for ts in sorted(combined)],
     )
 
@@ -402,22 +426,43 @@ def raw_series(
         )
     caller.require(store.name, spec.category, f"field {name!r} of device {ref.device_id!r}")
     after = decode_cursor(cursor)
-    params = {"device": ref.device_id, "name": name, "start": start, "end": end, "limit": limit + 1,
-              "after_ts": after[0] if after else None, "after_seq": after[1] if after else None,
-              "after_idx": after[2] if after else None}
+    params = {
+        "device": ref.device_id,
+        "name": name,
+        "start": start,
+        "end": end,
+        "limit": limit + 1,
+        "after_ts": after[0] if after else None,
+        "after_seq": after[1] if after else None,
+        "after_idx": after[2] if after else None,
+    }
     with db.query(store.pool, store=store.name, settings=settings) as cur:
         rows = cur.execute(_RAW, params).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     points = [
-        RawPointPublic(ts=r["ts"], seq=r["seq"], idx=r["idx"], value=r["num"] if r["num"] is not None else r["txt"],
-                       transform=r["transform"])
+        RawPointPublic(
+            ts=r["ts"],
+            seq=r["seq"],
+            idx=r["idx"],
+            value=r["num"] if r["num"] is not None else r["txt"],
+            transform=r["transform"],
+        )
         for r in rows
     ]
     last = rows[-1] if rows else None
     return SeriesPublic(
-        device_id=ref.device_id, name=name, category=spec.category, unit=spec.unit, region=store.name,
-        bucket="raw", start=start, end=end, points=[], readings=points, limit=limit,
+        device_id=ref.device_id,
+        name=name,
+        category=spec.category,
+        unit=spec.unit,
+        region=store.name,
+        bucket="raw",
+        start=start,
+        end=end,
+        points=[],
+        readings=points,
+        limit=limit,
         next_cursor=encode_cursor(last["ts"], last["seq"], last["idx"]) if more and last else None,
     )
 
@@ -444,6 +489,18 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 __all__: Sequence[str] = [
-    "BUCKETS", "DEFAULT_WINDOW", "Agg", "Plan", "bucket_count", "bucketed_sql", "latest", "merge", "most_complete",
-    "plan", "raw_series", "series", "series_all_regions", "window",
+    "BUCKETS",
+    "DEFAULT_WINDOW",
+    "Agg",
+    "Plan",
+    "bucket_count",
+    "bucketed_sql",
+    "latest",
+    "merge",
+    "most_complete",
+    "plan",
+    "raw_series",
+    "series",
+    "series_all_regions",
+    "window",
 ]

@@ -26,10 +26,14 @@ from ingest.store.options import StoreOptions
 
 CACHE_S = 15.0
 _LABELS = ["region", "job"]
-_FAILURES = Gauge("ingest_store_job_consecutive_failures", "Failed runs of a TimescaleDB store job since its "
-                  "last success", _LABELS)
-_LAST_OK = Gauge("ingest_store_job_last_run_success", "1 when the job's last run succeeded, 0 when it failed "
-                 "(absent before the first run)", _LABELS)
+_FAILURES = Gauge(
+    "ingest_store_job_consecutive_failures", "Failed runs of a TimescaleDB store job since its last success", _LABELS
+)
+_LAST_OK = Gauge(
+    "ingest_store_job_last_run_success",
+    "1 when the job's last run succeeded, 0 when it failed (absent before the first run)",
+    _LABELS,
+)
 _NEXT = Gauge("ingest_store_job_next_start_timestamp_seconds", "When the job runs next (Unix time)", _LABELS)
 _PROBLEM = Gauge("ingest_store_job_problem", "1 when the job is failing, overdue, paused or missing", _LABELS)
 
@@ -38,7 +42,10 @@ _cache: dict[tuple[int, str], tuple[float, StoreJobsPublic]] = {}  # (id(runtime
 
 
 def store_jobs_by_region(
-    runtime: Runtime, settings: ApiSettings, *, regions: set[str] | None = None,
+    runtime: Runtime,
+    settings: ApiSettings,
+    *,
+    regions: set[str] | None = None,
 ) -> dict[str, StoreJobsPublic]:
     """The job health of every region store (or of ``regions``), each answer cached :data:`CACHE_S`;
     updates the gauges."""
@@ -64,11 +71,16 @@ def store_jobs_by_region(
     return {region: answer[region] for region in wanted}
 
 
-def _read(region: str, pool: ConnectionPool, settings: ApiSettings, options: StoreOptions,
-          now: datetime) -> StoreJobsPublic:
+def _read(
+    region: str, pool: ConnectionPool, settings: ApiSettings, options: StoreOptions, now: datetime
+) -> StoreJobsPublic:
     try:
-        with db.read(pool, store=region, pool_timeout_s=settings.health_timeout_s,
-                     statement_timeout_ms=int(settings.health_timeout_s * 1000)) as cur:
+        with db.read(
+            pool,
+            store=region,
+            pool_timeout_s=settings.health_timeout_s,
+            statement_timeout_ms=int(settings.health_timeout_s * 1000),
+        ) as cur:
             conn = cur.connection
             if not store_jobs.is_timescaledb(conn):
                 return StoreJobsPublic(region=region, backend="plain", ok=True)
@@ -81,11 +93,19 @@ def _read(region: str, pool: ConnectionPool, settings: ApiSettings, options: Sto
 
 def _public(state: store_jobs.JobState, now: datetime) -> StoreJobPublic:
     return StoreJobPublic(
-        name=state.name, job_id=state.job_id, scheduled=state.scheduled, job_status=state.job_status,
-        last_run_status=state.last_run_status, last_run_started_at=state.last_run_started_at,
-        last_successful_finish=state.last_successful_finish, next_start=state.next_start,
-        total_runs=state.total_runs, total_failures=state.total_failures,
-        consecutive_failures=state.consecutive_failures, last_error=state.last_error, problem=state.problem(now),
+        name=state.name,
+        job_id=state.job_id,
+        scheduled=state.scheduled,
+        job_status=state.job_status,
+        last_run_status=state.last_run_status,
+        last_run_started_at=state.last_run_started_at,
+        last_successful_finish=state.last_successful_finish,
+        next_start=state.next_start,
+        total_runs=state.total_runs,
+        total_failures=state.total_failures,
+        consecutive_failures=state.consecutive_failures,
+        last_error=state.last_error,
+        problem=state.problem(now),
     )
 
 

@@ -50,8 +50,10 @@ SUMMARY_WINDOW = timedelta(hours=1)
 
 # A reading is one timestamped sample of a device (device, seq, index in batch); each of its fields is one stored
 # value (one row) in each region that holds it.
-_COUNT = ("SELECT count(*) AS n_values, count(DISTINCT (device_id, seq, idx)) AS n_readings FROM readings"
-          " WHERE site_id = %(site)s AND ts >= %(start)s AND ts < %(end)s")
+_COUNT = (
+    "SELECT count(*) AS n_values, count(DISTINCT (device_id, seq, idx)) AS n_readings FROM readings"
+    " WHERE site_id = %(site)s AND ts >= %(start)s AND ts < %(end)s"
+)
 # Latest value of each (device, field) pair, then the most recent per field.
 _LATEST = """
 SELECT DISTINCT ON (f.name) f.name, r.device_id, r.ts, r.num, r.txt
@@ -81,7 +83,13 @@ def _strictest(specs: list[FieldSpec]) -> FieldSpec:
 
 
 def site_summary(
-    *, runtime: Runtime, settings: ApiSettings, caller: Caller, site_id: str, limit: int, offset: int,
+    *,
+    runtime: Runtime,
+    settings: ApiSettings,
+    caller: Caller,
+    site_id: str,
+    limit: int,
+    offset: int,
     now: datetime | None = None,
 ) -> SiteSummaryPublic:
     registry = runtime.registry
@@ -138,24 +146,41 @@ def site_summary(
         allowed = caller.may_read(home, spec.category)
         row = latest.get(name)
         value = None if row is None else (row["num"] if row["num"] is not None else row["txt"])
-        metrics.append(MetricSummaryPublic(
-            name=name,
-            category=spec.category,
-            unit=spec.unit,
-            devices=len(fields[name]),
-            latest=None if row is None else LatestValuePublic(
-                device_id=row["device_id"], ts=row["ts"], value=value if allowed else None, withheld=not allowed
-            ),
-            last_hour=_aggregate(last_hour.get(name)) if allowed else None,
-            withheld=not allowed,
-        ))
+        metrics.append(
+            MetricSummaryPublic(
+                name=name,
+                category=spec.category,
+                unit=spec.unit,
+                devices=len(fields[name]),
+                latest=None
+                if row is None
+                else LatestValuePublic(
+                    device_id=row["device_id"], ts=row["ts"], value=value if allowed else None, withheld=not allowed
+                ),
+                last_hour=_aggregate(last_hour.get(name)) if allowed else None,
+                withheld=not allowed,
+            )
+        )
     return SiteSummaryPublic(
-        site_id=site_id, name=site.name, country=site.country, home_region=home, candidate_regions=regions,
-        window_start=start, window_end=end, devices_total=len(device_ids),
-        online=statuses.count("online"), offline=statuses.count("offline"), unknown=statuses.count("unknown"),
-        readings_last_hour=reading_counts.get(home, 0), readings_last_hour_by_region=reading_counts,
-        values_last_hour=counts.get(home, 0), values_last_hour_by_region=counts, metrics=metrics,
-        limit=limit, offset=offset, devices=everything.items[offset : offset + limit],
+        site_id=site_id,
+        name=site.name,
+        country=site.country,
+        home_region=home,
+        candidate_regions=regions,
+        window_start=start,
+        window_end=end,
+        devices_total=len(device_ids),
+        online=statuses.count("online"),
+        offline=statuses.count("offline"),
+        unknown=statuses.count("unknown"),
+        readings_last_hour=reading_counts.get(home, 0),
+        readings_last_hour_by_region=reading_counts,
+        values_last_hour=counts.get(home, 0),
+        values_last_hour_by_region=counts,
+        metrics=metrics,
+        limit=limit,
+        offset=offset,
+        devices=everything.items[offset : offset + limit],
     )
 
 
@@ -181,8 +206,17 @@ def _declaring(registry: Registry, name: str, site: str | None) -> dict[str, Fie
 
 
 def metric_aggregate(
-    *, runtime: Runtime, settings: ApiSettings, caller: Caller, name: str, site: str | None,
-    start: datetime | None, end: datetime | None, bucket: Bucket, region: str = ALL_REGIONS, limit: int = 100,
+    *,
+    runtime: Runtime,
+    settings: ApiSettings,
+    caller: Caller,
+    name: str,
+    site: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    bucket: Bucket,
+    region: str = ALL_REGIONS,
+    limit: int = 100,
     offset: int = 0,
 ) -> MetricAggregatePublic:
     """A machine metric over the devices of a site (or all sites) as a time series, answered by every candidate
@@ -218,16 +252,27 @@ def metric_aggregate(
     elif region in candidates:
         regions = [region]
     else:
-        raise BadParameterError("region", f"region {region!r} holds no data of these devices (candidate regions: "
-                                f"{', '.join(candidates)}, or all)")
+        raise BadParameterError(
+            "region",
+            f"region {region!r} holds no data of these devices (candidate regions: {', '.join(candidates)}, or all)",
+        )
     per_region: dict[str, dict[tuple[str, datetime], Agg]] = {}
     params = {**p.params(), "devices": sorted(devices), "names": [name]}
     cell = runtime.extras.get("cell")
     for name_of_region in regions:
         if cell is not None and name_of_region not in runtime.regions:  # hosted by a peer cell: ask it
-            rows = peer_partials(cell, name_of_region, name, {
-                "start": start.isoformat(), "end": end.isoformat(), "bucket": bucket,
-                "devices": ",".join(sorted(devices))}, token=_peer_token(runtime))
+            rows = peer_partials(
+                cell,
+                name_of_region,
+                name,
+                {
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "bucket": bucket,
+                    "devices": ",".join(sorted(devices)),
+                },
+                token=_peer_token(runtime),
+            )
         else:
             rows = region_partials(runtime, settings, name_of_region, p, params)
         per_region[name_of_region] = {(row["device_id"], row["ts"]): Agg.of(row) for row in rows}
@@ -248,28 +293,54 @@ def metric_aggregate(
         contributions: dict[str, int] = defaultdict(int)
         for source, agg in by_bucket[ts]:
             contributions[source] += agg.count
-        points.append(AggregatePointPublic(ts=ts, min=merged.min, max=merged.max, avg=merged.avg,
-                                           count=merged.count, regions=dict(sorted(contributions.items()))))
+        points.append(
+            AggregatePointPublic(
+                ts=ts,
+                min=merged.min,
+                max=merged.max,
+                avg=merged.avg,
+                count=merged.count,
+                regions=dict(sorted(contributions.items())),
+            )
+        )
     region_rows = []
     for r in regions:
         stored = sum(a.count for a in per_region[r].values())
-        region_rows.append(RegionCountPublic(region=r, values_stored=stored, values_counted=counted[r],
-                                             copies_not_counted=stored - counted[r]))
+        region_rows.append(
+            RegionCountPublic(
+                region=r, values_stored=stored, values_counted=counted[r], copies_not_counted=stored - counted[r]
+            )
+        )
     device_rows = [
-        DeviceAggregatePublic(device_id=device_id, site=registry.devices[device_id].site,
-                              **_aggregate(merge(by_device.get(device_id, []))).model_dump())
+        DeviceAggregatePublic(
+            device_id=device_id,
+            site=registry.devices[device_id].site,
+            **_aggregate(merge(by_device.get(device_id, []))).model_dump(),
+        )
         for device_id in sorted(devices)[offset : offset + limit]
     ]
     return MetricAggregatePublic(
-        name=name, category=spec.category, unit=units.pop() if len(units) == 1 else None, site=site,
-        region=region, bucket=bucket, start=start, end=end, points=points,
-        total=_aggregate(merge(agg for _, agg in combined.values())), regions=region_rows,
-        devices_total=len(devices), limit=limit, offset=offset, devices=device_rows,
+        name=name,
+        category=spec.category,
+        unit=units.pop() if len(units) == 1 else None,
+        site=site,
+        region=region,
+        bucket=bucket,
+        start=start,
+        end=end,
+        points=points,
+        total=_aggregate(merge(agg for _, agg in combined.values())),
+        regions=region_rows,
+        devices_total=len(devices),
+        limit=limit,
+        offset=offset,
+        devices=device_rows,
     )
 
 
-def region_partials(runtime: Runtime, settings: ApiSettings, region: str, p: Plan,
-                    params: dict[str, Any]) -> list[dict[str, Any]]:
+def region_partials(
+    runtime: Runtime, settings: ApiSettings, region: str, p: Plan, params: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Per device and bucket aggregates (device_id, ts, min, max, sum, count) of one local region store."""
     store = region_store(runtime, region, default=region)
     with db.query(store.pool, store=store.name, settings=settings) as cur:
@@ -277,8 +348,15 @@ def region_partials(runtime: Runtime, settings: ApiSettings, region: str, p: Pla
 
 
 def metric_partials(
-    *, runtime: Runtime, settings: ApiSettings, name: str, region: str, devices: list[str],
-    start: datetime | None, end: datetime | None, bucket: Bucket,
+    *,
+    runtime: Runtime,
+    settings: ApiSettings,
+    name: str,
+    region: str,
+    devices: list[str],
+    start: datetime | None,
+    end: datetime | None,
+    bucket: Bucket,
 ) -> list[dict[str, Any]]:
     """What a peer cell asks for its cross-cell aggregate (ingest.cells.federation): a **machine** metric's per
     device and bucket aggregates in a region this cell hosts. Anything but machine data is refused here too."""
@@ -290,14 +368,24 @@ def metric_partials(
     if not specs or any(spec is None for spec in specs):
         raise BadParameterError("name", f"{name!r} is not declared by every device asked for")
     if any(spec.category != "machine" for spec in specs if spec is not None):
-        raise BadParameterError("name", f"metric {name!r} is not machine data: only aggregates of machine data are "
-                                "combined across cells")
+        raise BadParameterError(
+            "name", f"metric {name!r} is not machine data: only aggregates of machine data are combined across cells"
+        )
     start, end = window(start, end)
     check_buckets(start, end, bucket, settings)
     p = plan(start, end, bucket)
     rows = region_partials(runtime, settings, region, p, {**p.params(), "devices": sorted(devices), "names": [name]})
-    return [{"device_id": r["device_id"], "ts": r["ts"], "min": r["min"], "max": r["max"], "sum": r["sum"],
-             "count": int(r["count"])} for r in rows]
+    return [
+        {
+            "device_id": r["device_id"],
+            "ts": r["ts"],
+            "min": r["min"],
+            "max": r["max"],
+            "sum": r["sum"],
+            "count": int(r["count"]),
+        }
+        for r in rows
+    ]
 
 
 def _peer_token(runtime: Runtime) -> str | None:

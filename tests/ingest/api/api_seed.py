@@ -43,15 +43,22 @@ READINGS: list[tuple[str, str, int, int, str, float, float | str]] = [
     ("cn-shenzhen-cnc-01", "cn-north", 7, 0, "spindle_speed_rpm", 0, 900.0),
     ("sg-jurong-cnc-01", "ap-southeast", 3, 0, "power_kw", 0, 7.5),
 ]
-DECISION_IDS = {key: uuid.uuid5(uuid.NAMESPACE_URL, key) for key in (
-    "de1-machine-eu", "de1-machine-us", "de1-personal-eu", "de1-personal-us", "cn7-machine-cn",
-    "cn7-machine-us", "de2-machine-eu", "fr1-machine-eu-old",
-)}
+DECISION_IDS = {
+    key: uuid.uuid5(uuid.NAMESPACE_URL, key)
+    for key in (
+        "de1-machine-eu",
+        "de1-machine-us",
+        "de1-personal-eu",
+        "de1-personal-us",
+        "cn7-machine-cn",
+        "cn7-machine-us",
+        "de2-machine-eu",
+        "fr1-machine-eu-old",
+    )
+}
 
 
 @dataclass(frozen=True)
-
-
 class Decision:
     key: str
     age_s: int
@@ -71,23 +78,121 @@ class Decision:
 
 
 DECISIONS = [
-    Decision("de1-machine-eu", 50, "de-munich-cnc-01", 1, "de-munich", "DE", "machine", "eu-central", "DE",
-             "stored", 5, ["domestic flow"]),
-    Decision("de1-machine-us", 45, "de-munich-cnc-01", 1, "de-munich", "DE", "machine", "us-east", "US",
-             "stored", 5, ["machine data flows freely"]),
-    Decision("de1-personal-eu", 40, "de-munich-cnc-01", 1, "de-munich", "DE", "personal", "eu-central", "DE",
-             "transformed", 1, ["domestic flow; pseudonymized by site rule"],
-             transforms={"operator_badge": "pseudonymize"}),
-    Decision("de1-personal-us", 35, "de-munich-cnc-01", 1, "de-munich", "DE", "personal", "us-east", "US",
-             "denied", 1, ["GDPR Art 46: no safeguard in force for US recipient"], requires=["SCC", "BCR"]),
-    Decision("cn7-machine-cn", 30, "cn-shenzhen-cnc-01", 7, "cn-shenzhen", "CN", "machine", "cn-north", "CN",
-             "stored", 3, ["domestic flow"]),
-    Decision("cn7-machine-us", 25, "cn-shenzhen-cnc-01", 7, "cn-shenzhen", "CN", "machine", "us-east", "US",
-             "denied", 3, ["CN CIIO: localization of data of critical infrastructure"]),
-    Decision("de2-machine-eu", 20, "de-munich-cnc-01", 2, "de-munich", "DE", "machine", "eu-central", "DE",
-             "stored", 4, ["domestic flow"]),
-    Decision("fr1-machine-eu-old", 3600, "fr-lyon-cnc-01", 1, "fr-lyon", "FR", "machine", "eu-central", "DE",
-             "stored", 10, ["EU internal flow"], revision=OLD_REVISION),
+    Decision(
+        "de1-machine-eu",
+        50,
+        "de-munich-cnc-01",
+        1,
+        "de-munich",
+        "DE",
+        "machine",
+        "eu-central",
+        "DE",
+        "stored",
+        5,
+        ["domestic flow"],
+    ),
+    Decision(
+        "de1-machine-us",
+        45,
+        "de-munich-cnc-01",
+        1,
+        "de-munich",
+        "DE",
+        "machine",
+        "us-east",
+        "US",
+        "stored",
+        5,
+        ["machine data flows freely"],
+    ),
+    Decision(
+        "de1-personal-eu",
+        40,
+        "de-munich-cnc-01",
+        1,
+        "de-munich",
+        "DE",
+        "personal",
+        "eu-central",
+        "DE",
+        "transformed",
+        1,
+        ["domestic flow; pseudonymized by site rule"],
+        transforms={"operator_badge": "pseudonymize"},
+    ),
+    Decision(
+        "de1-personal-us",
+        35,
+        "de-munich-cnc-01",
+        1,
+        "de-munich",
+        "DE",
+        "personal",
+        "us-east",
+        "US",
+        "denied",
+        1,
+        ["GDPR Art 46: no safeguard in force for US recipient"],
+        requires=["SCC", "BCR"],
+    ),
+    Decision(
+        "cn7-machine-cn",
+        30,
+        "cn-shenzhen-cnc-01",
+        7,
+        "cn-shenzhen",
+        "CN",
+        "machine",
+        "cn-north",
+        "CN",
+        "stored",
+        3,
+        ["domestic flow"],
+    ),
+    Decision(
+        "cn7-machine-us",
+        25,
+        "cn-shenzhen-cnc-01",
+        7,
+        "cn-shenzhen",
+        "CN",
+        "machine",
+        "us-east",
+        "US",
+        "denied",
+        3,
+        ["CN CIIO: localization of data of critical infrastructure"],
+    ),
+    Decision(
+        "de2-machine-eu",
+        20,
+        "de-munich-cnc-01",
+        2,
+        "de-munich",
+        "DE",
+        "machine",
+        "eu-central",
+        "DE",
+        "stored",
+        4,
+        ["domestic flow"],
+    ),
+    Decision(
+        "fr1-machine-eu-old",
+        3600,
+        "fr-lyon-cnc-01",
+        1,
+        "fr-lyon",
+        "FR",
+        "machine",
+        "eu-central",
+        "DE",
+        "stored",
+        10,
+        ["EU internal flow"],
+        revision=OLD_REVISION,
+    ),
 ]
 # (topic, device_id, seq, code, detail, payload_bytes, age_s)
 REJECTIONS = [
@@ -163,7 +268,14 @@ def seed_region(dsn: str, region: str, registry: Registry) -> None:
                 " num, txt, transform, decision_id, policy_revision)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
-                    device, seq, idx, name, T0 + timedelta(seconds=offset_s), site_id, site.country, category,
+                    device,
+                    seq,
+                    idx,
+                    name,
+                    T0 + timedelta(seconds=offset_s),
+                    site_id,
+                    site.country,
+                    category,
                     value if isinstance(value, float) else None,
                     value if isinstance(value, str) else None,
                     "pseudonymized" if isinstance(value, str) else None,
@@ -190,9 +302,23 @@ def seed_control(dsn: str) -> None:
                 " VALUES (%s, now() - make_interval(secs => %s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " %s, %s, %s, %s, %s, %s)",
                 (
-                    DECISION_IDS[d.key], d.age_s, d.device_id, d.seq, d.site_id, d.origin, d.category,
-                    d.region, d.destination, d.outcome, d.outcome != "denied", "none", Jsonb(d.requires),
-                    Jsonb(d.transforms), Jsonb(d.reasons), d.revision, d.readings,
+                    DECISION_IDS[d.key],
+                    d.age_s,
+                    d.device_id,
+                    d.seq,
+                    d.site_id,
+                    d.origin,
+                    d.category,
+                    d.region,
+                    d.destination,
+                    d.outcome,
+                    d.outcome != "denied",
+                    "none",
+                    Jsonb(d.requires),
+                    Jsonb(d.transforms),
+                    Jsonb(d.reasons),
+                    d.revision,
+                    d.readings,
                     Jsonb({"origin": d.origin, "destination": d.destination, "category": d.category}),
                 ),
             )
@@ -218,18 +344,22 @@ def seed_control(dsn: str) -> None:
 
 def open_pool(dsn: str, name: str) -> ConnectionPool:
     pool = ConnectionPool(
-        dsn, min_size=1, max_size=4, open=False, name=name, kwargs={"connect_timeout": 2},
+        dsn,
+        min_size=1,
+        max_size=4,
+        open=False,
+        name=name,
+        kwargs={"connect_timeout": 2},
     )
     pool.open(wait=True, timeout=10)
     return pool
 
 
-def build_runtime(
-    control: str, regions: dict[str, str], registry: Registry, pipeline: FakePipeline | None
-) -> Runtime:
+def build_runtime(control: str, regions: dict[str, str], registry: Registry, pipeline: FakePipeline | None) -> Runtime:
     return Runtime(
-        settings=load_settings(control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE,
-                               retention_days=STORE_RETENTION_DAYS),
+        settings=load_settings(
+            control_dsn=control, region_dsns=regions, registry_file=REGISTRY_FILE, retention_days=STORE_RETENTION_DAYS
+        ),
         registry=registry,
         control=open_pool(control, "control"),
         regions={region: open_pool(dsn, region) for region, dsn in regions.items()},
@@ -244,5 +374,10 @@ def close_runtime(runtime: Runtime) -> None:
         pool.close()
 
 
-FAST = ApiSettings(pool_timeout_s=1.0, health_timeout_s=1.0, statement_timeout_ms=3000,
-                   rate_limit="100000/minute", rate_limit_unauthenticated="100000/minute")
+FAST = ApiSettings(
+    pool_timeout_s=1.0,
+    health_timeout_s=1.0,
+    statement_timeout_ms=3000,
+    rate_limit="100000/minute",
+    rate_limit_unauthenticated="100000/minute",
+)

@@ -58,8 +58,12 @@ def api_dsns(api_pg: PostgresServer, api_registry: Registry) -> tuple[str, dict[
         regions[region] = api_pg.create_database(region_db_name(region))
         migrate(regions[region], "region", store=region, timescaledb=backend.region_mode())
         # as the service does at start: TimescaleDB policies (their jobs are part of the health)
-        enable_timescaledb(regions[region], store=region, mode=backend.region_mode(),
-                           options=StoreOptions(retention_days=STORE_RETENTION_DAYS))
+        enable_timescaledb(
+            regions[region],
+            store=region,
+            mode=backend.region_mode(),
+            options=StoreOptions(retention_days=STORE_RETENTION_DAYS),
+        )
         seed_region(regions[region], region, api_registry)
     return control, regions
 

@@ -86,15 +86,20 @@ def test_disabling_a_user_revokes_its_tokens_and_they_are_no_longer_listed(clien
     first = client.post("/api/v1/users/irma/tokens", json={"label": "a"}).json()
     second = client.post("/api/v1/users/irma/tokens", json={"label": "b"}).json()
     assert {t["token_id"] for t in client.get("/api/v1/users/irma/tokens").json()} == {
-        first["token_id"], second["token_id"]}
+        first["token_id"],
+        second["token_id"],
+    }
     client.delete("/api/v1/users/irma").raise_for_status()
     assert client.get("/api/v1/users/irma/tokens").json() == []
     everything = client.get("/api/v1/users/irma/tokens", params={"include_inactive": True}).json()
     assert len(everything) == 2 and all(t["revoked_at"] and t["revoked_by"] == "test-admin" for t in everything)
     client.patch("/api/v1/users/irma", json={"disabled": False}).raise_for_status()
     assert client.get("/api/v1/users/irma/tokens").json() == []  # enabling again does not revive them
-    revocations = [e for e in client.get("/api/v1/audit", params={"action": "token.revoke"}).json()["items"]
-                   if e["details"].get("user") == "irma"]
+    revocations = [
+        e
+        for e in client.get("/api/v1/audit", params={"action": "token.revoke"}).json()["items"]
+        if e["details"].get("user") == "irma"
+    ]
     assert len(revocations) == 2 and all(e["details"]["reason"] == "user disabled" for e in revocations)
 
 
@@ -137,8 +142,11 @@ def test_role_matrix(
 
 
 def test_policy_activation_needs_compliance_scoped_to_every_region(anonymous: TestClient, token_for: TokenFor) -> None:
-    scoped = anonymous.post("/api/v1/policy/activate", json={"revision": "sha256:x"},
-                            headers=token_for(Role.COMPLIANCE, regions={"eu-central"}))
+    scoped = anonymous.post(
+        "/api/v1/policy/activate",
+        json={"revision": "sha256:x"},
+        headers=token_for(Role.COMPLIANCE, regions={"eu-central"}),
+    )
     assert scoped.status_code == 403
     detail = scoped.json()["detail"]
     assert "activating a policy" in detail and "needs a scope of every region" in detail
@@ -168,14 +176,17 @@ def test_users_crud_validation_and_scoped_admin(client: TestClient, anonymous: T
     assert "carol" in {u["name"] for u in client.get("/api/v1/users").json()}
 
     eu_admin = token_for(Role.ADMIN, regions={"eu-central"})
-    outside = anonymous.post("/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": ["us-east"]},
-                             headers=eu_admin)
+    outside = anonymous.post(
+        "/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": ["us-east"]}, headers=eu_admin
+    )
     assert outside.status_code == 403 and "us-east" in outside.json()["detail"]
-    everywhere = anonymous.post("/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": "*"},
-                                headers=eu_admin)
+    everywhere = anonymous.post(
+        "/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": "*"}, headers=eu_admin
+    )
     assert everywhere.status_code == 403
-    inside = anonymous.post("/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": ["eu-central"]},
-                            headers=eu_admin)
+    inside = anonymous.post(
+        "/api/v1/users", json={"name": "frank", "roles": ["engineer"], "regions": ["eu-central"]}, headers=eu_admin
+    )
     assert inside.status_code == 201
     assert anonymous.post("/api/v1/users/carol/tokens", json={}, headers=eu_admin).status_code == 403  # carol: *
     names = {u["name"] for u in anonymous.get("/api/v1/users", headers=eu_admin).json()}
@@ -223,8 +234,11 @@ def test_changes_are_audited_with_who_and_when(client: TestClient) -> None:
     targets = ("user:hank", f"token:{token['token_id']}")
     mine = [(e["action"], e["target"]) for e in page["items"] if e["target"] in targets]
     assert mine == [
-        ("user.disable", "user:hank"), ("token.revoke", f"token:{token['token_id']}"), ("user.update", "user:hank"),
-        ("token.create", f"token:{token['token_id']}"), ("user.create", "user:hank"),
+        ("user.disable", "user:hank"),
+        ("token.revoke", f"token:{token['token_id']}"),
+        ("user.update", "user:hank"),
+        ("token.create", f"token:{token['token_id']}"),
+        ("user.create", "user:hank"),
     ]
     entry = next(e for e in page["items"] if e["action"] == "user.create" and e["target"] == "user:hank")
     assert entry["actor"] == "test-admin" and entry["regions"] == ["us-east"]
@@ -237,8 +251,9 @@ def test_audit_pages_and_exports_csv_and_json_lines(client: TestClient) -> None:
         client.post("/api/v1/users", json=user).raise_for_status()
     first = client.get("/api/v1/audit", params={"action": "user.create", "limit": 3}).json()
     assert len(first["items"]) == 3 and first["next_before_id"] == first["items"][-1]["id"]
-    second = client.get("/api/v1/audit", params={"action": "user.create", "limit": 3,
-                                                 "before_id": first["next_before_id"]}).json()
+    second = client.get(
+        "/api/v1/audit", params={"action": "user.create", "limit": 3, "before_id": first["next_before_id"]}
+    ).json()
     assert all(e["id"] < first["next_before_id"] for e in second["items"])
 
     export = client.get("/api/v1/audit/export", params={"action": "user.create"})
@@ -327,7 +342,9 @@ def quarantined(api_pg: PostgresServer, runtime: Runtime) -> Iterator[Quarantine
         for qid, region in ((eu, "eu-central"), (cn, "cn-north")):
             conn.execute(
                 "INSERT INTO rejections (topic, device_id, code, detail, payload_bytes, quarantine_id, payload_region,"
-                " state) VALUES ('tele/v1/s/d', 'd', 'undeclared_field', 'x', 10, %s, %s, 'held')", (qid, region))
+                " state) VALUES ('tele/v1/s/d', 'd', 'undeclared_field', 'x', 10, %s, %s, 'held')",
+                (qid, region),
+            )
     pool = ConnectionPool(control, min_size=1, max_size=2, open=True)
     app = create_app(dataclasses.replace(runtime, control=pool, quarantine=None), settings=FAST)
     try:

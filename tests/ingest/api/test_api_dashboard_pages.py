@@ -15,22 +15,53 @@ from fastapi.testclient import TestClient
 
 from ingest.api.routes.dashboard import PAGES, STATIC_DIR
 
-PAGE_PATHS = {"/dashboard": "dashboard", "/dashboard/device": "device", "/dashboard/compliance": "compliance",
-              "/dashboard/audit": "audit"}
+PAGE_PATHS = {
+    "/dashboard": "dashboard",
+    "/dashboard/device": "device",
+    "/dashboard/compliance": "compliance",
+    "/dashboard/audit": "audit",
+}
 MODULES = sorted(p.name for p in STATIC_DIR.glob("*.js"))
 # Everything the brief asks the pages to show comes from these routes (method, OpenAPI path).
 REQUIRED_ROUTES = {
-    ("get", "/api/v1/health"), ("get", "/api/v1/stats"), ("get", "/api/v1/flows"), ("get", "/api/v1/decisions"),
-    ("get", "/api/v1/devices"), ("get", "/api/v1/devices/{device_id}"), ("get", "/api/v1/devices/{device_id}/latest"),
-    ("get", "/api/v1/devices/{device_id}/series"), ("get", "/api/v1/sites"), ("get", "/api/v1/regions"),
-    ("get", "/api/v1/rejections"), ("get", "/api/v1/quarantine"), ("get", "/api/v1/quarantine/{quarantine_id}"),
-    ("post", "/api/v1/quarantine/{quarantine_id}/release"), ("get", "/api/v1/gaps"), ("get", "/api/v1/policy"),
-    ("get", "/api/v1/policy/activations"), ("get", "/api/v1/policy/drafts"), ("post", "/api/v1/policy/whatif"),
-    ("get", "/api/v1/me"), ("get", "/api/v1/rates"), ("post", "/api/v1/quarantine/{quarantine_id}/dismiss"),
+    ("get", "/api/v1/health"),
+    ("get", "/api/v1/stats"),
+    ("get", "/api/v1/flows"),
+    ("get", "/api/v1/decisions"),
+    ("get", "/api/v1/devices"),
+    ("get", "/api/v1/devices/{device_id}"),
+    ("get", "/api/v1/devices/{device_id}/latest"),
+    ("get", "/api/v1/devices/{device_id}/series"),
+    ("get", "/api/v1/sites"),
+    ("get", "/api/v1/regions"),
+    ("get", "/api/v1/rejections"),
+    ("get", "/api/v1/quarantine"),
+    ("get", "/api/v1/quarantine/{quarantine_id}"),
+    ("post", "/api/v1/quarantine/{quarantine_id}/release"),
+    ("get", "/api/v1/gaps"),
+    ("get", "/api/v1/policy"),
+    ("get", "/api/v1/policy/activations"),
+    ("get", "/api/v1/policy/drafts"),
+    ("post", "/api/v1/policy/whatif"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/rates"),
+    ("post", "/api/v1/quarantine/{quarantine_id}/dismiss"),
     ("get", "/api/v1/audit"),
 }
-HTML_SINKS = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-              "srcdoc", "createContextualFragment", "DOMParser", 'setAttribute("on', "setAttribute('on", "javascript:")
+HTML_SINKS = (
+    "innerHTML",
+    "outerHTML",
+    "insertAdjacentHTML",
+    "document.write",
+    "eval(",
+    "new Function",
+    "srcdoc",
+    "createContextualFragment",
+    "DOMParser",
+    'setAttribute("on',
+    "setAttribute('on",
+    "javascript:",
+)
 
 
 def _text(name: str) -> str:
@@ -43,15 +74,24 @@ def test_the_page_table_matches_the_static_files() -> None:
     assert [p.name for p in STATIC_DIR.iterdir() if p.is_dir()] == []  # flat: one folder of small files
 
 
-@pytest.mark.parametrize("path", [*PAGE_PATHS, "/dashboard/device?id=de-munich-cnc-01&window=6h",
-                                  "/dashboard/compliance?origin=CN&outcome=denied"])
+@pytest.mark.parametrize(
+    "path",
+    [*PAGE_PATHS, "/dashboard/device?id=de-munich-cnc-01&window=6h", "/dashboard/compliance?origin=CN&outcome=denied"],
+)
 def test_every_page_is_served_with_a_strict_csp(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200, path
     assert response.headers["content-type"].startswith("text/html")
     csp = response.headers["content-security-policy"]
-    for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
-                      "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ):
         assert directive in csp, directive
     assert "unsafe" not in csp
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -78,8 +118,10 @@ def test_pages_reference_only_local_assets(client: TestClient, path: str) -> Non
         assert client.get(url).status_code == 200, (path, ref, url)
     # One module of its own per page, nothing inline.
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
-    assert [(re.search(r'src="([^"]+)"', attrs).group(1).rsplit("/", 1)[-1], body.strip())  # type: ignore[union-attr]  # every script tag has a src
-            for attrs, body in scripts] == [(f"{PAGE_PATHS[path]}.js", "")]
+    assert [
+        (re.search(r'src="([^"]+)"', attrs).group(1).rsplit("/", 1)[-1], body.strip())  # type: ignore[union-attr]  # every script tag has a src
+        for attrs, body in scripts
+    ] == [(f"{PAGE_PATHS[path]}.js", "")]
     assert all('type="module"' in attrs for attrs, _ in scripts)
     assert "<style" not in html and " style=" not in html
     assert not re.search(r"\son[a-z]+=", html), "inline event handler"
@@ -156,15 +198,24 @@ def test_every_api_call_of_every_page_exists_with_its_parameters(client: TestCli
     assert used >= REQUIRED_ROUTES, sorted(REQUIRED_ROUTES - used)
 
 
-@pytest.mark.parametrize("call", [
-    "/quarantine?limit=1", "/gaps?limit=1", "/gaps?device_id=de-munich-cnc-01&state=all", "/sites", "/regions",
-    "/devices?limit=1000", "/devices/de-munich-cnc-01", "/devices/de-munich-cnc-01/latest?region=eu-central",
-    "/devices/de-munich-cnc-01/series?name=spindle_temp_c&start=2026-01-05T10:00:00Z&end=2026-01-05T11:00:00Z"
-    "&bucket=1m&region=eu-central",
-    "/decisions?origin=DE&region=eu-central&category=machine&outcome=stored&device_id=de-munich-cnc-01&limit=50"
-    "&offset=0",
-    "/quarantine?limit=100&state=held",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "/quarantine?limit=1",
+        "/gaps?limit=1",
+        "/gaps?device_id=de-munich-cnc-01&state=all",
+        "/sites",
+        "/regions",
+        "/devices?limit=1000",
+        "/devices/de-munich-cnc-01",
+        "/devices/de-munich-cnc-01/latest?region=eu-central",
+        "/devices/de-munich-cnc-01/series?name=spindle_temp_c&start=2026-01-05T10:00:00Z&end=2026-01-05T11:00:00Z"
+        "&bucket=1m&region=eu-central",
+        "/decisions?origin=DE&region=eu-central&category=machine&outcome=stored&device_id=de-munich-cnc-01&limit=50"
+        "&offset=0",
+        "/quarantine?limit=100&state=held",
+    ],
+)
 def test_the_pages_calls_answer_on_seeded_stores(client: TestClient, call: str) -> None:
     response = client.get("/api/v1" + call)
     assert response.status_code == 200, (call, response.text)

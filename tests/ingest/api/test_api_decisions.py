@@ -31,7 +31,10 @@ def test_decision_row_carries_reasons_requires_transforms_and_revision(client: T
     assert row["decision_id"] == str(DECISION_IDS["de1-personal-us"])
     assert (row["device_id"], row["seq"], row["site_id"]) == ("de-munich-cnc-01", 1, "de-munich")
     assert (row["origin_country"], row["destination_country"], row["outcome"], row["allow"]) == (
-        "DE", "US", "denied", False
+        "DE",
+        "US",
+        "denied",
+        False,
     )
     assert row["requires"] == ["SCC", "BCR"]
     assert row["reasons"] == ["GDPR Art 46: no safeguard in force for US recipient"]
@@ -46,10 +49,12 @@ def test_decision_row_carries_reasons_requires_transforms_and_revision(client: T
 
 def test_decision_filters(client: TestClient) -> None:
     assert _keys(client.get("/api/v1/decisions", params={"outcome": "denied"}).json()) == [
-        "cn7-machine-us", "de1-personal-us"
+        "cn7-machine-us",
+        "de1-personal-us",
     ]
     assert _keys(client.get("/api/v1/decisions", params={"origin": "cn"}).json()) == [
-        "cn7-machine-us", "cn7-machine-cn"
+        "cn7-machine-us",
+        "cn7-machine-cn",
     ]
     assert _keys(client.get("/api/v1/decisions", params={"device_id": "fr-lyon-cnc-01"}).json()) == [
         "fr1-machine-eu-old"
@@ -132,7 +137,15 @@ def test_rejections_with_counts(client: TestClient) -> None:
     assert first["topic"] == "tele/v1/xx/gw-9/xx-ghost-01"
     assert (first["payload_bytes"], first["payload_kept"]) == (99, False)
     assert set(first) == {
-        "id", "received_at", "topic", "device_id", "seq", "code", "detail", "payload_bytes", "payload_kept"
+        "id",
+        "received_at",
+        "topic",
+        "device_id",
+        "seq",
+        "code",
+        "detail",
+        "payload_bytes",
+        "payload_kept",
     }
 
 
@@ -189,8 +202,27 @@ def test_decision_export_streams_what_the_list_shows_as_csv_and_json_lines(clien
     assert [x["decision_id"] for x in lines] == [d["decision_id"] for d in listed["items"]]
     assert lines[0]["reasons"] == first["reasons"] and "input" in lines[0]
     none = client.get("/api/v1/decisions/export", params={"origin": "ZZ", "format": "csv"})
-    assert none.status_code == 200 and none.text.splitlines() == [",".join(
-        ["decision_id", "decided_at", "device_id", "seq", "site_id", "origin_country", "category", "region",
-         "destination_country", "outcome", "allow", "localization", "requires", "transforms", "reasons",
-         "policy_revision", "readings"])]
+    assert none.status_code == 200 and none.text.splitlines() == [
+        ",".join(
+            [
+                "decision_id",
+                "decided_at",
+                "device_id",
+                "seq",
+                "site_id",
+                "origin_country",
+                "category",
+                "region",
+                "destination_country",
+                "outcome",
+                "allow",
+                "localization",
+                "requires",
+                "transforms",
+                "reasons",
+                "policy_revision",
+                "readings",
+            ]
+        )
+    ]
     assert client.get("/api/v1/decisions/export", params={"region": "mars"}).status_code == 422

@@ -92,9 +92,7 @@ def test_latest_reads_the_home_region_by_default(client: TestClient) -> None:
 def test_latest_in_another_region(client: TestClient) -> None:
     body = client.get("/api/v1/devices/de-munich-cnc-01/latest", params={"region": "us-east"}).json()
     assert body["region"] == "us-east"
-    assert [(f["name"], f["value"], f["region"]) for f in body["fields"]] == [
-        ("spindle_speed_rpm", 1200.0, "us-east")
-    ]
+    assert [(f["name"], f["value"], f["region"]) for f in body["fields"]] == [("spindle_speed_rpm", 1200.0, "us-east")]
     empty = client.get("/api/v1/devices/de-munich-cnc-01/latest", params={"region": "cn-north"}).json()
     assert empty == {"device_id": "de-munich-cnc-01", "region": "cn-north", "fields": []}
 
@@ -106,8 +104,14 @@ def test_latest_unknown_region_is_422_listing_the_regions(client: TestClient) ->
     assert response.json() == {
         "detail": "region: unknown region 'mars-1' (known: ap-southeast, cn-north, eu-central, us-east)",
         "parameter": "region",
-        "errors": [{"location": "query", "field": "region", "accepted": regions,
-                    "message": "unknown region 'mars-1' (known: ap-southeast, cn-north, eu-central, us-east)"}],
+        "errors": [
+            {
+                "location": "query",
+                "field": "region",
+                "accepted": regions,
+                "message": "unknown region 'mars-1' (known: ap-southeast, cn-north, eu-central, us-east)",
+            }
+        ],
     }
 
 

@@ -23,15 +23,21 @@ def error(response: Any, status: int) -> dict[str, Any]:
     return problem
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/decisions?region=mars", "/api/v1/decisions?region=", "/api/v1/devices/de-munich-cnc-01/latest?region=",
-    "/api/v1/audit?region=mars",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/decisions?region=mars",
+        "/api/v1/decisions?region=",
+        "/api/v1/devices/de-munich-cnc-01/latest?region=",
+        "/api/v1/audit?region=mars",
+    ],
+)
 def test_an_unknown_or_empty_region_is_422_listing_the_regions(client: TestClient, path: str) -> None:
     body = error(client.get(path), 422)
     assert body["parameter"] == "region"
-    assert body["errors"] == [{"location": "query", "field": "region", "message": body["errors"][0]["message"],
-                               "accepted": REGIONS}]
+    assert body["errors"] == [
+        {"location": "query", "field": "region", "message": body["errors"][0]["message"], "accepted": REGIONS}
+    ]
     assert "unknown region" in body["detail"] and "eu-central" in body["detail"]
 
 
@@ -55,8 +61,9 @@ def test_a_body_field_names_its_path_and_the_closed_set(client: TestClient) -> N
     assert body["parameter"] == "country" and body["errors"][0]["location"] == "body"
     assert body["errors"][0]["accepted"] == list(iso_countries()) and len(iso_countries()) == 249
     assert "'XX' is not an ISO 3166-1 alpha-2 country code" in body["detail"]
-    body = error(client.post("/api/v1/sites", json={**site, "country": "DE", "volume": {"individuals_ytd": False}}),
-                 422)
+    body = error(
+        client.post("/api/v1/sites", json={**site, "country": "DE", "volume": {"individuals_ytd": False}}), 422
+    )
     assert body["errors"][0]["field"] == "volume.individuals_ytd"  # a boolean is no count
     body = error(client.post("/api/v1/users", json={"name": "u-x", "roles": ["engineer"], "regions": [""]}), 422)
     assert body["parameter"] == "regions" and body["errors"][0]["accepted"] == [*REGIONS, "*"]
@@ -73,8 +80,12 @@ def test_a_body_that_is_not_json_is_422(client: TestClient, content: bytes) -> N
 
 
 def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
-    for path, allowed in (("/api/v1/devices", "GET, POST"), ("/api/v1/devices/de-munich-cnc-01", "DELETE, GET, PUT"),
-                          ("/api/v1/users/x", "DELETE, GET, PATCH"), ("/api/v1/policy/drafts", "GET, POST")):
+    for path, allowed in (
+        ("/api/v1/devices", "GET, POST"),
+        ("/api/v1/devices/de-munich-cnc-01", "DELETE, GET, PUT"),
+        ("/api/v1/users/x", "DELETE, GET, PATCH"),
+        ("/api/v1/policy/drafts", "GET, POST"),
+    ):
         response = client.options(path)
         error(response, 405)
         assert response.headers["allow"] == allowed
@@ -90,7 +101,8 @@ def test_the_schema_documents_one_error_model_and_the_closed_sets(client: TestCl
             for status, response in operation["responses"].items():
                 if status[0] in "45" and path != "/api/v1/health":
                     assert response["content"]["application/json"]["schema"] == {
-                        "$ref": "#/components/schemas/ErrorPublic"}, (method, path, status)
+                        "$ref": "#/components/schemas/ErrorPublic"
+                    }, (method, path, status)
     decisions = {p["name"]: p for p in schema["paths"]["/api/v1/decisions"]["get"]["parameters"]}
     assert decisions["region"]["schema"]["anyOf"][0]["enum"] == REGIONS
     series = {p["name"]: p for p in schema["paths"]["/api/v1/devices/{device_id}/series"]["get"]["parameters"]}
@@ -102,8 +114,17 @@ def test_the_schema_documents_one_error_model_and_the_closed_sets(client: TestCl
     assert "404" in quarantine
 
 
-@pytest.mark.parametrize("path", ["/api/v1/gaps", "/api/v1/decisions", "/api/v1/quarantine", "/api/v1/rejections",
-                                  "/api/v1/devices", "/api/v1/policy/drafts"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/gaps",
+        "/api/v1/decisions",
+        "/api/v1/quarantine",
+        "/api/v1/rejections",
+        "/api/v1/devices",
+        "/api/v1/policy/drafts",
+    ],
+)
 def test_an_offset_past_a_bigint_is_422_not_a_server_error(client: TestClient, path: str) -> None:
     """schemathesis: offset=1219376564266238927368582391606018048 reached PostgreSQL and answered 500."""
     body = error(client.get(path, params={"offset": 10**36}), 422)

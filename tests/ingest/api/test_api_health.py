@@ -60,14 +60,17 @@ def test_health_degraded_when_pipeline_unhealthy(client: TestClient, pipeline: F
     body = response.json()
     assert body["status"] == "degraded"
     assert body["checks"]["pipeline"] == {
-        "ok": False, "detail": "unhealthy: broker not connected", "latency_ms": None,
+        "ok": False,
+        "detail": "unhealthy: broker not connected",
+        "latency_ms": None,
     }
     assert body["checks"]["control"]["ok"] is True
 
 
 def test_api_only_process_has_no_pipeline(runtime: Runtime, admin_token: str) -> None:
-    client = TestClient(create_app(dataclasses.replace(runtime, pipeline=None), settings=FAST),
-                        headers=bearer(admin_token))
+    client = TestClient(
+        create_app(dataclasses.replace(runtime, pipeline=None), settings=FAST), headers=bearer(admin_token)
+    )
     health = client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json()["checks"]["pipeline"]["ok"] is True
@@ -137,8 +140,12 @@ def split_runtime(
     try:
         dsn = server.create_database("ap_southeast")
         migrate(dsn, "region", store="ap-southeast", timescaledb=backend.region_mode())
-        enable_timescaledb(dsn, store="ap-southeast", mode=backend.region_mode(),
-                           options=StoreOptions(retention_days=STORE_RETENTION_DAYS))
+        enable_timescaledb(
+            dsn,
+            store="ap-southeast",
+            mode=backend.region_mode(),
+            options=StoreOptions(retention_days=STORE_RETENTION_DAYS),
+        )
         seed_region(dsn, "ap-southeast", api_registry)
         runtime = build_runtime(control, {**regions, "ap-southeast": dsn}, api_registry, None)
         try:
@@ -186,15 +193,23 @@ def test_down_region_gives_503_naming_it_without_hanging(
 
 def test_unusable_control_store_gives_503_naming_it(runtime: Runtime, admin_token: str) -> None:
     closed = ConnectionPool(runtime.settings.control_dsn, open=False)  # never opened: every checkout fails at once
-    client = TestClient(create_app(dataclasses.replace(runtime, control=closed), settings=FAST),
-                        headers=bearer(admin_token))
+    client = TestClient(
+        create_app(dataclasses.replace(runtime, control=closed), settings=FAST), headers=bearer(admin_token)
+    )
     # every authenticated request needs the control store (the token is checked there), region reads too
-    for path in ("/api/v1/devices", "/api/v1/devices/de-munich-cnc-01", "/api/v1/decisions", "/api/v1/flows",
-                 "/api/v1/rejections", "/api/v1/devices/de-munich-cnc-01/latest"):
+    for path in (
+        "/api/v1/devices",
+        "/api/v1/devices/de-munich-cnc-01",
+        "/api/v1/decisions",
+        "/api/v1/flows",
+        "/api/v1/rejections",
+        "/api/v1/devices/de-munich-cnc-01/latest",
+    ):
         response = client.get(path)
         assert response.status_code == 503, path
         assert response.json() == {
-            "detail": "store 'control' unavailable: connection pool is closed", "store": "control"
+            "detail": "store 'control' unavailable: connection pool is closed",
+            "store": "control",
         }
     health = client.get("/api/v1/health")
     assert health.status_code == 503
@@ -203,16 +218,15 @@ def test_unusable_control_store_gives_503_naming_it(runtime: Runtime, admin_toke
 
 def test_slow_query_is_cut_by_the_statement_timeout(runtime: Runtime) -> None:
     started = time.monotonic()
-    with pytest.raises(StoreUnavailableError) as info, db.read(
-        runtime.regions["eu-central"], store="eu-central", pool_timeout_s=1, statement_timeout_ms=100
-    ) as cur:
+    with (
+        pytest.raises(StoreUnavailableError) as info,
+        db.read(runtime.regions["eu-central"], store="eu-central", pool_timeout_s=1, statement_timeout_ms=100) as cur,
+    ):
         cur.execute("SELECT pg_sleep(5)")
     assert time.monotonic() - started < 3
     assert (info.value.store, info.value.reason) == ("eu-central", "query exceeded 100 ms")
     # the pooled connection is still usable, and the timeout did not leak into the next transaction
-    with db.read(
-        runtime.regions["eu-central"], store="eu-central", pool_timeout_s=1, statement_timeout_ms=5000
-    ) as cur:
+    with db.read(runtime.regions["eu-central"], store="eu-central", pool_timeout_s=1, statement_timeout_ms=5000) as cur:
         assert cur.execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "5s"}
 
 

@@ -60,8 +60,9 @@ def control(api_pg: PostgresServer) -> str:
     return dsn
 
 
-def _client(runtime_policy: PolicyRuntime | None, control: str, regions: dict[str, str], registry: Registry,
-            **settings: object) -> tuple[TestClient, ConnectionPool]:
+def _client(
+    runtime_policy: PolicyRuntime | None, control: str, regions: dict[str, str], registry: Registry, **settings: object
+) -> tuple[TestClient, ConnectionPool]:
     for name, token in (("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)):
         add_user_with_token(control, name, [Role.COMPLIANCE], None, token)
     pool = ConnectionPool(control, min_size=1, max_size=2, open=True, kwargs={"connect_timeout": 2})
@@ -81,8 +82,9 @@ def setup(
     control: str, api_dsns: tuple[str, dict[str, str]], api_registry: Registry, tmp_path: Path
 ) -> Iterator[tuple[TestClient, PolicyRuntime, Path]]:
     policy_dir = _copy(tmp_path / "policy")
-    runtime = PolicyRuntime(kind="embedded", policy_dir=policy_dir, control_dsn=control, replica="api-1",
-                            cache_size=32, watch_s=0)
+    runtime = PolicyRuntime(
+        kind="embedded", policy_dir=policy_dir, control_dsn=control, replica="api-1", cache_size=32, watch_s=0
+    )
     runtime.start()
     client, pool = _client(runtime, control, api_dsns[1], api_registry)
     yield client, runtime, tmp_path
@@ -96,7 +98,10 @@ def test_status(setup: tuple[TestClient, PolicyRuntime, Path]) -> None:
     body = client.get("/api/v1/policy").json()
     assert body["revision"] == compute_revision(DEFAULT_POLICY_DIR)
     assert (body["engine"], body["source"], body["activated_by"], body["replica"]) == (
-        "embedded", "startup", "startup", "api-1"
+        "embedded",
+        "startup",
+        "startup",
+        "api-1",
     )
     assert body["cache"] == {"hits": 0, "misses": 1, "size": 1, "maxsize": 32}
     assert body["policy_dir"] == str(runtime.policy_dir) and body["file_revision"] == body["revision"]
@@ -112,15 +117,15 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     bad = _copy(tmp / "bad")
     drop_uk_adequacy(bad, fix_tests=False)  # same data, tests not updated: same revision, failing tests
 
-    response = client.post("/api/v1/policy/drafts", content=_gz(bad),
-                           headers={**ALICE, "Content-Type": "application/gzip"})
+    response = client.post(
+        "/api/v1/policy/drafts", content=_gz(bad), headers={**ALICE, "Content-Type": "application/gzip"}
+    )
     assert response.status_code == 201, response.text
     refused_draft = response.json()
     assert refused_draft["loads"] and refused_draft["tests_failed"] == 1
     assert "case_eu_personal_to_uk_adequate_until_2031" in refused_draft["error"]
 
-    response = client.post("/api/v1/policy/activate", json={"revision": refused_draft["revision"]},
-                           headers=BOB)
+    response = client.post("/api/v1/policy/activate", json={"revision": refused_draft["revision"]}, headers=BOB)
     assert response.status_code == 422
     assert "Rego test(s) fail" in response.json()["detail"]
     assert "case_eu_personal_to_uk_adequate_until_2031" in response.json()["detail"]
@@ -128,8 +133,9 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
     assert status["revision"] == before and status["last_refused"]["activated_by"] == "bob"
     assert runtime.active.decide(DE_TO_GB).allow  # the running revision stayed
 
-    response = client.post("/api/v1/policy/drafts", content=_gz(good),
-                           headers={**ALICE, "Content-Type": "application/gzip"})
+    response = client.post(
+        "/api/v1/policy/drafts", content=_gz(good), headers={**ALICE, "Content-Type": "application/gzip"}
+    )
     assert response.status_code == 201
     draft = response.json()
     assert draft["revision"] == refused_draft["revision"] == compute_revision(good)
@@ -148,7 +154,9 @@ def test_upload_activate_and_history(setup: tuple[TestClient, PolicyRuntime, Pat
 
     history = client.get("/api/v1/policy/activations").json()
     assert [(i["source"], i["outcome"], i["activated_by"]) for i in history["items"]] == [
-        ("api", "accepted", "alice"), ("api", "refused", "bob"), ("startup", "accepted", "startup"),
+        ("api", "accepted", "alice"),
+        ("api", "refused", "bob"),
+        ("startup", "accepted", "startup"),
     ]
     assert history["items"][1]["error"] and history["items"][1]["draft_id"] == refused_draft["draft_id"]
     refused = client.get("/api/v1/policy/activations", params={"outcome": "refused"}).json()["items"]
@@ -179,8 +187,11 @@ def test_activation_by_draft_id_invariants_and_the_file_policy_again(
     tested_dir = _copy(tmp / "tested")
     drop_uk_adequacy(tested_dir, fix_tests=True)
     tested = client.post("/api/v1/policy/drafts", content=_gz(tested_dir), headers=gz).json()
-    untested_files = {name: content.decode() for name, content in read_policy_dir(tested_dir).items()
-                      if not name.endswith("_test.rego")}
+    untested_files = {
+        name: content.decode()
+        for name, content in read_policy_dir(tested_dir).items()
+        if not name.endswith("_test.rego")
+    }
     untested = client.post("/api/v1/policy/drafts", json=untested_files, headers=ALICE).json()
     assert untested["revision"] == tested["revision"] and untested["tests"] == 0 and untested["error"]
     listed = {d["draft_id"]: d for d in client.get("/api/v1/policy/drafts").json()}
@@ -218,8 +229,9 @@ def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, Pol
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(draft / "rego", arcname="rego")
         tar.add(draft / "data", arcname="data")
-    response = client.post("/api/v1/policy/drafts", content=buffer.getvalue(),
-                           headers={**ALICE, "Content-Type": "application/x-tar"})
+    response = client.post(
+        "/api/v1/policy/drafts", content=buffer.getvalue(), headers={**ALICE, "Content-Type": "application/x-tar"}
+    )
     assert response.status_code == 201 and response.json()["revision"] == compute_revision(draft)
 
 
@@ -230,10 +242,18 @@ def test_json_upload_and_a_policy_directory_archive(setup: tuple[TestClient, Pol
         (b"x", {**ALICE, "Content-Type": "text/plain"}, 415, "Content-Type text/plain not supported"),
         (b"\x1f\x8bnot gzip", {**ALICE, "Content-Type": "application/gzip"}, 422, "not a readable tar archive"),
         (b"[1]", {**ALICE, "Content-Type": "application/json"}, 422, "non-empty JSON object"),
-        (json.dumps({"../../etc/x.rego": "package x"}).encode(), {**ALICE, "Content-Type": "application/json"},
-         422, "inside the policy directory"),
-        (json.dumps({"rego/x.rego": "package x", "data/a.json": "{}", "run.sh": "rm -rf /"}).encode(),
-         {**ALICE, "Content-Type": "application/json"}, 422, "may only hold"),
+        (
+            json.dumps({"../../etc/x.rego": "package x"}).encode(),
+            {**ALICE, "Content-Type": "application/json"},
+            422,
+            "inside the policy directory",
+        ),
+        (
+            json.dumps({"rego/x.rego": "package x", "data/a.json": "{}", "run.sh": "rm -rf /"}).encode(),
+            {**ALICE, "Content-Type": "application/json"},
+            422,
+            "may only hold",
+        ),
     ],
 )
 def test_unusable_uploads(
@@ -272,8 +292,9 @@ def test_crafted_archives_get_a_4xx_naming_the_entry_with_bounded_memory(
     for archive, expected in cases:
         tracemalloc.start()
         try:
-            response = client.post("/api/v1/policy/drafts", content=archive,
-                                   headers={**ALICE, "Content-Type": "application/gzip"})
+            response = client.post(
+                "/api/v1/policy/drafts", content=archive, headers={**ALICE, "Content-Type": "application/gzip"}
+            )
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -286,12 +307,14 @@ def test_crafted_archives_get_a_4xx_naming_the_entry_with_bounded_memory(
 def test_too_large_and_unknown_and_actorless(
     control: str, api_dsns: tuple[str, dict[str, str]], api_registry: Registry, tmp_path: Path
 ) -> None:
-    runtime = PolicyRuntime(kind="embedded", policy_dir=_copy(tmp_path / "p"), control_dsn=control, replica="r",
-                            watch_s=0)
+    runtime = PolicyRuntime(
+        kind="embedded", policy_dir=_copy(tmp_path / "p"), control_dsn=control, replica="r", watch_s=0
+    )
     client, pool = _client(runtime, control, api_dsns[1], api_registry, policy_draft_max_bytes=4096)
     try:
-        response = client.post("/api/v1/policy/drafts", content=b"\0" * 5000,
-                               headers={**ALICE, "Content-Type": "application/gzip"})
+        response = client.post(
+            "/api/v1/policy/drafts", content=b"\0" * 5000, headers={**ALICE, "Content-Type": "application/gzip"}
+        )
         assert response.status_code == 413 and "limit is 4096" in response.json()["detail"]
         response = client.post("/api/v1/policy/activate", json={"revision": "sha256:unknown"}, headers=ALICE)
         assert response.status_code == 404 and "no draft with revision" in response.json()["detail"]
@@ -308,8 +331,9 @@ def test_whatif_against_an_uploaded_draft(setup: tuple[TestClient, PolicyRuntime
     now = datetime.now(UTC)
     seed(control, runtime.active.state.inner, messages=12, until=now, spread=timedelta(hours=2))
     draft = draft_without_dpf_and_stricter_vietnam(_copy(tmp / "draft"))
-    upload = client.post("/api/v1/policy/drafts", content=_gz(draft),
-                         headers={**ALICE, "Content-Type": "application/gzip"}).json()
+    upload = client.post(
+        "/api/v1/policy/drafts", content=_gz(draft), headers={**ALICE, "Content-Type": "application/gzip"}
+    ).json()
     assert upload["loads"]  # its tests fail (they pin the DPF), but what-if only needs it to load
     response = client.post("/api/v1/policy/whatif", json={"revision": upload["revision"], "window_s": 3 * 3600})
     assert response.status_code == 200, response.text
@@ -321,21 +345,30 @@ def test_whatif_against_an_uploaded_draft(setup: tuple[TestClient, PolicyRuntime
     assert {e["device_id"] for e in report["examples"]} == {"de-munich-cnc-01", "vn-hanoi-press-01"}
     same = client.post("/api/v1/policy/whatif", json={"revision": runtime.active.revision, "window_s": 3 * 3600})
     assert same.status_code == 200 and same.json()["changed_decisions"] == 0
-    empty = client.post("/api/v1/policy/whatif", json={
-        "revision": upload["revision"], "since": now.isoformat(), "until": (now - timedelta(hours=1)).isoformat(),
-    })
+    empty = client.post(
+        "/api/v1/policy/whatif",
+        json={
+            "revision": upload["revision"],
+            "since": now.isoformat(),
+            "until": (now - timedelta(hours=1)).isoformat(),
+        },
+    )
     assert empty.status_code == 422 and "empty window" in empty.json()["detail"]
 
 
 def test_opa_mode_answers_409(control: str, api_dsns: tuple[str, dict[str, str]], api_registry: Registry) -> None:
     with FakeOpa(EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR)) as fake:
-        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="o",
-                                opa_url=fake.url, watch_s=0)
+        runtime = PolicyRuntime(
+            kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="o", opa_url=fake.url, watch_s=0
+        )
         client, pool = _client(runtime, control, api_dsns[1], api_registry)
         try:
             assert client.get("/api/v1/policy").json()["engine"] == "opa"
-            response = client.post("/api/v1/policy/drafts", content=_gz(DEFAULT_POLICY_DIR),
-                                   headers={**ALICE, "Content-Type": "application/gzip"})
+            response = client.post(
+                "/api/v1/policy/drafts",
+                content=_gz(DEFAULT_POLICY_DIR),
+                headers={**ALICE, "Content-Type": "application/gzip"},
+            )
             assert response.status_code == 409 and "managed by OPA bundles" in response.json()["detail"]
             response = client.post("/api/v1/policy/activate", json={"revision": "sha256:x"}, headers=ALICE)
             assert response.status_code == 409
@@ -357,8 +390,13 @@ def test_no_policy_runtime_is_503(control: str, api_dsns: tuple[str, dict[str, s
 def test_openapi_documents_the_policy_endpoints(setup: tuple[TestClient, PolicyRuntime, Path]) -> None:
     client, _, _ = setup
     paths = client.get("/api/v1/openapi.json").json()["paths"]
-    assert {"/api/v1/policy", "/api/v1/policy/activations", "/api/v1/policy/drafts", "/api/v1/policy/activate",
-            "/api/v1/policy/whatif"} <= set(paths)
+    assert {
+        "/api/v1/policy",
+        "/api/v1/policy/activations",
+        "/api/v1/policy/drafts",
+        "/api/v1/policy/activate",
+        "/api/v1/policy/whatif",
+    } <= set(paths)
     upload = paths["/api/v1/policy/drafts"]["post"]
     assert set(upload["requestBody"]["content"]) == {"application/gzip", "application/json"}
     assert {"201", "401", "409", "413", "415", "422"} <= set(upload["responses"])

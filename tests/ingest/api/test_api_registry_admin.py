@@ -43,7 +43,8 @@ class Api:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
             return conn.execute(
                 "SELECT actor, action, target, regions, details FROM audit_log WHERE action LIKE 'registry.%'"
-                " ORDER BY id").fetchall()
+                " ORDER BY id"
+            ).fetchall()
 
     def revision(self) -> int:
         with psycopg.connect(self.runtime.settings.control_dsn) as conn:
@@ -96,8 +97,9 @@ def test_the_registry_reports_each_entry_with_its_source(api: Api) -> None:
     assert change["action"] == "create" and change["revision"] == 1 and change["previous"] is None
     assert change["entry"]["source"] == "api" and change["entry"]["updated_by"] == "olga"
     assert change["entry"]["spec"]["name"] == "Berlin plant"
-    updated = api.call("PUT", "/sites/de-munich", "olga", {"country": "DE", "home_region": "eu-central",
-                                                             "name": "Munich (API)"})
+    updated = api.call(
+        "PUT", "/sites/de-munich", "olga", {"country": "DE", "home_region": "eu-central", "name": "Munich (API)"}
+    )
     assert updated.status_code == 200 and updated.json()["previous"]["name"] == "Munich plant"
     body = api.call("GET", "/registry", "erik").json()
     sources = {s["id"]: s["source"] for s in body["sites"]}
@@ -141,7 +143,10 @@ def test_devices_are_registered_changed_and_decommissioned_with_an_audit_row_eac
 
     body = api.call("GET", "/registry", "erik").json()
     assert {(d["kind"], d["id"], d["decommissioned_by"]) for d in body["decommissioned"]} == {
-        ("device", "de-berlin-cnc-01", "olga"), ("device", "fr-lyon-comp-01", "olga"), ("site", "de-berlin", "olga")}
+        ("device", "de-berlin-cnc-01", "olga"),
+        ("device", "fr-lyon-comp-01", "olga"),
+        ("site", "de-berlin", "olga"),
+    }
     assert "fr-lyon-comp-01" not in {d["id"] for d in body["devices"]}
 
     audit = api.audit()
@@ -174,32 +179,55 @@ def test_duplicates_conflict_and_unknown_ids_are_not_found(api: Api) -> None:
     assert api.revision() == 1 and len(api.audit()) == 1  # refused changes write nothing
 
 
-@pytest.mark.parametrize(("path", "body", "parameter", "message", "accepted"), [
-    ("/devices", {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"}, "site",
-     "'nowhere' is not a declared site",
-     ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "th-rayong", "us-detroit", "vn-hanoi"]),
-    ("/devices", {"device_id": "x-1", "site": "de-munich", "profile": "robot"}, "profile",
-     "'robot' is not a declared profile", ["cnc_mill", "compressor", "injection_press"]),
-    ("/sites", {**BERLIN, "home_region": "mars"}, "home_region", "'mars' is not a declared region",
-     ["ap-southeast", "cn-north", "eu-central", "us-east"]),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "parameter", "message", "accepted"),
+    [
+        (
+            "/devices",
+            {"device_id": "x-1", "site": "nowhere", "profile": "cnc_mill"},
+            "site",
+            "'nowhere' is not a declared site",
+            ["cn-shenzhen", "de-munich", "fr-lyon", "sg-jurong", "th-rayong", "us-detroit", "vn-hanoi"],
+        ),
+        (
+            "/devices",
+            {"device_id": "x-1", "site": "de-munich", "profile": "robot"},
+            "profile",
+            "'robot' is not a declared profile",
+            ["cnc_mill", "compressor", "injection_press"],
+        ),
+        (
+            "/sites",
+            {**BERLIN, "home_region": "mars"},
+            "home_region",
+            "'mars' is not a declared region",
+            ["ap-southeast", "cn-north", "eu-central", "us-east"],
+        ),
+    ],
+)
 def test_references_that_do_not_resolve_are_refused_naming_the_field_and_what_it_may_be(
     api: Api, path: str, body: dict[str, Any], parameter: str, message: str, accepted: list[str]
 ) -> None:
     answer = api.call("POST", path, "olga", body)
     assert answer.status_code == 422, answer.text
-    assert answer.json() == {"detail": f"{parameter}: {message}", "parameter": parameter, "errors": [
-        {"location": "body", "field": parameter, "message": message, "accepted": accepted}]}
+    assert answer.json() == {
+        "detail": f"{parameter}: {message}",
+        "parameter": parameter,
+        "errors": [{"location": "body", "field": parameter, "message": message, "accepted": accepted}],
+    }
     assert api.revision() == 0 and api.audit() == []
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({**BERLIN, "country": "Germany"}, "country"),
-    ({**BERLIN, "site_id": "de/berlin"}, "site_id"),
-    ({**BERLIN, "safeguards": {"US": ["PINKY_SWEAR"]}}, "safeguards"),
-    ({**BERLIN, "colour": "blue"}, "colour"),
-    ({k: v for k, v in BERLIN.items() if k != "home_region"}, "home_region"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**BERLIN, "country": "Germany"}, "country"),
+        ({**BERLIN, "site_id": "de/berlin"}, "site_id"),
+        ({**BERLIN, "safeguards": {"US": ["PINKY_SWEAR"]}}, "safeguards"),
+        ({**BERLIN, "colour": "blue"}, "colour"),
+        ({k: v for k, v in BERLIN.items() if k != "home_region"}, "home_region"),
+    ],
+)
 def test_malformed_bodies_are_refused_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     answer = api.call("POST", "/sites", "olga", body)
     assert answer.status_code == 422
@@ -231,14 +259,17 @@ def test_an_operator_cannot_change_a_sites_country_and_a_compliance_officer_can_
     assert details["residency_facts"] == ["country"]
 
 
-@pytest.mark.parametrize(("change", "facts"), [
-    ({"home_region": "us-east"}, ["home_region"]),
-    ({"safeguards": {"US": ["CN_SECURITY_ASSESSMENT"]}}, ["safeguards"]),
-    ({"entity": {"ciio": False, "public_scope": False}}, ["entity"]),
-    ({"volume": {"individuals_ytd": 5, "sensitive_individuals_ytd": 0}}, ["volume"]),
-    ({"purpose": "hr_management"}, ["purpose"]),
-    ({"country": "US", "home_region": "us-east"}, ["country", "home_region"]),
-])
+@pytest.mark.parametrize(
+    ("change", "facts"),
+    [
+        ({"home_region": "us-east"}, ["home_region"]),
+        ({"safeguards": {"US": ["CN_SECURITY_ASSESSMENT"]}}, ["safeguards"]),
+        ({"entity": {"ciio": False, "public_scope": False}}, ["entity"]),
+        ({"volume": {"individuals_ytd": 5, "sensitive_individuals_ytd": 0}}, ["volume"]),
+        ({"purpose": "hr_management"}, ["purpose"]),
+        ({"country": "US", "home_region": "us-east"}, ["country", "home_region"]),
+    ],
+)
 def test_every_residency_fact_of_a_site_needs_the_compliance_role(
     api: Api, change: dict[str, Any], facts: list[str]
 ) -> None:
@@ -256,25 +287,36 @@ def test_a_devices_profile_and_site_are_residency_facts(api: Api) -> None:
     assert refused.status_code == 403 and "changing profile of device 'de-munich-cnc-01'" in refused.json()["detail"]
     moved = api.call("PUT", "/devices/de-munich-cnc-01", "olga", {"site": "fr-lyon", "profile": "cnc_mill"})
     assert moved.status_code == 403 and "changing site of device" in moved.json()["detail"]
-    described = api.call("PUT", "/devices/de-munich-cnc-01", "olga",
-                         {"site": "de-munich", "profile": "cnc_mill", "description": "line 3"})
+    described = api.call(
+        "PUT",
+        "/devices/de-munich-cnc-01",
+        "olga",
+        {"site": "de-munich", "profile": "cnc_mill", "description": "line 3"},
+    )
     assert described.status_code == 200, described.text
     assert api.call("PUT", "/devices/de-munich-cnc-01", "cora", device).status_code == 200
     # operators still register sites and devices; a compliance officer alone does not
     assert api.call("POST", "/sites", "olga", BERLIN).status_code == 201
-    assert api.call("POST", "/devices", "cora", {"device_id": "de-berlin-x", "site": "de-berlin",
-                                                 "profile": "cnc_mill"}).status_code == 403
+    assert (
+        api.call(
+            "POST", "/devices", "cora", {"device_id": "de-berlin-x", "site": "de-berlin", "profile": "cnc_mill"}
+        ).status_code
+        == 403
+    )
     # the compliance officer's region scope applies as well
-    assert api.call("PUT", "/devices/de-munich-cnc-01", "cleo", {"site": "de-munich", "profile": "cnc_mill"}) \
-        .status_code == 403
+    assert (
+        api.call("PUT", "/devices/de-munich-cnc-01", "cleo", {"site": "de-munich", "profile": "cnc_mill"}).status_code
+        == 403
+    )
 
 
 def test_only_operators_change_the_registry(api: Api) -> None:
     assert api.call("POST", "/sites", None, BERLIN).status_code == 401
     refused = api.call("POST", "/sites", "erik", BERLIN)
     assert refused.status_code == 403 and "operator" in refused.json()["detail"]
-    assert api.call("PUT", "/sites/de-munich", "erik", {"country": "DE", "home_region": "eu-central"}) \
-        .status_code == 403
+    assert (
+        api.call("PUT", "/sites/de-munich", "erik", {"country": "DE", "home_region": "eu-central"}).status_code == 403
+    )
     assert api.call("DELETE", "/devices/de-munich-cnc-01", "erik").status_code == 403
     assert api.revision() == 0 and api.audit() == []
 
@@ -283,15 +325,24 @@ def test_operators_change_only_what_is_in_their_regions(api: Api) -> None:
     # sam acts for ap-southeast only
     outside = api.call("POST", "/sites", "sam", BERLIN)
     assert outside.status_code == 403 and "eu-central" in outside.json()["detail"]
-    assert api.call("PUT", "/sites/de-munich", "sam", {"country": "DE", "home_region": "ap-southeast"}).status_code \
-        == 403  # the site's current home region is not his
+    assert (
+        api.call("PUT", "/sites/de-munich", "sam", {"country": "DE", "home_region": "ap-southeast"}).status_code == 403
+    )  # the site's current home region is not his
     assert api.call("POST", "/sites", "sam", JURONG2).status_code == 201
     move = api.call("PUT", "/sites/sg-jurong-2", "sam", {"country": "SG", "home_region": "eu-central"})
     assert move.status_code == 403 and "eu-central" in move.json()["detail"]  # the new home region is not his
-    assert api.call("POST", "/devices", "sam", {"device_id": "de-x-1", "site": "de-munich",
-                                                "profile": "cnc_mill"}).status_code == 403
-    assert api.call("POST", "/devices", "sam", {"device_id": "sg-x-1", "site": "sg-jurong-2",
-                                                "profile": "cnc_mill"}).status_code == 201
+    assert (
+        api.call(
+            "POST", "/devices", "sam", {"device_id": "de-x-1", "site": "de-munich", "profile": "cnc_mill"}
+        ).status_code
+        == 403
+    )
+    assert (
+        api.call(
+            "POST", "/devices", "sam", {"device_id": "sg-x-1", "site": "sg-jurong-2", "profile": "cnc_mill"}
+        ).status_code
+        == 201
+    )
     # a device moved to a site of another region needs both regions
     assert api.call("PUT", "/devices/sg-x-1", "sam", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403
     assert api.call("PUT", "/devices/sg-x-1", "eva", {"site": "de-munich", "profile": "cnc_mill"}).status_code == 403

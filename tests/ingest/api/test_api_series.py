@@ -20,9 +20,7 @@ def _at(seconds: float) -> str:
 
 
 def _points(body: dict[str, Any]) -> list[tuple[datetime, float, float, float, int]]:
-    return [
-        (datetime.fromisoformat(p["ts"]), p["min"], p["max"], p["avg"], p["count"]) for p in body["points"]
-    ]
+    return [(datetime.fromisoformat(p["ts"]), p["min"], p["max"], p["avg"], p["count"]) for p in body["points"]]
 
 
 def test_one_minute_buckets(client: TestClient) -> None:
@@ -30,7 +28,11 @@ def test_one_minute_buckets(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert (body["name"], body["category"], body["unit"], body["region"], body["bucket"]) == (
-        "spindle_temp_c", "machine", "degC", "eu-central", "1m"
+        "spindle_temp_c",
+        "machine",
+        "degC",
+        "eu-central",
+        "1m",
     )
     assert datetime.fromisoformat(body["start"]) == T0
     assert datetime.fromisoformat(body["end"]) == T0 + timedelta(minutes=6)
@@ -162,8 +164,15 @@ def test_whole_buckets_come_from_the_rollups(client: TestClient) -> None:
 
 def test_day_buckets_from_hour_rollups(client: TestClient) -> None:
     day_start = T0.replace(hour=0)
-    body = client.get(SERIES, params={"name": "spindle_temp_c", "start": day_start.isoformat(),
-                                      "end": (day_start + timedelta(days=2)).isoformat(), "bucket": "1d"}).json()
+    body = client.get(
+        SERIES,
+        params={
+            "name": "spindle_temp_c",
+            "start": day_start.isoformat(),
+            "end": (day_start + timedelta(days=2)).isoformat(),
+            "bucket": "1d",
+        },
+    ).json()
     assert body["rollup"] == "readings_1h"
     assert _points(body) == [(day_start, 40.0, 50.0, 44.4, 5)]
 
@@ -181,7 +190,8 @@ def test_raw_readings_are_paginated(client: TestClient) -> None:
     # text fields are readable raw (pseudonymized tokens here)
     badge = client.get(SERIES, params={**params, "name": "operator_badge", "limit": "10"}).json()
     assert [(r["value"], r["transform"]) for r in badge["readings"]] == [
-        ("ps_0000aa", "pseudonymized"), (BADGE_TOKEN, "pseudonymized")
+        ("ps_0000aa", "pseudonymized"),
+        (BADGE_TOKEN, "pseudonymized"),
     ]
 
 

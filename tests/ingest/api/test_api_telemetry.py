@@ -47,9 +47,21 @@ class Recent:
 def _row(
     device: str, seq: int, idx: int, name: str, ts: datetime, value: float | str, category: str
 ) -> tuple[Any, ...]:
-    return (device, seq, idx, name, ts, "de-munich", "DE", category,
-            value if isinstance(value, float) else None, value if isinstance(value, str) else None,
-            "pseudonymized" if isinstance(value, str) else None, uuid.uuid4(), "sha256:recent")
+    return (
+        device,
+        seq,
+        idx,
+        name,
+        ts,
+        "de-munich",
+        "DE",
+        category,
+        value if isinstance(value, float) else None,
+        value if isinstance(value, str) else None,
+        "pseudonymized" if isinstance(value, str) else None,
+        uuid.uuid4(),
+        "sha256:recent",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +101,12 @@ def recent(api_pg: PostgresServer, api_registry: Registry) -> Iterator[Recent]:
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    return {"min": min(values), "max": max(values), "avg": pytest.approx(sum(values) / len(values)),
-            "count": len(values)}
+    return {
+        "min": min(values),
+        "max": max(values),
+        "avg": pytest.approx(sum(values) / len(values)),
+        "count": len(values),
+    }
 
 
 # --- site summary --------------------------------------------------------------------------------
@@ -99,7 +115,9 @@ def _stats(values: list[float]) -> dict[str, Any]:
 def test_site_summary(recent: Recent) -> None:
     body = recent.client.get("/api/v1/sites/de-munich/summary").json()
     assert (body["site_id"], body["home_region"], body["candidate_regions"]) == (
-        "de-munich", "eu-central", ["eu-central", "us-east"]
+        "de-munich",
+        "eu-central",
+        ["eu-central", "us-east"],
     )
     assert (body["devices_total"], body["online"], body["offline"], body["unknown"]) == (2, 2, 0, 0)
     # a reading is one timestamped sample of a device; each of its fields is one stored value per region
@@ -109,8 +127,10 @@ def test_site_summary(recent: Recent) -> None:
     assert body["values_last_hour_by_region"] == {"eu-central": 201, "us-east": 40}
     metrics = {m["name"]: m for m in body["metrics"]}
     # every field declared by the two profiles, each once
-    assert sorted(metrics) == sorted(set(recent.runtime.registry.profiles["cnc_mill"].fields)
-                                     | set(recent.runtime.registry.profiles["injection_press"].fields))
+    assert sorted(metrics) == sorted(
+        set(recent.runtime.registry.profiles["cnc_mill"].fields)
+        | set(recent.runtime.registry.profiles["injection_press"].fields)
+    )
     power = metrics["power_kw"]
     assert (power["devices"], power["unit"], power["category"], power["withheld"]) == (2, "kW", "machine", False)
     last_cnc = recent.values[(CNC, "power_kw")][-1]
@@ -131,12 +151,16 @@ def engineer_of(regions: set[str], recent: Recent) -> dict[str, str]:
 
 
 def test_site_summary_withholds_personal_values_and_pages_devices(recent: Recent) -> None:
-    body = recent.client.get("/api/v1/sites/de-munich/summary", params={"limit": 1, "offset": 1},
-                             headers=engineer_of({"us-east"}, recent)).json()
+    body = recent.client.get(
+        "/api/v1/sites/de-munich/summary", params={"limit": 1, "offset": 1}, headers=engineer_of({"us-east"}, recent)
+    ).json()
     metrics = {m["name"]: m for m in body["metrics"]}
     badge = metrics["operator_badge"]
     assert (badge["withheld"], badge["last_hour"], badge["latest"]["value"], badge["latest"]["withheld"]) == (
-        True, None, None, True
+        True,
+        None,
+        None,
+        True,
     )
     assert metrics["power_kw"]["withheld"] is False
     assert (body["limit"], body["offset"], [d["device_id"] for d in body["devices"]]) == (1, 1, [PRESS])
@@ -156,8 +180,10 @@ def test_site_summary_errors(recent: Recent) -> None:
 
 def test_metric_aggregate_combines_regions_without_counting_copies_twice(recent: Recent) -> None:
     start, end = recent.base - timedelta(minutes=10), recent.base + timedelta(minutes=60)
-    body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
-        "site": "de-munich", "start": start.isoformat(), "end": end.isoformat(), "bucket": "1h"}).json()
+    body = recent.client.get(
+        "/api/v1/metrics/power_kw/aggregate",
+        params={"site": "de-munich", "start": start.isoformat(), "end": end.isoformat(), "bucket": "1h"},
+    ).json()
     assert (body["name"], body["category"], body["unit"], body["site"]) == ("power_kw", "machine", "kW", "de-munich")
     assert body["regions"] == [
         {"region": "eu-central", "values_stored": 120, "values_counted": 120, "copies_not_counted": 0},
@@ -198,8 +224,9 @@ def test_metric_aggregate_is_a_cross_region_time_series_whose_totals_add_up(rece
     _check_arithmetic(body)
     only_us = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={**params, "region": "us-east"}).json()
     assert only_us["region"] == "us-east" and only_us["total"]["count"] == 40
-    assert only_us["regions"] == [{"region": "us-east", "values_stored": 40, "values_counted": 40,
-                                   "copies_not_counted": 0}]
+    assert only_us["regions"] == [
+        {"region": "us-east", "values_stored": 40, "values_counted": 40, "copies_not_counted": 0}
+    ]
     _check_arithmetic(only_us)
     # a device-bucket only the analytics store holds (a later copy): counted from us-east, once
     late = recent.base + timedelta(minutes=55)
@@ -247,16 +274,21 @@ def test_operators_read_machine_data_of_their_regions_sites(recent: Recent) -> N
 
 def test_metric_aggregate_over_every_site(recent: Recent) -> None:
     start = recent.base - timedelta(minutes=10)
-    body = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
-        "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}).json()
+    body = recent.client.get(
+        "/api/v1/metrics/power_kw/aggregate",
+        params={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()},
+    ).json()
     assert body["site"] is None
     assert [r["region"] for r in body["regions"]] == ["ap-southeast", "cn-north", "eu-central", "us-east"]
     assert body["total"]["count"] == 120
-    declaring = sorted(d for d in recent.runtime.registry.devices
-                       if "power_kw" in recent.runtime.registry.profile_of(d).fields)
+    declaring = sorted(
+        d for d in recent.runtime.registry.devices if "power_kw" in recent.runtime.registry.profile_of(d).fields
+    )
     assert body["devices_total"] == len(body["devices"]) == len(declaring)
-    page = recent.client.get("/api/v1/metrics/power_kw/aggregate", params={
-        "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(), "limit": 2, "offset": 1}).json()
+    page = recent.client.get(
+        "/api/v1/metrics/power_kw/aggregate",
+        params={"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(), "limit": 2, "offset": 1},
+    ).json()
     assert [d["device_id"] for d in page["devices"]] == declaring[1:3]
     assert (page["devices_total"], page["total"]) == (len(declaring), body["total"])  # totals cover every device
 
@@ -269,7 +301,8 @@ def test_metric_aggregate_errors(recent: Recent) -> None:
 
     unknown = error(400, "warp_factor")
     assert (unknown["parameter"], unknown["detail"].startswith("name: unknown metric 'warp_factor' (declared: ")) == (
-        "name", True
+        "name",
+        True,
     )
     personal = error(400, "operator_badge", site="de-munich")
     assert personal["detail"] == (
@@ -299,8 +332,16 @@ def test_rollup_answers_equal_raw_answers_for_any_window(recent: Recent) -> None
         start = recent.base + timedelta(seconds=rng.randrange(-600, 2400))
         end = start + timedelta(seconds=rng.randrange(1, 7200))
         bucket = rng.choice(["1m", "5m", "1h", "1d"])
-        args = {"ref": ref, "store": store, "settings": FAST, "caller": caller, "name": "power_kw",
-                "start": start, "end": end, "bucket": bucket}
+        args = {
+            "ref": ref,
+            "store": store,
+            "settings": FAST,
+            "caller": caller,
+            "name": "power_kw",
+            "start": start,
+            "end": end,
+            "bucket": bucket,
+        }
         fast = reading_service.series(**args)  # type: ignore[arg-type]  # args: series()'s keywords
         slow = reading_service.series(**args, use_rollups=False)  # type: ignore[arg-type]  # args: series()'s keywords
         served_by_rollups += fast.rollup is not None
@@ -328,8 +369,10 @@ def test_caller_regions_come_from_the_principal_scope() -> None:
 
 def test_openapi_documents_the_new_endpoints(recent: Recent) -> None:
     spec = recent.client.get("/api/v1/openapi.json").json()
-    for path, model in (("/api/v1/sites/{site_id}/summary", "SiteSummaryPublic"),
-                        ("/api/v1/metrics/{name}/aggregate", "MetricAggregatePublic")):
+    for path, model in (
+        ("/api/v1/sites/{site_id}/summary", "SiteSummaryPublic"),
+        ("/api/v1/metrics/{name}/aggregate", "MetricAggregatePublic"),
+    ):
         schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}
     series = spec["paths"]["/api/v1/devices/{device_id}/series"]["get"]

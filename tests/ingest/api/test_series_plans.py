@@ -29,15 +29,27 @@ class _Everyone:
 def test_series_queries_are_never_prepared(pg_server: PostgresServer) -> None:
     dsn = pg_server.create_database("series_plans")
     migrate(dsn, "region", store="plans", timescaledb=region_mode())
-    ref = DeviceRef(device_id="d-1", device=Device(site="s", profile="p"), site_id="s",
-                    site=Site(country="DE", home_region="plans", name="s"),
-                    profile=Profile(fields={"power_kw": FieldSpec(category="machine", unit=None)}))
+    ref = DeviceRef(
+        device_id="d-1",
+        device=Device(site="s", profile="p"),
+        site_id="s",
+        site=Site(country="DE", home_region="plans", name="s"),
+        profile=Profile(fields={"power_kw": FieldSpec(category="machine", unit=None)}),
+    )
     with ConnectionPool(dsn, min_size=1, max_size=1, open=True) as pool:  # one connection: its statements
         store = RegionStore("plans", pool)
         for i in range(12):  # well past psycopg's prepare_threshold of 5
             for bucket in ("1m", "1h"):
-                readings.series(ref=ref, store=store, settings=FAST, caller=_Everyone(), name="power_kw",  # type: ignore[arg-type]  # caller: a stand-in that reads every region
-                                start=T0 + timedelta(minutes=i), end=T0 + timedelta(hours=3), bucket=bucket)
+                readings.series(
+                    ref=ref,
+                    store=store,
+                    settings=FAST,
+                    caller=_Everyone(),  # type: ignore[arg-type]  # caller: a stand-in that reads every region
+                    name="power_kw",
+                    start=T0 + timedelta(minutes=i),
+                    end=T0 + timedelta(hours=3),
+                    bucket=bucket,
+                )
         with pool.connection() as conn:
             prepared = conn.execute(
                 "SELECT statement FROM pg_prepared_statements WHERE statement ~ 'readings_1[mh]'"

@@ -55,9 +55,12 @@ def store(pg_server: PostgresServer) -> str:
             conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
         timescale.apply_policies(conn, StoreOptions())  # 4 jobs: compression, retention, two refreshes
         # as TimescaleDB: -infinity where a job never finished successfully
-        conn.execute("INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
-                     " last_successful_finish, total_runs) SELECT job_id, 'Success', %s, '-infinity', 3"
-                     " FROM timescaledb_information.jobs", (NOW + timedelta(minutes=4),))
+        conn.execute(
+            "INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
+            " last_successful_finish, total_runs) SELECT job_id, 'Success', %s, '-infinity', 3"
+            " FROM timescaledb_information.jobs",
+            (NOW + timedelta(minutes=4),),
+        )
     return dsn
 
 
@@ -73,14 +76,20 @@ def runtime(pg_server: PostgresServer, registry: Registry, store: str) -> Iterat
 def _fail(dsn: str, proc: str, *runs: bool) -> None:
     """Runs of the job ``proc`` (on readings), oldest first: True succeeded, False failed with PORTAL."""
     with psycopg.connect(dsn) as conn:
-        (job_id,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s"
-                                 " AND hypertable_name = 'readings'", (proc,)).fetchone()  # type: ignore[misc]  # the job exists: one row
+        (job_id,) = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s AND hypertable_name = 'readings'",
+            (proc,),
+        ).fetchone()  # type: ignore[misc]  # the job exists: one row
         for i, ok in enumerate(runs):
-            conn.execute("INSERT INTO timescaledb_information.job_history (job_id, succeeded, pid, start_time,"
-                         " err_message) VALUES (%s, %s, 4242, %s, %s)",
-                         (job_id, ok, NOW - timedelta(minutes=10 * (len(runs) - i)), None if ok else PORTAL))
-        conn.execute("UPDATE timescaledb_information.job_stats SET last_run_status = %s WHERE job_id = %s",
-                     ("Success" if runs[-1] else "Failed", job_id))
+            conn.execute(
+                "INSERT INTO timescaledb_information.job_history (job_id, succeeded, pid, start_time,"
+                " err_message) VALUES (%s, %s, 4242, %s, %s)",
+                (job_id, ok, NOW - timedelta(minutes=10 * (len(runs) - i)), None if ok else PORTAL),
+            )
+        conn.execute(
+            "UPDATE timescaledb_information.job_stats SET last_run_status = %s WHERE job_id = %s",
+            ("Success" if runs[-1] else "Failed", job_id),
+        )
 
 
 def test_failing_jobs_make_health_degraded_and_name_the_error(runtime: Runtime, store: str) -> None:
@@ -98,9 +107,11 @@ def test_healthy_jobs_pass(runtime: Runtime) -> None:
 
 def test_overdue_paused_and_missing_jobs(runtime: Runtime, store: str) -> None:
     with psycopg.connect(store) as conn:
-        conn.execute("UPDATE timescaledb_information.job_stats SET next_start = %s WHERE job_id = ("
-                     "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'readings_1m')",
-                     (NOW - timedelta(hours=2),))  # never started since: no background worker free
+        conn.execute(
+            "UPDATE timescaledb_information.job_stats SET next_start = %s WHERE job_id = ("
+            "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'readings_1m')",
+            (NOW - timedelta(hours=2),),
+        )  # never started since: no background worker free
         conn.execute("UPDATE timescaledb_information.jobs SET scheduled = FALSE WHERE hypertable_name = 'readings_1h'")
         conn.execute("DELETE FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'")
     stores = store_jobs.store_jobs_by_region(runtime, FAST)
@@ -142,7 +153,8 @@ def test_a_store_of_the_runs_backend(pg_server: PostgresServer, registry: Regist
         if backend.timescaledb():
             assert (eu.backend, eu.ok) == ("timescaledb", True), eu
             assert sorted(job.name for job in eu.jobs) == sorted(
-                f"{p.proc}({p.relation})" for p in timescale.desired_policies(StoreOptions()))
+                f"{p.proc}({p.relation})" for p in timescale.desired_policies(StoreOptions())
+            )
             assert all(job.job_id is not None and job.problem is None for job in eu.jobs)
             assert result.checks["jobs:eu-central"].ok
         else:

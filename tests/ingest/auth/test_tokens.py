@@ -31,8 +31,18 @@ def test_tokens_are_unique_and_ids_never_hold_the_separator() -> None:
     assert all(tokens.parse(t.text).secret == t.secret for t in many)  # secrets may contain "_"
 
 
-@pytest.mark.parametrize("text", ["", "Bearer x", "rtk_", "rtk_abc_def", "xyz_abcdefghijkl_" + "a" * 43,
-                                  "rtk_abcdefgh_" + "a" * 20, "rtk_abc$efghij_" + "a" * 43])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Bearer x",
+        "rtk_",
+        "rtk_abc_def",
+        "xyz_abcdefghijkl_" + "a" * 43,
+        "rtk_abcdefgh_" + "a" * 20,
+        "rtk_abc$efghij_" + "a" * 43,
+    ],
+)
 def test_malformed_tokens_are_refused_without_echoing_them(text: str) -> None:
     with pytest.raises(MalformedTokenError) as info:
         tokens.parse(text)

@@ -22,8 +22,15 @@ from wire.errors import DecodeError
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
-CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 40.0, "vibration_mm_s": 1.0, "power_kw": 5.0,
-       "tool_wear_pct": 3.0, "fault_code": 0, "operator_badge": "CN-B1"}
+CNC = {
+    "spindle_speed_rpm": 1200.0,
+    "spindle_temp_c": 40.0,
+    "vibration_mm_s": 1.0,
+    "power_kw": 5.0,
+    "tool_wear_pct": 3.0,
+    "fault_code": 0,
+    "operator_badge": "CN-B1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +40,26 @@ def engine() -> CachedPolicyEngine:
 
 def _router(registry: Registry, engine: CachedPolicyEngine, cell: str) -> Router:
     topology = load_topology(REPO / "deploy" / "local" / "cells.yaml")
-    return Router(registry=registry, policy=engine, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20,
-                  cell=CellContext(cell, topology))
+    return Router(
+        registry=registry,
+        policy=engine,
+        pseudonymizer=Pseudonymizer(b"k"),
+        max_bytes=1 << 20,
+        cell=CellContext(cell, topology),
+    )
 
 
 def _payload(device: str, seq: int, values: dict[str, Any]) -> bytes:
-    return json.dumps({"v": 1, "device_id": device, "seq": seq, "sent_at": NOW,
-                       "readings": [{"ts": NOW, "values": values}]}).encode()
+    return json.dumps(
+        {"v": 1, "device_id": device, "seq": seq, "sent_at": NOW, "readings": [{"ts": NOW, "values": values}]}
+    ).encode()
 
 
 def _cn_part(registry: Registry, engine: CachedPolicyEngine, seq: int = 1) -> tuple[str, bytes, list[Row]]:
     """The part the cn cell's router makes for us-east from one Shenzhen message."""
-    routed = _router(registry, engine, "cn").route("tele/v1/cn-shenzhen/cn-shenzhen-cnc-01",
-                                                   _payload("cn-shenzhen-cnc-01", seq, CNC))
+    routed = _router(registry, engine, "cn").route(
+        "tele/v1/cn-shenzhen/cn-shenzhen-cnc-01", _payload("cn-shenzhen-cnc-01", seq, CNC)
+    )
     assert set(routed.rows) == {"cn-north", "us-east"}
     rows = routed.rows["us-east"]
     part = part_of(rows, from_cell="cn", to_cell="global", region="us-east")
@@ -101,9 +115,16 @@ def _tamper(body: bytes, *, only_first_row: bool = False, **changes: Any) -> byt
         ({"site_id": "de-munich"}, "is not a device of site 'de-munich'"),
         ({"origin_country": "DE"}, "part says origin DE; site cn-shenzhen is in CN"),
         ({"row_name": "secret_sauce"}, "field 'secret_sauce' is not declared"),
-        ({"row_category": "personal", "decisions": {"machine": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11",
-                                                    "personal": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11"}},
-         "is machine here, the part says personal"),
+        (
+            {
+                "row_category": "personal",
+                "decisions": {
+                    "machine": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11",
+                    "personal": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11",
+                },
+            },
+            "is machine here, the part says personal",
+        ),
     ],
 )
 def test_a_part_that_does_not_add_up_is_refused(
@@ -126,14 +147,26 @@ def test_personal_data_the_receiving_policy_keeps_out_is_refused(
     registry: Registry, engine: CachedPolicyEngine
 ) -> None:
     topic, body, _rows = _cn_part(registry, engine, seq=4)
-    tampered = _tamper(body, only_first_row=True, row_name="operator_badge", row_category="personal", row_num=None,
-                       row_txt="CN-B1", decisions={"personal": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11"})
+    tampered = _tamper(
+        body,
+        only_first_row=True,
+        row_name="operator_badge",
+        row_category="personal",
+        row_num=None,
+        row_txt="CN-B1",
+        decisions={"personal": "6f1c7f7e-3c38-4bb5-9f0e-2f5a5a1d6c11"},
+    )
     routed = _router(registry, engine, "global").receive_part(topic, tampered)
     assert [r.code for r in routed.rejections] == ["transfer_refused"] and routed.rows == {}
     assert "does not allow personal data from CN in us-east" in routed.rejections[0].detail
     with pytest.raises(TransferRefused, match="'mars' is not a peer cell"):
-        check_part("xfer/v1/global/mars/x", tampered, cell=CellContext("global", load_topology(
-            REPO / "deploy/local/cells.yaml")), registry=registry, decide=lambda *_a: pytest.fail("not reached"))
+        check_part(
+            "xfer/v1/global/mars/x",
+            tampered,
+            cell=CellContext("global", load_topology(REPO / "deploy/local/cells.yaml")),
+            registry=registry,
+            decide=lambda *_a: pytest.fail("not reached"),
+        )
 
 
 @pytest.mark.parametrize(
@@ -209,8 +242,11 @@ def test_a_cells_router_refuses_sparkplug_edge_nodes_of_other_cells(engine: Cach
     from wire.sparkplug import sparkplug_b_pb2 as pb
 
     base = load_registry(REPO / "deploy" / "local" / "registry.yaml").model_dump()
-    base["devices"]["cn-spb-press"] = {"site": "cn-shenzhen", "profile": "injection_press",
-                                       "sparkplug": {"group": "shenzhen", "edge_node": "ign-1", "device": "p1"}}
+    base["devices"]["cn-spb-press"] = {
+        "site": "cn-shenzhen",
+        "profile": "injection_press",
+        "sparkplug": {"group": "shenzhen", "edge_node": "ign-1", "device": "p1"},
+    }
     registry = Registry.model_validate(base)
     payload = pb.Payload(timestamp=1, seq=0).SerializeToString()
     topic = "spBv1.0/shenzhen/NBIRTH/ign-1"

@@ -15,8 +15,15 @@ from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
-CNC = {"spindle_speed_rpm": 1200.0, "spindle_temp_c": 40.0, "vibration_mm_s": 1.0, "power_kw": 5.0,
-       "tool_wear_pct": 3.0, "fault_code": 0, "operator_badge": "B-1"}
+CNC = {
+    "spindle_speed_rpm": 1200.0,
+    "spindle_temp_c": 40.0,
+    "vibration_mm_s": 1.0,
+    "power_kw": 5.0,
+    "tool_wear_pct": 3.0,
+    "fault_code": 0,
+    "operator_badge": "B-1",
+}
 
 # A small policy for transform handling, evaluated by the real engine: it demands pseudonymization of
 # personal data leaving the origin country, and an aggregate (which no single message can satisfy)
@@ -40,8 +47,16 @@ _transforms := {"personal": "pseudonymize"} if {
 
 
 def _payload(device: str, seq: int, readings: list[dict[str, object]], **extra: object) -> bytes:
-    return json.dumps({"v": 1, "device_id": device, "seq": seq, "sent_at": NOW,
-                       "readings": [{"ts": NOW, "values": r} for r in readings], **extra}).encode()
+    return json.dumps(
+        {
+            "v": 1,
+            "device_id": device,
+            "seq": seq,
+            "sent_at": NOW,
+            "readings": [{"ts": NOW, "values": r} for r in readings],
+            **extra,
+        }
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +73,12 @@ def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) ->
     assert len(eu) == 14 and (7, 0, "operator_badge") in eu
     assert len(us) == 12 and all(name != "operator_badge" for _, _, name in us)
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
-    assert outcomes == {("machine", "eu-central"): "stored", ("machine", "us-east"): "stored",
-                        ("personal", "eu-central"): "stored", ("personal", "us-east"): "denied"}
+    assert outcomes == {
+        ("machine", "eu-central"): "stored",
+        ("machine", "us-east"): "stored",
+        ("personal", "eu-central"): "stored",
+        ("personal", "us-east"): "denied",
+    }
     denied = next(d for d in routed.decisions if d.outcome == "denied")
     revision = denied.decision.policy_revision
     assert denied.decision_id == decision_id("de-munich-cnc-01", 7, "personal", "us-east", revision)
@@ -68,8 +87,15 @@ def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) ->
 
 
 def test_vn_personal_needs_the_filed_assessment(real_router: Router, registry: Registry) -> None:
-    values = {"barrel_temp_c": 220.0, "injection_pressure_bar": 900.0, "cycle_time_s": 30.0,
-              "vibration_mm_s": 2.0, "power_kw": 20.0, "fault_code": 0, "operator_badge": "VN-1"}
+    values = {
+        "barrel_temp_c": 220.0,
+        "injection_pressure_bar": 900.0,
+        "cycle_time_s": 30.0,
+        "vibration_mm_s": 2.0,
+        "power_kw": 20.0,
+        "fault_code": 0,
+        "operator_badge": "VN-1",
+    }
     routed = real_router.route("tele/v1/vn-hanoi/vn-hanoi-press-01", _payload("vn-hanoi-press-01", 1, [values]))
     names = {r.name for r in routed.rows["ap-southeast"]}
     assert "operator_badge" in names  # VN_TIA_FILED is declared for SG in the registry
@@ -91,8 +117,12 @@ def test_th_personal_stays_in_singapore_under_the_asean_mcc(real_router: Router,
     assert "operator_badge" in {r.name for r in routed.rows["ap-southeast"]}
     assert routed.rows["us-east"] and all(r.name != "operator_badge" for r in routed.rows["us-east"])
     outcomes = {(d.category, d.region): d.outcome for d in routed.decisions}
-    assert outcomes == {("machine", "ap-southeast"): "stored", ("machine", "us-east"): "stored",
-                        ("personal", "ap-southeast"): "stored", ("personal", "us-east"): "denied"}
+    assert outcomes == {
+        ("machine", "ap-southeast"): "stored",
+        ("machine", "us-east"): "stored",
+        ("personal", "ap-southeast"): "stored",
+        ("personal", "us-east"): "denied",
+    }
     allowed = next(d for d in routed.decisions if (d.category, d.region) == ("personal", "ap-southeast"))
     assert allowed.input["safeguards"] == ["ASEAN_MCC"]
     assert any("TH PDPA B.E. 2562 s.28-29" in r and "ASEAN_MCC" in r for r in allowed.decision.reasons)
@@ -110,8 +140,12 @@ def test_my_personal_follows_the_dated_transfer_impact_assessment(real_router: R
     today = datetime.now(UTC).date()
     results = {}
     for label, day in (("recent", today.isoformat()), ("lapsed", f"{today.year - 3}-{today:%m-%d}")):
-        site = Site(country="MY", home_region="ap-southeast", safeguards={"SG": ["MY_TIA"]},
-                    safeguard_dates={"SG": {"MY_TIA": day}})
+        site = Site(
+            country="MY",
+            home_region="ap-southeast",
+            safeguards={"SG": ["MY_TIA"]},
+            safeguard_dates={"SG": {"MY_TIA": day}},
+        )
         devices = {**registry.devices, "my-penang-cnc-01": Device(site="my-penang", profile="cnc_mill")}
         reg = registry.model_copy(update={"sites": {**registry.sites, "my-penang": site}, "devices": devices})
         router = Router(registry=reg, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
@@ -145,11 +179,19 @@ def test_edge_pseudonymized_fields_are_not_hashed_twice(tmp_path: Path, registry
     (tmp_path / "rego").mkdir()
     (tmp_path / "data").mkdir()
     (tmp_path / "rego" / "t.rego").write_text(TRANSFORM_POLICY)
-    router = Router(registry=registry, policy=EmbeddedPolicyEngine.from_dir(tmp_path),
-                    pseudonymizer=Pseudonymizer(b"secret"), max_bytes=1 << 20)
+    router = Router(
+        registry=registry,
+        policy=EmbeddedPolicyEngine.from_dir(tmp_path),
+        pseudonymizer=Pseudonymizer(b"secret"),
+        max_bytes=1 << 20,
+    )
     values = {**CNC, "operator_badge": "edge-token-1"}
-    routed = router.route("tele/v1/de-munich/de-munich-cnc-01", _payload(
-        "de-munich-cnc-01", 1, [values], key_id="gw-key-1", edge_transforms={"operator_badge": "pseudonymized"}))
+    routed = router.route(
+        "tele/v1/de-munich/de-munich-cnc-01",
+        _payload(
+            "de-munich-cnc-01", 1, [values], key_id="gw-key-1", edge_transforms={"operator_badge": "pseudonymized"}
+        ),
+    )
     us_badge = next(r for r in routed.rows["us-east"] if r.name == "operator_badge")
     assert (us_badge.txt, us_badge.transform) == ("edge-token-1", "pseudonymized")
     flow = next(d.input for d in routed.decisions if d.category == "personal")
@@ -164,14 +206,18 @@ def test_edge_pseudonymized_fields_are_not_hashed_twice(tmp_path: Path, registry
         ("tele/v1/de-munich/de-munich-cnc-02", _payload("de-munich-cnc-01", 1, [CNC]), "topic_mismatch"),
         ("tele/v1/de-munich/ghost", _payload("ghost", 1, [CNC]), "unknown_device"),
         ("tele/v1/fr-lyon/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC]), "site_mismatch"),
-        ("tele/v1/de-munich/de-munich-cnc-01",
-         _payload("de-munich-cnc-01", 1, [CNC], origin={"site_id": "fr-lyon"}), "origin_mismatch"),
+        (
+            "tele/v1/de-munich/de-munich-cnc-01",
+            _payload("de-munich-cnc-01", 1, [CNC], origin={"site_id": "fr-lyon"}),
+            "origin_mismatch",
+        ),
         ("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 1, [CNC] * 2000), "oversized"),
     ],
 )
 def test_rejections(real_router: Router, topic: str, payload: bytes, code: str) -> None:
-    router = Router(registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"),
-                    max_bytes=64 * 1024)
+    router = Router(
+        registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=64 * 1024
+    )
     routed = router.route(topic, payload)
     assert [r.code for r in routed.rejections] == [code]
     assert routed.rows == {} and not routed.stored
@@ -185,8 +231,9 @@ def test_gzip_payloads_are_inflated_within_the_limit(real_router: Router) -> Non
     routed = real_router.route("tele/v1/de-munich/de-munich-cnc-01", gzip.compress(plain))
     assert routed.rejections == [] and len(routed.rows["eu-central"]) == 7
     bomb = gzip.compress(b"{" + b" " * (2 << 20) + b"}")  # small on the wire, 2 MiB inflated
-    small = Router(registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"),
-                   max_bytes=1 << 20)
+    small = Router(
+        registry=real_router.registry, policy=real_router.policy, pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20
+    )
     rejected = small.route("tele/v1/de-munich/de-munich-cnc-01", bomb)
     assert [r.code for r in rejected.rejections] == ["malformed"]
     assert "inflates beyond the limit" in rejected.rejections[0].detail
@@ -198,7 +245,8 @@ def test_decision_id_is_uuid5_of_message_category_region_and_revision() -> None:
     from ingest.pipeline.router import _DECISION_NS, decision_id
 
     assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r") == uuid.uuid5(
-        _DECISION_NS, "dev-1/7/personal/us-east/sha256:r")
+        _DECISION_NS, "dev-1/7/personal/us-east/sha256:r"
+    )
     assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r").version == 5
 
 
@@ -218,7 +266,14 @@ def test_decision_id_is_a_complete_uuid_for_any_input() -> None:
         got = decision_id(device, seq, "machine", "eu-central", "sha256:abc")
         want = uuid.uuid5(_DECISION_NS, f"{device}/{seq}/machine/eu-central/sha256:abc")
         assert (got, got.int, str(got), hash(got), got.version, got.variant, got.is_safe) == (
-            want, want.int, str(want), hash(want), want.version, want.variant, want.is_safe)
+            want,
+            want.int,
+            str(want),
+            hash(want),
+            want.version,
+            want.variant,
+            want.is_safe,
+        )
     one = decision_id("dev-1", 1, "personal", "us-east", "r")
     assert pickle.loads(pickle.dumps(one)) == one and copy.deepcopy(one) == one and isinstance(one, uuid.UUID)
 
@@ -231,8 +286,12 @@ def test_a_registry_change_decides_only_messages_received_after_it(registry: Reg
 
     from ingest.registry import overlay
 
-    router = Router(registry=registry, policy=CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=100),
-                    pseudonymizer=Pseudonymizer(b"k"), max_bytes=1 << 20)
+    router = Router(
+        registry=registry,
+        policy=CachedPolicyEngine(EmbeddedPolicyEngine.from_dir(), maxsize=100),
+        pseudonymizer=Pseudonymizer(b"k"),
+        max_bytes=1 << 20,
+    )
     topic, device = "tele/v1/cn-shenzhen/cn-shenzhen-cnc-01", "cn-shenzhen-cnc-01"
     received_before = time.monotonic()
     moved = registry.sites["cn-shenzhen"].model_dump(mode="json") | {"country": "US", "home_region": "us-east"}
@@ -240,8 +299,7 @@ def test_a_registry_change_decides_only_messages_received_after_it(registry: Reg
     received_after = time.monotonic()
 
     def badge_regions(routed: Routed) -> set[str]:
-        return {region for region, rows in routed.rows.items()
-                if any(row.name == "operator_badge" for row in rows)}
+        return {region for region, rows in routed.rows.items() if any(row.name == "operator_badge" for row in rows)}
 
     before = router.route(topic, _payload(device, 1, [CNC]), received=received_before)
     assert {d.origin_country for d in before.decisions} == {"CN"}

@@ -35,16 +35,27 @@ def drop_uk_adequacy(policy_dir: Path, *, fix_tests: bool) -> None:
         source = test.read_text()
         start = source.index("case_eu_personal_to_uk_adequate_until_2031 := {")
         end = source.index("\n}\n", start) + 3
-        test.write_text(source[:start] + source[end:] + (
-            "\ncase_eu_personal_to_uk_no_longer_adequate := {\n"
-            '\t"flow": {"origin": "DE", "destination": "GB", "category": "personal"},\n'
-            '\t"expect": {"allow": false},\n}\n'
-        ))
+        test.write_text(
+            source[:start]
+            + source[end:]
+            + (
+                "\ncase_eu_personal_to_uk_no_longer_adequate := {\n"
+                '\t"flow": {"origin": "DE", "destination": "GB", "category": "personal"},\n'
+                '\t"expect": {"allow": false},\n}\n'
+            )
+        )
 
 
 def make_runtime(control: str, policy_dir: Path, replica: str = "ingest-a", **kw: Any) -> PolicyRuntime:
-    return PolicyRuntime(kind="embedded", policy_dir=policy_dir, control_dsn=control, replica=replica,
-                         cache_size=kw.pop("cache_size", 64), watch_s=kw.pop("watch_s", 0), **kw)
+    return PolicyRuntime(
+        kind="embedded",
+        policy_dir=policy_dir,
+        control_dsn=control,
+        replica=replica,
+        cache_size=kw.pop("cache_size", 64),
+        watch_s=kw.pop("watch_s", 0),
+        **kw,
+    )
 
 
 def activations(control: str) -> list[dict[str, Any]]:

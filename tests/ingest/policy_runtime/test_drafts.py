@@ -34,10 +34,18 @@ def test_draft_upload_activation_and_a_second_replica_following(control: str, po
         drop_uk_adequacy(draft, fix_tests=True)
         check = a.upload_draft(read_policy_dir(draft), "alice")
         revision = compute_revision(draft)
-        assert check == {"revision": revision, "draft_id": files_digest(read_policy_dir(draft)),
-                         "files": check["files"], "bytes": check["bytes"], "tests": check["tests"], "loads": True,
-                         "tests_passed": check["tests_passed"], "tests_failed": 0, "invariants_failed": [],
-                         "error": None}
+        assert check == {
+            "revision": revision,
+            "draft_id": files_digest(read_policy_dir(draft)),
+            "files": check["files"],
+            "bytes": check["bytes"],
+            "tests": check["tests"],
+            "loads": True,
+            "tests_passed": check["tests_passed"],
+            "tests_failed": 0,
+            "invariants_failed": [],
+            "error": None,
+        }
         assert check["tests"] >= 8 and check["tests_passed"] > 100
         assert a.active.revision != revision  # uploading does not activate
         with pytest.raises(DraftNotFoundError):
@@ -108,8 +116,9 @@ def test_a_permissive_draft_whose_only_test_is_trivial_is_refused_naming_the_inv
             runtime.activate(None, "mallory", draft_id=check["draft_id"])
         assert "CN->US personal (entity=ciio:True): allowed, must be denied" in refused.value.error
         assert runtime.active.revision == before
-        assert not runtime.active.decide(Flow(origin="CN", destination="US", category="personal",
-                                              entity={"ciio": True})).allow
+        assert not runtime.active.decide(
+            Flow(origin="CN", destination="US", category="personal", entity={"ciio": True})
+        ).allow
         assert runtime.status()["last_refused"].error == refused.value.error
     finally:
         runtime.stop()
@@ -127,8 +136,9 @@ def test_activation_by_draft_id_and_an_untested_draft_never_shadows_a_tested_one
         tested_dir = copy_policy(tmp_path / "tested")
         drop_uk_adequacy(tested_dir, fix_tests=True)
         tested = runtime.upload_draft(read_policy_dir(tested_dir), "alice")
-        untested_files = {name: content for name, content in read_policy_dir(tested_dir).items()
-                          if not name.endswith("_test.rego")}
+        untested_files = {
+            name: content for name, content in read_policy_dir(tested_dir).items() if not name.endswith("_test.rego")
+        }
         untested = runtime.upload_draft(untested_files, "bob")  # same revision, uploaded later, no tests
         assert untested["revision"] == tested["revision"] and untested["draft_id"] != tested["draft_id"]
         assert untested["tests"] == 0 and "no Rego tests" in untested["error"]
@@ -171,6 +181,9 @@ def test_the_file_policy_is_activated_again_after_an_api_draft_without_uploading
     finally:
         a.stop()
         b.stop()
-    rows = [(r["replica"], r["revision"] == file_revision, r["draft_id"]) for r in activations(control)
-            if r["source"] == "api" and r["outcome"] == "accepted"]
+    rows = [
+        (r["replica"], r["revision"] == file_revision, r["draft_id"])
+        for r in activations(control)
+        if r["source"] == "api" and r["outcome"] == "accepted"
+    ]
     assert ("ingest-a", True, None) in rows and ("ingest-b", True, None) in rows

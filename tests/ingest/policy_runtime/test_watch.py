@@ -65,7 +65,10 @@ def test_file_change_is_recorded_and_refusals_keep_the_running_revision(control:
         runtime.stop()
     rows = activations(control)
     assert [(r["source"], r["outcome"]) for r in rows] == [
-        ("startup", "accepted"), ("file", "refused"), ("file", "refused"), ("file", "accepted"),
+        ("startup", "accepted"),
+        ("file", "refused"),
+        ("file", "refused"),
+        ("file", "accepted"),
     ]
     assert rows[1]["previous_revision"] == first and rows[1]["error"] and rows[1]["tests_failed"] >= 1
     assert rows[3]["revision"] == runtime.active.revision and rows[3]["previous_revision"] == first
@@ -106,8 +109,15 @@ def test_a_permissive_policy_directory_is_refused_by_the_file_watch_and_at_start
 def test_opa_mode_follows_the_bundle_revision_and_refuses_uploads(control: str):
     engine = EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR)
     with FakeOpa(engine, bundle_revision="sha256:" + "11" * 32) as fake:
-        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="ingest-o",
-                                opa_url=fake.url, cache_size=16, watch_s=1)
+        runtime = PolicyRuntime(
+            kind="opa",
+            policy_dir=DEFAULT_POLICY_DIR,
+            control_dsn=control,
+            replica="ingest-o",
+            opa_url=fake.url,
+            cache_size=16,
+            watch_s=1,
+        )
         runtime.start()
         try:
             assert runtime.active.revision == "sha256:" + "11" * 32
@@ -137,15 +147,23 @@ def test_opa_mode_follows_the_bundle_revision_and_refuses_uploads(control: str):
             runtime.stop()
     rows = activations(control)
     assert [(r["source"], r["revision"][-4:], r["activated_by"]) for r in rows] == [
-        ("startup", "1111", "startup"), ("opa", "2222", "opa-bundle"),
+        ("startup", "1111", "startup"),
+        ("opa", "2222", "opa-bundle"),
     ]
 
 
 def test_an_opa_revision_that_breaks_an_invariant_pauses_routing_until_a_good_one(control: str, tmp_path: Path):
     good = EmbeddedPolicyEngine.from_dir(DEFAULT_POLICY_DIR)
     with FakeOpa(good, bundle_revision="sha256:" + "11" * 32) as fake:
-        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="ingest-o",
-                                opa_url=fake.url, cache_size=16, watch_s=0)
+        runtime = PolicyRuntime(
+            kind="opa",
+            policy_dir=DEFAULT_POLICY_DIR,
+            control_dsn=control,
+            replica="ingest-o",
+            opa_url=fake.url,
+            cache_size=16,
+            watch_s=0,
+        )
         runtime.start()
         try:
             assert runtime.active.held is None
@@ -172,16 +190,26 @@ def test_an_opa_revision_that_breaks_an_invariant_pauses_routing_until_a_good_on
             runtime.stop()
     rows = activations(control)
     assert [(r["source"], r["outcome"], r["revision"][-4:]) for r in rows] == [
-        ("startup", "accepted", "1111"), ("opa", "refused", "3333"), ("opa", "accepted", "4444"),
+        ("startup", "accepted", "1111"),
+        ("opa", "refused", "3333"),
+        ("opa", "accepted", "4444"),
     ]
     assert "cn-ciio-personal-stays-in-cn" in rows[1]["error"]
 
 
 def test_stopping_releases_a_decision_waiting_on_a_paused_policy(control: str, tmp_path: Path):
-    with FakeOpa(EmbeddedPolicyEngine.from_dir(write_allow_all(tmp_path / "allow-all")),
-                 bundle_revision="sha256:" + "55" * 32) as fake:
-        runtime = PolicyRuntime(kind="opa", policy_dir=DEFAULT_POLICY_DIR, control_dsn=control, replica="ingest-p",
-                                opa_url=fake.url, cache_size=16, watch_s=0)
+    with FakeOpa(
+        EmbeddedPolicyEngine.from_dir(write_allow_all(tmp_path / "allow-all")), bundle_revision="sha256:" + "55" * 32
+    ) as fake:
+        runtime = PolicyRuntime(
+            kind="opa",
+            policy_dir=DEFAULT_POLICY_DIR,
+            control_dsn=control,
+            replica="ingest-p",
+            opa_url=fake.url,
+            cache_size=16,
+            watch_s=0,
+        )
         runtime.start()  # OPA already serves a permissive bundle: the replica starts paused
         errors: list[BaseException] = []
 
@@ -233,11 +261,16 @@ def test_running_ingest_decides_the_next_message_with_the_new_revision(
         finally:
             pub.loop_stop()
             pub.disconnect()
-    rows = query(control, "SELECT seq, region, outcome, policy_revision, reasons->>0 FROM decisions"
-                          " WHERE category = 'machine' ORDER BY seq, region")
+    rows = query(
+        control,
+        "SELECT seq, region, outcome, policy_revision, reasons->>0 FROM decisions"
+        " WHERE category = 'machine' ORDER BY seq, region",
+    )
     assert [r[:4] for r in rows] == [
-        (1, "eu-central", "stored", first), (1, "us-east", "stored", first),
-        (2, "eu-central", "stored", new), (2, "us-east", "stored", new),
+        (1, "eu-central", "stored", first),
+        (1, "us-east", "stored", first),
+        (2, "eu-central", "stored", new),
+        (2, "us-east", "stored", new),
     ]
     assert "reworded by the compliance team" not in rows[1][4] and "reworded by the compliance team" in rows[3][4]
     sources = query(control, "SELECT source, outcome FROM policy_activations ORDER BY id")

@@ -29,16 +29,36 @@ def test_every_category_must_be_allowed_or_the_payload_is_discarded(registry: Re
     site = registry.sites["de-munich"]
     only_machine = lambda _s, _r, category: category == "machine"  # noqa: E731
     assert lawful_region(site, ("machine", "personal"), REGIONS, only_machine) is None
-    held = rejection("tele/v1/de-munich/de-munich-cnc-01", b"{}", "malformed", "bad", "de-munich-cnc-01", None,
-                     hold=True, registry=registry, regions=REGIONS, allows=only_machine)
+    held = rejection(
+        "tele/v1/de-munich/de-munich-cnc-01",
+        b"{}",
+        "malformed",
+        "bad",
+        "de-munich-cnc-01",
+        None,
+        hold=True,
+        registry=registry,
+        regions=REGIONS,
+        allows=only_machine,
+    )
     assert (held.payload_region, held.payload, held.state) == (None, None, "discarded")
     assert "payload discarded" in held.detail and held.origin_country == site.country
     assert held.category is not None and "personal" in held.category.split("/")  # unclassified content
 
 
 def test_an_unknown_origin_keeps_metadata_only(registry: Registry) -> None:
-    r = rejection("tele/v1/x/ghost", b"{}", "unknown_device", "who", "ghost", 1, hold=True, registry=registry,
-                  regions=REGIONS, allows=lambda _s, _r, _c: True)
+    r = rejection(
+        "tele/v1/x/ghost",
+        b"{}",
+        "unknown_device",
+        "who",
+        "ghost",
+        1,
+        hold=True,
+        registry=registry,
+        regions=REGIONS,
+        allows=lambda _s, _r, _c: True,
+    )
     assert (r.payload_region, r.payload, r.origin_country, r.category) == (None, None, None, None)
     assert r.quarantine_id == quarantine_id("tele/v1/x/ghost", b"{}", "unknown_device", None)
 

@@ -14,8 +14,9 @@ from wire.sparkplug import sparkplug_b_pb2 as pb
 GROUP, NODE = "g", "n1"
 
 
-def msg(kind: str, seq: int | None, metrics: list[dict[str, object]], device: str | None = None,
-        ts: int | None = None) -> Incoming:
+def msg(
+    kind: str, seq: int | None, metrics: list[dict[str, object]], device: str | None = None, ts: int | None = None
+) -> Incoming:
     topic = f"spBv1.0/{GROUP}/{kind}/{NODE}" + (f"/{device}" if device else "")
     p = pb.Payload(timestamp=ts if ts is not None else int(time.time() * 1000))
     if seq is not None:
@@ -74,7 +75,9 @@ def test_positions_wrap_and_continue_across_sessions_and_redeliveries_keep_their
     store.process([msg("NDEATH", None, [{"name": "bdSeq", "datatype": 8, "long_value": 6}])])
     assert query(control, "SELECT online, session, bd_seq FROM sparkplug_nodes") == [(False, 2, 6)]
     assert query(control, "SELECT device, online FROM sparkplug_births WHERE session = 2 ORDER BY device") == [
-        ("", True), ("d", False)]
+        ("", True),
+        ("d", False),
+    ]
     after = store.process([ddata(8, 1.0, t0 + 1004)])
     assert after.resolved[0].refused is not None and after.resolved[0].refused[0] == "spb_no_birth"
     # the next birth closes the gap

@@ -43,8 +43,21 @@ def _rows(start: datetime, n: int, seq0: int = 0) -> list[Row]:
     """``n`` readings of power_kw, one every 25 s from ``start``, 10 per batch."""
     decision = uuid.uuid4()
     return [
-        Row(DEVICE, seq0 + i // 10, i % 10, "power_kw", start + timedelta(seconds=25 * i), "s", "DE", "machine",
-            float(i % 17), None, None, decision, "r")
+        Row(
+            DEVICE,
+            seq0 + i // 10,
+            i % 10,
+            "power_kw",
+            start + timedelta(seconds=25 * i),
+            "s",
+            "DE",
+            "machine",
+            float(i % 17),
+            None,
+            None,
+            decision,
+            "r",
+        )
         for i in range(n)
     ]
 
@@ -55,14 +68,32 @@ class _Everyone:
 
 
 def _series(
-    store: RegionStore, start: datetime, end: datetime, bucket: str, *, use_rollups: bool,
+    store: RegionStore,
+    start: datetime,
+    end: datetime,
+    bucket: str,
+    *,
+    use_rollups: bool,
 ) -> list[tuple[Any, ...]]:
-    ref = DeviceRef(device_id=DEVICE, device=Device(site="s", profile="p"), site_id="s",
-                    site=Site(country="DE", home_region="late", name="s"),
-                    profile=Profile(fields={"power_kw": FieldSpec(category="machine", unit=None)}))
+    ref = DeviceRef(
+        device_id=DEVICE,
+        device=Device(site="s", profile="p"),
+        site_id="s",
+        site=Site(country="DE", home_region="late", name="s"),
+        profile=Profile(fields={"power_kw": FieldSpec(category="machine", unit=None)}),
+    )
     # arg-type: _Everyone stands in for a Caller; bucket is one of the Bucket literals, as a plain str here
-    answer = readings.series(ref=ref, store=store, settings=FAST, caller=_Everyone(), name="power_kw",  # type: ignore[arg-type]
-                             start=start, end=end, bucket=bucket, use_rollups=use_rollups)  # type: ignore[arg-type]
+    answer = readings.series(
+        ref=ref,
+        store=store,
+        settings=FAST,
+        caller=_Everyone(),  # type: ignore[arg-type]
+        name="power_kw",
+        start=start,
+        end=end,
+        bucket=bucket,  # type: ignore[arg-type]
+        use_rollups=use_rollups,
+    )
     return [(p.ts, p.min, p.max, round(p.avg, 9), p.count) for p in answer.points]
 
 
@@ -146,11 +177,17 @@ def test_the_writer_records_late_ranges_in_the_transaction_of_its_rows(stub_stor
 def test_maintenance_refreshes_exactly_the_recorded_ranges(stub_store: str) -> None:
     late = LATE.replace(minute=10, second=5)
     with psycopg.connect(stub_store) as conn:
-        conn.execute("INSERT INTO late_rollup_ranges (lo, hi) VALUES (%s, %s), (%s, %s), (%s, %s)", (
-            late, late + timedelta(minutes=3, seconds=10),          # 10:05 .. 13:15 past the hour
-            late + timedelta(minutes=2), late + timedelta(minutes=4),  # overlaps the first: merged
-            NOW - timedelta(days=120), NOW - timedelta(days=119),    # older than the 90-day retention
-        ))
+        conn.execute(
+            "INSERT INTO late_rollup_ranges (lo, hi) VALUES (%s, %s), (%s, %s), (%s, %s)",
+            (
+                late,
+                late + timedelta(minutes=3, seconds=10),  # 10:05 .. 13:15 past the hour
+                late + timedelta(minutes=2),
+                late + timedelta(minutes=4),  # overlaps the first: merged
+                NOW - timedelta(days=120),
+                NOW - timedelta(days=119),  # older than the 90-day retention
+            ),
+        )
     report = StoreMaintenance({"late": stub_store}, StoreOptions()).run_once(now=NOW)["late"]
     assert (report.backend, report.error, report.late_ranges) == ("timescaledb", None, 3)
     hour = late.replace(minute=0, second=0)
@@ -167,8 +204,10 @@ def test_maintenance_refreshes_exactly_the_recorded_ranges(stub_store: str) -> N
 def test_a_failed_refresh_keeps_the_ranges_for_the_next_run(stub_store: str) -> None:
     with psycopg.connect(stub_store) as conn:
         conn.execute("INSERT INTO late_rollup_ranges (lo, hi) VALUES (%s, %s)", (LATE, LATE))
-        conn.execute("ALTER PROCEDURE refresh_continuous_aggregate(regclass, anyelement, anyelement, boolean)"
-                     " RENAME TO refresh_broken")
+        conn.execute(
+            "ALTER PROCEDURE refresh_continuous_aggregate(regclass, anyelement, anyelement, boolean)"
+            " RENAME TO refresh_broken"
+        )
     report = StoreMaintenance({"late": stub_store}).run_once(now=NOW)["late"]
     assert report.error is not None and "refresh_continuous_aggregate" in report.error
     with psycopg.connect(stub_store) as conn:
@@ -222,7 +261,8 @@ def test_refresh_windows_are_whole_buckets_merged_and_inside_the_retention() -> 
         "CALL refresh_continuous_aggregate('readings_1h', %(start)s::timestamptz, %(end)s::timestamptz)",
     ]
     assert [(s.params["start"], s.params["end"]) for s in statements] == [
-        (edge, edge + timedelta(minutes=1)), (edge, edge + timedelta(hours=1)),
+        (edge, edge + timedelta(minutes=1)),
+        (edge, edge + timedelta(hours=1)),
     ]
 
 

@@ -95,8 +95,9 @@ def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server
     version, sql = migration_files("region")[0]
     ts = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
     with psycopg.connect(dsn) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
-                     " DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         conn.execute(sql)
         conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
         for i, value in enumerate((1.0, 2.0, 6.0)):
@@ -124,8 +125,9 @@ def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(
     older = [(v, sql) for v, sql in migration_files("control") if v < "0006"]
     inputs = [{"origin": "DE", "destination": "US", "category": c} for c in ("machine", "personal")]
     with psycopg.connect(dsn) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL"
-                     " DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for version, sql in older:
             conn.execute(sql)
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
@@ -137,12 +139,14 @@ def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(
                 " '[\"SCC\"]', '{}', '[\"why\"]', 'sha256:r', 5, %s)",
                 (uuid.uuid4(), seq, inputs[seq % 2]["category"], Jsonb(inputs[seq % 2])),
             )
-        before = conn.execute("SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input"
-                              " FROM decisions ORDER BY seq").fetchall()
+        before = conn.execute(
+            "SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input FROM decisions ORDER BY seq"
+        ).fetchall()
     assert migrate(dsn, "control", store="control")[0] == "0006_decision_docs"
     with psycopg.connect(dsn) as conn:
-        after = conn.execute("SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input"
-                             " FROM decisions ORDER BY seq").fetchall()
+        after = conn.execute(
+            "SELECT decision_id, decided_at, seq, category, allow, requires, reasons, input FROM decisions ORDER BY seq"
+        ).fetchall()
         assert after == before
         assert conn.execute("SELECT count(*) FROM decision_docs").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM decision_log WHERE doc_id IS NULL").fetchone() == (0,)

@@ -37,8 +37,24 @@ def _scalar(conn: psycopg.Connection, query: str, params: tuple[object, ...] | N
 
 
 def _rows(at: datetime, n: int, *, seq: int = 1, device: str = "dev-1") -> list[tuple[object, ...]]:
-    return [(device, seq, i, "power_kw", at + timedelta(seconds=i), "site-1", "DE", "machine", float(i), None, None,
-             uuid.uuid4(), "sha256:abc") for i in range(n)]
+    return [
+        (
+            device,
+            seq,
+            i,
+            "power_kw",
+            at + timedelta(seconds=i),
+            "site-1",
+            "DE",
+            "machine",
+            float(i),
+            None,
+            None,
+            uuid.uuid4(),
+            "sha256:abc",
+        )
+        for i in range(n)
+    ]
 
 
 def _where(dsn: str) -> dict[str, int]:
@@ -74,8 +90,11 @@ def test_partitions_are_created_ahead_and_rows_leave_the_default_partition(pg_se
     assert report.created == [partitions.partition_name(d) for d in expected]
     assert report.moved_rows == 8
     assert report.rows_in_default == 2  # beyond the partitions ahead: kept in the default partition
-    assert _where(dsn) == {partitions.partition_name(TODAY): 5, partitions.partition_name(old_day.date()): 3,
-                           "readings_default": 2}
+    assert _where(dsn) == {
+        partitions.partition_name(TODAY): 5,
+        partitions.partition_name(old_day.date()): 3,
+        "readings_default": 2,
+    }
 
     # idempotent; duplicates of moved rows are still recognised, new rows land in their partition
     again = maintenance.run_once(now=NOW)["eu"]
@@ -173,8 +192,9 @@ def test_maintenance_beside_live_writers_and_another_replica(pg_server: Postgres
 
 def test_thread_runner_runs_at_once_and_stops(pg_server: PostgresServer) -> None:
     dsn = _store(pg_server, "parts_thread")
-    maintenance = StoreMaintenance({"eu": dsn, "down": "postgresql://x@127.0.0.1:1/none"},
-                                   StoreOptions(maintenance_interval=timedelta(hours=1)))
+    maintenance = StoreMaintenance(
+        {"eu": dsn, "down": "postgresql://x@127.0.0.1:1/none"}, StoreOptions(maintenance_interval=timedelta(hours=1))
+    )
     maintenance.start()
     deadline = time.monotonic() + 20
     while maintenance.last_run_at is None and time.monotonic() < deadline:
@@ -217,8 +237,13 @@ def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_serv
 
     def waiting(query_start: str) -> int:
         with psycopg.connect(dsn) as conn:
-            return int(_scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                     " AND query LIKE %s", (query_start + "%",)))
+            return int(
+                _scalar(
+                    conn,
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                    (query_start + "%",),
+                )
+            )
 
     mover = threading.Thread(target=move)
     mover.start()
@@ -226,8 +251,15 @@ def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_serv
     while waiting("LOCK TABLE") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     counted: list[int] = []
-    reader = threading.Thread(target=lambda: counted.append(int(_scalar(psycopg.connect(dsn, autocommit=True),
-        "SELECT count(*) FROM readings WHERE device_id = 'dev-1'"))))
+    reader = threading.Thread(
+        target=lambda: counted.append(
+            int(
+                _scalar(
+                    psycopg.connect(dsn, autocommit=True), "SELECT count(*) FROM readings WHERE device_id = 'dev-1'"
+                )
+            )
+        )
+    )
     reader.start()
     while waiting("SELECT count(*) FROM readings") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)

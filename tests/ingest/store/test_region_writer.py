@@ -18,8 +18,16 @@ T0 = datetime(2026, 11, 22, 7, 0, 0, tzinfo=UTC)
 DAY = (T0 - timedelta(days=1), T0 + timedelta(days=1))
 
 
-def _row(seq: int, idx: int, name: str, num: float | None = None, txt: str | None = None, *,
-         device: str = "dev-1", at: datetime | None = None) -> tuple[object, ...]:
+def _row(
+    seq: int,
+    idx: int,
+    name: str,
+    num: float | None = None,
+    txt: str | None = None,
+    *,
+    device: str = "dev-1",
+    at: datetime | None = None,
+) -> tuple[object, ...]:
     ts = at if at is not None else T0 + timedelta(seconds=idx)
     return (device, seq, idx, name, ts, "site-1", "DE", "machine", num, txt, None, uuid.uuid4(), "sha256:abc")
 
@@ -46,8 +54,12 @@ def test_write_is_idempotent(pg_server: PostgresServer) -> None:
     assert writer.write([*rows, _row(2, 0, "power_kw", 9.0)]) == 1
     with psycopg.connect(dsn) as conn:
         got = conn.execute("SELECT seq, idx, name, num, txt FROM readings ORDER BY seq, idx, name").fetchall()
-    assert got == [(1, 0, "badge", None, "B-1"), (1, 0, "power_kw", 1.5, None), (1, 1, "power_kw", 2.5, None),
-                   (2, 0, "power_kw", 9.0, None)]
+    assert got == [
+        (1, 0, "badge", None, "B-1"),
+        (1, 0, "power_kw", 1.5, None),
+        (1, 1, "power_kw", 2.5, None),
+        (2, 0, "power_kw", 9.0, None),
+    ]
     writer.close()
 
 
@@ -94,8 +106,11 @@ def test_concurrent_overlapping_writers_keep_rollups_exact(pg_server: PostgresSe
     """Two replicas receiving the same batches (redelivery after a lost ack) in different orders."""
     dsn = _store(pg_server, "writer_concurrent")
     batches = [
-        [_row(seq, i, name, float(seq * 10 + i), device=f"dev-{seq % 3}",
-              at=T0 + timedelta(seconds=seq * 7 + i)) for i in range(20) for name in ("a", "b")]
+        [
+            _row(seq, i, name, float(seq * 10 + i), device=f"dev-{seq % 3}", at=T0 + timedelta(seconds=seq * 7 + i))
+            for i in range(20)
+            for name in ("a", "b")
+        ]
         for seq in range(40)
     ]
     written: list[int] = []
@@ -110,8 +125,10 @@ def test_concurrent_overlapping_writers_keep_rollups_exact(pg_server: PostgresSe
         finally:
             writer.close()
 
-    threads = [threading.Thread(target=replica, args=(order,))
-               for order in (batches, list(reversed(batches)), batches[::2] + batches[1::2])]
+    threads = [
+        threading.Thread(target=replica, args=(order,))
+        for order in (batches, list(reversed(batches)), batches[::2] + batches[1::2])
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -152,11 +169,14 @@ def test_rebuild_recomputes_rollups_from_raw_rows(pg_server: PostgresServer) -> 
         conn.execute(
             "INSERT INTO readings (device_id, seq, idx, name, ts, site_id, origin_country, category, num,"
             " decision_id, policy_revision) VALUES ('dev-2', 1, 0, 'power_kw', %s, 's', 'DE', 'machine', 4,"
-            " gen_random_uuid(), 'r')", (T0,),
+            " gen_random_uuid(), 'r')",
+            (T0,),
         )
         broken = rollups.verify(conn, start=DAY[0], end=DAY[1])
         assert {(m.table, m.device_id) for m in broken} == {
-            ("readings_1m", "dev-1"), ("readings_1m", "dev-2"), ("readings_1h", "dev-2")
+            ("readings_1m", "dev-1"),
+            ("readings_1m", "dev-2"),
+            ("readings_1h", "dev-2"),
         }
         rollups.rebuild(conn, T0 - timedelta(minutes=5), T0 + timedelta(minutes=5))
         assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
@@ -194,8 +214,13 @@ def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: Po
     dsn = _store(pg_server, "writer_bounds")
     writer = RegionWriter("eu", dsn)
     hour = T0.replace(minute=0)
-    stamps = [hour - timedelta(microseconds=1), hour, hour + timedelta(minutes=1) - timedelta(microseconds=1),
-              hour + timedelta(minutes=1), hour + timedelta(hours=1) - timedelta(microseconds=1)]
+    stamps = [
+        hour - timedelta(microseconds=1),
+        hour,
+        hour + timedelta(minutes=1) - timedelta(microseconds=1),
+        hour + timedelta(minutes=1),
+        hour + timedelta(hours=1) - timedelta(microseconds=1),
+    ]
     rows = [_row(1, i, "t", float(i), at=at) for i, at in enumerate(stamps)]
     assert writer.write(rows) == len(rows)
     assert writer.merges == 0
@@ -203,13 +228,16 @@ def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: Po
         assert rollups.verify(conn, start=DAY[0], end=DAY[1]) == []
     assert [r[2:4] for r in _rollup(dsn, "readings_1h")] == [(hour - timedelta(hours=1), 1), (hour, 4)]
     assert [r[2:4] for r in _rollup(dsn, "readings_1m")] == [
-        (hour - timedelta(minutes=1), 1), (hour, 2), (hour + timedelta(minutes=1), 1),
+        (hour - timedelta(minutes=1), 1),
+        (hour, 2),
+        (hour + timedelta(minutes=1), 1),
         (hour + timedelta(minutes=59), 1),
     ]
     writer.close()
 
 
 # --- data errors vs outages, and finding the message at fault (docs/message-isolation.md) ---------------------
+
 
 @pytest.mark.parametrize(
     ("bad", "what"),
@@ -219,8 +247,9 @@ def test_fast_path_buckets_are_exact_at_minute_and_hour_boundaries(pg_server: Po
         (_row(6, 0, "power_kw", 1.5e308), "out of range"),  # with the 1.5e308 stored before: the rollup's sum overflows
     ],
 )
-def test_write_groups_quarantines_only_the_group_the_store_refuses(pg_server: PostgresServer, bad: tuple[object, ...],
-                                                                   what: str) -> None:
+def test_write_groups_quarantines_only_the_group_the_store_refuses(
+    pg_server: PostgresServer, bad: tuple[object, ...], what: str
+) -> None:
     dsn = _store(pg_server, f"writer_groups_{uuid.uuid4().hex[:8]}")
     writer = RegionWriter("eu", dsn)
     assert writer.write([_row(9, 0, "power_kw", 1.5e308)]) == 1  # an earlier flush, same device, field and minute

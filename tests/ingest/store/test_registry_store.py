@@ -27,12 +27,12 @@ def test_every_write_bumps_the_revision_and_upserts_the_entry(control: str) -> N
             r1 = registry_store.write_entry(conn, kind="site", entry_id="de-berlin", spec=SITE, actor="olga")
         with conn.transaction():
             registry_store.lock_revision(conn)
-            r2 = registry_store.write_entry(conn, kind="site", entry_id="de-berlin",
-                                            spec={**SITE, "name": "Berlin"}, actor="piet")
+            r2 = registry_store.write_entry(
+                conn, kind="site", entry_id="de-berlin", spec={**SITE, "name": "Berlin"}, actor="piet"
+            )
         with conn.transaction():
             registry_store.lock_revision(conn)
-            r3 = registry_store.write_entry(conn, kind="device", entry_id="de-berlin-cnc-01", spec=None,
-                                            actor="olga")
+            r3 = registry_store.write_entry(conn, kind="device", entry_id="de-berlin-cnc-01", spec=None, actor="olga")
         snapshot = registry_store.load_snapshot(conn)
     assert (r1, r2, r3) == (1, 2, 3)
     assert snapshot.revision == 3
@@ -76,8 +76,7 @@ def test_concurrent_changes_are_serialised_and_commit_in_revision_order(control:
         def other_writer() -> None:
             with second.transaction():
                 result["locked_at"] = registry_store.lock_revision(second)
-                result["revision"] = registry_store.write_entry(second, kind="site", entry_id="b", spec=SITE,
-                                                                actor="b")
+                result["revision"] = registry_store.write_entry(second, kind="site", entry_id="b", spec=SITE, actor="b")
 
         thread = threading.Thread(target=other_writer)
         thread.start()

@@ -13,9 +13,12 @@ def _epoch(at: datetime) -> int:
 
 def test_aggregate_rows_groups_by_device_name_and_minute_and_skips_text() -> None:
     rows = [
-        ("d1", "p", T0, 1.0), ("d1", "p", T0 + timedelta(seconds=59), 3.0),
+        ("d1", "p", T0, 1.0),
+        ("d1", "p", T0 + timedelta(seconds=59), 3.0),
         ("d1", "p", T0 + timedelta(seconds=60), 5.0),
-        ("d1", "q", T0, -2.0), ("d2", "p", T0, 7.0), ("d1", "badge", T0, None),
+        ("d1", "q", T0, -2.0),
+        ("d2", "p", T0, 7.0),
+        ("d1", "badge", T0, None),
     ]
     agg = rollups.aggregate_rows(rows, device=0, name=1, ts=2, num=3)
     assert agg == {
@@ -29,8 +32,9 @@ def test_aggregate_rows_groups_by_device_name_and_minute_and_skips_text() -> Non
 def test_aggregate_rows_is_exact_just_before_a_boundary_and_with_offsets() -> None:
     just_before = T0 - timedelta(microseconds=1)
     plus_two = T0.astimezone(timezone(timedelta(hours=2)))  # the same instant, another offset
-    agg = rollups.aggregate_rows([("d", "p", just_before, 1.0), ("d", "p", plus_two, 2.0)],
-                                 device=0, name=1, ts=2, num=3)
+    agg = rollups.aggregate_rows(
+        [("d", "p", just_before, 1.0), ("d", "p", plus_two, 2.0)], device=0, name=1, ts=2, num=3
+    )
     assert agg == {("d", "p", _epoch(T0) - 60): [1, 1.0, 1.0, 1.0], ("d", "p", _epoch(T0)): [1, 2.0, 2.0, 2.0]}
 
 

@@ -24,8 +24,11 @@ def _state(dsn: str, device: str = "dev") -> tuple[int | None, list[tuple[int, i
     """(the device's highest seq, its open gaps)."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT last_seq FROM device_progress WHERE device_id = %s", (device,)).fetchone()
-        gaps = conn.execute("SELECT first_missing, last_missing FROM sequence_gaps WHERE device_id = %s AND"
-                            " closed_at IS NULL ORDER BY 1", (device,)).fetchall()
+        gaps = conn.execute(
+            "SELECT first_missing, last_missing FROM sequence_gaps WHERE device_id = %s AND"
+            " closed_at IS NULL ORDER BY 1",
+            (device,),
+        ).fetchall()
     return (row[0] if row else None), [(a, b) for a, b in gaps]
 
 

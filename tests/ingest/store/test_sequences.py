@@ -21,7 +21,8 @@ def _gaps(dsn: str, device: str) -> list[tuple[int, int, bool]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT first_missing, last_missing, closed_at IS NULL FROM sequence_gaps WHERE device_id = %s"
-            " ORDER BY first_missing, last_missing, closed_at IS NULL", (device,)
+            " ORDER BY first_missing, last_missing, closed_at IS NULL",
+            (device,),
         ).fetchall()
     return [(f, last, is_open) for f, last, is_open in rows]
 
@@ -32,17 +33,21 @@ def _open(dsn: str, device: str) -> list[tuple[int, int]]:
 
 def _progress(dsn: str, device: str) -> tuple[int, int, int] | None:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT last_seq, batches, readings FROM device_progress WHERE device_id = %s",
-                           (device,)).fetchone()
+        row = conn.execute(
+            "SELECT last_seq, batches, readings FROM device_progress WHERE device_id = %s", (device,)
+        ).fetchone()
     return (row[0], row[1], row[2]) if row else None
 
 
 def test_several_devices_in_one_call(control: str) -> None:
-    new = _record(control, {
-        "dev-b": [(3, 1), (1, 2), (2, 4)],
-        "dev-a": [(1, 5), (4, 1), (2, 1), (9, 2)],
-        "dev-c": [],
-    })
+    new = _record(
+        control,
+        {
+            "dev-b": [(3, 1), (1, 2), (2, 4)],
+            "dev-a": [(1, 5), (4, 1), (2, 1), (9, 2)],
+            "dev-c": [],
+        },
+    )
     assert new == {"dev-a": [1, 2, 4, 9], "dev-b": [1, 2, 3], "dev-c": []}
     assert list(new) == ["dev-a", "dev-b", "dev-c"]
     assert _open(control, "dev-a") == [(3, 3), (5, 8)]
@@ -55,7 +60,10 @@ def test_several_devices_in_one_call(control: str) -> None:
 
 def test_first_batches_missing_open_a_gap_from_one(control: str) -> None:
     assert _record(control, {"dev-1": [(5, 1), (6, 1)], "dev-2": [(2, 1)], "dev-3": [(1, 1)]}) == {
-        "dev-1": [5, 6], "dev-2": [2], "dev-3": [1]}
+        "dev-1": [5, 6],
+        "dev-2": [2],
+        "dev-3": [1],
+    }
     assert _open(control, "dev-1") == [(1, 4)]
     assert _open(control, "dev-2") == [(1, 1)]
     assert _open(control, "dev-3") == []
@@ -71,8 +79,9 @@ def test_late_batches_shrink_split_and_close_a_gap_across_calls(control: str) ->
     _record(control, {"dev": [(5, 1)]})  # split; the new part keeps the detection time
     assert _open(control, "dev") == [(3, 4), (6, 8)]
     with psycopg.connect(control) as conn:
-        assert conn.execute("SELECT count(DISTINCT detected_at) FROM sequence_gaps WHERE device_id = 'dev'"
-                            ).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(DISTINCT detected_at) FROM sequence_gaps WHERE device_id = 'dev'"
+        ).fetchone() == (1,)
     # one call: 7 splits 6..8, 8 closes the part just split off, 12 opens a gap past the highest
     _record(control, {"dev": [(12, 1), (8, 1), (7, 1)]})
     assert _open(control, "dev") == [(3, 4), (6, 6), (11, 11)]
@@ -82,8 +91,9 @@ def test_late_batches_shrink_split_and_close_a_gap_across_calls(control: str) ->
     assert _open(control, "dev") == []
     assert _gaps(control, "dev") == [(4, 4, False), (6, 6, False), (8, 8, False), (11, 11, False)]
     with psycopg.connect(control) as conn:  # the parts of the first gap keep its detection time
-        assert conn.execute("SELECT count(DISTINCT detected_at) FROM sequence_gaps WHERE device_id = 'dev'"
-                            " AND first_missing < 11").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(DISTINCT detected_at) FROM sequence_gaps WHERE device_id = 'dev' AND first_missing < 11"
+        ).fetchone() == (1,)
     assert _progress(control, "dev") == (12, 12, 12)
 
 
@@ -96,8 +106,7 @@ def test_several_late_batches_in_one_gap_in_one_call(control: str) -> None:
 
 def test_redelivered_batches_are_counted_once(control: str) -> None:
     assert _record(control, {"dev": [(1, 3), (2, 4)], "other": [(1, 1)]}) == {"dev": [1, 2], "other": [1]}
-    assert _record(control, {"dev": [(2, 4), (2, 4), (1, 3), (3, 5)], "other": [(1, 1)]}) == {
-        "dev": [3], "other": []}
+    assert _record(control, {"dev": [(2, 4), (2, 4), (1, 3), (3, 5)], "other": [(1, 1)]}) == {"dev": [3], "other": []}
     assert _progress(control, "dev") == (3, 3, 12)
     assert _progress(control, "other") == (1, 1, 1)
     assert _record(control, {"dev": [(3, 5)]}) == {"dev": []}
@@ -131,7 +140,7 @@ def test_concurrent_replicas_agree_on_gaps(control: str) -> None:
                 for r in range(rounds):
                     batches = {}
                     for d in mine:  # both replicas get each device's seqs, in different chunks
-                        chunk = seqs[d][(r * 8 + offset) % 240:(r * 8 + offset) % 240 + 12]
+                        chunk = seqs[d][(r * 8 + offset) % 240 : (r * 8 + offset) % 240 + 12]
                         batches[d] = [(s, 2) for s in chunk]
                     barrier.wait(timeout=30)
                     with conn.transaction():
@@ -140,8 +149,10 @@ def test_concurrent_replicas_agree_on_gaps(control: str) -> None:
             errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=replica, args=(devices[:6], 0)),
-               threading.Thread(target=replica, args=(list(reversed(devices[2:])), 4))]
+    threads = [
+        threading.Thread(target=replica, args=(devices[:6], 0)),
+        threading.Thread(target=replica, args=(list(reversed(devices[2:])), 4)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -165,6 +176,7 @@ def test_concurrent_replicas_agree_on_gaps(control: str) -> None:
             reported[d].extend(s)
     with psycopg.connect(control) as conn:
         for d in devices:
-            stored = [s for (s,) in conn.execute("SELECT seq FROM batches_seen WHERE device_id = %s ORDER BY seq",
-                                                 (d,))]
+            stored = [
+                s for (s,) in conn.execute("SELECT seq FROM batches_seen WHERE device_id = %s ORDER BY seq", (d,))
+            ]
             assert sorted(reported[d]) == stored

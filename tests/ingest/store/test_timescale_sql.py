@@ -163,7 +163,9 @@ def test_schema_migrations_of_the_timescaledb_backend(stub_db: str) -> None:
     files = dict(migration_files("region", "timescaledb"))
     statements = timescale.schema_statements()
     assert list(statements) == [
-        "0002_timescaledb_hypertable", "0003_timescaledb_rollups", "0005_timescaledb_compression"
+        "0002_timescaledb_hypertable",
+        "0003_timescaledb_rollups",
+        "0005_timescaledb_compression",
     ]
     assert statements["0005_timescaledb_compression"] == [timescale.compression_settings_statement()]
     for version, stmts in statements.items():
@@ -173,10 +175,19 @@ def test_schema_migrations_of_the_timescaledb_backend(stub_db: str) -> None:
     assert hypertable[0].sql == "CREATE EXTENSION IF NOT EXISTS timescaledb"
     with psycopg.connect(stub_db) as conn:
         hypertable[1].execute(conn)
-        assert _calls(conn) == [("create_hypertable", {
-            "relation": "readings", "column": "ts", "interval": "1 day", "create_default_indexes": False,
-            "if_not_exists": True, "migrate_data": True,
-        })]
+        assert _calls(conn) == [
+            (
+                "create_hypertable",
+                {
+                    "relation": "readings",
+                    "column": "ts",
+                    "interval": "1 day",
+                    "create_default_indexes": False,
+                    "if_not_exists": True,
+                    "migrate_data": True,
+                },
+            )
+        ]
 
 
 def test_every_unique_index_of_readings_includes_the_time_column(stub_db: str) -> None:
@@ -194,10 +205,24 @@ def test_continuous_aggregates_parse_and_match_the_plain_rollups(stub_db: str, p
     plain = pg_server.create_database(f"ts_plain_{uuid.uuid4().hex[:8]}")
     migrate(plain, "region", store="eu")
     rows = [
-        (f"dev-{i % 3}", i, j, name, T0 + timedelta(seconds=37 * i + j), "s", "DE", "machine",
-         float((i * 7 + j) % 11) if name != "badge" else None, "b-1" if name == "badge" else None, None,
-         uuid.uuid4(), "r")
-        for i in range(200) for j in range(3) for name in ("power_kw", "temp_c", "badge")
+        (
+            f"dev-{i % 3}",
+            i,
+            j,
+            name,
+            T0 + timedelta(seconds=37 * i + j),
+            "s",
+            "DE",
+            "machine",
+            float((i * 7 + j) % 11) if name != "badge" else None,
+            "b-1" if name == "badge" else None,
+            None,
+            uuid.uuid4(),
+            "r",
+        )
+        for i in range(200)
+        for j in range(3)
+        for name in ("power_kw", "temp_c", "badge")
     ]
     writer = RegionWriter("eu", plain)
     writer.write(rows)
@@ -212,8 +237,10 @@ def test_continuous_aggregates_parse_and_match_the_plain_rollups(stub_db: str, p
             assert create.sql.startswith(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {rollup.table} WITH (timescaledb.")
             assert "timescaledb.materialized_only = false" in create.sql and create.sql.endswith(" WITH NO DATA")
             # plain PostgreSQL parses the statement and only rejects the timescaledb.* options
-            with pytest.raises(psycopg.errors.InvalidParameterValue, match='namespace "timescaledb"'), \
-                    conn.transaction():
+            with (
+                pytest.raises(psycopg.errors.InvalidParameterValue, match='namespace "timescaledb"'),
+                conn.transaction(),
+            ):
                 create.execute(conn)
             conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
             with pytest.raises(psycopg.errors.WrongObjectType), conn.transaction():
@@ -234,8 +261,12 @@ def test_compression_settings_name_real_columns(stub_db: str) -> None:
         " timescaledb.compress_orderby = 'ts DESC, seq DESC, idx DESC')"
     )
     with psycopg.connect(stub_db) as conn:
-        columns = {name for (name,) in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'readings'::regclass AND attnum > 0")}
+        columns = {
+            name
+            for (name,) in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'readings'::regclass AND attnum > 0"
+            )
+        }
         assert set(timescale.SEGMENT_BY) <= columns and {c for c, _ in timescale.ORDER_BY} <= columns
         with pytest.raises(psycopg.errors.InvalidParameterValue, match='namespace "timescaledb"'):
             statement.execute(conn)
@@ -261,8 +292,13 @@ def _with_aggregates(conn: psycopg.Connection) -> None:
         conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
 
 
-SETTINGS = StoreOptions(chunk_interval=timedelta(hours=6), compress_after=timedelta(days=3), retention_days=30,
-                        rollup_retention_days=400, rollup_refresh_window=timedelta(days=60))
+SETTINGS = StoreOptions(
+    chunk_interval=timedelta(hours=6),
+    compress_after=timedelta(days=3),
+    retention_days=30,
+    rollup_retention_days=400,
+    rollup_refresh_window=timedelta(days=60),
+)
 
 
 def test_policies_carry_the_settings(stub_db: str) -> None:
@@ -276,11 +312,25 @@ def test_policies_carry_the_settings(stub_db: str) -> None:
         ("add_compression_policy", {"relation": "readings", "compress_after": "3 days"}),
         ("add_retention_policy", {"relation": "readings", "drop_after": "30 days"}),
         # the 60-day refresh window is cut to stay inside the 30-day raw retention
-        ("add_continuous_aggregate_policy", {"relation": "readings_1m", "start_offset": "29 days",
-                                             "end_offset": "00:01:00", "schedule_interval": "00:05:00"}),
+        (
+            "add_continuous_aggregate_policy",
+            {
+                "relation": "readings_1m",
+                "start_offset": "29 days",
+                "end_offset": "00:01:00",
+                "schedule_interval": "00:05:00",
+            },
+        ),
         ("add_retention_policy", {"relation": "readings_1m", "drop_after": "400 days"}),
-        ("add_continuous_aggregate_policy", {"relation": "readings_1h", "start_offset": "29 days",
-                                             "end_offset": "01:00:00", "schedule_interval": "00:30:00"}),
+        (
+            "add_continuous_aggregate_policy",
+            {
+                "relation": "readings_1h",
+                "start_offset": "29 days",
+                "end_offset": "01:00:00",
+                "schedule_interval": "00:30:00",
+            },
+        ),
         ("add_retention_policy", {"relation": "readings_1h", "drop_after": "400 days"}),
     ]
 
@@ -296,8 +346,10 @@ def test_a_restart_with_the_same_settings_keeps_every_job(stub_db: str) -> None:
         changes = timescale.apply_policies(conn, SETTINGS)
         assert [c.action for c in changes] == ["keep"] * 6
         assert _calls(conn) == [("set_chunk_time_interval", {"relation": "readings", "interval": "06:00:00"})]
-        assert conn.execute("SELECT job_id, proc_name, hypertable_name FROM timescaledb_information.jobs"
-                            ).fetchall() == jobs
+        assert (
+            conn.execute("SELECT job_id, proc_name, hypertable_name FROM timescaledb_information.jobs").fetchall()
+            == jobs
+        )
 
 
 def test_a_changed_setting_replaces_only_its_policy(stub_db: str) -> None:
@@ -328,8 +380,10 @@ def test_an_equal_interval_written_differently_is_no_change(stub_db: str) -> Non
     with psycopg.connect(stub_db) as conn:
         _with_aggregates(conn)
         timescale.apply_policies(conn, SETTINGS)
-        conn.execute("UPDATE timescaledb_information.jobs SET config = config || '{\"compress_after\": \"72:00:00\"}'"
-                     " WHERE proc_name = 'policy_compression'")
+        conn.execute(
+            'UPDATE timescaledb_information.jobs SET config = config || \'{"compress_after": "72:00:00"}\''
+            " WHERE proc_name = 'policy_compression'"
+        )
         assert {c.action for c in timescale.apply_policies(conn, SETTINGS)} == {"keep"}
 
 

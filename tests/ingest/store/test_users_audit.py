@@ -77,8 +77,14 @@ def test_a_change_and_its_audit_row_roll_back_together(conn: psycopg.Connection)
 
 
 def test_audit_log_is_append_only(conn: psycopg.Connection) -> None:
-    audit.record(conn, actor="alice", action="device.update", target="device:x", regions=["eu-central"],
-                 details={"field": "profile"})
+    audit.record(
+        conn,
+        actor="alice",
+        action="device.update",
+        target="device:x",
+        regions=["eu-central"],
+        details={"field": "profile"},
+    )
     for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="audit_log is append-only"):
             conn.execute(statement)
@@ -88,8 +94,13 @@ def test_audit_log_is_append_only(conn: psycopg.Connection) -> None:
 
 def test_audit_filters_scope_and_keyset_pages(conn: psycopg.Connection) -> None:
     for i in range(7):
-        audit.record(conn, actor=f"a{i % 2}", action="x.change", target=f"t{i}",
-                     regions=["eu-central"] if i % 3 == 0 else (["us-east"] if i % 3 == 1 else []))
+        audit.record(
+            conn,
+            actor=f"a{i % 2}",
+            action="x.change",
+            target=f"t{i}",
+            regions=["eu-central"] if i % 3 == 0 else (["us-east"] if i % 3 == 1 else []),
+        )
     everything = list(audit.iter_rows(conn, audit.AuditFilter(), batch=2))
     assert [r.target for r in everything] == [f"t{i}" for i in reversed(range(7))]
     eu_scope = [r.target for r in audit.iter_rows(conn, audit.AuditFilter(scope=frozenset({"eu-central"})))]
@@ -104,8 +115,12 @@ def test_bootstrap_admin_only_when_no_user_exists(control: str, tmp_path: Path) 
     issued = tokens.generate()
     secret_file = tmp_path / "admin_token"
     secret_file.write_text(issued.text + "\n")
-    settings = load_settings(control_dsn=control, region_dsns={"eu-central": control}, registry_file=REGISTRY_FILE,
-                             bootstrap_admin_token_file=secret_file)
+    settings = load_settings(
+        control_dsn=control,
+        region_dsns={"eu-central": control},
+        registry_file=REGISTRY_FILE,
+        bootstrap_admin_token_file=secret_file,
+    )
     assert bootstrap_admin(settings) is True
     assert bootstrap_admin(settings) is False  # a user exists now: nothing changes
     with psycopg.connect(control) as conn:
@@ -122,7 +137,12 @@ def test_bad_bootstrap_token_file_is_a_config_error(control: str, tmp_path: Path
 
     bad = tmp_path / "token"
     bad.write_text("hunter2")
-    with pytest.raises(ConfigError, match=f"INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE: .*token file {re.escape(str(bad))}: "
-                       "not an API token"):
-        load_settings(control_dsn=control, region_dsns={"eu-central": control}, registry_file=REGISTRY_FILE,
-                      bootstrap_admin_token_file=bad)
+    with pytest.raises(
+        ConfigError, match=f"INGEST_BOOTSTRAP_ADMIN_TOKEN_FILE: .*token file {re.escape(str(bad))}: not an API token"
+    ):
+        load_settings(
+            control_dsn=control,
+            region_dsns={"eu-central": control},
+            registry_file=REGISTRY_FILE,
+            bootstrap_admin_token_file=bad,
+        )

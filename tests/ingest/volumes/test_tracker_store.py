@@ -19,16 +19,20 @@ def test_two_replicas_share_their_counts(control: str):
     b = VolumeTracker(control, today=lambda: DAY)
     people = {subject_key("cn-dongguan", f"B-{i}"): i % 10 == 0 for i in range(50)}
     a.record("cn-dongguan", ["eu-central"], people)
-    b.record("cn-dongguan", ["eu-central"], {subject_key("cn-dongguan", "B-1"): False,
-                                             subject_key("cn-dongguan", "B-999"): False})
+    b.record(
+        "cn-dongguan",
+        ["eu-central"],
+        {subject_key("cn-dongguan", "B-1"): False, subject_key("cn-dongguan", "B-999"): False},
+    )
     assert b.counts("cn-dongguan", "eu-central") == Counts(2, 0, 2, 0)
     a.sync()
     b.sync()
     a.sync()
     assert a.counts("cn-dongguan", "eu-central") == b.counts("cn-dongguan", "eu-central") == Counts(51, 5, 51, 5)
     with psycopg.connect(control) as conn:
-        row = conn.execute("SELECT count(*), bool_or(position('B-1'::bytea in subject) > 0) "
-                           "FROM transferred_subjects").fetchone()
+        row = conn.execute(
+            "SELECT count(*), bool_or(position('B-1'::bytea in subject) > 0) FROM transferred_subjects"
+        ).fetchone()
     assert row is not None
     n, raw = row
     assert n == 51 and raw is False  # hashes only
@@ -57,8 +61,13 @@ def test_a_failed_sync_keeps_the_records(control: str):
 
 def test_prune_drops_rows_older_than_both_windows(control: str):
     with psycopg.connect(control) as conn:
-        store.write(conn, [("s", "r", subject_key("s", "old"), date(2024, 1, 1), None),
-                           ("s", "r", subject_key("s", "new"), DAY, None)])
+        store.write(
+            conn,
+            [
+                ("s", "r", subject_key("s", "old"), date(2024, 1, 1), None),
+                ("s", "r", subject_key("s", "new"), DAY, None),
+            ],
+        )
         conn.commit()
         assert store.prune(conn, date(2025, 5, 5)) == 1
         conn.commit()
