@@ -3,6 +3,7 @@ registry entries that map it (deploy/local/registry-sparkplug.yaml)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
@@ -64,16 +65,17 @@ class TahuEdgeNode:
             cmd += ["--username", username, "--password", password or "", "--clientid", username]
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
-        stderr = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
+        self._log = open(log, "ab") if log is not None else None  # noqa: SIM115 (closed by _release)
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
             env={"NODE_PATH": str(NODE_MODULES), "PATH": "/usr/bin:/bin"},
             start_new_session=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -110,6 +112,7 @@ class TahuEdgeNode:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._release()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -118,3 +121,15 @@ class TahuEdgeNode:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._release()
+
+    def _release(self) -> None:
+        """Once the process has ended: close our ends of its pipes and its log file."""
+        if self.proc.poll() is None:
+            return
+        self._reader.join(5)  # it reads stdout to its end
+        streams = [self.proc.stdin, self._log, None if self._reader.is_alive() else self.proc.stdout]
+        for stream in streams:
+            if stream is not None:
+                with contextlib.suppress(OSError):  # a pipe to an ended process may refuse the final flush
+                    stream.close()
