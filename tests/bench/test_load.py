@@ -85,6 +85,8 @@ def test_meter_attributes_a_busy_child_to_its_role() -> None:
     finally:
         child.kill()
         child.wait()
+        assert child.stdin is not None
+        child.stdin.close()
     assert meter.roles["w"].get("bare subscriber", 0) * wall > 0.4, meter.roles["w"]
     kept = meter.take(["w"])
     other = LoadMeter()

@@ -136,7 +136,9 @@ def test_retention_drops_whole_days_and_keeps_rollups(pg_server: PostgresServer)
 
 def test_no_retention_keeps_every_day(pg_server: PostgresServer) -> None:
     dsn = _store(pg_server, "parts_keep")
-    RegionWriter("eu", dsn).write(_rows(NOW - timedelta(days=1000), 2))
+    writer = RegionWriter("eu", dsn)
+    writer.write(_rows(NOW - timedelta(days=1000), 2))
+    writer.close()
     report = StoreMaintenance({"eu": dsn}, StoreOptions(retention_days=0, partitions_ahead=1)).run_once(now=NOW)["eu"]
     assert report.deleted_rows == 0 and report.dropped == []
     assert _where(dsn) == {partitions.partition_name((NOW - timedelta(days=1000)).date()): 2}
@@ -251,15 +253,12 @@ def test_a_reader_never_misses_rows_being_moved_into_their_new_partition(pg_serv
     while waiting("LOCK TABLE") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     counted: list[int] = []
-    reader = threading.Thread(
-        target=lambda: counted.append(
-            int(
-                _scalar(
-                    psycopg.connect(dsn, autocommit=True), "SELECT count(*) FROM readings WHERE device_id = 'dev-1'"
-                )
-            )
-        )
-    )
+
+    def read() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            counted.append(int(_scalar(conn, "SELECT count(*) FROM readings WHERE device_id = 'dev-1'")))
+
+    reader = threading.Thread(target=read)
     reader.start()
     while waiting("SELECT count(*) FROM readings") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)

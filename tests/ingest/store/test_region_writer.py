@@ -163,7 +163,9 @@ def test_rollups_are_left_to_timescaledb_where_they_are_views(pg_server: Postgre
 @pytest.mark.plain_only
 def test_rebuild_recomputes_rollups_from_raw_rows(pg_server: PostgresServer) -> None:
     dsn = _store(pg_server, "writer_rebuild")
-    RegionWriter("eu", dsn).write([_row(1, i, "power_kw", float(i)) for i in range(5)])
+    writer = RegionWriter("eu", dsn)
+    writer.write([_row(1, i, "power_kw", float(i)) for i in range(5)])
+    writer.close()
     with psycopg.connect(dsn) as conn:
         conn.execute("UPDATE readings_1m SET count = 99")
         conn.execute(
