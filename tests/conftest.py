@@ -7,6 +7,7 @@ Nothing is skipped: if a server cannot start, the fixture fails with the compone
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,16 @@ from ingest.registry import Registry, load_registry
 from ingest.store.migrate import enable_timescaledb, migrate
 from ingest.store.options import StoreOptions
 from tests import backend
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_each_test() -> Iterator[None]:
+    """Warnings are errors: a file, socket or connection a test leaves open must fail that test, not whichever
+    test the garbage collector happens to run in later. Collecting after each test puts the ResourceWarning in
+    the teardown of the test that leaked."""
+    yield
+    gc.collect()
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_FILE = REPO_ROOT / "deploy" / "local" / "registry.yaml"
