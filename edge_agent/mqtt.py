@@ -95,6 +95,13 @@ def status_payload(
     return status.model_dump_json(exclude_none=True).encode()
 
 
+def release(client: mqtt.Client) -> None:
+    """Close what a client that will not be used again holds. paho-mqtt 2.2 has no public call that closes the
+    socket pair it wakes its loop with; dropped with the client, the pair is closed by the garbage collector at
+    some later point (a ResourceWarning when the client sits in a reference cycle)."""
+    client._reset_sockets()  # paho's own cleanup (its __del__ calls it)
+
+
 def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float | None = None) -> str:
     """Connect, wait for the CONNACK and disconnect; return a description or raise PublishError."""
     timeout = timeout_s if timeout_s is not None else broker.connect_timeout_s
@@ -118,5 +125,6 @@ def probe_broker(broker: BrokerSettings, client_id: str, timeout_s: float | None
     finally:
         client.disconnect()
         client.loop(0.05)
+        release(client)
     tls = " with TLS" if broker.tls.enabled else ""
     return f"connected to {where}{tls} (MQTT v5)"

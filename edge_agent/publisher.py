@@ -43,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import BrokerSettings
-from edge_agent.mqtt import IDENTITY_REFUSALS, explain_refusal, make_client, status_payload
+from edge_agent.mqtt import IDENTITY_REFUSALS, explain_refusal, make_client, release, status_payload
 from edge_agent.outbox import EnqueueResult, Outbox, OutboxItem
 from edge_agent.ratelimit import TokenBucket
 from wire import StatusTopic
@@ -287,6 +287,8 @@ class Publisher:
         self._closing.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s + 1.0)
+        if not self._thread.is_alive():
+            release(self._client)
         left = len(self._outbox)
         if left:
             log.warning("%d batch(es) were not acknowledged before shutdown", left, extra={"queue_batches": left})

@@ -321,6 +321,8 @@ class Consumer:
         self._thread.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
+        # paho-mqtt 2.2 has no public call that closes the socket pair of its loop (its __del__ does this)
+        self._client._reset_sockets()
         self._control_thread.shutdown(wait=True)
         self._writers.shutdown(wait=True)
         for writer in (*self._regions.values(), *self._quarantine.values()):

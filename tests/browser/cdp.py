@@ -216,4 +216,6 @@ class Browser:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(10)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
             shutil.rmtree(self.profile, ignore_errors=True)
