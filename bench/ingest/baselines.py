@@ -33,24 +33,7 @@ from bench.ingest.stack import Stack
 from bench.ingest.workload import COPY_COLUMNS, Message, merge_rows, route_rows
 from ingest.pipeline.router import Router
 from ingest.store.control import ControlWriter
-from ingest.store.region import RegionWriter
-
-# Binary COPY types of the readings columns (ingest.store.region writes the same).
-COPY_TYPES = [
-    "text",
-    "int8",
-    "int4",
-    "text",
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "float8",
-    "text",
-    "text",
-    "uuid",
-    "text",
-]
+from ingest.store.region import COPY_TYPES, RegionWriter
 
 
 @dataclass
@@ -69,7 +52,7 @@ def encode_copy(conn: psycopg.Connection, rows: Sequence[tuple[object, ...]], bi
     the connection only provides the adaptation context)."""
     buf = io.BytesIO()
     with psycopg.Copy(conn.cursor(), binary=binary, writer=FileWriter(buf)) as copy:
-        copy.set_types(COPY_TYPES)
+        copy.set_types(list(COPY_TYPES))
         for row in rows:
             copy.write_row(row)
     return buf.getvalue()

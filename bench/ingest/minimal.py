@@ -23,6 +23,8 @@ import time
 import uuid
 from datetime import datetime
 
+from ingest.store.region import COLUMNS, COPY_TYPES  # the ingest's columns and their types
+
 TABLE = "minimal_readings"
 CREATE = f"""
 DROP TABLE IF EXISTS {TABLE};
@@ -36,36 +38,6 @@ CREATE TABLE {TABLE} (
 CREATE INDEX {TABLE}_device_name_ts ON {TABLE} (device_id, name, ts DESC);
 CREATE INDEX {TABLE}_ts ON {TABLE} (ts DESC);
 """
-COLUMNS = (
-    "device_id",
-    "seq",
-    "idx",
-    "name",
-    "ts",
-    "site_id",
-    "origin_country",
-    "category",
-    "num",
-    "txt",
-    "transform",
-    "decision_id",
-    "policy_revision",
-)
-TYPES = (
-    "text",
-    "int8",
-    "int4",
-    "text",
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "float8",
-    "text",
-    "text",
-    "uuid",
-    "text",
-)
 DECISION = uuid.UUID(int=0)
 
 
@@ -134,7 +106,7 @@ def main() -> None:
                 conn.cursor() as cur,
                 cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
-                copy.set_types(list(TYPES))
+                copy.set_types(list(COPY_TYPES))
                 for row in rows:
                     copy.write_row(row)
             conn.commit()

@@ -34,11 +34,11 @@ from typing import Any
 
 import psycopg
 
-from bench.ingest.baselines import COPY_TYPES
 from bench.ingest.stack import Stack
 from bench.ingest.workload import COPY_COLUMNS, Message, merge_rows, route_rows
 from ingest.pipeline import router as router_mod
 from ingest.pipeline.router import Router
+from ingest.store.region import COPY_TYPES
 
 Rows = dict[str, list[tuple[object, ...]]]
 
@@ -60,7 +60,7 @@ class Variant:
 
 def _direct_copy(cur: psycopg.Cursor, rows: Sequence[tuple[object, ...]]) -> None:
     with cur.copy(f"COPY readings ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(COPY_TYPES)
+        copy.set_types(list(COPY_TYPES))
         for row in rows:
             copy.write_row(row)
 
@@ -176,7 +176,7 @@ def writer_variants(
                 "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             with cur.copy(f"COPY readings_in ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(COPY_TYPES)
+                copy.set_types(list(COPY_TYPES))
                 for row in rows:
                     copy.write_row(row)
             cur.execute(

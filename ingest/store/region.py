@@ -46,7 +46,8 @@ _PG_TYPES = {
     "decision_id": "uuid",
     "policy_revision": "text",
 }
-_TYPES = tuple(_PG_TYPES[column] for column in COLUMNS)
+COPY_TYPES: tuple[str, ...] = tuple(_PG_TYPES[column] for column in COLUMNS)
+"""The PostgreSQL type of each column, in order: binary ``COPY`` of region rows."""
 # Where rollups.aggregate_rows finds the columns it aggregates (it takes positions).
 _AGGREGATED = {
     "device": COLUMNS.index("device_id"),
@@ -126,7 +127,7 @@ class RegionWriter:
     @staticmethod
     def _copy(cur: psycopg.Cursor, table: str, rows: Sequence[tuple[object, ...]]) -> None:
         with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(_TYPES))
+            copy.set_types(list(COPY_TYPES))
             for row in rows:
                 copy.write_row(row)
 
