@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 import uuid
@@ -59,10 +58,8 @@ def rows_of(payload: bytes | bytearray) -> list[tuple[object, ...]]:
 def main() -> None:
     import paho.mqtt.client as mqtt
     import psycopg
-    from paho.mqtt.enums import CallbackAPIVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    from bench.ingest.subscriber import subscribe
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -82,7 +79,6 @@ def main() -> None:
     lock = threading.Condition()
     stored = rows_total = 0
     t_last = 0.0
-    subscribed = threading.Event()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         with lock:
@@ -114,18 +110,7 @@ def main() -> None:
             rows_total += len(rows)
             t_last = time.time()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-minimal-{os.getpid()}", protocol=mqtt.MQTTv5)
-    client.on_message = on_message
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.on_connect = lambda c, *_a: c.subscribe([(args.topic, SubscribeOptions(qos=1))])
-    props = Properties(PacketTypes.CONNECT)
-    props.ReceiveMaximum = args.receive_maximum
-    client.connect("127.0.0.1", args.port, clean_start=True, properties=props)
-    client.loop_start()
-    if not subscribed.wait(10):
-        print("not subscribed", flush=True)
-        sys.exit(1)
-    print("ready", flush=True)
+    client = subscribe(args.port, f"bench-minimal-{os.getpid()}", args.topic, args.receive_maximum, on_message)
     thread = threading.Thread(target=writer, name="minimal-writer")
     thread.start()
     thread.join()

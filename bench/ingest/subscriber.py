@@ -13,14 +13,43 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+
+def subscribe(
+    port: int,
+    client_id: str,
+    topic: str,
+    receive_maximum: int,
+    on_message: Callable[..., None],
+    *,
+    manual_ack: bool = False,
+) -> mqtt.Client:
+    """A baseline's paho client (MQTT v5, clean start, the given Receive Maximum) subscribed to ``topic`` at QoS 1,
+    its loop running; prints ``ready`` once the broker granted the subscription (exits 1 after 10 s)."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    client.on_message = on_message
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_connect = lambda c, *_a: c.subscribe([(topic, SubscribeOptions(qos=1))])
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = receive_maximum
+    client.connect("127.0.0.1", port, clean_start=True, properties=props)
+    client.loop_start()
+    if not subscribed.wait(10):
+        print("not subscribed", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    return client
 
 
 def main() -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.subscribeoptions import SubscribeOptions
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -36,7 +65,6 @@ def main() -> None:
     t_first = 0.0
     t_last = 0.0
     done = threading.Event()
-    subscribed = threading.Event()
 
     def on_message(client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         nonlocal count, t_first, t_last
@@ -49,20 +77,9 @@ def main() -> None:
             t_last = time.time()
             done.set()
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{os.getpid()}", protocol=mqtt.MQTTv5, manual_ack=manual
+    client = subscribe(
+        args.port, f"bench-bare-{os.getpid()}", args.topic, args.receive_maximum, on_message, manual_ack=manual
     )
-    client.on_message = on_message
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.on_connect = lambda c, *_a: c.subscribe([(args.topic, SubscribeOptions(qos=1))])
-    props = Properties(PacketTypes.CONNECT)
-    props.ReceiveMaximum = args.receive_maximum
-    client.connect("127.0.0.1", args.port, clean_start=True, properties=props)
-    client.loop_start()
-    if not subscribed.wait(10):
-        print("not subscribed", flush=True)
-        sys.exit(1)
-    print("ready", flush=True)
     done.wait(args.timeout)
     client.disconnect()
     client.loop_stop()
