@@ -105,10 +105,14 @@ def supervise(count: int, client_id: str, command: list[str] | None = None) -> i
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for index in range(count):
-            procs.append(
-                subprocess.Popen(command, env=worker_env(dict(os.environ), client_id, index, count, directory))
-            )
+        try:
+            for index in range(count):
+                env = worker_env(dict(os.environ), client_id, index, count, directory)
+                procs.append(subprocess.Popen(command, env=env))
+        except OSError:  # a worker could not start: the ones that did must not outlive the supervisor
+            forward(signal.SIGTERM, None)
+            _reap(procs)
+            raise
         log.info("ingest: %d workers started (pids %s)", count, ", ".join(str(p.pid) for p in procs))
         status = _wait(procs, lambda: stopping)
         if status is not None:  # a worker exited on its own: stop the replica, its supervisor restarts it
@@ -128,8 +132,6 @@ def _wait(procs: list[subprocess.Popen[bytes]], stopping: Callable[[], bool]) ->
             pid, raw = os.wait()
         except ChildProcessError:
             return None
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
         for index, proc in enumerate(procs):
             if proc.pid == pid:
                 proc.returncode = os.waitstatus_to_exitcode(raw)
