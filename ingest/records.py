@@ -77,6 +77,9 @@ class RejectionRecord:
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x (hot path, several per message)
 class DecisionRecord:
+    """One message's category in one candidate region, as decided. ``decision_id`` is the *distinct* decision
+    (:mod:`ingest.decision_ids`), shared by every message decided the same way; ``doc_id`` its document."""
+
     decision_id: uuid.UUID
     device_id: str
     seq: int
@@ -89,3 +92,4 @@ class DecisionRecord:
     decision: Decision
     readings: int
     input: dict[str, Any]
+    doc_id: uuid.UUID

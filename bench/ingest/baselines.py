@@ -334,10 +334,10 @@ def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per
     with psycopg.connect(stack.db.control) as conn:
         row = conn.execute(
             "SELECT pg_total_relation_size('decision_log') + pg_total_relation_size('decision_docs'),"
-            " (SELECT count(*) FROM decision_log)"
+            " (SELECT coalesce(sum(cardinality(seqs)), 0) FROM decision_log), (SELECT count(*) FROM decision_log)"
         ).fetchone()
     assert row is not None
-    size, count = row
+    size, count, log_rows = row
     return Timed(
         decisions,
         seconds,
@@ -348,5 +348,6 @@ def control_stage(stack: Stack, router: Router, messages: Sequence[Message], per
             "ms_per_flush": round(seconds / len(flushes) * 1000, 2),
             "decisions_per_message": round(decisions / len(messages), 2),
             "bytes_per_decision": round(size / count) if count else None,
+            "log_rows_per_flush": round(log_rows / len(flushes), 1),
         },
     )

@@ -403,8 +403,8 @@ class Bench:
         self.p.note(
             f"control, 1 reading/msg: {control.detail['ms_per_flush']} ms per flush of "
             f"{control.detail['messages_per_flush']} messages ({control.detail['decisions_per_message']} "
-            f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['bytes_per_decision']} "
-            "bytes per logged decision"
+            f"decisions each, {control.rate:,.0f} decisions/s), {control.detail['log_rows_per_flush']} "
+            f"decision-log rows per flush, {control.detail['bytes_per_decision']} bytes per logged decision"
         )
 
     def setup_minimal(self) -> None:
@@ -1043,7 +1043,8 @@ class Bench:
                 control["messages"] / control["seconds"],
                 "msg/s",
                 f"ControlWriter.write, {control['ms_per_flush']} ms per flush of {control['messages_per_flush']}"
-                f" messages, {control['bytes_per_decision']} bytes per logged decision",
+                f" messages, {control.get('log_rows_per_flush', '?')} log rows per flush,"
+                f" {control['bytes_per_decision']} bytes per logged decision",
             )
         for label in ("100", "1"):
             r.add_info(

@@ -8,7 +8,8 @@ three rounds, in four configurations:
   (``ingest.cli.GC_THRESHOLD`` after ``gc.freeze()``), with a long-lived heap of 300,000 objects standing in for
   a running service's.
 
-And one decision id (``ingest.pipeline.router.decision_id``) against ``uuid.uuid5`` of the same name.
+And one distinct decision's id (``ingest.decision_ids.decision_id``, computed once per new (device, category,
+region, outcome, document), then memoised) against ``uuid.uuid5`` of the same name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collections.abc import Callable, Sequence
 
 from bench.ingest.workload import Message, Workload, make_router
 from ingest.cli import GC_THRESHOLD
-from ingest.pipeline.router import _DECISION_NS, Router, decision_id
+from ingest.decision_ids import decision_id
+from ingest.pipeline.router import Router
+from ingest.records import ID_NAMESPACE
 from ingest.volumes.tracker import VolumeTracker
 
 
@@ -70,9 +73,10 @@ def main() -> None:
             f"{label:>3} reading(s)/msg  with the hook, GC default {results['default'][label]:.1f} us/msg, "
             f"GC as ingest serve sets it {results['ingest serve'][label]:.1f} us/msg"
         )
-    name = "cn-shenzhen-cnc-01/12345/machine/us-east/sha256:abcdef0123"
-    ours = _per_call_us(lambda: decision_id("cn-shenzhen-cnc-01", 12345, "machine", "us-east", "sha256:abcdef0123"))
-    std = _per_call_us(lambda: uuid.uuid5(_DECISION_NS, name))
+    doc = uuid.UUID(int=12345)
+    name = f"cn-shenzhen-cnc-01/machine/us-east/stored/{doc}"
+    ours = _per_call_us(lambda: decision_id("cn-shenzhen-cnc-01", "machine", "us-east", "stored", doc))
+    std = _per_call_us(lambda: uuid.uuid5(ID_NAMESPACE, name))
     print(f"decision id: {ours:.2f} us (uuid.uuid5 of the same name: {std:.2f} us)")
 
 

@@ -323,7 +323,11 @@ class SiteSummaryPublic(BaseModel):
 
 
 class DecisionPublic(BaseModel):
-    decision_id: UUID
+    decision_id: UUID = Field(
+        description="The distinct decision: this device's category placed in this region this way under one policy "
+        "input and answer; shared by every message decided the same way, and carried by every value it placed. "
+        "(decision_id, seq) names one message's decision."
+    )
     decided_at: datetime
     device_id: str
     seq: int

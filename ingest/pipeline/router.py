@@ -31,11 +31,12 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ingest.cells.receive import CellContext, TransferRefused, check_part
+from ingest.decision_ids import DecisionIds
 from ingest.pipeline import transforms
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.quarantine import placement
 from ingest.quarantine.placement import UNCLASSIFIED, quarantine_id
-from ingest.records import ID_NAMESPACE, DecisionRecord, RejectionRecord, Row, printable
+from ingest.records import DecisionRecord, RejectionRecord, Row, printable
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from ingest.sparkplug.mapping import SpbParsed, to_batch
 from ingest.sparkplug.sessions import Resolved, message_digest
@@ -49,8 +50,6 @@ from wire.sparkplug import SparkplugError, SparkplugTopic
 from wire.sparkplug import decode as decode_sparkplug
 
 log = logging.getLogger("ingest.router")
-
-_DECISION_NS = ID_NAMESPACE
 
 
 @dataclass(slots=True)
@@ -84,27 +83,6 @@ class Routed:
 
 
 _R = TypeVar("_R")
-_DECISION_NS_BYTES = _DECISION_NS.bytes
-# uuid.UUID(bytes=..., version=5) without its __init__ (argument checks in Python: 4 us of a decision's 9): the same
-# bits set the same way, the instance filled through object.__setattr__ as UUID.__init__ itself does.
-_CLEAR_VERSION_VARIANT = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION5_RFC4122 = (5 << 76) | (0x8000 << 48)
-_new_object = object.__new__
-_set_attr = object.__setattr__
-_SAFE_UNKNOWN = uuid.SafeUUID.unknown
-_UUID = uuid.UUID
-
-
-def decision_id(device_id: str, seq: int, category: str, region: str, revision: str) -> uuid.UUID:
-    """Deterministic, so a redelivered message logs the same decision once (per policy revision).
-
-    ``uuid.uuid5`` spelled out (the same value, in a third of the time: several per message on the hot path)."""
-    digest = hashlib.sha1(_DECISION_NS_BYTES + f"{device_id}/{seq}/{category}/{region}/{revision}".encode()).digest()
-    value = _new_object(_UUID)
-    _set_attr(value, "int", (int.from_bytes(digest[:16]) & _CLEAR_VERSION_VARIANT) | _VERSION5_RFC4122)
-    _set_attr(value, "is_safe", _SAFE_UNKNOWN)
-    return value
-
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
@@ -158,6 +136,7 @@ class Router:
         self._inputs: dict[int, dict[str, Any]] = {}  # keyed by id() of a memoized (never freed) flow
         self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
         self._spb_fields: dict[int, dict[str, str]] = {}  # Sparkplug metric -> field, keyed by id() of a profile
+        self._ids = DecisionIds()
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
         # the registry replaced by the last change, and when (time.monotonic()): for messages received before it
         self._previous: tuple[Registry, float] | None = None
@@ -432,9 +411,12 @@ class Router:
             receipt=(part.from_cell, part.part_id),
         )
         for category, (flow, decision) in accepted.decisions.items():
+            outcome = "transformed" if decision.transforms else "stored"
+            policy_input = self._input_of(flow)
+            did, doc = self._ids.of(part.device_id, category, part.region, outcome, decision, policy_input)
             routed.decisions.append(
                 DecisionRecord(
-                    decision_id=decision_id(part.device_id, part.seq, category, part.region, decision.policy_revision),
+                    decision_id=did,
                     device_id=part.device_id,
                     seq=part.seq,
                     site_id=part.site_id,
@@ -442,10 +424,11 @@ class Router:
                     category=category,
                     region=part.region,
                     destination_country=region.country,
-                    outcome="transformed" if decision.transforms else "stored",
+                    outcome=outcome,
                     decision=decision,
                     readings=readings,
-                    input=self._input_of(flow),
+                    input=policy_input,
+                    doc_id=doc,
                 )
             )
         return routed
@@ -722,8 +705,10 @@ class Router:
                 if subjects and region.country != site.country and self.volumes is not None:  # volumes hook
                     flow, flow_input = self.volumes.measured_flow(flow, site_id, region_name, subjects)
                 decision = self.policy.decide(flow)
-                did = decision_id(batch.device_id, batch.seq, category, region_name, decision.policy_revision)
-                outcome, rows, decision = self._apply(decision, did, batch, site_id, site, category, values)
+                policy_input = flow_input if flow_input is not None else self._input_of(flow)
+                outcome, rows, decision, did, doc = self._apply(
+                    decision, policy_input, batch, site_id, site, category, region_name, values
+                )
                 if rows:
                     routed.rows.setdefault(region_name, []).extend(rows)
                     placed = True
@@ -742,7 +727,8 @@ class Router:
                         outcome=outcome,
                         decision=decision,
                         readings=len(batch.readings),
-                        input=flow_input if flow_input is not None else self._input_of(flow),
+                        input=policy_input,
+                        doc_id=doc,
                     )
                 )
             if not placed:
@@ -766,16 +752,20 @@ class Router:
     def _apply(
         self,
         decision: Decision,
-        did: uuid.UUID,
+        policy_input: dict[str, Any],
         batch: Batch,
         site_id: str,
         site: Site,
         category: str,
+        region: str,
         values: list[tuple[int, str, datetime, Any]],
-    ) -> tuple[str, list[Row], Decision]:
-        """Apply one decision to a category's values: (outcome, rows, decision as logged)."""
+    ) -> tuple[str, list[Row], Decision, uuid.UUID, uuid.UUID]:
+        """Apply one decision to a category's values in ``region``: (outcome, rows, decision as logged, distinct
+        decision id, document id); the rows carry the distinct decision's id (ingest.decision_ids)."""
+        ids = self._ids.of
         if not decision.allow:
-            return outcome_of(decision.allow), [], decision
+            outcome = outcome_of(decision.allow)
+            return outcome, [], decision, *ids(batch.device_id, category, region, outcome, decision, policy_input)
         wanted_by = decision.transforms
         demanded = (
             {wanted_by.get(name, wanted_by.get(category)) for _, name, _, _ in values} if wanted_by else _NONE_DEMANDED
@@ -785,8 +775,12 @@ class Router:
         )
         if unsupported:
             reasons = [*decision.reasons, f"ingest cannot apply transform(s) {unsupported} per message"]
-            return outcome_of(allow=False), [], decision.model_copy(update={"allow": False, "reasons": reasons})
+            refused = decision.model_copy(update={"allow": False, "reasons": reasons})
+            outcome = outcome_of(allow=False)
+            return outcome, [], refused, *ids(batch.device_id, category, region, outcome, refused, policy_input)
         rows: list[Row] = []
+        outcome = outcome_of(decision.allow, transformed=demanded != _NONE_DEMANDED)
+        did, doc = ids(batch.device_id, category, region, outcome, decision, policy_input)
         if demanded == _NONE_DEMANDED and not batch.edge_transforms:  # hot path: values stored as they are
             device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
             # tuple.__new__(Row, ...): half of Row._make's cost and a fifth of Row(...)'s (a row per value). A Row still
@@ -823,7 +817,7 @@ class Router:
                             (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did, revision),
                         )
                     )
-            return outcome_of(decision.allow), rows, decision
+            return outcome, rows, decision, did, doc
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
             wanted = decision.transforms.get(name, decision.transforms.get(category))
@@ -850,8 +844,7 @@ class Router:
                     decision.policy_revision,
                 )
             )
-        outcome = outcome_of(decision.allow, transformed=demanded != _NONE_DEMANDED)
-        return outcome, rows, decision
+        return outcome, rows, decision, did, doc
 
 
 _NONE_DEMANDED = frozenset({None})  # no transform demanded (the common case: compared, never changed)

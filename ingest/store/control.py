@@ -1,38 +1,51 @@
 """Writes to the control store: decision log, rejections, device progress, gateway status.
 
-The decision log is the bulk of it (one row per message x category x candidate region). Its rows are
-written like the region rows: binary ``COPY`` into ``decision_log`` inside a savepoint, falling back to
-``INSERT ... ON CONFLICT DO NOTHING`` when a redelivered message brings a decision already logged (the
-decision id is deterministic). The documents a decision carries (policy input, reasons, ...) are those of
-its flow: each is stored once in ``decision_docs`` (``ingest.store.decision_docs``), inserted in the same
-transaction before the first decision that names it; the view ``decisions`` joins them back.
+The decision log holds one row per *distinct decision* per write (ingest.decision_ids): the messages of a flush
+that one device's category got in one region under one document share a row, which lists their sequence numbers
+and readings (migration ``0020_decision_groups.sql``; the view ``decisions`` unnests them into one row per message
+as before). A redelivered message whose decision is logged already is left out of the row: the statement removes
+the seqs a row of the same decision already covers (one primary-key probe per row), under a per-device advisory
+lock so that two replicas logging the same redelivery cannot both miss the other's. The documents a decision names
+(policy input, reasons, ...) are stored once each in ``decision_docs`` (``ingest.store.decision_docs``), inserted in
+the same transaction before the first decision that names them; the view ``decisions`` joins them back.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.records import DecisionRecord, RejectionRecord
 from ingest.store.connection import ENCODING_ERRORS, StoreConnection
-from ingest.store.decision_docs import INSERT_DOCS, DocIds
+from ingest.store.decision_docs import INSERT_DOCS, DocRows
 from ingest.store.isolation import GroupsWritten, write_isolated
 from ingest.store.sequences import record_all
 from wire import Status
 
-_DECISION_COLS = (
-    "decision_id, device_id, seq, site_id, origin_country, category, region, destination_country, outcome, readings,"
-    " doc_id"
+# The devices' locks, taken in the order of their keys (no two writers can deadlock on them, even when two devices'
+# keys collide); a namespace apart from the sequence claims' ("seq:"), which are taken in another transaction.
+_LOCK_DEVICES = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM"
+    " (SELECT DISTINCT hashtext('log:' || d) AS k FROM unnest(%s::text[]) AS d ORDER BY k) AS keys"
 )
-_DECISION_TYPES = ["uuid", "text", "int8", "text", "text", "text", "text", "text", "text", "int4", "uuid"]
-_DECISION = (
-    f"INSERT INTO decision_log ({_DECISION_COLS}) VALUES ({', '.join(['%s'] * len(_DECISION_TYPES))})"
-    " ON CONFLICT (decision_id) DO NOTHING"
-)
-_DECISION_COPY = f"COPY decision_log ({_DECISION_COLS}) FROM STDIN (FORMAT BINARY)"
+# One distinct decision's messages of this write, less those a row of the same decision covers already (a
+# redelivery): rows of that decision whose seq range meets this one's, found by the primary key.
+_LOG_DECISION = """
+INSERT INTO decision_log (decision_id, last_seq, first_seq, device_id, site_id, origin_country, category, region,
+                          destination_country, outcome, doc_id, seqs, readings)
+SELECT %(id)s, max(t.s), min(t.s), %(device)s, %(site)s, %(origin)s, %(category)s, %(region)s, %(destination)s,
+       %(outcome)s, %(doc)s, array_agg(t.s ORDER BY t.s), array_agg(t.r ORDER BY t.s)
+FROM unnest(%(seqs)s::int8[], %(readings)s::int4[]) AS t(s, r)
+WHERE t.s NOT IN (SELECT unnest(l.seqs) FROM decision_log l
+                  WHERE l.decision_id = %(id)s AND l.last_seq >= %(first)s AND l.first_seq <= %(last)s)
+HAVING count(*) > 0
+RETURNING cardinality(seqs)
+"""
 _REJECTION = (
     "INSERT INTO rejections (topic, device_id, seq, code, detail, payload_bytes, payload_kept, quarantine_id,"
     " category, origin_country, payload_region, state) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -47,24 +60,38 @@ _STATUS = (
 )
 
 
-def _decision_rows(decisions: Sequence[DecisionRecord], docs: DocIds) -> list[tuple[object, ...]]:
-    lookup = docs.lookup
-    return [
-        (
-            d.decision_id,
-            d.device_id,
-            d.seq,
-            d.site_id,
-            d.origin_country,
-            d.category,
-            d.region,
-            d.destination_country,
-            d.outcome,
-            d.readings,
-            lookup(d.decision, d.input),
+def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> list[dict[str, Any]]:
+    """One parameter set of ``_LOG_DECISION`` per distinct decision: its messages' seqs (ascending, each once) and
+    readings. The documents not known to be committed are added to ``docs``."""
+    groups: dict[uuid.UUID, tuple[DecisionRecord, dict[int, int]]] = {}
+    for d in decisions:
+        found = groups.get(d.decision_id)
+        if found is None:
+            groups[d.decision_id] = (d, {d.seq: d.readings})
+            docs.need(d.doc_id, d.decision, d.input)
+        else:
+            found[1][d.seq] = d.readings
+    params: list[dict[str, Any]] = []
+    for d, messages in groups.values():
+        seqs = sorted(messages)
+        params.append(
+            {
+                "id": d.decision_id,
+                "device": d.device_id,
+                "site": d.site_id,
+                "origin": d.origin_country,
+                "category": d.category,
+                "region": d.region,
+                "destination": d.destination_country,
+                "outcome": d.outcome,
+                "doc": d.doc_id,
+                "seqs": seqs,
+                "readings": [messages[s] for s in seqs],
+                "first": seqs[0],
+                "last": seqs[-1],
+            }
         )
-        for d in decisions
-    ]
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +107,11 @@ class ControlWriter:
     def __init__(self, dsn: str, *, max_clock_skew_s: float = 300.0) -> None:
         self._max_skew_s = max_clock_skew_s
         self._store = StoreConnection("control", dsn)
-        self._docs = DocIds()
+        self._docs = DocRows()
         self.merges = 0
-        """Writes whose decisions were partly logged already (redeliveries): they took the INSERT path."""
+        """Distinct decisions of a write of which some messages were logged already (redeliveries): left out."""
+        self.logged = 0
+        """Decision-log rows written (one per distinct decision per write)."""
         self.docs_written = 0
         """Decision documents sent to the store (new flows, policy revisions, registry changes)."""
 
@@ -102,12 +131,13 @@ class ControlWriter:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 if decisions:
-                    rows = _decision_rows(decisions, self._docs)
+                    groups = _decision_groups(decisions, self._docs)
+                    cur.execute(_LOCK_DEVICES, (list({g["device"] for g in groups}),))
                     docs = self._docs.pending()
                     if docs:
                         cur.executemany(INSERT_DOCS, docs)
                         self.docs_written += len(docs)
-                    self._log_decisions(conn, cur, rows)
+                    self._log_decisions(cur, groups)
                 if rejections:
                     cur.executemany(
                         _REJECTION,
@@ -157,17 +187,17 @@ class ControlWriter:
 
         return write_isolated("control", write, groups)
 
-    def _log_decisions(self, conn: psycopg.Connection, cur: psycopg.Cursor, rows: list[tuple[object, ...]]) -> None:
-        try:
-            # a savepoint: a decision logged before undoes only the COPY
-            with conn.transaction(), cur.copy(_DECISION_COPY) as copy:
-                copy.set_types(_DECISION_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            return
-        except psycopg.errors.UniqueViolation:
-            self.merges += 1
-        cur.executemany(_DECISION, rows)
+    def _log_decisions(self, cur: psycopg.Cursor, groups: list[dict[str, Any]]) -> None:
+        cur.executemany(_LOG_DECISION, groups, returning=True)
+        merges = written = 0
+        for group in groups:
+            row = cur.fetchone()
+            logged = row[0] if row is not None else 0
+            written += row is not None
+            merges += logged < len(group["seqs"])
+            cur.nextset()
+        self.logged += written
+        self.merges += merges
 
     def close(self) -> None:
         self._store.close()

@@ -1,10 +1,9 @@
 """The documents of logged decisions (control store table ``decision_docs``), written once per content.
 
 A logged decision names its document (the policy input and the policy's answer) by ``doc_id``, a uuid5
-of the document's canonical JSON. The router shares one input dict and one ``Decision`` per flow among
-all the messages of that flow, so ids are memoised by object identity (the objects are kept referenced,
-so an id is never reused while cached); a document the writer knows to be committed is not sent again.
-See migration ``0006_decision_docs.sql``.
+of the document's canonical JSON (:mod:`ingest.decision_ids`, computed by the router); a document the writer
+knows to be committed is not sent again. See migrations ``0006_decision_docs.sql`` and
+``0020_decision_groups.sql``.
 """
 
 from __future__ import annotations
@@ -13,9 +12,8 @@ import json
 import uuid
 from typing import Any
 
+from ingest.decision_ids import doc_id
 from policy.models import Decision
-
-_DOC_NS = uuid.UUID("0b5e7a4c-2f8e-5c1d-9a6b-3d4e5f607182")
 
 DOC_COLS = "doc_id, allow, localization, requires, transforms, reasons, policy_revision, input"
 DOC_TYPES = ["uuid", "bool", "text", "jsonb", "jsonb", "jsonb", "text", "jsonb"]
@@ -32,24 +30,10 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def doc_row(decision: Decision, policy_input: dict[str, Any]) -> Doc:
-    """The document's row, its id the uuid5 of the canonical (sorted keys) JSON of every column."""
-    canonical = json.dumps(
-        [
-            decision.allow,
-            decision.localization,
-            decision.requires,
-            decision.transforms,
-            decision.reasons,
-            decision.policy_revision,
-            policy_input,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+def doc_row(decision: Decision, policy_input: dict[str, Any], doc: uuid.UUID | None = None) -> Doc:
+    """The document's row; its id ``doc`` (:func:`ingest.decision_ids.doc_id` when not given)."""
     return (
-        uuid.uuid5(_DOC_NS, canonical),
+        doc if doc is not None else doc_id(decision, policy_input),
         decision.allow,
         decision.localization,
         _json(decision.requires),
@@ -60,36 +44,21 @@ def doc_row(decision: Decision, policy_input: dict[str, Any]) -> Doc:
     )
 
 
-class DocIds:
-    """Per writer: the document id of a (decision, input) pair, and which documents are committed.
+class DocRows:
+    """Per writer: which documents are committed, and those the current transaction must insert.
 
-    ``lookup`` memoises by the identity of the two objects; ``pending`` collects the documents of the
-    current transaction that are not known to be committed; ``committed()`` / ``rolled_back()`` end it.
-    Both maps are bounded: past ``limit`` entries they are cleared (the cost is recomputing a hash and
-    re-sending a document that ``ON CONFLICT DO NOTHING`` then ignores)."""
+    ``need`` adds a document not known to be committed; ``pending`` lists them; ``committed()`` /
+    ``rolled_back()`` end the transaction. The committed set is bounded: past ``limit`` ids it is cleared (the
+    cost is re-sending a document that ``ON CONFLICT DO NOTHING`` then ignores)."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self._limit = limit
-        self._by_identity: dict[tuple[int, int], tuple[Decision, dict[str, Any], uuid.UUID]] = {}
         self._committed: set[uuid.UUID] = set()
         self._pending: dict[uuid.UUID, Doc] = {}
 
-    def lookup(self, decision: Decision, policy_input: dict[str, Any]) -> uuid.UUID:
-        key = (id(decision), id(policy_input))
-        hit = self._by_identity.get(key)
-        if hit is not None:
-            doc_id = hit[2]
-            if doc_id not in self._committed and doc_id not in self._pending:
-                self._pending[doc_id] = doc_row(decision, policy_input)
-            return doc_id
-        row = doc_row(decision, policy_input)
-        doc_id = row[0]
-        if len(self._by_identity) >= self._limit:
-            self._by_identity.clear()
-        self._by_identity[key] = (decision, policy_input, doc_id)
-        if doc_id not in self._committed:
-            self._pending[doc_id] = row
-        return doc_id
+    def need(self, doc: uuid.UUID, decision: Decision, policy_input: dict[str, Any]) -> None:
+        if doc not in self._committed and doc not in self._pending:
+            self._pending[doc] = doc_row(decision, policy_input, doc)
 
     def pending(self) -> list[Doc]:
         """The documents to insert before the decisions that name them, sorted by id (concurrent writers

@@ -167,8 +167,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     assert values_of(us, PRESS, "operator_badge") == []
     decisions = query(
         stack.control,
-        "SELECT category, region, outcome, count(*) FROM decision_log WHERE device_id = %s"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2",
+        "SELECT category, region, outcome, count(*) FROM decisions WHERE device_id = %s GROUP BY 1, 2, 3 ORDER BY 1, 2",
         PRESS,
     )
     assert ("personal", "us-east", "denied") in [d[:3] for d in decisions]
@@ -176,7 +175,7 @@ def test_a_tahu_edge_node_flows_into_the_regions_the_policy_allows_exactly_once(
     # the audit trail: each decision leads to the Sparkplug topic it was taken for
     topics = query(
         stack.control,
-        "SELECT DISTINCT m.topic FROM decision_log d JOIN sparkplug_messages m ON "
+        "SELECT DISTINCT m.topic FROM decisions d JOIN sparkplug_messages m ON "
         "m.device_id = d.device_id AND m.position = d.seq WHERE d.device_id = %s",
         PRESS,
     )

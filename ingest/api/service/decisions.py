@@ -33,10 +33,12 @@ _COLUMNS = sql.SQL(
     " destination_country, outcome, allow, localization, requires, transforms, reasons,"
     " policy_revision, readings"
 )
+# From the log's rows (one per distinct decision per flush), without unnesting them: a decision here is one
+# message's category in one region, as in the view.
 _FLOWS = """
-SELECT origin_country, region, category, outcome, count(*) AS decisions,
-       coalesce(sum(readings), 0) AS readings
-FROM decisions
+SELECT origin_country, region, category, outcome, coalesce(sum(cardinality(seqs)), 0) AS decisions,
+       coalesce(sum((SELECT sum(r) FROM unnest(readings) AS r)), 0) AS readings
+FROM decision_log
 WHERE decided_at > %(until)s - %(window)s AND decided_at <= %(until)s
 GROUP BY origin_country, region, category, outcome
 ORDER BY origin_country, region, category, outcome
@@ -110,11 +112,11 @@ def list_decisions(
     where, values = flt.where()
     columns = sql.SQL("{}, input").format(_COLUMNS) if include_input else _COLUMNS
     query = sql.SQL(
-        "SELECT {columns} FROM decisions {where} ORDER BY decided_at DESC, decision_id"
+        "SELECT {columns} FROM decisions {where} ORDER BY decided_at DESC, decision_id, seq"
         " LIMIT %(limit)s OFFSET %(offset)s"
     ).format(columns=columns, where=where)
-    # decision_log carries every filtered column: the count needs no join with the documents
-    count = sql.SQL("SELECT count(*) AS n FROM decision_log {where}").format(where=where)
+    # decision_log carries every filtered column: the count needs neither the documents nor unnesting the seqs
+    count = sql.SQL("SELECT coalesce(sum(cardinality(seqs)), 0) AS n FROM decision_log {where}").format(where=where)
     with db.query(runtime.control, store="control", settings=settings) as cur:
         rows = cur.execute(query, {**values, "limit": limit, "offset": offset}).fetchall()
         total_row = cur.execute(count, values).fetchone()
@@ -129,7 +131,7 @@ def export_lines(
     cursor ``batch`` rows at a time (memory stays bounded whatever the log's size)."""
     where, values = flt.where()
     columns = sql.SQL("{}, input").format(_COLUMNS) if include_input else _COLUMNS
-    query = sql.SQL("SELECT {columns} FROM decisions {where} ORDER BY decided_at DESC, decision_id").format(
+    query = sql.SQL("SELECT {columns} FROM decisions {where} ORDER BY decided_at DESC, decision_id, seq").format(
         columns=columns, where=where
     )
     header = [*CSV_COLUMNS, "input"] if include_input else list(CSV_COLUMNS)

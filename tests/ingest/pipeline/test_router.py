@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from ingest.pipeline.router import Routed, Router, decision_id
+from ingest.decision_ids import decision_id, doc_id
+from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
@@ -80,8 +80,14 @@ def test_de_message_is_split_machine_travels_badge_stays(real_router: Router) ->
         ("personal", "us-east"): "denied",
     }
     denied = next(d for d in routed.decisions if d.outcome == "denied")
-    revision = denied.decision.policy_revision
-    assert denied.decision_id == decision_id("de-munich-cnc-01", 7, "personal", "us-east", revision)
+    assert denied.doc_id == doc_id(denied.decision, denied.input)
+    assert denied.decision_id == decision_id("de-munich-cnc-01", "personal", "us-east", "denied", denied.doc_id)
+    # rows carry the distinct decision that placed them; the next message of the flow is decided the same way
+    stored = {(d.category, d.region): d.decision_id for d in routed.decisions}
+    assert {r.decision_id for r in routed.rows["us-east"]} == {stored["machine", "us-east"]}
+    again = real_router.route("tele/v1/de-munich/de-munich-cnc-01", _payload("de-munich-cnc-01", 8, [CNC]))
+    assert {(d.category, d.region): d.decision_id for d in again.decisions} == stored
+    assert {d.seq for d in again.decisions} == {8}
     assert any("GDPR" in r for r in denied.decision.reasons)
     assert denied.input["origin"] == "DE" and denied.input["destination"] == "US"
 
@@ -239,43 +245,6 @@ def test_gzip_payloads_are_inflated_within_the_limit(real_router: Router) -> Non
     assert "inflates beyond the limit" in rejected.rejections[0].detail
     broken = small.route("tele/v1/de-munich/de-munich-cnc-01", b"\x1f\x8b\x08garbage")
     assert "invalid gzip" in broken.rejections[0].detail
-
-
-def test_decision_id_is_uuid5_of_message_category_region_and_revision() -> None:
-    from ingest.pipeline.router import _DECISION_NS, decision_id
-
-    assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r") == uuid.uuid5(
-        _DECISION_NS, "dev-1/7/personal/us-east/sha256:r"
-    )
-    assert decision_id("dev-1", 7, "personal", "us-east", "sha256:r").version == 5
-
-
-def test_decision_id_is_a_complete_uuid_for_any_input() -> None:
-    """decision_id builds the UUID without UUID.__init__: the same value, text, hash, version and variant, and an
-    object that pickles and copies like one (random device ids, non-ASCII included, and seqs)."""
-    import copy
-    import pickle
-    import random
-
-    from ingest.pipeline.router import _DECISION_NS, decision_id
-
-    rng = random.Random(17)
-    for _ in range(2000):
-        device = "".join(rng.choices("abcxyz-_0189é中/", k=rng.randint(1, 40)))
-        seq = rng.randint(0, 2**63 - 1)
-        got = decision_id(device, seq, "machine", "eu-central", "sha256:abc")
-        want = uuid.uuid5(_DECISION_NS, f"{device}/{seq}/machine/eu-central/sha256:abc")
-        assert (got, got.int, str(got), hash(got), got.version, got.variant, got.is_safe) == (
-            want,
-            want.int,
-            str(want),
-            hash(want),
-            want.version,
-            want.variant,
-            want.is_safe,
-        )
-    one = decision_id("dev-1", 1, "personal", "us-east", "r")
-    assert pickle.loads(pickle.dumps(one)) == one and copy.deepcopy(one) == one and isinstance(one, uuid.UUID)
 
 
 def test_a_registry_change_decides_only_messages_received_after_it(registry: Registry) -> None:

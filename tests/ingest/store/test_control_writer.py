@@ -1,5 +1,8 @@
-"""ControlWriter: the decision log is written by COPY, idempotently, with the exact JSON documents."""
+"""ControlWriter: the decision log holds one row per distinct decision per write, logs each message once (also when
+redelivered), and keeps the exact JSON documents; the view ``decisions`` reads one row per message as before."""
 
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -8,6 +11,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from devstack import PostgresServer
+from ingest.decision_ids import decision_id, doc_id
 from ingest.records import DecisionRecord
 from ingest.store.control import ControlWriter
 from ingest.store.migrate import migrate
@@ -24,10 +28,14 @@ DECISION = Decision(
 INPUT = {"origin": {"country": "DE", "site": "de-munich"}, "destination": {"country": "US"}, "category": "personal"}
 
 
-def _record(seq: int, region: str = "us-east", *, policy_input: dict[str, Any] | None = None) -> DecisionRecord:
+def _record(
+    seq: int, region: str = "us-east", *, policy_input: dict[str, Any] | None = None, device: str = "dev-1"
+) -> DecisionRecord:
+    policy_input = policy_input if policy_input is not None else INPUT
+    doc = doc_id(DECISION, policy_input)
     return DecisionRecord(
-        decision_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dev-1/{seq}/personal/{region}"),
-        device_id="dev-1",
+        decision_id=decision_id(device, "personal", region, "transformed", doc),
+        device_id=device,
         seq=seq,
         site_id="de-munich",
         origin_country="DE",
@@ -36,8 +44,9 @@ def _record(seq: int, region: str = "us-east", *, policy_input: dict[str, Any] |
         destination_country="US",
         outcome="transformed",
         decision=DECISION,
-        readings=3,
-        input=policy_input if policy_input is not None else INPUT,
+        readings=seq % 5 + 1,
+        input=policy_input,
+        doc_id=doc,
     )
 
 
@@ -69,7 +78,7 @@ def test_decisions_are_copied_once_with_their_documents(pg_server: PostgresServe
         {"operator_badge": "pseudonymize"},
         ["GDPR Art 46: SCC in force"],
         "sha256:rev",
-        3,
+        2,
         INPUT,
     )
     assert rows[2][-1] == other_input  # each row keeps its own document, though encodings are shared
@@ -144,3 +153,103 @@ def test_the_decisions_view_reads_and_inserts_like_the_old_table(pg_server: Post
         ).fetchall()
         assert rows == [(1, True, ["ok"], INPUT, True), (2, True, ["ok"], INPUT, True)]
         assert conn.execute("SELECT count(*) FROM decision_docs").fetchone() == (1,)
+
+
+def _log_rows(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT region, device_id, first_seq, last_seq, seqs, readings FROM decision_log ORDER BY region, last_seq"
+        ).fetchall()
+
+
+def test_a_write_logs_one_row_per_distinct_decision_with_its_messages(pg_server: PostgresServer) -> None:
+    dsn = pg_server.create_database("control_groups")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    # 50 messages of one device, decided for two regions, and 10 of another device: three distinct decisions
+    decisions = [_record(s, region) for s in range(1, 51) for region in ("us-east", "eu-central")]
+    decisions += [_record(s, device="dev-2") for s in range(100, 110)]
+    writer.write(decisions=decisions, rejections=[], batches={}, statuses=[])
+    rows = _log_rows(dsn)
+    assert [r[:4] for r in rows] == [
+        ("eu-central", "dev-1", 1, 50),
+        ("us-east", "dev-1", 1, 50),
+        ("us-east", "dev-2", 100, 109),
+    ]
+    assert rows[0][4] == list(range(1, 51)) and rows[0][5] == [s % 5 + 1 for s in range(1, 51)]
+    assert writer.logged == 3 and writer.merges == 0
+    # the view: one row per message x region, with its own readings, as the per-message log had
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT (device_id, seq)) FROM decisions").fetchone() == (110, 60)
+        assert conn.execute(
+            "SELECT seq, readings FROM decisions WHERE device_id = 'dev-1' AND region = 'us-east' AND seq IN (7, 8)"
+            " ORDER BY seq"
+        ).fetchall() == [(7, 3), (8, 4)]
+    writer.close()
+
+
+def test_redelivered_messages_are_logged_once_however_they_are_regrouped(pg_server: PostgresServer) -> None:
+    """A crash after the control commit, before the acknowledgement: the broker redelivers, and the flushes that
+    take the messages again group them differently (here: a window straddling logged and new seqs, a duplicate
+    within one write, and one message alone)."""
+    dsn = pg_server.create_database("control_redelivery")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    writer.write(decisions=[_record(s) for s in range(1, 21)], rejections=[], batches={}, statuses=[])
+    writer.write(decisions=[_record(s) for s in [*range(15, 31), 30]], rejections=[], batches={}, statuses=[])
+    assert writer.merges == 1
+    assert writer.write(decisions=[_record(7)], rejections=[], batches={}, statuses=[]) == {}
+    assert writer.merges == 2
+    rows = _log_rows(dsn)
+    assert [(r[2], r[3], r[4]) for r in rows] == [(1, 20, list(range(1, 21))), (21, 30, list(range(21, 31)))]
+    # another replica (its own writer and connection) gets a redelivery too
+    other = ControlWriter(dsn)
+    other.write(decisions=[_record(s) for s in range(25, 36)], rejections=[], batches={}, statuses=[])
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT seq) FROM decisions").fetchone() == (35, 35)
+    assert other.merges == 1 and other.logged == 1
+    writer.close()
+    other.close()
+
+
+def test_a_write_waits_for_another_writer_logging_the_same_device(pg_server: PostgresServer) -> None:
+    """Two replicas logging the same redelivered message at once: the second waits for the first's commit (the
+    device's lock), then sees its row and leaves the message out."""
+    dsn = pg_server.create_database("control_lock")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    first = _record(5)
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('log:dev-1'))")  # a replica's write in progress
+        done = threading.Event()
+        thread = threading.Thread(
+            target=lambda: (
+                writer.write(decisions=[_record(4), first, _record(6)], rejections=[], batches={}, statuses=[]),
+                done.set(),
+            )
+        )
+        thread.start()
+        deadline = time.monotonic() + 30
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            while watcher.execute(waiting).fetchone() != (1,):
+                assert time.monotonic() < deadline, "the write did not wait for the device's lock"
+                time.sleep(0.01)
+        assert not done.is_set()
+        holder.execute(
+            "INSERT INTO decision_docs (doc_id, allow, localization, policy_revision, input)"
+            " VALUES (%s, true, 'none', 'sha256:rev', %s) ON CONFLICT DO NOTHING",
+            (first.doc_id, Jsonb(INPUT)),
+        )
+        holder.execute(
+            "INSERT INTO decision_log (decision_id, last_seq, first_seq, device_id, site_id, origin_country, category,"
+            " region, destination_country, outcome, doc_id, seqs, readings)"
+            " VALUES (%s, 5, 5, 'dev-1', 'de-munich', 'DE', 'personal', 'us-east', 'US', 'transformed', %s,"
+            " '{5}', '{1}')",
+            (first.decision_id, first.doc_id),
+        )
+    thread.join(30)
+    assert done.is_set()
+    assert [(r[2], r[3], r[4]) for r in _log_rows(dsn)] == [(5, 5, [5]), (4, 6, [4, 6])]
+    assert writer.merges == 1
+    writer.close()

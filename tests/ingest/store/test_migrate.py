@@ -150,3 +150,41 @@ def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(
         assert after == before
         assert conn.execute("SELECT count(*) FROM decision_docs").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM decision_log WHERE doc_id IS NULL").fetchone() == (0,)
+
+
+def test_upgrade_of_a_control_store_keeps_per_message_decisions_readable(pg_server: PostgresServer) -> None:
+    """A control store of the previous version (0006-0019, one log row per message x category x region) upgraded
+    to one row per distinct decision per flush: every decision reads back through the ``decisions`` view exactly as
+    before (ids, documents, seqs, readings), and new rows group."""
+    dsn = pg_server.create_database("migrate_control_groups")
+    older = [(v, sql) for v, sql in migration_files("control") if v < "0020"]
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, sql in older:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        for seq in range(1, 7):
+            for region in ("eu-central", "us-east"):
+                conn.execute(
+                    "INSERT INTO decisions (decision_id, device_id, seq, site_id, origin_country, category, region,"
+                    " destination_country, outcome, allow, localization, requires, transforms, reasons,"
+                    " policy_revision, readings, input) VALUES (%s, 'd', %s, 's', 'DE', 'machine', %s, 'US', 'stored',"
+                    " true, 'none', '[]', '{}', '[\"ok\"]', 'sha256:r', %s, %s)",
+                    (uuid.uuid4(), seq, region, seq * 10, Jsonb({"origin": "DE", "category": "machine"})),
+                )
+        before = conn.execute("SELECT * FROM decisions ORDER BY seq, region").fetchall()
+    assert migrate(dsn, "control", store="control") == ["0020_decision_groups"]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT * FROM decisions ORDER BY seq, region").fetchall() == before
+        assert conn.execute("SELECT count(*), sum(cardinality(seqs)) FROM decision_log").fetchone() == (12, 12)
+        # a seed or script inserting through the view still logs (one row for its message)
+        conn.execute(
+            "INSERT INTO decisions (decision_id, device_id, seq, site_id, origin_country, category, region,"
+            " destination_country, outcome, allow, localization, requires, transforms, reasons, policy_revision,"
+            " readings, input) VALUES (%s, 'd', 7, 's', 'DE', 'machine', 'us-east', 'US', 'stored', true, 'none',"
+            " '[]', '{}', '[\"ok\"]', 'sha256:r', 70, '{}')",
+            (uuid.uuid4(),),
+        )
+        assert conn.execute("SELECT seqs, readings FROM decision_log WHERE first_seq = 7").fetchone() == ([7], [70])
