@@ -222,12 +222,12 @@ def test_a_write_waits_for_another_writer_logging_the_same_device(pg_server: Pos
     with psycopg.connect(dsn) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(hashtext('log:dev-1'))")  # a replica's write in progress
         done = threading.Event()
-        thread = threading.Thread(
-            target=lambda: (
-                writer.write(decisions=[_record(4), first, _record(6)], rejections=[], batches={}, statuses=[]),
-                done.set(),
-            )
-        )
+
+        def write() -> None:
+            writer.write(decisions=[_record(4), first, _record(6)], rejections=[], batches={}, statuses=[])
+            done.set()
+
+        thread = threading.Thread(target=write)
         thread.start()
         deadline = time.monotonic() + 30
         with psycopg.connect(dsn, autocommit=True) as watcher:
