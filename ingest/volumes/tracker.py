@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 
 from ingest.registry import Site
@@ -77,6 +79,7 @@ class VolumeTracker:
         self.warn_ratio = warn_ratio
         self._today = today
         self._counter = SubjectCounter(today())
+        self._day_ends = 0.0  # epoch seconds at which the windows' day ends: not asked for the date before (hot path)
         self._lock = threading.Lock()
         self._pending: list[Row] = []
         self._since: datetime | None = None
@@ -181,9 +184,13 @@ class VolumeTracker:
     # --- sharing through the control store ----------------------------------------------------------------
 
     def _roll_day(self) -> None:
-        if self._counter.set_day(self._today()):
+        if time.time() < self._day_ends:
+            return
+        today = self._today()
+        if self._counter.set_day(today):
             self._memo.clear()
             self._last_counts = None
+        self._day_ends = datetime.combine(today + timedelta(days=1), day_time(0), UTC).timestamp()
 
     def sync(self) -> None:
         """Write this replica's new records, then read every replica's changes (one transaction each)."""
