@@ -33,19 +33,41 @@ _LOCK_DEVICES = (
     "SELECT count(pg_advisory_xact_lock(k)) FROM"
     " (SELECT DISTINCT hashtext('log:' || d) AS k FROM unnest(%s::text[]) AS d ORDER BY k) AS keys"
 )
-# One distinct decision's messages of this write, less those a row of the same decision covers already (a
-# redelivery): rows of that decision whose seq range meets this one's, found by the primary key.
-_LOG_DECISION = """
+# The distinct decisions of this write (g, one element per decision in each array) and their messages (one element
+# per message: the decision's position in g, the seq, the readings), less the messages a row of the same decision
+# covers already (a redelivery: the rows of that decision whose seq range meets this one's, found by the primary key;
+# none when messages arrive in order). One statement per write, whatever the number of decisions.
+_LOG_DECISIONS = """
+WITH g AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(devices)s::text[], %(sites)s::text[], %(origins)s::text[],
+                         %(categories)s::text[], %(regions)s::text[], %(destinations)s::text[], %(outcomes)s::text[],
+                         %(docs)s::uuid[], %(firsts)s::int8[], %(lasts)s::int8[])
+        WITH ORDINALITY AS g(id, device, site, origin, category, region, destination, outcome, doc, first, last, n)
+), logged AS (
+    SELECT g.n, unnest(l.seqs) AS s
+    FROM g JOIN decision_log l ON l.decision_id = g.id AND l.last_seq >= g.first AND l.first_seq <= g.last
+), m AS (
+    SELECT t.n, t.s, t.r FROM unnest(%(members)s::int8[], %(seqs)s::int8[], %(readings)s::int4[]) AS t(n, s, r)
+    WHERE NOT EXISTS (SELECT 1 FROM logged WHERE logged.n = t.n AND logged.s = t.s)
+)
 INSERT INTO decision_log (decision_id, last_seq, first_seq, device_id, site_id, origin_country, category, region,
                           destination_country, outcome, doc_id, seqs, readings)
-SELECT %(id)s, max(t.s), min(t.s), %(device)s, %(site)s, %(origin)s, %(category)s, %(region)s, %(destination)s,
-       %(outcome)s, %(doc)s, array_agg(t.s ORDER BY t.s), array_agg(t.r ORDER BY t.s)
-FROM unnest(%(seqs)s::int8[], %(readings)s::int4[]) AS t(s, r)
-WHERE t.s NOT IN (SELECT unnest(l.seqs) FROM decision_log l
-                  WHERE l.decision_id = %(id)s AND l.last_seq >= %(first)s AND l.first_seq <= %(last)s)
-HAVING count(*) > 0
-RETURNING cardinality(seqs)
+SELECT g.id, max(m.s), min(m.s), g.device, g.site, g.origin, g.category, g.region, g.destination, g.outcome, g.doc,
+       array_agg(m.s ORDER BY m.s), array_agg(m.r ORDER BY m.s)
+FROM m JOIN g USING (n)
+GROUP BY g.n, g.id, g.device, g.site, g.origin, g.category, g.region, g.destination, g.outcome, g.doc
+RETURNING decision_id, cardinality(seqs)
 """
+
+
+@dataclass(slots=True)
+class _Groups:
+    """The parameters of ``_LOG_DECISIONS`` for one write, and how many messages each distinct decision has."""
+
+    params: dict[str, list[Any]]
+    sizes: dict[uuid.UUID, int]
+
+
 _REJECTION = (
     "INSERT INTO rejections (topic, device_id, seq, code, detail, payload_bytes, payload_kept, quarantine_id,"
     " category, origin_country, payload_region, state) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -60,9 +82,9 @@ _STATUS = (
 )
 
 
-def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> list[dict[str, Any]]:
-    """One parameter set of ``_LOG_DECISION`` per distinct decision: its messages' seqs (ascending, each once) and
-    readings. The documents not known to be committed are added to ``docs``."""
+def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> _Groups:
+    """The distinct decisions of ``decisions`` with their messages (seqs ascending, each once). The documents not
+    known to be committed are added to ``docs``."""
     groups: dict[uuid.UUID, tuple[DecisionRecord, dict[int, int]]] = {}
     for d in decisions:
         found = groups.get(d.decision_id)
@@ -71,27 +93,34 @@ def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> list
             docs.need(d.doc_id, d.decision, d.input)
         else:
             found[1][d.seq] = d.readings
-    params: list[dict[str, Any]] = []
-    for d, messages in groups.values():
+    names = ("ids", "devices", "sites", "origins", "categories", "regions", "destinations", "outcomes", "docs")
+    columns: dict[str, list[Any]] = {name: [] for name in (*names, "firsts", "lasts", "members", "seqs", "readings")}
+    sizes: dict[uuid.UUID, int] = {}
+    for n, (d, messages) in enumerate(groups.values(), 1):
+        for name, value in zip(
+            names,
+            (
+                d.decision_id,
+                d.device_id,
+                d.site_id,
+                d.origin_country,
+                d.category,
+                d.region,
+                d.destination_country,
+                d.outcome,
+                d.doc_id,
+            ),
+            strict=True,
+        ):
+            columns[name].append(value)
         seqs = sorted(messages)
-        params.append(
-            {
-                "id": d.decision_id,
-                "device": d.device_id,
-                "site": d.site_id,
-                "origin": d.origin_country,
-                "category": d.category,
-                "region": d.region,
-                "destination": d.destination_country,
-                "outcome": d.outcome,
-                "doc": d.doc_id,
-                "seqs": seqs,
-                "readings": [messages[s] for s in seqs],
-                "first": seqs[0],
-                "last": seqs[-1],
-            }
-        )
-    return params
+        columns["firsts"].append(seqs[0])
+        columns["lasts"].append(seqs[-1])
+        columns["members"] += [n] * len(seqs)
+        columns["seqs"] += seqs
+        columns["readings"] += [messages[s] for s in seqs]
+        sizes[d.decision_id] = len(seqs)
+    return _Groups(columns, sizes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +161,7 @@ class ControlWriter:
             with conn.transaction(), conn.cursor() as cur:
                 if decisions:
                     groups = _decision_groups(decisions, self._docs)
-                    cur.execute(_LOCK_DEVICES, (list({g["device"] for g in groups}),))
+                    cur.execute(_LOCK_DEVICES, (list(set(groups.params["devices"])),))
                     docs = self._docs.pending()
                     if docs:
                         cur.executemany(INSERT_DOCS, docs)
@@ -187,17 +216,10 @@ class ControlWriter:
 
         return write_isolated("control", write, groups)
 
-    def _log_decisions(self, cur: psycopg.Cursor, groups: list[dict[str, Any]]) -> None:
-        cur.executemany(_LOG_DECISION, groups, returning=True)
-        merges = written = 0
-        for group in groups:
-            row = cur.fetchone()
-            logged = row[0] if row is not None else 0
-            written += row is not None
-            merges += logged < len(group["seqs"])
-            cur.nextset()
-        self.logged += written
-        self.merges += merges
+    def _log_decisions(self, cur: psycopg.Cursor, groups: _Groups) -> None:
+        written: dict[uuid.UUID, int] = dict(cur.execute(_LOG_DECISIONS, groups.params))
+        self.logged += len(written)
+        self.merges += len([did for did, size in groups.sizes.items() if written.get(did, 0) < size])
 
     def close(self) -> None:
         self._store.close()
