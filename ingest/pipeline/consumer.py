@@ -436,7 +436,7 @@ class Consumer:
         if not batch:  # every message was a Sparkplug message held back for its birth
             return previous
         t1 = time.monotonic()
-        groups = [ControlRecords(m.decisions, m.rejections) for _, m in routed]
+        groups = [ControlRecords(m.decisions, m.rejections, redelivered=m.redelivered) for _, m in routed]
         groups += [ControlRecords(statuses=[status]) for _, status in statuses]
         owners = [(item, m) for item, m in routed] + [(item, None) for item, _ in statuses]
         control = self._control_thread.submit(self._commit_control, groups, owners, len(batch))
@@ -544,6 +544,7 @@ class Consumer:
                     )
                 else:
                     m = self.router.route_parsed(p)
+                    m.redelivered = verdict != "new"  # "new": this replica claimed the seq first
                 routed.append((item, m))
         return routed, statuses
 
@@ -581,7 +582,9 @@ class Consumer:
                     held.append(item)
                     continue
                 rebirth.add((p.where.group, p.where.edge_node))
-            routed.append((item, self.router.route_sparkplug(p, r)))
+            m = self.router.route_sparkplug(p, r)
+            m.redelivered = r.verdict != "new" or r.seen  # "new": this replica claimed the position first
+            routed.append((item, m))
         self._request_rebirths(rebirth)
         return routed, held
 

@@ -76,6 +76,10 @@ class Routed:
     seq: int | None = None
     readings: int = 0
     receipt: tuple[str, uuid.UUID] | None = None  # a part from a peer cell: (its cell, part id), receipted after commit
+    # Its decisions may have been logged already (a redelivery or a re-sent part), maybe by another replica committing
+    # right now: the control writer locks its device exclusively (ingest.store.control). False: this replica claimed
+    # the message's seq first (the consumer sets it from the claim), so no one else logged or is logging it.
+    redelivered: bool = True
 
     @property
     def stored(self) -> bool:

@@ -3,17 +3,19 @@
 The decision log holds one row per *distinct decision* per write (ingest.decision_ids): the messages of a flush
 that one device's category got in one region under one document share a row, which lists their sequence numbers
 and readings (migration ``0020_decision_groups.sql``; the view ``decisions`` unnests them into one row per message
-as before). A redelivered message whose decision is logged already is left out of the row: the statement removes
-the seqs a row of the same decision already covers (one primary-key probe per row), under a per-device advisory
-lock so that two replicas logging the same redelivery cannot both miss the other's. The documents a decision names
-(policy input, reasons, ...) are stored once each in ``decision_docs`` (``ingest.store.decision_docs``), inserted in
-the same transaction before the first decision that names them; the view ``decisions`` joins them back.
+as before), all of a write in one statement. A redelivered message whose decision is logged already is left out:
+the statement removes the seqs a row of the same decision already covers (one primary-key probe per distinct
+decision), under a per-device advisory lock so that two writers logging the same message cannot both miss the
+other's row: exclusive for a device with a redelivered message, shared for one whose messages this replica claimed
+first (the common case, where replicas and workers never wait for each other). The documents a decision names (policy input, reasons, ...) are stored once each in ``decision_docs``
+(``ingest.store.decision_docs``), inserted in the same transaction before the first decision that names them; the
+view ``decisions`` joins them back.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +30,14 @@ from ingest.store.sequences import record_all
 from wire import Status
 
 # The devices' locks, taken in the order of their keys (no two writers can deadlock on them, even when two devices'
-# keys collide); a namespace apart from the sequence claims' ("seq:"), which are taken in another transaction.
+# keys collide), exclusive where any message of the device may have been logged before (a redelivery), shared where
+# every one was claimed first by this replica: first claims never wait for each other (replicas and workers log the
+# same devices all the time), a redelivery waits for every write of its device in progress and they for it. A
+# namespace apart from the sequence claims' ("seq:"), which are taken in another transaction.
 _LOCK_DEVICES = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM"
-    " (SELECT DISTINCT hashtext('log:' || d) AS k FROM unnest(%s::text[]) AS d ORDER BY k) AS keys"
+    "SELECT count(CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END) FROM"
+    " (SELECT hashtext('log:' || d) AS k, bool_or(x) AS x FROM unnest(%s::text[], %s::bool[]) AS t(d, x)"
+    " GROUP BY 1 ORDER BY 1) AS keys"
 )
 # The distinct decisions of this write (g, one element per decision in each array) and their messages (one element
 # per message: the decision's position in g, the seq, the readings), less the messages a row of the same decision
@@ -130,6 +136,8 @@ class ControlRecords:
     decisions: Sequence[DecisionRecord] = ()
     rejections: Sequence[RejectionRecord] = ()
     statuses: Sequence[Status] = ()
+    redelivered: bool = True
+    """The message's decisions may have been logged already (``ingest.pipeline.router.Routed.redelivered``)."""
 
 
 class ControlWriter:
@@ -151,17 +159,21 @@ class ControlWriter:
         rejections: Sequence[RejectionRecord],
         batches: dict[str, list[tuple[int, int]]],
         statuses: Sequence[Status],
+        first_claims: Collection[str] = (),
     ) -> dict[str, list[int]]:
         """Commit everything in one transaction; return, per device, the batch seqs seen for the first time.
 
-        ``batches``: device -> [(seq, readings)] of the valid batches received.
+        ``batches``: device -> [(seq, readings)] of the valid batches received. ``first_claims``: devices all of whose
+        messages among ``decisions`` this replica claimed first (never logged before, not being logged by another
+        writer): their lock is shared; every other device's is exclusive.
         """
         conn = self._store.get()
         try:
             with conn.transaction(), conn.cursor() as cur:
                 if decisions:
                     groups = _decision_groups(decisions, self._docs)
-                    cur.execute(_LOCK_DEVICES, (list(set(groups.params["devices"])),))
+                    devices = list(set(groups.params["devices"]))
+                    cur.execute(_LOCK_DEVICES, (devices, [d not in first_claims for d in devices]))
                     docs = self._docs.pending()
                     if docs:
                         cur.executemany(INSERT_DOCS, docs)
@@ -206,11 +218,13 @@ class ControlWriter:
         at fault by writing each in its own transaction (ingest.store.isolation)."""
 
         def write(some: Sequence[ControlRecords]) -> int:
+            again = {d.device_id for g in some if g.redelivered for d in g.decisions}
             self.write(
                 decisions=[d for g in some for d in g.decisions],
                 rejections=[r for g in some for r in g.rejections],
                 batches={},
                 statuses=[s for g in some for s in g.statuses],
+                first_claims={d.device_id for g in some for d in g.decisions} - again,
             )
             return len(some)
 

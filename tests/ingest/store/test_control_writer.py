@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from devstack import PostgresServer
 from ingest.decision_ids import decision_id, doc_id
 from ingest.records import DecisionRecord
-from ingest.store.control import ControlWriter
+from ingest.store.control import ControlRecords, ControlWriter
 from ingest.store.migrate import migrate
 from policy.models import Decision
 
@@ -252,4 +252,61 @@ def test_a_write_waits_for_another_writer_logging_the_same_device(pg_server: Pos
     assert done.is_set()
     assert [(r[2], r[3], r[4]) for r in _log_rows(dsn)] == [(5, 5, [5]), (4, 6, [4, 6])]
     assert writer.merges == 1
+    writer.close()
+
+
+def test_first_claims_share_the_device_lock_and_a_redelivery_waits_for_them(pg_server: PostgresServer) -> None:
+    """Replicas (and workers) logging messages they claimed first never wait for each other; a write with a
+    redelivered message of the device waits until they commit."""
+    dsn = pg_server.create_database("control_lock_modes")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock_shared(hashtext('log:dev-1'))")  # another first-claim write
+        writer.write(decisions=[_record(1)], rejections=[], batches={}, statuses=[], first_claims={"dev-1"})
+        assert writer.logged == 1  # did not wait
+        done = threading.Event()
+
+        def redelivery() -> None:
+            writer.write(decisions=[_record(1), _record(2)], rejections=[], batches={}, statuses=[])
+            done.set()
+
+        thread = threading.Thread(target=redelivery)
+        thread.start()
+        deadline = time.monotonic() + 30
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            while watcher.execute(waiting).fetchone() != (1,):
+                assert time.monotonic() < deadline, "the redelivery did not wait for the write in progress"
+                time.sleep(0.01)
+        assert not done.is_set()
+    thread.join(30)
+    assert done.is_set() and writer.merges == 1
+    assert [(r[2], r[3], r[4]) for r in _log_rows(dsn)] == [(1, 1, [1]), (2, 2, [2])]
+    writer.close()
+
+
+def test_write_groups_locks_exclusively_only_the_devices_of_redelivered_messages(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = pg_server.create_database("control_lock_groups")
+    migrate(dsn, "control", store="control")
+    writer = ControlWriter(dsn)
+    seen: list[tuple[list[str], list[bool]]] = []
+    original = ControlWriter.write
+
+    def spy(self: ControlWriter, **kwargs: Any) -> dict[str, list[int]]:
+        devices = {d.device_id for d in kwargs["decisions"]}
+        seen.append((sorted(devices), [d not in kwargs["first_claims"] for d in sorted(devices)]))
+        return original(self, **kwargs)
+
+    groups = [
+        ControlRecords([_record(1)], redelivered=False),
+        ControlRecords([_record(5, device="dev-2")], redelivered=True),
+        ControlRecords([_record(6, device="dev-2")], redelivered=False),
+        ControlRecords([_record(7, device="dev-3")]),  # no claim known: exclusive
+    ]
+    monkeypatch.setattr(ControlWriter, "write", spy)
+    writer.write_groups(groups)
+    assert seen == [(["dev-1", "dev-2", "dev-3"], [False, True, True])]
     writer.close()

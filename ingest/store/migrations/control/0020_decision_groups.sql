@@ -9,8 +9,8 @@
 -- still has one row per message x category x candidate region, with the columns it always had.
 --
 -- A message redelivered after its decisions were logged is not logged again: the writer leaves out the seqs
--- that a row of the same decision already covers (a probe of the primary key per row written, under a
--- per-device advisory lock, ingest.store.control). So the seqs of one decision_id never overlap and
+-- that a row of the same decision already covers (a probe of the primary key per distinct decision written, under
+-- a per-device advisory lock, ingest.store.control). So the seqs of one decision_id never overlap and
 -- (decision_id, last_seq) is a key.
 --
 -- Rows logged before this migration keep their per-message decision ids (the region rows of that time carry
