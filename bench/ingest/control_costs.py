@@ -1,0 +1,104 @@
+"""``python -m bench.ingest.control_costs``: what the control store costs per one-reading message (docs/audit-log.md).
+
+The ingest's ``ControlWriter`` on the benchmark's workload (the demo registry's devices round-robin, one reading per
+message, routed by the real router and policy), 500 messages per write as a busy flush has them, against its own
+PostgreSQL (started here, default settings: ``fsync`` and ``synchronous_commit`` on). Three writers on fresh control
+stores: the decision log alone, the sequence tracking alone, both (one transaction, as the bench's control stage).
+For each: this process's CPU and the PostgreSQL server's (its postmaster and every backend, from ``/proc``) per
+message, the wall time per write, and the decision-log rows per write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.ingest.workload import Workload, make_router
+from devstack import PostgresServer
+from ingest.records import DecisionRecord
+from ingest.store.control import ControlWriter
+from ingest.store.migrate import migrate
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu_s(data_dir: Path) -> float:
+    """CPU seconds of the postmaster of ``data_dir`` and of its children (backends, background processes)."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / _HZ
+
+
+def _log_rows(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM decision_log").fetchone()
+    return int(row[0]) if row else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest.control_costs", description=__doc__)
+    parser.add_argument("--messages", type=int, default=24_000, help="one-reading messages (default 24,000)")
+    parser.add_argument("--per-write", type=int, default=500, help="messages per write (default 500)")
+    args = parser.parse_args()
+    workload = Workload(readings_per_device=max(100, args.messages // 10))
+    router = make_router(workload.registry)
+    print(f"routing {args.messages:,} one-reading messages of {len(workload.devices)} devices ...", flush=True)
+    routed = [router.route(m.topic, m.payload) for m in workload.messages(args.messages, 1)]
+    writes: list[tuple[list[DecisionRecord], dict[str, list[tuple[int, int]]]]] = []
+    for i in range(0, len(routed), args.per_write):
+        part = routed[i : i + args.per_write]
+        batches: dict[str, list[tuple[int, int]]] = {}
+        for m in part:
+            if m.device_id is not None and m.seq is not None:
+                batches.setdefault(m.device_id, []).append((m.seq, m.readings))
+        writes.append(([d for m in part for d in m.decisions], batches))
+    decisions = sum(len(d) for d, _ in writes)
+    print(f"{decisions / len(routed):.2f} decisions per message, {len(writes)} writes of {args.per_write}", flush=True)
+    server = PostgresServer()
+    server.start()
+    try:
+        assert server.dir is not None
+        for mode in ("decision log", "sequences", "both"):
+            dsn = server.create_database(mode.replace(" ", "_"))
+            migrate(dsn, "control", store="control")
+            writer = ControlWriter(dsn)
+            first, *rest = writes  # the first write fills the caches (documents, prepared statements)
+            writer.write(decisions=first[0], rejections=[], batches=first[1], statuses=[])
+            rows_before = _log_rows(dsn)
+            client, postgres, wall = time.process_time(), _server_cpu_s(server.dir / "data"), time.perf_counter()
+            for logged, batches in rest:
+                writer.write(
+                    decisions=logged if mode != "sequences" else [],
+                    rejections=[],
+                    batches=batches if mode != "decision log" else {},
+                    statuses=[],
+                )
+            n = sum(len({(d.device_id, d.seq) for d in logged}) for logged, _ in rest)
+            client_us = (time.process_time() - client) / n * 1e6
+            postgres_us = (_server_cpu_s(server.dir / "data") - postgres) / n * 1e6
+            ms = (time.perf_counter() - wall) / len(rest) * 1000
+            rows = (_log_rows(dsn) - rows_before) / len(rest)
+            writer.close()
+            print(
+                f"{mode:<13} client {client_us:5.1f} us/msg, PostgreSQL {postgres_us:5.1f} us/msg, "
+                f"{ms:6.2f} ms per write, {rows:6.1f} decision-log rows per write"
+            )
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
