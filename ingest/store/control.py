@@ -7,9 +7,9 @@ as before), all of a write in one statement. A redelivered message whose decisio
 the statement removes the seqs a row of the same decision already covers (one primary-key probe per distinct
 decision), under a per-device advisory lock so that two writers logging the same message cannot both miss the
 other's row: exclusive for a device with a redelivered message, shared for one whose messages this replica claimed
-first (the common case, where replicas and workers never wait for each other). The documents a decision names (policy input, reasons, ...) are stored once each in ``decision_docs``
-(``ingest.store.decision_docs``), inserted in the same transaction before the first decision that names them; the
-view ``decisions`` joins them back.
+first (the common case, where replicas and workers never wait for each other). The documents a decision names
+(policy input, reasons, ...) are stored once each in ``decision_docs`` (``ingest.store.decision_docs``), inserted in
+the same transaction before the first decision that names them; the view ``decisions`` joins them back.
 """
 
 from __future__ import annotations
