@@ -74,6 +74,7 @@ from ingest.cells.outbox import OutboxWriter
 from ingest.cells.receive import CellContext
 from ingest.config import IngestSettings
 from ingest.errors import StoreDataError, StoreUnavailableError
+from ingest.pipeline.buffered_client import BufferedClient
 from ingest.pipeline.router import Parsed, Routed, Router
 from ingest.pipeline.stats import PipelineStats
 from ingest.quarantine.placement import HeldPayload, held_payloads, quarantine_id
@@ -209,7 +210,7 @@ class Consumer:
 
     # --- MQTT side (paho network thread) ---
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+        client = BufferedClient(  # paho, reading its socket 64 KiB at a time (small messages: docs/small-messages.md)
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.mqtt_client_id,
             protocol=mqtt.MQTTv5,
