@@ -40,32 +40,13 @@ from policy import EmbeddedPolicyEngine
 from policy.whatif import replay
 from tests.ingest.api.api_seed import FAST, REGISTRY_FILE, build_runtime, close_runtime
 from tests.ingest.api.auth_support import bearer, issue_token
+from tests.ingest.transform_policy import TRANSFORM_POLICY
 
 _VIEW_INSERT = (
     "INSERT INTO decisions (decision_id, decided_at, device_id, seq, site_id, origin_country, category, region,"
     " destination_country, outcome, allow, localization, requires, transforms, reasons, policy_revision, readings,"
     " input) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-# A policy that pseudonymizes personal data abroad (the shipped one denies or stores it for the demo registry):
-# the messages routed under it give the log "transformed" decisions of another revision.
-_TRANSFORM_POLICY = """package residency
-
-decision := {
-    "allow": true,
-    "localization": "none",
-    "requires": [],
-    "transforms": _transforms,
-    "reasons": ["test policy"],
-    "policy_revision": "sha256:audit-test",
-}
-
-_transforms := {"personal": "pseudonymize"} if {
-    input.category == "personal"
-    input.origin != input.destination
-} else := {}
-"""
 
 
 def _routed(transform_policy: Path) -> list[Routed]:
@@ -80,7 +61,7 @@ def _routed(transform_policy: Path) -> list[Routed]:
     routed.append(router.route(bad.topic, bad.payload.replace(b'"values":{', b'"values":{"not_declared":1,', 1)))
     (transform_policy / "rego").mkdir()
     (transform_policy / "data").mkdir()
-    (transform_policy / "rego" / "t.rego").write_text(_TRANSFORM_POLICY)
+    (transform_policy / "rego" / "t.rego").write_text(TRANSFORM_POLICY)
     transforming = Router(
         registry=workload.registry,
         policy=EmbeddedPolicyEngine.from_dir(transform_policy),

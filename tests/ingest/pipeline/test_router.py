@@ -13,6 +13,7 @@ from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Device, Registry, Site
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine
+from tests.ingest.transform_policy import TRANSFORM_POLICY
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
 CNC = {
@@ -24,26 +25,6 @@ CNC = {
     "fault_code": 0,
     "operator_badge": "B-1",
 }
-
-# A small policy for transform handling, evaluated by the real engine: it demands pseudonymization of
-# personal data leaving the origin country, and an aggregate (which no single message can satisfy)
-# for sensitive data.
-TRANSFORM_POLICY = """package residency
-
-decision := {
-    "allow": true,
-    "localization": "none",
-    "requires": [],
-    "transforms": _transforms,
-    "reasons": ["test policy"],
-    "policy_revision": "sha256:test",
-}
-
-_transforms := {"personal": "pseudonymize"} if {
-    input.category == "personal"
-    input.origin != input.destination
-} else := {}
-"""
 
 
 def _payload(device: str, seq: int, readings: list[dict[str, object]], **extra: object) -> bytes:

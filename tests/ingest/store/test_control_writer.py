@@ -212,6 +212,16 @@ def test_redelivered_messages_are_logged_once_however_they_are_regrouped(pg_serv
     other.close()
 
 
+def _wait_for_a_lock_wait(dsn: str, failure: str) -> None:
+    """Until one session waits for an advisory lock (30 s at most, then ``failure``)."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        while watcher.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.01)
+
+
 def test_a_write_waits_for_another_writer_logging_the_same_device(pg_server: PostgresServer) -> None:
     """Two replicas logging the same redelivered message at once: the second waits for the first's commit (the
     device's lock), then sees its row and leaves the message out."""
@@ -229,12 +239,7 @@ def test_a_write_waits_for_another_writer_logging_the_same_device(pg_server: Pos
 
         thread = threading.Thread(target=write)
         thread.start()
-        deadline = time.monotonic() + 30
-        with psycopg.connect(dsn, autocommit=True) as watcher:
-            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            while watcher.execute(waiting).fetchone() != (1,):
-                assert time.monotonic() < deadline, "the write did not wait for the device's lock"
-                time.sleep(0.01)
+        _wait_for_a_lock_wait(dsn, "the write did not wait for the device's lock")
         assert not done.is_set()
         holder.execute(
             "INSERT INTO decision_docs (doc_id, allow, localization, policy_revision, input)"
@@ -273,12 +278,7 @@ def test_first_claims_share_the_device_lock_and_a_redelivery_waits_for_them(pg_s
 
         thread = threading.Thread(target=redelivery)
         thread.start()
-        deadline = time.monotonic() + 30
-        with psycopg.connect(dsn, autocommit=True) as watcher:
-            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            while watcher.execute(waiting).fetchone() != (1,):
-                assert time.monotonic() < deadline, "the redelivery did not wait for the write in progress"
-                time.sleep(0.01)
+        _wait_for_a_lock_wait(dsn, "the redelivery did not wait for the write in progress")
         assert not done.is_set()
     thread.join(30)
     assert done.is_set() and writer.merges == 1

@@ -3,6 +3,7 @@
 import threading
 import uuid
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -118,19 +119,25 @@ def test_upgrade_of_a_store_created_before_partitioning_keeps_its_rows(pg_server
         assert conn.execute("SELECT to_regclass('readings_v1')").fetchone() == (None,)
 
 
+def _migrate_by_hand(conn: psycopg.Connection[Any], kind: Literal["region", "control"], *, before: str) -> None:
+    """A store of an earlier version: the migrations of ``kind`` before ``before`` applied and recorded as
+    ``migrate`` records them."""
+    conn.execute(
+        "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for version, sql in migration_files(kind):
+        if version < before:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+
+
 def test_upgrade_of_a_control_store_moves_the_decision_documents_out_of_the_log(pg_server: PostgresServer) -> None:
     """A control store of the previous version (0001-0005, documents in every decision row) keeps every
     decision, readable through the ``decisions`` view as before, each distinct document stored once."""
     dsn = pg_server.create_database("migrate_control_upgrade")
-    older = [(v, sql) for v, sql in migration_files("control") if v < "0006"]
     inputs = [{"origin": "DE", "destination": "US", "category": c} for c in ("machine", "personal")]
     with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, sql in older:
-            conn.execute(sql)
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        _migrate_by_hand(conn, "control", before="0006")
         for seq in range(1, 11):
             conn.execute(
                 "INSERT INTO decisions (decision_id, device_id, seq, site_id, origin_country, category, region,"
@@ -157,14 +164,8 @@ def test_upgrade_of_a_control_store_keeps_per_message_decisions_readable(pg_serv
     to one row per distinct decision per flush: every decision reads back through the ``decisions`` view exactly as
     before (ids, documents, seqs, readings), and new rows group."""
     dsn = pg_server.create_database("migrate_control_groups")
-    older = [(v, sql) for v, sql in migration_files("control") if v < "0020"]
     with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for version, sql in older:
-            conn.execute(sql)
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        _migrate_by_hand(conn, "control", before="0020")
         for seq in range(1, 7):
             for region in ("eu-central", "us-east"):
                 conn.execute(
