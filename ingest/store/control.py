@@ -15,6 +15,7 @@ the same transaction before the first decision that names them; the view ``decis
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +67,18 @@ RETURNING decision_id, cardinality(seqs)
 """
 
 
-@dataclass(slots=True)
-class _Groups:
-    """The parameters of ``_LOG_DECISIONS`` for one write, and how many messages each distinct decision has."""
-
-    params: dict[str, list[Any]]
-    sizes: dict[uuid.UUID, int]
+# The parameters of _LOG_DECISIONS that hold one element per distinct decision, and the record field of each.
+_DECISION_COLUMNS = {
+    "ids": "decision_id",
+    "devices": "device_id",
+    "sites": "site_id",
+    "origins": "origin_country",
+    "categories": "category",
+    "regions": "region",
+    "destinations": "destination_country",
+    "outcomes": "outcome",
+    "docs": "doc_id",
+}
 
 
 _REJECTION = (
@@ -88,9 +95,9 @@ _STATUS = (
 )
 
 
-def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> _Groups:
-    """The distinct decisions of ``decisions`` with their messages (seqs ascending, each once). The documents not
-    known to be committed are added to ``docs``."""
+def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> dict[str, list[Any]]:
+    """The parameters of ``_LOG_DECISIONS``: the distinct decisions of ``decisions`` and their messages (seqs
+    ascending, each once). The documents not known to be committed are added to ``docs``."""
     groups: dict[uuid.UUID, tuple[DecisionRecord, dict[int, int]]] = {}
     for d in decisions:
         found = groups.get(d.decision_id)
@@ -99,34 +106,18 @@ def _decision_groups(decisions: Sequence[DecisionRecord], docs: DocRows) -> _Gro
             docs.need(d.doc_id, d.decision, d.input)
         else:
             found[1][d.seq] = d.readings
-    names = ("ids", "devices", "sites", "origins", "categories", "regions", "destinations", "outcomes", "docs")
-    columns: dict[str, list[Any]] = {name: [] for name in (*names, "firsts", "lasts", "members", "seqs", "readings")}
-    sizes: dict[uuid.UUID, int] = {}
+    extra = ("firsts", "lasts", "members", "seqs", "readings")
+    params: dict[str, list[Any]] = {name: [] for name in (*_DECISION_COLUMNS, *extra)}
     for n, (d, messages) in enumerate(groups.values(), 1):
-        for name, value in zip(
-            names,
-            (
-                d.decision_id,
-                d.device_id,
-                d.site_id,
-                d.origin_country,
-                d.category,
-                d.region,
-                d.destination_country,
-                d.outcome,
-                d.doc_id,
-            ),
-            strict=True,
-        ):
-            columns[name].append(value)
+        for name, field in _DECISION_COLUMNS.items():
+            params[name].append(getattr(d, field))
         seqs = sorted(messages)
-        columns["firsts"].append(seqs[0])
-        columns["lasts"].append(seqs[-1])
-        columns["members"] += [n] * len(seqs)
-        columns["seqs"] += seqs
-        columns["readings"] += [messages[s] for s in seqs]
-        sizes[d.decision_id] = len(seqs)
-    return _Groups(columns, sizes)
+        params["firsts"].append(seqs[0])
+        params["lasts"].append(seqs[-1])
+        params["members"] += [n] * len(seqs)
+        params["seqs"] += seqs
+        params["readings"] += [messages[s] for s in seqs]
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +163,7 @@ class ControlWriter:
             with conn.transaction(), conn.cursor() as cur:
                 if decisions:
                     groups = _decision_groups(decisions, self._docs)
-                    devices = list(set(groups.params["devices"]))
+                    devices = list(set(groups["devices"]))
                     cur.execute(_LOCK_DEVICES, (devices, [d not in first_claims for d in devices]))
                     docs = self._docs.pending()
                     if docs:
@@ -230,10 +221,11 @@ class ControlWriter:
 
         return write_isolated("control", write, groups)
 
-    def _log_decisions(self, cur: psycopg.Cursor, groups: _Groups) -> None:
-        written: dict[uuid.UUID, int] = dict(cur.execute(_LOG_DECISIONS, groups.params))
+    def _log_decisions(self, cur: psycopg.Cursor, groups: dict[str, list[Any]]) -> None:
+        written: dict[uuid.UUID, int] = dict(cur.execute(_LOG_DECISIONS, groups))
+        messages = Counter(groups["members"])  # per distinct decision (its position, from 1)
         self.logged += len(written)
-        self.merges += len([did for did, size in groups.sizes.items() if written.get(did, 0) < size])
+        self.merges += len([1 for n, did in enumerate(groups["ids"], 1) if written.get(did, 0) < messages[n]])
 
     def close(self) -> None:
         self._store.close()

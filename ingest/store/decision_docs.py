@@ -12,7 +12,6 @@ import json
 import uuid
 from typing import Any
 
-from ingest.decision_ids import doc_id
 from policy.models import Decision
 
 DOC_COLS = "doc_id, allow, localization, requires, transforms, reasons, policy_revision, input"
@@ -30,10 +29,10 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def doc_row(decision: Decision, policy_input: dict[str, Any], doc: uuid.UUID | None = None) -> Doc:
-    """The document's row; its id ``doc`` (:func:`ingest.decision_ids.doc_id` when not given)."""
+def doc_row(doc: uuid.UUID, decision: Decision, policy_input: dict[str, Any]) -> Doc:
+    """The document's row; ``doc`` its id (:func:`ingest.decision_ids.doc_id`, computed by the router)."""
     return (
-        doc if doc is not None else doc_id(decision, policy_input),
+        doc,
         decision.allow,
         decision.localization,
         _json(decision.requires),
@@ -58,7 +57,7 @@ class DocRows:
 
     def need(self, doc: uuid.UUID, decision: Decision, policy_input: dict[str, Any]) -> None:
         if doc not in self._committed and doc not in self._pending:
-            self._pending[doc] = doc_row(decision, policy_input, doc)
+            self._pending[doc] = doc_row(doc, decision, policy_input)
 
     def pending(self) -> list[Doc]:
         """The documents to insert before the decisions that name them, sorted by id (concurrent writers
