@@ -27,6 +27,8 @@ class _Receiver:
     def __init__(self, port: int) -> None:
         self.payloads: list[bytes] = []
         self.connected = threading.Event()
+        self.reading = threading.Event()  # cleared: the next message's callback waits until it is set
+        self.reading.set()
         self.client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id="buffered", protocol=mqtt.MQTTv5, manual_ack=True
         )
@@ -41,6 +43,7 @@ class _Receiver:
         self.connected.set()
 
     def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        self.reading.wait(60)
         self.payloads.append(bytes(msg.payload))
         client.ack(msg.mid, msg.qos)
 
@@ -77,7 +80,12 @@ def test_every_message_in_order_with_fewer_reads_than_packets(
 ) -> None:
     payloads = [f"message {n:05d} ".encode() * (1 + n % 40) for n in range(3000)]
     payloads += [b"x" * (READ_SIZE * 2 + 17), b"last"]  # larger than the buffer: completed across reads
+    # The receiver's thread is held in its first message's callback while they are published: the broker's messages
+    # wait in the socket (up to its in-flight window) and in its queue, so that the reads find many packets whatever
+    # the machine's load. A receiver that keeps pace with the publisher would find one packet per read, buffered or not.
+    receiver.reading.clear()
     _publish(mqtt_broker.port, payloads)
+    receiver.reading.set()
     _wait(lambda: len(receiver.payloads) >= len(payloads), "every message")
     assert receiver.payloads == payloads
     assert receiver.client.socket_reads < len(payloads) / 2
