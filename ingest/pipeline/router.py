@@ -40,6 +40,7 @@ from ingest.records import DecisionRecord, RejectionRecord, Row, printable
 from ingest.registry import FIELD_VALUE_TYPES, Profile, Registry, Site
 from ingest.sparkplug.mapping import SpbParsed, to_batch
 from ingest.sparkplug.sessions import Resolved, message_digest
+from ingest.volumes.counter import Counts
 from ingest.volumes.subjects import subjects_of
 from ingest.volumes.tracker import VolumeTracker
 from policy import Decision, Flow, PolicyEngine
@@ -92,6 +93,30 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _WIRE_TYPE = {float: "number", int: "integer", bool: "boolean", str: "text"}
 
 _PERSONAL = frozenset(UNCLASSIFIED)  # the categories whose subjects the measured volumes count
+_PLANS_MAX = 50_000  # routing plans kept (one per device, shape and volume counts in use)
+
+
+@dataclass(slots=True, frozen=True)
+class _Step:
+    """One category of a message in one candidate region, as planned (:meth:`Router._plan`)."""
+
+    region: str
+    country: str  # the region's
+    decided: Decision  # as the policy answered
+    policy_input: dict[str, Any]  # as logged
+    measured: bool  # the policy input carries measured volumes (a cross-border route of a message with subjects)
+    # (outcome, decision as logged, distinct decision id, document id) when they do not depend on the values' names:
+    # a refusal, or an allowance that demands no transform. None: applied per message (Router._apply).
+    fixed: tuple[str, Decision, uuid.UUID, uuid.UUID] | None
+
+
+@dataclass(slots=True, frozen=True)
+class _Plan:
+    """How one device's messages of one shape are decided, category by category and region by region."""
+
+    registry: Registry  # the registry it was made with (held: its identity is checked)
+    gate: tuple[Flow, Decision] | None  # a flow and the decision object the policy answered it with
+    steps: dict[str, tuple[_Step, ...]]  # category -> one step per candidate region, in order
 
 
 def policy_flow(
@@ -141,6 +166,10 @@ class Router:
         self._fields: dict[int, dict[str, tuple[str, tuple[type, ...]]]] = {}  # keyed by id() of a profile
         self._spb_fields: dict[int, dict[str, str]] = {}  # Sparkplug metric -> field, keyed by id() of a profile
         self._ids = DecisionIds()
+        # (device, shape, volume counts) -> how its messages are decided (_plan)
+        self._plans: dict[tuple[str, tuple[tuple[str, bool], ...], tuple[Counts, ...]], _Plan] = {}
+        self.plans_made = 0  # routing plans made, and messages routed by a plan made before (tests, profiling)
+        self.plans_reused = 0
         self._registry_lock = threading.Lock()  # a message is routed against one registry, never two
         # the registry replaced by the last change, and when (time.monotonic()): for messages received before it
         self._previous: tuple[Registry, float] | None = None
@@ -157,6 +186,7 @@ class Router:
             self._inputs = {}
             self._fields = {}
             self._spb_fields = {}
+            self._plans = {}
 
     def route(self, topic: str, payload: bytes, *, received: float | None = None) -> Routed:
         """Parse and route one message (in isolation: never raises but ``PolicyUnavailableError``).
@@ -695,29 +725,30 @@ class Router:
             )
 
         candidates = self.registry.candidate_regions(site)
-        edge = batch.edge_transforms
         # Measured volumes hook (ingest.volumes, docs/volumes.md): the data subjects of this message.
         subjects = subjects_of(batch, profile, site_id) if self.volumes is not None else {}
+        plan = self._plan(batch, site_id, site, candidates, parts, subjects)
+        plain_rows = not batch.edge_transforms
         transferred: set[str] = set()
         for category, values in parts.items():
-            edge_pseudonymized = bool(edge) and all(edge.get(name) == "pseudonymized" for _, name, _, _ in values)
             placed = False
-            for region_name in candidates:
-                region = self.registry.regions[region_name]
-                flow = self._flow(site, region_name, category, edge_pseudonymized)
-                flow_input = None
-                if subjects and region.country != site.country and self.volumes is not None:  # volumes hook
-                    flow, flow_input = self.volumes.measured_flow(flow, site_id, region_name, subjects)
-                decision = self.policy.decide(flow)
-                policy_input = flow_input if flow_input is not None else self._input_of(flow)
-                outcome, rows, decision, did, doc = self._apply(
-                    decision, policy_input, batch, site_id, site, category, region_name, values
-                )
+            for step in plan.steps[category]:
+                if step.fixed is not None and plain_rows:  # hot path: outcome and ids as planned
+                    outcome, decision, did, doc = step.fixed
+                    rows = (
+                        self._plain_rows(batch, site_id, site.country, category, values, did, decision)
+                        if (decision.allow)
+                        else []
+                    )
+                else:
+                    outcome, rows, decision, did, doc = self._apply(
+                        step.decided, step.policy_input, batch, site_id, site, category, step.region, values
+                    )
                 if rows:
-                    routed.rows.setdefault(region_name, []).extend(rows)
+                    routed.rows.setdefault(step.region, []).extend(rows)
                     placed = True
-                    if flow_input is not None and category in _PERSONAL:  # volumes hook
-                        transferred.add(region_name)
+                    if step.measured and category in _PERSONAL:  # volumes hook
+                        transferred.add(step.region)
                 routed.decisions.append(
                     DecisionRecord(
                         decision_id=did,
@@ -726,12 +757,12 @@ class Router:
                         site_id=site_id,
                         origin_country=site.country,
                         category=category,
-                        region=region_name,
-                        destination_country=region.country,
+                        region=step.region,
+                        destination_country=step.country,
                         outcome=outcome,
                         decision=decision,
                         readings=len(batch.readings),
-                        input=policy_input,
+                        input=step.policy_input,
                         doc_id=doc,
                     )
                 )
@@ -752,6 +783,104 @@ class Router:
         if transferred and self.volumes is not None:  # volumes hook: the subjects now count where their data went
             self.volumes.record(site_id, transferred, subjects)
         return routed
+
+    def _plan(
+        self,
+        batch: Batch,
+        site_id: str,
+        site: Site,
+        candidates: list[str],
+        parts: dict[str, list[tuple[int, str, datetime, Any]]],
+        subjects: dict[bytes, bool],
+    ) -> _Plan:
+        """How each category of the message is decided in each candidate region (docs/small-messages.md, "Routing
+        plans"): the plan of the device's previous message of the same shape when it still holds, else a new one.
+
+        A plan holds while (1) the registry is the one it was made with, (2) the message has the same categories,
+        each edge-pseudonymised or not alike, (3) the measured volume counts of each cross-border route, this
+        message's subjects included, are those it was made with (the same counts give the same measured flows),
+        and (4) the policy still answers its gate flow with the very decision object it answered then. (4) is one
+        ``decide`` call through the policy's cache: a new revision, a new UTC day (adequacy that expires), a held
+        or closed policy, an engine without cache or an evicted entry all give another object (or wait, or raise),
+        and the plan is made again; a plan never outlives a decision the cache would not serve."""
+        edge = batch.edge_transforms
+        shape = tuple(
+            (category, bool(edge) and all(edge.get(name) == "pseudonymized" for _, name, _, _ in values))
+            for category, values in parts.items()
+        )
+        volumes = self.volumes
+        counts: tuple[Counts, ...] = ()
+        if subjects and volumes is not None:
+            foreign = [r for r in candidates if self.registry.regions[r].country != site.country]
+            counts = volumes.counts_with(site_id, foreign, subjects)
+        key = (batch.device_id, shape, counts)
+        plan = self._plans.get(key)
+        if plan is not None and plan.registry is self.registry:
+            gate = plan.gate
+            if gate is not None and self.policy.decide(gate[0]) is gate[1]:
+                self.plans_reused += 1
+                return plan
+        gate = None
+        steps: dict[str, tuple[_Step, ...]] = {}
+        for category, edge_pseudonymized in shape:
+            planned = []
+            for region_name in candidates:
+                region = self.registry.regions[region_name]
+                flow = self._flow(site, region_name, category, edge_pseudonymized)
+                flow_input = None
+                if subjects and region.country != site.country and volumes is not None:  # volumes hook
+                    flow, flow_input = volumes.measured_flow(flow, site_id, region_name, subjects)
+                decision = self.policy.decide(flow)
+                if gate is None:
+                    gate = (flow, decision)
+                policy_input = flow_input if flow_input is not None else self._input_of(flow)
+                fixed = None
+                if not decision.allow or not decision.transforms:  # else the values' names decide the outcome
+                    outcome = outcome_of(decision.allow)
+                    did, doc = self._ids.of(batch.device_id, category, region_name, outcome, decision, policy_input)
+                    fixed = (outcome, decision, did, doc)
+                planned.append(
+                    _Step(region_name, region.country, decision, policy_input, flow_input is not None, fixed)
+                )
+            steps[category] = tuple(planned)
+        plan = _Plan(self.registry, gate, steps)
+        self.plans_made += 1
+        if gate is not None:  # no gate: no category or no candidate region, nothing to keep
+            if len(self._plans) >= _PLANS_MAX:
+                self._plans.clear()  # cheaper than an LRU on every hit; refilled from the next messages
+            self._plans[key] = plan
+        return plan
+
+    @staticmethod
+    def _plain_rows(
+        batch: Batch,
+        site_id: str,
+        country: str,
+        category: str,
+        values: list[tuple[int, str, datetime, Any]],
+        did: uuid.UUID,
+        decision: Decision,
+    ) -> list[Row]:
+        """The rows of values stored as they are (no transform demanded, none applied at the edge): the hot path."""
+        device_id, seq, revision = batch.device_id, batch.seq, decision.policy_revision
+        # tuple.__new__(Row, ...): half of Row._make's cost and a fifth of Row(...)'s (a row per value). A Row still
+        # costs 1.4x a plain tuple here (no free list, tracked by the GC): +0.36 ms per 100-reading message.
+        rows: list[Row] = []
+        append, new = rows.append, tuple.__new__
+        for idx, name, ts, value in values:
+            if type(value) is float:
+                append(
+                    new(
+                        Row,
+                        (device_id, seq, idx, name, ts, site_id, country, category, value, None, None, did, revision),
+                    )
+                )
+            else:
+                num, txt = _split(value)
+                append(
+                    new(Row, (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did, revision))
+                )
+        return rows
 
     def _apply(
         self,
@@ -785,43 +914,14 @@ class Router:
         rows: list[Row] = []
         outcome = outcome_of(decision.allow, transformed=demanded != _NONE_DEMANDED)
         did, doc = ids(batch.device_id, category, region, outcome, decision, policy_input)
-        if demanded == _NONE_DEMANDED and not batch.edge_transforms:  # hot path: values stored as they are
-            device_id, seq, country, revision = batch.device_id, batch.seq, site.country, decision.policy_revision
-            # tuple.__new__(Row, ...): half of Row._make's cost and a fifth of Row(...)'s (a row per value). A Row still
-            # costs 1.4x a plain tuple here (no free list, tracked by the GC): +0.36 ms per 100-reading message.
-            append, new = rows.append, tuple.__new__
-            for idx, name, ts, value in values:
-                kind = type(value)
-                if kind is float:
-                    append(
-                        new(
-                            Row,
-                            (
-                                device_id,
-                                seq,
-                                idx,
-                                name,
-                                ts,
-                                site_id,
-                                country,
-                                category,
-                                value,
-                                None,
-                                None,
-                                did,
-                                revision,
-                            ),
-                        )
-                    )
-                else:
-                    num, txt = _split(value)
-                    append(
-                        new(
-                            Row,
-                            (device_id, seq, idx, name, ts, site_id, country, category, num, txt, None, did, revision),
-                        )
-                    )
-            return outcome, rows, decision, did, doc
+        if demanded == _NONE_DEMANDED and not batch.edge_transforms:  # values stored as they are
+            return (
+                outcome,
+                self._plain_rows(batch, site_id, site.country, category, values, did, decision),
+                decision,
+                did,
+                doc,
+            )
         for idx, name, ts, value in values:
             edge = batch.edge_transforms.get(name) == "pseudonymized"
             wanted = decision.transforms.get(name, decision.transforms.get(category))

@@ -121,6 +121,14 @@ class VolumeTracker:
             self._memo[key] = (flow, measured, dumped)
         return measured, dumped
 
+    def counts_with(self, site_id: str, regions: Iterable[str], subjects: Mapping[bytes, bool]) -> tuple[Counts, ...]:
+        """The counts of each (site, region) as if ``subjects`` were transferred there today, without recording:
+        what :meth:`measured_flow` raises the flow's volume with. The router keys its routing plans on them
+        (the same counts give the same measured flows, hence the same decisions)."""
+        with self._lock:
+            self._roll_day()
+            return tuple(self._counter.with_subjects((site_id, region), subjects) for region in regions)
+
     def record(self, site_id: str, regions: Iterable[str], subjects: Mapping[bytes, bool]) -> None:
         """The message's personal data was stored in ``regions``: count its subjects there from today."""
         with self._lock:
