@@ -209,7 +209,7 @@ class Consumer:
         self._client = self._make_client()
 
     # --- MQTT side (paho network thread) ---
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         client = BufferedClient(  # paho, reading its socket 64 KiB at a time (small messages: docs/small-messages.md)
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.mqtt_client_id,
@@ -895,13 +895,10 @@ class Consumer:
         """Acknowledge in arrival order; never ack on a newer connection than the message came on.
 
         Returns how many were acknowledged (the others are counted as stale)."""
-        stale = 0
         with self._epoch_lock:
-            for item in items:
-                if item.epoch == self._epoch:
-                    self._client.ack(item.mid, item.qos)
-                else:
-                    stale += 1
+            current = [(item.mid, item.qos) for item in items if item.epoch == self._epoch]
+            self._client.ack_all(current)
+        stale = len(items) - len(current)
         if stale:
             self.stats.dropped_stale(stale)
             log.info("%d messages arrived on a previous connection: not acknowledged, the broker redelivers", stale)

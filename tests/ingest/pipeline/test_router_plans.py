@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import policy.cache
 from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Registry
@@ -127,7 +126,7 @@ def test_a_plan_is_not_served_by_another_policy_or_on_another_day(
     assert personal_us(4) == shipped_outcome and router.plans_made == made  # reused while nothing changed
     # The next UTC day: the cache decides again (adequacy decisions expire by day), so the plan is made again.
     tomorrow = time.time() + 86_400
-    monkeypatch.setattr(policy.cache.time, "time", lambda: tomorrow)
+    monkeypatch.setattr(time, "time", lambda: tomorrow)  # the policy cache reads the day from it
     assert personal_us(5) == shipped_outcome and router.plans_made == made + 1
 
 
