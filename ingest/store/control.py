@@ -37,7 +37,7 @@ from wire import Status
 # namespace apart from the sequence claims' ("seq:"), which are taken in another transaction.
 _LOCK_DEVICES = (
     "SELECT count(CASE WHEN x THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END) FROM"
-    " (SELECT hashtext('log:' || d) AS k, bool_or(x) AS x FROM unnest(%s::text[], %s::bool[]) AS t(d, x)"
+    " (SELECT hashtext('log:' || d) AS k, bool_or(x) AS x FROM unnest(%b::text[], %b::bool[]) AS t(d, x)"
     " GROUP BY 1 ORDER BY 1) AS keys"
 )
 # The distinct decisions of this write (g, one element per decision in each array) and their messages (one element
@@ -46,15 +46,15 @@ _LOCK_DEVICES = (
 # none when messages arrive in order). One statement per write, whatever the number of decisions.
 _LOG_DECISIONS = """
 WITH g AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(devices)s::text[], %(sites)s::text[], %(origins)s::text[],
-                         %(categories)s::text[], %(regions)s::text[], %(destinations)s::text[], %(outcomes)s::text[],
-                         %(docs)s::uuid[], %(firsts)s::int8[], %(lasts)s::int8[])
+    SELECT * FROM unnest(%(ids)b::uuid[], %(devices)b::text[], %(sites)b::text[], %(origins)b::text[],
+                         %(categories)b::text[], %(regions)b::text[], %(destinations)b::text[], %(outcomes)b::text[],
+                         %(docs)b::uuid[], %(firsts)b::int8[], %(lasts)b::int8[])
         WITH ORDINALITY AS g(id, device, site, origin, category, region, destination, outcome, doc, first, last, n)
 ), logged AS (
     SELECT g.n, unnest(l.seqs) AS s
     FROM g JOIN decision_log l ON l.decision_id = g.id AND l.last_seq >= g.first AND l.first_seq <= g.last
 ), m AS (
-    SELECT t.n, t.s, t.r FROM unnest(%(members)s::int8[], %(seqs)s::int8[], %(readings)s::int4[]) AS t(n, s, r)
+    SELECT t.n, t.s, t.r FROM unnest(%(members)b::int8[], %(seqs)b::int8[], %(readings)b::int4[]) AS t(n, s, r)
     WHERE NOT EXISTS (SELECT 1 FROM logged WHERE logged.n = t.n AND logged.s = t.s)
 )
 INSERT INTO decision_log (decision_id, last_seq, first_seq, device_id, site_id, origin_country, category, region,

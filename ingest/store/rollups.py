@@ -151,8 +151,8 @@ def _upsert_arrays_sql(rollup: Rollup, params: str) -> str:
     return (
         f"INSERT INTO {rollup.table} AS r (device_id, name, bucket, count, sum, min, max)"
         " SELECT d, n, to_timestamp(b), c, s, lo, hi FROM unnest("
-        f"%({params}_d)s::text[], %({params}_n)s::text[], %({params}_b)s::float8[], %({params}_c)s::int8[],"
-        f" %({params}_s)s::float8[], %({params}_lo)s::float8[], %({params}_hi)s::float8[])"
+        f"%({params}_d)b::text[], %({params}_n)b::text[], %({params}_b)b::float8[], %({params}_c)b::int8[],"
+        f" %({params}_s)b::float8[], %({params}_lo)b::float8[], %({params}_hi)b::float8[])"
         " AS t(d, n, b, c, s, lo, hi) ORDER BY 1, 2, 3"
         " ON CONFLICT (device_id, name, bucket) DO UPDATE SET"
         " count = r.count + EXCLUDED.count, sum = r.sum + EXCLUDED.sum,"

@@ -27,45 +27,45 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtext('seq:' || %s))"
 _MAX_SEEN = (
     "SELECT d, (SELECT max(seq) FROM batches_seen WHERE device_id = d),"
     " (SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM device_progress WHERE device_id = d)"
-    " FROM unnest(%s::text[]) AS d"
+    " FROM unnest(%b::text[]) AS d"
 )
 # The digests of incoming seqs already seen (a redelivery, a replay or a conflict).
 _DIGESTS = (
-    "SELECT b.device_id, b.seq, b.digest FROM unnest(%s::text[], %s::bigint[]) AS t(d, s)"
+    "SELECT b.device_id, b.seq, b.digest FROM unnest(%b::text[], %b::bigint[]) AS t(d, s)"
     " JOIN batches_seen b ON b.device_id = t.d AND b.seq = t.s"
 )
 # The open gaps that hold an incoming seq: the only ones a late batch can shrink, split or close. Only a
 # seq below the highest seen can be in a gap; each such seq probes its device's open gaps (partial index).
 _GAPS_HOLDING = (
     "SELECT id, device_id, first_missing, last_missing, detected_at FROM sequence_gaps WHERE id IN ("
-    "SELECT g.id FROM unnest(%s::text[], %s::bigint[]) AS t(d, s) JOIN sequence_gaps g ON g.device_id = t.d"
+    "SELECT g.id FROM unnest(%b::text[], %b::bigint[]) AS t(d, s) JOIN sequence_gaps g ON g.device_id = t.d"
     " AND g.closed_at IS NULL AND t.s BETWEEN g.first_missing AND g.last_missing"
     " WHERE t.s < (SELECT max(seq) FROM batches_seen WHERE device_id = t.d))"
     " ORDER BY id FOR UPDATE"
 )
 _SEEN = (
     "INSERT INTO batches_seen (device_id, seq, readings)"
-    " SELECT d, s, r FROM unnest(%s::text[], %s::bigint[], %s::int[]) AS t(d, s, r)"
+    " SELECT d, s, r FROM unnest(%b::text[], %b::bigint[], %b::int[]) AS t(d, s, r)"
     " ON CONFLICT DO NOTHING RETURNING device_id, seq, readings"
 )
 _CLAIM = (
     "INSERT INTO batches_seen (device_id, seq, readings, digest)"
-    " SELECT d, s, r, g FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::bytea[]) AS t(d, s, r, g)"
+    " SELECT d, s, r, g FROM unnest(%b::text[], %b::bigint[], %b::int[], %b::bytea[]) AS t(d, s, r, g)"
     " ON CONFLICT DO NOTHING"
 )
 _UPDATE_GAPS = (
     "UPDATE sequence_gaps g SET first_missing = u.f, last_missing = u.l,"
     " closed_at = CASE WHEN u.c THEN now() END"
-    " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bool[]) AS u(id, f, l, c) WHERE g.id = u.id"
+    " FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bool[]) AS u(id, f, l, c) WHERE g.id = u.id"
 )
 _INSERT_GAPS = (
     "INSERT INTO sequence_gaps (device_id, first_missing, last_missing, detected_at, closed_at)"
     " SELECT d, f, l, coalesce(t, now()), CASE WHEN c THEN now() END"
-    " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::bool[]) AS u(d, f, l, t, c)"
+    " FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::bool[]) AS u(d, f, l, t, c)"
 )
 _PROGRESS = (
     "INSERT INTO device_progress AS p (device_id, last_seq, batches, readings, last_seen_at)"
-    " SELECT d, s, b, r, now() FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) AS t(d, s, b, r)"
+    " SELECT d, s, b, r, now() FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) AS t(d, s, b, r)"
     " ON CONFLICT (device_id) DO UPDATE SET last_seq = GREATEST(p.last_seq, EXCLUDED.last_seq),"
     " batches = p.batches + EXCLUDED.batches, readings = p.readings + EXCLUDED.readings, last_seen_at = now()"
 )
