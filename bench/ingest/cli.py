@@ -57,6 +57,7 @@ from bench.ingest.progress import Progress
 from bench.ingest.publish import Login, Publisher, PublishResult, publish_inline
 from bench.ingest.report import Goal, Report, fmt
 from bench.ingest.stack import BenchError, IngestProcess, Stack, last_commit, stored, wait_stored
+from bench.ingest.threads import ThreadCpu
 from bench.ingest.workload import (
     LATENCY_SEQ_BASE,
     MEASURED_SEQ_BASE,
@@ -269,6 +270,7 @@ class Bench:
                 f"to {replicas} ingest replica(s)"
             )
             self.meter.start(name)
+            threads = ThreadCpu(procs[0].pid)  # the first replica's threads (one process: all of its work)
             try:
                 pub = publisher.run()
                 snaps = wait_stored(
@@ -280,6 +282,7 @@ class Bench:
                 )
             finally:
                 files = sampler.stop() if sampler else {}
+                thread_cpu = threads.stop()
                 self.meter.stop(name)
             self.p.count(
                 sum(stored(s) - b for s, b in zip(snaps, base, strict=True)),
@@ -291,7 +294,15 @@ class Bench:
             elapsed = max(ends) - pub.t0
             shares = [(stored(s) - b) / len(messages) for s, b in zip(snaps, base, strict=True)]
             rows = st.count_rows(min_seq=MEASURED_SEQ_BASE)
-            return {"elapsed": elapsed, "publish": pub, "shares": shares, "rows": rows, "files": files, "stats": snaps}
+            return {
+                "elapsed": elapsed,
+                "publish": pub,
+                "shares": shares,
+                "rows": rows,
+                "files": files,
+                "stats": snaps,
+                "threads": thread_cpu,
+            }
         finally:
             st.stop_ingests()
 
@@ -649,6 +660,8 @@ class Bench:
         self.minimal_cpu = _median_roles([r["minimal_cpu"] for r in rounds])
         self.ingest_cpu = _median_roles([r["one_cpu"] for r in rounds])
         self.ingest_cpu_workers = _median_roles([r["workers_cpu"] for r in rounds])
+        roles = sorted({role for r in rounds for role in r["one_threads_us"]})
+        self.g3_threads_us = {role: _median([r["one_threads_us"].get(role, 0.0) for r in rounds]) for role in roles}
         for r in rounds:
             minimal_cpu = sum(r["minimal_cpu"].values())
             r["g3p_ratio"] = r["workers_rate"] / r["minimal_rate"]
@@ -675,6 +688,7 @@ class Bench:
             "workers_cpu_s_per_1000_msgs": self.ingest_cpu_workers,
             "rounds": rounds,
             "medians": self.g3_ratios,
+            "one_process_threads_us_per_msg": self.g3_threads_us,
         }
 
     def _g3_round(self, suffix: str) -> dict[str, Any]:
@@ -702,6 +716,8 @@ class Bench:
             one_cpu=self._cpu_per_message(f"g3{suffix}", ("ingest", "postgres"), n),
             rows=run["rows"],
             publisher_msgs_per_s=run["publish"].rate,
+            # where the one process's CPU went, by thread (/proc/<pid>/task), in µs per message
+            one_threads_us={role: cpu / n * 1e6 for role, cpu in run["threads"].items()},
         )
         self.p.note(f"ingest (one process): {out['one_rate']:,.0f} msg/s")
         # The default: one worker process per CPU (ingest serve --workers); measured when that is more than one.
@@ -1208,6 +1224,15 @@ class Bench:
                 + "; minimal: "
                 + ", ".join(f"{k} {v:.3f} s" for k, v in self.minimal_cpu.items()),
             )
+        )
+        busiest = sorted(self.g3_threads_us.items(), key=lambda kv: -kv[1])
+        shown = [(role, us) for role, us in busiest if us >= 1.0]
+        r.add_info(
+            "G7 one process by thread",
+            r.metric("g3_one_process_threads_us_per_msg", sum(self.g3_threads_us.values())),
+            "µs/msg",
+            "medians, /proc/<pid>/task: " + ", ".join(f"{role} {us:.0f}" for role, us in shown),
+            digits=0,
         )
         r.metric("g7_one_process_ratio", medians["g7_one_process_ratio"])
         r.metric("g7_ingest_cpu_s_per_1000", ingest_cpu)

@@ -86,6 +86,7 @@ from ingest.store.control import ControlRecords, ControlWriter
 from ingest.store.isolation import write_isolated
 from ingest.store.region import RegionWriter
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
+from ingest.thread_names import name_os_thread
 from policy.errors import PolicyUnavailableError
 from wire import Status, data_subscription
 from wire.sparkplug import NAMESPACE as SPB_NAMESPACE
@@ -203,9 +204,13 @@ class Consumer:
         self._region_delay: dict[str, float] = {}
         self._thread = threading.Thread(target=self._flush_thread, name="ingest-flush", daemon=True)
         # One thread commits the control records, in batch order, while the flush thread routes the next batch.
-        self._control_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-control")
+        self._control_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-control", initializer=name_os_thread
+        )
         # One worker per region: a flush writes its regions concurrently (each has its own connection).
-        self._writers = ThreadPoolExecutor(max_workers=max(1, len(self._regions)), thread_name_prefix="ingest-region")
+        self._writers = ThreadPoolExecutor(
+            max_workers=max(1, len(self._regions)), thread_name_prefix="ingest-region", initializer=name_os_thread
+        )
         self._client = self._make_client()
 
     # --- MQTT side (paho network thread) ---
@@ -243,6 +248,7 @@ class Consumer:
         return filters
 
     def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
+        name_os_thread()  # paho's network thread (it runs the callbacks): "paho-mqtt-clien..." in top -H
         if getattr(reason, "is_failure", False):
             log.error(
                 "broker %s:%s refused the connection: %s", self.settings.mqtt_host, self.settings.mqtt_port, reason
@@ -397,6 +403,7 @@ class Consumer:
         return batch
 
     def _flush_thread(self) -> None:
+        name_os_thread()
         try:
             self._flush_loop()
         except BaseException as exc:  # a bug: report it (unhealthy, on_fatal), never die silently

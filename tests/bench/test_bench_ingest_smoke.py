@@ -43,6 +43,7 @@ METRICS = [
     "g7_one_process_ratio",
     "g7_ingest_cpu_s_per_1000",
     "g7_minimal_cpu_s_per_1000",
+    "g3_one_process_threads_us_per_msg",
     "latency_p99_ms",
     "latency_p50_ms",
     "latency_sql_p99_ms",
@@ -163,6 +164,8 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert len(g3["rounds"]) == 2 and {"minimal_r2", "g3_r2"} <= set(doc["details"]["background_cpu"])
     ratios = [r["g3p_ratio"] for r in g3["rounds"]]
     assert metrics["g3p_ratio"] == pytest.approx(sum(ratios) / 2)  # the median of two is their mean
+    # the one process's CPU by thread, named by the ingest (ingest.thread_names)
+    assert {"ingest-flush", "paho", "ingest-region", "ingest-control"} <= set(g3["one_process_threads_us_per_msg"])
     # C1 counts the same rows in both runs: every row of the CN messages in cn-north, their machine rows in us-east
     c1 = doc["details"]["c1"]
     assert set(c1["rows"]) == {"cn-north", "us-east"} and 0 < c1["rows"]["us-east"] < c1["rows"]["cn-north"]
