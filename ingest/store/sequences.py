@@ -150,26 +150,33 @@ class JumpBound:
 
 def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBound) -> list[Verdict]:
     """Claim the seqs of a flush's valid batches: record the new ones (gaps, progress) and say, per claim, whether
-    it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush;
-    runs in the caller's transaction (never commits), under the devices' advisory locks.
+        it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush (three
+    when some seqs are not above their device's highest: a redelivery, a replay, a late batch);
+        runs in the caller's transaction (never commits), under the devices' advisory locks.
 
-    A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
+        A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
     if not claims:
         return []
     devices = sorted({c.device_id for c in claims})
-    with conn.cursor() as lock, conn.cursor() as high, conn.cursor() as digests, conn.cursor() as held:
-        keys = sorted({(c.device_id, c.seq) for c in claims})
+    with conn.cursor() as lock, conn.cursor() as high:
         with conn.pipeline():
             for device in devices:  # sorted: replicas take the locks in the same order
                 lock.execute(_LOCK, (device,))
             high.execute(_MAX_SEEN, (devices,))
-            digests.execute(_DIGESTS, ([d for d, _ in keys], [s for _, s in keys]))
-            held.execute(_GAPS_HOLDING, ([d for d, _ in keys], [s for _, s in keys]))
         state = {device: (highest, idle) for device, highest, idle in high.fetchall()}
-        known: dict[tuple[str, int], bytes | None] = {(d, s): g for d, s, g in digests.fetchall()}
-        gaps: dict[str, list[_Gap]] = {}
-        for gap_id, device, first, last, detected_at in held.fetchall():
-            gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
+    # Only a seq at or below its device's highest can have been seen before or lie in an open gap (gaps are below
+    # the highest); the locks keep the highest where it is. In order, batch after batch, nothing is probed.
+    keys = sorted({(c.device_id, c.seq) for c in claims if (top := state[c.device_id][0]) is not None and c.seq <= top})
+    known: dict[tuple[str, int], bytes | None] = {}
+    gaps: dict[str, list[_Gap]] = {}
+    if keys:
+        with conn.cursor() as digests, conn.cursor() as held:
+            with conn.pipeline():
+                digests.execute(_DIGESTS, ([d for d, _ in keys], [s for _, s in keys]))
+                held.execute(_GAPS_HOLDING, ([d for d, _ in keys], [s for _, s in keys]))
+            known = {(d, s): g for d, s, g in digests.fetchall()}
+            for gap_id, device, first, last, detected_at in held.fetchall():
+                gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
 
     verdicts: list[Verdict] = ["new"] * len(claims)
     accepted: dict[str, list[tuple[int, int]]] = {device: [] for device in devices}
