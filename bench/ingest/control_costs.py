@@ -4,6 +4,8 @@ The ingest's ``ControlWriter`` on the benchmark's workload (the demo registry's 
 message, routed by the real router and policy), 500 messages per write as a busy flush has them, against its own
 PostgreSQL (started here, default settings: ``fsync`` and ``synchronous_commit`` on). Three writers on fresh control
 stores: the decision log alone, the sequence tracking alone, both (one transaction, as the bench's control stage).
+Then the sequence claims the flush thread makes before routing (``SequenceClaimer.claim``: locks, the devices'
+highest seqs, digests of seqs seen before, gaps, the new seqs recorded), on a fresh store, a flush at a time.
 For each: this process's CPU and the PostgreSQL server's (its postmaster and every backend, from ``/proc``) per
 message, the wall time per write, and the decision-log rows per write.
 """
@@ -11,6 +13,7 @@ message, the wall time per write, and the decision-log rows per write.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ from devstack import PostgresServer
 from ingest.records import DecisionRecord
 from ingest.store.control import ControlWriter
 from ingest.store.migrate import migrate
+from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
 
 _HZ = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +60,16 @@ def main() -> None:
     workload = Workload(readings_per_device=max(100, args.messages // 10))
     router = make_router(workload.registry)
     print(f"routing {args.messages:,} one-reading messages of {len(workload.devices)} devices ...", flush=True)
-    routed = [router.route(m.topic, m.payload) for m in workload.messages(args.messages, 1)]
+    messages = workload.messages(args.messages, 1)
+    routed = [router.route(m.topic, m.payload) for m in messages]
+    claims = [
+        [
+            Claim(r.device_id, r.seq, r.readings, hashlib.sha256(m.payload).digest())
+            for m, r in zip(messages[i : i + args.per_write], routed[i : i + args.per_write], strict=True)
+            if r.device_id is not None and r.seq is not None
+        ]
+        for i in range(0, len(routed), args.per_write)
+    ]
     writes: list[tuple[list[DecisionRecord], dict[str, list[tuple[int, int]]]]] = []
     for i in range(0, len(routed), args.per_write):
         part = routed[i : i + args.per_write]
@@ -96,6 +109,21 @@ def main() -> None:
                 f"{mode:<13} client {client_us:5.1f} us/msg, PostgreSQL {postgres_us:5.1f} us/msg, "
                 f"{ms:6.2f} ms per write, {rows:6.1f} decision-log rows per write"
             )
+        dsn = server.create_database("claims")
+        migrate(dsn, "control", store="control")
+        claimer = SequenceClaimer(dsn, JumpBound())
+        first_claims, *rest_claims = claims
+        claimer.claim(first_claims)
+        client, postgres, wall = time.process_time(), _server_cpu_s(server.dir / "data"), time.perf_counter()
+        for flush in rest_claims:
+            claimer.claim(flush)
+        n = sum(len(flush) for flush in rest_claims)
+        claimer.close()
+        print(
+            f"{'claims':<13} client {(time.process_time() - client) / n * 1e6:5.1f} us/msg, PostgreSQL "
+            f"{(_server_cpu_s(server.dir / 'data') - postgres) / n * 1e6:5.1f} us/msg, "
+            f"{(time.perf_counter() - wall) / len(rest_claims) * 1000:6.2f} ms per flush"
+        )
     finally:
         server.cleanup()
 
