@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +69,57 @@ def pytest_report_header(config: pytest.Config) -> str:  # noqa: ARG001 (hook si
     return f"store backend: {backend.SELECTED}"
 
 
+# Test files that take long, with their seconds of test time (./scripts/test --durations on a 2-core machine,
+# 2026-12-05). ./scripts/test hands files to its two workers in collection order (--dist loadfile
+# --no-loadscope-reorder), and these are collected first, in this order: roughly longest first, so that the run
+# does not end with one worker on a long file while the other waits (pytest-xdist's own order, most tests first,
+# put these, each a few tests, last), and those that mostly wait (a server down for a minute, a cut link, kill -9)
+# between those that keep a CPU busy (the benchmark's smoke run, Rego test suites, fuzzing), so that the two
+# workers do not compete for the CPUs at the same time. The other files follow, most tests first. List a file
+# here when it takes more than about 20 s. Not tests/ingest/api/test_api_policy.py (145 s): it would seed the
+# session's API stores (tests/ingest/api/conftest.py: api_dsns, decisions aged from the moment they are seeded)
+# a quarter of an hour before the other API files, and /flows' default window is 5 minutes
+# (test_api_decisions.py::test_flows_over_the_default_window).
+LONG_FILES: dict[str, int] = {
+    "tests/bench/test_bench_ingest_smoke.py": 198,
+    "tests/integration/test_faults.py": 144,
+    "tests/ingest/policy_runtime/test_drafts.py": 173,
+    "tests/integration/test_cells.py": 131,
+    "tests/integration/test_api_schemathesis.py": 147,
+    "tests/integration/test_replicas.py": 99,
+    "tests/browser/test_personas_and_tools.py": 60,
+    "tests/policy/test_processing.py": 105,
+    "tests/devstack/test_stack_up.py": 50,
+    "tests/policy/test_parity.py": 55,
+    "tests/ingest/policy_runtime/test_watch.py": 42,
+    "tests/policy/test_cli.py": 45,
+    "tests/integration/test_workers.py": 36,
+    "tests/policy/test_rego_suite.py": 44,
+    "tests/edge_agent/test_cli_exit_codes.py": 36,
+    "tests/policy/test_opa_client.py": 36,
+    "tests/integration/test_poison_messages.py": 31,
+    "tests/ingest/policy_runtime/test_active.py": 29,
+    "tests/browser/test_dashboard_pages.py": 26,
+    "tests/deploy/test_compose.py": 29,
+    "tests/integration/test_sparkplug.py": 24,
+}
+_LONG_RANK = {path: rank for rank, path in enumerate(LONG_FILES)}
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """LONG_FILES first, in their order; then the other files, most tests first (pytest-xdist's own order).
+    A stable sort by file: the tests of a file stay together and in their order."""
+    per_file = Counter(_file_of(item) for item in items)
+    last = len(_LONG_RANK)
+    items.sort(key=lambda item: (_LONG_RANK.get(_file_of(item), last), -per_file[_file_of(item)], _file_of(item)))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _longest_files_first(items)
     if not backend.timescaledb():
         return
     deselected = [item for item in items if item.get_closest_marker("plain_only")]
