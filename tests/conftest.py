@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import gc
 import itertools
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from devstack import MosquittoServer, PostgresServer
 from devstack.postgres import find_pg_bin, timescaledb_installed
@@ -185,11 +189,30 @@ def registry() -> Registry:
     return load_registry(REGISTRY_FILE)
 
 
+# Migrated template databases, made once per server: a new database is a copy of one (CREATE DATABASE ...
+# TEMPLATE, about 0.07 s) instead of an empty database migrated again (0.1-0.5 s for a control store, 0.3-1.5 s
+# for a control store and four region stores). The migrations are the same SQL every time, so the copy is the
+# same fresh, empty, migrated store. Region stores only on plain PostgreSQL: with TimescaleDB each store is
+# migrated and configured as before.
+_templates: weakref.WeakKeyDictionary[PostgresServer, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _migrated_copy(pg: PostgresServer, name: str, kind: Literal["control", "region"]) -> str:
+    """A new database ``name`` on ``pg``: a copy of the migrated template of ``kind``, made on first use."""
+    template = f"template_{kind}"
+    made = _templates.setdefault(pg, set())
+    if template not in made:
+        dsn = pg.create_database(template)
+        migrate(dsn, kind, store=f"{kind} template", timescaledb="off")
+        made.add(template)
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+    return pg.dsn(name)
+
+
 def fresh_control(pg: PostgresServer) -> str:
     """A new, migrated control database."""
-    control = pg.create_database(f"t{next(_db_counter)}_control")
-    migrate(control, "control", store="control")
-    return control
+    return _migrated_copy(pg, f"t{next(_db_counter)}_control", "control")
 
 
 @pytest.fixture
@@ -201,12 +224,15 @@ def control(pg_server: PostgresServer) -> str:
 def fresh_databases(pg: PostgresServer, registry: Registry) -> tuple[str, dict[str, str]]:
     """A new, migrated control database and one region database per registry region."""
     n = next(_db_counter)
-    control = pg.create_database(f"t{n}_control")
-    migrate(control, "control", store="control")
+    control = _migrated_copy(pg, f"t{n}_control", "control")
     regions = {}
     for region in registry.regions:
-        dsn = pg.create_database(f"t{n}_{region.replace('-', '_')}")
-        migrate(dsn, "region", store=region, timescaledb=backend.region_mode())
+        name = f"t{n}_{region.replace('-', '_')}"
+        if backend.timescaledb():
+            dsn = pg.create_database(name)
+            migrate(dsn, "region", store=region, timescaledb=backend.region_mode())
+        else:
+            dsn = _migrated_copy(pg, name, "region")
         enable_timescaledb(dsn, store=region, mode=backend.region_mode(), options=StoreOptions())
         regions[region] = dsn
     return control, regions
