@@ -54,12 +54,14 @@ def store(pg_server: PostgresServer) -> str:
         for rollup in rollups.ROLLUPS:
             conn.execute(f"CREATE VIEW {rollup.table} AS {timescale.continuous_aggregate_query(rollup)}")
         timescale.apply_policies(conn, StoreOptions())  # 4 jobs: compression, retention, two refreshes
-        # as TimescaleDB: -infinity where a job never finished successfully
+        # as TimescaleDB: -infinity where a job never finished successfully. The next start is 4 minutes after
+        # now, when the store is made (not NOW, when the module was imported: a run that reaches this file more
+        # than 19 minutes after its start would find these jobs overdue: ingest.store.jobs.OVERDUE_GRACE).
         conn.execute(
             "INSERT INTO timescaledb_information.job_stats (job_id, last_run_status, next_start,"
             " last_successful_finish, total_runs) SELECT job_id, 'Success', %s, '-infinity', 3"
             " FROM timescaledb_information.jobs",
-            (NOW + timedelta(minutes=4),),
+            (datetime.now(UTC) + timedelta(minutes=4),),
         )
     return dsn
 
