@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,18 +19,14 @@ from ingest.registry import Registry
 from ingest.volumes.counter import subject_key
 from ingest.volumes.tracker import VolumeTracker
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine, PolicyEngine
+from tests.ingest.pipeline.test_router import CNC, NOW  # the CNC mill profile's full set of values
 from tests.ingest.transform_policy import TRANSFORM_POLICY
 
-NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC).isoformat()
-CNC = {
-    "spindle_speed_rpm": 1200.0,
-    "spindle_temp_c": 40.0,
-    "vibration_mm_s": 1.0,
-    "power_kw": 5.0,
-    "tool_wear_pct": 3.0,
-    "fault_code": 0,
-    "operator_badge": "B-1",
-}
+# a Chinese site (not a CIIO, TIA documented for Germany), for the CAC 2024 Provisions' 100,000 individuals
+from tests.ingest.volumes.test_router_volumes import DEVICE as CN_DEVICE
+from tests.ingest.volumes.test_router_volumes import REGISTRY as CN_REGISTRY
+from tests.ingest.volumes.test_router_volumes import SITE as CN_SITE
+
 PRESS = {"barrel_temp_c": 210.0, "cycle_time_s": 12.5, "fault_code": 3, "operator_badge": "P-7"}
 
 
@@ -128,25 +124,6 @@ def test_a_plan_is_not_served_by_another_policy_or_on_another_day(
     tomorrow = time.time() + 86_400
     monkeypatch.setattr(time, "time", lambda: tomorrow)  # the policy cache reads the day from it
     assert personal_us(5) == shipped_outcome and router.plans_made == made + 1
-
-
-CN_SITE, CN_DEVICE = "cn-dongguan", "cn-dongguan-cnc-01"
-CN_REGISTRY = Registry.model_validate(
-    {
-        "regions": {"cn-north": {"country": "CN"}, "eu-central": {"country": "DE"}},
-        "analytics_region": "eu-central",
-        "profiles": {
-            "mill": {
-                "fields": {
-                    "spindle_speed_rpm": {"category": "machine"},
-                    "operator_badge": {"category": "personal", "type": "text"},
-                }
-            }
-        },
-        "sites": {CN_SITE: {"country": "CN", "home_region": "cn-north", "safeguards": {"DE": ["TIA"]}}},
-        "devices": {CN_DEVICE: {"site": CN_SITE, "profile": "mill"}},
-    }
-)
 
 
 def test_plans_follow_the_measured_volumes_across_a_threshold(shipped: CachedPolicyEngine) -> None:
