@@ -820,9 +820,11 @@ class Router:
         )
         volumes = self.volumes
         counts: tuple[Counts, ...] = ()
+        counted: dict[str, Counts] = {}
         if subjects and volumes is not None:
             foreign = [r for r in candidates if self.registry.regions[r].country != site.country]
             counts = volumes.counts_with(site_id, foreign, subjects)
+            counted = dict(zip(foreign, counts, strict=True))
         key = (batch.device_id, shape, counts)
         plan = self._plans.get(key)
         if plan is not None and plan.registry is self.registry:
@@ -839,7 +841,10 @@ class Router:
                 flow = self._flow(site, region_name, category, edge_pseudonymized)
                 flow_input = None
                 if subjects and region.country != site.country and volumes is not None:  # volumes hook
-                    flow, flow_input = volumes.measured_flow(flow, site_id, region_name, subjects)
+                    # raised with the counts of the plan's key (another replica's records may have arrived since)
+                    flow, flow_input = volumes.measured_flow(
+                        flow, site_id, region_name, subjects, counts=counted[region_name]
+                    )
                 decision = self.policy.decide(flow)
                 if gate is None:
                     gate = (flow, decision)

@@ -93,19 +93,22 @@ class VolumeTracker:
     # --- the router's hook (no I/O) -------------------------------------------------------------------
 
     def measured_flow(
-        self, flow: Flow, site_id: str, region: str, subjects: Mapping[bytes, bool]
+        self, flow: Flow, site_id: str, region: str, subjects: Mapping[bytes, bool], counts: Counts | None = None
     ) -> tuple[Flow, dict[str, Any]]:
         """``flow`` with its volume raised to what was measured for (site, region) including ``subjects``,
-        and its policy input as logged. The same object for the same counts (the policy cache keys on it)."""
+        and its policy input as logged. The same object for the same counts (the policy cache keys on it).
+        ``counts``: those :meth:`counts_with` gave for this route and these subjects (a routing plan is keyed on
+        them, so its flows must be raised with the very same, even if another replica's records arrived since)."""
         with self._lock:
             self._roll_day()
-            # The router asks once per category for the same message (the same ``subjects`` object): counted once.
-            last = self._last_counts
-            if last is not None and last[0] is subjects and last[1] == (site_id, region):
-                counts = last[2]
-            else:
-                counts = self._counter.with_subjects((site_id, region), subjects)
-                self._last_counts = (subjects, (site_id, region), counts)
+            if counts is None:
+                # The router asks once per category for the same message (the same ``subjects``): counted once.
+                last = self._last_counts
+                if last is not None and last[0] is subjects and last[1] == (site_id, region):
+                    counts = last[2]
+                else:
+                    counts = self._counter.with_subjects((site_id, region), subjects)
+                    self._last_counts = (subjects, (site_id, region), counts)
             key = (id(flow), counts)
             found = self._memo.get(key)
             if found is not None and found[0] is flow:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from ingest.pipeline.router import Routed, Router
 from ingest.pipeline.transforms import Pseudonymizer
 from ingest.registry import Registry
-from ingest.volumes.counter import subject_key
+from ingest.volumes.counter import Counts, subject_key
 from ingest.volumes.tracker import VolumeTracker
 from policy import CachedPolicyEngine, EmbeddedPolicyEngine, PolicyEngine
 from tests.ingest.pipeline.test_router import CNC, NOW  # the CNC mill profile's full set of values
@@ -154,3 +154,27 @@ def test_plans_follow_the_measured_volumes_across_a_threshold(shipped: CachedPol
     assert len({tuple(r) for r in reasons}) >= 2  # the threshold was crossed within the sequence
     assert long_lived.plans_reused >= 4  # the repeated badges were routed by plans
     assert planned_volumes.counts(CN_SITE, "eu-central") == fresh_volumes.counts(CN_SITE, "eu-central")
+
+
+def test_a_plan_is_raised_with_the_counts_it_is_keyed_on(shipped: CachedPolicyEngine) -> None:
+    """Another replica's records can arrive (the tracker's sync thread) between the counts a plan is keyed on and
+    the flows it is made of: the flows are raised with the key's counts, else a later message with those counts
+    would be decided on others."""
+    tracker = VolumeTracker(None, today=lambda: date(2026, 11, 22))
+    counts_with = tracker.counts_with
+
+    def then_a_sync(site_id: str, regions: Iterable[str], subjects: Mapping[bytes, bool]) -> tuple[Counts, ...]:
+        counts = counts_with(site_id, regions, subjects)
+        tracker._counter.merge_rows(  # five individuals another replica sent to Germany, merged right now
+            (CN_SITE, "eu-central", subject_key(CN_SITE, f"other-{i}"), date(2026, 3, 1), None) for i in range(5)
+        )
+        return counts
+
+    tracker.counts_with = then_a_sync  # type: ignore[method-assign]
+    router = _router(CN_REGISTRY, shipped, tracker)
+    routed = router.route(
+        f"tele/v1/{CN_SITE}/{CN_DEVICE}", _message(CN_DEVICE, 1, {"spindle_speed_rpm": 1.0, "operator_badge": "B-1"})
+    )
+    logged = next(d for d in routed.decisions if d.category == "personal" and d.region == "eu-central")
+    assert logged.input["volume"]["individuals_ytd"] == 1  # the key's counts: this message's badge only
+    assert tracker.counts(CN_SITE, "eu-central").individuals_ytd >= 5  # the merge did happen
