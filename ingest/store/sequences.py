@@ -150,11 +150,11 @@ class JumpBound:
 
 def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBound) -> list[Verdict]:
     """Claim the seqs of a flush's valid batches: record the new ones (gaps, progress) and say, per claim, whether
-        it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush (three
-    when some seqs are not above their device's highest: a redelivery, a replay, a late batch);
-        runs in the caller's transaction (never commits), under the devices' advisory locks.
+    it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush (three
+    when some seqs are not above their device's highest: a redelivery, a replay, a late batch); runs in the
+    caller's transaction (never commits), under the devices' advisory locks.
 
-        A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
+    A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
     if not claims:
         return []
     devices = sorted({c.device_id for c in claims})
