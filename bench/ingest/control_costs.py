@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import time
 from pathlib import Path
 
 import psycopg
 
-from bench.ingest.load import tree_cpu_s
 from bench.ingest.workload import Workload, make_router
 from devstack import PostgresServer
 from ingest.records import DecisionRecord
@@ -27,10 +27,23 @@ from ingest.store.control import ControlWriter
 from ingest.store.migrate import migrate
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
 
+_HZ = os.sysconf("SC_CLK_TCK")
+
 
 def _server_cpu_s(data_dir: Path) -> float:
     """CPU seconds of the postmaster of ``data_dir`` and of its children (backends, background processes)."""
-    return tree_cpu_s(int((data_dir / "postmaster.pid").read_text().split()[0]))
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / _HZ
 
 
 def _log_rows(dsn: str) -> int:

@@ -73,12 +73,6 @@ def _tree_jiffies(root: int, table: dict[int, ProcessTime]) -> int:
     return total
 
 
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds so far of ``root`` and its live descendants (their reaped children included), e.g. a PostgreSQL
-    server's postmaster and backends."""
-    return _tree_jiffies(root, _process_jiffies()) / _HZ
-
-
 # Python children are told apart by their command line (module names of this repo).
 _PYTHON_ROLES = (
     ("ingest serve", "ingest"),
