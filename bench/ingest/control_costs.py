@@ -5,7 +5,9 @@ message, routed by the real router and policy), 500 messages per write as a busy
 PostgreSQL (started here, default settings: ``fsync`` and ``synchronous_commit`` on). Three writers on fresh control
 stores: the decision log alone, the sequence tracking alone, both (one transaction, as the bench's control stage).
 Then the sequence claims the flush thread makes before routing (``SequenceClaimer.claim``: locks, the devices'
-highest seqs, digests of seqs seen before, gaps, the new seqs recorded), on a fresh store, a flush at a time.
+highest seqs, digests of seqs seen before, gaps, the new seqs recorded), on a fresh store, a flush at a time: by one
+consumer, and by two that get a device's messages alternately (``claims x2``, as two processes of a shared
+subscription do: each finds the other's seqs missing and opens gaps the other closes).
 For each: this process's CPU and the PostgreSQL server's (its postmaster and every backend, from ``/proc``) per
 message, the wall time per write, and the decision-log rows per write.
 """
@@ -109,21 +111,33 @@ def main() -> None:
                 f"{mode:<13} client {client_us:5.1f} us/msg, PostgreSQL {postgres_us:5.1f} us/msg, "
                 f"{ms:6.2f} ms per write, {rows:6.1f} decision-log rows per write"
             )
-        dsn = server.create_database("claims")
-        migrate(dsn, "control", store="control")
-        claimer = SequenceClaimer(dsn, JumpBound())
+        # One consumer claims each flush whole; two consumers of a shared subscription get a device's messages
+        # alternately (the broker hands out messages, not devices), the second a flush behind the first.
         first_claims, *rest_claims = claims
-        claimer.claim(first_claims)
-        client, postgres, wall = time.process_time(), _server_cpu_s(server.dir / "data"), time.perf_counter()
-        for flush in rest_claims:
-            claimer.claim(flush)
-        n = sum(len(flush) for flush in rest_claims)
-        claimer.close()
-        print(
-            f"{'claims':<13} client {(time.process_time() - client) / n * 1e6:5.1f} us/msg, PostgreSQL "
-            f"{(_server_cpu_s(server.dir / 'data') - postgres) / n * 1e6:5.1f} us/msg, "
-            f"{(time.perf_counter() - wall) / len(rest_claims) * 1000:6.2f} ms per flush"
-        )
+        halves = [([c for c in flush if c.seq % 2], [c for c in flush if not c.seq % 2]) for flush in rest_claims]
+        two = [(0, a) for a, _ in halves[:1]]
+        for k in range(1, len(halves)):
+            two += [(0, halves[k][0]), (1, halves[k - 1][1])]
+        schedules = {"claims": [(0, flush) for flush in rest_claims], "claims x2": two}
+        for mode, schedule in schedules.items():
+            dsn = server.create_database(mode.replace(" ", "_"))
+            migrate(dsn, "control", store="control")
+            claimers = [SequenceClaimer(dsn, JumpBound()) for _ in range(2)]
+            claimers[0].claim(first_claims)
+            client, postgres, wall = time.process_time(), _server_cpu_s(server.dir / "data"), time.perf_counter()
+            for who, flush in schedule:
+                claimers[who].claim(flush)
+            n = sum(len(flush) for _, flush in schedule)
+            client_us = (time.process_time() - client) / n * 1e6
+            # read while the backends live: a backend that has exited is gone from /proc with its CPU time
+            postgres_us = (_server_cpu_s(server.dir / "data") - postgres) / n * 1e6
+            ms = (time.perf_counter() - wall) / len(schedule) * 1000
+            for claimer in claimers:
+                claimer.close()
+            print(
+                f"{mode:<13} client {client_us:5.1f} us/msg, PostgreSQL {postgres_us:5.1f} us/msg, "
+                f"{ms:6.2f} ms per flush"
+            )
     finally:
         server.cleanup()
 
