@@ -63,6 +63,14 @@ class IngestSettings(BaseSettings):
         gt=0,
         description="Most batches per second a device can produce (bounds a plausible seq jump after an outage).",
     )
+    seq_gap_grace_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="A missing seq becomes a gap (GET /api/v1/gaps) once a later batch of its device was received "
+        "this long ago and it is still missing: consumers of one shared subscription work out a device's batches out "
+        "of order, and most holes fill within a flush. 0: a jump opens its gap at once.",
+    )
     sparkplug: bool = Field(
         True,
         description="Also subscribe to Sparkplug B edge nodes' births, data and deaths (spBv1.0/...; "

@@ -189,8 +189,13 @@ class Consumer:
         self._quarantine = {name: QuarantineWriter(name, dsn) for name, dsn in settings.region_dsns.items()}
         self._control = ControlWriter(settings.control_dsn, max_clock_skew_s=settings.max_clock_skew_s)
         self._claims = SequenceClaimer(
-            settings.control_dsn, JumpBound(settings.seq_jump_allowance, settings.seq_rate_max)
+            settings.control_dsn,
+            JumpBound(settings.seq_jump_allowance, settings.seq_rate_max),
+            gap_grace_s=settings.seq_gap_grace_s,
         )
+        # Gaps past their grace period are opened about twice per grace period (every second without one).
+        self._gap_sweep_every = max(0.25, settings.seq_gap_grace_s / 2) if settings.seq_gap_grace_s > 0 else 1.0
+        self._gap_sweep_at = 0.0
         self._sessions = SessionStore(
             settings.control_dsn, JumpBound(settings.seq_jump_allowance, settings.seq_rate_max)
         )
@@ -419,6 +424,8 @@ class Consumer:
             batch = self._collect()
             if self._gap_checks:
                 self._check_gaps()
+            if time.monotonic() >= self._gap_sweep_at:
+                self._open_due_gaps()
             if self._parked:
                 self._finish(inflight)  # the writers' connections are free for the retry
                 inflight = None
@@ -624,6 +631,18 @@ class Consumer:
         for node in due:
             del self._gap_checks[node]
         self._request_rebirths({(g, n) for g, n in due if node_key(g, n) in still})
+
+    def _open_due_gaps(self) -> None:
+        """Open the batch-seq gaps whose grace period is over (INGEST_SEQ_GAP_GRACE_S); a control store that is
+        out is tried again at the next round (the seqs wait above their devices' watermarks, nothing is lost)."""
+        self._gap_sweep_at = time.monotonic() + self._gap_sweep_every
+        try:
+            opened, _ = self._claims.open_due_gaps()
+        except (StoreUnavailableError, StoreDataError) as exc:
+            self.stats.store_failed("control", str(exc))
+            return
+        if opened:
+            log.debug("%d sequence gaps opened (missing for INGEST_SEQ_GAP_GRACE_S)", opened)
 
     def _reroute(self, item: _Inbound) -> Routed:
         """A parked message routed again from its payload (a Sparkplug message is a redelivery for its session:

@@ -4,6 +4,14 @@ claims that tell a redelivery from a conflict or an implausible jump (docs/messa
 Called inside a control transaction, under per-device advisory locks, so replicas that receive
 batches of the same devices concurrently serialise here and agree on the gaps and on who claimed a seq.
 
+Gaps and their grace period: each device has a watermark (``device_progress.gaps_checked_to``): every missing seq
+up to it has its gap row; above it, up to the highest seq seen, nothing is opened yet. Batches that arrive in order
+move the watermark with them and open nothing. Otherwise (a jump ahead, or several consumers whose batches of one
+device interleave) the seqs above the watermark wait: :func:`open_due_gaps`, run every second or so by each
+consumer, opens a gap for each seq still missing below a batch received at least the grace period ago, and moves
+the watermark. With a grace of 0 a jump opens its gap in the claim itself, as it always did. Two consumers that get
+a device's batches alternately used to open (and close, a moment later) a gap row per batch.
+
 The work of a whole flush takes two round trips, whatever the number of devices (psycopg pipeline
 mode): the first pipeline takes every device's lock (in sorted device order, so replicas cannot
 deadlock), then reads the highest seqs seen, the open gaps holding incoming seqs, and inserts the
@@ -24,10 +32,11 @@ from ingest.store.connection import ENCODING_ERRORS, StoreConnection
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('seq:' || %s))"
 # One index probe per device (max() per device_id uses the primary key backwards), with the seconds since the
 # device's last batch (the ingest's clock: a device cannot move it).
+# And the gap watermark (NULL for a new device).
 _MAX_SEEN = (
-    "SELECT d, (SELECT max(seq) FROM batches_seen WHERE device_id = d),"
-    " (SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM device_progress WHERE device_id = d)"
-    " FROM unnest(%b::text[]) AS d"
+    "SELECT t.d, (SELECT max(seq) FROM batches_seen WHERE device_id = t.d),"
+    " extract(epoch FROM now() - p.last_seen_at)::float8, coalesce(p.gaps_checked_to, p.last_seq)"
+    " FROM unnest(%b::text[]) AS t(d) LEFT JOIN device_progress p ON p.device_id = t.d"
 )
 # The digests of incoming seqs already seen (a redelivery, a replay or a conflict).
 _DIGESTS = (
@@ -35,12 +44,13 @@ _DIGESTS = (
     " JOIN batches_seen b ON b.device_id = t.d AND b.seq = t.s"
 )
 # The open gaps that hold an incoming seq: the only ones a late batch can shrink, split or close. Only a
-# seq below the highest seen can be in a gap; each such seq probes its device's open gaps (partial index).
+# seq at or below the device's gap watermark can be in a gap; each such seq probes its device's open gaps
+# (partial index).
 _GAPS_HOLDING = (
     "SELECT id, device_id, first_missing, last_missing, detected_at FROM sequence_gaps WHERE id IN ("
     "SELECT g.id FROM unnest(%b::text[], %b::bigint[]) AS t(d, s) JOIN sequence_gaps g ON g.device_id = t.d"
     " AND g.closed_at IS NULL AND t.s BETWEEN g.first_missing AND g.last_missing"
-    " WHERE t.s < (SELECT max(seq) FROM batches_seen WHERE device_id = t.d))"
+    " WHERE t.s <= (SELECT coalesce(gaps_checked_to, last_seq) FROM device_progress WHERE device_id = t.d))"
     " ORDER BY id FOR UPDATE"
 )
 _SEEN = (
@@ -64,11 +74,43 @@ _INSERT_GAPS = (
     " FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::bool[]) AS u(d, f, l, t, c)"
 )
 _PROGRESS = (
-    "INSERT INTO device_progress AS p (device_id, last_seq, batches, readings, last_seen_at)"
-    " SELECT d, s, b, r, now() FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) AS t(d, s, b, r)"
+    "INSERT INTO device_progress AS p (device_id, last_seq, batches, readings, last_seen_at, gaps_checked_to)"
+    " SELECT d, s, b, r, now(), c"
+    " FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[]) AS t(d, s, b, r, c)"
     " ON CONFLICT (device_id) DO UPDATE SET last_seq = GREATEST(p.last_seq, EXCLUDED.last_seq),"
-    " batches = p.batches + EXCLUDED.batches, readings = p.readings + EXCLUDED.readings, last_seen_at = now()"
+    " batches = p.batches + EXCLUDED.batches, readings = p.readings + EXCLUDED.readings, last_seen_at = now(),"
+    " gaps_checked_to = GREATEST(coalesce(p.gaps_checked_to, p.last_seq), EXCLUDED.gaps_checked_to)"
 )
+# The devices whose seqs above the watermark wait for the grace period.
+_PENDING = (
+    "SELECT device_id FROM device_progress WHERE coalesce(gaps_checked_to, last_seq) < last_seq"
+    " ORDER BY device_id LIMIT %s"
+)
+# Their locks, those that are free (a sweep never waits for a claim: a device being claimed is swept next time).
+_TRY_LOCKS = "SELECT d FROM unnest(%b::text[]) AS d WHERE pg_try_advisory_xact_lock(hashtext('seq:' || d))"
+# After the locks (a new snapshot): per device, the highest seq above the watermark received at least the grace
+# period ago; a gap for every seq missing up to it; the watermark moved there.
+_OPEN_DUE = """
+WITH due AS (
+    SELECT p.device_id, coalesce(p.gaps_checked_to, p.last_seq) AS checked,
+        (SELECT max(b.seq) FROM batches_seen b WHERE b.device_id = p.device_id
+            AND b.seq > coalesce(p.gaps_checked_to, p.last_seq)
+            AND b.received_at <= now() - make_interval(secs => %s)) AS upto
+    FROM device_progress p WHERE p.device_id = ANY(%b::text[])
+), holes AS (
+    SELECT device_id, prev + 1 AS first_missing, seq - 1 AS last_missing FROM (
+        SELECT b.device_id, b.seq, lag(b.seq, 1, due.checked) OVER (PARTITION BY b.device_id ORDER BY b.seq) AS prev
+        FROM due JOIN batches_seen b ON b.device_id = due.device_id AND b.seq > due.checked AND b.seq <= due.upto
+    ) AS s WHERE seq > prev + 1
+), opened AS (
+    INSERT INTO sequence_gaps (device_id, first_missing, last_missing)
+    SELECT device_id, first_missing, last_missing FROM holes RETURNING 1
+), moved AS (
+    UPDATE device_progress p SET gaps_checked_to = due.upto FROM due
+    WHERE p.device_id = due.device_id AND due.upto IS NOT NULL RETURNING 1
+)
+SELECT (SELECT count(*) FROM opened), (SELECT count(*) FROM moved)
+"""
 
 
 @dataclass
@@ -84,8 +126,11 @@ class _Gap:
     changed: bool = False
 
 
-def record_all(conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]]]) -> dict[str, list[int]]:
+def record_all(
+    conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]]], *, immediate: bool = True
+) -> dict[str, list[int]]:
     """Record (seq, readings) per device; update gaps and progress; return, per device, the seqs that were new.
+    ``immediate``: a jump opens its gap now (else it waits for :func:`open_due_gaps`).
 
     Same effect as recording each device in sorted order, in two round trips. Runs in the caller's
     transaction (never commits): the advisory locks are held until it ends.
@@ -106,7 +151,7 @@ def record_all(conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]
             high.execute(_MAX_SEEN, (devices,))
             held.execute(_GAPS_HOLDING, (seq_devices, seqs))
             seen.execute(_SEEN, (seq_devices, seqs, readings))
-        highest: dict[str, int | None] = {device: top for device, top, _ in high.fetchall()}
+        state = {device: (top, checked) for device, top, _, checked in high.fetchall()}
         gaps: dict[str, list[_Gap]] = {}
         for gap_id, device, first, last, detected_at in held.fetchall():
             gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
@@ -114,10 +159,14 @@ def record_all(conn: psycopg.Connection, batches: dict[str, list[tuple[int, int]
         for device, seq, count in seen.fetchall():
             new[device].append((seq, count))
 
+    checked: dict[str, int] = {}
     for device in devices:
         new[device].sort()
-        _track(device, [s for s, _ in new[device]], highest[device], gaps.setdefault(device, []))
-    _write(conn, [g for device in devices for g in gaps[device]], new)
+        top, mark = state[device]
+        checked[device] = _track(
+            device, [s for s, _ in new[device]], top or 0, mark, gaps.setdefault(device, []), immediate
+        )
+    _write(conn, [g for device in devices for g in gaps[device]], new, checked)
     return {device: [s for s, _ in new[device]] for device in devices}
 
 
@@ -148,13 +197,17 @@ class JumpBound:
         return highest + self.allowance + int(self.rate * max(0.0, idle_s or 0.0))
 
 
-def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBound) -> list[Verdict]:
+def claim_all(
+    conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBound, *, immediate: bool = True
+) -> list[Verdict]:
     """Claim the seqs of a flush's valid batches: record the new ones (gaps, progress) and say, per claim, whether
     it is new, seen (same digest), a conflict (other digest) or a jump. Two round trips for the whole flush (three
     when some seqs are not above their device's highest: a redelivery, a replay, a late batch); runs in the
     caller's transaction (never commits), under the devices' advisory locks.
 
-    A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens."""
+    A conflict or a jump is not recorded: the device's highest seq does not move and no gap opens. ``immediate``:
+    a batch ahead of the highest opens its gap now; else the gap waits for :func:`open_due_gaps` (the grace period).
+    """
     if not claims:
         return []
     devices = sorted({c.device_id for c in claims})
@@ -163,20 +216,24 @@ def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBoun
             for device in devices:  # sorted: replicas take the locks in the same order
                 lock.execute(_LOCK, (device,))
             high.execute(_MAX_SEEN, (devices,))
-        state = {device: (highest, idle) for device, highest, idle in high.fetchall()}
-    # Only a seq at or below its device's highest can have been seen before or lie in an open gap (gaps are below
-    # the highest); the locks keep the highest where it is. In order, batch after batch, nothing is probed.
+        state = {device: (highest, idle, checked) for device, highest, idle, checked in high.fetchall()}
+    # Only a seq at or below its device's highest can have been seen before, and only one at or below its gap
+    # watermark can lie in an open gap; the locks keep both where they are. In order, batch after batch, nothing
+    # is probed; two consumers' interleaved batches probe digests only.
     keys = sorted({(c.device_id, c.seq) for c in claims if (top := state[c.device_id][0]) is not None and c.seq <= top})
+    held_keys = [(d, s) for d, s in keys if s <= (state[d][2] or 0)]
     known: dict[tuple[str, int], bytes | None] = {}
     gaps: dict[str, list[_Gap]] = {}
     if keys:
         with conn.cursor() as digests, conn.cursor() as held:
             with conn.pipeline():
                 digests.execute(_DIGESTS, ([d for d, _ in keys], [s for _, s in keys]))
-                held.execute(_GAPS_HOLDING, ([d for d, _ in keys], [s for _, s in keys]))
+                if held_keys:
+                    held.execute(_GAPS_HOLDING, ([d for d, _ in held_keys], [s for _, s in held_keys]))
             known = {(d, s): g for d, s, g in digests.fetchall()}
-            for gap_id, device, first, last, detected_at in held.fetchall():
-                gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
+            if held_keys:
+                for gap_id, device, first, last, detected_at in held.fetchall():
+                    gaps.setdefault(device, []).append(_Gap(gap_id, device, first, last, detected_at))
 
     verdicts: list[Verdict] = ["new"] * len(claims)
     accepted: dict[str, list[tuple[int, int]]] = {device: [] for device in devices}
@@ -214,30 +271,38 @@ def claim_all(conn: psycopg.Connection, claims: Sequence[Claim], bound: JumpBoun
                     [c.digest for c in inserts],
                 ),
             )
+    checked: dict[str, int] = {}
     for device in devices:
         seqs = [s for s, _ in accepted[device]]
-        start = state[device][0]
-        if start is None and device in no_gap_before:
-            start, seqs = seqs[0], seqs[1:]  # the device's first accepted seq is where it starts
-        _track(device, seqs, start, gaps.setdefault(device, []))
-    _write(conn, [g for device in devices for g in gaps[device]], accepted)
+        top, _, mark = state[device]
+        if top is None and device in no_gap_before:
+            top = seqs[0] - 1  # the device's first accepted seq is where it starts: no gap before it
+        checked[device] = _track(device, seqs, top or 0, mark, gaps.setdefault(device, []), immediate)
+    _write(conn, [g for device in devices for g in gaps[device]], accepted, checked)
     return verdicts
 
 
-def _track(device_id: str, new: Iterable[int], highest: int | None, gaps: list[_Gap]) -> None:
-    """Open a gap for each jump past the highest seq; a late seq fills the gap that holds it."""
-    for seq in new:  # ascending
-        if highest is None:
-            if seq > 1:  # the device's first batches never arrived
-                gaps.append(_Gap(None, device_id, 1, seq - 1, None, changed=True))
-            highest = seq
-        elif seq > highest + 1:
-            gaps.append(_Gap(None, device_id, highest + 1, seq - 1, None, changed=True))
-            highest = seq
-        elif seq > highest:
-            highest = seq
-        else:
+def _track(device_id: str, new: Iterable[int], top: int, checked: int | None, gaps: list[_Gap], immediate: bool) -> int:
+    """Work out a device's new seqs (ascending) against its highest seq before them (``top``, 0 for a new device)
+    and its gap watermark (None: a new device, ``top``); return the new watermark.
+
+    A seq at or below the watermark fills the gap that holds it. Above the highest, when the watermark is there:
+    ``immediate`` opens a gap for each jump and the watermark follows the highest; otherwise the watermark follows
+    the seqs that continue it without a hole, and the rest waits for :func:`open_due_gaps`. Seqs between the
+    watermark and the highest are only recorded (the sweep sees them)."""
+    mark = top if checked is None else checked
+    caught_up = mark == top
+    for seq in new:
+        if seq <= mark:
             _fill(gaps, seq)
+        elif caught_up and seq > mark:  # here mark is the highest seen
+            if seq > mark + 1 and not immediate:
+                caught_up = False  # the hole waits for the grace period; so does everything above it
+            else:
+                if seq > mark + 1:
+                    gaps.append(_Gap(None, device_id, mark + 1, seq - 1, None, changed=True))
+                mark = seq
+    return mark
 
 
 def _fill(gaps: list[_Gap], seq: int) -> None:
@@ -257,8 +322,10 @@ def _fill(gaps: list[_Gap], seq: int) -> None:
         gap.last = seq - 1
 
 
-def _write(conn: psycopg.Connection, gaps: list[_Gap], new: dict[str, list[tuple[int, int]]]) -> None:
-    """Gap changes and progress counters of all devices, in one pipeline."""
+def _write(
+    conn: psycopg.Connection, gaps: list[_Gap], new: dict[str, list[tuple[int, int]]], checked: dict[str, int]
+) -> None:
+    """Gap changes, progress counters and gap watermarks of all devices, in one pipeline."""
     updated = [g for g in gaps if g.changed and g.id is not None]
     created = [g for g in gaps if g.id is None]
     progressed = [(device, rows) for device, rows in new.items() if rows]
@@ -294,17 +361,35 @@ def _write(conn: psycopg.Connection, gaps: list[_Gap], new: dict[str, list[tuple
                     [max(s for s, _ in rows) for _, rows in progressed],
                     [len(rows) for _, rows in progressed],
                     [sum(r for _, r in rows) for _, rows in progressed],
+                    [checked[device] for device, _ in progressed],
                 ),
             )
 
 
+def open_due_gaps(conn: psycopg.Connection, grace_s: float, *, limit: int = 10_000) -> tuple[int, int]:
+    """Open the gaps of seqs still missing below a batch received ``grace_s`` or more ago, for the devices whose
+    seqs above their watermark wait (at most ``limit`` of them, the rest next time) and whose lock is free; return
+    (gaps opened, devices whose watermark moved). Runs in the caller's transaction (never commits)."""
+    pending = [d for (d,) in conn.execute(_PENDING, (limit,))]
+    if not pending:
+        return 0, 0
+    locked = [d for (d,) in conn.execute(_TRY_LOCKS, (pending,))]
+    if not locked:
+        return 0, 0
+    row = conn.execute(_OPEN_DUE, (grace_s, locked)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 class SequenceClaimer:
     """Claims a flush's sequence numbers before its messages are routed (:func:`claim_all`), on its own
-    connection to the control store (the control thread commits decision logs on another, concurrently)."""
+    connection to the control store (the control thread commits decision logs on another, concurrently), and
+    opens the gaps whose grace period is over (:meth:`open_due_gaps`)."""
 
-    def __init__(self, dsn: str, bound: JumpBound) -> None:
+    def __init__(self, dsn: str, bound: JumpBound, gap_grace_s: float = 0.0) -> None:
         self._store = StoreConnection("control", dsn)
         self.bound = bound
+        self.gap_grace_s = gap_grace_s
 
     def claim(self, claims: Sequence[Claim]) -> list[Verdict]:
         """Claim and commit; raise StoreUnavailableError (or, for data it cannot hold, StoreDataError)."""
@@ -313,7 +398,17 @@ class SequenceClaimer:
         conn = self._store.get()
         try:
             with conn.transaction():
-                return claim_all(conn, claims, self.bound)
+                return claim_all(conn, claims, self.bound, immediate=self.gap_grace_s <= 0)
+        except (psycopg.Error, *ENCODING_ERRORS) as exc:
+            raise self._store.error(exc) from None
+
+    def open_due_gaps(self) -> tuple[int, int]:
+        """Open the gaps whose grace period is over and commit: (gaps opened, devices swept). Raises like
+        :meth:`claim`."""
+        conn = self._store.get()
+        try:
+            with conn.transaction():
+                return open_due_gaps(conn, self.gap_grace_s)
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
 

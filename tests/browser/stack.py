@@ -191,6 +191,8 @@ def _publish_traffic(stack: LiveStack, tmp: Path) -> None:
         return bool(stats["messages"]["received"] >= expected and stats["inflight"] == 0)
 
     wait_until(settled, 60, f"{expected} messages received and committed")
+    # The missing batches become a gap once the batch after them is INGEST_SEQ_GAP_GRACE_S old.
+    wait_until(lambda: stack.api("/gaps")["open"] >= 1, 20, "the backfill device's gap opened")
     # Three gateways went offline at shutdown, the backfill site's gateway is online.
     wait_until(
         lambda: _gateway_states(stack) == {"offline": len(AGENT_SITES), "online": 1},

@@ -176,7 +176,7 @@ def test_upgrade_of_a_control_store_keeps_per_message_decisions_readable(pg_serv
                     (uuid.uuid4(), seq, region, seq * 10, Jsonb({"origin": "DE", "category": "machine"})),
                 )
         before = conn.execute("SELECT * FROM decisions ORDER BY seq, region").fetchall()
-    assert migrate(dsn, "control", store="control") == ["0020_decision_groups"]
+    assert migrate(dsn, "control", store="control")[0] == "0020_decision_groups"
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT * FROM decisions ORDER BY seq, region").fetchall() == before
         assert conn.execute("SELECT count(*), sum(cardinality(seqs)) FROM decision_log").fetchone() == (12, 12)
