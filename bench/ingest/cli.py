@@ -36,12 +36,13 @@ import argparse
 import gc
 import inspect
 import json
+import re
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from bench.ingest.ceilings import g3_ceiling, replicas_ceiling
 from bench.ingest.latency import flush_histograms, flush_stages, percentile, run_latency, sql_latency
 from bench.ingest.load import LoadMeter, Windows
 from bench.ingest.machine import machine_info
-from bench.ingest.pgwatch import PostgresWatch, waits_line
+from bench.ingest.pgwatch import PostgresWatch, statements_line, waits_line
 from bench.ingest.profile import Sampler, summarize, thread_breakdown
 from bench.ingest.progress import Progress
 from bench.ingest.publish import Login, Publisher, PublishResult, publish_inline
@@ -118,6 +119,7 @@ FULL = Sizes(
     g3_rounds=3,
 )
 FLUSH_INTERVAL_MS = 200
+_ROUND_SUFFIX = re.compile(r"_r\d+$")  # a repeated round's window: g3_workers_r2
 PUBLISHERS = {"paho": 2, "c": 12}  # kind -> processes
 # windows whose PostgreSQL WAL and wait events are watched, with what their rows are counted against
 WATCHED = (
@@ -1329,15 +1331,27 @@ class Bench:
             "PostgreSQL during the timed windows: WAL written, and client backends by wait event "
             "(average number; CPU = running, no wait)"
         )
-        for key in WATCHED:
-            if key not in watch.waits:
-                continue
+        for key in watch.waits:  # the windows in the order they ran, repeated rounds (``g3_workers_r2``) too
+            base = _ROUND_SUFFIX.sub("", key)
             wal = watch.wal_bytes.get(key, 0)
-            per_row = f", {wal / rows[key]:.0f} bytes/row" if rows.get(key) else ""
+            per_row = f", {wal / rows[base]:.0f} bytes/row" if rows.get(base) else ""
             r.lines.append(f"    {key:<23} WAL {wal / 2**20:,.0f} MiB{per_row}; {waits_line(watch.waits[key])}")
-            if rows.get(key):
+            if rows.get(base) and key == base:
                 r.metric(f"wal_bytes_per_row_{key}", wal / rows[key])
-        r.details["postgres"] = {"wal_bytes": dict(watch.wal_bytes), "waits": dict(watch.waits)}
+        if watch.statements:
+            r.section("PostgreSQL's most expensive statements per window (pg_stat_statements, execution time)")
+            for key, top in watch.statements.items():
+                if top:
+                    ms = watch.statement_ms[key]
+                    r.lines.append(f"    {key:<23} {ms:,.0f} ms: {statements_line(ms, top)}")
+        r.details["postgres"] = {
+            "wal_bytes": dict(watch.wal_bytes),
+            "waits": dict(watch.waits),
+            "statements": {
+                key: {"total_ms": watch.statement_ms[key], "top": [asdict(s) for s in top]}
+                for key, top in watch.statements.items()
+            },
+        }
 
     def _ceilings(self, r: Report) -> None:
         """What the machine's CPUs allow G3 and G5 to reach (bench/ingest/ceilings.py)."""

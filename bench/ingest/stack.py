@@ -57,7 +57,11 @@ class Stack:
         os.chmod(self.dir, 0o755)
         self.keep = keep
         self.region_names = regions
-        self.pg = PostgresServer(base_dir=self.dir, settings=pg_settings)
+        # pg_stat_statements: what each timed window's statements cost (bench.ingest.pgwatch); a --pg-setting of
+        # shared_preload_libraries replaces it.
+        self.pg = PostgresServer(
+            base_dir=self.dir, settings={"shared_preload_libraries": "pg_stat_statements", **(pg_settings or {})}
+        )
         self.mqtt: MosquittoServer | None = None
         self.db: Databases | None = None
         self.ingests: list[IngestProcess] = []
@@ -66,6 +70,9 @@ class Stack:
     # --- PostgreSQL ---
     def start_postgres(self) -> None:
         self.pg.start()
+        if "pg_stat_statements" in self.pg.settings.get("shared_preload_libraries", ""):
+            with psycopg.connect(self.pg.dsn(), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         control = self.pg.create_database("control")
         migrate(control, "control", store="control")
         regions = {}
