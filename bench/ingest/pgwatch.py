@@ -145,10 +145,9 @@ def waits_line(waits: dict[str, float], limit: int = 6) -> str:
 
 
 def statements_line(total_ms: float, statements: list[Statement], limit: int = 3) -> str:
-    """``41% 1,200 ms COPY readings ... (region_us_east, 24 calls)``: the most expensive statements, each with its
+    """``41% COPY readings (device_id, ... (region_us_east, 24 calls)``: the most expensive statements, each with its
     share of the execution time of every statement in the window (``total_ms``)."""
     total = total_ms or 1.0
     return "; ".join(
-        f"{s.total_ms / total:.0%} {s.total_ms:,.0f} ms {s.query[:70]} ({s.database}, {s.calls:,} calls)"
-        for s in statements[:limit]
+        f"{s.total_ms / total:.0%} {s.query[:40]}... ({s.database}, {s.calls:,} calls)" for s in statements[:limit]
     )

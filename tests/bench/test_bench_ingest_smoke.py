@@ -148,6 +148,7 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert set(doc["details"]["background_cpu"]) >= {
         "g1",
         "g3",
+        "g5_one",
         "g5",
         "g5_3",
         "g6",
@@ -164,6 +165,16 @@ def test_quick_benchmark_reports_every_metric(tmp_path: Path) -> None:
     assert len(g3["rounds"]) == 2 and {"minimal_r2", "g3_r2"} <= set(doc["details"]["background_cpu"])
     ratios = [r["g3p_ratio"] for r in g3["rounds"]]
     assert metrics["g3p_ratio"] == pytest.approx(sum(ratios) / 2)  # the median of two is their mean
+    # G5' against a one-replica window of its own round (one round with --quick)
+    g5 = doc["details"]["g5"]
+    assert len(g5["rounds"]) == 1 and "g5_one" in doc["details"]["background_cpu"]
+    assert metrics["g5p_g5_ratio"] == pytest.approx(
+        g5["g5"]["cpu_s_per_1000_readings"] / g5["g5_one"]["cpu_s_per_1000_readings"]
+    )
+    # pg_stat_statements names each watched window's most expensive statements
+    assert "most expensive statements" in proc.stdout
+    statements = doc["details"]["postgres"]["statements"]
+    assert any(s["query"].startswith("COPY") for s in statements["g1"]["top"]), statements["g1"]
     # the one process's CPU by thread, named by the ingest (ingest.thread_names)
     assert {"ingest-flush", "paho", "ingest-region", "ingest-control"} <= set(g3["one_process_threads_us_per_msg"])
     # C1 counts the same rows in both runs: every row of the CN messages in cn-north, their machine rows in us-east
