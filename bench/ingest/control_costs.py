@@ -11,7 +11,8 @@ subscription do: each finds the other's seqs missing). The two consumers with a 
 sweep every 10 flushes opens the gaps missing longer than the grace, as the consumers' sweep about every second does
 at ~5,000 messages/s; the flushes here come ~15 times faster than a busy ingest's, so the grace is 0.1 s where the
 ingest's ``INGEST_SEQ_GAP_GRACE_S`` is 2 s), and with a grace of 0 (``claims x2 at once``: every hole opens a gap
-that the other consumer closes a moment later).
+that the other consumer closes a moment later). Last, the gap sweep each consumer runs about once a second, with 10,000
+and 100,000 devices none of which waits (its fixed cost).
 For each: this process's CPU and the PostgreSQL server's (its postmaster and every backend, from ``/proc``) per
 message, the wall time per write, and the decision-log rows per write.
 """
@@ -31,7 +32,7 @@ from devstack import PostgresServer
 from ingest.records import DecisionRecord
 from ingest.store.control import ControlWriter
 from ingest.store.migrate import migrate
-from ingest.store.sequences import Claim, JumpBound, SequenceClaimer
+from ingest.store.sequences import Claim, JumpBound, SequenceClaimer, open_due_gaps
 
 _HZ = os.sysconf("SC_CLK_TCK")
 
@@ -156,8 +157,33 @@ def main() -> None:
                 f"{mode:<17} client {client_us:5.1f} us/msg, PostgreSQL {postgres_us:5.1f} us/msg, "
                 f"{ms:6.2f} ms per flush, {_gap_rows(dsn)} gap rows written"
             )
+        _sweep_costs(server)
     finally:
         server.cleanup()
+
+
+def _sweep_costs(server: PostgresServer) -> None:
+    """What each consumer's gap sweep (``open_due_gaps``, about once a second) costs when no device waits: one read
+    of ``device_progress``, whose size is the number of devices."""
+    dsn = server.create_database("sweep")
+    migrate(dsn, "control", store="control")
+    for devices in (10_000, 100_000):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE device_progress")
+            conn.execute(
+                "INSERT INTO device_progress (device_id, last_seq, batches, readings, last_seen_at, gaps_checked_to)"
+                " SELECT 'device-' || i, 100, 100, 100, now(), 100 FROM generate_series(1, %s) AS i",
+                (devices,),
+            )
+            conn.execute("VACUUM ANALYZE device_progress")
+        with psycopg.connect(dsn) as conn:
+            sweeps = 50
+            wall = time.perf_counter()
+            for _ in range(sweeps):
+                with conn.transaction():
+                    open_due_gaps(conn, 2.0)
+            ms = (time.perf_counter() - wall) / sweeps * 1000
+        print(f"gap sweep, {devices:,} devices, none waiting: {ms:.2f} ms per sweep")
 
 
 if __name__ == "__main__":
