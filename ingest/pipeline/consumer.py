@@ -634,13 +634,16 @@ class Consumer:
 
     def _open_due_gaps(self) -> None:
         """Open the batch-seq gaps whose grace period is over (INGEST_SEQ_GAP_GRACE_S); a control store that is
-        out is tried again at the next round (the seqs wait above their devices' watermarks, nothing is lost)."""
+        out is tried again 10 s later (the seqs wait above their devices' watermarks, nothing is lost; a connection
+        attempt to an unreachable store must not hold the flush loop every second)."""
         self._gap_sweep_at = time.monotonic() + self._gap_sweep_every
         try:
             opened, _ = self._claims.open_due_gaps()
         except (StoreUnavailableError, StoreDataError) as exc:
+            self._gap_sweep_at = time.monotonic() + max(self._gap_sweep_every, 10.0)
             self.stats.store_failed("control", str(exc))
             return
+        self.stats.store_ok("control")  # as after a claim: an idle ingest reports the store back too
         if opened:
             log.debug("%d sequence gaps opened (missing for INGEST_SEQ_GAP_GRACE_S)", opened)
 
