@@ -81,9 +81,9 @@ _PROGRESS = (
     " batches = p.batches + EXCLUDED.batches, readings = p.readings + EXCLUDED.readings, last_seen_at = now(),"
     " gaps_checked_to = GREATEST(coalesce(p.gaps_checked_to, p.last_seq), EXCLUDED.gaps_checked_to)"
 )
-# The devices whose seqs above the watermark wait for the grace period.
+# The devices whose seqs above the watermark wait for the grace period, a page at a time in name order.
 _PENDING = (
-    "SELECT device_id FROM device_progress WHERE coalesce(gaps_checked_to, last_seq) < last_seq"
+    "SELECT device_id FROM device_progress WHERE coalesce(gaps_checked_to, last_seq) < last_seq AND device_id > %s"
     " ORDER BY device_id LIMIT %s"
 )
 # Their locks, those that are free (a sweep never waits for a claim: a device being claimed is swept next time).
@@ -366,19 +366,24 @@ def _write(
             )
 
 
-def open_due_gaps(conn: psycopg.Connection, grace_s: float, *, limit: int = 10_000) -> tuple[int, int]:
+def open_due_gaps(
+    conn: psycopg.Connection, grace_s: float, *, after: str = "", limit: int = 500
+) -> tuple[int, int, str | None]:
     """Open the gaps of seqs still missing below a batch received ``grace_s`` or more ago, for the devices whose
-    seqs above their watermark wait (at most ``limit`` of them, the rest next time) and whose lock is free; return
-    (gaps opened, devices whose watermark moved). Runs in the caller's transaction (never commits)."""
-    pending = [d for (d,) in conn.execute(_PENDING, (limit,))]
+    seqs above their watermark wait, whose name sorts after ``after`` (at most ``limit`` of them: one advisory lock
+    each, and PostgreSQL's lock table is shared and bounded) and whose lock is free. Return the gaps opened, the
+    devices whose watermark moved, and the last device of a full page (the next page starts after it; None: no
+    device after these waits). Runs in the caller's transaction (never commits)."""
+    pending = [d for (d,) in conn.execute(_PENDING, (after, limit))]
+    last = pending[-1] if len(pending) == limit else None
     if not pending:
-        return 0, 0
+        return 0, 0, None
     locked = [d for (d,) in conn.execute(_TRY_LOCKS, (pending,))]
     if not locked:
-        return 0, 0
+        return 0, 0, last
     row = conn.execute(_OPEN_DUE, (grace_s, locked)).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), last
 
 
 class SequenceClaimer:
@@ -390,6 +395,7 @@ class SequenceClaimer:
         self._store = StoreConnection("control", dsn)
         self.bound = bound
         self.gap_grace_s = gap_grace_s
+        self._sweep_after = ""  # where the next sweep's first page starts (pages in device name order)
 
     def claim(self, claims: Sequence[Claim]) -> list[Verdict]:
         """Claim and commit; raise StoreUnavailableError (or, for data it cannot hold, StoreDataError)."""
@@ -402,15 +408,25 @@ class SequenceClaimer:
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
 
-    def open_due_gaps(self) -> tuple[int, int]:
-        """Open the gaps whose grace period is over and commit: (gaps opened, devices swept). Raises like
-        :meth:`claim`."""
+    def open_due_gaps(self, pages: int = 20, page_size: int = 500) -> tuple[int, int]:
+        """Open the gaps whose grace period is over, up to ``pages`` pages of waiting devices, each page in its own
+        transaction; the next call goes on where this one stopped, so every waiting device is reached however many
+        there are. Returns (gaps opened, devices whose watermark moved). Raises like :meth:`claim`."""
         conn = self._store.get()
+        opened = moved = 0
         try:
-            with conn.transaction():
-                return open_due_gaps(conn, self.gap_grace_s)
+            for _ in range(pages):
+                with conn.transaction():
+                    n_opened, n_moved, last = open_due_gaps(
+                        conn, self.gap_grace_s, after=self._sweep_after, limit=page_size
+                    )
+                opened, moved = opened + n_opened, moved + n_moved
+                self._sweep_after = last or ""
+                if last is None:
+                    break
         except (psycopg.Error, *ENCODING_ERRORS) as exc:
             raise self._store.error(exc) from None
+        return opened, moved
 
     def close(self) -> None:
         self._store.close()

@@ -7,7 +7,7 @@ import random
 
 import psycopg
 
-from ingest.store.sequences import Claim, JumpBound, claim_all, open_due_gaps, record_all
+from ingest.store.sequences import Claim, JumpBound, SequenceClaimer, claim_all, open_due_gaps, record_all
 
 BOUND = JumpBound(allowance=1000, rate=10.0)
 
@@ -20,7 +20,9 @@ def _claim(dsn: str, seqs: list[int], device: str = "dev", *, immediate: bool = 
 
 def _sweep(dsn: str, grace_s: float = 0.0) -> tuple[int, int]:
     with psycopg.connect(dsn) as conn, conn.transaction():
-        return open_due_gaps(conn, grace_s)
+        opened, moved, last = open_due_gaps(conn, grace_s)
+    assert last is None  # one page held every waiting device
+    return opened, moved
 
 
 def _age(dsn: str, seconds: float) -> None:
@@ -164,3 +166,29 @@ def test_interleaved_consumers_end_with_the_gaps_of_one_in_order_consumer(contro
             _claim(control, flush, f"ref-{round_}", immediate=True)
         assert _gaps(control, device) == _gaps(control, f"ref-{round_}"), round_
         assert _mark(control, device) == (received[-1], received[-1])
+
+
+def test_the_sweep_goes_page_by_page_and_reaches_every_device(control: str) -> None:
+    """One advisory lock per device swept: the sweep takes a page of waiting devices per transaction and goes on
+    where it stopped, so no device waits for ever behind others that keep waiting."""
+    for i in range(5):
+        _claim(control, [1, 3], device=f"dev-{i}")
+    with psycopg.connect(control) as conn:
+        with conn.transaction():
+            assert open_due_gaps(conn, 0.0, limit=2) == (2, 2, "dev-1")
+        with conn.transaction():
+            assert open_due_gaps(conn, 0.0, after="dev-1", limit=2) == (2, 2, "dev-3")
+        with conn.transaction():
+            assert open_due_gaps(conn, 0.0, after="dev-3", limit=2) == (1, 1, None)
+    assert all(_gaps(control, f"dev-{i}") == [(2, 2)] for i in range(5))
+    # the claimer keeps its place between sweeps: two pages per sweep here, so three sweeps cover five devices once
+    for i in range(5):
+        _claim(control, [5], device=f"dev-{i}")
+    claimer = SequenceClaimer(control, BOUND, gap_grace_s=0.0)
+    try:
+        assert claimer.open_due_gaps(pages=2, page_size=2) == (4, 4)
+        assert claimer.open_due_gaps(pages=2, page_size=2) == (1, 1)
+        assert claimer.open_due_gaps(pages=2, page_size=2) == (0, 0)
+    finally:
+        claimer.close()
+    assert all(_gaps(control, f"dev-{i}") == [(2, 2), (4, 4)] for i in range(5))
