@@ -604,11 +604,12 @@ class Bench:
                 str(self.sizes.timeout_s),
                 *extra,
             ],
+            stdin=subprocess.PIPE,  # closed once the window is measured: a lingering child then exits
             stdout=subprocess.PIPE,
             cwd=REPO_ROOT,
         )
         try:
-            assert sub.stdout is not None
+            assert sub.stdout is not None and sub.stdin is not None
             if sub.stdout.readline().strip() != b"ready":
                 raise BenchError(f"{what}: could not subscribe")
             publisher = self._publisher(kind, _pairs(self.m1))
@@ -618,6 +619,7 @@ class Bench:
             pub = publisher.run()
             line = sub.stdout.readline()
             self.meter.stop(key)
+            sub.stdin.close()
             sub.wait(30)
         finally:
             if sub.poll() is None:
@@ -706,7 +708,7 @@ class Bench:
         minimal = self._child_baseline(
             f"minimal{suffix}",
             "bench.ingest.minimal",
-            ["--dsn", st.minimal_dsn()],
+            ["--dsn", st.minimal_dsn(), "--linger"],  # its backend's CPU is read before the backend exits
             "minimal pipeline (paho QoS 1, json, binary COPY per 500 msgs / 200 ms)",
         )
         out: dict[str, Any] = {

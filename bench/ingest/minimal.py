@@ -9,7 +9,9 @@ The table has the ingest's primary key and indexes (``readings``' definition in
 ``ingest/store/migrations/region/0001_readings.sql``, not partitioned).
 
 Run as a child process: creates its table, prints ``ready`` after the SUBACK, then one JSON line when
-``--count`` messages are committed: the wall-clock time of the last commit, messages and rows.
+``--count`` messages are committed: the wall-clock time of the last commit, messages and rows. With ``--linger``
+it keeps its PostgreSQL connection open until its standard input closes: the caller reads the server's CPU after
+the result, and a backend that has exited is gone from ``/proc`` with its CPU time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 import uuid
@@ -70,6 +73,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--interval-ms", type=float, default=200)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--linger", action="store_true", help="after the result line, keep the connection until stdin closes"
+    )
     args = parser.parse_args()
 
     with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -116,8 +122,10 @@ def main() -> None:
     thread.join()
     client.disconnect()
     client.loop_stop()
-    conn.close()
     print(json.dumps({"count": stored, "rows": rows_total, "t_last": t_last or time.time()}), flush=True)
+    if args.linger:
+        sys.stdin.read()  # until the caller has measured (it closes our stdin)
+    conn.close()
 
 
 if __name__ == "__main__":
