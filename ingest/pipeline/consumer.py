@@ -193,9 +193,7 @@ class Consumer:
             JumpBound(settings.seq_jump_allowance, settings.seq_rate_max),
             gap_grace_s=settings.seq_gap_grace_s,
         )
-        # Gaps past their grace period are opened about twice per grace period (every second without one).
-        self._gap_sweep_every = max(0.25, settings.seq_gap_grace_s / 2) if settings.seq_gap_grace_s > 0 else 1.0
-        self._gap_sweep_at = 0.0
+        self._gap_sweep_at = 0.0  # when the flush loop next opens the gaps past their grace period
         self._sessions = SessionStore(
             settings.control_dsn, JumpBound(settings.seq_jump_allowance, settings.seq_rate_max)
         )
@@ -636,11 +634,11 @@ class Consumer:
         """Open the batch-seq gaps whose grace period is over (INGEST_SEQ_GAP_GRACE_S); a control store that is
         out is tried again 10 s later (the seqs wait above their devices' watermarks, nothing is lost; a connection
         attempt to an unreachable store must not hold the flush loop every second)."""
-        self._gap_sweep_at = time.monotonic() + self._gap_sweep_every
+        self._gap_sweep_at = time.monotonic() + self._claims.sweep_every_s
         try:
             opened, _ = self._claims.open_due_gaps()
         except (StoreUnavailableError, StoreDataError) as exc:
-            self._gap_sweep_at = time.monotonic() + max(self._gap_sweep_every, 10.0)
+            self._gap_sweep_at = time.monotonic() + max(self._claims.sweep_every_s, 10.0)
             self.stats.store_failed("control", str(exc))
             return
         self.stats.store_ok("control")  # as after a claim: an idle ingest reports the store back too

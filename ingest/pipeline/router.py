@@ -747,7 +747,7 @@ class Router:
                     outcome, decision, did, doc = step.fixed
                     rows = (
                         self._plain_rows(batch, site_id, site.country, category, values, did, decision)
-                        if (decision.allow)
+                        if decision.allow
                         else []
                     )
                 else:

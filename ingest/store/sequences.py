@@ -295,7 +295,7 @@ def _track(device_id: str, new: Iterable[int], top: int, checked: int | None, ga
     for seq in new:
         if seq <= mark:
             _fill(gaps, seq)
-        elif caught_up and seq > mark:  # here mark is the highest seen
+        elif caught_up:  # here mark is the highest seen, and seq above it
             if seq > mark + 1 and not immediate:
                 caught_up = False  # the hole waits for the grace period; so does everything above it
             else:
@@ -396,6 +396,11 @@ class SequenceClaimer:
         self.bound = bound
         self.gap_grace_s = gap_grace_s
         self._sweep_after = ""  # where the next sweep's first page starts (pages in device name order)
+
+    @property
+    def sweep_every_s(self) -> float:
+        """How often :meth:`open_due_gaps` should run: about twice per grace period, every second without one."""
+        return max(0.25, self.gap_grace_s / 2) if self.gap_grace_s > 0 else 1.0
 
     def claim(self, claims: Sequence[Claim]) -> list[Verdict]:
         """Claim and commit; raise StoreUnavailableError (or, for data it cannot hold, StoreDataError)."""

@@ -8,6 +8,7 @@ import random
 import psycopg
 
 from ingest.store.sequences import Claim, JumpBound, SequenceClaimer, claim_all, open_due_gaps, record_all
+from tests.ingest.store.test_sequences import _open as open_gaps
 
 BOUND = JumpBound(allowance=1000, rate=10.0)
 
@@ -32,13 +33,8 @@ def _age(dsn: str, seconds: float) -> None:
 
 
 def _gaps(dsn: str, device: str = "dev") -> list[tuple[int, int]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT first_missing, last_missing FROM sequence_gaps WHERE device_id = %s AND closed_at IS NULL"
-            " ORDER BY 1",
-            (device,),
-        ).fetchall()
-    return [(a, b) for a, b in rows]
+    """The device's open gaps, (first, last) in order."""
+    return open_gaps(dsn, device)
 
 
 def _all_gap_rows(dsn: str) -> int:
