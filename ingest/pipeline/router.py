@@ -842,9 +842,7 @@ class Router:
                 flow_input = None
                 if subjects and region.country != site.country and volumes is not None:  # volumes hook
                     # raised with the counts of the plan's key (another replica's records may have arrived since)
-                    flow, flow_input = volumes.measured_flow(
-                        flow, site_id, region_name, subjects, counts=counted[region_name]
-                    )
+                    flow, flow_input = volumes.measured_flow(flow, counted[region_name])
                 decision = self.policy.decide(flow)
                 if gate is None:
                     gate = (flow, decision)

@@ -84,7 +84,6 @@ class VolumeTracker:
         self._pending: list[Row] = []
         self._since: datetime | None = None
         self._memo: dict[tuple[int, Counts], tuple[Flow, Flow, dict[str, Any]]] = {}
-        self._last_counts: tuple[Mapping[bytes, bool], Route, Counts] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._crossed: dict[tuple[Route, str, int], str] = {}
@@ -92,23 +91,13 @@ class VolumeTracker:
 
     # --- the router's hook (no I/O) -------------------------------------------------------------------
 
-    def measured_flow(
-        self, flow: Flow, site_id: str, region: str, subjects: Mapping[bytes, bool], counts: Counts | None = None
-    ) -> tuple[Flow, dict[str, Any]]:
-        """``flow`` with its volume raised to what was measured for (site, region) including ``subjects``,
-        and its policy input as logged. The same object for the same counts (the policy cache keys on it).
-        ``counts``: those :meth:`counts_with` gave for this route and these subjects (a routing plan is keyed on
-        them, so its flows must be raised with the very same, even if another replica's records arrived since)."""
+    def measured_flow(self, flow: Flow, counts: Counts) -> tuple[Flow, dict[str, Any]]:
+        """``flow`` with its volume raised to ``counts`` (what :meth:`counts_with` gave for its route and a message's
+        subjects: a routing plan is keyed on them, so its flows are raised with the very same, even if another
+        replica's records arrived since), and its policy input as logged. The same object for the same counts (the
+        policy cache keys on it)."""
         with self._lock:
             self._roll_day()
-            if counts is None:
-                # The router asks once per category for the same message (the same ``subjects``): counted once.
-                last = self._last_counts
-                if last is not None and last[0] is subjects and last[1] == (site_id, region):
-                    counts = last[2]
-                else:
-                    counts = self._counter.with_subjects((site_id, region), subjects)
-                    self._last_counts = (subjects, (site_id, region), counts)
             key = (id(flow), counts)
             found = self._memo.get(key)
             if found is not None and found[0] is flow:
@@ -136,7 +125,6 @@ class VolumeTracker:
         """The message's personal data was stored in ``regions``: count its subjects there from today."""
         with self._lock:
             self._roll_day()
-            self._last_counts = None
             for region in regions:
                 self._pending += self._counter.record((site_id, region), subjects)
 
@@ -200,7 +188,6 @@ class VolumeTracker:
         today = self._today()
         if self._counter.set_day(today):
             self._memo.clear()
-            self._last_counts = None
         self._day_ends = datetime.combine(today + timedelta(days=1), day_time(0), UTC).timestamp()
 
     def sync(self) -> None:
@@ -228,7 +215,6 @@ class VolumeTracker:
             self._since = newest
             if self._counter.merge_rows(rows):
                 self._memo.clear()
-                self._last_counts = None
 
     def prune(self) -> int:
         if not self.control_dsn:
